@@ -1,0 +1,47 @@
+//! `/healthz` (the process answers), `/readyz` (it can take data now), `/metrics`.
+
+use std::sync::atomic::Ordering;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+
+use super::ApiState;
+
+pub(super) async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Ready when the log accepts writes, free space is above the reserve, and we are not
+/// shutting down. 503 otherwise, with each check spelled out.
+pub(super) async fn readyz(State(state): State<ApiState>) -> impl IntoResponse {
+    let log_writable = !state.writer.closed.load(Ordering::Acquire) && !state.writer.failed.is_cancelled();
+    let disk = state.disk.clone();
+    let space = tokio::task::spawn_blocking(move || disk.space()).await.ok().and_then(Result::ok);
+    let disk_ok = space.is_some_and(|s| !s.below_reserve());
+    let shutting_down = state.shutdown.is_cancelled();
+    let ready = log_writable && disk_ok && !shutting_down;
+    let body = serde_json::json!({
+        "ready": ready,
+        "checks": {
+            "log_writable": log_writable,
+            "disk_reserve": {
+                "ok": disk_ok,
+                "free_bytes": space.map(|s| s.free),
+                "reserve_bytes": space.map(|s| s.reserve),
+            },
+            "shutting_down": shutting_down,
+        },
+        "last_seq": state.writer.last_seq.load(Ordering::Acquire),
+    });
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(body))
+}
+
+pub(super) async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
+    if let Ok(meta) = tokio::fs::metadata(&state.database_path).await {
+        state.metrics.log_size_bytes.set(meta.len() as i64);
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.encode())
+}

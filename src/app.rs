@@ -1,0 +1,112 @@
+//! The composition root: open the log, start the listeners, tell systemd we are ready,
+//! then wait for shutdown (a signal, or the log failing) and drain.
+//!
+//! Shutdown, in order: cancel the token (listeners stop accepting, idle connections close,
+//! frames that arrive from now on are answered `AR`); wait up to `daemon.shutdown_grace`
+//! for in-flight messages to be committed and acknowledged; stop the writer; close the
+//! database. A message is either acknowledged after its commit or refused — never
+//! acknowledged and lost.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::api::{self, ApiState};
+use crate::config::Config;
+use crate::log::{FaultInjector, Log, LogOptions, OpenError, WriterFailure};
+use crate::mllp::{self, MllpContext};
+use crate::systemd;
+use crate::telemetry::Metrics;
+
+/// Sockets bound by the caller (so tests can bind port 0 and learn the address).
+#[derive(Debug)]
+pub struct Listeners {
+    pub mllp: TcpListener,
+    pub http: TcpListener,
+}
+
+impl Listeners {
+    /// Binds every listener the config names.
+    pub async fn bind(config: &Config) -> Result<Listeners, RunError> {
+        Ok(Listeners { mllp: bind(config.mllp.listen).await?, http: bind(config.http.listen).await? })
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, RunError> {
+    TcpListener::bind(addr).await.map_err(|source| RunError::Bind { addr, source })
+}
+
+/// Why the daemon stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    #[error(transparent)]
+    Writer(#[from] WriterFailure),
+}
+
+/// Test hooks; production passes `RunOptions::default()`.
+#[derive(Debug, Default, Clone)]
+pub struct RunOptions {
+    /// Makes the database's fsyncs fail on demand.
+    pub faults: Option<FaultInjector>,
+}
+
+/// Runs the daemon until `shutdown` is cancelled or the log fails.
+pub async fn run(
+    config: Config,
+    listeners: Listeners,
+    shutdown: CancellationToken,
+    options: RunOptions,
+) -> Result<(), RunError> {
+    let metrics = Arc::new(Metrics::new());
+    let log_options = LogOptions::from_config(&config);
+    let log = {
+        let metrics = metrics.clone();
+        tokio::task::spawn_blocking(move || Log::open_with_faults(&log_options, metrics, options.faults))
+            .await
+            .expect("opening the log does not panic")?
+    };
+    let mllp_addr =
+        listeners.mllp.local_addr().map_err(|source| RunError::Bind { addr: config.mllp.listen, source })?;
+    let http_addr =
+        listeners.http.local_addr().map_err(|source| RunError::Bind { addr: config.http.listen, source })?;
+    let stopping = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let mllp_ctx = Arc::new(MllpContext::new(config.mllp.clone(), log.handle(), metrics.clone(), stopping.clone()));
+    tracker.spawn(mllp::serve(listeners.mllp, mllp_ctx, tracker.clone()));
+    let api_state = ApiState {
+        reader: log.reader(),
+        writer: log.handle().state.clone(),
+        disk: log.disk_guard(),
+        metrics: metrics.clone(),
+        shutdown: stopping.clone(),
+        database_path: config.database_path(),
+    };
+    let http = tokio::spawn(api::serve(listeners.http, api_state));
+    let failed = log.handle().state.failed.clone();
+    systemd::ready();
+    let watchdog = tokio::spawn(systemd::watchdog(log.handle().state.clone()));
+    tracing::info!(mllp = %mllp_addr, http = %http_addr, edge = %config.site.edge_id, "zenedge is ready");
+
+    tokio::select! {
+        _ = shutdown.cancelled() => tracing::info!("shutting down"),
+        _ = failed.cancelled() => tracing::error!("event log failed; shutting down to restart on a clean reopen"),
+    }
+    systemd::stopping();
+    stopping.cancel();
+    tracker.close();
+    if tokio::time::timeout(config.daemon.shutdown_grace, tracker.wait()).await.is_err() {
+        tracing::warn!(grace = ?config.daemon.shutdown_grace, "connections still busy after the grace period; closing anyway");
+    }
+    watchdog.abort();
+    let _ = tokio::time::timeout(config.daemon.shutdown_grace, http).await;
+    log.close().await?;
+    tracing::info!("event log closed");
+    Ok(())
+}

@@ -1,0 +1,27 @@
+//! The command line: `serve`, `check-config`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "zenedge", version, about = "Hospital edge daemon: durable HL7 v2 and DICOM intake")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon.
+    Serve {
+        /// The configuration file (see config.example.toml).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Validate a configuration file: prints every problem with its key, exits 78 if any.
+    CheckConfig {
+        /// The configuration file.
+        file: PathBuf,
+    },
+}

@@ -1,0 +1,292 @@
+//! Configuration: the TOML file → a validated [`Config`] with real types.
+//!
+//! Two steps, as in ripgrep's low/high arguments: [`raw`] mirrors the file (unknown keys are
+//! errors), [`validate`] turns it into [`Config`] and collects *every* problem with the key
+//! it belongs to, so `zenedge check-config` can list them all before any port is bound.
+//! Relative paths are relative to the working directory (the packaged config uses absolute
+//! paths).
+
+mod raw;
+mod units;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use units::DiskReserve;
+
+use crate::hl7::{Charset, FieldPath};
+
+/// The validated configuration of one edge.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub site: Site,
+    pub store: StoreConfig,
+    pub mllp: MllpConfig,
+    pub http: HttpConfig,
+    pub daemon: DaemonConfig,
+}
+
+/// Who this edge is. Every key the edge stores is scoped by tenant and hospital, and every
+/// event it syncs is tagged with the edge id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Site {
+    pub tenant_id: String,
+    pub hospital_id: String,
+    pub edge_id: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// Holds `zenedge.redb` (and later the DICOM instances).
+    pub state_dir: PathBuf,
+    /// Free space that must remain; below it new data is refused.
+    pub disk_reserve: DiskReserve,
+    /// Append requests that may wait for the writer before callers block (backpressure).
+    pub queue_depth: usize,
+    /// Most requests the writer folds into one commit.
+    pub max_batch: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct MllpConfig {
+    pub listen: SocketAddr,
+    /// Connections beyond this wait in the kernel's accept queue.
+    pub max_connections: usize,
+    /// Frames larger than this are discarded as they stream in and answered `AE`.
+    pub max_message_bytes: usize,
+    /// A connection with no complete frame for this long is closed.
+    pub idle_timeout: Duration,
+    /// Where the accession number is looked for, first non-empty wins.
+    pub accession_from: Vec<FieldPath>,
+    /// Used to decode the summary when MSH-18 is unknown or the bytes don't fit it.
+    pub fallback_charset: Charset,
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    /// After SIGTERM, in-flight work gets this long to finish before it is cut off.
+    pub shutdown_grace: Duration,
+    /// Default tracing filter (`RUST_LOG` overrides it).
+    pub log_level: String,
+}
+
+/// One thing wrong with the configuration, tied to its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub key: String,
+    pub reason: String,
+}
+
+/// Why a configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{0}")]
+    Syntax(String),
+    #[error("{}", display_problems(.0))]
+    Invalid(Vec<Problem>),
+}
+
+fn display_problems(problems: &[Problem]) -> String {
+    problems.iter().map(|p| format!("{}: {}", p.key, p.reason)).collect::<Vec<_>>().join("\n")
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.reason)
+    }
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        Config::from_toml(&text)
+    }
+
+    /// Parses and validates config text.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let raw: raw::RawConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
+        validate(raw)
+    }
+
+    /// The redb file of the event log.
+    pub fn database_path(&self) -> PathBuf {
+        self.store.state_dir.join("zenedge.redb")
+    }
+}
+
+/// Collects problems while converting, so all of them are reported at once.
+#[derive(Default)]
+struct Checker {
+    problems: Vec<Problem>,
+}
+
+impl Checker {
+    fn check<T>(&mut self, key: &str, result: Result<T, String>) -> Option<T> {
+        result.map_err(|reason| self.problems.push(Problem { key: key.into(), reason })).ok()
+    }
+}
+
+fn validate(raw: raw::RawConfig) -> Result<Config, ConfigError> {
+    let mut c = Checker::default();
+    let site = Site {
+        tenant_id: c.check("site.tenant_id", identifier(&raw.site.tenant_id)).unwrap_or_default(),
+        hospital_id: c.check("site.hospital_id", identifier(&raw.site.hospital_id)).unwrap_or_default(),
+        edge_id: c.check("site.edge_id", identifier(&raw.site.edge_id)).unwrap_or_default(),
+    };
+    let store = StoreConfig {
+        state_dir: c.check("store.state_dir", non_empty_path(&raw.store.state_dir)).unwrap_or_default(),
+        disk_reserve: c
+            .check("store.disk_reserve", units::disk_reserve(&raw.store.disk_reserve))
+            .unwrap_or(DiskReserve::Bytes(0)),
+        queue_depth: c.check("store.queue_depth", in_range(raw.store.queue_depth, 1, 1 << 20)).unwrap_or(1),
+        max_batch: c.check("store.max_batch", in_range(raw.store.max_batch, 1, 1 << 16)).unwrap_or(1),
+    };
+    let mllp = MllpConfig {
+        listen: c.check("mllp.listen", socket_addr(&raw.mllp.listen)).unwrap_or(UNSPECIFIED),
+        max_connections: c.check("mllp.max_connections", in_range(raw.mllp.max_connections, 1, 65_536)).unwrap_or(1),
+        max_message_bytes: c.check("mllp.max_message_bytes", message_size(&raw.mllp.max_message_bytes)).unwrap_or(1),
+        idle_timeout: c
+            .check("mllp.idle_timeout", units::positive_duration(&raw.mllp.idle_timeout))
+            .unwrap_or_default(),
+        accession_from: c.check("mllp.accession_from", field_paths(&raw.mllp.accession_from)).unwrap_or_default(),
+        fallback_charset: c
+            .check("mllp.fallback_charset", charset(&raw.mllp.fallback_charset))
+            .unwrap_or(Charset::Iso8859_1),
+    };
+    let http = HttpConfig { listen: c.check("http.listen", socket_addr(&raw.http.listen)).unwrap_or(UNSPECIFIED) };
+    let daemon = DaemonConfig {
+        shutdown_grace: c
+            .check("daemon.shutdown_grace", units::duration(&raw.daemon.shutdown_grace))
+            .unwrap_or_default(),
+        log_level: c.check("daemon.log_level", log_level(&raw.daemon.log_level)).unwrap_or_default(),
+    };
+    if c.problems.is_empty() {
+        Ok(Config { site, store, mllp, http, daemon })
+    } else {
+        Err(ConfigError::Invalid(c.problems))
+    }
+}
+
+const UNSPECIFIED: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
+
+/// Site identifiers go into keys, file names and URLs: keep them to a safe alphabet.
+fn identifier(value: &str) -> Result<String, String> {
+    let ok = !value.is_empty()
+        && value.len() <= 64
+        && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if ok { Ok(value.to_owned()) } else { Err(format!("{value:?} must be 1-64 characters of A-Z a-z 0-9 . _ -")) }
+}
+
+fn non_empty_path(value: &str) -> Result<PathBuf, String> {
+    if value.trim().is_empty() { Err("must not be empty".into()) } else { Ok(PathBuf::from(value)) }
+}
+
+fn in_range(value: usize, min: usize, max: usize) -> Result<usize, String> {
+    if (min..=max).contains(&value) { Ok(value) } else { Err(format!("{value} is out of range ({min}..={max})")) }
+}
+
+fn socket_addr(value: &str) -> Result<SocketAddr, String> {
+    value.parse().map_err(|_| format!("{value:?} is not an address:port (e.g. \"127.0.0.1:2575\", \"[::]:2575\")"))
+}
+
+fn message_size(value: &str) -> Result<usize, String> {
+    let bytes = units::size(value)?;
+    if !(1024..=(1 << 30)).contains(&bytes) {
+        return Err(format!("{value:?} must be between 1KiB and 1GiB"));
+    }
+    Ok(bytes as usize)
+}
+
+fn field_paths(values: &[String]) -> Result<Vec<FieldPath>, String> {
+    if values.is_empty() {
+        return Err("needs at least one location, e.g. [\"OBR-18\"]".into());
+    }
+    values.iter().map(|v| v.parse::<FieldPath>().map_err(|e| format!("{v:?}: {e}"))).collect()
+}
+
+fn charset(value: &str) -> Result<Charset, String> {
+    value.parse::<Charset>().map_err(|_| {
+        format!("{value:?} is not a supported HL7 charset (MSH-18 names such as \"8859/1\", \"UNICODE UTF-8\")")
+    })
+}
+
+fn log_level(value: &str) -> Result<String, String> {
+    tracing_subscriber::EnvFilter::try_new(value)
+        .map(|_| value.to_owned())
+        .map_err(|e| format!("{value:?} is not a log filter ({e})"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = "[site]\ntenant_id = \"t\"\nhospital_id = \"h\"\nedge_id = \"e\"\n";
+
+    fn problems(text: &str) -> Vec<Problem> {
+        match Config::from_toml(text) {
+            Err(ConfigError::Invalid(p)) => p,
+            other => panic!("expected problems, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn example_config_parses_with_its_documented_defaults() {
+        let text = include_str!("../../config.example.toml");
+        let config = Config::from_toml(text).expect("config.example.toml must be valid");
+        let defaults = Config::from_toml(MINIMAL).unwrap();
+        assert_eq!(config.mllp.listen, defaults.mllp.listen);
+        assert_eq!(config.mllp.max_message_bytes, 16 << 20);
+        assert_eq!(config.mllp.idle_timeout, Duration::from_secs(300));
+        assert_eq!(config.store.state_dir, PathBuf::from("./data"));
+        assert_eq!(config.store.disk_reserve, defaults.store.disk_reserve);
+        assert_eq!(config.store.queue_depth, defaults.store.queue_depth);
+        assert_eq!(config.store.max_batch, defaults.store.max_batch);
+        assert_eq!(config.mllp.accession_from, defaults.mllp.accession_from);
+        assert_eq!(config.mllp.fallback_charset, defaults.mllp.fallback_charset);
+        assert_eq!(config.mllp.max_connections, defaults.mllp.max_connections);
+        assert_eq!(config.http.listen, defaults.http.listen);
+        assert_eq!(config.daemon.shutdown_grace, defaults.daemon.shutdown_grace);
+        assert_eq!(config.daemon.log_level, defaults.daemon.log_level);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_naming_the_key() {
+        let err = Config::from_toml(&format!("{MINIMAL}[mllp]\nlisten_port = 1\n")).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("listen_port"), "{text}");
+    }
+
+    #[test]
+    fn missing_site_identity_is_an_error() {
+        let err = Config::from_toml("[mllp]\n").unwrap_err();
+        assert!(err.to_string().contains("site"), "{err}");
+    }
+
+    #[test]
+    fn every_bad_value_is_reported_with_its_key() {
+        let text = format!(
+            "{MINIMAL}[mllp]\nidle_timeout = \"5 fortnights\"\nlisten = \"nowhere\"\naccession_from = [\"OBR\"]\n\
+             [store]\ndisk_reserve = \"150%\"\n"
+        );
+        let keys: Vec<String> = problems(&text).into_iter().map(|p| p.key).collect();
+        assert_eq!(keys, ["store.disk_reserve", "mllp.listen", "mllp.idle_timeout", "mllp.accession_from"]);
+    }
+
+    #[test]
+    fn site_identifiers_are_restricted_to_a_safe_alphabet() {
+        let text = "[site]\ntenant_id = \"t/1\"\nhospital_id = \"\"\nedge_id = \"e\"\n";
+        let keys: Vec<String> = problems(text).into_iter().map(|p| p.key).collect();
+        assert_eq!(keys, ["site.tenant_id", "site.hospital_id"]);
+    }
+}

@@ -1,0 +1,96 @@
+//! The TOML file as written: a serde mirror with every default spelled out.
+//!
+//! Durations and sizes stay strings here so that [`super::validate`] can report every bad
+//! value with its key at once, instead of serde stopping at the first one. Unknown keys are
+//! refused by `deny_unknown_fields` on every table: a misspelt key must never be silently
+//! ignored on a box that stores clinical data.
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    pub site: RawSite,
+    #[serde(default)]
+    pub store: RawStore,
+    #[serde(default)]
+    pub mllp: RawMllp,
+    #[serde(default)]
+    pub http: RawHttp,
+    #[serde(default)]
+    pub daemon: RawDaemon,
+}
+
+/// The site identity has no default: an edge that guesses its hospital would file data
+/// under the wrong one.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSite {
+    pub tenant_id: String,
+    pub hospital_id: String,
+    pub edge_id: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawStore {
+    pub state_dir: String,
+    pub disk_reserve: String,
+    pub queue_depth: usize,
+    pub max_batch: usize,
+}
+
+impl Default for RawStore {
+    fn default() -> Self {
+        Self { state_dir: "./data".into(), disk_reserve: "2GiB".into(), queue_depth: 4096, max_batch: 1024 }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawMllp {
+    pub listen: String,
+    pub max_connections: usize,
+    pub max_message_bytes: String,
+    pub idle_timeout: String,
+    pub accession_from: Vec<String>,
+    pub fallback_charset: String,
+}
+
+impl Default for RawMllp {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:2575".into(),
+            max_connections: 256,
+            max_message_bytes: "16MiB".into(),
+            idle_timeout: "5m".into(),
+            accession_from: ["IPC-1", "OBR-18", "ORC-3", "OBR-3"].map(String::from).to_vec(),
+            fallback_charset: "8859/1".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawHttp {
+    pub listen: String,
+}
+
+impl Default for RawHttp {
+    fn default() -> Self {
+        Self { listen: "127.0.0.1:8080".into() }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawDaemon {
+    pub shutdown_grace: String,
+    pub log_level: String,
+}
+
+impl Default for RawDaemon {
+    fn default() -> Self {
+        Self { shutdown_grace: "1500ms".into(), log_level: "info".into() }
+    }
+}

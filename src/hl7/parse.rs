@@ -1,0 +1,397 @@
+//! Splitting decoded message text into segments, fields, repetitions, components and
+//! subcomponents. No I/O, no allocation per value: everything borrows the message text.
+//!
+//! Numbering follows the standard: positions start at 1, MSH-1 is the field separator
+//! itself and MSH-2 the encoding characters (both returned verbatim, never split or
+//! unescaped), MSH-3 is the first field after them; in every other segment SEG-1 is the
+//! first field after the segment name. A position that is not present reads as empty.
+//!
+//! Every level can be read as a leaf: `raw()` (still escaped), `unescaped()`, `is_null()`
+//! for the explicit null `""` ("delete this value"), and `value()`, which is `None` for
+//! empty, `Some("")` for the explicit null and `Some(text)` otherwise. Asking a component
+//! for a subcomponent it does not have is fine: `component(1)` of a plain value is the value.
+
+use std::borrow::Cow;
+
+use super::charset::Charset;
+use super::error::{ErrorDetail, codes};
+use super::escape::unescape;
+use super::path::FieldPath;
+use super::separators::Separators;
+
+/// The explicit null: two double quotes.
+const NULL: &str = "\"\"";
+
+/// What every value needs to split and unescape itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Context {
+    /// The message's delimiters, for splitting and unescaping.
+    seps: Separators,
+    /// The charset the text was decoded from, for `\X…\` escapes.
+    charset: Charset,
+}
+
+/// A parsed message: its separators and its segments, borrowing the decoded text.
+#[derive(Debug, Clone)]
+pub struct Message<'a> {
+    /// Shared by all segments.
+    ctx: Context,
+    /// Never empty: the first one is MSH.
+    segments: Vec<Segment<'a>>,
+}
+
+/// One segment, split into fields.
+#[derive(Debug, Clone)]
+pub struct Segment<'a> {
+    /// Handed down to every field.
+    ctx: Context,
+    /// `fields[0]` is the segment name and `fields[n]` is SEG-n (MSH-1 included for MSH).
+    fields: Vec<&'a str>,
+}
+
+/// One field (SEG-n), possibly repeating.
+#[derive(Debug, Clone, Copy)]
+pub struct Field<'a> {
+    /// The text as written, escape sequences included.
+    raw: &'a str,
+    /// Separators and charset, to split further and to unescape.
+    ctx: Context,
+    /// MSH-1 and MSH-2: taken verbatim, never split or unescaped.
+    literal: bool,
+}
+
+/// One repetition of a field.
+#[derive(Debug, Clone, Copy)]
+pub struct Repetition<'a> {
+    /// The text as written, escape sequences included.
+    raw: &'a str,
+    /// Separators and charset, to split further and to unescape.
+    ctx: Context,
+    /// Inherited from MSH-1/MSH-2: never split or unescaped.
+    literal: bool,
+}
+
+/// One component of a repetition.
+#[derive(Debug, Clone, Copy)]
+pub struct Component<'a> {
+    /// The text as written, escape sequences included.
+    raw: &'a str,
+    /// Separators and charset, to split further and to unescape.
+    ctx: Context,
+    /// Inherited from MSH-1/MSH-2: never split or unescaped.
+    literal: bool,
+}
+
+/// One subcomponent of a component.
+#[derive(Debug, Clone, Copy)]
+pub struct Subcomponent<'a> {
+    /// The text as written, escape sequences included.
+    raw: &'a str,
+    /// Separators and charset, to split further and to unescape.
+    ctx: Context,
+    /// Inherited from MSH-1/MSH-2: never split or unescaped.
+    literal: bool,
+}
+
+impl<'a> Message<'a> {
+    /// Splits `text` (already decoded from `charset`) into segments.
+    ///
+    /// Segments may end with `\r`, `\n` or `\r\n`; empty lines are skipped. The first
+    /// segment must be MSH (code 100) with usable separators (code 102).
+    pub fn parse(text: &'a str, charset: Charset) -> Result<Self, ErrorDetail> {
+        let mut lines = text.split(['\r', '\n']).filter(|line| !line.is_empty());
+        let first = lines.next().unwrap_or_default();
+        if !first.starts_with("MSH") {
+            return Err(sequence_error(first.is_empty()));
+        }
+        let ctx = Context { seps: Separators::from_msh(first.as_bytes())?, charset };
+        let segments = std::iter::once(first).chain(lines).map(|line| Segment::split(line, ctx)).collect();
+        Ok(Self { ctx, segments })
+    }
+
+    /// The separators declared in MSH-1 and MSH-2.
+    pub fn separators(&self) -> &Separators {
+        &self.ctx.seps
+    }
+
+    /// The charset the text was decoded from (used for `\X…\` escapes).
+    pub fn charset(&self) -> Charset {
+        self.ctx.charset
+    }
+
+    /// All segments in order; the first is MSH.
+    pub fn segments(&self) -> &[Segment<'a>] {
+        &self.segments
+    }
+
+    /// The MSH segment.
+    pub fn msh(&self) -> &Segment<'a> {
+        &self.segments[0]
+    }
+
+    /// The first segment with this name.
+    pub fn segment(&self, name: &str) -> Option<&Segment<'a>> {
+        self.segments.iter().find(|s| s.name() == name)
+    }
+}
+
+/// The error for input that does not start with an MSH segment (code 100).
+pub(crate) fn sequence_error(empty: bool) -> ErrorDetail {
+    let what = if empty { "the message is empty" } else { "the first segment is not MSH" };
+    ErrorDetail::new(codes::SEGMENT_SEQUENCE_ERROR, Some("MSH^1"), what)
+}
+
+impl<'a> Segment<'a> {
+    fn split(line: &'a str, ctx: Context) -> Self {
+        let mut fields: Vec<&'a str> = line.split(ctx.seps.field).collect();
+        // MSH-1 is the field separator itself: insert it so that fields[n] is MSH-n.
+        if fields[0] == "MSH" && line.len() > 3 {
+            let separator = &line[3..3 + ctx.seps.field.len_utf8()];
+            fields.insert(1, separator);
+        }
+        Self { ctx, fields }
+    }
+
+    /// The segment name, e.g. `PID` (whatever precedes the first field separator).
+    pub fn name(&self) -> &'a str {
+        self.fields[0]
+    }
+
+    /// The highest field position present.
+    pub fn field_count(&self) -> usize {
+        self.fields.len() - 1
+    }
+
+    /// Field `n` (1-based; empty when absent).
+    pub fn field(&self, n: usize) -> Field<'a> {
+        let raw = if n == 0 { "" } else { self.fields.get(n).copied().unwrap_or_default() };
+        Field { raw, ctx: self.ctx, literal: self.name() == "MSH" && (n == 1 || n == 2) }
+    }
+
+    /// The value a [`FieldPath`] points at, in the first repetition of the field.
+    pub fn get(&self, path: &FieldPath) -> Subcomponent<'a> {
+        self.field(path.field()).component(path.component()).subcomponent(path.subcomponent())
+    }
+}
+
+/// Part `n` (1-based) of `raw` split on `sep`, or "" when absent.
+fn part(raw: &str, sep: char, n: usize) -> &str {
+    match n {
+        0 => "",
+        n => raw.split(sep).nth(n - 1).unwrap_or_default(),
+    }
+}
+
+impl<'a> Field<'a> {
+    /// Repetition `n` (1-based).
+    pub fn repetition(&self, n: usize) -> Repetition<'a> {
+        let raw = if self.literal { literal_part(self.raw, n) } else { part(self.raw, self.ctx.seps.repetition, n) };
+        Repetition { raw, ctx: self.ctx, literal: self.literal }
+    }
+
+    /// All repetitions in order (one empty repetition for an empty field).
+    pub fn repetitions(&self) -> impl Iterator<Item = Repetition<'a>> + use<'a> {
+        let (ctx, literal) = (self.ctx, self.literal);
+        let sep = if literal { None } else { Some(ctx.seps.repetition) };
+        split_all(self.raw, sep).map(move |raw| Repetition { raw, ctx, literal })
+    }
+
+    /// Component `n` of the first repetition.
+    pub fn component(&self, n: usize) -> Component<'a> {
+        self.repetition(1).component(n)
+    }
+}
+
+impl<'a> Repetition<'a> {
+    /// Component `n` (1-based).
+    pub fn component(&self, n: usize) -> Component<'a> {
+        let raw = if self.literal { literal_part(self.raw, n) } else { part(self.raw, self.ctx.seps.component, n) };
+        Component { raw, ctx: self.ctx, literal: self.literal }
+    }
+
+    /// All components in order.
+    pub fn components(&self) -> impl Iterator<Item = Component<'a>> + use<'a> {
+        let (ctx, literal) = (self.ctx, self.literal);
+        let sep = if literal { None } else { Some(ctx.seps.component) };
+        split_all(self.raw, sep).map(move |raw| Component { raw, ctx, literal })
+    }
+}
+
+impl<'a> Component<'a> {
+    /// Subcomponent `n` (1-based).
+    pub fn subcomponent(&self, n: usize) -> Subcomponent<'a> {
+        let raw = if self.literal { literal_part(self.raw, n) } else { part(self.raw, self.ctx.seps.subcomponent, n) };
+        Subcomponent { raw, ctx: self.ctx, literal: self.literal }
+    }
+
+    /// All subcomponents in order.
+    pub fn subcomponents(&self) -> impl Iterator<Item = Subcomponent<'a>> + use<'a> {
+        let (ctx, literal) = (self.ctx, self.literal);
+        let sep = if literal { None } else { Some(ctx.seps.subcomponent) };
+        split_all(self.raw, sep).map(move |raw| Subcomponent { raw, ctx, literal })
+    }
+}
+
+/// A literal value (MSH-1/MSH-2) has exactly one part at every level.
+fn literal_part(raw: &str, n: usize) -> &str {
+    if n == 1 { raw } else { "" }
+}
+
+/// `raw` split on `sep`, or `raw` whole when there is no separator to split on.
+fn split_all(raw: &str, sep: Option<char>) -> impl Iterator<Item = &str> {
+    let sep = sep.unwrap_or('\r'); // CR never occurs inside a segment
+    raw.split(sep)
+}
+
+/// The accessors every level shares.
+macro_rules! leaf_accessors {
+    ($($level:ident),*) => {$(
+        impl<'a> $level<'a> {
+            /// The text as it appears in the message (escape sequences not decoded).
+            pub fn raw(&self) -> &'a str {
+                self.raw
+            }
+
+            /// True when nothing was sent here.
+            pub fn is_empty(&self) -> bool {
+                self.raw.is_empty()
+            }
+
+            /// True for the explicit null `""` (the sender asks to delete the value).
+            pub fn is_null(&self) -> bool {
+                self.raw == NULL
+            }
+
+            /// The text with escape sequences decoded (verbatim for MSH-1 and MSH-2).
+            pub fn unescaped(&self) -> Cow<'a, str> {
+                if self.literal {
+                    Cow::Borrowed(self.raw)
+                } else {
+                    unescape(self.raw, &self.ctx.seps, self.ctx.charset)
+                }
+            }
+
+            /// `None` when empty, `Some("")` for the explicit null, else the unescaped text.
+            pub fn value(&self) -> Option<Cow<'a, str>> {
+                match self.raw {
+                    "" => None,
+                    NULL => Some(Cow::Borrowed("")),
+                    _ => Some(self.unescaped()),
+                }
+            }
+
+            /// [`Self::value`] as an owned `String`.
+            pub fn text(&self) -> Option<String> {
+                self.value().map(Cow::into_owned)
+            }
+        }
+    )*};
+}
+
+leaf_accessors!(Field, Repetition, Component, Subcomponent);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Message<'_> {
+        Message::parse(text, Charset::Utf8).expect("valid message")
+    }
+
+    const ADT: &str = "MSH|^~\\&|HIS|GENHOSP|ZENEDGE|RAD|20260314083000||ADT^A01^ADT_A01|MSG0001|P|2.5\r\
+                       PID|1||MRN123^^^GENHOSP^MR~INS987^^^ACME^PI||Doe^Jane^Q||19800101|F\r";
+
+    #[test]
+    fn msh_fields_are_numbered_with_msh1_as_the_separator() {
+        let msg = parse(ADT);
+        let msh = msg.msh();
+        assert_eq!(msh.field(1).raw(), "|");
+        assert_eq!(msh.field(2).raw(), "^~\\&");
+        assert_eq!(msh.field(3).raw(), "HIS");
+        assert_eq!(msh.field(9).component(2).raw(), "A01");
+        assert_eq!(msh.field(10).raw(), "MSG0001");
+        assert_eq!(msh.field(12).raw(), "2.5");
+    }
+
+    #[test]
+    fn msh2_is_not_split_or_unescaped() {
+        let msg = parse(ADT);
+        let msh2 = msg.msh().field(2);
+        assert_eq!(msh2.component(1).raw(), "^~\\&");
+        assert_eq!(msh2.repetitions().count(), 1);
+        assert_eq!(msh2.unescaped(), "^~\\&");
+    }
+
+    #[test]
+    fn other_segments_count_fields_after_the_name() {
+        let msg = parse(ADT);
+        let pid = msg.segment("PID").unwrap();
+        assert_eq!(pid.field(1).raw(), "1");
+        assert_eq!(pid.field(8).raw(), "F");
+        assert_eq!(pid.field(0).raw(), "");
+        assert_eq!(pid.field(99).raw(), "");
+        assert_eq!(pid.field_count(), 8);
+    }
+
+    #[test]
+    fn repetitions_components_and_subcomponents_are_reachable() {
+        let msg = parse("MSH|^~\\&|A|B|C|D|||ADT^A01|1|P|2.5\rPID|||1^^^HOSP&1.2.3&ISO^MR~2^^^X^PI\r");
+        let pid3 = msg.segment("PID").unwrap().field(3);
+        assert_eq!(pid3.repetitions().count(), 2);
+        assert_eq!(pid3.repetition(2).component(5).raw(), "PI");
+        assert_eq!(pid3.component(4).subcomponent(2).raw(), "1.2.3");
+        assert_eq!(pid3.repetition(3).raw(), "");
+        assert_eq!(pid3.component(4).subcomponents().map(|s| s.raw()).collect::<Vec<_>>(), ["HOSP", "1.2.3", "ISO"]);
+        assert_eq!(pid3.component(1).subcomponent(1).raw(), "1", "a plain value is its own first subcomponent");
+    }
+
+    #[test]
+    fn explicit_null_is_distinguished_from_empty() {
+        let msg = parse("MSH|^~\\&|A|B|C|D|||ADT^A08|1|P|2.5\rPID|||1||\"\"|\r");
+        let pid = msg.segment("PID").unwrap();
+        assert!(pid.field(5).is_null());
+        assert_eq!(pid.field(5).value().as_deref(), Some(""));
+        assert!(!pid.field(6).is_null() && pid.field(6).is_empty());
+        assert_eq!(pid.field(6).value(), None);
+        assert_eq!(pid.field(5).component(1).text().as_deref(), Some(""));
+    }
+
+    #[test]
+    fn values_are_unescaped_with_the_messages_separators() {
+        let msg = parse("MSH#*@!%#A#B#C#D###ORM*O01#1#P#2.3\rOBR#1###CT*Head!S!Neck!T!x\r");
+        let obr4 = msg.segment("OBR").unwrap().field(4);
+        assert_eq!(obr4.component(2).raw(), "Head!S!Neck!T!x");
+        assert_eq!(obr4.component(2).unescaped(), "Head*Neck%x");
+        assert_eq!(msg.msh().field(9).component(2).raw(), "O01");
+    }
+
+    #[test]
+    fn every_segment_terminator_is_accepted() {
+        for end in ["\r", "\n", "\r\n", "\n\r"] {
+            let text = format!("MSH|^~\\&|A|B|C|D|||ADT^A01|1|P|2.5{end}EVN|A01{end}PID|1{end}{end}{end}");
+            let names: Vec<_> = parse(&text).segments().iter().map(Segment::name).collect();
+            assert_eq!(names, ["MSH", "EVN", "PID"], "{end:?}");
+        }
+    }
+
+    #[test]
+    fn leading_blank_lines_are_skipped() {
+        assert_eq!(parse("\r\n\rMSH|^~\\&|A|B|C|D|||ADT^A01|1|P|2.5").msh().field(3).raw(), "A");
+    }
+
+    #[test]
+    fn empty_input_and_a_first_segment_other_than_msh_are_sequence_errors() {
+        for text in ["", "\r\n", "PID|1\rMSH|^~\\&|", "msh|^~\\&|"] {
+            let err = Message::parse(text, Charset::Utf8).unwrap_err();
+            assert_eq!((err.code, err.location.as_deref()), (100, Some("MSH^1")), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn a_segment_path_reads_the_first_repetition() {
+        let msg = parse("MSH|^~\\&|A|B|C|D|||ORM^O01|1|P|2.5\rOBR|1|P1|F1^LAB|||||||||||||||ACC1~ACC2\r");
+        let obr = msg.segment("OBR").unwrap();
+        assert_eq!(obr.get(&"OBR-18".parse().unwrap()).raw(), "ACC1");
+        assert_eq!(obr.get(&"OBR-3.2".parse().unwrap()).raw(), "LAB");
+    }
+}

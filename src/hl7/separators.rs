@@ -1,0 +1,188 @@
+//! The message's own delimiters, read from MSH-1 and MSH-2.
+//!
+//! HL7 v2 lets every message choose its delimiters: MSH-1 is the character right after
+//! `MSH` (the field separator) and MSH-2 lists, in this order, the component, repetition,
+//! escape and subcomponent separators, plus (v2.7+) an optional truncation character.
+//! `|^~\&` and `#` are only the recommended values, so nothing in this module hard-codes
+//! them except [`Separators::default`], which is used when there is no message to copy
+//! from (the minimal ACK for input without an MSH segment).
+//!
+//! We insist on printable, non-alphanumeric ASCII separators that are all distinct. The
+//! standard recommends exactly that, and it is what lets [`super::charset`] find MSH-18 at
+//! byte level before the message is decoded.
+
+use super::error::{ErrorDetail, codes};
+
+/// The delimiters a message declares in MSH-1 and MSH-2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Separators {
+    /// MSH-1: between fields (recommended `|`).
+    pub field: char,
+    /// MSH-2, 1st character: between components (recommended `^`).
+    pub component: char,
+    /// MSH-2, 2nd character: between repetitions of a field (recommended `~`).
+    pub repetition: char,
+    /// MSH-2, 3rd character: starts and ends escape sequences (recommended `\`).
+    pub escape: char,
+    /// MSH-2, 4th character: between subcomponents (recommended `&`).
+    pub subcomponent: char,
+    /// MSH-2, 5th character (v2.7+, optional): the truncation character (recommended `#`).
+    pub truncation: Option<char>,
+}
+
+impl Default for Separators {
+    /// The recommended `|^~\&` (no truncation character), for messages we write from scratch.
+    fn default() -> Self {
+        Self { field: '|', component: '^', repetition: '~', escape: '\\', subcomponent: '&', truncation: None }
+    }
+}
+
+impl Separators {
+    /// Reads the separators from the start of an MSH segment (`MSH|^~\&|…`).
+    ///
+    /// `msh` must start with `MSH`; it may run on past the segment end. Errors carry HL7
+    /// table 0357 code 102 (data type error) and the location `MSH^1^1` or `MSH^1^2`.
+    pub fn from_msh(msh: &[u8]) -> Result<Self, ErrorDetail> {
+        // MSH-1: the single character right after the segment name.
+        let field = match msh.get(3) {
+            None | Some(b'\r' | b'\n') => {
+                return Err(bad_msh1("MSH-1 (field separator) is missing"));
+            }
+            Some(&b) if !is_valid_separator(b) => {
+                return Err(bad_msh1("MSH-1 (field separator) must be printable ASCII and not a letter or digit"));
+            }
+            Some(&b) => b,
+        };
+        // MSH-2: everything up to the next field separator or the end of the segment.
+        let rest = &msh[4..];
+        let end = rest.iter().position(|&b| b == field || b == b'\r' || b == b'\n').unwrap_or(rest.len());
+        let chars = &rest[..end];
+        if !(4..=5).contains(&chars.len()) {
+            return Err(bad_msh2("MSH-2 (encoding characters) must hold 4 characters (5 with a truncation character)"));
+        }
+        if !chars.iter().all(|&b| is_valid_separator(b)) {
+            return Err(bad_msh2("MSH-2 (encoding characters) must be printable ASCII and not letters or digits"));
+        }
+        let all_distinct = chars.iter().enumerate().all(|(i, &b)| b != field && !chars[i + 1..].contains(&b));
+        if !all_distinct {
+            return Err(bad_msh2("MSH-1 and MSH-2 must not use the same separator character twice"));
+        }
+        Ok(Self {
+            field: char::from(field),
+            component: char::from(chars[0]),
+            repetition: char::from(chars[1]),
+            escape: char::from(chars[2]),
+            subcomponent: char::from(chars[3]),
+            truncation: chars.get(4).map(|&b| char::from(b)),
+        })
+    }
+
+    /// The MSH-2 value these separators produce, e.g. `^~\&` or `^~\&#`.
+    pub fn encoding_characters(&self) -> String {
+        let mut s = String::with_capacity(5);
+        s.extend([self.component, self.repetition, self.escape, self.subcomponent]);
+        s.extend(self.truncation);
+        s
+    }
+
+    /// True when `c` is one of the delimiters (the truncation character included).
+    pub fn is_delimiter(&self, c: char) -> bool {
+        c == self.field
+            || c == self.component
+            || c == self.repetition
+            || c == self.escape
+            || c == self.subcomponent
+            || Some(c) == self.truncation
+    }
+}
+
+/// Printable ASCII that is not a letter or digit (this excludes space, CR, LF and controls).
+fn is_valid_separator(b: u8) -> bool {
+    b.is_ascii_graphic() && !b.is_ascii_alphanumeric()
+}
+
+fn bad_msh1(text: &str) -> ErrorDetail {
+    ErrorDetail::new(codes::DATA_TYPE_ERROR, Some("MSH^1^1"), text)
+}
+
+fn bad_msh2(text: &str) -> ErrorDetail {
+    ErrorDetail::new(codes::DATA_TYPE_ERROR, Some("MSH^1^2"), text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(s: &str) -> Result<Separators, ErrorDetail> {
+        Separators::from_msh(s.as_bytes())
+    }
+
+    #[test]
+    fn recommended_separators_are_read_from_msh1_and_msh2() {
+        let seps = read("MSH|^~\\&|APP|").unwrap();
+        assert_eq!(seps, Separators::default());
+        assert_eq!(seps.encoding_characters(), "^~\\&");
+    }
+
+    #[test]
+    fn non_default_separators_are_read_in_order() {
+        let seps = read("MSH#*@!%#APP").unwrap();
+        assert_eq!(
+            (seps.field, seps.component, seps.repetition, seps.escape, seps.subcomponent),
+            ('#', '*', '@', '!', '%')
+        );
+        assert_eq!(seps.truncation, None);
+    }
+
+    #[test]
+    fn v27_truncation_character_is_optional_fifth_encoding_character() {
+        let seps = read("MSH|^~\\&#|APP").unwrap();
+        assert_eq!(seps.truncation, Some('#'));
+        assert_eq!(seps.encoding_characters(), "^~\\&#");
+        assert!(seps.is_delimiter('#'));
+    }
+
+    #[test]
+    fn msh2_may_end_the_segment() {
+        assert!(read("MSH|^~\\&\rPID|").is_ok());
+        assert!(read("MSH|^~\\&").is_ok());
+    }
+
+    #[test]
+    fn missing_field_separator_is_rejected_at_msh1() {
+        for s in ["MSH", "MSH\r", "MSH\nPID|"] {
+            let e = read(s).unwrap_err();
+            assert_eq!((e.code, e.location.as_deref()), (102, Some("MSH^1^1")), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn alphanumeric_or_whitespace_field_separator_is_rejected() {
+        for s in ["MSHA^~\\&A", "MSH1^~\\&1", "MSH ^~\\& ", "MSH\t^~\\&\t"] {
+            assert_eq!(read(s).unwrap_err().code, 102, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn short_or_long_encoding_characters_are_rejected_at_msh2() {
+        for s in ["MSH||APP", "MSH|^~\\|APP", "MSH|^~\\&#$|APP", "MSH|\r"] {
+            let e = read(s).unwrap_err();
+            assert_eq!((e.code, e.location.as_deref()), (102, Some("MSH^1^2")), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn repeated_separator_characters_are_rejected() {
+        for s in ["MSH|^^\\&|", "MSH|^~\\^|", "MSH|^~\\&&|", "MSH|^~\\&^|"] {
+            assert_eq!(read(s).unwrap_err().code, 102, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn letters_digits_and_non_ascii_encoding_characters_are_rejected() {
+        for s in ["MSH|^~X&|", "MSH|^~\\9|", "MSH|^~ &|"] {
+            assert_eq!(read(s).unwrap_err().code, 102, "{s:?}");
+        }
+        assert_eq!(Separators::from_msh(b"MSH|^~\\\xa7|").unwrap_err().code, 102);
+    }
+}

@@ -1,0 +1,25 @@
+//! zenedge: the per-hospital edge daemon.
+//!
+//! A map of the components, in the order data flows through them:
+//!
+//! * [`mllp`] — HL7 v2 over TCP: framing ([`mllp::codec`]), one task per connection,
+//!   acknowledgement only after the log's commit returned.
+//! * [`hl7`] — the HL7 v2 parser (no I/O): separators, escapes, charsets, the summary that
+//!   goes into events, and the ACK builder.
+//! * [`log`] — the durable event log in redb: one writer thread with group commit, readers,
+//!   the disk reserve, the schema version.
+//! * [`domain`] — the events, in the hub's vocabulary, with their versions.
+//! * [`api`] — the local HTTP API: health, readiness, metrics, events.
+//! * [`config`] — the TOML file, validated before anything starts.
+//! * [`app`] — the composition root: start, run, drain, stop.
+
+pub mod api;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod hl7;
+pub mod log;
+pub mod mllp;
+pub mod systemd;
+pub mod telemetry;

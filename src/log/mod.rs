@@ -1,0 +1,145 @@
+//! The event log: the durable, append-only record everything else is derived from.
+//!
+//! # Contract
+//!
+//! * **File.** One redb database, `zenedge.redb` in the state directory. When the file is
+//!   created, the file and the state directory are fsync'ed so the name itself is durable.
+//! * **Tables.** `events`: `u64 seq → msgpack envelope` (see [`envelope`]), sequence numbers
+//!   gapless from 1. `meta`: `schema_version` and the site identity (`tenant_id`,
+//!   `hospital_id`, `edge_id`) the file belongs to. `hl7_dedupe`: `(tenant, hospital, MSH-3,
+//!   MSH-4, MSH-10, sha256 of the message) → (seq, ACK bytes sent)`, kept forever so that a
+//!   re-sent message gets the byte-identical acknowledgement however late it comes. Keys are
+//!   fixed types (integers, tuples of strings and byte arrays); values are opaque msgpack, so
+//!   a change of redb's value encoding cannot touch them.
+//! * **Writes.** Only the writer thread ([`writer`]) writes. Each batch of requests is one
+//!   write transaction committed with `Durability::Immediate`: when `commit()` returns, the
+//!   events, their sequence numbers and their dedupe rows are on disk together or not at
+//!   all. Callers are answered only after that, so an acknowledgement always follows a
+//!   durable commit.
+//! * **Crash.** `kill -9` or power loss at any instant leaves the last committed batch
+//!   (redb keeps two commit slots and checksums every page; an interrupted commit is
+//!   discarded and repaired on open). Nothing acknowledged can be lost; something committed
+//!   but not yet acknowledged may be re-sent by its sender and is then answered as a
+//!   duplicate.
+//! * **Failure.** A failed commit is never retried, because the page cache may lie after an
+//!   fsync error: every pending request is refused, the writer stops, and the daemon exits
+//!   non-zero to be restarted by systemd on a clean reopen.
+//! * **Full disk.** Below the disk reserve the writer refuses requests that add data (a
+//!   re-sent duplicate is still answered): callers answer negatively instead of accepting
+//!   data that could be lost.
+//! * **Versions.** `meta.schema_version` is the file layout. A newer binary migrates an
+//!   older file in one transaction; an older binary refuses a newer file with a clear
+//!   message. Each event carries `event_version`; old payloads are upcast on read in
+//!   [`crate::domain::Event::decode`].
+
+pub mod envelope;
+mod reader;
+mod reserve;
+mod store;
+mod writer;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub use envelope::{Aggregate, Envelope, NewEvent, StoredEnvelope};
+pub use reader::{LogReader, Page, ReadError};
+pub use reserve::{DiskGuard, Space};
+pub use store::{FaultInjector, OpenError, SCHEMA_VERSION};
+pub use writer::{AppendError, Hl7Append, Hl7Outcome, LogHandle, WriterFailure, WriterState};
+
+use crate::config::{Config, DiskReserve, Site};
+use crate::telemetry::Metrics;
+
+/// What the log needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct LogOptions {
+    pub path: PathBuf,
+    pub site: Site,
+    pub disk_reserve: DiskReserve,
+    pub queue_depth: usize,
+    pub max_batch: usize,
+}
+
+impl LogOptions {
+    pub fn from_config(config: &Config) -> LogOptions {
+        LogOptions {
+            path: config.database_path(),
+            site: config.site.clone(),
+            disk_reserve: config.store.disk_reserve,
+            queue_depth: config.store.queue_depth,
+            max_batch: config.store.max_batch,
+        }
+    }
+}
+
+/// The open log: the writer thread, a handle to send it requests, and a reader.
+#[derive(Debug)]
+pub struct Log {
+    handle: LogHandle,
+    reader: LogReader,
+    guard: DiskGuard,
+    thread: std::thread::JoinHandle<Result<(), WriterFailure>>,
+}
+
+impl Log {
+    /// Opens the database and starts the writer thread.
+    pub fn open(options: &LogOptions, metrics: Arc<Metrics>) -> Result<Log, OpenError> {
+        Log::open_with_faults(options, metrics, None)
+    }
+
+    /// As [`Log::open`], with injected storage faults (tests).
+    pub fn open_with_faults(
+        options: &LogOptions,
+        metrics: Arc<Metrics>,
+        faults: Option<FaultInjector>,
+    ) -> Result<Log, OpenError> {
+        let db = Arc::new(store::open(&options.path, &options.site, faults)?);
+        let last = store::last_seq(&db)
+            .map_err(|e| OpenError::Database { path: options.path.clone(), source: Box::new(e) })?;
+        metrics.log_last_seq.set(last as i64);
+        let dir = options.path.parent().map(PathBuf::from).unwrap_or_else(|| ".".into());
+        let guard = DiskGuard::new(dir, options.disk_reserve);
+        let (handle, rx) = writer::channel(options.queue_depth, last);
+        let writer = writer::Writer {
+            db: db.clone(),
+            site: options.site.clone(),
+            guard: guard.clone(),
+            max_batch: options.max_batch,
+            metrics,
+            state: handle.state.clone(),
+            next_seq: last + 1,
+        };
+        let thread = std::thread::Builder::new()
+            .name("log-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| OpenError::Database { path: options.path.clone(), source: Box::new(e.into()) })?;
+        Ok(Log { handle, reader: LogReader::new(db), guard, thread })
+    }
+
+    pub fn handle(&self) -> LogHandle {
+        self.handle.clone()
+    }
+
+    pub fn reader(&self) -> LogReader {
+        self.reader.clone()
+    }
+
+    pub fn disk_guard(&self) -> DiskGuard {
+        self.guard.clone()
+    }
+
+    /// Stops the writer after the requests it has already taken, refuses the rest, waits
+    /// for the thread and closes the database. Returns the writer's failure, if it failed.
+    pub async fn close(self) -> Result<(), WriterFailure> {
+        self.handle.stop().await;
+        let Log { handle, reader, thread, .. } = self;
+        drop(handle);
+        let joined = tokio::task::spawn_blocking(move || thread.join()).await;
+        drop(reader);
+        match joined {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(WriterFailure("the writer thread panicked".into())),
+            Err(e) => Err(WriterFailure(format!("cannot join the writer thread: {e}"))),
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! Opening the database: file creation with a durable directory entry, the schema version
+//! and its migrations, and the site identity check.
+
+use std::fs::{self, File};
+use std::io;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use redb::backends::FileBackend;
+use redb::{
+    BackendError, Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, StorageBackend, TableDefinition,
+};
+
+use crate::config::Site;
+
+/// `seq -> msgpack envelope`: the log itself.
+pub(crate) const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
+/// `key -> value` facts about the file: `schema_version`, `tenant_id`, `hospital_id`, `edge_id`.
+pub(crate) const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
+/// `(tenant, hospital, MSH-3, MSH-4, MSH-10, sha256 of the message) -> msgpack DedupeEntry`.
+pub(crate) const HL7_DEDUPE: TableDefinition<(&str, &str, &str, &str, &str, [u8; 32]), &[u8]> =
+    TableDefinition::new("hl7_dedupe");
+
+/// The on-disk layout this binary writes. Bump it with every change to tables or key
+/// encodings and add the step to [`MIGRATIONS`].
+pub const SCHEMA_VERSION: u64 = 1;
+
+/// One migration step: turns a file at `from` into one at `from + 1`, inside the
+/// transaction that also records the new version (so a crash leaves one or the other).
+pub(crate) struct Migration {
+    pub from: u64,
+    pub apply: fn(&redb::WriteTransaction) -> Result<(), redb::Error>,
+}
+
+/// Migrations in order. Version 1 is the first layout: nothing to migrate yet.
+pub(crate) const MIGRATIONS: &[Migration] = &[];
+
+/// Why the log could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot create state directory {path}: {source}")]
+    StateDir { path: PathBuf, source: std::io::Error },
+    #[error("cannot open database {path}: {source}")]
+    Database { path: PathBuf, source: Box<redb::Error> },
+    #[error(
+        "{path} was written by a newer zenedge (schema {found}; this binary knows up to {known}). \
+         Install the newer zenedge again, or restore a backup made by this version."
+    )]
+    NewerSchema { path: PathBuf, found: u64, known: u64 },
+    #[error("{path} has no migration from schema {from}; it cannot be upgraded by this binary")]
+    NoMigration { path: PathBuf, from: u64 },
+    #[error(
+        "{path} belongs to {key} {found:?} but the config says {expected:?}: refusing to mix two \
+         sites' data (point store.state_dir elsewhere, or correct [site])"
+    )]
+    WrongSite { path: PathBuf, key: &'static str, found: String, expected: String },
+}
+
+/// Opens (creating if needed) the database at `path` for `site`, migrating older layouts.
+///
+/// `faults` lets tests make the file's fsyncs fail.
+pub(crate) fn open(path: &Path, site: &Site, faults: Option<FaultInjector>) -> Result<Database, OpenError> {
+    let db_err = |e: redb::Error| OpenError::Database { path: path.to_owned(), source: Box::new(e) };
+    let created = create_file_durably(path)?;
+    let file = fs::OpenOptions::new().read(true).write(true).open(path).map_err(|e| db_err(e.into()))?;
+    let inner = FileBackend::new(file).map_err(|e| db_err(e.into()))?;
+    let db =
+        redb::Builder::new().create_with_backend(GuardedBackend { inner, faults }).map_err(|e| db_err(e.into()))?;
+    prepare(&db, path, site, created, MIGRATIONS)?;
+    Ok(db)
+}
+
+/// Creates the state directory and an empty database file, and makes both names durable by
+/// fsyncing their parent directories: a crash right after the first commit must not leave a
+/// committed file without a directory entry.
+fn create_file_durably(path: &Path) -> Result<bool, OpenError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let dir_err = |source| OpenError::StateDir { path: dir.to_owned(), source };
+    if !dir.exists() {
+        fs::create_dir_all(dir).map_err(dir_err)?;
+        if let Some(grandparent) = dir.parent() {
+            fsync_dir(if grandparent.as_os_str().is_empty() { Path::new(".") } else { grandparent })
+                .map_err(dir_err)?;
+        }
+    }
+    if path.exists() {
+        return Ok(false);
+    }
+    File::create_new(path).and_then(|f| f.sync_all()).map_err(dir_err)?;
+    fsync_dir(dir).map_err(dir_err)?;
+    Ok(true)
+}
+
+pub(crate) fn fsync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Records or checks the schema version and site identity in one transaction.
+pub(crate) fn prepare(
+    db: &Database,
+    path: &Path,
+    site: &Site,
+    created: bool,
+    migrations: &[Migration],
+) -> Result<(), OpenError> {
+    let db_err = |e: redb::Error| OpenError::Database { path: path.to_owned(), source: Box::new(e) };
+    let txn = db.begin_write().map_err(|e| db_err(e.into()))?;
+    {
+        let mut meta = txn.open_table(META).map_err(|e| db_err(e.into()))?;
+        let found = meta.get("schema_version").map_err(|e| db_err(e.into()))?.map(|v| v.value().to_owned());
+        let mut version = match found {
+            None if created || is_empty(&txn).map_err(db_err)? => SCHEMA_VERSION,
+            None => 0,
+            Some(v) => v.parse::<u64>().unwrap_or(u64::MAX),
+        };
+        if version > SCHEMA_VERSION {
+            return Err(OpenError::NewerSchema { path: path.to_owned(), found: version, known: SCHEMA_VERSION });
+        }
+        while version < SCHEMA_VERSION {
+            let step = migrations
+                .iter()
+                .find(|m| m.from == version)
+                .ok_or(OpenError::NoMigration { path: path.to_owned(), from: version })?;
+            (step.apply)(&txn).map_err(db_err)?;
+            version += 1;
+        }
+        meta.insert("schema_version", version.to_string().as_str()).map_err(|e| db_err(e.into()))?;
+        for (key, expected) in
+            [("tenant_id", &site.tenant_id), ("hospital_id", &site.hospital_id), ("edge_id", &site.edge_id)]
+        {
+            let found = meta.get(key).map_err(|e| db_err(e.into()))?.map(|v| v.value().to_owned());
+            match found {
+                Some(found) if &found != expected => {
+                    return Err(OpenError::WrongSite { path: path.to_owned(), key, found, expected: expected.clone() });
+                }
+                Some(_) => {}
+                None => {
+                    meta.insert(key, expected.as_str()).map_err(|e| db_err(e.into()))?;
+                }
+            }
+        }
+        txn.open_table(EVENTS).map_err(|e| db_err(e.into()))?;
+        txn.open_table(HL7_DEDUPE).map_err(|e| db_err(e.into()))?;
+    }
+    txn.commit().map_err(|e| db_err(e.into()))
+}
+
+/// A file with no events table has never held data (e.g. a crash right after creation).
+fn is_empty(txn: &redb::WriteTransaction) -> Result<bool, redb::Error> {
+    let events = txn.open_table(EVENTS)?;
+    Ok(events.len()? == 0)
+}
+
+/// Last sequence number in the log (0 when empty).
+pub(crate) fn last_seq(db: &Database) -> Result<u64, redb::Error> {
+    let txn = db.begin_read()?;
+    let table = txn.open_table(EVENTS)?;
+    Ok(table.last()?.map(|(k, _)| k.value()).unwrap_or(0))
+}
+
+/// Injected storage faults, for tests that prove a failed commit is never acknowledged.
+#[derive(Debug, Clone, Default)]
+pub struct FaultInjector {
+    fail_sync: Arc<AtomicBool>,
+}
+
+impl FaultInjector {
+    /// From now on every fsync of the database fails with an I/O error.
+    pub fn fail_syncs(&self) {
+        self.fail_sync.store(true, Ordering::SeqCst);
+    }
+}
+
+/// redb's file backend, with an optional fault injector in front of `sync_data`. Every other
+/// call (including the file locks) goes straight to the file backend.
+#[derive(Debug)]
+struct GuardedBackend {
+    inner: FileBackend,
+    faults: Option<FaultInjector>,
+}
+
+impl StorageBackend for GuardedBackend {
+    fn len(&self) -> io::Result<u64> {
+        self.inner.len()
+    }
+    fn read(&self, offset: u64, out: &mut [u8]) -> io::Result<()> {
+        self.inner.read(offset, out)
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.inner.set_len(len)
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        if self.faults.as_ref().is_some_and(|f| f.fail_sync.load(Ordering::SeqCst)) {
+            return Err(io::Error::other("injected fsync failure"));
+        }
+        self.inner.sync_data()
+    }
+    fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.inner.write(offset, data)
+    }
+    fn close(&self) -> io::Result<()> {
+        self.inner.close()
+    }
+    fn try_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
+        self.inner.try_lock_range(start, end)
+    }
+    fn try_lock_shared_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
+        self.inner.try_lock_shared_range(start, end)
+    }
+    fn lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
+        self.inner.lock_range(start, end)
+    }
+    fn lock_shared_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
+        self.inner.lock_shared_range(start, end)
+    }
+    fn unlock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
+        self.inner.unlock_range(start, end)
+    }
+    fn query_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
+        self.inner.query_lock_range(start, end)
+    }
+}

@@ -1,0 +1,292 @@
+//! One MLLP connection: frames in, acknowledgements out, one message in flight.
+//!
+//! Latency with real senders: most interface engines leave Nagle's algorithm on and write a
+//! frame in several pieces. The second piece then waits for the receiver's TCP ACK of the
+//! first, which Linux delays up to 40 ms. We set `TCP_NODELAY` (our ACK leaves at once) and
+//! re-arm `TCP_QUICKACK` after every read (the kernel clears it again by itself), so such a
+//! sender is never stalled by us.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_util::codec::Decoder;
+
+use super::codec::{CodecError, Frame, MllpCodec, encode_frame};
+use super::server::MllpContext;
+use crate::domain::{Event, Hl7MessageReceived};
+use crate::hl7::ack::{self, AckCode};
+use crate::hl7::{self, ErrorDetail, Received};
+use crate::log::{Aggregate, AppendError, Hl7Append, Hl7Outcome, NewEvent};
+
+/// HL7 table 0357: application internal error — used for "could not take it now".
+const APPLICATION_ERROR: u16 = 207;
+/// HL7 table 0357: segment sequence error — used when the frame is too large to read.
+const SEGMENT_SEQUENCE_ERROR: u16 = 100;
+/// Initial read buffer; grows up to the frame limit only for large messages.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// A byte stream MLLP can run over, with a hook for the socket tweaks after each read.
+pub(super) trait MllpStream: AsyncRead + AsyncWrite + Unpin + Send {
+    fn after_read(&self);
+}
+
+impl MllpStream for TcpStream {
+    fn after_read(&self) {
+        // Best effort: a socket that refuses the option still works, just slower.
+        let _ = socket2::SockRef::from(self).set_tcp_quickack(true);
+    }
+}
+
+/// How reading the next frame ended.
+enum Input {
+    Frame(Frame),
+    /// The peer closed, timed out, or shutdown began with no frame pending.
+    Closed,
+}
+
+pub(super) struct Connection<'a, S> {
+    stream: S,
+    peer: SocketAddr,
+    ctx: &'a MllpContext,
+    codec: MllpCodec,
+    buf: BytesMut,
+}
+
+impl<'a> Connection<'a, TcpStream> {
+    pub fn new(stream: TcpStream, peer: SocketAddr, ctx: &'a MllpContext) -> Self {
+        let _ = stream.set_nodelay(true);
+        stream.after_read();
+        Connection::with_stream(stream, peer, ctx)
+    }
+}
+
+impl<'a, S: MllpStream> Connection<'a, S> {
+    fn with_stream(stream: S, peer: SocketAddr, ctx: &'a MllpContext) -> Self {
+        Connection {
+            stream,
+            peer,
+            ctx,
+            codec: MllpCodec::new(ctx.config.max_message_bytes),
+            buf: BytesMut::with_capacity(READ_CHUNK),
+        }
+    }
+
+    /// Serves the connection until the peer leaves, it idles out, or shutdown.
+    pub async fn run(mut self) {
+        tracing::debug!(peer = %self.peer, "MLLP connection opened");
+        let ctx = self.ctx;
+        loop {
+            let input = tokio::select! {
+                biased;
+                input = self.next_frame() => input,
+                _ = ctx.shutdown.cancelled() => Input::Closed,
+            };
+            let Input::Frame(frame) = input else { break };
+            let answer = match frame {
+                Frame::Message(payload) => self.handle_message(payload).await,
+                Frame::Oversized { head, len } => self.oversized(&head, len),
+            };
+            if let Some(ack) = answer {
+                let mut out = BytesMut::with_capacity(ack.len() + 3);
+                encode_frame(&ack, &mut out);
+                if let Err(e) = self.stream.write_all(&out).await {
+                    tracing::debug!(peer = %self.peer, error = %e, "MLLP write failed");
+                    break;
+                }
+            }
+        }
+        let skipped = self.codec.skipped_bytes();
+        if skipped > 0 {
+            self.ctx.metrics.mllp_bytes_skipped.inc_by(skipped);
+        }
+        tracing::debug!(peer = %self.peer, "MLLP connection closed");
+    }
+
+    /// Reads until a whole frame is buffered, the peer closes, or the idle timeout passes.
+    async fn next_frame(&mut self) -> Input {
+        let idle: Duration = self.ctx.config.idle_timeout;
+        loop {
+            match self.codec.decode(&mut self.buf) {
+                Ok(Some(frame)) => return Input::Frame(frame),
+                Ok(None) => {}
+                Err(e) => {
+                    self.reject("codec", &e);
+                    return Input::Closed;
+                }
+            }
+            let read = tokio::time::timeout(idle, self.stream.read_buf(&mut self.buf)).await;
+            match read {
+                Ok(Ok(0)) => return self.at_eof(),
+                Ok(Ok(_)) => self.stream.after_read(),
+                Ok(Err(e)) => {
+                    tracing::debug!(peer = %self.peer, error = %e, "MLLP read failed");
+                    return Input::Closed;
+                }
+                Err(_) => {
+                    tracing::info!(peer = %self.peer, idle_timeout = ?idle, "closing idle MLLP connection");
+                    return Input::Closed;
+                }
+            }
+        }
+    }
+
+    fn at_eof(&mut self) -> Input {
+        match self.codec.decode_eof(&mut self.buf) {
+            Ok(Some(frame)) => Input::Frame(frame),
+            Ok(None) => Input::Closed,
+            Err(e) => {
+                self.reject("truncated", &e);
+                Input::Closed
+            }
+        }
+    }
+
+    fn reject(&self, reason: &str, error: &CodecError) {
+        self.ctx.metrics.frame_rejected(reason);
+        tracing::warn!(peer = %self.peer, error = %error, "MLLP input rejected");
+    }
+
+    /// Parses, stores and answers one message. `None`: the sender asked for no answer.
+    async fn handle_message(&mut self, payload: Bytes) -> Option<Vec<u8>> {
+        let received = match hl7::read(&payload, &self.ctx.read_options) {
+            Ok(received) => received,
+            Err(rejection) => {
+                self.ctx.metrics.frame_rejected("malformed");
+                tracing::warn!(peer = %self.peer, code = rejection.error.code, reason = %rejection.error.text, "HL7 message refused (AE)");
+                return self.answer(rejection.header.as_ref(), "unparsed", AckCode::Error, Some(&rejection.error));
+            }
+        };
+        let message_type = received.summary.message_type();
+        if self.ctx.shutdown.is_cancelled() {
+            let error = unavailable("the receiver is shutting down; send again later");
+            return self.answer(Some(&received.header), &message_type, AckCode::Reject, Some(&error));
+        }
+        let ack = self.answer(Some(&received.header), &message_type, AckCode::Accept, None);
+        let request = self.append_request(&payload, &received, ack.clone().unwrap_or_default());
+        match self.ctx.log.append_hl7(request).await {
+            Ok(Hl7Outcome::Stored { seq, conflicts_with }) => {
+                tracing::debug!(peer = %self.peer, seq, control_id = received.control_id(), message_type, "HL7 message stored");
+                if let Some(first) = conflicts_with {
+                    tracing::warn!(peer = %self.peer, seq, first, control_id = received.control_id(), "control id reused with different content; stored and flagged");
+                }
+                self.count(&message_type, &received, AckCode::Accept);
+                ack
+            }
+            Ok(Hl7Outcome::Duplicate { seq, ack }) => {
+                tracing::info!(peer = %self.peer, seq, control_id = received.control_id(), "re-sent HL7 message answered with its stored ACK");
+                self.count(&message_type, &received, AckCode::Accept);
+                (!ack.is_empty()).then_some(ack)
+            }
+            Err(e) => {
+                tracing::warn!(peer = %self.peer, control_id = received.control_id(), error = %e, "HL7 message not stored (AR)");
+                let error = unavailable(&refusal_text(&e));
+                self.answer(Some(&received.header), &message_type, AckCode::Reject, Some(&error))
+            }
+        }
+    }
+
+    /// Builds an acknowledgement; counts it unless it is the optimistic AA built before
+    /// the commit (counted once the commit returned).
+    fn answer(
+        &self,
+        header: Option<&hl7::Header>,
+        message_type: &str,
+        code: AckCode,
+        error: Option<&ErrorDetail>,
+    ) -> Option<Vec<u8>> {
+        let ack = ack::build(header, code, error, &self.ctx.ack_ids.next(), jiff::Timestamp::now());
+        if code != AckCode::Accept {
+            self.ctx.metrics.hl7_answered(message_type, ack_label(code));
+        }
+        ack
+    }
+
+    fn count(&self, message_type: &str, received: &Received, code: AckCode) {
+        self.ctx.metrics.hl7_answered(message_type, ack_label(code));
+        if received.summary.charset_fallback {
+            self.ctx.metrics.hl7_charset_fallbacks.inc();
+        }
+    }
+
+    fn append_request(&self, payload: &[u8], received: &Received, ack: Vec<u8>) -> Hl7Append {
+        let content_sha256: [u8; 32] = Sha256::digest(payload).into();
+        let (app, facility) = received.sender();
+        let event = Hl7MessageReceived {
+            raw: payload.to_vec(),
+            message_type: received.summary.message_type(),
+            control_id: received.control_id().to_owned(),
+            sending_application: app.to_owned(),
+            sending_facility: facility.to_owned(),
+            content_sha256: hex(&content_sha256),
+            control_id_conflict: false,
+            conflicts_with_seq: None,
+            peer: self.peer.to_string(),
+            summary: received.summary.clone(),
+        };
+        let mut new = NewEvent::now(
+            Aggregate { kind: "hl7_message".into(), id: String::new() },
+            Event::Hl7MessageReceived(Box::new(event)),
+        );
+        new.aggregate.id = new.event_id.to_string();
+        Hl7Append {
+            sending_application: app.to_owned(),
+            sending_facility: facility.to_owned(),
+            control_id: received.control_id().to_owned(),
+            content_sha256,
+            ack,
+            event: new,
+        }
+    }
+
+    /// A frame over `max_message_bytes`: refused with AE (the sender must not re-send it
+    /// unchanged), using whatever MSH the head of the frame holds.
+    fn oversized(&self, head: &[u8], len: usize) -> Option<Vec<u8>> {
+        self.ctx.metrics.frame_rejected("oversized");
+        let limit = self.ctx.config.max_message_bytes;
+        tracing::warn!(peer = %self.peer, len, limit, "MLLP frame over the size limit refused (AE)");
+        let error = ErrorDetail {
+            code: SEGMENT_SEQUENCE_ERROR,
+            location: None,
+            text: format!("message of {len} bytes exceeds the limit of {limit} bytes"),
+        };
+        let header = header_of(head);
+        self.answer(header.as_ref(), "oversized", AckCode::Error, Some(&error))
+    }
+}
+
+/// The MSH of a frame whose body we did not keep: parse just its first segment.
+fn header_of(head: &[u8]) -> Option<hl7::Header> {
+    let end = head.iter().position(|&b| b == b'\r' || b == b'\n').unwrap_or(head.len());
+    match hl7::read(&head[..end], &hl7::ReadOptions::default()) {
+        Ok(received) => Some(received.header),
+        Err(rejection) => rejection.header,
+    }
+}
+
+fn unavailable(text: &str) -> ErrorDetail {
+    ErrorDetail { code: APPLICATION_ERROR, location: None, text: text.to_owned() }
+}
+
+fn refusal_text(e: &AppendError) -> String {
+    match e {
+        AppendError::DiskReserve { .. } => "message not stored: the receiver's disk is full; send again later".into(),
+        AppendError::Unavailable => "message not stored: the receiver cannot store now; send again later".into(),
+        AppendError::Encode(_) => "message not stored: internal encoding error; send again later".into(),
+    }
+}
+
+fn ack_label(code: AckCode) -> &'static str {
+    match code {
+        AckCode::Accept => "AA",
+        AckCode::Error => "AE",
+        AckCode::Reject => "AR",
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,94 @@
+//! The accept loop: a semaphore caps connections, each connection is a tracked task, and
+//! the loop ends when shutdown is signalled.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::connection::Connection;
+use crate::config::MllpConfig;
+use crate::hl7::ReadOptions;
+use crate::log::LogHandle;
+use crate::telemetry::Metrics;
+
+/// What every connection shares.
+#[derive(Debug)]
+pub struct MllpContext {
+    pub config: MllpConfig,
+    pub read_options: ReadOptions,
+    pub log: LogHandle,
+    pub metrics: Arc<Metrics>,
+    /// Cancelled when the daemon shuts down: idle connections close, new frames get `AR`.
+    pub shutdown: CancellationToken,
+    pub ack_ids: AckIds,
+}
+
+impl MllpContext {
+    pub fn new(config: MllpConfig, log: LogHandle, metrics: Arc<Metrics>, shutdown: CancellationToken) -> MllpContext {
+        let read_options =
+            ReadOptions { accession_from: config.accession_from.clone(), fallback_charset: config.fallback_charset };
+        MllpContext { config, read_options, log, metrics, shutdown, ack_ids: AckIds::new() }
+    }
+}
+
+/// Fresh control ids (MSH-10) for our acknowledgements: a counter started at the process's
+/// start time in microseconds, so ids are unique across restarts as long as we send fewer
+/// than a million ACKs per second on average. Sixteen decimal digits fit MSH-10's 20.
+#[derive(Debug)]
+pub struct AckIds(AtomicU64);
+
+impl AckIds {
+    pub fn new() -> AckIds {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        AckIds(AtomicU64::new(now.as_micros() as u64))
+    }
+
+    pub fn next(&self) -> String {
+        self.0.fetch_add(1, Ordering::Relaxed).to_string()
+    }
+}
+
+impl Default for AckIds {
+    fn default() -> Self {
+        AckIds::new()
+    }
+}
+
+/// Accepts connections until `ctx.shutdown` is cancelled. Connection tasks are spawned on
+/// `tracker` so that shutdown can wait for them.
+pub async fn serve(listener: TcpListener, ctx: Arc<MllpContext>, tracker: TaskTracker) {
+    let limit = Arc::new(Semaphore::new(ctx.config.max_connections));
+    loop {
+        let permit = tokio::select! {
+            permit = limit.clone().acquire_owned() => permit.expect("semaphore is never closed"),
+            _ = ctx.shutdown.cancelled() => break,
+        };
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = ctx.shutdown.cancelled() => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                // Usually EMFILE/ENFILE: back off instead of spinning.
+                tracing::warn!(error = %e, "MLLP accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let ctx = ctx.clone();
+        tracker.spawn(async move {
+            ctx.metrics.mllp_connections_total.inc();
+            ctx.metrics.mllp_connections_open.inc();
+            Connection::new(stream, peer, &ctx).run().await;
+            ctx.metrics.mllp_connections_open.dec();
+            drop(permit);
+        });
+    }
+    tracing::debug!("MLLP listener stopped accepting");
+}

@@ -1,0 +1,196 @@
+//! Tracing set-up and the Prometheus metrics the daemon exposes on `/metrics`.
+//!
+//! Metrics are `prometheus-client` types (cheap atomics, cloned handles share state). Label
+//! values that come from the wire (the HL7 message type) are bounded: after
+//! [`MAX_MESSAGE_TYPES`] distinct values, further ones are counted as `other`, so a sender
+//! cannot grow the registry without bound.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// Distinct HL7 message types tracked with their own label value.
+pub const MAX_MESSAGE_TYPES: usize = 64;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MessageLabels {
+    pub message_type: String,
+    pub ack: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: String,
+}
+
+/// Every metric of the daemon, registered once.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// HL7 messages answered, by MSH-9 and the acknowledgement code sent.
+    pub hl7_messages: Family<MessageLabels, Counter>,
+    /// Re-sent messages answered with their stored ACK, nothing appended.
+    pub hl7_duplicates: Counter,
+    /// Messages stored whose control id was already used by the same sender for other content.
+    pub hl7_control_id_conflicts: Counter,
+    /// Messages whose summary was decoded with the fallback charset.
+    pub hl7_charset_fallbacks: Counter,
+    /// MLLP input that did not make a message: oversized, truncated, unparseable…
+    pub mllp_frames_rejected: Family<ReasonLabels, Counter>,
+    /// Bytes skipped outside frames (CR/LF between frames is normal; much more is not).
+    pub mllp_bytes_skipped: Counter,
+    pub mllp_connections_open: Gauge,
+    pub mllp_connections_total: Counter,
+    /// Requests per group commit.
+    pub log_commit_batch_size: Histogram,
+    /// Duration of one write transaction, apply to durable commit.
+    pub log_commit_seconds: Histogram,
+    /// Appends refused, by reason (disk_reserve, unavailable…).
+    pub log_appends_refused: Family<ReasonLabels, Counter>,
+    pub log_last_seq: Gauge,
+    pub log_size_bytes: Gauge,
+    seen_message_types: Mutex<HashSet<String>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("zenedge");
+        let m = Metrics {
+            hl7_messages: Family::default(),
+            hl7_duplicates: Counter::default(),
+            hl7_control_id_conflicts: Counter::default(),
+            hl7_charset_fallbacks: Counter::default(),
+            mllp_frames_rejected: Family::default(),
+            mllp_bytes_skipped: Counter::default(),
+            mllp_connections_open: Gauge::default(),
+            mllp_connections_total: Counter::default(),
+            log_commit_batch_size: Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0]),
+            log_commit_seconds: Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+                0.000_1, 2.0, 14,
+            )),
+            log_appends_refused: Family::default(),
+            log_last_seq: Gauge::default(),
+            log_size_bytes: Gauge::default(),
+            seen_message_types: Mutex::new(HashSet::new()),
+            registry: Registry::default(),
+        };
+        registry.register("hl7_messages", "HL7 messages answered, by type and ACK code", m.hl7_messages.clone());
+        registry.register(
+            "hl7_duplicates",
+            "Re-sent HL7 messages answered with their stored ACK",
+            m.hl7_duplicates.clone(),
+        );
+        registry.register(
+            "hl7_control_id_conflicts",
+            "HL7 messages stored whose control id the sender had used for other content",
+            m.hl7_control_id_conflicts.clone(),
+        );
+        registry.register(
+            "hl7_charset_fallbacks",
+            "HL7 messages decoded with the fallback charset",
+            m.hl7_charset_fallbacks.clone(),
+        );
+        registry.register(
+            "mllp_frames_rejected",
+            "MLLP input that did not make a message",
+            m.mllp_frames_rejected.clone(),
+        );
+        registry.register("mllp_bytes_skipped", "Bytes skipped outside MLLP frames", m.mllp_bytes_skipped.clone());
+        registry.register("mllp_connections_open", "Open MLLP connections", m.mllp_connections_open.clone());
+        registry.register("mllp_connections", "MLLP connections accepted", m.mllp_connections_total.clone());
+        registry.register("log_commit_batch_size", "Requests per group commit", m.log_commit_batch_size.clone());
+        registry.register(
+            "log_commit_seconds",
+            "Write transaction time, apply to durable commit",
+            m.log_commit_seconds.clone(),
+        );
+        registry.register(
+            "log_appends_refused",
+            "Appends refused by the log, by reason",
+            m.log_appends_refused.clone(),
+        );
+        registry.register("log_last_seq", "Last committed sequence number", m.log_last_seq.clone());
+        registry.register("log_size_bytes", "Size of the database file", m.log_size_bytes.clone());
+        Metrics { registry, ..m }
+    }
+
+    /// Counts an answered HL7 message.
+    pub fn hl7_answered(&self, message_type: &str, ack: &str) {
+        let message_type = self.bounded_message_type(message_type);
+        self.hl7_messages.get_or_create(&MessageLabels { message_type, ack: ack.to_owned() }).inc();
+    }
+
+    pub fn frame_rejected(&self, reason: &str) {
+        self.mllp_frames_rejected.get_or_create(&ReasonLabels { reason: reason.to_owned() }).inc();
+    }
+
+    pub fn append_refused(&self, reason: &str) {
+        self.log_appends_refused.get_or_create(&ReasonLabels { reason: reason.to_owned() }).inc();
+    }
+
+    fn bounded_message_type(&self, message_type: &str) -> String {
+        let clean = !message_type.is_empty()
+            && message_type.len() <= 16
+            && message_type.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'^' || b == b'_');
+        if !clean {
+            return "other".into();
+        }
+        let mut seen = self.seen_message_types.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.contains(message_type) || seen.len() < MAX_MESSAGE_TYPES {
+            seen.insert(message_type.to_owned());
+            message_type.to_owned()
+        } else {
+            "other".into()
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// Installs the tracing subscriber: `RUST_LOG` if set, else `default_filter`.
+pub fn init_tracing(default_filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_type_labels_are_bounded() {
+        let m = Metrics::new();
+        for i in 0..(MAX_MESSAGE_TYPES + 10) {
+            m.hl7_answered(&format!("Z{i:02}^A01"), "AA");
+        }
+        m.hl7_answered("bad label\"", "AA");
+        let text = m.encode();
+        assert!(text.contains("message_type=\"other\""), "{text}");
+        let distinct = text.lines().filter(|l| l.starts_with("zenedge_hl7_messages_total{")).count();
+        assert_eq!(distinct, MAX_MESSAGE_TYPES + 1);
+    }
+}

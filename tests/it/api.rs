@@ -1,0 +1,75 @@
+//! The HTTP API: health, readiness, metrics, and the events read API with cursor paging
+//! and clear 4xx errors.
+
+use crate::support::TestDaemon;
+use crate::support::hl7msg::orm;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_are_paged_with_a_next_cursor_until_the_end() {
+    let d = TestDaemon::start().await;
+    let mut c = d.client().await;
+    for i in 0..5 {
+        c.send(&orm(&format!("P-{i}"), "A")).await;
+    }
+    let first = d.get("/api/v1/events?after=0&limit=2").await.json();
+    let seqs = |page: &serde_json::Value| -> Vec<u64> {
+        page["items"].as_array().unwrap().iter().map(|e| e["seq"].as_u64().unwrap()).collect()
+    };
+    assert_eq!(seqs(&first), [1, 2]);
+    assert_eq!(first["next"], 2);
+    let second = d.get("/api/v1/events?after=2&limit=2").await.json();
+    assert_eq!(seqs(&second), [3, 4]);
+    let last = d.get("/api/v1/events?after=4&limit=2").await.json();
+    assert_eq!(seqs(&last), [5]);
+    assert!(last["next"].is_null());
+    let one = d.get("/api/v1/events/3").await;
+    assert_eq!(one.status, 200);
+    assert_eq!(one.json()["data"]["control_id"], "P-2");
+    d.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_parameters_and_unknown_things_get_4xx_with_a_message() {
+    let d = TestDaemon::start().await;
+    for (path, status, needle) in [
+        ("/api/v1/events?after=-1", 400, "after"),
+        ("/api/v1/events?limit=0", 400, "limit"),
+        ("/api/v1/events?limit=100000", 400, "limit"),
+        ("/api/v1/events?after=abc", 400, "after"),
+        ("/api/v1/events/99", 404, "99"),
+        ("/api/v1/events/x", 400, "seq"),
+        ("/api/v1/nothing", 404, "/api/v1/nothing"),
+    ] {
+        let r = d.get(path).await;
+        assert_eq!(r.status, status, "{path}: {}", r.body);
+        let message = r.json()["error"].as_str().unwrap().to_owned();
+        assert!(message.contains(needle), "{path}: {message}");
+    }
+    d.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_readiness_and_metrics_are_served() {
+    let d = TestDaemon::start().await;
+    d.client().await.send(&orm("M-1", "A")).await;
+    assert_eq!(d.get("/healthz").await.status, 200);
+    let ready = d.get("/readyz").await;
+    assert_eq!(ready.status, 200, "{}", ready.body);
+    let ready = ready.json();
+    assert_eq!(ready["ready"], true);
+    assert_eq!(ready["checks"]["log_writable"], true);
+    assert_eq!(ready["last_seq"], 1);
+    let metrics = d.get("/metrics").await;
+    assert!(metrics.headers.to_ascii_lowercase().contains("content-type: text/plain"), "{}", metrics.headers);
+    for needle in [
+        "zenedge_hl7_messages_total{message_type=\"ORM^O01\",ack=\"AA\"} 1",
+        "zenedge_log_last_seq 1",
+        "zenedge_log_commit_seconds_bucket",
+        "zenedge_log_commit_batch_size_bucket",
+        "zenedge_log_size_bytes ",
+        "zenedge_mllp_connections_total",
+    ] {
+        assert!(metrics.body.contains(needle), "missing {needle}:\n{}", metrics.body);
+    }
+    d.stop().await.unwrap();
+}

@@ -1,0 +1,10 @@
+//! zenedge's integration tests: one binary, the daemon started in-process on port 0 (or the
+//! real binary where a process must die), real TCP on loopback, temp state directories.
+
+mod api;
+mod cli;
+mod crash;
+mod durability;
+mod malformed;
+mod mllp_acks;
+mod support;

@@ -1,0 +1,112 @@
+//! `TestDaemon`: the whole daemon in-process, listening on port 0, on a temp state dir that
+//! survives restarts.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use zenedge::app::{self, Listeners, RunError, RunOptions};
+use zenedge::config::Config;
+use zenedge::log::FaultInjector;
+
+pub struct TestDaemon {
+    pub mllp: SocketAddr,
+    pub http: SocketAddr,
+    pub dir: Arc<tempfile::TempDir>,
+    pub faults: FaultInjector,
+    extra_toml: String,
+    shutdown: CancellationToken,
+    task: JoinHandle<Result<(), RunError>>,
+}
+
+/// A config for tests: temp state dir, no disk reserve, then `extra` (TOML) merged over it
+/// key by key.
+pub fn test_config(state_dir: &Path, extra: &str) -> Config {
+    let base = format!(
+        "[site]\ntenant_id = \"t1\"\nhospital_id = \"h1\"\nedge_id = \"e1\"\n\
+         [store]\nstate_dir = {dir:?}\ndisk_reserve = \"0\"\n",
+        dir = state_dir.display().to_string(),
+    );
+    let mut table: toml::Table = base.parse().unwrap();
+    let extra: toml::Table = extra.parse().expect("extra test config is TOML");
+    for (section, values) in extra {
+        let target = table.entry(section).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        match (target, values) {
+            (toml::Value::Table(t), toml::Value::Table(v)) => t.extend(v),
+            (slot, v) => *slot = v,
+        }
+    }
+    let text = toml::to_string(&table).unwrap();
+    Config::from_toml(&text).unwrap_or_else(|e| panic!("test config invalid: {e}\n{text}"))
+}
+
+impl TestDaemon {
+    pub async fn start() -> TestDaemon {
+        Self::start_with("").await
+    }
+
+    /// Starts with extra config (TOML, merged over the test defaults).
+    pub async fn start_with(extra: &str) -> TestDaemon {
+        let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+        Self::start_in(dir, extra).await
+    }
+
+    pub async fn start_in(dir: Arc<tempfile::TempDir>, extra: &str) -> TestDaemon {
+        let config = test_config(dir.path(), extra);
+        let mllp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (mllp_addr, http_addr) = (mllp.local_addr().unwrap(), http.local_addr().unwrap());
+        let shutdown = CancellationToken::new();
+        let faults = FaultInjector::default();
+        let options = RunOptions { faults: Some(faults.clone()) };
+        let task = tokio::spawn(app::run(config, Listeners { mllp, http }, shutdown.clone(), options));
+        TestDaemon { mllp: mllp_addr, http: http_addr, dir, faults, extra_toml: extra.to_owned(), shutdown, task }
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().to_owned()
+    }
+
+    pub async fn client(&self) -> super::MllpClient {
+        super::MllpClient::connect(self.mllp).await
+    }
+
+    /// Signals shutdown and waits for the daemon to finish draining.
+    pub async fn stop(self) -> Result<(), RunError> {
+        self.shutdown.cancel();
+        self.task.await.expect("daemon task panicked")
+    }
+
+    /// Waits for the daemon to stop by itself (e.g. after a log failure).
+    pub async fn stopped(self) -> Result<(), RunError> {
+        self.task.await.expect("daemon task panicked")
+    }
+
+    /// Stops and starts again on the same state directory and config.
+    pub async fn restart(self) -> TestDaemon {
+        let (dir, extra) = (self.dir.clone(), self.extra_toml.clone());
+        self.stop().await.expect("clean stop");
+        Self::start_in(dir, &extra).await
+    }
+
+    pub async fn get(&self, path: &str) -> super::http::Response {
+        super::http::get(self.http, path).await
+    }
+
+    /// Every event in the log, via the API.
+    pub async fn events(&self) -> Vec<serde_json::Value> {
+        let mut all = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = self.get(&format!("/api/v1/events?after={after}&limit=1000")).await.json();
+            all.extend(page["items"].as_array().unwrap().iter().cloned());
+            match page["next"].as_u64() {
+                Some(next) => after = next,
+                None => return all,
+            }
+        }
+    }
+}

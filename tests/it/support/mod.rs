@@ -1,0 +1,9 @@
+//! Test support: an in-process daemon on port 0, an MLLP client, HL7 builders, HTTP GET.
+
+pub mod daemon;
+pub mod hl7msg;
+pub mod http;
+pub mod mllp;
+
+pub use daemon::TestDaemon;
+pub use mllp::MllpClient;
