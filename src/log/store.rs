@@ -20,8 +20,10 @@ pub(crate) const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("eve
 /// `key -> value` facts about the file: `schema_version`, `tenant_id`, `hospital_id`, `edge_id`.
 pub(crate) const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 /// `(tenant, hospital, MSH-3, MSH-4, MSH-10, sha256 of the message) -> msgpack DedupeEntry`.
-pub(crate) const HL7_DEDUPE: TableDefinition<(&str, &str, &str, &str, &str, [u8; 32]), &[u8]> =
-    TableDefinition::new("hl7_dedupe");
+pub(crate) const HL7_DEDUPE: TableDefinition<DedupeKey, &[u8]> = TableDefinition::new("hl7_dedupe");
+
+/// `(tenant, hospital, MSH-3, MSH-4, MSH-10, sha256)`.
+pub(crate) type DedupeKey = (&'static str, &'static str, &'static str, &'static str, &'static str, [u8; 32]);
 
 /// The on-disk layout this binary writes. Bump it with every change to tables or key
 /// encodings and add the step to [`MIGRATIONS`].

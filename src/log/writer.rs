@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::envelope::{EnvelopeRef, NewEvent};
 use super::reserve::DiskGuard;
-use super::store::{EVENTS, HL7_DEDUPE};
+use super::store::{DedupeKey, EVENTS, HL7_DEDUPE};
 use crate::config::Site;
 use crate::domain::Event;
 use crate::telemetry::Metrics;
@@ -439,11 +439,7 @@ fn encode(site: &Site, e: &NewEvent, seq: u64, recorded_at: Timestamp) -> Result
 /// The tables one batch writes.
 struct Tables<'a, 't> {
     events: &'a mut redb::Table<'t, u64, &'static [u8]>,
-    dedupe: &'a mut redb::Table<
-        't,
-        (&'static str, &'static str, &'static str, &'static str, &'static str, [u8; 32]),
-        &'static [u8],
-    >,
+    dedupe: &'a mut redb::Table<'t, DedupeKey, &'static [u8]>,
     recorded_at: Timestamp,
 }
 

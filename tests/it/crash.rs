@@ -3,7 +3,7 @@
 //! exactly once. Messages in flight at the kill are re-sent after the restart, as a real
 //! sender would, which also exercises duplicate detection across crashes.
 //!
-//! `CRASH_CYCLES` (default 20) and `CRASH_SEED` reproduce or lengthen a run.
+//! `CRASH_CYCLES` (default 50) and `CRASH_SEED` reproduce or lengthen a run.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
@@ -93,8 +93,8 @@ async fn send_until_killed(addr: SocketAddr, sender: usize, ledger: Arc<Mutex<Le
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_at_random_moments_loses_no_acknowledged_message() {
-    let cycles: usize = std::env::var("CRASH_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
-    let seed: u64 = std::env::var("CRASH_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(fastrand::u64(..));
+    let cycles: usize = std::env::var("CRASH_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(50);
+    let seed: u64 = std::env::var("CRASH_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| fastrand::u64(..));
     println!("crash test: {cycles} cycles, CRASH_SEED={seed}");
     let mut rng = fastrand::Rng::with_seed(seed);
     let dir = tempfile::tempdir().unwrap();

@@ -54,11 +54,14 @@ async fn a_failed_commit_is_answered_ar_and_stops_the_daemon_with_an_error() {
     let dir = d.dir.clone();
     let result = d.stopped().await;
     assert!(matches!(result, Err(zenedge::app::RunError::Writer(_))), "{result:?}");
-    // A clean reopen holds exactly what was acknowledged.
+    // After a clean reopen the acknowledged message is there. The refused one may or may not
+    // have reached the disk (the fsync failed, not necessarily the write); the sender's
+    // re-send settles it either way: acknowledged, and stored exactly once.
     let d = TestDaemon::start_in(dir, "").await;
+    assert_eq!(ack_code(&d.client().await.send(&orm("FAIL-1", "A")).await), "AA");
     let ids: Vec<String> =
         d.events().await.iter().map(|e| e["data"]["control_id"].as_str().unwrap().to_owned()).collect();
-    assert_eq!(ids, ["OK-1"]);
+    assert_eq!(ids, ["OK-1", "FAIL-1"]);
     d.stop().await.unwrap();
 }
 

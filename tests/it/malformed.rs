@@ -42,7 +42,7 @@ async fn custom_separators_are_read_from_msh1_and_msh2() {
     let mut c = d.client().await;
     let message = "MSH#*@!%#RIS#HOSP#ZE#EDGE#20261123##ORM*O01#SEP-1#P#2.5.1\r\
                    PID#1##P-9*!!*!!*HOSP*!!*MR##Roe*Richard\r\
-                   ORC#NW#PL-1\rOBR#1#PL-1##CT1*CT Chest#################ACC-SEP";
+                   ORC#NW#PL-1\rOBR#1#PL-1##CT1*CT Chest##############ACC-SEP";
     let ack = c.send(message.as_bytes()).await;
     let text = String::from_utf8_lossy(&ack).to_string();
     assert!(text.starts_with("MSH#*@!%#ZE#EDGE#RIS#HOSP#"), "ACK uses the sender's separators: {text}");

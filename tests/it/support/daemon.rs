@@ -2,7 +2,7 @@
 //! survives restarts.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -64,10 +64,6 @@ impl TestDaemon {
         let options = RunOptions { faults: Some(faults.clone()) };
         let task = tokio::spawn(app::run(config, Listeners { mllp, http }, shutdown.clone(), options));
         TestDaemon { mllp: mllp_addr, http: http_addr, dir, faults, extra_toml: extra.to_owned(), shutdown, task }
-    }
-
-    pub fn state_dir(&self) -> PathBuf {
-        self.dir.path().to_owned()
     }
 
     pub async fn client(&self) -> super::MllpClient {
