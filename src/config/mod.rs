@@ -47,6 +47,8 @@ pub struct StoreConfig {
     pub queue_depth: usize,
     /// Most requests the writer folds into one commit.
     pub max_batch: usize,
+    /// Memory redb may use for its page cache and write buffer (its default is 1 GiB).
+    pub cache_size: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -151,6 +153,7 @@ fn validate(raw: raw::RawConfig) -> Result<Config, ConfigError> {
             .unwrap_or(DiskReserve::Bytes(0)),
         queue_depth: c.check("store.queue_depth", in_range(raw.store.queue_depth, 1, 1 << 20)).unwrap_or(1),
         max_batch: c.check("store.max_batch", in_range(raw.store.max_batch, 1, 1 << 16)).unwrap_or(1),
+        cache_size: c.check("store.cache_size", cache_size(&raw.store.cache_size)).unwrap_or(1),
     };
     let mllp = MllpConfig {
         listen: c.check("mllp.listen", socket_addr(&raw.mllp.listen)).unwrap_or(UNSPECIFIED),
@@ -208,6 +211,14 @@ fn message_size(value: &str) -> Result<usize, String> {
     Ok(bytes as usize)
 }
 
+fn cache_size(value: &str) -> Result<usize, String> {
+    let bytes = units::size(value)?;
+    if !((1 << 20)..=(64 << 30)).contains(&bytes) {
+        return Err(format!("{value:?} must be between 1MiB and 64GiB"));
+    }
+    Ok(bytes as usize)
+}
+
 fn field_paths(values: &[String]) -> Result<Vec<FieldPath>, String> {
     if values.is_empty() {
         return Err("needs at least one location, e.g. [\"OBR-18\"]".into());
@@ -252,6 +263,7 @@ mod tests {
         assert_eq!(config.store.disk_reserve, defaults.store.disk_reserve);
         assert_eq!(config.store.queue_depth, defaults.store.queue_depth);
         assert_eq!(config.store.max_batch, defaults.store.max_batch);
+        assert_eq!(config.store.cache_size, defaults.store.cache_size);
         assert_eq!(config.mllp.accession_from, defaults.mllp.accession_from);
         assert_eq!(config.mllp.fallback_charset, defaults.mllp.fallback_charset);
         assert_eq!(config.mllp.max_connections, defaults.mllp.max_connections);

@@ -38,11 +38,18 @@ pub(super) struct RawStore {
     pub disk_reserve: String,
     pub queue_depth: usize,
     pub max_batch: usize,
+    pub cache_size: String,
 }
 
 impl Default for RawStore {
     fn default() -> Self {
-        Self { state_dir: "./data".into(), disk_reserve: "2GiB".into(), queue_depth: 4096, max_batch: 1024 }
+        Self {
+            state_dir: "./data".into(),
+            disk_reserve: "2GiB".into(),
+            queue_depth: 4096,
+            max_batch: 1024,
+            cache_size: "32MiB".into(),
+        }
     }
 }
 

@@ -36,6 +36,7 @@ pub struct Hl7MessageReceived {
     /// Another message with this sender and control id but different content was stored
     /// before (the sender reused a control id); `conflicts_with_seq` names the first one.
     pub control_id_conflict: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conflicts_with_seq: Option<u64>,
     /// The peer address the message came from (`ip:port`).
     pub peer: String,
@@ -66,6 +67,13 @@ impl Event {
     pub fn event_version(&self) -> u32 {
         match self {
             Event::Hl7MessageReceived(_) => 1,
+        }
+    }
+
+    /// Roughly how many bytes the payload encodes to (sizes the encode buffer).
+    pub fn size_hint(&self) -> usize {
+        match self {
+            Event::Hl7MessageReceived(e) => e.raw.len() + 1024,
         }
     }
 

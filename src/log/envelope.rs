@@ -67,8 +67,11 @@ pub(crate) struct EnvelopeRef<'a> {
 }
 
 impl EnvelopeRef<'_> {
-    pub fn encode(&self) -> Result<Vec<u8>, rmp_serde::encode::Error> {
-        rmp_serde::to_vec_named(self)
+    /// Serializes by field name into a buffer sized for `hint` bytes of payload.
+    pub fn encode(&self, hint: usize) -> Result<Vec<u8>, rmp_serde::encode::Error> {
+        let mut out = Vec::with_capacity(hint + 512);
+        rmp_serde::encode::write_named(&mut out, self)?;
+        Ok(out)
     }
 }
 

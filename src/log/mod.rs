@@ -58,6 +58,7 @@ pub struct LogOptions {
     pub disk_reserve: DiskReserve,
     pub queue_depth: usize,
     pub max_batch: usize,
+    pub cache_size: usize,
 }
 
 impl LogOptions {
@@ -68,6 +69,7 @@ impl LogOptions {
             disk_reserve: config.store.disk_reserve,
             queue_depth: config.store.queue_depth,
             max_batch: config.store.max_batch,
+            cache_size: config.store.cache_size,
         }
     }
 }
@@ -93,7 +95,7 @@ impl Log {
         metrics: Arc<Metrics>,
         faults: Option<FaultInjector>,
     ) -> Result<Log, OpenError> {
-        let db = Arc::new(store::open(&options.path, &options.site, faults)?);
+        let db = Arc::new(store::open(&options.path, &options.site, options.cache_size, faults)?);
         let last = store::last_seq(&db)
             .map_err(|e| OpenError::Database { path: options.path.clone(), source: Box::new(e) })?;
         metrics.log_last_seq.set(last as i64);

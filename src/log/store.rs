@@ -63,13 +63,20 @@ pub enum OpenError {
 /// Opens (creating if needed) the database at `path` for `site`, migrating older layouts.
 ///
 /// `faults` lets tests make the file's fsyncs fail.
-pub(crate) fn open(path: &Path, site: &Site, faults: Option<FaultInjector>) -> Result<Database, OpenError> {
+pub(crate) fn open(
+    path: &Path,
+    site: &Site,
+    cache_size: usize,
+    faults: Option<FaultInjector>,
+) -> Result<Database, OpenError> {
     let db_err = |e: redb::Error| OpenError::Database { path: path.to_owned(), source: Box::new(e) };
     let created = create_file_durably(path)?;
     let file = fs::OpenOptions::new().read(true).write(true).open(path).map_err(|e| db_err(e.into()))?;
     let inner = FileBackend::new(file).map_err(|e| db_err(e.into()))?;
-    let db =
-        redb::Builder::new().create_with_backend(GuardedBackend { inner, faults }).map_err(|e| db_err(e.into()))?;
+    let db = redb::Builder::new()
+        .set_cache_size(cache_size)
+        .create_with_backend(GuardedBackend { inner, faults })
+        .map_err(|e| db_err(e.into()))?;
     prepare(&db, path, site, created, MIGRATIONS)?;
     Ok(db)
 }

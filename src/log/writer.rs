@@ -431,7 +431,7 @@ fn encode(site: &Site, e: &NewEvent, seq: u64, recorded_at: Timestamp) -> Result
             causation_id: e.causation_id,
             data: &e.event,
         }
-        .encode()
+        .encode(e.event.size_hint())
         .map_err(|err| AppendError::Encode(err.to_string()))
     }
 }
