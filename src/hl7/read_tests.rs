@@ -2,7 +2,6 @@
 //! rejections, and property tests that it never panics and round-trips escaped values.
 //! All names and identifiers are invented.
 
-
 use proptest::prelude::*;
 
 use super::ack::{AckCode, build};

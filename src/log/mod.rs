@@ -33,18 +33,22 @@
 //!   [`crate::domain::Event::decode`].
 
 pub mod envelope;
+mod faults;
 mod reader;
 mod reserve;
 mod store;
+#[cfg(test)]
+mod tests;
 mod writer;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use envelope::{Aggregate, Envelope, NewEvent, StoredEnvelope};
+pub use faults::FaultInjector;
 pub use reader::{LogReader, Page, ReadError};
 pub use reserve::{DiskGuard, Space};
-pub use store::{FaultInjector, OpenError, SCHEMA_VERSION};
+pub use store::{OpenError, SCHEMA_VERSION};
 pub use writer::{AppendError, Hl7Append, Hl7Outcome, LogHandle, WriterFailure, WriterState};
 
 use crate::config::{Config, DiskReserve, Site};

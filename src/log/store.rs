@@ -2,16 +2,12 @@
 //! and its migrations, and the site identity check.
 
 use std::fs::{self, File};
-use std::io;
-use std::ops::Bound;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use redb::backends::FileBackend;
-use redb::{
-    BackendError, Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, StorageBackend, TableDefinition,
-};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+
+use super::faults::{FaultInjector, GuardedBackend};
 
 use crate::config::Site;
 
@@ -75,9 +71,9 @@ pub(crate) fn open(
     let inner = FileBackend::new(file).map_err(|e| db_err(e.into()))?;
     let db = redb::Builder::new()
         .set_cache_size(cache_size)
-        .create_with_backend(GuardedBackend { inner, faults })
+        .create_with_backend(GuardedBackend::new(inner, faults))
         .map_err(|e| db_err(e.into()))?;
-    prepare(&db, path, site, created, MIGRATIONS)?;
+    prepare(&db, path, site, created, MIGRATIONS, SCHEMA_VERSION)?;
     Ok(db)
 }
 
@@ -113,6 +109,7 @@ pub(crate) fn prepare(
     site: &Site,
     created: bool,
     migrations: &[Migration],
+    target: u64,
 ) -> Result<(), OpenError> {
     let db_err = |e: redb::Error| OpenError::Database { path: path.to_owned(), source: Box::new(e) };
     let txn = db.begin_write().map_err(|e| db_err(e.into()))?;
@@ -120,14 +117,14 @@ pub(crate) fn prepare(
         let mut meta = txn.open_table(META).map_err(|e| db_err(e.into()))?;
         let found = meta.get("schema_version").map_err(|e| db_err(e.into()))?.map(|v| v.value().to_owned());
         let mut version = match found {
-            None if created || is_empty(&txn).map_err(db_err)? => SCHEMA_VERSION,
+            None if created || is_empty(&txn).map_err(db_err)? => target,
             None => 0,
             Some(v) => v.parse::<u64>().unwrap_or(u64::MAX),
         };
-        if version > SCHEMA_VERSION {
-            return Err(OpenError::NewerSchema { path: path.to_owned(), found: version, known: SCHEMA_VERSION });
+        if version > target {
+            return Err(OpenError::NewerSchema { path: path.to_owned(), found: version, known: target });
         }
-        while version < SCHEMA_VERSION {
+        while version < target {
             let step = migrations
                 .iter()
                 .find(|m| m.from == version)
@@ -167,67 +164,4 @@ pub(crate) fn last_seq(db: &Database) -> Result<u64, redb::Error> {
     let txn = db.begin_read()?;
     let table = txn.open_table(EVENTS)?;
     Ok(table.last()?.map(|(k, _)| k.value()).unwrap_or(0))
-}
-
-/// Injected storage faults, for tests that prove a failed commit is never acknowledged.
-#[derive(Debug, Clone, Default)]
-pub struct FaultInjector {
-    fail_sync: Arc<AtomicBool>,
-}
-
-impl FaultInjector {
-    /// From now on every fsync of the database fails with an I/O error.
-    pub fn fail_syncs(&self) {
-        self.fail_sync.store(true, Ordering::SeqCst);
-    }
-}
-
-/// redb's file backend, with an optional fault injector in front of `sync_data`. Every other
-/// call (including the file locks) goes straight to the file backend.
-#[derive(Debug)]
-struct GuardedBackend {
-    inner: FileBackend,
-    faults: Option<FaultInjector>,
-}
-
-impl StorageBackend for GuardedBackend {
-    fn len(&self) -> io::Result<u64> {
-        self.inner.len()
-    }
-    fn read(&self, offset: u64, out: &mut [u8]) -> io::Result<()> {
-        self.inner.read(offset, out)
-    }
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        self.inner.set_len(len)
-    }
-    fn sync_data(&self) -> io::Result<()> {
-        if self.faults.as_ref().is_some_and(|f| f.fail_sync.load(Ordering::SeqCst)) {
-            return Err(io::Error::other("injected fsync failure"));
-        }
-        self.inner.sync_data()
-    }
-    fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
-        self.inner.write(offset, data)
-    }
-    fn close(&self) -> io::Result<()> {
-        self.inner.close()
-    }
-    fn try_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
-        self.inner.try_lock_range(start, end)
-    }
-    fn try_lock_shared_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
-        self.inner.try_lock_shared_range(start, end)
-    }
-    fn lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
-        self.inner.lock_range(start, end)
-    }
-    fn lock_shared_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
-        self.inner.lock_shared_range(start, end)
-    }
-    fn unlock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
-        self.inner.unlock_range(start, end)
-    }
-    fn query_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
-        self.inner.query_lock_range(start, end)
-    }
 }

@@ -133,6 +133,11 @@ impl LogHandle {
         rx.await.unwrap_or(Err(AppendError::Unavailable))
     }
 
+    /// Requests waiting in the queue for the writer.
+    pub fn queued(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+
     async fn send(&self, command: Command) -> Result<(), AppendError> {
         if self.state.closed.load(Ordering::Acquire) {
             return Err(AppendError::Unavailable);

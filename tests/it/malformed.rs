@@ -180,3 +180,28 @@ async fn other_message_types_are_stored_and_acknowledged() {
     assert_eq!(d.events().await[0]["data"]["message_type"], "ORU^R01");
     d.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_connection_is_closed_after_the_idle_timeout() {
+    let d = TestDaemon::start_with("[mllp]\nidle_timeout = \"100ms\"\n").await;
+    let mut c = d.client().await;
+    assert_eq!(ack_code(&c.send(&orm("IDLE-1", "A")).await), "AA");
+    // Send nothing: the daemon closes the connection (read returns EOF, not an ACK).
+    assert!(c.read_ack().await.is_none());
+    d.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_limit_wait_until_one_closes() {
+    let d = TestDaemon::start_with("[mllp]\nmax_connections = 1\n").await;
+    let mut first = d.client().await;
+    assert_eq!(ack_code(&first.send(&orm("LIM-1", "A")).await), "AA");
+    let mut second = d.client().await;
+    second.write(&frame(&orm("LIM-2", "A"))).await;
+    let metrics = d.get("/metrics").await.body;
+    assert!(metrics.contains("zenedge_mllp_connections_total 1\n"), "the second is not accepted yet:\n{metrics}");
+    drop(first);
+    let ack = second.read_ack().await.expect("served once the first closed");
+    assert_eq!(msa(&ack)[2], "LIM-2");
+    d.stop().await.unwrap();
+}

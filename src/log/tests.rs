@@ -1,0 +1,231 @@
+//! The log's contract, tested through its public handle: group commit, gapless sequence
+//! numbers, duplicates, refusal after a failed commit, schema versions.
+
+use std::sync::Arc;
+
+use super::*;
+use crate::domain::{Event, Hl7MessageReceived};
+use crate::hl7;
+
+fn site() -> Site {
+    Site { tenant_id: "t".into(), hospital_id: "h".into(), edge_id: "e".into() }
+}
+
+fn options(dir: &std::path::Path) -> LogOptions {
+    LogOptions {
+        path: dir.join("zenedge.redb"),
+        site: site(),
+        disk_reserve: DiskReserve::Bytes(0),
+        queue_depth: 1024,
+        max_batch: 1024,
+        cache_size: 4 << 20,
+    }
+}
+
+/// An HL7 append for control id `id` whose content differs by `variant`.
+fn hl7_append(id: &str, variant: &str) -> Hl7Append {
+    let raw = format!("MSH|^~\\&|RIS|H|ZE|E|20261123||ADT^A08|{id}|P|2.5\rPID|1||{variant}\r").into_bytes();
+    let received = hl7::read(&raw, &hl7::ReadOptions::default()).unwrap();
+    let sha: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&raw).into();
+    let event = Hl7MessageReceived {
+        raw: raw.clone(),
+        message_type: received.summary.message_type(),
+        control_id: id.into(),
+        sending_application: "RIS".into(),
+        sending_facility: "H".into(),
+        content_sha256: String::new(),
+        control_id_conflict: false,
+        conflicts_with_seq: None,
+        peer: "test".into(),
+        summary: received.summary,
+    };
+    Hl7Append {
+        sending_application: "RIS".into(),
+        sending_facility: "H".into(),
+        control_id: id.into(),
+        content_sha256: sha,
+        ack: format!("ACK-{id}-{variant}").into_bytes(),
+        event: NewEvent::now(
+            Aggregate { kind: "hl7_message".into(), id: id.into() },
+            Event::Hl7MessageReceived(Box::new(event)),
+        ),
+    }
+}
+
+fn metric(metrics: &Metrics, name: &str) -> String {
+    let text = metrics.encode();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")).map(str::to_owned))
+        .unwrap_or_else(|| panic!("{name} not in\n{text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_waiting_during_a_commit_share_the_next_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = Arc::new(Metrics::new());
+    let faults = FaultInjector::default();
+    let log = Log::open_with_faults(&options(dir.path()), metrics.clone(), Some(faults.clone())).unwrap();
+    faults.hold_syncs();
+    let handle = log.handle();
+    let first = tokio::spawn(async move { handle.append_hl7(hl7_append("G-0", "a")).await });
+    let f = faults.clone();
+    tokio::task::spawn_blocking(move || f.wait_for_held_sync()).await.unwrap();
+    // The first commit is inside its fsync: these 50 queue up behind it.
+    let rest: Vec<_> = (1..=50)
+        .map(|i| {
+            let handle = log.handle();
+            tokio::spawn(async move { handle.append_hl7(hl7_append(&format!("G-{i}"), "a")).await })
+        })
+        .collect();
+    while log.handle().queued() < 50 {
+        tokio::task::yield_now().await;
+    }
+    faults.release_syncs();
+    assert!(matches!(first.await.unwrap(), Ok(Hl7Outcome::Stored { seq: 1, .. })));
+    let mut seqs = Vec::new();
+    for r in rest {
+        match r.await.unwrap() {
+            Ok(Hl7Outcome::Stored { seq, .. }) => seqs.push(seq),
+            other => panic!("{other:?}"),
+        }
+    }
+    seqs.sort();
+    assert_eq!(seqs, (2..=51).collect::<Vec<u64>>(), "gapless from 1");
+    assert_eq!(metric(&metrics, "zenedge_log_commit_batch_size_count"), "2", "two commits for 51 requests");
+    assert_eq!(metric(&metrics, "zenedge_log_commit_batch_size_sum"), "51.0");
+    assert_eq!(log.reader().latest_seq().unwrap(), 51);
+    log.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_in_the_same_batch_is_recognised() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = FaultInjector::default();
+    let log = Log::open_with_faults(&options(dir.path()), Arc::new(Metrics::new()), Some(faults.clone())).unwrap();
+    faults.hold_syncs();
+    let h = log.handle();
+    let blocker = tokio::spawn(async move { h.append_hl7(hl7_append("B-0", "a")).await });
+    let f = faults.clone();
+    tokio::task::spawn_blocking(move || f.wait_for_held_sync()).await.unwrap();
+    let (h1, h2) = (log.handle(), log.handle());
+    let one = tokio::spawn(async move { h1.append_hl7(hl7_append("D-1", "a")).await });
+    while log.handle().queued() < 1 {
+        tokio::task::yield_now().await;
+    }
+    let two = tokio::spawn(async move { h2.append_hl7(hl7_append("D-1", "a")).await });
+    while log.handle().queued() < 2 {
+        tokio::task::yield_now().await;
+    }
+    faults.release_syncs();
+    blocker.await.unwrap().unwrap();
+    assert_eq!(one.await.unwrap(), Ok(Hl7Outcome::Stored { seq: 2, conflicts_with: None }));
+    assert_eq!(two.await.unwrap(), Ok(Hl7Outcome::Duplicate { seq: 2, ack: b"ACK-D-1-a".to_vec() }));
+    log.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_failed_commit_every_request_is_refused_and_the_failure_is_signalled() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = FaultInjector::default();
+    let log = Log::open_with_faults(&options(dir.path()), Arc::new(Metrics::new()), Some(faults.clone())).unwrap();
+    let handle = log.handle();
+    handle.append_hl7(hl7_append("F-1", "a")).await.unwrap();
+    faults.fail_syncs();
+    assert_eq!(handle.append_hl7(hl7_append("F-2", "a")).await, Err(AppendError::Unavailable));
+    handle.state.failed.cancelled().await;
+    assert_eq!(handle.append_hl7(hl7_append("F-3", "a")).await, Err(AppendError::Unavailable));
+    assert!(log.close().await.is_err(), "close reports the writer's failure");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn below_the_reserve_new_data_is_refused_but_a_duplicate_is_still_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(&options(dir.path()), Arc::new(Metrics::new())).unwrap();
+    let stored = log.handle().append_hl7(hl7_append("R-1", "a")).await.unwrap();
+    log.close().await.unwrap();
+    let full = LogOptions { disk_reserve: DiskReserve::Percent(100.0), ..options(dir.path()) };
+    let log = Log::open(&full, Arc::new(Metrics::new())).unwrap();
+    let again = log.handle().append_hl7(hl7_append("R-1", "a")).await.unwrap();
+    assert_eq!(stored, Hl7Outcome::Stored { seq: 1, conflicts_with: None });
+    assert!(matches!(again, Hl7Outcome::Duplicate { seq: 1, .. }));
+    let refused = log.handle().append_hl7(hl7_append("R-2", "a")).await;
+    assert!(matches!(refused, Err(AppendError::DiskReserve { .. })), "{refused:?}");
+    assert_eq!(log.reader().latest_seq().unwrap(), 1);
+    log.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_read_back_with_their_envelope_and_page_by_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(&options(dir.path()), Arc::new(Metrics::new())).unwrap();
+    for i in 0..5 {
+        log.handle().append_hl7(hl7_append(&format!("E-{i}"), "a")).await.unwrap();
+    }
+    let reader = log.reader();
+    let page = reader.after(0, 3).unwrap();
+    assert_eq!(page.items.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(page.next, Some(3));
+    let last = reader.after(3, 3).unwrap();
+    assert_eq!(last.items.len(), 2);
+    assert_eq!(last.next, None);
+    let e = reader.get(4).unwrap().unwrap();
+    assert_eq!((e.tenant_id.as_str(), e.hospital_id.as_str(), e.edge_id.as_str()), ("t", "h", "e"));
+    assert_eq!(e.event_type(), "HL7MessageReceived");
+    assert!(reader.get(6).unwrap().is_none());
+    log.close().await.unwrap();
+}
+
+#[test]
+fn an_older_binary_refuses_a_newer_file_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("zenedge.redb");
+    {
+        let db = store::open(&path, &site(), 4 << 20, None).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(store::META).unwrap().insert("schema_version", "999").unwrap();
+        txn.commit().unwrap();
+    }
+    let err = store::open(&path, &site(), 4 << 20, None).unwrap_err();
+    assert!(matches!(err, OpenError::NewerSchema { found: 999, .. }), "{err}");
+    assert!(err.to_string().contains("newer zenedge"), "{err}");
+}
+
+#[test]
+fn a_newer_binary_migrates_step_by_step_in_one_transaction() {
+    use redb::{ReadableDatabase, TableDefinition};
+    const ADDED: TableDefinition<&str, u64> = TableDefinition::new("added_by_migration");
+    fn one_to_two(txn: &redb::WriteTransaction) -> Result<(), redb::Error> {
+        txn.open_table(ADDED)?.insert("step", 2)?;
+        Ok(())
+    }
+    fn two_to_three(txn: &redb::WriteTransaction) -> Result<(), redb::Error> {
+        let mut t = txn.open_table(ADDED)?;
+        let v = redb::ReadableTable::get(&t, "step")?.map(|g| g.value()).unwrap_or(0);
+        t.insert("step", v + 1)?;
+        Ok(())
+    }
+    let migrations =
+        [store::Migration { from: 1, apply: one_to_two }, store::Migration { from: 2, apply: two_to_three }];
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("zenedge.redb");
+    let db = store::open(&path, &site(), 4 << 20, None).unwrap();
+    store::prepare(&db, &path, &site(), false, &migrations, 3).unwrap();
+    let txn = db.begin_read().unwrap();
+    let meta = txn.open_table(store::META).unwrap();
+    assert_eq!(redb::ReadableTable::get(&meta, "schema_version").unwrap().unwrap().value(), "3");
+    let added = txn.open_table(ADDED).unwrap();
+    assert_eq!(redb::ReadableTable::get(&added, "step").unwrap().unwrap().value(), 3);
+    drop((meta, added, txn));
+    let err = store::prepare(&db, &path, &site(), false, &migrations[..0], 4).unwrap_err();
+    assert!(matches!(err, OpenError::NoMigration { from: 3, .. }), "{err}");
+}
+
+#[test]
+fn the_database_remembers_its_site() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("zenedge.redb");
+    drop(store::open(&path, &site(), 4 << 20, None).unwrap());
+    let other = Site { hospital_id: "h2".into(), ..site() };
+    let err = store::open(&path, &other, 4 << 20, None).unwrap_err();
+    assert!(matches!(err, OpenError::WrongSite { key: "hospital_id", .. }), "{err}");
+}
