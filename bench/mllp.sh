@@ -48,6 +48,13 @@ TOML
 
 stop() { kill "$1"; wait "$1" 2>/dev/null || true; }
 
+pyload=$(dirname "$peer")/mllp_load.py
+record_py() { # label: the python generator the reference figures in the issue came from
+  [ -f "$pyload" ] || return 0
+  python3 "$pyload" 127.0.0.1 "$port" --count $((secs * 4000)) -c 16 --procs 2 --json 2>/dev/null | python3 -c \
+    "import json,sys; d=json.load(sys.stdin); print(json.dumps({'label':'$1','msgs_per_s':d['msgs_per_s'],'latency_ms':{'p99':d['lat_ms']['p99']}}))" >>"$out"
+}
+
 for r in $(seq "$repeats"); do
   echo "repeat $r/$repeats" >&2
   for n in 1 32; do
@@ -62,6 +69,7 @@ for r in $(seq "$repeats"); do
   grep VmHWM "/proc/$zpid/status" | awk -v l=zenedge-c32-rss '{print "{\"label\":\"" l "\",\"kib\":" $2 "}"}' >>"$out"
   record zenedge-rate2000 --addr "127.0.0.1:$port" -c 32 --rate 2000
   record zenedge-nagle-c1 --addr "127.0.0.1:$port" -c 1 --nagle
+  record_py zenedge-py16
   stop "$zpid"
   if [ -f "$peer" ]; then
     for mode in group none; do
@@ -72,6 +80,7 @@ for r in $(seq "$repeats"); do
       record "peer-$mode-c32" --addr "127.0.0.1:$port" -c 32
       record "peer-$mode-rate2000" --addr "127.0.0.1:$port" -c 32 --rate 2000
       [ "$mode" = none ] && record "peer-none-nagle-c1" --addr "127.0.0.1:$port" -c 1 --nagle
+      record_py "peer-$mode-py16"
       stop "$ppid"
       rm -f "$work/peer.log"
     done
@@ -101,6 +110,10 @@ for name, z, ceil in [("1 connection", "c1", c1), ("32 connections", "c32", c32)
     print(f"| {name} | {zr:,.0f} | {p99(f'zenedge-{z}'):.2f} | {cell} | {g:,.0f} (p99 {p99(f'peer-group-{z}'):.2f}) | {zr/g:.2f} | {n:,.0f} (p99 {p99(f'peer-none-{z}'):.2f}) | {zr/n:.2f} |")
 print()
 print(f"single-event durable commit: {c1:,.0f}/s; one 32-event commit: {t32:.3f} ms")
+if "zenedge-py16" in by and "peer-group-py16" in by:
+    z, g, n = rate("zenedge-py16"), rate("peer-group-py16"), rate("peer-none-py16")
+    print(f"python generator (mllp_load.py, 16 connections, 2 processes): zenedge {z:,.0f} msgs/s (p99 {p99('zenedge-py16'):.2f} ms), "
+          f"durable peer {g:,.0f} ({z/g:.2f}x), no-store peer {n:,.0f} ({z/n:.2f}x)")
 print(f"peak RSS under 32 connections: {med('zenedge-c32-rss', lambda r: r['kib'])/1024:.1f} MiB")
 print(f"Nagle sender, 1 connection: zenedge {rate('zenedge-nagle-c1'):,.0f} msgs/s (p50 {med('zenedge-nagle-c1', lambda r: r['latency_ms']['p50']):.2f} ms); "
       f"peer without QUICKACK {rate('peer-none-nagle-c1'):,.0f} msgs/s (p50 {med('peer-none-nagle-c1', lambda r: r['latency_ms']['p50']):.2f} ms)")

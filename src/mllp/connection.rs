@@ -206,13 +206,13 @@ impl<'a, S: MllpStream> Connection<'a, S> {
     ) -> Option<Vec<u8>> {
         let ack = ack::build(header, code, error, &self.ctx.ack_ids.next(), jiff::Timestamp::now());
         if code != AckCode::Accept {
-            self.ctx.metrics.hl7_answered(message_type, ack_label(code));
+            self.ctx.metrics.hl7_answered(message_type, ack_label(header, code));
         }
         ack
     }
 
     fn count(&self, message_type: &str, received: &Received, code: AckCode) {
-        self.ctx.metrics.hl7_answered(message_type, ack_label(code));
+        self.ctx.metrics.hl7_answered(message_type, ack_label(Some(&received.header), code));
         if received.summary.charset_fallback {
             self.ctx.metrics.hl7_charset_fallbacks.inc();
         }
@@ -285,12 +285,9 @@ fn refusal_text(e: &AppendError) -> String {
     }
 }
 
-fn ack_label(code: AckCode) -> &'static str {
-    match code {
-        AckCode::Accept => "AA",
-        AckCode::Error => "AE",
-        AckCode::Reject => "AR",
-    }
+/// The MSA-1 code sent (CA/CE/CR in enhanced mode), for the metrics.
+fn ack_label(header: Option<&hl7::Header>, code: AckCode) -> &'static str {
+    code.msa_code(header.is_some_and(hl7::Header::is_enhanced_mode))
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -148,5 +148,7 @@ async fn enhanced_mode_answers_commit_acks_as_msh15_asks() {
     let ack = c.send(&with_msh15("ENH-AL2", "AL")).await;
     assert_eq!(msa(&ack)[2], "ENH-AL2");
     assert_eq!(d.events().await.len(), 3, "the NE message is stored even though unanswered");
+    let metrics = d.get("/metrics").await.body;
+    assert!(metrics.contains("zenedge_hl7_messages_total{message_type=\"ORM^O01\",ack=\"CA\"} 3"), "{metrics}");
     d.stop().await.unwrap();
 }

@@ -1,0 +1,149 @@
+//! `zenedge-load`: the project's own load generator, and the yardstick it is compared to.
+//!
+//! * `mllp` drives an MLLP receiver the way HL7 senders do: one message in flight per
+//!   connection (send, wait for the ACK, send the next), synthesized ORM^O01 orders with a
+//!   unique MSH-10 each (`<run id>-<counter>`), closed loop or on a fixed open-loop
+//!   schedule (`--rate`). It reports ACK codes, MSA-2 mismatches, errors, throughput and
+//!   ACK latency (write start → complete ACK, hdrhistogram at microsecond resolution).
+//!   `--nagle` imitates interface engines that leave Nagle on and write a frame in three
+//!   pieces: a receiver that lets its kernel delay ACKs then stalls ~40 ms per message.
+//! * `commit-ceiling` measures the physical ceiling of the store: durable redb 4.6 commits
+//!   of N events each, in a fresh database. The daemon's throughput is judged against it.
+//!
+//! It shares two cores with the receiver under test, so it stays lean: one reusable buffer
+//! per connection, no per-message allocation beyond the message text, one tokio worker by
+//! default.
+//!
+//! Exit status: 0 when every message got AA or CA with the right MSA-2 and nothing failed;
+//! 1 otherwise; 2 on usage errors; 3 when a connection could not be opened at start.
+
+mod ceiling;
+mod conn;
+mod driver;
+mod message;
+mod plan;
+mod report;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::ceiling::run_ceiling_command;
+use crate::report::run_mllp_command;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Highest latency the histograms track (values above are clamped).
+const MAX_LATENCY_US: u64 = 3_600_000_000;
+
+#[derive(Parser, Debug)]
+#[command(name = "zenedge-load", version, about = "Load generator for zenedge (MLLP) and the redb commit ceiling")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Send synthesized ORM^O01 orders over MLLP, one in flight per connection.
+    Mllp(MllpArgs),
+    /// Measure durable redb commits per second: the ceiling for acknowledged messages.
+    CommitCeiling(CeilingArgs),
+}
+
+#[derive(Args, Debug)]
+struct MllpArgs {
+    /// Receiver address.
+    #[arg(long, default_value = "127.0.0.1:2575")]
+    addr: SocketAddr,
+    /// Parallel connections, each with one message in flight.
+    #[arg(short, long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    connections: u64,
+    /// Messages to measure, in total (after the warmup). Default: run for --duration.
+    #[arg(long, conflicts_with = "duration")]
+    count: Option<u64>,
+    /// How long to measure, after the warmup [default: 10s].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    duration: Option<Duration>,
+    /// Offered load in messages/s across all connections, on a fixed schedule per
+    /// connection (open loop); 0 = as fast as the ACKs come back.
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
+    /// Leave Nagle on (no TCP_NODELAY) and write each frame in 3 writes: start block + MSH,
+    /// the rest of the payload, end block.
+    #[arg(long)]
+    nagle: bool,
+    /// Send for this long first, excluded from the figures.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    warmup: Duration,
+    /// Tokio worker threads.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+    threads: u64,
+    /// Write the MSH-10 of every message answered AA/CA (warmup included), one a line.
+    #[arg(long)]
+    acked_out: Option<PathBuf>,
+    /// First counter value in the control ids (`<run id>-<counter>`).
+    #[arg(long, default_value_t = 0)]
+    start: u64,
+    /// Prefix of the control ids [default: the current time in milliseconds, base 36].
+    /// Letters, digits, `.`, `_`, `-`; keep id + counter within 20 characters for v2.5.
+    #[arg(long, value_parser = parse_run_id)]
+    run_id: Option<String>,
+    /// Approximate payload size in bytes (NTE segments pad the order up to it).
+    #[arg(long, default_value_t = 1024)]
+    size: usize,
+    /// Give up on an ACK after this long (the connection is then reopened).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+    /// Give up connecting after this long.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    connect_timeout: Duration,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct CeilingArgs {
+    /// Directory for the scratch database (created if missing; the file is removed after).
+    #[arg(long)]
+    dir: PathBuf,
+    /// Rows inserted per write transaction.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    events_per_commit: u64,
+    /// Write transactions to run.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
+    commits: u64,
+    /// Bytes per row.
+    #[arg(long, default_value_t = 1024)]
+    event_bytes: usize,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_run_id(s: &str) -> Result<String, String> {
+    let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if s.is_empty() || s.len() > 16 || !s.chars().all(ok) {
+        return Err("1-16 characters from A-Z a-z 0-9 . _ -".into());
+    }
+    Ok(s.to_owned())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Mllp(args) => run_mllp_command(args),
+        Command::CommitCeiling(args) => run_ceiling_command(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("zenedge-load: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
