@@ -16,7 +16,7 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 out="$work/results.jsonl"
 port=$((20000 + RANDOM % 20000))
 
-wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
+. bench/lib.sh
 
 record() { # label, then the load generator's arguments
   local label=$1; shift
@@ -26,21 +26,7 @@ record() { # label, then the load generator's arguments
 
 start_zenedge() {
   rm -rf "$work/state"
-  cat >"$work/zenedge.toml" <<TOML
-[site]
-tenant_id = "bench"
-hospital_id = "bench"
-edge_id = "bench"
-[store]
-state_dir = "$work/state"
-disk_reserve = "1GiB"
-[mllp]
-listen = "127.0.0.1:$port"
-[http]
-listen = "127.0.0.1:$((port + 1))"
-[daemon]
-log_level = "warn"
-TOML
+  write_config
   target/release/zenedge serve --config "$work/zenedge.toml" &
   zpid=$!
   wait_port "$port"

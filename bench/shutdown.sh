@@ -8,25 +8,12 @@ cargo build --release --locked --bins >/dev/null
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 port=$((20000 + RANDOM % 20000))
-cat >"$work/zenedge.toml" <<TOML
-[site]
-tenant_id = "bench"
-hospital_id = "bench"
-edge_id = "bench"
-[store]
-state_dir = "$work/state"
-disk_reserve = "1GiB"
-[mllp]
-listen = "127.0.0.1:$port"
-[http]
-listen = "127.0.0.1:$((port + 1))"
-[daemon]
-log_level = "warn"
-TOML
+. bench/lib.sh
+write_config
 for r in $(seq "$repeats"); do
   target/release/zenedge serve --config "$work/zenedge.toml" &
   zpid=$!
-  for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break; sleep 0.05; done
+  wait_port "$port"
   target/release/zenedge-load mllp --addr "127.0.0.1:$port" -c 32 --duration 30s --warmup 0s --timeout 2s >/dev/null 2>&1 &
   lpid=$!
   sleep 2

@@ -52,6 +52,40 @@ fn hl7_append(id: &str, variant: &str) -> Hl7Append {
     }
 }
 
+/// Opens a log whose fsyncs the test controls.
+fn open_with_faults(dir: &std::path::Path, metrics: Arc<Metrics>) -> (Log, FaultInjector) {
+    let faults = FaultInjector::default();
+    let log = Log::open_with_faults(&options(dir), metrics, Some(faults.clone())).unwrap();
+    (log, faults)
+}
+
+type Pending = tokio::task::JoinHandle<Result<Hl7Outcome, AppendError>>;
+
+/// Sends one append and returns once its commit is stuck in the (held) fsync: requests
+/// sent from now on queue for the next commit.
+async fn stall_writer(log: &Log, faults: &FaultInjector) -> Pending {
+    faults.hold_syncs();
+    let blocker = send(log, "STALL-0");
+    let f = faults.clone();
+    tokio::task::spawn_blocking(move || f.wait_for_held_sync()).await.unwrap();
+    blocker
+}
+
+/// Sends an append for `id` and waits until it is in the writer's queue.
+async fn send_queued(log: &Log, id: &str) -> Pending {
+    let before = log.handle().queued();
+    let pending = send(log, id);
+    while log.handle().queued() <= before {
+        tokio::task::yield_now().await;
+    }
+    pending
+}
+
+fn send(log: &Log, id: &str) -> Pending {
+    let (handle, request) = (log.handle(), hl7_append(id, "a"));
+    tokio::spawn(async move { handle.append_hl7(request).await })
+}
+
 fn metric(metrics: &Metrics, name: &str) -> String {
     let text = metrics.encode();
     text.lines()
@@ -63,22 +97,12 @@ fn metric(metrics: &Metrics, name: &str) -> String {
 async fn requests_waiting_during_a_commit_share_the_next_commit() {
     let dir = tempfile::tempdir().unwrap();
     let metrics = Arc::new(Metrics::new());
-    let faults = FaultInjector::default();
-    let log = Log::open_with_faults(&options(dir.path()), metrics.clone(), Some(faults.clone())).unwrap();
-    faults.hold_syncs();
-    let handle = log.handle();
-    let first = tokio::spawn(async move { handle.append_hl7(hl7_append("G-0", "a")).await });
-    let f = faults.clone();
-    tokio::task::spawn_blocking(move || f.wait_for_held_sync()).await.unwrap();
+    let (log, faults) = open_with_faults(dir.path(), metrics.clone());
+    let first = stall_writer(&log, &faults).await;
     // The first commit is inside its fsync: these 50 queue up behind it.
-    let rest: Vec<_> = (1..=50)
-        .map(|i| {
-            let handle = log.handle();
-            tokio::spawn(async move { handle.append_hl7(hl7_append(&format!("G-{i}"), "a")).await })
-        })
-        .collect();
-    while log.handle().queued() < 50 {
-        tokio::task::yield_now().await;
+    let mut rest = Vec::new();
+    for i in 1..=50 {
+        rest.push(send_queued(&log, &format!("G-{i}")).await);
     }
     faults.release_syncs();
     assert!(matches!(first.await.unwrap(), Ok(Hl7Outcome::Stored { seq: 1, .. })));
@@ -100,22 +124,10 @@ async fn requests_waiting_during_a_commit_share_the_next_commit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_duplicate_in_the_same_batch_is_recognised() {
     let dir = tempfile::tempdir().unwrap();
-    let faults = FaultInjector::default();
-    let log = Log::open_with_faults(&options(dir.path()), Arc::new(Metrics::new()), Some(faults.clone())).unwrap();
-    faults.hold_syncs();
-    let h = log.handle();
-    let blocker = tokio::spawn(async move { h.append_hl7(hl7_append("B-0", "a")).await });
-    let f = faults.clone();
-    tokio::task::spawn_blocking(move || f.wait_for_held_sync()).await.unwrap();
-    let (h1, h2) = (log.handle(), log.handle());
-    let one = tokio::spawn(async move { h1.append_hl7(hl7_append("D-1", "a")).await });
-    while log.handle().queued() < 1 {
-        tokio::task::yield_now().await;
-    }
-    let two = tokio::spawn(async move { h2.append_hl7(hl7_append("D-1", "a")).await });
-    while log.handle().queued() < 2 {
-        tokio::task::yield_now().await;
-    }
+    let (log, faults) = open_with_faults(dir.path(), Arc::new(Metrics::new()));
+    let blocker = stall_writer(&log, &faults).await;
+    let one = send_queued(&log, "D-1").await;
+    let two = send_queued(&log, "D-1").await;
     faults.release_syncs();
     blocker.await.unwrap().unwrap();
     assert_eq!(one.await.unwrap(), Ok(Hl7Outcome::Stored { seq: 2, conflicts_with: None }));
@@ -126,8 +138,7 @@ async fn a_duplicate_in_the_same_batch_is_recognised() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_failed_commit_every_request_is_refused_and_the_failure_is_signalled() {
     let dir = tempfile::tempdir().unwrap();
-    let faults = FaultInjector::default();
-    let log = Log::open_with_faults(&options(dir.path()), Arc::new(Metrics::new()), Some(faults.clone())).unwrap();
+    let (log, faults) = open_with_faults(dir.path(), Arc::new(Metrics::new()));
     let handle = log.handle();
     handle.append_hl7(hl7_append("F-1", "a")).await.unwrap();
     faults.fail_syncs();
