@@ -110,7 +110,8 @@ impl Received {
 /// Leading blank lines, whitespace and a UTF-8 byte order mark are skipped. Rejected (for
 /// an AE): empty input or a first segment other than MSH (code 100), unusable separators
 /// (102), MSH-9 without message code or trigger event (101, `MSH^1^9`), empty MSH-10 (101,
-/// `MSH^1^10`). Anything else with a valid MSH is accepted, charset trouble included.
+/// `MSH^1^10`), a second MSH in the same frame (100). Anything else with a valid MSH is
+/// accepted, charset trouble included.
 #[expect(
     clippy::result_large_err,
     reason = "one call per message, and the Ok side (Received) is larger still; boxing would \
@@ -120,7 +121,7 @@ pub fn read(raw: &[u8], opts: &ReadOptions) -> Result<Received, Rejection> {
     let no_header = |error| Rejection { error, header: None };
     let raw = skip_preamble(raw);
     if !raw.starts_with(b"MSH") {
-        return Err(no_header(parse::sequence_error(raw.is_empty())));
+        return Err(no_header(parse::sequence_error(raw)));
     }
     let seps = Separators::from_msh(raw).map_err(no_header)?;
     let declared = decode::declared_in(raw, &seps);
@@ -128,6 +129,9 @@ pub fn read(raw: &[u8], opts: &ReadOptions) -> Result<Received, Rejection> {
     let message = Message::parse(&decoded.text, decoded.charset).map_err(no_header)?;
     let header = Header::read(&message);
     if let Err(error) = header.check() {
+        return Err(Rejection { error, header: Some(header) });
+    }
+    if let Some(error) = parse::second_message(&message) {
         return Err(Rejection { error, header: Some(header) });
     }
     let summary = extract::summarize(&message, &header, &decoded, opts);

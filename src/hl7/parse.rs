@@ -102,7 +102,7 @@ impl<'a> Message<'a> {
         let mut lines = text.split(['\r', '\n']).filter(|line| !line.is_empty());
         let first = lines.next().unwrap_or_default();
         if !first.starts_with("MSH") {
-            return Err(sequence_error(first.is_empty()));
+            return Err(sequence_error(first.as_bytes()));
         }
         let ctx = Context { seps: Separators::from_msh(first.as_bytes())?, charset };
         let segments = std::iter::once(first).chain(lines).map(|line| Segment::split(line, ctx)).collect();
@@ -136,9 +136,23 @@ impl<'a> Message<'a> {
 }
 
 /// The error for input that does not start with an MSH segment (code 100).
-pub(crate) fn sequence_error(empty: bool) -> ErrorDetail {
-    let what = if empty { "the message is empty" } else { "the first segment is not MSH" };
+pub(crate) fn sequence_error(raw: &[u8]) -> ErrorDetail {
+    let what = if raw.is_empty() {
+        "the message is empty"
+    } else if raw.starts_with(b"FHS") || raw.starts_with(b"BHS") {
+        "HL7 batches (FHS/BHS) are not accepted: send one message per frame"
+    } else {
+        "the first segment is not MSH"
+    };
     ErrorDetail::new(codes::SEGMENT_SEQUENCE_ERROR, Some("MSH^1"), what)
+}
+
+/// A second MSH: the frame holds more than one message. Storing it as one would answer a
+/// single ACK for several messages, so it is refused as a whole.
+pub(crate) fn second_message(message: &Message<'_>) -> Option<ErrorDetail> {
+    let index = message.segments().iter().skip(1).position(|s| s.name() == "MSH")? + 2;
+    let text = format!("segment {index} starts a second message (MSH): send one message per frame");
+    Some(ErrorDetail::new(codes::SEGMENT_SEQUENCE_ERROR, Some("MSH"), &text))
 }
 
 impl<'a> Segment<'a> {

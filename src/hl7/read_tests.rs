@@ -298,3 +298,19 @@ fn exercise(raw: &[u8]) {
         }
     }
 }
+
+#[test]
+fn two_messages_in_one_frame_are_refused_naming_the_first() {
+    let raw = b"MSH|^~\\&|A|B|C|D|||ADT^A01|FIRST|P|2.5\rPID|1\rMSH|^~\\&|A|B|C|D|||ADT^A01|SECOND|P|2.5\rPID|1\r";
+    let rejection = read(raw, &ReadOptions::default()).unwrap_err();
+    assert_eq!(rejection.error.code, 100);
+    assert!(rejection.error.text.contains("segment 3"), "{}", rejection.error.text);
+    assert_eq!(rejection.header.unwrap().control_id, "FIRST", "the AE echoes the first MSH-10");
+}
+
+#[test]
+fn an_hl7_batch_is_refused_with_a_text_that_says_so() {
+    let raw = b"FHS|^~\\&|A\rBHS|^~\\&|A\rMSH|^~\\&|A|B|C|D|||ADT^A01|1|P|2.5\rBTS|1\rFTS|1\r";
+    let rejection = read(raw, &ReadOptions::default()).unwrap_err();
+    assert!(rejection.error.text.contains("batches"), "{}", rejection.error.text);
+}

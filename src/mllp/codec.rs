@@ -25,11 +25,17 @@
 //!   negative ACK naming MSH-10), and [`Frame::Oversized`] is yielded when the end block
 //!   arrives. The connection stays usable for the next frame.
 //! * **Tolerant.** Bytes outside a frame (the CR/LF some interface engines send between
-//!   frames, or junk) are skipped and counted ([`MllpCodec::skipped_bytes`]). A frame ends
-//!   at `0x1C`: the `0x0D` after it is consumed when present and tolerated when missing (the
-//!   next frame still starts at `0x0B`), and the frame is yielded without waiting for it. A
-//!   `0x0B` inside an unfinished frame means the sender gave up and started over: the
-//!   partial frame is dropped and counted ([`MllpCodec::restarted_frames`]).
+//!   frames, or junk) are skipped and counted ([`MllpCodec::skipped_bytes`]). A `0x0B`
+//!   inside an unfinished frame means the sender gave up and started over: the partial
+//!   frame is dropped and counted ([`MllpCodec::restarted_frames`]).
+//! * **Never a truncated message.** A `0x1C` ends the frame when `0x0D` follows it, or
+//!   `0x0B` (a sender that leaves out the `0x0D`). Followed by anything else it is a stray
+//!   byte inside the payload: the frame is dropped as it streams in and yielded as
+//!   [`Frame::Malformed`], so the part before the stray byte is never acknowledged as the
+//!   message. When a `0x1C` is the last byte received, the decoder waits for the next one
+//!   ([`MllpCodec::end_block_pending`]); a sender that sends no `0x0D` at all is served by
+//!   the caller ending the frame after a short grace period ([`MllpCodec::finish_pending`]),
+//!   or at end of stream.
 //! * **Truncation is visible.** At end of stream a pending partial frame is reported as
 //!   [`CodecError::Truncated`]; between frames end of stream is a clean `Ok(None)`.
 //!
@@ -87,6 +93,15 @@ pub enum Frame {
         /// The whole payload's length.
         len: usize,
     },
+    /// A payload holding a `0x1C` that was not its end (not followed by `0x0D` or `0x0B`):
+    /// the frame is corrupt and must not be acknowledged as a message. Its bytes were
+    /// dropped up to the real end block, as for an oversized frame.
+    Malformed {
+        /// The first `min(len, OVERSIZED_HEAD_BYTES)` bytes of the payload.
+        head: Bytes,
+        /// The whole payload's length, stray end blocks included.
+        len: usize,
+    },
 }
 
 impl fmt::Debug for Frame {
@@ -95,6 +110,9 @@ impl fmt::Debug for Frame {
             Frame::Message(payload) => write!(f, "Message {{ len: {} }}", payload.len()),
             Frame::Oversized { head, len } => {
                 write!(f, "Oversized {{ head_len: {}, len: {len} }}", head.len())
+            }
+            Frame::Malformed { head, len } => {
+                write!(f, "Malformed {{ head_len: {}, len: {len} }}", head.len())
             }
         }
     }
@@ -135,13 +153,34 @@ enum State {
         /// `src[..scanned]` is known to hold neither `0x0B` nor `0x1C`.
         scanned: usize,
     },
-    /// Inside a frame longer than the limit; its bytes are dropped as they arrive.
+    /// Inside a frame that will not be delivered as a message (longer than the limit, or
+    /// holding a stray `0x1C`); its bytes are dropped as they arrive.
     Discarding {
         /// The first bytes of the payload, up to [`OVERSIZED_HEAD_BYTES`].
         head: BytesMut,
         /// Payload bytes seen so far.
         len: usize,
+        /// A stray `0x1C` was seen: the frame is [`Frame::Malformed`], not oversized.
+        malformed: bool,
     },
+}
+
+/// What a `0x1C` means, judged by the byte after it (MLLP ends a frame with `0x1C 0x0D`).
+enum EndBlock {
+    /// Followed by `0x0D` (or by `0x0B`: a sender that leaves out the `0x0D`): the end.
+    End,
+    /// Followed by anything else: a stray byte inside the payload.
+    Inside,
+    /// Nothing follows yet.
+    Undecided,
+}
+
+fn classify_end_block(src: &[u8], at: usize) -> EndBlock {
+    match src.get(at + 1) {
+        None => EndBlock::Undecided,
+        Some(&CARRIAGE_RETURN | &START_BLOCK) => EndBlock::End,
+        Some(_) => EndBlock::Inside,
+    }
 }
 
 /// What one step of the state machine achieved.
@@ -166,6 +205,8 @@ pub struct MllpCodec {
     restarted_frames: u64,
     /// Bytes looked at by the scanner: the evidence that decoding is linear.
     examined_bytes: u64,
+    /// The last byte buffered is a `0x1C` whose meaning depends on the next byte.
+    end_block_pending: bool,
 }
 
 impl fmt::Debug for MllpCodec {
@@ -195,7 +236,26 @@ impl MllpCodec {
             skipped_bytes: 0,
             restarted_frames: 0,
             examined_bytes: 0,
+            end_block_pending: false,
         }
+    }
+
+    /// The buffer ends with a `0x1C` and the decoder waits for the byte after it to tell
+    /// the end of the frame from a stray byte inside it. A sender that leaves out the
+    /// `0x0D` sends nothing more: the caller waits briefly, then calls
+    /// [`MllpCodec::finish_pending`].
+    pub fn end_block_pending(&self) -> bool {
+        self.end_block_pending
+    }
+
+    /// Takes the pending `0x1C` as the end of the frame (the sender sent no `0x0D`).
+    pub fn finish_pending(&mut self, src: &mut BytesMut) -> Option<Frame> {
+        if !self.end_block_pending {
+            return None;
+        }
+        // The `0x0D` the sender left out; consumed again as the frame's own end.
+        src.put_u8(CARRIAGE_RETURN);
+        self.decode(src).ok().flatten()
     }
 
     /// The payload size limit this codec was built with.
@@ -261,18 +321,32 @@ impl MllpCodec {
                 let len = src.len();
                 let head = BytesMut::from(&src[..len.min(OVERSIZED_HEAD_BYTES)]);
                 src.clear();
-                self.state = State::Discarding { head, len };
+                self.state = State::Discarding { head, len, malformed: false };
             } else {
                 self.state = State::Payload { scanned: src.len() };
             }
             return Progress::NeedMore;
         };
-        self.examined(off + 1);
         let at = scanned + off;
         if src[at] == START_BLOCK {
+            self.examined(off + 1);
             self.restarted_frames += 1;
             src.advance(at + 1);
             self.state = State::Payload { scanned: 0 };
+            return Progress::Continue;
+        }
+        let kind = classify_end_block(src, at);
+        if let EndBlock::Undecided = kind {
+            self.examined(off);
+            self.end_block_pending = true;
+            self.state = State::Payload { scanned: at };
+            return Progress::NeedMore;
+        }
+        self.examined(off + 1);
+        if let EndBlock::Inside = kind {
+            let head = BytesMut::from(&src[..(at + 1).min(OVERSIZED_HEAD_BYTES)]);
+            src.advance(at + 1);
+            self.state = State::Discarding { head, len: at + 1, malformed: true };
             return Progress::Continue;
         }
         let frame = if at > self.max_frame_bytes {
@@ -287,31 +361,50 @@ impl MllpCodec {
         Progress::Yield(frame)
     }
 
-    /// Inside an oversized frame: drop bytes up to its end or a restart, keeping the head.
-    fn discard(&mut self, src: &mut BytesMut, mut head: BytesMut, mut len: usize) -> Progress {
+    /// Inside a frame being dropped: drop bytes up to its end or a restart, keeping the head.
+    fn discard(&mut self, src: &mut BytesMut, mut head: BytesMut, mut len: usize, mut malformed: bool) -> Progress {
         let hit = memchr2(END_BLOCK, START_BLOCK, src);
         let payload = hit.unwrap_or(src.len());
-        self.examined(hit.map_or(payload, |i| i + 1));
         let room = OVERSIZED_HEAD_BYTES.saturating_sub(head.len());
         head.extend_from_slice(&src[..payload.min(room)]);
         len += payload;
-        match hit {
-            None => {
-                src.clear();
-                self.state = State::Discarding { head, len };
+        let Some(i) = hit else {
+            self.examined(payload);
+            src.clear();
+            self.state = State::Discarding { head, len, malformed };
+            return Progress::NeedMore;
+        };
+        if src[i] == START_BLOCK {
+            self.examined(i + 1);
+            self.restarted_frames += 1;
+            src.advance(i + 1);
+            self.state = State::Payload { scanned: 0 };
+            return Progress::Continue;
+        }
+        match classify_end_block(src, i) {
+            EndBlock::Undecided => {
+                self.examined(i);
+                self.end_block_pending = true;
+                src.advance(i);
+                self.state = State::Discarding { head, len, malformed };
                 Progress::NeedMore
             }
-            Some(i) if src[i] == START_BLOCK => {
-                self.restarted_frames += 1;
+            EndBlock::Inside => {
+                self.examined(i + 1);
+                if head.len() < OVERSIZED_HEAD_BYTES {
+                    head.put_u8(END_BLOCK);
+                }
                 src.advance(i + 1);
-                self.state = State::Payload { scanned: 0 };
+                malformed = true;
+                self.state = State::Discarding { head, len: len + 1, malformed };
                 Progress::Continue
             }
-            Some(i) => {
+            EndBlock::End => {
+                self.examined(i + 1);
                 src.advance(i + 1);
                 self.state = State::Idle { after_end_block: true };
                 let head = head.freeze();
-                Progress::Yield(Frame::Oversized { head, len })
+                Progress::Yield(if malformed { Frame::Malformed { head, len } } else { Frame::Oversized { head, len } })
             }
         }
     }
@@ -322,12 +415,13 @@ impl Decoder for MllpCodec {
     type Error = CodecError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, CodecError> {
+        self.end_block_pending = false;
         loop {
             let idle = State::Idle { after_end_block: false };
             let progress = match mem::replace(&mut self.state, idle) {
                 State::Idle { after_end_block } => self.seek_start(src, after_end_block),
                 State::Payload { scanned } => self.scan_payload(src, scanned),
-                State::Discarding { head, len } => self.discard(src, head, len),
+                State::Discarding { head, len, malformed } => self.discard(src, head, len, malformed),
             };
             match progress {
                 Progress::Continue => {}
@@ -339,6 +433,9 @@ impl Decoder for MllpCodec {
 
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, CodecError> {
         if let Some(frame) = self.decode(src)? {
+            return Ok(Some(frame));
+        }
+        if let Some(frame) = self.finish_pending(src) {
             return Ok(Some(frame));
         }
         let idle = State::Idle { after_end_block: false };
@@ -491,15 +588,67 @@ mod tests {
     fn missing_cr_after_the_end_block_is_tolerated() {
         let stream = b"\x0bMSH|a\x1c\x0bMSH|b\x1c\r\x0bMSH|c\x1c";
         let mut codec = MllpCodec::new(MIB);
-        let frames = decode_chunks(&mut codec, [&stream[..]]);
+        let mut buf = BytesMut::from(&stream[..]);
+        let mut frames = Vec::new();
+        while let Some(frame) = codec.decode(&mut buf).unwrap() {
+            frames.push(frame);
+        }
+        // The last 0x1C has nothing after it yet; the caller ends it after a grace period.
+        assert!(codec.end_block_pending());
+        frames.extend(codec.finish_pending(&mut buf));
         assert_eq!(frames, [message(b"MSH|a"), message(b"MSH|b"), message(b"MSH|c")]);
         assert_eq!(codec.skipped_bytes(), 0);
+        assert!(!codec.end_block_pending());
     }
 
     #[test]
-    fn frame_is_yielded_at_the_end_block_without_waiting_for_the_cr() {
+    fn an_end_block_ending_a_read_waits_for_the_next_byte() {
         let mut codec = MllpCodec::new(MIB);
-        assert_eq!(decode_chunks(&mut codec, [&b"\x0bMSH|a\x1c"[..]]), [message(b"MSH|a")]);
+        let mut buf = BytesMut::from(&b"\x0bMSH|a\x1c"[..]);
+        assert_eq!(codec.decode(&mut buf).unwrap(), None);
+        assert!(codec.end_block_pending());
+        buf.extend_from_slice(b"\r");
+        assert_eq!(codec.decode(&mut buf).unwrap(), Some(message(b"MSH|a")));
+        assert!(!codec.end_block_pending());
+    }
+
+    #[test]
+    fn a_pending_end_block_at_eof_ends_the_frame() {
+        let mut codec = MllpCodec::new(MIB);
+        let mut buf = BytesMut::from(&b"\x0bMSH|a\x1c"[..]);
+        assert_eq!(codec.decode(&mut buf).unwrap(), None);
+        assert_eq!(codec.decode_eof(&mut buf).unwrap(), Some(message(b"MSH|a")));
+    }
+
+    // A 0x1C inside the payload must not cut the message short: the part before it would be
+    // acknowledged and the rest lost.
+    #[test]
+    fn a_stray_end_block_inside_the_payload_makes_the_frame_malformed() {
+        let (good, next) = (hl7_payload(200), hl7_payload(50));
+        let corrupt = [&hl7_payload(40)[..], b"\x1cPID|1", &hl7_payload(60)[..]].concat();
+        let stream = [&b"\x0b"[..], &corrupt, b"\x1c\r", &framed(&good), &framed(&next)].concat();
+        for split in 0..=stream.len() {
+            let mut codec = MllpCodec::new(MIB);
+            let (first, second) = stream.split_at(split);
+            let frames = decode_chunks(&mut codec, [first, second]);
+            let head = Bytes::copy_from_slice(&corrupt);
+            assert_eq!(
+                frames,
+                [Frame::Malformed { head, len: corrupt.len() }, message(&good), message(&next)],
+                "split at {split}"
+            );
+            assert!(codec.examined_bytes() <= stream.len() as u64);
+        }
+    }
+
+    #[test]
+    fn a_stray_end_block_inside_an_oversized_payload_makes_it_malformed() {
+        let max = 1024;
+        let corrupt = [&hl7_payload(3000)[..], b"\x1cX", &hl7_payload(3000)[..]].concat();
+        let stream = [&b"\x0b"[..], &corrupt, b"\x1c\r"].concat();
+        let frames = decode_chunks(&mut MllpCodec::new(max), stream.chunks(700));
+        let head = Bytes::copy_from_slice(&corrupt[..OVERSIZED_HEAD_BYTES]);
+        assert_eq!(frames, [Frame::Malformed { head, len: corrupt.len() }]);
     }
 
     #[test]

@@ -28,6 +28,10 @@ const APPLICATION_ERROR: u16 = 207;
 const SEGMENT_SEQUENCE_ERROR: u16 = 100;
 /// Initial read buffer; grows up to the frame limit only for large messages.
 const READ_CHUNK: usize = 16 * 1024;
+/// How long a `0x1C` that ended a read waits for its `0x0D` before it is taken as the end
+/// of the frame anyway (some senders leave the `0x0D` out; a stray `0x1C` inside a message
+/// is told apart by the byte after it).
+const END_BLOCK_GRACE: Duration = Duration::from_millis(100);
 
 /// A byte stream MLLP can run over, with a hook for the socket tweaks after each read.
 pub(super) trait MllpStream: AsyncRead + AsyncWrite + Unpin + Send {
@@ -61,6 +65,8 @@ pub(super) struct Connection<'a, S> {
     ctx: &'a MllpContext,
     codec: MllpCodec,
     buf: BytesMut,
+    /// The first bytes have been checked for a foreign protocol.
+    sniffed: bool,
 }
 
 impl<'a> Connection<'a, TcpStream> {
@@ -78,6 +84,7 @@ impl<'a, S: MllpStream> Connection<'a, S> {
             ctx,
             codec: MllpCodec::new(ctx.config.max_message_bytes),
             buf: BytesMut::with_capacity(READ_CHUNK),
+            sniffed: false,
         }
     }
 
@@ -95,6 +102,7 @@ impl<'a, S: MllpStream> Connection<'a, S> {
             let answer = match frame {
                 Frame::Message(payload) => self.handle_message(payload).await,
                 Frame::Oversized { head, len } => self.oversized(&head, len),
+                Frame::Malformed { head, len } => self.malformed(&head, len),
             };
             if let Some(ack) = answer {
                 let mut out = BytesMut::with_capacity(ack.len() + 3);
@@ -124,13 +132,29 @@ impl<'a, S: MllpStream> Connection<'a, S> {
                     return Input::Closed;
                 }
             }
-            let read = tokio::time::timeout(idle, self.stream.read_buf(&mut self.buf)).await;
+            let pending = self.codec.end_block_pending();
+            let wait = if pending { END_BLOCK_GRACE } else { idle };
+            let read = tokio::time::timeout(wait, self.stream.read_buf(&mut self.buf)).await;
             match read {
                 Ok(Ok(0)) => return self.at_eof(),
-                Ok(Ok(_)) => self.stream.after_read(),
+                Ok(Ok(_)) => {
+                    self.stream.after_read();
+                    if !std::mem::replace(&mut self.sniffed, true)
+                        && let Some(protocol) = foreign_protocol(&self.buf)
+                    {
+                        self.ctx.metrics.frame_rejected(protocol.metric);
+                        tracing::warn!(peer = %self.peer, "{}; closing the connection", protocol.text);
+                        return Input::Closed;
+                    }
+                }
                 Ok(Err(e)) => {
                     tracing::debug!(peer = %self.peer, error = %e, "MLLP read failed");
                     return Input::Closed;
+                }
+                Err(_) if pending => {
+                    if let Some(frame) = self.codec.finish_pending(&mut self.buf) {
+                        return Input::Frame(frame);
+                    }
                 }
                 Err(_) => {
                     tracing::info!(peer = %self.peer, idle_timeout = ?idle, "closing idle MLLP connection");
@@ -249,18 +273,27 @@ impl<'a, S: MllpStream> Connection<'a, S> {
     }
 
     /// A frame over `max_message_bytes`: refused with AE (the sender must not re-send it
-    /// unchanged), using whatever MSH the head of the frame holds.
+    /// unchanged).
     fn oversized(&self, head: &[u8], len: usize) -> Option<Vec<u8>> {
-        self.ctx.metrics.frame_rejected("oversized");
         let limit = self.ctx.config.max_message_bytes;
         tracing::warn!(peer = %self.peer, len, limit, "MLLP frame over the size limit refused (AE)");
-        let error = ErrorDetail {
-            code: SEGMENT_SEQUENCE_ERROR,
-            location: None,
-            text: format!("message of {len} bytes exceeds the limit of {limit} bytes"),
-        };
-        let header = header_of(head);
-        self.answer(header.as_ref(), "oversized", AckCode::Error, Some(&error))
+        self.refuse_frame(head, "oversized", format!("message of {len} bytes exceeds the limit of {limit} bytes"))
+    }
+
+    /// A frame with a stray `0x1C` inside: what reached us is not the message that was
+    /// sent, so it is refused with AE rather than stored truncated.
+    fn malformed(&self, head: &[u8], len: usize) -> Option<Vec<u8>> {
+        tracing::warn!(peer = %self.peer, len, "MLLP frame with an end-block byte inside the message refused (AE)");
+        let text = "the frame holds an MLLP end-block byte (0x1C) inside the message; it was not stored";
+        self.refuse_frame(head, "malformed_frame", text.to_owned())
+    }
+
+    /// Answers AE for a frame that was not read as a message, naming it by whatever MSH the
+    /// head of the frame holds.
+    fn refuse_frame(&self, head: &[u8], reason: &str, text: String) -> Option<Vec<u8>> {
+        self.ctx.metrics.frame_rejected(reason);
+        let error = ErrorDetail { code: SEGMENT_SEQUENCE_ERROR, location: None, text };
+        self.answer(header_of(head).as_ref(), reason, AckCode::Error, Some(&error))
     }
 }
 
@@ -271,6 +304,27 @@ fn header_of(head: &[u8]) -> Option<hl7::Header> {
         Ok(received) => Some(received.header),
         Err(rejection) => rejection.header,
     }
+}
+
+/// A protocol other than MLLP, recognised by a connection's first bytes.
+struct Foreign {
+    metric: &'static str,
+    text: &'static str,
+}
+
+/// TLS or HTTP on the plain MLLP port: a misconfigured sender (or a scanner). Closing at
+/// once tells it more than waiting for a start block that never comes.
+fn foreign_protocol(first: &[u8]) -> Option<Foreign> {
+    const HTTP_METHODS: [&[u8]; 6] = [b"GET ", b"POST ", b"HEAD ", b"PUT ", b"OPTIONS ", b"CONNECT "];
+    // A TLS record of type handshake (22), protocol major version 3.
+    if first.starts_with(&[0x16, 0x03]) {
+        let text = "TLS handshake on the plain MLLP port (is the sender configured for TLS?)";
+        return Some(Foreign { metric: "tls_on_plain_port", text });
+    }
+    if HTTP_METHODS.iter().any(|m| first.starts_with(m)) {
+        return Some(Foreign { metric: "http_on_mllp_port", text: "HTTP request on the MLLP port" });
+    }
+    None
 }
 
 fn unavailable(text: &str) -> ErrorDetail {

@@ -205,3 +205,48 @@ async fn connections_beyond_the_limit_wait_until_one_closes() {
     assert_eq!(msa(&ack)[2], "LIM-2");
     d.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_or_http_on_the_mllp_port_closes_the_connection_at_once() {
+    let d = TestDaemon::start().await;
+    // The start of a TLS 1.2 ClientHello, then an HTTP request.
+    for (first, reason) in [
+        (&b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"[..], "tls_on_plain_port"),
+        (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "http_on_mllp_port"),
+    ] {
+        let mut c = d.client().await;
+        c.write(first).await;
+        assert!(c.read_ack().await.is_none(), "{reason}: closed without an answer");
+        let metrics = d.get("/metrics").await.body;
+        assert!(metrics.contains(&format!("reason=\"{reason}\"}} 1")), "{metrics}");
+    }
+    assert_eq!(ack_code(&d.client().await.send(&orm("AFTER", "A")).await), "AA");
+    d.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_end_block_inside_a_message_gets_ae_and_nothing_is_stored() {
+    let d = TestDaemon::start().await;
+    let mut c = d.client().await;
+    let message = String::from_utf8(orm("FS-1", "A")).unwrap();
+    let (head, tail) = message.split_at(message.find("PV1").unwrap());
+    let corrupt = [head.as_bytes(), b"\x1c", tail.as_bytes()].concat();
+    let ack = c.send(&corrupt).await;
+    assert_eq!(ack_code(&ack), "AE", "a message cut at a stray 0x1C must not be acknowledged");
+    assert_eq!(msa(&ack)[2], "FS-1");
+    assert!(d.events().await.is_empty());
+    assert_eq!(ack_code(&c.send(&orm("FS-2", "A")).await), "AA");
+    d.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_that_leaves_out_the_final_cr_is_still_answered() {
+    let d = TestDaemon::start().await;
+    let mut c = d.client().await;
+    let f = frame(&orm("NOCR-1", "A"));
+    c.write(&f[..f.len() - 1]).await;
+    let ack = c.read_ack().await.expect("answered after the end-block grace period");
+    assert_eq!(msa(&ack)[2], "NOCR-1");
+    assert_eq!(ack_code(&ack), "AA");
+    d.stop().await.unwrap();
+}

@@ -59,7 +59,7 @@ impl Conn {
         loop {
             match self.codec.decode(&mut self.buf) {
                 Ok(Some(Frame::Message(payload))) => return Ok(payload),
-                Ok(Some(Frame::Oversized { .. })) | Err(_) => return Err(Failure::BadFrame),
+                Ok(Some(Frame::Oversized { .. } | Frame::Malformed { .. })) | Err(_) => return Err(Failure::BadFrame),
                 Ok(None) => {}
             }
             match self.stream.read_buf(&mut self.buf).await {
