@@ -152,3 +152,23 @@ async fn enhanced_mode_answers_commit_acks_as_msh15_asks() {
     assert!(metrics.contains("zenedge_hl7_messages_total{message_type=\"ORM^O01\",ack=\"CA\"} 3"), "{metrics}");
     d.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_accession_is_read_where_the_site_config_says() {
+    let default = TestDaemon::start().await;
+    default.client().await.send(&orm("ACC-CFG", "ACC-77")).await;
+    let order = &default.events().await[0]["data"]["summary"]["orders"][0];
+    assert_eq!(
+        (order["accession_number"].as_str(), order["accession_source"].as_str()),
+        (Some("ACC-77"), Some("OBR-18"))
+    );
+    default.stop().await.unwrap();
+    let filler = TestDaemon::start_with("[mllp]\naccession_from = [\"ORC-3\"]\n").await;
+    filler.client().await.send(&orm("ACC-CFG", "ACC-77")).await;
+    let order = &filler.events().await[0]["data"]["summary"]["orders"][0];
+    assert_eq!(
+        (order["accession_number"].as_str(), order["accession_source"].as_str()),
+        (Some("FIL-ACC-77"), Some("ORC-3"))
+    );
+    filler.stop().await.unwrap();
+}
