@@ -46,6 +46,9 @@ for r in $(seq "$repeats"); do
   for n in 1 32; do
     "$load" commit-ceiling --dir "$work/ceiling" --events-per-commit "$n" --commits 2000 --json |
       python3 -c "import json,sys; d=json.load(sys.stdin); d['label']='ceiling-$n'; print(json.dumps(d))" >>"$out"
+    # The same with the daemon's transaction shape: ~2.6 KB events plus a duplicate-index row.
+    "$load" commit-ceiling --dir "$work/ceiling" --events-per-commit "$n" --commits 2000 --event-bytes 2600 --index-row --json |
+      python3 -c "import json,sys; d=json.load(sys.stdin); d['label']='shaped-$n'; print(json.dumps(d))" >>"$out"
   done
   start_zenedge
   record zenedge-c1 --addr "127.0.0.1:$port" -c 1
@@ -96,6 +99,10 @@ for name, z, ceil in [("1 connection", "c1", c1), ("32 connections", "c32", c32)
     print(f"| {name} | {zr:,.0f} | {p99(f'zenedge-{z}'):.2f} | {cell} | {g:,.0f} (p99 {p99(f'peer-group-{z}'):.2f}) | {zr/g:.2f} | {n:,.0f} (p99 {p99(f'peer-none-{z}'):.2f}) | {zr/n:.2f} |")
 print()
 print(f"single-event durable commit: {c1:,.0f}/s; one 32-event commit: {t32:.3f} ms")
+s1 = med("shaped-1", lambda r: r["commits_per_s"])
+s32 = 32 / (med("shaped-32", lambda r: r["commit_ms"]["mean"]) / 1000)
+print(f"with the daemon's transaction shape (2.6 KB event + index row): {s1:,.0f}/s single, "
+      f"32-connection ceiling {s32:,.0f}/s; zenedge reaches {rate('zenedge-c1')/s1:.2f} and {rate('zenedge-c32')/s32:.2f} of them")
 if "zenedge-py16" in by and "peer-group-py16" in by:
     z, g, n = rate("zenedge-py16"), rate("peer-group-py16"), rate("peer-none-py16")
     print(f"python generator (mllp_load.py, 16 connections, 2 processes): zenedge {z:,.0f} msgs/s (p99 {p99('zenedge-py16'):.2f} ms), "

@@ -13,6 +13,11 @@ use crate::report::round3;
 use crate::{BoxError, CeilingArgs, MAX_LATENCY_US};
 
 const EVENTS: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("events");
+/// Shaped like the daemon's `hl7_dedupe`: (tenant, hospital, MSH-3, MSH-4, MSH-10, sha256).
+type IndexKey = (&'static str, &'static str, &'static str, &'static str, &'static str, [u8; 32]);
+const INDEX: redb::TableDefinition<IndexKey, &[u8]> = redb::TableDefinition::new("index");
+/// Size of an index row's value (the daemon keeps the ACK it sent there).
+const INDEX_VALUE_BYTES: usize = 200;
 
 #[derive(Debug, Serialize)]
 struct CommitMs {
@@ -28,6 +33,7 @@ struct CeilingReport {
     commits: u64,
     events_per_commit: u64,
     event_bytes: usize,
+    index_row: bool,
     elapsed_s: f64,
     commits_per_s: f64,
     events_per_s: f64,
@@ -59,10 +65,19 @@ fn commit_ceiling(args: &CeilingArgs) -> Result<CeilingReport, BoxError> {
         let tx = db.begin_write()?; // Durability::Immediate is the default.
         {
             let mut table = tx.open_table(EVENTS)?;
+            let mut index = if args.index_row { Some(tx.open_table(INDEX)?) } else { None };
             for _ in 0..args.events_per_commit {
                 let head = value.len().min(8);
                 value[..head].copy_from_slice(&mix(key).to_le_bytes()[..head]);
                 table.insert(key, value.as_slice())?;
+                if let Some(index) = index.as_mut() {
+                    let (control_id, mut sha) = (format!("RUN-{key:010}"), [0u8; 32]);
+                    sha[..8].copy_from_slice(&mix(key).to_le_bytes());
+                    index.insert(
+                        ("t", "h", "RIS", "HOSP", control_id.as_str(), sha),
+                        &value[..INDEX_VALUE_BYTES.min(value.len())],
+                    )?;
+                }
                 key += 1;
             }
         }
@@ -78,6 +93,7 @@ fn commit_ceiling(args: &CeilingArgs) -> Result<CeilingReport, BoxError> {
         commits: args.commits,
         events_per_commit: args.events_per_commit,
         event_bytes: args.event_bytes,
+        index_row: args.index_row,
         elapsed_s: round3(elapsed),
         commits_per_s: (args.commits as f64 / elapsed).round(),
         events_per_s: (key as f64 / elapsed).round(),

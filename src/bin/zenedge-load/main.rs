@@ -120,6 +120,11 @@ struct CeilingArgs {
     /// Bytes per row.
     #[arg(long, default_value_t = 1024)]
     event_bytes: usize,
+    /// Also insert, per row, a row into a second table shaped like the daemon's HL7
+    /// duplicate index (a tuple key of five strings and a SHA-256, a ~200-byte value): the
+    /// ceiling for the daemon's own transaction shape rather than a bare row.
+    #[arg(long)]
+    index_row: bool,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
