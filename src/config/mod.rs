@@ -24,6 +24,7 @@ pub struct Config {
     pub site: Site,
     pub store: StoreConfig,
     pub mllp: MllpConfig,
+    pub dicom: DicomConfig,
     pub http: HttpConfig,
     pub daemon: DaemonConfig,
 }
@@ -64,6 +65,45 @@ pub struct MllpConfig {
     pub accession_from: Vec<FieldPath>,
     /// Used to decode the summary when MSH-18 is unknown or the bytes don't fit it.
     pub fallback_charset: Charset,
+}
+
+#[derive(Debug, Clone)]
+pub struct DicomConfig {
+    pub listen: SocketAddr,
+    /// Our AE title: the called AE title associations must name.
+    pub ae_title: String,
+    /// Accept associations whatever called AE title they name.
+    pub accept_any_called_ae: bool,
+    /// Calling AE titles allowed to associate, each optionally tied to source addresses;
+    /// empty: any calling AE.
+    pub calling_ae_allow: Vec<CallingAe>,
+    /// Accept presentation contexts for SOP classes the standard dictionary does not know.
+    pub accept_unknown_sop_classes: bool,
+    /// Concurrent associations; more wait in the kernel's accept queue.
+    pub max_associations: usize,
+    /// Largest P-DATA PDU we accept (advertised in the A-ASSOCIATE-AC).
+    pub max_pdu_length: u32,
+    /// An association that sends nothing for this long is aborted.
+    pub read_timeout: Duration,
+    /// A peer that does not take our bytes for this long is aborted.
+    pub write_timeout: Duration,
+    /// Quiet time after the last instance of a study before `StudyCompleted`.
+    pub stable_after: Duration,
+}
+
+/// One entry of the calling AE allow-list: `AE` or `AE@address[/prefix]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallingAe {
+    pub ae_title: String,
+    /// Source networks the AE may connect from; `None`: any address.
+    pub from: Option<ipnet::IpNet>,
+}
+
+impl CallingAe {
+    /// Whether `ae_title` connecting from `addr` matches this entry.
+    pub fn matches(&self, ae_title: &str, addr: std::net::IpAddr) -> bool {
+        self.ae_title == ae_title && self.from.is_none_or(|net| net.contains(&addr))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -167,6 +207,26 @@ fn validate(raw: raw::RawConfig) -> Result<Config, ConfigError> {
             .check("mllp.fallback_charset", charset(&raw.mllp.fallback_charset))
             .unwrap_or(Charset::Iso8859_1),
     };
+    let dicom = DicomConfig {
+        listen: c.check("dicom.listen", socket_addr(&raw.dicom.listen)).unwrap_or(UNSPECIFIED),
+        ae_title: c.check("dicom.ae_title", ae_title(&raw.dicom.ae_title)).unwrap_or_default(),
+        accept_any_called_ae: raw.dicom.accept_any_called_ae,
+        calling_ae_allow: c
+            .check("dicom.calling_ae_allow", raw.dicom.calling_ae_allow.iter().map(|v| calling_ae(v)).collect())
+            .unwrap_or_default(),
+        accept_unknown_sop_classes: raw.dicom.accept_unknown_sop_classes,
+        max_associations: c.check("dicom.max_associations", in_range(raw.dicom.max_associations, 1, 4096)).unwrap_or(1),
+        max_pdu_length: c.check("dicom.max_pdu_length", pdu_length(&raw.dicom.max_pdu_length)).unwrap_or(16384),
+        read_timeout: c
+            .check("dicom.read_timeout", units::positive_duration(&raw.dicom.read_timeout))
+            .unwrap_or_default(),
+        write_timeout: c
+            .check("dicom.write_timeout", units::positive_duration(&raw.dicom.write_timeout))
+            .unwrap_or_default(),
+        stable_after: c
+            .check("dicom.stable_after", units::positive_duration(&raw.dicom.stable_after))
+            .unwrap_or_default(),
+    };
     let http = HttpConfig { listen: c.check("http.listen", socket_addr(&raw.http.listen)).unwrap_or(UNSPECIFIED) };
     let daemon = DaemonConfig {
         shutdown_grace: c
@@ -175,7 +235,7 @@ fn validate(raw: raw::RawConfig) -> Result<Config, ConfigError> {
         log_level: c.check("daemon.log_level", log_level(&raw.daemon.log_level)).unwrap_or_default(),
     };
     if c.problems.is_empty() {
-        Ok(Config { site, store, mllp, http, daemon })
+        Ok(Config { site, store, mllp, dicom, http, daemon })
     } else {
         Err(ConfigError::Invalid(c.problems))
     }
@@ -209,6 +269,47 @@ fn message_size(value: &str) -> Result<usize, String> {
         return Err(format!("{value:?} must be between 1KiB and 1GiB"));
     }
     Ok(bytes as usize)
+}
+
+/// AE titles: 1-16 characters of the DICOM default repertoire, no backslash or control
+/// characters; leading/trailing spaces are not significant (PS3.5 AE).
+fn ae_title(value: &str) -> Result<String, String> {
+    let trimmed = value.trim();
+    let ok =
+        !trimmed.is_empty() && trimmed.len() <= 16 && trimmed.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'\\');
+    if ok {
+        Ok(trimmed.to_owned())
+    } else {
+        Err(format!("{value:?} is not an AE title (1-16 printable ASCII characters, no backslash)"))
+    }
+}
+
+/// `AE` or `AE@192.0.2.7` or `AE@192.0.2.0/24`.
+fn calling_ae(value: &str) -> Result<CallingAe, String> {
+    let (ae, from) = match value.split_once('@') {
+        Some((ae, addr)) => (ae, Some(addr)),
+        None => (value, None),
+    };
+    let ae_title = ae_title(ae)?;
+    let from = match from {
+        None => None,
+        Some(addr) => Some(
+            addr.parse::<ipnet::IpNet>()
+                .or_else(|_| addr.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    format!("{value:?}: {addr:?} is not an address or network (e.g. 192.0.2.7, 192.0.2.0/24)")
+                })?,
+        ),
+    };
+    Ok(CallingAe { ae_title, from })
+}
+
+fn pdu_length(value: &str) -> Result<u32, String> {
+    let bytes = units::size(value)?;
+    if !(4096..=(16 << 20)).contains(&bytes) {
+        return Err(format!("{value:?} must be between 4KiB and 16MiB"));
+    }
+    Ok(bytes as u32)
 }
 
 fn cache_size(value: &str) -> Result<usize, String> {
@@ -268,6 +369,16 @@ mod tests {
         assert_eq!(config.mllp.fallback_charset, defaults.mllp.fallback_charset);
         assert_eq!(config.mllp.max_connections, defaults.mllp.max_connections);
         assert_eq!(config.http.listen, defaults.http.listen);
+        assert_eq!(config.dicom.listen, defaults.dicom.listen);
+        assert_eq!(config.dicom.ae_title, defaults.dicom.ae_title);
+        assert_eq!(config.dicom.accept_any_called_ae, defaults.dicom.accept_any_called_ae);
+        assert_eq!(config.dicom.calling_ae_allow, defaults.dicom.calling_ae_allow);
+        assert_eq!(config.dicom.accept_unknown_sop_classes, defaults.dicom.accept_unknown_sop_classes);
+        assert_eq!(config.dicom.max_associations, defaults.dicom.max_associations);
+        assert_eq!(config.dicom.max_pdu_length, defaults.dicom.max_pdu_length);
+        assert_eq!(config.dicom.read_timeout, defaults.dicom.read_timeout);
+        assert_eq!(config.dicom.write_timeout, defaults.dicom.write_timeout);
+        assert_eq!(config.dicom.stable_after, Duration::from_secs(60));
         assert_eq!(config.daemon.shutdown_grace, defaults.daemon.shutdown_grace);
         assert_eq!(config.daemon.log_level, defaults.daemon.log_level);
     }
@@ -293,6 +404,22 @@ mod tests {
         );
         let keys: Vec<String> = problems(&text).into_iter().map(|p| p.key).collect();
         assert_eq!(keys, ["store.disk_reserve", "mllp.listen", "mllp.idle_timeout", "mllp.accession_from"]);
+    }
+
+    #[test]
+    fn calling_ae_entries_take_an_optional_address_or_network() {
+        let text =
+            format!("{MINIMAL}[dicom]\ncalling_ae_allow = [\"CT01\", \"MR02@192.0.2.7\", \"US03@192.0.2.0/24\"]\n");
+        let allow = Config::from_toml(&text).unwrap().dicom.calling_ae_allow;
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        assert!(allow[0].matches("CT01", ip("198.51.100.1")));
+        assert!(allow[1].matches("MR02", ip("192.0.2.7")) && !allow[1].matches("MR02", ip("192.0.2.8")));
+        assert!(allow[2].matches("US03", ip("192.0.2.200")) && !allow[2].matches("CT01", ip("192.0.2.200")));
+        let bad = format!(
+            "{MINIMAL}[dicom]\ncalling_ae_allow = [\"X@nowhere\"]\nae_title = \"THIS TITLE IS WAY TOO LONG\"\n"
+        );
+        let keys: Vec<String> = problems(&bad).into_iter().map(|p| p.key).collect();
+        assert_eq!(keys, ["dicom.ae_title", "dicom.calling_ae_allow"]);
     }
 
     #[test]

@@ -16,6 +16,8 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub mllp: RawMllp,
     #[serde(default)]
+    pub dicom: RawDicom,
+    #[serde(default)]
     pub http: RawHttp,
     #[serde(default)]
     pub daemon: RawDaemon,
@@ -73,6 +75,38 @@ impl Default for RawMllp {
             idle_timeout: "5m".into(),
             accession_from: ["IPC-1", "OBR-18", "ORC-3", "OBR-3"].map(String::from).to_vec(),
             fallback_charset: "8859/1".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawDicom {
+    pub listen: String,
+    pub ae_title: String,
+    pub accept_any_called_ae: bool,
+    pub calling_ae_allow: Vec<String>,
+    pub accept_unknown_sop_classes: bool,
+    pub max_associations: usize,
+    pub max_pdu_length: String,
+    pub read_timeout: String,
+    pub write_timeout: String,
+    pub stable_after: String,
+}
+
+impl Default for RawDicom {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:11112".into(),
+            ae_title: "ZENEDGE".into(),
+            accept_any_called_ae: false,
+            calling_ae_allow: Vec::new(),
+            accept_unknown_sop_classes: false,
+            max_associations: 32,
+            max_pdu_length: "128KiB".into(),
+            read_timeout: "60s".into(),
+            write_timeout: "60s".into(),
+            stable_after: "60s".into(),
         }
     }
 }

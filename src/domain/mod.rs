@@ -6,4 +6,4 @@
 
 pub mod events;
 
-pub use events::{Event, EventDecodeError, Hl7MessageReceived};
+pub use events::{Event, EventDecodeError, Hl7MessageReceived, InstanceStored, StudyCompleted};

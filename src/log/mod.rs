@@ -34,11 +34,14 @@
 
 pub mod envelope;
 mod faults;
+mod hl7;
+mod instances;
 mod reader;
 mod reserve;
 mod store;
 #[cfg(test)]
 mod tests;
+mod txn;
 mod writer;
 
 use std::path::PathBuf;
@@ -46,10 +49,12 @@ use std::sync::Arc;
 
 pub use envelope::{Aggregate, Envelope, NewEvent, StoredEnvelope};
 pub use faults::FaultInjector;
+pub use hl7::{Hl7Append, Hl7Outcome};
+pub use instances::{CompletionOutcome, InstanceAppend, InstanceOutcome};
 pub use reader::{LogReader, Page, ReadError};
 pub use reserve::{DiskGuard, Space};
 pub use store::{OpenError, SCHEMA_VERSION};
-pub use writer::{AppendError, Hl7Append, Hl7Outcome, LogHandle, WriterFailure, WriterState};
+pub use writer::{AppendError, LogHandle, WriterFailure, WriterState};
 
 use crate::config::{Config, DiskReserve, Site};
 use crate::telemetry::Metrics;

@@ -21,6 +21,25 @@ pub(crate) const HL7_DEDUPE: TableDefinition<DedupeKey, &[u8]> = TableDefinition
 /// `(tenant, hospital, MSH-3, MSH-4, MSH-10, sha256)`.
 pub(crate) type DedupeKey = (&'static str, &'static str, &'static str, &'static str, &'static str, [u8; 32]);
 
+/// `(tenant, hospital, SOP Instance UID) -> msgpack InstanceRow`: the latest stored version of
+/// each instance (duplicate detection, file lookup).
+pub(crate) const DICOM_INSTANCES: TableDefinition<InstanceKey, &[u8]> = TableDefinition::new("dicom_instances");
+pub(crate) type InstanceKey = (&'static str, &'static str, &'static str);
+
+/// `(tenant, hospital, study UID, series UID, SOP Instance UID) -> seq` of the instance's
+/// latest `InstanceStored`: the study's contents in order.
+pub(crate) const STUDY_INSTANCES: TableDefinition<StudyInstanceKey, u64> = TableDefinition::new("study_instances");
+pub(crate) type StudyInstanceKey = (&'static str, &'static str, &'static str, &'static str, &'static str);
+
+/// `(tenant, hospital, study UID) -> msgpack StudyRow`: what a `StudyCompleted` reports.
+pub(crate) const STUDIES: TableDefinition<StudyKey, &[u8]> = TableDefinition::new("studies");
+pub(crate) type StudyKey = (&'static str, &'static str, &'static str);
+
+/// `(tenant, hospital, study UID) -> recorded_at (µs since the epoch) of its last instance`:
+/// studies with instances not yet covered by a `StudyCompleted` (the completion timers are
+/// rebuilt from it at start-up).
+pub(crate) const STUDIES_PENDING: TableDefinition<StudyKey, i64> = TableDefinition::new("studies_pending");
+
 /// The on-disk layout this binary writes. Bump it with every change to tables or key
 /// encodings and add the step to [`MIGRATIONS`].
 pub const SCHEMA_VERSION: u64 = 1;
@@ -149,6 +168,10 @@ pub(crate) fn prepare(
         }
         txn.open_table(EVENTS).map_err(|e| db_err(e.into()))?;
         txn.open_table(HL7_DEDUPE).map_err(|e| db_err(e.into()))?;
+        txn.open_table(DICOM_INSTANCES).map_err(|e| db_err(e.into()))?;
+        txn.open_table(STUDY_INSTANCES).map_err(|e| db_err(e.into()))?;
+        txn.open_table(STUDIES).map_err(|e| db_err(e.into()))?;
+        txn.open_table(STUDIES_PENDING).map_err(|e| db_err(e.into()))?;
     }
     txn.commit().map_err(|e| db_err(e.into()))
 }

@@ -16,17 +16,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
-use jiff::Timestamp;
-use redb::{Database, ReadableTable};
-use serde::{Deserialize, Serialize};
+use redb::Database;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::envelope::{EnvelopeRef, NewEvent};
+use super::envelope::NewEvent;
 use super::reserve::DiskGuard;
-use super::store::{DedupeKey, EVENTS, HL7_DEDUPE};
+use super::txn::{ApplyFn, Job, Request, Txn};
 use crate::config::Site;
-use crate::domain::Event;
 use crate::telemetry::Metrics;
 
 /// Why an append was not done. Every variant means: nothing was stored, answer negatively.
@@ -56,48 +53,21 @@ impl AppendError {
 #[error("event log commit failed, no further writes are accepted: {0}")]
 pub struct WriterFailure(pub String);
 
-/// An HL7 message to store unless the same sender already sent the same content under the
-/// same control id.
-#[derive(Debug)]
-pub struct Hl7Append {
-    /// Decoded MSH-3, MSH-4, MSH-10: the sender's identity for its control ids.
-    pub sending_application: String,
-    pub sending_facility: String,
-    pub control_id: String,
-    /// SHA-256 of the raw message: "the same content".
-    pub content_sha256: [u8; 32],
-    /// The acknowledgement that will be sent if this commits; kept so a re-send a year later
-    /// gets the byte-identical answer. Empty when no acknowledgement is sent.
-    pub ack: Vec<u8>,
-    /// Must be an [`Event::Hl7MessageReceived`]; the writer fills in the conflict fields.
-    pub event: NewEvent,
-}
-
-/// What became of an [`Hl7Append`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Hl7Outcome {
-    /// Stored at `seq`; `conflicts_with` is the first message stored under this sender and
-    /// control id with other content, if any.
-    Stored { seq: u64, conflicts_with: Option<u64> },
-    /// Already stored at `seq` with the same content: answer with `ack`, nothing appended.
-    Duplicate { seq: u64, ack: Vec<u8> },
-}
-
-/// The value of an `hl7_dedupe` row.
-#[derive(Debug, Serialize, Deserialize)]
-struct DedupeEntry {
-    seq: u64,
-    #[serde(with = "serde_bytes")]
-    ack: Vec<u8>,
-}
-
 /// A request to the writer.
-#[derive(Debug)]
 pub(crate) enum Command {
-    Append(Vec<NewEvent>, oneshot::Sender<Result<Vec<u64>, AppendError>>),
-    Hl7(Box<Hl7Append>, oneshot::Sender<Result<Hl7Outcome, AppendError>>),
+    /// Apply this in the next batch's transaction; answer it after the commit.
+    Request(Box<dyn Request>),
     /// Finish the current batch, refuse what is still queued, exit.
     Stop,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Command::Request(_) => "Request",
+            Command::Stop => "Stop",
+        })
+    }
 }
 
 /// Shared facts about the writer, read by `/readyz` and the metrics.
@@ -121,15 +91,18 @@ pub struct LogHandle {
 impl LogHandle {
     /// Appends events; returns their sequence numbers once they are durable.
     pub async fn append(&self, events: Vec<NewEvent>) -> Result<Vec<u64>, AppendError> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Command::Append(events, reply)).await?;
-        rx.await.unwrap_or(Err(AppendError::Unavailable))
+        self.request(events, super::txn::apply_events).await
     }
 
-    /// Stores an HL7 message unless it is a re-send; replies once durable.
-    pub async fn append_hl7(&self, request: Hl7Append) -> Result<Hl7Outcome, AppendError> {
+    /// Has the writer apply `input` with `apply` in its next transaction; returns the
+    /// outcome once that transaction is durable (or the refusal).
+    pub(crate) async fn request<Q, O>(&self, input: Q, apply: ApplyFn<Q, O>) -> Result<O, AppendError>
+    where
+        Q: Send + 'static,
+        O: Send + 'static,
+    {
         let (reply, rx) = oneshot::channel();
-        self.send(Command::Hl7(Box::new(request), reply)).await?;
+        self.send(Command::Request(Box::new(Job { input: Some(input), apply, outcome: None, reply }))).await?;
         rx.await.unwrap_or(Err(AppendError::Unavailable))
     }
 
@@ -159,29 +132,6 @@ pub(crate) struct Writer {
     pub metrics: Arc<Metrics>,
     pub state: Arc<WriterState>,
     pub next_seq: u64,
-}
-
-/// One request's answer, held until the commit returns.
-enum Pending {
-    Append(oneshot::Sender<Result<Vec<u64>, AppendError>>, Result<Vec<u64>, AppendError>),
-    Hl7(oneshot::Sender<Result<Hl7Outcome, AppendError>>, Result<Hl7Outcome, AppendError>),
-}
-
-impl Pending {
-    fn send(self) {
-        // A caller that went away (connection closed) does not need its answer.
-        match self {
-            Pending::Append(tx, r) => drop(tx.send(r)),
-            Pending::Hl7(tx, r) => drop(tx.send(r)),
-        }
-    }
-
-    fn fail(self) {
-        match self {
-            Pending::Append(tx, _) => drop(tx.send(Err(AppendError::Unavailable))),
-            Pending::Hl7(tx, _) => drop(tx.send(Err(AppendError::Unavailable))),
-        }
-    }
 }
 
 pub(crate) fn channel(depth: usize, last_seq: u64) -> (LogHandle, mpsc::Receiver<Command>) {
@@ -226,10 +176,8 @@ impl Writer {
         self.state.closed.store(true, Ordering::Release);
         rx.close();
         while let Ok(command) = rx.try_recv() {
-            match command {
-                Command::Append(_, tx) => drop(tx.send(Err(AppendError::Unavailable))),
-                Command::Hl7(_, tx) => drop(tx.send(Err(AppendError::Unavailable))),
-                Command::Stop => {}
+            if let Command::Request(request) = command {
+                request.fail();
             }
         }
     }
@@ -237,34 +185,42 @@ impl Writer {
     /// Applies and commits one batch, then answers it. On error nobody gets a success.
     fn commit_batch(&mut self, batch: &mut Vec<Command>) -> Result<(), WriterFailure> {
         let started = Instant::now();
-        let requests = batch.iter().filter(|c| !matches!(c, Command::Stop)).count();
+        let mut requests: Vec<Box<dyn Request>> = batch
+            .drain(..)
+            .filter_map(|c| match c {
+                Command::Request(r) => Some(r),
+                Command::Stop => None,
+            })
+            .collect();
         let reserve = self.reserve_check();
         let first_seq = self.next_seq;
-        let (answers, outcome) = match self.db.begin_write() {
-            Ok(txn) => {
-                let (answers, applied) = self.apply(&txn, batch.drain(..), reserve);
-                let outcome = applied.and_then(|dirty| {
-                    if dirty { txn.commit().map_err(Into::into) } else { txn.abort().map_err(Into::into) }
-                });
-                (answers, outcome)
-            }
-            Err(e) => {
-                let answers = batch.drain(..).filter_map(|c| Self::refuse(c, AppendError::Unavailable)).collect();
-                (answers, Err(e.into()))
-            }
-        };
+        let outcome =
+            match self.db.begin_write() {
+                Ok(txn) => {
+                    let applied = self.apply(&txn, &mut requests, reserve);
+                    applied.and_then(|dirty| {
+                        if dirty { txn.commit().map_err(Into::into) } else { txn.abort().map_err(Into::into) }
+                    })
+                }
+                Err(e) => Err(e.into()),
+            };
         if let Err(e) = outcome {
             self.next_seq = first_seq;
-            answers.into_iter().for_each(Pending::fail);
+            requests.into_iter().for_each(|r| r.fail());
             return Err(WriterFailure(e.to_string()));
         }
         self.state.last_seq.store(self.next_seq - 1, Ordering::Release);
         self.metrics.log_last_seq.set((self.next_seq - 1) as i64);
-        if requests > 0 {
-            self.metrics.log_commit_batch_size.observe(requests as f64);
+        if !requests.is_empty() {
+            self.metrics.log_commit_batch_size.observe(requests.len() as f64);
             self.metrics.log_commit_seconds.observe(started.elapsed().as_secs_f64());
         }
-        answers.into_iter().for_each(Pending::send);
+        for request in requests {
+            if let Some(e) = request.refusal() {
+                self.metrics.append_refused(e.reason());
+            }
+            request.answer();
+        }
         Ok(())
     }
 
@@ -280,172 +236,20 @@ impl Writer {
         }
     }
 
-    fn refuse(command: Command, error: AppendError) -> Option<Pending> {
-        match command {
-            Command::Append(_, tx) => Some(Pending::Append(tx, Err(error))),
-            Command::Hl7(_, tx) => Some(Pending::Hl7(tx, Err(error))),
-            Command::Stop => None,
-        }
-    }
-
     /// Applies each request in `txn`. Per-request refusals become answers; a storage error
     /// ends the batch (it is fatal). Returns whether anything was written.
     fn apply(
         &mut self,
         txn: &redb::WriteTransaction,
-        commands: impl Iterator<Item = Command>,
+        requests: &mut [Box<dyn Request>],
         reserve: Result<(), AppendError>,
-    ) -> (Vec<Pending>, Result<bool, redb::Error>) {
-        let mut answers = Vec::new();
-        let mut dirty = false;
-        let recorded_at = Timestamp::now();
-        let result = (|| {
-            let mut events = txn.open_table(EVENTS)?;
-            let mut dedupe = txn.open_table(HL7_DEDUPE)?;
-            let mut tables = Tables { events: &mut events, dedupe: &mut dedupe, recorded_at };
-            for command in commands {
-                let answer = match command {
-                    Command::Append(new, tx) => {
-                        let r = match &reserve {
-                            Err(e) => Err(e.clone()),
-                            Ok(()) => self.append_all(&mut tables, &new)?,
-                        };
-                        dirty |= r.is_ok();
-                        Pending::Append(tx, r)
-                    }
-                    Command::Hl7(request, tx) => {
-                        let r = self.append_hl7(&mut tables, *request, &reserve)?;
-                        dirty |= matches!(r, Ok(Hl7Outcome::Stored { .. }));
-                        Pending::Hl7(tx, r)
-                    }
-                    Command::Stop => continue,
-                };
-                answers.push(answer);
-            }
-            Ok(dirty)
-        })();
-        for a in &answers {
-            match a {
-                Pending::Append(_, Err(e)) | Pending::Hl7(_, Err(e)) => self.metrics.append_refused(e.reason()),
-                _ => {}
-            }
+    ) -> Result<bool, redb::Error> {
+        let mut t = Txn::new(txn, &self.site, &self.metrics, reserve, &mut self.next_seq);
+        for request in requests.iter_mut() {
+            request.apply(&mut t)?;
         }
-        (answers, result)
+        Ok(t.dirty)
     }
-
-    fn append_all(
-        &mut self,
-        t: &mut Tables<'_, '_>,
-        events: &[NewEvent],
-    ) -> Result<Result<Vec<u64>, AppendError>, redb::Error> {
-        let first = self.next_seq;
-        let mut encoded = Vec::with_capacity(events.len());
-        for (i, e) in events.iter().enumerate() {
-            match encode(&self.site, e, first + i as u64, t.recorded_at) {
-                Ok(bytes) => encoded.push(bytes),
-                Err(err) => return Ok(Err(err)),
-            }
-        }
-        let mut seqs = Vec::with_capacity(events.len());
-        for bytes in encoded {
-            seqs.push(self.insert(t, &bytes)?);
-        }
-        Ok(Ok(seqs))
-    }
-
-    fn append_hl7(
-        &mut self,
-        t: &mut Tables<'_, '_>,
-        mut request: Hl7Append,
-        reserve: &Result<(), AppendError>,
-    ) -> Result<Result<Hl7Outcome, AppendError>, redb::Error> {
-        let Writer { site, next_seq, metrics, .. } = self;
-        let lo = (
-            site.tenant_id.as_str(),
-            site.hospital_id.as_str(),
-            request.sending_application.as_str(),
-            request.sending_facility.as_str(),
-            request.control_id.as_str(),
-            [0u8; 32],
-        );
-        let hi = (lo.0, lo.1, lo.2, lo.3, lo.4, [0xffu8; 32]);
-        let mut conflicts_with = None;
-        for row in t.dedupe.range(lo..=hi)? {
-            let (key, value) = row?;
-            let entry: DedupeEntry = match rmp_serde::from_slice(value.value()) {
-                Ok(entry) => entry,
-                Err(e) => return Err(redb::StorageError::Corrupted(format!("hl7_dedupe entry: {e}")).into()),
-            };
-            if key.value().5 == request.content_sha256 {
-                metrics.hl7_duplicates.inc();
-                return Ok(Ok(Hl7Outcome::Duplicate { seq: entry.seq, ack: entry.ack }));
-            }
-            conflicts_with = Some(conflicts_with.map_or(entry.seq, |s: u64| s.min(entry.seq)));
-        }
-        if let Err(e) = reserve {
-            return Ok(Err(e.clone()));
-        }
-        let Event::Hl7MessageReceived(message) = &mut request.event.event;
-        message.control_id_conflict = conflicts_with.is_some();
-        message.conflicts_with_seq = conflicts_with;
-        let seq = *next_seq;
-        let bytes = match encode(site, &request.event, seq, t.recorded_at) {
-            Ok(bytes) => bytes,
-            Err(e) => return Ok(Err(e)),
-        };
-        let entry = rmp_serde::to_vec_named(&DedupeEntry { seq, ack: request.ack })
-            .map_err(|e| redb::StorageError::Corrupted(format!("hl7_dedupe entry: {e}")))?;
-        insert(next_seq, t, &bytes)?;
-        let key = (lo.0, lo.1, lo.2, lo.3, lo.4, request.content_sha256);
-        t.dedupe.insert(key, entry.as_slice())?;
-        if conflicts_with.is_some() {
-            metrics.hl7_control_id_conflicts.inc();
-        }
-        Ok(Ok(Hl7Outcome::Stored { seq, conflicts_with }))
-    }
-
-    /// Inserts at the next sequence number (gapless: a failed batch is fatal).
-    fn insert(&mut self, t: &mut Tables<'_, '_>, bytes: &[u8]) -> Result<u64, redb::Error> {
-        insert(&mut self.next_seq, t, bytes)
-    }
-}
-
-/// Inserts at `*next_seq` and advances it.
-fn insert(next_seq: &mut u64, t: &mut Tables<'_, '_>, bytes: &[u8]) -> Result<u64, redb::Error> {
-    let seq = *next_seq;
-    t.events.insert(seq, bytes)?;
-    *next_seq += 1;
-    Ok(seq)
-}
-
-/// Serializes the envelope of `e` at `seq`.
-fn encode(site: &Site, e: &NewEvent, seq: u64, recorded_at: Timestamp) -> Result<Vec<u8>, AppendError> {
-    {
-        EnvelopeRef {
-            seq,
-            event_id: e.event_id,
-            event_type: e.event.event_type(),
-            event_version: e.event.event_version(),
-            occurred_at: e.occurred_at,
-            recorded_at,
-            tenant_id: &site.tenant_id,
-            hospital_id: &site.hospital_id,
-            edge_id: &site.edge_id,
-            aggregate: &e.aggregate,
-            correlation_id: e.correlation_id,
-            causation_id: e.causation_id,
-            data: &e.event,
-        }
-        .encode(e.event.size_hint())
-        .map_err(|err| AppendError::Encode(err.to_string()))
-    }
-}
-
-/// The tables one batch writes.
-struct Tables<'a, 't> {
-    events: &'a mut redb::Table<'t, u64, &'static [u8]>,
-    dedupe: &'a mut redb::Table<'t, DedupeKey, &'static [u8]>,
-    recorded_at: Timestamp,
 }
 
 /// Marks the writer failed if its thread unwinds, so the daemon exits instead of waiting on

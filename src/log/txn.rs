@@ -1,0 +1,202 @@
+//! What one request sees inside the writer's transaction, and the plumbing that carries a
+//! request to the writer and its answer back.
+//!
+//! A request is a function `fn(&mut Txn, Q) -> Result<Result<O, AppendError>, redb::Error>`
+//! and its input: the outer `Err` is a storage error (fatal for the whole batch), the inner
+//! one a refusal of this request alone (disk reserve, encoding). The answer is held until
+//! the batch's commit returned; if the commit fails, every request of the batch is answered
+//! [`AppendError::Unavailable`] instead.
+
+use jiff::Timestamp;
+use redb::{Table, WriteTransaction};
+use tokio::sync::oneshot;
+
+use super::envelope::{EnvelopeRef, NewEvent};
+use super::store::{
+    DICOM_INSTANCES, DedupeKey, EVENTS, HL7_DEDUPE, InstanceKey, STUDIES, STUDIES_PENDING, STUDY_INSTANCES,
+    StudyInstanceKey, StudyKey,
+};
+use super::writer::AppendError;
+use crate::config::Site;
+use crate::telemetry::Metrics;
+
+/// How a request is applied in the writer's transaction.
+pub(crate) type ApplyFn<Q, O> = fn(&mut Txn<'_, '_>, Q) -> Result<Result<O, AppendError>, redb::Error>;
+
+/// A request as the writer handles it, whatever its input and outcome types.
+pub(crate) trait Request: Send {
+    /// Applies the request; `Err` only for a storage error, which fails the batch.
+    fn apply(&mut self, t: &mut Txn<'_, '_>) -> Result<(), redb::Error>;
+    /// The refusal this request will be answered with, if any (for the metrics).
+    fn refusal(&self) -> Option<&AppendError>;
+    /// Sends the outcome (after the commit returned).
+    fn answer(self: Box<Self>);
+    /// Answers "unavailable" (the commit failed, or the writer is closing).
+    fn fail(self: Box<Self>);
+}
+
+/// A typed request: input, how to apply it, and where its answer goes.
+pub(crate) struct Job<Q, O> {
+    pub input: Option<Q>,
+    pub apply: ApplyFn<Q, O>,
+    pub outcome: Option<Result<O, AppendError>>,
+    pub reply: oneshot::Sender<Result<O, AppendError>>,
+}
+
+impl<Q: Send, O: Send> Request for Job<Q, O> {
+    fn apply(&mut self, t: &mut Txn<'_, '_>) -> Result<(), redb::Error> {
+        if let Some(input) = self.input.take() {
+            self.outcome = Some((self.apply)(t, input)?);
+        }
+        Ok(())
+    }
+
+    fn refusal(&self) -> Option<&AppendError> {
+        self.outcome.as_ref().and_then(|o| o.as_ref().err())
+    }
+
+    fn answer(self: Box<Self>) {
+        // A caller that went away (connection closed) does not need its answer.
+        let _ = self.reply.send(self.outcome.unwrap_or(Err(AppendError::Unavailable)));
+    }
+
+    fn fail(self: Box<Self>) {
+        let _ = self.reply.send(Err(AppendError::Unavailable));
+    }
+}
+
+/// The tables of the write transaction, opened on first use.
+pub(crate) struct Tables<'t> {
+    txn: &'t WriteTransaction,
+    events: Option<Table<'t, u64, &'static [u8]>>,
+    hl7_dedupe: Option<Table<'t, DedupeKey, &'static [u8]>>,
+    dicom_instances: Option<Table<'t, InstanceKey, &'static [u8]>>,
+    study_instances: Option<Table<'t, StudyInstanceKey, u64>>,
+    studies: Option<Table<'t, StudyKey, &'static [u8]>>,
+    studies_pending: Option<Table<'t, StudyKey, i64>>,
+}
+
+macro_rules! table_accessor {
+    ($name:ident, $def:ident, $k:ty, $v:ty) => {
+        pub fn $name(&mut self) -> Result<&mut Table<'t, $k, $v>, redb::Error> {
+            if self.$name.is_none() {
+                self.$name = Some(self.txn.open_table($def)?);
+            }
+            Ok(self.$name.as_mut().expect("just opened"))
+        }
+    };
+}
+
+impl<'t> Tables<'t> {
+    table_accessor!(events, EVENTS, u64, &'static [u8]);
+    table_accessor!(hl7_dedupe, HL7_DEDUPE, DedupeKey, &'static [u8]);
+    table_accessor!(dicom_instances, DICOM_INSTANCES, InstanceKey, &'static [u8]);
+    table_accessor!(study_instances, STUDY_INSTANCES, StudyInstanceKey, u64);
+    table_accessor!(studies, STUDIES, StudyKey, &'static [u8]);
+    table_accessor!(studies_pending, STUDIES_PENDING, StudyKey, i64);
+}
+
+/// The batch's transaction as one request sees it.
+pub(crate) struct Txn<'a, 't> {
+    pub site: &'a Site,
+    pub metrics: &'a Metrics,
+    /// `Err` when free space is below the reserve: requests that add data must refuse.
+    pub reserve: Result<(), AppendError>,
+    /// The time recorded on every event of this batch.
+    pub recorded_at: Timestamp,
+    pub tables: Tables<'t>,
+    next_seq: &'a mut u64,
+    /// Something was written (else the transaction is aborted instead of committed).
+    pub dirty: bool,
+}
+
+impl<'a, 't> Txn<'a, 't> {
+    pub fn new(
+        txn: &'t WriteTransaction,
+        site: &'a Site,
+        metrics: &'a Metrics,
+        reserve: Result<(), AppendError>,
+        next_seq: &'a mut u64,
+    ) -> Self {
+        let tables = Tables {
+            txn,
+            events: None,
+            hl7_dedupe: None,
+            dicom_instances: None,
+            study_instances: None,
+            studies: None,
+            studies_pending: None,
+        };
+        Txn { site, metrics, reserve, recorded_at: Timestamp::now(), tables, next_seq, dirty: false }
+    }
+
+    /// The sequence number the next appended event gets.
+    pub fn next_seq(&self) -> u64 {
+        *self.next_seq
+    }
+
+    /// Appends one event at the next sequence number (gapless: a failed batch is fatal).
+    pub fn append(&mut self, event: &NewEvent) -> Result<Result<u64, AppendError>, redb::Error> {
+        let seq = *self.next_seq;
+        let bytes = match encode(self.site, event, seq, self.recorded_at) {
+            Ok(bytes) => bytes,
+            Err(e) => return Ok(Err(e)),
+        };
+        self.tables.events()?.insert(seq, bytes.as_slice())?;
+        *self.next_seq += 1;
+        self.dirty = true;
+        Ok(Ok(seq))
+    }
+}
+
+/// Plain appends: all events or none (a refusal of one refuses the request).
+pub(crate) fn apply_events(
+    t: &mut Txn<'_, '_>,
+    events: Vec<NewEvent>,
+) -> Result<Result<Vec<u64>, AppendError>, redb::Error> {
+    if let Err(e) = &t.reserve {
+        return Ok(Err(e.clone()));
+    }
+    let first = t.next_seq();
+    let encoded: Result<Vec<Vec<u8>>, AppendError> =
+        events.iter().enumerate().map(|(i, e)| encode(t.site, e, first + i as u64, t.recorded_at)).collect();
+    let encoded = match encoded {
+        Ok(encoded) => encoded,
+        Err(e) => return Ok(Err(e)),
+    };
+    let mut seqs = Vec::with_capacity(encoded.len());
+    for bytes in encoded {
+        let seq = *t.next_seq;
+        t.tables.events()?.insert(seq, bytes.as_slice())?;
+        *t.next_seq += 1;
+        seqs.push(seq);
+    }
+    t.dirty |= !seqs.is_empty();
+    Ok(Ok(seqs))
+}
+
+/// Serializes the envelope of `e` at `seq`.
+fn encode(site: &Site, e: &NewEvent, seq: u64, recorded_at: Timestamp) -> Result<Vec<u8>, AppendError> {
+    EnvelopeRef {
+        seq,
+        event_id: e.event_id,
+        event_type: e.event.event_type(),
+        event_version: e.event.event_version(),
+        occurred_at: e.occurred_at,
+        recorded_at,
+        tenant_id: &site.tenant_id,
+        hospital_id: &site.hospital_id,
+        edge_id: &site.edge_id,
+        aggregate: &e.aggregate,
+        correlation_id: e.correlation_id,
+        causation_id: e.causation_id,
+        data: &e.event,
+    }
+    .encode(e.event.size_hint())
+    .map_err(|err| AppendError::Encode(err.to_string()))
+}
+
+/// A value that does not decode is corruption: the batch fails (and the daemon restarts).
+pub(crate) fn corrupt(table: &str, e: impl std::fmt::Display) -> redb::Error {
+    redb::StorageError::Corrupted(format!("{table}: {e}")).into()
+}
