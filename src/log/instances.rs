@@ -186,7 +186,7 @@ fn update_study(t: &mut Txn<'_, '_>, i: &InstanceStored, seq: u64) -> Result<(),
     }
     let bytes = rmp_serde::to_vec_named(&row).map_err(|e| corrupt("studies", e))?;
     t.tables.studies()?.insert(key, bytes.as_slice())?;
-    let at = t.recorded_at.as_microsecond() as i64;
+    let at = t.recorded_at.as_microsecond();
     t.tables.studies_pending()?.insert(key, at)?;
     Ok(())
 }
