@@ -16,6 +16,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::api::{self, ApiState};
 use crate::config::Config;
+use crate::dicom::{self, DicomContext};
 use crate::log::{FaultInjector, Log, LogOptions, OpenError, WriterFailure};
 use crate::mllp::{self, MllpContext};
 use crate::systemd;
@@ -25,13 +26,18 @@ use crate::telemetry::Metrics;
 #[derive(Debug)]
 pub struct Listeners {
     pub mllp: TcpListener,
+    pub dicom: TcpListener,
     pub http: TcpListener,
 }
 
 impl Listeners {
     /// Binds every listener the config names.
     pub async fn bind(config: &Config) -> Result<Listeners, RunError> {
-        Ok(Listeners { mllp: bind(config.mllp.listen).await?, http: bind(config.http.listen).await? })
+        Ok(Listeners {
+            mllp: bind(config.mllp.listen).await?,
+            dicom: bind(config.dicom.listen).await?,
+            http: bind(config.http.listen).await?,
+        })
     }
 }
 
@@ -46,6 +52,8 @@ pub enum RunError {
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error(transparent)]
     Open(#[from] OpenError),
+    #[error("cannot prepare the instance store under {path}: {source}")]
+    Instances { path: std::path::PathBuf, source: std::io::Error },
     #[error(transparent)]
     Writer(#[from] WriterFailure),
 }
@@ -72,6 +80,17 @@ pub async fn run(
             .await
             .expect("opening the log does not panic")?
     };
+    let layout = dicom::Layout { state_dir: config.store.state_dir.clone() };
+    let swept = {
+        let layout = layout.clone();
+        tokio::task::spawn_blocking(move || layout.prepare())
+            .await
+            .expect("preparing the instance store does not panic")
+    }
+    .map_err(|source| RunError::Instances { path: layout.instances(), source })?;
+    if swept > 0 {
+        tracing::warn!(files = swept, "removed partly received DICOM instances left by a crash");
+    }
     let mllp_addr =
         listeners.mllp.local_addr().map_err(|source| RunError::Bind { addr: config.mllp.listen, source })?;
     let http_addr =
@@ -80,6 +99,27 @@ pub async fn run(
     let tracker = TaskTracker::new();
     let mllp_ctx = Arc::new(MllpContext::new(config.mllp.clone(), log.handle(), metrics.clone(), stopping.clone()));
     tracker.spawn(mllp::serve(listeners.mllp, mllp_ctx, tracker.clone()));
+    let dicom_addr =
+        listeners.dicom.local_addr().map_err(|source| RunError::Bind { addr: config.dicom.listen, source })?;
+    let (stability, notices) = dicom::stability::channel();
+    tracker.spawn(dicom::stability::run(
+        notices,
+        log.handle(),
+        log.reader(),
+        config.dicom.stable_after,
+        metrics.clone(),
+        stopping.clone(),
+    ));
+    let dicom_ctx = Arc::new(DicomContext {
+        config: config.dicom.clone(),
+        log: log.handle(),
+        metrics: metrics.clone(),
+        disk: log.disk_guard(),
+        layout,
+        stability,
+        shutdown: stopping.clone(),
+    });
+    tracker.spawn(dicom::serve(listeners.dicom, dicom_ctx, tracker.clone()));
     let api_state = ApiState {
         reader: log.reader(),
         writer: log.handle().state.clone(),
@@ -92,7 +132,7 @@ pub async fn run(
     let failed = log.handle().state.failed.clone();
     systemd::ready();
     let watchdog = tokio::spawn(systemd::watchdog(log.handle().state.clone()));
-    tracing::info!(mllp = %mllp_addr, http = %http_addr, edge = %config.site.edge_id, "zenedge is ready");
+    tracing::info!(mllp = %mllp_addr, dicom = %dicom_addr, http = %http_addr, edge = %config.site.edge_id, "zenedge is ready");
 
     tokio::select! {
         _ = shutdown.cancelled() => tracing::info!("shutting down"),

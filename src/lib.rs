@@ -4,6 +4,8 @@
 //!
 //! * [`mllp`] — HL7 v2 over TCP: framing ([`mllp::codec`]), one task per connection,
 //!   acknowledgement only after the log's commit returned.
+//! * [`dicom`] — the C-ECHO/C-STORE SCP: instances spooled to disk, made durable, recorded;
+//!   studies completed when they stop receiving instances.
 //! * [`hl7`] — the HL7 v2 parser (no I/O): separators, escapes, charsets, the summary that
 //!   goes into events, and the ACK builder.
 //! * [`log`] — the durable event log in redb: one writer thread with group commit, readers,
@@ -17,9 +19,11 @@ pub mod api;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod dicom;
 pub mod domain;
 pub mod hl7;
 pub mod log;
 pub mod mllp;
+pub mod net;
 pub mod systemd;
 pub mod telemetry;

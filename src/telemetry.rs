@@ -29,6 +29,11 @@ pub struct ReasonLabels {
     pub reason: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabels {
+    pub status: String,
+}
+
 /// Every metric of the daemon, registered once.
 #[derive(Debug)]
 pub struct Metrics {
@@ -55,6 +60,16 @@ pub struct Metrics {
     pub log_appends_refused: Family<ReasonLabels, Counter>,
     pub log_last_seq: Gauge,
     pub log_size_bytes: Gauge,
+    /// Associations by outcome: accepted, rejected_<reason>, protocol.
+    pub dicom_associations: Family<ReasonLabels, Counter>,
+    pub dicom_associations_open: Gauge,
+    /// C-STORE outcomes: success, duplicate, out_of_resources, sop_class_mismatch, cannot_understand.
+    pub dicom_instances: Family<StatusLabels, Counter>,
+    pub dicom_bytes_received: Counter,
+    /// C-STORE from the end of the data set to the commit of its event.
+    pub dicom_store_seconds: Histogram,
+    /// Studies with instances not yet covered by a StudyCompleted.
+    pub dicom_studies_pending: Gauge,
     seen_message_types: Mutex<HashSet<String>>,
 }
 
@@ -83,6 +98,14 @@ impl Metrics {
             log_appends_refused: Family::default(),
             log_last_seq: Gauge::default(),
             log_size_bytes: Gauge::default(),
+            dicom_associations: Family::default(),
+            dicom_associations_open: Gauge::default(),
+            dicom_instances: Family::default(),
+            dicom_bytes_received: Counter::default(),
+            dicom_store_seconds: Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+                0.000_25, 2.0, 14,
+            )),
+            dicom_studies_pending: Gauge::default(),
             seen_message_types: Mutex::new(HashSet::new()),
             registry: Registry::default(),
         };
@@ -123,6 +146,16 @@ impl Metrics {
         );
         registry.register("log_last_seq", "Last committed sequence number", m.log_last_seq.clone());
         registry.register("log_size_bytes", "Size of the database file", m.log_size_bytes.clone());
+        registry.register("dicom_associations", "DICOM associations by outcome", m.dicom_associations.clone());
+        registry.register("dicom_associations_open", "Open DICOM associations", m.dicom_associations_open.clone());
+        registry.register("dicom_instances", "C-STORE requests by outcome", m.dicom_instances.clone());
+        registry.register("dicom_received_bytes", "DICOM data set bytes received", m.dicom_bytes_received.clone());
+        registry.register(
+            "dicom_store_seconds",
+            "C-STORE: end of data set to committed event",
+            m.dicom_store_seconds.clone(),
+        );
+        registry.register("dicom_studies_pending", "Studies waiting to be completed", m.dicom_studies_pending.clone());
         Metrics { registry, ..m }
     }
 
@@ -134,6 +167,14 @@ impl Metrics {
 
     pub fn frame_rejected(&self, reason: &str) {
         self.mllp_frames_rejected.get_or_create(&ReasonLabels { reason: reason.to_owned() }).inc();
+    }
+
+    pub fn dicom_association(&self, outcome: &str) {
+        self.dicom_associations.get_or_create(&ReasonLabels { reason: outcome.to_owned() }).inc();
+    }
+
+    pub fn dicom_instance(&self, status: &str) {
+        self.dicom_instances.get_or_create(&StatusLabels { status: status.to_owned() }).inc();
     }
 
     pub fn append_refused(&self, reason: &str) {

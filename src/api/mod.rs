@@ -7,6 +7,7 @@
 mod error;
 mod events;
 mod health;
+mod studies;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -41,6 +42,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/metrics", get(health::metrics))
         .route("/api/v1/events", get(events::list))
         .route("/api/v1/events/{seq}", get(events::one))
+        .route("/api/v1/studies/{study_uid}", get(studies::one))
         .fallback(error::not_found)
         .with_state(state)
 }

@@ -51,7 +51,7 @@ pub use envelope::{Aggregate, Envelope, NewEvent, StoredEnvelope};
 pub use faults::FaultInjector;
 pub use hl7::{Hl7Append, Hl7Outcome};
 pub use instances::{CompletionOutcome, InstanceAppend, InstanceOutcome};
-pub use reader::{LogReader, Page, ReadError};
+pub use reader::{InstanceView, LogReader, Page, PendingStudy, ReadError, SeriesView, StudyView};
 pub use reserve::{DiskGuard, Space};
 pub use store::{OpenError, SCHEMA_VERSION};
 pub use writer::{AppendError, LogHandle, WriterFailure, WriterState};
@@ -124,7 +124,7 @@ impl Log {
             .name("log-writer".into())
             .spawn(move || writer.run(rx))
             .map_err(|e| OpenError::Database { path: options.path.clone(), source: Box::new(e.into()) })?;
-        Ok(Log { handle, reader: LogReader::new(db), guard, thread })
+        Ok(Log { handle, reader: LogReader::new(db, options.site.clone()), guard, thread })
     }
 
     pub fn handle(&self) -> LogHandle {

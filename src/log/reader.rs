@@ -8,7 +8,9 @@ use std::sync::Arc;
 use redb::{Database, ReadableDatabase, ReadableTable};
 
 use super::envelope::{DecodeError, Envelope};
-use super::store::EVENTS;
+use super::instances::{InstanceRow, StudyRow};
+use super::store::{DICOM_INSTANCES, EVENTS, STUDIES, STUDIES_PENDING, STUDY_INSTANCES};
+use crate::config::Site;
 
 /// Why a read failed.
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +19,8 @@ pub enum ReadError {
     Storage(#[from] redb::Error),
     #[error("event {seq} is unreadable: {source}")]
     Decode { seq: u64, source: DecodeError },
+    #[error("{table} row is unreadable: {reason}")]
+    Row { table: &'static str, reason: String },
 }
 
 /// Converts redb's per-operation errors (which all convert into `redb::Error`).
@@ -38,15 +42,133 @@ pub struct Page {
     pub next: Option<u64>,
 }
 
+/// A study waiting for completion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingStudy {
+    pub study_instance_uid: String,
+    pub last_instance_seq: u64,
+    /// When its last instance was recorded, µs since the epoch.
+    pub last_instance_at_us: i64,
+}
+
+/// A study as the log holds it, for the API.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StudyView {
+    pub study_instance_uid: String,
+    /// `StudyCompleted` events so far; `pending` while instances arrived after the last.
+    pub revision: u32,
+    pub pending: bool,
+    pub patient_id: Option<String>,
+    pub patient_name: Option<String>,
+    pub other_patient_ids: Vec<String>,
+    pub accession_number: Option<String>,
+    pub modalities: Vec<String>,
+    pub study_date: Option<String>,
+    pub study_time: Option<String>,
+    pub study_description: Option<String>,
+    pub series_count: u32,
+    pub instance_count: u32,
+    pub series: Vec<SeriesView>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SeriesView {
+    pub series_instance_uid: String,
+    pub instances: Vec<InstanceView>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct InstanceView {
+    pub sop_instance_uid: String,
+    pub sop_class_uid: String,
+    /// The `InstanceStored` event of the stored version.
+    pub seq: u64,
+    pub file_path: String,
+    pub size: u64,
+}
+
 /// Read access to the event log.
 #[derive(Debug, Clone)]
 pub struct LogReader {
     db: Arc<Database>,
+    site: Site,
 }
 
 impl LogReader {
-    pub(crate) fn new(db: Arc<Database>) -> LogReader {
-        LogReader { db }
+    pub(crate) fn new(db: Arc<Database>, site: Site) -> LogReader {
+        LogReader { db, site }
+    }
+
+    /// Studies with instances not yet covered by a `StudyCompleted`.
+    pub fn pending_studies(&self) -> Result<Vec<PendingStudy>, ReadError> {
+        let txn = self.db.begin_read().storage()?;
+        let pending = txn.open_table(STUDIES_PENDING).storage()?;
+        let studies = txn.open_table(STUDIES).storage()?;
+        let (t, h) = (self.site.tenant_id.as_str(), self.site.hospital_id.as_str());
+        let mut out = Vec::new();
+        for row in pending.range((t, h, "")..).storage()? {
+            let (key, at) = row.storage()?;
+            let (kt, kh, study) = key.value();
+            if (kt, kh) != (t, h) {
+                break;
+            }
+            let Some(study_row) = studies.get((t, h, study)).storage()? else { continue };
+            let study_row: StudyRow = decode_row("studies", study_row.value())?;
+            out.push(PendingStudy {
+                study_instance_uid: study.to_owned(),
+                last_instance_seq: study_row.last_instance_seq,
+                last_instance_at_us: at.value(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// A study with its series and instances, `None` if no instance of it was stored.
+    pub fn study(&self, study_uid: &str) -> Result<Option<StudyView>, ReadError> {
+        let txn = self.db.begin_read().storage()?;
+        let (t, h) = (self.site.tenant_id.as_str(), self.site.hospital_id.as_str());
+        let studies = txn.open_table(STUDIES).storage()?;
+        let Some(row) = studies.get((t, h, study_uid)).storage()? else { return Ok(None) };
+        let row: StudyRow = decode_row("studies", row.value())?;
+        let pending = txn.open_table(STUDIES_PENDING).storage()?.get((t, h, study_uid)).storage()?.is_some();
+        let contents = txn.open_table(STUDY_INSTANCES).storage()?;
+        let instances = txn.open_table(DICOM_INSTANCES).storage()?;
+        let mut series: Vec<SeriesView> = Vec::new();
+        for entry in contents.range((t, h, study_uid, "", "")..).storage()? {
+            let (key, _) = entry.storage()?;
+            let (kt, kh, ks, series_uid, sop) = key.value();
+            if (kt, kh, ks) != (t, h, study_uid) {
+                break;
+            }
+            let Some(instance) = instances.get((t, h, sop)).storage()? else { continue };
+            let instance: InstanceRow = decode_row("dicom_instances", instance.value())?;
+            if series.last().is_none_or(|s| s.series_instance_uid != series_uid) {
+                series.push(SeriesView { series_instance_uid: series_uid.to_owned(), instances: Vec::new() });
+            }
+            series.last_mut().expect("pushed above").instances.push(InstanceView {
+                sop_instance_uid: sop.to_owned(),
+                sop_class_uid: instance.sop_class_uid,
+                seq: instance.seq,
+                file_path: instance.file_path,
+                size: instance.size,
+            });
+        }
+        Ok(Some(StudyView {
+            study_instance_uid: study_uid.to_owned(),
+            revision: row.revision,
+            pending,
+            patient_id: row.patient_id,
+            patient_name: row.patient_name,
+            other_patient_ids: row.other_patient_ids,
+            accession_number: row.accession_number,
+            modalities: row.modalities,
+            study_date: row.study_date,
+            study_time: row.study_time,
+            study_description: row.study_description,
+            series_count: row.series_count,
+            instance_count: row.instance_count,
+            series,
+        }))
     }
 
     /// The last committed sequence number (0 for an empty log).
@@ -90,4 +212,8 @@ impl LogReader {
         }
         Ok(out)
     }
+}
+
+fn decode_row<T: serde::de::DeserializeOwned>(table: &'static str, bytes: &[u8]) -> Result<T, ReadError> {
+    rmp_serde::from_slice(bytes).map_err(|e| ReadError::Row { table, reason: e.to_string() })
 }

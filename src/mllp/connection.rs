@@ -40,16 +40,8 @@ pub(super) trait MllpStream: AsyncRead + AsyncWrite + Unpin + Send {
 
 impl MllpStream for TcpStream {
     fn after_read(&self) {
-        // Best effort: a socket that refuses the option still works, just slower.
-        let _ = socket2::SockRef::from(self).set_tcp_quickack(true);
+        crate::net::rearm_quickack(self);
     }
-}
-
-/// `TCP_NODELAY` so our ACK leaves at once, `TCP_QUICKACK` so the sender's next piece does
-/// not wait for a delayed ACK. Best effort: a socket that refuses still works, just slower.
-fn tune(stream: &TcpStream) {
-    let _ = stream.set_nodelay(true);
-    stream.after_read();
 }
 
 /// How reading the next frame ended.
@@ -71,7 +63,7 @@ pub(super) struct Connection<'a, S> {
 
 impl<'a> Connection<'a, TcpStream> {
     pub fn new(stream: TcpStream, peer: SocketAddr, ctx: &'a MllpContext) -> Self {
-        tune(&stream);
+        crate::net::tune(&stream);
         Connection::with_stream(stream, peer, ctx)
     }
 }
@@ -346,33 +338,4 @@ fn ack_label(header: Option<&hl7::Header>, code: AckCode) -> &'static str {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    async fn pair() -> (TcpStream, TcpStream) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
-        (listener.accept().await.unwrap().0, client)
-    }
-
-    #[tokio::test]
-    async fn accepted_sockets_get_nodelay_and_quickack() {
-        let (server, _client) = pair().await;
-        tune(&server);
-        let sock = socket2::SockRef::from(&server);
-        assert!(sock.tcp_nodelay().unwrap());
-        assert!(sock.tcp_quickack().unwrap());
-    }
-
-    #[tokio::test]
-    async fn quickack_is_rearmed_after_a_read() {
-        let (server, _client) = pair().await;
-        let sock = socket2::SockRef::from(&server);
-        sock.set_tcp_quickack(false).unwrap();
-        server.after_read();
-        assert!(sock.tcp_quickack().unwrap(), "TCP_QUICKACK set again after a read");
-    }
 }

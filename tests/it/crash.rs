@@ -104,7 +104,7 @@ async fn kill_9_at_random_moments_loses_no_acknowledged_message() {
         format!(
             "[site]\ntenant_id = \"t\"\nhospital_id = \"h\"\nedge_id = \"e\"\n\
              [store]\nstate_dir = {:?}\ndisk_reserve = \"0\"\n\
-             [mllp]\nlisten = \"127.0.0.1:0\"\n[http]\nlisten = \"127.0.0.1:0\"\n",
+             [mllp]\nlisten = \"127.0.0.1:0\"\n[dicom]\nlisten = \"127.0.0.1:0\"\n[http]\nlisten = \"127.0.0.1:0\"\n",
             dir.path().join("state").display().to_string()
         ),
     )

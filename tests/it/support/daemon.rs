@@ -14,6 +14,7 @@ use zenedge::log::FaultInjector;
 
 pub struct TestDaemon {
     pub mllp: SocketAddr,
+    pub dicom: SocketAddr,
     pub http: SocketAddr,
     pub dir: Arc<tempfile::TempDir>,
     pub faults: FaultInjector,
@@ -57,13 +58,24 @@ impl TestDaemon {
     pub async fn start_in(dir: Arc<tempfile::TempDir>, extra: &str) -> TestDaemon {
         let config = test_config(dir.path(), extra);
         let mllp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let dicom = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let (mllp_addr, http_addr) = (mllp.local_addr().unwrap(), http.local_addr().unwrap());
+        let (mllp_addr, dicom_addr, http_addr) =
+            (mllp.local_addr().unwrap(), dicom.local_addr().unwrap(), http.local_addr().unwrap());
         let shutdown = CancellationToken::new();
         let faults = FaultInjector::default();
         let options = RunOptions { faults: Some(faults.clone()) };
-        let task = tokio::spawn(app::run(config, Listeners { mllp, http }, shutdown.clone(), options));
-        TestDaemon { mllp: mllp_addr, http: http_addr, dir, faults, extra_toml: extra.to_owned(), shutdown, task }
+        let task = tokio::spawn(app::run(config, Listeners { mllp, dicom, http }, shutdown.clone(), options));
+        TestDaemon {
+            mllp: mllp_addr,
+            dicom: dicom_addr,
+            http: http_addr,
+            dir,
+            faults,
+            extra_toml: extra.to_owned(),
+            shutdown,
+            task,
+        }
     }
 
     pub async fn client(&self) -> super::MllpClient {

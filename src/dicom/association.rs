@@ -1,0 +1,418 @@
+//! One association: negotiate, then C-ECHO and C-STORE until release, abort or shutdown.
+//!
+//! The upper-layer state machine of an acceptor (PS3.8 9.2) reduced to what an SCP needs:
+//! A-ASSOCIATE-RQ answered with AC or RJ; P-DATA-TF carrying commands and data sets; A-RELEASE-RQ
+//! answered with RP; A-ABORT in either direction. Command fragments are collected up to
+//! [`MAX_COMMAND_BYTES`]; data fragments stream to a spool file in chunks of at most
+//! [`FLUSH_BYTES`], so an instance of any size needs that much memory, not its size.
+//!
+//! `Success` is sent only after the file is durable and moved into place and the
+//! `InstanceStored` event is committed (invariant 1). Everything that fails before that is
+//! answered with a failure status and an Error Comment, and nothing of it is referenced by
+//! the log.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use dicom_ul::pdu::{AbortRQServiceProviderReason, AbortRQSource, PDataValue, PDataValueType, Pdu};
+
+use super::DicomContext;
+use super::dimse::{self, MAX_COMMAND_BYTES, Request, status};
+use super::negotiate::{self, Negotiated};
+use super::spool::{MetaFields, Spool, StoreError, Stored, hex};
+use super::wire::{Wire, WireError};
+use crate::domain::{Event, InstanceStored};
+use crate::log::{Aggregate, AppendError, InstanceAppend, InstanceOutcome, NewEvent};
+
+/// Largest A-ASSOCIATE-RQ accepted: a sender proposing every storage class with a dozen
+/// transfer syntaxes each stays well below.
+const MAX_ASSOCIATE_RQ: u32 = 1 << 20;
+/// Data set bytes held in memory before they are written to the spool file.
+const FLUSH_BYTES: usize = 1 << 20;
+
+/// Why the association ended other than by release.
+#[derive(Debug, thiserror::Error)]
+enum End {
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    #[error("protocol violation: {0}")]
+    Protocol(String),
+    #[error("aborted by the peer")]
+    PeerAbort,
+    #[error("shutting down")]
+    Shutdown,
+}
+
+/// A C-STORE being received.
+struct Incoming {
+    message_id: u16,
+    context_id: u8,
+    meta: MetaFields,
+    /// Data not yet written to the spool.
+    pending: Vec<u8>,
+    spool: Option<Spool>,
+    /// Decided before the data arrived (e.g. disk reserve): the data is read and dropped.
+    refusal: Option<(u16, String)>,
+    started: Instant,
+}
+
+/// Runs one association to its end.
+pub async fn run(stream: tokio::net::TcpStream, peer: SocketAddr, ctx: Arc<DicomContext>) {
+    let config = &ctx.config;
+    let mut wire = Wire::new(stream, config.read_timeout, config.write_timeout);
+    let negotiated = match accept(&mut wire, peer, &ctx).await {
+        Some(n) => n,
+        None => return,
+    };
+    ctx.metrics.dicom_association("accepted");
+    tracing::info!(peer = %peer, calling_ae = %negotiated.calling_ae, contexts = negotiated.contexts.len(), "DICOM association accepted");
+    let mut assoc = Association { wire, peer, ctx: ctx.clone(), negotiated, command: Vec::new(), incoming: None };
+    match assoc.serve().await {
+        Ok(()) => tracing::debug!(peer = %peer, "DICOM association released"),
+        Err(End::Shutdown) => tracing::info!(peer = %peer, "DICOM association aborted for shutdown"),
+        Err(e) => {
+            tracing::warn!(peer = %peer, calling_ae = %assoc.negotiated.calling_ae, reason = %e, "DICOM association ended")
+        }
+    }
+    if let Some(incoming) = assoc.incoming.take() {
+        discard(incoming).await;
+    }
+}
+
+/// Reads the A-ASSOCIATE-RQ and answers it; `None` when refused or broken.
+async fn accept(wire: &mut Wire, peer: SocketAddr, ctx: &DicomContext) -> Option<Negotiated> {
+    let rq = match wire.read(MAX_ASSOCIATE_RQ).await {
+        Ok(Pdu::AssociationRQ(rq)) => rq,
+        Ok(other) => {
+            tracing::warn!(peer = %peer, pdu = %other.short_description(), "DICOM connection did not start with A-ASSOCIATE-RQ");
+            let _ = wire.write(&abort(AbortRQServiceProviderReason::UnexpectedPdu)).await;
+            ctx.metrics.dicom_association("protocol");
+            return None;
+        }
+        Err(e) => {
+            tracing::debug!(peer = %peer, error = %e, "DICOM connection closed before association");
+            ctx.metrics.dicom_association("protocol");
+            return None;
+        }
+    };
+    match negotiate::negotiate(&rq, peer.ip(), &ctx.config) {
+        Ok((ac, negotiated)) => wire.write(&Pdu::AssociationAC(ac)).await.ok().map(|()| negotiated),
+        Err(refusal) => {
+            tracing::warn!(
+                peer = %peer,
+                calling_ae = %rq.calling_ae_title.trim(),
+                called_ae = %rq.called_ae_title.trim(),
+                reason = refusal.reason,
+                "DICOM association rejected"
+            );
+            ctx.metrics.dicom_association(&format!("rejected_{}", refusal.reason));
+            let _ = wire.write(&Pdu::AssociationRJ(refusal.rj)).await;
+            None
+        }
+    }
+}
+
+fn abort(reason: AbortRQServiceProviderReason) -> Pdu {
+    Pdu::AbortRQ { source: AbortRQSource::ServiceProvider(reason) }
+}
+
+struct Association {
+    wire: Wire,
+    peer: SocketAddr,
+    ctx: Arc<DicomContext>,
+    negotiated: Negotiated,
+    /// Command fragments of the message being received.
+    command: Vec<u8>,
+    incoming: Option<Incoming>,
+}
+
+impl Association {
+    async fn serve(&mut self) -> Result<(), End> {
+        let ctx = self.ctx.clone();
+        loop {
+            let pdu = tokio::select! {
+                biased;
+                pdu = self.wire.read(self.ctx.config.max_pdu_length) => pdu,
+                _ = ctx.shutdown.cancelled() => {
+                    let _ = self.wire.write(&abort(AbortRQServiceProviderReason::ReasonNotSpecified)).await;
+                    return Err(End::Shutdown);
+                }
+            };
+            match pdu {
+                Ok(Pdu::PData { data }) => {
+                    for pdv in data {
+                        self.on_pdv(pdv).await?;
+                    }
+                }
+                Ok(Pdu::ReleaseRQ) => {
+                    self.wire.write(&Pdu::ReleaseRP).await?;
+                    return Ok(());
+                }
+                Ok(Pdu::AbortRQ { .. }) => return Err(End::PeerAbort),
+                Ok(other) => {
+                    let _ = self.wire.write(&abort(AbortRQServiceProviderReason::UnexpectedPdu)).await;
+                    return Err(End::Protocol(format!("unexpected {}", other.short_description())));
+                }
+                Err(e) => {
+                    if matches!(e, WireError::TooLarge { .. } | WireError::Malformed(_)) {
+                        let _ = self.wire.write(&abort(AbortRQServiceProviderReason::InvalidPduParameter)).await;
+                    }
+                    return Err(e.into());
+                }
+            }
+        }
+    }
+
+    async fn on_pdv(&mut self, pdv: PDataValue) -> Result<(), End> {
+        let Some(context) = self.negotiated.contexts.iter().find(|c| c.id == pdv.presentation_context_id) else {
+            let _ = self.wire.write(&abort(AbortRQServiceProviderReason::InvalidPduParameter)).await;
+            return Err(End::Protocol(format!(
+                "presentation context {} was not accepted",
+                pdv.presentation_context_id
+            )));
+        };
+        let context = context.clone();
+        match pdv.value_type {
+            PDataValueType::Command => {
+                if self.incoming.is_some() {
+                    return Err(End::Protocol("a command arrived before the data set was complete".into()));
+                }
+                if self.command.len() + pdv.data.len() > MAX_COMMAND_BYTES {
+                    let _ = self.wire.write(&abort(AbortRQServiceProviderReason::InvalidPduParameter)).await;
+                    return Err(End::Protocol("command set too large".into()));
+                }
+                self.command.extend_from_slice(&pdv.data);
+                if pdv.is_last {
+                    let command = std::mem::take(&mut self.command);
+                    self.on_command(&command, context.id, &context.transfer_syntax).await?;
+                }
+            }
+            PDataValueType::Data => {
+                let Some(incoming) = self.incoming.as_mut() else {
+                    return Err(End::Protocol("data set without a C-STORE request".into()));
+                };
+                if incoming.context_id != pdv.presentation_context_id {
+                    return Err(End::Protocol("data set on another presentation context".into()));
+                }
+                self.ctx.metrics.dicom_bytes_received.inc_by(pdv.data.len() as u64);
+                if incoming.refusal.is_none() {
+                    incoming.pending.extend_from_slice(&pdv.data);
+                    if incoming.pending.len() >= FLUSH_BYTES {
+                        self.flush().await;
+                    }
+                }
+                if pdv.is_last {
+                    let incoming = self.incoming.take().expect("checked above");
+                    self.complete_store(incoming).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_command(&mut self, command: &[u8], context_id: u8, transfer_syntax: &str) -> Result<(), End> {
+        match dimse::parse(command) {
+            Ok(Request::Echo { message_id, sop_class_uid }) => {
+                self.respond(context_id, dimse::echo_response(message_id, &sop_class_uid)).await
+            }
+            Ok(Request::Store { message_id, sop_class_uid, sop_instance_uid }) => {
+                let refusal = self.refusal_before_data();
+                let meta = MetaFields {
+                    sop_class_uid,
+                    sop_instance_uid,
+                    transfer_syntax_uid: transfer_syntax.to_owned(),
+                    source_ae: self.negotiated.calling_ae.clone(),
+                };
+                self.incoming = Some(Incoming {
+                    message_id,
+                    context_id,
+                    meta,
+                    pending: Vec::new(),
+                    spool: None,
+                    refusal,
+                    started: Instant::now(),
+                });
+                Ok(())
+            }
+            Ok(Request::Other { command_field }) => {
+                let _ = self.wire.write(&abort(AbortRQServiceProviderReason::UnrecognizedPduParameter)).await;
+                Err(End::Protocol(format!("unsupported DIMSE command 0x{command_field:04X}")))
+            }
+            Err(e) => {
+                let _ = self.wire.write(&abort(AbortRQServiceProviderReason::InvalidPduParameter)).await;
+                Err(End::Protocol(e.to_string()))
+            }
+        }
+    }
+
+    /// Refuses before any data is written when the disk reserve is reached.
+    fn refusal_before_data(&self) -> Option<(u16, String)> {
+        match self.ctx.disk.space() {
+            Ok(space) if !space.below_reserve() => None,
+            _ => Some((status::OUT_OF_RESOURCES, "out of resources: disk reserve reached".into())),
+        }
+    }
+
+    /// Writes what is pending to the spool file (creating it first).
+    async fn flush(&mut self) {
+        let Some(incoming) = self.incoming.as_mut() else { return };
+        let data = std::mem::take(&mut incoming.pending);
+        let spool = incoming.spool.take();
+        let (layout, meta) = (self.ctx.layout.clone(), incoming.meta.clone());
+        let result = tokio::task::spawn_blocking(move || {
+            let mut spool = match spool {
+                Some(spool) => spool,
+                None => Spool::create(&layout, &meta)?,
+            };
+            spool.write(&data).map(|()| spool)
+        })
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        match result {
+            Ok(spool) => incoming.spool = Some(spool),
+            Err(e) => {
+                tracing::error!(peer = %self.peer, error = %e, "cannot write to the DICOM spool");
+                incoming.refusal =
+                    Some((status::OUT_OF_RESOURCES, "out of resources: cannot write the instance".into()));
+            }
+        }
+    }
+
+    /// The data set is complete: store it, record it, answer.
+    async fn complete_store(&mut self, incoming: Incoming) -> Result<(), End> {
+        let (message_id, context_id, started) = (incoming.message_id, incoming.context_id, incoming.started);
+        let meta = incoming.meta.clone();
+        let (status, comment) = self.store(incoming).await;
+        let label = match status {
+            status::SUCCESS => "success",
+            status::OUT_OF_RESOURCES => "out_of_resources",
+            status::DATA_SET_DOES_NOT_MATCH_SOP_CLASS => "sop_class_mismatch",
+            _ => "cannot_understand",
+        };
+        self.ctx.metrics.dicom_instance(label);
+        if status == status::SUCCESS {
+            self.ctx.metrics.dicom_store_seconds.observe(started.elapsed().as_secs_f64());
+        } else {
+            tracing::warn!(peer = %self.peer, calling_ae = %self.negotiated.calling_ae, status = format!("0x{status:04X}"), comment = comment.as_deref().unwrap_or(""), "C-STORE failed");
+        }
+        let rsp =
+            dimse::store_response(message_id, &meta.sop_class_uid, &meta.sop_instance_uid, status, comment.as_deref());
+        self.respond(context_id, rsp).await
+    }
+
+    /// Spools, finishes and records one instance; returns the status and Error Comment.
+    async fn store(&mut self, mut incoming: Incoming) -> (u16, Option<String>) {
+        if let Some((status, comment)) = incoming.refusal.take() {
+            discard(incoming).await;
+            return (status, Some(comment));
+        }
+        let (layout, meta) = (self.ctx.layout.clone(), incoming.meta.clone());
+        let (data, spool) = (std::mem::take(&mut incoming.pending), incoming.spool.take());
+        let finished = tokio::task::spawn_blocking(move || -> Result<Stored, StoreError> {
+            let mut spool = match spool {
+                Some(spool) => spool,
+                None => Spool::create(&layout, &meta)?,
+            };
+            if let Err(e) = spool.write(&data) {
+                spool.discard();
+                return Err(e.into());
+            }
+            spool.finish(&layout, &meta)
+        })
+        .await
+        .unwrap_or_else(|e| Err(StoreError::Io(std::io::Error::other(e))));
+        let stored = match finished {
+            Ok(stored) => stored,
+            Err(StoreError::Unreadable(e)) => {
+                return (status::CANNOT_UNDERSTAND, Some(format!("cannot understand: {e}")));
+            }
+            Err(e @ StoreError::Mismatch(_)) => {
+                return (status::DATA_SET_DOES_NOT_MATCH_SOP_CLASS, Some(e.to_string()));
+            }
+            Err(StoreError::Io(e)) => {
+                tracing::error!(peer = %self.peer, error = %e, "cannot store a DICOM instance");
+                return (status::OUT_OF_RESOURCES, Some("out of resources: cannot write the instance".into()));
+            }
+        };
+        self.record(stored, &incoming.meta).await
+    }
+
+    /// Appends `InstanceStored`; the answer follows the commit.
+    async fn record(&self, stored: Stored, meta: &MetaFields) -> (u16, Option<String>) {
+        let study = stored.attributes.study_instance_uid.clone();
+        let request = InstanceAppend { dataset_sha256: stored.dataset_sha256, event: self.event(stored, meta) };
+        match self.ctx.log.append_instance(request).await {
+            Ok(InstanceOutcome::Stored { seq, replaces }) => {
+                tracing::debug!(peer = %self.peer, seq, replaces, "instance stored");
+                self.ctx.stability.instance_stored(study, seq);
+                (status::SUCCESS, None)
+            }
+            Ok(InstanceOutcome::Duplicate { seq, .. }) => {
+                tracing::info!(peer = %self.peer, seq, "identical instance received again; answered without a new event");
+                self.ctx.metrics.dicom_instance("duplicate");
+                (status::SUCCESS, None)
+            }
+            Err(AppendError::DiskReserve { .. }) => {
+                (status::OUT_OF_RESOURCES, Some("out of resources: disk reserve reached".into()))
+            }
+            Err(e) => {
+                tracing::warn!(peer = %self.peer, error = %e, "instance not recorded");
+                (status::OUT_OF_RESOURCES, Some("out of resources: store unavailable, send again later".into()))
+            }
+        }
+    }
+
+    fn event(&self, stored: Stored, meta: &MetaFields) -> NewEvent {
+        let a = stored.attributes;
+        let sop = a.sop_instance_uid.clone();
+        let event = InstanceStored {
+            sop_class_uid: a.sop_class_uid,
+            sop_instance_uid: a.sop_instance_uid,
+            study_instance_uid: a.study_instance_uid,
+            series_instance_uid: a.series_instance_uid,
+            transfer_syntax_uid: meta.transfer_syntax_uid.clone(),
+            patient_id: a.patient_id,
+            patient_name: a.patient_name,
+            other_patient_ids: a.other_patient_ids,
+            issuer_of_patient_id: a.issuer_of_patient_id,
+            accession_number: a.accession_number,
+            modality: a.modality,
+            study_date: a.study_date,
+            study_time: a.study_time,
+            study_description: a.study_description,
+            series_number: a.series_number,
+            instance_number: a.instance_number,
+            specific_character_set: a.specific_character_set,
+            charset_fallback: a.charset_fallback,
+            file_path: stored.file_path,
+            size: stored.size,
+            sha256: hex(&stored.sha256),
+            dataset_sha256: hex(&stored.dataset_sha256),
+            calling_ae: self.negotiated.calling_ae.clone(),
+            called_ae: self.negotiated.called_ae.clone(),
+            peer: self.peer.to_string(),
+            replaces_seq: None,
+        };
+        NewEvent::now(Aggregate { kind: "instance".into(), id: sop }, Event::InstanceStored(Box::new(event)))
+    }
+
+    /// Sends a command set (a response) on `context_id`.
+    async fn respond(&mut self, context_id: u8, command: Vec<u8>) -> Result<(), End> {
+        let pdv = PDataValue {
+            presentation_context_id: context_id,
+            value_type: PDataValueType::Command,
+            is_last: true,
+            data: command,
+        };
+        self.wire.write(&Pdu::PData { data: vec![pdv] }).await?;
+        Ok(())
+    }
+}
+
+/// Removes what was spooled of an instance that will not be stored.
+async fn discard(mut incoming: Incoming) {
+    if let Some(spool) = incoming.spool.take() {
+        let _ = tokio::task::spawn_blocking(move || spool.discard()).await;
+    }
+}

@@ -1,0 +1,45 @@
+//! DICOM: the C-ECHO and C-STORE SCP modalities send studies to.
+//!
+//! * [`negotiate`] decides associations (AE titles, presentation contexts, transfer syntax);
+//! * [`wire`] reads and writes upper-layer PDUs with bounds and timeouts;
+//! * [`dimse`] reads and writes command sets;
+//! * [`association`] runs one association: commands, data sets streamed to [`spool`], the
+//!   answer after the log's commit;
+//! * [`scan`] reads the identifiers of a received data set without trusting its lengths;
+//! * [`stability`] completes studies when their instances stop coming;
+//! * [`server`] accepts associations under a limit.
+
+mod association;
+pub mod dimse;
+pub mod negotiate;
+pub mod scan;
+mod server;
+pub mod spool;
+pub mod stability;
+mod wire;
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+pub use server::serve;
+pub use spool::Layout;
+pub use stability::Stability;
+
+use crate::config::DicomConfig;
+use crate::log::{DiskGuard, LogHandle};
+use crate::telemetry::Metrics;
+
+/// What every association shares.
+#[derive(Debug)]
+pub struct DicomContext {
+    pub config: DicomConfig,
+    pub log: LogHandle,
+    pub metrics: Arc<Metrics>,
+    /// Checked before an instance is received: below the reserve it is refused (0xA700).
+    pub disk: DiskGuard,
+    pub layout: Layout,
+    pub stability: Stability,
+    /// Cancelled at shutdown: idle associations are aborted.
+    pub shutdown: CancellationToken,
+}

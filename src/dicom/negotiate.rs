@@ -1,0 +1,327 @@
+//! Association negotiation: who may associate, and which presentation contexts we accept.
+//! Pure functions over the A-ASSOCIATE-RQ; no I/O.
+//!
+//! **Who.** The called AE title must be ours unless `accept_any_called_ae`; the calling AE
+//! title must be on `calling_ae_allow` (optionally from the listed addresses) unless that
+//! list is empty. Refusals are A-ASSOCIATE-RJ, permanent, source "service user", with the
+//! reason the standard has for them (PS3.8 9.3.4: 3 calling AE title not recognized, 7
+//! called AE title not recognized, 2 application context name not supported) or source
+//! "service provider (ACSE)" reason 2 for an unknown protocol version.
+//!
+//! **What.** A presentation context is accepted for the Verification SOP class and for
+//! every SOP class the DICOM standard dictionary (dicom-rs `StandardSopClassDictionary`)
+//! names a storage class ("… Storage", not Storage Commitment, not the Media Storage
+//! Directory); unknown UIDs only with `accept_unknown_sop_classes`.
+//!
+//! **Transfer syntax.** We store exactly what we receive, so any transfer syntax we can
+//! read the identifiers of is fine: implicit/explicit VR little endian, explicit VR big
+//! endian, deflated, and the encapsulated ones (JPEG, JPEG-LS, JPEG 2000, HTJ2K, RLE, JPEG
+//! XL, MPEG-2/MPEG-4/HEVC, encapsulated uncompressed). When a context proposes several, we
+//! take the **proposer's order** (senders list the syntax they hold the data in first),
+//! except that a lossy syntax is taken only when no lossless one is proposed: choosing it
+//! over an uncompressed alternative could make the sender compress images it holds
+//! uncompressed.
+
+use std::net::IpAddr;
+
+use dicom_core::dictionary::UidDictionary;
+use dicom_dictionary_std::StandardSopClassDictionary;
+use dicom_ul::pdu::{
+    AssociationAC, AssociationRJ, AssociationRJResult, AssociationRJServiceProviderASCEReason,
+    AssociationRJServiceUserReason, AssociationRJSource, AssociationRQ, PresentationContextResult,
+    PresentationContextResultReason, UserVariableItem,
+};
+
+use crate::config::DicomConfig;
+
+/// The DICOM application context (PS3.7 A.2.1).
+const APPLICATION_CONTEXT: &str = "1.2.840.10008.3.1.1.1";
+/// Verification SOP class.
+pub const VERIFICATION: &str = "1.2.840.10008.1.1";
+/// Implicit VR little endian: the default transfer syntax every peer must support.
+pub const IMPLICIT_VR_LE: &str = "1.2.840.10008.1.2";
+/// Our implementation class UID (UUID-derived, under 2.25) and version name.
+pub const IMPLEMENTATION_CLASS_UID: &str = "2.25.81326734981217040587591939622658461743";
+pub const IMPLEMENTATION_VERSION_NAME: &str = concat!("ZENEDGE_", env!("CARGO_PKG_VERSION"));
+
+/// Transfer syntaxes we accept, with whether they are lossy.
+const TRANSFER_SYNTAXES: &[(&str, bool)] = &[
+    ("1.2.840.10008.1.2", false),        // implicit VR little endian
+    ("1.2.840.10008.1.2.1", false),      // explicit VR little endian
+    ("1.2.840.10008.1.2.2", false),      // explicit VR big endian (retired, still sent)
+    ("1.2.840.10008.1.2.1.99", false),   // deflated explicit VR little endian
+    ("1.2.840.10008.1.2.1.98", false),   // encapsulated uncompressed explicit VR LE
+    ("1.2.840.10008.1.2.5", false),      // RLE lossless
+    ("1.2.840.10008.1.2.4.50", true),    // JPEG baseline (process 1)
+    ("1.2.840.10008.1.2.4.51", true),    // JPEG extended (process 2 & 4)
+    ("1.2.840.10008.1.2.4.57", false),   // JPEG lossless (process 14)
+    ("1.2.840.10008.1.2.4.70", false),   // JPEG lossless SV1
+    ("1.2.840.10008.1.2.4.80", false),   // JPEG-LS lossless
+    ("1.2.840.10008.1.2.4.81", true),    // JPEG-LS near-lossless
+    ("1.2.840.10008.1.2.4.90", false),   // JPEG 2000 lossless
+    ("1.2.840.10008.1.2.4.91", true),    // JPEG 2000
+    ("1.2.840.10008.1.2.4.201", false),  // HTJ2K lossless
+    ("1.2.840.10008.1.2.4.202", false),  // HTJ2K lossless RPCL
+    ("1.2.840.10008.1.2.4.203", true),   // HTJ2K
+    ("1.2.840.10008.1.2.4.110", false),  // JPEG XL lossless
+    ("1.2.840.10008.1.2.4.111", false),  // JPEG XL JPEG recompression
+    ("1.2.840.10008.1.2.4.112", true),   // JPEG XL
+    ("1.2.840.10008.1.2.4.100", true),   // MPEG2 main profile
+    ("1.2.840.10008.1.2.4.100.1", true), // MPEG2 main profile, fragmentable
+    ("1.2.840.10008.1.2.4.101", true),   // MPEG2 high profile
+    ("1.2.840.10008.1.2.4.101.1", true), // MPEG2 high profile, fragmentable
+    ("1.2.840.10008.1.2.4.102", true),   // MPEG-4 AVC/H.264 high profile
+    ("1.2.840.10008.1.2.4.102.1", true), // … fragmentable
+    ("1.2.840.10008.1.2.4.103", true),   // MPEG-4 AVC/H.264 BD-compatible
+    ("1.2.840.10008.1.2.4.103.1", true), // … fragmentable
+    ("1.2.840.10008.1.2.4.104", true),   // MPEG-4 AVC/H.264 for 2D video
+    ("1.2.840.10008.1.2.4.104.1", true), // … fragmentable
+    ("1.2.840.10008.1.2.4.105", true),   // MPEG-4 AVC/H.264 for 3D video
+    ("1.2.840.10008.1.2.4.105.1", true), // … fragmentable
+    ("1.2.840.10008.1.2.4.106", true),   // MPEG-4 AVC/H.264 stereo
+    ("1.2.840.10008.1.2.4.106.1", true), // … fragmentable
+    ("1.2.840.10008.1.2.4.107", true),   // HEVC/H.265 main profile
+    ("1.2.840.10008.1.2.4.108", true),   // HEVC/H.265 main 10 profile
+];
+
+/// An accepted association, as the association handler needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Negotiated {
+    pub calling_ae: String,
+    pub called_ae: String,
+    /// Largest PDU the peer accepts from us (0 in the RQ means unlimited).
+    pub peer_max_pdu: u32,
+    /// Accepted contexts: id, abstract syntax, transfer syntax.
+    pub contexts: Vec<AcceptedContext>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcceptedContext {
+    pub id: u8,
+    pub abstract_syntax: String,
+    pub transfer_syntax: String,
+}
+
+/// A refused association: the RJ to send and a label for logs and metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub rj: AssociationRJ,
+    pub reason: &'static str,
+}
+
+/// Decides an A-ASSOCIATE-RQ from `peer`.
+pub fn negotiate(
+    rq: &AssociationRQ,
+    peer: IpAddr,
+    config: &DicomConfig,
+) -> Result<(AssociationAC, Negotiated), Refusal> {
+    let calling = rq.calling_ae_title.trim().to_owned();
+    let called = rq.called_ae_title.trim().to_owned();
+    if rq.protocol_version & 1 == 0 {
+        let source = AssociationRJSource::ServiceProviderASCE(
+            AssociationRJServiceProviderASCEReason::ProtocolVersionNotSupported,
+        );
+        return Err(refuse(source, "protocol_version"));
+    }
+    if rq.application_context_name.trim_end_matches('\0').trim() != APPLICATION_CONTEXT {
+        let reason = AssociationRJServiceUserReason::ApplicationContextNameNotSupported;
+        return Err(refuse(AssociationRJSource::ServiceUser(reason), "application_context"));
+    }
+    if !config.accept_any_called_ae && called != config.ae_title {
+        let reason = AssociationRJServiceUserReason::CalledAETitleNotRecognized;
+        return Err(refuse(AssociationRJSource::ServiceUser(reason), "called_ae"));
+    }
+    if !config.calling_ae_allow.is_empty() && !config.calling_ae_allow.iter().any(|e| e.matches(&calling, peer)) {
+        let reason = AssociationRJServiceUserReason::CallingAETitleNotRecognized;
+        return Err(refuse(AssociationRJSource::ServiceUser(reason), "calling_ae"));
+    }
+    let peer_max_pdu = rq
+        .user_variables
+        .iter()
+        .find_map(|v| match v {
+            UserVariableItem::MaxLength(0) => Some(u32::MAX),
+            UserVariableItem::MaxLength(n) => Some(*n),
+            _ => None,
+        })
+        .unwrap_or(16_384);
+    let mut results = Vec::with_capacity(rq.presentation_contexts.len());
+    let mut contexts = Vec::new();
+    for pc in &rq.presentation_contexts {
+        let abstract_syntax = trim_uid(&pc.abstract_syntax);
+        let (reason, transfer_syntax) = if !is_acceptable_sop_class(abstract_syntax, config.accept_unknown_sop_classes)
+        {
+            (PresentationContextResultReason::AbstractSyntaxNotSupported, IMPLICIT_VR_LE.to_owned())
+        } else {
+            match choose_transfer_syntax(pc.transfer_syntaxes.iter().map(|t| trim_uid(t))) {
+                Some(ts) => {
+                    contexts.push(AcceptedContext {
+                        id: pc.id,
+                        abstract_syntax: abstract_syntax.to_owned(),
+                        transfer_syntax: ts.to_owned(),
+                    });
+                    (PresentationContextResultReason::Acceptance, ts.to_owned())
+                }
+                None => (PresentationContextResultReason::TransferSyntaxesNotSupported, IMPLICIT_VR_LE.to_owned()),
+            }
+        };
+        results.push(PresentationContextResult { id: pc.id, reason, transfer_syntax });
+    }
+    let ac = AssociationAC {
+        protocol_version: 1,
+        calling_ae_title: rq.calling_ae_title.clone(),
+        called_ae_title: rq.called_ae_title.clone(),
+        application_context_name: APPLICATION_CONTEXT.to_owned(),
+        presentation_contexts: results,
+        user_variables: vec![
+            UserVariableItem::MaxLength(config.max_pdu_length),
+            UserVariableItem::ImplementationClassUID(IMPLEMENTATION_CLASS_UID.to_owned()),
+            UserVariableItem::ImplementationVersionName(IMPLEMENTATION_VERSION_NAME.to_owned()),
+        ],
+    };
+    Ok((ac, Negotiated { calling_ae: calling, called_ae: called, peer_max_pdu, contexts }))
+}
+
+fn refuse(source: AssociationRJSource, reason: &'static str) -> Refusal {
+    Refusal { rj: AssociationRJ { result: AssociationRJResult::Permanent, source }, reason }
+}
+
+/// UIDs in PDUs may be padded with a NUL (or, from sloppy peers, a space).
+fn trim_uid(uid: &str) -> &str {
+    uid.trim_end_matches(['\0', ' '])
+}
+
+/// Verification, any standard storage SOP class, or (if configured) any UID at all.
+pub fn is_acceptable_sop_class(uid: &str, accept_unknown: bool) -> bool {
+    if uid == VERIFICATION {
+        return true;
+    }
+    match StandardSopClassDictionary.by_uid(uid) {
+        Some(entry) => is_storage_class(entry.name),
+        None => accept_unknown && crate::dicom::scan::is_valid_uid(uid),
+    }
+}
+
+/// Storage SOP classes by their standard name: "CT Image Storage", "Enhanced SR Storage",
+/// "… Storage (Retired)", but not "Storage Commitment …" or the media directory.
+fn is_storage_class(name: &str) -> bool {
+    let name = name.trim_end_matches(" (Retired)");
+    name.ends_with("Storage") && !name.starts_with("Media Storage Directory") && !name.contains("Storage Commitment")
+}
+
+/// The proposer's first lossless syntax we support, else its first lossy one.
+pub fn choose_transfer_syntax<'a>(proposed: impl Iterator<Item = &'a str> + Clone) -> Option<&'a str> {
+    let supported = |uid: &str| TRANSFER_SYNTAXES.iter().find(|(t, _)| *t == uid).map(|(_, lossy)| *lossy);
+    let mut lossless = proposed.clone().filter(|t| supported(t) == Some(false));
+    let mut lossy = proposed.filter(|t| supported(t) == Some(true));
+    lossless.next().or_else(|| lossy.next())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use dicom_ul::pdu::PresentationContextProposed;
+
+    use super::*;
+    use crate::config::{CallingAe, Config};
+
+    const CT: &str = "1.2.840.10008.5.1.4.1.1.2";
+    const EXPLICIT: &str = "1.2.840.10008.1.2.1";
+    const JPEG_BASELINE: &str = "1.2.840.10008.1.2.4.50";
+    const JPEG_LOSSLESS: &str = "1.2.840.10008.1.2.4.70";
+
+    fn config() -> DicomConfig {
+        Config::from_toml("[site]\ntenant_id = \"t\"\nhospital_id = \"h\"\nedge_id = \"e\"\n").unwrap().dicom
+    }
+
+    fn rq(calling: &str, called: &str, contexts: &[(&str, &[&str])]) -> AssociationRQ {
+        AssociationRQ {
+            protocol_version: 1,
+            calling_ae_title: calling.into(),
+            called_ae_title: called.into(),
+            application_context_name: APPLICATION_CONTEXT.into(),
+            presentation_contexts: contexts
+                .iter()
+                .enumerate()
+                .map(|(i, (abs, ts))| PresentationContextProposed {
+                    id: (i * 2 + 1) as u8,
+                    abstract_syntax: (*abs).into(),
+                    transfer_syntaxes: ts.iter().map(|t| (*t).into()).collect(),
+                })
+                .collect(),
+            user_variables: vec![UserVariableItem::MaxLength(32_768)],
+        }
+    }
+
+    const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+    #[test]
+    fn storage_and_verification_contexts_are_accepted_others_refused() {
+        let find = "1.2.840.10008.5.1.4.1.2.2.1";
+        let commitment = "1.2.840.10008.1.20.1";
+        let request = rq(
+            "CT01",
+            "ZENEDGE",
+            &[(VERIFICATION, &[IMPLICIT_VR_LE]), (CT, &[EXPLICIT]), (find, &[EXPLICIT]), (commitment, &[EXPLICIT])],
+        );
+        let (ac, negotiated) = negotiate(&request, LOCAL, &config()).unwrap();
+        let reasons: Vec<_> = ac.presentation_contexts.iter().map(|p| p.reason.clone()).collect();
+        use PresentationContextResultReason::*;
+        assert_eq!(reasons, [Acceptance, Acceptance, AbstractSyntaxNotSupported, AbstractSyntaxNotSupported]);
+        assert_eq!(negotiated.contexts.len(), 2);
+        assert_eq!(negotiated.peer_max_pdu, 32_768);
+        assert!(ac.user_variables.contains(&UserVariableItem::MaxLength(config().max_pdu_length)));
+    }
+
+    #[test]
+    fn storage_classes_come_from_the_dictionary_not_a_hand_list() {
+        for uid in [
+            "1.2.840.10008.5.1.4.1.1.4",      // MR Image Storage
+            "1.2.840.10008.5.1.4.1.1.88.22",  // Enhanced SR Storage
+            "1.2.840.10008.5.1.4.1.1.104.1",  // Encapsulated PDF Storage
+            "1.2.840.10008.5.1.4.1.1.77.1.6", // VL Whole Slide Microscopy Image Storage
+            "1.2.840.10008.5.1.4.1.1.9.1.1",  // 12-lead ECG Waveform Storage
+            "1.2.840.10008.5.1.4.1.1.6",      // Ultrasound Image Storage (Retired)
+        ] {
+            assert!(is_acceptable_sop_class(uid, false), "{uid}");
+        }
+        assert!(!is_acceptable_sop_class("1.2.840.10008.1.3.10", false), "media storage directory");
+        assert!(!is_acceptable_sop_class("1.2.3.4.5", false));
+        assert!(is_acceptable_sop_class("1.2.3.4.5", true), "private class when configured");
+    }
+
+    #[test]
+    fn the_proposers_order_wins_but_lossless_before_lossy() {
+        assert_eq!(choose_transfer_syntax([EXPLICIT, IMPLICIT_VR_LE].into_iter()), Some(EXPLICIT));
+        assert_eq!(choose_transfer_syntax([JPEG_LOSSLESS, EXPLICIT].into_iter()), Some(JPEG_LOSSLESS));
+        assert_eq!(choose_transfer_syntax([JPEG_BASELINE, EXPLICIT].into_iter()), Some(EXPLICIT));
+        assert_eq!(choose_transfer_syntax([JPEG_BASELINE].into_iter()), Some(JPEG_BASELINE));
+        assert_eq!(choose_transfer_syntax(["1.2.3.999"].into_iter()), None);
+    }
+
+    #[test]
+    fn a_wrong_called_ae_is_refused_with_reason_7_unless_any_is_accepted() {
+        let err = negotiate(&rq("CT01", "OTHER", &[(CT, &[EXPLICIT])]), LOCAL, &config()).unwrap_err();
+        assert_eq!(err.reason, "called_ae");
+        assert_eq!(
+            err.rj.source,
+            AssociationRJSource::ServiceUser(AssociationRJServiceUserReason::CalledAETitleNotRecognized)
+        );
+        let any = DicomConfig { accept_any_called_ae: true, ..config() };
+        assert!(negotiate(&rq("CT01", "OTHER", &[(CT, &[EXPLICIT])]), LOCAL, &any).is_ok());
+    }
+
+    #[test]
+    fn calling_aes_not_on_the_allow_list_or_from_elsewhere_are_refused_with_reason_3() {
+        let allow = vec![CallingAe { ae_title: "CT01".into(), from: Some("127.0.0.0/8".parse().unwrap()) }];
+        let cfg = DicomConfig { calling_ae_allow: allow, ..config() };
+        assert!(negotiate(&rq("CT01", "ZENEDGE", &[(CT, &[EXPLICIT])]), LOCAL, &cfg).is_ok());
+        let stranger = negotiate(&rq("MR99", "ZENEDGE", &[(CT, &[EXPLICIT])]), LOCAL, &cfg).unwrap_err();
+        assert_eq!(
+            stranger.rj.source,
+            AssociationRJSource::ServiceUser(AssociationRJServiceUserReason::CallingAETitleNotRecognized)
+        );
+        let elsewhere = negotiate(&rq("CT01", "ZENEDGE", &[(CT, &[EXPLICIT])]), "192.0.2.1".parse().unwrap(), &cfg);
+        assert_eq!(elsewhere.unwrap_err().reason, "calling_ae");
+    }
+}

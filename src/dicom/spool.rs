@@ -1,0 +1,229 @@
+//! Instances on disk: received data is spooled to a temporary file as it arrives, then the
+//! finished file is made durable and moved into place before the log hears of it.
+//!
+//! Layout under the state directory:
+//!
+//! * `instances/.spool/<uuid>.part` — an instance being received. Swept at start-up: after a
+//!   crash nothing there is referenced by the log.
+//! * `instances/<study UID>/<series UID>/<SOP instance UID>.<16 hex of the dataset's
+//!   SHA-256>.dcm` — a stored instance. UIDs become path components only after
+//!   [`is_valid_uid`](super::scan::is_valid_uid) (digits and dots, at most 64 characters),
+//!   so a UID cannot walk out of the directory. The hash in the name keeps both files when
+//!   the same SOP instance arrives again with other bytes.
+//!
+//! The file is a Part 10 file: 128-byte preamble, `DICM`, File Meta Information built from
+//! the command set and the negotiated transfer syntax, then the dataset bytes exactly as
+//! received. Finishing it: fsync the file, read its identifiers, rename it into place,
+//! fsync the directory (and any directory just created, through its parent). Only then
+//! may an `InstanceStored` name it.
+//!
+//! Blocking file I/O: everything here runs on tokio's blocking pool (`spawn_blocking`),
+//! never on a runtime worker.
+
+use std::fs::{self, File};
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use dicom_object::meta::FileMetaTableBuilder;
+use sha2::{Digest, Sha256};
+
+use super::negotiate::{IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME};
+use super::scan::{self, InstanceAttributes, ScanError, ScanLimits};
+
+/// Where instances live, relative to the state directory.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub state_dir: PathBuf,
+}
+
+impl Layout {
+    pub fn instances(&self) -> PathBuf {
+        self.state_dir.join("instances")
+    }
+
+    pub fn spool(&self) -> PathBuf {
+        self.instances().join(".spool")
+    }
+
+    /// Creates the directories and removes what a crash left in the spool. Returns how
+    /// many orphan files were removed.
+    pub fn prepare(&self) -> io::Result<usize> {
+        create_dirs_durably(&self.spool())?;
+        let mut removed = 0;
+        for entry in fs::read_dir(self.spool())? {
+            let entry = entry?;
+            if entry.file_type()?.is_file() {
+                fs::remove_file(entry.path())?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// What the File Meta Information says (PS3.10 7.1).
+#[derive(Debug, Clone)]
+pub struct MetaFields {
+    pub sop_class_uid: String,
+    pub sop_instance_uid: String,
+    pub transfer_syntax_uid: String,
+    pub source_ae: String,
+}
+
+/// An instance being received.
+#[derive(Debug)]
+pub struct Spool {
+    file: File,
+    temp: PathBuf,
+    meta_len: u64,
+    file_hash: Sha256,
+    dataset_hash: Sha256,
+    dataset_len: u64,
+}
+
+/// A finished, durable, renamed instance file.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub attributes: InstanceAttributes,
+    /// Relative to the state directory.
+    pub file_path: String,
+    pub size: u64,
+    pub sha256: [u8; 32],
+    pub dataset_sha256: [u8; 32],
+}
+
+/// Why an instance could not be stored; each maps to a C-STORE failure status.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The data could not be read as a dataset (0xC000).
+    #[error("cannot understand the data set: {0}")]
+    Unreadable(#[from] ScanError),
+    /// The dataset's SOP Class or Instance UID differs from the command (0xA900).
+    #[error("{0} in the data set differs from the C-STORE request")]
+    Mismatch(&'static str),
+    /// Writing failed: disk full or broken (0xA700).
+    #[error("cannot write the instance: {0}")]
+    Io(#[from] io::Error),
+}
+
+impl Spool {
+    /// Creates the temporary file and writes the preamble and File Meta Information.
+    pub fn create(layout: &Layout, meta: &MetaFields) -> io::Result<Spool> {
+        let temp = layout.spool().join(format!("{}.part", uuid::Uuid::new_v4()));
+        let mut file = File::create_new(&temp)?;
+        let mut head = vec![0u8; 128];
+        head.extend_from_slice(b"DICM");
+        FileMetaTableBuilder::new()
+            .media_storage_sop_class_uid(meta.sop_class_uid.as_str())
+            .media_storage_sop_instance_uid(meta.sop_instance_uid.as_str())
+            .transfer_syntax(meta.transfer_syntax_uid.as_str())
+            .implementation_class_uid(IMPLEMENTATION_CLASS_UID)
+            .implementation_version_name(IMPLEMENTATION_VERSION_NAME)
+            .source_application_entity_title(meta.source_ae.as_str())
+            .build()
+            .and_then(|table| table.write(&mut head))
+            .map_err(io::Error::other)?;
+        file.write_all(&head)?;
+        let mut file_hash = Sha256::new();
+        file_hash.update(&head);
+        Ok(Spool { file, temp, meta_len: head.len() as u64, file_hash, dataset_hash: Sha256::new(), dataset_len: 0 })
+    }
+
+    /// Appends dataset bytes.
+    pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        self.file.write_all(data)?;
+        self.file_hash.update(data);
+        self.dataset_hash.update(data);
+        self.dataset_len += data.len() as u64;
+        Ok(())
+    }
+
+    /// Makes the file durable, checks it against the command, and moves it into place.
+    pub fn finish(mut self, layout: &Layout, meta: &MetaFields) -> Result<Stored, StoreError> {
+        let result = self.finish_inner(layout, meta);
+        if result.is_err() {
+            let _ = fs::remove_file(&self.temp);
+        }
+        result
+    }
+
+    fn finish_inner(&mut self, layout: &Layout, meta: &MetaFields) -> Result<Stored, StoreError> {
+        self.file.sync_all()?;
+        self.file.seek(SeekFrom::Start(self.meta_len))?;
+        let reader = BufReader::with_capacity(16 * 1024, (&self.file).take(self.dataset_len));
+        let attributes = scan::scan(reader, &meta.transfer_syntax_uid, &ScanLimits::default())?;
+        if attributes.sop_class_uid != meta.sop_class_uid {
+            return Err(StoreError::Mismatch("SOP Class UID"));
+        }
+        if attributes.sop_instance_uid != meta.sop_instance_uid {
+            return Err(StoreError::Mismatch("SOP Instance UID"));
+        }
+        let dataset_sha256: [u8; 32] = self.dataset_hash.clone().finalize().into();
+        let relative = Path::new("instances")
+            .join(&attributes.study_instance_uid)
+            .join(&attributes.series_instance_uid)
+            .join(format!("{}.{}.dcm", attributes.sop_instance_uid, &hex(&dataset_sha256)[..16]));
+        let target = layout.state_dir.join(&relative);
+        let dir = target.parent().expect("a file under instances/ has a parent");
+        create_dirs_durably(dir)?;
+        let (size, sha256) = if target.exists() {
+            // The same dataset is already there: a re-send (the log will say so) or a file a
+            // crash left between rename and commit. Keep the file that is there.
+            fs::remove_file(&self.temp)?;
+            hash_file(&target)?
+        } else {
+            fs::rename(&self.temp, &target)?;
+            fsync_dir(dir)?;
+            (self.meta_len + self.dataset_len, self.file_hash.clone().finalize().into())
+        };
+        let file_path = relative.to_string_lossy().into_owned();
+        Ok(Stored { attributes, file_path, size, sha256, dataset_sha256 })
+    }
+
+    /// Drops a partly received instance.
+    pub fn discard(self) {
+        let _ = fs::remove_file(&self.temp);
+    }
+
+    /// Dataset bytes received so far.
+    pub fn dataset_len(&self) -> u64 {
+        self.dataset_len
+    }
+}
+
+/// Creates `dir` and its missing ancestors, fsyncing the parent of each one created so the
+/// new entries survive a crash.
+fn create_dirs_durably(dir: &Path) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent() {
+        create_dirs_durably(parent)?;
+    }
+    match fs::create_dir(dir) {
+        Ok(()) => fsync_dir(dir.parent().unwrap_or(Path::new("."))),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn fsync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+fn hash_file(path: &Path) -> io::Result<(u64, [u8; 32])> {
+    let mut file = File::open(path)?;
+    let mut hash = Sha256::new();
+    let size = io::copy(&mut file, &mut hash)?;
+    Ok((size, hash.finalize().into()))
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[(b >> 4) as usize] as char);
+        out.push(DIGITS[(b & 15) as usize] as char);
+    }
+    out
+}

@@ -1,0 +1,102 @@
+//! Upper-layer PDUs on the socket (PS3.8 9.3): dicom-ul's codec for the bytes, our own
+//! bounds and timeouts around it.
+//!
+//! dicom-ul parses a PDU from a buffer but does not decide how much to buffer. Here a PDU
+//! is read only once its 6-byte header said how long it is and that length is within the
+//! limit for the association's state (the negotiated maximum for P-DATA, a fixed bound for
+//! the A-ASSOCIATE-RQ), so a peer cannot make us buffer more than that. Reads re-arm
+//! `TCP_QUICKACK` (see [`crate::net`]).
+
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use dicom_ul::pdu::{Pdu, read_pdu, write_pdu};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// PDU header: type (1), reserved (1), length (4, big endian).
+const HEADER: usize = 6;
+
+/// Why the connection cannot go on.
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    #[error("peer closed the connection")]
+    Closed,
+    #[error("no PDU within {0:?}")]
+    Timeout(Duration),
+    #[error("PDU of {len} bytes exceeds the limit of {limit}")]
+    TooLarge { len: u64, limit: u32 },
+    #[error("malformed PDU: {0}")]
+    Malformed(String),
+    #[error("socket: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// One association's socket.
+#[derive(Debug)]
+pub struct Wire {
+    stream: TcpStream,
+    buf: BytesMut,
+    read_timeout: Duration,
+    write_timeout: Duration,
+    out: Vec<u8>,
+}
+
+impl Wire {
+    pub fn new(stream: TcpStream, read_timeout: Duration, write_timeout: Duration) -> Wire {
+        crate::net::tune(&stream);
+        Wire {
+            stream,
+            buf: BytesMut::with_capacity(16 * 1024),
+            read_timeout,
+            write_timeout,
+            out: Vec::with_capacity(1024),
+        }
+    }
+
+    /// The next PDU whose length field is at most `limit`.
+    pub async fn read(&mut self, limit: u32) -> Result<Pdu, WireError> {
+        loop {
+            if self.buf.len() >= HEADER {
+                let len = u32::from_be_bytes([self.buf[2], self.buf[3], self.buf[4], self.buf[5]]);
+                if len > limit {
+                    return Err(WireError::TooLarge { len: len.into(), limit });
+                }
+                let total = HEADER + len as usize;
+                if self.buf.len() >= total {
+                    // read_pdu wants a valid max (>= its minimum); the length is checked above.
+                    let max = limit.max(dicom_ul::pdu::MINIMUM_PDU_SIZE);
+                    let pdu = read_pdu(&self.buf[..total], max, false)
+                        .map_err(|e| WireError::Malformed(e.to_string()))?
+                        .ok_or_else(|| WireError::Malformed("incomplete PDU".into()))?;
+                    self.buf.advance(total);
+                    return Ok(pdu);
+                }
+                self.buf.reserve(total - self.buf.len());
+            }
+            self.fill().await?;
+        }
+    }
+
+    async fn fill(&mut self) -> Result<(), WireError> {
+        match tokio::time::timeout(self.read_timeout, self.stream.read_buf(&mut self.buf)).await {
+            Err(_) => Err(WireError::Timeout(self.read_timeout)),
+            Ok(Ok(0)) => Err(WireError::Closed),
+            Ok(Ok(_)) => {
+                crate::net::rearm_quickack(&self.stream);
+                Ok(())
+            }
+            Ok(Err(e)) => Err(e.into()),
+        }
+    }
+
+    /// Writes one PDU.
+    pub async fn write(&mut self, pdu: &Pdu) -> Result<(), WireError> {
+        self.out.clear();
+        write_pdu(&mut self.out, pdu).map_err(|e| WireError::Malformed(e.to_string()))?;
+        match tokio::time::timeout(self.write_timeout, self.stream.write_all(&self.out)).await {
+            Err(_) => Err(WireError::Timeout(self.write_timeout)),
+            Ok(result) => Ok(result?),
+        }
+    }
+}
