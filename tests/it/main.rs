@@ -4,6 +4,7 @@
 mod api;
 mod cli;
 mod crash;
+mod dicom;
 mod durability;
 mod malformed;
 mod mllp_acks;

@@ -1,9 +1,11 @@
 //! Test support: an in-process daemon on port 0, an MLLP client, HL7 builders, HTTP GET.
 
 pub mod daemon;
+pub mod dataset;
 pub mod hl7msg;
 pub mod http;
 pub mod mllp;
+pub mod scu;
 
 pub use daemon::TestDaemon;
 pub use mllp::MllpClient;
