@@ -8,7 +8,9 @@ use dicom_object::OpenFileOptions;
 
 use crate::support::TestDaemon;
 use crate::support::dataset::{Instance, dataset, dataset_without_pixels};
-use crate::support::scu::{self, CT_IMAGE_STORAGE, DEFLATED, EXPLICIT_BE, EXPLICIT_LE, IMPLICIT_LE, JPEG_BASELINE, VERIFICATION};
+use crate::support::scu::{
+    self, CT_IMAGE_STORAGE, DEFLATED, EXPLICIT_BE, EXPLICIT_LE, IMPLICIT_LE, JPEG_BASELINE, VERIFICATION,
+};
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     tokio::task::spawn_blocking(f).await.expect("SCU thread")
@@ -73,7 +75,8 @@ async fn instances_in_every_transfer_syntax_are_stored_as_received_before_succes
         let bytes = std::fs::read(&path).unwrap();
         assert_eq!(e["size"], bytes.len() as u64);
         assert!(bytes.ends_with(&data), "{ts}: the data set is stored byte for byte");
-        let file = OpenFileOptions::new().read_until(dicom_dictionary_std::tags::PATIENT_NAME).open_file(&path).unwrap();
+        let file =
+            OpenFileOptions::new().read_until(dicom_dictionary_std::tags::PATIENT_NAME).open_file(&path).unwrap();
         assert_eq!(file.meta().transfer_syntax(), ts);
         assert_eq!(file.meta().media_storage_sop_instance_uid(), i.sop);
         assert_eq!(file.meta().media_storage_sop_class_uid(), CT_IMAGE_STORAGE);
@@ -123,7 +126,11 @@ async fn the_same_instance_again_is_success_without_a_new_event_and_other_bytes_
     let events = d.events().await;
     assert_eq!(events.len(), 2, "the identical re-send appended nothing");
     assert_eq!(events[1]["data"]["replaces_seq"], 1);
-    assert_eq!(instance_files(d.dir.path()).iter().filter(|p| p.extension().is_some_and(|e| e == "dcm")).count(), 2, "both versions kept");
+    assert_eq!(
+        instance_files(d.dir.path()).iter().filter(|p| p.extension().is_some_and(|e| e == "dcm")).count(),
+        2,
+        "both versions kept"
+    );
     d.stop().await.unwrap();
 }
 
@@ -216,7 +223,8 @@ async fn a_data_set_of_another_sop_class_or_unreadable_bytes_gets_a900_or_c000()
         .unwrap();
         // A CT data set sent as MR Image Storage.
         let mismatch = scu.store("1.2.840.10008.5.1.4.1.1.4", &i.sop, &dataset(&i, EXPLICIT_LE), 16_000);
-        let garbage = scu.store(CT_IMAGE_STORAGE, "1.2.3.4", &[0x08, 0x00, 0x16, 0x00, b'U', b'I', 0xFF, 0x7F, 1, 2], 16_000);
+        let garbage =
+            scu.store(CT_IMAGE_STORAGE, "1.2.3.4", &[0x08, 0x00, 0x16, 0x00, b'U', b'I', 0xFF, 0x7F, 1, 2], 16_000);
         scu.release();
         (mismatch, garbage)
     })
@@ -265,7 +273,11 @@ async fn a_study_completes_once_its_instances_stop_and_again_after_a_late_one() 
 /// Waits (bounded by the test timeout) until `StudyCompleted` revision `revision` is in the log.
 async fn wait_for_completion(d: &TestDaemon, revision: u64) -> serde_json::Value {
     loop {
-        let found = d.events().await.into_iter().find(|e| e["event_type"] == "StudyCompleted" && e["data"]["revision"] == revision);
+        let found = d
+            .events()
+            .await
+            .into_iter()
+            .find(|e| e["event_type"] == "StudyCompleted" && e["data"]["revision"] == revision);
         if let Some(e) = found {
             return e["data"].clone();
         }

@@ -36,8 +36,15 @@ pub struct Answer {
 pub type Result<T> = std::result::Result<T, dicom_ul::association::Error>;
 
 /// Associates with `contexts` (abstract syntax, transfer syntaxes), max PDU `max_pdu`.
-pub fn connect(addr: SocketAddr, calling: &str, called: &str, contexts: &[(&str, &[&str])], max_pdu: u32) -> Result<Scu> {
-    let mut options = ClientAssociationOptions::new().calling_ae_title(calling).called_ae_title(called).max_pdu_length(max_pdu);
+pub fn connect(
+    addr: SocketAddr,
+    calling: &str,
+    called: &str,
+    contexts: &[(&str, &[&str])],
+    max_pdu: u32,
+) -> Result<Scu> {
+    let mut options =
+        ClientAssociationOptions::new().calling_ae_title(calling).called_ae_title(called).max_pdu_length(max_pdu);
     for (abstract_syntax, syntaxes) in contexts {
         options = options.with_presentation_context(*abstract_syntax, syntaxes.to_vec());
     }
@@ -47,7 +54,8 @@ pub fn connect(addr: SocketAddr, calling: &str, called: &str, contexts: &[(&str,
 
 /// CT storage over one transfer syntax, calling ae CT01 → ZENEDGE.
 pub fn connect_ct(addr: SocketAddr, ts: &str) -> Scu {
-    connect(addr, "CT01", "ZENEDGE", &[(VERIFICATION, &[IMPLICIT_LE]), (CT_IMAGE_STORAGE, &[ts])], 16_384).expect("association")
+    connect(addr, "CT01", "ZENEDGE", &[(VERIFICATION, &[IMPLICIT_LE]), (CT_IMAGE_STORAGE, &[ts])], 16_384)
+        .expect("association")
 }
 
 impl Scu {
@@ -56,7 +64,10 @@ impl Scu {
             .assoc
             .presentation_contexts()
             .iter()
-            .find(|pc| pc.abstract_syntax == abstract_syntax && pc.reason == dicom_ul::pdu::PresentationContextResultReason::Acceptance)
+            .find(|pc| {
+                pc.abstract_syntax == abstract_syntax
+                    && pc.reason == dicom_ul::pdu::PresentationContextResultReason::Acceptance
+            })
             .unwrap_or_else(|| panic!("{abstract_syntax} not accepted: {:?}", self.assoc.presentation_contexts()));
         (pc.id, pc.transfer_syntax.clone())
     }
@@ -90,7 +101,12 @@ impl Scu {
         let (id, _) = self.context(sop_class);
         let message_id = self.bump();
         self.send(id, PDataValueType::Command, &store_command(sop_class, sop_instance, message_id), usize::MAX);
-        let pdv = PDataValue { presentation_context_id: id, value_type: PDataValueType::Data, is_last: false, data: partial.to_vec() };
+        let pdv = PDataValue {
+            presentation_context_id: id,
+            value_type: PDataValueType::Data,
+            is_last: false,
+            data: partial.to_vec(),
+        };
         self.assoc.send(&Pdu::PData { data: vec![pdv] }).expect("send partial data");
         self.assoc.abort().expect("abort");
     }
@@ -104,7 +120,14 @@ impl Scu {
 
     /// Sends a stream of `total` data set bytes produced by `fill` in fragments of `fragment`,
     /// without holding it in memory.
-    pub fn store_streamed(&mut self, sop_class: &str, sop_instance: &str, head: &[u8], total: usize, fragment: usize) -> Answer {
+    pub fn store_streamed(
+        &mut self,
+        sop_class: &str,
+        sop_instance: &str,
+        head: &[u8],
+        total: usize,
+        fragment: usize,
+    ) -> Answer {
         let (id, _) = self.context(sop_class);
         let message_id = self.bump();
         self.send(id, PDataValueType::Command, &store_command(sop_class, sop_instance, message_id), usize::MAX);
@@ -112,9 +135,15 @@ impl Scu {
         let filler = vec![0x5a; fragment];
         while sent < total {
             let n = fragment.min(total - sent);
-            let data = if sent < head.len() { head[sent..(sent + n).min(head.len())].to_vec() } else { filler[..n].to_vec() };
+            let data =
+                if sent < head.len() { head[sent..(sent + n).min(head.len())].to_vec() } else { filler[..n].to_vec() };
             let n = data.len();
-            let pdv = PDataValue { presentation_context_id: id, value_type: PDataValueType::Data, is_last: sent + n == total, data };
+            let pdv = PDataValue {
+                presentation_context_id: id,
+                value_type: PDataValueType::Data,
+                is_last: sent + n == total,
+                data,
+            };
             self.assoc.send(&Pdu::PData { data: vec![pdv] }).expect("send data");
             sent += n;
         }
@@ -131,7 +160,12 @@ impl Scu {
             return;
         }
         while let Some(piece) = pieces.next() {
-            let pdv = PDataValue { presentation_context_id: id, value_type: value_type.clone(), is_last: pieces.peek().is_none(), data: piece.to_vec() };
+            let pdv = PDataValue {
+                presentation_context_id: id,
+                value_type: value_type.clone(),
+                is_last: pieces.peek().is_none(),
+                data: piece.to_vec(),
+            };
             self.assoc.send(&Pdu::PData { data: vec![pdv] }).expect("send");
         }
     }
@@ -144,9 +178,17 @@ impl Scu {
                     for pdv in data {
                         command.extend_from_slice(&pdv.data);
                         if pdv.is_last {
-                            let obj = InMemDicomObject::read_dataset_with_ts(&command[..], &IMPLICIT_VR_LITTLE_ENDIAN.erased()).unwrap();
+                            let obj = InMemDicomObject::read_dataset_with_ts(
+                                &command[..],
+                                &IMPLICIT_VR_LITTLE_ENDIAN.erased(),
+                            )
+                            .unwrap();
                             let int = |t| obj.element(t).unwrap().to_int::<u16>().unwrap();
-                            let text = |t| obj.element_opt(t).unwrap().map(|e| e.to_str().unwrap().trim_end_matches(['\0', ' ']).to_owned());
+                            let text = |t| {
+                                obj.element_opt(t)
+                                    .unwrap()
+                                    .map(|e| e.to_str().unwrap().trim_end_matches(['\0', ' ']).to_owned())
+                            };
                             return Answer {
                                 status: int(tags::STATUS),
                                 comment: text(tags::ERROR_COMMENT),
