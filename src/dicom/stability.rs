@@ -171,7 +171,24 @@ mod tests {
         Log::open(&options, Arc::new(Metrics::new())).unwrap()
     }
 
+    /// Awaits `f` while keeping the runtime busy, so paused time cannot jump ahead while the
+    /// log writer (a real thread) works.
+    async fn busy<F: std::future::Future>(f: F) -> F::Output {
+        tokio::pin!(f);
+        loop {
+            tokio::select! {
+                biased;
+                out = &mut f => return out,
+                () = tokio::task::yield_now() => {}
+            }
+        }
+    }
+
     async fn store(log: &Log, n: u32) -> u64 {
+        busy(store_now(log, n)).await
+    }
+
+    async fn store_now(log: &Log, n: u32) -> u64 {
         let event = InstanceStored {
             sop_class_uid: "1.2.840.10008.5.1.4.1.1.2".into(),
             sop_instance_uid: format!("{STUDY}.1.{n}"),

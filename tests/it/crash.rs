@@ -6,51 +6,16 @@
 //! `CRASH_CYCLES` (default 50) and `CRASH_SEED` reproduce or lengthen a run.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
 use crate::support::MllpClient;
 use crate::support::hl7msg::{ack_code, msa, orm};
+use crate::support::process::{spawn, write_config};
 
 const SENDERS: usize = 4;
-
-struct Daemon {
-    child: Child,
-    mllp: SocketAddr,
-    http: SocketAddr,
-}
-
-/// Starts the real binary and waits for its "ready" line (which carries the bound ports).
-fn spawn(config: &Path) -> Daemon {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_zenedge"))
-        .arg("serve")
-        .arg("--config")
-        .arg(config)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start zenedge");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let ready = loop {
-        let line = lines.next().expect("zenedge exited before it was ready").unwrap();
-        if line.contains("zenedge is ready") {
-            break line;
-        }
-    };
-    // Keep draining stderr so the daemon never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    let field = |name: &str| -> SocketAddr {
-        let start = ready.find(&format!("{name}=")).expect("address in ready line") + name.len() + 1;
-        ready[start..].split_whitespace().next().unwrap().parse().unwrap()
-    };
-    Daemon { mllp: field("mllp"), http: field("http"), child }
-}
 
 /// What the senders learned: acknowledged ids, and ids whose fate is unknown (in flight
 /// at the kill).
@@ -99,16 +64,7 @@ async fn kill_9_at_random_moments_loses_no_acknowledged_message() {
     let mut rng = fastrand::Rng::with_seed(seed);
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("zenedge.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[site]\ntenant_id = \"t\"\nhospital_id = \"h\"\nedge_id = \"e\"\n\
-             [store]\nstate_dir = {:?}\ndisk_reserve = \"0\"\n\
-             [mllp]\nlisten = \"127.0.0.1:0\"\n[dicom]\nlisten = \"127.0.0.1:0\"\n[http]\nlisten = \"127.0.0.1:0\"\n",
-            dir.path().join("state").display().to_string()
-        ),
-    )
-    .unwrap();
+    write_config(&config, &dir.path().join("state"));
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     for cycle in 0..cycles {
         let mut daemon = tokio::task::spawn_blocking({
@@ -129,8 +85,7 @@ async fn kill_9_at_random_moments_loses_no_acknowledged_message() {
         for _ in 0..rng.usize(0..50) {
             tokio::task::yield_now().await;
         }
-        daemon.child.kill().expect("kill -9");
-        daemon.child.wait().unwrap();
+        daemon.kill();
         for s in senders {
             s.await.unwrap();
         }
@@ -150,8 +105,7 @@ async fn kill_9_at_random_moments_loses_no_acknowledged_message() {
             None => break,
         }
     }
-    daemon.child.kill().unwrap();
-    daemon.child.wait().unwrap();
+    daemon.kill();
     let ledger = ledger.lock().unwrap();
     assert!(ledger.acked.len() >= cycles, "the test must acknowledge messages in every cycle");
     for id in &ledger.acked {

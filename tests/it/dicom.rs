@@ -293,3 +293,37 @@ async fn studies_api_answers_404_for_an_unknown_study_and_400_for_a_bad_uid() {
     let _ = dataset_without_pixels(&Instance::ct(1, 1, 1), EXPLICIT_LE);
     d.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_instance_is_stored_without_holding_it_in_memory() {
+    const SIZE: usize = 256 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("zenedge.toml");
+    crate::support::process::write_config(&config, &dir.path().join("state"));
+    let mut daemon = blocking(move || crate::support::process::spawn(&config)).await;
+    let before = daemon.peak_rss_kib();
+    let mut i = Instance::ct(8, 1, 1);
+    i.pixel_bytes = 0;
+    let head = dataset_without_pixels(&i, EXPLICIT_LE);
+    let addr = daemon.dicom;
+    let answer = blocking(move || {
+        let mut scu = scu::connect(addr, "CT01", "ZENEDGE", &[(CT_IMAGE_STORAGE, &[EXPLICIT_LE])], 131_072).unwrap();
+        // The data set: its attributes, then Pixel Data (OB) of the remaining bytes, streamed.
+        let pixels = (SIZE - head.len() - 12) as u32;
+        let mut start = head.clone();
+        start.extend_from_slice(&[0xE0, 0x7F, 0x10, 0x00, b'O', b'B', 0, 0]);
+        start.extend_from_slice(&pixels.to_le_bytes());
+        let a = scu.store_streamed(CT_IMAGE_STORAGE, &i.sop, &start, SIZE, 65_536);
+        scu.release();
+        a
+    })
+    .await;
+    assert_eq!(answer.status, 0, "{:?}", answer.comment);
+    let peak_mib = daemon.peak_rss_kib() / 1024;
+    let page = crate::support::http::get(daemon.http, "/api/v1/events?after=0").await.json();
+    daemon.kill();
+    let e = &page["items"][0]["data"];
+    assert!(e["size"].as_u64().unwrap() > SIZE as u64, "{e}");
+    println!("peak RSS {peak_mib} MiB after a {} MiB instance (before: {} MiB)", SIZE >> 20, before / 1024);
+    assert!(peak_mib < 128, "peak RSS {peak_mib} MiB while receiving a {} MiB instance", SIZE >> 20);
+}

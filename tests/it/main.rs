@@ -4,6 +4,7 @@
 mod api;
 mod cli;
 mod crash;
+mod dcmtk;
 mod dicom;
 mod durability;
 mod malformed;

@@ -110,3 +110,42 @@ fn write(obj: &InMemDicomObject, ts: &str) -> Vec<u8> {
     obj.write_dataset_with_ts(&mut out, ts).unwrap();
     out
 }
+
+/// Writes `i` as a Part 10 file in transfer syntax `ts` under `dir`; returns its path.
+pub fn write_file(dir: &std::path::Path, i: &Instance, ts: &str) -> std::path::PathBuf {
+    let mut bytes = vec![0u8; 128];
+    bytes.extend_from_slice(b"DICM");
+    dicom_object::meta::FileMetaTableBuilder::new()
+        .media_storage_sop_class_uid(CT_IMAGE_STORAGE)
+        .media_storage_sop_instance_uid(i.sop.as_str())
+        .transfer_syntax(ts)
+        .implementation_class_uid("1.2.826.0.1.3680043.10.999.0")
+        .build()
+        .unwrap()
+        .write(&mut bytes)
+        .unwrap();
+    bytes.extend_from_slice(&dataset(i, ts));
+    let path = dir.join(format!("{}.dcm", i.sop));
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+/// The data set of a Part 10 file, parsed (to compare what was sent with what was stored).
+pub fn read_dataset(path: &std::path::Path) -> InMemDicomObject {
+    dicom_object::OpenFileOptions::new()
+        .open_file(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .into_inner()
+}
+
+/// The data set bytes of a Part 10 file (after its File Meta Information) and its transfer
+/// syntax.
+pub fn dataset_bytes(path: &std::path::Path) -> (String, Vec<u8>) {
+    let bytes = std::fs::read(path).unwrap();
+    assert_eq!(&bytes[128..132], b"DICM", "{}", path.display());
+    // (0002,0000) UL, explicit VR LE: tag 4, VR 2, length 2, value 4.
+    let group_len = u32::from_le_bytes(bytes[140..144].try_into().unwrap()) as usize;
+    let start = 144 + group_len;
+    let meta = dicom_object::meta::FileMetaTable::from_reader(&bytes[128..start]).unwrap();
+    (meta.transfer_syntax().to_owned(), bytes[start..].to_vec())
+}

@@ -5,6 +5,7 @@ pub mod dataset;
 pub mod hl7msg;
 pub mod http;
 pub mod mllp;
+pub mod process;
 pub mod scu;
 
 pub use daemon::TestDaemon;

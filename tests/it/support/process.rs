@@ -1,0 +1,72 @@
+//! The real `zenedge` binary as a child process (for `kill -9` and memory tests).
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+pub struct RealDaemon {
+    pub child: Child,
+    pub mllp: SocketAddr,
+    pub dicom: SocketAddr,
+    pub http: SocketAddr,
+}
+
+/// A config for the real binary: every listener on port 0, state under `state`.
+pub fn write_config(path: &Path, state: &Path) {
+    std::fs::write(
+        path,
+        format!(
+            "[site]\ntenant_id = \"t\"\nhospital_id = \"h\"\nedge_id = \"e\"\n\
+             [store]\nstate_dir = {:?}\ndisk_reserve = \"0\"\n\
+             [mllp]\nlisten = \"127.0.0.1:0\"\n[dicom]\nlisten = \"127.0.0.1:0\"\n[http]\nlisten = \"127.0.0.1:0\"\n",
+            state.display().to_string()
+        ),
+    )
+    .unwrap();
+}
+
+/// Starts the binary and waits for its "ready" line, which carries the bound addresses.
+pub fn spawn(config: &Path) -> RealDaemon {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_zenedge"))
+        .arg("serve")
+        .arg("--config")
+        .arg(config)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start zenedge");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let ready = loop {
+        let line = lines.next().expect("zenedge exited before it was ready").unwrap();
+        if line.contains("zenedge is ready") {
+            break line;
+        }
+    };
+    // Keep draining stderr so the daemon never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    let field = |name: &str| -> SocketAddr {
+        let start = ready.find(&format!("{name}=")).expect("address in ready line") + name.len() + 1;
+        ready[start..].split_whitespace().next().unwrap().parse().unwrap()
+    };
+    RealDaemon { mllp: field("mllp"), dicom: field("dicom"), http: field("http"), child }
+}
+
+impl RealDaemon {
+    /// `kill -9` and reap.
+    pub fn kill(&mut self) {
+        self.child.kill().expect("kill -9");
+        self.child.wait().unwrap();
+    }
+
+    /// Peak resident memory so far (`VmHWM`), in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+            .unwrap()
+    }
+}
