@@ -327,3 +327,44 @@ async fn a_large_instance_is_stored_without_holding_it_in_memory() {
     println!("peak RSS {peak_mib} MiB after a {} MiB instance (before: {} MiB)", SIZE >> 20, before / 1024);
     assert!(peak_mib < 128, "peak RSS {peak_mib} MiB while receiving a {} MiB instance", SIZE >> 20);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partly_received_files_left_by_a_crash_are_swept_at_start_up() {
+    let d = TestDaemon::start().await;
+    let dir = d.dir.clone();
+    d.stop().await.unwrap();
+    let orphan = dir.path().join("instances/.spool/0d7d6d3c.part");
+    std::fs::write(&orphan, b"half an instance").unwrap();
+    let d = TestDaemon::start_in(dir, "").await;
+    // The daemon answers only after start-up, which sweeps first.
+    assert_eq!(d.get("/healthz").await.status, 200);
+    assert!(!orphan.exists());
+    d.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patient_names_are_decoded_per_specific_character_set() {
+    let d = TestDaemon::start().await;
+    let mut latin1 = Instance::ct(9, 1, 1);
+    latin1.charset = Some("ISO_IR 100".into());
+    latin1.patient_name = "Müller^Jürgen".into();
+    let mut utf8 = Instance::ct(9, 1, 2);
+    utf8.charset = Some("ISO_IR 192".into());
+    utf8.patient_name = "Øster^Åsa".into();
+    let addr = d.dicom;
+    let (a, b) = (latin1.clone(), utf8.clone());
+    blocking(move || {
+        let mut scu = scu::connect_ct(addr, EXPLICIT_LE);
+        for i in [a, b] {
+            let data = dataset(&i, EXPLICIT_LE);
+            assert_eq!(scu.store(CT_IMAGE_STORAGE, &i.sop, &data, 16_000).status, 0);
+        }
+        scu.release();
+    })
+    .await;
+    let events = d.events().await;
+    assert_eq!(events[0]["data"]["patient_name"], "Müller^Jürgen");
+    assert_eq!(events[0]["data"]["charset_fallback"], false);
+    assert_eq!(events[1]["data"]["patient_name"], "Øster^Åsa");
+    d.stop().await.unwrap();
+}
