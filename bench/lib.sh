@@ -1,5 +1,6 @@
 # Shared by the benchmark scripts: a throw-away zenedge config and a port wait.
-# Expects $work (a temp dir) and $port; writes $work/zenedge.toml.
+# Expects $work (a temp dir) and $port; writes $work/zenedge.toml with MLLP on $mllp_port
+# and DICOM on $dicom_port (both default to ports next to $port), HTTP on $port + 1.
 
 write_config() {
   cat >"$work/zenedge.toml" <<TOML
@@ -11,7 +12,9 @@ edge_id = "bench"
 state_dir = "$work/state"
 disk_reserve = "1GiB"
 [mllp]
-listen = "127.0.0.1:$port"
+listen = "127.0.0.1:${mllp_port:-$port}"
+[dicom]
+listen = "127.0.0.1:${dicom_port:-$((port + 2))}"
 [http]
 listen = "127.0.0.1:$((port + 1))"
 [daemon]

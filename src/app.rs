@@ -80,7 +80,7 @@ pub async fn run(
             .await
             .expect("opening the log does not panic")?
     };
-    let layout = dicom::Layout { state_dir: config.store.state_dir.clone() };
+    let layout = dicom::Layout::new(config.store.state_dir.clone());
     let swept = {
         let layout = layout.clone();
         tokio::task::spawn_blocking(move || layout.prepare())

@@ -341,7 +341,7 @@ impl Association {
     /// Appends `InstanceStored`; the answer follows the commit.
     async fn record(&self, stored: Stored, meta: &MetaFields) -> (u16, Option<String>) {
         let study = stored.attributes.study_instance_uid.clone();
-        let request = InstanceAppend { dataset_sha256: stored.dataset_sha256, event: self.event(stored, meta) };
+        let request = InstanceAppend { dataset_sha256: stored.sha256, event: self.event(stored, meta) };
         match self.ctx.log.append_instance(request).await {
             Ok(InstanceOutcome::Stored { seq, replaces }) => {
                 tracing::debug!(peer = %self.peer, seq, replaces, "instance stored");
@@ -388,7 +388,6 @@ impl Association {
             file_path: stored.file_path,
             size: stored.size,
             sha256: hex(&stored.sha256),
-            dataset_sha256: hex(&stored.dataset_sha256),
             calling_ae: self.negotiated.calling_ae.clone(),
             called_ae: self.negotiated.called_ae.clone(),
             peer: self.peer.to_string(),

@@ -15,14 +15,21 @@
 //! the command set and the negotiated transfer syntax, then the dataset bytes exactly as
 //! received. Finishing it: fsync the file, read its identifiers, rename it into place,
 //! fsync the directory (and any directory just created, through its parent). Only then
-//! may an `InstanceStored` name it.
+//! may an `InstanceStored` name it. The recorded SHA-256 is that of the data set bytes (the
+//! file after its File Meta Information): what identifies "the same instance" for a re-send.
 //!
-//! Blocking file I/O: everything here runs on tokio's blocking pool (`spawn_blocking`),
-//! never on a runtime worker.
+//! Creating a file is the slowest step here (measured on the target's ext4: ~0.6 ms for
+//! `open(O_CREAT)`, against ~0.2 ms for the fdatasync of a small instance), so a thread keeps
+//! a few empty spool files created ahead of need ([`Prepared`]); receiving an instance takes
+//! one instead of creating it on the critical path.
+//!
+//! Blocking file I/O: everything here runs on tokio's blocking pool (`spawn_blocking`) or on
+//! the preparing thread, never on a runtime worker.
 
 use std::fs::{self, File};
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, mpsc};
 
 use dicom_object::meta::FileMetaTableBuilder;
 use sha2::{Digest, Sha256};
@@ -30,13 +37,63 @@ use sha2::{Digest, Sha256};
 use super::negotiate::{IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME};
 use super::scan::{self, InstanceAttributes, ScanError, ScanLimits};
 
-/// Where instances live, relative to the state directory.
+/// Empty spool files created ahead of need.
+const PREPARED_FILES: usize = 8;
+
+/// Where instances live, relative to the state directory, and the spool files prepared for
+/// them.
 #[derive(Debug, Clone)]
 pub struct Layout {
     pub state_dir: PathBuf,
+    prepared: Arc<Prepared>,
+}
+
+/// A thread that keeps [`PREPARED_FILES`] empty spool files ready, started once the spool
+/// was swept; it ends when the layout is dropped (its next hand-over fails).
+#[derive(Debug, Default)]
+struct Prepared {
+    files: Mutex<Option<mpsc::Receiver<(File, PathBuf)>>>,
 }
 
 impl Layout {
+    pub fn new(state_dir: PathBuf) -> Layout {
+        Layout { state_dir, prepared: Arc::new(Prepared::default()) }
+    }
+
+    /// Starts preparing spool files (after the sweep: it would remove them).
+    fn start_preparing(&self) {
+        let (tx, rx) = mpsc::sync_channel(PREPARED_FILES);
+        let spool = self.spool();
+        let started = std::thread::Builder::new().name("spool-prep".into()).spawn(move || {
+            loop {
+                match create_temp(&spool) {
+                    Ok(file) => {
+                        if tx.send(file).is_err() {
+                            return;
+                        }
+                    }
+                    // The receiver creates its own meanwhile; retry after a pause, not in a spin.
+                    Err(_) => std::thread::park_timeout(std::time::Duration::from_millis(200)),
+                }
+            }
+        });
+        match started {
+            Ok(_) => *self.prepared.files.lock().unwrap_or_else(|e| e.into_inner()) = Some(rx),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start the spool preparing thread; creating spool files on demand")
+            }
+        }
+    }
+
+    /// An empty spool file: a prepared one, or a new one.
+    fn take_temp(&self) -> io::Result<(File, PathBuf)> {
+        let ready = self.prepared.files.lock().ok().and_then(|rx| rx.as_ref().and_then(|rx| rx.try_recv().ok()));
+        match ready {
+            Some(prepared) => Ok(prepared),
+            None => create_temp(&self.spool()),
+        }
+    }
+
     pub fn instances(&self) -> PathBuf {
         self.state_dir.join("instances")
     }
@@ -57,6 +114,7 @@ impl Layout {
                 removed += 1;
             }
         }
+        self.start_preparing();
         Ok(removed)
     }
 }
@@ -76,7 +134,6 @@ pub struct Spool {
     file: File,
     temp: PathBuf,
     meta_len: u64,
-    file_hash: Sha256,
     dataset_hash: Sha256,
     dataset_len: u64,
 }
@@ -88,8 +145,8 @@ pub struct Stored {
     /// Relative to the state directory.
     pub file_path: String,
     pub size: u64,
+    /// SHA-256 of the data set bytes (the file after its File Meta Information).
     pub sha256: [u8; 32],
-    pub dataset_sha256: [u8; 32],
 }
 
 /// Why an instance could not be stored; each maps to a C-STORE failure status.
@@ -106,11 +163,16 @@ pub enum StoreError {
     Io(#[from] io::Error),
 }
 
+/// Creates an empty spool file under `spool`.
+fn create_temp(spool: &Path) -> io::Result<(File, PathBuf)> {
+    let path = spool.join(format!("{}.part", uuid::Uuid::new_v4()));
+    Ok((File::create_new(&path)?, path))
+}
+
 impl Spool {
-    /// Creates the temporary file and writes the preamble and File Meta Information.
+    /// Takes a spool file and writes the preamble and File Meta Information.
     pub fn create(layout: &Layout, meta: &MetaFields) -> io::Result<Spool> {
-        let temp = layout.spool().join(format!("{}.part", uuid::Uuid::new_v4()));
-        let mut file = File::create_new(&temp)?;
+        let (mut file, temp) = layout.take_temp()?;
         let mut head = vec![0u8; 128];
         head.extend_from_slice(b"DICM");
         FileMetaTableBuilder::new()
@@ -124,15 +186,12 @@ impl Spool {
             .and_then(|table| table.write(&mut head))
             .map_err(io::Error::other)?;
         file.write_all(&head)?;
-        let mut file_hash = Sha256::new();
-        file_hash.update(&head);
-        Ok(Spool { file, temp, meta_len: head.len() as u64, file_hash, dataset_hash: Sha256::new(), dataset_len: 0 })
+        Ok(Spool { file, temp, meta_len: head.len() as u64, dataset_hash: Sha256::new(), dataset_len: 0 })
     }
 
     /// Appends dataset bytes.
     pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
         self.file.write_all(data)?;
-        self.file_hash.update(data);
         self.dataset_hash.update(data);
         self.dataset_len += data.len() as u64;
         Ok(())
@@ -148,7 +207,7 @@ impl Spool {
     }
 
     fn finish_inner(&mut self, layout: &Layout, meta: &MetaFields) -> Result<Stored, StoreError> {
-        self.file.sync_all()?;
+        self.file.sync_data()?;
         self.file.seek(SeekFrom::Start(self.meta_len))?;
         let reader = BufReader::with_capacity(16 * 1024, (&self.file).take(self.dataset_len));
         let attributes = scan::scan(reader, &meta.transfer_syntax_uid, &ScanLimits::default())?;
@@ -158,26 +217,27 @@ impl Spool {
         if attributes.sop_instance_uid != meta.sop_instance_uid {
             return Err(StoreError::Mismatch("SOP Instance UID"));
         }
-        let dataset_sha256: [u8; 32] = self.dataset_hash.clone().finalize().into();
+        let sha256: [u8; 32] = self.dataset_hash.clone().finalize().into();
         let relative = Path::new("instances")
             .join(&attributes.study_instance_uid)
             .join(&attributes.series_instance_uid)
-            .join(format!("{}.{}.dcm", attributes.sop_instance_uid, &hex(&dataset_sha256)[..16]));
+            .join(format!("{}.{}.dcm", attributes.sop_instance_uid, &hex(&sha256)[..16]));
         let target = layout.state_dir.join(&relative);
         let dir = target.parent().expect("a file under instances/ has a parent");
         create_dirs_durably(dir)?;
-        let (size, sha256) = if target.exists() {
-            // The same dataset is already there: a re-send (the log will say so) or a file a
-            // crash left between rename and commit. Keep the file that is there.
+        let size = if target.exists() {
+            // The same data set is already there (its hash is in the name; a file is renamed
+            // into place only once durable): a re-send, which the log will answer as such, or
+            // a file a crash left between rename and commit. Keep the file that is there.
             fs::remove_file(&self.temp)?;
-            hash_file(&target)?
+            fs::metadata(&target)?.len()
         } else {
             fs::rename(&self.temp, &target)?;
             fsync_dir(dir)?;
-            (self.meta_len + self.dataset_len, self.file_hash.clone().finalize().into())
+            self.meta_len + self.dataset_len
         };
         let file_path = relative.to_string_lossy().into_owned();
-        Ok(Stored { attributes, file_path, size, sha256, dataset_sha256 })
+        Ok(Stored { attributes, file_path, size, sha256 })
     }
 
     /// Drops a partly received instance.
@@ -209,13 +269,6 @@ fn create_dirs_durably(dir: &Path) -> io::Result<()> {
 
 fn fsync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
-}
-
-fn hash_file(path: &Path) -> io::Result<(u64, [u8; 32])> {
-    let mut file = File::open(path)?;
-    let mut hash = Sha256::new();
-    let size = io::copy(&mut file, &mut hash)?;
-    Ok((size, hash.finalize().into()))
 }
 
 pub fn hex(bytes: &[u8]) -> String {

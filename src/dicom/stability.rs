@@ -211,7 +211,6 @@ mod tests {
             file_path: format!("instances/x/{n}.dcm"),
             size: 1,
             sha256: String::new(),
-            dataset_sha256: String::new(),
             calling_ae: "CT01".into(),
             called_ae: "ZENEDGE".into(),
             peer: "test".into(),

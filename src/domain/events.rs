@@ -87,10 +87,9 @@ pub struct InstanceStored {
     pub file_path: String,
     /// Size of the file in bytes.
     pub size: u64,
-    /// SHA-256 of the file, hex.
+    /// SHA-256 of the data set bytes as received (the file after its File Meta
+    /// Information), hex: what "identical bytes" means for a re-send.
     pub sha256: String,
-    /// SHA-256 of the dataset bytes as received (what "identical bytes" means for a re-send).
-    pub dataset_sha256: String,
     pub calling_ae: String,
     pub called_ae: String,
     /// The peer address (`ip:port`).

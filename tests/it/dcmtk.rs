@@ -170,13 +170,13 @@ async fn kill_9_while_storescu_sends_loses_no_instance_that_got_success() {
         let events = stored.get(sop).unwrap_or_else(|| panic!("{sop} got Success but is not in the log"));
         assert_eq!(events.len(), 1, "{sop} recorded more than once");
         let e = &events[0];
-        let bytes = std::fs::read(state.join(e["file_path"].as_str().unwrap())).unwrap();
-        let sha = sha2_hex(&bytes);
-        assert_eq!(e["sha256"].as_str().unwrap(), sha, "{sop}: file on disk differs from the recorded sha256");
-        assert!(
-            dataset_bytes(&state.join(e["file_path"].as_str().unwrap())).1 == dataset_bytes(sent).1,
-            "{sop}: data set differs"
+        let (_, on_disk) = dataset_bytes(&state.join(e["file_path"].as_str().unwrap()));
+        assert_eq!(
+            e["sha256"].as_str().unwrap(),
+            sha2_hex(&on_disk),
+            "{sop}: file on disk differs from the recorded sha256"
         );
+        assert!(on_disk == dataset_bytes(sent).1, "{sop}: data set differs from the one sent");
     }
 }
 

@@ -16,11 +16,15 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
     tokio::task::spawn_blocking(f).await.expect("SCU thread")
 }
 
+/// Stored instance files (the spool of files being received or prepared is not storage).
 fn instance_files(state: &Path) -> Vec<std::path::PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
         for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
             let path = entry.path();
             if path.is_dir() {
+                if path.file_name().is_some_and(|n| n == ".spool") {
+                    continue;
+                }
                 walk(&path, out);
             } else {
                 out.push(path);
@@ -183,6 +187,12 @@ async fn an_abort_in_the_middle_of_an_instance_leaves_no_event_and_no_file() {
     d.stop().await.unwrap();
     let files = instance_files(dir.path());
     assert_eq!(files.len(), 1, "only the completed instance is on disk: {files:?}");
+    let partial: Vec<_> = std::fs::read_dir(dir.path().join("instances/.spool"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.metadata().unwrap().len() > 0)
+        .collect();
+    assert!(partial.is_empty(), "the aborted instance's spool file was removed: {partial:?}");
     let d = TestDaemon::start_in(dir, "").await;
     let events = d.events().await;
     assert_eq!(events.len(), 1);
