@@ -7,7 +7,7 @@
 //!   answer after the log's commit;
 //! * [`scan`] reads the identifiers of a received data set without trusting its lengths;
 //! * [`stability`] completes studies when their instances stop coming;
-//! * [`server`] accepts associations under a limit.
+//! * [`server`] accepts associations under a limit ([`crate::net::accept_loop`]).
 
 mod association;
 pub mod dimse;

@@ -3,10 +3,8 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -59,36 +57,17 @@ impl Default for AckIds {
     }
 }
 
-/// Accepts connections until `ctx.shutdown` is cancelled. Connection tasks are spawned on
-/// `tracker` so that shutdown can wait for them.
+/// Accepts connections until `ctx.shutdown` is cancelled.
 pub async fn serve(listener: TcpListener, ctx: Arc<MllpContext>, tracker: TaskTracker) {
-    let limit = Arc::new(Semaphore::new(ctx.config.max_connections));
-    loop {
-        let permit = tokio::select! {
-            permit = limit.clone().acquire_owned() => permit.expect("semaphore is never closed"),
-            _ = ctx.shutdown.cancelled() => break,
-        };
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = ctx.shutdown.cancelled() => break,
-        };
-        let (stream, peer) = match accepted {
-            Ok(pair) => pair,
-            Err(e) => {
-                // Usually EMFILE/ENFILE: back off instead of spinning.
-                tracing::warn!(error = %e, "MLLP accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
+    let (limit, shutdown) = (ctx.config.max_connections, ctx.shutdown.clone());
+    crate::net::accept_loop(listener, limit, shutdown, tracker, "MLLP", move |stream, peer| {
         let ctx = ctx.clone();
-        tracker.spawn(async move {
+        async move {
             ctx.metrics.mllp_connections_total.inc();
             ctx.metrics.mllp_connections_open.inc();
             Connection::new(stream, peer, &ctx).run().await;
             ctx.metrics.mllp_connections_open.dec();
-            drop(permit);
-        });
-    }
-    tracing::debug!("MLLP listener stopped accepting");
+        }
+    })
+    .await;
 }
