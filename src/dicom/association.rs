@@ -20,7 +20,7 @@ use dicom_ul::pdu::{AbortRQServiceProviderReason, AbortRQSource, PDataValue, PDa
 use super::DicomContext;
 use super::dimse::{self, MAX_COMMAND_BYTES, Request, status};
 use super::negotiate::{self, Negotiated};
-use super::spool::{MetaFields, Spool, StoreError, Stored, hex};
+use super::spool::{MetaFields, Spool, StoreError, Stored};
 use super::wire::{Wire, WireError};
 use crate::domain::{Event, InstanceStored};
 use crate::log::{Aggregate, AppendError, InstanceAppend, InstanceOutcome, NewEvent};
@@ -387,7 +387,7 @@ impl Association {
             charset_fallback: a.charset_fallback,
             file_path: stored.file_path,
             size: stored.size,
-            sha256: hex(&stored.sha256),
+            sha256: crate::domain::hex(&stored.sha256),
             calling_ae: self.negotiated.calling_ae.clone(),
             called_ae: self.negotiated.called_ae.clone(),
             peer: self.peer.to_string(),

@@ -221,7 +221,7 @@ impl Spool {
         let relative = Path::new("instances")
             .join(&attributes.study_instance_uid)
             .join(&attributes.series_instance_uid)
-            .join(format!("{}.{}.dcm", attributes.sop_instance_uid, &hex(&sha256)[..16]));
+            .join(format!("{}.{}.dcm", attributes.sop_instance_uid, &crate::domain::hex(&sha256)[..16]));
         let target = layout.state_dir.join(&relative);
         let dir = target.parent().expect("a file under instances/ has a parent");
         create_dirs_durably(dir)?;
@@ -269,14 +269,4 @@ fn create_dirs_durably(dir: &Path) -> io::Result<()> {
 
 fn fsync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[(b >> 4) as usize] as char);
-        out.push(DIGITS[(b & 15) as usize] as char);
-    }
-    out
 }

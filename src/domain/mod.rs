@@ -7,3 +7,14 @@
 pub mod events;
 
 pub use events::{Event, EventDecodeError, Hl7MessageReceived, InstanceStored, StudyCompleted};
+
+/// Lower-case hex of a digest, as events carry SHA-256 values.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 15)] as char);
+    }
+    out
+}

@@ -243,7 +243,7 @@ impl<'a, S: MllpStream> Connection<'a, S> {
             control_id: received.control_id().to_owned(),
             sending_application: app.to_owned(),
             sending_facility: facility.to_owned(),
-            content_sha256: hex(&content_sha256),
+            content_sha256: crate::domain::hex(&content_sha256),
             control_id_conflict: false,
             conflicts_with_seq: None,
             peer: self.peer.to_string(),
@@ -334,8 +334,4 @@ fn refusal_text(e: &AppendError) -> String {
 /// The MSA-1 code sent (CA/CE/CR in enhanced mode), for the metrics.
 fn ack_label(header: Option<&hl7::Header>, code: AckCode) -> &'static str {
     code.msa_code(header.is_some_and(hl7::Header::is_enhanced_mode))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
