@@ -1,4 +1,4 @@
-//! The command line: `serve`, `check-config`.
+//! The command line: `serve`, `check-config`, `rebuild`, `verify`.
 
 use std::path::PathBuf;
 
@@ -23,5 +23,17 @@ pub enum Command {
     CheckConfig {
         /// The configuration file.
         file: PathBuf,
+    },
+    /// Drop every projection and replay the log (the daemon must be stopped). Prints a
+    /// digest of the projections before and after.
+    Rebuild {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Replay the log in memory and compare with the projections on disk; changes nothing.
+    /// Exits 1 if they differ (the daemon must be stopped).
+    Verify {
+        #[arg(long, short)]
+        config: PathBuf,
     },
 }

@@ -10,6 +10,8 @@
 //!   goes into events, and the ACK builder.
 //! * [`log`] — the durable event log in redb: one writer thread with group commit, readers,
 //!   the disk reserve, the schema version.
+//! * [`projections`] — everything derived from the events (duplicate indexes, instances,
+//!   studies), updated in the writer's transaction, rebuilt by replay.
 //! * [`domain`] — the events, in the hub's vocabulary, with their versions.
 //! * [`api`] — the local HTTP API: health, readiness, metrics, events.
 //! * [`config`] — the TOML file, validated before anything starts.
@@ -25,5 +27,6 @@ pub mod hl7;
 pub mod log;
 pub mod mllp;
 pub mod net;
+pub mod projections;
 pub mod systemd;
 pub mod telemetry;

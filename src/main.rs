@@ -16,6 +16,99 @@ fn main() -> ExitCode {
     match cli.command {
         Command::CheckConfig { file } => check_config(&file),
         Command::Serve { config } => serve(&config),
+        Command::Rebuild { config } => with_database(&config, rebuild),
+        Command::Verify { config } => with_database(&config, verify),
+    }
+}
+
+/// Loads the config and opens the database of a stopped daemon for `run`.
+fn with_database(path: &std::path::Path, run: fn(&redb::Database, &Config) -> ExitCode) -> ExitCode {
+    let config = match Config::load(path) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("{}: {e}", path.display());
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    match zenedge::projections::rebuild::open(&config.database_path(), &config.site, config.store.cache_size) {
+        Ok(db) => run(&db, &config),
+        Err(e) => {
+            eprintln!("zenedge: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn progress_bar() -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} events ({per_sec}, {eta} left)")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+fn rebuild(db: &redb::Database, config: &Config) -> ExitCode {
+    use zenedge::projections::rebuild;
+    let before = match rebuild::digest(db) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("zenedge: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("projections before: {}", rebuild::overall(&before));
+    let bar = progress_bar();
+    let result = rebuild::rebuild(db, &config.site, |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    });
+    bar.finish();
+    match result.and_then(|()| rebuild::digest(db)) {
+        Ok(after) => {
+            println!("projections after:  {}", rebuild::overall(&after));
+            for d in &after {
+                println!("  {:<16} {:>10} rows  {}", d.table, d.rows, &d.sha256[..16]);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("zenedge: rebuild failed: {e}; run it again");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn verify(db: &redb::Database, config: &Config) -> ExitCode {
+    let bar = progress_bar();
+    let result = zenedge::projections::rebuild::verify(db, &config.site, |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    });
+    bar.finish();
+    match result {
+        Ok(differences) if differences.is_empty() => {
+            println!("projections match the log");
+            ExitCode::SUCCESS
+        }
+        Ok(differences) => {
+            for (actual, expected) in differences {
+                println!(
+                    "{}: {} rows (digest {}) on disk, {} rows (digest {}) from the log",
+                    actual.table,
+                    actual.rows,
+                    &actual.sha256[..16],
+                    expected.rows,
+                    &expected.sha256[..16]
+                );
+            }
+            println!("projections differ from the log: run `zenedge rebuild`");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("zenedge: verify failed: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

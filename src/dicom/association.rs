@@ -23,7 +23,7 @@ use super::negotiate::{self, Negotiated};
 use super::spool::{MetaFields, Spool, StoreError, Stored};
 use super::wire::{Wire, WireError};
 use crate::domain::{Event, InstanceStored};
-use crate::log::{Aggregate, AppendError, InstanceAppend, InstanceOutcome, NewEvent};
+use crate::log::{Aggregate, AppendError, InstanceOutcome, NewEvent};
 
 /// Largest A-ASSOCIATE-RQ accepted: a sender proposing every storage class with a dozen
 /// transfer syntaxes each stays well below.
@@ -341,8 +341,7 @@ impl Association {
     /// Appends `InstanceStored`; the answer follows the commit.
     async fn record(&self, stored: Stored, meta: &MetaFields) -> (u16, Option<String>) {
         let study = stored.attributes.study_instance_uid.clone();
-        let request = InstanceAppend { dataset_sha256: stored.sha256, event: self.event(stored, meta) };
-        match self.ctx.log.append_instance(request).await {
+        match self.ctx.log.append_instance(self.event(stored, meta)).await {
             Ok(InstanceOutcome::Stored { seq, replaces }) => {
                 tracing::debug!(peer = %self.peer, seq, replaces, "instance stored");
                 self.ctx.stability.instance_stored(study, seq);

@@ -154,7 +154,7 @@ mod tests {
     use super::*;
     use crate::config::{DiskReserve, Site};
     use crate::domain::{Event, InstanceStored};
-    use crate::log::{Aggregate, InstanceAppend, InstanceOutcome, Log, LogOptions, NewEvent};
+    use crate::log::{Aggregate, InstanceOutcome, Log, LogOptions, NewEvent};
 
     const STABLE: Duration = Duration::from_secs(60);
     const STUDY: &str = "1.2.826.0.1.3680043.10.999.1";
@@ -210,7 +210,7 @@ mod tests {
             charset_fallback: false,
             file_path: format!("instances/x/{n}.dcm"),
             size: 1,
-            sha256: String::new(),
+            sha256: format!("{n:064x}"),
             calling_ae: "CT01".into(),
             called_ae: "ZENEDGE".into(),
             peer: "test".into(),
@@ -220,9 +220,7 @@ mod tests {
             Aggregate { kind: "instance".into(), id: n.to_string() },
             Event::InstanceStored(Box::new(event)),
         );
-        let mut sha = [0u8; 32];
-        sha[0] = n as u8;
-        match log.handle().append_instance(InstanceAppend { dataset_sha256: sha, event: new }).await.unwrap() {
+        match log.handle().append_instance(new).await.unwrap() {
             InstanceOutcome::Stored { seq, .. } => seq,
             other => panic!("{other:?}"),
         }

@@ -42,6 +42,10 @@ pub struct Hl7MessageReceived {
     pub conflicts_with_seq: Option<u64>,
     /// The peer address the message came from (`ip:port`).
     pub peer: String,
+    /// The acknowledgement sent for it, byte for byte (empty when the sender asked for none):
+    /// a re-send is answered with exactly these bytes.
+    #[serde(with = "serde_bytes", default)]
+    pub ack: Vec<u8>,
     /// The parsed summary (patient, orders, charset used).
     pub summary: Summary,
 }
@@ -221,6 +225,8 @@ impl Hl7MessageReceived {
         let mut value = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
         if let Some(map) = value.as_object_mut() {
             map.remove("raw");
+            map.remove("ack");
+            map.insert("ack_text".into(), serde_json::Value::String(String::from_utf8_lossy(&self.ack).into_owned()));
             let charset = self.summary.charset.parse().unwrap_or(crate::hl7::Charset::Iso8859_1);
             let text = charset.decode_lossy(&self.raw).into_owned();
             map.insert("raw_text".into(), serde_json::Value::String(text));

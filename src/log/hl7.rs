@@ -1,32 +1,20 @@
 //! HL7 messages in the log: stored once per (sender, control id, content), re-sends answered
 //! with the acknowledgement the first copy got.
+//!
+//! The decision is taken here, in the writer's transaction, from the duplicate index in
+//! [`crate::projections::hl7`]; the event itself carries everything the index is built from
+//! (sender, control id, content hash, the ACK sent), so a rebuild reproduces it.
 
 use redb::ReadableTable;
-use serde::{Deserialize, Serialize};
 
 use super::envelope::NewEvent;
 use super::txn::{Txn, corrupt};
 use super::writer::{AppendError, LogHandle};
 use crate::domain::Event;
+use crate::projections::dicom::hex_to_bytes;
+use crate::projections::hl7::DedupeEntry;
 
-/// An HL7 message to store unless the same sender already sent the same content under the
-/// same control id.
-#[derive(Debug)]
-pub struct Hl7Append {
-    /// Decoded MSH-3, MSH-4, MSH-10: the sender's identity for its control ids.
-    pub sending_application: String,
-    pub sending_facility: String,
-    pub control_id: String,
-    /// SHA-256 of the raw message: "the same content".
-    pub content_sha256: [u8; 32],
-    /// The acknowledgement that will be sent if this commits; kept so a re-send a year later
-    /// gets the byte-identical answer. Empty when no acknowledgement is sent.
-    pub ack: Vec<u8>,
-    /// An [`Event::Hl7MessageReceived`]; the writer fills in the conflict fields.
-    pub event: NewEvent,
-}
-
-/// What became of an [`Hl7Append`].
+/// What became of a received message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Hl7Outcome {
     /// Stored at `seq`; `conflicts_with` is the first message stored under this sender and
@@ -36,29 +24,29 @@ pub enum Hl7Outcome {
     Duplicate { seq: u64, ack: Vec<u8> },
 }
 
-/// The value of an `hl7_dedupe` row.
-#[derive(Debug, Serialize, Deserialize)]
-struct DedupeEntry {
-    seq: u64,
-    #[serde(with = "serde_bytes")]
-    ack: Vec<u8>,
-}
-
 impl LogHandle {
-    /// Stores an HL7 message unless it is a re-send; replies once durable.
-    pub async fn append_hl7(&self, request: Hl7Append) -> Result<Hl7Outcome, AppendError> {
-        self.request(request, apply).await
+    /// Stores an `HL7MessageReceived` (which carries the ACK that will be sent) unless the
+    /// same sender already sent the same content under the same control id; replies once
+    /// durable. The writer fills in the conflict fields.
+    pub async fn append_hl7(&self, event: NewEvent) -> Result<Hl7Outcome, AppendError> {
+        self.request(event, apply).await
     }
 }
 
-fn apply(t: &mut Txn<'_, '_>, mut request: Hl7Append) -> Result<Result<Hl7Outcome, AppendError>, redb::Error> {
+fn apply(t: &mut Txn<'_, '_>, mut event: NewEvent) -> Result<Result<Hl7Outcome, AppendError>, redb::Error> {
+    let Event::Hl7MessageReceived(message) = &mut event.event else {
+        return Ok(Err(AppendError::Encode("not an HL7MessageReceived event".into())));
+    };
     let site = t.site;
+    let hash: [u8; 32] = hex_to_bytes(&message.content_sha256).try_into().unwrap_or([0; 32]);
+    let (app, facility, control_id) =
+        (message.sending_application.clone(), message.sending_facility.clone(), message.control_id.clone());
     let lo = (
         site.tenant_id.as_str(),
         site.hospital_id.as_str(),
-        request.sending_application.as_str(),
-        request.sending_facility.as_str(),
-        request.control_id.as_str(),
+        app.as_str(),
+        facility.as_str(),
+        control_id.as_str(),
         [0u8; 32],
     );
     let hi = (lo.0, lo.1, lo.2, lo.3, lo.4, [0xffu8; 32]);
@@ -66,7 +54,7 @@ fn apply(t: &mut Txn<'_, '_>, mut request: Hl7Append) -> Result<Result<Hl7Outcom
     for row in t.tables.hl7_dedupe()?.range(lo..=hi)? {
         let (key, value) = row?;
         let entry: DedupeEntry = rmp_serde::from_slice(value.value()).map_err(|e| corrupt("hl7_dedupe", e))?;
-        if key.value().5 == request.content_sha256 {
+        if key.value().5 == hash {
             t.metrics.hl7_duplicates.inc();
             return Ok(Ok(Hl7Outcome::Duplicate { seq: entry.seq, ack: entry.ack }));
         }
@@ -75,18 +63,12 @@ fn apply(t: &mut Txn<'_, '_>, mut request: Hl7Append) -> Result<Result<Hl7Outcom
     if let Err(e) = &t.reserve {
         return Ok(Err(e.clone()));
     }
-    if let Event::Hl7MessageReceived(message) = &mut request.event.event {
-        message.control_id_conflict = conflicts_with.is_some();
-        message.conflicts_with_seq = conflicts_with;
-    }
-    let seq = match t.append(&request.event)? {
+    message.control_id_conflict = conflicts_with.is_some();
+    message.conflicts_with_seq = conflicts_with;
+    let seq = match t.append(&event)? {
         Ok(seq) => seq,
         Err(e) => return Ok(Err(e)),
     };
-    let entry =
-        rmp_serde::to_vec_named(&DedupeEntry { seq, ack: request.ack }).map_err(|e| corrupt("hl7_dedupe", e))?;
-    let key = (lo.0, lo.1, lo.2, lo.3, lo.4, request.content_sha256);
-    t.tables.hl7_dedupe()?.insert(key, entry.as_slice())?;
     if conflicts_with.is_some() {
         t.metrics.hl7_control_id_conflicts.inc();
     }

@@ -38,10 +38,10 @@ mod hl7;
 mod instances;
 mod reader;
 mod reserve;
-mod store;
+pub(crate) mod store;
 #[cfg(test)]
 mod tests;
-mod txn;
+pub(crate) mod txn;
 mod writer;
 
 use std::path::PathBuf;
@@ -49,8 +49,8 @@ use std::sync::Arc;
 
 pub use envelope::{Aggregate, Envelope, NewEvent, StoredEnvelope};
 pub use faults::FaultInjector;
-pub use hl7::{Hl7Append, Hl7Outcome};
-pub use instances::{CompletionOutcome, InstanceAppend, InstanceOutcome};
+pub use hl7::Hl7Outcome;
+pub use instances::{CompletionOutcome, InstanceOutcome};
 pub use reader::{InstanceView, LogReader, Page, PendingStudy, ReadError, SeriesView, StudyView};
 pub use reserve::{DiskGuard, Space};
 pub use store::{OpenError, SCHEMA_VERSION};

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use redb::{Database, ReadableDatabase, ReadableTable};
 
 use super::envelope::{DecodeError, Envelope};
-use super::instances::{InstanceRow, StudyRow};
 use super::store::{DICOM_INSTANCES, EVENTS, STUDIES, STUDIES_PENDING, STUDY_INSTANCES};
 use crate::config::Site;
+use crate::projections::dicom::{InstanceRow, StudyRow};
 
 /// Why a read failed.
 #[derive(Debug, thiserror::Error)]

@@ -22,8 +22,8 @@ fn options(dir: &std::path::Path) -> LogOptions {
     }
 }
 
-/// An HL7 append for control id `id` whose content differs by `variant`.
-fn hl7_append(id: &str, variant: &str) -> Hl7Append {
+/// An `HL7MessageReceived` for control id `id` whose content differs by `variant`.
+fn hl7_append(id: &str, variant: &str) -> NewEvent {
     let raw = format!("MSH|^~\\&|RIS|H|ZE|E|20261123||ADT^A08|{id}|P|2.5\rPID|1||{variant}\r").into_bytes();
     let received = hl7::read(&raw, &hl7::ReadOptions::default()).unwrap();
     let sha: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&raw).into();
@@ -33,23 +33,14 @@ fn hl7_append(id: &str, variant: &str) -> Hl7Append {
         control_id: id.into(),
         sending_application: "RIS".into(),
         sending_facility: "H".into(),
-        content_sha256: String::new(),
+        content_sha256: crate::domain::hex(&sha),
         control_id_conflict: false,
         conflicts_with_seq: None,
         peer: "test".into(),
+        ack: format!("ACK-{id}-{variant}").into_bytes(),
         summary: received.summary,
     };
-    Hl7Append {
-        sending_application: "RIS".into(),
-        sending_facility: "H".into(),
-        control_id: id.into(),
-        content_sha256: sha,
-        ack: format!("ACK-{id}-{variant}").into_bytes(),
-        event: NewEvent::now(
-            Aggregate { kind: "hl7_message".into(), id: id.into() },
-            Event::Hl7MessageReceived(Box::new(event)),
-        ),
-    }
+    NewEvent::now(Aggregate { kind: "hl7_message".into(), id: id.into() }, Event::Hl7MessageReceived(Box::new(event)))
 }
 
 /// Opens a log whose fsyncs the test controls.

@@ -88,6 +88,18 @@ macro_rules! table_accessor {
 }
 
 impl<'t> Tables<'t> {
+    pub fn new(txn: &'t WriteTransaction) -> Self {
+        Tables {
+            txn,
+            events: None,
+            hl7_dedupe: None,
+            dicom_instances: None,
+            study_instances: None,
+            studies: None,
+            studies_pending: None,
+        }
+    }
+
     table_accessor!(events, EVENTS, u64, &'static [u8]);
     table_accessor!(hl7_dedupe, HL7_DEDUPE, DedupeKey, &'static [u8]);
     table_accessor!(dicom_instances, DICOM_INSTANCES, InstanceKey, &'static [u8]);
@@ -118,15 +130,7 @@ impl<'a, 't> Txn<'a, 't> {
         reserve: Result<(), AppendError>,
         next_seq: &'a mut u64,
     ) -> Self {
-        let tables = Tables {
-            txn,
-            events: None,
-            hl7_dedupe: None,
-            dicom_instances: None,
-            study_instances: None,
-            studies: None,
-            studies_pending: None,
-        };
+        let tables = Tables::new(txn);
         Txn { site, metrics, reserve, recorded_at: Timestamp::now(), tables, next_seq, dirty: false }
     }
 
@@ -143,6 +147,7 @@ impl<'a, 't> Txn<'a, 't> {
             Err(e) => return Ok(Err(e)),
         };
         self.tables.events()?.insert(seq, bytes.as_slice())?;
+        crate::projections::apply(&mut self.tables, self.site, seq, self.recorded_at, &event.event)?;
         *self.next_seq += 1;
         self.dirty = true;
         Ok(Ok(seq))
@@ -165,9 +170,10 @@ pub(crate) fn apply_events(
         Err(e) => return Ok(Err(e)),
     };
     let mut seqs = Vec::with_capacity(encoded.len());
-    for bytes in encoded {
+    for (bytes, event) in encoded.into_iter().zip(&events) {
         let seq = *t.next_seq;
         t.tables.events()?.insert(seq, bytes.as_slice())?;
+        crate::projections::apply(&mut t.tables, t.site, seq, t.recorded_at, &event.event)?;
         *t.next_seq += 1;
         seqs.push(seq);
     }

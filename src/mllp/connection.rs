@@ -20,7 +20,7 @@ use super::server::MllpContext;
 use crate::domain::{Event, Hl7MessageReceived};
 use crate::hl7::ack::{self, AckCode};
 use crate::hl7::{self, ErrorDetail, Received};
-use crate::log::{Aggregate, AppendError, Hl7Append, Hl7Outcome, NewEvent};
+use crate::log::{Aggregate, AppendError, Hl7Outcome, NewEvent};
 
 /// HL7 table 0357: application internal error — used for "could not take it now".
 const APPLICATION_ERROR: u16 = 207;
@@ -234,7 +234,7 @@ impl<'a, S: MllpStream> Connection<'a, S> {
         }
     }
 
-    fn append_request(&self, payload: &[u8], received: &Received, ack: Vec<u8>) -> Hl7Append {
+    fn append_request(&self, payload: &[u8], received: &Received, ack: Vec<u8>) -> NewEvent {
         let content_sha256: [u8; 32] = Sha256::digest(payload).into();
         let (app, facility) = received.sender();
         let event = Hl7MessageReceived {
@@ -247,6 +247,7 @@ impl<'a, S: MllpStream> Connection<'a, S> {
             control_id_conflict: false,
             conflicts_with_seq: None,
             peer: self.peer.to_string(),
+            ack,
             summary: received.summary.clone(),
         };
         let mut new = NewEvent::now(
@@ -254,14 +255,7 @@ impl<'a, S: MllpStream> Connection<'a, S> {
             Event::Hl7MessageReceived(Box::new(event)),
         );
         new.aggregate.id = new.event_id.to_string();
-        Hl7Append {
-            sending_application: app.to_owned(),
-            sending_facility: facility.to_owned(),
-            control_id: received.control_id().to_owned(),
-            content_sha256,
-            ack,
-            event: new,
-        }
+        new
     }
 
     /// A frame over `max_message_bytes`: refused with AE (the sender must not re-send it

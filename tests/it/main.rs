@@ -9,4 +9,5 @@ mod dicom;
 mod durability;
 mod malformed;
 mod mllp_acks;
+mod rebuild;
 mod support;

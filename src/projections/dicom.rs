@@ -1,0 +1,155 @@
+//! DICOM projections: the instance index, each study's contents and summary, and the
+//! studies waiting for completion. Derived from `InstanceStored` and `StudyCompleted` only.
+
+use jiff::Timestamp;
+use redb::ReadableTable;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Site;
+use crate::domain::{InstanceStored, StudyCompleted};
+use crate::log::txn::{Tables, corrupt};
+
+/// The value of a `dicom_instances` row: the latest stored version of a SOP instance.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct InstanceRow {
+    pub seq: u64,
+    #[serde(with = "serde_bytes")]
+    pub dataset_sha256: Vec<u8>,
+    pub file_path: String,
+    pub study_instance_uid: String,
+    pub series_instance_uid: String,
+    pub sop_class_uid: String,
+    pub size: u64,
+}
+
+/// The value of a `studies` row: the study as its instances describe it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct StudyRow {
+    /// `StudyCompleted` events so far.
+    pub revision: u32,
+    pub first_instance_seq: u64,
+    pub last_instance_seq: u64,
+    pub instance_count: u32,
+    pub series_count: u32,
+    pub patient_id: Option<String>,
+    pub patient_name: Option<String>,
+    #[serde(default)]
+    pub other_patient_ids: Vec<String>,
+    pub accession_number: Option<String>,
+    #[serde(default)]
+    pub modalities: Vec<String>,
+    pub study_date: Option<String>,
+    pub study_time: Option<String>,
+    pub study_description: Option<String>,
+}
+
+/// Reads a study's row, if any.
+pub(crate) fn study(t: &mut Tables<'_>, site: &Site, study_uid: &str) -> Result<Option<StudyRow>, redb::Error> {
+    let key = (site.tenant_id.as_str(), site.hospital_id.as_str(), study_uid);
+    match t.studies()?.get(key)? {
+        Some(v) => Ok(Some(rmp_serde::from_slice(v.value()).map_err(|e| corrupt("studies", e))?)),
+        None => Ok(None),
+    }
+}
+
+/// Reads the latest stored version of an instance, if any.
+pub(crate) fn instance(t: &mut Tables<'_>, site: &Site, sop_uid: &str) -> Result<Option<InstanceRow>, redb::Error> {
+    let key = (site.tenant_id.as_str(), site.hospital_id.as_str(), sop_uid);
+    match t.dicom_instances()?.get(key)? {
+        Some(v) => Ok(Some(rmp_serde::from_slice(v.value()).map_err(|e| corrupt("dicom_instances", e))?)),
+        None => Ok(None),
+    }
+}
+
+/// Whether a study has instances not yet covered by a `StudyCompleted`.
+pub(crate) fn is_pending(t: &mut Tables<'_>, site: &Site, study_uid: &str) -> Result<bool, redb::Error> {
+    let key = (site.tenant_id.as_str(), site.hospital_id.as_str(), study_uid);
+    Ok(t.studies_pending()?.get(key)?.is_some())
+}
+
+/// `InstanceStored`: index the instance, add it to its study, mark the study pending.
+pub(crate) fn apply_instance(
+    t: &mut Tables<'_>,
+    site: &Site,
+    seq: u64,
+    recorded_at: Timestamp,
+    i: &InstanceStored,
+) -> Result<(), redb::Error> {
+    let (tenant, hospital) = (site.tenant_id.as_str(), site.hospital_id.as_str());
+    let row = InstanceRow {
+        seq,
+        dataset_sha256: hex_to_bytes(&i.sha256),
+        file_path: i.file_path.clone(),
+        study_instance_uid: i.study_instance_uid.clone(),
+        series_instance_uid: i.series_instance_uid.clone(),
+        sop_class_uid: i.sop_class_uid.clone(),
+        size: i.size,
+    };
+    let bytes = rmp_serde::to_vec_named(&row).map_err(|e| corrupt("dicom_instances", e))?;
+    t.dicom_instances()?.insert((tenant, hospital, i.sop_instance_uid.as_str()), bytes.as_slice())?;
+    let study = i.study_instance_uid.as_str();
+    let series = i.series_instance_uid.as_str();
+    let contents = t.study_instances()?;
+    let series_known =
+        contents.range((tenant, hospital, study, series, "")..)?.next().transpose()?.is_some_and(|(k, _)| {
+            let k = k.value();
+            (k.0, k.1, k.2, k.3) == (tenant, hospital, study, series)
+        });
+    let instance_known =
+        contents.insert((tenant, hospital, study, series, i.sop_instance_uid.as_str()), seq)?.is_some();
+    let mut row = self::study(t, site, study)?.unwrap_or(StudyRow { first_instance_seq: seq, ..StudyRow::default() });
+    row.last_instance_seq = seq;
+    row.instance_count += u32::from(!instance_known);
+    row.series_count += u32::from(!series_known);
+    fill(&mut row.patient_id, &i.patient_id);
+    fill(&mut row.patient_name, &i.patient_name);
+    fill(&mut row.accession_number, &i.accession_number);
+    fill(&mut row.study_date, &i.study_date);
+    fill(&mut row.study_time, &i.study_time);
+    fill(&mut row.study_description, &i.study_description);
+    for id in &i.other_patient_ids {
+        if !row.other_patient_ids.contains(id) {
+            row.other_patient_ids.push(id.clone());
+        }
+    }
+    if let Some(m) = &i.modality
+        && !row.modalities.contains(m)
+    {
+        row.modalities.push(m.clone());
+    }
+    put_study(t, site, study, &row)?;
+    t.studies_pending()?.insert((tenant, hospital, study), recorded_at.as_microsecond())?;
+    Ok(())
+}
+
+/// `StudyCompleted`: the study's revision, and it is no longer pending.
+pub(crate) fn apply_completed(t: &mut Tables<'_>, site: &Site, c: &StudyCompleted) -> Result<(), redb::Error> {
+    let study = c.study_instance_uid.as_str();
+    if let Some(mut row) = self::study(t, site, study)? {
+        row.revision = c.revision;
+        put_study(t, site, study, &row)?;
+    }
+    t.studies_pending()?.remove((site.tenant_id.as_str(), site.hospital_id.as_str(), study))?;
+    Ok(())
+}
+
+fn put_study(t: &mut Tables<'_>, site: &Site, study: &str, row: &StudyRow) -> Result<(), redb::Error> {
+    let bytes = rmp_serde::to_vec_named(row).map_err(|e| corrupt("studies", e))?;
+    t.studies()?.insert((site.tenant_id.as_str(), site.hospital_id.as_str(), study), bytes.as_slice())?;
+    Ok(())
+}
+
+/// Keeps the first value seen for a study-level attribute.
+fn fill(slot: &mut Option<String>, value: &Option<String>) {
+    if slot.is_none() {
+        slot.clone_from(value);
+    }
+}
+
+/// The digest bytes of a hex string (invalid digits read as zero: the hex came from us).
+pub(crate) fn hex_to_bytes(hex: &str) -> Vec<u8> {
+    hex.as_bytes()
+        .chunks(2)
+        .map(|pair| pair.iter().fold(0u8, |acc, &c| acc << 4 | (c as char).to_digit(16).unwrap_or(0) as u8))
+        .collect()
+}

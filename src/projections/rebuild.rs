@@ -1,0 +1,182 @@
+//! `zenedge rebuild` and `zenedge verify`: projections from the log alone.
+//!
+//! * **rebuild** drops every projection table and replays the log through
+//!   [`super::apply`], in write transactions of [`CHUNK`] events, committed durably. A digest
+//!   of the projections is printed before and after: equal digests mean the projections were
+//!   what the log says.
+//! * **verify** replays the log into an in-memory database and compares it with the
+//!   projections on disk, table by table, without changing anything.
+//!
+//! Both open the database themselves, so the daemon must be stopped (redb refuses a second
+//! writer and the error says so).
+
+use std::path::Path;
+
+use redb::backends::InMemoryBackend;
+use redb::{Database, ReadableDatabase, ReadableTable, TableHandle};
+use sha2::{Digest, Sha256};
+
+use crate::config::Site;
+use crate::log::StoredEnvelope;
+use crate::log::envelope::DecodeError;
+use crate::log::store::{DICOM_INSTANCES, EVENTS, HL7_DEDUPE, STUDIES, STUDIES_PENDING, STUDY_INSTANCES};
+use crate::log::txn::Tables;
+
+/// Events replayed per write transaction.
+pub const CHUNK: u64 = 50_000;
+
+/// Why a rebuild or verify failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RebuildError {
+    #[error("database: {0}")]
+    Storage(#[from] redb::Error),
+    #[error("event {seq} cannot be replayed: {source}")]
+    Event { seq: u64, source: DecodeError },
+}
+
+fn storage<E: Into<redb::Error>>(e: E) -> RebuildError {
+    RebuildError::Storage(e.into())
+}
+
+/// One projection table's name and digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableDigest {
+    pub table: &'static str,
+    pub rows: u64,
+    pub sha256: String,
+}
+
+/// Digests of every projection table, in a fixed order.
+pub fn digest(db: &Database) -> Result<Vec<TableDigest>, RebuildError> {
+    let txn = db.begin_read().map_err(storage)?;
+    let mut out = Vec::new();
+    macro_rules! table {
+        ($def:expr) => {{
+            let table = txn.open_table($def).map_err(storage)?;
+            let (mut hash, mut rows) = (Sha256::new(), 0u64);
+            for row in table.iter().map_err(storage)? {
+                let (k, v) = row.map_err(storage)?;
+                hash.update(format!("{:?}", k.value()).as_bytes());
+                hash.update(format!("{:?}", v.value()).as_bytes());
+                rows += 1;
+            }
+            out.push(TableDigest { table: $def.name(), rows, sha256: crate::domain::hex(&hash.finalize()) });
+        }};
+    }
+    table!(HL7_DEDUPE);
+    table!(DICOM_INSTANCES);
+    table!(STUDY_INSTANCES);
+    table!(STUDIES);
+    table!(STUDIES_PENDING);
+    Ok(out)
+}
+
+/// One digest of everything, for printing.
+pub fn overall(digests: &[TableDigest]) -> String {
+    let mut hash = Sha256::new();
+    for d in digests {
+        hash.update(d.table.as_bytes());
+        hash.update(d.sha256.as_bytes());
+    }
+    crate::domain::hex(&hash.finalize())
+}
+
+/// Drops every projection and replays the log; `progress(done, total)` after each chunk.
+pub fn rebuild(db: &Database, site: &Site, mut progress: impl FnMut(u64, u64)) -> Result<(), RebuildError> {
+    let txn = db.begin_write().map_err(storage)?;
+    txn.delete_table(HL7_DEDUPE).map_err(storage)?;
+    txn.delete_table(DICOM_INSTANCES).map_err(storage)?;
+    txn.delete_table(STUDY_INSTANCES).map_err(storage)?;
+    txn.delete_table(STUDIES).map_err(storage)?;
+    txn.delete_table(STUDIES_PENDING).map_err(storage)?;
+    create_tables(&txn)?;
+    txn.commit().map_err(storage)?;
+    replay(db, db, site, &mut progress)
+}
+
+/// Creates every projection table (empty), so that reading one never fails.
+fn create_tables(txn: &redb::WriteTransaction) -> Result<(), RebuildError> {
+    txn.open_table(HL7_DEDUPE).map_err(storage)?;
+    txn.open_table(DICOM_INSTANCES).map_err(storage)?;
+    txn.open_table(STUDY_INSTANCES).map_err(storage)?;
+    txn.open_table(STUDIES).map_err(storage)?;
+    txn.open_table(STUDIES_PENDING).map_err(storage)?;
+    Ok(())
+}
+
+/// Replays every event of `source` into the projections of `target`.
+fn replay(
+    source: &Database,
+    target: &Database,
+    site: &Site,
+    progress: &mut impl FnMut(u64, u64),
+) -> Result<(), RebuildError> {
+    let last = {
+        let txn = source.begin_read().map_err(storage)?;
+        let events = txn.open_table(EVENTS).map_err(storage)?;
+        events.last().map_err(storage)?.map(|(k, _)| k.value()).unwrap_or(0)
+    };
+    let mut next = 1;
+    while next <= last {
+        let end = (next + CHUNK - 1).min(last);
+        let chunk = read_chunk(source, next, end)?;
+        let txn = target.begin_write().map_err(storage)?;
+        {
+            let mut tables = Tables::new(&txn);
+            for (seq, bytes) in &chunk {
+                let envelope = StoredEnvelope::from_bytes(bytes)
+                    .and_then(StoredEnvelope::decode)
+                    .map_err(|source| RebuildError::Event { seq: *seq, source })?;
+                super::apply(&mut tables, site, *seq, envelope.recorded_at, &envelope.event).map_err(storage)?;
+            }
+        }
+        txn.commit().map_err(storage)?;
+        progress(end, last);
+        next = end + 1;
+    }
+    Ok(())
+}
+
+fn read_chunk(db: &Database, from: u64, to: u64) -> Result<Vec<(u64, Vec<u8>)>, RebuildError> {
+    let txn = db.begin_read().map_err(storage)?;
+    let events = txn.open_table(EVENTS).map_err(storage)?;
+    let mut out = Vec::with_capacity((to - from + 1) as usize);
+    for row in events.range(from..=to).map_err(storage)? {
+        let (k, v) = row.map_err(storage)?;
+        out.push((k.value(), v.value().to_vec()));
+    }
+    Ok(out)
+}
+
+/// Replays the log into memory and compares with the projections on disk. Returns the
+/// tables that differ (empty: the projections are exactly what the log says).
+pub fn verify(
+    db: &Database,
+    site: &Site,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<Vec<(TableDigest, TableDigest)>, RebuildError> {
+    let scratch = redb::Builder::new().create_with_backend(InMemoryBackend::new()).map_err(storage)?;
+    let txn = scratch.begin_write().map_err(storage)?;
+    create_tables(&txn)?;
+    txn.commit().map_err(storage)?;
+    replay(db, &scratch, site, &mut progress)?;
+    let expected = digest(&scratch)?;
+    let actual = digest(db)?;
+    Ok(expected.into_iter().zip(actual).filter(|(e, a)| e != a).map(|(e, a)| (a, e)).collect())
+}
+
+/// Opens the database of a stopped daemon for rebuild or verify, with the same schema and
+/// site checks as the daemon.
+pub fn open(path: &Path, site: &Site, cache_size: usize) -> Result<Database, String> {
+    if !path.exists() {
+        return Err(format!("{} does not exist", path.display()));
+    }
+    crate::log::store::open(path, site, cache_size, None).map_err(|e| {
+        let text = e.to_string();
+        if text.contains("already open") {
+            format!("{} is in use: stop the daemon first (systemctl stop zenedge)", path.display())
+        } else {
+            text
+        }
+    })
+}
