@@ -1,23 +1,9 @@
-//! Event payloads and their versions.
-//!
-//! An event is stored as an envelope (see [`crate::log::Envelope`]) whose `data` is the
-//! payload struct below, serialized by name with rmp-serde. `event_type` and
-//! `event_version` travel in the envelope; [`Event::decode`] is the one place where a stored
-//! payload of an older version is upcast to the current struct. Adding a field with
-//! `#[serde(default)]` needs no new version; renaming or changing a field's meaning does:
-//! keep the old struct as `…V1`, bump the version, and add the upcast arm.
+//! The intake events: what arrived (an HL7 message, a DICOM instance) and when a study was
+//! complete. Field names are the hub contract.
 
 use serde::{Deserialize, Serialize};
 
 use crate::hl7::Summary;
-
-/// Every event type this binary writes, with its current payload.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Event {
-    Hl7MessageReceived(Box<Hl7MessageReceived>),
-    InstanceStored(Box<InstanceStored>),
-    StudyCompleted(Box<StudyCompleted>),
-}
 
 /// An accepted MLLP message: the raw bytes exactly as received, plus the parsed summary.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -137,91 +123,10 @@ pub struct StudyCompleted {
     pub last_instance_seq: u64,
 }
 
-/// A stored payload that this binary cannot turn into an [`Event`].
-#[derive(Debug, thiserror::Error)]
-pub enum EventDecodeError {
-    #[error("unknown event type {event_type} version {event_version}")]
-    Unknown { event_type: String, event_version: u32 },
-    #[error("{event_type} v{event_version} does not decode: {reason}")]
-    Malformed { event_type: String, event_version: u32, reason: String },
-}
-
-impl Event {
-    pub const HL7_MESSAGE_RECEIVED: &'static str = "HL7MessageReceived";
-    pub const INSTANCE_STORED: &'static str = "InstanceStored";
-    pub const STUDY_COMPLETED: &'static str = "StudyCompleted";
-
-    /// The envelope's `event_type`.
-    pub fn event_type(&self) -> &'static str {
-        match self {
-            Event::Hl7MessageReceived(_) => Self::HL7_MESSAGE_RECEIVED,
-            Event::InstanceStored(_) => Self::INSTANCE_STORED,
-            Event::StudyCompleted(_) => Self::STUDY_COMPLETED,
-        }
-    }
-
-    /// The version this binary writes for the event's type.
-    pub fn event_version(&self) -> u32 {
-        match self {
-            Event::Hl7MessageReceived(_) | Event::InstanceStored(_) | Event::StudyCompleted(_) => 1,
-        }
-    }
-
-    /// Roughly how many bytes the payload encodes to (sizes the encode buffer).
-    pub fn size_hint(&self) -> usize {
-        match self {
-            Event::Hl7MessageReceived(e) => e.raw.len() + 1024,
-            Event::InstanceStored(_) | Event::StudyCompleted(_) => 1024,
-        }
-    }
-
-    /// Decodes a stored payload, upcasting older versions to the current struct.
-    pub fn decode(event_type: &str, event_version: u32, data: rmpv::Value) -> Result<Event, EventDecodeError> {
-        let malformed = |e: rmpv::ext::Error| EventDecodeError::Malformed {
-            event_type: event_type.to_owned(),
-            event_version,
-            reason: e.to_string(),
-        };
-        match (event_type, event_version) {
-            (Self::HL7_MESSAGE_RECEIVED, 1) => {
-                Ok(Event::Hl7MessageReceived(Box::new(rmpv::ext::from_value(data).map_err(malformed)?)))
-            }
-            (Self::INSTANCE_STORED, 1) => {
-                Ok(Event::InstanceStored(Box::new(rmpv::ext::from_value(data).map_err(malformed)?)))
-            }
-            (Self::STUDY_COMPLETED, 1) => {
-                Ok(Event::StudyCompleted(Box::new(rmpv::ext::from_value(data).map_err(malformed)?)))
-            }
-            _ => Err(EventDecodeError::Unknown { event_type: event_type.to_owned(), event_version }),
-        }
-    }
-
-    /// The payload as JSON, for the read API: byte payloads are shown as text.
-    pub fn to_json(&self) -> serde_json::Value {
-        let value = match self {
-            Event::Hl7MessageReceived(e) => return e.to_json(),
-            Event::InstanceStored(e) => serde_json::to_value(e),
-            Event::StudyCompleted(e) => serde_json::to_value(e),
-        };
-        value.unwrap_or(serde_json::Value::Null)
-    }
-}
-
-/// The envelope's `data` is the bare payload struct (the type is in `event_type`).
-impl Serialize for Event {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Event::Hl7MessageReceived(e) => e.serialize(serializer),
-            Event::InstanceStored(e) => e.serialize(serializer),
-            Event::StudyCompleted(e) => e.serialize(serializer),
-        }
-    }
-}
-
 impl Hl7MessageReceived {
     /// JSON with `raw` replaced by `raw_text`, the message decoded in the charset its summary
     /// was decoded with (segment separators shown as `\r`).
-    fn to_json(&self) -> serde_json::Value {
+    pub(crate) fn to_json(&self) -> serde_json::Value {
         let mut value = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
         if let Some(map) = value.as_object_mut() {
             map.remove("raw");

@@ -1,12 +1,19 @@
 //! The domain: what zenedge records, in the hub's vocabulary.
 //!
-//! [`events`] is the catalog of event payloads and their versions; it is the wire contract
-//! with the hub, so names and field names follow `DESIGN.md` and change only by adding a
-//! version with an upcast.
+//! [`catalog`] lists every event type with its version; [`events`] holds the intake events
+//! (what arrived), [`matching`] the decisions (matches, orders, patient cases, merges).
+//! Together they are the wire contract with the hub.
 
+pub mod catalog;
 pub mod events;
+pub mod matching;
 
-pub use events::{Event, EventDecodeError, Hl7MessageReceived, InstanceStored, StudyCompleted};
+pub use catalog::{Event, EventDecodeError};
+pub use events::{Hl7MessageReceived, InstanceStored, StudyCompleted};
+pub use matching::{
+    FieldChange, Hl7MessageMatched, Hl7MessageUpdated, OrderCancelled, OrderCreated, OrderUpdated,
+    PatientCaseClassified, PatientCaseConsolidated, PatientCaseCreated, PatientsMerged, StudyMatched,
+};
 
 /// Lower-case hex of a digest, as events carry SHA-256 values.
 pub fn hex(bytes: &[u8]) -> String {

@@ -44,5 +44,6 @@ pub(crate) fn apply(
         Event::Hl7MessageReceived(m) => hl7::apply_received(t, site, seq, m),
         Event::InstanceStored(i) => dicom::apply_instance(t, site, seq, recorded_at, i),
         Event::StudyCompleted(c) => dicom::apply_completed(t, site, c),
+        _ => Ok(()),
     }
 }

@@ -1,0 +1,140 @@
+//! The event catalog: every event type this binary writes, its name in the envelope, its
+//! current version, and the one place where stored payloads of older versions are upcast.
+//!
+//! An event is stored as an envelope (see [`crate::log::Envelope`]) whose `data` is the
+//! payload struct, serialized by name with rmp-serde; `event_type` and `event_version`
+//! travel in the envelope. Adding a field with `#[serde(default)]` needs no new version;
+//! renaming a field or changing its meaning does: keep the old struct as `…V1`, bump the
+//! version below, and add an upcast arm to [`Event::decode`].
+
+use serde::Serialize;
+
+use super::events::{Hl7MessageReceived, InstanceStored, StudyCompleted};
+use super::matching::{
+    Hl7MessageMatched, Hl7MessageUpdated, OrderCancelled, OrderCreated, OrderUpdated, PatientCaseClassified,
+    PatientCaseConsolidated, PatientCaseCreated, PatientsMerged, StudyMatched,
+};
+
+/// A stored payload that this binary cannot turn into an [`Event`].
+#[derive(Debug, thiserror::Error)]
+pub enum EventDecodeError {
+    #[error("unknown event type {event_type} version {event_version}")]
+    Unknown { event_type: String, event_version: u32 },
+    #[error("{event_type} v{event_version} does not decode: {reason}")]
+    Malformed { event_type: String, event_version: u32, reason: String },
+}
+
+macro_rules! catalog {
+    ($($variant:ident($payload:ty) = $name:literal v $version:literal;)*) => {
+        /// Every event type this binary writes, with its current payload.
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum Event {
+            $($variant(Box<$payload>),)*
+        }
+
+        impl Event {
+            /// The envelope's `event_type`.
+            pub fn event_type(&self) -> &'static str {
+                match self {
+                    $(Event::$variant(_) => $name,)*
+                }
+            }
+
+            /// The version this binary writes for the event's type.
+            pub fn event_version(&self) -> u32 {
+                match self {
+                    $(Event::$variant(_) => $version,)*
+                }
+            }
+
+            /// Decodes a stored payload, upcasting older versions to the current struct.
+            pub fn decode(event_type: &str, event_version: u32, data: rmpv::Value) -> Result<Event, EventDecodeError> {
+                let malformed = |e: rmpv::ext::Error| EventDecodeError::Malformed {
+                    event_type: event_type.to_owned(),
+                    event_version,
+                    reason: e.to_string(),
+                };
+                match (event_type, event_version) {
+                    $(($name, $version) => Ok(Event::$variant(Box::new(rmpv::ext::from_value(data).map_err(malformed)?))),)*
+                    _ => Err(EventDecodeError::Unknown { event_type: event_type.to_owned(), event_version }),
+                }
+            }
+
+            fn payload_json(&self) -> serde_json::Value {
+                match self {
+                    $(Event::$variant(e) => e.json(),)*
+                }
+            }
+        }
+
+        /// The envelope's `data` is the bare payload struct (the type is in `event_type`).
+        impl Serialize for Event {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                match self {
+                    $(Event::$variant(e) => e.serialize(serializer),)*
+                }
+            }
+        }
+    };
+}
+
+catalog! {
+    Hl7MessageReceived(Hl7MessageReceived) = "HL7MessageReceived" v 1;
+    Hl7MessageUpdated(Hl7MessageUpdated) = "HL7MessageUpdated" v 1;
+    Hl7MessageMatched(Hl7MessageMatched) = "HL7MessageMatched" v 1;
+    InstanceStored(InstanceStored) = "InstanceStored" v 1;
+    StudyCompleted(StudyCompleted) = "StudyCompleted" v 1;
+    StudyMatched(StudyMatched) = "StudyMatched" v 1;
+    OrderCreated(OrderCreated) = "OrderCreated" v 1;
+    OrderUpdated(OrderUpdated) = "OrderUpdated" v 1;
+    OrderCancelled(OrderCancelled) = "OrderCancelled" v 1;
+    PatientCaseCreated(PatientCaseCreated) = "PatientCaseCreated" v 1;
+    PatientCaseConsolidated(PatientCaseConsolidated) = "PatientCaseConsolidated" v 1;
+    PatientCaseClassified(PatientCaseClassified) = "PatientCaseClassified" v 1;
+    PatientsMerged(PatientsMerged) = "PatientsMerged" v 1;
+}
+
+impl Event {
+    pub const HL7_MESSAGE_RECEIVED: &'static str = "HL7MessageReceived";
+    pub const INSTANCE_STORED: &'static str = "InstanceStored";
+    pub const STUDY_COMPLETED: &'static str = "StudyCompleted";
+
+    /// Roughly how many bytes the payload encodes to (sizes the encode buffer).
+    pub fn size_hint(&self) -> usize {
+        match self {
+            Event::Hl7MessageReceived(e) => e.raw.len() + e.ack.len() + 1024,
+            _ => 1024,
+        }
+    }
+
+    /// The payload as JSON, for the read API: byte payloads are shown as text.
+    pub fn to_json(&self) -> serde_json::Value {
+        self.payload_json()
+    }
+}
+
+/// How a payload shows in the read API: its serde form, unless it says otherwise.
+trait JsonView: Serialize {
+    fn json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+impl JsonView for Hl7MessageReceived {
+    fn json(&self) -> serde_json::Value {
+        self.to_json()
+    }
+}
+
+impl JsonView for Hl7MessageUpdated {}
+impl JsonView for Hl7MessageMatched {}
+impl JsonView for InstanceStored {}
+impl JsonView for StudyCompleted {}
+impl JsonView for StudyMatched {}
+impl JsonView for OrderCreated {}
+impl JsonView for OrderUpdated {}
+impl JsonView for OrderCancelled {}
+impl JsonView for PatientCaseCreated {}
+impl JsonView for PatientCaseConsolidated {}
+impl JsonView for PatientCaseClassified {}
+impl JsonView for PatientsMerged {}
