@@ -26,6 +26,7 @@ pub struct Config {
     pub mllp: MllpConfig,
     pub dicom: DicomConfig,
     pub http: HttpConfig,
+    pub matching: MatchingConfig,
     pub daemon: DaemonConfig,
 }
 
@@ -103,6 +104,21 @@ impl CallingAe {
     /// Whether `ae_title` connecting from `addr` matches this entry.
     pub fn matches(&self, ae_title: &str, addr: std::net::IpAddr) -> bool {
         self.ae_title == ae_title && self.from.is_none_or(|net| net.contains(&addr))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct MatchingConfig {
+    /// How long after its creation a patient case takes further studies of its patient.
+    pub consolidation_window: Duration,
+    /// Overrides of the window by hospital id.
+    pub hospital_windows: std::collections::BTreeMap<String, Duration>,
+}
+
+impl MatchingConfig {
+    /// The window for `hospital_id`.
+    pub fn consolidation_window_for(&self, hospital_id: &str) -> Duration {
+        self.hospital_windows.get(hospital_id).copied().unwrap_or(self.consolidation_window)
     }
 }
 
@@ -228,6 +244,20 @@ fn validate(raw: raw::RawConfig) -> Result<Config, ConfigError> {
             .unwrap_or_default(),
     };
     let http = HttpConfig { listen: c.check("http.listen", socket_addr(&raw.http.listen)).unwrap_or(UNSPECIFIED) };
+    let matching = MatchingConfig {
+        consolidation_window: c
+            .check("matching.consolidation_window", units::duration(&raw.matching.consolidation_window))
+            .unwrap_or_default(),
+        hospital_windows: raw
+            .matching
+            .hospital_windows
+            .iter()
+            .filter_map(|(hospital, window)| {
+                let key = format!("matching.hospital_windows.{hospital}");
+                c.check(&key, units::duration(window)).map(|w| (hospital.clone(), w))
+            })
+            .collect(),
+    };
     let daemon = DaemonConfig {
         shutdown_grace: c
             .check("daemon.shutdown_grace", units::duration(&raw.daemon.shutdown_grace))
@@ -235,7 +265,7 @@ fn validate(raw: raw::RawConfig) -> Result<Config, ConfigError> {
         log_level: c.check("daemon.log_level", log_level(&raw.daemon.log_level)).unwrap_or_default(),
     };
     if c.problems.is_empty() {
-        Ok(Config { site, store, mllp, dicom, http, daemon })
+        Ok(Config { site, store, mllp, dicom, http, matching, daemon })
     } else {
         Err(ConfigError::Invalid(c.problems))
     }
@@ -379,6 +409,8 @@ mod tests {
         assert_eq!(config.dicom.read_timeout, defaults.dicom.read_timeout);
         assert_eq!(config.dicom.write_timeout, defaults.dicom.write_timeout);
         assert_eq!(config.dicom.stable_after, Duration::from_secs(60));
+        assert_eq!(config.matching.consolidation_window, Duration::from_secs(24 * 3600));
+        assert_eq!(config.matching.consolidation_window_for("hospital-1"), config.matching.consolidation_window);
         assert_eq!(config.daemon.shutdown_grace, defaults.daemon.shutdown_grace);
         assert_eq!(config.daemon.log_level, defaults.daemon.log_level);
     }

@@ -20,6 +20,8 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub http: RawHttp,
     #[serde(default)]
+    pub matching: RawMatching,
+    #[serde(default)]
     pub daemon: RawDaemon,
 }
 
@@ -120,6 +122,20 @@ pub(super) struct RawHttp {
 impl Default for RawHttp {
     fn default() -> Self {
         Self { listen: "127.0.0.1:8080".into() }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawMatching {
+    pub consolidation_window: String,
+    /// Per-hospital overrides: hospital id → window.
+    pub hospital_windows: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for RawMatching {
+    fn default() -> Self {
+        Self { consolidation_window: "24h".into(), hospital_windows: Default::default() }
     }
 }
 

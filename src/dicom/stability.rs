@@ -167,6 +167,7 @@ mod tests {
             queue_depth: 64,
             max_batch: 64,
             cache_size: 4 << 20,
+            policy: crate::log::Policy::default(),
         };
         Log::open(&options, Arc::new(Metrics::new())).unwrap()
     }

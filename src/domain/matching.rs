@@ -110,6 +110,9 @@ pub struct PatientCaseConsolidated {
     pub study_instance_uid: String,
     /// The id the study and the case share.
     pub via_patient_id: String,
+    /// The study's patient ids (resolved through merges); ids new to the case join it.
+    #[serde(default)]
+    pub patient_ids: Vec<String>,
 }
 
 /// A match brought the case's patient class (PV1-2).

@@ -69,6 +69,9 @@ fn apply(t: &mut Txn<'_, '_>, mut event: NewEvent) -> Result<Result<Hl7Outcome, 
         Ok(seq) => seq,
         Err(e) => return Ok(Err(e)),
     };
+    if let Event::Hl7MessageReceived(message) = &event.event {
+        super::decide::after_message(t, event.event_id, message)?;
+    }
     if conflicts_with.is_some() {
         t.metrics.hl7_control_id_conflicts.inc();
     }

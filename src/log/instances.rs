@@ -111,5 +111,12 @@ fn apply_completion(
         super::Aggregate { kind: "study".into(), id: study_uid },
         Event::StudyCompleted(Box::new(completed)),
     );
-    Ok(t.append(&event)?.map(|seq| CompletionOutcome::Completed { seq, revision }))
+    let seq = match t.append(&event)? {
+        Ok(seq) => seq,
+        Err(e) => return Ok(Err(e)),
+    };
+    if let Event::StudyCompleted(completed) = &event.event {
+        super::decide::after_completion(t, event.event_id, completed)?;
+    }
+    Ok(Ok(CompletionOutcome::Completed { seq, revision }))
 }

@@ -32,6 +32,7 @@
 //!   message. Each event carries `event_version`; old payloads are upcast on read in
 //!   [`crate::domain::Event::decode`].
 
+mod decide;
 pub mod envelope;
 mod faults;
 mod hl7;
@@ -54,6 +55,7 @@ pub use instances::{CompletionOutcome, InstanceOutcome};
 pub use reader::{InstanceView, LogReader, Page, PendingStudy, ReadError, SeriesView, StudyView};
 pub use reserve::{DiskGuard, Space};
 pub use store::{OpenError, SCHEMA_VERSION};
+pub use txn::{Clock, Policy};
 pub use writer::{AppendError, LogHandle, WriterFailure, WriterState};
 
 use crate::config::{Config, DiskReserve, Site};
@@ -68,6 +70,8 @@ pub struct LogOptions {
     pub queue_depth: usize,
     pub max_batch: usize,
     pub cache_size: usize,
+    /// The writer's decisions: consolidation window, clock.
+    pub policy: txn::Policy,
 }
 
 impl LogOptions {
@@ -79,6 +83,10 @@ impl LogOptions {
             queue_depth: config.store.queue_depth,
             max_batch: config.store.max_batch,
             cache_size: config.store.cache_size,
+            policy: txn::Policy {
+                consolidation_window: config.matching.consolidation_window_for(&config.site.hospital_id),
+                ..txn::Policy::default()
+            },
         }
     }
 }
@@ -119,6 +127,7 @@ impl Log {
             metrics,
             state: handle.state.clone(),
             next_seq: last + 1,
+            policy: options.policy.clone(),
         };
         let thread = std::thread::Builder::new()
             .name("log-writer".into())

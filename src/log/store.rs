@@ -40,6 +40,70 @@ pub(crate) type StudyKey = (&'static str, &'static str, &'static str);
 /// rebuilt from it at start-up).
 pub(crate) const STUDIES_PENDING: TableDefinition<StudyKey, i64> = TableDefinition::new("studies_pending");
 
+/// Calls `$m!(TABLE)` for every projection table, in a fixed order (the digest's).
+macro_rules! projection_tables {
+    ($m:ident) => {
+        $m!(HL7_DEDUPE);
+        $m!(DICOM_INSTANCES);
+        $m!(STUDY_INSTANCES);
+        $m!(STUDIES);
+        $m!(STUDIES_PENDING);
+        $m!(HL7_MESSAGES);
+        $m!(ORDERS);
+        $m!(ORDERS_BY_PLACER);
+        $m!(ORDERS_BY_ACCESSION);
+        $m!(ORDERS_BY_PATIENT);
+        $m!(UNMATCHED_ORDERS);
+        $m!(STUDIES_BY_ACCESSION);
+        $m!(STUDIES_BY_PATIENT);
+        $m!(UNMATCHED_STUDIES);
+        $m!(MATCHES);
+        $m!(MATCHES_BY_ORDER);
+        $m!(CASES);
+        $m!(CASES_BY_PATIENT);
+        $m!(STUDY_CASES);
+        $m!(PATIENT_ALIASES);
+    };
+}
+pub(crate) use projection_tables;
+
+/// Key shapes of the matching projections.
+pub(crate) type Key3 = (&'static str, &'static str, &'static str);
+pub(crate) type Key4 = (&'static str, &'static str, &'static str, &'static str);
+
+/// `(tenant, hospital, HL7 message id) -> seq` of its `HL7MessageReceived`.
+pub(crate) const HL7_MESSAGES: TableDefinition<Key3, u64> = TableDefinition::new("hl7_messages");
+/// `(tenant, hospital, order id) -> msgpack OrderRow`: every order an HL7 message brought.
+pub(crate) const ORDERS: TableDefinition<Key3, &[u8]> = TableDefinition::new("orders");
+/// `(tenant, hospital, sending application, placer order number) -> order id`: how a later
+/// XO/CA finds its order.
+pub(crate) const ORDERS_BY_PLACER: TableDefinition<Key4, &str> = TableDefinition::new("orders_by_placer");
+/// `(tenant, hospital, accession, order id)`: orders by accession (search).
+pub(crate) const ORDERS_BY_ACCESSION: TableDefinition<Key4, ()> = TableDefinition::new("orders_by_accession");
+/// `(tenant, hospital, patient id, order id)`: orders by any of the patient's ids.
+pub(crate) const ORDERS_BY_PATIENT: TableDefinition<Key4, ()> = TableDefinition::new("orders_by_patient");
+/// `(tenant, hospital, accession, order id) -> received at (µs)`: orders waiting for a study.
+pub(crate) const UNMATCHED_ORDERS: TableDefinition<Key4, i64> = TableDefinition::new("unmatched_orders");
+/// `(tenant, hospital, accession, study UID)`: completed studies by accession (search).
+pub(crate) const STUDIES_BY_ACCESSION: TableDefinition<Key4, ()> = TableDefinition::new("studies_by_accession");
+/// `(tenant, hospital, patient id, study UID)`: completed studies by any of the patient's ids.
+pub(crate) const STUDIES_BY_PATIENT: TableDefinition<Key4, ()> = TableDefinition::new("studies_by_patient");
+/// `(tenant, hospital, accession, study UID) -> completed at (µs)`: completed studies waiting
+/// for an order.
+pub(crate) const UNMATCHED_STUDIES: TableDefinition<Key4, i64> = TableDefinition::new("unmatched_studies");
+/// `(tenant, hospital, study UID, order id) -> seq of StudyMatched`: every pair, once.
+pub(crate) const MATCHES: TableDefinition<Key4, u64> = TableDefinition::new("matches");
+/// `(tenant, hospital, order id, study UID) -> seq of StudyMatched`: the same, by order.
+pub(crate) const MATCHES_BY_ORDER: TableDefinition<Key4, u64> = TableDefinition::new("matches_by_order");
+/// `(tenant, hospital, case id) -> msgpack CaseRow`.
+pub(crate) const CASES: TableDefinition<Key3, &[u8]> = TableDefinition::new("cases");
+/// `(tenant, hospital, patient id, case id) -> created at (µs)`: cases by any patient id.
+pub(crate) const CASES_BY_PATIENT: TableDefinition<Key4, i64> = TableDefinition::new("cases_by_patient");
+/// `(tenant, hospital, study UID) -> case id`.
+pub(crate) const STUDY_CASES: TableDefinition<Key3, &str> = TableDefinition::new("study_cases");
+/// `(tenant, hospital, prior patient id) -> surviving patient id` (ADT^A40).
+pub(crate) const PATIENT_ALIASES: TableDefinition<Key3, &str> = TableDefinition::new("patient_aliases");
+
 /// The on-disk layout this binary writes. Bump it with every change to tables or key
 /// encodings and add the step to [`MIGRATIONS`].
 pub const SCHEMA_VERSION: u64 = 1;
@@ -167,11 +231,12 @@ pub(crate) fn prepare(
             }
         }
         txn.open_table(EVENTS).map_err(|e| db_err(e.into()))?;
-        txn.open_table(HL7_DEDUPE).map_err(|e| db_err(e.into()))?;
-        txn.open_table(DICOM_INSTANCES).map_err(|e| db_err(e.into()))?;
-        txn.open_table(STUDY_INSTANCES).map_err(|e| db_err(e.into()))?;
-        txn.open_table(STUDIES).map_err(|e| db_err(e.into()))?;
-        txn.open_table(STUDIES_PENDING).map_err(|e| db_err(e.into()))?;
+        macro_rules! create {
+            ($def:ident) => {
+                txn.open_table($def).map_err(|e| db_err(e.into()))?;
+            };
+        }
+        projection_tables!(create);
     }
     txn.commit().map_err(|e| db_err(e.into()))
 }

@@ -19,6 +19,7 @@ fn options(dir: &std::path::Path) -> LogOptions {
         queue_depth: 1024,
         max_batch: 1024,
         cache_size: 4 << 20,
+        policy: crate::log::Policy::default(),
     }
 }
 

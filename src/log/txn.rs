@@ -12,10 +12,7 @@ use redb::{Table, WriteTransaction};
 use tokio::sync::oneshot;
 
 use super::envelope::{EnvelopeRef, NewEvent};
-use super::store::{
-    DICOM_INSTANCES, DedupeKey, EVENTS, HL7_DEDUPE, InstanceKey, STUDIES, STUDIES_PENDING, STUDY_INSTANCES,
-    StudyInstanceKey, StudyKey,
-};
+use super::store::*;
 use super::writer::AppendError;
 use crate::config::Site;
 use crate::telemetry::Metrics;
@@ -74,6 +71,21 @@ pub(crate) struct Tables<'t> {
     study_instances: Option<Table<'t, StudyInstanceKey, u64>>,
     studies: Option<Table<'t, StudyKey, &'static [u8]>>,
     studies_pending: Option<Table<'t, StudyKey, i64>>,
+    hl7_messages: Option<Table<'t, Key3, u64>>,
+    orders: Option<Table<'t, Key3, &'static [u8]>>,
+    orders_by_placer: Option<Table<'t, Key4, &'static str>>,
+    orders_by_accession: Option<Table<'t, Key4, ()>>,
+    orders_by_patient: Option<Table<'t, Key4, ()>>,
+    unmatched_orders: Option<Table<'t, Key4, i64>>,
+    studies_by_accession: Option<Table<'t, Key4, ()>>,
+    studies_by_patient: Option<Table<'t, Key4, ()>>,
+    unmatched_studies: Option<Table<'t, Key4, i64>>,
+    matches: Option<Table<'t, Key4, u64>>,
+    matches_by_order: Option<Table<'t, Key4, u64>>,
+    cases: Option<Table<'t, Key3, &'static [u8]>>,
+    cases_by_patient: Option<Table<'t, Key4, i64>>,
+    study_cases: Option<Table<'t, Key3, &'static str>>,
+    patient_aliases: Option<Table<'t, Key3, &'static str>>,
 }
 
 macro_rules! table_accessor {
@@ -97,6 +109,21 @@ impl<'t> Tables<'t> {
             study_instances: None,
             studies: None,
             studies_pending: None,
+            hl7_messages: None,
+            orders: None,
+            orders_by_placer: None,
+            orders_by_accession: None,
+            orders_by_patient: None,
+            unmatched_orders: None,
+            studies_by_accession: None,
+            studies_by_patient: None,
+            unmatched_studies: None,
+            matches: None,
+            matches_by_order: None,
+            cases: None,
+            cases_by_patient: None,
+            study_cases: None,
+            patient_aliases: None,
         }
     }
 
@@ -106,6 +133,46 @@ impl<'t> Tables<'t> {
     table_accessor!(study_instances, STUDY_INSTANCES, StudyInstanceKey, u64);
     table_accessor!(studies, STUDIES, StudyKey, &'static [u8]);
     table_accessor!(studies_pending, STUDIES_PENDING, StudyKey, i64);
+    table_accessor!(hl7_messages, HL7_MESSAGES, Key3, u64);
+    table_accessor!(orders, ORDERS, Key3, &'static [u8]);
+    table_accessor!(orders_by_placer, ORDERS_BY_PLACER, Key4, &'static str);
+    table_accessor!(orders_by_accession, ORDERS_BY_ACCESSION, Key4, ());
+    table_accessor!(orders_by_patient, ORDERS_BY_PATIENT, Key4, ());
+    table_accessor!(unmatched_orders, UNMATCHED_ORDERS, Key4, i64);
+    table_accessor!(studies_by_accession, STUDIES_BY_ACCESSION, Key4, ());
+    table_accessor!(studies_by_patient, STUDIES_BY_PATIENT, Key4, ());
+    table_accessor!(unmatched_studies, UNMATCHED_STUDIES, Key4, i64);
+    table_accessor!(matches, MATCHES, Key4, u64);
+    table_accessor!(matches_by_order, MATCHES_BY_ORDER, Key4, u64);
+    table_accessor!(cases, CASES, Key3, &'static [u8]);
+    table_accessor!(cases_by_patient, CASES_BY_PATIENT, Key4, i64);
+    table_accessor!(study_cases, STUDY_CASES, Key3, &'static str);
+    table_accessor!(patient_aliases, PATIENT_ALIASES, Key3, &'static str);
+}
+
+/// Where the writer's time comes from (tests inject one to cross months in a moment).
+pub type Clock = std::sync::Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
+/// What the writer's decisions depend on besides the projections.
+#[derive(Clone)]
+pub struct Policy {
+    pub consolidation_window: std::time::Duration,
+    pub clock: Clock,
+}
+
+impl std::fmt::Debug for Policy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Policy").field("consolidation_window", &self.consolidation_window).finish_non_exhaustive()
+    }
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            consolidation_window: std::time::Duration::from_secs(24 * 3600),
+            clock: std::sync::Arc::new(Timestamp::now),
+        }
+    }
 }
 
 /// The batch's transaction as one request sees it.
@@ -116,6 +183,8 @@ pub(crate) struct Txn<'a, 't> {
     pub reserve: Result<(), AppendError>,
     /// The time recorded on every event of this batch.
     pub recorded_at: Timestamp,
+    /// How long after its creation a patient case still takes studies of its patient.
+    pub consolidation_window: std::time::Duration,
     pub tables: Tables<'t>,
     next_seq: &'a mut u64,
     /// Something was written (else the transaction is aborted instead of committed).
@@ -129,9 +198,19 @@ impl<'a, 't> Txn<'a, 't> {
         metrics: &'a Metrics,
         reserve: Result<(), AppendError>,
         next_seq: &'a mut u64,
+        policy: &Policy,
     ) -> Self {
         let tables = Tables::new(txn);
-        Txn { site, metrics, reserve, recorded_at: Timestamp::now(), tables, next_seq, dirty: false }
+        Txn {
+            site,
+            metrics,
+            reserve,
+            recorded_at: (policy.clock)(),
+            consolidation_window: policy.consolidation_window,
+            tables,
+            next_seq,
+            dirty: false,
+        }
     }
 
     /// The sequence number the next appended event gets.
@@ -147,7 +226,9 @@ impl<'a, 't> Txn<'a, 't> {
             Err(e) => return Ok(Err(e)),
         };
         self.tables.events()?.insert(seq, bytes.as_slice())?;
-        crate::projections::apply(&mut self.tables, self.site, seq, self.recorded_at, &event.event)?;
+        let meta =
+            crate::projections::Meta { site: self.site, seq, event_id: event.event_id, recorded_at: self.recorded_at };
+        crate::projections::apply(&mut self.tables, &meta, &event.event)?;
         *self.next_seq += 1;
         self.dirty = true;
         Ok(Ok(seq))
@@ -173,7 +254,8 @@ pub(crate) fn apply_events(
     for (bytes, event) in encoded.into_iter().zip(&events) {
         let seq = *t.next_seq;
         t.tables.events()?.insert(seq, bytes.as_slice())?;
-        crate::projections::apply(&mut t.tables, t.site, seq, t.recorded_at, &event.event)?;
+        let meta = crate::projections::Meta { site: t.site, seq, event_id: event.event_id, recorded_at: t.recorded_at };
+        crate::projections::apply(&mut t.tables, &meta, &event.event)?;
         *t.next_seq += 1;
         seqs.push(seq);
     }

@@ -132,6 +132,7 @@ pub(crate) struct Writer {
     pub metrics: Arc<Metrics>,
     pub state: Arc<WriterState>,
     pub next_seq: u64,
+    pub policy: super::txn::Policy,
 }
 
 pub(crate) fn channel(depth: usize, last_seq: u64) -> (LogHandle, mpsc::Receiver<Command>) {
@@ -244,7 +245,7 @@ impl Writer {
         requests: &mut [Box<dyn Request>],
         reserve: Result<(), AppendError>,
     ) -> Result<bool, redb::Error> {
-        let mut t = Txn::new(txn, &self.site, &self.metrics, reserve, &mut self.next_seq);
+        let mut t = Txn::new(txn, &self.site, &self.metrics, reserve, &mut self.next_seq, &self.policy);
         for request in requests.iter_mut() {
             request.apply(&mut t)?;
         }

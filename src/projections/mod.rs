@@ -22,28 +22,58 @@
 //! | `studies` | `InstanceStored`, `StudyCompleted` | study → counts, patient, accession, revision |
 //! | `studies_pending` | `InstanceStored`, `StudyCompleted` | study → time of its last instance |
 
+pub(crate) mod cases;
 pub(crate) mod dicom;
 pub(crate) mod hl7;
+pub(crate) mod orders;
 pub mod rebuild;
 
 use jiff::Timestamp;
+use uuid::Uuid;
 
 use crate::config::Site;
 use crate::domain::Event;
 use crate::log::txn::Tables;
 
+/// What an event brings besides its payload.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Meta<'a> {
+    pub site: &'a Site,
+    pub seq: u64,
+    pub event_id: Uuid,
+    pub recorded_at: Timestamp,
+}
+
+impl<'a> Meta<'a> {
+    pub fn tenant(&self) -> &'a str {
+        &self.site.tenant_id
+    }
+
+    pub fn hospital(&self) -> &'a str {
+        &self.site.hospital_id
+    }
+}
+
 /// Applies one event to every projection.
-pub(crate) fn apply(
-    t: &mut Tables<'_>,
-    site: &Site,
-    seq: u64,
-    recorded_at: Timestamp,
-    event: &Event,
-) -> Result<(), redb::Error> {
+pub(crate) fn apply(t: &mut Tables<'_>, m: &Meta<'_>, event: &Event) -> Result<(), redb::Error> {
     match event {
-        Event::Hl7MessageReceived(m) => hl7::apply_received(t, site, seq, m),
-        Event::InstanceStored(i) => dicom::apply_instance(t, site, seq, recorded_at, i),
-        Event::StudyCompleted(c) => dicom::apply_completed(t, site, c),
-        _ => Ok(()),
+        Event::Hl7MessageReceived(e) => {
+            hl7::apply_received(t, m.site, m.seq, e)?;
+            orders::apply_received(t, m, e)
+        }
+        Event::Hl7MessageUpdated(e) => orders::apply_updated(t, m, e),
+        Event::InstanceStored(e) => dicom::apply_instance(t, m.site, m.seq, m.recorded_at, e),
+        Event::StudyCompleted(e) => {
+            dicom::apply_completed(t, m.site, e)?;
+            orders::apply_completed(t, m, e)
+        }
+        Event::StudyMatched(e) => orders::apply_matched(t, m, e),
+        Event::OrderCreated(e) => orders::apply_created(t, m, &e.order_id, e.patient_case_id.as_deref()),
+        Event::PatientCaseCreated(e) => cases::apply_created(t, m, e),
+        Event::PatientCaseConsolidated(e) => cases::apply_consolidated(t, m, e),
+        Event::PatientCaseClassified(e) => cases::apply_classified(t, m, e),
+        Event::PatientsMerged(e) => cases::apply_merged(t, m, e),
+        // Recorded for the hub and the history; the projections above already reflect them.
+        Event::Hl7MessageMatched(_) | Event::OrderUpdated(_) | Event::OrderCancelled(_) => Ok(()),
     }
 }

@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use crate::config::Site;
 use crate::log::StoredEnvelope;
 use crate::log::envelope::DecodeError;
-use crate::log::store::{DICOM_INSTANCES, EVENTS, HL7_DEDUPE, STUDIES, STUDIES_PENDING, STUDY_INSTANCES};
+use crate::log::store::*;
 use crate::log::txn::Tables;
 
 /// Events replayed per write transaction.
@@ -63,11 +63,7 @@ pub fn digest(db: &Database) -> Result<Vec<TableDigest>, RebuildError> {
             out.push(TableDigest { table: $def.name(), rows, sha256: crate::domain::hex(&hash.finalize()) });
         }};
     }
-    table!(HL7_DEDUPE);
-    table!(DICOM_INSTANCES);
-    table!(STUDY_INSTANCES);
-    table!(STUDIES);
-    table!(STUDIES_PENDING);
+    projection_tables!(table);
     Ok(out)
 }
 
@@ -84,11 +80,12 @@ pub fn overall(digests: &[TableDigest]) -> String {
 /// Drops every projection and replays the log; `progress(done, total)` after each chunk.
 pub fn rebuild(db: &Database, site: &Site, mut progress: impl FnMut(u64, u64)) -> Result<(), RebuildError> {
     let txn = db.begin_write().map_err(storage)?;
-    txn.delete_table(HL7_DEDUPE).map_err(storage)?;
-    txn.delete_table(DICOM_INSTANCES).map_err(storage)?;
-    txn.delete_table(STUDY_INSTANCES).map_err(storage)?;
-    txn.delete_table(STUDIES).map_err(storage)?;
-    txn.delete_table(STUDIES_PENDING).map_err(storage)?;
+    macro_rules! drop_table {
+        ($def:ident) => {
+            txn.delete_table($def).map_err(storage)?;
+        };
+    }
+    projection_tables!(drop_table);
     create_tables(&txn)?;
     txn.commit().map_err(storage)?;
     replay(db, db, site, &mut progress)
@@ -96,11 +93,12 @@ pub fn rebuild(db: &Database, site: &Site, mut progress: impl FnMut(u64, u64)) -
 
 /// Creates every projection table (empty), so that reading one never fails.
 fn create_tables(txn: &redb::WriteTransaction) -> Result<(), RebuildError> {
-    txn.open_table(HL7_DEDUPE).map_err(storage)?;
-    txn.open_table(DICOM_INSTANCES).map_err(storage)?;
-    txn.open_table(STUDY_INSTANCES).map_err(storage)?;
-    txn.open_table(STUDIES).map_err(storage)?;
-    txn.open_table(STUDIES_PENDING).map_err(storage)?;
+    macro_rules! create {
+        ($def:ident) => {
+            txn.open_table($def).map_err(storage)?;
+        };
+    }
+    projection_tables!(create);
     Ok(())
 }
 
@@ -127,7 +125,9 @@ fn replay(
                 let envelope = StoredEnvelope::from_bytes(bytes)
                     .and_then(StoredEnvelope::decode)
                     .map_err(|source| RebuildError::Event { seq: *seq, source })?;
-                super::apply(&mut tables, site, *seq, envelope.recorded_at, &envelope.event).map_err(storage)?;
+                let meta =
+                    super::Meta { site, seq: *seq, event_id: envelope.event_id, recorded_at: envelope.recorded_at };
+                super::apply(&mut tables, &meta, &envelope.event).map_err(storage)?;
             }
         }
         txn.commit().map_err(storage)?;

@@ -1,0 +1,107 @@
+//! Patient case projections: cases, the studies in each, cases by any patient id, and the
+//! patient ids that merges retired.
+
+use redb::ReadableTable;
+use serde::{Deserialize, Serialize};
+
+use super::Meta;
+use crate::domain::{PatientCaseClassified, PatientCaseConsolidated, PatientCaseCreated, PatientsMerged};
+use crate::log::txn::{Tables, corrupt};
+
+/// Merge chains longer than this are cut (a loop of merges must not hang the writer).
+const MAX_ALIAS_HOPS: usize = 16;
+
+/// The value of a `cases` row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct CaseRow {
+    pub case_id: String,
+    pub patient_ids: Vec<String>,
+    pub modality: Option<String>,
+    pub created_at_us: i64,
+    pub studies: Vec<String>,
+    pub patient_class: Option<String>,
+}
+
+/// `PatientCaseCreated`.
+pub(crate) fn apply_created(t: &mut Tables<'_>, m: &Meta<'_>, c: &PatientCaseCreated) -> Result<(), redb::Error> {
+    let row = CaseRow {
+        case_id: c.case_id.clone(),
+        patient_ids: c.patient_ids.clone(),
+        modality: c.modality.clone(),
+        created_at_us: m.recorded_at.as_microsecond(),
+        studies: vec![c.study_instance_uid.clone()],
+        patient_class: None,
+    };
+    for pid in &row.patient_ids {
+        t.cases_by_patient()?
+            .insert((m.tenant(), m.hospital(), pid.as_str(), row.case_id.as_str()), row.created_at_us)?;
+    }
+    t.study_cases()?.insert((m.tenant(), m.hospital(), c.study_instance_uid.as_str()), c.case_id.as_str())?;
+    put(t, m, &row)
+}
+
+/// `PatientCaseConsolidated`: the study joins, and its patient ids find the case too.
+pub(crate) fn apply_consolidated(
+    t: &mut Tables<'_>,
+    m: &Meta<'_>,
+    c: &PatientCaseConsolidated,
+) -> Result<(), redb::Error> {
+    let Some(mut row) = case(t, m, &c.case_id)? else { return Ok(()) };
+    row.studies.push(c.study_instance_uid.clone());
+    for pid in &c.patient_ids {
+        if !row.patient_ids.contains(pid) {
+            row.patient_ids.push(pid.clone());
+            t.cases_by_patient()?
+                .insert((m.tenant(), m.hospital(), pid.as_str(), row.case_id.as_str()), row.created_at_us)?;
+        }
+    }
+    t.study_cases()?.insert((m.tenant(), m.hospital(), c.study_instance_uid.as_str()), c.case_id.as_str())?;
+    put(t, m, &row)
+}
+
+/// `PatientCaseClassified`.
+pub(crate) fn apply_classified(t: &mut Tables<'_>, m: &Meta<'_>, c: &PatientCaseClassified) -> Result<(), redb::Error> {
+    let Some(mut row) = case(t, m, &c.case_id)? else { return Ok(()) };
+    row.patient_class = Some(c.new_class.clone());
+    put(t, m, &row)
+}
+
+/// `PatientsMerged`: each prior id now resolves to the surviving one.
+pub(crate) fn apply_merged(t: &mut Tables<'_>, m: &Meta<'_>, p: &PatientsMerged) -> Result<(), redb::Error> {
+    for prior in p.prior_patient_ids.iter().filter(|id| **id != p.surviving_patient_id) {
+        t.patient_aliases()?.insert((m.tenant(), m.hospital(), prior.as_str()), p.surviving_patient_id.as_str())?;
+    }
+    Ok(())
+}
+
+/// The id a patient id resolves to through merges (itself if never merged).
+pub(crate) fn resolve(t: &mut Tables<'_>, m: &Meta<'_>, id: &str) -> Result<String, redb::Error> {
+    let mut current = id.to_owned();
+    for _ in 0..MAX_ALIAS_HOPS {
+        let next =
+            t.patient_aliases()?.get((m.tenant(), m.hospital(), current.as_str()))?.map(|v| v.value().to_owned());
+        match next {
+            Some(next) if next != current => current = next,
+            _ => break,
+        }
+    }
+    Ok(current)
+}
+
+pub(crate) fn case(t: &mut Tables<'_>, m: &Meta<'_>, case_id: &str) -> Result<Option<CaseRow>, redb::Error> {
+    match t.cases()?.get((m.tenant(), m.hospital(), case_id))? {
+        Some(v) => Ok(Some(rmp_serde::from_slice(v.value()).map_err(|e| corrupt("cases", e))?)),
+        None => Ok(None),
+    }
+}
+
+/// The case a study belongs to.
+pub(crate) fn case_of_study(t: &mut Tables<'_>, m: &Meta<'_>, study: &str) -> Result<Option<String>, redb::Error> {
+    Ok(t.study_cases()?.get((m.tenant(), m.hospital(), study))?.map(|v| v.value().to_owned()))
+}
+
+fn put(t: &mut Tables<'_>, m: &Meta<'_>, row: &CaseRow) -> Result<(), redb::Error> {
+    let bytes = rmp_serde::to_vec_named(row).map_err(|e| corrupt("cases", e))?;
+    t.cases()?.insert((m.tenant(), m.hospital(), row.case_id.as_str()), bytes.as_slice())?;
+    Ok(())
+}
