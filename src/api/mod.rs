@@ -1,24 +1,32 @@
-//! The local HTTP API (axum): health, readiness, metrics and the read API.
+//! The local HTTP API (axum): health, readiness, metrics and the read API (events and their
+//! live stream; studies, orders, patient cases, matches, and what waits for a match).
 //!
 //! [`router`] builds the whole API from [`ApiState`] without a socket, so tests drive it
 //! with `oneshot`. Errors are JSON `{"error": "..."}` with a 4xx/5xx status; internal
-//! causes are logged, never sent.
+//! causes are logged, never sent. Reads run on the blocking pool, each in one redb read
+//! transaction ([`crate::log::LogReader`]).
 
+mod cases;
 mod error;
 mod events;
 mod health;
+mod matches;
+mod orders;
+mod params;
+mod stream;
 mod studies;
+mod unmatched;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use axum::Router;
 use axum::routing::get;
+use axum::{Json, Router};
 use tokio_util::sync::CancellationToken;
 
 pub use error::ApiError;
 
-use crate::log::{DiskGuard, LogReader, WriterState};
+use crate::log::{DiskGuard, LogReader, ReadError, WriterState};
 use crate::telemetry::Metrics;
 
 /// Everything the handlers read.
@@ -41,8 +49,17 @@ pub fn router(state: ApiState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/api/v1/events", get(events::list))
+        .route("/api/v1/events/stream", get(stream::events))
         .route("/api/v1/events/{seq}", get(events::one))
+        .route("/api/v1/studies", get(studies::search))
         .route("/api/v1/studies/{study_uid}", get(studies::one))
+        .route("/api/v1/orders", get(orders::search))
+        .route("/api/v1/orders/{order_id}", get(orders::one))
+        .route("/api/v1/cases", get(cases::search))
+        .route("/api/v1/cases/{case_id}", get(cases::one))
+        .route("/api/v1/matches", get(matches::list))
+        .route("/api/v1/unmatched/orders", get(unmatched::orders))
+        .route("/api/v1/unmatched/studies", get(unmatched::studies))
         .fallback(error::not_found)
         .with_state(state)
 }
@@ -51,4 +68,18 @@ pub fn router(state: ApiState) -> Router {
 pub async fn serve(listener: tokio::net::TcpListener, state: ApiState) -> std::io::Result<()> {
     let shutdown = state.shutdown.clone();
     axum::serve(listener, router(state)).with_graceful_shutdown(shutdown.cancelled_owned()).await
+}
+
+/// Runs a read on the blocking pool; its failures are internal errors.
+async fn read<T, F>(f: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, ReadError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f).await.map_err(ApiError::internal)?.map_err(ApiError::internal)
+}
+
+/// A view as the JSON body.
+fn json<T: serde::Serialize>(view: T) -> Result<Json<serde_json::Value>, ApiError> {
+    serde_json::to_value(view).map(Json).map_err(ApiError::internal)
 }

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use units::DiskReserve;
+pub(crate) use units::duration as parse_duration;
 
 use crate::hl7::{Charset, FieldPath};
 

@@ -25,7 +25,8 @@ impl DiskReserve {
     }
 }
 
-pub(super) fn duration(text: &str) -> Result<Duration, String> {
+/// A duration as the config writes it (`"500ms"`, `"24h"`); the error says how to write one.
+pub(crate) fn duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text.trim())
         .map_err(|e| format!("{text:?} is not a duration ({e}); write e.g. \"500ms\", \"60s\", \"5m\", \"24h\""))
 }

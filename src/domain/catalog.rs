@@ -26,6 +26,9 @@ pub enum EventDecodeError {
 
 macro_rules! catalog {
     ($($variant:ident($payload:ty) = $name:literal v $version:literal;)*) => {
+        /// The `event_type` of every event this binary writes.
+        pub const EVENT_TYPES: &[&str] = &[$($name,)*];
+
         /// Every event type this binary writes, with its current payload.
         #[derive(Debug, Clone, PartialEq)]
         pub enum Event {

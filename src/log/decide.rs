@@ -1,13 +1,17 @@
 //! The decisions, taken once by the writer inside the transaction that appends the event
 //! that triggers them, and recorded as events (invariant 3):
 //!
-//! * **Matching.** A placed order with an accession number meets every completed study
-//!   still waiting with that (tenant, hospital, accession), and a completed study meets
-//!   every order still waiting: each pair appends `StudyMatched`, `HL7MessageMatched`,
-//!   `OrderCreated` (in the study's patient case), and `PatientCaseClassified` when the
-//!   order brings a patient class the case does not have. A pair is recorded once: the
-//!   `matches` projection is checked first. Nothing expires: the waiting indexes have no
-//!   time in their keys and nothing removes an entry but a match or a cancel.
+//! * **Matching.** Every live (not cancelled) order and every completed study with the same
+//!   (tenant, hospital, accession) make a pair: a placed order meets every completed study
+//!   with its accession, a completing study every live order with its accession. Each pair
+//!   appends `StudyMatched`, `HL7MessageMatched`, `OrderCreated` (in the study's patient
+//!   case), and `PatientCaseClassified` when the order brings a patient class the case does
+//!   not have. A pair is recorded once: the `matches` projection is checked first. Looking
+//!   up *all* orders and studies of the accession, not only those still waiting, makes the
+//!   pairs independent of arrival order (a study matched with one order still meets a
+//!   second order of the same accession that comes later). Nothing expires: no index has
+//!   time in its keys and nothing removes an entry but a match (from the waiting indexes)
+//!   or a cancel.
 //! * **Order changes.** ORC-1 `XO`/`SC` (or a known placer number again) finds its order by
 //!   placer number, else by accession when exactly one live order has it, and appends
 //!   `HL7MessageUpdated`; once the order was matched, `OrderUpdated`. `CA`/`DC`/`OC` cancel:
@@ -17,7 +21,11 @@
 //!   the consolidation window (`PatientCaseConsolidated`), else opens one
 //!   (`PatientCaseCreated`). Studies completing in the same batch are decided one after the
 //!   other, so N studies of one patient at the same instant make one case.
-//! * **Merges.** ADT^A40 appends `PatientsMerged`: the prior ids resolve to the surviving one.
+//! * **Merges.** ADT^A40 appends `PatientsMerged`: the prior ids resolve to the surviving one
+//!   and the prior ids' cases are found under the surviving id, for later consolidation.
+//!   Cases that already exist are not merged retroactively.
+//! * **Classification.** A matched order's patient class (PV1-2) classifies its case, and a
+//!   later change of that class in an order change reclassifies it.
 
 use redb::ReadableTable;
 use uuid::Uuid;
@@ -51,7 +59,7 @@ pub(super) fn after_message(t: &mut Txn<'_, '_>, cause: Uuid, msg: &Hl7MessageRe
         let placed = orders::order(&mut t.tables, &meta, &orders::order_id(&message_id, index))?;
         match placed {
             Some(order) if !CHANGE_CONTROLS.contains(&control.as_str()) => {
-                for study in orders::under(t.tables.unmatched_studies()?, &meta, &order.accession_number)? {
+                for study in orders::under(t.tables.studies_by_accession()?, &meta, &order.accession_number)? {
                     pair(t, cause, &order, &study)?;
                 }
             }
@@ -139,6 +147,7 @@ fn update(
     if row.matched_studies.is_empty() {
         return Ok(());
     }
+    let new_class = changes.iter().find(|c| c.field == "patient_class").and_then(|c| c.new.clone());
     let event = if cancelled {
         Event::OrderCancelled(Box::new(OrderCancelled { order_id: order_id.into(), hl7_message_id: message_id.into() }))
     } else {
@@ -149,6 +158,35 @@ fn update(
         }))
     };
     record(t, cause, "order", order_id, event)?;
+    if let (Some(case_id), Some(class), false) = (row.patient_case_id.as_deref(), new_class, cancelled) {
+        let reason = format!("order {order_id} changed its patient class");
+        classify(t, cause, case_id, &class, reason, message_id)?;
+    }
+    Ok(())
+}
+
+/// Appends `PatientCaseClassified` unless the case has that class already.
+fn classify(
+    t: &mut Txn<'_, '_>,
+    cause: Uuid,
+    case_id: &str,
+    class: &str,
+    reason: String,
+    hl7_message_id: &str,
+) -> Result<(), redb::Error> {
+    let meta = t.meta();
+    let old = cases::case(&mut t.tables, &meta, case_id)?.and_then(|c| c.patient_class);
+    if old.as_deref() == Some(class) {
+        return Ok(());
+    }
+    let classified = PatientCaseClassified {
+        case_id: case_id.into(),
+        old_class: old,
+        new_class: class.into(),
+        reason,
+        hl7_message_id: hl7_message_id.into(),
+    };
+    record(t, cause, "patient_case", case_id, Event::PatientCaseClassified(Box::new(classified)))?;
     Ok(())
 }
 
@@ -159,9 +197,10 @@ pub(super) fn after_completion(t: &mut Txn<'_, '_>, cause: Uuid, c: &StudyComple
     }
     let meta = t.meta();
     let Some(accession) = c.accession_number.as_deref().filter(|a| !a.is_empty()) else { return Ok(()) };
-    for order_id in orders::under(t.tables.unmatched_orders()?, &meta, accession)? {
-        if let Some(order) = orders::order(&mut t.tables, &meta, &order_id)? {
-            pair(t, cause, &order, &c.study_instance_uid)?;
+    for order_id in orders::under(t.tables.orders_by_accession()?, &meta, accession)? {
+        match orders::order(&mut t.tables, &meta, &order_id)? {
+            Some(order) if !order.cancelled => pair(t, cause, &order, &c.study_instance_uid)?,
+            _ => {}
         }
     }
     Ok(())
@@ -178,14 +217,15 @@ fn decide_case(t: &mut Txn<'_, '_>, cause: Uuid, c: &StudyCompleted) -> Result<(
     }
     let now = t.recorded_at.as_microsecond();
     let window = i64::try_from(t.consolidation_window.as_micros()).unwrap_or(i64::MAX);
-    let mut best: Option<(i64, String, String)> = None;
+    // The most recently created matching case (by its event's seq: times can be equal).
+    let mut best: Option<(u64, String, String)> = None;
     for id in &ids {
         for case_id in orders::under(t.tables.cases_by_patient()?, &meta, id)? {
             let Some(case) = cases::case(&mut t.tables, &meta, &case_id)? else { continue };
             let recent = now.saturating_sub(case.created_at_us) <= window;
-            if case.modality == c.modality && recent && best.as_ref().is_none_or(|(at, _, _)| case.created_at_us > *at)
-            {
-                best = Some((case.created_at_us, case_id, id.clone()));
+            let newer = best.as_ref().is_none_or(|(seq, _, _)| case.created_seq > *seq);
+            if case.modality == c.modality && recent && newer {
+                best = Some((case.created_seq, case_id, id.clone()));
             }
         }
     }
@@ -253,18 +293,9 @@ fn pair(t: &mut Txn<'_, '_>, cause: Uuid, order: &OrderRow, study: &str) -> Resu
         order_status: order.order_status.clone(),
     };
     record(t, cause, "order", &order.order_id, Event::OrderCreated(Box::new(created)))?;
-    if let (Some(case_id), Some(class)) = (case_id, order.patient_class.as_ref().filter(|c| !c.is_empty())) {
-        let old = cases::case(&mut t.tables, &meta, &case_id)?.and_then(|c| c.patient_class);
-        if old.as_ref() != Some(class) {
-            let classified = PatientCaseClassified {
-                case_id: case_id.clone(),
-                old_class: old,
-                new_class: class.clone(),
-                reason: format!("order {} matched study {study}", order.order_id),
-                hl7_message_id: order.hl7_message_id.clone(),
-            };
-            record(t, cause, "patient_case", &case_id, Event::PatientCaseClassified(Box::new(classified)))?;
-        }
+    if let (Some(case_id), Some(class)) = (case_id, order.patient_class.as_deref().filter(|c| !c.is_empty())) {
+        let reason = format!("order {} matched study {study}", order.order_id);
+        classify(t, cause, &case_id, class, reason, &order.hl7_message_id)?;
     }
     Ok(())
 }

@@ -24,6 +24,32 @@ pub enum Hl7Outcome {
     Duplicate { seq: u64, ack: Vec<u8> },
 }
 
+/// The `HL7MessageReceived` for a parsed message and the ACK that will answer it.
+pub fn received_event(payload: &[u8], received: &crate::hl7::Received, peer: &str, ack: Vec<u8>) -> NewEvent {
+    use sha2::Digest;
+    let content_sha256: [u8; 32] = sha2::Sha256::digest(payload).into();
+    let (app, facility) = received.sender();
+    let event = crate::domain::Hl7MessageReceived {
+        raw: payload.to_vec(),
+        message_type: received.summary.message_type(),
+        control_id: received.control_id().to_owned(),
+        sending_application: app.to_owned(),
+        sending_facility: facility.to_owned(),
+        content_sha256: crate::domain::hex(&content_sha256),
+        control_id_conflict: false,
+        conflicts_with_seq: None,
+        peer: peer.to_owned(),
+        ack,
+        summary: received.summary.clone(),
+    };
+    let mut new = NewEvent::now(
+        super::Aggregate { kind: "hl7_message".into(), id: String::new() },
+        Event::Hl7MessageReceived(Box::new(event)),
+    );
+    new.aggregate.id = new.event_id.to_string();
+    new
+}
+
 impl LogHandle {
     /// Stores an `HL7MessageReceived` (which carries the ACK that will be sent) unless the
     /// same sender already sent the same content under the same control id; replies once

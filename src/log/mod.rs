@@ -33,6 +33,8 @@
 //!   [`crate::domain::Event::decode`].
 
 mod decide;
+#[cfg(test)]
+mod decide_tests;
 pub mod envelope;
 mod faults;
 mod hl7;
@@ -41,8 +43,11 @@ mod reader;
 mod reserve;
 pub(crate) mod store;
 #[cfg(test)]
+mod test_support;
+#[cfg(test)]
 mod tests;
 pub(crate) mod txn;
+mod views;
 mod writer;
 
 use std::path::PathBuf;
@@ -50,12 +55,16 @@ use std::sync::Arc;
 
 pub use envelope::{Aggregate, Envelope, NewEvent, StoredEnvelope};
 pub use faults::FaultInjector;
-pub use hl7::Hl7Outcome;
+pub use hl7::{Hl7Outcome, received_event};
 pub use instances::{CompletionOutcome, InstanceOutcome};
 pub use reader::{InstanceView, LogReader, Page, PendingStudy, ReadError, SeriesView, StudyView};
 pub use reserve::{DiskGuard, Space};
 pub use store::{OpenError, SCHEMA_VERSION};
 pub use txn::{Clock, Policy};
+pub use views::{
+    CaseStudy, CaseView, Hits, MAX_HITS, MatchPage, MatchQuery, MatchView, MatchedOrder, MatchedStudy, OrderView,
+    Search, StudyHit, StudySummary, WaitingCursor, WaitingOrder, WaitingPage, WaitingQuery, WaitingStudy,
+};
 pub use writer::{AppendError, LogHandle, WriterFailure, WriterState};
 
 use crate::config::{Config, DiskReserve, Site};
@@ -100,6 +109,25 @@ pub struct Log {
     thread: std::thread::JoinHandle<Result<(), WriterFailure>>,
 }
 
+/// Rebuilds the projections when any checkpoint is behind the log (an upgrade added a
+/// projection, a rebuild was interrupted), before the writer applies anything new to them.
+fn catch_up(db: &redb::Database, site: &Site, head: u64) -> Result<(), redb::Error> {
+    use crate::projections::rebuild::{self, RebuildError};
+    let flatten = |e: RebuildError| match e {
+        RebuildError::Storage(e) => e,
+        other => redb::StorageError::Corrupted(other.to_string()).into(),
+    };
+    let behind = rebuild::behind(db, head).map_err(flatten)?;
+    if behind.is_empty() {
+        return Ok(());
+    }
+    tracing::warn!(head, ?behind, "projections are behind the log; rebuilding them from the log");
+    let started = std::time::Instant::now();
+    rebuild::rebuild(db, site, |done, total| tracing::info!(done, total, "rebuilding projections")).map_err(flatten)?;
+    tracing::info!(events = head, seconds = started.elapsed().as_secs_f64(), "projections rebuilt");
+    Ok(())
+}
+
 impl Log {
     /// Opens the database and starts the writer thread.
     pub fn open(options: &LogOptions, metrics: Arc<Metrics>) -> Result<Log, OpenError> {
@@ -116,6 +144,8 @@ impl Log {
         let last = store::last_seq(&db)
             .map_err(|e| OpenError::Database { path: options.path.clone(), source: Box::new(e) })?;
         metrics.log_last_seq.set(last as i64);
+        catch_up(&db, &options.site, last)
+            .map_err(|e| OpenError::Database { path: options.path.clone(), source: Box::new(e) })?;
         let dir = options.path.parent().map(PathBuf::from).unwrap_or_else(|| ".".into());
         let guard = DiskGuard::new(dir, options.disk_reserve);
         let (handle, rx) = writer::channel(options.queue_depth, last);

@@ -24,7 +24,7 @@ pub enum ReadError {
 }
 
 /// Converts redb's per-operation errors (which all convert into `redb::Error`).
-trait Storage<T> {
+pub(super) trait Storage<T> {
     fn storage(self) -> Result<T, ReadError>;
 }
 
@@ -69,6 +69,10 @@ pub struct StudyView {
     pub series_count: u32,
     pub instance_count: u32,
     pub series: Vec<SeriesView>,
+    /// The patient case the study belongs to (once completed with a patient id).
+    pub case_id: Option<String>,
+    /// Ids of the orders matched with it, in match order.
+    pub orders: Vec<String>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -90,8 +94,8 @@ pub struct InstanceView {
 /// Read access to the event log.
 #[derive(Debug, Clone)]
 pub struct LogReader {
-    db: Arc<Database>,
-    site: Site,
+    pub(super) db: Arc<Database>,
+    pub(super) site: Site,
 }
 
 impl LogReader {
@@ -153,6 +157,7 @@ impl LogReader {
                 size: instance.size,
             });
         }
+        let links = super::views::study_links(&txn, &self.site, study_uid)?;
         Ok(Some(StudyView {
             study_instance_uid: study_uid.to_owned(),
             revision: row.revision,
@@ -168,6 +173,8 @@ impl LogReader {
             series_count: row.series_count,
             instance_count: row.instance_count,
             series,
+            case_id: links.case_id,
+            orders: links.orders.into_iter().map(|(_, order_id)| order_id).collect(),
         }))
     }
 
@@ -214,6 +221,6 @@ impl LogReader {
     }
 }
 
-fn decode_row<T: serde::de::DeserializeOwned>(table: &'static str, bytes: &[u8]) -> Result<T, ReadError> {
+pub(super) fn decode_row<T: serde::de::DeserializeOwned>(table: &'static str, bytes: &[u8]) -> Result<T, ReadError> {
     rmp_serde::from_slice(bytes).map_err(|e| ReadError::Row { table, reason: e.to_string() })
 }

@@ -104,9 +104,15 @@ pub(crate) const STUDY_CASES: TableDefinition<Key3, &str> = TableDefinition::new
 /// `(tenant, hospital, prior patient id) -> surviving patient id` (ADT^A40).
 pub(crate) const PATIENT_ALIASES: TableDefinition<Key3, &str> = TableDefinition::new("patient_aliases");
 
+/// `projection table name -> seq`: the last event each projection has applied. The writer
+/// sets every checkpoint to the batch's last seq in the batch's transaction; rebuild sets
+/// them after each chunk. A checkpoint behind the log's head (a projection added by an
+/// upgrade, a rebuild that was interrupted) makes the daemon rebuild at start-up.
+pub(crate) const CHECKPOINTS: TableDefinition<&str, u64> = TableDefinition::new("projection_checkpoints");
+
 /// The on-disk layout this binary writes. Bump it with every change to tables or key
 /// encodings and add the step to [`MIGRATIONS`].
-pub const SCHEMA_VERSION: u64 = 1;
+pub const SCHEMA_VERSION: u64 = 2;
 
 /// One migration step: turns a file at `from` into one at `from + 1`, inside the
 /// transaction that also records the new version (so a crash leaves one or the other).
@@ -115,8 +121,12 @@ pub(crate) struct Migration {
     pub apply: fn(&redb::WriteTransaction) -> Result<(), redb::Error>,
 }
 
-/// Migrations in order. Version 1 is the first layout: nothing to migrate yet.
-pub(crate) const MIGRATIONS: &[Migration] = &[];
+/// Migrations in order.
+///
+/// * 1 → 2: the matching and patient-case projections and their checkpoints. The tables are
+///   created empty by [`prepare`]; their checkpoints (absent, so 0) are behind the log, so
+///   the daemon fills them by rebuilding at start-up.
+pub(crate) const MIGRATIONS: &[Migration] = &[Migration { from: 1, apply: |_| Ok(()) }];
 
 /// Why the log could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -237,6 +247,7 @@ pub(crate) fn prepare(
             };
         }
         projection_tables!(create);
+        txn.open_table(CHECKPOINTS).map_err(|e| db_err(e.into()))?;
     }
     txn.commit().map_err(|e| db_err(e.into()))
 }

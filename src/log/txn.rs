@@ -86,6 +86,7 @@ pub(crate) struct Tables<'t> {
     cases_by_patient: Option<Table<'t, Key4, i64>>,
     study_cases: Option<Table<'t, Key3, &'static str>>,
     patient_aliases: Option<Table<'t, Key3, &'static str>>,
+    checkpoints: Option<Table<'t, &'static str, u64>>,
 }
 
 macro_rules! table_accessor {
@@ -124,6 +125,7 @@ impl<'t> Tables<'t> {
             cases_by_patient: None,
             study_cases: None,
             patient_aliases: None,
+            checkpoints: None,
         }
     }
 
@@ -148,6 +150,7 @@ impl<'t> Tables<'t> {
     table_accessor!(cases_by_patient, CASES_BY_PATIENT, Key4, i64);
     table_accessor!(study_cases, STUDY_CASES, Key3, &'static str);
     table_accessor!(patient_aliases, PATIENT_ALIASES, Key3, &'static str);
+    table_accessor!(checkpoints, CHECKPOINTS, &'static str, u64);
 }
 
 /// Where the writer's time comes from (tests inject one to cross months in a moment).

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use redb::Database;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::envelope::NewEvent;
@@ -77,6 +77,9 @@ pub struct WriterState {
     pub failed: CancellationToken,
     /// Last committed sequence number.
     pub last_seq: AtomicU64,
+    /// The same, for readers that wait for new events (the event stream): changes right
+    /// after `last_seq`, once the commit returned.
+    pub committed: watch::Sender<u64>,
     /// The writer has stopped taking requests (stopped or failed).
     pub closed: AtomicBool,
 }
@@ -140,6 +143,7 @@ pub(crate) fn channel(depth: usize, last_seq: u64) -> (LogHandle, mpsc::Receiver
     let state = Arc::new(WriterState {
         failed: CancellationToken::new(),
         last_seq: AtomicU64::new(last_seq),
+        committed: watch::Sender::new(last_seq),
         closed: AtomicBool::new(false),
     });
     (LogHandle { tx, state }, rx)
@@ -211,6 +215,7 @@ impl Writer {
             return Err(WriterFailure(e.to_string()));
         }
         self.state.last_seq.store(self.next_seq - 1, Ordering::Release);
+        self.state.committed.send_if_modified(|seq| std::mem::replace(seq, self.next_seq - 1) != self.next_seq - 1);
         self.metrics.log_last_seq.set((self.next_seq - 1) as i64);
         if !requests.is_empty() {
             self.metrics.log_commit_batch_size.observe(requests.len() as f64);
@@ -248,6 +253,10 @@ impl Writer {
         let mut t = Txn::new(txn, &self.site, &self.metrics, reserve, &mut self.next_seq, &self.policy);
         for request in requests.iter_mut() {
             request.apply(&mut t)?;
+        }
+        if t.dirty {
+            let last = t.next_seq() - 1;
+            crate::projections::checkpoint(&mut t.tables, last)?;
         }
         Ok(t.dirty)
     }

@@ -10,17 +10,15 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::codec::Decoder;
 
 use super::codec::{CodecError, Frame, MllpCodec, encode_frame};
 use super::server::MllpContext;
-use crate::domain::{Event, Hl7MessageReceived};
 use crate::hl7::ack::{self, AckCode};
 use crate::hl7::{self, ErrorDetail, Received};
-use crate::log::{Aggregate, AppendError, Hl7Outcome, NewEvent};
+use crate::log::{AppendError, Hl7Outcome, NewEvent};
 
 /// HL7 table 0357: application internal error — used for "could not take it now".
 const APPLICATION_ERROR: u16 = 207;
@@ -235,27 +233,7 @@ impl<'a, S: MllpStream> Connection<'a, S> {
     }
 
     fn append_request(&self, payload: &[u8], received: &Received, ack: Vec<u8>) -> NewEvent {
-        let content_sha256: [u8; 32] = Sha256::digest(payload).into();
-        let (app, facility) = received.sender();
-        let event = Hl7MessageReceived {
-            raw: payload.to_vec(),
-            message_type: received.summary.message_type(),
-            control_id: received.control_id().to_owned(),
-            sending_application: app.to_owned(),
-            sending_facility: facility.to_owned(),
-            content_sha256: crate::domain::hex(&content_sha256),
-            control_id_conflict: false,
-            conflicts_with_seq: None,
-            peer: self.peer.to_string(),
-            ack,
-            summary: received.summary.clone(),
-        };
-        let mut new = NewEvent::now(
-            Aggregate { kind: "hl7_message".into(), id: String::new() },
-            Event::Hl7MessageReceived(Box::new(event)),
-        );
-        new.aggregate.id = new.event_id.to_string();
-        new
+        crate::log::received_event(payload, received, &self.peer.to_string(), ack)
     }
 
     /// A frame over `max_message_bytes`: refused with AE (the sender must not re-send it

@@ -18,6 +18,8 @@ pub(crate) struct CaseRow {
     pub patient_ids: Vec<String>,
     pub modality: Option<String>,
     pub created_at_us: i64,
+    /// The `PatientCaseCreated` event: orders cases by recency when their times are equal.
+    pub created_seq: u64,
     pub studies: Vec<String>,
     pub patient_class: Option<String>,
 }
@@ -29,6 +31,7 @@ pub(crate) fn apply_created(t: &mut Tables<'_>, m: &Meta<'_>, c: &PatientCaseCre
         patient_ids: c.patient_ids.clone(),
         modality: c.modality.clone(),
         created_at_us: m.recorded_at.as_microsecond(),
+        created_seq: m.seq,
         studies: vec![c.study_instance_uid.clone()],
         patient_class: None,
     };
@@ -66,10 +69,25 @@ pub(crate) fn apply_classified(t: &mut Tables<'_>, m: &Meta<'_>, c: &PatientCase
     put(t, m, &row)
 }
 
-/// `PatientsMerged`: each prior id now resolves to the surviving one.
+/// `PatientsMerged`: each prior id now resolves to the surviving one, and the cases opened
+/// under a prior id are found under the surviving id too (so a later study of the surviving
+/// id can join them).
 pub(crate) fn apply_merged(t: &mut Tables<'_>, m: &Meta<'_>, p: &PatientsMerged) -> Result<(), redb::Error> {
-    for prior in p.prior_patient_ids.iter().filter(|id| **id != p.surviving_patient_id) {
-        t.patient_aliases()?.insert((m.tenant(), m.hospital(), prior.as_str()), p.surviving_patient_id.as_str())?;
+    let surviving = p.surviving_patient_id.as_str();
+    for prior in p.prior_patient_ids.iter().filter(|id| **id != surviving) {
+        t.patient_aliases()?.insert((m.tenant(), m.hospital(), prior.as_str()), surviving)?;
+        let mut cases = Vec::new();
+        for row in t.cases_by_patient()?.range((m.tenant(), m.hospital(), prior.as_str(), "")..)? {
+            let (k, created_at) = row?;
+            let k = k.value();
+            if (k.0, k.1, k.2) != (m.tenant(), m.hospital(), prior.as_str()) {
+                break;
+            }
+            cases.push((k.3.to_owned(), created_at.value()));
+        }
+        for (case_id, created_at) in cases {
+            t.cases_by_patient()?.insert((m.tenant(), m.hospital(), surviving, case_id.as_str()), created_at)?;
+        }
     }
     Ok(())
 }

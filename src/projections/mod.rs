@@ -21,6 +21,17 @@
 //! | `study_instances` | `InstanceStored` | (study, series, SOP instance) → seq |
 //! | `studies` | `InstanceStored`, `StudyCompleted` | study → counts, patient, accession, revision |
 //! | `studies_pending` | `InstanceStored`, `StudyCompleted` | study → time of its last instance |
+//! | `hl7_messages` | `HL7MessageReceived` | message id → seq |
+//! | `orders`, `orders_by_placer`, `orders_by_accession`, `orders_by_patient` | `HL7MessageReceived`, `HL7MessageUpdated`, `StudyMatched`, `OrderCreated` | order id → order; lookups |
+//! | `unmatched_orders` | `HL7MessageReceived`, `HL7MessageUpdated`, `StudyMatched` | (accession, order id) → waiting since |
+//! | `studies_by_accession`, `studies_by_patient` | `StudyCompleted` | lookups of completed studies |
+//! | `unmatched_studies` | `StudyCompleted`, `StudyMatched` | (accession, study) → waiting since |
+//! | `matches`, `matches_by_order` | `StudyMatched` | (study, order) and (order, study) → seq |
+//! | `cases`, `cases_by_patient`, `study_cases` | `PatientCase*` | case id → case; lookups |
+//! | `patient_aliases` | `PatientsMerged` | prior patient id → surviving id |
+//!
+//! Every projection has a checkpoint (`projection_checkpoints`: table → last applied seq),
+//! written with each batch; one behind the log's head is rebuilt when the log opens.
 
 pub(crate) mod cases;
 pub(crate) mod dicom;
@@ -52,6 +63,28 @@ impl<'a> Meta<'a> {
     pub fn hospital(&self) -> &'a str {
         &self.site.hospital_id
     }
+}
+
+/// Names of every projection table, in the digest's order.
+pub(crate) fn table_names() -> Vec<&'static str> {
+    use redb::TableHandle;
+    let mut names = Vec::new();
+    macro_rules! name {
+        ($def:ident) => {
+            names.push(crate::log::store::$def.name());
+        };
+    }
+    crate::log::store::projection_tables!(name);
+    names
+}
+
+/// Records that every projection has applied the log up to `seq`.
+pub(crate) fn checkpoint(t: &mut Tables<'_>, seq: u64) -> Result<(), redb::Error> {
+    let table = t.checkpoints()?;
+    for name in table_names() {
+        table.insert(name, seq)?;
+    }
+    Ok(())
 }
 
 /// Applies one event to every projection.

@@ -86,6 +86,7 @@ pub fn rebuild(db: &Database, site: &Site, mut progress: impl FnMut(u64, u64)) -
         };
     }
     projection_tables!(drop_table);
+    drop_table!(CHECKPOINTS);
     create_tables(&txn)?;
     txn.commit().map_err(storage)?;
     replay(db, db, site, &mut progress)
@@ -99,7 +100,30 @@ fn create_tables(txn: &redb::WriteTransaction) -> Result<(), RebuildError> {
         };
     }
     projection_tables!(create);
+    create!(CHECKPOINTS);
     Ok(())
+}
+
+/// Projections whose checkpoint is not the log's last seq `head`, with their checkpoint
+/// (0 when they never applied anything).
+pub fn behind(db: &Database, head: u64) -> Result<Vec<(&'static str, u64)>, RebuildError> {
+    let txn = db.begin_read().map_err(storage)?;
+    let checkpoints = match txn.open_table(CHECKPOINTS) {
+        Ok(table) => Some(table),
+        Err(redb::TableError::TableDoesNotExist(_)) => None,
+        Err(e) => return Err(storage(e)),
+    };
+    let mut out = Vec::new();
+    for name in super::table_names() {
+        let at = match &checkpoints {
+            Some(table) => table.get(name).map_err(storage)?.map(|v| v.value()).unwrap_or(0),
+            None => 0,
+        };
+        if at != head {
+            out.push((name, at));
+        }
+    }
+    Ok(out)
 }
 
 /// Replays every event of `source` into the projections of `target`.
@@ -129,6 +153,7 @@ fn replay(
                     super::Meta { site, seq: *seq, event_id: envelope.event_id, recorded_at: envelope.recorded_at };
                 super::apply(&mut tables, &meta, &envelope.event).map_err(storage)?;
             }
+            super::checkpoint(&mut tables, end).map_err(storage)?;
         }
         txn.commit().map_err(storage)?;
         progress(end, last);

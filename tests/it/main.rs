@@ -2,6 +2,7 @@
 //! real binary where a process must die), real TCP on loopback, temp state directories.
 
 mod api;
+mod api_matching;
 mod cli;
 mod crash;
 mod dcmtk;

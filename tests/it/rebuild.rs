@@ -5,12 +5,13 @@ use std::process::Command;
 
 use crate::support::TestDaemon;
 use crate::support::dataset::{Instance, dataset};
-use crate::support::hl7msg::orm;
+use crate::support::hl7msg::{a40, orm, orm_change};
 use crate::support::scu::{self, CT_IMAGE_STORAGE, EXPLICIT_LE};
 use zenedge::projections::rebuild;
 
-/// A log with every event type: HL7 messages (one re-sent, one conflicting), instances
-/// (one replaced), a completed study.
+/// A log with every event type: HL7 messages (one re-sent, one conflicting, one change and
+/// one cancel, a merge), instances (one replaced), completed studies matched with orders,
+/// consolidated into a case and classified.
 async fn workload() -> (std::sync::Arc<tempfile::TempDir>, zenedge::config::Config) {
     let d = TestDaemon::start_with("[dicom]\nstable_after = \"100ms\"\n").await;
     let mut c = d.client().await;
@@ -19,23 +20,42 @@ async fn workload() -> (std::sync::Arc<tempfile::TempDir>, zenedge::config::Conf
     }
     c.send(&orm("RB-0", "ACC-0")).await;
     c.send(&orm("RB-1", "OTHER")).await;
+    c.send(&orm_change("RB-CA", "ACC-2", "CA", "CA", "O")).await;
+    c.send(&orm("RB-20", "ACC-20")).await;
+    c.send(&a40("RB-A40", "PAT-20", "PAT-OLD")).await;
     let addr = d.dicom;
-    tokio::task::spawn_blocking(move || {
-        let mut scu = scu::connect_ct(addr, EXPLICIT_LE);
-        for n in 1..=3 {
-            let i = Instance::ct(20, 1, n);
-            assert_eq!(scu.store(CT_IMAGE_STORAGE, &i.sop, &dataset(&i, EXPLICIT_LE), 16_000).status, 0);
-        }
-        let mut replaced = Instance::ct(20, 1, 1);
-        replaced.pixel_bytes = 2048;
-        assert_eq!(scu.store(CT_IMAGE_STORAGE, &replaced.sop, &dataset(&replaced, EXPLICIT_LE), 16_000).status, 0);
-        scu.release();
-    })
-    .await
-    .unwrap();
-    while !d.events().await.iter().any(|e| e["event_type"] == "StudyCompleted") {
+    let store = move |instances: Vec<Instance>| {
+        tokio::task::spawn_blocking(move || {
+            let mut scu = scu::connect_ct(addr, EXPLICIT_LE);
+            for i in instances {
+                assert_eq!(scu.store(CT_IMAGE_STORAGE, &i.sop, &dataset(&i, EXPLICIT_LE), 16_000).status, 0);
+            }
+            scu.release();
+        })
+    };
+    let mut replaced = Instance::ct(20, 1, 1);
+    replaced.pixel_bytes = 2048;
+    let mut instances: Vec<Instance> = (1..=3).map(|n| Instance::ct(20, 1, n)).collect();
+    instances.push(replaced);
+    // The same patient under its prior id, and a study no order asked for.
+    let mut same_patient = Instance::ct(21, 1, 1);
+    same_patient.patient_id = "PAT-OLD".into();
+    instances.extend([same_patient, Instance::ct(22, 1, 1)]);
+    store(instances).await.unwrap();
+    let completed =
+        |events: &[serde_json::Value]| events.iter().filter(|e| e["event_type"] == "StudyCompleted").count();
+    while completed(&d.events().await) < 3 {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+    // A change of the matched order: OrderUpdated, and the new class reclassifies its case.
+    c.send(&orm_change("RB-XO", "ACC-20", "XO", "IP", "I")).await;
+    // An order for the study that had none, cancelled once matched: OrderCancelled.
+    c.send(&orm("RB-22", "ACC-22")).await;
+    c.send(&orm_change("RB-22-CA", "ACC-22", "CA", "CA", "O")).await;
+    let events = d.events().await;
+    let missing: Vec<_> =
+        zenedge::domain::EVENT_TYPES.iter().filter(|kind| !events.iter().any(|e| e["event_type"] == **kind)).collect();
+    assert!(missing.is_empty(), "event types missing from the workload: {missing:?}");
     let config = crate::support::daemon::test_config(d.dir.path(), "");
     let dir = d.dir.clone();
     d.stop().await.unwrap();

@@ -39,3 +39,23 @@ pub fn msh(ack: &[u8], n: usize) -> String {
     assert_eq!(seg[0], "MSH");
     if n == 1 { "|".into() } else { seg.get(n - 1).cloned().unwrap_or_default() }
 }
+
+/// An ORM^O01 for the order of [`orm`] with accession `acc`, with ORC-1 `control` (`XO`,
+/// `CA`…), order status `status` and patient class `class`.
+pub fn orm_change(control_id: &str, acc: &str, control: &str, status: &str, class: &str) -> Vec<u8> {
+    let text = String::from_utf8(orm(control_id, acc)).expect("ASCII");
+    text.replace(&format!("ORC|NW|PLC-{acc}|FIL-{acc}||SC"), &format!("ORC|{control}|PLC-{acc}|FIL-{acc}||{status}"))
+        .replace("PV1|1|O", &format!("PV1|1|{class}"))
+        .into_bytes()
+}
+
+/// ADT^A40: patient `prior` merged into `surviving`.
+pub fn a40(control_id: &str, surviving: &str, prior: &str) -> Vec<u8> {
+    format!(
+        "MSH|^~\\&|PAS|HOSP|ZENEDGE|EDGE|20261123101500||ADT^A40^ADT_A39|{control_id}|P|2.5.1\r\
+         EVN|A40|20261123101500\r\
+         PID|1||{surviving}^^^HOSP^MR||Doe^Jane||19700101|F\r\
+         MRG|{prior}^^^HOSP^MR\r"
+    )
+    .into_bytes()
+}

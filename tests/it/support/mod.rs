@@ -1,4 +1,5 @@
-//! Test support: an in-process daemon on port 0, an MLLP client, HL7 builders, HTTP GET.
+//! Test support: an in-process daemon on port 0, an MLLP client, HL7 builders, HTTP GET, an
+//! SSE client.
 
 pub mod daemon;
 pub mod dataset;
@@ -7,6 +8,7 @@ pub mod http;
 pub mod mllp;
 pub mod process;
 pub mod scu;
+pub mod sse;
 
 pub use daemon::TestDaemon;
 pub use mllp::MllpClient;
