@@ -40,6 +40,8 @@ pub(super) struct StreamParams {
     after: Option<String>,
 }
 
+/// The stream, from the starting point the module doc describes; 400 for a malformed
+/// `after` or `Last-Event-ID`.
 pub(super) async fn events(
     State(state): State<ApiState>,
     headers: HeaderMap,

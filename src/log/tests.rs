@@ -3,45 +3,15 @@
 
 use std::sync::Arc;
 
+use super::test_support::{options, site};
 use super::*;
-use crate::domain::{Event, Hl7MessageReceived};
 use crate::hl7;
-
-fn site() -> Site {
-    Site { tenant_id: "t".into(), hospital_id: "h".into(), edge_id: "e".into() }
-}
-
-fn options(dir: &std::path::Path) -> LogOptions {
-    LogOptions {
-        path: dir.join("zenedge.redb"),
-        site: site(),
-        disk_reserve: DiskReserve::Bytes(0),
-        queue_depth: 1024,
-        max_batch: 1024,
-        cache_size: 4 << 20,
-        policy: crate::log::Policy::default(),
-    }
-}
 
 /// An `HL7MessageReceived` for control id `id` whose content differs by `variant`.
 fn hl7_append(id: &str, variant: &str) -> NewEvent {
     let raw = format!("MSH|^~\\&|RIS|H|ZE|E|20261123||ADT^A08|{id}|P|2.5\rPID|1||{variant}\r").into_bytes();
     let received = hl7::read(&raw, &hl7::ReadOptions::default()).unwrap();
-    let sha: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&raw).into();
-    let event = Hl7MessageReceived {
-        raw: raw.clone(),
-        message_type: received.summary.message_type(),
-        control_id: id.into(),
-        sending_application: "RIS".into(),
-        sending_facility: "H".into(),
-        content_sha256: crate::domain::hex(&sha),
-        control_id_conflict: false,
-        conflicts_with_seq: None,
-        peer: "test".into(),
-        ack: format!("ACK-{id}-{variant}").into_bytes(),
-        summary: received.summary,
-    };
-    NewEvent::now(Aggregate { kind: "hl7_message".into(), id: id.into() }, Event::Hl7MessageReceived(Box::new(event)))
+    received_event(&raw, &received, "test", format!("ACK-{id}-{variant}").into_bytes())
 }
 
 /// Opens a log whose fsyncs the test controls.
@@ -212,6 +182,10 @@ fn a_newer_binary_migrates_step_by_step_in_one_transaction() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("zenedge.redb");
     let db = store::open(&path, &site(), 4 << 20, None).unwrap();
+    // A file written by schema 1.
+    let txn = db.begin_write().unwrap();
+    txn.open_table(store::META).unwrap().insert("schema_version", "1").unwrap();
+    txn.commit().unwrap();
     store::prepare(&db, &path, &site(), false, &migrations, 3).unwrap();
     let txn = db.begin_read().unwrap();
     let meta = txn.open_table(store::META).unwrap();

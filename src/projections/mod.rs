@@ -37,6 +37,7 @@ pub(crate) mod cases;
 pub(crate) mod dicom;
 pub(crate) mod hl7;
 pub(crate) mod orders;
+pub mod probe;
 pub mod rebuild;
 
 use jiff::Timestamp;

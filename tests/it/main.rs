@@ -9,6 +9,7 @@ mod dcmtk;
 mod dicom;
 mod durability;
 mod malformed;
+mod matching;
 mod mllp_acks;
 mod rebuild;
 mod support;

@@ -7,6 +7,9 @@
 //!   ACK latency (write start → complete ACK, hdrhistogram at microsecond resolution).
 //!   `--nagle` imitates interface engines that leave Nagle on and write a frame in three
 //!   pieces: a receiver that lets its kernel delay ACKs then stalls ~40 ms per message.
+//! * `fill-log`, `match-lookup` and `http` write a log of a given size through the daemon's
+//!   writer, time the writer's matching lookup in it, and load the read API at a fixed
+//!   rate: the rebuild, lookup and API benchmarks.
 //! * `commit-ceiling` measures the physical ceiling of the store: durable redb 4.6 commits
 //!   of N events each, in a fresh database. The daemon's throughput is judged against it.
 //!
@@ -20,6 +23,8 @@
 mod ceiling;
 mod conn;
 mod driver;
+mod fill;
+mod http;
 mod message;
 mod plan;
 mod report;
@@ -52,6 +57,71 @@ enum Command {
     Mllp(MllpArgs),
     /// Measure durable redb commits per second: the ceiling for acknowledged messages.
     CommitCeiling(CeilingArgs),
+    /// Write a log of exams (orders, instances, completions and the decisions they trigger)
+    /// through the daemon's writer into an empty state directory.
+    FillLog(FillArgs),
+    /// Time the writer's matching lookup for random accessions of a filled log.
+    MatchLookup(LookupArgs),
+    /// GET the read API at a fixed offered rate and report latency percentiles.
+    Http(HttpArgs),
+}
+
+#[derive(Args, Debug)]
+struct FillArgs {
+    /// The daemon's config (its state directory must hold no events yet).
+    #[arg(long)]
+    config: PathBuf,
+    /// Stop once the log holds this many events.
+    #[arg(long, default_value_t = 1_000_000)]
+    events: u64,
+    /// Instances per study.
+    #[arg(long, default_value_t = 20)]
+    instances: u32,
+    /// Exams in flight at once.
+    #[arg(long, default_value_t = 256)]
+    tasks: u64,
+}
+
+#[derive(Args, Debug)]
+struct LookupArgs {
+    /// The config of a stopped daemon whose log `fill-log` wrote.
+    #[arg(long)]
+    config: PathBuf,
+    /// Exams in that log (accessions are drawn from 0..exams).
+    #[arg(long)]
+    exams: u64,
+    /// Lookups to time.
+    #[arg(long, default_value_t = 100_000)]
+    lookups: u64,
+}
+
+#[derive(Args, Debug)]
+struct HttpArgs {
+    /// The API's address.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: SocketAddr,
+    /// Path templates, used in turn: `{study}`, `{accession}`, `{patient}`, `{n}` are filled
+    /// from a random exam number of a `fill-log` log.
+    #[arg(long, required = true)]
+    path: Vec<String>,
+    /// Exams in the log (exam numbers are drawn from 0..exams).
+    #[arg(long)]
+    exams: u64,
+    /// Offered requests per second, across all connections.
+    #[arg(long, default_value_t = 1000.0)]
+    rate: f64,
+    /// Keep-alive connections.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..))]
+    connections: u64,
+    /// How long to measure, after the warmup.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Send for this long first, excluded from the figures.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    warmup: Duration,
+    /// Tokio worker threads.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+    threads: u64,
 }
 
 #[derive(Args, Debug)]
@@ -143,6 +213,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Mllp(args) => run_mllp_command(args),
         Command::CommitCeiling(args) => run_ceiling_command(&args),
+        Command::FillLog(args) => fill::run_fill_command(&args),
+        Command::MatchLookup(args) => http::run_lookup_command(&args),
+        Command::Http(args) => http::run_http_command(&args),
     };
     match result {
         Ok(code) => code,
