@@ -91,7 +91,7 @@ fn instance(n: u64, i: u32) -> NewEvent {
 async fn exam(log: &zenedge::log::LogHandle, n: u64, instances: u32) -> Result<(), BoxError> {
     let with_order = n % 20 != 19;
     let with_study = n % 20 != 9;
-    if with_order && n % 2 == 0 {
+    if with_order && n.is_multiple_of(2) {
         log.append_hl7(order(n)?).await?;
     }
     if with_study {

@@ -31,8 +31,8 @@ struct ConnectionReport {
     errors: u64,
 }
 
-async fn connection(
-    addr: SocketAddr,
+/// One connection's share of the schedule.
+struct Schedule {
     templates: Vec<String>,
     interval: Duration,
     start: tokio::time::Instant,
@@ -40,7 +40,10 @@ async fn connection(
     end: tokio::time::Instant,
     exams: u64,
     seed: u64,
-) -> Result<ConnectionReport, BoxError> {
+}
+
+async fn connection(addr: SocketAddr, s: Schedule) -> Result<ConnectionReport, BoxError> {
+    let Schedule { templates, interval, start, measure_from, end, exams, seed } = s;
     let stream = tokio::net::TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
@@ -100,16 +103,16 @@ pub fn run_http_command(args: &HttpArgs) -> Result<std::process::ExitCode, BoxEr
         for c in 0..args.connections {
             // Spread the connections' schedules evenly over one interval.
             let offset = interval.mul_f64(c as f64 / args.connections as f64);
-            tasks.push(tokio::spawn(connection(
-                args.addr,
-                args.path.clone(),
+            let schedule = Schedule {
+                templates: args.path.clone(),
                 interval,
-                start + offset,
+                start: start + offset,
                 measure_from,
                 end,
-                args.exams,
-                c,
-            )));
+                exams: args.exams,
+                seed: c,
+            };
+            tasks.push(tokio::spawn(connection(args.addr, schedule)));
         }
         let mut total = ConnectionReport {
             latencies: hdrhistogram::Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)?,
