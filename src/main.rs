@@ -59,16 +59,21 @@ fn rebuild(db: &redb::Database, config: &Config) -> ExitCode {
     };
     println!("projections before: {}", rebuild::overall(&before));
     let bar = progress_bar();
+    let started = std::time::Instant::now();
+    let mut events = 0;
     let result = rebuild::rebuild(db, &config.site, |done, total| {
         bar.set_length(total);
         bar.set_position(done);
+        events = done;
     });
+    let seconds = started.elapsed().as_secs_f64();
     bar.finish();
     match result.and_then(|()| rebuild::digest(db)) {
         Ok(after) => {
+            println!("replayed {events} events in {seconds:.2} s ({:.0} events/s)", events as f64 / seconds.max(1e-9));
             println!("projections after:  {}", rebuild::overall(&after));
             for d in &after {
-                println!("  {:<16} {:>10} rows  {}", d.table, d.rows, &d.sha256[..16]);
+                println!("  {:<22} {:>10} rows  {}", d.table, d.rows, &d.sha256[..16]);
             }
             ExitCode::SUCCESS
         }

@@ -112,7 +112,7 @@ pub(crate) const CHECKPOINTS: TableDefinition<&str, u64> = TableDefinition::new(
 
 /// The on-disk layout this binary writes. Bump it with every change to tables or key
 /// encodings and add the step to [`MIGRATIONS`].
-pub const SCHEMA_VERSION: u64 = 2;
+pub const SCHEMA_VERSION: u64 = 3;
 
 /// One migration step: turns a file at `from` into one at `from + 1`, inside the
 /// transaction that also records the new version (so a crash leaves one or the other).
@@ -126,7 +126,17 @@ pub(crate) struct Migration {
 /// * 1 → 2: the matching and patient-case projections and their checkpoints. The tables are
 ///   created empty by [`prepare`]; their checkpoints (absent, so 0) are behind the log, so
 ///   the daemon fills them by rebuilding at start-up.
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration { from: 1, apply: |_| Ok(()) }];
+/// * 2 → 3: `studies` rows list their series. Projections changed shape: the checkpoints
+///   are dropped, so the daemon rebuilds every projection at start-up.
+pub(crate) const MIGRATIONS: &[Migration] =
+    &[Migration { from: 1, apply: |_| Ok(()) }, Migration { from: 2, apply: rebuild_projections }];
+
+/// A migration for projection changes: every checkpoint goes, so the log rebuilds them all
+/// when it opens.
+fn rebuild_projections(txn: &redb::WriteTransaction) -> Result<(), redb::Error> {
+    txn.delete_table(CHECKPOINTS)?;
+    Ok(())
+}
 
 /// Why the log could not be opened.
 #[derive(Debug, thiserror::Error)]

@@ -87,6 +87,12 @@ pub(crate) struct Tables<'t> {
     study_cases: Option<Table<'t, Key3, &'static str>>,
     patient_aliases: Option<Table<'t, Key3, &'static str>>,
     checkpoints: Option<Table<'t, &'static str, u64>>,
+    /// Write-back `studies` rows and `studies_pending` entries (`None`: removed) changed in
+    /// this transaction, by study UID (a database holds one site). Every instance updates
+    /// its study's row and pending mark; keeping them here until [`Tables::flush`] turns a
+    /// study's many b-tree rewrites into one. Read through `projections::dicom` only.
+    pub study_rows: std::collections::HashMap<String, crate::projections::dicom::StudyRow>,
+    pub pending: std::collections::HashMap<String, Option<i64>>,
 }
 
 macro_rules! table_accessor {
@@ -126,6 +132,8 @@ impl<'t> Tables<'t> {
             study_cases: None,
             patient_aliases: None,
             checkpoints: None,
+            study_rows: std::collections::HashMap::new(),
+            pending: std::collections::HashMap::new(),
         }
     }
 

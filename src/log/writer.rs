@@ -256,7 +256,7 @@ impl Writer {
         }
         if t.dirty {
             let last = t.next_seq() - 1;
-            crate::projections::checkpoint(&mut t.tables, last)?;
+            crate::projections::finish(&mut t.tables, t.site, last)?;
         }
         Ok(t.dirty)
     }

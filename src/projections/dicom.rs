@@ -31,6 +31,9 @@ pub(crate) struct StudyRow {
     pub last_instance_seq: u64,
     pub instance_count: u32,
     pub series_count: u32,
+    /// Its series UIDs, in arrival order.
+    #[serde(default)]
+    pub series: Vec<String>,
     pub patient_id: Option<String>,
     pub patient_name: Option<String>,
     #[serde(default)]
@@ -43,8 +46,11 @@ pub(crate) struct StudyRow {
     pub study_description: Option<String>,
 }
 
-/// Reads a study's row, if any.
+/// Reads a study's row, if any (this transaction's write-back row first).
 pub(crate) fn study(t: &mut Tables<'_>, site: &Site, study_uid: &str) -> Result<Option<StudyRow>, redb::Error> {
+    if let Some(row) = t.study_rows.get(study_uid) {
+        return Ok(Some(row.clone()));
+    }
     let key = (site.tenant_id.as_str(), site.hospital_id.as_str(), study_uid);
     match t.studies()?.get(key)? {
         Some(v) => Ok(Some(rmp_serde::from_slice(v.value()).map_err(|e| corrupt("studies", e))?)),
@@ -63,8 +69,31 @@ pub(crate) fn instance(t: &mut Tables<'_>, site: &Site, sop_uid: &str) -> Result
 
 /// Whether a study has instances not yet covered by a `StudyCompleted`.
 pub(crate) fn is_pending(t: &mut Tables<'_>, site: &Site, study_uid: &str) -> Result<bool, redb::Error> {
+    if let Some(pending) = t.pending.get(study_uid) {
+        return Ok(pending.is_some());
+    }
     let key = (site.tenant_id.as_str(), site.hospital_id.as_str(), study_uid);
     Ok(t.studies_pending()?.get(key)?.is_some())
+}
+
+/// Writes the transaction's write-back study rows and pending marks to their tables.
+pub(crate) fn flush(t: &mut Tables<'_>, site: &Site) -> Result<(), redb::Error> {
+    let (tenant, hospital) = (site.tenant_id.as_str(), site.hospital_id.as_str());
+    let rows = std::mem::take(&mut t.study_rows);
+    let table = t.studies()?;
+    for (study, row) in &rows {
+        let bytes = rmp_serde::to_vec_named(row).map_err(|e| corrupt("studies", e))?;
+        table.insert((tenant, hospital, study.as_str()), bytes.as_slice())?;
+    }
+    let pending = std::mem::take(&mut t.pending);
+    let table = t.studies_pending()?;
+    for (study, at) in &pending {
+        match at {
+            Some(at) => table.insert((tenant, hospital, study.as_str()), *at)?,
+            None => table.remove((tenant, hospital, study.as_str()))?,
+        };
+    }
+    Ok(())
 }
 
 /// `InstanceStored`: index the instance, add it to its study, mark the study pending.
@@ -89,18 +118,18 @@ pub(crate) fn apply_instance(
     t.dicom_instances()?.insert((tenant, hospital, i.sop_instance_uid.as_str()), bytes.as_slice())?;
     let study = i.study_instance_uid.as_str();
     let series = i.series_instance_uid.as_str();
-    let contents = t.study_instances()?;
-    let series_known =
-        contents.range((tenant, hospital, study, series, "")..)?.next().transpose()?.is_some_and(|(k, _)| {
-            let k = k.value();
-            (k.0, k.1, k.2, k.3) == (tenant, hospital, study, series)
-        });
     let instance_known =
-        contents.insert((tenant, hospital, study, series, i.sop_instance_uid.as_str()), seq)?.is_some();
-    let mut row = self::study(t, site, study)?.unwrap_or(StudyRow { first_instance_seq: seq, ..StudyRow::default() });
+        t.study_instances()?.insert((tenant, hospital, study, series, i.sop_instance_uid.as_str()), seq)?.is_some();
+    let mut row = match t.study_rows.remove(study) {
+        Some(row) => row,
+        None => self::study(t, site, study)?.unwrap_or(StudyRow { first_instance_seq: seq, ..StudyRow::default() }),
+    };
     row.last_instance_seq = seq;
     row.instance_count += u32::from(!instance_known);
-    row.series_count += u32::from(!series_known);
+    if !row.series.iter().any(|s| s == series) {
+        row.series.push(series.to_owned());
+        row.series_count += 1;
+    }
     fill(&mut row.patient_id, &i.patient_id);
     fill(&mut row.patient_name, &i.patient_name);
     fill(&mut row.accession_number, &i.accession_number);
@@ -117,8 +146,8 @@ pub(crate) fn apply_instance(
     {
         row.modalities.push(m.clone());
     }
-    put_study(t, site, study, &row)?;
-    t.studies_pending()?.insert((tenant, hospital, study), recorded_at.as_microsecond())?;
+    t.study_rows.insert(study.to_owned(), row);
+    t.pending.insert(study.to_owned(), Some(recorded_at.as_microsecond()));
     Ok(())
 }
 
@@ -127,15 +156,9 @@ pub(crate) fn apply_completed(t: &mut Tables<'_>, site: &Site, c: &StudyComplete
     let study = c.study_instance_uid.as_str();
     if let Some(mut row) = self::study(t, site, study)? {
         row.revision = c.revision;
-        put_study(t, site, study, &row)?;
+        t.study_rows.insert(study.to_owned(), row);
     }
-    t.studies_pending()?.remove((site.tenant_id.as_str(), site.hospital_id.as_str(), study))?;
-    Ok(())
-}
-
-fn put_study(t: &mut Tables<'_>, site: &Site, study: &str, row: &StudyRow) -> Result<(), redb::Error> {
-    let bytes = rmp_serde::to_vec_named(row).map_err(|e| corrupt("studies", e))?;
-    t.studies()?.insert((site.tenant_id.as_str(), site.hospital_id.as_str(), study), bytes.as_slice())?;
+    t.pending.insert(study.to_owned(), None);
     Ok(())
 }
 

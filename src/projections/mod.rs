@@ -79,8 +79,10 @@ pub(crate) fn table_names() -> Vec<&'static str> {
     names
 }
 
-/// Records that every projection has applied the log up to `seq`.
-pub(crate) fn checkpoint(t: &mut Tables<'_>, seq: u64) -> Result<(), redb::Error> {
+/// Ends a transaction's projection work before its commit: writes the write-back rows and
+/// records that every projection has applied the log up to `seq`.
+pub(crate) fn finish(t: &mut Tables<'_>, site: &Site, seq: u64) -> Result<(), redb::Error> {
+    dicom::flush(t, site)?;
     let table = t.checkpoints()?;
     for name in table_names() {
         table.insert(name, seq)?;

@@ -17,13 +17,13 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableHandle};
 use sha2::{Digest, Sha256};
 
 use crate::config::Site;
-use crate::log::StoredEnvelope;
+use crate::log::Envelope;
 use crate::log::envelope::DecodeError;
 use crate::log::store::*;
 use crate::log::txn::Tables;
 
 /// Events replayed per write transaction.
-pub const CHUNK: u64 = 50_000;
+pub const CHUNK: u64 = 1 << 16;
 
 /// Why a rebuild or verify failed.
 #[derive(Debug, thiserror::Error)]
@@ -46,25 +46,39 @@ pub struct TableDigest {
     pub sha256: String,
 }
 
-/// Digests of every projection table, in a fixed order.
+/// Digests of every projection table, in a fixed order: SHA-256 over each row's stored key
+/// and value bytes.
 pub fn digest(db: &Database) -> Result<Vec<TableDigest>, RebuildError> {
     let txn = db.begin_read().map_err(storage)?;
     let mut out = Vec::new();
     macro_rules! table {
-        ($def:expr) => {{
-            let table = txn.open_table($def).map_err(storage)?;
-            let (mut hash, mut rows) = (Sha256::new(), 0u64);
-            for row in table.iter().map_err(storage)? {
-                let (k, v) = row.map_err(storage)?;
-                hash.update(format!("{:?}", k.value()).as_bytes());
-                hash.update(format!("{:?}", v.value()).as_bytes());
-                rows += 1;
-            }
-            out.push(TableDigest { table: $def.name(), rows, sha256: crate::domain::hex(&hash.finalize()) });
-        }};
+        ($def:expr) => {
+            out.push(table_digest(&txn, $def, $def.name())?);
+        };
     }
     projection_tables!(table);
     Ok(out)
+}
+
+fn table_digest<K: redb::Key + 'static, V: redb::Value + 'static>(
+    txn: &redb::ReadTransaction,
+    def: redb::TableDefinition<K, V>,
+    name: &'static str,
+) -> Result<TableDigest, RebuildError> {
+    let table = txn.open_table(def).map_err(storage)?;
+    let (mut hash, mut rows) = (Sha256::new(), 0u64);
+    for row in table.iter().map_err(storage)? {
+        let (k, v) = row.map_err(storage)?;
+        let (k, v) = (k.value(), v.value());
+        let (k, v) = (K::as_bytes(&k), V::as_bytes(&v));
+        // Lengths first, so that rows cannot run into each other.
+        hash.update((k.as_ref().len() as u64).to_le_bytes());
+        hash.update(k.as_ref());
+        hash.update((v.as_ref().len() as u64).to_le_bytes());
+        hash.update(v.as_ref());
+        rows += 1;
+    }
+    Ok(TableDigest { table: name, rows, sha256: crate::domain::hex(&hash.finalize()) })
 }
 
 /// One digest of everything, for printing.
@@ -127,6 +141,11 @@ pub fn behind(db: &Database, head: u64) -> Result<Vec<(&'static str, u64)>, Rebu
 }
 
 /// Replays every event of `source` into the projections of `target`.
+///
+/// A second thread reads and decodes the log ahead of the one applying it (decoding is
+/// about a third of the work), handing over batches of [`BATCH`] events through a bounded
+/// channel; the batches never straddle a chunk, so each chunk's transaction holds exactly
+/// its events.
 fn replay(
     source: &Database,
     target: &Database,
@@ -138,37 +157,80 @@ fn replay(
         let events = txn.open_table(EVENTS).map_err(storage)?;
         events.last().map_err(storage)?.map(|(k, _)| k.value()).unwrap_or(0)
     };
-    let mut next = 1;
-    while next <= last {
-        let end = (next + CHUNK - 1).min(last);
-        let chunk = read_chunk(source, next, end)?;
-        let txn = target.begin_write().map_err(storage)?;
-        {
-            let mut tables = Tables::new(&txn);
-            for (seq, bytes) in &chunk {
-                let envelope = StoredEnvelope::from_bytes(bytes)
-                    .and_then(StoredEnvelope::decode)
-                    .map_err(|source| RebuildError::Event { seq: *seq, source })?;
-                let meta =
-                    super::Meta { site, seq: *seq, event_id: envelope.event_id, recorded_at: envelope.recorded_at };
-                super::apply(&mut tables, &meta, &envelope.event).map_err(storage)?;
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel(8);
+        scope.spawn(move || decode_batches(source, last, &tx));
+        let mut next = 1;
+        while next <= last {
+            let end = (next + CHUNK - 1).min(last);
+            let txn = target.begin_write().map_err(storage)?;
+            {
+                let mut tables = Tables::new(&txn);
+                while next <= end {
+                    // The decoder only stops early after sending its error.
+                    let batch: Vec<Envelope> = rx
+                        .recv()
+                        .map_err(|_| storage(redb::StorageError::Corrupted("the log reader stopped".into())))??;
+                    for envelope in &batch {
+                        let meta = super::Meta {
+                            site,
+                            seq: envelope.seq,
+                            event_id: envelope.event_id,
+                            recorded_at: envelope.recorded_at,
+                        };
+                        super::apply(&mut tables, &meta, &envelope.event).map_err(storage)?;
+                    }
+                    if batch.first().map(|e| e.seq) != Some(next) {
+                        let gap = format!("the log has no event {next} (sequence numbers are gapless)");
+                        return Err(storage(redb::StorageError::Corrupted(gap)));
+                    }
+                    next += batch.len() as u64;
+                }
+                super::finish(&mut tables, site, end).map_err(storage)?;
             }
-            super::checkpoint(&mut tables, end).map_err(storage)?;
+            txn.commit().map_err(storage)?;
+            progress(end, last);
         }
-        txn.commit().map_err(storage)?;
-        progress(end, last);
-        next = end + 1;
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
-fn read_chunk(db: &Database, from: u64, to: u64) -> Result<Vec<(u64, Vec<u8>)>, RebuildError> {
-    let txn = db.begin_read().map_err(storage)?;
-    let events = txn.open_table(EVENTS).map_err(storage)?;
+/// Events per batch handed from the decoding thread to the applying one; divides [`CHUNK`].
+const BATCH: u64 = 4096;
+
+/// Reads and decodes events `1..=last` in batches; stops at the first error (sent on) or
+/// when the receiver went away.
+fn decode_batches(db: &Database, last: u64, tx: &std::sync::mpsc::SyncSender<Result<Vec<Envelope>, RebuildError>>) {
+    let read = || -> Result<_, RebuildError> {
+        let txn = db.begin_read().map_err(storage)?;
+        txn.open_table(EVENTS).map_err(storage)
+    };
+    let events = match read() {
+        Ok(events) => events,
+        Err(e) => {
+            let _ = tx.send(Err(e));
+            return;
+        }
+    };
+    let mut from = 1;
+    while from <= last {
+        let to = (from + BATCH - 1).min(last);
+        let batch = decode_range(&events, from, to);
+        let failed = batch.is_err();
+        if tx.send(batch).is_err() || failed {
+            return;
+        }
+        from = to + 1;
+    }
+}
+
+fn decode_range(events: &redb::ReadOnlyTable<u64, &[u8]>, from: u64, to: u64) -> Result<Vec<Envelope>, RebuildError> {
     let mut out = Vec::with_capacity((to - from + 1) as usize);
     for row in events.range(from..=to).map_err(storage)? {
         let (k, v) = row.map_err(storage)?;
-        out.push((k.value(), v.value().to_vec()));
+        let seq = k.value();
+        let envelope = Envelope::from_bytes(v.value()).map_err(|source| RebuildError::Event { seq, source })?;
+        out.push(envelope);
     }
     Ok(out)
 }

@@ -25,6 +25,7 @@ mod conn;
 mod driver;
 mod fill;
 mod http;
+mod inserts;
 mod message;
 mod plan;
 mod report;
@@ -64,6 +65,21 @@ enum Command {
     MatchLookup(LookupArgs),
     /// GET the read API at a fixed offered rate and report latency percentiles.
     Http(HttpArgs),
+    /// Measure redb inserts and reads per second with the projections' key shapes.
+    InsertCeiling(InsertArgs),
+}
+
+#[derive(Args, Debug)]
+struct InsertArgs {
+    /// Directory for the scratch database (the file is removed after).
+    #[arg(long)]
+    dir: PathBuf,
+    /// Rows per measurement.
+    #[arg(long, default_value_t = 1_000_000)]
+    rows: u64,
+    /// redb cache in MiB.
+    #[arg(long, default_value_t = 256)]
+    cache_mib: usize,
 }
 
 #[derive(Args, Debug)]
@@ -216,6 +232,7 @@ fn main() -> ExitCode {
         Command::FillLog(args) => fill::run_fill_command(&args),
         Command::MatchLookup(args) => http::run_lookup_command(&args),
         Command::Http(args) => http::run_http_command(&args),
+        Command::InsertCeiling(args) => inserts::run_insert_command(&args),
     };
     match result {
         Ok(code) => code,
