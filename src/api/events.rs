@@ -2,7 +2,10 @@
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use serde::Deserialize;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use crate::log::JsonEnvelope;
 
 use super::params::{self, DEFAULT_LIMIT, MAX_LIMIT};
 use super::{ApiError, ApiState};
@@ -13,12 +16,18 @@ pub(super) struct ListParams {
     limit: Option<String>,
 }
 
+#[derive(Serialize)]
+struct PageJson<'a> {
+    items: Vec<JsonEnvelope<'a>>,
+    next: Option<u64>,
+}
+
 /// A page of events: `{"items": [...], "next": SEQ | null}`. `next` is the `after` of the
 /// next page; it is null once the end of the log was reached.
 pub(super) async fn list(
     State(state): State<ApiState>,
     query: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let params = params::query(query)?;
     let after = params::number("after", params.after.as_deref(), 0)?;
     let limit = params::limit(params.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)?;
@@ -27,8 +36,8 @@ pub(super) async fn list(
         .await
         .map_err(ApiError::internal)?
         .map_err(ApiError::internal)?;
-    let items: Vec<_> = page.items.iter().map(|e| e.to_json()).collect();
-    Ok(Json(serde_json::json!({ "items": items, "next": page.next })))
+    let items: Vec<_> = page.items.iter().map(|e| e.json_view()).collect();
+    Ok(Json(PageJson { items, next: page.next }).into_response())
 }
 
 /// One event by its sequence number.

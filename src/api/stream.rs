@@ -78,7 +78,10 @@ pub(super) async fn events(
 
 /// One log event as an SSE event.
 fn sse_event(envelope: &Envelope) -> Event {
-    Event::default().id(envelope.seq.to_string()).event(envelope.event_type()).data(envelope.to_json().to_string())
+    Event::default()
+        .id(envelope.seq.to_string())
+        .event(envelope.event_type())
+        .data(serde_json::to_string(&envelope.json_view()).unwrap_or_default())
 }
 
 /// The reading end of one stream.

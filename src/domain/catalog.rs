@@ -63,9 +63,9 @@ macro_rules! catalog {
                 }
             }
 
-            fn payload_json(&self) -> serde_json::Value {
+            fn serialize_json<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
                 match self {
-                    $(Event::$variant(e) => e.json(),)*
+                    $(Event::$variant(e) => e.serialize_json(serializer),)*
                 }
             }
         }
@@ -112,20 +112,36 @@ impl Event {
 
     /// The payload as JSON, for the read API: byte payloads are shown as text.
     pub fn to_json(&self) -> serde_json::Value {
-        self.payload_json()
+        serde_json::to_value(self.json_view()).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The payload in its read-API form, serialized straight to the output (no
+    /// intermediate `serde_json::Value`: a page of events is mostly this).
+    pub fn json_view(&self) -> JsonPayload<'_> {
+        JsonPayload(self)
+    }
+}
+
+/// See [`Event::json_view`].
+#[derive(Debug)]
+pub struct JsonPayload<'a>(&'a Event);
+
+impl Serialize for JsonPayload<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize_json(serializer)
     }
 }
 
 /// How a payload shows in the read API: its serde form, unless it says otherwise.
 trait JsonView: Serialize {
-    fn json(&self) -> serde_json::Value {
-        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    fn serialize_json<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.serialize(serializer)
     }
 }
 
 impl JsonView for Hl7MessageReceived {
-    fn json(&self) -> serde_json::Value {
-        self.to_json()
+    fn serialize_json<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.to_json().serialize(serializer)
     }
 }
 

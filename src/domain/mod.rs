@@ -8,7 +8,7 @@ pub mod catalog;
 pub mod events;
 pub mod matching;
 
-pub use catalog::{EVENT_TYPES, Event, EventDecodeError};
+pub use catalog::{EVENT_TYPES, Event, EventDecodeError, JsonPayload};
 pub use events::{Hl7MessageReceived, InstanceStored, StudyCompleted};
 pub use matching::{
     FieldChange, Hl7MessageMatched, Hl7MessageUpdated, OrderCancelled, OrderCreated, OrderUpdated,

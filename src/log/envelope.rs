@@ -152,20 +152,44 @@ impl Envelope {
 
     /// The envelope as JSON for the read API (same field names as the stored form).
     pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "seq": self.seq,
-            "event_id": self.event_id,
-            "event_type": self.event.event_type(),
-            "event_version": self.event.event_version(),
-            "occurred_at": self.occurred_at,
-            "recorded_at": self.recorded_at,
-            "tenant_id": self.tenant_id,
-            "hospital_id": self.hospital_id,
-            "edge_id": self.edge_id,
-            "aggregate": self.aggregate,
-            "correlation_id": self.correlation_id,
-            "causation_id": self.causation_id,
-            "data": self.event.to_json(),
-        })
+        serde_json::to_value(self.json_view()).unwrap_or(serde_json::Value::Null)
     }
+
+    /// The envelope in its read-API form, serialized straight to the output.
+    pub fn json_view(&self) -> JsonEnvelope<'_> {
+        let e = self;
+        JsonEnvelope {
+            seq: e.seq,
+            event_id: e.event_id,
+            event_type: e.event.event_type(),
+            event_version: e.event.event_version(),
+            occurred_at: e.occurred_at,
+            recorded_at: e.recorded_at,
+            tenant_id: &e.tenant_id,
+            hospital_id: &e.hospital_id,
+            edge_id: &e.edge_id,
+            aggregate: &e.aggregate,
+            correlation_id: e.correlation_id,
+            causation_id: e.causation_id,
+            data: e.event.json_view(),
+        }
+    }
+}
+
+/// An envelope as the read API shows it; see [`Envelope::json_view`].
+#[derive(Debug, Serialize)]
+pub struct JsonEnvelope<'a> {
+    seq: u64,
+    event_id: Uuid,
+    event_type: &'static str,
+    event_version: u32,
+    occurred_at: Timestamp,
+    recorded_at: Timestamp,
+    tenant_id: &'a str,
+    hospital_id: &'a str,
+    edge_id: &'a str,
+    aggregate: &'a Aggregate,
+    correlation_id: Option<Uuid>,
+    causation_id: Option<Uuid>,
+    data: crate::domain::JsonPayload<'a>,
 }

@@ -53,7 +53,7 @@ mod writer;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use envelope::{Aggregate, Envelope, NewEvent, StoredEnvelope};
+pub use envelope::{Aggregate, Envelope, JsonEnvelope, NewEvent, StoredEnvelope};
 pub use faults::FaultInjector;
 pub use hl7::{Hl7Outcome, received_event};
 pub use instances::{CompletionOutcome, InstanceOutcome};

@@ -32,6 +32,11 @@ pub fn accession(n: u64) -> String {
     format!("FILL-{n}")
 }
 
+/// Whether exam `n` has a study (one in twenty has only its order, to stay unmatched).
+pub fn has_study(n: u64) -> bool {
+    n % 20 != 9
+}
+
 /// The patient id of exam `n`.
 pub fn patient(n: u64) -> String {
     format!("FP-{}", n / 3)
@@ -90,7 +95,7 @@ fn instance(n: u64, i: u32) -> NewEvent {
 /// Sends exam `n`'s messages through the writer.
 async fn exam(log: &zenedge::log::LogHandle, n: u64, instances: u32) -> Result<(), BoxError> {
     let with_order = n % 20 != 19;
-    let with_study = n % 20 != 9;
+    let with_study = has_study(n);
     if with_order && n.is_multiple_of(2) {
         log.append_hl7(order(n)?).await?;
     }

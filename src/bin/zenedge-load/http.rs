@@ -4,7 +4,7 @@
 //! sent, so the timer's millisecond granularity is not counted as the server's latency.
 //!
 //! Paths are templates filled per request from a random exam number `n` of a log written
-//! by `fill-log` (`{study}`, `{accession}`, `{patient}`, `{n}`); requests cycle through the
+//! by `fill-log` (`{study}`, `{accession}`, `{patient}`, `{exam}`); requests cycle through the
 //! templates. Each connection is an HTTP/1.1 keep-alive connection (hyper's client).
 
 use std::net::SocketAddr;
@@ -14,16 +14,18 @@ use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 
-use crate::fill::{accession, patient, study_uid};
+use crate::fill::{accession, has_study, patient, study_uid};
 use crate::{BoxError, HttpArgs, MAX_LATENCY_US};
 
-/// Fills a template for exam `n`.
+/// Fills a template for exam `n`; a `{study}` template takes the exam before `n` when `n`
+/// has no study, so every such request names a study that exists.
 fn fill(template: &str, n: u64) -> String {
+    let n = if template.contains("{study}") && !has_study(n) { n - 1 } else { n };
     template
         .replace("{study}", &study_uid(n))
         .replace("{accession}", &accession(n))
         .replace("{patient}", &patient(n))
-        .replace("{n}", &n.to_string())
+        .replace("{exam}", &n.to_string())
 }
 
 struct ConnectionReport {
@@ -177,4 +179,17 @@ pub fn run_lookup_command(args: &crate::LookupArgs) -> Result<std::process::Exit
         h.max() as f64 / 1000.0
     );
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn study_templates_skip_exams_without_a_study() {
+        assert!(!has_study(9));
+        assert_eq!(fill("/s/{study}", 9), format!("/s/{}", study_uid(8)));
+        assert_eq!(fill("/s/{study}", 10), format!("/s/{}", study_uid(10)));
+        assert_eq!(fill("/o?a={accession}&after={exam}", 9), format!("/o?a={}&after=9", accession(9)));
+    }
 }

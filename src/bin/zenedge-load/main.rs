@@ -116,8 +116,8 @@ struct HttpArgs {
     /// The API's address.
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: SocketAddr,
-    /// Path templates, used in turn: `{study}`, `{accession}`, `{patient}`, `{n}` are filled
-    /// from a random exam number of a `fill-log` log.
+    /// Path templates, used in turn: `{study}`, `{accession}`, `{patient}` and `{exam}` (the
+    /// number itself) are filled from a random exam number of a `fill-log` log.
     #[arg(long, required = true)]
     path: Vec<String>,
     /// Exams in the log (exam numbers are drawn from 0..exams).
