@@ -1,4 +1,4 @@
-//! The command line: `serve`, `check-config`, `rebuild`, `verify`.
+//! The command line: `serve`, `check-config`, `rebuild`, `verify`, `status`, `hub`.
 
 use std::path::PathBuf;
 
@@ -36,4 +36,43 @@ pub enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Ask the running daemon (at the config's `http.listen`) for its state: last sequence,
+    /// ingest counters, disk reserve, sync cursor, lag, breaker and dead letters.
+    Status {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Print the daemon's JSON instead of the summary.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the reference hub: receives edges' event batches (the hub contract) and stores
+    /// each `(edge_id, seq)` once.
+    Hub(HubArgs),
+}
+
+/// `zenedge hub`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct HubArgs {
+    /// Address to listen on, e.g. 127.0.0.1:8443.
+    #[arg(long)]
+    pub listen: std::net::SocketAddr,
+    /// Directory for the hub's database (created if missing).
+    #[arg(long)]
+    pub state_dir: PathBuf,
+    /// Server certificate chain (PEM); with --tls-key, serve HTTPS. Without: plain HTTP.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// Server private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// CA bundle (PEM) for client certificates: every edge must present one issued by it,
+    /// and may write only the stream of the edge id named in it.
+    #[arg(long, requires = "tls_cert")]
+    pub client_ca: Option<PathBuf>,
+    /// Largest batch body accepted once decompressed.
+    #[arg(long, default_value = "64MiB")]
+    pub max_batch_bytes: bytesize::ByteSize,
+    /// Largest single event accepted; a batch holding a larger one is refused (422).
+    #[arg(long, default_value = "16MiB")]
+    pub max_event_bytes: bytesize::ByteSize,
 }

@@ -13,7 +13,12 @@
 //! * [`projections`] — everything derived from the events (duplicate indexes, instances,
 //!   studies), updated in the writer's transaction, rebuilt by replay.
 //! * [`domain`] — the events, in the hub's vocabulary, with their versions.
-//! * [`api`] — the local HTTP API: health, readiness, metrics, events.
+//! * [`sync`] — upstream sync: the log delivered to the hub in order, at least once, over
+//!   mutual TLS; the cursor, retries, circuit breaker and dead letters. [`sync::wire`] is
+//!   the hub contract.
+//! * [`hub`] — the reference hub (`zenedge hub`): stores each edge's events once per
+//!   `(edge_id, seq)`.
+//! * [`api`] — the local HTTP API: health, readiness, metrics, events, the read API.
 //! * [`config`] — the TOML file, validated before anything starts.
 //! * [`app`] — the composition root: start, run, drain, stop.
 
@@ -24,9 +29,11 @@ pub mod config;
 pub mod dicom;
 pub mod domain;
 pub mod hl7;
+pub mod hub;
 pub mod log;
 pub mod mllp;
 pub mod net;
 pub mod projections;
+pub mod sync;
 pub mod systemd;
 pub mod telemetry;

@@ -18,6 +18,8 @@ fn main() -> ExitCode {
         Command::Serve { config } => serve(&config),
         Command::Rebuild { config } => with_database(&config, rebuild),
         Command::Verify { config } => with_database(&config, verify),
+        Command::Status { config, json } => zenedge::sync::status::run_command(&config, json),
+        Command::Hub(args) => zenedge::hub::run_command(&args),
     }
 }
 

@@ -28,6 +28,7 @@ pub struct Config {
     pub dicom: DicomConfig,
     pub http: HttpConfig,
     pub matching: MatchingConfig,
+    pub sync: SyncConfig,
     pub daemon: DaemonConfig,
 }
 
@@ -126,6 +127,43 @@ impl MatchingConfig {
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
     pub listen: SocketAddr,
+    /// Bearer token for operator actions (dead-letter retry/skip); `None`: those are refused.
+    pub operator_token: Option<String>,
+}
+
+/// Upstream sync to the hub; see [`crate::sync`].
+#[derive(Debug, Clone)]
+pub struct SyncConfig {
+    /// `None`: sync is off.
+    pub hub: Option<HubEndpoint>,
+    /// Most events in one batch.
+    pub batch_max_events: usize,
+    /// Most envelope bytes (before gzip) in one batch; a larger single event goes alone.
+    pub batch_max_bytes: usize,
+    /// How long a batch that is not full waits for more events.
+    pub linger: Duration,
+    pub connect_timeout: Duration,
+    /// Longest wait for the hub's answer to one batch.
+    pub timeout: Duration,
+    /// First retry delay; it doubles per failure up to `retry_cap` (full jitter).
+    pub retry_base: Duration,
+    pub retry_cap: Duration,
+    /// Consecutive failures that open the circuit breaker.
+    pub breaker_failures: u32,
+    /// How long the breaker stays open before one probe batch (half-open).
+    pub breaker_open: Duration,
+}
+
+/// Where and how to reach the hub.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubEndpoint {
+    /// Base URL without a trailing slash (`https://hub.example:8443`).
+    pub url: String,
+    /// CA bundle (PEM) the hub's certificate must chain to; `None` with plain HTTP only.
+    pub ca_file: Option<PathBuf>,
+    /// This edge's certificate chain and key (PEM) for mutual TLS.
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -244,7 +282,11 @@ fn validate(raw: raw::RawConfig) -> Result<Config, ConfigError> {
             .check("dicom.stable_after", units::positive_duration(&raw.dicom.stable_after))
             .unwrap_or_default(),
     };
-    let http = HttpConfig { listen: c.check("http.listen", socket_addr(&raw.http.listen)).unwrap_or(UNSPECIFIED) };
+    let http = HttpConfig {
+        listen: c.check("http.listen", socket_addr(&raw.http.listen)).unwrap_or(UNSPECIFIED),
+        operator_token: c.check("http.operator_token", operator_token(&raw.http.operator_token)).unwrap_or_default(),
+    };
+    let sync = sync_config(&mut c, &raw.sync);
     let matching = MatchingConfig {
         consolidation_window: c
             .check("matching.consolidation_window", units::duration(&raw.matching.consolidation_window))
@@ -266,9 +308,84 @@ fn validate(raw: raw::RawConfig) -> Result<Config, ConfigError> {
         log_level: c.check("daemon.log_level", log_level(&raw.daemon.log_level)).unwrap_or_default(),
     };
     if c.problems.is_empty() {
-        Ok(Config { site, store, mllp, dicom, http, matching, daemon })
+        Ok(Config { site, store, mllp, dicom, http, matching, sync, daemon })
     } else {
         Err(ConfigError::Invalid(c.problems))
+    }
+}
+
+fn sync_config(c: &mut Checker, raw: &raw::RawSync) -> SyncConfig {
+    let duration = |c: &mut Checker, key: &str, value: &str| {
+        c.check(&format!("sync.{key}"), units::positive_duration(value)).unwrap_or(Duration::from_secs(1))
+    };
+    SyncConfig {
+        hub: c.check("sync.hub_url", hub_endpoint(raw)).flatten(),
+        batch_max_events: c.check("sync.batch_max_events", in_range(raw.batch_max_events, 1, 100_000)).unwrap_or(1),
+        batch_max_bytes: c
+            .check("sync.batch_max_bytes", units::size(&raw.batch_max_bytes).and_then(|b| in_range(b as usize, 1024, 1 << 30)))
+            .unwrap_or(1024),
+        linger: c.check("sync.linger", units::duration(&raw.linger)).unwrap_or_default(),
+        connect_timeout: duration(c, "connect_timeout", &raw.connect_timeout),
+        timeout: duration(c, "timeout", &raw.timeout),
+        retry_base: duration(c, "retry_base", &raw.retry_base),
+        retry_cap: duration(c, "retry_cap", &raw.retry_cap),
+        breaker_failures: c
+            .check("sync.breaker_failures", in_range(raw.breaker_failures as usize, 1, 1000))
+            .unwrap_or(1) as u32,
+        breaker_open: duration(c, "breaker_open", &raw.breaker_open),
+    }
+}
+
+/// The hub's URL and TLS files. HTTPS needs the CA bundle and the client certificate and
+/// key (mutual TLS); plain HTTP only with `allow_plain_http` (tests, a hub on the same box).
+fn hub_endpoint(raw: &raw::RawSync) -> Result<Option<HubEndpoint>, String> {
+    let url = raw.hub_url.trim().trim_end_matches('/');
+    if url.is_empty() {
+        return Ok(None);
+    }
+    let path = |value: &str| (!value.trim().is_empty()).then(|| PathBuf::from(value));
+    let endpoint = HubEndpoint {
+        url: url.to_owned(),
+        ca_file: path(&raw.ca_file),
+        client_cert: path(&raw.client_cert),
+        client_key: path(&raw.client_key),
+    };
+    let rest = if let Some(rest) = url.strip_prefix("https://") {
+        let missing: Vec<_> = [
+            ("sync.ca_file", endpoint.ca_file.is_none()),
+            ("sync.client_cert", endpoint.client_cert.is_none()),
+            ("sync.client_key", endpoint.client_key.is_none()),
+        ]
+        .into_iter()
+        .filter_map(|(key, missing)| missing.then_some(key))
+        .collect();
+        if !missing.is_empty() {
+            return Err(format!("an https hub needs {} (mutual TLS)", missing.join(", ")));
+        }
+        rest
+    } else if let Some(rest) = url.strip_prefix("http://") {
+        if !raw.allow_plain_http {
+            return Err(format!(
+                "{url:?} is plain HTTP: events would cross the network unencrypted; use https:// or set \
+                 sync.allow_plain_http = true"
+            ));
+        }
+        rest
+    } else {
+        return Err(format!("{url:?} must start with https:// (or http:// with sync.allow_plain_http)"));
+    };
+    if rest.is_empty() || rest.contains(['?', '#', ' ']) {
+        return Err(format!("{url:?} is not a base URL like \"https://hub.example:8443\""));
+    }
+    Ok(Some(endpoint))
+}
+
+fn operator_token(value: &str) -> Result<Option<String>, String> {
+    match value.trim() {
+        "" => Ok(None),
+        t if t.len() < 16 => Err("must be at least 16 characters (or empty to disable operator actions)".into()),
+        t if !t.bytes().all(|b| b.is_ascii_graphic()) => Err("must be printable ASCII without spaces".into()),
+        t => Ok(Some(t.to_owned())),
     }
 }
 

@@ -22,6 +22,8 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub matching: RawMatching,
     #[serde(default)]
+    pub sync: RawSync,
+    #[serde(default)]
     pub daemon: RawDaemon,
 }
 
@@ -117,11 +119,52 @@ impl Default for RawDicom {
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawHttp {
     pub listen: String,
+    pub operator_token: String,
 }
 
 impl Default for RawHttp {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:8080".into() }
+        Self { listen: "127.0.0.1:8080".into(), operator_token: String::new() }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawSync {
+    pub hub_url: String,
+    pub ca_file: String,
+    pub client_cert: String,
+    pub client_key: String,
+    pub allow_plain_http: bool,
+    pub batch_max_events: usize,
+    pub batch_max_bytes: String,
+    pub linger: String,
+    pub connect_timeout: String,
+    pub timeout: String,
+    pub retry_base: String,
+    pub retry_cap: String,
+    pub breaker_failures: u32,
+    pub breaker_open: String,
+}
+
+impl Default for RawSync {
+    fn default() -> Self {
+        Self {
+            hub_url: String::new(),
+            ca_file: String::new(),
+            client_cert: String::new(),
+            client_key: String::new(),
+            allow_plain_http: false,
+            batch_max_events: 5000,
+            batch_max_bytes: "4MiB".into(),
+            linger: "20ms".into(),
+            connect_timeout: "10s".into(),
+            timeout: "30s".into(),
+            retry_base: "500ms".into(),
+            retry_cap: "60s".into(),
+            breaker_failures: 5,
+            breaker_open: "30s".into(),
+        }
     }
 }
 

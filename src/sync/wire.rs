@@ -1,0 +1,274 @@
+//! The hub contract on the wire, shared by the edge's sync worker and the reference hub.
+//!
+//! `POST {hub_url}/v1/edges/{edge_id}/events` carries one batch: the sequence numbers
+//! `first..=last` of the edge's log, contiguous. The body is a gzip'ed msgpack array of the
+//! envelopes exactly as the edge stored them (named fields, see [`crate::log::envelope`]),
+//! in ascending `seq`, *except* the sequence numbers listed in [`SKIPPED`]: events the
+//! edge parked as dead letters because the hub refused them. Headers:
+//!
+//! | header | value |
+//! | --- | --- |
+//! | [`FIRST_SEQ`], [`LAST_SEQ`] | the batch's range |
+//! | [`SKIPPED`] | comma-separated sequence numbers in the range that are not in the body (may be absent) |
+//! | [`REDELIVERY`] | `1`: one dead letter sent again on an operator's request, `first == last`, out of order |
+//!
+//! The hub answers:
+//! * `200` with [`Stored`] once the batch is durable (`stored_through` = `last`, skipped
+//!   sequence numbers included);
+//! * `409` with [`Refusal`] and its own `stored_through` when `first != stored_through + 1`
+//!   (the edge is behind or ahead): the edge realigns its cursor and goes on;
+//! * `400`, `413` or `422` with [`Refusal`]: the batch is unacceptable; the edge bisects
+//!   it down to the offending event and parks that one;
+//! * anything else (`5xx`, `401`/`403`, network): retry later, the batch is unchanged.
+//!
+//! Redelivery: a skipped sequence number at or below `stored_through` is accepted and
+//! stored; one already stored is answered `200` again; anything else is `409`.
+
+use std::io::{Read, Write};
+
+use serde::{Deserialize, Serialize};
+
+pub const FIRST_SEQ: &str = "zenedge-first-seq";
+pub const LAST_SEQ: &str = "zenedge-last-seq";
+pub const SKIPPED: &str = "zenedge-skipped";
+pub const REDELIVERY: &str = "zenedge-redelivery";
+pub const CONTENT_TYPE: &str = "application/msgpack";
+
+/// The path of an edge's event stream on the hub.
+pub fn events_path(edge_id: &str) -> String {
+    format!("/v1/edges/{edge_id}/events")
+}
+
+/// `200`: the hub holds every event up to and including `stored_through`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stored {
+    pub stored_through: u64,
+}
+
+/// `409` and `4xx` answers. `stored_through` is set on `409`; `seq` names the offending event
+/// when the hub knows it (the edge still bisects: it trusts only what it can check).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    pub error: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored_through: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+}
+
+/// The fields of an envelope the hub checks; the rest travels opaque.
+#[derive(Debug, Clone, Deserialize)]
+pub struct EnvelopeHead {
+    pub seq: u64,
+    pub event_id: uuid::Uuid,
+    pub event_type: String,
+    pub edge_id: String,
+}
+
+/// Why a batch body could not be read.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum WireError {
+    #[error("body is not gzip: {0}")]
+    Gzip(String),
+    #[error("body expands beyond {0} bytes")]
+    TooLarge(usize),
+    #[error("body is not a msgpack array of envelopes: {0}")]
+    Array(String),
+    #[error("element {index} is not an envelope: {reason}")]
+    Envelope { index: usize, reason: String },
+    #[error("{0} trailing bytes after the array")]
+    Trailing(usize),
+}
+
+/// Builds a batch body from stored envelopes: a msgpack array header, the envelopes'
+/// bytes as stored (no re-encoding), gzip'ed at `level` (1 is plenty: msgpack of text).
+pub fn encode_batch<'a>(envelopes: impl ExactSizeIterator<Item = &'a [u8]>, level: u32) -> Vec<u8> {
+    let len = envelopes.len();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(level));
+    let mut header = Vec::with_capacity(5);
+    // Infallible: writing into a Vec.
+    let _ = rmp::encode::write_array_len(&mut header, len as u32);
+    let _ = gz.write_all(&header);
+    for e in envelopes {
+        let _ = gz.write_all(e);
+    }
+    gz.finish().unwrap_or_default()
+}
+
+/// One envelope of a received batch: its checked head and its bytes as sent.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub head: EnvelopeHead,
+    pub bytes: Vec<u8>,
+}
+
+/// Reads a batch body: gunzip (refusing more than `max_bytes` expanded), then split the
+/// array into envelopes, reading each one's head.
+pub fn decode_batch(body: &[u8], max_bytes: usize) -> Result<Vec<Received>, WireError> {
+    let mut plain = Vec::new();
+    flate2::read::GzDecoder::new(body)
+        .take(max_bytes as u64 + 1)
+        .read_to_end(&mut plain)
+        .map_err(|e| WireError::Gzip(e.to_string()))?;
+    if plain.len() > max_bytes {
+        return Err(WireError::TooLarge(max_bytes));
+    }
+    let mut cursor = std::io::Cursor::new(plain.as_slice());
+    let len = rmp::decode::read_array_len(&mut cursor).map_err(|e| WireError::Array(e.to_string()))? as usize;
+    let mut out = Vec::with_capacity(len.min(100_000));
+    for index in 0..len {
+        let start = cursor.position() as usize;
+        let head: EnvelopeHead = rmp_serde::decode::from_read(&mut cursor)
+            .map_err(|e| WireError::Envelope { index, reason: e.to_string() })?;
+        let end = cursor.position() as usize;
+        out.push(Received { head, bytes: plain[start..end].to_vec() });
+    }
+    let rest = plain.len() - cursor.position() as usize;
+    if rest != 0 {
+        return Err(WireError::Trailing(rest));
+    }
+    Ok(out)
+}
+
+/// The value of [`SKIPPED`] for `seqs`.
+pub fn format_skipped(seqs: &[u64]) -> String {
+    seqs.iter().map(u64::to_string).collect::<Vec<_>>().join(",")
+}
+
+/// Parses [`SKIPPED`]: ascending, distinct sequence numbers.
+pub fn parse_skipped(value: &str) -> Result<Vec<u64>, String> {
+    if value.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let seqs = value
+        .split(',')
+        .map(|s| s.trim().parse::<u64>().map_err(|_| format!("{s:?} is not a sequence number")))
+        .collect::<Result<Vec<_>, _>>()?;
+    if seqs.windows(2).any(|w| w[0] >= w[1]) {
+        return Err("skipped sequence numbers must be ascending and distinct".into());
+    }
+    Ok(seqs)
+}
+
+/// Checks that `envelopes` and `skipped` together are exactly `first..=last`, each once, in
+/// order, and that every envelope belongs to `edge_id`.
+pub fn check_batch(
+    edge_id: &str,
+    first: u64,
+    last: u64,
+    envelopes: &[Received],
+    skipped: &[u64],
+) -> Result<(), Refusal> {
+    let refuse = |error: String, seq: Option<u64>| Refusal { error, stored_through: None, seq };
+    if first == 0 || last < first {
+        return Err(refuse(format!("range {first}..={last} is empty or starts at 0"), None));
+    }
+    if (last - first + 1) as usize != envelopes.len() + skipped.len() {
+        return Err(refuse(
+            format!(
+                "range {first}..={last} holds {} sequence numbers, the batch {} envelopes and {} skipped",
+                last - first + 1,
+                envelopes.len(),
+                skipped.len()
+            ),
+            None,
+        ));
+    }
+    let mut skipped = skipped.iter().peekable();
+    let mut envelopes = envelopes.iter().peekable();
+    for seq in first..=last {
+        if skipped.peek() == Some(&&seq) {
+            skipped.next();
+            continue;
+        }
+        match envelopes.next() {
+            Some(e) if e.head.seq == seq => {
+                if e.head.edge_id != edge_id {
+                    return Err(refuse(
+                        format!("event {seq} belongs to edge {:?}, not {edge_id:?}", e.head.edge_id),
+                        Some(seq),
+                    ));
+                }
+            }
+            Some(e) => {
+                return Err(refuse(format!("expected event {seq}, found event {}", e.head.seq), Some(e.head.seq)));
+            }
+            None => return Err(refuse(format!("event {seq} is missing"), Some(seq))),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn envelope(seq: u64, edge: &str) -> Vec<u8> {
+        #[derive(Serialize)]
+        struct E<'a> {
+            seq: u64,
+            event_id: uuid::Uuid,
+            event_type: &'a str,
+            edge_id: &'a str,
+            data: serde_bytes::ByteBuf,
+        }
+        let e = E { seq, event_id: uuid::Uuid::nil(), event_type: "X", edge_id: edge, data: vec![7; 40].into() };
+        rmp_serde::to_vec_named(&e).unwrap()
+    }
+
+    #[test]
+    fn a_batch_round_trips_byte_for_byte() {
+        let stored: Vec<_> = (5..9).map(|s| envelope(s, "edge-1")).collect();
+        let body = encode_batch(stored.iter().map(Vec::as_slice), 1);
+        let got = decode_batch(&body, 1 << 20).unwrap();
+        assert_eq!(got.iter().map(|r| r.head.seq).collect::<Vec<_>>(), vec![5, 6, 7, 8]);
+        assert_eq!(got.iter().map(|r| r.bytes.clone()).collect::<Vec<_>>(), stored);
+        check_batch("edge-1", 5, 8, &got, &[]).unwrap();
+    }
+
+    #[test]
+    fn skipped_sequence_numbers_fill_the_range() {
+        let stored: Vec<_> = [5, 7].iter().map(|&s| envelope(s, "edge-1")).collect();
+        let got = decode_batch(&encode_batch(stored.iter().map(Vec::as_slice), 1), 1 << 20).unwrap();
+        check_batch("edge-1", 5, 8, &got, &[6, 8]).unwrap();
+        let gap = check_batch("edge-1", 5, 8, &got, &[6]).unwrap_err();
+        assert!(gap.error.contains("holds 4"), "{gap:?}");
+        let wrong = check_batch("edge-1", 5, 8, &got, &[5, 6]).unwrap_err();
+        assert_eq!(wrong.seq, Some(7));
+        let empty = decode_batch(&encode_batch(std::iter::empty(), 1), 1 << 20).unwrap();
+        check_batch("edge-1", 9, 9, &empty, &[9]).unwrap();
+    }
+
+    #[test]
+    fn another_edges_event_is_named() {
+        let stored = [envelope(1, "edge-2")];
+        let got = decode_batch(&encode_batch(stored.iter().map(Vec::as_slice), 1), 1 << 20).unwrap();
+        let refusal = check_batch("edge-1", 1, 1, &got, &[]).unwrap_err();
+        assert_eq!(refusal.seq, Some(1));
+        assert!(refusal.error.contains("edge-2"));
+    }
+
+    #[test]
+    fn bodies_that_are_not_batches_are_refused() {
+        assert!(matches!(decode_batch(b"not gzip", 1 << 20), Err(WireError::Gzip(_))));
+        let bomb = encode_batch([vec![0u8; 1 << 20].as_slice()].into_iter(), 9);
+        assert!(bomb.len() < 10_000);
+        assert_eq!(decode_batch(&bomb, 1 << 16).unwrap_err(), WireError::TooLarge(1 << 16));
+        let not_envelope = encode_batch([&[0xc0u8][..]].into_iter(), 1);
+        assert!(matches!(decode_batch(&not_envelope, 1 << 20), Err(WireError::Envelope { index: 0, .. })));
+        let mut trailing = Vec::new();
+        let mut gz = flate2::write::GzEncoder::new(&mut trailing, flate2::Compression::fast());
+        gz.write_all(&[0x90, 0x01]).unwrap();
+        gz.finish().unwrap();
+        assert_eq!(decode_batch(&trailing, 1 << 20).unwrap_err(), WireError::Trailing(1));
+    }
+
+    #[test]
+    fn skipped_headers_parse_strictly() {
+        assert_eq!(parse_skipped(&format_skipped(&[3, 9, 12])).unwrap(), vec![3, 9, 12]);
+        assert_eq!(parse_skipped("").unwrap(), Vec::<u64>::new());
+        assert!(parse_skipped("9,3").is_err());
+        assert!(parse_skipped("3,3").is_err());
+        assert!(parse_skipped("x").is_err());
+    }
+}
