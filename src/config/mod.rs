@@ -322,7 +322,10 @@ fn sync_config(c: &mut Checker, raw: &raw::RawSync) -> SyncConfig {
         hub: c.check("sync.hub_url", hub_endpoint(raw)).flatten(),
         batch_max_events: c.check("sync.batch_max_events", in_range(raw.batch_max_events, 1, 100_000)).unwrap_or(1),
         batch_max_bytes: c
-            .check("sync.batch_max_bytes", units::size(&raw.batch_max_bytes).and_then(|b| in_range(b as usize, 1024, 1 << 30)))
+            .check(
+                "sync.batch_max_bytes",
+                units::size(&raw.batch_max_bytes).and_then(|b| in_range(b as usize, 1024, 1 << 30)),
+            )
             .unwrap_or(1024),
         linger: c.check("sync.linger", units::duration(&raw.linger)).unwrap_or_default(),
         connect_timeout: duration(c, "connect_timeout", &raw.connect_timeout),
