@@ -1,10 +1,15 @@
 //! The composition root: open the log, start the listeners, tell systemd we are ready,
 //! then wait for shutdown (a signal, or the log failing) and drain.
 //!
+//! Before anything starts, the sync's TLS files are checked (a certificate ureq would panic
+//! on, or one that expired, stops the daemon with exit 78 like any other config problem).
+//! With a hub configured, the sync worker runs on its own thread ([`crate::sync`]).
+//!
 //! Shutdown, in order: cancel the token (listeners stop accepting, idle connections close,
-//! frames that arrive from now on are answered `AR`); wait up to `daemon.shutdown_grace`
-//! for in-flight messages to be committed and acknowledged; stop the writer; close the
-//! database. A message is either acknowledged after its commit or refused — never
+//! frames that arrive from now on are answered `AR`, the sync worker's waits end); wait up
+//! to `daemon.shutdown_grace` for in-flight messages to be committed and acknowledged; wait
+//! up to [`crate::sync::STOP_GRACE`] for the sync thread (a request in flight cannot be
+//! interrupted); stop the writer; close the database. A message is either acknowledged after its commit or refused — never
 //! acknowledged and lost.
 
 use std::net::SocketAddr;
@@ -19,6 +24,7 @@ use crate::config::Config;
 use crate::dicom::{self, DicomContext};
 use crate::log::{FaultInjector, Log, LogOptions, OpenError, WriterFailure};
 use crate::mllp::{self, MllpContext};
+use crate::sync::{self, SyncShared};
 use crate::systemd;
 use crate::telemetry::Metrics;
 
@@ -56,6 +62,18 @@ pub enum RunError {
     Instances { path: std::path::PathBuf, source: std::io::Error },
     #[error(transparent)]
     Writer(#[from] WriterFailure),
+    /// A TLS file of the sync cannot be used (a configuration problem: exit 78).
+    #[error(transparent)]
+    SyncTls(#[from] sync::tls::CertError),
+    #[error("cannot start the sync thread: {0}")]
+    SyncThread(std::io::Error),
+}
+
+impl RunError {
+    /// The configuration is unusable (as opposed to a runtime failure).
+    pub fn is_config(&self) -> bool {
+        matches!(self, RunError::SyncTls(_))
+    }
 }
 
 /// Test hooks; production passes `RunOptions::default()`.
@@ -72,6 +90,7 @@ pub async fn run(
     shutdown: CancellationToken,
     options: RunOptions,
 ) -> Result<(), RunError> {
+    let sync_tls = check_sync_tls(&config)?;
     let metrics = Arc::new(Metrics::new());
     let log_options = LogOptions::from_config(&config);
     let log = {
@@ -120,13 +139,46 @@ pub async fn run(
         shutdown: stopping.clone(),
     });
     tracker.spawn(dicom::serve(listeners.dicom, dicom_ctx, tracker.clone()));
+    let sync_shared = {
+        let reader = log.reader();
+        let cursor = tokio::task::spawn_blocking(move || reader.sync_cursor())
+            .await
+            .expect("reading the sync cursor does not panic")
+            .map_err(|e| WriterFailure(format!("cannot read the sync cursor: {e}")))?;
+        Arc::new(SyncShared::new(config.sync.hub.as_ref().map(|h| h.url.clone()), cursor))
+    };
+    let sync_worker = match &config.sync.hub {
+        Some(hub) => {
+            let transport = sync::HttpTransport::new(
+                &hub.url,
+                &config.site.edge_id,
+                sync_tls.as_ref(),
+                config.sync.connect_timeout,
+                config.sync.timeout,
+            );
+            let parts = sync::WorkerParts {
+                config: config.sync.clone(),
+                transport: Box::new(transport),
+                log: log.handle(),
+                reader: log.reader(),
+                metrics: metrics.clone(),
+                shared: sync_shared.clone(),
+            };
+            Some(sync::spawn(parts, stopping.child_token()).map_err(RunError::SyncThread)?)
+        }
+        None => None,
+    };
     let api_state = ApiState {
         reader: log.reader(),
         writer: log.handle().state.clone(),
+        log: log.handle(),
         disk: log.disk_guard(),
         metrics: metrics.clone(),
         shutdown: stopping.clone(),
         database_path: config.database_path(),
+        edge_id: config.site.edge_id.clone(),
+        sync: sync_shared,
+        operator_token: config.http.operator_token.clone(),
     };
     let http = tokio::spawn(api::serve(listeners.http, api_state));
     let failed = log.handle().state.failed.clone();
@@ -146,7 +198,22 @@ pub async fn run(
     }
     watchdog.abort();
     let _ = tokio::time::timeout(config.daemon.shutdown_grace, http).await;
+    if let Some(worker) = sync_worker {
+        worker.stop(sync::STOP_GRACE).await;
+    }
     log.close().await?;
     tracing::info!("event log closed");
     Ok(())
+}
+
+/// Checks the sync's TLS files (with a hub over https); warns when the client certificate
+/// expires soon.
+fn check_sync_tls(config: &Config) -> Result<Option<sync::tls::ClientTls>, RunError> {
+    let Some(hub) = &config.sync.hub else { return Ok(None) };
+    let now = jiff::Timestamp::now();
+    let tls = sync::tls::load(hub, now)?;
+    if let Some(warning) = tls.as_ref().and_then(|t| t.expiry_warning(now)) {
+        tracing::warn!("{warning}");
+    }
+    Ok(tls)
 }

@@ -121,9 +121,25 @@ fn verify(db: &redb::Database, config: &Config) -> ExitCode {
 
 fn check_config(file: &std::path::Path) -> ExitCode {
     match Config::load(file) {
-        Ok(_) => {
-            println!("{}: ok", file.display());
-            ExitCode::SUCCESS
+        Ok(config) => {
+            let now = jiff::Timestamp::now();
+            let tls = match &config.sync.hub {
+                Some(hub) => zenedge::sync::tls::load(hub, now),
+                None => Ok(None),
+            };
+            match tls {
+                Ok(tls) => {
+                    if let Some(warning) = tls.and_then(|t| t.expiry_warning(now)) {
+                        eprintln!("{}: warning: {warning}", file.display());
+                    }
+                    println!("{}: ok", file.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{}: {e}", file.display());
+                    ExitCode::from(EXIT_CONFIG)
+                }
+            }
         }
         Err(e) => {
             for line in e.to_string().lines() {
@@ -162,6 +178,10 @@ fn serve(path: &std::path::Path) -> ExitCode {
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is_config() => {
+            tracing::error!(error = %e, "zenedge cannot start: fix the configuration");
+            ExitCode::from(EXIT_CONFIG)
+        }
         Err(e) => {
             tracing::error!(error = %e, "zenedge stopped");
             ExitCode::FAILURE

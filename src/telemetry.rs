@@ -5,8 +5,9 @@
 //! [`MAX_MESSAGE_TYPES`] distinct values, further ones are counted as `other`, so a sender
 //! cannot grow the registry without bound.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -27,6 +28,11 @@ pub struct MessageLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
     pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -70,6 +76,27 @@ pub struct Metrics {
     pub dicom_store_seconds: Histogram,
     /// Studies with instances not yet covered by a StudyCompleted.
     pub dicom_studies_pending: Gauge,
+    /// `StudyCompleted` events appended.
+    pub dicom_studies_completed: Counter,
+    /// Events in the log the hub does not have yet.
+    pub sync_lag_events: Gauge,
+    /// Age of the oldest event the hub does not have yet (0 when none).
+    pub sync_lag_seconds: Gauge<f64, AtomicU64>,
+    /// Every event up to this sequence number is stored on the hub.
+    pub sync_cursor: Gauge,
+    /// Batches the hub stored.
+    pub sync_batches: Counter,
+    /// Events in those batches.
+    pub sync_events: Counter,
+    /// Failed exchanges with the hub, by kind (connect, timeout, tls, http_5xx, http_4xx,
+    /// protocol, hub_ahead).
+    pub sync_failures: Family<KindLabels, Counter>,
+    /// 0 closed, 1 half-open, 2 open.
+    pub sync_breaker_state: Gauge,
+    /// Dead letters parked or waiting for redelivery.
+    pub sync_dead_letters: Gauge,
+    /// One batch: request sent to answer read.
+    pub sync_batch_seconds: Histogram,
     seen_message_types: Mutex<HashSet<String>>,
 }
 
@@ -106,6 +133,18 @@ impl Metrics {
                 0.000_25, 2.0, 14,
             )),
             dicom_studies_pending: Gauge::default(),
+            dicom_studies_completed: Counter::default(),
+            sync_lag_events: Gauge::default(),
+            sync_lag_seconds: Gauge::default(),
+            sync_cursor: Gauge::default(),
+            sync_batches: Counter::default(),
+            sync_events: Counter::default(),
+            sync_failures: Family::default(),
+            sync_breaker_state: Gauge::default(),
+            sync_dead_letters: Gauge::default(),
+            sync_batch_seconds: Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+                0.001, 2.0, 16,
+            )),
             seen_message_types: Mutex::new(HashSet::new()),
             registry: Registry::default(),
         };
@@ -156,6 +195,32 @@ impl Metrics {
             m.dicom_store_seconds.clone(),
         );
         registry.register("dicom_studies_pending", "Studies waiting to be completed", m.dicom_studies_pending.clone());
+        registry.register(
+            "dicom_studies_completed",
+            "StudyCompleted events appended",
+            m.dicom_studies_completed.clone(),
+        );
+        registry.register("sync_lag_events", "Events the hub does not have yet", m.sync_lag_events.clone());
+        registry.register(
+            "sync_lag_seconds",
+            "Age of the oldest event the hub does not have yet",
+            m.sync_lag_seconds.clone(),
+        );
+        registry.register("sync_cursor", "Last sequence number stored on the hub", m.sync_cursor.clone());
+        registry.register("sync_batches", "Batches stored by the hub", m.sync_batches.clone());
+        registry.register("sync_events", "Events in batches stored by the hub", m.sync_events.clone());
+        registry.register("sync_failures", "Failed exchanges with the hub, by kind", m.sync_failures.clone());
+        registry.register(
+            "sync_breaker_state",
+            "Hub circuit breaker: 0 closed, 1 half-open, 2 open",
+            m.sync_breaker_state.clone(),
+        );
+        registry.register(
+            "sync_dead_letters",
+            "Dead letters parked or waiting for redelivery",
+            m.sync_dead_letters.clone(),
+        );
+        registry.register("sync_batch_seconds", "One batch, request to answer", m.sync_batch_seconds.clone());
         Metrics { registry, ..m }
     }
 
@@ -175,6 +240,38 @@ impl Metrics {
 
     pub fn dicom_instance(&self, status: &str) {
         self.dicom_instances.get_or_create(&StatusLabels { status: status.to_owned() }).inc();
+    }
+
+    pub fn sync_failure(&self, kind: &str) {
+        self.sync_failures.get_or_create(&KindLabels { kind: kind.to_owned() }).inc();
+    }
+
+    /// HL7 messages answered so far, by acknowledgement code (summed over message types).
+    pub fn hl7_by_ack(&self) -> BTreeMap<String, u64> {
+        let mut types: Vec<String> =
+            self.seen_message_types.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned().collect();
+        types.push("other".into());
+        let mut out = BTreeMap::new();
+        for ack in ["AA", "AE", "AR", "CA", "CE", "CR"] {
+            let total: u64 = types
+                .iter()
+                .filter_map(|t| {
+                    let labels = MessageLabels { message_type: t.clone(), ack: ack.to_owned() };
+                    self.hl7_messages.get(&labels).map(|c| c.get())
+                })
+                .sum();
+            if total > 0 {
+                out.insert(ack.to_owned(), total);
+            }
+        }
+        out
+    }
+
+    /// Instances recorded by C-STORE (answered success, identical re-sends not counted).
+    pub fn dicom_instances_stored(&self) -> u64 {
+        let count = |s: &str| self.dicom_instances.get(&StatusLabels { status: s.to_owned() }).map_or(0, |c| c.get());
+        // A re-sent identical instance is counted under both `duplicate` and `success`.
+        count("success").saturating_sub(count("duplicate"))
     }
 
     pub fn append_refused(&self, reason: &str) {

@@ -15,6 +15,10 @@ pub(super) async fn healthz() -> &'static str {
 
 /// Ready when the log accepts writes, free space is above the reserve, and we are not
 /// shutting down. 503 otherwise, with each check spelled out.
+///
+/// Sync does not make the edge unready (intake is fine while the hub is away, and a load
+/// balancer must keep sending HL7): its state is under `checks.sync`, and `degraded` is
+/// true while a dead letter waits for an operator.
 pub(super) async fn readyz(State(state): State<ApiState>) -> impl IntoResponse {
     let log_writable = !state.writer.closed.load(Ordering::Acquire) && !state.writer.failed.is_cancelled();
     let disk = state.disk.clone();
@@ -22,8 +26,12 @@ pub(super) async fn readyz(State(state): State<ApiState>) -> impl IntoResponse {
     let disk_ok = space.is_some_and(|s| !s.below_reserve());
     let shutting_down = state.shutdown.is_cancelled();
     let ready = log_writable && disk_ok && !shutting_down;
+    let sync = super::sync::sync_report(&state).await.ok();
+    let dead_letters = sync.as_ref().map_or(0, |s| s.dead_letters);
     let body = serde_json::json!({
         "ready": ready,
+        "degraded": dead_letters > 0,
+        "dead_letters": dead_letters,
         "checks": {
             "log_writable": log_writable,
             "disk_reserve": {
@@ -32,6 +40,14 @@ pub(super) async fn readyz(State(state): State<ApiState>) -> impl IntoResponse {
                 "reserve_bytes": space.map(|s| s.reserve),
             },
             "shutting_down": shutting_down,
+            "sync": sync.map(|s| serde_json::json!({
+                "enabled": s.enabled,
+                "cursor": s.cursor,
+                "lag_events": s.lag_events,
+                "lag_seconds": s.lag_seconds,
+                "breaker": s.breaker,
+                "dead_letters": s.dead_letters,
+            })),
         },
         "last_seq": state.writer.last_seq.load(Ordering::Acquire),
     });
@@ -42,6 +58,10 @@ pub(super) async fn readyz(State(state): State<ApiState>) -> impl IntoResponse {
 pub(super) async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
     if let Ok(meta) = tokio::fs::metadata(&state.database_path).await {
         state.metrics.log_size_bytes.set(meta.len() as i64);
+    }
+    // The sync gauges that depend on the log's head and the dead letters, as of now.
+    if let Ok(report) = super::sync::sync_report(&state).await {
+        state.sync.refresh_metrics(&state.metrics, &report);
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.encode())
 }

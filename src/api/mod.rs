@@ -1,5 +1,7 @@
 //! The local HTTP API (axum): health, readiness, metrics and the read API (events and their
-//! live stream; studies, orders, patient cases, matches, and what waits for a match).
+//! live stream; studies, orders, patient cases, matches, and what waits for a match); the
+//! daemon's status and the sync's dead letters, with operator actions behind a bearer
+//! token.
 //!
 //! [`router`] builds the whole API from [`ApiState`] without a socket, so tests drive it
 //! with `oneshot`. Errors are JSON `{"error": "..."}` with a 4xx/5xx status; internal
@@ -15,18 +17,20 @@ mod orders;
 mod params;
 mod stream;
 mod studies;
+mod sync;
 mod unmatched;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use tokio_util::sync::CancellationToken;
 
 pub use error::ApiError;
 
-use crate::log::{DiskGuard, LogReader, ReadError, WriterState};
+use crate::log::{DiskGuard, LogHandle, LogReader, ReadError, WriterState};
+use crate::sync::SyncShared;
 use crate::telemetry::Metrics;
 
 /// Everything the handlers read.
@@ -34,12 +38,20 @@ use crate::telemetry::Metrics;
 pub struct ApiState {
     pub reader: LogReader,
     pub writer: Arc<WriterState>,
+    /// Operator actions (dead letters) are written through the log writer.
+    pub log: LogHandle,
     pub disk: DiskGuard,
     pub metrics: Arc<Metrics>,
     /// Cancelled when shutdown begins: `/readyz` turns 503 so load balancers move away.
     pub shutdown: CancellationToken,
     /// The database file, for the size gauge.
     pub database_path: PathBuf,
+    /// This edge's id, for `/api/v1/status`.
+    pub edge_id: String,
+    /// The sync worker's live status (disabled when no hub is configured).
+    pub sync: Arc<SyncShared>,
+    /// Bearer token for operator actions; `None`: they are refused (403).
+    pub operator_token: Option<String>,
 }
 
 /// The whole HTTP API.
@@ -60,6 +72,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/matches", get(matches::list))
         .route("/api/v1/unmatched/orders", get(unmatched::orders))
         .route("/api/v1/unmatched/studies", get(unmatched::studies))
+        .route("/api/v1/status", get(sync::status))
+        .route("/api/v1/dead-letters", get(sync::dead_letters))
+        .route("/api/v1/dead-letters/{seq}/retry", post(sync::retry))
+        .route("/api/v1/dead-letters/{seq}/skip", post(sync::skip))
         .fallback(error::not_found)
         .with_state(state)
 }

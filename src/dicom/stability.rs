@@ -115,7 +115,7 @@ pub async fn run(
             },
             _ = sleep_until(next) => {
                 if let Some((study, seq)) = timers.pop_due() {
-                    complete(&log, &mut timers, study, seq, stable_after).await;
+                    complete(&log, &mut timers, study, seq, stable_after, &metrics).await;
                 }
             }
         }
@@ -129,9 +129,17 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-async fn complete(log: &LogHandle, timers: &mut Timers, study: String, seq: u64, stable_after: Duration) {
+async fn complete(
+    log: &LogHandle,
+    timers: &mut Timers,
+    study: String,
+    seq: u64,
+    stable_after: Duration,
+    metrics: &Metrics,
+) {
     match log.complete_study(study.clone(), seq).await {
         Ok(CompletionOutcome::Completed { seq, revision }) => {
+            metrics.dicom_studies_completed.inc();
             tracing::info!(seq, revision, "study completed");
         }
         Ok(CompletionOutcome::NotStable { last_instance_seq }) => {

@@ -1,8 +1,290 @@
-//! The reference hub (`zenedge hub`): serves the hub contract of [`crate::sync::wire`].
+//! The reference hub (`zenedge hub`): receives edges' event batches over the hub contract of
+//! [`crate::sync::wire`] and stores each edge's events exactly once per `(edge_id, seq)`.
+//! It is what the edge's sync is tested against, and enough for a small deployment.
+//!
+//! # The contract as this hub implements it
+//!
+//! `POST /v1/edges/{edge_id}/events`, checked in this order:
+//! 1. `edge_id` is 1-64 characters of `A-Z a-z 0-9 . _ -` (else `400`), and, on a connection
+//!    with a client certificate, the certificate's edge (else `403`, see below);
+//! 2. `Content-Type: application/msgpack` and `Content-Encoding: gzip` (else `415`);
+//! 3. the `zenedge-first-seq`, `zenedge-last-seq`, `zenedge-skipped` and
+//!    `zenedge-redelivery` headers parse (else `400`); a redelivery has `first == last` and
+//!    no skipped list;
+//! 4. the compressed body is at most [`routes::compressed_limit`] bytes (else `413`);
+//! 5. for a batch (not a redelivery), `first == stored_through + 1`, else `409` with the hub's
+//!    `stored_through`, the body not even decompressed;
+//! 6. the body expands to at most `max_batch_bytes` (else `413`) and is a msgpack array of
+//!    envelopes (else `400`);
+//! 7. no envelope is larger than `max_event_bytes` (else `422` naming its `seq`), and
+//!    [`crate::sync::wire::check_batch`] holds: envelopes and skipped numbers are exactly
+//!    `first..=last`, in order, every envelope of this edge (else `422`);
+//! 8. one write transaction (`Durability::Immediate`) checks `first == stored_through + 1`
+//!    again, stores every envelope byte for byte under `(edge_id, seq)`, records the skipped
+//!    numbers and sets `stored_through = last`; only after its commit returned is
+//!    `200 {"stored_through": last}` sent. A batch that lost a race is `409`, nothing stored.
+//!
+//! A redelivery (`zenedge-redelivery: 1`, one envelope) of a sequence number recorded as
+//! skipped is stored and the skip forgotten, `200 {"stored_through": <unchanged>}`; of one
+//! stored already, `200` again with nothing written; of any other, `409`.
+//!
+//! Reading back: `GET /v1/edges/{edge_id}` → `{"edge_id", "stored_through", "events" (count),
+//! "skipped" ([seq])}` (an edge that never wrote reads as zeros);
+//! `GET /v1/edges/{edge_id}/events?after=SEQ&limit=N` (limit 1-1000, default 100) →
+//! `{"items": [{"seq", "event"}], "next": SEQ|null, "stored_through"}` where `event` is the
+//! stored msgpack converted generically ([`json`]: binary as base64, UUIDs as text), so newer
+//! event types show too. `GET /healthz` → `ok`.
+//!
+//! # Identity
+//!
+//! With a client CA, every TLS client must present a certificate chaining to it (a missing,
+//! expired or foreign certificate fails the handshake, logged at WARN with the peer and the
+//! reason). The certificate names the edge: its subject Common Name is the edge id (a DNS
+//! subject alternative name equal to the edge id is accepted too). Every request on that
+//! connection may touch only `/v1/edges/{that edge}/…`; another edge's path is
+//! `403 {"error": "certificate is for edge X, not Y"}`. Without TLS, or with TLS but no client
+//! CA, the hub is unauthenticated (logged at WARN at start) and any client may write any edge.
+//!
+//! The storage contract is in [`store`]; the TLS accept loop, and why it is hand-written, in
+//! [`server`].
 
-/// `zenedge hub`: serves until SIGTERM/SIGINT.
-pub fn run_command(args: &crate::cli::HubArgs) -> std::process::ExitCode {
-    let _ = args;
-    eprintln!("zenedge hub: not built yet");
-    std::process::ExitCode::FAILURE
+mod json;
+pub mod routes;
+pub mod server;
+pub mod store;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use tokio_util::sync::CancellationToken;
+
+pub use json::envelope_json;
+pub use routes::router;
+pub use server::{serve, tls_config};
+pub use store::{EdgeSummary, HubStore};
+
+/// `EX_CONFIG` from sysexits.h: the command line or a file it names is unusable.
+pub const EXIT_CONFIG: u8 = 78;
+
+/// The hub's limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HubOptions {
+    /// Largest batch body accepted once decompressed (`413` beyond).
+    pub max_batch_bytes: usize,
+    /// Largest single envelope accepted; a batch holding a larger one is `422`, naming it.
+    pub max_event_bytes: usize,
+}
+
+impl Default for HubOptions {
+    /// The command line's defaults: 64 MiB batches, 16 MiB events.
+    fn default() -> HubOptions {
+        HubOptions { max_batch_bytes: 64 << 20, max_event_bytes: 16 << 20 }
+    }
+}
+
+/// The hub's certificate files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubTls {
+    /// Server certificate chain (PEM), leaf first.
+    pub cert: PathBuf,
+    /// The server certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// CA bundle (PEM) client certificates must chain to; `None`: no client authentication.
+    pub client_ca: Option<PathBuf>,
+}
+
+/// Why the hub cannot start or answer.
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    #[error("{}: {problem}", file.display())]
+    Tls { file: PathBuf, problem: String },
+    #[error("cannot create the hub's state directory {path}: {source}")]
+    StateDir { path: PathBuf, source: std::io::Error },
+    #[error("cannot open the hub database {path}: {source}")]
+    Open { path: PathBuf, source: Box<redb::Error> },
+    #[error(
+        "{path} was written by a newer zenedge hub (schema {found}; this binary knows up to {known}); \
+         run the newer version again"
+    )]
+    NewerSchema { path: PathBuf, found: u64, known: u64 },
+    #[error("hub database error: {0}")]
+    Storage(Box<redb::Error>),
+}
+
+impl HubError {
+    fn tls(file: &Path, problem: impl Into<String>) -> HubError {
+        HubError::Tls { file: file.to_owned(), problem: problem.into() }
+    }
+}
+
+/// Who is on the other end of a connection, from its client certificate: the edge ids it may
+/// write. Put in each request's extensions by the TLS accept loop (or by a test).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EdgeIdentity {
+    /// The subject Common Name first (if any), then the DNS subject alternative names.
+    names: Vec<String>,
+}
+
+impl EdgeIdentity {
+    /// An identity allowed the edge ids `names`; the first is the one shown in refusals.
+    pub fn new(names: Vec<String>) -> EdgeIdentity {
+        EdgeIdentity { names }
+    }
+
+    /// The identity of a (verified) DER certificate: its subject CN and DNS names. A
+    /// certificate that names nothing may touch no edge.
+    pub fn from_der(der: &[u8]) -> EdgeIdentity {
+        let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
+            return EdgeIdentity { names: Vec::new() };
+        };
+        let mut names: Vec<String> =
+            cert.subject().iter_common_name().filter_map(|cn| cn.as_str().ok()).map(str::to_owned).collect();
+        if let Ok(Some(san)) = cert.subject_alternative_name() {
+            for name in &san.value.general_names {
+                if let x509_parser::extensions::GeneralName::DNSName(dns) = name
+                    && !names.iter().any(|n| n == dns)
+                {
+                    names.push((*dns).to_owned());
+                }
+            }
+        }
+        EdgeIdentity { names }
+    }
+
+    /// Whether this identity may read and write `edge_id`'s stream.
+    pub fn may_access(&self, edge_id: &str) -> bool {
+        self.names.iter().any(|n| n == edge_id)
+    }
+
+    /// The name shown in logs and refusals.
+    pub fn name(&self) -> &str {
+        self.names.first().map_or("(none: the certificate has no common name or DNS name)", String::as_str)
+    }
+
+    /// Every edge id this identity may touch.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+}
+
+/// `zenedge hub`: checks the certificate files, opens the store, serves until SIGTERM/SIGINT.
+/// Exit 0 after a clean shutdown, 78 for unusable arguments or files, 1 for anything else.
+pub fn run_command(args: &crate::cli::HubArgs) -> ExitCode {
+    crate::telemetry::init_tracing("info");
+    let options = match options(args) {
+        Ok(options) => options,
+        Err(e) => {
+            eprintln!("zenedge hub: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            let files = HubTls { cert: cert.clone(), key: key.clone(), client_ca: args.client_ca.clone() };
+            match tls_config(&files) {
+                Ok(config) => Some(config),
+                Err(e) => {
+                    eprintln!("zenedge hub: {e}");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            }
+        }
+        _ => None,
+    };
+    let store = match HubStore::open(&args.state_dir) {
+        Ok(store) => store,
+        Err(e) => {
+            eprintln!("zenedge hub: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("zenedge hub: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let listen = args.listen;
+    let result = runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {listen}: {e}")))?;
+        let shutdown = CancellationToken::new();
+        tokio::spawn(cancel_on_signal(shutdown.clone()));
+        serve(listener, store, options, tls, shutdown).await
+    });
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    match result {
+        Ok(()) => {
+            tracing::info!("hub stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("zenedge hub: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The limits of the command line, checked.
+fn options(args: &crate::cli::HubArgs) -> Result<HubOptions, String> {
+    let size = |name: &str, value: bytesize::ByteSize| match usize::try_from(value.as_u64()) {
+        Ok(0) => Err(format!("{name} must be at least 1 byte")),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{name} is too large for this machine")),
+    };
+    Ok(HubOptions {
+        max_batch_bytes: size("--max-batch-bytes", args.max_batch_bytes)?,
+        max_event_bytes: size("--max-event-bytes", args.max_event_bytes)?,
+    })
+}
+
+/// Cancels `shutdown` on SIGTERM or SIGINT.
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received: stopping"),
+        _ = int.recv() => tracing::info!("SIGINT received: stopping"),
+    }
+    shutdown.cancel();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_identity_may_touch_only_the_edges_it_names() {
+        let identity = EdgeIdentity::new(vec!["edge-1".into(), "edge-1.example".into()]);
+        assert!(identity.may_access("edge-1"));
+        assert!(identity.may_access("edge-1.example"));
+        assert!(!identity.may_access("edge-2"));
+        assert_eq!(identity.name(), "edge-1");
+        let nobody = EdgeIdentity::from_der(b"not a certificate");
+        assert!(!nobody.may_access(""));
+        assert!(nobody.name().contains("none"));
+    }
+
+    #[test]
+    fn zero_limits_are_refused() {
+        use clap::Parser;
+        let cli = crate::cli::Cli::try_parse_from([
+            "zenedge",
+            "hub",
+            "--listen",
+            "127.0.0.1:0",
+            "--state-dir",
+            "x",
+            "--max-event-bytes",
+            "0",
+        ])
+        .unwrap();
+        let crate::cli::Command::Hub(args) = cli.command else { panic!("not the hub command") };
+        assert!(options(&args).unwrap_err().contains("--max-event-bytes"));
+    }
 }

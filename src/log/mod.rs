@@ -42,6 +42,7 @@ mod instances;
 mod reader;
 mod reserve;
 pub(crate) mod store;
+mod sync_state;
 #[cfg(test)]
 mod test_support;
 #[cfg(test)]
@@ -60,6 +61,7 @@ pub use instances::{CompletionOutcome, InstanceOutcome};
 pub use reader::{InstanceView, LogReader, Page, PendingStudy, ReadError, SeriesView, StudyView};
 pub use reserve::{DiskGuard, Space};
 pub use store::{OpenError, SCHEMA_VERSION};
+pub use sync_state::{DeadLetter, DeadLetterAction, DeadLetterCounts, DeadLetterStatus, RawBatch, Refusal};
 pub use txn::{Clock, Policy};
 pub use views::{
     CaseStudy, CaseView, Hits, MAX_HITS, MatchPage, MatchQuery, MatchView, MatchedOrder, MatchedStudy, OrderView,

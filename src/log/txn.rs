@@ -137,6 +137,11 @@ impl<'t> Tables<'t> {
         }
     }
 
+    /// The write transaction itself, for tables that are not projections (sync state).
+    pub(crate) fn txn(&self) -> &'t WriteTransaction {
+        self.txn
+    }
+
     table_accessor!(events, EVENTS, u64, &'static [u8]);
     table_accessor!(hl7_dedupe, HL7_DEDUPE, DedupeKey, &'static [u8]);
     table_accessor!(dicom_instances, DICOM_INSTANCES, InstanceKey, &'static [u8]);

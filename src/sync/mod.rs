@@ -1,6 +1,127 @@
 //! Upstream sync: the edge's log, delivered to the hub at least once and in order, stored
 //! there exactly once per `(edge_id, seq)` (invariant 5). The contract on the wire is in
 //! [`wire`].
+//!
+//! # Guarantees
+//!
+//! * **In order, nothing left out.** Batches are contiguous ranges `first..=last` of the
+//!   log, sent one at a time, starting right after the cursor. Every sequence number is
+//!   either in a body or, if it is a dead letter, named in the `zenedge-skipped` header.
+//! * **The cursor moves only on the hub's word.** It lives in redb (`meta["sync_cursor"]`)
+//!   and is written, through the log writer, only after a `200` (to its `stored_through`)
+//!   or a `409` naming where the hub is. A crash or a lost answer resends a batch the hub
+//!   may already hold; the hub dedupes on `(edge_id, seq)`.
+//! * **Ingest never waits for the hub.** The worker only reads the log (one short read
+//!   transaction per batch) and writes a few small rows per batch through the writer.
+//!
+//! # The loop
+//!
+//! A dedicated thread, `zenedge-sync` (ureq is blocking), runs [`worker`]: read up to
+//! `batch_max_events` events and `batch_max_bytes` of stored envelopes after the cursor (a
+//! larger single event goes alone), lingering up to `linger` for a fuller batch while fewer
+//! are waiting; gzip the stored bytes as they are (no decoding, no re-encoding); send; act
+//! on the answer. With nothing to send it sleeps on the writer's commit notifications, not
+//! on a timer. Every wait (linger, backoff, breaker) ends at once on shutdown; a request in
+//! flight cannot be interrupted, so shutdown waits for the thread at most
+//! [`STOP_GRACE`] and then leaves it behind.
+//!
+//! # Answers
+//!
+//! * `200`: the cursor moves to `stored_through` (which must be the batch's last).
+//! * `409`: the hub is elsewhere — ahead after the edge lost a `200`, behind after the hub
+//!   was restored. The cursor realigns to the hub's `stored_through` if this log reaches
+//!   that far; if not, the hub holds events this log does not have: failure `hub_ahead`,
+//!   logged at ERROR, retried with backoff (an operator must look).
+//! * `400`/`413`/`422`, a refused batch: **bisect**. The batch shrinks to half its length
+//!   and stays that short (even after halves are stored) until the cursor passes the end
+//!   of the refused range, halving again on each refusal. When a single event is refused
+//!   it is **parked** as a dead letter with the hub's reason, and the batches that follow
+//!   go at full size again with that sequence number in `zenedge-skipped`.
+//! * Anything else (network, TLS, timeouts, `5xx`, `401`/`403`/`404`, unreadable answers):
+//!   **backoff** with full jitter — a random wait in `0 ..= min(retry_cap, retry_base ·
+//!   2^(n-1))` after the `n`-th failure in a row — and a **circuit breaker**: after
+//!   `breaker_failures` failures in a row it opens for `breaker_open` (no tries), then
+//!   half-opens: one probe batch closes it or opens it again. Opening is logged at WARN,
+//!   closing at INFO; each failure at WARN with its kind and message, never event contents.
+//!
+//! # Dead letters
+//!
+//! `sync_dead_letters` in redb: `seq → {event_type, reason, status, attempts, parked_at,
+//! updated_at}`. `parked`: the hub refused it, an operator must decide. Through the API an
+//! operator sets `retry` (the worker sends that one event again, `zenedge-redelivery: 1`,
+//! once the hub counted it as skipped: `200` makes it `delivered`, another refusal parks it
+//! again with one more attempt) or `skipped` (the hub keeps it as skipped). While any letter
+//! is `parked` or `retry`, `/readyz` says `"degraded": true` (and stays 200: intake is fine).
+//!
+//! # What is in redb
+//!
+//! The cursor and the dead letters ([`crate::log::DeadLetter`]); neither is a projection,
+//! so `zenedge rebuild` and `verify` leave them alone. Counters and the breaker's state are
+//! in memory ([`SyncShared`]) and start afresh with the process.
 
+mod breaker;
+pub mod client;
+pub mod state;
 pub mod status;
+pub mod tls;
 pub mod wire;
+mod worker;
+
+#[cfg(test)]
+mod worker_tests;
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+pub use breaker::{BreakerState, backoff, ceiling};
+pub use client::{Batch, Failure, FailureKind, HttpTransport, Outcome, Transport};
+pub use state::{SyncReport, SyncShared, SyncStatus};
+pub use worker::WorkerParts;
+
+/// How long shutdown waits for the sync thread (a request in flight cannot be interrupted).
+pub const STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// The running sync thread.
+#[derive(Debug)]
+pub struct SyncWorker {
+    thread: std::thread::JoinHandle<()>,
+    shutdown: CancellationToken,
+    /// Closed when the thread's loop returned.
+    done: tokio::sync::oneshot::Receiver<()>,
+}
+
+/// Starts the worker on the `zenedge-sync` thread. Call from within the tokio runtime: the
+/// worker waits on the log's commit notifications through it.
+pub fn spawn(parts: WorkerParts, shutdown: CancellationToken) -> std::io::Result<SyncWorker> {
+    let runtime = tokio::runtime::Handle::current();
+    let (done_tx, done) = tokio::sync::oneshot::channel::<()>();
+    let worker = worker::Worker::new(parts, runtime, shutdown.clone());
+    let thread = std::thread::Builder::new().name("zenedge-sync".into()).spawn(move || {
+        let _done = done_tx;
+        worker.run();
+    })?;
+    Ok(SyncWorker { thread, shutdown, done })
+}
+
+impl SyncWorker {
+    /// Stops the worker: every wait ends at once; a request in flight is waited for up to
+    /// `grace`, then the thread is left to finish on its own.
+    /// Returns whether the thread finished in time.
+    pub async fn stop(self, grace: Duration) -> bool {
+        self.shutdown.cancel();
+        let SyncWorker { thread, done, .. } = self;
+        if tokio::time::timeout(grace, done).await.is_ok() {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+            true
+        } else {
+            tracing::warn!(?grace, "the sync thread is still waiting for the hub; leaving it behind");
+            false
+        }
+    }
+
+    /// The thread has finished.
+    pub fn is_finished(&self) -> bool {
+        self.thread.is_finished()
+    }
+}

@@ -1,8 +1,184 @@
-//! `zenedge status`: the running daemon's state, fetched from its HTTP API.
+//! `zenedge status`: the running daemon's state, fetched from its HTTP API
+//! (`GET /api/v1/status` at the config's `http.listen`; an unspecified address such as
+//! `0.0.0.0` is reached on loopback). Prints a summary, or the JSON with `--json`. Exit 0
+//! when the daemon answered, 1 when it could not be reached, 78 for an unusable config.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::config::Config;
+
+/// How long to wait for the daemon.
+const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Prints the daemon's status; exit 1 when it cannot be reached.
-pub fn run_command(config: &std::path::Path, json: bool) -> std::process::ExitCode {
-    let _ = (config, json);
-    eprintln!("zenedge status: not built yet");
-    std::process::ExitCode::FAILURE
+pub fn run_command(config: &std::path::Path, json: bool) -> ExitCode {
+    let config = match Config::load(config) {
+        Ok(c) => c,
+        Err(e) => {
+            for line in e.to_string().lines() {
+                eprintln!("{}: {line}", config.display());
+            }
+            return ExitCode::from(78);
+        }
+    };
+    let addr = local_address(config.http.listen);
+    match fetch(addr) {
+        Ok(status) if json => {
+            println!("{}", serde_json::to_string_pretty(&status).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Ok(status) => {
+            print!("{}", summary(&status));
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("zenedge status: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Where to reach a daemon listening on `listen`: an unspecified address on loopback.
+pub fn local_address(listen: SocketAddr) -> SocketAddr {
+    match listen.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::new(Ipv4Addr::LOCALHOST.into(), listen.port()),
+        IpAddr::V6(ip) if ip.is_unspecified() => SocketAddr::new(Ipv6Addr::LOCALHOST.into(), listen.port()),
+        _ => listen,
+    }
+}
+
+/// `GET /api/v1/status` from the daemon at `addr`.
+pub fn fetch(addr: SocketAddr) -> Result<Value, String> {
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(TIMEOUT))
+        .proxy(None)
+        .build()
+        .new_agent();
+    let url = format!("http://{addr}/api/v1/status");
+    let mut response = agent.get(&url).call().map_err(|e| {
+        format!("the daemon does not answer at {addr} ({e}); is zenedge running with this config (http.listen)?")
+    })?;
+    let status = response.status().as_u16();
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(1 << 20)
+        .read_to_string()
+        .map_err(|e| format!("unreadable answer from {url}: {e}"))?;
+    if status != 200 {
+        return Err(format!("{url} answered {status}: {}", body.trim()));
+    }
+    serde_json::from_str(&body).map_err(|e| format!("{url} did not answer JSON: {e}"))
+}
+
+/// The status as a few readable lines.
+pub fn summary(s: &Value) -> String {
+    let mut out = String::new();
+    let text = |v: &Value| match v {
+        Value::Null => "-".to_owned(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let bytes = |v: &Value| v.as_u64().map_or("-".to_owned(), |b| bytesize::ByteSize(b).to_string());
+    out += &format!("edge        {} (last event {})\n", text(&s["edge_id"]), text(&s["last_seq"]));
+    let ingest = &s["ingest"];
+    let acks = ingest["hl7_messages"]
+        .as_object()
+        .filter(|m| !m.is_empty())
+        .map(|m| m.iter().map(|(code, n)| format!("{code} {n}")).collect::<Vec<_>>().join(", "))
+        .unwrap_or_else(|| "none".into());
+    out += &format!(
+        "ingest      HL7 messages: {acks}; DICOM instances stored: {}; studies completed: {}\n",
+        text(&ingest["dicom_instances_stored"]),
+        text(&ingest["studies_completed"])
+    );
+    let disk = &s["disk"];
+    let below = if disk["below_reserve"] == Value::Bool(true) { "  BELOW RESERVE: new data is refused" } else { "" };
+    out += &format!("disk        {} free, reserve {}{below}\n", bytes(&disk["free"]), bytes(&disk["reserve"]));
+    let sync = &s["sync"];
+    if sync["enabled"] != Value::Bool(true) {
+        out += "sync        off (no sync.hub_url)\n";
+        return out;
+    }
+    out += &format!("sync        to {}\n", text(&sync["hub_url"]));
+    out += &format!(
+        "            cursor {}, behind by {} events ({:.1} s), breaker {}, {} failures in a row\n",
+        text(&sync["cursor"]),
+        text(&sync["lag_events"]),
+        sync["lag_seconds"].as_f64().unwrap_or(0.0),
+        text(&sync["breaker"]),
+        text(&sync["consecutive_failures"])
+    );
+    out += &format!(
+        "            sent {} batches, {} events since start; last success {}\n",
+        text(&sync["batches_sent"]),
+        text(&sync["events_sent"]),
+        text(&sync["last_success_at"])
+    );
+    if !sync["last_error"].is_null() {
+        out += &format!("            last error: {}\n", text(&sync["last_error"]));
+    }
+    let waiting = sync["dead_letters"].as_u64().unwrap_or(0);
+    if waiting > 0 {
+        out += &format!(
+            "dead letters {waiting} waiting for an operator: GET /api/v1/dead-letters, then POST …/{{seq}}/retry or /skip\n"
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unspecified_listen_addresses_are_reached_on_loopback() {
+        assert_eq!(local_address("0.0.0.0:8080".parse().unwrap()), "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(local_address("[::]:8080".parse().unwrap()), "[::1]:8080".parse().unwrap());
+        assert_eq!(local_address("10.0.0.5:8080".parse().unwrap()), "10.0.0.5:8080".parse().unwrap());
+    }
+
+    #[test]
+    fn a_daemon_that_is_not_there_is_a_clear_message() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let message = fetch(addr).unwrap_err();
+        assert!(message.contains("does not answer") && message.contains("http.listen"), "{message}");
+    }
+
+    #[test]
+    fn the_summary_names_lag_breaker_and_dead_letters() {
+        let status = serde_json::json!({
+            "edge_id": "edge-1",
+            "last_seq": 120,
+            "ingest": {"hl7_messages": {"AA": 100, "AE": 2}, "dicom_instances_stored": 18, "studies_completed": 3},
+            "disk": {"free": 10_737_418_240u64, "reserve": 2_147_483_648u64, "below_reserve": false},
+            "sync": {
+                "enabled": true, "hub_url": "https://hub.example:8443", "cursor": 100, "lag_events": 20,
+                "lag_seconds": 4.25, "breaker": "open", "consecutive_failures": 5,
+                "last_error": "connect: connection refused", "last_success_at": null,
+                "batches_sent": 3, "events_sent": 100, "dead_letters": 1
+            }
+        });
+        let text = summary(&status);
+        for needle in [
+            "edge-1",
+            "AA 100, AE 2",
+            "10.0 GiB free",
+            "behind by 20 events (4.2 s)",
+            "breaker open",
+            "connection refused",
+            "dead letters 1",
+        ] {
+            assert!(text.contains(needle), "{needle:?} not in\n{text}");
+        }
+        let off = serde_json::json!({"edge_id": "e", "sync": {"enabled": false}});
+        assert!(summary(&off).contains("sync        off"));
+    }
 }

@@ -10,6 +10,8 @@
 //! * `fill-log`, `match-lookup` and `http` write a log of a given size through the daemon's
 //!   writer, time the writer's matching lookup in it, and load the read API at a fixed
 //!   rate: the rebuild, lookup and API benchmarks.
+//! * `sync-lag` sends orders at a fixed rate and times each from its ACK to the moment the
+//!   hub's copy of the edge's stream shows it: the steady-state sync benchmark.
 //! * `commit-ceiling` measures the physical ceiling of the store: durable redb 4.6 commits
 //!   of N events each, in a fresh database. The daemon's throughput is judged against it.
 //!
@@ -29,6 +31,7 @@ mod inserts;
 mod message;
 mod plan;
 mod report;
+mod synclag;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -67,6 +70,8 @@ enum Command {
     Http(HttpArgs),
     /// Measure redb inserts and reads per second with the projections' key shapes.
     InsertCeiling(InsertArgs),
+    /// Send orders at a fixed rate and time each from its ACK to the hub holding it.
+    SyncLag(synclag::SyncLagArgs),
 }
 
 #[derive(Args, Debug)]
@@ -233,6 +238,7 @@ fn main() -> ExitCode {
         Command::MatchLookup(args) => http::run_lookup_command(&args),
         Command::Http(args) => http::run_http_command(&args),
         Command::InsertCeiling(args) => inserts::run_insert_command(&args),
+        Command::SyncLag(args) => synclag::run_sync_lag_command(&args),
     };
     match result {
         Ok(code) => code,

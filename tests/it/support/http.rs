@@ -1,4 +1,5 @@
-//! A minimal HTTP/1.1 GET over loopback (the daemon's API is all this needs).
+//! A minimal HTTP/1.1 client over loopback: GET, and POST without a body for operator
+//! actions (the daemon's API is all this needs).
 
 use std::net::SocketAddr;
 
@@ -19,8 +20,19 @@ impl Response {
 }
 
 pub async fn get(addr: SocketAddr, path: &str) -> Response {
+    request(addr, "GET", path, None).await
+}
+
+/// POST with an empty body and, when given, `Authorization: Bearer <token>`.
+pub async fn post(addr: SocketAddr, path: &str, token: Option<&str>) -> Response {
+    request(addr, "POST", path, token).await
+}
+
+async fn request(addr: SocketAddr, method: &str, path: &str, token: Option<&str>) -> Response {
     let mut stream = TcpStream::connect(addr).await.expect("connect to HTTP");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let length = if method == "POST" { "Content-Length: 0\r\n" } else { "" };
+    let request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}{length}Connection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).await.unwrap();

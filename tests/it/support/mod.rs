@@ -1,12 +1,14 @@
 //! Test support: an in-process daemon on port 0, an MLLP client, HL7 builders, HTTP GET, an
-//! SSE client.
+//! SSE client, a throw-away PKI for the TLS tests, a fault-injecting TCP proxy.
 
+pub mod certs;
 pub mod daemon;
 pub mod dataset;
 pub mod hl7msg;
 pub mod http;
 pub mod mllp;
 pub mod process;
+pub mod proxy;
 pub mod scu;
 pub mod sse;
 

@@ -1,0 +1,322 @@
+//! `GET /api/v1/status`, and the dead letters of the sync: `GET /api/v1/dead-letters`,
+//! `POST /api/v1/dead-letters/{seq}/retry` and `/skip`.
+//!
+//! Operator actions need `Authorization: Bearer <http.operator_token>` (compared in
+//! constant time): without a configured token they are refused with 403, with a missing or
+//! wrong one with 401. They are written through the log writer like everything else.
+
+use std::sync::atomic::Ordering;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::{ApiError, ApiState, params, read};
+use crate::log::{DeadLetter, DeadLetterAction, DeadLetterStatus, Refusal};
+use crate::sync::SyncReport;
+
+/// A dead letter as the API lists it.
+#[derive(Debug, Serialize)]
+struct LetterJson {
+    seq: u64,
+    #[serde(flatten)]
+    letter: DeadLetter,
+}
+
+/// All dead letters, oldest sequence number first: `{"items": [...], "next": null}`.
+pub(super) async fn dead_letters(State(state): State<ApiState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let reader = state.reader.clone();
+    let letters = read(move || reader.dead_letters()).await?;
+    let items: Vec<_> = letters.into_iter().map(|(seq, letter)| LetterJson { seq, letter }).collect();
+    super::json(serde_json::json!({ "items": items, "next": null }))
+}
+
+pub(super) async fn retry(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(seq): Path<String>,
+) -> Result<Response, ApiError> {
+    act(state, &headers, &seq, DeadLetterAction::Retry).await
+}
+
+pub(super) async fn skip(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(seq): Path<String>,
+) -> Result<Response, ApiError> {
+    act(state, &headers, &seq, DeadLetterAction::Skip).await
+}
+
+async fn act(state: ApiState, headers: &HeaderMap, seq: &str, action: DeadLetterAction) -> Result<Response, ApiError> {
+    if let Some(refused) = authorize(&state, headers) {
+        return Ok(refused);
+    }
+    let seq = params::number("seq", Some(seq), 0)?;
+    let outcome = state.log.dead_letter_action(seq, action).await.map_err(ApiError::internal)?;
+    match outcome {
+        Ok(letter) => {
+            tracing::info!(seq, status = letter.status.as_str(), "dead letter changed by an operator");
+            if action == DeadLetterAction::Retry {
+                state.sync.request_retry();
+            }
+            Ok(Json(LetterJson { seq, letter }).into_response())
+        }
+        Err(Refusal::NotFound) => Err(ApiError::not_found(format!("no dead letter with seq {seq}"))),
+        Err(Refusal::WrongState(status)) => {
+            Err(ApiError { status: StatusCode::CONFLICT, message: wrong_state(seq, action, status) })
+        }
+    }
+}
+
+fn wrong_state(seq: u64, action: DeadLetterAction, status: DeadLetterStatus) -> String {
+    let verb = match action {
+        DeadLetterAction::Retry => "retried",
+        DeadLetterAction::Skip => "skipped",
+    };
+    let why = match status {
+        DeadLetterStatus::Retry => "it is already waiting for redelivery",
+        DeadLetterStatus::Skipped => "it is already skipped",
+        DeadLetterStatus::Delivered => "the hub already stored it",
+        DeadLetterStatus::Parked => "it is parked",
+    };
+    format!("dead letter {seq} cannot be {verb}: {why} (status {})", status.as_str())
+}
+
+/// `None` when the request may act; else the refusal to send.
+fn authorize(state: &ApiState, headers: &HeaderMap) -> Option<Response> {
+    let Some(token) = &state.operator_token else {
+        let body = serde_json::json!({ "error": "operator actions are disabled: set http.operator_token" });
+        return Some((StatusCode::FORBIDDEN, Json(body)).into_response());
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match presented {
+        Some(p) if constant_time_eq(p.as_bytes(), token.as_bytes()) => None,
+        _ => {
+            let body =
+                serde_json::json!({ "error": "operator actions need Authorization: Bearer <http.operator_token>" });
+            Some((StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], Json(body)).into_response())
+        }
+    }
+}
+
+/// Equal, in a time that depends on the lengths only.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The sync's report now (reads the dead letters).
+pub(super) async fn sync_report(state: &ApiState) -> Result<SyncReport, ApiError> {
+    let reader = state.reader.clone();
+    let counts = read(move || reader.dead_letter_counts()).await?;
+    let last_seq = state.writer.last_seq.load(Ordering::Acquire);
+    Ok(state.sync.report(last_seq, counts, jiff::Timestamp::now()))
+}
+
+/// The daemon at a glance: log head, ingest counters, disk, sync.
+pub(super) async fn status(State(state): State<ApiState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let sync = sync_report(&state).await?;
+    let disk = state.disk.clone();
+    let space = tokio::task::spawn_blocking(move || disk.space()).await.ok().and_then(Result::ok);
+    let m = &state.metrics;
+    super::json(serde_json::json!({
+        "edge_id": state.edge_id,
+        "last_seq": state.writer.last_seq.load(Ordering::Acquire),
+        "ingest": {
+            "hl7_messages": m.hl7_by_ack(),
+            "dicom_instances_stored": m.dicom_instances_stored(),
+            "studies_completed": m.dicom_studies_completed.get(),
+        },
+        "disk": {
+            "free": space.map(|s| s.free),
+            "reserve": space.map(|s| s.reserve),
+            "below_reserve": space.map(|s| s.below_reserve()),
+        },
+        "sync": sync,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use axum::body::Body;
+    use axum::http::Request;
+
+    use super::*;
+    use crate::config::{DiskReserve, Site};
+    use crate::log::{DiskGuard, Log, LogOptions, Policy};
+    use crate::sync::SyncShared;
+    use crate::telemetry::Metrics;
+
+    const TOKEN: &str = "0123456789abcdef-token";
+
+    struct Api {
+        _dir: tempfile::TempDir,
+        log: Log,
+        state: ApiState,
+    }
+
+    async fn api(token: Option<&str>) -> Api {
+        let dir = tempfile::tempdir().unwrap();
+        let options = LogOptions {
+            path: dir.path().join("zenedge.redb"),
+            site: Site { tenant_id: "t1".into(), hospital_id: "h1".into(), edge_id: "e1".into() },
+            disk_reserve: DiskReserve::Bytes(0),
+            queue_depth: 64,
+            max_batch: 64,
+            cache_size: 1 << 20,
+            policy: Policy::default(),
+        };
+        let metrics = Arc::new(Metrics::new());
+        let log = Log::open(&options, metrics.clone()).unwrap();
+        let state = ApiState {
+            reader: log.reader(),
+            writer: log.handle().state.clone(),
+            log: log.handle(),
+            disk: DiskGuard::new(dir.path().to_owned(), DiskReserve::Bytes(0)),
+            metrics,
+            shutdown: tokio_util::sync::CancellationToken::new(),
+            database_path: options.path.clone(),
+            edge_id: "e1".into(),
+            sync: Arc::new(SyncShared::new(Some("https://hub.test".into()), 0)),
+            operator_token: token.map(str::to_owned),
+        };
+        Api { _dir: dir, log, state }
+    }
+
+    /// One request through the router, no socket. hyper-util's adapter drives the router
+    /// (a tower service) without needing tower's `ServiceExt` here.
+    async fn call(state: &ApiState, method: &str, path: &str, token: Option<&str>) -> (StatusCode, serde_json::Value) {
+        use http_body_util::BodyExt;
+        use hyper::service::Service;
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let service = hyper_util::service::TowerToHyperService::new(super::super::router(state.clone()));
+        let response = service.call(request.body(Body::empty()).unwrap()).await.unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn operator_actions_are_refused_when_no_token_is_configured() {
+        let a = api(None).await;
+        a.log.handle().park_dead_letter(1, "X".into(), "bad".into()).await.unwrap();
+        let (status, body) = call(&a.state, "POST", "/api/v1/dead-letters/1/retry", Some(TOKEN)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert_eq!(body["error"], "operator actions are disabled: set http.operator_token");
+        a.log.close().await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn operator_actions_need_the_right_token() {
+        let a = api(Some(TOKEN)).await;
+        a.log.handle().park_dead_letter(1, "X".into(), "bad".into()).await.unwrap();
+        for token in [None, Some("0123456789abcdef-wrong"), Some("short")] {
+            let (status, _) = call(&a.state, "POST", "/api/v1/dead-letters/1/skip", token).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{token:?}");
+        }
+        assert_eq!(a.log.reader().dead_letter(1).unwrap().unwrap().status, DeadLetterStatus::Parked);
+        a.log.close().await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn retry_and_skip_move_a_dead_letter_and_refuse_the_wrong_state() {
+        let a = api(Some(TOKEN)).await;
+        a.log.handle().park_dead_letter(4, "StudyCompleted".into(), "422: bad".into()).await.unwrap();
+        let (status, body) = call(&a.state, "GET", "/api/v1/dead-letters", None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["items"][0]["seq"], 4);
+        assert_eq!(body["items"][0]["status"], "parked");
+        assert_eq!(body["items"][0]["reason"], "422: bad");
+        assert_eq!(body["items"][0]["attempts"], 1);
+        assert!(body["next"].is_null());
+        let (status, body) = call(&a.state, "POST", "/api/v1/dead-letters/9/retry", Some(TOKEN)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+        let (status, body) = call(&a.state, "POST", "/api/v1/dead-letters/4/retry", Some(TOKEN)).await;
+        assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("retry")));
+        assert!(a.state.sync.take_retry_request(), "the worker is told");
+        let (status, body) = call(&a.state, "POST", "/api/v1/dead-letters/4/retry", Some(TOKEN)).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert!(body["error"].as_str().unwrap().contains("already waiting for redelivery"), "{body}");
+        let (status, body) = call(&a.state, "POST", "/api/v1/dead-letters/4/skip", Some(TOKEN)).await;
+        assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("skipped")));
+        let (status, _) = call(&a.state, "POST", "/api/v1/dead-letters/4/skip", Some(TOKEN)).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        let (status, _) = call(&a.state, "POST", "/api/v1/dead-letters/x/skip", Some(TOKEN)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        a.log.close().await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn readyz_stays_ready_but_degraded_while_a_dead_letter_waits() {
+        let a = api(Some(TOKEN)).await;
+        let (status, body) = call(&a.state, "GET", "/readyz", None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["degraded"], false);
+        assert_eq!(body["checks"]["sync"]["enabled"], true);
+        assert_eq!(body["checks"]["sync"]["breaker"], "closed");
+        a.log.handle().park_dead_letter(1, "X".into(), "bad".into()).await.unwrap();
+        let (status, body) = call(&a.state, "GET", "/readyz", None).await;
+        assert_eq!(status, StatusCode::OK, "intake is fine: still ready");
+        assert_eq!((body["ready"].as_bool(), body["degraded"].as_bool()), (Some(true), Some(true)));
+        assert_eq!(body["checks"]["sync"]["dead_letters"], 1);
+        call(&a.state, "POST", "/api/v1/dead-letters/1/retry", Some(TOKEN)).await;
+        assert_eq!(call(&a.state, "GET", "/readyz", None).await.1["degraded"], true, "retry is still open");
+        call(&a.state, "POST", "/api/v1/dead-letters/1/skip", Some(TOKEN)).await;
+        assert_eq!(call(&a.state, "GET", "/readyz", None).await.1["degraded"], false);
+        let metrics = call_text(&a.state, "/metrics").await;
+        assert!(metrics.contains("zenedge_sync_dead_letters 0"), "{metrics}");
+        a.log.close().await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn status_reports_the_log_ingest_disk_and_sync() {
+        let a = api(None).await;
+        a.state.metrics.hl7_answered("ORM^O01", "AA");
+        a.state.metrics.hl7_answered("ADT^A08", "AA");
+        a.state.metrics.hl7_answered("ORM^O01", "AE");
+        a.state.metrics.dicom_studies_completed.inc();
+        a.state.sync.update(|s| s.cursor = 0);
+        let (status, body) = call(&a.state, "GET", "/api/v1/status", None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["edge_id"], "e1");
+        assert_eq!(body["ingest"]["hl7_messages"]["AA"], 2);
+        assert_eq!(body["ingest"]["hl7_messages"]["AE"], 1);
+        assert_eq!(body["ingest"]["studies_completed"], 1);
+        assert_eq!(body["disk"]["below_reserve"], false);
+        for key in [
+            "enabled",
+            "hub_url",
+            "cursor",
+            "lag_events",
+            "lag_seconds",
+            "breaker",
+            "consecutive_failures",
+            "last_error",
+            "last_success_at",
+            "batches_sent",
+            "events_sent",
+            "dead_letters",
+        ] {
+            assert!(body["sync"].get(key).is_some(), "sync.{key} missing: {body}");
+        }
+        a.log.close().await.unwrap();
+    }
+
+    async fn call_text(state: &ApiState, path: &str) -> String {
+        use http_body_util::BodyExt;
+        use hyper::service::Service;
+        let service = hyper_util::service::TowerToHyperService::new(super::super::router(state.clone()));
+        let response = service.call(Request::get(path).body(Body::empty()).unwrap()).await.unwrap();
+        String::from_utf8(response.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap()
+    }
+}

@@ -1,0 +1,467 @@
+//! The hub client: one batch out, one classified [`Outcome`] back.
+//!
+//! [`Transport`] is what the worker needs from the network, so its logic is tested against
+//! a fake hub. [`HttpTransport`] is the real one: a blocking ureq 3 agent (it runs on the
+//! sync thread, never on tokio's workers) over rustls with ring, trusting only the
+//! configured CA bundle and presenting the edge's certificate (mutual TLS). It never
+//! follows redirects, uses no proxy, reads answers up to [`MAX_ANSWER_BYTES`], and gives
+//! the whole exchange `sync.timeout` (connecting, TLS included, `sync.connect_timeout`).
+//!
+//! Answers are classified per the contract in [`super::wire`]: `200` → [`Outcome::Stored`],
+//! `409` → [`Outcome::Conflict`], `400`/`413`/`422` → [`Outcome::Refused`], anything else,
+//! and every network or TLS error, → [`Outcome::Failure`] with a [`FailureKind`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::tls::ClientTls;
+use super::wire;
+
+/// Largest answer body read from the hub (its answers are a few dozen bytes of JSON).
+pub const MAX_ANSWER_BYTES: u64 = 64 * 1024;
+
+/// One request to the hub: a batch of the log, or one dead letter sent again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    pub first: u64,
+    pub last: u64,
+    /// Sequence numbers in `first..=last` that are not in the body.
+    pub skipped: Vec<u64>,
+    /// A dead letter redelivered on an operator's request (`first == last`).
+    pub redelivery: bool,
+    /// Envelopes in the body.
+    pub events: usize,
+    /// The gzip'ed msgpack array ([`wire::encode_batch`]).
+    pub body: Vec<u8>,
+}
+
+/// What the hub made of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// `200`: the hub holds every event up to this one.
+    Stored(u64),
+    /// `409`: the hub's own position; the edge realigns to it.
+    Conflict(u64),
+    /// `400`/`413`/`422`: the batch is unacceptable, with the hub's reason.
+    Refused(String),
+    /// Anything else: try again later.
+    Failure(Failure),
+}
+
+/// A failed exchange.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub kind: FailureKind,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(kind: FailureKind, message: impl Into<String>) -> Failure {
+        Failure { kind, message: message.into() }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.kind.as_str(), self.message)
+    }
+}
+
+/// Kinds of failure, the `kind` label of `zenedge_sync_failures_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailureKind {
+    /// No connection (refused, unreachable, unknown host, dropped).
+    Connect,
+    /// No answer in time.
+    Timeout,
+    /// The TLS handshake failed (certificates, protocol).
+    Tls,
+    /// The hub answered 5xx.
+    Http5xx,
+    /// The hub answered 401, 403, 404 or another 4xx that is not a refusal.
+    Http4xx,
+    /// An answer that does not follow the contract.
+    Protocol,
+    /// The hub claims events beyond the end of this log.
+    HubAhead,
+}
+
+impl FailureKind {
+    pub const ALL: [FailureKind; 7] = [
+        FailureKind::Connect,
+        FailureKind::Timeout,
+        FailureKind::Tls,
+        FailureKind::Http5xx,
+        FailureKind::Http4xx,
+        FailureKind::Protocol,
+        FailureKind::HubAhead,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Connect => "connect",
+            FailureKind::Timeout => "timeout",
+            FailureKind::Tls => "tls",
+            FailureKind::Http5xx => "http_5xx",
+            FailureKind::Http4xx => "http_4xx",
+            FailureKind::Protocol => "protocol",
+            FailureKind::HubAhead => "hub_ahead",
+        }
+    }
+}
+
+/// Sends batches to the hub. Blocking: called from the sync thread only.
+pub trait Transport: Send {
+    fn send(&mut self, batch: &Batch) -> Outcome;
+}
+
+/// The hub over HTTP(S) with ureq.
+pub struct HttpTransport {
+    agent: ureq::Agent,
+    /// `{hub_url}/v1/edges/{edge_id}/events`.
+    url: String,
+}
+
+impl std::fmt::Debug for HttpTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpTransport").field("url", &self.url).finish_non_exhaustive()
+    }
+}
+
+impl HttpTransport {
+    /// An agent for `hub_url`: with `tls` (already checked by [`super::tls::load`]) for
+    /// https, without for plain http.
+    pub fn new(
+        hub_url: &str,
+        edge_id: &str,
+        tls: Option<&ClientTls>,
+        connect_timeout: Duration,
+        timeout: Duration,
+    ) -> HttpTransport {
+        let mut config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(connect_timeout))
+            .timeout_per_call(Some(timeout))
+            .max_redirects(0)
+            .proxy(None)
+            .user_agent(concat!("zenedge/", env!("CARGO_PKG_VERSION")));
+        if let Some(tls) = tls {
+            config = config.https_only(true).tls_config(tls_config(tls));
+        }
+        HttpTransport { agent: config.build().new_agent(), url: format!("{hub_url}{}", wire::events_path(edge_id)) }
+    }
+}
+
+/// ureq's TLS settings: ring, the CA bundle as the only roots, the client certificate.
+fn tls_config(tls: &ClientTls) -> ureq::tls::TlsConfig {
+    use ureq::tls::{Certificate, ClientCert, RootCerts, TlsConfig, TlsProvider};
+    let roots: Vec<Certificate<'static>> = tls.roots.iter().map(|c| Certificate::from_der(c).to_owned()).collect();
+    let chain: Vec<Certificate<'static>> = tls.chain.iter().map(|c| Certificate::from_der(c).to_owned()).collect();
+    let key = tls.ureq_key.to_owned();
+    TlsConfig::builder()
+        .provider(TlsProvider::Rustls)
+        .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .root_certs(RootCerts::new_with_certs(&roots))
+        .client_cert(Some(ClientCert::new_with_certs(&chain, key)))
+        .build()
+}
+
+impl Transport for HttpTransport {
+    fn send(&mut self, batch: &Batch) -> Outcome {
+        let mut request = self
+            .agent
+            .post(&self.url)
+            .header("content-type", wire::CONTENT_TYPE)
+            .header("content-encoding", "gzip")
+            .header(wire::FIRST_SEQ, batch.first.to_string())
+            .header(wire::LAST_SEQ, batch.last.to_string());
+        if !batch.skipped.is_empty() {
+            request = request.header(wire::SKIPPED, wire::format_skipped(&batch.skipped));
+        }
+        if batch.redelivery {
+            request = request.header(wire::REDELIVERY, "1");
+        }
+        match request.send(batch.body.as_slice()) {
+            Ok(mut response) => {
+                let status = response.status().as_u16();
+                match response.body_mut().with_config().limit(MAX_ANSWER_BYTES).read_to_vec() {
+                    Ok(body) => classify(status, &body),
+                    Err(e) => Outcome::Failure(error_failure(&e, &format!("answer {status} unreadable: "))),
+                }
+            }
+            Err(e) => Outcome::Failure(error_failure(&e, "")),
+        }
+    }
+}
+
+/// Classifies the hub's answer by status and body.
+pub fn classify(status: u16, body: &[u8]) -> Outcome {
+    let refusal = || serde_json::from_slice::<wire::Refusal>(body).ok();
+    let text = || match refusal() {
+        Some(r) => r.error,
+        None => String::from_utf8_lossy(&body[..body.len().min(300)]).trim().to_owned(),
+    };
+    match status {
+        200 => match serde_json::from_slice::<wire::Stored>(body) {
+            Ok(stored) => Outcome::Stored(stored.stored_through),
+            Err(e) => Outcome::Failure(Failure::new(
+                FailureKind::Protocol,
+                format!("answer 200 is not {{\"stored_through\": N}}: {e}"),
+            )),
+        },
+        409 => match refusal().and_then(|r| r.stored_through) {
+            Some(at) => Outcome::Conflict(at),
+            None => Outcome::Failure(Failure::new(FailureKind::Protocol, "answer 409 without stored_through")),
+        },
+        400 | 413 | 422 => Outcome::Refused(format!("{status}: {}", text())),
+        500..=599 => Outcome::Failure(Failure::new(FailureKind::Http5xx, format!("hub answered {status}: {}", text()))),
+        401 | 403 => Outcome::Failure(Failure::new(
+            FailureKind::Http4xx,
+            format!("hub answered {status} (is this edge's certificate accepted for its edge id?): {}", text()),
+        )),
+        400..=499 => Outcome::Failure(Failure::new(FailureKind::Http4xx, format!("hub answered {status}: {}", text()))),
+        _ => Outcome::Failure(Failure::new(FailureKind::Protocol, format!("unexpected answer {status}: {}", text()))),
+    }
+}
+
+/// Classifies a ureq error.
+fn error_failure(e: &ureq::Error, prefix: &str) -> Failure {
+    use ureq::Error;
+    use ureq::Timeout;
+    let kind = match e {
+        Error::Timeout(Timeout::Connect | Timeout::Resolve) => FailureKind::Connect,
+        Error::Timeout(_) => FailureKind::Timeout,
+        Error::HostNotFound | Error::ConnectionFailed => FailureKind::Connect,
+        Error::Tls(_) | Error::Pem(_) | Error::Rustls(_) | Error::TlsRequired => FailureKind::Tls,
+        Error::Io(io) => io_kind(io),
+        _ => FailureKind::Protocol,
+    };
+    Failure::new(kind, format!("{prefix}{e}"))
+}
+
+fn io_kind(e: &std::io::Error) -> FailureKind {
+    use std::io::ErrorKind::*;
+    if e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) {
+        return FailureKind::Tls;
+    }
+    match e.kind() {
+        TimedOut | WouldBlock => FailureKind::Timeout,
+        InvalidData => FailureKind::Tls,
+        _ => FailureKind::Connect,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tls::test_certs::{TestCa, write};
+    use super::*;
+
+    #[test]
+    fn answers_are_classified_per_the_contract() {
+        assert_eq!(classify(200, br#"{"stored_through": 7}"#), Outcome::Stored(7));
+        assert_eq!(classify(409, br#"{"error": "behind", "stored_through": 3}"#), Outcome::Conflict(3));
+        assert_eq!(
+            classify(422, br#"{"error": "event 5 is bad", "seq": 5}"#),
+            Outcome::Refused("422: event 5 is bad".into())
+        );
+        assert!(matches!(classify(413, b"too large"), Outcome::Refused(r) if r.contains("too large")));
+        let kind = |status, body: &[u8]| match classify(status, body) {
+            Outcome::Failure(f) => f.kind,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(kind(200, b"ok"), FailureKind::Protocol);
+        assert_eq!(kind(409, br#"{"error": "x"}"#), FailureKind::Protocol);
+        assert_eq!(kind(503, b""), FailureKind::Http5xx);
+        assert_eq!(kind(401, b""), FailureKind::Http4xx);
+        assert_eq!(kind(403, b""), FailureKind::Http4xx);
+        assert_eq!(kind(404, b""), FailureKind::Http4xx);
+        assert_eq!(kind(429, b""), FailureKind::Http4xx);
+        assert_eq!(kind(302, b""), FailureKind::Protocol);
+    }
+
+    fn transport(url: &str, tls: Option<&ClientTls>, timeout: Duration) -> HttpTransport {
+        HttpTransport::new(url, "e1", tls, Duration::from_secs(5), timeout)
+    }
+
+    fn batch() -> Batch {
+        let envelope = rmp_serde::to_vec_named(&serde_json::json!({"seq": 3, "event_type": "X"})).unwrap();
+        Batch {
+            first: 3,
+            last: 5,
+            skipped: vec![4, 5],
+            redelivery: false,
+            events: 1,
+            body: wire::encode_batch(std::iter::once(envelope.as_slice()), 1),
+        }
+    }
+
+    /// What a test server saw of one request.
+    struct Request {
+        head: String,
+        body: Vec<u8>,
+    }
+
+    /// Serves one connection on `listener` (over TLS with `tls`): reads one request and
+    /// answers `answer` (a whole HTTP response), unless `answer` is `None` (then it holds
+    /// the connection open until the client gives up). `None` if the exchange failed.
+    fn serve_one(
+        listener: std::net::TcpListener,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        answer: Option<&'static str>,
+    ) -> std::thread::JoinHandle<Option<Request>> {
+        std::thread::spawn(move || {
+            let (tcp, _) = listener.accept().ok()?;
+            match tls {
+                Some(config) => {
+                    let conn = rustls::ServerConnection::new(config).ok()?;
+                    exchange(rustls::StreamOwned::new(conn, tcp), answer)
+                }
+                None => exchange(tcp, answer),
+            }
+        })
+    }
+
+    fn exchange(mut stream: impl std::io::Read + std::io::Write, answer: Option<&str>) -> Option<Request> {
+        let mut raw = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let split = loop {
+            if let Some(at) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+                break at + 4;
+            }
+            let n = stream.read(&mut chunk).ok().filter(|n| *n > 0)?;
+            raw.extend_from_slice(&chunk[..n]);
+        };
+        let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        let mut body = raw[split..].to_vec();
+        while body.len() < length {
+            let n = stream.read(&mut chunk).ok().filter(|n| *n > 0)?;
+            body.extend_from_slice(&chunk[..n]);
+        }
+        match answer {
+            Some(answer) => {
+                stream.write_all(answer.as_bytes()).ok()?;
+                stream.flush().ok()?;
+            }
+            // Hold the connection: the client's timeout ends the exchange.
+            None => while stream.read(&mut chunk).is_ok_and(|n| n > 0) {},
+        }
+        Some(Request { head, body })
+    }
+
+    const STORED_5: &str =
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 20\r\n\r\n{\"stored_through\":5}";
+
+    #[test]
+    fn a_batch_goes_out_with_the_contract_headers_and_its_body_as_built() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = serve_one(listener, None, Some(STORED_5));
+        let batch = batch();
+        assert_eq!(transport(&format!("http://{addr}"), None, Duration::from_secs(5)).send(&batch), Outcome::Stored(5));
+        let request = server.join().unwrap().expect("a request");
+        assert!(request.head.starts_with("post /v1/edges/e1/events http/1.1"), "{}", request.head);
+        for header in [
+            "content-type: application/msgpack",
+            "content-encoding: gzip",
+            "zenedge-first-seq: 3",
+            "zenedge-last-seq: 5",
+            "zenedge-skipped: 4,5",
+        ] {
+            assert!(request.head.contains(header), "{header} not in {}", request.head);
+        }
+        assert!(!request.head.contains("zenedge-redelivery"));
+        assert_eq!(request.body, batch.body);
+    }
+
+    #[test]
+    fn a_hub_that_does_not_answer_in_time_is_a_timeout() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = serve_one(listener, None, None);
+        match transport(&format!("http://{addr}"), None, Duration::from_millis(300)).send(&batch()) {
+            Outcome::Failure(f) => assert_eq!(f.kind, FailureKind::Timeout, "{f}"),
+            other => panic!("{other:?}"),
+        }
+        drop(server);
+    }
+
+    #[test]
+    fn no_listener_is_a_connect_failure() {
+        let refused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = refused.local_addr().unwrap();
+        drop(refused);
+        match transport(&format!("http://{addr}"), None, Duration::from_secs(5)).send(&batch()) {
+            Outcome::Failure(f) => assert_eq!(f.kind, FailureKind::Connect, "{f}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// A hub server config: its certificate from `ca`, client certificates required from `ca`.
+    fn hub_tls(ca: &TestCa) -> Arc<rustls::ServerConfig> {
+        use rustls::pki_types::pem::PemObject;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let server = ca.leaf("localhost", &["localhost"], -3600, 3600);
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(rustls::pki_types::CertificateDer::from_pem_slice(ca.cert_pem.as_bytes()).unwrap()).unwrap();
+        let verifier =
+            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone()).build().unwrap();
+        let chain = vec![rustls::pki_types::CertificateDer::from_pem_slice(server.cert_pem.as_bytes()).unwrap()];
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(server.key_pem.as_bytes()).unwrap();
+        Arc::new(
+            rustls::ServerConfig::builder_with_provider(provider)
+                .with_protocol_versions(rustls::ALL_VERSIONS)
+                .unwrap()
+                .with_client_cert_verifier(verifier)
+                .with_single_cert(chain, key)
+                .unwrap(),
+        )
+    }
+
+    /// The edge's checked TLS files, its CA bundle being `trusted`.
+    fn edge_tls(client_ca: &TestCa, trusted: &TestCa, dir: &std::path::Path) -> ClientTls {
+        let leaf = client_ca.leaf("e1", &["e1"], -3600, 3600);
+        let endpoint = crate::config::HubEndpoint {
+            url: "https://localhost".into(),
+            ca_file: Some(write(dir, "ca.pem", &trusted.cert_pem)),
+            client_cert: Some(write(dir, "edge.pem", &leaf.cert_pem)),
+            client_key: Some(write(dir, "edge.key", &leaf.key_pem)),
+        };
+        super::super::tls::load(&endpoint, jiff::Timestamp::now()).unwrap().unwrap()
+    }
+
+    #[test]
+    fn mutual_tls_delivers_to_a_hub_the_ca_bundle_vouches_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = TestCa::new();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = serve_one(listener, Some(hub_tls(&ca)), Some(STORED_5));
+        let tls = edge_tls(&ca, &ca, dir.path());
+        let outcome = transport(&format!("https://localhost:{port}"), Some(&tls), Duration::from_secs(5)).send(&batch());
+        assert_eq!(outcome, Outcome::Stored(5));
+        assert!(server.join().unwrap().is_some());
+    }
+
+    #[test]
+    fn a_hub_certificate_from_another_ca_is_a_tls_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ca, other) = (TestCa::new(), TestCa::new());
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = serve_one(listener, Some(hub_tls(&ca)), Some(STORED_5));
+        let tls = edge_tls(&ca, &other, dir.path());
+        match transport(&format!("https://localhost:{port}"), Some(&tls), Duration::from_secs(5)).send(&batch()) {
+            Outcome::Failure(f) => {
+                assert_eq!(f.kind, FailureKind::Tls, "{f}");
+                assert!(f.message.contains("certificate"), "{f}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(server.join().unwrap().is_none(), "nothing was exchanged");
+    }
+}

@@ -1,0 +1,537 @@
+//! The worker against a fake hub that follows the contract of [`super::wire`] (and can be
+//! told to fail, refuse events, or stand elsewhere in the log): order, cursor, realignment,
+//! bisect and dead letters, backoff and breaker, shutdown, restart.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::client::{Batch, Failure, FailureKind, Outcome, Transport};
+use super::state::SyncShared;
+use super::{SyncWorker, WorkerParts, wire};
+use crate::config::{DiskReserve, HubEndpoint, Site, SyncConfig};
+use crate::log::{DeadLetterAction, DeadLetterStatus, FaultInjector, Log, LogOptions, NewEvent, Policy};
+use crate::telemetry::Metrics;
+
+/// One request as the fake hub saw it.
+#[derive(Debug, Clone)]
+struct Seen {
+    first: u64,
+    last: u64,
+    skipped: Vec<u64>,
+    redelivery: bool,
+    /// Sequence numbers in the body.
+    body: Vec<u64>,
+    /// What it answered.
+    answer: Outcome,
+    /// The edge's persisted cursor and breaker state when the request arrived.
+    edge_cursor: u64,
+    breaker: super::BreakerState,
+}
+
+#[derive(Default)]
+struct HubState {
+    stored_through: u64,
+    /// How often each event was stored (at-least-once shows here as counts above 1).
+    stored: BTreeMap<u64, u32>,
+    skipped: BTreeSet<u64>,
+    /// Events refused with 422.
+    poison: BTreeSet<u64>,
+    /// Answers given instead of the contract's, first come first used.
+    script: VecDeque<Outcome>,
+    seen: Vec<Seen>,
+}
+
+/// The edge as the hub peeks at it: its log and its status.
+type EdgeView = Arc<Mutex<Option<(crate::log::LogReader, Arc<SyncShared>)>>>;
+/// Called before answering a request.
+type Hook = Arc<Mutex<Option<Box<dyn FnMut(&Seen) + Send>>>>;
+
+/// A hub in memory; clones share it.
+#[derive(Clone)]
+struct FakeHub {
+    state: Arc<Mutex<HubState>>,
+    /// The edge's log and status, read when a request arrives.
+    edge: EdgeView,
+    /// Called before answering (e.g. to make the edge's next commit fail).
+    hook: Hook,
+}
+
+impl FakeHub {
+    fn new() -> FakeHub {
+        FakeHub { state: Arc::default(), edge: Arc::default(), hook: Arc::default() }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut HubState) -> T) -> T {
+        f(&mut self.state.lock().unwrap())
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.with(|s| s.seen.clone())
+    }
+
+    fn ranges(&self) -> Vec<(u64, u64)> {
+        self.seen().iter().map(|s| (s.first, s.last)).collect()
+    }
+
+    fn answer(&self, batch: &Batch) -> (Outcome, Vec<u64>) {
+        let received = match wire::decode_batch(&batch.body, 64 << 20) {
+            Ok(r) => r,
+            Err(e) => return (Outcome::Refused(format!("400: {e}")), vec![]),
+        };
+        let body: Vec<u64> = received.iter().map(|r| r.head.seq).collect();
+        if let Err(refusal) = wire::check_batch("e1", batch.first, batch.last, &received, &batch.skipped) {
+            return (Outcome::Refused(format!("400: {}", refusal.error)), body);
+        }
+        let mut s = self.state.lock().unwrap();
+        if let Some(scripted) = s.script.pop_front() {
+            return (scripted, body);
+        }
+        if let Some(p) = body.iter().find(|seq| s.poison.contains(seq)) {
+            return (Outcome::Refused(format!("422: event {p} is not acceptable")), body);
+        }
+        if batch.redelivery {
+            let seq = batch.first;
+            if s.stored.contains_key(&seq) || (seq <= s.stored_through && s.skipped.remove(&seq)) {
+                *s.stored.entry(seq).or_default() += 1;
+                return (Outcome::Stored(s.stored_through), body);
+            }
+            return (Outcome::Conflict(s.stored_through), body);
+        }
+        if batch.first != s.stored_through + 1 {
+            return (Outcome::Conflict(s.stored_through), body);
+        }
+        for seq in &body {
+            *s.stored.entry(*seq).or_default() += 1;
+        }
+        s.skipped.extend(batch.skipped.iter().copied());
+        s.stored_through = batch.last;
+        (Outcome::Stored(batch.last), body)
+    }
+}
+
+impl Transport for FakeHub {
+    fn send(&mut self, batch: &Batch) -> Outcome {
+        let (answer, body) = self.answer(batch);
+        let (edge_cursor, breaker) = match &*self.edge.lock().unwrap() {
+            Some((reader, shared)) => (reader.sync_cursor().unwrap_or(u64::MAX), shared.status().breaker),
+            None => (0, super::BreakerState::Closed),
+        };
+        let seen = Seen {
+            first: batch.first,
+            last: batch.last,
+            skipped: batch.skipped.clone(),
+            redelivery: batch.redelivery,
+            body,
+            answer: answer.clone(),
+            edge_cursor,
+            breaker,
+        };
+        if let Some(hook) = &mut *self.hook.lock().unwrap() {
+            hook(&seen);
+        }
+        self.with(|s| s.seen.push(seen));
+        answer
+    }
+}
+
+fn failure(kind: FailureKind) -> Outcome {
+    Outcome::Failure(Failure::new(kind, "scripted"))
+}
+
+fn config(batch_max_events: usize) -> SyncConfig {
+    SyncConfig {
+        hub: Some(HubEndpoint { url: "http://hub.test".into(), ca_file: None, client_cert: None, client_key: None }),
+        batch_max_events,
+        batch_max_bytes: 1 << 20,
+        linger: Duration::ZERO,
+        connect_timeout: Duration::from_secs(1),
+        timeout: Duration::from_secs(1),
+        retry_base: Duration::from_millis(1),
+        retry_cap: Duration::from_millis(4),
+        breaker_failures: 100,
+        breaker_open: Duration::from_millis(5),
+    }
+}
+
+fn options(dir: &std::path::Path) -> LogOptions {
+    LogOptions {
+        path: dir.join("zenedge.redb"),
+        site: Site { tenant_id: "t1".into(), hospital_id: "h1".into(), edge_id: "e1".into() },
+        disk_reserve: DiskReserve::Bytes(0),
+        queue_depth: 1024,
+        max_batch: 1024,
+        cache_size: 4 << 20,
+        policy: Policy::default(),
+    }
+}
+
+/// An `HL7MessageReceived` with control id `C{i}`.
+fn event(i: u64) -> NewEvent {
+    let raw = format!("MSH|^~\\&|RIS|H|ZE|E|20261123||ADT^A08|C{i}|P|2.5\rPID|1||P{i}\r").into_bytes();
+    let received = crate::hl7::read(&raw, &crate::hl7::ReadOptions::default()).unwrap();
+    crate::log::received_event(&raw, &received, "test", b"ACK".to_vec())
+}
+
+/// A log, a fake hub and a worker between them.
+struct Edge {
+    dir: Arc<tempfile::TempDir>,
+    log: Log,
+    faults: FaultInjector,
+    hub: FakeHub,
+    shared: Arc<SyncShared>,
+    metrics: Arc<Metrics>,
+    worker: Option<SyncWorker>,
+    config: SyncConfig,
+}
+
+impl Edge {
+    fn open(dir: Arc<tempfile::TempDir>, hub: FakeHub, config: SyncConfig) -> Edge {
+        let faults = FaultInjector::default();
+        let metrics = Arc::new(Metrics::new());
+        let log = Log::open_with_faults(&options(dir.path()), metrics.clone(), Some(faults.clone())).unwrap();
+        let cursor = log.reader().sync_cursor().unwrap();
+        let shared = Arc::new(SyncShared::new(Some("http://hub.test".into()), cursor));
+        *hub.edge.lock().unwrap() = Some((log.reader(), shared.clone()));
+        Edge { dir, log, faults, hub, shared, metrics, worker: None, config }
+    }
+
+    fn new(config: SyncConfig) -> Edge {
+        Edge::open(Arc::new(tempfile::tempdir().unwrap()), FakeHub::new(), config)
+    }
+
+    fn start(&mut self) {
+        let parts = WorkerParts {
+            config: self.config.clone(),
+            transport: Box::new(self.hub.clone()),
+            log: self.log.handle(),
+            reader: self.log.reader(),
+            metrics: self.metrics.clone(),
+            shared: self.shared.clone(),
+        };
+        self.worker = Some(super::spawn(parts, tokio_util::sync::CancellationToken::new()).unwrap());
+    }
+
+    async fn append(&self, range: std::ops::RangeInclusive<u64>) {
+        self.log.handle().append(range.map(event).collect()).await.unwrap();
+    }
+
+    /// Stops the worker; true if its thread finished within the grace period.
+    async fn stop_worker(&mut self) -> bool {
+        let worker = self.worker.take().expect("started");
+        worker.stop(super::STOP_GRACE).await
+    }
+
+    async fn close(mut self) -> (Arc<tempfile::TempDir>, FakeHub) {
+        if self.worker.is_some() {
+            assert!(self.stop_worker().await, "the worker stops");
+        }
+        // The hub's reader holds the database open.
+        *self.hub.edge.lock().unwrap() = None;
+        let _ = self.log.close().await;
+        (self.dir, self.hub)
+    }
+
+    fn cursor(&self) -> u64 {
+        self.log.reader().sync_cursor().unwrap()
+    }
+
+    fn letter(&self, seq: u64) -> Option<crate::log::DeadLetter> {
+        self.log.reader().dead_letter(seq).unwrap()
+    }
+}
+
+/// Waits until `condition` holds, failing the test after a generous deadline.
+async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !condition() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_go_in_order_in_batches_within_the_event_limit() {
+    let mut edge = Edge::new(config(4));
+    edge.append(1..=10).await;
+    edge.start();
+    eventually("all stored", || edge.cursor() == 10).await;
+    assert_eq!(edge.hub.ranges(), vec![(1, 4), (5, 8), (9, 10)]);
+    assert!(edge.hub.with(|s| s.stored.values().all(|n| *n == 1) && s.stored.len() == 10));
+    let seen = edge.hub.seen();
+    assert_eq!(seen[0].body, vec![1, 2, 3, 4]);
+    assert!(seen.iter().all(|s| s.skipped.is_empty() && !s.redelivery));
+    edge.append(11..=12).await;
+    eventually("new events follow", || edge.cursor() == 12).await;
+    assert_eq!(edge.hub.ranges().last(), Some(&(11, 12)));
+    assert_eq!(edge.shared.status().events_sent, 12);
+    edge.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_stay_within_the_byte_limit() {
+    let mut edge = Edge::new(config(100));
+    edge.append(1..=9).await;
+    let size = edge.log.reader().raw_event(1).unwrap().unwrap().len();
+    edge.config.batch_max_bytes = size * 3 + size / 2;
+    edge.start();
+    eventually("all stored", || edge.cursor() == 9).await;
+    assert_eq!(edge.hub.ranges(), vec![(1, 3), (4, 6), (7, 9)]);
+    edge.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_that_is_not_full_lingers_for_more_events() {
+    let mut config = config(6);
+    config.linger = Duration::from_secs(3600);
+    let mut edge = Edge::new(config);
+    edge.append(1..=2).await;
+    edge.start();
+    // Two events wait; the batch is sent only once it is full, not after a timer.
+    edge.append(3..=4).await;
+    edge.append(5..=6).await;
+    eventually("one full batch", || edge.cursor() == 6).await;
+    assert_eq!(edge.hub.ranges(), vec![(1, 6)]);
+    edge.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cursor_moves_only_after_the_hub_stored_the_batch() {
+    let mut edge = Edge::new(config(4));
+    edge.hub.with(|s| s.script.extend([failure(FailureKind::Http5xx), failure(FailureKind::Timeout)]));
+    edge.append(1..=6).await;
+    edge.start();
+    eventually("all stored", || edge.cursor() == 6).await;
+    let seen: Vec<_> = edge.hub.seen().iter().map(|s| (s.first, s.last, s.edge_cursor)).collect();
+    assert_eq!(seen, vec![(1, 4, 0), (1, 4, 0), (1, 4, 0), (5, 6, 4)], "failures leave the cursor");
+    assert!(edge.metrics.encode().contains("zenedge_sync_failures_total{kind=\"http_5xx\"} 1"));
+    edge.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cursor_write_that_fails_does_not_move_the_cursor() {
+    let mut edge = Edge::new(config(4));
+    edge.append(1..=4).await;
+    let faults = edge.faults.clone();
+    *edge.hub.hook.lock().unwrap() = Some(Box::new(move |_| faults.fail_syncs()));
+    edge.start();
+    let shared = edge.shared.clone();
+    eventually("the failed write is reported", || {
+        shared.status().last_error.is_some_and(|e| e.contains("cannot record the sync cursor 4"))
+    })
+    .await;
+    assert_eq!(edge.shared.status().cursor, 0, "the worker's cursor did not move");
+    assert_eq!(edge.hub.with(|s| s.stored_through), 4, "while the hub has the batch");
+    let (dir, hub) = edge.close().await;
+    *hub.hook.lock().unwrap() = None;
+    // After a failed fsync the page cache may or may not hold the write: either way the
+    // restarted worker ends where the hub is, without storing anything twice.
+    let mut edge = Edge::open(dir, hub, config(4));
+    edge.start();
+    edge.append(5..=5).await;
+    eventually("in step with the hub", || edge.cursor() == 5).await;
+    assert!(edge.hub.with(|s| s.stored.values().all(|n| *n == 1)));
+    edge.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_ahead_of_the_cursor_realigns_it_forward() {
+    let mut edge = Edge::new(config(4));
+    edge.hub.with(|s| s.stored_through = 6);
+    edge.append(1..=10).await;
+    edge.start();
+    eventually("all stored", || edge.cursor() == 10).await;
+    assert_eq!(edge.hub.ranges(), vec![(1, 4), (7, 10)]);
+    assert_eq!(edge.hub.seen()[0].answer, Outcome::Conflict(6));
+    edge.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_restored_behind_the_cursor_realigns_it_backward() {
+    let mut edge = Edge::new(config(4));
+    edge.append(1..=10).await;
+    edge.log.handle().set_sync_cursor(8).await.unwrap();
+    edge.hub.with(|s| s.stored_through = 3);
+    edge.start();
+    eventually("all stored", || edge.hub.with(|s| s.stored_through) == 10).await;
+    assert_eq!(edge.hub.ranges(), vec![(9, 10), (4, 7), (8, 10)]);
+    eventually("cursor at the end", || edge.cursor() == 10).await;
+    edge.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_beyond_the_end_of_the_log_is_a_failure_that_leaves_the_cursor() {
+    let mut edge = Edge::new(config(4));
+    edge.hub.with(|s| s.stored_through = 50);
+    edge.append(1..=10).await;
+    edge.start();
+    let metrics = edge.metrics.clone();
+    eventually("hub_ahead counted twice", || metrics.encode().contains("kind=\"hub_ahead\"} 2")).await;
+    assert_eq!(edge.cursor(), 0);
+    let error = edge.shared.status().last_error.unwrap();
+    assert!(error.starts_with("hub_ahead: the hub says it holds events up to 50"), "{error}");
+    edge.close().await;
+}
+
+/// Eight events, `poison` refused by the hub: exactly it is parked, every other event is
+/// stored once, and later batches name it as skipped.
+async fn bisect_isolates(poison: u64, events: u64) {
+    let mut edge = Edge::new(config(8));
+    edge.hub.with(|s| s.poison.insert(poison));
+    edge.append(1..=events).await;
+    edge.start();
+    eventually("all but the poison stored", || edge.cursor() == events).await;
+    let letter = edge.letter(poison).expect("parked");
+    assert_eq!(letter.status, DeadLetterStatus::Parked);
+    assert_eq!(letter.attempts, 1);
+    assert_eq!(letter.event_type, "HL7MessageReceived");
+    assert!(letter.reason.contains(&format!("event {poison} is not acceptable")), "{}", letter.reason);
+    assert_eq!(edge.log.reader().dead_letters().unwrap().len(), 1, "only the poison is parked");
+    let stored = edge.hub.with(|s| s.stored.clone());
+    let expected: BTreeMap<u64, u32> = (1..=events).filter(|s| *s != poison).map(|s| (s, 1)).collect();
+    assert_eq!(stored, expected, "every other event stored exactly once");
+    assert!(edge.hub.with(|s| s.skipped.contains(&poison)));
+    edge.append(events + 1..=events + 2).await;
+    eventually("later events stored", || edge.cursor() == events + 2).await;
+    let seen = edge.hub.seen();
+    let with_skip = seen.iter().find(|s| s.skipped == vec![poison]).expect("a batch names the poison as skipped");
+    assert!(matches!(with_skip.answer, Outcome::Stored(_)));
+    assert!(
+        seen.iter().filter(|s| matches!(s.answer, Outcome::Refused(_))).all(|s| s.first <= poison && poison <= s.last)
+    );
+    edge.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bisect_parks_a_poison_event_in_the_middle() {
+    bisect_isolates(5, 8).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bisect_parks_a_poison_event_at_the_start() {
+    bisect_isolates(1, 8).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bisect_parks_a_poison_event_at_the_end() {
+    bisect_isolates(8, 8).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_event_alone_is_parked_at_once() {
+    bisect_isolates(1, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bisect_keeps_batches_short_until_the_refused_range_is_passed() {
+    let mut edge = Edge::new(config(8));
+    edge.hub.with(|s| s.poison.insert(7));
+    edge.append(1..=8).await;
+    edge.start();
+    eventually("all stored", || edge.cursor() == 8).await;
+    let ranges = edge.hub.ranges();
+    // 1..8 refused; halves of 4: 1..4 stored, 5..8 refused; halves of 2: 5..6 stored, 7..8
+    // refused; singles: 7 refused and parked; then the rest at full size again.
+    assert_eq!(ranges, vec![(1, 8), (1, 4), (5, 8), (5, 6), (7, 8), (7, 7), (7, 8)]);
+    assert_eq!(edge.hub.seen().last().unwrap().skipped, vec![7]);
+    edge.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_breaker_opens_then_a_probe_closes_it_or_opens_it_again() {
+    let mut config = config(4);
+    config.breaker_failures = 2;
+    let mut edge = Edge::new(config);
+    edge.hub.with(|s| s.script.extend((0..3).map(|_| failure(FailureKind::Connect))));
+    edge.append(1..=4).await;
+    edge.start();
+    eventually("stored", || edge.cursor() == 4).await;
+    use super::BreakerState::*;
+    let states: Vec<_> = edge.hub.seen().iter().map(|s| s.breaker).collect();
+    // Two failures open it; the first probe fails (open again); the second probe succeeds.
+    assert_eq!(states, vec![Closed, Closed, HalfOpen, HalfOpen]);
+    let status = edge.shared.status();
+    assert_eq!((status.breaker, status.consecutive_failures), (Closed, 0));
+    assert!(edge.metrics.encode().contains("zenedge_sync_breaker_state 0"));
+    edge.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_ends_a_long_backoff_and_an_open_breaker() {
+    for breaker_failures in [1000, 1] {
+        let mut config = config(4);
+        config.retry_base = Duration::from_secs(3600);
+        config.retry_cap = Duration::from_secs(3600);
+        config.breaker_open = Duration::from_secs(3600);
+        config.breaker_failures = breaker_failures;
+        let mut edge = Edge::new(config);
+        edge.hub.with(|s| s.script.extend((0..10).map(|_| failure(FailureKind::Http5xx))));
+        edge.append(1..=1).await;
+        edge.start();
+        let shared = edge.shared.clone();
+        eventually("a failure", || shared.status().consecutive_failures == 1).await;
+        assert!(edge.stop_worker().await, "the worker stopped within the grace period");
+        assert_eq!(edge.hub.seen().len(), 1);
+        edge.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_dead_letter_is_redelivered_alone() {
+    let mut edge = Edge::new(config(8));
+    edge.hub.with(|s| s.poison.insert(2));
+    edge.append(1..=3).await;
+    edge.start();
+    eventually("parked and passed", || edge.cursor() == 3 && edge.letter(2).is_some()).await;
+    // Still refused: parked again with one more attempt.
+    edge.log.handle().dead_letter_action(2, DeadLetterAction::Retry).await.unwrap().unwrap();
+    edge.shared.request_retry();
+    eventually("parked again", || edge.letter(2).unwrap().attempts == 2).await;
+    assert_eq!(edge.letter(2).unwrap().status, DeadLetterStatus::Parked);
+    // The hub was fixed: the redelivery is stored.
+    edge.hub.with(|s| s.poison.clear());
+    edge.log.handle().dead_letter_action(2, DeadLetterAction::Retry).await.unwrap().unwrap();
+    edge.shared.request_retry();
+    eventually("delivered", || edge.letter(2).unwrap().status == DeadLetterStatus::Delivered).await;
+    let redeliveries: Vec<_> = edge.hub.seen().into_iter().filter(|s| s.redelivery).collect();
+    assert_eq!(redeliveries.len(), 2);
+    assert!(redeliveries.iter().all(|s| (s.first, s.last, s.body.clone()) == (2, 2, vec![2])));
+    assert_eq!(edge.hub.with(|s| s.stored.get(&2).copied()), Some(1));
+    edge.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_resumes_from_the_persisted_cursor_with_its_dead_letters() {
+    let mut edge = Edge::new(config(4));
+    edge.hub.with(|s| s.poison.insert(3));
+    edge.append(1..=6).await;
+    edge.start();
+    eventually("stored", || edge.cursor() == 6).await;
+    let (dir, hub) = edge.close().await;
+    let before = hub.seen().len();
+    let mut edge = Edge::open(dir, hub, config(4));
+    assert_eq!(edge.cursor(), 6);
+    assert_eq!(edge.letter(3).unwrap().status, DeadLetterStatus::Parked);
+    edge.append(7..=8).await;
+    edge.start();
+    eventually("stored", || edge.cursor() == 8).await;
+    let after = &edge.hub.seen()[before..];
+    assert_eq!(after.iter().map(|s| (s.first, s.last)).collect::<Vec<_>>(), vec![(7, 8)]);
+    assert!(edge.hub.with(|s| s.stored.values().all(|n| *n == 1)), "nothing sent twice");
+    edge.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn tmp_measure_sizes() {
+    let dir = std::path::PathBuf::from(std::env::var("TMP_LOG_DIR").unwrap());
+    let mut o = options(&dir);
+    o.site.tenant_id = "t1".into();
+    let log = Log::open(&o, Arc::new(Metrics::new())).unwrap();
+    let b = log.reader().sync_batch(0, 100_000, 1 << 30).unwrap();
+    println!("avg {} bytes over {}", b.bytes.len() / b.seqs.len(), b.seqs.len());
+    let t = std::time::Instant::now();
+    let body = wire::encode_batch(b.envelopes().take(5000), 1);
+    println!("gzip 5000: {:?} -> {} bytes", t.elapsed(), body.len());
+    log.close().await.unwrap();
+}
