@@ -121,26 +121,19 @@ fn verify(db: &redb::Database, config: &Config) -> ExitCode {
 
 fn check_config(file: &std::path::Path) -> ExitCode {
     match Config::load(file) {
-        Ok(config) => {
-            let now = jiff::Timestamp::now();
-            let tls = match &config.sync.hub {
-                Some(hub) => zenedge::sync::tls::load(hub, now),
-                None => Ok(None),
-            };
-            match tls {
-                Ok(tls) => {
-                    if let Some(warning) = tls.and_then(|t| t.expiry_warning(now)) {
-                        eprintln!("{}: warning: {warning}", file.display());
-                    }
-                    println!("{}: ok", file.display());
-                    ExitCode::SUCCESS
+        Ok(config) => match sync_certificates(&config) {
+            Ok(warning) => {
+                if let Some(warning) = warning {
+                    eprintln!("{}: warning: {warning}", file.display());
                 }
-                Err(e) => {
-                    eprintln!("{}: {e}", file.display());
-                    ExitCode::from(EXIT_CONFIG)
-                }
+                println!("{}: ok", file.display());
+                ExitCode::SUCCESS
             }
-        }
+            Err(e) => {
+                eprintln!("{}: {e}", file.display());
+                ExitCode::from(EXIT_CONFIG)
+            }
+        },
         Err(e) => {
             for line in e.to_string().lines() {
                 eprintln!("{}: {line}", file.display());
@@ -148,6 +141,14 @@ fn check_config(file: &std::path::Path) -> ExitCode {
             ExitCode::from(EXIT_CONFIG)
         }
     }
+}
+
+/// Checks the sync's TLS files (with an https hub); the warning when the client certificate
+/// expires soon.
+fn sync_certificates(config: &Config) -> Result<Option<String>, zenedge::sync::tls::CertError> {
+    let Some(hub) = &config.sync.hub else { return Ok(None) };
+    let now = jiff::Timestamp::now();
+    Ok(zenedge::sync::tls::load(hub, now)?.and_then(|tls| tls.expiry_warning(now)))
 }
 
 fn serve(path: &std::path::Path) -> ExitCode {
@@ -160,6 +161,11 @@ fn serve(path: &std::path::Path) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    // Before any port is bound (app::run checks again, for callers that skip this).
+    if let Err(e) = sync_certificates(&config) {
+        eprintln!("{}: {e}", path.display());
+        return ExitCode::from(EXIT_CONFIG);
+    }
     zenedge::telemetry::init_tracing(&config.daemon.log_level);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,

@@ -11,6 +11,10 @@
 //!   re-sent message gets the byte-identical acknowledgement however late it comes. Keys are
 //!   fixed types (integers, tuples of strings and byte arrays); values are opaque msgpack, so
 //!   a change of redb's value encoding cannot touch them.
+//! * **Sync state** (not projections: rebuild neither drops nor digests it):
+//!   `meta["sync_cursor"]`, the last sequence number the hub stored, and
+//!   `sync_dead_letters`: `u64 seq → msgpack` dead letter (see [`sync_state`]). Written
+//!   through the writer like everything else.
 //! * **Writes.** Only the writer thread ([`writer`]) writes. Each batch of requests is one
 //!   write transaction committed with `Durability::Immediate`: when `commit()` returns, the
 //!   events, their sequence numbers and their dedupe rows are on disk together or not at
@@ -42,7 +46,7 @@ mod instances;
 mod reader;
 mod reserve;
 pub(crate) mod store;
-mod sync_state;
+pub mod sync_state;
 #[cfg(test)]
 mod test_support;
 #[cfg(test)]

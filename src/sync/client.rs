@@ -408,8 +408,9 @@ mod tests {
         let server = ca.leaf("localhost", &["localhost"], -3600, 3600);
         let mut roots = rustls::RootCertStore::empty();
         roots.add(rustls::pki_types::CertificateDer::from_pem_slice(ca.cert_pem.as_bytes()).unwrap()).unwrap();
-        let verifier =
-            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone()).build().unwrap();
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+            .build()
+            .unwrap();
         let chain = vec![rustls::pki_types::CertificateDer::from_pem_slice(server.cert_pem.as_bytes()).unwrap()];
         let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(server.key_pem.as_bytes()).unwrap();
         Arc::new(
@@ -442,7 +443,8 @@ mod tests {
         let port = listener.local_addr().unwrap().port();
         let server = serve_one(listener, Some(hub_tls(&ca)), Some(STORED_5));
         let tls = edge_tls(&ca, &ca, dir.path());
-        let outcome = transport(&format!("https://localhost:{port}"), Some(&tls), Duration::from_secs(5)).send(&batch());
+        let outcome =
+            transport(&format!("https://localhost:{port}"), Some(&tls), Duration::from_secs(5)).send(&batch());
         assert_eq!(outcome, Outcome::Stored(5));
         assert!(server.join().unwrap().is_some());
     }

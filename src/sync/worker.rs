@@ -105,7 +105,12 @@ pub(super) struct Worker {
     /// The writer's last committed sequence number: wakes the worker on new events.
     committed: watch::Receiver<u64>,
     rng: fastrand::Rng,
+    /// Every event up to here is on the hub (moved on its `200` or `409`).
     cursor: u64,
+    /// The cursor as last durably written; `cursor` goes back to it if a write fails.
+    persisted: u64,
+    /// The write of `cursor` in flight, overlapping the next exchange.
+    pending_write: Option<(u64, tokio::task::JoinHandle<Result<(), crate::log::AppendError>>)>,
     breaker: Breaker,
     bisect: Option<Bisect>,
     /// The next batch, read ahead (valid while the cursor is its `after`: the dead letters it
@@ -137,6 +142,8 @@ impl Worker {
             committed,
             rng: fastrand::Rng::new(),
             cursor: 0,
+            persisted: 0,
+            pending_write: None,
             breaker,
             bisect: None,
             prepared: None,
@@ -150,6 +157,7 @@ impl Worker {
         while !self.shutdown.is_cancelled() {
             match self.reader.sync_cursor() {
                 Ok(cursor) => {
+                    self.persisted = cursor;
                     self.set_cursor(cursor);
                     break;
                 }
@@ -173,6 +181,12 @@ impl Worker {
                 Ok(None) => self.deliver_next(),
                 Err(e) => Err(e),
             };
+            // After progress the cursor write overlaps the next exchange; before any wait
+            // it must be done.
+            let step = match step {
+                Ok(Step::Progress) | Ok(Step::Stop) => step,
+                other => self.settle().and(other),
+            };
             let go_on = match step {
                 Ok(Step::Progress) => {
                     self.succeeded();
@@ -186,6 +200,9 @@ impl Worker {
             if !go_on {
                 break;
             }
+        }
+        if let Err(StepError::Local(message)) = self.settle() {
+            tracing::error!(error = %message, "sync cannot use the event log");
         }
         tracing::info!(cursor = self.cursor, "sync stopped");
     }
@@ -224,9 +241,10 @@ impl Worker {
         });
         let Some(outcome) = self.send(batch) else { return Ok(Step::Stop) };
         let next = read_ahead.flatten().and_then(|h| h.join().ok()).and_then(Result::ok);
+        self.settle()?;
         match outcome {
             Outcome::Stored(at) if at == batch.last => {
-                self.advance(at)?;
+                self.advance_overlapped(at)?;
                 self.metrics.sync_batches.inc();
                 self.metrics.sync_events.inc_by(batch.events as u64);
                 self.shared.update(|s| {
@@ -352,6 +370,7 @@ impl Worker {
             body: wire::encode_batch(std::iter::once(bytes.as_slice()), GZIP_LEVEL),
         };
         let Some(outcome) = self.send(&batch) else { return Ok(Step::Stop) };
+        self.settle()?;
         match outcome {
             Outcome::Stored(_) => {
                 self.block_on(self.log.dead_letter_delivered(seq))
@@ -382,13 +401,53 @@ impl Worker {
 
     /// Persists the cursor at `at` (through the writer); only then moves it.
     fn advance(&mut self, at: u64) -> Result<(), StepError> {
-        self.block_on(self.log.set_sync_cursor(at))
-            .map_err(|e| StepError::Local(format!("cannot record the sync cursor {at}: {e}")))?;
+        self.settle()?;
+        if let Err(e) = self.block_on(self.log.set_sync_cursor(at)) {
+            return Err(self.write_failed(at, e.to_string()));
+        }
+        self.persisted = at;
+        self.moved_to(at);
+        Ok(())
+    }
+
+    /// After a `200`: moves the cursor to `at` and persists it while the next batch is
+    /// already on its way (the write and the next exchange overlap). The write is awaited
+    /// right after that exchange, before any wait, and at shutdown ([`Worker::settle`]); if
+    /// it failed, the cursor goes back to the last durable one.
+    fn advance_overlapped(&mut self, at: u64) -> Result<(), StepError> {
+        self.settle()?;
+        let log = self.log.clone();
+        self.pending_write = Some((at, self.runtime.spawn(async move { log.set_sync_cursor(at).await })));
+        self.moved_to(at);
+        Ok(())
+    }
+
+    /// Waits for the cursor write in flight, if any.
+    fn settle(&mut self) -> Result<(), StepError> {
+        let Some((at, write)) = self.pending_write.take() else { return Ok(()) };
+        match self.block_on(write) {
+            Ok(Ok(())) => {
+                self.persisted = at;
+                Ok(())
+            }
+            Ok(Err(e)) => Err(self.write_failed(at, e.to_string())),
+            Err(e) => Err(self.write_failed(at, e.to_string())),
+        }
+    }
+
+    /// The hub holds `at` but this edge could not record it: back to the durable cursor
+    /// (the hub's `409` realigns it once the log takes writes again).
+    fn write_failed(&mut self, at: u64, error: String) -> StepError {
+        self.prepared = None;
+        self.set_cursor(self.persisted);
+        StepError::Local(format!("cannot record the sync cursor {at}: {error}"))
+    }
+
+    fn moved_to(&mut self, at: u64) {
         self.set_cursor(at);
         if self.bisect.is_some_and(|b| at >= b.end) {
             self.bisect = None;
         }
-        Ok(())
     }
 
     fn set_cursor(&mut self, at: u64) {

@@ -26,6 +26,8 @@ struct Seen {
     answer: Outcome,
     /// The edge's persisted cursor and breaker state when the request arrived.
     edge_cursor: u64,
+    /// What the hub held when the request arrived.
+    hub_stored_through: u64,
     breaker: super::BreakerState,
 }
 
@@ -112,11 +114,12 @@ impl FakeHub {
 
 impl Transport for FakeHub {
     fn send(&mut self, batch: &Batch) -> Outcome {
-        let (answer, body) = self.answer(batch);
         let (edge_cursor, breaker) = match &*self.edge.lock().unwrap() {
             Some((reader, shared)) => (reader.sync_cursor().unwrap_or(u64::MAX), shared.status().breaker),
             None => (0, super::BreakerState::Closed),
         };
+        let hub_stored_through = self.with(|s| s.stored_through);
+        let (answer, body) = self.answer(batch);
         let seen = Seen {
             first: batch.first,
             last: batch.last,
@@ -125,6 +128,7 @@ impl Transport for FakeHub {
             body,
             answer: answer.clone(),
             edge_cursor,
+            hub_stored_through,
             breaker,
         };
         if let Some(hook) = &mut *self.hook.lock().unwrap() {
@@ -302,8 +306,12 @@ async fn the_cursor_moves_only_after_the_hub_stored_the_batch() {
     edge.append(1..=6).await;
     edge.start();
     eventually("all stored", || edge.cursor() == 6).await;
-    let seen: Vec<_> = edge.hub.seen().iter().map(|s| (s.first, s.last, s.edge_cursor)).collect();
-    assert_eq!(seen, vec![(1, 4, 0), (1, 4, 0), (1, 4, 0), (5, 6, 4)], "failures leave the cursor");
+    let seen = edge.hub.seen();
+    assert_eq!(edge.hub.ranges(), vec![(1, 4), (1, 4), (1, 4), (5, 6)]);
+    assert!(seen[..3].iter().all(|s| s.edge_cursor == 0), "failures leave the cursor");
+    // The write of cursor 4 may overlap the next request; it is never ahead of the hub.
+    assert!(seen.iter().all(|s| s.edge_cursor <= s.hub_stored_through));
+    assert!([0, 4].contains(&seen[3].edge_cursor));
     assert!(edge.metrics.encode().contains("zenedge_sync_failures_total{kind=\"http_5xx\"} 1"));
     edge.close().await;
 }
@@ -519,19 +527,4 @@ async fn a_restart_resumes_from_the_persisted_cursor_with_its_dead_letters() {
     assert_eq!(after.iter().map(|s| (s.first, s.last)).collect::<Vec<_>>(), vec![(7, 8)]);
     assert!(edge.hub.with(|s| s.stored.values().all(|n| *n == 1)), "nothing sent twice");
     edge.close().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore]
-async fn tmp_measure_sizes() {
-    let dir = std::path::PathBuf::from(std::env::var("TMP_LOG_DIR").unwrap());
-    let mut o = options(&dir);
-    o.site.tenant_id = "t1".into();
-    let log = Log::open(&o, Arc::new(Metrics::new())).unwrap();
-    let b = log.reader().sync_batch(0, 100_000, 1 << 30).unwrap();
-    println!("avg {} bytes over {}", b.bytes.len() / b.seqs.len(), b.seqs.len());
-    let t = std::time::Instant::now();
-    let body = wire::encode_batch(b.envelopes().take(5000), 1);
-    println!("gzip 5000: {:?} -> {} bytes", t.elapsed(), body.len());
-    log.close().await.unwrap();
 }

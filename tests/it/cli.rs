@@ -38,3 +38,61 @@ fn serve_with_an_unknown_key_exits_78_without_binding() {
     assert_eq!(out.status.code(), Some(78));
     assert!(String::from_utf8_lossy(&out.stderr).contains("mlp"));
 }
+
+/// A config whose sync uses `cert`/`key` against the test CA.
+fn sync_config(
+    dir: &std::path::Path,
+    pki: &crate::support::certs::TestPki,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> std::path::PathBuf {
+    let file = dir.join("sync.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[site]\ntenant_id = \"t\"\nhospital_id = \"h\"\nedge_id = \"e1\"\n[store]\nstate_dir = {state:?}\n\
+             [sync]\nhub_url = \"https://localhost:1\"\nca_file = {ca:?}\nclient_cert = {cert:?}\nclient_key = {key:?}\n",
+            state = dir.join("state").display().to_string(),
+            ca = pki.ca_path().display().to_string(),
+            cert = cert.display().to_string(),
+            key = key.display().to_string(),
+        ),
+    )
+    .unwrap();
+    file
+}
+
+#[test]
+fn check_config_and_serve_refuse_an_expired_sync_certificate_with_its_key_and_exit_78() {
+    let pki = crate::support::certs::TestPki::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = pki.expired_client(dir.path(), "e1");
+    let file = sync_config(dir.path(), &pki, &cert, &key);
+    for args in [vec!["check-config".into(), file.clone()], vec!["serve".into(), "--config".into(), file.clone()]] {
+        let out = zenedge().args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(78), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("sync.client_cert (") && stderr.contains("expired on 2001-01-01"), "{stderr}");
+    }
+    let (cert, key) = pki.client(dir.path(), "e1");
+    let out = zenedge().arg("check-config").arg(sync_config(dir.path(), &pki, &cert, &key)).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn status_without_a_running_daemon_says_so_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let file = dir.path().join("edge.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[site]\ntenant_id = \"t\"\nhospital_id = \"h\"\nedge_id = \"e\"\n[http]\nlisten = \"0.0.0.0:{port}\"\n"
+        ),
+    )
+    .unwrap();
+    let out = zenedge().args(["status", "--config"]).arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("does not answer at 127.0.0.1:{port}")), "{stderr}");
+}

@@ -13,5 +13,5 @@ mod malformed;
 mod matching;
 mod mllp_acks;
 mod rebuild;
-mod sync;
 mod support;
+mod sync;

@@ -65,9 +65,10 @@ impl Hub {
         let shutdown = CancellationToken::new();
         let app = hub::router(store.clone(), options()).layer(middleware::from_fn(layer));
         let token = shutdown.clone();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app).with_graceful_shutdown(token.cancelled_owned()).await
-        });
+        let task =
+            tokio::spawn(
+                async move { axum::serve(listener, app).with_graceful_shutdown(token.cancelled_owned()).await },
+            );
         Hub { addr, store, dir, shutdown, task }
     }
 
@@ -319,7 +320,8 @@ fn kill_9_mid_sync_then_restart_leaves_the_hub_with_exactly_the_edges_log() {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("zenedge.toml");
         crate::support::process::write_config(&config, &dir.path().join("state"));
-        let mut text = std::fs::read_to_string(&config).unwrap().replace("edge_id = \"e\"", &format!("edge_id = \"{EDGE}\""));
+        let mut text =
+            std::fs::read_to_string(&config).unwrap().replace("edge_id = \"e\"", &format!("edge_id = \"{EDGE}\""));
         text.push_str(&sync_toml(hub.addr, ""));
         std::fs::write(&config, text).unwrap();
         let mut acked = 0u64;
@@ -360,10 +362,8 @@ fn kill_9_mid_sync_then_restart_leaves_the_hub_with_exactly_the_edges_log() {
         let edge = crate::support::process::spawn(&config);
         let last = crate::support::http::get(edge.http, "/readyz").await.json()["last_seq"].as_u64().unwrap();
         assert!(last >= sent, "every acknowledged message is in the log");
-        wait_for("the hub to hold the whole log", Duration::from_secs(30), || async {
-            hub.stored_through() >= last
-        })
-        .await;
+        wait_for("the hub to hold the whole log", Duration::from_secs(30), || async { hub.stored_through() >= last })
+            .await;
         let mut edge = edge;
         edge.kill();
         // The edge's log, read straight from its file, against the hub's copy.
@@ -383,12 +383,8 @@ async fn mutual_tls_delivers_and_refuses_the_wrong_certificates() {
     let pki = TestPki::new();
     let files = tempfile::tempdir().unwrap();
     let (server_cert, server_key) = pki.issue(files.path(), &Leaf::server());
-    let tls = hub::tls_config(&hub::HubTls {
-        cert: server_cert,
-        key: server_key,
-        client_ca: Some(pki.ca_path()),
-    })
-    .unwrap();
+    let tls =
+        hub::tls_config(&hub::HubTls { cert: server_cert, key: server_key, client_ca: Some(pki.ca_path()) }).unwrap();
     let hub = Hub::start_in(Arc::new(tempfile::tempdir().unwrap()), options(), Some(tls)).await;
     let https = |ca: &Path, cert: &Path, key: &Path| {
         format!(
