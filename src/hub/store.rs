@@ -81,13 +81,18 @@ pub enum Redelivered {
     NotSkipped { stored_through: u64 },
 }
 
+/// redb's page cache. Its default (1 GiB) let a catch-up of 1M events grow the hub to
+/// 1.3 GB resident; batches are appended and read back rarely, so a small cache costs
+/// little (see `BENCHMARKS.md`).
+const CACHE_BYTES: usize = 64 << 20;
+
 impl HubStore {
     /// Opens `state_dir/hub.redb`, creating the directory and the file if needed.
     pub fn open(state_dir: &Path) -> Result<HubStore, HubError> {
         let path = state_dir.join(FILE_NAME);
         let open_err = |source: redb::Error| HubError::Open { path: path.clone(), source: Box::new(source) };
         let created = create_durably(state_dir, &path)?;
-        let db = Database::create(&path).map_err(|e| open_err(e.into()))?;
+        let db = Database::builder().set_cache_size(CACHE_BYTES).create(&path).map_err(|e| open_err(e.into()))?;
         let txn = db.begin_write().map_err(|e| open_err(e.into()))?;
         {
             let mut meta = txn.open_table(META).map_err(|e| open_err(e.into()))?;

@@ -27,10 +27,8 @@
 //!
 //! While a batch is in flight, a helper thread reads and compresses the next one, and the
 //! cursor write after a `200` overlaps the next exchange: the edge's share of the work runs
-//! beside the hub's instead of between its answers. Measured on a 2-core machine against
-//! the reference hub over loopback mutual TLS: a backlog of 1,000,000 events of ~860 bytes
-//! caught up in about 8 s (~125,000 events/s; the edge's thread used under 3 s of CPU); at
-//! 1,000 messages/s, ACK to stored at the hub p99 30 ms. Every wait (linger, backoff, breaker) ends at once on shutdown; a request in
+//! beside the hub's instead of between its answers (figures in `BENCHMARKS.md`). Every
+//! wait (linger, backoff, breaker) ends at once on shutdown; a request in
 //! flight cannot be interrupted, so shutdown waits for the thread at most
 //! [`STOP_GRACE`] and then leaves it behind.
 //!

@@ -1,7 +1,8 @@
 //! The hub contract on the wire, shared by the edge's sync worker and the reference hub.
 //!
 //! `POST {hub_url}/v1/edges/{edge_id}/events` carries one batch: the sequence numbers
-//! `first..=last` of the edge's log, contiguous. The body is a gzip'ed msgpack array of the
+//! `first..=last` of the edge's log, contiguous. The body is a gzip'ed (one or more gzip
+//! members, RFC 1952 §2.2) msgpack array of the
 //! envelopes exactly as the edge stored them (named fields, see [`crate::log::envelope`]),
 //! in ascending `seq`, *except* the sequence numbers listed in [`SKIPPED`]: events the
 //! edge parked as dead letters because the hub refused them. Headers:
@@ -80,17 +81,48 @@ pub enum WireError {
     Trailing(usize),
 }
 
+/// Envelope bytes above which [`encode_batch`] compresses in two gzip members on two
+/// threads (compression is most of the edge's work during a catch-up).
+const PARALLEL_ABOVE: usize = 512 << 10;
+
 /// Builds a batch body from stored envelopes: a msgpack array header, the envelopes'
 /// bytes as stored (no re-encoding), gzip'ed at `level` (1 is plenty: msgpack of text).
+/// A large batch becomes two gzip members compressed in parallel; RFC 1952 allows a gzip
+/// file of several members, and [`decode_batch`] reads them all.
 pub fn encode_batch<'a>(envelopes: impl ExactSizeIterator<Item = &'a [u8]>, level: u32) -> Vec<u8> {
-    let len = envelopes.len();
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(level));
     let mut header = Vec::with_capacity(5);
     // Infallible: writing into a Vec.
-    let _ = rmp::encode::write_array_len(&mut header, len as u32);
-    let _ = gz.write_all(&header);
-    for e in envelopes {
-        let _ = gz.write_all(e);
+    let _ = rmp::encode::write_array_len(&mut header, envelopes.len() as u32);
+    let parts: Vec<&[u8]> = std::iter::once(header.as_slice()).chain(envelopes.map(|e| -> &[u8] { e })).collect();
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    if total <= PARALLEL_ABOVE {
+        return gzip(&parts, level);
+    }
+    let mut half = 0;
+    let split = parts.iter().position(|p| {
+        half += p.len();
+        half >= total / 2
+    });
+    let (front, back) = parts.split_at(split.map_or(parts.len(), |i| i + 1));
+    if back.is_empty() {
+        return gzip(front, level);
+    }
+    std::thread::scope(|scope| {
+        let back = scope.spawn(|| gzip(back, level));
+        let mut body = gzip(front, level);
+        // A panic in the scoped thread would re-panic here; gzip into a Vec does not panic.
+        body.extend(back.join().unwrap_or_default());
+        body
+    })
+}
+
+/// One gzip member holding `parts` in order.
+fn gzip(parts: &[&[u8]], level: u32) -> Vec<u8> {
+    let size: usize = parts.iter().map(|p| p.len()).sum();
+    let mut gz = flate2::write::GzEncoder::new(Vec::with_capacity(size / 4 + 64), flate2::Compression::new(level));
+    for part in parts {
+        // Infallible: writing into a Vec.
+        let _ = gz.write_all(part);
     }
     gz.finish().unwrap_or_default()
 }
@@ -102,11 +134,11 @@ pub struct Received {
     pub bytes: Vec<u8>,
 }
 
-/// Reads a batch body: gunzip (refusing more than `max_bytes` expanded), then split the
-/// array into envelopes, reading each one's head.
+/// Reads a batch body: gunzip every member (refusing more than `max_bytes` expanded), then
+/// split the array into envelopes, reading each one's head.
 pub fn decode_batch(body: &[u8], max_bytes: usize) -> Result<Vec<Received>, WireError> {
     let mut plain = Vec::new();
-    flate2::read::GzDecoder::new(body)
+    flate2::read::MultiGzDecoder::new(body)
         .take(max_bytes as u64 + 1)
         .read_to_end(&mut plain)
         .map_err(|e| WireError::Gzip(e.to_string()))?;
@@ -224,6 +256,22 @@ mod tests {
         assert_eq!(got.iter().map(|r| r.head.seq).collect::<Vec<_>>(), vec![5, 6, 7, 8]);
         assert_eq!(got.iter().map(|r| r.bytes.clone()).collect::<Vec<_>>(), stored);
         check_batch("edge-1", 5, 8, &got, &[]).unwrap();
+    }
+
+    #[test]
+    fn a_large_batch_goes_in_two_gzip_members_and_round_trips() {
+        let stored: Vec<_> = (1..=6000).map(|s| envelope(s, "edge-1")).collect();
+        let total: usize = stored.iter().map(Vec::len).sum();
+        assert!(total > PARALLEL_ABOVE, "the test batch must be large: {total}");
+        let body = encode_batch(stored.iter().map(Vec::as_slice), 1);
+        let members = body.windows(3).filter(|w| w == &[0x1f, 0x8b, 0x08]).count();
+        assert!(members >= 2, "{members} gzip members");
+        let got = decode_batch(&body, 64 << 20).unwrap();
+        assert_eq!(got.iter().map(|r| r.bytes.clone()).collect::<Vec<_>>(), stored);
+        check_batch("edge-1", 1, 6000, &got, &[]).unwrap();
+        let single = flate2::read::GzDecoder::new(body.as_slice());
+        let first_member = std::io::Read::bytes(single).count();
+        assert!(first_member < total, "the first member alone is not the whole batch");
     }
 
     #[test]
