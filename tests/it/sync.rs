@@ -210,15 +210,24 @@ async fn random_server_errors_and_answers_past_the_timeout_lose_and_duplicate_no
     // Deterministic "random": a counter decides. 1 in 3 requests fails before the hub sees
     // it, 1 in 5 is stored and then answered 502 (the edge must not take it as refused).
     let requests = Arc::new(AtomicU64::new(0));
-    let seen = requests.clone();
+    let refused_before = Arc::new(AtomicU64::new(0));
+    let failed_after = Arc::new(AtomicU64::new(0));
+    let (seen, before, after) = (requests.clone(), refused_before.clone(), failed_after.clone());
     let hub = Hub::start_with_layer(move |req: Request<Body>, next: Next| {
         let n = seen.fetch_add(1, Ordering::Relaxed);
+        let (before, after) = (before.clone(), after.clone());
         async move {
             if n % 3 == 1 {
+                before.fetch_add(1, Ordering::Relaxed);
                 return (StatusCode::SERVICE_UNAVAILABLE, "hub is restarting").into_response();
             }
             let answer = next.run(req).await;
-            if n % 5 == 2 { (StatusCode::BAD_GATEWAY, "proxy error").into_response() } else { answer }
+            if n % 5 == 2 {
+                after.fetch_add(1, Ordering::Relaxed);
+                (StatusCode::BAD_GATEWAY, "proxy error").into_response()
+            } else {
+                answer
+            }
         }
     })
     .await;
@@ -236,7 +245,8 @@ async fn random_server_errors_and_answers_past_the_timeout_lose_and_duplicate_no
     .await;
     proxy.set(Fault::Pass);
     wait_synced(&daemon, &hub).await;
-    assert!(requests.load(Ordering::Relaxed) > 10);
+    assert!(refused_before.load(Ordering::Relaxed) >= 1 && failed_after.load(Ordering::Relaxed) >= 1);
+    assert!(daemon.get("/metrics").await.body.contains("zenedge_sync_failures_total{kind=\"http_5xx\"}"));
     assert_hub_holds_the_log(&daemon, &hub, &[]).await;
     daemon.stop().await.unwrap();
 }
