@@ -110,6 +110,11 @@ pub async fn run(
     if swept > 0 {
         tracing::warn!(files = swept, "removed partly received DICOM instances left by a crash");
     }
+    match crate::log::snapshot::sweep(&config.store.state_dir) {
+        Ok(0) => {}
+        Ok(copies) => tracing::warn!(copies, "removed database copies left by an interrupted backup"),
+        Err(e) => tracing::warn!(error = %e, "cannot remove the copies of an interrupted backup"),
+    }
     let mllp_addr =
         listeners.mllp.local_addr().map_err(|source| RunError::Bind { addr: config.mllp.listen, source })?;
     let http_addr =
@@ -179,6 +184,7 @@ pub async fn run(
         edge_id: config.site.edge_id.clone(),
         sync: sync_shared,
         operator_token: config.http.operator_token.clone(),
+        backups: Arc::new(tokio::sync::Semaphore::new(1)),
     };
     let http = tokio::spawn(api::serve(listeners.http, api_state));
     let failed = log.handle().state.failed.clone();

@@ -1,4 +1,5 @@
-//! The command line: `serve`, `check-config`, `rebuild`, `verify`, `status`, `hub`.
+//! The command line: `serve`, `check-config`, `rebuild`, `verify`, `status`, `events`, `backup`,
+//! `restore`, `hub`.
 
 use std::path::PathBuf;
 
@@ -27,23 +28,63 @@ pub enum Command {
     /// Drop every projection and replay the log (the daemon must be stopped). Prints a
     /// digest of the projections before and after.
     Rebuild {
+        /// The configuration file (/etc/zenedge/zenedge.toml on an installed box).
         #[arg(long, short)]
         config: PathBuf,
     },
     /// Replay the log in memory and compare with the projections on disk; changes nothing.
     /// Exits 1 if they differ (the daemon must be stopped).
     Verify {
+        /// The configuration file (/etc/zenedge/zenedge.toml on an installed box).
         #[arg(long, short)]
         config: PathBuf,
     },
     /// Ask the running daemon (at the config's `http.listen`) for its state: last sequence,
     /// ingest counters, disk reserve, sync cursor, lag, breaker and dead letters.
     Status {
+        /// The configuration file (/etc/zenedge/zenedge.toml on an installed box).
         #[arg(long, short)]
         config: PathBuf,
         /// Print the daemon's JSON instead of the summary.
         #[arg(long)]
         json: bool,
+    },
+    /// Print the running daemon's events as JSON lines, in sequence order (tail and export).
+    /// Exits 0 at the end of the log, 1 if the daemon does not answer.
+    Events {
+        /// The configuration file (/etc/zenedge/zenedge.toml on an installed box).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Start after this sequence number (default: 0; with --follow: from now).
+        #[arg(long)]
+        after: Option<u64>,
+        /// Keep printing events as they are committed (the daemon's live stream).
+        #[arg(long)]
+        follow: bool,
+    },
+    /// Copy the running daemon's log and instance files into a new directory, without
+    /// stopping intake (needs `http.operator_token`). The copy is consistent (one snapshot
+    /// of the log and the files its events name) and checked against the events.
+    Backup {
+        /// The configuration file (/etc/zenedge/zenedge.toml on an installed box).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The directory to write (created; must be empty).
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Put a backup in place (the daemon must be stopped): into an empty state directory,
+    /// or over a used one with --force. Checks the site and every instance file.
+    Restore {
+        /// A directory written by `zenedge backup`.
+        #[arg(long)]
+        from: PathBuf,
+        /// The configuration file (/etc/zenedge/zenedge.toml on an installed box).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Write into a state directory that is not empty.
+        #[arg(long)]
+        force: bool,
     },
     /// Run the reference hub: receives edges' event batches (the hub contract) and stores
     /// each `(edge_id, seq)` once.

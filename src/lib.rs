@@ -19,6 +19,8 @@
 //! * [`hub`] — the reference hub (`zenedge hub`): stores each edge's events once per
 //!   `(edge_id, seq)`.
 //! * [`api`] — the local HTTP API: health, readiness, metrics, events, the read API.
+//! * [`operator`] — the operator's tools beside the daemon: `zenedge backup`, `restore`,
+//!   `events`.
 //! * [`config`] — the TOML file, validated before anything starts.
 //! * [`app`] — the composition root: start, run, drain, stop.
 
@@ -33,6 +35,7 @@ pub mod hub;
 pub mod log;
 pub mod mllp;
 pub mod net;
+pub mod operator;
 pub mod projections;
 pub mod sync;
 pub mod systemd;

@@ -19,6 +19,9 @@ fn main() -> ExitCode {
         Command::Rebuild { config } => with_database(&config, rebuild),
         Command::Verify { config } => with_database(&config, verify),
         Command::Status { config, json } => zenedge::sync::status::run_command(&config, json),
+        Command::Events { config, after, follow } => zenedge::operator::events::run_command(&config, after, follow),
+        Command::Backup { config, to } => zenedge::operator::backup::run_command(&config, &to),
+        Command::Restore { from, config, force } => zenedge::operator::restore::run_command(&from, &config, force),
         Command::Hub(args) => zenedge::hub::run_command(&args),
     }
 }

@@ -8,6 +8,7 @@
 //! causes are logged, never sent. Reads run on the blocking pool, each in one redb read
 //! transaction ([`crate::log::LogReader`]).
 
+mod backup;
 mod cases;
 mod error;
 mod events;
@@ -52,6 +53,8 @@ pub struct ApiState {
     pub sync: Arc<SyncShared>,
     /// Bearer token for operator actions; `None`: they are refused (403).
     pub operator_token: Option<String>,
+    /// One backup at a time (each needs room for a copy of the database): one permit.
+    pub backups: Arc<tokio::sync::Semaphore>,
 }
 
 /// The whole HTTP API.
@@ -76,6 +79,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/dead-letters", get(sync::dead_letters))
         .route("/api/v1/dead-letters/{seq}/retry", post(sync::retry))
         .route("/api/v1/dead-letters/{seq}/skip", post(sync::skip))
+        .route("/api/v1/backup", get(backup::backup))
         .fallback(error::not_found)
         .with_state(state)
 }

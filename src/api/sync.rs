@@ -85,7 +85,7 @@ fn wrong_state(seq: u64, action: DeadLetterAction, status: DeadLetterStatus) -> 
 }
 
 /// `None` when the request may act; else the refusal to send.
-fn authorize(state: &ApiState, headers: &HeaderMap) -> Option<Response> {
+pub(super) fn authorize(state: &ApiState, headers: &HeaderMap) -> Option<Response> {
     let Some(token) = &state.operator_token else {
         let body = serde_json::json!({ "error": "operator actions are disabled: set http.operator_token" });
         return Some((StatusCode::FORBIDDEN, Json(body)).into_response());
@@ -186,6 +186,7 @@ mod tests {
             edge_id: "e1".into(),
             sync: Arc::new(SyncShared::new(Some("https://hub.test".into()), 0)),
             operator_token: token.map(str::to_owned),
+            backups: Arc::new(tokio::sync::Semaphore::new(1)),
         };
         Api { _dir: dir, log, state }
     }
@@ -309,6 +310,19 @@ mod tests {
         ] {
             assert!(body["sync"].get(key).is_some(), "sync.{key} missing: {body}");
         }
+        a.log.close().await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_backup_while_another_runs_is_refused_with_409() {
+        let a = api(Some(TOKEN)).await;
+        let running = a.state.backups.clone().try_acquire_owned().unwrap();
+        let (status, body) = call(&a.state, "GET", "/api/v1/backup", Some(TOKEN)).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{body}");
+        assert_eq!(body["error"], "a backup is already running");
+        drop(running);
+        let (status, _) = call(&a.state, "GET", "/api/v1/backup", Some(TOKEN)).await;
+        assert_eq!(status, StatusCode::OK);
         a.log.close().await.unwrap();
     }
 

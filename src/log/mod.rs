@@ -31,6 +31,9 @@
 //! * **Full disk.** Below the disk reserve the writer refuses requests that add data (a
 //!   re-sent duplicate is still answered): callers answer negatively instead of accepting
 //!   data that could be lost.
+//! * **Backups.** redb has no online backup; the daemon copies every table from one read
+//!   transaction into a fresh file under `.backup/` in the state directory ([`snapshot`]),
+//!   without stopping the writer. Copies left by a crash are removed at start-up.
 //! * **Versions.** `meta.schema_version` is the file layout. A newer binary migrates an
 //!   older file in one transaction; an older binary refuses a newer file with a clear
 //!   message. Each event carries `event_version`; old payloads are upcast on read in
@@ -45,6 +48,7 @@ mod hl7;
 mod instances;
 mod reader;
 mod reserve;
+pub mod snapshot;
 pub(crate) mod store;
 pub mod sync_state;
 #[cfg(test)]
@@ -64,6 +68,7 @@ pub use hl7::{Hl7Outcome, received_event};
 pub use instances::{CompletionOutcome, InstanceOutcome};
 pub use reader::{InstanceView, LogReader, Page, PendingStudy, ReadError, SeriesView, StudyView};
 pub use reserve::{DiskGuard, Space};
+pub use snapshot::{InstanceFile, SnapshotError, SnapshotSummary};
 pub use store::{OpenError, SCHEMA_VERSION};
 pub use sync_state::{DeadLetter, DeadLetterAction, DeadLetterCounts, DeadLetterStatus, RawBatch, Refusal};
 pub use txn::{Clock, Policy};

@@ -3,6 +3,7 @@
 
 mod api;
 mod api_matching;
+mod backup;
 mod cli;
 mod crash;
 mod dcmtk;

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Fast checks of the packaging files (seconds; no package is built):
+#   * packaging/zenedge.toml has the same sections and keys as config.example.toml;
+#   * check-config refuses it unconfigured (exit 78, naming the placeholder) and accepts it
+#     once appliance/provision.sh has set the site ids (key and CSR made in a temp dir);
+#   * the unit passes `systemd-analyze verify` and its exposure is at most 2.0;
+#   * the shell scripts parse; the nftables template passes `nft -c` (as root, with nft).
+# Tools that are missing are reported and their check skipped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+fail() {
+    echo "packaging/check.sh: FAILED: $*" >&2
+    exit 1
+}
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+
+# Sections and keys, as "section.key" lines (comments and values ignored).
+keys() {
+    awk '/^\[/ { section = $0; gsub(/[][]/, "", section) }
+         /^[A-Za-z0-9_]+[[:space:]]*=/ { key = $1; sub(/=.*/, "", key); print section "." key }' "$1" | sort
+}
+if ! diff <(keys config.example.toml) <(keys packaging/zenedge.toml) >"$tmp/keys.diff"; then
+    cat "$tmp/keys.diff"
+    fail "packaging/zenedge.toml and config.example.toml have different keys (< example, > packaged)"
+fi
+echo "packaged config: same keys as config.example.toml"
+
+cargo build --locked --quiet --bin zenedge
+zenedge="$PWD/target/debug/zenedge"
+set +e
+out="$("$zenedge" check-config packaging/zenedge.toml 2>&1)"
+rc=$?
+set -e
+[ "$rc" = 78 ] || fail "check-config on the unconfigured packaged config exited $rc, expected 78"
+grep -q 'site.tenant_id: "CHANGE ME"' <<<"$out" || fail "check-config does not name the placeholder: $out"
+cp packaging/zenedge.toml "$tmp/zenedge.toml"
+if command -v openssl >/dev/null; then
+    appliance/provision.sh --tenant tenant-1 --hospital hospital-1 --edge edge-1 \
+        --config "$tmp/zenedge.toml" --tls-dir "$tmp/tls" >/dev/null
+    openssl req -in "$tmp/tls/edge.csr" -noout -verify 2>/dev/null || fail "provision.sh made an invalid CSR"
+else
+    echo "openssl is not installed: provision.sh not run; site ids set with sed"
+    sed -i 's/"CHANGE ME"/"site-1"/' "$tmp/zenedge.toml"
+fi
+"$zenedge" check-config "$tmp/zenedge.toml" >/dev/null || fail "the provisioned packaged config does not pass check-config"
+echo "packaged config: refused until configured, accepted after provision.sh"
+
+for f in packaging/debian/postinst packaging/debian/prerm packaging/debian/postrm; do
+    sh -n "$f" || fail "$f does not parse"
+done
+for f in packaging/build-deb.sh packaging/test-install.sh packaging/check.sh appliance/provision.sh; do
+    bash -n "$f" || fail "$f does not parse"
+done
+if command -v shellcheck >/dev/null; then
+    shellcheck packaging/debian/postinst packaging/debian/prerm packaging/debian/postrm \
+        packaging/*.sh appliance/provision.sh || fail "shellcheck"
+fi
+
+if command -v systemd-analyze >/dev/null; then
+    sed "s|/usr/bin/zenedge|$zenedge|g" systemd/zenedge.service >"$tmp/zenedge.service"
+    systemd-analyze verify "$tmp/zenedge.service" || fail "systemd-analyze verify systemd/zenedge.service"
+    exposure="$(systemd-analyze security --offline=true systemd/zenedge.service 2>/dev/null |
+        sed -n 's/.*Overall exposure level for zenedge.service: \([0-9.]*\).*/\1/p')"
+    [ -n "$exposure" ] || fail "systemd-analyze security printed no exposure level"
+    awk -v e="$exposure" 'BEGIN { exit !(e <= 2.0) }' || fail "the unit's exposure is $exposure, above 2.0"
+    echo "unit: systemd-analyze verify ok, exposure $exposure (at most 2.0)"
+else
+    echo "systemd-analyze is not installed: the unit is not checked"
+fi
+
+if command -v nft >/dev/null && [ "$(id -u)" = 0 ]; then
+    nft -c -f appliance/nftables.conf.template || fail "nft -c appliance/nftables.conf.template"
+    echo "nftables template: nft -c ok"
+else
+    echo "nft is not installed or not root: the nftables template is not checked"
+fi

@@ -1,0 +1,383 @@
+//! Online snapshots for `zenedge backup`, and the instance files a log refers to.
+//!
+//! redb has no online backup API, and the running daemon holds the database's file lock, so
+//! the daemon makes the copy itself: [`LogReader::snapshot`] opens **one** read transaction
+//! and copies every table it sees into a fresh database file. Readers never block the
+//! writer, so ingest goes on meanwhile; the copy is exactly the log, projections, sync
+//! cursor and dead letters as of one commit. The read transaction is held only while the
+//! tables are copied (it pins the pages of that commit, so the live file may grow a little
+//! meanwhile); instance files are listed afterwards from the copy, not from the live file.
+//!
+//! Tables are copied from their definitions (redb opens a table only with its key and value
+//! types); afterwards the copy's table list must equal the file's: a table the copy does not
+//! know fails the snapshot rather than being left out of a backup silently.
+//!
+//! Instance files are immutable once an `InstanceStored` names them (written, fsync'ed and
+//! renamed before the commit), so copying the files the snapshot's events name, after the
+//! snapshot, is consistent with it. [`instance_files`] lists them; [`check_file`] checks one
+//! against its event (size of the file, SHA-256 of the data set after the File Meta
+//! Information, as [`crate::dicom::spool`] recorded it).
+
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::Path;
+
+use redb::{
+    Database, Durability, Key, MultimapTableHandle, ReadTransaction, ReadableDatabase, ReadableTable,
+    ReadableTableMetadata, TableDefinition, TableError, TableHandle, Value,
+};
+use sha2::{Digest, Sha256};
+
+use super::envelope::Envelope;
+use super::reader::LogReader;
+use super::store::*;
+use super::sync_state::SYNC_DEAD_LETTERS;
+use crate::domain::Event;
+
+/// Rows per write transaction of the copy (the copy's pages are flushed at each commit).
+const CHUNK: usize = 1 << 16;
+
+/// Directory of the daemon's database copies while a backup streams, under the state
+/// directory; emptied at start-up ([`sweep`]).
+pub const BACKUP_DIR: &str = ".backup";
+
+/// Removes the copies a crash or a kill left under `state_dir`; returns how many.
+pub fn sweep(state_dir: &Path) -> io::Result<usize> {
+    let dir = state_dir.join(BACKUP_DIR);
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            std::fs::remove_file(entry.path())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// A relative path that stays below its base (no `..`, no root).
+pub fn is_relative_inside(path: &str) -> bool {
+    let path = Path::new(path);
+    path.components().all(|c| matches!(c, std::path::Component::Normal(_))) && path.components().next().is_some()
+}
+
+/// Why a snapshot or a file listing failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("database: {0}")]
+    Storage(#[from] redb::Error),
+    #[error("table {0:?} is unknown to this binary: refusing a backup that would leave it out")]
+    UnknownTable(String),
+    #[error("event {seq} is unreadable: {reason}")]
+    Event { seq: u64, reason: String },
+    #[error("cannot create {path}: {source}")]
+    File { path: String, source: io::Error },
+}
+
+fn storage<E: Into<redb::Error>>(e: E) -> SnapshotError {
+    SnapshotError::Storage(e.into())
+}
+
+/// What a snapshot holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotSummary {
+    /// The last sequence number in the copy (0 for an empty log).
+    pub last_seq: u64,
+    pub events: u64,
+    pub tables: usize,
+}
+
+/// An instance file an `InstanceStored` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceFile {
+    pub seq: u64,
+    /// Relative to the state directory.
+    pub path: String,
+    pub size: u64,
+    /// Hex SHA-256 of the data set bytes.
+    pub sha256: String,
+}
+
+/// Copies every row of `def`, if the table exists, in transactions of [`CHUNK`] rows.
+fn copy_table<K: Key + 'static, V: Value + 'static>(
+    src: &ReadTransaction,
+    dst: &Database,
+    def: TableDefinition<K, V>,
+) -> Result<bool, SnapshotError> {
+    let from = match src.open_table(def) {
+        Ok(table) => table,
+        Err(TableError::TableDoesNotExist(_)) => return Ok(false),
+        Err(e) => return Err(storage(e)),
+    };
+    let mut rows = from.iter().map_err(storage)?;
+    loop {
+        let mut txn = dst.begin_write().map_err(storage)?;
+        txn.set_durability(Durability::None)
+            .map_err(|e| SnapshotError::Storage(redb::StorageError::Corrupted(e.to_string()).into()))?;
+        let mut copied = 0;
+        {
+            let mut to = txn.open_table(def).map_err(storage)?;
+            for row in rows.by_ref().take(CHUNK) {
+                let (k, v) = row.map_err(storage)?;
+                to.insert(k.value(), v.value()).map_err(storage)?;
+                copied += 1;
+            }
+        }
+        txn.commit().map_err(storage)?;
+        if copied < CHUNK {
+            return Ok(true);
+        }
+    }
+}
+
+impl LogReader {
+    /// Copies the database as of one commit into a new file at `dest` (which must not
+    /// exist), made durable before this returns.
+    pub fn snapshot(&self, dest: &Path) -> Result<SnapshotSummary, SnapshotError> {
+        let file_err = |source| SnapshotError::File { path: dest.display().to_string(), source };
+        File::create_new(dest).map_err(file_err)?;
+        let copy = Database::builder().set_cache_size(16 << 20).create(dest).map_err(storage)?;
+        let txn = self.db.begin_read().map_err(storage)?;
+        if let Some(table) = txn.list_multimap_tables().map_err(storage)?.next() {
+            return Err(SnapshotError::UnknownTable(table.name().to_owned()));
+        }
+        let mut tables = 0;
+        let mut count = |copied: bool| tables += usize::from(copied);
+        count(copy_table(&txn, &copy, EVENTS)?);
+        count(copy_table(&txn, &copy, META)?);
+        count(copy_table(&txn, &copy, CHECKPOINTS)?);
+        count(copy_table(&txn, &copy, SYNC_DEAD_LETTERS)?);
+        macro_rules! copy {
+            ($def:ident) => {
+                count(copy_table(&txn, &copy, $def)?);
+            };
+        }
+        projection_tables!(copy);
+        let names = |tables: &mut dyn Iterator<Item = redb::UntypedTableHandle>| {
+            tables.map(|t| t.name().to_owned()).collect::<std::collections::BTreeSet<_>>()
+        };
+        let source = names(&mut txn.list_tables().map_err(storage)?);
+        let copied = names(&mut copy.begin_read().map_err(storage)?.list_tables().map_err(storage)?);
+        if let Some(missed) = source.difference(&copied).next() {
+            return Err(SnapshotError::UnknownTable(missed.clone()));
+        }
+        let events = txn.open_table(EVENTS).map_err(storage)?;
+        let last_seq = events.last().map_err(storage)?.map(|(k, _)| k.value()).unwrap_or(0);
+        let event_count = events.len().map_err(storage)?;
+        drop(events);
+        drop(txn);
+        // One durable commit makes every page of the copy durable.
+        let done = copy.begin_write().map_err(storage)?;
+        done.commit().map_err(storage)?;
+        drop(copy);
+        File::open(dest).and_then(|f| f.sync_all()).map_err(file_err)?;
+        Ok(SnapshotSummary { last_seq, events: event_count, tables })
+    }
+}
+
+/// The instance files named by `InstanceStored` events among the `limit` events after
+/// `after`, and the `after` of the next page (`None` once the end of the log was reached).
+pub fn instance_files(
+    db: &impl ReadableDatabase,
+    after: u64,
+    limit: usize,
+) -> Result<(Vec<InstanceFile>, Option<u64>), SnapshotError> {
+    let txn = db.begin_read().map_err(storage)?;
+    let events = txn.open_table(EVENTS).map_err(storage)?;
+    let mut out = Vec::new();
+    let (mut last, mut rows) = (None, 0);
+    for row in events.range(after.saturating_add(1)..).map_err(storage)?.take(limit) {
+        let (k, v) = row.map_err(storage)?;
+        let seq = k.value();
+        (last, rows) = (Some(seq), rows + 1);
+        let envelope =
+            Envelope::from_bytes(v.value()).map_err(|e| SnapshotError::Event { seq, reason: e.to_string() })?;
+        if let Event::InstanceStored(i) = envelope.event {
+            out.push(InstanceFile { seq, path: i.file_path, size: i.size, sha256: i.sha256 });
+        }
+    }
+    Ok((out, last.filter(|_| rows == limit)))
+}
+
+/// What is wrong with an instance file, `None` when it matches its event.
+pub fn check_file(state_dir: &Path, file: &InstanceFile) -> Option<String> {
+    let path = state_dir.join(&file.path);
+    let problem = match std::fs::metadata(&path) {
+        Err(e) => Some(format!("missing ({e})")),
+        Ok(m) if m.len() != file.size => Some(format!("{} bytes, the event says {}", m.len(), file.size)),
+        Ok(_) => match dataset_sha256(&path) {
+            Err(e) => Some(format!("unreadable: {e}")),
+            Ok(hash) if hash != file.sha256 => Some(format!("data set SHA-256 {hash}, the event says {}", file.sha256)),
+            Ok(_) => None,
+        },
+    };
+    problem.map(|p| format!("{} (event {}): {p}", file.path, file.seq))
+}
+
+/// Hex SHA-256 of a Part 10 file's data set: everything after the preamble, `DICM` and the
+/// File Meta Information group (0002), which is explicit VR little endian (PS3.10 7.1).
+pub fn dataset_sha256(path: &Path) -> io::Result<String> {
+    let mut reader = BufReader::with_capacity(64 * 1024, File::open(path)?);
+    let mut head = [0u8; 132];
+    reader.read_exact(&mut head)?;
+    if &head[128..] != b"DICM" {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "no DICM prefix"));
+    }
+    let mut hash = Sha256::new();
+    loop {
+        let mut tag = [0u8; 8];
+        let n = read_up_to(&mut reader, &mut tag)?;
+        if n < 8 || u16::from_le_bytes([tag[0], tag[1]]) != 0x0002 {
+            // The first data set element (or the end): it belongs to the data set.
+            hash.update(&tag[..n]);
+            break;
+        }
+        let vr = &tag[4..6];
+        let len = if matches!(
+            vr,
+            b"OB" | b"OW" | b"OF" | b"SQ" | b"UT" | b"UN" | b"UC" | b"UR" | b"OD" | b"OL" | b"OV" | b"SV" | b"UV"
+        ) {
+            let mut long = [0u8; 4];
+            reader.read_exact(&mut long)?;
+            u64::from(u32::from_le_bytes(long))
+        } else {
+            u64::from(u16::from_le_bytes([tag[6], tag[7]]))
+        };
+        io::copy(&mut (&mut reader).take(len), &mut io::sink())?;
+    }
+    io::copy(&mut reader, &mut HashWriter(&mut hash))?;
+    Ok(crate::domain::hex(&hash.finalize()))
+}
+
+/// Reads until `buf` is full or the end of the file; returns how much was read.
+fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}
+
+struct HashWriter<'a>(&'a mut Sha256);
+
+impl io::Write for HashWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::super::test_support::{Order, Study, options, site};
+    use super::super::{Log, LogReader};
+    use super::*;
+    use crate::telemetry::Metrics;
+
+    /// Every row of every table, as bytes, by table name.
+    fn dump(db: &impl ReadableDatabase) -> Vec<(String, u64)> {
+        let txn = db.begin_read().unwrap();
+        let mut tables: Vec<_> = txn
+            .list_tables()
+            .unwrap()
+            .map(|t| {
+                let rows = txn.open_untyped_table(t.clone()).unwrap().len().unwrap();
+                (t.name().to_owned(), rows)
+            })
+            .collect();
+        tables.sort();
+        tables
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_snapshot_copies_every_table_row_for_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(&options(dir.path()), Arc::new(Metrics::new())).unwrap();
+        log.handle().append(vec![Order::new("C1", "P1", "ACC1", &["PID1"]).event()]).await.unwrap();
+        Study::new("1.2.3", "ACC1", "PID1").arrive(&log, 2).await;
+        log.handle().park_dead_letter(2, "InstanceStored".into(), "422".into()).await.unwrap();
+        let copy_path = dir.path().join("copy.redb");
+        let summary = log.reader().snapshot(&copy_path).unwrap();
+        let head = log.reader().latest_seq().unwrap();
+        assert_eq!((summary.last_seq, summary.events), (head, head));
+        let copy = Database::open(&copy_path).unwrap();
+        assert_eq!(dump(&copy), dump(log.reader().db.as_ref()));
+        assert!(dump(&copy).iter().any(|(name, rows)| name == "sync_dead_letters" && *rows == 1));
+        assert_eq!(
+            crate::projections::rebuild::digest(&copy).unwrap(),
+            crate::projections::rebuild::digest(&log.reader().db).unwrap()
+        );
+        let copied = LogReader::new(Arc::new(copy), site());
+        assert_eq!(copied.raw_after(0, 1000).unwrap(), log.reader().raw_after(0, 1000).unwrap());
+        let (files, next) = instance_files(copied.db.as_ref(), 0, 1000).unwrap();
+        assert_eq!(
+            files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(),
+            ["instances/1.2.3/1.dcm", "instances/1.2.3/2.dcm"]
+        );
+        assert_eq!(next, None, "one page held the whole log");
+        let (first, next) = instance_files(copied.db.as_ref(), 0, 2).unwrap();
+        assert_eq!((first.len(), next), (1, Some(2)), "seq 1 is the order, seq 2 the first instance");
+        drop(copied);
+        log.close().await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_snapshot_refuses_a_table_it_does_not_know() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(&options(dir.path()), Arc::new(Metrics::new())).unwrap();
+        let db = log.reader().db.clone();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(TableDefinition::<u64, u64>::new("added_later")).unwrap();
+        txn.commit().unwrap();
+        let err = log.reader().snapshot(&dir.path().join("copy.redb")).unwrap_err();
+        assert!(matches!(&err, SnapshotError::UnknownTable(name) if name == "added_later"), "{err}");
+        drop(db);
+        log.close().await.unwrap();
+    }
+
+    /// A Part 10 file: preamble, `DICM`, a meta group with a short and a long VR, then `dataset`.
+    fn part10(dataset: &[u8]) -> Vec<u8> {
+        let mut meta = Vec::new();
+        meta.extend_from_slice(&[0x02, 0x00, 0x01, 0x00, b'O', b'B', 0, 0, 2, 0, 0, 0, 0, 1]);
+        meta.extend_from_slice(&[0x02, 0x00, 0x10, 0x00, b'U', b'I', 4, 0, b'1', b'.', b'2', 0]);
+        let mut file = vec![0u8; 128];
+        file.extend_from_slice(b"DICM");
+        file.extend_from_slice(&[0x02, 0x00, 0x00, 0x00, b'U', b'L', 4, 0]);
+        file.extend_from_slice(&(meta.len() as u32).to_le_bytes());
+        file.extend_from_slice(&meta);
+        file.extend_from_slice(dataset);
+        file
+    }
+
+    #[test]
+    fn file_checks_hash_the_data_set_after_the_file_meta_information() {
+        let dir = tempfile::tempdir().unwrap();
+        let dataset = b"\x08\x00\x16\x00UI\x04\x001.2\x00 pixel data";
+        let bytes = part10(dataset);
+        std::fs::create_dir(dir.path().join("instances")).unwrap();
+        std::fs::write(dir.path().join("instances/a.dcm"), &bytes).unwrap();
+        let sha256 = crate::domain::hex(&Sha256::digest(dataset));
+        let good = InstanceFile { seq: 7, path: "instances/a.dcm".into(), size: bytes.len() as u64, sha256 };
+        assert_eq!(check_file(dir.path(), &good), None);
+        let wrong_size = InstanceFile { size: 3, ..good.clone() };
+        assert!(check_file(dir.path(), &wrong_size).unwrap().contains("the event says 3"));
+        let wrong_hash = InstanceFile { sha256: "00".repeat(32), ..good.clone() };
+        assert!(check_file(dir.path(), &wrong_hash).unwrap().contains("data set SHA-256"));
+        let missing = InstanceFile { path: "instances/b.dcm".into(), ..good };
+        assert!(check_file(dir.path(), &missing).unwrap().starts_with("instances/b.dcm (event 7): missing"));
+    }
+}

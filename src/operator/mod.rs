@@ -1,0 +1,64 @@
+//! Operator tools that work beside the daemon: `zenedge backup` and `zenedge events` talk to
+//! the running daemon over its HTTP API (at the config's `http.listen`, as `zenedge status`
+//! does); `zenedge restore` puts a backup in place while the daemon is stopped.
+
+pub mod backup;
+pub mod events;
+pub mod restore;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crate::config::Config;
+
+/// Exit code of an unusable configuration (as `check-config`).
+const EXIT_CONFIG: u8 = 78;
+/// How long to wait for the daemon to accept a connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The config, or the exit code after printing its problems.
+fn load_config(path: &Path) -> Result<Config, ExitCode> {
+    Config::load(path).map_err(|e| {
+        for line in e.to_string().lines() {
+            eprintln!("{}: {line}", path.display());
+        }
+        ExitCode::from(EXIT_CONFIG)
+    })
+}
+
+/// Where the daemon of `config` answers (an unspecified address on loopback).
+fn daemon_address(config: &Config) -> SocketAddr {
+    crate::sync::status::local_address(config.http.listen)
+}
+
+/// A client for the local daemon: no proxy, statuses as values, no overall timeout (a backup
+/// or a followed stream lasts as long as it lasts).
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(CONNECT_TIMEOUT))
+        .proxy(None)
+        .build()
+        .new_agent()
+}
+
+/// The message for a daemon that cannot be reached.
+fn unreachable(addr: SocketAddr, e: &ureq::Error) -> String {
+    format!("the daemon does not answer at {addr} ({e}); is zenedge running with this config (http.listen)?")
+}
+
+/// The `error` of a JSON error answer, else the body as text.
+fn error_text(status: u16, body: &str) -> String {
+    let message = serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v["error"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| body.trim().to_owned());
+    format!("the daemon answered {status}: {message}")
+}
+
+/// Fsyncs a directory, so the names created in it are durable.
+fn fsync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
