@@ -36,9 +36,15 @@ fail() {
 in_root() { chroot "$ROOT" "$@"; }
 
 DAEMON_PID=""
+TRACED=""
+# The daemon's own pid: under strace it is strace's child (strace ignores SIGTERM while it
+# has a tracee, and exits with the tracee's status).
+daemon_pid() {
+    if [ -n "$TRACED" ]; then ps -o pid= --ppid "$DAEMON_PID" | head -n 1 | tr -d ' '; else echo "$DAEMON_PID"; fi
+}
 cleanup() {
     if [ -n "$DAEMON_PID" ] && kill -0 "$DAEMON_PID" 2>/dev/null; then
-        kill -TERM "$DAEMON_PID" 2>/dev/null || true
+        kill -TERM "$(daemon_pid)" 2>/dev/null || true
         wait "$DAEMON_PID" 2>/dev/null || true
     fi
     if mountpoint -q "$ROOT/proc" 2>/dev/null; then umount "$ROOT/proc"; fi
@@ -148,6 +154,7 @@ SYSCALLS=""
 tracer=()
 if command -v strace >/dev/null; then
     SYSCALLS="$WORK/strace.log"
+    TRACED=1
     tracer=(strace -f -qq -o "$SYSCALLS")
 fi
 (umask 0027 && cd "$ROOT/var/lib/zenedge" &&
@@ -201,7 +208,7 @@ chroot --userspec="$uid:$gid" --groups="$gid" "$ROOT" /usr/bin/zenedge status --
     fail "zenedge status"
 
 step "stopping it with SIGTERM"
-kill -TERM "$DAEMON_PID"
+kill -TERM "$(daemon_pid)"
 rc=0
 wait "$DAEMON_PID" || rc=$?
 DAEMON_PID=""
@@ -232,7 +239,7 @@ for line in open(sys.argv[1]):
     if not m:
         continue
     pid, name = m.group(1), m.group(2) or m.group(3)
-    if name == "execve" and '"/usr/bin/zenedge"' in line:
+    if name == "execve" and 'execve("/usr/bin/zenedge"' in line:
         started.add(pid)
         continue
     if pid in started or (started and pid not in started and int(pid) > min(map(int, started))):
@@ -244,13 +251,16 @@ EOF
 fi
 
 step "apt-get remove: configuration and data stay"
-DEBIAN_FRONTEND=noninteractive in_root apt-get remove -y -qq zenedge >/dev/null
+DEBIAN_FRONTEND=noninteractive in_root apt-get remove -y -qq zenedge >>"$WORK/apt.log" 2>&1 ||
+    { cat "$WORK/apt.log"; fail "apt-get remove"; }
 [ ! -e "$ROOT/usr/bin/zenedge" ] || fail "the binary is still there after remove"
 [ -f "$ROOT/etc/zenedge/zenedge.toml" ] || fail "remove deleted the configuration"
 [ -f "$ROOT/var/lib/zenedge/zenedge.redb" ] || fail "remove deleted the event log"
 
 step "apt-get purge: configuration goes, data stays"
-DEBIAN_FRONTEND=noninteractive in_root apt-get purge -y -qq zenedge
+DEBIAN_FRONTEND=noninteractive in_root apt-get purge -y -qq zenedge >>"$WORK/apt.log" 2>&1 ||
+    { cat "$WORK/apt.log"; fail "apt-get purge"; }
+grep '^zenedge:' "$WORK/apt.log" || true
 [ ! -e "$ROOT/etc/zenedge" ] || fail "purge left /etc/zenedge: $(ls -A "$ROOT/etc/zenedge")"
 [ -f "$ROOT/var/lib/zenedge/zenedge.redb" ] || fail "purge deleted the event log without ZENEDGE_PURGE_DATA=yes"
 
