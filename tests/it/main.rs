@@ -10,6 +10,7 @@ mod dcmtk;
 mod dicom;
 mod durability;
 mod hub;
+mod logs;
 mod malformed;
 mod matching;
 mod mllp_acks;

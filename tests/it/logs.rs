@@ -1,0 +1,51 @@
+//! What the daemon writes to its log stream (journald in production).
+
+use std::net::SocketAddr;
+
+use crate::support::MllpClient;
+use crate::support::hl7msg::{ack_code, orm};
+use crate::support::process::write_config;
+
+/// Logs at INFO and above carry no patient data: a day's kinds of traffic (orders, a
+/// re-send, a reused control id, a malformed message) leave no patient id, name, birth date
+/// or clinical text in what the real binary writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn info_logs_carry_no_patient_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("zenedge.toml");
+    write_config(&config, &dir.path().join("state"));
+    let log = dir.path().join("stderr.log");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_zenedge"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let ready = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if let Some(line) = text.lines().find(|l| l.contains("zenedge is ready")) {
+            break line.to_owned();
+        }
+        assert!(std::time::Instant::now() < deadline, "not ready: {text}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let start = ready.find("mllp=").unwrap() + 5;
+    let mllp: SocketAddr = ready[start..].split_whitespace().next().unwrap().parse().unwrap();
+    let mut c = MllpClient::connect(mllp).await;
+    assert_eq!(ack_code(&c.send(&orm("LOG-1", "ACC-LOG-1")).await), "AA");
+    assert_eq!(ack_code(&c.send(&orm("LOG-1", "ACC-LOG-1")).await), "AA");
+    assert_eq!(ack_code(&c.send(&crate::support::hl7msg::orm_other_content("LOG-1")).await), "AA");
+    let broken = String::from_utf8(orm("LOG-2", "ACC-LOG-2")).unwrap().replace("MSH|^~\\&|", "MSH|");
+    let _ = c.send(broken.as_bytes()).await;
+    drop(c);
+    let _ = std::process::Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    assert!(child.wait().unwrap().success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("re-sent HL7 message"), "the traffic was logged at all: {text}");
+    for secret in ["PAT-ACC-LOG", "INS-77", "Doe", "Jane", "19700101", "Headache", "House"] {
+        assert!(!text.contains(secret), "{secret:?} in the logs:\n{text}");
+    }
+}
