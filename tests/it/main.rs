@@ -17,3 +17,4 @@ mod mllp_acks;
 mod rebuild;
 mod support;
 mod sync;
+mod systemd;
