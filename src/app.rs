@@ -3,7 +3,8 @@
 //!
 //! Before anything starts, the sync's TLS files are checked (a certificate ureq would panic
 //! on, or one that expired, stops the daemon with exit 78 like any other config problem).
-//! With a hub configured, the sync worker runs on its own thread ([`crate::sync`]).
+//! With a hub configured, the sync worker runs on its own thread ([`crate::sync`]). With
+//! `retention.dicom_max_age` set, the retention sweep runs as a task ([`crate::retention`]).
 //!
 //! Shutdown, in order: cancel the token (listeners stop accepting, idle connections close,
 //! frames that arrive from now on are answered `AR`, the sync worker's waits end); wait up
@@ -93,6 +94,7 @@ pub async fn run(
     let sync_tls = check_sync_tls(&config)?;
     let metrics = Arc::new(Metrics::new());
     let log_options = LogOptions::from_config(&config);
+    let clock = log_options.policy.clock.clone();
     let log = {
         let metrics = metrics.clone();
         tokio::task::spawn_blocking(move || Log::open_with_faults(&log_options, metrics, options.faults))
@@ -114,6 +116,17 @@ pub async fn run(
         Ok(0) => {}
         Ok(copies) => tracing::warn!(copies, "removed database copies left by an interrupted backup"),
         Err(e) => tracing::warn!(error = %e, "cannot remove the copies of an interrupted backup"),
+    }
+    let finished = {
+        let (reader, dir) = (log.reader(), config.store.state_dir.clone());
+        tokio::task::spawn_blocking(move || crate::retention::unlink_deleted(&reader, &dir))
+            .await
+            .expect("removing deleted instance files does not panic")
+    };
+    match finished {
+        Ok(0) => {}
+        Ok(files) => tracing::warn!(files, "removed instance files whose deletion was recorded before a crash"),
+        Err(e) => tracing::warn!(error = %e, "cannot remove instance files whose deletion was recorded"),
     }
     let mllp_addr =
         listeners.mllp.local_addr().map_err(|source| RunError::Bind { addr: config.mllp.listen, source })?;
@@ -173,6 +186,22 @@ pub async fn run(
         }
         None => None,
     };
+    // One backup at a time, and no retention sweep while one is streamed.
+    let exclusive = Arc::new(tokio::sync::Semaphore::new(1));
+    if let Some(max_age) = config.retention.dicom_max_age {
+        let retention = crate::retention::Retention {
+            state_dir: config.store.state_dir.clone(),
+            max_age,
+            max_age_text: config.retention.dicom_max_age_text.clone(),
+            log: log.handle(),
+            reader: log.reader(),
+            metrics: metrics.clone(),
+            clock,
+            exclusive: exclusive.clone(),
+        };
+        let sync_enabled = config.sync.hub.is_some();
+        tracker.spawn(crate::retention::run(retention, config.retention.interval, sync_enabled, stopping.clone()));
+    }
     let api_state = ApiState {
         reader: log.reader(),
         writer: log.handle().state.clone(),
@@ -184,7 +213,7 @@ pub async fn run(
         edge_id: config.site.edge_id.clone(),
         sync: sync_shared,
         operator_token: config.http.operator_token.clone(),
-        backups: Arc::new(tokio::sync::Semaphore::new(1)),
+        backups: exclusive,
     };
     let http = tokio::spawn(api::serve(listeners.http, api_state));
     let failed = log.handle().state.failed.clone();

@@ -21,6 +21,7 @@
 //! * [`api`] — the local HTTP API: health, readiness, metrics, events, the read API.
 //! * [`operator`] — the operator's tools beside the daemon: `zenedge backup`, `restore`,
 //!   `events`.
+//! * [`retention`] — the sweep that deletes old instance files once the hub has them.
 //! * [`config`] — the TOML file, validated before anything starts.
 //! * [`app`] — the composition root: start, run, drain, stop.
 
@@ -37,6 +38,7 @@ pub mod mllp;
 pub mod net;
 pub mod operator;
 pub mod projections;
+pub mod retention;
 pub mod sync;
 pub mod systemd;
 pub mod telemetry;

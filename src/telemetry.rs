@@ -71,6 +71,8 @@ pub struct Metrics {
     pub dicom_associations_open: Gauge,
     /// C-STORE outcomes: success, duplicate, out_of_resources, sop_class_mismatch, cannot_understand.
     pub dicom_instances: Family<StatusLabels, Counter>,
+    /// Instance files retention deleted (each recorded by an `InstanceFileDeleted`).
+    pub retention_deleted: Counter,
     pub dicom_bytes_received: Counter,
     /// C-STORE from the end of the data set to the commit of its event.
     pub dicom_store_seconds: Histogram,
@@ -128,6 +130,7 @@ impl Metrics {
             dicom_associations: Family::default(),
             dicom_associations_open: Gauge::default(),
             dicom_instances: Family::default(),
+            retention_deleted: Counter::default(),
             dicom_bytes_received: Counter::default(),
             dicom_store_seconds: Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
                 0.000_25, 2.0, 14,
@@ -188,6 +191,7 @@ impl Metrics {
         registry.register("dicom_associations", "DICOM associations by outcome", m.dicom_associations.clone());
         registry.register("dicom_associations_open", "Open DICOM associations", m.dicom_associations_open.clone());
         registry.register("dicom_instances", "C-STORE requests by outcome", m.dicom_instances.clone());
+        registry.register("retention_deleted", "Instance files deleted by retention", m.retention_deleted.clone());
         registry.register("dicom_received_bytes", "DICOM data set bytes received", m.dicom_bytes_received.clone());
         registry.register(
             "dicom_store_seconds",

@@ -42,7 +42,10 @@ pub(super) async fn backup(State(state): State<ApiState>, headers: HeaderMap) ->
         return Ok(refused);
     }
     let Ok(permit) = state.backups.clone().try_acquire_owned() else {
-        return Err(ApiError { status: StatusCode::CONFLICT, message: "a backup is already running".into() });
+        return Err(ApiError {
+            status: StatusCode::CONFLICT,
+            message: "a backup or a retention sweep is already running".into(),
+        });
     };
     let state_dir = state.database_path.parent().map(Path::to_path_buf).unwrap_or_else(|| ".".into());
     check_space(&state).await?;

@@ -53,7 +53,8 @@ pub struct ApiState {
     pub sync: Arc<SyncShared>,
     /// Bearer token for operator actions; `None`: they are refused (403).
     pub operator_token: Option<String>,
-    /// One backup at a time (each needs room for a copy of the database): one permit.
+    /// One backup at a time (each needs room for a copy of the database): one permit, also
+    /// taken by each retention sweep (no file is deleted while a backup is streamed).
     pub backups: Arc<tokio::sync::Semaphore>,
 }
 

@@ -319,7 +319,7 @@ mod tests {
         let running = a.state.backups.clone().try_acquire_owned().unwrap();
         let (status, body) = call(&a.state, "GET", "/api/v1/backup", Some(TOKEN)).await;
         assert_eq!(status, StatusCode::CONFLICT, "{body}");
-        assert_eq!(body["error"], "a backup is already running");
+        assert_eq!(body["error"], "a backup or a retention sweep is already running");
         drop(running);
         let (status, _) = call(&a.state, "GET", "/api/v1/backup", Some(TOKEN)).await;
         assert_eq!(status, StatusCode::OK);

@@ -29,6 +29,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub matching: MatchingConfig,
     pub sync: SyncConfig,
+    pub retention: RetentionConfig,
     pub daemon: DaemonConfig,
 }
 
@@ -166,6 +167,17 @@ pub struct HubEndpoint {
     pub client_key: Option<PathBuf>,
 }
 
+/// Deleting old DICOM files, only once the hub has their events (off by default).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetentionConfig {
+    /// Files whose `InstanceStored` is older than this may be deleted; `None`: never.
+    pub dicom_max_age: Option<Duration>,
+    /// How `dicom_max_age` was written (recorded in each `InstanceFileDeleted`).
+    pub dicom_max_age_text: String,
+    /// How often the sweep runs.
+    pub interval: Duration,
+}
+
 #[derive(Debug, Clone)]
 pub struct DaemonConfig {
     /// After SIGTERM, in-flight work gets this long to finish before it is cut off.
@@ -301,6 +313,16 @@ fn validate(raw: raw::RawConfig) -> Result<Config, ConfigError> {
             })
             .collect(),
     };
+    let max_age = raw.retention.dicom_max_age.trim();
+    let retention = RetentionConfig {
+        dicom_max_age: if max_age.is_empty() {
+            None
+        } else {
+            c.check("retention.dicom_max_age", units::positive_duration(max_age))
+        },
+        dicom_max_age_text: max_age.to_owned(),
+        interval: c.check("retention.interval", units::positive_duration(&raw.retention.interval)).unwrap_or_default(),
+    };
     let daemon = DaemonConfig {
         shutdown_grace: c
             .check("daemon.shutdown_grace", units::duration(&raw.daemon.shutdown_grace))
@@ -308,7 +330,7 @@ fn validate(raw: raw::RawConfig) -> Result<Config, ConfigError> {
         log_level: c.check("daemon.log_level", log_level(&raw.daemon.log_level)).unwrap_or_default(),
     };
     if c.problems.is_empty() {
-        Ok(Config { site, store, mllp, dicom, http, matching, sync, daemon })
+        Ok(Config { site, store, mllp, dicom, http, matching, sync, retention, daemon })
     } else {
         Err(ConfigError::Invalid(c.problems))
     }
@@ -504,6 +526,18 @@ mod tests {
     }
 
     #[test]
+    fn retention_takes_days_and_refuses_a_zero_age() {
+        let config =
+            Config::from_toml(&format!("{MINIMAL}[retention]\ndicom_max_age = \"90d\"\ninterval = \"10m\"\n")).unwrap();
+        assert_eq!(config.retention.dicom_max_age, Some(Duration::from_secs(90 * 24 * 3600)));
+        assert_eq!(config.retention.dicom_max_age_text, "90d");
+        assert_eq!(config.retention.interval, Duration::from_secs(600));
+        let found = problems(&format!("{MINIMAL}[retention]\ndicom_max_age = \"0s\"\ninterval = \"soon\"\n"));
+        let keys: Vec<_> = found.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, ["retention.dicom_max_age", "retention.interval"]);
+    }
+
+    #[test]
     fn example_config_parses_with_its_documented_defaults() {
         let text = include_str!("../../config.example.toml");
         let config = Config::from_toml(text).expect("config.example.toml must be valid");
@@ -534,6 +568,9 @@ mod tests {
         assert_eq!(config.matching.consolidation_window_for("hospital-1"), config.matching.consolidation_window);
         assert_eq!(config.daemon.shutdown_grace, defaults.daemon.shutdown_grace);
         assert_eq!(config.daemon.log_level, defaults.daemon.log_level);
+        assert_eq!(config.retention, defaults.retention);
+        assert_eq!(config.retention.dicom_max_age, None, "retention is off by default");
+        assert_eq!(config.retention.interval, Duration::from_secs(3600));
     }
 
     #[test]

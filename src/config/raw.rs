@@ -24,6 +24,8 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub sync: RawSync,
     #[serde(default)]
+    pub retention: RawRetention,
+    #[serde(default)]
     pub daemon: RawDaemon,
 }
 
@@ -192,5 +194,19 @@ pub(super) struct RawDaemon {
 impl Default for RawDaemon {
     fn default() -> Self {
         Self { shutdown_grace: "1500ms".into(), log_level: "info".into() }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawRetention {
+    /// Empty: retention is off.
+    pub dicom_max_age: String,
+    pub interval: String,
+}
+
+impl Default for RawRetention {
+    fn default() -> Self {
+        Self { dicom_max_age: String::new(), interval: "1h".into() }
     }
 }

@@ -9,7 +9,7 @@
 
 use serde::Serialize;
 
-use super::events::{Hl7MessageReceived, InstanceStored, StudyCompleted};
+use super::events::{Hl7MessageReceived, InstanceFileDeleted, InstanceStored, StudyCompleted};
 use super::matching::{
     Hl7MessageMatched, Hl7MessageUpdated, OrderCancelled, OrderCreated, OrderUpdated, PatientCaseClassified,
     PatientCaseConsolidated, PatientCaseCreated, PatientsMerged, StudyMatched,
@@ -95,6 +95,7 @@ catalog! {
     PatientCaseConsolidated(PatientCaseConsolidated) = "PatientCaseConsolidated" v 1;
     PatientCaseClassified(PatientCaseClassified) = "PatientCaseClassified" v 1;
     PatientsMerged(PatientsMerged) = "PatientsMerged" v 1;
+    InstanceFileDeleted(InstanceFileDeleted) = "InstanceFileDeleted" v 1;
 }
 
 impl Event {
@@ -157,3 +158,4 @@ impl JsonView for PatientCaseCreated {}
 impl JsonView for PatientCaseConsolidated {}
 impl JsonView for PatientCaseClassified {}
 impl JsonView for PatientsMerged {}
+impl JsonView for InstanceFileDeleted {}

@@ -90,6 +90,22 @@ pub struct InstanceStored {
     pub replaces_seq: Option<u64>,
 }
 
+/// The retention policy removed an instance file: decided (and committed) before the file
+/// is unlinked, and only for an `InstanceStored` the hub had already stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceFileDeleted {
+    pub sop_instance_uid: String,
+    pub study_instance_uid: String,
+    /// The Part 10 file, relative to the state directory, as its `InstanceStored` names it.
+    pub file_path: String,
+    /// The `InstanceStored` event of the file.
+    pub instance_seq: u64,
+    /// Why: `retention`.
+    pub reason: String,
+    /// The configured maximum age that applied (e.g. `90d`).
+    pub max_age: String,
+}
+
 /// No new instance arrived in a study for `stable_after`: the study, as the log holds it.
 /// A study that receives more instances later completes again with a higher `revision`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -9,7 +9,7 @@ pub mod events;
 pub mod matching;
 
 pub use catalog::{EVENT_TYPES, Event, EventDecodeError, JsonPayload};
-pub use events::{Hl7MessageReceived, InstanceStored, StudyCompleted};
+pub use events::{Hl7MessageReceived, InstanceFileDeleted, InstanceStored, StudyCompleted};
 pub use matching::{
     FieldChange, Hl7MessageMatched, Hl7MessageUpdated, OrderCancelled, OrderCreated, OrderUpdated,
     PatientCaseClassified, PatientCaseConsolidated, PatientCaseCreated, PatientsMerged, StudyMatched,

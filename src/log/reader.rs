@@ -8,7 +8,7 @@ use std::sync::Arc;
 use redb::{Database, ReadableDatabase, ReadableTable};
 
 use super::envelope::{DecodeError, Envelope};
-use super::store::{DICOM_INSTANCES, EVENTS, STUDIES, STUDIES_PENDING, STUDY_INSTANCES};
+use super::store::{DELETED_FILES, DICOM_INSTANCES, EVENTS, STUDIES, STUDIES_PENDING, STUDY_INSTANCES};
 use crate::config::Site;
 use crate::projections::dicom::{InstanceRow, StudyRow};
 
@@ -89,6 +89,8 @@ pub struct InstanceView {
     pub seq: u64,
     pub file_path: String,
     pub size: u64,
+    /// Retention deleted the file (an `InstanceFileDeleted` names it); the instance stays.
+    pub deleted: bool,
 }
 
 /// Read access to the event log.
@@ -137,6 +139,7 @@ impl LogReader {
         let pending = txn.open_table(STUDIES_PENDING).storage()?.get((t, h, study_uid)).storage()?.is_some();
         let contents = txn.open_table(STUDY_INSTANCES).storage()?;
         let instances = txn.open_table(DICOM_INSTANCES).storage()?;
+        let deleted = txn.open_table(DELETED_FILES).storage()?;
         let mut series: Vec<SeriesView> = Vec::new();
         for entry in contents.range((t, h, study_uid, "", "")..).storage()? {
             let (key, _) = entry.storage()?;
@@ -149,12 +152,14 @@ impl LogReader {
             if series.last().is_none_or(|s| s.series_instance_uid != series_uid) {
                 series.push(SeriesView { series_instance_uid: series_uid.to_owned(), instances: Vec::new() });
             }
+            let is_deleted = deleted.get((t, h, instance.file_path.as_str())).storage()?.is_some();
             series.last_mut().expect("pushed above").instances.push(InstanceView {
                 sop_instance_uid: sop.to_owned(),
                 sop_class_uid: instance.sop_class_uid,
                 seq: instance.seq,
                 file_path: instance.file_path,
                 size: instance.size,
+                deleted: is_deleted,
             });
         }
         let links = super::views::study_links(&txn, &self.site, study_uid)?;

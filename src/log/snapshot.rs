@@ -14,7 +14,9 @@
 //!
 //! Instance files are immutable once an `InstanceStored` names them (written, fsync'ed and
 //! renamed before the commit), so copying the files the snapshot's events name, after the
-//! snapshot, is consistent with it. [`instance_files`] lists them; [`check_file`] checks one
+//! snapshot, is consistent with it. Retention deletes files only after an
+//! `InstanceFileDeleted` commit, and never while a backup is streamed; files the snapshot
+//! records as deleted are left out. [`instance_files`] lists them; [`check_file`] checks one
 //! against its event (size of the file, SHA-256 of the data set after the File Meta
 //! Information, as [`crate::dicom::spool`] recorded it).
 
@@ -181,7 +183,9 @@ impl LogReader {
 }
 
 /// The instance files named by `InstanceStored` events among the `limit` events after
-/// `after`, and the `after` of the next page (`None` once the end of the log was reached).
+/// `after` (except those an `InstanceFileDeleted` names: retention removed them, so they
+/// are expected to be absent), and the `after` of the next page (`None` once the end of the
+/// log was reached).
 pub fn instance_files(
     db: &impl ReadableDatabase,
     after: u64,
@@ -189,6 +193,12 @@ pub fn instance_files(
 ) -> Result<(Vec<InstanceFile>, Option<u64>), SnapshotError> {
     let txn = db.begin_read().map_err(storage)?;
     let events = txn.open_table(EVENTS).map_err(storage)?;
+    // A copy made before retention existed has no such table: nothing was deleted.
+    let deleted = match txn.open_table(DELETED_FILES) {
+        Ok(table) => Some(table),
+        Err(redb::TableError::TableDoesNotExist(_)) => None,
+        Err(e) => return Err(storage(e)),
+    };
     let mut out = Vec::new();
     let (mut last, mut rows) = (None, 0);
     for row in events.range(after.saturating_add(1)..).map_err(storage)?.take(limit) {
@@ -198,6 +208,13 @@ pub fn instance_files(
         let envelope =
             Envelope::from_bytes(v.value()).map_err(|e| SnapshotError::Event { seq, reason: e.to_string() })?;
         if let Event::InstanceStored(i) = envelope.event {
+            if let Some(deleted) = &deleted {
+                let key = (envelope.tenant_id.as_str(), envelope.hospital_id.as_str(), i.file_path.as_str());
+                if deleted.get(key).map_err(storage)?.is_some() {
+                    // Retention deleted it (after the hub stored it): expected to be absent.
+                    continue;
+                }
+            }
             out.push(InstanceFile { seq, path: i.file_path, size: i.size, sha256: i.sha256 });
         }
     }

@@ -40,6 +40,10 @@ pub(crate) type StudyKey = (&'static str, &'static str, &'static str);
 /// rebuilt from it at start-up).
 pub(crate) const STUDIES_PENDING: TableDefinition<StudyKey, i64> = TableDefinition::new("studies_pending");
 
+/// `InstanceFileDeleted`: (tenant, hospital, file path) → seq of the deletion event. The
+/// files retention removed (or is about to, after a crash between commit and unlink).
+pub(crate) const DELETED_FILES: TableDefinition<InstanceKey, u64> = TableDefinition::new("deleted_files");
+
 /// Calls `$m!(TABLE)` for every projection table, in a fixed order (the digest's).
 macro_rules! projection_tables {
     ($m:ident) => {
@@ -63,6 +67,7 @@ macro_rules! projection_tables {
         $m!(CASES_BY_PATIENT);
         $m!(STUDY_CASES);
         $m!(PATIENT_ALIASES);
+        $m!(DELETED_FILES);
     };
 }
 pub(crate) use projection_tables;

@@ -87,6 +87,7 @@ pub(crate) struct Tables<'t> {
     study_cases: Option<Table<'t, Key3, &'static str>>,
     patient_aliases: Option<Table<'t, Key3, &'static str>>,
     checkpoints: Option<Table<'t, &'static str, u64>>,
+    deleted_files: Option<Table<'t, InstanceKey, u64>>,
     /// Write-back `studies` rows and `studies_pending` entries (`None`: removed) changed in
     /// this transaction, by study UID (a database holds one site). Every instance updates
     /// its study's row and pending mark; keeping them here until [`Tables::flush`] turns a
@@ -132,6 +133,7 @@ impl<'t> Tables<'t> {
             study_cases: None,
             patient_aliases: None,
             checkpoints: None,
+            deleted_files: None,
             study_rows: std::collections::HashMap::new(),
             pending: std::collections::HashMap::new(),
         }
@@ -164,6 +166,7 @@ impl<'t> Tables<'t> {
     table_accessor!(study_cases, STUDY_CASES, Key3, &'static str);
     table_accessor!(patient_aliases, PATIENT_ALIASES, Key3, &'static str);
     table_accessor!(checkpoints, CHECKPOINTS, &'static str, u64);
+    table_accessor!(deleted_files, DELETED_FILES, InstanceKey, u64);
 }
 
 /// Where the writer's time comes from (tests inject one to cross months in a moment).

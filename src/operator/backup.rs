@@ -5,7 +5,8 @@
 //! name (see `src/api/backup.rs`). This side writes them under DIR, which must be new or
 //! empty: every file to a `.part` name, fsync'ed, renamed; the directories fsync'ed at the
 //! end. Then it checks the copy on its own: every `InstanceStored` of the copied log must
-//! have its file, with the recorded size and data set SHA-256. The database is renamed to
+//! have its file, with the recorded size and data set SHA-256 (except a file an
+//! `InstanceFileDeleted` names: retention removed it, so it is expected to be absent). The database is renamed to
 //! `DIR/zenedge.redb` last, so a directory without it is not a finished backup.
 
 use std::collections::BTreeSet;

@@ -6,7 +6,7 @@ use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Site;
-use crate::domain::{InstanceStored, StudyCompleted};
+use crate::domain::{InstanceFileDeleted, InstanceStored, StudyCompleted};
 use crate::log::txn::{Tables, corrupt};
 
 /// The value of a `dicom_instances` row: the latest stored version of a SOP instance.
@@ -160,6 +160,24 @@ pub(crate) fn apply_completed(t: &mut Tables<'_>, site: &Site, c: &StudyComplete
     }
     t.pending.insert(study.to_owned(), None);
     Ok(())
+}
+
+/// `InstanceFileDeleted`: the file is recorded as deleted (the study keeps the instance).
+pub(crate) fn apply_file_deleted(
+    t: &mut Tables<'_>,
+    site: &Site,
+    seq: u64,
+    d: &InstanceFileDeleted,
+) -> Result<(), redb::Error> {
+    let key = (site.tenant_id.as_str(), site.hospital_id.as_str(), d.file_path.as_str());
+    t.deleted_files()?.insert(key, seq)?;
+    Ok(())
+}
+
+/// Whether retention deleted the file at `file_path`.
+pub(crate) fn is_deleted(t: &mut Tables<'_>, site: &Site, file_path: &str) -> Result<bool, redb::Error> {
+    let key = (site.tenant_id.as_str(), site.hospital_id.as_str(), file_path);
+    Ok(t.deleted_files()?.get(key)?.is_some())
 }
 
 /// Keeps the first value seen for a study-level attribute.

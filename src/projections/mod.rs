@@ -29,6 +29,7 @@
 //! | `matches`, `matches_by_order` | `StudyMatched` | (study, order) and (order, study) → seq |
 //! | `cases`, `cases_by_patient`, `study_cases` | `PatientCase*` | case id → case; lookups |
 //! | `patient_aliases` | `PatientsMerged` | prior patient id → surviving id |
+//! | `deleted_files` | `InstanceFileDeleted` | instance file path → seq of its deletion |
 //!
 //! Every projection has a checkpoint (`projection_checkpoints`: table → last applied seq),
 //! written with each batch; one behind the log's head is rebuilt when the log opens.
@@ -109,6 +110,7 @@ pub(crate) fn apply(t: &mut Tables<'_>, m: &Meta<'_>, event: &Event) -> Result<(
         Event::PatientCaseConsolidated(e) => cases::apply_consolidated(t, m, e),
         Event::PatientCaseClassified(e) => cases::apply_classified(t, m, e),
         Event::PatientsMerged(e) => cases::apply_merged(t, m, e),
+        Event::InstanceFileDeleted(e) => dicom::apply_file_deleted(t, m.site, m.seq, e),
         // Recorded for the hub and the history; the projections above already reflect them.
         Event::Hl7MessageMatched(_) | Event::OrderUpdated(_) | Event::OrderCancelled(_) => Ok(()),
     }

@@ -49,3 +49,39 @@ async fn info_logs_carry_no_patient_data() {
         assert!(!text.contains(secret), "{secret:?} in the logs:\n{text}");
     }
 }
+
+/// Retention configured without a hub: one WARN at start says nothing will be deleted (the
+/// cursor never moves), and each sweep logs its counts at INFO.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_without_sync_warns_once_and_logs_each_sweep() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("zenedge.toml");
+    write_config(&config, &dir.path().join("state"));
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("[retention]\ndicom_max_age = \"1d\"\n");
+    std::fs::write(&config, text).unwrap();
+    let log = dir.path().join("stderr.log");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_zenedge"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let text = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("retention sweep done") {
+            break text;
+        }
+        assert!(std::time::Instant::now() < deadline, "no sweep: {text}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let _ = std::process::Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    assert!(child.wait().unwrap().success());
+    let warnings: Vec<_> = text.lines().filter(|l| l.contains("WARN") && l.contains("sync is off")).collect();
+    assert_eq!(warnings.len(), 1, "{text}");
+    let sweep = text.lines().find(|l| l.contains("retention sweep done")).unwrap();
+    assert!(sweep.contains("INFO") && sweep.contains("deleted=0"), "{sweep}");
+}

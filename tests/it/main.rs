@@ -15,6 +15,7 @@ mod malformed;
 mod matching;
 mod mllp_acks;
 mod rebuild;
+mod retention;
 mod support;
 mod sync;
 mod systemd;

@@ -11,7 +11,7 @@ use zenedge::projections::rebuild;
 
 /// A log with every event type: HL7 messages (one re-sent, one conflicting, one change and
 /// one cancel, a merge), instances (one replaced), completed studies matched with orders,
-/// consolidated into a case and classified.
+/// consolidated into a case and classified, an instance file deleted by retention.
 async fn workload() -> (std::sync::Arc<tempfile::TempDir>, zenedge::config::Config) {
     let d = TestDaemon::start_with("[dicom]\nstable_after = \"100ms\"\n").await;
     let mut c = d.client().await;
@@ -52,12 +52,16 @@ async fn workload() -> (std::sync::Arc<tempfile::TempDir>, zenedge::config::Conf
     // An order for the study that had none, cancelled once matched: OrderCancelled.
     c.send(&orm("RB-22", "ACC-22")).await;
     c.send(&orm_change("RB-22-CA", "ACC-22", "CA", "CA", "O")).await;
+    let config = crate::support::daemon::test_config(d.dir.path(), "");
+    let dir = d.dir.clone();
+    d.stop().await.unwrap();
+    // Retention records the deletion of a synced instance file: InstanceFileDeleted.
+    crate::retention::record_first_deletion(&config).await;
+    let d = TestDaemon::start_in(dir.clone(), "").await;
     let events = d.events().await;
     let missing: Vec<_> =
         zenedge::domain::EVENT_TYPES.iter().filter(|kind| !events.iter().any(|e| e["event_type"] == **kind)).collect();
     assert!(missing.is_empty(), "event types missing from the workload: {missing:?}");
-    let config = crate::support::daemon::test_config(d.dir.path(), "");
-    let dir = d.dir.clone();
     d.stop().await.unwrap();
     (dir, config)
 }

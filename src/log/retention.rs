@@ -1,0 +1,374 @@
+//! Retention's side of the log: which instance files may go, and the writer request that
+//! records their deletion.
+//!
+//! The deletion of a file is decided in the writer's transaction: its `InstanceStored` must
+//! be at or below the sync cursor (the hub stored it) and no `InstanceFileDeleted` may name
+//! the file yet. The caller unlinks the file only after that commit returned, so a crash
+//! leaves at worst a file whose event says deleted ([`LogReader::deleted_files`] lists them
+//! for the start-up sweep), never a missing file the log still counts on.
+
+use jiff::Timestamp;
+use redb::{ReadableDatabase, ReadableTable};
+
+use super::envelope::{Aggregate, Envelope, NewEvent};
+use super::reader::{LogReader, ReadError, Storage};
+use super::store::{DELETED_FILES, EVENTS, META};
+use super::sync_state::CURSOR_KEY;
+use super::txn::Txn;
+use super::writer::{AppendError, LogHandle};
+use crate::domain::{Event, InstanceFileDeleted};
+use crate::projections::dicom;
+
+/// An instance file old enough and synced: what the sweep asks the writer to delete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expired {
+    pub instance_seq: u64,
+    pub sop_instance_uid: String,
+    pub study_instance_uid: String,
+    pub file_path: String,
+}
+
+/// One page of the scan for expired files.
+#[derive(Debug, Clone, Default)]
+pub struct ExpiredPage {
+    pub files: Vec<Expired>,
+    /// Every event up to here was examined and needs no second look (it is not an
+    /// `InstanceStored`, or it is and was found expired): the next scan starts after it.
+    pub examined: u64,
+}
+
+impl LogReader {
+    /// Scans up to `limit` events after `after` and at or below the sync cursor; returns the
+    /// `InstanceStored` events recorded at or before `cutoff` whose file is not deleted yet.
+    /// Stops at the first `InstanceStored` younger than `cutoff` (events are recorded in
+    /// order: what follows is younger too), so `examined` never passes a file still to keep.
+    pub fn expired_files(&self, after: u64, cutoff: Timestamp, limit: usize) -> Result<ExpiredPage, ReadError> {
+        let txn = self.db.begin_read().storage()?;
+        let cursor =
+            read_cursor(&txn.open_table(META).storage()?.get(CURSOR_KEY).storage()?.map(|v| v.value().to_owned()))?;
+        let events = txn.open_table(EVENTS).storage()?;
+        let deleted = txn.open_table(DELETED_FILES).storage()?;
+        let (t, h) = (self.site.tenant_id.as_str(), self.site.hospital_id.as_str());
+        let mut page = ExpiredPage { files: Vec::new(), examined: after };
+        if after >= cursor {
+            return Ok(page);
+        }
+        for row in events.range(after + 1..=cursor).storage()?.take(limit) {
+            let (k, v) = row.storage()?;
+            let seq = k.value();
+            let envelope = Envelope::from_bytes(v.value()).map_err(|source| ReadError::Decode { seq, source })?;
+            if let Event::InstanceStored(i) = envelope.event {
+                if envelope.recorded_at > cutoff {
+                    break;
+                }
+                if deleted.get((t, h, i.file_path.as_str())).storage()?.is_none() {
+                    page.files.push(Expired {
+                        instance_seq: seq,
+                        sop_instance_uid: i.sop_instance_uid,
+                        study_instance_uid: i.study_instance_uid,
+                        file_path: i.file_path,
+                    });
+                }
+            }
+            page.examined = seq;
+        }
+        Ok(page)
+    }
+
+    /// Every file an `InstanceFileDeleted` names (relative to the state directory).
+    pub fn deleted_files(&self) -> Result<Vec<String>, ReadError> {
+        let txn = self.db.begin_read().storage()?;
+        let table = txn.open_table(DELETED_FILES).storage()?;
+        let (t, h) = (self.site.tenant_id.as_str(), self.site.hospital_id.as_str());
+        let mut out = Vec::new();
+        for row in table.range((t, h, "")..).storage()? {
+            let (k, _) = row.storage()?;
+            let (kt, kh, path) = k.value();
+            if (kt, kh) != (t, h) {
+                break;
+            }
+            out.push(path.to_owned());
+        }
+        Ok(out)
+    }
+}
+
+fn read_cursor(value: &Option<String>) -> Result<u64, ReadError> {
+    match value {
+        None => Ok(0),
+        Some(v) => v
+            .parse()
+            .map_err(|_| ReadError::Row { table: "meta", reason: format!("sync_cursor {v:?} is not a number") }),
+    }
+}
+
+impl LogHandle {
+    /// Appends an `InstanceFileDeleted` for each of `files` still synced and not deleted;
+    /// returns the ones recorded (their files may now be unlinked), once durable.
+    pub async fn delete_files(&self, files: Vec<Expired>, max_age: String) -> Result<Vec<Expired>, AppendError> {
+        self.request((files, max_age), apply_delete).await
+    }
+}
+
+fn apply_delete(
+    t: &mut Txn<'_, '_>,
+    (files, max_age): (Vec<Expired>, String),
+) -> Result<Result<Vec<Expired>, AppendError>, redb::Error> {
+    let cursor = {
+        let meta = t.tables.txn().open_table(META)?;
+        let value = meta.get(CURSOR_KEY)?.map(|v| v.value().to_owned());
+        read_cursor(&value).map_err(|e| super::txn::corrupt("meta", e))?
+    };
+    let mut recorded = Vec::with_capacity(files.len());
+    for file in files {
+        if file.instance_seq > cursor || dicom::is_deleted(&mut t.tables, t.site, &file.file_path)? {
+            continue;
+        }
+        let event = NewEvent::now(
+            Aggregate { kind: "instance".into(), id: file.sop_instance_uid.clone() },
+            Event::InstanceFileDeleted(Box::new(InstanceFileDeleted {
+                sop_instance_uid: file.sop_instance_uid.clone(),
+                study_instance_uid: file.study_instance_uid.clone(),
+                file_path: file.file_path.clone(),
+                instance_seq: file.instance_seq,
+                reason: "retention".into(),
+                max_age: max_age.clone(),
+            })),
+        );
+        match t.append(&event)? {
+            Ok(_) => recorded.push(file),
+            Err(e) => return Ok(Err(e)),
+        }
+    }
+    Ok(Ok(recorded))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::super::test_support::{Study, TestClock, options};
+    use super::super::{Log, NewEvent};
+    use super::*;
+    use crate::retention::Retention;
+    use crate::telemetry::Metrics;
+
+    const DAY: Duration = Duration::from_secs(24 * 3600);
+
+    struct Edge {
+        dir: tempfile::TempDir,
+        clock: TestClock,
+        log: Log,
+        metrics: Arc<Metrics>,
+        exclusive: Arc<tokio::sync::Semaphore>,
+    }
+
+    fn start() -> Edge {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = TestClock::at("2026-01-05T08:00:00Z".parse().unwrap());
+        let metrics = Arc::new(Metrics::new());
+        let log = open(dir.path(), &clock, &metrics);
+        Edge { dir, clock, log, metrics, exclusive: Arc::new(tokio::sync::Semaphore::new(1)) }
+    }
+
+    fn open(dir: &std::path::Path, clock: &TestClock, metrics: &Arc<Metrics>) -> Log {
+        let options = LogOptions { policy: clock.policy(DAY), ..options(dir) };
+        Log::open(&options, metrics.clone()).unwrap()
+    }
+
+    use super::super::LogOptions;
+
+    impl Edge {
+        /// Stores instance `n` of `study` with its file; returns its seq and file path.
+        async fn store(&self, study: &Study, n: u32) -> (u64, String) {
+            let event = study.instance(n);
+            let Event::InstanceStored(i) = &event.event else { unreachable!() };
+            let path = i.file_path.clone();
+            let file = self.dir.path().join(&path);
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            std::fs::write(&file, b"DICM").unwrap();
+            let seq = self.log.handle().append(vec![event]).await.unwrap()[0];
+            (seq, path)
+        }
+
+        fn retention(&self) -> Retention {
+            Retention {
+                state_dir: self.dir.path().to_path_buf(),
+                max_age: 90 * DAY,
+                max_age_text: "90d".into(),
+                log: self.log.handle(),
+                reader: self.log.reader(),
+                metrics: self.metrics.clone(),
+                clock: self.clock.policy(DAY).clock,
+                exclusive: self.exclusive.clone(),
+            }
+        }
+
+        fn exists(&self, path: &str) -> bool {
+            self.dir.path().join(path).exists()
+        }
+
+        fn deletions(&self) -> Vec<InstanceFileDeleted> {
+            let page = self.log.reader().after(0, 10_000).unwrap();
+            page.items
+                .into_iter()
+                .filter_map(|e| match e.event {
+                    Event::InstanceFileDeleted(d) => Some(*d),
+                    _ => None,
+                })
+                .collect()
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_old_synced_file_is_recorded_deleted_then_removed() {
+        let edge = start();
+        let study = Study::new("1.2.3", "ACC-1", "PAT-1");
+        let (seq, path) = edge.store(&study, 1).await;
+        edge.log.handle().set_sync_cursor(seq).await.unwrap();
+        edge.clock.advance(91 * DAY);
+        let mut examined = 0;
+        let counts = edge.retention().sweep(&mut examined).await.unwrap();
+        assert_eq!((counts.deleted, counts.unlink_failed), (1, 0));
+        assert_eq!(examined, seq);
+        assert!(!edge.exists(&path), "the file is gone");
+        let deletions = edge.deletions();
+        assert_eq!(deletions.len(), 1);
+        let d = &deletions[0];
+        assert_eq!((d.file_path.as_str(), d.instance_seq, d.reason.as_str()), (path.as_str(), seq, "retention"));
+        assert_eq!(
+            (d.sop_instance_uid.as_str(), d.study_instance_uid.as_str(), d.max_age.as_str()),
+            ("1.2.3.1", "1.2.3", "90d")
+        );
+        assert_eq!(edge.metrics.retention_deleted.get(), 1);
+        assert!(edge.metrics.encode().contains("zenedge_retention_deleted_total 1"));
+        let view = edge.log.reader().study("1.2.3").unwrap().unwrap();
+        assert!(view.series[0].instances[0].deleted, "the study shows the instance as deleted");
+        assert_eq!(view.instance_count, 1, "the instance stays in the study");
+
+        // The next sweep has nothing left to do and appends nothing.
+        let counts = edge.retention().sweep(&mut examined).await.unwrap();
+        assert_eq!(counts.deleted, 0);
+        assert_eq!(edge.deletions().len(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_old_file_the_hub_does_not_have_is_kept() {
+        let edge = start();
+        let study = Study::new("1.2.3", "ACC-1", "PAT-1");
+        let (synced, synced_path) = edge.store(&study, 1).await;
+        let (_, unsynced_path) = edge.store(&study, 2).await;
+        edge.log.handle().set_sync_cursor(synced).await.unwrap();
+        edge.clock.advance(365 * DAY);
+        let mut examined = 0;
+        let counts = edge.retention().sweep(&mut examined).await.unwrap();
+        assert_eq!(counts.deleted, 1);
+        assert!(!edge.exists(&synced_path));
+        assert!(edge.exists(&unsynced_path), "nothing unsynced is removed");
+        assert_eq!(examined, synced, "the scan stops at the cursor");
+        let view = edge.log.reader().study("1.2.3").unwrap().unwrap();
+        assert_eq!(view.series[0].instances.iter().map(|i| i.deleted).collect::<Vec<_>>(), [true, false]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_young_file_is_kept_until_it_is_old() {
+        let edge = start();
+        let study = Study::new("1.2.3", "ACC-1", "PAT-1");
+        let (old_seq, old_path) = edge.store(&study, 1).await;
+        edge.clock.advance(30 * DAY);
+        let (young_seq, young_path) = edge.store(&study, 2).await;
+        edge.log.handle().set_sync_cursor(young_seq).await.unwrap();
+        edge.clock.advance(61 * DAY);
+        let mut examined = 0;
+        assert_eq!(edge.retention().sweep(&mut examined).await.unwrap().deleted, 1);
+        assert!(!edge.exists(&old_path));
+        assert!(edge.exists(&young_path), "30 days younger: 61 days old");
+        assert_eq!(examined, old_seq, "the scan stops at the first file to keep");
+        edge.clock.advance(30 * DAY);
+        assert_eq!(edge.retention().sweep(&mut examined).await.unwrap().deleted, 1);
+        assert!(!edge.exists(&young_path));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn with_sync_off_nothing_is_deleted() {
+        // Without a hub the cursor never moves from 0.
+        let edge = start();
+        let study = Study::new("1.2.3", "ACC-1", "PAT-1");
+        let (_, path) = edge.store(&study, 1).await;
+        edge.clock.advance(1000 * DAY);
+        let mut examined = 0;
+        assert_eq!(edge.retention().sweep(&mut examined).await.unwrap(), crate::retention::SweepCounts::default());
+        assert!(edge.exists(&path));
+        assert!(edge.deletions().is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn no_file_is_deleted_while_a_backup_is_streamed() {
+        let edge = start();
+        let study = Study::new("1.2.3", "ACC-1", "PAT-1");
+        let (seq, path) = edge.store(&study, 1).await;
+        edge.log.handle().set_sync_cursor(seq).await.unwrap();
+        edge.clock.advance(91 * DAY);
+        let backup = edge.exclusive.clone().try_acquire_owned().unwrap();
+        let mut examined = 0;
+        let counts = edge.retention().sweep(&mut examined).await.unwrap();
+        assert!(counts.deferred);
+        assert_eq!((counts.deleted, examined), (0, 0));
+        assert!(edge.exists(&path) && edge.deletions().is_empty());
+        drop(backup);
+        assert_eq!(edge.retention().sweep(&mut examined).await.unwrap().deleted, 1);
+        assert!(!edge.exists(&path));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_writer_rechecks_the_cursor_and_earlier_deletions() {
+        let edge = start();
+        let study = Study::new("1.2.3", "ACC-1", "PAT-1");
+        let (seq1, path1) = edge.store(&study, 1).await;
+        let (seq2, path2) = edge.store(&study, 2).await;
+        edge.log.handle().set_sync_cursor(seq1).await.unwrap();
+        let expired = |seq, path: &str, n| Expired {
+            instance_seq: seq,
+            sop_instance_uid: format!("1.2.3.{n}"),
+            study_instance_uid: "1.2.3".into(),
+            file_path: path.into(),
+        };
+        let files = vec![expired(seq1, &path1, 1), expired(seq2, &path2, 2)];
+        let recorded = edge.log.handle().delete_files(files.clone(), "90d".into()).await.unwrap();
+        assert_eq!(recorded, [files[0].clone()], "seq {seq2} is past the cursor");
+        let recorded = edge.log.handle().delete_files(files[..1].to_vec(), "90d".into()).await.unwrap();
+        assert!(recorded.is_empty(), "already deleted");
+        assert_eq!(edge.deletions().len(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_file_recorded_deleted_before_a_crash_is_removed_at_start() {
+        let edge = start();
+        let study = Study::new("1.2.3", "ACC-1", "PAT-1");
+        let (seq, path) = edge.store(&study, 1).await;
+        let (_, kept) = edge.store(&study, 2).await;
+        // The deletion committed, then the process died before the unlink.
+        let deleted = NewEvent::now(
+            Aggregate { kind: "instance".into(), id: "1.2.3.1".into() },
+            Event::InstanceFileDeleted(Box::new(InstanceFileDeleted {
+                sop_instance_uid: "1.2.3.1".into(),
+                study_instance_uid: "1.2.3".into(),
+                file_path: path.clone(),
+                instance_seq: seq,
+                reason: "retention".into(),
+                max_age: "90d".into(),
+            })),
+        );
+        edge.log.handle().append(vec![deleted]).await.unwrap();
+        let Edge { dir, clock, log, metrics, .. } = edge;
+        log.close().await.unwrap();
+        assert!(dir.path().join(&path).exists());
+        let log = open(dir.path(), &clock, &metrics);
+        assert_eq!(crate::retention::unlink_deleted(&log.reader(), dir.path()).unwrap(), 1);
+        assert!(!dir.path().join(&path).exists());
+        assert!(dir.path().join(&kept).exists());
+        assert_eq!(crate::retention::unlink_deleted(&log.reader(), dir.path()).unwrap(), 0, "idempotent");
+        log.close().await.unwrap();
+    }
+}
