@@ -115,7 +115,7 @@ fn unlink(state_dir: &Path, relative: &str) -> std::io::Result<()> {
         Err(e) => return Err(e),
     }
     match path.parent() {
-        Some(dir) => std::fs::File::open(dir)?.sync_all(),
+        Some(dir) => crate::log::store::fsync_dir(dir),
         None => Ok(()),
     }
 }

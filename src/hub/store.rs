@@ -19,7 +19,6 @@
 //! the same batch (two connections, a retry racing its original) store it once: the second
 //! sees the first's `stored_through` and is answered `409`.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -233,14 +232,7 @@ fn storage(e: impl Into<redb::Error>) -> HubError {
 /// crash right after the first commit cannot leave committed data without a directory entry.
 /// Returns whether the file was created.
 fn create_durably(state_dir: &Path, path: &Path) -> Result<bool, HubError> {
-    let dir_err = |source| HubError::StateDir { path: state_dir.to_owned(), source };
-    std::fs::create_dir_all(state_dir).map_err(dir_err)?;
-    if path.exists() {
-        return Ok(false);
-    }
-    File::create_new(path).and_then(|f| f.sync_all()).map_err(dir_err)?;
-    File::open(state_dir).and_then(|d| d.sync_all()).map_err(dir_err)?;
-    Ok(true)
+    crate::log::store::create_durably(path).map_err(|source| HubError::StateDir { path: state_dir.to_owned(), source })
 }
 
 /// The database path for `state_dir`.

@@ -54,20 +54,9 @@ pub struct PendingStudy {
 /// A study as the log holds it, for the API.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct StudyView {
-    pub study_instance_uid: String,
-    /// `StudyCompleted` events so far; `pending` while instances arrived after the last.
-    pub revision: u32,
-    pub pending: bool,
-    pub patient_id: Option<String>,
-    pub patient_name: Option<String>,
-    pub other_patient_ids: Vec<String>,
-    pub accession_number: Option<String>,
-    pub modalities: Vec<String>,
-    pub study_date: Option<String>,
-    pub study_time: Option<String>,
-    pub study_description: Option<String>,
-    pub series_count: u32,
-    pub instance_count: u32,
+    /// What its instances say (the same fields as in searches).
+    #[serde(flatten)]
+    pub summary: super::views::StudySummary,
     pub series: Vec<SeriesView>,
     /// The patient case the study belongs to (once completed with a patient id).
     pub case_id: Option<String>,
@@ -164,19 +153,7 @@ impl LogReader {
         }
         let links = super::views::study_links(&txn, &self.site, study_uid)?;
         Ok(Some(StudyView {
-            study_instance_uid: study_uid.to_owned(),
-            revision: row.revision,
-            pending,
-            patient_id: row.patient_id,
-            patient_name: row.patient_name,
-            other_patient_ids: row.other_patient_ids,
-            accession_number: row.accession_number,
-            modalities: row.modalities,
-            study_date: row.study_date,
-            study_time: row.study_time,
-            study_description: row.study_description,
-            series_count: row.series_count,
-            instance_count: row.instance_count,
+            summary: super::views::StudySummary::new(study_uid, row, pending),
             series,
             case_id: links.case_id,
             orders: links.orders.into_iter().map(|(_, order_id)| order_id).collect(),

@@ -245,7 +245,7 @@ mod tests {
         assert!(edge.metrics.encode().contains("zenedge_retention_deleted_total 1"));
         let view = edge.log.reader().study("1.2.3").unwrap().unwrap();
         assert!(view.series[0].instances[0].deleted, "the study shows the instance as deleted");
-        assert_eq!(view.instance_count, 1, "the instance stays in the study");
+        assert_eq!(view.summary.instance_count, 1, "the instance stays in the study");
 
         // The next sweep has nothing left to do and appends nothing.
         let counts = edge.retention().sweep(&mut examined).await.unwrap();

@@ -119,6 +119,8 @@ fn copy_table<K: Key + 'static, V: Value + 'static>(
     let mut rows = from.iter().map_err(storage)?;
     loop {
         let mut txn = dst.begin_write().map_err(storage)?;
+        // The copy is a scratch file nobody is answered about: its chunks need no fsync each,
+        // the one durable commit at the end of `snapshot` makes every page durable.
         txn.set_durability(Durability::None)
             .map_err(|e| SnapshotError::Storage(redb::StorageError::Corrupted(e.to_string()).into()))?;
         let mut copied = 0;

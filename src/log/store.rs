@@ -190,22 +190,28 @@ pub(crate) fn open(
 /// committed file without a directory entry.
 fn create_file_durably(path: &Path) -> Result<bool, OpenError> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let dir_err = |source| OpenError::StateDir { path: dir.to_owned(), source };
+    create_durably(path).map_err(|source| OpenError::StateDir { path: dir.to_owned(), source })
+}
+
+/// Creates the empty file `path` (and its directory) unless it exists, with the file and
+/// every name created for it fsync'ed; `true` when it was created.
+pub(crate) fn create_durably(path: &Path) -> std::io::Result<bool> {
+    let dir = path.parent().unwrap_or(Path::new("."));
     if !dir.exists() {
-        fs::create_dir_all(dir).map_err(dir_err)?;
+        fs::create_dir_all(dir)?;
         if let Some(grandparent) = dir.parent() {
-            fsync_dir(if grandparent.as_os_str().is_empty() { Path::new(".") } else { grandparent })
-                .map_err(dir_err)?;
+            fsync_dir(if grandparent.as_os_str().is_empty() { Path::new(".") } else { grandparent })?;
         }
     }
     if path.exists() {
         return Ok(false);
     }
-    File::create_new(path).and_then(|f| f.sync_all()).map_err(dir_err)?;
-    fsync_dir(dir).map_err(dir_err)?;
+    File::create_new(path).and_then(|f| f.sync_all())?;
+    fsync_dir(dir)?;
     Ok(true)
 }
 
+/// Fsyncs a directory, so the names created in it are durable.
 pub(crate) fn fsync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }

@@ -108,6 +108,27 @@ pub struct StudySummary {
     pub instance_count: u32,
 }
 
+impl StudySummary {
+    /// The summary of study `uid` from its projection row.
+    pub(crate) fn new(uid: &str, r: StudyRow, pending: bool) -> StudySummary {
+        StudySummary {
+            study_instance_uid: uid.to_owned(),
+            revision: r.revision,
+            pending,
+            patient_id: r.patient_id,
+            patient_name: r.patient_name,
+            other_patient_ids: r.other_patient_ids,
+            accession_number: r.accession_number,
+            modalities: r.modalities,
+            study_date: r.study_date,
+            study_time: r.study_time,
+            study_description: r.study_description,
+            series_count: r.series_count,
+            instance_count: r.instance_count,
+        }
+    }
+}
+
 /// A study found by a search: its summary, its patient case and its orders (the same
 /// `case_id` and `orders` as the study's own view).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -534,22 +555,8 @@ fn case_view(txn: &ReadTransaction, s: Scope<'_>, case_id: &str) -> Result<Optio
 fn study_summary(txn: &ReadTransaction, s: Scope<'_>, uid: &str) -> Result<Option<(u64, StudySummary)>, ReadError> {
     let Some(r): Option<StudyRow> = row(txn, STUDIES, "studies", s, uid)? else { return Ok(None) };
     let pending = txn.open_table(STUDIES_PENDING).storage()?.get((s.0, s.1, uid)).storage()?.is_some();
-    let summary = StudySummary {
-        study_instance_uid: uid.to_owned(),
-        revision: r.revision,
-        pending,
-        patient_id: r.patient_id,
-        patient_name: r.patient_name,
-        other_patient_ids: r.other_patient_ids,
-        accession_number: r.accession_number,
-        modalities: r.modalities,
-        study_date: r.study_date,
-        study_time: r.study_time,
-        study_description: r.study_description,
-        series_count: r.series_count,
-        instance_count: r.instance_count,
-    };
-    Ok(Some((r.first_instance_seq, summary)))
+    let first = r.first_instance_seq;
+    Ok(Some((first, StudySummary::new(uid, r, pending))))
 }
 
 /// The id a patient id resolves to through merges (itself if never merged), following the

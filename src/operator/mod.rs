@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::config::Config;
+use crate::log::store::fsync_dir;
 
 /// Exit code of an unusable configuration (as `check-config`).
 const EXIT_CONFIG: u8 = 78;
@@ -19,7 +20,7 @@ const EXIT_CONFIG: u8 = 78;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The config, or the exit code after printing its problems.
-fn load_config(path: &Path) -> Result<Config, ExitCode> {
+pub(crate) fn load_config(path: &Path) -> Result<Config, ExitCode> {
     Config::load(path).map_err(|e| {
         for line in e.to_string().lines() {
             eprintln!("{}: {line}", path.display());
@@ -45,7 +46,7 @@ fn agent() -> ureq::Agent {
 }
 
 /// The message for a daemon that cannot be reached.
-fn unreachable(addr: SocketAddr, e: &ureq::Error) -> String {
+pub(crate) fn unreachable(addr: SocketAddr, e: &ureq::Error) -> String {
     format!("the daemon does not answer at {addr} ({e}); is zenedge running with this config (http.listen)?")
 }
 
@@ -56,9 +57,4 @@ fn error_text(status: u16, body: &str) -> String {
         .and_then(|v| v["error"].as_str().map(str::to_owned))
         .unwrap_or_else(|| body.trim().to_owned());
     format!("the daemon answered {status}: {message}")
-}
-
-/// Fsyncs a directory, so the names created in it are durable.
-fn fsync_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
 }

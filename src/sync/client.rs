@@ -153,7 +153,7 @@ impl HttpTransport {
 }
 
 /// ureq's TLS settings: ring, the CA bundle as the only roots, the client certificate.
-fn tls_config(tls: &ClientTls) -> ureq::tls::TlsConfig {
+pub fn tls_config(tls: &ClientTls) -> ureq::tls::TlsConfig {
     use ureq::tls::{Certificate, ClientCert, RootCerts, TlsConfig, TlsProvider};
     let roots: Vec<Certificate<'static>> = tls.roots.iter().map(|c| Certificate::from_der(c).to_owned()).collect();
     let chain: Vec<Certificate<'static>> = tls.chain.iter().map(|c| Certificate::from_der(c).to_owned()).collect();

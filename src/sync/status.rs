@@ -9,21 +9,14 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::config::Config;
-
 /// How long to wait for the daemon.
 const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Prints the daemon's status; exit 1 when it cannot be reached.
 pub fn run_command(config: &std::path::Path, json: bool) -> ExitCode {
-    let config = match Config::load(config) {
+    let config = match crate::operator::load_config(config) {
         Ok(c) => c,
-        Err(e) => {
-            for line in e.to_string().lines() {
-                eprintln!("{}: {line}", config.display());
-            }
-            return ExitCode::from(78);
-        }
+        Err(code) => return code,
     };
     let addr = local_address(config.http.listen);
     match fetch(addr) {
@@ -60,9 +53,7 @@ pub fn fetch(addr: SocketAddr) -> Result<Value, String> {
         .build()
         .new_agent();
     let url = format!("http://{addr}/api/v1/status");
-    let mut response = agent.get(&url).call().map_err(|e| {
-        format!("the daemon does not answer at {addr} ({e}); is zenedge running with this config (http.listen)?")
-    })?;
+    let mut response = agent.get(&url).call().map_err(|e| crate::operator::unreachable(addr, &e))?;
     let status = response.status().as_u16();
     let body = response
         .body_mut()

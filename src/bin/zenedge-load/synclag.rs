@@ -202,37 +202,22 @@ async fn send(
     Ok(())
 }
 
+/// A client for the hub: the daemon's own TLS loading (checked files) and ureq settings.
 fn agent(args: &SyncLagArgs) -> Result<ureq::Agent, BoxError> {
-    use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig, TlsProvider};
-    let mut tls = TlsConfig::builder()
-        .provider(TlsProvider::Rustls)
-        .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()));
-    if let Some(ca) = &args.ca {
-        let pem = std::fs::read(ca)?;
-        let roots = ureq::tls::parse_pem(&pem)
-            .filter_map(|item| match item {
-                Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
-                _ => None,
-            })
-            .collect::<Vec<Certificate<'static>>>();
-        tls = tls.root_certs(RootCerts::Specific(Arc::new(roots)));
-    }
-    if let (Some(cert), Some(key)) = (&args.cert, &args.key) {
-        let chain = ureq::tls::parse_pem(&std::fs::read(cert)?)
-            .filter_map(|item| match item {
-                Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
-                _ => None,
-            })
-            .collect::<Vec<_>>();
-        let key = PrivateKey::from_pem(&std::fs::read(key)?)?;
-        tls = tls.client_cert(Some(ClientCert::new_with_certs(&chain, key)));
-    }
-    let config = ureq::Agent::config_builder()
-        .tls_config(tls.build())
+    let endpoint = zenedge::config::HubEndpoint {
+        url: args.hub.trim_end_matches('/').to_owned(),
+        ca_file: args.ca.clone(),
+        client_cert: args.cert.clone(),
+        client_key: args.key.clone(),
+    };
+    let mut config = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(10)))
         .http_status_as_error(false)
-        .build();
-    Ok(config.into())
+        .proxy(None);
+    if let Some(tls) = zenedge::sync::tls::load(&endpoint, jiff::Timestamp::now())? {
+        config = config.tls_config(zenedge::sync::client::tls_config(&tls));
+    }
+    Ok(config.build().into())
 }
 
 fn hub_head(agent: &ureq::Agent, args: &SyncLagArgs) -> Result<u64, BoxError> {
