@@ -46,9 +46,6 @@ use crate::projections::orders::OrderRow;
 /// The most hits a search returns.
 pub const MAX_HITS: usize = 1000;
 
-/// Merge chains longer than this are cut, as the writer cuts them when it resolves an id.
-const MAX_ALIAS_HOPS: usize = 16;
-
 /// An order as the log holds it, with the studies it matched.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OrderView {
@@ -563,15 +560,7 @@ fn study_summary(txn: &ReadTransaction, s: Scope<'_>, uid: &str) -> Result<Optio
 /// chain as the writer does.
 fn resolve(txn: &ReadTransaction, s: Scope<'_>, id: &str) -> Result<String, ReadError> {
     let aliases = txn.open_table(PATIENT_ALIASES).storage()?;
-    let mut current = id.to_owned();
-    for _ in 0..MAX_ALIAS_HOPS {
-        let next = aliases.get((s.0, s.1, current.as_str())).storage()?.map(|v| v.value().to_owned());
-        match next {
-            Some(next) if next != current => current = next,
-            _ => break,
-        }
-    }
-    Ok(current)
+    crate::projections::cases::follow_aliases(&aliases, s.0, s.1, id).storage()
 }
 
 /// An entry of a waiting index: (waiting since µs, id, accession), ordered by the first two.

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Meta;
 use crate::domain::{PatientCaseClassified, PatientCaseConsolidated, PatientCaseCreated, PatientsMerged};
+use crate::log::store::Key3;
 use crate::log::txn::{Tables, corrupt};
 
 /// Merge chains longer than this are cut (a loop of merges must not hang the writer).
@@ -94,10 +95,20 @@ pub(crate) fn apply_merged(t: &mut Tables<'_>, m: &Meta<'_>, p: &PatientsMerged)
 
 /// The id a patient id resolves to through merges (itself if never merged).
 pub(crate) fn resolve(t: &mut Tables<'_>, m: &Meta<'_>, id: &str) -> Result<String, redb::Error> {
+    Ok(follow_aliases(t.patient_aliases()?, m.tenant(), m.hospital(), id)?)
+}
+
+/// The id `id` resolves to in `aliases` (itself if never merged), at most
+/// [`MAX_ALIAS_HOPS`] hops; shared by the writer and the read API.
+pub(crate) fn follow_aliases(
+    aliases: &impl ReadableTable<Key3, &'static str>,
+    tenant: &str,
+    hospital: &str,
+    id: &str,
+) -> Result<String, redb::StorageError> {
     let mut current = id.to_owned();
     for _ in 0..MAX_ALIAS_HOPS {
-        let next =
-            t.patient_aliases()?.get((m.tenant(), m.hospital(), current.as_str()))?.map(|v| v.value().to_owned());
+        let next = aliases.get((tenant, hospital, current.as_str()))?.map(|v| v.value().to_owned());
         match next {
             Some(next) if next != current => current = next,
             _ => break,
