@@ -80,7 +80,8 @@ impl RunError {
 /// Test hooks; production passes `RunOptions::default()`.
 #[derive(Debug, Default, Clone)]
 pub struct RunOptions {
-    /// Makes the database's fsyncs fail on demand.
+    /// Makes the database's fsyncs fail on demand; its storage hook, if any, sees every
+    /// write of the database and of the instance files.
     pub faults: Option<FaultInjector>,
 }
 
@@ -95,13 +96,14 @@ pub async fn run(
     let metrics = Arc::new(Metrics::new());
     let log_options = LogOptions::from_config(&config);
     let clock = log_options.policy.clock.clone();
+    let hook = options.faults.as_ref().and_then(FaultInjector::hook);
     let log = {
         let metrics = metrics.clone();
         tokio::task::spawn_blocking(move || Log::open_with_faults(&log_options, metrics, options.faults))
             .await
             .expect("opening the log does not panic")?
     };
-    let layout = dicom::Layout::new(config.store.state_dir.clone());
+    let layout = dicom::Layout::with_hook(config.store.state_dir.clone(), hook);
     let swept = {
         let layout = layout.clone();
         tokio::task::spawn_blocking(move || layout.prepare())

@@ -22,6 +22,8 @@
 //! * [`operator`] — the operator's tools beside the daemon: `zenedge backup`, `restore`,
 //!   `events`.
 //! * [`retention`] — the sweep that deletes old instance files once the hub has them.
+//! * [`storage_hook`] — the seam in front of every durable write (log and instance files),
+//!   where tests record, fail or leave out operations.
 //! * [`config`] — the TOML file, validated before anything starts.
 //! * [`app`] — the composition root: start, run, drain, stop.
 
@@ -39,6 +41,7 @@ pub mod net;
 pub mod operator;
 pub mod projections;
 pub mod retention;
+pub mod storage_hook;
 pub mod sync;
 pub mod systemd;
 pub mod telemetry;

@@ -23,9 +23,20 @@
 //! a few empty spool files created ahead of need ([`Prepared`]); receiving an instance takes
 //! one instead of creating it on the critical path.
 //!
+//! A directory is used only once its own name is durable: whoever finds it missing creates
+//! it and fsyncs its parent, and a directory found already there (made by another
+//! association a moment ago, or before a restart, with no fsync yet) has its parent fsync'ed
+//! once per process before a file is renamed into it. The same holds for a file found
+//! already in place: its directory is fsync'ed before the log may name it.
+//!
+//! Every create, append, sync, rename, directory creation and removal is announced to the
+//! [`StorageHook`](crate::storage_hook) seam when one is installed (tests: the power-loss
+//! simulation records them).
+//!
 //! Blocking file I/O: everything here runs on tokio's blocking pool (`spawn_blocking`) or on
 //! the preparing thread, never on a runtime worker.
 
+use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -36,6 +47,7 @@ use sha2::{Digest, Sha256};
 
 use super::negotiate::{IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME};
 use super::scan::{self, InstanceAttributes, ScanError, ScanLimits};
+use crate::storage_hook::{Hook, StorageOp, announce};
 
 /// Empty spool files created ahead of need.
 const PREPARED_FILES: usize = 8;
@@ -46,6 +58,10 @@ const PREPARED_FILES: usize = 8;
 pub struct Layout {
     pub state_dir: PathBuf,
     prepared: Arc<Prepared>,
+    /// Directories whose names this process made durable (created, or found and their
+    /// parent fsync'ed).
+    durable_dirs: Arc<Mutex<HashSet<PathBuf>>>,
+    hook: Hook,
 }
 
 /// A thread that keeps [`PREPARED_FILES`] empty spool files ready, started once the spool
@@ -57,16 +73,21 @@ struct Prepared {
 
 impl Layout {
     pub fn new(state_dir: PathBuf) -> Layout {
-        Layout { state_dir, prepared: Arc::new(Prepared::default()) }
+        Layout::with_hook(state_dir, None)
+    }
+
+    /// As [`Layout::new`], with every file operation announced to `hook` (tests).
+    pub fn with_hook(state_dir: PathBuf, hook: Hook) -> Layout {
+        Layout { state_dir, prepared: Arc::default(), durable_dirs: Arc::default(), hook }
     }
 
     /// Starts preparing spool files (after the sweep: it would remove them).
     fn start_preparing(&self) {
         let (tx, rx) = mpsc::sync_channel(PREPARED_FILES);
-        let spool = self.spool();
+        let (spool, hook) = (self.spool(), self.hook.clone());
         let started = std::thread::Builder::new().name("spool-prep".into()).spawn(move || {
             loop {
-                match create_temp(&spool) {
+                match create_temp(&spool, &hook) {
                     Ok(file) => {
                         if tx.send(file).is_err() {
                             return;
@@ -90,7 +111,7 @@ impl Layout {
         let ready = self.prepared.files.lock().ok().and_then(|rx| rx.as_ref().and_then(|rx| rx.try_recv().ok()));
         match ready {
             Some(prepared) => Ok(prepared),
-            None => create_temp(&self.spool()),
+            None => create_temp(&self.spool(), &self.hook),
         }
     }
 
@@ -105,17 +126,58 @@ impl Layout {
     /// Creates the directories and removes what a crash left in the spool. Returns how
     /// many orphan files were removed.
     pub fn prepare(&self) -> io::Result<usize> {
-        create_dirs_durably(&self.spool())?;
+        self.create_dirs_durably(&self.spool())?;
         let mut removed = 0;
         for entry in fs::read_dir(self.spool())? {
             let entry = entry?;
             if entry.file_type()?.is_file() {
-                fs::remove_file(entry.path())?;
+                self.remove(&entry.path())?;
                 removed += 1;
             }
         }
         self.start_preparing();
         Ok(removed)
+    }
+
+    /// Makes `dir` and its missing ancestors exist with durable names: each one created has
+    /// its parent fsync'ed, and so has each one found already there the first time this
+    /// process uses it (its creator may not have fsync'ed the parent yet).
+    fn create_dirs_durably(&self, dir: &Path) -> io::Result<()> {
+        // The state directory's own name was made durable with the database file.
+        if dir == self.state_dir || self.durable_dirs.lock().unwrap_or_else(|e| e.into_inner()).contains(dir) {
+            return Ok(());
+        }
+        let parent = match dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        if dir.starts_with(&self.state_dir) {
+            self.create_dirs_durably(parent)?;
+        }
+        if announce(&self.hook, StorageOp::CreateDir { path: dir })? {
+            match fs::create_dir(dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.fsync_dir(parent)?;
+        self.durable_dirs.lock().unwrap_or_else(|e| e.into_inner()).insert(dir.to_owned());
+        Ok(())
+    }
+
+    fn fsync_dir(&self, dir: &Path) -> io::Result<()> {
+        if announce(&self.hook, StorageOp::DirSync { path: dir })? {
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        if announce(&self.hook, StorageOp::Remove { path })? {
+            fs::remove_file(path)?;
+        }
+        Ok(())
     }
 }
 
@@ -133,6 +195,7 @@ pub struct MetaFields {
 pub struct Spool {
     file: File,
     temp: PathBuf,
+    hook: Hook,
     meta_len: u64,
     dataset_hash: Sha256,
     dataset_len: u64,
@@ -164,8 +227,9 @@ pub enum StoreError {
 }
 
 /// Creates an empty spool file under `spool`.
-fn create_temp(spool: &Path) -> io::Result<(File, PathBuf)> {
+fn create_temp(spool: &Path, hook: &Hook) -> io::Result<(File, PathBuf)> {
     let path = spool.join(format!("{}.part", uuid::Uuid::new_v4()));
+    announce(hook, StorageOp::FileCreate { path: &path })?;
     Ok((File::create_new(&path)?, path))
 }
 
@@ -185,12 +249,15 @@ impl Spool {
             .build()
             .and_then(|table| table.write(&mut head))
             .map_err(io::Error::other)?;
+        let hook = layout.hook.clone();
+        announce(&hook, StorageOp::FileAppend { path: &temp, data: &head })?;
         file.write_all(&head)?;
-        Ok(Spool { file, temp, meta_len: head.len() as u64, dataset_hash: Sha256::new(), dataset_len: 0 })
+        Ok(Spool { file, temp, hook, meta_len: head.len() as u64, dataset_hash: Sha256::new(), dataset_len: 0 })
     }
 
     /// Appends dataset bytes.
     pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        announce(&self.hook, StorageOp::FileAppend { path: &self.temp, data })?;
         self.file.write_all(data)?;
         self.dataset_hash.update(data);
         self.dataset_len += data.len() as u64;
@@ -201,13 +268,15 @@ impl Spool {
     pub fn finish(mut self, layout: &Layout, meta: &MetaFields) -> Result<Stored, StoreError> {
         let result = self.finish_inner(layout, meta);
         if result.is_err() {
-            let _ = fs::remove_file(&self.temp);
+            let _ = layout.remove(&self.temp);
         }
         result
     }
 
     fn finish_inner(&mut self, layout: &Layout, meta: &MetaFields) -> Result<Stored, StoreError> {
-        self.file.sync_data()?;
+        if announce(&self.hook, StorageOp::FileSync { path: &self.temp })? {
+            self.file.sync_data()?;
+        }
         self.file.seek(SeekFrom::Start(self.meta_len))?;
         let reader = BufReader::with_capacity(16 * 1024, (&self.file).take(self.dataset_len));
         let attributes = scan::scan(reader, &meta.transfer_syntax_uid, &ScanLimits::default())?;
@@ -224,16 +293,21 @@ impl Spool {
             .join(format!("{}.{}.dcm", attributes.sop_instance_uid, &crate::domain::hex(&sha256)[..16]));
         let target = layout.state_dir.join(&relative);
         let dir = target.parent().expect("a file under instances/ has a parent");
-        create_dirs_durably(dir)?;
+        layout.create_dirs_durably(dir)?;
         let size = if target.exists() {
             // The same data set is already there (its hash is in the name; a file is renamed
             // into place only once durable): a re-send, which the log will answer as such, or
-            // a file a crash left between rename and commit. Keep the file that is there.
-            fs::remove_file(&self.temp)?;
+            // a file a crash left between rename and commit. Keep the file that is there, and
+            // make its name durable: another association may have renamed it a moment ago
+            // and not yet fsync'ed the directory.
+            layout.remove(&self.temp)?;
+            layout.fsync_dir(dir)?;
             fs::metadata(&target)?.len()
         } else {
-            fs::rename(&self.temp, &target)?;
-            fsync_dir(dir)?;
+            if announce(&self.hook, StorageOp::Rename { from: &self.temp, to: &target })? {
+                fs::rename(&self.temp, &target)?;
+            }
+            layout.fsync_dir(dir)?;
             self.meta_len + self.dataset_len
         };
         let file_path = relative.to_string_lossy().into_owned();
@@ -242,31 +316,13 @@ impl Spool {
 
     /// Drops a partly received instance.
     pub fn discard(self) {
-        let _ = fs::remove_file(&self.temp);
+        if announce(&self.hook, StorageOp::Remove { path: &self.temp }).unwrap_or(true) {
+            let _ = fs::remove_file(&self.temp);
+        }
     }
 
     /// Dataset bytes received so far.
     pub fn dataset_len(&self) -> u64 {
         self.dataset_len
     }
-}
-
-/// Creates `dir` and its missing ancestors, fsyncing the parent of each one created so the
-/// new entries survive a crash.
-fn create_dirs_durably(dir: &Path) -> io::Result<()> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    if let Some(parent) = dir.parent() {
-        create_dirs_durably(parent)?;
-    }
-    match fs::create_dir(dir) {
-        Ok(()) => fsync_dir(dir.parent().unwrap_or(Path::new("."))),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
-fn fsync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
 }

@@ -228,11 +228,11 @@ fn storage(e: impl Into<redb::Error>) -> HubError {
     HubError::Storage(Box::new(e.into()))
 }
 
-/// Creates the state directory and an empty database file and fsyncs the directory, so a
-/// crash right after the first commit cannot leave committed data without a directory entry.
-/// Returns whether the file was created.
+/// Creates the state directory and a complete, empty database with durable names (see
+/// [`crate::log::store::create_database_durably`]). Returns whether the file was created.
 fn create_durably(state_dir: &Path, path: &Path) -> Result<bool, HubError> {
-    crate::log::store::create_durably(path).map_err(|source| HubError::StateDir { path: state_dir.to_owned(), source })
+    crate::log::store::create_database_durably(path, None)
+        .map_err(|source| HubError::StateDir { path: state_dir.to_owned(), source })
 }
 
 /// The database path for `state_dir`.

@@ -1,7 +1,10 @@
 //! Storage fault injection: redb's file backend behind a thin wrapper whose `sync_data` can
-//! be made to fail or to wait. Production opens the log with no injector (one atomic load
-//! per fsync); tests use it to prove that a failed commit is never acknowledged and that
-//! requests arriving during a commit are grouped into the next one.
+//! be made to fail or to wait, and whose writes, length changes and syncs go through the
+//! [`StorageHook`](crate::storage_hook) seam when one is installed. Production opens the log
+//! with no injector (one `Option` check per operation); tests use it to prove that a failed
+//! commit is never acknowledged, that requests arriving during a commit are grouped into the
+//! next one, and (with a recording hook) that every acknowledged event survives a power loss
+//! at any sync point.
 
 use std::io;
 use std::ops::Bound;
@@ -11,10 +14,14 @@ use std::sync::{Arc, Condvar, Mutex};
 use redb::backends::FileBackend;
 use redb::{BackendError, StorageBackend};
 
-/// Handle to the faults of one open database; clones share them.
+use crate::storage_hook::{self, Hook, StorageHook, StorageOp};
+
+/// Handle to the faults of one open database (and, through [`FaultInjector::hook`], of the
+/// instance files); clones share them.
 #[derive(Debug, Clone, Default)]
 pub struct FaultInjector {
     inner: Arc<Faults>,
+    hook: Hook,
 }
 
 #[derive(Debug, Default)]
@@ -32,6 +39,17 @@ struct Hold {
 }
 
 impl FaultInjector {
+    /// An injector whose storage operations (database and instance files) are announced to
+    /// `hook` first.
+    pub fn with_hook(hook: Arc<dyn StorageHook>) -> FaultInjector {
+        FaultInjector { inner: Arc::default(), hook: Some(hook) }
+    }
+
+    /// The storage hook, for the instance files.
+    pub fn hook(&self) -> Hook {
+        self.hook.clone()
+    }
+
     /// From now on every fsync of the database fails with an I/O error.
     pub fn fail_syncs(&self) {
         self.inner.fail_sync.store(true, Ordering::SeqCst);
@@ -75,8 +93,9 @@ impl FaultInjector {
     }
 }
 
-/// redb's file backend, with an optional fault injector in front of `sync_data`. Every other
-/// call (including the file locks) goes straight to the file backend.
+/// redb's file backend, with an optional fault injector in front of `sync_data` and its hook
+/// in front of `write`, `set_len` and `sync_data`. Every other call (reads, the file locks)
+/// goes straight to the file backend.
 #[derive(Debug)]
 pub(crate) struct GuardedBackend {
     inner: FileBackend,
@@ -86,6 +105,13 @@ pub(crate) struct GuardedBackend {
 impl GuardedBackend {
     pub fn new(inner: FileBackend, faults: Option<FaultInjector>) -> GuardedBackend {
         GuardedBackend { inner, faults }
+    }
+
+    fn announce(&self, op: StorageOp<'_>) -> io::Result<bool> {
+        match &self.faults {
+            Some(faults) => storage_hook::announce(&faults.hook, op),
+            None => Ok(true),
+        }
     }
 }
 
@@ -97,15 +123,24 @@ impl StorageBackend for GuardedBackend {
         self.inner.read(offset, out)
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
+        if !self.announce(StorageOp::DbSetLen { len })? {
+            return Ok(());
+        }
         self.inner.set_len(len)
     }
     fn sync_data(&self) -> io::Result<()> {
         if let Some(faults) = &self.faults {
             faults.before_sync()?;
         }
+        if !self.announce(StorageOp::DbSync)? {
+            return Ok(());
+        }
         self.inner.sync_data()
     }
     fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        if !self.announce(StorageOp::DbWrite { offset, data })? {
+            return Ok(());
+        }
         self.inner.write(offset, data)
     }
     fn close(&self) -> io::Result<()> {

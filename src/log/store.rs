@@ -8,6 +8,7 @@ use redb::backends::FileBackend;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use super::faults::{FaultInjector, GuardedBackend};
+use crate::storage_hook::StorageOp;
 
 use crate::config::Site;
 
@@ -174,7 +175,8 @@ pub(crate) fn open(
     faults: Option<FaultInjector>,
 ) -> Result<Database, OpenError> {
     let db_err = |e: redb::Error| OpenError::Database { path: path.to_owned(), source: Box::new(e) };
-    let created = create_file_durably(path)?;
+    let created = create_database_durably(path, faults.as_ref())
+        .map_err(|source| OpenError::StateDir { path: path.parent().unwrap_or(Path::new(".")).to_owned(), source })?;
     let file = fs::OpenOptions::new().read(true).write(true).open(path).map_err(|e| db_err(e.into()))?;
     let inner = FileBackend::new(file).map_err(|e| db_err(e.into()))?;
     let db = redb::Builder::new()
@@ -185,12 +187,41 @@ pub(crate) fn open(
     Ok(db)
 }
 
-/// Creates the state directory and an empty database file, and makes both names durable by
-/// fsyncing their parent directories: a crash right after the first commit must not leave a
-/// committed file without a directory entry.
-fn create_file_durably(path: &Path) -> Result<bool, OpenError> {
+/// Makes sure a complete, empty redb database is at `path` (and its directory exists), every
+/// name durable; `true` when it was created now.
+///
+/// redb initialises a new file in several writes with fsyncs between, the magic number last:
+/// a power loss in the middle leaves a file redb refuses to open ever after ("not a redb
+/// database"), and the daemon could not start without an operator. So the database is made
+/// under a side name (`<name>.new`, removed and made again if a crash left one), fsync'ed,
+/// renamed into place and its directory fsync'ed: `path` is either absent or whole. The
+/// storage hook sees the creation, and [`StorageOp::DbCreated`] once the name is durable.
+pub(crate) fn create_database_durably(path: &Path, faults: Option<&FaultInjector>) -> std::io::Result<bool> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    create_durably(path).map_err(|source| OpenError::StateDir { path: dir.to_owned(), source })
+    if path.exists() {
+        return Ok(false);
+    }
+    let mut side = path.as_os_str().to_owned();
+    side.push(".new");
+    let side = PathBuf::from(side);
+    match fs::remove_file(&side) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    create_durably(&side)?;
+    {
+        let file = fs::OpenOptions::new().read(true).write(true).open(&side)?;
+        let backend = GuardedBackend::new(FileBackend::new(file).map_err(std::io::Error::other)?, faults.cloned());
+        redb::Builder::new().create_with_backend(backend).map_err(std::io::Error::other)?;
+    }
+    File::open(&side)?.sync_all()?;
+    fs::rename(&side, path)?;
+    fsync_dir(dir)?;
+    if let Some(hook) = faults.and_then(FaultInjector::hook) {
+        hook.before(StorageOp::DbCreated)?;
+    }
+    Ok(true)
 }
 
 /// Creates the empty file `path` (and its directory) unless it exists, with the file and

@@ -56,6 +56,11 @@ impl TestDaemon {
     }
 
     pub async fn start_in(dir: Arc<tempfile::TempDir>, extra: &str) -> TestDaemon {
+        Self::start_with_faults(dir, extra, FaultInjector::default()).await
+    }
+
+    /// Starts with `faults` (and the storage hook it carries) installed.
+    pub async fn start_with_faults(dir: Arc<tempfile::TempDir>, extra: &str, faults: FaultInjector) -> TestDaemon {
         let config = test_config(dir.path(), extra);
         let mllp = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let dicom = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -63,7 +68,6 @@ impl TestDaemon {
         let (mllp_addr, dicom_addr, http_addr) =
             (mllp.local_addr().unwrap(), dicom.local_addr().unwrap(), http.local_addr().unwrap());
         let shutdown = CancellationToken::new();
-        let faults = FaultInjector::default();
         let options = RunOptions { faults: Some(faults.clone()) };
         let task = tokio::spawn(app::run(config, Listeners { mllp, dicom, http }, shutdown.clone(), options));
         TestDaemon {

@@ -7,6 +7,7 @@ pub mod dataset;
 pub mod hl7msg;
 pub mod http;
 pub mod mllp;
+pub mod powerloss;
 pub mod process;
 pub mod proxy;
 pub mod scu;
