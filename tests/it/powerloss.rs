@@ -267,6 +267,66 @@ async fn a_power_loss_during_recovery_from_a_power_loss_keeps_everything_acknowl
     assert!(problems.is_empty(), "{problems:#?}");
 }
 
+/// Stores `instance` in a scratch daemon and returns its file: path relative to the state
+/// directory, and bytes.
+async fn part10_file(instance: &Instance, data: &[u8]) -> (std::path::PathBuf, Vec<u8>) {
+    let d = TestDaemon::start().await;
+    let (addr, sop, data) = (d.dicom, instance.sop.clone(), data.to_vec());
+    let answer = tokio::task::spawn_blocking(move || {
+        scu::connect_ct(addr, EXPLICIT_LE).store(CT_IMAGE_STORAGE, &sop, &data, 4096)
+    })
+    .await
+    .unwrap();
+    assert_eq!(answer.status, 0);
+    let events = d.events().await;
+    let path = std::path::PathBuf::from(events[0]["data"]["file_path"].as_str().expect("file_path"));
+    let bytes = std::fs::read(d.dir.path().join(&path)).unwrap();
+    d.stop().await.unwrap();
+    (path, bytes)
+}
+
+/// A killed daemon leaves `leftover` (directories, or the instance's file already in place)
+/// with names not yet durable; the restarted daemon stores the instance into it. A power
+/// loss after the `Success` must not take the file with it.
+async fn store_over_a_leftover(file_too: bool) -> Vec<String> {
+    let instance = Instance::ct(31, 2, 1);
+    let data = dataset(&instance, EXPLICIT_LE);
+    let (path, bytes) = part10_file(&instance, &data).await;
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let (d, recorder) = recorded(&dir, Image::default(), Omit::default()).await;
+    // The daemon is up (its spool prepared) once it answers an echo.
+    let addr = d.dicom;
+    assert_eq!(tokio::task::spawn_blocking(move || scu::connect_ct(addr, EXPLICIT_LE).echo()).await.unwrap().status, 0);
+    if file_too {
+        recorder.leftover(&path, Some(&bytes));
+    } else {
+        recorder.leftover(path.parent().unwrap(), None);
+    }
+    let (sop, sent) = (instance.sop.clone(), data.clone());
+    let answer = tokio::task::spawn_blocking(move || {
+        scu::connect_ct(addr, EXPLICIT_LE).store(CT_IMAGE_STORAGE, &sop, &sent, 4096)
+    })
+    .await
+    .unwrap();
+    assert_eq!(answer.status, 0);
+    recorder.ack(Item::Instance(instance.sop.clone()));
+    d.stop().await.unwrap();
+    let sent = Sent { instances: HashMap::from([(instance.sop.clone(), data)]), ..Sent::default() };
+    check_all(&crash_images(&recorder, 1), &sent).await.0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn directories_left_by_a_killed_daemon_are_made_durable_before_an_instance_moves_in() {
+    let problems = store_over_a_leftover(false).await;
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_instance_file_found_in_place_is_made_durable_before_success() {
+    let problems = store_over_a_leftover(true).await;
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
 /// Runs the workload with `omit` and returns the simulation's findings.
 async fn findings_without(omit: Omit) -> Vec<String> {
     let dir = Arc::new(tempfile::tempdir().unwrap());

@@ -103,6 +103,25 @@ impl Recorder {
         self.push(Rec::Ack(item));
     }
 
+    /// Makes what a process killed a moment ago would leave under the state directory: the
+    /// missing directories of `rel` (and, with `data`, the file `rel` itself, its data
+    /// fsync'ed), all with names not yet durable. Journaled like the daemon's own writes.
+    pub fn leftover(&self, rel: &Path, data: Option<&[u8]>) {
+        let dir = if data.is_some() { rel.parent().unwrap() } else { rel };
+        let mut missing: Vec<&Path> = dir.ancestors().filter(|a| !self.state_dir.join(a).exists()).collect();
+        missing.reverse();
+        for d in missing {
+            std::fs::create_dir(self.state_dir.join(d)).unwrap();
+            self.push(Rec::CreateDir(d.to_owned()));
+        }
+        if let Some(data) = data {
+            std::fs::write(self.state_dir.join(rel), data).unwrap();
+            self.push(Rec::Create(rel.to_owned()));
+            self.push(Rec::Append(rel.to_owned(), data.to_vec()));
+            self.push(Rec::FileSync(rel.to_owned()));
+        }
+    }
+
     pub fn syncs(&self) -> usize {
         self.lock().iter().filter(|r| r.is_sync()).count()
     }
