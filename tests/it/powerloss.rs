@@ -236,7 +236,7 @@ async fn a_power_loss_during_recovery_from_a_power_loss_keeps_everything_acknowl
     let (d, recorder) = recorded(&dir, Image::default(), Omit::default()).await;
     let sent = workload(&d, &recorder, "B").await;
     d.stop().await.unwrap();
-    let firsts = crash_images(&recorder, 6);
+    let firsts = crash_images(&recorder, 15);
     let (mut seconds, mut checked, mut problems) = (0, 0, Vec::new());
     for first in &firsts {
         // Recovery: the daemon starts on the image (repairs the database, sweeps the spool),

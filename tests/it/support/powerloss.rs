@@ -10,13 +10,15 @@
 //! [`crash_images`] replays the journal through a model of a disk with a volatile cache:
 //!
 //! * the database file: writes reach the platter only through an fsync; at a power loss the
-//!   writes since the last fsync are lost ([`Variant::Lost`]) or all but the last reached
-//!   it and the last is torn in half ([`Variant::Torn`]);
+//!   writes since the last fsync are lost ([`Variant::Lost`]), all but the last reached
+//!   it and the last is torn in half ([`Variant::Torn`]), or only every other one reached
+//!   it ([`Variant::Scattered`]);
 //! * files: an append is durable once the file is fsync'ed; a name (created, renamed,
 //!   removed) is durable once its directory is fsync'ed. [`Variant::Lost`] keeps only what
 //!   was made durable; [`Variant::Torn`] keeps every name as the process last saw it, with
 //!   each file's unsynced tail half there (the rename-before-data hazard of some file
-//!   systems).
+//!   systems), or every other unsynced write there ([`Variant::Scattered`]: a cache
+//!   written back out of order).
 //!
 //! A new database is made under a side name and renamed into place (`DbCreated`); before
 //! that, the image has no database file at all.
@@ -172,7 +174,13 @@ pub enum Variant {
     /// Everything written, the last database write torn in half and each file's unsynced
     /// tail half there.
     Torn,
+    /// The disk wrote back its cache out of order: every other unsynced database write is
+    /// there (the first, third, ...), the rest lost; names as the process last saw them,
+    /// files as synced.
+    Scattered,
 }
+
+const VARIANTS: [Variant; 3] = [Variant::Lost, Variant::Torn, Variant::Scattered];
 
 /// A simulated power loss: the disk as it would be found afterwards, and what the clients
 /// had been told was stored by then.
@@ -324,10 +332,18 @@ impl Disk {
 
     fn image(&self, variant: Variant) -> Image {
         let mut db = self.db.clone();
-        if variant == Variant::Torn {
-            let last_write = self.db_pending.iter().rposition(|r| matches!(r, Rec::DbWrite { .. }));
-            for (i, rec) in self.db_pending.iter().enumerate() {
-                apply_db(&mut db, rec, Some(i) == last_write);
+        match variant {
+            Variant::Lost => {}
+            Variant::Torn => {
+                let last_write = self.db_pending.iter().rposition(|r| matches!(r, Rec::DbWrite { .. }));
+                for (i, rec) in self.db_pending.iter().enumerate() {
+                    apply_db(&mut db, rec, Some(i) == last_write);
+                }
+            }
+            Variant::Scattered => {
+                for rec in self.db_pending.iter().step_by(2) {
+                    apply_db(&mut db, rec, false);
+                }
             }
         }
         let mut image = Image { db: self.db_present.then_some(db), ..Image::default() };
@@ -338,7 +354,7 @@ impl Disk {
     fn walk(&self, dir: &Path, variant: Variant, image: &mut Image) {
         let entries = match variant {
             Variant::Lost => &self.dirs[dir].durable,
-            Variant::Torn => &self.dirs[dir].volatile,
+            Variant::Torn | Variant::Scattered => &self.dirs[dir].volatile,
         };
         for (name, node) in entries {
             let path = dir.join(name);
@@ -350,7 +366,7 @@ impl Disk {
                 Node::File(i) => {
                     let inode = &self.inodes[*i];
                     let data = match variant {
-                        Variant::Lost => inode.durable.clone(),
+                        Variant::Lost | Variant::Scattered => inode.durable.clone(),
                         Variant::Torn => {
                             let synced = inode.durable.len().min(inode.volatile.len());
                             inode.volatile[..synced + (inode.volatile.len() - synced) / 2].to_vec()
@@ -363,7 +379,7 @@ impl Disk {
     }
 }
 
-/// Every power loss of the run, in both variants: just before each fsync, and at the end.
+/// Every power loss of the run, in every variant: just before each fsync, and at the end.
 /// `every` thins them out (1 = all).
 pub fn crash_images(recorder: &Recorder, every: usize) -> Vec<CrashImage> {
     let journal = recorder.lock().clone();
@@ -373,7 +389,7 @@ pub fn crash_images(recorder: &Recorder, every: usize) -> Vec<CrashImage> {
     for (at, rec) in journal.iter().enumerate() {
         if rec.is_sync() {
             if syncs % every == 0 {
-                for variant in [Variant::Lost, Variant::Torn] {
+                for variant in VARIANTS {
                     out.push(CrashImage { at, variant, image: disk.image(variant), acked: disk.acked.clone() });
                 }
             }
@@ -381,7 +397,7 @@ pub fn crash_images(recorder: &Recorder, every: usize) -> Vec<CrashImage> {
         }
         disk.apply(rec);
     }
-    for variant in [Variant::Lost, Variant::Torn] {
+    for variant in VARIANTS {
         out.push(CrashImage { at: journal.len(), variant, image: disk.image(variant), acked: disk.acked.clone() });
     }
     out
