@@ -229,7 +229,9 @@ impl Spool {
             // The same data set is already there (its hash is in the name; a file is renamed
             // into place only once durable): a re-send, which the log will answer as such, or
             // a file a crash left between rename and commit. Keep the file that is there.
+            // Its directory is synced again: the fsync after its rename may have failed.
             fs::remove_file(&self.temp)?;
+            fsync_dir(dir)?;
             fs::metadata(&target)?.len()
         } else {
             fs::rename(&self.temp, &target)?;
