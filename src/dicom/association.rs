@@ -265,7 +265,14 @@ impl Association {
                 Some(spool) => spool,
                 None => Spool::create(&layout, &meta)?,
             };
-            spool.write(&data).map(|()| spool)
+            match spool.write(&data) {
+                Ok(()) => Ok(spool),
+                Err(e) => {
+                    // What was written so far must not hold the disk (it is full, most likely).
+                    spool.discard();
+                    Err(e)
+                }
+            }
         })
         .await
         .unwrap_or_else(|e| Err(std::io::Error::other(e)));

@@ -172,7 +172,6 @@ fn create_temp(spool: &Path) -> io::Result<(File, PathBuf)> {
 impl Spool {
     /// Takes a spool file and writes the preamble and File Meta Information.
     pub fn create(layout: &Layout, meta: &MetaFields) -> io::Result<Spool> {
-        let (mut file, temp) = layout.take_temp()?;
         let mut head = vec![0u8; 128];
         head.extend_from_slice(b"DICM");
         FileMetaTableBuilder::new()
@@ -185,7 +184,11 @@ impl Spool {
             .build()
             .and_then(|table| table.write(&mut head))
             .map_err(io::Error::other)?;
-        file.write_all(&head)?;
+        let (mut file, temp) = layout.take_temp()?;
+        if let Err(e) = file.write_all(&head) {
+            let _ = fs::remove_file(&temp);
+            return Err(e);
+        }
         Ok(Spool { file, temp, meta_len: head.len() as u64, dataset_hash: Sha256::new(), dataset_len: 0 })
     }
 

@@ -83,13 +83,14 @@ impl Mount {
     pub fn ext4_image(image: &Path, dir: &Path) -> Result<Mount, String> {
         std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
         run(Command::new("mount").args(["-o", "loop,errors=remount-ro"]).arg(image).arg(dir))?;
-        let mount = Mount { dir: dir.to_owned(), device: None };
+        let mut mount = Mount { dir: dir.to_owned(), device: None };
         let out = Command::new("findmnt").args(["-n", "-o", "SOURCE"]).arg(dir).output().map_err(|e| e.to_string())?;
         let device = String::from_utf8_lossy(&out.stdout).trim().to_owned();
         if !device.starts_with("/dev/") {
             return Err(format!("cannot tell the loop device of {}: {device:?}", dir.display()));
         }
-        Ok(Mount { device: Some(device), ..mount })
+        mount.device = Some(device);
+        Ok(mount)
     }
 
     /// `mount -o remount,<options>`.
