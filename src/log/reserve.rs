@@ -57,8 +57,7 @@ impl DiskGuard {
         if rustix::fs::statvfs(&self.dir)?.f_flag.contains(StatVfsMountFlags::RDONLY) {
             return Err(Errno::ROFS.into());
         }
-        match rustix::fs::open(&self.dir, OFlags::WRONLY | OFlags::TMPFILE | OFlags::CLOEXEC, Mode::RUSR | Mode::WUSR)
-        {
+        match rustix::fs::open(&self.dir, OFlags::WRONLY | OFlags::TMPFILE | OFlags::CLOEXEC, Mode::RUSR | Mode::WUSR) {
             Ok(_unnamed) => Ok(()),
             Err(e) if e == Errno::OPNOTSUPP || e == Errno::ISDIR || e == Errno::INVAL => Ok(()),
             Err(e) => Err(e.into()),

@@ -52,7 +52,10 @@ fn skipped(test: &str, needs: Needs) -> bool {
 }
 
 /// A temp dir with the config, the state directory (maybe a mount) and libfiu's fifos.
+/// The mount is the first field: it is undone before the temp dir is removed, also when a
+/// test fails.
 struct Scene {
+    mount: Option<Mount>,
     scratch: tempfile::TempDir,
     config: PathBuf,
     state: PathBuf,
@@ -77,7 +80,11 @@ impl Scene {
             ),
         )
         .unwrap();
-        Scene { scratch, config, state }
+        Scene { mount: None, scratch, config, state }
+    }
+
+    fn mount(&self) -> &Mount {
+        self.mount.as_ref().expect("the state directory is a mount")
     }
 
     fn start(&self) -> Zenedge {
@@ -352,13 +359,16 @@ async fn a_failing_rename_into_place_fails_that_c_store_and_leaves_no_file() {
 
 /// A scene whose state directory is a tmpfs of `size`; `None` (after printing why) when it
 /// cannot be mounted here.
-fn tmpfs_scene(test: &str, reserve: &str, size: &str) -> Option<(Scene, Mount)> {
+fn tmpfs_scene(test: &str, reserve: &str, size: &str) -> Option<Scene> {
     if skipped(test, Needs::Root) {
         return None;
     }
-    let scene = Scene::new(reserve);
+    let mut scene = Scene::new(reserve);
     match Mount::tmpfs(&scene.state, size) {
-        Ok(mount) => Some((scene, mount)),
+        Ok(mount) => {
+            scene.mount = Some(mount);
+            Some(scene)
+        }
         Err(e) => {
             println!("{test}: skipped: cannot mount a tmpfs: {e}");
             None
@@ -368,13 +378,13 @@ fn tmpfs_scene(test: &str, reserve: &str, size: &str) -> Option<(Scene, Mount)> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_is_refused_with_ar_and_a700_reported_by_readyz_and_intake_resumes_when_space_returns() {
-    let Some((scene, mount)) = tmpfs_scene("disk full", "4MiB", "48m") else { return };
+    let Some(scene) = tmpfs_scene("disk full", "4MiB", "48m") else { return };
     let (mut daemon, scene) = blocking(move || (scene.start(), scene)).await;
     let mut acked = Acked::default();
     assert_eq!(acked.order(daemon.mllp, "FULL-1").await, "AA");
     assert_eq!(acked.store(daemon.dicom, &Instance::ct(10, 1, 1)).await.status, 0);
 
-    let filler = fill(&mount.dir, "filler", 2 * MIB);
+    let filler = fill(&scene.mount().dir, "filler", 2 * MIB);
     assert_eq!(acked.order(daemon.mllp, "FULL-2").await, "AR");
     let refused = acked.store(daemon.dicom, &Instance::ct(10, 1, 2)).await;
     assert_eq!(refused.status, OUT_OF_RESOURCES, "{refused:?}");
@@ -396,19 +406,18 @@ async fn a_full_disk_is_refused_with_ar_and_a700_reported_by_readyz_and_intake_r
     .await;
     acked.check(daemon.http, &scene.state).await;
     blocking(move || daemon.stop()).await;
-    drop(mount);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_write_hitting_enospc_past_the_reserve_check_fails_that_c_store_only() {
-    let Some((scene, mount)) = tmpfs_scene("instance ENOSPC", "2MiB", "48m") else { return };
+    let Some(scene) = tmpfs_scene("instance ENOSPC", "2MiB", "48m") else { return };
     let (mut daemon, scene) = blocking(move || (scene.start(), scene)).await;
     let mut acked = Acked::default();
     assert_eq!(acked.order(daemon.mllp, "SPOOL-1").await, "AA");
     // Above the reserve when the C-STORE starts, too little for the instance: its writes hit
     // ENOSPC (what a disk filling between the check and the write does).
-    let filler = fill(&mount.dir, "filler", 3 * MIB);
-    assert!(free_bytes(&mount.dir) > 2 * MIB);
+    let filler = fill(&scene.mount().dir, "filler", 3 * MIB);
+    assert!(free_bytes(&scene.mount().dir) > 2 * MIB);
     let big = Instance { pixel_bytes: 6 << 20, ..Instance::ct(11, 1, 1) };
     let failed = acked.store(daemon.dicom, &big).await;
     assert_eq!(failed.status, OUT_OF_RESOURCES, "{failed:?}");
@@ -426,19 +435,18 @@ async fn an_instance_write_hitting_enospc_past_the_reserve_check_fails_that_c_st
     .await;
     acked.check(daemon.http, &scene.state).await;
     blocking(move || daemon.stop()).await;
-    drop(mount);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_hitting_enospc_past_the_reserve_check_exits_and_the_restart_on_the_full_disk_refuses_then_resumes() {
-    let Some((scene, mount)) = tmpfs_scene("commit ENOSPC", "2MiB", "48m") else { return };
+    let Some(scene) = tmpfs_scene("commit ENOSPC", "2MiB", "48m") else { return };
     let (mut daemon, scene) = blocking(move || (scene.start(), scene)).await;
     let mut acked = Acked::default();
     assert_eq!(acked.order(daemon.mllp, "GROW-1").await, "AA");
     assert_eq!(acked.store(daemon.dicom, &Instance::ct(12, 1, 1)).await.status, 0);
     // Above the reserve at the batch's check; the commit has to grow the database by more
     // than is left.
-    let filler = fill(&mount.dir, "filler", 3 * MIB);
+    let filler = fill(&scene.mount().dir, "filler", 3 * MIB);
     let big = big_order("GROW-BIG", 6 << 20);
     assert_eq!(acked.hl7(daemon.mllp, &big, "GROW-BIG").await, "AR", "a commit that failed is not acknowledged");
     let (status, daemon) = blocking(move || (daemon.exited(), daemon)).await;
@@ -446,7 +454,7 @@ async fn a_commit_hitting_enospc_past_the_reserve_check_exits_and_the_restart_on
     drop(daemon);
 
     // systemd restarts it while the disk is still full: it comes up, refuses and says why.
-    fill(&mount.dir, "filler-2", MIB);
+    fill(&scene.mount().dir, "filler-2", MIB);
     let (started, scene) = blocking(move || (Zenedge::start(&scene.config, None), scene)).await;
     let mut daemon = started.unwrap_or_else(|e| panic!("zenedge must start on a full disk and refuse: {e}"));
     let ready = http::get(daemon.http, "/readyz").await;
@@ -457,7 +465,7 @@ async fn a_commit_hitting_enospc_past_the_reserve_check_exits_and_the_restart_on
     acked.check(daemon.http, &scene.state).await;
 
     std::fs::remove_file(&filler).unwrap();
-    std::fs::remove_file(mount.dir.join("filler-2")).unwrap();
+    std::fs::remove_file(scene.mount().dir.join("filler-2")).unwrap();
     assert_eq!(http::get(daemon.http, "/readyz").await.status, 200);
     assert_eq!(acked.hl7(daemon.mllp, &big, "GROW-BIG").await, "AA", "intake resumes without another restart");
     assert_eq!(acked.order(daemon.mllp, "GROW-2").await, "AA");
@@ -470,7 +478,6 @@ async fn a_commit_hitting_enospc_past_the_reserve_check_exits_and_the_restart_on
     .await;
     acked.check(daemon.http, &scene.state).await;
     blocking(move || daemon.stop()).await;
-    drop(mount);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -483,10 +490,10 @@ async fn a_file_system_turning_read_only_is_reported_refused_and_stops_the_daemo
     if skipped(test, Needs::Root) {
         return;
     }
-    let scene = Scene::new("0");
+    let mut scene = Scene::new("0");
     let image = scene.scratch.path().join("state.ext4");
-    let mut mount = match Mount::ext4(&image, &scene.state, 64) {
-        Ok(m) => m,
+    scene.mount = match Mount::ext4(&image, &scene.state, 64) {
+        Ok(m) => Some(m),
         Err(e) => {
             println!("{test}: skipped: cannot mount an ext4 image: {e}");
             return;
@@ -498,7 +505,7 @@ async fn a_file_system_turning_read_only_is_reported_refused_and_stops_the_daemo
     assert_eq!(acked.store(daemon.dicom, &Instance::ct(20, 1, 1)).await.status, 0);
     assert_eq!(http::get(daemon.http, "/readyz").await.status, 200);
 
-    mount.trigger_ext4_error().unwrap();
+    scene.mount().trigger_ext4_error().unwrap();
     let ready = http::get(daemon.http, "/readyz").await;
     assert_eq!(ready.status, 503, "{}", ready.body);
     let fs = &ready.json()["checks"]["filesystem"];
@@ -513,11 +520,13 @@ async fn a_file_system_turning_read_only_is_reported_refused_and_stops_the_daemo
     drop(daemon);
 
     // The journal was aborted: the file system is back only after unmount, fsck, mount.
+    let mut scene = scene;
+    let mount = scene.mount.as_mut().expect("mounted");
     assert!(mount.remount("rw").is_err(), "ext4 refuses rw after an aborted journal");
     mount.unmount().unwrap();
     let fsck = std::process::Command::new("e2fsck").args(["-f", "-y"]).arg(&image).output().unwrap();
     assert!(fsck.status.code().is_some_and(|c| c <= 1), "e2fsck: {fsck:?}");
-    let mount = Mount::ext4_image(&image, &scene.state).unwrap();
+    scene.mount = Some(Mount::ext4_image(&image, &scene.state).unwrap());
     let (mut daemon, scene) = blocking(move || (scene.start(), scene)).await;
     assert_eq!(http::get(daemon.http, "/readyz").await.status, 200);
     acked.check(daemon.http, &scene.state).await;
@@ -525,26 +534,24 @@ async fn a_file_system_turning_read_only_is_reported_refused_and_stops_the_daemo
     assert_eq!(acked.store(daemon.dicom, &Instance::ct(20, 1, 2)).await.status, 0);
     acked.check(daemon.http, &scene.state).await;
     blocking(move || daemon.stop()).await;
-    drop(mount);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_state_dir_read_only_at_start_stops_the_start_with_the_reason_and_a_start_after_remount_rw_works() {
-    let Some((scene, mount)) = tmpfs_scene("read-only at start", "0", "32m") else { return };
+    let Some(scene) = tmpfs_scene("read-only at start", "0", "32m") else { return };
     let (mut daemon, scene) = blocking(move || (scene.start(), scene)).await;
     let mut acked = Acked::default();
     assert_eq!(acked.order(daemon.mllp, "ROS-1").await, "AA");
     assert_eq!(acked.store(daemon.dicom, &Instance::ct(21, 1, 1)).await.status, 0);
     blocking(move || daemon.stop()).await;
-    mount.remount("ro").unwrap();
+    scene.mount().remount("ro").unwrap();
     let (started, scene) = blocking(move || (Zenedge::start(&scene.config, None), scene)).await;
     let failure = started.err().expect("a read-only state directory stops the start");
     assert!(failure.contains("exit status: 1"), "{failure}");
     assert!(failure.contains("Read-only file system"), "the reason is named: {failure}");
-    mount.remount("rw").unwrap();
+    scene.mount().remount("rw").unwrap();
     let (mut daemon, scene) = blocking(move || (scene.start(), scene)).await;
     acked.check(daemon.http, &scene.state).await;
     assert_eq!(acked.order(daemon.mllp, "ROS-2").await, "AA");
     blocking(move || daemon.stop()).await;
-    drop(mount);
 }
