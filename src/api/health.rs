@@ -13,7 +13,8 @@ pub(super) async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// Ready when the log accepts writes, free space is above the reserve, and we are not
+/// Ready when the log accepts writes, free space is above the reserve, files can be created
+/// in the state directory (not a file system the kernel turned read-only), and we are not
 /// shutting down. 503 otherwise, with each check spelled out.
 ///
 /// Sync does not make the edge unready (intake is fine while the hub is away, and a load
@@ -22,10 +23,12 @@ pub(super) async fn healthz() -> &'static str {
 pub(super) async fn readyz(State(state): State<ApiState>) -> impl IntoResponse {
     let log_writable = !state.writer.closed.load(Ordering::Acquire) && !state.writer.failed.is_cancelled();
     let disk = state.disk.clone();
-    let space = tokio::task::spawn_blocking(move || disk.space()).await.ok().and_then(Result::ok);
+    let (space, writable) = tokio::task::spawn_blocking(move || (disk.space().ok(), disk.writable()))
+        .await
+        .unwrap_or_else(|e| (None, Err(std::io::Error::other(e))));
     let disk_ok = space.is_some_and(|s| !s.below_reserve());
     let shutting_down = state.shutdown.is_cancelled();
-    let ready = log_writable && disk_ok && !shutting_down;
+    let ready = log_writable && disk_ok && writable.is_ok() && !shutting_down;
     let sync = super::sync::sync_report(&state).await.ok();
     let dead_letters = sync.as_ref().map_or(0, |s| s.dead_letters);
     let body = serde_json::json!({
@@ -38,6 +41,10 @@ pub(super) async fn readyz(State(state): State<ApiState>) -> impl IntoResponse {
                 "ok": disk_ok,
                 "free_bytes": space.map(|s| s.free),
                 "reserve_bytes": space.map(|s| s.reserve),
+            },
+            "filesystem": {
+                "writable": writable.is_ok(),
+                "error": writable.err().map(|e| e.to_string()),
             },
             "shutting_down": shutting_down,
             "sync": sync.map(|s| serde_json::json!({

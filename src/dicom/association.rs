@@ -10,6 +10,14 @@
 //! `InstanceStored` event is committed (invariant 1). Everything that fails before that is
 //! answered with a failure status and an Error Comment, and nothing of it is referenced by
 //! the log.
+//!
+//! An instance file that cannot be written, fsync'ed or moved into place (`ENOSPC`, `EIO`,
+//! `EROFS`) fails that C-STORE with `0xA700`, which senders retry later, and its spool file is
+//! removed at once; the daemon goes on. The error belongs to that file (the kernel reports a
+//! writeback error to the file it happened on, and the file is discarded, never fsync'ed
+//! again), the log is untouched, and stopping would cut every other association and HL7
+//! connection. If the disk itself is failing, the next commit of the log fails and stops the
+//! daemon anyway.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -265,7 +273,14 @@ impl Association {
                 Some(spool) => spool,
                 None => Spool::create(&layout, &meta)?,
             };
-            spool.write(&data).map(|()| spool)
+            match spool.write(&data) {
+                Ok(()) => Ok(spool),
+                Err(e) => {
+                    // What was written so far must not hold the disk (it is full, most likely).
+                    spool.discard();
+                    Err(e)
+                }
+            }
         })
         .await
         .unwrap_or_else(|e| Err(std::io::Error::other(e)));

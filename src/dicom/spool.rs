@@ -236,7 +236,6 @@ fn create_temp(spool: &Path, hook: &Hook) -> io::Result<(File, PathBuf)> {
 impl Spool {
     /// Takes a spool file and writes the preamble and File Meta Information.
     pub fn create(layout: &Layout, meta: &MetaFields) -> io::Result<Spool> {
-        let (mut file, temp) = layout.take_temp()?;
         let mut head = vec![0u8; 128];
         head.extend_from_slice(b"DICM");
         FileMetaTableBuilder::new()
@@ -249,9 +248,14 @@ impl Spool {
             .build()
             .and_then(|table| table.write(&mut head))
             .map_err(io::Error::other)?;
+        let (mut file, temp) = layout.take_temp()?;
         let hook = layout.hook.clone();
-        announce(&hook, StorageOp::FileAppend { path: &temp, data: &head })?;
-        file.write_all(&head)?;
+        let written =
+            announce(&hook, StorageOp::FileAppend { path: &temp, data: &head }).and_then(|_| file.write_all(&head));
+        if let Err(e) = written {
+            let _ = layout.remove(&temp);
+            return Err(e);
+        }
         Ok(Spool { file, temp, hook, meta_len: head.len() as u64, dataset_hash: Sha256::new(), dataset_len: 0 })
     }
 
@@ -298,8 +302,8 @@ impl Spool {
             // The same data set is already there (its hash is in the name; a file is renamed
             // into place only once durable): a re-send, which the log will answer as such, or
             // a file a crash left between rename and commit. Keep the file that is there, and
-            // make its name durable: another association may have renamed it a moment ago
-            // and not yet fsync'ed the directory.
+            // make its name durable: another association may have renamed it a moment ago and
+            // not yet fsync'ed the directory, or the fsync after its own rename failed.
             layout.remove(&self.temp)?;
             layout.fsync_dir(dir)?;
             fs::metadata(&target)?.len()

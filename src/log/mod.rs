@@ -27,10 +27,15 @@
 //!   duplicate.
 //! * **Failure.** A failed commit is never retried, because the page cache may lie after an
 //!   fsync error: every pending request is refused, the writer stops, and the daemon exits
-//!   non-zero to be restarted by systemd on a clean reopen.
+//!   non-zero to be restarted by systemd on a clean reopen. The same for every error of the
+//!   commit (`EIO` from `pwrite` or `fdatasync`, `ENOSPC`, `EROFS`): redb does not take
+//!   writes after a failed commit until it is reopened.
 //! * **Full disk.** Below the disk reserve the writer refuses requests that add data (a
 //!   re-sent duplicate is still answered): callers answer negatively instead of accepting
-//!   data that could be lost.
+//!   data that could be lost. A disk that fills between the check and the commit fails the
+//!   commit (above). Opening writes nothing unless the file needs it (a new file, a
+//!   migration), so the restarted daemon comes up on the full disk and refuses until space
+//!   returns.
 //! * **Backups.** redb has no online backup; the daemon copies every table from one read
 //!   transaction into a fresh file under `.backup/` in the state directory ([`snapshot`]),
 //!   without stopping the writer. Copies left by a crash are removed at start-up.

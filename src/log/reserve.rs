@@ -3,6 +3,10 @@
 //! Checked by the writer before every batch (one `statvfs`, about a microsecond) and by
 //! `/readyz`. Below the reserve, requests that would add data are refused, so callers
 //! answer negatively while there is still room to commit what was already accepted.
+//!
+//! `/readyz` also asks whether files can be written there at all ([`DiskGuard::writable`]):
+//! a file system the kernel turned read-only after a disk error still reports its free
+//! space, and on recent kernels (ext4's `emergency_ro`) not even the read-only flag.
 
 use std::path::PathBuf;
 
@@ -42,6 +46,23 @@ impl DiskGuard {
         let free = st.f_bavail.saturating_mul(st.f_frsize);
         Ok(Space { free, total, reserve: self.reserve.bytes_for(total) })
     }
+
+    /// `Ok` when a file can be created in the directory now: the file system is not mounted
+    /// read-only and creating an unnamed file (`O_TMPFILE`, nothing is left behind and
+    /// nothing is synced) works. A file system without `O_TMPFILE` is judged by the mount
+    /// flag alone. The error is the kernel's (`Read-only file system`, `Input/output error`).
+    pub fn writable(&self) -> std::io::Result<()> {
+        use rustix::fs::{Mode, OFlags, StatVfsMountFlags};
+        use rustix::io::Errno;
+        if rustix::fs::statvfs(&self.dir)?.f_flag.contains(StatVfsMountFlags::RDONLY) {
+            return Err(Errno::ROFS.into());
+        }
+        match rustix::fs::open(&self.dir, OFlags::WRONLY | OFlags::TMPFILE | OFlags::CLOEXEC, Mode::RUSR | Mode::WUSR) {
+            Ok(_unnamed) => Ok(()),
+            Err(e) if e == Errno::OPNOTSUPP || e == Errno::ISDIR || e == Errno::INVAL => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -53,6 +74,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let space = DiskGuard::new(dir.path().into(), DiskReserve::Percent(100.0)).space().unwrap();
         assert!(space.below_reserve(), "{space:?}");
+    }
+
+    #[test]
+    fn a_writable_directory_is_writable_and_a_missing_one_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        DiskGuard::new(dir.path().into(), DiskReserve::Bytes(0)).writable().unwrap();
+        let gone = DiskGuard::new(dir.path().join("missing"), DiskReserve::Bytes(0));
+        assert!(gone.writable().is_err());
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! Opening the database: file creation with a durable directory entry, the schema version
 //! and its migrations, and the site identity check.
 
+use std::collections::HashSet;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
 use redb::backends::FileBackend;
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle};
 
 use super::faults::{FaultInjector, GuardedBackend};
 use crate::storage_hook::StorageOp;
@@ -247,7 +248,10 @@ pub(crate) fn fsync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Records or checks the schema version and site identity in one transaction.
+/// Records or checks the schema version and site identity in one transaction, committed
+/// only when it changes something: a daemon restarted on a full disk (after a commit that hit
+/// `ENOSPC`) must come up and refuse data, not fail to start because its opening wrote a row
+/// that was already there.
 pub(crate) fn prepare(
     db: &Database,
     path: &Path,
@@ -258,10 +262,14 @@ pub(crate) fn prepare(
 ) -> Result<(), OpenError> {
     let db_err = |e: redb::Error| OpenError::Database { path: path.to_owned(), source: Box::new(e) };
     let txn = db.begin_write().map_err(|e| db_err(e.into()))?;
+    let existing: HashSet<String> =
+        txn.list_tables().map_err(|e| db_err(e.into()))?.map(|t| t.name().to_owned()).collect();
+    let mut changed = false;
     {
         let mut meta = txn.open_table(META).map_err(|e| db_err(e.into()))?;
+        changed |= !existing.contains(META.name());
         let found = meta.get("schema_version").map_err(|e| db_err(e.into()))?.map(|v| v.value().to_owned());
-        let mut version = match found {
+        let mut version = match &found {
             None if created || is_empty(&txn).map_err(db_err)? => target,
             None => 0,
             Some(v) => v.parse::<u64>().unwrap_or(u64::MAX),
@@ -277,7 +285,10 @@ pub(crate) fn prepare(
             (step.apply)(&txn).map_err(db_err)?;
             version += 1;
         }
-        meta.insert("schema_version", version.to_string().as_str()).map_err(|e| db_err(e.into()))?;
+        if found.as_deref() != Some(version.to_string().as_str()) {
+            meta.insert("schema_version", version.to_string().as_str()).map_err(|e| db_err(e.into()))?;
+            changed = true;
+        }
         for (key, expected) in
             [("tenant_id", &site.tenant_id), ("hospital_id", &site.hospital_id), ("edge_id", &site.edge_id)]
         {
@@ -289,19 +300,21 @@ pub(crate) fn prepare(
                 Some(_) => {}
                 None => {
                     meta.insert(key, expected.as_str()).map_err(|e| db_err(e.into()))?;
+                    changed = true;
                 }
             }
         }
-        txn.open_table(EVENTS).map_err(|e| db_err(e.into()))?;
         macro_rules! create {
             ($def:ident) => {
+                changed |= !existing.contains($def.name());
                 txn.open_table($def).map_err(|e| db_err(e.into()))?;
             };
         }
+        create!(EVENTS);
         projection_tables!(create);
-        txn.open_table(CHECKPOINTS).map_err(|e| db_err(e.into()))?;
+        create!(CHECKPOINTS);
     }
-    txn.commit().map_err(|e| db_err(e.into()))
+    if changed { txn.commit().map_err(|e| db_err(e.into())) } else { txn.abort().map_err(|e| db_err(e.into())) }
 }
 
 /// A file with no events table has never held data (e.g. a crash right after creation).

@@ -58,6 +58,7 @@ async fn health_readiness_and_metrics_are_served() {
     let ready = ready.json();
     assert_eq!(ready["ready"], true);
     assert_eq!(ready["checks"]["log_writable"], true);
+    assert_eq!(ready["checks"]["filesystem"]["writable"], true);
     assert_eq!(ready["last_seq"], 1);
     let metrics = d.get("/metrics").await;
     assert!(metrics.headers.to_ascii_lowercase().contains("content-type: text/plain"), "{}", metrics.headers);

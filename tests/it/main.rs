@@ -14,6 +14,7 @@ mod logs;
 mod malformed;
 mod matching;
 mod mllp_acks;
+mod os_faults;
 mod powerloss;
 mod rebuild;
 mod retention;

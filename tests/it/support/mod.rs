@@ -1,5 +1,6 @@
 //! Test support: an in-process daemon on port 0, an MLLP client, HL7 builders, HTTP GET, an
-//! SSE client, a throw-away PKI for the TLS tests, a fault-injecting TCP proxy.
+//! SSE client, a throw-away PKI for the TLS tests, a fault-injecting TCP proxy, mounts and
+//! libfiu for operating-system faults.
 
 pub mod certs;
 pub mod daemon;
@@ -7,6 +8,7 @@ pub mod dataset;
 pub mod hl7msg;
 pub mod http;
 pub mod mllp;
+pub mod osfault;
 pub mod powerloss;
 pub mod process;
 pub mod proxy;
