@@ -65,6 +65,14 @@ pub fn spawn(config: &Path) -> RealDaemon {
     RealDaemon { mllp: field("mllp"), dicom: field("dicom"), http: field("http"), child }
 }
 
+/// A daemon left running by a failing test would go on using the machine: kill it.
+impl Drop for RealDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl RealDaemon {
     /// `kill -9` and reap.
     pub fn kill(&mut self) {
