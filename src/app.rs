@@ -217,7 +217,7 @@ pub async fn run(
         operator_token: config.http.operator_token.clone(),
         backups: exclusive,
     };
-    let http = tokio::spawn(api::serve(listeners.http, api_state));
+    let http = tokio::spawn(api::serve(listeners.http, api_state, config.http.header_timeout));
     let failed = log.handle().state.failed.clone();
     systemd::ready();
     let watchdog = tokio::spawn(systemd::watchdog(log.handle().state.clone()));

@@ -85,10 +85,67 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
-/// Serves the API on `listener` until `shutdown` is cancelled.
-pub async fn serve(listener: tokio::net::TcpListener, state: ApiState) -> std::io::Result<()> {
+/// Serves the API on `listener` until `state.shutdown` is cancelled, then lets the requests
+/// in flight finish (idle connections close at once).
+///
+/// HTTP/1.1 through hyper directly rather than `axum::serve`, which gives hyper no timer: its
+/// header read timeout then never fires, and a client sending its headers a byte at a time
+/// (or opening connections and sending nothing) holds each connection forever. Here every
+/// connection must deliver each request's headers within `header_timeout`, which also
+/// bounds how long a kept-alive connection may sit idle. Request bodies are never read by a
+/// handler: hyper drops what remains of one after the response instead of waiting for it.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: ApiState,
+    header_timeout: std::time::Duration,
+) -> std::io::Result<()> {
     let shutdown = state.shutdown.clone();
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown.cancelled_owned()).await
+    let app = router(state);
+    let connections = tokio_util::task::TaskTracker::new();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.cancelled() => break,
+        };
+        match accepted {
+            Ok((stream, _peer)) => {
+                let _ = stream.set_nodelay(true);
+                connections.spawn(serve_connection(stream, app.clone(), header_timeout, shutdown.clone()));
+            }
+            Err(e) => {
+                // Usually EMFILE/ENFILE: back off instead of spinning.
+                tracing::warn!(error = %e, "HTTP accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+    connections.close();
+    connections.wait().await;
+    Ok(())
+}
+
+/// One HTTP/1.1 connection until the client closes, a deadline passes, or shutdown.
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    app: Router,
+    header_timeout: std::time::Duration,
+    shutdown: CancellationToken,
+) {
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .serve_connection(hyper_util::rt::TokioIo::new(stream), hyper_util::service::TowerToHyperService::new(app));
+    tokio::pin!(connection);
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        _ = shutdown.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "HTTP connection ended with an error");
+    }
 }
 
 /// Runs a read on the blocking pool; its failures are internal errors.

@@ -65,6 +65,9 @@ pub struct MllpConfig {
     pub max_message_bytes: usize,
     /// A connection with no complete frame for this long is closed.
     pub idle_timeout: Duration,
+    /// A frame must be complete within this time of its first byte, however steadily its
+    /// bytes arrive (each byte resets `idle_timeout`, not this); else the connection closes.
+    pub frame_timeout: Duration,
     /// Where the accession number is looked for, first non-empty wins.
     pub accession_from: Vec<FieldPath>,
     /// Used to decode the summary when MSH-18 is unknown or the bytes don't fit it.
@@ -89,6 +92,9 @@ pub struct DicomConfig {
     pub max_pdu_length: u32,
     /// An association that sends nothing for this long is aborted.
     pub read_timeout: Duration,
+    /// A PDU must arrive whole within this time of its first byte (each read resets
+    /// `read_timeout`, not this); else the association is aborted.
+    pub pdu_timeout: Duration,
     /// A peer that does not take our bytes for this long is aborted.
     pub write_timeout: Duration,
     /// Quiet time after the last instance of a study before `StudyCompleted`.
@@ -128,6 +134,9 @@ impl MatchingConfig {
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
     pub listen: SocketAddr,
+    /// A request's headers must arrive within this time (also the longest a kept-alive
+    /// connection may sit idle); else the connection is closed.
+    pub header_timeout: Duration,
     /// Bearer token for operator actions (dead-letter retry/skip); `None`: those are refused.
     pub operator_token: Option<String>,
 }
@@ -269,6 +278,9 @@ fn validate(raw: raw::RawConfig) -> Result<Config, ConfigError> {
         idle_timeout: c
             .check("mllp.idle_timeout", units::positive_duration(&raw.mllp.idle_timeout))
             .unwrap_or_default(),
+        frame_timeout: c
+            .check("mllp.frame_timeout", units::positive_duration(&raw.mllp.frame_timeout))
+            .unwrap_or_default(),
         accession_from: c.check("mllp.accession_from", field_paths(&raw.mllp.accession_from)).unwrap_or_default(),
         fallback_charset: c
             .check("mllp.fallback_charset", charset(&raw.mllp.fallback_charset))
@@ -287,6 +299,7 @@ fn validate(raw: raw::RawConfig) -> Result<Config, ConfigError> {
         read_timeout: c
             .check("dicom.read_timeout", units::positive_duration(&raw.dicom.read_timeout))
             .unwrap_or_default(),
+        pdu_timeout: c.check("dicom.pdu_timeout", units::positive_duration(&raw.dicom.pdu_timeout)).unwrap_or_default(),
         write_timeout: c
             .check("dicom.write_timeout", units::positive_duration(&raw.dicom.write_timeout))
             .unwrap_or_default(),
@@ -296,6 +309,9 @@ fn validate(raw: raw::RawConfig) -> Result<Config, ConfigError> {
     };
     let http = HttpConfig {
         listen: c.check("http.listen", socket_addr(&raw.http.listen)).unwrap_or(UNSPECIFIED),
+        header_timeout: c
+            .check("http.header_timeout", units::positive_duration(&raw.http.header_timeout))
+            .unwrap_or_default(),
         operator_token: c.check("http.operator_token", operator_token(&raw.http.operator_token)).unwrap_or_default(),
     };
     let sync = sync_config(&mut c, &raw.sync);
@@ -545,6 +561,8 @@ mod tests {
         assert_eq!(config.mllp.listen, defaults.mllp.listen);
         assert_eq!(config.mllp.max_message_bytes, 16 << 20);
         assert_eq!(config.mllp.idle_timeout, Duration::from_secs(300));
+        assert_eq!(config.mllp.frame_timeout, Duration::from_secs(120));
+        assert_eq!(config.mllp.frame_timeout, defaults.mllp.frame_timeout);
         assert_eq!(config.store.state_dir, PathBuf::from("./data"));
         assert_eq!(config.store.disk_reserve, defaults.store.disk_reserve);
         assert_eq!(config.store.queue_depth, defaults.store.queue_depth);
@@ -562,6 +580,10 @@ mod tests {
         assert_eq!(config.dicom.max_associations, defaults.dicom.max_associations);
         assert_eq!(config.dicom.max_pdu_length, defaults.dicom.max_pdu_length);
         assert_eq!(config.dicom.read_timeout, defaults.dicom.read_timeout);
+        assert_eq!(config.dicom.pdu_timeout, Duration::from_secs(120));
+        assert_eq!(config.dicom.pdu_timeout, defaults.dicom.pdu_timeout);
+        assert_eq!(config.http.header_timeout, Duration::from_secs(30));
+        assert_eq!(config.http.header_timeout, defaults.http.header_timeout);
         assert_eq!(config.dicom.write_timeout, defaults.dicom.write_timeout);
         assert_eq!(config.dicom.stable_after, Duration::from_secs(60));
         assert_eq!(config.matching.consolidation_window, Duration::from_secs(24 * 3600));
@@ -571,6 +593,15 @@ mod tests {
         assert_eq!(config.retention, defaults.retention);
         assert_eq!(config.retention.dicom_max_age, None, "retention is off by default");
         assert_eq!(config.retention.interval, Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn per_frame_pdu_and_header_deadlines_must_be_longer_than_zero() {
+        let text = format!(
+            "{MINIMAL}[mllp]\nframe_timeout = \"0s\"\n[dicom]\npdu_timeout = \"0ms\"\n[http]\nheader_timeout = \"soon\"\n"
+        );
+        let keys: Vec<String> = problems(&text).into_iter().map(|p| p.key).collect();
+        assert_eq!(keys, ["mllp.frame_timeout", "dicom.pdu_timeout", "http.header_timeout"]);
     }
 
     #[test]

@@ -68,6 +68,7 @@ pub(super) struct RawMllp {
     pub max_connections: usize,
     pub max_message_bytes: String,
     pub idle_timeout: String,
+    pub frame_timeout: String,
     pub accession_from: Vec<String>,
     pub fallback_charset: String,
 }
@@ -79,6 +80,7 @@ impl Default for RawMllp {
             max_connections: 256,
             max_message_bytes: "16MiB".into(),
             idle_timeout: "5m".into(),
+            frame_timeout: "2m".into(),
             accession_from: ["IPC-1", "OBR-18", "ORC-3", "OBR-3"].map(String::from).to_vec(),
             fallback_charset: "8859/1".into(),
         }
@@ -96,6 +98,7 @@ pub(super) struct RawDicom {
     pub max_associations: usize,
     pub max_pdu_length: String,
     pub read_timeout: String,
+    pub pdu_timeout: String,
     pub write_timeout: String,
     pub stable_after: String,
 }
@@ -111,6 +114,7 @@ impl Default for RawDicom {
             max_associations: 32,
             max_pdu_length: "128KiB".into(),
             read_timeout: "60s".into(),
+            pdu_timeout: "2m".into(),
             write_timeout: "60s".into(),
             stable_after: "60s".into(),
         }
@@ -121,12 +125,13 @@ impl Default for RawDicom {
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawHttp {
     pub listen: String,
+    pub header_timeout: String,
     pub operator_token: String,
 }
 
 impl Default for RawHttp {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:8080".into(), operator_token: String::new() }
+        Self { listen: "127.0.0.1:8080".into(), header_timeout: "30s".into(), operator_token: String::new() }
     }
 }
 

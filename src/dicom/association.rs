@@ -68,7 +68,7 @@ struct Incoming {
 /// Runs one association to its end.
 pub async fn run(stream: tokio::net::TcpStream, peer: SocketAddr, ctx: Arc<DicomContext>) {
     let config = &ctx.config;
-    let mut wire = Wire::new(stream, config.read_timeout, config.write_timeout);
+    let mut wire = Wire::new(stream, config.read_timeout, config.pdu_timeout, config.write_timeout);
     let negotiated = match accept(&mut wire, peer, &ctx).await {
         Some(n) => n,
         None => return,
@@ -163,7 +163,7 @@ impl Association {
                     return Err(End::Protocol(format!("unexpected {}", other.short_description())));
                 }
                 Err(e) => {
-                    if matches!(e, WireError::TooLarge { .. } | WireError::Malformed(_)) {
+                    if matches!(e, WireError::TooLarge { .. } | WireError::Malformed(_) | WireError::PduTimeout(_)) {
                         let _ = self.wire.write(&abort(AbortRQServiceProviderReason::InvalidPduParameter)).await;
                     }
                     return Err(e.into());

@@ -1,8 +1,9 @@
 //! DIMSE command sets (PS3.7 9.3, 9.1.1 and 9.1.5): C-ECHO and C-STORE, requests in,
 //! responses out. Command sets are always implicit VR little endian (PS3.7 6.3.1).
 //!
-//! Parsing uses dicom-object on a buffer the association handler has already bounded
-//! ([`MAX_COMMAND_BYTES`]), so a hostile length cannot make it allocate more than that.
+//! Requests are read by hand ([`parse`]) from a buffer the association handler has already
+//! bounded ([`MAX_COMMAND_BYTES`]), every declared length checked against the bytes present;
+//! responses are written with dicom-object.
 
 use dicom_core::{DataElement, PrimitiveValue, VR};
 use dicom_dictionary_std::tags;
@@ -61,36 +62,100 @@ pub enum CommandError {
 }
 
 /// Reads a complete command set.
+///
+/// A command set is a flat list of implicit VR little endian data elements (PS3.7 6.3.1 and
+/// 9.3): tag (group, element: 2 + 2 bytes), value length (4 bytes), value. It is read here
+/// by hand rather than with dicom-object, whose parser reserves and zero-fills each value's
+/// *declared* length before reading it (so 12 bytes could demand 4 GiB) and reads sequences
+/// recursively (so a command set of nested items could overflow the stack). Every declared
+/// length is checked against the bytes present, an undefined length (a sequence) is refused,
+/// and only the elements we answer from are kept, as slices of `bytes`.
 pub fn parse(bytes: &[u8]) -> Result<Request, CommandError> {
-    let ts = IMPLICIT_VR_LITTLE_ENDIAN.erased();
-    let obj = InMemDicomObject::read_dataset_with_ts(bytes, &ts).map_err(|e| CommandError::Decode(e.to_string()))?;
-    let u16_of = |tag, name| {
-        obj.element_opt(tag).ok().flatten().and_then(|e| e.to_int::<u16>().ok()).ok_or(CommandError::Missing(name))
-    };
-    let uid_of = |tag, name| {
-        obj.element_opt(tag)
-            .ok()
-            .flatten()
-            .and_then(|e| e.to_str().ok().map(|s| s.trim_end_matches(['\0', ' ']).to_owned()))
-            .ok_or(CommandError::Missing(name))
-    };
-    let command_field = u16_of(tags::COMMAND_FIELD, "Command Field")?;
+    let elements = CommandElements::read(bytes)?;
+    let command_field = elements.us(COMMAND_FIELD, "Command Field")?;
     match command_field {
         C_ECHO_RQ => Ok(Request::Echo {
-            message_id: u16_of(tags::MESSAGE_ID, "Message ID")?,
-            sop_class_uid: uid_of(tags::AFFECTED_SOP_CLASS_UID, "Affected SOP Class UID")?,
+            message_id: elements.us(MESSAGE_ID, "Message ID")?,
+            sop_class_uid: elements.uid(AFFECTED_SOP_CLASS_UID, "Affected SOP Class UID")?,
         }),
         C_STORE_RQ => {
-            if u16_of(tags::COMMAND_DATA_SET_TYPE, "Command Data Set Type")? == NO_DATA_SET {
+            if elements.us(COMMAND_DATA_SET_TYPE, "Command Data Set Type")? == NO_DATA_SET {
                 return Err(CommandError::StoreWithoutData);
             }
             Ok(Request::Store {
-                message_id: u16_of(tags::MESSAGE_ID, "Message ID")?,
-                sop_class_uid: uid_of(tags::AFFECTED_SOP_CLASS_UID, "Affected SOP Class UID")?,
-                sop_instance_uid: uid_of(tags::AFFECTED_SOP_INSTANCE_UID, "Affected SOP Instance UID")?,
+                message_id: elements.us(MESSAGE_ID, "Message ID")?,
+                sop_class_uid: elements.uid(AFFECTED_SOP_CLASS_UID, "Affected SOP Class UID")?,
+                sop_instance_uid: elements.uid(AFFECTED_SOP_INSTANCE_UID, "Affected SOP Instance UID")?,
             })
         }
         other => Ok(Request::Other { command_field: other }),
+    }
+}
+
+/// The command elements a request is answered from, as (group 0000) element numbers.
+const AFFECTED_SOP_CLASS_UID: u16 = 0x0002;
+const COMMAND_FIELD: u16 = 0x0100;
+const MESSAGE_ID: u16 = 0x0110;
+const COMMAND_DATA_SET_TYPE: u16 = 0x0800;
+const AFFECTED_SOP_INSTANCE_UID: u16 = 0x1000;
+const KEPT: [u16; 5] =
+    [AFFECTED_SOP_CLASS_UID, COMMAND_FIELD, MESSAGE_ID, COMMAND_DATA_SET_TYPE, AFFECTED_SOP_INSTANCE_UID];
+
+/// The values of the [`KEPT`] elements of one command set, borrowed from its bytes.
+struct CommandElements<'a> {
+    values: [Option<&'a [u8]>; KEPT.len()],
+}
+
+impl<'a> CommandElements<'a> {
+    fn read(mut bytes: &'a [u8]) -> Result<Self, CommandError> {
+        let mut values = [None; KEPT.len()];
+        while !bytes.is_empty() {
+            let Some((header, rest)) = bytes.split_first_chunk::<8>() else {
+                return Err(CommandError::Decode("truncated element header".into()));
+            };
+            let group = u16::from_le_bytes([header[0], header[1]]);
+            let element = u16::from_le_bytes([header[2], header[3]]);
+            let len = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+            if len == u32::MAX {
+                return Err(CommandError::Decode(format!("({group:04X},{element:04X}) has an undefined length")));
+            }
+            let Some((value, rest)) = rest.split_at_checked(len as usize) else {
+                return Err(CommandError::Decode(format!(
+                    "({group:04X},{element:04X}) declares {len} bytes, {} follow",
+                    rest.len()
+                )));
+            };
+            // Elements of other groups do not belong in a command set (PS3.7 6.3.1); they are
+            // skipped by their (checked) length.
+            let kept = if group == 0x0000 { KEPT.iter().position(|&e| e == element) } else { None };
+            if let Some(i) = kept
+                && values[i].replace(value).is_some()
+            {
+                return Err(CommandError::Decode(format!("(0000,{element:04X}) appears twice")));
+            }
+            bytes = rest;
+        }
+        Ok(CommandElements { values })
+    }
+
+    fn value(&self, element: u16) -> Option<&'a [u8]> {
+        KEPT.iter().position(|&e| e == element).and_then(|i| self.values[i])
+    }
+
+    /// A US value: exactly two bytes.
+    fn us(&self, element: u16, name: &'static str) -> Result<u16, CommandError> {
+        match self.value(element) {
+            Some(&[lo, hi]) => Ok(u16::from_le_bytes([lo, hi])),
+            Some(_) => Err(CommandError::Decode(format!("{name} is not a US value"))),
+            None => Err(CommandError::Missing(name)),
+        }
+    }
+
+    /// A UI value as text, its NUL or space padding removed.
+    fn uid(&self, element: u16, name: &'static str) -> Result<String, CommandError> {
+        let value = self.value(element).ok_or(CommandError::Missing(name))?;
+        let text = std::str::from_utf8(value).map_err(|_| CommandError::Decode(format!("{name} is not text")))?;
+        Ok(text.trim_end_matches(['\0', ' ']).to_owned())
     }
 }
 
@@ -211,5 +276,63 @@ mod tests {
         assert!(parse(b"\x01\x02").is_err());
         let no_field = request(vec![us(tags::MESSAGE_ID, 1)]);
         assert!(matches!(parse(&no_field), Err(CommandError::Missing("Command Field"))));
+    }
+
+    /// A C-STORE-RQ as bytes, then `extra` appended (an element of the caller's making).
+    fn store_request_with(extra: &[u8]) -> Vec<u8> {
+        let mut rq = request(vec![
+            uid(tags::AFFECTED_SOP_CLASS_UID, "1.2.840.10008.5.1.4.1.1.2"),
+            us(tags::COMMAND_FIELD, C_STORE_RQ),
+            us(tags::MESSAGE_ID, 3),
+            us(tags::PRIORITY, 0),
+            us(tags::COMMAND_DATA_SET_TYPE, 0x0000),
+            uid(tags::AFFECTED_SOP_INSTANCE_UID, "1.2.3.4"),
+        ]);
+        rq.extend_from_slice(extra);
+        rq
+    }
+
+    /// An implicit VR little endian element header.
+    fn header(group: u16, element: u16, len: u32) -> Vec<u8> {
+        [group.to_le_bytes(), element.to_le_bytes()].concat().into_iter().chain(len.to_le_bytes()).collect()
+    }
+
+    #[test]
+    fn an_element_declaring_more_bytes_than_the_command_set_holds_is_refused() {
+        // (0000,1030) declaring 3 GiB with 4 bytes present: refused without reserving them.
+        let mut extra = header(0x0000, 0x1030, 0xC000_0000);
+        extra.extend_from_slice(b"CT01");
+        let err = parse(&store_request_with(&extra)).unwrap_err();
+        assert!(
+            matches!(&err, CommandError::Decode(text) if text.contains("declares 3221225472 bytes, 4 follow")),
+            "{err}"
+        );
+        assert!(matches!(parse(&store_request_with(&[0x00, 0x00, 0x00])), Err(CommandError::Decode(_))));
+    }
+
+    #[test]
+    fn nested_sequences_in_a_command_set_are_refused_without_recursion() {
+        // 4,000 levels of SQ / item of undefined length fill the whole command set budget.
+        let mut extra = Vec::new();
+        for _ in 0..4_000 {
+            extra.extend(header(0x0008, 0x1110, u32::MAX));
+            extra.extend(header(0xFFFE, 0xE000, u32::MAX));
+        }
+        let err = parse(&store_request_with(&extra)).unwrap_err();
+        assert!(matches!(&err, CommandError::Decode(text) if text.contains("undefined length")), "{err}");
+    }
+
+    #[test]
+    fn elements_of_other_groups_are_skipped_and_kept_ones_must_be_well_formed() {
+        let mut extra = header(0x0008, 0x0016, 4);
+        extra.extend_from_slice(b"1.2\0");
+        assert!(matches!(parse(&store_request_with(&extra)), Ok(Request::Store { message_id: 3, .. })));
+        let twice = store_request_with(&[header(0x0000, 0x0110, 2), vec![9, 0]].concat());
+        assert!(matches!(parse(&twice), Err(CommandError::Decode(_))));
+        let wide = request(vec![
+            DataElement::new(tags::COMMAND_FIELD, VR::UL, PrimitiveValue::from(1u32)),
+            us(tags::MESSAGE_ID, 1),
+        ]);
+        assert!(matches!(parse(&wide), Err(CommandError::Decode(_))));
     }
 }

@@ -6,6 +6,11 @@
 //! limit for the association's state (the negotiated maximum for P-DATA, a fixed bound for
 //! the A-ASSOCIATE-RQ), so a peer cannot make us buffer more than that. Reads re-arm
 //! `TCP_QUICKACK` (see [`crate::net`]).
+//!
+//! Two clocks bound the time a peer can hold an association: `read_timeout` for each read
+//! (the peer went quiet) and `pdu_timeout` for each PDU from its first byte (the peer
+//! trickles: every byte would reset the read timeout, and a PDU of the full negotiated
+//! length sent a byte a second would hold the association for days).
 
 use std::time::Duration;
 
@@ -13,6 +18,7 @@ use bytes::{Buf, BytesMut};
 use dicom_ul::pdu::{Pdu, read_pdu, write_pdu};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 /// PDU header: type (1), reserved (1), length (4, big endian).
 const HEADER: usize = 6;
@@ -24,6 +30,8 @@ pub enum WireError {
     Closed,
     #[error("no PDU within {0:?}")]
     Timeout(Duration),
+    #[error("PDU not complete within {0:?} of its first byte")]
+    PduTimeout(Duration),
     #[error("PDU of {len} bytes exceeds the limit of {limit}")]
     TooLarge { len: u64, limit: u32 },
     #[error("malformed PDU: {0}")]
@@ -38,17 +46,20 @@ pub struct Wire {
     stream: TcpStream,
     buf: BytesMut,
     read_timeout: Duration,
+    /// The longest one PDU may take to arrive, from its first byte.
+    pdu_timeout: Duration,
     write_timeout: Duration,
     out: Vec<u8>,
 }
 
 impl Wire {
-    pub fn new(stream: TcpStream, read_timeout: Duration, write_timeout: Duration) -> Wire {
+    pub fn new(stream: TcpStream, read_timeout: Duration, pdu_timeout: Duration, write_timeout: Duration) -> Wire {
         crate::net::tune(&stream);
         Wire {
             stream,
             buf: BytesMut::with_capacity(16 * 1024),
             read_timeout,
+            pdu_timeout,
             write_timeout,
             out: Vec::with_capacity(1024),
         }
@@ -56,7 +67,12 @@ impl Wire {
 
     /// The next PDU whose length field is at most `limit`.
     pub async fn read(&mut self, limit: u32) -> Result<Pdu, WireError> {
+        // Starts with the PDU's first byte (already buffered, or the next one read).
+        let mut deadline = None;
         loop {
+            if deadline.is_none() && !self.buf.is_empty() {
+                deadline = Some(Instant::now() + self.pdu_timeout);
+            }
             if self.buf.len() >= HEADER {
                 let len = u32::from_be_bytes([self.buf[2], self.buf[3], self.buf[4], self.buf[5]]);
                 if len > limit {
@@ -74,13 +90,25 @@ impl Wire {
                 }
                 self.buf.reserve(total - self.buf.len());
             }
-            self.fill().await?;
+            self.fill(deadline).await?;
         }
     }
 
-    async fn fill(&mut self) -> Result<(), WireError> {
-        match tokio::time::timeout(self.read_timeout, self.stream.read_buf(&mut self.buf)).await {
-            Err(_) => Err(WireError::Timeout(self.read_timeout)),
+    /// Reads more bytes within `read_timeout` and before the PDU's `deadline`.
+    async fn fill(&mut self, deadline: Option<Instant>) -> Result<(), WireError> {
+        let now = Instant::now();
+        let (wait, error) = match deadline {
+            Some(d) if d.saturating_duration_since(now) <= self.read_timeout => {
+                (d.saturating_duration_since(now), WireError::PduTimeout(self.pdu_timeout))
+            }
+            _ => (self.read_timeout, WireError::Timeout(self.read_timeout)),
+        };
+        // Checked before reading too: a peer sending without pause never lets a read time out.
+        if wait.is_zero() {
+            return Err(error);
+        }
+        match tokio::time::timeout(wait, self.stream.read_buf(&mut self.buf)).await {
+            Err(_) => Err(error),
             Ok(Ok(0)) => Err(WireError::Closed),
             Ok(Ok(_)) => {
                 crate::net::rearm_quickack(&self.stream);

@@ -52,6 +52,17 @@ pub use path::{FieldPath, FieldPathError};
 pub use separators::Separators;
 pub use summary::{CodedValue, Merge, Order, Patient, PatientIdentifier, PersonName, Physician, Summary, Visit};
 
+/// Most patient identifiers one message may carry in PID-2, PID-3 and PID-4 together (and,
+/// apart, in MRG-1 and MRG-4). Every identifier is indexed for every order of the message and
+/// compared with the others; real messages carry a handful, so a message with more is
+/// refused (AE) rather than stored. 100,000 repetitions of PID-3 (1.4 MB, well within the
+/// frame limit) took minutes of the log writer before this limit.
+pub const MAX_PATIENT_IDENTIFIERS: usize = 100;
+
+/// Most order groups one message may carry, counted as ORC and as OBR segments: each
+/// becomes an order with its own rows and index entries.
+pub const MAX_ORDER_SEGMENTS: usize = 1000;
+
 /// Per-site settings for [`read`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadOptions {
@@ -110,8 +121,9 @@ impl Received {
 /// Leading blank lines, whitespace and a UTF-8 byte order mark are skipped. Rejected (for
 /// an AE): empty input or a first segment other than MSH (code 100), unusable separators
 /// (102), MSH-9 without message code or trigger event (101, `MSH^1^9`), empty MSH-10 (101,
-/// `MSH^1^10`), a second MSH in the same frame (100). Anything else with a valid MSH is
-/// accepted, charset trouble included.
+/// `MSH^1^10`), a second MSH in the same frame (100), more than [`MAX_PATIENT_IDENTIFIERS`]
+/// or [`MAX_ORDER_SEGMENTS`] (102). Anything else with a valid MSH is accepted, charset
+/// trouble included.
 #[expect(
     clippy::result_large_err,
     reason = "one call per message, and the Ok side (Received) is larger still; boxing would \
@@ -131,11 +143,34 @@ pub fn read(raw: &[u8], opts: &ReadOptions) -> Result<Received, Rejection> {
     if let Err(error) = header.check() {
         return Err(Rejection { error, header: Some(header) });
     }
-    if let Some(error) = parse::second_message(&message) {
+    if let Some(error) = parse::second_message(&message).or_else(|| beyond_limits(&message)) {
         return Err(Rejection { error, header: Some(header) });
     }
     let summary = extract::summarize(&message, &header, &decoded, opts);
     Ok(Received { header, summary })
+}
+
+/// A message over [`MAX_PATIENT_IDENTIFIERS`] or [`MAX_ORDER_SEGMENTS`], refused before
+/// anything is extracted from it. Counting is linear in the message.
+fn beyond_limits(message: &Message<'_>) -> Option<ErrorDetail> {
+    for (name, fields) in [("PID", &[2, 3, 4][..]), ("MRG", &[1, 4][..])] {
+        let Some(segment) = message.segment(name) else { continue };
+        let count: usize =
+            fields.iter().map(|&f| segment.field(f).repetitions().filter(|r| !r.raw().is_empty()).count()).sum();
+        if count > MAX_PATIENT_IDENTIFIERS {
+            let text =
+                format!("{name} carries {count} patient identifiers; at most {MAX_PATIENT_IDENTIFIERS} are accepted");
+            return Some(ErrorDetail::new(error::codes::DATA_TYPE_ERROR, Some(&format!("{name}^1")), text));
+        }
+    }
+    for name in ["ORC", "OBR"] {
+        let count = message.segments().iter().filter(|s| s.name() == name).count();
+        if count > MAX_ORDER_SEGMENTS {
+            let text = format!("the message holds {count} {name} segments; at most {MAX_ORDER_SEGMENTS} are accepted");
+            return Some(ErrorDetail::new(error::codes::DATA_TYPE_ERROR, Some(name), text));
+        }
+    }
+    None
 }
 
 /// Skips whitespace (blank lines) and a UTF-8 byte order mark before MSH.

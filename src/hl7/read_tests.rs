@@ -189,12 +189,14 @@ fn large_pathological_input_is_read_in_linear_time() {
     let mut raw = b"MSH|^~\\&|A|B|C|D|||ORM^O01|1|P|2.5\rORC|NW\r".to_vec();
     raw.extend(b"OBR|1|".iter().chain(&b"\\".repeat(50_000)).chain(b"\r"));
     raw.extend(b"NTE|1|\\X41\\\\.br\\\\Q\\ ".repeat(50_000));
-    raw.extend(b"\rOBR|2|||||||||||||||||A\r".repeat(50_000));
+    // Order groups up to the limit (MAX_ORDER_SEGMENTS), then as many other segments.
+    raw.extend(b"\rOBR|2|||||||||||||||||A\r".repeat(MAX_ORDER_SEGMENTS - 1));
+    raw.extend(b"\rOBX|2|||||||||||||||||A\r".repeat(50_000));
     raw.extend(b"PID|1||".iter().chain(&b"~".repeat(200_000)));
     // Quadratic work on these ~2.5 MB would take hours (CI's time limit catches that);
     // linear work takes well under a second. No clock is asserted here.
     let r = accept(&raw);
-    assert_eq!(r.summary.orders.len(), 50_001);
+    assert_eq!(r.summary.orders.len(), MAX_ORDER_SEGMENTS);
 }
 
 /// Valid messages to mutate.
@@ -313,4 +315,22 @@ fn an_hl7_batch_is_refused_with_a_text_that_says_so() {
     let raw = b"FHS|^~\\&|A\rBHS|^~\\&|A\rMSH|^~\\&|A|B|C|D|||ADT^A01|1|P|2.5\rBTS|1\rFTS|1\r";
     let rejection = read(raw, &ReadOptions::default()).unwrap_err();
     assert!(rejection.error.text.contains("batches"), "{}", rejection.error.text);
+}
+
+#[test]
+fn more_patient_identifiers_or_order_groups_than_the_limits_are_refused_with_their_location() {
+    let head = "MSH|^~\\&|RIS|HOSP|ZE|EDGE|20261123||ORM^O01|LIM-1|P|2.5.1\r";
+    let ids = |n: usize| (0..n).map(|i| format!("ID{i}^^^H^MR")).collect::<Vec<_>>().join("~");
+    let at_limit = format!("{head}PID|1||{}\r", ids(MAX_PATIENT_IDENTIFIERS));
+    assert_eq!(accept(at_limit.as_bytes()).summary.patient.unwrap().identifiers.len(), MAX_PATIENT_IDENTIFIERS);
+    let over = reject(format!("{head}PID|1||{}\r", ids(100_000)).as_bytes());
+    assert_eq!((over.error.code, over.error.location.as_deref()), (102, Some("PID^1")));
+    assert!(over.error.text.contains("100000 patient identifiers"), "{}", over.error.text);
+    assert_eq!(over.header.unwrap().control_id, "LIM-1", "the AE names the message");
+    let merge = reject(format!("{head}PID|1||P1\rMRG|{}\r", ids(MAX_PATIENT_IDENTIFIERS + 1)).as_bytes());
+    assert_eq!(merge.error.location.as_deref(), Some("MRG^1"));
+    let groups = |n: usize| (0..n).map(|i| format!("ORC|NW|PL-{i}\rOBR|{i}|PL-{i}\r")).collect::<String>();
+    assert_eq!(accept(format!("{head}{}", groups(MAX_ORDER_SEGMENTS)).as_bytes()).summary.orders.len(), 1000);
+    let over = reject(format!("{head}{}", groups(MAX_ORDER_SEGMENTS + 1)).as_bytes());
+    assert_eq!((over.error.code, over.error.location.as_deref()), (102, Some("ORC")));
 }

@@ -258,6 +258,11 @@ impl MllpCodec {
         self.decode(src).ok().flatten()
     }
 
+    /// A frame has started (its `0x0B` was seen) and has not ended yet.
+    pub fn in_frame(&self) -> bool {
+        !matches!(self.state, State::Idle { .. })
+    }
+
     /// The payload size limit this codec was built with.
     pub fn max_frame_bytes(&self) -> usize {
         self.max_frame_bytes

@@ -344,3 +344,20 @@ proptest! {
         prop_assert!(codec.examined_bytes() <= stream.len() as u64);
     }
 }
+
+#[test]
+fn in_frame_is_true_from_the_start_block_to_the_end_of_the_frame_oversized_or_not() {
+    let mut codec = MllpCodec::new(8);
+    let mut buf = BytesMut::from(&b"\r\njunk"[..]);
+    assert_eq!(codec.decode(&mut buf).unwrap(), None);
+    assert!(!codec.in_frame(), "bytes between frames are not a frame");
+    buf.extend_from_slice(b"\x0bMSH|");
+    assert_eq!(codec.decode(&mut buf).unwrap(), None);
+    assert!(codec.in_frame());
+    buf.extend_from_slice(&[b'x'; 64]);
+    assert_eq!(codec.decode(&mut buf).unwrap(), None);
+    assert!(codec.in_frame(), "still in the frame while its oversized bytes are dropped");
+    buf.extend_from_slice(b"\x1c\x0d");
+    assert!(matches!(codec.decode(&mut buf).unwrap(), Some(Frame::Oversized { len: 68, .. })));
+    assert!(!codec.in_frame());
+}

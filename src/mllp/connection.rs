@@ -12,6 +12,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 use tokio_util::codec::Decoder;
 
 use super::codec::{CodecError, Frame, MllpCodec, encode_frame};
@@ -110,9 +111,16 @@ impl<'a, S: MllpStream> Connection<'a, S> {
         tracing::debug!(peer = %self.peer, "MLLP connection closed");
     }
 
-    /// Reads until a whole frame is buffered, the peer closes, or the idle timeout passes.
+    /// Reads until a whole frame is buffered, the peer closes, the idle timeout passes, or
+    /// the frame in progress is not complete within `frame_timeout`.
+    ///
+    /// The idle timeout runs per read, so a sender trickling a byte at a time resets it
+    /// forever; the frame deadline is what ends such a connection. It starts at the first
+    /// byte after the previous frame other than the CR/LF some senders put between frames
+    /// (a start block, or junk), so junk trickled between frames is bounded too.
     async fn next_frame(&mut self) -> Input {
         let idle: Duration = self.ctx.config.idle_timeout;
+        let mut deadline: Option<Instant> = None;
         loop {
             match self.codec.decode(&mut self.buf) {
                 Ok(Some(frame)) => return Input::Frame(frame),
@@ -122,8 +130,18 @@ impl<'a, S: MllpStream> Connection<'a, S> {
                     return Input::Closed;
                 }
             }
+            if deadline.is_none() && self.codec.in_frame() {
+                deadline = Some(Instant::now() + self.ctx.config.frame_timeout);
+            }
             let pending = self.codec.end_block_pending();
+            // Checked before reading too: a sender streaming without pause never lets a read
+            // time out.
+            if !pending && deadline.is_some_and(|d| Instant::now() >= d) {
+                return self.frame_timed_out();
+            }
             let wait = if pending { END_BLOCK_GRACE } else { idle };
+            let wait = deadline.map_or(wait, |d| wait.min(d.saturating_duration_since(Instant::now())));
+            let before = self.buf.len();
             let read = tokio::time::timeout(wait, self.stream.read_buf(&mut self.buf)).await;
             match read {
                 Ok(Ok(0)) => return self.at_eof(),
@@ -136,6 +154,9 @@ impl<'a, S: MllpStream> Connection<'a, S> {
                         tracing::warn!(peer = %self.peer, "{}; closing the connection", protocol.text);
                         return Input::Closed;
                     }
+                    if deadline.is_none() && self.buf[before..].iter().any(|&b| b != b'\r' && b != b'\n') {
+                        deadline = Some(Instant::now() + self.ctx.config.frame_timeout);
+                    }
                 }
                 Ok(Err(e)) => {
                     tracing::debug!(peer = %self.peer, error = %e, "MLLP read failed");
@@ -146,12 +167,20 @@ impl<'a, S: MllpStream> Connection<'a, S> {
                         return Input::Frame(frame);
                     }
                 }
+                Err(_) if deadline.is_some_and(|d| Instant::now() >= d) => return self.frame_timed_out(),
                 Err(_) => {
                     tracing::info!(peer = %self.peer, idle_timeout = ?idle, "closing idle MLLP connection");
                     return Input::Closed;
                 }
             }
         }
+    }
+
+    fn frame_timed_out(&self) -> Input {
+        let frame_timeout = self.ctx.config.frame_timeout;
+        self.ctx.metrics.frame_rejected("frame_timeout");
+        tracing::warn!(peer = %self.peer, ?frame_timeout, "MLLP frame not complete within the frame timeout; closing the connection");
+        Input::Closed
     }
 
     fn at_eof(&mut self) -> Input {

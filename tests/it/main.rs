@@ -9,6 +9,7 @@ mod crash;
 mod dcmtk;
 mod dicom;
 mod durability;
+mod hostile;
 mod hub;
 mod logs;
 mod malformed;

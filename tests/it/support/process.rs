@@ -14,13 +14,25 @@ pub struct RealDaemon {
 
 /// A config for the real binary: every listener on port 0, state under `state`.
 pub fn write_config(path: &Path, state: &Path) {
+    write_config_with(path, state, &[]);
+}
+
+/// [`write_config`] with `extra` lines (`("mllp", "max_message_bytes = \"1MiB\"")`) added to
+/// the `mllp`, `dicom` or `http` section.
+pub fn write_config_with(path: &Path, state: &Path, extra: &[(&str, &str)]) {
+    let lines = |section: &str| -> String {
+        extra.iter().filter(|(s, _)| *s == section).map(|(_, line)| format!("{line}\n")).collect()
+    };
     std::fs::write(
         path,
         format!(
             "[site]\ntenant_id = \"t\"\nhospital_id = \"h\"\nedge_id = \"e\"\n\
              [store]\nstate_dir = {:?}\ndisk_reserve = \"0\"\n\
-             [mllp]\nlisten = \"127.0.0.1:0\"\n[dicom]\nlisten = \"127.0.0.1:0\"\n[http]\nlisten = \"127.0.0.1:0\"\n",
-            state.display().to_string()
+             [mllp]\nlisten = \"127.0.0.1:0\"\n{}[dicom]\nlisten = \"127.0.0.1:0\"\n{}[http]\nlisten = \"127.0.0.1:0\"\n{}",
+            state.display().to_string(),
+            lines("mllp"),
+            lines("dicom"),
+            lines("http"),
         ),
     )
     .unwrap();
@@ -51,6 +63,14 @@ pub fn spawn(config: &Path) -> RealDaemon {
         ready[start..].split_whitespace().next().unwrap().parse().unwrap()
     };
     RealDaemon { mllp: field("mllp"), dicom: field("dicom"), http: field("http"), child }
+}
+
+/// A daemon left running by a failing test would go on using the machine: kill it.
+impl Drop for RealDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 impl RealDaemon {

@@ -203,6 +203,19 @@ impl Scu {
         }
     }
 
+    /// Sends `command` (bytes of the caller's making) as a command set on the context of
+    /// `sop_class`; returns the next PDU the daemon sends, or the error if it closed.
+    pub fn send_command_bytes(&mut self, sop_class: &str, command: &[u8]) -> Result<Pdu> {
+        let (id, _) = self.context(sop_class);
+        self.send(id, PDataValueType::Command, command, usize::MAX);
+        self.assoc.receive()
+    }
+
+    /// The next message id (as [`store_command`] wants it).
+    pub fn next_message_id(&mut self) -> u16 {
+        self.bump()
+    }
+
     fn bump(&mut self) -> u16 {
         self.next_id += 1;
         self.next_id
@@ -213,7 +226,8 @@ impl Scu {
     }
 }
 
-fn store_command(sop_class: &str, sop_instance: &str, message_id: u16) -> Vec<u8> {
+/// A C-STORE-RQ command set.
+pub fn store_command(sop_class: &str, sop_instance: &str, message_id: u16) -> Vec<u8> {
     command(vec![
         uid(tags::AFFECTED_SOP_CLASS_UID, sop_class),
         us(tags::COMMAND_FIELD, 0x0001),
