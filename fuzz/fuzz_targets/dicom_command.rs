@@ -25,7 +25,9 @@ fuzz_target!(|data: &[u8]| {
         }
         Ok(Request::Store { message_id, sop_class_uid, sop_instance_uid }) => {
             let statuses = [status::SUCCESS, status::OUT_OF_RESOURCES, status::DATA_SET_DOES_NOT_MATCH_SOP_CLASS];
-            for (status, comment) in statuses.into_iter().zip([None, Some("disk reserve reached"), Some("ünïcode \\ text")]) {
+            for (status, comment) in
+                statuses.into_iter().zip([None, Some("disk reserve reached"), Some("ünïcode \\ text")])
+            {
                 let rsp = dimse::store_response(message_id, &sop_class_uid, &sop_instance_uid, status, comment);
                 assert_response(&rsp, C_STORE_RSP);
             }

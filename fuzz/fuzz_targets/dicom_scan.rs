@@ -72,9 +72,7 @@ fuzz_target!(|data: &[u8]| {
         Err(e) => Err(e.to_string()),
     };
     let (whole, trickled) = (describe(&whole), describe(&trickled));
-    let deflate_fault = |r: &Result<InstanceAttributes, String>| {
-        matches!(r, Err(e) if e.contains("deflate stream") || e == "dataset truncated")
-    };
+    let deflate_fault = |r: &Result<InstanceAttributes, String>| matches!(r, Err(e) if e.contains("deflate stream") || e == "dataset truncated");
     if DEFLATED.contains(&index) && (deflate_fault(&whole) || deflate_fault(&trickled)) {
         return;
     }
