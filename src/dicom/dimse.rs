@@ -1,10 +1,14 @@
 //! DIMSE command sets (PS3.7 9.3, 9.1.1 and 9.1.5): C-ECHO and C-STORE, requests in,
 //! responses out. Command sets are always implicit VR little endian (PS3.7 6.3.1).
 //!
-//! Parsing uses dicom-object on a buffer the association handler has already bounded
-//! ([`MAX_COMMAND_BYTES`]), so a hostile length cannot make it allocate more than that.
+//! Requests are read by hand ([`parse`]); responses are written with dicom-object. dicom-object
+//! is not fit for reading bytes from the network: it reserves and zero-fills each value's
+//! *declared* length before reading it (12 bytes declaring 2 GiB made it allocate 2 GiB), and
+//! some odd value lengths send its reader into a loop that allocates until memory runs out
+//! (both found by the `dicom_command` fuzz target). The reader here only slices the buffer the
+//! association handler has already bounded ([`MAX_COMMAND_BYTES`]).
 
-use dicom_core::{DataElement, PrimitiveValue, VR};
+use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
 use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
 use dicom_transfer_syntax_registry::entries::IMPLICIT_VR_LITTLE_ENDIAN;
@@ -62,18 +66,13 @@ pub enum CommandError {
 
 /// Reads a complete command set.
 pub fn parse(bytes: &[u8]) -> Result<Request, CommandError> {
-    let ts = IMPLICIT_VR_LITTLE_ENDIAN.erased();
-    let obj = InMemDicomObject::read_dataset_with_ts(bytes, &ts).map_err(|e| CommandError::Decode(e.to_string()))?;
+    let elements = elements(bytes)?;
+    // The last occurrence of a tag wins, as when the elements are collected into an object.
+    let value = |tag| elements.iter().rev().find(|(t, _)| *t == tag).map(|&(_, v)| v);
     let u16_of = |tag, name| {
-        obj.element_opt(tag).ok().flatten().and_then(|e| e.to_int::<u16>().ok()).ok_or(CommandError::Missing(name))
+        value(tag).and_then(|v| v.first_chunk::<2>()).map(|b| u16::from_le_bytes(*b)).ok_or(CommandError::Missing(name))
     };
-    let uid_of = |tag, name| {
-        obj.element_opt(tag)
-            .ok()
-            .flatten()
-            .and_then(|e| e.to_str().ok().map(|s| s.trim_end_matches(['\0', ' ']).to_owned()))
-            .ok_or(CommandError::Missing(name))
-    };
+    let uid_of = |tag, name| value(tag).map(uid_text).ok_or(CommandError::Missing(name));
     let command_field = u16_of(tags::COMMAND_FIELD, "Command Field")?;
     match command_field {
         C_ECHO_RQ => Ok(Request::Echo {
@@ -92,6 +91,36 @@ pub fn parse(bytes: &[u8]) -> Result<Request, CommandError> {
         }
         other => Ok(Request::Other { command_field: other }),
     }
+}
+
+/// Splits an implicit VR little endian command set into its elements: tag (group, element:
+/// 2 bytes each), value length (4 bytes), value (PS3.5 §7.1.3). Command elements always
+/// have a defined length (PS3.7 §6.3.1 and E.1: no sequences), so the undefined length is
+/// refused, and every length must fit in the bytes left.
+fn elements(mut bytes: &[u8]) -> Result<Vec<(Tag, &[u8])>, CommandError> {
+    let mut elements = Vec::new();
+    while !bytes.is_empty() {
+        let Some((header, rest)) = bytes.split_first_chunk::<8>() else {
+            return Err(CommandError::Decode("element header cut short".into()));
+        };
+        let tag = Tag(u16::from_le_bytes([header[0], header[1]]), u16::from_le_bytes([header[2], header[3]]));
+        let len = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+        if len == u32::MAX {
+            return Err(CommandError::Decode("element of undefined length".into()));
+        }
+        let Some((value, next)) = rest.split_at_checked(len as usize) else {
+            return Err(CommandError::Decode(format!("element length {len} exceeds the {} bytes left", rest.len())));
+        };
+        elements.push((tag, value));
+        bytes = next;
+    }
+    Ok(elements)
+}
+
+/// A UI value as text: the default character repertoire read as ISO 8859-1 (so any byte is a
+/// character), without the trailing NUL or space padding.
+fn uid_text(value: &[u8]) -> String {
+    value.iter().map(|&b| char::from(b)).collect::<String>().trim_end_matches(['\0', ' ']).to_owned()
 }
 
 /// C-ECHO-RSP: Affected SOP Class UID and Message ID Being Responded To from the request.
@@ -211,5 +240,50 @@ mod tests {
         assert!(parse(b"\x01\x02").is_err());
         let no_field = request(vec![us(tags::MESSAGE_ID, 1)]);
         assert!(matches!(parse(&no_field), Err(CommandError::Missing("Command Field"))));
+    }
+
+    /// Found by the `dicom_command` fuzz target
+    /// (fuzz/regressions/dicom_command/declared-length-2gib): 12 bytes declaring a 2 GiB
+    /// Affected SOP Class UID made dicom-object reserve and zero-fill 2 GiB.
+    #[test]
+    fn a_declared_length_beyond_the_command_set_is_refused_before_anything_is_allocated() {
+        let bytes = include_bytes!("../../fuzz/regressions/dicom_command/declared-length-2gib");
+        let Err(CommandError::Decode(reason)) = parse(bytes) else { panic!("{:?}", parse(bytes)) };
+        assert_eq!(reason, "element length 2147483632 exceeds the 3 bytes left");
+    }
+
+    /// Found by the `dicom_command` fuzz target
+    /// (fuzz/regressions/dicom_command/odd-lengths-endless-allocation): with these odd value
+    /// lengths dicom-object's reader allocated until memory ran out.
+    #[test]
+    fn odd_value_lengths_are_read_without_looping() {
+        let bytes = include_bytes!("../../fuzz/regressions/dicom_command/odd-lengths-endless-allocation");
+        assert!(matches!(parse(bytes), Err(CommandError::Missing("Command Field"))), "{:?}", parse(bytes));
+    }
+
+    #[test]
+    fn the_last_occurrence_of_an_element_wins_and_uid_padding_is_trimmed() {
+        let rq = [
+            request(vec![us(tags::COMMAND_FIELD, C_STORE_RQ), us(tags::MESSAGE_ID, 1)]),
+            request(vec![
+                us(tags::MESSAGE_ID, 9),
+                us(tags::COMMAND_DATA_SET_TYPE, 0),
+                uid(tags::AFFECTED_SOP_CLASS_UID, "1.2.3"),
+                uid(tags::AFFECTED_SOP_INSTANCE_UID, "1.2.3.4 "),
+            ]),
+        ]
+        .concat();
+        let expected =
+            Request::Store { message_id: 9, sop_class_uid: "1.2.3".into(), sop_instance_uid: "1.2.3.4".into() };
+        assert_eq!(parse(&rq).unwrap(), expected);
+    }
+
+    #[test]
+    fn an_undefined_length_or_a_cut_element_header_is_refused() {
+        let undefined = [0, 0, 0, 1, 0xFF, 0xFF, 0xFF, 0xFF, 1, 0];
+        assert!(matches!(parse(&undefined), Err(CommandError::Decode(r)) if r == "element of undefined length"));
+        let mut cut = request(vec![us(tags::COMMAND_FIELD, C_ECHO_RQ)]);
+        cut.extend_from_slice(&[0, 0, 0x10]);
+        assert!(matches!(parse(&cut), Err(CommandError::Decode(r)) if r == "element header cut short"));
     }
 }
