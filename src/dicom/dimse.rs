@@ -5,7 +5,7 @@
 //! bounded ([`MAX_COMMAND_BYTES`]), every declared length checked against the bytes present;
 //! responses are written with dicom-object.
 
-use dicom_core::{DataElement, PrimitiveValue, VR};
+use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
 use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
 use dicom_transfer_syntax_registry::entries::IMPLICIT_VR_LITTLE_ENDIAN;
@@ -334,5 +334,31 @@ mod tests {
             us(tags::MESSAGE_ID, 1),
         ]);
         assert!(matches!(parse(&wide), Err(CommandError::Decode(_))));
+    }
+
+    /// Found by the `dicom_command` fuzz target
+    /// (fuzz/regressions/dicom_command/declared-length-2gib): 12 bytes declaring a 2 GiB
+    /// Affected SOP Class UID made dicom-object reserve and zero-fill 2 GiB.
+    #[test]
+    fn fuzz_regression_a_declared_length_of_2_gib_is_refused_before_anything_is_allocated() {
+        let bytes = include_bytes!("../../fuzz/regressions/dicom_command/declared-length-2gib");
+        let result = parse(bytes);
+        assert!(
+            matches!(&result, Err(CommandError::Decode(r)) if r.contains("declares 2147483632 bytes")),
+            "{result:?}"
+        );
+    }
+
+    /// Found by the `dicom_command` fuzz target
+    /// (fuzz/regressions/dicom_command/odd-lengths-endless-allocation): with these odd value
+    /// lengths dicom-object's reader allocated until memory ran out.
+    #[test]
+    fn fuzz_regression_odd_value_lengths_are_read_without_looping() {
+        let bytes = include_bytes!("../../fuzz/regressions/dicom_command/odd-lengths-endless-allocation");
+        let result = parse(bytes);
+        assert!(
+            matches!(&result, Err(CommandError::Decode(r)) if r == "Command Field is not a US value"),
+            "{result:?}"
+        );
     }
 }
