@@ -5,7 +5,7 @@
 //! bounded ([`MAX_COMMAND_BYTES`]), every declared length checked against the bytes present;
 //! responses are written with dicom-object.
 
-use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
+use dicom_core::{DataElement, PrimitiveValue, VR};
 use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
 use dicom_transfer_syntax_registry::entries::IMPLICIT_VR_LITTLE_ENDIAN;
