@@ -11,6 +11,10 @@ Three phases, the same in a faulted and a fault-free run, so that what the daemo
 Senders retry whatever was not acknowledged: an HL7 message without MSA-1 AA/CA is sent again
 (after reconnecting) until it is; an instance without Success status is sent again on a
 new association until it is. The daemon may be killed at any moment in between.
+pynetdicom (3.0.4) has a race of its own: its reactor thread can take the C-STORE response
+meant for send_c_store ("Received unexpected C-STORE service message"), which then waits for
+dimse_timeout (15 s) and aborts; stats.json counts those ("dicom_sender_races"); the
+instances go again like any other failure.
 Writes to --out: hl7_acked.txt (control ids answered AA/CA), dicom_acked.txt (SOP instance
 UIDs answered Success), hl7_rejected.txt (AE, not retried), and stats.json.
 Needs pydicom and pynetdicom.
@@ -18,6 +22,7 @@ Needs pydicom and pynetdicom.
 import argparse
 import csv
 import json
+import logging
 import os
 import socket
 import sys
@@ -32,7 +37,21 @@ VT, FS, CR = b"\x0b", b"\x1c", b"\x0d"
 lock = threading.Lock()
 stats = {"hl7_sent": 0, "hl7_acked": 0, "hl7_resends": 0, "hl7_rejected": 0, "hl7_reconnects": 0,
          "dicom_sent": 0, "dicom_acked": 0, "dicom_resends": 0, "dicom_associations": 0,
-         "dicom_association_failures": 0}
+         "dicom_association_failures": 0, "dicom_sender_races": 0}
+
+
+class RaceCounter(logging.Handler):
+    """Counts pynetdicom's "Received unexpected ... service message" warnings."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+
+    def emit(self, record):
+        if "Received unexpected" in record.getMessage():
+            bump("dicom_sender_races")
+
+
+logging.getLogger("pynetdicom").addHandler(RaceCounter())
 
 
 def bump(key, n=1):

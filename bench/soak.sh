@@ -9,7 +9,8 @@
 # Every minute one JSON line goes to $SOAK_OUT/soak.jsonl: ACK p50/p99/max and counts for the
 # minute, DICOM instances sent/ok/failed and association times, the daemon's (and hub's)
 # VmRSS sampled every 30 s, the log's size (zenedge.redb) and the instance files' bytes, the
-# edge's last seq and the hub's stored_through. At the end: summary.json and a printed summary
+# edge's last seq and the hub's stored_through. DICOM "failed" per minute counts the instances
+# of the minute's batches not stored, sent or not. At the end: summary.json and a printed summary
 # (RSS drift in %/hour: least-squares slope over the second half of the samples divided by the
 # fitted RSS at the start of that half; also first-to-last, from the start and from the end of
 # the warm-up: 5 minutes), worst per-minute ACK p99, totals,
@@ -184,6 +185,7 @@ print(json.dumps({
             "p50_ms": lat.get("p50"), "p99_ms": lat.get("p99"), "max_ms": lat.get("max")},
     "dicom": {"associations": len(dic), "sent": sum(d["sent"] for d in dic),
               "ok": sum(d["ok"] for d in dic), "failed": sum(d["failed"] for d in dic),
+              "sender_race_associations": sum(1 for d in dic if d.get("sender_race")),
               "assoc_s_p50": secs[len(secs) // 2] if secs else None,
               "assoc_s_max": secs[-1] if secs else None,
               "errors": sorted({d["error"] for d in dic if d["error"]})},
@@ -245,6 +247,8 @@ sent = sum(r["hl7"]["sent"] or 0 for r in rows)
 acked = sum(r["hl7"]["acked"] or 0 for r in rows)
 d_sent = sum(r["dicom"]["sent"] for r in rows)
 d_ok = sum(r["dicom"]["ok"] for r in rows)
+d_race = sum(r["dicom"].get("sender_race_associations", 0) for r in rows)
+d_unsent = sum(r["dicom"]["failed"] for r in rows) - (d_sent - d_ok)
 missing = [r["minute"] for r in rows if r["hl7"]["p99_ms"] is None]
 alive = all(r["daemon_alive"] for r in rows)
 s = {
@@ -258,6 +262,7 @@ s = {
     "minutes_without_figures": missing,
     "hl7_sent": sent, "hl7_acked": acked, "hl7_failed": sent - acked,
     "dicom_sent": d_sent, "dicom_ok": d_ok, "dicom_failed": d_sent - d_ok,
+    "dicom_not_sent_after_abort": d_unsent, "dicom_sender_race_associations": d_race,
     "log_bytes_end": rows[-1]["log_bytes"] if rows else None,
     "last_seq": int(final_seq or 0), "hub_stored_through": int(final_hub) if final_hub else None,
     "daemon_alive_throughout": alive,
@@ -273,7 +278,8 @@ print(f"RSS drift: {s['rss_drift_pct_per_h_fit_second_half']} %/h (least-squares
       f"{s['rss_drift_pct_per_h_first_to_last_after_warmup']} %/h first to last after the warm-up")
 print(f"HL7: {acked} acked / {sent} sent ({sent - acked} not acked); worst minute p99 {worst[0]} ms (minute {worst[1]}); "
       f"minutes over 50 ms: {over or 'none'}")
-print(f"DICOM: {d_ok} stored / {d_sent} sent ({d_sent - d_ok} failed)")
+print(f"DICOM: {d_ok} stored / {d_sent} sent ({d_sent - d_ok} without Success, {d_unsent} more not sent after an abort); "
+      f"{d_race} associations hit the sender's own race (pynetdicom took its C-STORE response, see bench/soak_dicom.py)")
 print(f"log {s['log_bytes_end']} bytes; last seq {s['last_seq']}, hub stored through {s['hub_stored_through']}")
 print(f"limits: RSS drift <= 5 %/h: {'yes' if s['limit_rss_drift_ok'] else 'NO'}; "
       f"ACK p99 <= 50 ms every minute: {'yes' if s['limit_p99_ok'] else 'NO'}; "

@@ -7,7 +7,12 @@ opens one association and sends --batch instances: copies of small template inst
 accession number, so every instance is a new one the daemon stores (none is a re-send).
 Writes one JSON line per association to --out:
   {"t": start (epoch s), "sent": n, "ok": n, "failed": n, "secs": association time,
-   "store_ms_max": slowest C-STORE in it, "error": null or text}
+   "store_ms_max": slowest C-STORE in it, "error": null or text, "sender_race": bool}
+"sender_race" says that pynetdicom logged "Received unexpected C-STORE service message" during
+the association: its reactor thread took the C-STORE response meant for send_c_store (a race
+between pausing the reactor and sending, in pynetdicom itself), which then times out after
+dimse_timeout (30 s) and aborts the association. Such failures are the sender's, not the
+receiver's.
 Runs for --duration seconds or until SIGTERM/SIGINT.
 Needs pydicom and pynetdicom.
 """
@@ -15,6 +20,7 @@ import argparse
 import copy
 import glob
 import json
+import logging
 import os
 import signal
 import sys
@@ -25,6 +31,22 @@ from pydicom.uid import generate_uid
 from pynetdicom import AE, debug_logger  # noqa: F401
 
 stop = False
+
+
+class RaceCounter(logging.Handler):
+    """Counts pynetdicom's "Received unexpected ... service message" warnings."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.n = 0
+
+    def emit(self, record):
+        if "Received unexpected" in record.getMessage():
+            self.n += 1
+
+
+race = RaceCounter()
+logging.getLogger("pynetdicom").addHandler(race)
 
 
 def on_signal(*_):
@@ -79,7 +101,8 @@ def main():
         acc = f"{a.prefix}{n:08d}"
         n += 1
         rec = {"t": round(now, 3), "sent": 0, "ok": 0, "failed": 0, "secs": None,
-               "store_ms_max": None, "error": None}
+               "store_ms_max": None, "error": None, "sender_race": False}
+        races = race.n
         t0 = time.time()
         try:
             assoc = ae.associate(a.host, a.port, ae_title=a.aec)
@@ -117,6 +140,7 @@ def main():
             rec["error"] = repr(e)
             rec["failed"] = a.batch - rec["ok"]
         rec["secs"] = round(time.time() - t0, 4)
+        rec["sender_race"] = race.n > races
         out.write(json.dumps(rec) + "\n")
 
 
