@@ -149,6 +149,9 @@ echo "daemon pid $edge_pid, hub pid ${hub_pid:-none}, state $work/state" | tee -
 dicom_pid=$!
 
 run_id=s$(printf '%x' "$(date +%s)")
+# DICOM and RSS records are assigned to minutes by time, in back-to-back windows (from the end
+# of the previous minute), so that nothing falls between two minutes.
+win=$(date +%s.%N)
 for m in $(seq "$minutes"); do
   t0=$(date +%s.%N)
   "$bin/zenedge-load" mllp --addr "127.0.0.1:$port" --connections "$conns" --rate "$rate" --duration 60s \
@@ -161,21 +164,21 @@ for m in $(seq "$minutes"); do
   inst=$(du -sb "$work/state/instances" 2>/dev/null | cut -f1)
   seq_now=$(last_seq || true)
   hub_now=$(stored_through || true)
-  "$py" - "$m" "$t0" "$t1" "$out" "$alive" "$redb" "${inst:-0}" "${seq_now:-null}" "${hub_now:-null}" \
+  "$py" - "$m" "$t0" "$t1" "$out" "$alive" "$win" "$redb" "${inst:-0}" "${seq_now:-null}" "${hub_now:-null}" \
     >>"$results" <<'PY'
 import json, sys
-m, t0, t1, out, alive, redb, inst, seq, hub = sys.argv[1:]
-t0, t1 = float(t0), float(t1)
+m, t0, t1, out, alive, win, redb, inst, seq, hub = sys.argv[1:]
+t0, t1, win = float(t0), float(t1), float(win)
 try:
     ml = json.load(open(f"{out}/mllp/m{m}.json"))
 except Exception:
     ml = {}
 lat = ml.get("latency_ms", {})
 dic = [json.loads(l) for l in open(f"{out}/dicom.jsonl") if l.strip()]
-dic = [d for d in dic if t0 <= d["t"] < t1]
+dic = [d for d in dic if win <= d["t"] < t1]
 secs = sorted(d["secs"] for d in dic if d["secs"] is not None)
 rss = [l.split() for l in open(f"{out}/rss.tsv") if l.strip()]
-rss = [(float(t), int(e), int(h)) for t, e, h in rss if t0 <= float(t) < t1]
+rss = [(float(t), int(e), int(h)) for t, e, h in rss if win <= float(t) < t1]
 print(json.dumps({
     "minute": int(m), "t": round(t0, 1), "elapsed_s": round(t1 - t0, 2), "daemon_alive": alive == "1",
     "hl7": {"sent": ml.get("sent"), "acked": ml.get("acked"),
@@ -194,6 +197,7 @@ print(json.dumps({
     "last_seq": None if seq == "null" else int(seq), "hub_stored_through": None if hub == "null" else int(hub),
 }))
 PY
+  win=$t1
   tail -n1 "$results" | "$py" -c "import json,sys; d=json.load(sys.stdin); h=d['hl7']; c=d['dicom']; print(f\"minute {d['minute']}: hl7 {h['acked']}/{h['sent']} p50 {h['p50_ms']} p99 {h['p99_ms']} max {h['max_ms']} ms; dicom {c['ok']}/{c['sent']}; rss {d['rss_kb']} kB; log {d['log_bytes']>>20} MiB; seq {d['last_seq']} hub {d['hub_stored_through']}\")"
   [ "$alive" = 1 ] || { echo "the daemon exited; see $out/edge.log" >&2; break; }
 done
@@ -245,10 +249,12 @@ worst = max(p99s) if p99s else (None, None)
 over = [m for p, m in p99s if p > 50]
 sent = sum(r["hl7"]["sent"] or 0 for r in rows)
 acked = sum(r["hl7"]["acked"] or 0 for r in rows)
-d_sent = sum(r["dicom"]["sent"] for r in rows)
-d_ok = sum(r["dicom"]["ok"] for r in rows)
-d_race = sum(r["dicom"].get("sender_race_associations", 0) for r in rows)
-d_unsent = sum(r["dicom"]["failed"] for r in rows) - (d_sent - d_ok)
+# DICOM totals from every association record (also those after the last minute).
+dic = [json.loads(l) for l in open(f"{out}/dicom.jsonl") if l.strip()]
+d_sent = sum(d["sent"] for d in dic)
+d_ok = sum(d["ok"] for d in dic)
+d_race = sum(1 for d in dic if d.get("sender_race"))
+d_unsent = sum(d["failed"] for d in dic) - (d_sent - d_ok)
 missing = [r["minute"] for r in rows if r["hl7"]["p99_ms"] is None]
 alive = all(r["daemon_alive"] for r in rows)
 s = {
