@@ -103,8 +103,8 @@ start_hub() {
 hub_get() { curl -sf --cacert "$pki/ca.pem" --cert "$pki/edge.pem" --key "$pki/edge.key" "https://localhost:$hub_port$1"; }
 stored_through() { hub_get /v1/edges/bench | sed -n 's/.*"stored_through":\([0-9]*\).*/\1/p'; }
 last_seq() { curl -sf "$api/readyz" | sed -n 's/.*"last_seq":\([0-9]*\).*/\1/p'; }
-sender() { # out-dir day-seconds followup-seconds
-  "$py" "$here/bench/day_sender.py" "$corpus" --mllp "$port" --dicom $((port + 2)) --http $((port + 1)) \
+sender() { # out-dir day-seconds followup-seconds (exec: in the background, $! is python itself)
+  exec "$py" "$here/bench/day_sender.py" "$corpus" --mllp "$port" --dicom $((port + 2)) --http $((port + 1)) \
     --day "$2" --followups "$3" --out "$1"
 }
 
@@ -112,7 +112,7 @@ sender() { # out-dir day-seconds followup-seconds
 setup_run reference
 note "fault-free run: phase A over ${ref_day}s"
 start_edge
-sender "$work/sent" "$ref_day" 20 2>"$work/sender.log"
+(sender "$work/sent" "$ref_day" 20) 2>"$work/sender.log"
 "$py" bench/day_check.py edge "$api" "$corpus" "$out/reference.json"
 kill "$edge_pid"
 wait "$edge_pid" || true

@@ -187,10 +187,13 @@ def check(sent_dir, edge_path, hub_path, hub2_path=None, ref_path=None):
     if ref_path:
         r = json.load(open(ref_path))
         s, rs = e["state"], r["state"]
-        print(f"decisions: faulted run {len(s['matches'])} matches, "
-              f"{sum(len(v) for v in s['case_groups'].values())} cases over {len(s['case_groups'])} patients; "
-              f"fault-free run {len(rs['matches'])} matches, "
-              f"{sum(len(v) for v in rs['case_groups'].values())} cases over {len(rs['case_groups'])} patients")
+        def cases(st):
+            distinct = {tuple(g) for v in st["case_groups"].values() for g in v}
+            return (f"{len(st['matches'])} matches, {len(distinct)} cases holding "
+                    f"{sum(len(g) for g in distinct)} studies (listed "
+                    f"{sum(len(v) for v in st['case_groups'].values())} times under {len(st['case_groups'])} "
+                    f"patient ids)")
+        print(f"decisions: faulted run {cases(s)}; fault-free run {cases(rs)}")
         for k in ("matches", "case_groups", "cases", "studies", "orders"):
             d = diff(s[k], rs[k], k)
             print(f"  {k}: {'identical' if not d else f'{len(d)} differences'}")
