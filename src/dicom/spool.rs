@@ -124,15 +124,17 @@ impl Layout {
     }
 
     /// Creates the directories and removes what a crash left in the spool. Returns how
-    /// many orphan files were removed.
+    /// many partly received instances were removed: the files with data in them (the empty
+    /// ones were only prepared, [`PREPARED_FILES`] and one more on any stop).
     pub fn prepare(&self) -> io::Result<usize> {
         self.create_dirs_durably(&self.spool())?;
         let mut removed = 0;
         for entry in fs::read_dir(self.spool())? {
             let entry = entry?;
             if entry.file_type()?.is_file() {
+                let partial = entry.metadata()?.len() > 0;
                 self.remove(&entry.path())?;
-                removed += 1;
+                removed += usize::from(partial);
             }
         }
         self.start_preparing();
@@ -328,5 +330,22 @@ impl Spool {
     /// Dataset bytes received so far.
     pub fn dataset_len(&self) -> u64 {
         self.dataset_len
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sweep_counts_partly_received_instances_not_the_prepared_empty_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Layout::new(dir.path().to_owned());
+        assert_eq!(first.prepare().unwrap(), 0);
+        let (_file, prepared) = first.take_temp().unwrap();
+        std::fs::write(first.spool().join("cut.part"), b"half an instance").unwrap();
+        let second = Layout::new(dir.path().to_owned());
+        assert_eq!(second.prepare().unwrap(), 1, "only the file with data is a partly received instance");
+        assert!(!prepared.exists(), "the empty prepared files are removed too");
     }
 }

@@ -55,11 +55,14 @@ impl ClientTls {
         let left = self.not_after.duration_since(now);
         let soon = jiff::SignedDuration::try_from(EXPIRY_WARNING).unwrap_or(jiff::SignedDuration::MAX);
         (left < soon).then(|| {
+            let within = match left.as_secs().max(0) / 86_400 {
+                0 => "less than a day".to_owned(),
+                1 => "1 day".to_owned(),
+                days => format!("{days} days"),
+            };
             format!(
-                "sync.client_cert ({}): the certificate expires on {} (in {} days); renew it before then or sync stops",
-                self.cert_file,
-                self.not_after,
-                left.as_secs().max(0) / 86_400
+                "sync.client_cert ({}): the certificate expires on {} (in {within}); renew it before then or sync stops",
+                self.cert_file, self.not_after,
             )
         })
     }
@@ -285,6 +288,10 @@ mod tests {
         let (_, soon) = files(dir.path(), -1, 10);
         let warning = load(&soon, Timestamp::now()).unwrap().unwrap().expiry_warning(Timestamp::now()).unwrap();
         assert!(warning.starts_with("sync.client_cert (") && warning.contains("expires on"), "{warning}");
+        assert!(warning.contains("(in 9 days)"), "{warning}");
+        let (_, tomorrow) = files(dir.path(), -1, 2);
+        let warning = load(&tomorrow, Timestamp::now()).unwrap().unwrap().expiry_warning(Timestamp::now()).unwrap();
+        assert!(warning.contains("(in 1 day)"), "{warning}");
         let plain =
             HubEndpoint { url: "http://127.0.0.1:1".into(), ca_file: None, client_cert: None, client_key: None };
         assert!(load(&plain, Timestamp::now()).unwrap().is_none());
