@@ -522,7 +522,17 @@ fn charset(value: &str) -> Result<Charset, String> {
     })
 }
 
+/// A tracing `EnvFilter` of levels per target. Span and field filters (`[span{field=value}]`)
+/// are refused: tracing-subscriber compiles a field value into a regular expression, and
+/// building one took minutes for a 100-character value (found by the `config_toml` fuzz
+/// target), which would hang `check-config` and start-up. `RUST_LOG` still takes them.
 fn log_level(value: &str) -> Result<String, String> {
+    if value.contains('[') {
+        return Err(format!(
+            "{value:?}: span and field filters ([...]) are not accepted here; set levels per target, \
+             e.g. \"info,zenedge::sync=debug\" (RUST_LOG takes the full syntax)"
+        ));
+    }
     tracing_subscriber::EnvFilter::try_new(value)
         .map(|_| value.to_owned())
         .map_err(|e| format!("{value:?} is not a log filter ({e})"))
@@ -539,6 +549,19 @@ mod tests {
             Err(ConfigError::Invalid(p)) => p,
             other => panic!("expected problems, got {other:?}"),
         }
+    }
+
+    /// Found by the `config_toml` fuzz target
+    /// (fuzz/regressions/config_toml/log-level-field-regex): checking this `log_level` took
+    /// minutes, compiling a field filter's value into a regular expression.
+    #[test]
+    fn a_log_level_with_span_or_field_filters_is_refused_without_compiling_it() {
+        let text = include_str!("../../fuzz/regressions/config_toml/log-level-field-regex");
+        let problems = problems(text);
+        let log_level = problems.iter().find(|p| p.key == "daemon.log_level").expect("a log_level problem");
+        assert!(log_level.reason.contains("span and field filters ([...]) are not accepted"), "{log_level:?}");
+        let config = Config::from_toml(&format!("{MINIMAL}[daemon]\nlog_level = \"info,zenedge::sync=debug\"\n"));
+        assert_eq!(config.unwrap().daemon.log_level, "info,zenedge::sync=debug");
     }
 
     #[test]
