@@ -152,8 +152,14 @@ impl<'a> CommandElements<'a> {
     }
 
     /// A UI value as text, its NUL or space padding removed.
+    ///
+    /// Only the default repertoire (ASCII) is accepted: the UID is echoed in the response,
+    /// and a character the command set's encoding cannot hold would fail to be written back.
     fn uid(&self, element: u16, name: &'static str) -> Result<String, CommandError> {
         let value = self.value(element).ok_or(CommandError::Missing(name))?;
+        if !value.is_ascii() {
+            return Err(CommandError::Decode(format!("{name} is not text in the default repertoire")));
+        }
         let text = std::str::from_utf8(value).map_err(|_| CommandError::Decode(format!("{name} is not text")))?;
         Ok(text.trim_end_matches(['\0', ' ']).to_owned())
     }
@@ -347,6 +353,17 @@ mod tests {
             matches!(&result, Err(CommandError::Decode(r)) if r.contains("declares 2147483632 bytes")),
             "{result:?}"
         );
+    }
+
+    /// Found by the `dicom_command` fuzz target
+    /// (fuzz/regressions/dicom_command/non-ascii-uid-in-the-response): a C-STORE-RQ whose
+    /// Affected SOP Instance UID held a non-ASCII character was read, and writing the
+    /// response that echoes it panicked ("unrepresentable character").
+    #[test]
+    fn fuzz_regression_a_uid_outside_the_default_repertoire_is_refused() {
+        let bytes = include_bytes!("../../fuzz/regressions/dicom_command/non-ascii-uid-in-the-response");
+        let result = parse(bytes);
+        assert!(matches!(&result, Err(CommandError::Decode(r)) if r.contains("default repertoire")), "{result:?}");
     }
 
     /// Found by the `dicom_command` fuzz target
