@@ -30,3 +30,34 @@ wait_port() {
   echo "port $1 never opened" >&2
   exit 1
 }
+
+# enable_sync WORK HUB_PORT CA_CN DAYS: a test CA, a hub certificate for localhost and an
+# edge client certificate (CN bench) under WORK/pki (sets $pki), and a [sync] section pointing
+# WORK/zenedge.toml at https://localhost:HUB_PORT with them.
+enable_sync() {
+  local work=$1 hub_port=$2 ca_cn=$3 days=$4
+  pki=$work/pki
+  mkdir -p "$pki"
+  (
+    cd "$pki"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days "$days" -subj "/CN=$ca_cn" \
+      -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
+      -keyout ca.key -out ca.pem 2>/dev/null
+    leaf() { # name cn ext
+      openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$2" -keyout "$1.key" -out "$1.csr" 2>/dev/null
+      openssl x509 -req -in "$1.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -days "$days" -extfile <(printf '%s\n' "$3") \
+        -out "$1.pem" 2>/dev/null
+    }
+    leaf hub localhost "subjectAltName=DNS:localhost,IP:127.0.0.1
+extendedKeyUsage=serverAuth"
+    leaf edge bench "subjectAltName=DNS:bench
+extendedKeyUsage=clientAuth"
+  )
+  cat >>"$work/zenedge.toml" <<TOML
+[sync]
+hub_url = "https://localhost:$hub_port"
+ca_file = "$pki/ca.pem"
+client_cert = "$pki/edge.pem"
+client_key = "$pki/edge.key"
+TOML
+}

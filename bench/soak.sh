@@ -85,30 +85,7 @@ write_config
 } | tee "$out/info.txt"
 
 if [ "$sync" = 1 ]; then
-  pki=$work/pki
-  mkdir -p "$pki"
-  (
-    cd "$pki"
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3 -subj /CN=soak-ca \
-      -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
-      -keyout ca.key -out ca.pem 2>/dev/null
-    leaf() { # name cn ext
-      openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$2" -keyout "$1.key" -out "$1.csr" 2>/dev/null
-      openssl x509 -req -in "$1.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -days 3 -extfile <(printf '%s\n' "$3") \
-        -out "$1.pem" 2>/dev/null
-    }
-    leaf hub localhost "subjectAltName=DNS:localhost,IP:127.0.0.1
-extendedKeyUsage=serverAuth"
-    leaf edge bench "subjectAltName=DNS:bench
-extendedKeyUsage=clientAuth"
-  )
-  cat >>"$work/zenedge.toml" <<TOML
-[sync]
-hub_url = "https://localhost:$hub_port"
-ca_file = "$pki/ca.pem"
-client_cert = "$pki/edge.pem"
-client_key = "$pki/edge.key"
-TOML
+  enable_sync "$work" "$hub_port" soak-ca 3
   "$bin/zenedge" hub --listen "127.0.0.1:$hub_port" --state-dir "$work/hub" --tls-cert "$pki/hub.pem" \
     --tls-key "$pki/hub.key" --client-ca "$pki/ca.pem" 2>"$out/hub.log" &
   hub_pid=$!

@@ -24,30 +24,7 @@ write_config
 bin=target/release
 
 # A CA, the hub's certificate for localhost, the edge's client certificate (CN = edge id).
-pki=$work/pki
-mkdir -p "$pki"
-(
-  cd "$pki"
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=bench-ca \
-    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
-    -keyout ca.key -out ca.pem 2>/dev/null
-  leaf() { # name cn ext
-    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$2" -keyout "$1.key" -out "$1.csr" 2>/dev/null
-    openssl x509 -req -in "$1.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile <(printf '%s\n' "$3") \
-      -out "$1.pem" 2>/dev/null
-  }
-  leaf hub localhost "subjectAltName=DNS:localhost,IP:127.0.0.1
-extendedKeyUsage=serverAuth"
-  leaf edge bench "subjectAltName=DNS:bench
-extendedKeyUsage=clientAuth"
-)
-cat >>"$work/zenedge.toml" <<TOML
-[sync]
-hub_url = "https://localhost:$hub_port"
-ca_file = "$pki/ca.pem"
-client_cert = "$pki/edge.pem"
-client_key = "$pki/edge.key"
-TOML
+enable_sync "$work" "$hub_port" bench-ca 2
 hub_get() { curl -sf --cacert "$pki/ca.pem" --cert "$pki/edge.pem" --key "$pki/edge.key" "https://localhost:$hub_port$1"; }
 stored_through() { hub_get /v1/edges/bench | sed -n 's/.*"stored_through":\([0-9]*\).*/\1/p'; }
 
