@@ -101,6 +101,18 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
     tokio::task::spawn_blocking(f).await.expect("blocking test step")
 }
 
+/// Stops the daemon, starts it again on the same state, checks that everything acknowledged
+/// is there, once, and stops it.
+async fn restart_and_check(mut daemon: Zenedge, scene: Scene, acked: &Acked) {
+    let (mut daemon, scene) = blocking(move || {
+        daemon.stop();
+        (scene.start(), scene)
+    })
+    .await;
+    acked.check(daemon.http, &scene.state).await;
+    blocking(move || daemon.stop()).await;
+}
+
 /// What was acknowledged (and what the log must therefore hold after a restart).
 #[derive(Default)]
 struct Acked {
@@ -284,13 +296,7 @@ async fn a_failing_instance_fsync_fails_that_c_store_with_a700_and_the_daemon_ke
     assert_eq!(acked.order(daemon.mllp, "AFTER-INSTANCE-FSYNC").await, "AA");
     let events = all_events(daemon.http).await;
     assert_eq!(events.len(), 3, "no event for the failed C-STORE: {events:?}");
-    let (mut daemon, scene) = blocking(move || {
-        daemon.stop();
-        (scene.start(), scene)
-    })
-    .await;
-    acked.check(daemon.http, &scene.state).await;
-    blocking(move || daemon.stop()).await;
+    restart_and_check(daemon, scene, &acked).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -344,13 +350,7 @@ async fn a_failing_rename_into_place_fails_that_c_store_and_leaves_no_file() {
     assert!(spooled_data(&scene.state).is_empty(), "the spool file is removed");
     assert!(daemon.running());
     assert_eq!(acked.store(daemon.dicom, &Instance::ct(4, 1, 2)).await.status, 0);
-    let (mut daemon, scene) = blocking(move || {
-        daemon.stop();
-        (scene.start(), scene)
-    })
-    .await;
-    acked.check(daemon.http, &scene.state).await;
-    blocking(move || daemon.stop()).await;
+    restart_and_check(daemon, scene, &acked).await;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -399,13 +399,7 @@ async fn a_full_disk_is_refused_with_ar_and_a700_reported_by_readyz_and_intake_r
     assert_eq!(acked.store(daemon.dicom, &Instance::ct(10, 1, 2)).await.status, 0);
     assert!(daemon.running());
     acked.check(daemon.http, &scene.state).await;
-    let (mut daemon, scene) = blocking(move || {
-        daemon.stop();
-        (scene.start(), scene)
-    })
-    .await;
-    acked.check(daemon.http, &scene.state).await;
-    blocking(move || daemon.stop()).await;
+    restart_and_check(daemon, scene, &acked).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -428,13 +422,7 @@ async fn an_instance_write_hitting_enospc_past_the_reserve_check_fails_that_c_st
     assert_eq!(acked.order(daemon.mllp, "SPOOL-2").await, "AA", "small messages still fit above the reserve");
     std::fs::remove_file(&filler).unwrap();
     assert_eq!(acked.store(daemon.dicom, &big).await.status, 0, "the re-send is stored once space returns");
-    let (mut daemon, scene) = blocking(move || {
-        daemon.stop();
-        (scene.start(), scene)
-    })
-    .await;
-    acked.check(daemon.http, &scene.state).await;
-    blocking(move || daemon.stop()).await;
+    restart_and_check(daemon, scene, &acked).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -471,13 +459,7 @@ async fn a_commit_hitting_enospc_past_the_reserve_check_exits_and_the_restart_on
     assert_eq!(acked.order(daemon.mllp, "GROW-2").await, "AA");
     assert_eq!(acked.store(daemon.dicom, &Instance::ct(12, 1, 2)).await.status, 0);
     assert!(daemon.running());
-    let (mut daemon, scene) = blocking(move || {
-        daemon.stop();
-        (scene.start(), scene)
-    })
-    .await;
-    acked.check(daemon.http, &scene.state).await;
-    blocking(move || daemon.stop()).await;
+    restart_and_check(daemon, scene, &acked).await;
 }
 
 // ---------------------------------------------------------------------------------------
