@@ -3,14 +3,15 @@
 //!
 //! Input: byte 0 picks the transfer syntax, byte 1 the limits and byte 2 seeds the sizes of
 //! the reads the scanner gets; the rest is the data set. Checked: no panic; a scan that
-//! succeeds returns four valid UIDs; the outcome does not depend on how the bytes arrive
+//! succeeds returns four valid UIDs and at most `MAX_OTHER_PATIENT_IDS` distinct Other
+//! Patient IDs; the outcome does not depend on how the bytes arrive
 //! (compared with reading them in one piece).
 #![no_main]
 
 use std::io::Read;
 
 use libfuzzer_sys::fuzz_target;
-use zenedge::dicom::scan::{InstanceAttributes, ScanError, ScanLimits, is_valid_uid, scan};
+use zenedge::dicom::scan::{InstanceAttributes, MAX_OTHER_PATIENT_IDS, ScanError, ScanLimits, is_valid_uid, scan};
 
 /// The indexes of `SYNTAXES` whose data set is deflated.
 const DEFLATED: [usize; 2] = [3, 5];
@@ -65,6 +66,10 @@ fuzz_target!(|data: &[u8]| {
         ] {
             assert!(is_valid_uid(uid), "an invalid UID was accepted");
         }
+        let ids = &attributes.other_patient_ids;
+        assert!(ids.len() <= MAX_OTHER_PATIENT_IDS, "{} other patient ids accepted", ids.len());
+        let distinct: std::collections::HashSet<&String> = ids.iter().collect();
+        assert_eq!(distinct.len(), ids.len(), "an other patient id kept twice");
     }
     let trickled = scan(Trickle { data: dataset, state: 0x2545_F491 ^ u32::from(*seed) }, ts, &limits);
     let describe = |r: &Result<InstanceAttributes, ScanError>| match r {

@@ -163,8 +163,17 @@ impl Association {
                     return Err(End::Protocol(format!("unexpected {}", other.short_description())));
                 }
                 Err(e) => {
-                    if matches!(e, WireError::TooLarge { .. } | WireError::Malformed(_) | WireError::PduTimeout(_)) {
-                        let _ = self.wire.write(&abort(AbortRQServiceProviderReason::InvalidPduParameter)).await;
+                    // The peer learns why the association ended (its log says "aborted by the
+                    // provider", not "connection reset"); a closed or broken socket gets nothing.
+                    let reason = match e {
+                        WireError::TooLarge { .. } | WireError::Malformed(_) | WireError::PduTimeout(_) => {
+                            Some(AbortRQServiceProviderReason::InvalidPduParameter)
+                        }
+                        WireError::Timeout(_) => Some(AbortRQServiceProviderReason::ReasonNotSpecified),
+                        WireError::Closed | WireError::Io(_) => None,
+                    };
+                    if let Some(reason) = reason {
+                        let _ = self.wire.write(&abort(reason)).await;
                     }
                     return Err(e.into());
                 }

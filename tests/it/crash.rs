@@ -93,17 +93,8 @@ async fn kill_9_at_random_moments_loses_no_acknowledged_message() {
     }
     let mut daemon = tokio::task::spawn_blocking(move || spawn(&config)).await.unwrap();
     let mut stored: HashMap<String, usize> = HashMap::new();
-    let mut after = 0;
-    loop {
-        let page =
-            crate::support::http::get(daemon.http, &format!("/api/v1/events?after={after}&limit=1000")).await.json();
-        for e in page["items"].as_array().unwrap() {
-            *stored.entry(e["data"]["control_id"].as_str().unwrap().to_owned()).or_default() += 1;
-        }
-        match page["next"].as_u64() {
-            Some(n) => after = n,
-            None => break,
-        }
+    for e in crate::support::http::all_events(daemon.http).await {
+        *stored.entry(e["data"]["control_id"].as_str().unwrap().to_owned()).or_default() += 1;
     }
     daemon.kill();
     let ledger = ledger.lock().unwrap();

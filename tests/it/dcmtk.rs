@@ -148,20 +148,12 @@ async fn kill_9_while_storescu_sends_loses_no_instance_that_got_success() {
     let mut daemon = tokio::task::spawn_blocking(move || spawn(&config2)).await.unwrap();
     let http = daemon.http;
     let mut stored: HashMap<String, Vec<serde_json::Value>> = HashMap::new();
-    let mut after = 0;
-    loop {
-        let page = crate::support::http::get(http, &format!("/api/v1/events?after={after}&limit=1000")).await.json();
-        for e in page["items"].as_array().unwrap() {
-            if e["event_type"] == "InstanceStored" {
-                stored
-                    .entry(e["data"]["sop_instance_uid"].as_str().unwrap().to_owned())
-                    .or_default()
-                    .push(e["data"].clone());
-            }
-        }
-        match page["next"].as_u64() {
-            Some(n) => after = n,
-            None => break,
+    for e in crate::support::http::all_events(http).await {
+        if e["event_type"] == "InstanceStored" {
+            stored
+                .entry(e["data"]["sop_instance_uid"].as_str().unwrap().to_owned())
+                .or_default()
+                .push(e["data"].clone());
         }
     }
     daemon.kill();

@@ -406,14 +406,17 @@ fn pdata_start(len: u32) -> Vec<u8> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dicom_pdu_longer_than_what_is_sent_is_closed_at_the_read_timeout() {
+async fn dicom_pdu_longer_than_what_is_sent_or_a_quiet_peer_is_aborted_at_the_read_timeout() {
     let d = TestDaemon::start_with("[dicom]\nread_timeout = \"300ms\"\n").await;
     let mut attacker = raw_association(d.dicom).await;
     let mut start = pdata_start(16_000);
     start.extend_from_slice(&[0x5A; 100]);
     attacker.write_all(&start).await.unwrap();
     let (received, ()) = tokio::join!(read_until_closed(&mut attacker), store_good(d.dicom, 1));
-    assert!(received.is_empty(), "{received:?}");
+    assert_eq!(received.first(), Some(&0x07), "an A-ABORT before the close: {received:?}");
+    // An association that goes quiet between PDUs is aborted the same way.
+    let mut quiet = raw_association(d.dicom).await;
+    assert_eq!(read_until_closed(&mut quiet).await.first(), Some(&0x07));
     assert_eq!(d.events().await.len(), 1);
     d.stop().await.unwrap();
 }

@@ -28,15 +28,13 @@
 //! Each test prints why it is skipped when it cannot run here: mounting needs root, the
 //! injection needs fiu-utils (`.ci/run` installs it).
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use crate::support::dataset::{Instance, dataset};
-use crate::support::hl7msg::{ack_code, orm};
+use crate::support::acked::Acked;
+use crate::support::dataset::Instance;
+use crate::support::hl7msg::orm;
+use crate::support::http;
 use crate::support::osfault::{Mount, Needs, Zenedge, fill, free_bytes, skip_reason};
-use crate::support::scu::{self, Answer, CT_IMAGE_STORAGE, EXPLICIT_LE};
-use crate::support::{MllpClient, http};
 
 const OUT_OF_RESOURCES: u16 = 0xA700;
 const MIB: u64 = 1 << 20;
@@ -111,83 +109,6 @@ async fn restart_and_check(mut daemon: Zenedge, scene: Scene, acked: &Acked) {
     .await;
     acked.check(daemon.http, &scene.state).await;
     blocking(move || daemon.stop()).await;
-}
-
-/// What was acknowledged (and what the log must therefore hold after a restart).
-#[derive(Default)]
-struct Acked {
-    control_ids: Vec<String>,
-    sop_uids: Vec<String>,
-}
-
-impl Acked {
-    /// Sends an order; records it when answered `AA`; returns the ACK code.
-    async fn hl7(&mut self, addr: SocketAddr, message: &[u8], control_id: &str) -> String {
-        let code = ack_code(&MllpClient::connect(addr).await.send(message).await);
-        if code == "AA" {
-            self.control_ids.push(control_id.to_owned());
-        }
-        code
-    }
-
-    async fn order(&mut self, addr: SocketAddr, control_id: &str) -> String {
-        self.hl7(addr, &orm(control_id, &format!("ACC-{control_id}")), control_id).await
-    }
-
-    /// Stores `i` in one association; records it on `Success`.
-    async fn store(&mut self, addr: SocketAddr, i: &Instance) -> Answer {
-        let (sop, data) = (i.sop.clone(), dataset(i, EXPLICIT_LE));
-        let answer = blocking(move || {
-            let mut scu = scu::connect_ct(addr, EXPLICIT_LE);
-            let answer = scu.store(CT_IMAGE_STORAGE, &sop, &data, 16_384);
-            scu.release();
-            answer
-        })
-        .await;
-        if answer.status == 0 {
-            self.sop_uids.push(i.sop.clone());
-        }
-        answer
-    }
-
-    /// Every acknowledged message is in the log exactly once, every acknowledged instance
-    /// has its event and its file (with the recorded size).
-    async fn check(&self, http: SocketAddr, state: &Path) {
-        let events = all_events(http).await;
-        let mut messages: HashMap<String, usize> = HashMap::new();
-        let mut instances: HashMap<String, (String, u64)> = HashMap::new();
-        for e in &events {
-            if let Some(id) = e["data"]["control_id"].as_str() {
-                *messages.entry(id.to_owned()).or_default() += 1;
-            }
-            if e["event_type"] == "InstanceStored" {
-                let path = e["data"]["file_path"].as_str().unwrap().to_owned();
-                let size = e["data"]["size"].as_u64().unwrap();
-                instances.insert(e["data"]["sop_instance_uid"].as_str().unwrap().to_owned(), (path, size));
-            }
-        }
-        for id in &self.control_ids {
-            assert_eq!(messages.get(id), Some(&1), "{id} was acknowledged: it must be in the log once");
-        }
-        for sop in &self.sop_uids {
-            let (path, size) = instances.get(sop).unwrap_or_else(|| panic!("{sop} was acknowledged: no event"));
-            let meta = std::fs::metadata(state.join(path)).unwrap_or_else(|e| panic!("{sop}: {path}: {e}"));
-            assert_eq!(meta.len(), *size, "{path}");
-        }
-    }
-}
-
-async fn all_events(addr: SocketAddr) -> Vec<serde_json::Value> {
-    let mut all = Vec::new();
-    let mut after = 0;
-    loop {
-        let page = http::get(addr, &format!("/api/v1/events?after={after}&limit=1000")).await.json();
-        all.extend(page["items"].as_array().unwrap().iter().cloned());
-        match page["next"].as_u64() {
-            Some(next) => after = next,
-            None => return all,
-        }
-    }
 }
 
 /// Stored instance files (not the spool of files being received or prepared).
@@ -294,7 +215,7 @@ async fn a_failing_instance_fsync_fails_that_c_store_with_a700_and_the_daemon_ke
     assert_eq!(http::get(daemon.http, "/readyz").await.status, 200);
     assert_eq!(acked.store(daemon.dicom, &Instance::ct(2, 1, 2)).await.status, 0, "the re-send is stored");
     assert_eq!(acked.order(daemon.mllp, "AFTER-INSTANCE-FSYNC").await, "AA");
-    let events = all_events(daemon.http).await;
+    let events = http::all_events(daemon.http).await;
     assert_eq!(events.len(), 3, "no event for the failed C-STORE: {events:?}");
     restart_and_check(daemon, scene, &acked).await;
 }
@@ -328,7 +249,7 @@ async fn a_failing_directory_fsync_fails_that_c_store_and_a_resend_succeeds_only
     })
     .await;
     acked.check(daemon.http, &scene.state).await;
-    assert_eq!(all_events(daemon.http).await.len(), 3, "one event per acknowledged item, none for the failures");
+    assert_eq!(http::all_events(daemon.http).await.len(), 3, "one event per acknowledged item, none for the failures");
     blocking(move || daemon.stop()).await;
 }
 

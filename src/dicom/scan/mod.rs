@@ -107,6 +107,12 @@ impl Default for ScanLimits {
     }
 }
 
+/// Distinct Other Patient IDs one instance may carry, the bound HL7 messages have too: each
+/// id is looked up and indexed for case grouping, so 64 KiB of one-character ids (about
+/// 30,000) would cost seconds of the log writer's time per instance. Real instances carry a
+/// handful.
+pub const MAX_OTHER_PATIENT_IDS: usize = crate::hl7::MAX_PATIENT_IDENTIFIERS;
+
 /// Why a dataset was refused. Messages are fit for a DICOM Error Comment: short, and free of
 /// patient data.
 #[derive(Debug, thiserror::Error)]
@@ -135,6 +141,9 @@ pub enum ScanError {
     /// A required UID attribute does not satisfy [`is_valid_uid`].
     #[error("invalid UID in {attribute}")]
     InvalidUid { attribute: &'static str },
+    /// More than [`MAX_OTHER_PATIENT_IDS`] distinct Other Patient IDs.
+    #[error("more than {MAX_OTHER_PATIENT_IDS} other patient IDs")]
+    TooManyPatientIds,
     /// The reader failed.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
@@ -216,8 +225,18 @@ fn attributes(mut c: Collected) -> Result<InstanceAttributes, ScanError> {
         let decoded = text.decode_with(own, &id.value);
         out.other_patient_ids.extend(trimmed(&decoded));
     }
+    out.other_patient_ids = distinct(std::mem::take(&mut out.other_patient_ids));
+    if out.other_patient_ids.len() > MAX_OTHER_PATIENT_IDS {
+        return Err(ScanError::TooManyPatientIds);
+    }
     out.charset_fallback = text.fallback;
     Ok(out)
+}
+
+/// `ids` without repeats, in order of first appearance.
+fn distinct(ids: Vec<String>) -> Vec<String> {
+    let mut seen = std::collections::HashSet::with_capacity(ids.len());
+    ids.into_iter().filter(|id| seen.insert(id.clone())).collect()
 }
 
 /// Decodes kept text per the dataset's character set, remembering whether it fell back.

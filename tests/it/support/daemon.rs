@@ -110,15 +110,6 @@ impl TestDaemon {
 
     /// Every event in the log, via the API.
     pub async fn events(&self) -> Vec<serde_json::Value> {
-        let mut all = Vec::new();
-        let mut after = 0;
-        loop {
-            let page = self.get(&format!("/api/v1/events?after={after}&limit=1000")).await.json();
-            all.extend(page["items"].as_array().unwrap().iter().cloned());
-            match page["next"].as_u64() {
-                Some(next) => after = next,
-                None => return all,
-            }
-        }
+        super::http::all_events(self.http).await
     }
 }

@@ -23,6 +23,20 @@ pub async fn get(addr: SocketAddr, path: &str) -> Response {
     request(addr, "GET", path, None).await
 }
 
+/// Every event in the daemon's log, page by page through the API.
+pub async fn all_events(addr: SocketAddr) -> Vec<serde_json::Value> {
+    let mut all = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = get(addr, &format!("/api/v1/events?after={after}&limit=1000")).await.json();
+        all.extend(page["items"].as_array().expect("an events page").iter().cloned());
+        match page["next"].as_u64() {
+            Some(next) => after = next,
+            None => return all,
+        }
+    }
+}
+
 /// POST with an empty body and, when given, `Authorization: Bearer <token>`.
 pub async fn post(addr: SocketAddr, path: &str, token: Option<&str>) -> Response {
     request(addr, "POST", path, token).await

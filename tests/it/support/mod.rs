@@ -2,6 +2,7 @@
 //! SSE client, a throw-away PKI for the TLS tests, a fault-injecting TCP proxy, mounts and
 //! libfiu for operating-system faults.
 
+pub mod acked;
 pub mod certs;
 pub mod daemon;
 pub mod dataset;

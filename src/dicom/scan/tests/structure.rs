@@ -4,7 +4,7 @@ use std::io::{self, Read};
 
 use super::build::{DEFLATED_LE, EXPLICIT_BE, EXPLICIT_LE, IMPLICIT_LE, Layout, Raw, deflate};
 use super::{expected_minimal, scan_bytes};
-use crate::dicom::scan::{ScanError, ScanLimits, Tag, scan};
+use crate::dicom::scan::{MAX_OTHER_PATIENT_IDS, ScanError, ScanLimits, Tag, scan};
 
 const LAYOUTS: [(Layout, &str); 3] =
     [(Layout::Implicit, IMPLICIT_LE), (Layout::ExplicitLe, EXPLICIT_LE), (Layout::ExplicitBe, EXPLICIT_BE)];
@@ -208,6 +208,27 @@ fn other_patient_ids_together_are_bounded_by_the_element_limit() {
     let scanned = scan(bytes.into_bytes().as_slice(), EXPLICIT_LE, &limits);
     let sequence = Tag::new(0x0010, 0x1002);
     assert!(matches!(scanned, Err(ScanError::ElementTooLarge { tag }) if tag == sequence), "{scanned:?}");
+}
+
+#[test]
+fn other_patient_ids_are_kept_once_each_and_refused_beyond_the_limit() {
+    let scan_ids = |ids: &[String]| {
+        let items = ids.iter().map(|id| Raw::new(Layout::ExplicitLe).text(0x0010, 0x0020, "LO", id)).collect();
+        let bytes = Raw::new(Layout::ExplicitLe)
+            .sop()
+            .text(0x0010, 0x1000, "LO", &ids.join("\\"))
+            .sequence(0x0010, 0x1002, items, false)
+            .study_series();
+        scan_bytes(&bytes.into_bytes(), EXPLICIT_LE)
+    };
+    // Every id twice (the value, then the sequence): kept once, in order.
+    let at_limit: Vec<String> = (0..MAX_OTHER_PATIENT_IDS).map(|i| format!("P{i}")).collect();
+    assert_eq!(scan_ids(&at_limit).expect("at the limit").other_patient_ids, at_limit);
+    let over: Vec<String> = (0..=MAX_OTHER_PATIENT_IDS).map(|i| format!("P{i}")).collect();
+    let scanned = scan_ids(&over);
+    assert!(matches!(scanned, Err(ScanError::TooManyPatientIds)), "{scanned:?}");
+    let comment = scanned.unwrap_err().to_string();
+    assert!(comment.len() <= 64 - "cannot understand: ".len(), "{comment}");
 }
 
 #[test]
