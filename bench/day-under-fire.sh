@@ -25,21 +25,8 @@
 # Needs openssl, curl, python3 with pydicom/pynetdicom (../shared/tools/setup_peers.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tools=${BENCH_TOOLS:-../shared/tools}
-venv=${PEERS_VENV:-/tmp/zenedge-peers-venv}
-py=$venv/bin/python3
-[ -x "$py" ] || py=python3
-if [ -z "${ZENEDGE_BIN_DIR:-}" ]; then
-  cargo build --release --locked --bins >/dev/null
-  bin=${CARGO_TARGET_DIR:-target}/release
-else
-  bin=$ZENEDGE_BIN_DIR
-fi
-bin=$(cd "$bin" && pwd)
-tools=$(cd "$tools" && pwd)
-out=${DAY_OUT:-$(mktemp -d)}
-mkdir -p "$out"
-out=$(cd "$out" && pwd)
+. bench/lib.sh
+long_run_paths "${DAY_OUT:-}"
 corpus=${DAY_CORPUS:-$out/corpus}
 kill_every=${KILL_EVERY:-30}
 cut_every=${CUT_EVERY:-300}

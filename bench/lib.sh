@@ -1,5 +1,6 @@
-# Shared by the benchmark scripts: a throw-away zenedge config and a port wait.
-# Expects $work (a temp dir) and $port; writes $work/zenedge.toml with MLLP on $mllp_port
+# Shared by the benchmark scripts: a throw-away zenedge config, a port wait, the long runs' paths
+# and the sync PKI.
+# write_config expects $work (a temp dir) and $port; writes $work/zenedge.toml with MLLP on $mllp_port
 # and DICOM on $dicom_port (both default to ports next to $port), HTTP on $port + 1.
 
 write_config() {
@@ -20,6 +21,26 @@ listen = "127.0.0.1:$((port + 1))"
 [daemon]
 log_level = "warn"
 TOML
+}
+
+# long_run_paths OUT: the long runs' inputs and results, as absolute paths: $bin (ZENEDGE_BIN_DIR,
+# else target/release built here), $tools (BENCH_TOOLS, else ../shared/tools), $py (PEERS_VENV's
+# python3, else python3) and $out (OUT, else a new temp dir, made if missing).
+long_run_paths() {
+  tools=${BENCH_TOOLS:-../shared/tools}
+  py=${PEERS_VENV:-/tmp/zenedge-peers-venv}/bin/python3
+  [ -x "$py" ] || py=python3
+  if [ -z "${ZENEDGE_BIN_DIR:-}" ]; then
+    cargo build --release --locked --bins >/dev/null
+    bin=${CARGO_TARGET_DIR:-target}/release
+  else
+    bin=$ZENEDGE_BIN_DIR
+  fi
+  bin=$(cd "$bin" && pwd)
+  tools=$(cd "$tools" && pwd)
+  out=${1:-$(mktemp -d)}
+  mkdir -p "$out"
+  out=$(cd "$out" && pwd)
 }
 
 wait_port() {

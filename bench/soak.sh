@@ -41,21 +41,8 @@ conns=${CONNECTIONS:-4}
 dicom_every=${DICOM_EVERY:-2}
 dicom_batch=${DICOM_BATCH:-8}
 sync=${SYNC:-1}
-tools=${BENCH_TOOLS:-../shared/tools}
-venv=${PEERS_VENV:-/tmp/zenedge-peers-venv}
-py=$venv/bin/python3
-[ -x "$py" ] || py=python3
-if [ -z "${ZENEDGE_BIN_DIR:-}" ]; then
-  cargo build --release --locked --bins >/dev/null
-  bin=${CARGO_TARGET_DIR:-target}/release
-else
-  bin=$ZENEDGE_BIN_DIR
-fi
-bin=$(cd "$bin" && pwd)
-tools=$(cd "$tools" && pwd)
-out=${SOAK_OUT:-$(mktemp -d)}
-mkdir -p "$out"
-out=$(cd "$out" && pwd)
+. bench/lib.sh
+long_run_paths "${SOAK_OUT:-}"
 work=$out/work
 rm -rf "$work"
 mkdir -p "$work"

@@ -249,14 +249,7 @@ mod tests {
 
     #[test]
     fn store_request_is_read_and_its_failure_response_carries_an_error_comment() {
-        let rq = request(vec![
-            uid(tags::AFFECTED_SOP_CLASS_UID, "1.2.840.10008.5.1.4.1.1.2"),
-            us(tags::COMMAND_FIELD, C_STORE_RQ),
-            us(tags::MESSAGE_ID, 3),
-            us(tags::PRIORITY, 0),
-            us(tags::COMMAND_DATA_SET_TYPE, 0x0000),
-            uid(tags::AFFECTED_SOP_INSTANCE_UID, "1.2.3.4"),
-        ]);
+        let rq = store_request_with(&[]);
         assert_eq!(
             parse(&rq).unwrap(),
             Request::Store {

@@ -10,7 +10,7 @@
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
@@ -175,7 +175,7 @@ impl Zenedge {
     /// (a path prefix in the test's temp dir) it runs under `fiu-run -x`, remote-controllable
     /// at `<fiu_fifo>-<pid>.in`.
     pub fn start(config: &Path, fiu_fifo: Option<&Path>) -> Started {
-        let mut command = match fiu_fifo {
+        let command = match fiu_fifo {
             Some(fifo) => {
                 let mut c = Command::new("fiu-run");
                 c.arg("-x").arg("-f").arg(fifo).arg(env!("CARGO_BIN_EXE_zenedge"));
@@ -183,15 +183,7 @@ impl Zenedge {
             }
             None => Command::new(env!("CARGO_BIN_EXE_zenedge")),
         };
-        let mut child = command
-            .arg("serve")
-            .arg("--config")
-            .arg(config)
-            .env("RUST_LOG", "info")
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start zenedge");
+        let mut child = super::process::serve(command, config);
         let lines = Arc::new(Mutex::new(Vec::new()));
         let (ready_tx, ready_rx) = mpsc::channel();
         let stderr = BufReader::new(child.stderr.take().expect("piped stderr"));

@@ -38,9 +38,10 @@ pub fn write_config_with(path: &Path, state: &Path, extra: &[(&str, &str)]) {
     .unwrap();
 }
 
-/// Starts the binary and waits for its "ready" line, which carries the bound addresses.
-pub fn spawn(config: &Path) -> RealDaemon {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_zenedge"))
+/// Runs `command` (the binary, or a wrapper that runs it) as `serve --config config`, its
+/// log at info on a piped stderr.
+pub fn serve(mut command: Command, config: &Path) -> Child {
+    command
         .arg("serve")
         .arg("--config")
         .arg(config)
@@ -48,7 +49,12 @@ pub fn spawn(config: &Path) -> RealDaemon {
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
-        .expect("start zenedge");
+        .expect("start zenedge")
+}
+
+/// Starts the binary and waits for its "ready" line, which carries the bound addresses.
+pub fn spawn(config: &Path) -> RealDaemon {
+    let mut child = serve(Command::new(env!("CARGO_BIN_EXE_zenedge")), config);
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let ready = loop {
         let line = lines.next().expect("zenedge exited before it was ready").unwrap();
