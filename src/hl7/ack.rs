@@ -25,7 +25,6 @@
 
 use jiff::Timestamp;
 
-use super::charset::Charset;
 use super::error::{ErrorDetail, table_0357_text};
 use super::escape::escape;
 use super::header::Header;
@@ -111,23 +110,7 @@ fn is_wanted(header: &Header, code: AckCode) -> bool {
 
 /// What we answer with when there is no MSH: recommended separators, v2.5, nothing to echo.
 fn headerless() -> Header {
-    Header {
-        separators: Separators::default(),
-        charset: Charset::Ascii,
-        sending_application: String::new(),
-        sending_facility: String::new(),
-        receiving_application: String::new(),
-        receiving_facility: String::new(),
-        message_code: String::new(),
-        trigger_event: String::new(),
-        message_structure: String::new(),
-        control_id: String::new(),
-        processing_id: "P".to_owned(),
-        version_id: "2.5".to_owned(),
-        accept_ack_type: String::new(),
-        application_ack_type: String::new(),
-        character_set: String::new(),
-    }
+    Header::minimal(String::new())
 }
 
 /// Joins fields with the field separator, drops trailing empty ones, ends with `\r`.
@@ -202,11 +185,13 @@ fn err(h: &Header, error: &ErrorDetail) -> String {
         segment("ERR", &fields, seps)
     } else {
         // ERR-1 error code and location (ELD): segment ^ sequence ^ field ^ code (CE, as
-        // subcomponents).
-        let s = seps.subcomponent;
+        // subcomponents; just the code when the message has no subcomponent separator).
         let mut eld = location_parts(location, seps, 3);
         eld.resize(3, String::new());
-        eld.push(format!("{code}{s}{description}{s}HL70357"));
+        eld.push(match seps.subcomponent {
+            Some(s) => format!("{code}{s}{description}{s}HL70357"),
+            None => code,
+        });
         segment("ERR", &[&eld.join(&seps.component.to_string())], seps)
     }
 }
@@ -221,6 +206,7 @@ fn location_parts(location: &str, seps: &Separators, max: usize) -> Vec<String> 
 mod tests {
     use super::super::{ReadOptions, read};
     use super::*;
+    use crate::hl7::Charset;
     use crate::hl7::parse::Message;
 
     const ORM: &str =
@@ -281,6 +267,16 @@ mod tests {
         assert!(a.starts_with("MSH#*@!%#ZENEDGE#RAD#RIS#GENHOSP#20260314093005+0000##ACK*O01*ACK#ZE-1#P#2.5\r"), "{a}");
         assert!(a.contains("\rMSA#AE#C1\r"), "{a}");
         assert!(a.ends_with("ERR##PID*1*3#101*Required field missing*HL70357#E####x!S!y\r"), "{a}");
+    }
+
+    #[test]
+    fn a_message_without_subcomponent_separator_gets_an_ack_with_the_same_three_characters() {
+        let inbound = "MSH|^~\\|RIS|R&D|ZENEDGE|RAD|20260314100000||ORM^O01|C&1|P|2.3\r";
+        let a = ack(inbound, AckCode::Accept, None);
+        assert_eq!(a, "MSH|^~\\|ZENEDGE|RAD|RIS|R&D|20260314093005+0000||ACK^O01^ACK|ZE-1|P|2.3\rMSA|AA|C&1\r");
+        let error = ErrorDetail::new(101, Some("PID^1^3"), "R&D");
+        let a = ack(inbound, AckCode::Error, Some(&error));
+        assert!(a.ends_with("MSA|AE|C&1|R&D\rERR|PID^1^3^101\r"), "{a}");
     }
 
     #[test]

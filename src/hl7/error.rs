@@ -89,8 +89,9 @@ impl ErrorDetail {
 pub struct Rejection {
     /// What is wrong.
     pub error: ErrorDetail,
-    /// As much of MSH as could be read (so the AE can be addressed and carry MSA-2), or
-    /// `None` when there is no usable MSH at all (no MSH, or unusable separators).
+    /// As much of MSH as could be read (so the AE can be addressed and carry MSA-2): the
+    /// whole header; with unusable MSH-2 separators a [`Header::minimal`] holding only MSH-10
+    /// (when the field separator still finds it); `None` when there is no usable MSH at all.
     pub header: Option<Header>,
 }
 

@@ -4,7 +4,7 @@
 //!
 //! | sequence | meaning | [`unescape`] gives |
 //! | --- | --- | --- |
-//! | `\F\ \S\ \T\ \R\ \E\` | field, component, subcomponent, repetition, escape separator | that character |
+//! | `\F\ \S\ \T\ \R\ \E\` | field, component, subcomponent, repetition, escape separator | that character (`\T\` only if MSH-2 defines one) |
 //! | `\P\` (v2.7) | truncation character | it, if MSH-2 defines one |
 //! | `\Xhhhh…\` | raw bytes in hex | the bytes decoded in the message's charset |
 //! | `\.br\`, `\.sp…\` | line break, vertical space | `\n` |
@@ -32,7 +32,7 @@ pub fn escape(text: &str, seps: &Separators) -> String {
         let code = match c {
             c if c == seps.field => "F",
             c if c == seps.component => "S",
-            c if c == seps.subcomponent => "T",
+            c if Some(c) == seps.subcomponent => "T",
             c if c == seps.repetition => "R",
             c if c == seps.escape => "E",
             c if Some(c) == seps.truncation => "P",
@@ -89,7 +89,11 @@ fn decode_sequence(seq: &str, seps: &Separators, charset: Charset, out: &mut Str
     let replacement = match seq {
         "F" => seps.field,
         "S" => seps.component,
-        "T" => seps.subcomponent,
+        // `\T\` and `\P\` name separators a message may not have: then they are not escapes.
+        "T" => match seps.subcomponent {
+            Some(c) => c,
+            None => return false,
+        },
         "R" => seps.repetition,
         "E" => seps.escape,
         "P" => match seps.truncation {
@@ -236,11 +240,19 @@ mod tests {
         assert_eq!(escape("#1", &seps), r"\P\1");
     }
 
+    #[test]
+    fn without_a_subcomponent_separator_an_ampersand_is_data_and_t_is_no_escape() {
+        let seps = Separators::from_msh(b"MSH|^~\\|").unwrap();
+        assert_eq!(escape("R&D|x", &seps), r"R&D\F\x");
+        assert_eq!(unescape(r"R&D \T\ \F\", &seps, Charset::Utf8), r"R&D \T\ |");
+    }
+
     fn separators() -> impl Strategy<Value = Separators> {
         let pool: Vec<u8> = (0x21..0x7F).filter(|b: &u8| !b.is_ascii_alphanumeric()).collect();
-        (prop::sample::subsequence(pool, 6).prop_shuffle(), any::<bool>()).prop_map(|(chars, trunc)| {
+        // MSH-1 and three, four or five encoding characters.
+        (prop::sample::subsequence(pool, 6).prop_shuffle(), 4..=6usize).prop_map(|(chars, used)| {
             let mut msh = b"MSH".to_vec();
-            msh.extend_from_slice(&chars[..if trunc { 6 } else { 5 }]);
+            msh.extend_from_slice(&chars[..used]);
             Separators::from_msh(&msh).expect("distinct punctuation is valid")
         })
     }

@@ -79,6 +79,29 @@ impl Header {
         }
     }
 
+    /// The header of an ACK for input whose own separators are unknown: the recommended
+    /// separators, ASCII, v2.5, processing id `P`, and MSH-10 `control_id` (already escaped
+    /// for those separators; empty when unknown) to echo in MSA-2.
+    pub fn minimal(control_id: String) -> Self {
+        Self {
+            separators: Separators::default(),
+            charset: Charset::Ascii,
+            sending_application: String::new(),
+            sending_facility: String::new(),
+            receiving_application: String::new(),
+            receiving_facility: String::new(),
+            message_code: String::new(),
+            trigger_event: String::new(),
+            message_structure: String::new(),
+            control_id,
+            processing_id: "P".to_owned(),
+            version_id: "2.5".to_owned(),
+            accept_ack_type: String::new(),
+            application_ack_type: String::new(),
+            character_set: String::new(),
+        }
+    }
+
     /// Checks the fields without which a message cannot be stored or acknowledged:
     /// MSH-9.1, MSH-9.2 and MSH-10 (code 101, required field missing).
     pub fn check(&self) -> Result<(), ErrorDetail> {
@@ -110,6 +133,25 @@ impl Header {
     pub fn is_enhanced_mode(&self) -> bool {
         !self.accept_ack_type.trim().is_empty() && self.accept_ack_type != "\"\""
     }
+}
+
+/// MSH-10 of a message whose MSH-2 is unusable, found by counting MSH-1 field separators,
+/// escaped for [`Header::minimal`]'s separators; `None` unless MSH-1 is a valid separator and
+/// the MSH segment up to MSH-10 is plain printable ASCII (in another charset a separator
+/// byte could be part of a character, and counting would find the wrong field).
+pub(crate) fn control_id_only(msh: &[u8]) -> Option<String> {
+    let field = *msh.get(3).filter(|&&b| super::separators::is_valid_separator(b))?;
+    let segment = msh.split(|&b| b == b'\r' || b == b'\n').next()?;
+    // `MSH`, MSH-2, MSH-3 … MSH-10: the tenth piece.
+    let mut pieces = segment.split(|&b| b == field);
+    let before: usize = pieces.by_ref().take(9).map(|p| p.len() + 1).sum();
+    let value = pieces.next()?;
+    let plain = segment[..before + value.len()].iter().all(|&b| b == b' ' || b.is_ascii_graphic());
+    if !plain || value.is_empty() || value == b"\"\"" {
+        return None;
+    }
+    let text = std::str::from_utf8(value).ok()?;
+    Some(super::escape::escape(text, &Separators::default()))
 }
 
 #[cfg(test)]
@@ -160,6 +202,18 @@ mod tests {
         let h = header("MSH|^~\\&|A|B|C|D|||ADT|1|P|2.1\rEVN|A04|20260101\r");
         assert_eq!(h.trigger_event, "A04");
         assert_eq!(h.check(), Ok(()));
+    }
+
+    #[test]
+    fn msh10_is_found_by_the_field_separator_when_msh2_is_unusable() {
+        let id = |raw: &[u8]| control_id_only(raw);
+        assert_eq!(id(b"MSH|^~|RIS|H|ZE|RAD|20260314||ORM^O01|CTRL-7|P|2.5\rPID|1"), Some("CTRL-7".into()));
+        assert_eq!(id(b"MSH#^^\\&#A#B#C#D#2026##ADT*A01#X|Y#P"), Some("X\\F\\Y".into()), "escaped for the ACK");
+        assert_eq!(id(b"MSH|^~|RIS|H|ZE|RAD|20260314||ORM^O01|\rPID|1|2|3|4|5|6|7|8|9"), None, "MSH-10 empty");
+        assert_eq!(id(b"MSH|^~|RIS|H|ZE|RAD|20260314||ORM^O01"), None, "no MSH-10");
+        assert_eq!(id(b"MSH|^~|RIS|H|ZE|RAD|20260314||ORM^O01|\"\"|P"), None, "the explicit null");
+        assert_eq!(id(b"MSHA^~A1A2A3A4A5A6A7A8A9"), None, "no usable field separator");
+        assert_eq!(id(b"MSH|^~|RIS|H\xFC|ZE|RAD|20260314||ORM^O01|C1|P"), None, "not plain ASCII before it");
     }
 
     #[test]

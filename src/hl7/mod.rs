@@ -120,7 +120,7 @@ impl Received {
 ///
 /// Leading blank lines, whitespace and a UTF-8 byte order mark are skipped. Rejected (for
 /// an AE): empty input or a first segment other than MSH (code 100), unusable separators
-/// (102), MSH-9 without message code or trigger event (101, `MSH^1^9`), empty MSH-10 (101,
+/// (102; the rejection's header then carries MSH-10 alone if it can still be read), MSH-9 without message code or trigger event (101, `MSH^1^9`), empty MSH-10 (101,
 /// `MSH^1^10`), a second MSH in the same frame (100), more than [`MAX_PATIENT_IDENTIFIERS`]
 /// or [`MAX_ORDER_SEGMENTS`] (102). Anything else with a valid MSH is accepted, charset
 /// trouble included.
@@ -135,7 +135,8 @@ pub fn read(raw: &[u8], opts: &ReadOptions) -> Result<Received, Rejection> {
     if !raw.starts_with(b"MSH") {
         return Err(no_header(parse::sequence_error(raw)));
     }
-    let seps = Separators::from_msh(raw).map_err(no_header)?;
+    let seps = Separators::from_msh(raw)
+        .map_err(|error| Rejection { header: header::control_id_only(raw).map(Header::minimal), error })?;
     let declared = decode::declared_in(raw, &seps);
     let decoded = decode::decode_message(raw, declared, opts.fallback_charset);
     let message = Message::parse(&decoded.text, decoded.charset).map_err(no_header)?;

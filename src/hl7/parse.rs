@@ -234,14 +234,18 @@ impl<'a> Repetition<'a> {
 impl<'a> Component<'a> {
     /// Subcomponent `n` (1-based).
     pub fn subcomponent(&self, n: usize) -> Subcomponent<'a> {
-        let raw = if self.literal { literal_part(self.raw, n) } else { part(self.raw, self.ctx.seps.subcomponent, n) };
+        let raw = match self.ctx.seps.subcomponent {
+            Some(sep) if !self.literal => part(self.raw, sep, n),
+            // No subcomponent separator (three-character MSH-2): the component is its only part.
+            _ => literal_part(self.raw, n),
+        };
         Subcomponent { raw, ctx: self.ctx, literal: self.literal }
     }
 
     /// All subcomponents in order.
     pub fn subcomponents(&self) -> impl Iterator<Item = Subcomponent<'a>> + use<'a> {
         let (ctx, literal) = (self.ctx, self.literal);
-        let sep = if literal { None } else { Some(ctx.seps.subcomponent) };
+        let sep = if literal { None } else { ctx.seps.subcomponent };
         split_all(self.raw, sep).map(move |raw| Subcomponent { raw, ctx, literal })
     }
 }

@@ -162,6 +162,42 @@ fn structural_problems_are_rejected_with_table_0357_codes() {
     }
 }
 
+/// As a laboratory system sends it: MSH-2 without the subcomponent separator (allowed since
+/// v2.3 when no subcomponents are used), an `&` in the data.
+const WITHOUT_SUBCOMPONENTS: &str = "MSH|^~\\|LABSYS|R&D LAB|ZENEDGE|RAD|20260314101500||ORU^R01|LAB-3CHAR-1|P|2.3\r\
+    PID|1||MRN31^^^HOSP^MR||Sample^Kim||19750505|F\r\
+    OBR|1|PL31|FI31|CT^CT Abdomen & Pelvis^L|||20260314093000|||||||||||ACC31||||||CT\r\
+    OBX|1|TX|RPT^Report||Liver \\T\\ spleen normal||||||F\r";
+
+#[test]
+fn three_encoding_characters_are_accepted_and_an_ampersand_is_data() {
+    let r = accept(WITHOUT_SUBCOMPONENTS.as_bytes());
+    assert_eq!(r.header.separators.subcomponent, None);
+    assert_eq!(r.sender(), ("LABSYS", "R&D LAB"));
+    let order = &r.summary.orders[0];
+    assert_eq!(order.procedure.as_ref().unwrap().text.as_deref(), Some("CT Abdomen & Pelvis"));
+    assert_eq!(order.accession_number.as_deref(), Some("ACC31"));
+    assert_eq!(order.modality.as_deref(), Some("CT"));
+    let a = String::from_utf8(build(Some(&r.header), AckCode::Accept, None, "Z", jiff::Timestamp::UNIX_EPOCH).unwrap())
+        .unwrap();
+    assert!(a.starts_with("MSH|^~\\|ZENEDGE|RAD|LABSYS|R&D LAB|"), "{a}");
+    assert!(a.ends_with("\rMSA|AA|LAB-3CHAR-1\r"), "{a}");
+}
+
+#[test]
+fn an_unusable_msh2_is_refused_with_msh10_in_msa2_when_it_can_be_read() {
+    for (msh2, text) in [("^~", "must hold 4 characters"), ("^~~\\", "same separator character twice")] {
+        let raw = format!("MSH|{msh2}|RIS|H|ZE|RAD|20260314||ORM^O01|CTRL-BAD-1|P|2.5\rPID|1||M1\r");
+        let r = reject(raw.as_bytes());
+        assert_eq!((r.error.code, r.error.location.as_deref()), (102, Some("MSH^1^2")), "{msh2}");
+        assert!(r.error.text.contains(text), "{}", r.error.text);
+        let a = build(r.header.as_ref(), AckCode::Error, Some(&r.error), "Z", jiff::Timestamp::UNIX_EPOCH).unwrap();
+        let a = String::from_utf8(a).unwrap();
+        assert!(a.contains("\rMSA|AE|CTRL-BAD-1\r"), "{a}");
+        assert!(a.starts_with("MSH|^~\\&|"), "the ACK uses the recommended separators: {a}");
+    }
+}
+
 #[test]
 fn control_id_and_sender_are_decoded() {
     let r = accept(b"MSH|^~\\&|HIS\\T\\X|FAC|||||ADT^A01|ID\\F\\7|P|2.5\r");
@@ -200,7 +236,8 @@ fn large_pathological_input_is_read_in_linear_time() {
 }
 
 /// Valid messages to mutate.
-const SEEDS: [&str; 4] = [
+const SEEDS: [&str; 5] = [
+    WITHOUT_SUBCOMPONENTS,
     "MSH|^~\\&|RIS|H|ZE|RAD|20260314||ORM^O01|S1|P|2.3\rPID|1||M1^^^H^MR~M2||Doe^Jane||19800101|F\rPV1||I\rORC|NW|P1|F1||SC||^^^20260315\rOBR|1|P1|F1|CT^Head^L||||||||||x\\S\\y|||D1^Doc^A||ACC1||||||CT\rZDS|1.2.3^A^Application^DICOM\r",
     "MSH|^~\\&#|RIS|H|ZE|RAD|20260314||OMI^O23^OMI_O23|S2|P|2.7|||AL|NE||UNICODE UTF-8\rPID|1||M1\rORC|NW|P1\rTQ1|1||||||20260316\rOBR|1|P1||MR\rIPC|A1|R1|1.2.3|S1|MR\r",
     "MSH|^~\\&|HIS|H|||||ADT^A40|S3|P|2.5||||||8859/1\rEVN|A40\rPID|1||M1\rMRG|M2~M3||||||Old^Name\r",

@@ -7,6 +7,12 @@
 //! them except [`Separators::default`], which is used when there is no message to copy
 //! from (the minimal ACK for input without an MSH segment).
 //!
+//! MSH-2 may also hold just three characters (`^~\`): v2.3 §2.7 lets a sender that uses no
+//! subcomponents leave the subcomponent separator out, and real senders do. Such a message
+//! has no subcomponent separator at all ([`Separators::subcomponent`] is `None`): an `&` in
+//! it is data. Fewer than three characters, more than five, or one character used twice
+//! stays refused: the positions would then be guesswork.
+//!
 //! We insist on printable, non-alphanumeric ASCII separators that are all distinct. The
 //! standard recommends exactly that, and it is what lets [`super::charset`] find MSH-18 at
 //! byte level before the message is decoded.
@@ -24,8 +30,9 @@ pub struct Separators {
     pub repetition: char,
     /// MSH-2, 3rd character: starts and ends escape sequences (recommended `\`).
     pub escape: char,
-    /// MSH-2, 4th character: between subcomponents (recommended `&`).
-    pub subcomponent: char,
+    /// MSH-2, 4th character: between subcomponents (recommended `&`); `None` when MSH-2
+    /// holds only three characters (no subcomponents in this message).
+    pub subcomponent: Option<char>,
     /// MSH-2, 5th character (v2.7+, optional): the truncation character (recommended `#`).
     pub truncation: Option<char>,
 }
@@ -33,7 +40,7 @@ pub struct Separators {
 impl Default for Separators {
     /// The recommended `|^~\&` (no truncation character), for messages we write from scratch.
     fn default() -> Self {
-        Self { field: '|', component: '^', repetition: '~', escape: '\\', subcomponent: '&', truncation: None }
+        Self { field: '|', component: '^', repetition: '~', escape: '\\', subcomponent: Some('&'), truncation: None }
     }
 }
 
@@ -57,8 +64,10 @@ impl Separators {
         let rest = &msh[4..];
         let end = rest.iter().position(|&b| b == field || b == b'\r' || b == b'\n').unwrap_or(rest.len());
         let chars = &rest[..end];
-        if !(4..=5).contains(&chars.len()) {
-            return Err(bad_msh2("MSH-2 (encoding characters) must hold 4 characters (5 with a truncation character)"));
+        if !(3..=5).contains(&chars.len()) {
+            return Err(bad_msh2(
+                "MSH-2 (encoding characters) must hold 4 characters (3 without subcomponents, 5 with a truncation character)",
+            ));
         }
         if !chars.iter().all(|&b| is_valid_separator(b)) {
             return Err(bad_msh2("MSH-2 (encoding characters) must be printable ASCII and not letters or digits"));
@@ -72,15 +81,16 @@ impl Separators {
             component: char::from(chars[0]),
             repetition: char::from(chars[1]),
             escape: char::from(chars[2]),
-            subcomponent: char::from(chars[3]),
+            subcomponent: chars.get(3).map(|&b| char::from(b)),
             truncation: chars.get(4).map(|&b| char::from(b)),
         })
     }
 
-    /// The MSH-2 value these separators produce, e.g. `^~\&` or `^~\&#`.
+    /// The MSH-2 value these separators produce, e.g. `^~\&`, `^~\&#` or `^~\`.
     pub fn encoding_characters(&self) -> String {
         let mut s = String::with_capacity(5);
-        s.extend([self.component, self.repetition, self.escape, self.subcomponent]);
+        s.extend([self.component, self.repetition, self.escape]);
+        s.extend(self.subcomponent);
         s.extend(self.truncation);
         s
     }
@@ -91,13 +101,13 @@ impl Separators {
             || c == self.component
             || c == self.repetition
             || c == self.escape
-            || c == self.subcomponent
+            || Some(c) == self.subcomponent
             || Some(c) == self.truncation
     }
 }
 
 /// Printable ASCII that is not a letter or digit (this excludes space, CR, LF and controls).
-fn is_valid_separator(b: u8) -> bool {
+pub(crate) fn is_valid_separator(b: u8) -> bool {
     b.is_ascii_graphic() && !b.is_ascii_alphanumeric()
 }
 
@@ -129,7 +139,7 @@ mod tests {
         let seps = read("MSH#*@!%#APP").unwrap();
         assert_eq!(
             (seps.field, seps.component, seps.repetition, seps.escape, seps.subcomponent),
-            ('#', '*', '@', '!', '%')
+            ('#', '*', '@', '!', Some('%'))
         );
         assert_eq!(seps.truncation, None);
     }
@@ -164,8 +174,19 @@ mod tests {
     }
 
     #[test]
+    fn three_encoding_characters_mean_no_subcomponent_separator() {
+        for s in ["MSH|^~\\|APP", "MSH|^~\\", "MSH|^~\\\rPID|"] {
+            let seps = read(s).unwrap();
+            assert_eq!((seps.component, seps.repetition, seps.escape), ('^', '~', '\\'), "{s:?}");
+            assert_eq!((seps.subcomponent, seps.truncation), (None, None), "{s:?}");
+            assert_eq!(seps.encoding_characters(), "^~\\", "{s:?}");
+            assert!(!seps.is_delimiter('&'), "{s:?}");
+        }
+    }
+
+    #[test]
     fn short_or_long_encoding_characters_are_rejected_at_msh2() {
-        for s in ["MSH||APP", "MSH|^~\\|APP", "MSH|^~\\&#$|APP", "MSH|\r"] {
+        for s in ["MSH||APP", "MSH|^|APP", "MSH|^~|APP", "MSH|^~\\&#$|APP", "MSH|\r", "MSH|^~\r"] {
             let e = read(s).unwrap_err();
             assert_eq!((e.code, e.location.as_deref()), (102, Some("MSH^1^2")), "{s:?}");
         }
@@ -173,7 +194,7 @@ mod tests {
 
     #[test]
     fn repeated_separator_characters_are_rejected() {
-        for s in ["MSH|^^\\&|", "MSH|^~\\^|", "MSH|^~\\&&|", "MSH|^~\\&^|"] {
+        for s in ["MSH|^^\\&|", "MSH|^~\\^|", "MSH|^~\\&&|", "MSH|^~\\&^|", "MSH|^^\\|", "MSH|^~~|", "MSH|~~\\|"] {
             assert_eq!(read(s).unwrap_err().code, 102, "{s:?}");
         }
     }

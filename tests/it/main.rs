@@ -11,6 +11,7 @@ mod dicom;
 mod durability;
 mod hostile;
 mod hub;
+mod interop;
 mod logs;
 mod malformed;
 mod matching;

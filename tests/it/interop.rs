@@ -1,0 +1,51 @@
+//! HL7 as other systems really send it, through the real MLLP listener: what the standard
+//! allows is accepted and stored like any message, what is wrong gets an `AE` the sender can
+//! match to its message, and nothing is stored twice.
+
+use crate::support::TestDaemon;
+use crate::support::hl7msg::{ack_code, msa, msh, segments};
+
+/// An ORU^R01 as a laboratory system sends it: MSH-2 with three encoding characters (no
+/// subcomponent separator, HL7 v2.3 §2.7), an `&` in the data.
+const THREE_ENCODING_CHARACTERS: &str = "MSH|^~\\|LABSYS|R&D LAB|ZENEDGE|EDGE|20261123101500||ORU^R01|LAB-3C-1|P|2.3\r\
+    PID|1||MRN-3C^^^HOSP^MR||Sample^Kim||19750505|F\r\
+    OBR|1|PL-3C|FI-3C|CTABD^CT Abdomen & Pelvis^L|||20261123093000|||||||||||ACC-3C||||||CT\r\
+    OBX|1|TX|RPT^Report||Liver and spleen normal||||||F\r";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn msh2_without_a_subcomponent_separator_is_stored_and_acked_in_kind() {
+    let d = TestDaemon::start().await;
+    let mut c = d.client().await;
+    let ack = c.send(THREE_ENCODING_CHARACTERS.as_bytes()).await;
+    assert_eq!(ack_code(&ack), "AA", "{}", String::from_utf8_lossy(&ack));
+    assert_eq!(msh(&ack, 2), "^~\\", "the ACK declares the same encoding characters");
+    assert_eq!(msh(&ack, 6), "R&D LAB");
+    assert_eq!(msa(&ack)[2], "LAB-3C-1");
+    let events = d.events().await;
+    assert_eq!(events.len(), 1);
+    let summary = &events[0]["data"]["summary"];
+    assert_eq!(summary["sending_facility"], "R&D LAB");
+    assert_eq!(summary["orders"][0]["procedure"]["text"], "CT Abdomen & Pelvis");
+    assert_eq!(summary["orders"][0]["accession_number"], "ACC-3C");
+    d.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unusable_encoding_characters_get_ae_with_the_control_id_in_msa2() {
+    let d = TestDaemon::start().await;
+    let mut c = d.client().await;
+    for (msh2, id) in [("^~", "BAD-MSH2-1"), ("^~~\\&", "BAD-MSH2-2")] {
+        let message = format!("MSH|{msh2}|RIS|HOSP|ZENEDGE|EDGE|20261123101500||ORM^O01|{id}|P|2.5.1\rPID|1||X\r");
+        let ack = c.send(message.as_bytes()).await;
+        assert_eq!(ack_code(&ack), "AE", "{msh2}");
+        assert_eq!(msa(&ack)[2], id, "the sender can tell which message was refused");
+        let err = segments(&ack).into_iter().find(|s| s[0] == "ERR").expect("an ERR segment");
+        assert_eq!((err[2].as_str(), err[3].as_str()), ("MSH^1^2", "102^Data type error^HL70357"), "{msh2}");
+    }
+    // MSH-1 itself unusable: nothing can be read, MSA-2 stays empty.
+    let ack = c.send(b"MSHA^~\\&ARISAHOSPAAAA20261123AAORM^O01ANOPEAPA2.5\r").await;
+    assert_eq!(ack_code(&ack), "AE");
+    assert_eq!(msa(&ack).get(2).map(String::as_str).unwrap_or_default(), "");
+    assert!(d.events().await.is_empty(), "nothing refused is stored");
+    d.stop().await.unwrap();
+}
