@@ -1,26 +1,25 @@
 //! Order groups: which segments belong to which order, and what each order says.
 //!
-//! ORM^O01, OMI^O23 and friends repeat `ORC [TQ1…] OBR [NTE…] [IPC…] [ZDS]`. Grouping:
+//! ORM^O01, OMI^O23 and friends repeat `ORC [TQ1…] OBR [NTE…] [IPC…] [ZDS]`; ORU^R01
+//! repeats `[ORC] OBR [NTE…] [OBX…]`, where the ORC is optional per group. Grouping:
 //! * ORC starts a group; the segments after it up to the first OBR are its *head*
 //!   (TQ1 timing in OMI^O23);
 //! * the first OBR after an ORC joins that group, and the segments after it (IPC, ZDS, NTE,
 //!   OBX…) up to the next ORC or OBR are the group's *body*;
-//! * a further OBR without a new ORC starts a new group that shares the previous group's
-//!   head (the same ORC), as ORM^O01 allows;
-//! * an OBR with no ORC before it (ORU-style) starts a group without a head.
+//! * any other OBR starts a group of its own, without a head: an ORC belongs to its own
+//!   group only, so a group without one takes its order control (none), its placer and filler
+//!   numbers and everything else from its OBR. Each group is its own order; letting a
+//!   previous group's ORC stand in would give several orders one placer number, and a later
+//!   message would then find one order for all of them.
 //!
-//! Values are looked up head first, then body, so "within the group" is cheap. A head is
-//! cut at [`HEAD_LIMIT`] segments: it is the only part shared between groups, and bounding
-//! it keeps the work linear in the message size whatever the sender does.
+//! Values are looked up head first, then body, so "within the group" is cheap; every segment
+//! belongs to one group at most, so the work stays linear in the message size.
 
 use std::ops::Range;
 
 use super::parse::{Repetition, Segment};
 use super::path::FieldPath;
 use super::summary::{CodedValue, Order, Physician};
-
-/// Segments kept in a group's head (ORC plus a few TQ1/TQ2/NTE); more are ignored.
-const HEAD_LIMIT: usize = 16;
 
 /// One order group, as index ranges into the message's segments.
 #[derive(Debug, Clone)]
@@ -58,12 +57,11 @@ fn groups(segments: &[Segment<'_>]) -> Vec<Group> {
             }
             ("OBR", Some(group)) if !group.has_obr() => group.body = i..i + 1,
             ("OBR", _) => {
-                let head = current.as_ref().map_or(i..i, |g| g.head.clone());
                 done.extend(current.take());
-                current = Some(Group { head, body: i..i + 1 });
+                current = Some(Group { head: i..i, body: i..i + 1 });
             }
             (_, Some(group)) if group.has_obr() => group.body.end = i + 1,
-            (_, Some(group)) if group.head.len() < HEAD_LIMIT => {
+            (_, Some(group)) => {
                 group.head.end = i + 1;
                 group.body = i + 1..i + 1;
             }
@@ -280,23 +278,69 @@ mod tests {
     }
 
     #[test]
-    fn a_second_obr_without_orc_starts_a_group_that_inherits_the_orc() {
+    fn a_second_obr_without_orc_is_its_own_order_with_the_identifiers_of_its_obr() {
         let s = summary(
             "MSH|^~\\&|RIS|H|||||ORM^O01|4|P|2.3\r\
-             ORC|NW|P1|||||^^^20260401080000|||||D9^Doc^Ann\r\
-             OBR|1|P1||XR1||||||||||||||ACC1||||||CR\rZDS|1.2.3.1\r\
-             OBR|2|P1b||XR2||||||||||||||ACC2||||||DX\r",
+             ORC|NW|P1|F1||||^^^20260401080000|||||D9^Doc^Ann\r\
+             OBR|1|P1|F1|XR1||||||||||||||ACC1||||||CR\rZDS|1.2.3.1\r\
+             OBR|2|P1b|F1b|XR2||||||||||||||ACC2||||||DX\r",
         );
         assert_eq!(s.orders.len(), 2);
+        let first = &s.orders[0];
+        assert_eq!(
+            (
+                first.order_control.as_deref(),
+                first.placer_order_number.as_deref(),
+                first.filler_order_number.as_deref()
+            ),
+            (Some("NW"), Some("P1"), Some("F1"))
+        );
+        assert_eq!(first.study_instance_uid.as_deref(), Some("1.2.3.1"));
+        assert_eq!(first.scheduled_datetime.as_deref(), Some("20260401080000"));
         let second = &s.orders[1];
-        assert_eq!(second.order_control.as_deref(), Some("NW"));
-        assert_eq!(second.placer_order_number.as_deref(), Some("P1"), "ORC-2 wins over OBR-2");
+        assert_eq!(second.order_control, None, "the first group's ORC is not the second's");
+        assert_eq!(second.placer_order_number.as_deref(), Some("P1b"), "OBR-2");
+        assert_eq!(second.filler_order_number.as_deref(), Some("F1b"), "OBR-3");
         assert_eq!(second.accession_number.as_deref(), Some("ACC2"));
         assert_eq!(second.modality.as_deref(), Some("DX"));
         assert_eq!(second.study_instance_uid, None, "the ZDS belongs to the first group");
-        assert_eq!(second.requesting_physician.as_ref().unwrap().id.as_deref(), Some("D9"));
-        assert_eq!(second.scheduled_datetime.as_deref(), Some("20260401080000"));
-        assert_eq!(s.orders[0].study_instance_uid.as_deref(), Some("1.2.3.1"));
+        assert_eq!(second.requesting_physician, None, "ORC-12 is the first group's");
+        assert_eq!(second.scheduled_datetime, None, "ORC-7 is the first group's");
+    }
+
+    #[test]
+    fn an_oru_with_one_orc_and_several_obr_groups_reads_each_group_from_its_own_segments() {
+        // As result feeds send it: ORC only before the first OBR, the accession in OBR-3.
+        let s = summary(
+            "MSH|^~\\&|RADRPT|HOSP|ZENEDGE|EDGE|20260314120000||ORU^R01|RPT-9|P|2.4\r\
+             PID|1||MRN77^^^HOSP^MR||Sample^Alex\r\
+             ORC|RE|PL-71^RIS|FIL-71^PACS||CM\r\
+             OBR|1|PL-71^RIS|FIL-71^PACS|CTCHEST^CT Chest^L|||20260314110000|||||||||||||||||CT|F\r\
+             OBX|1|TX|GDT^Report||Chest normal||||||F\r\
+             OBR|2|PL-72^RIS|FIL-72^PACS|CTABD^CT Abdomen^L|||20260314111500|||||||||||||||||CT|F\r\
+             OBX|1|TX|GDT^Report||Abdomen normal||||||F\r",
+        );
+        let orders: Vec<_> = s
+            .orders
+            .iter()
+            .map(|o| {
+                (
+                    o.order_control.as_deref(),
+                    o.placer_order_number.as_deref(),
+                    o.accession_number.as_deref(),
+                    o.accession_source.as_deref(),
+                    o.procedure.as_ref().and_then(|p| p.code.as_deref()),
+                    o.modality.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            orders,
+            [
+                (Some("RE"), Some("PL-71"), Some("FIL-71"), Some("ORC-3"), Some("CTCHEST"), Some("CT")),
+                (None, Some("PL-72"), Some("FIL-72"), Some("OBR-3"), Some("CTABD"), Some("CT")),
+            ]
+        );
     }
 
     #[test]

@@ -98,13 +98,28 @@ fn merge(t: &mut Txn<'_, '_>, cause: Uuid, message_id: &str, msg: &Hl7MessageRec
 
 /// The order a change message means: by (sender, placer number), else the one live order
 /// with its accession.
+///
+/// Several groups of one message may carry the same placer number (the index then names the
+/// last of them): group `index` of a later message means the order of group `index` of that
+/// message when it has the same placer number, so a re-sent multi-group message updates each
+/// order from its own group instead of one order from every group in turn.
 fn find_order(t: &mut Txn<'_, '_>, msg: &Hl7MessageReceived, index: usize) -> Result<Option<String>, redb::Error> {
     let meta = t.meta();
     let group = &msg.summary.orders[index];
     if let Some(placer) = group.placer_order_number.as_deref().filter(|p| !p.is_empty()) {
         let key = (meta.tenant(), meta.hospital(), msg.sending_application.as_str(), placer);
-        if let Some(id) = t.tables.orders_by_placer()?.get(key)? {
-            return Ok(Some(id.value().to_owned()));
+        let found = t.tables.orders_by_placer()?.get(key)?.map(|id| id.value().to_owned());
+        if let Some(id) = found {
+            let sibling = id.rsplit_once(':').map(|(message, _)| orders::order_id(message, index));
+            if let Some(sibling) = sibling.filter(|s| *s != id) {
+                let same = orders::order(&mut t.tables, &meta, &sibling)?.is_some_and(|o| {
+                    o.placer_order_number.as_deref() == Some(placer) && o.sending_application == msg.sending_application
+                });
+                if same {
+                    return Ok(Some(sibling));
+                }
+            }
+            return Ok(Some(id));
         }
     }
     let Some(accession) = group.accession_number.as_deref().filter(|a| !a.is_empty()) else { return Ok(None) };

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::test_support::{Order, Study, TestClock, merge, options};
+use super::test_support::{Order, Study, TestClock, hl7, merge, options};
 use super::*;
 use crate::domain::Event;
 
@@ -284,6 +284,50 @@ async fn a_cancelled_order_stops_waiting_and_a_matched_one_is_cancelled_by_event
     // A study of a cancelled order's accession completing later is not paired with it.
     Study::new("1.2.3", "ACC2", "P1").arrive(&log, 1).await;
     assert_eq!(History::read(&log).matches, [pair("1.2.2", "PL2")]);
+}
+
+/// A report feed's ORU^R01: an ORC before the first OBR only; each group's placer number in
+/// OBR-2 (`placers`), its accession in OBR-3 and its procedure in OBR-4.
+fn multi_group_report(control_id: &str, placers: [&str; 2]) -> String {
+    format!(
+        "MSH|^~\\&|RADRPT|HOSP|ZENEDGE|EDGE|20261123120000||ORU^R01|{control_id}|P|2.4\r\
+         PID|1||P1^^^HOSP^MR||Doe^Jane\r\
+         ORC|RE|{p0}|ACC-71||CM\r\
+         OBR|1|{p0}|ACC-71|CTCHEST^CT Chest^L|||20261123110000|||||||||||||||||CT|F\r\
+         OBX|1|TX|GDT^Report||Chest normal||||||F\r\
+         OBR|2|{p1}|ACC-72|CTABD^CT Abdomen^L|||20261123111500|||||||||||||||||MR|F\r\
+         OBX|1|TX|GDT^Report||Abdomen normal||||||F\r",
+        p0 = placers[0],
+        p1 = placers[1],
+    )
+}
+
+#[tokio::test]
+async fn each_order_group_is_its_own_order_and_a_re_sent_message_changes_none_of_them() {
+    for placers in [["PL-71", "PL-72"], ["PL-7", "PL-7"]] {
+        let (_dir, _clock, log) = start();
+        send(&log, hl7(&multi_group_report("R1", placers))).await;
+        // The same report again under a new control id (as after a correction elsewhere).
+        send(&log, hl7(&multi_group_report("R2", placers))).await;
+        Study::new("1.2.71", "ACC-71", "P1").arrive(&log, 1).await;
+        Study { modality: "MR".into(), ..Study::new("1.2.72", "ACC-72", "P1") }.arrive(&log, 1).await;
+        let h = History::read(&log);
+        assert_eq!(h.message_updates, [], "{placers:?}: a re-send changes nothing");
+        assert_eq!(h.matches.len(), 2, "{placers:?}: {:?}", h.matches);
+        let events = log.reader().after(0, 1000).unwrap().items;
+        let created: BTreeSet<_> = events
+            .iter()
+            .filter_map(|e| match &e.event {
+                Event::OrderCreated(c) => Some((c.study_instance_uid.clone(), c.order_id.clone(), c.modality.clone())),
+                _ => None,
+            })
+            .collect();
+        let orders: BTreeSet<_> = created.iter().map(|(_, order, _)| order.clone()).collect();
+        assert_eq!(orders.len(), 2, "{placers:?}: one order per group: {created:?}");
+        let modalities: BTreeSet<_> = created.iter().map(|(study, _, m)| (study.clone(), m.clone())).collect();
+        let expected = [("1.2.71".to_owned(), Some("CT".to_owned())), ("1.2.72".to_owned(), Some("MR".to_owned()))];
+        assert_eq!(modalities, expected.into(), "{placers:?}: each study met its own group");
+    }
 }
 
 #[tokio::test]

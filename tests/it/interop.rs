@@ -49,3 +49,43 @@ async fn unusable_encoding_characters_get_ae_with_the_control_id_in_msa2() {
     assert!(d.events().await.is_empty(), "nothing refused is stored");
     d.stop().await.unwrap();
 }
+
+/// A radiology report feed's ORU^R01 with two order groups and an ORC before the first only:
+/// each group's placer number in OBR-2, its accession (filler number) in OBR-3.
+fn two_group_report(control_id: &str) -> Vec<u8> {
+    format!(
+        "MSH|^~\\&|RADRPT|HOSP|ZENEDGE|EDGE|20261123120000||ORU^R01|{control_id}|P|2.4\r\
+         PID|1||MRN-71^^^HOSP^MR||Sample^Alex||19800101|M\r\
+         ORC|RE|PL-71^RIS|ACC-71^PACS||CM\r\
+         OBR|1|PL-71^RIS|ACC-71^PACS|CTCHEST^CT Chest^L|||20261123110000|||||||||||||||||CT|F\r\
+         OBX|1|TX|GDT^Report||Chest normal||||||F\r\
+         OBR|2|PL-72^RIS|ACC-72^PACS|MRKNEE^MR Knee^L|||20261123111500|||||||||||||||||MR|F\r\
+         OBX|1|TX|GDT^Report||Knee normal||||||F\r"
+    )
+    .into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_order_group_is_an_order_of_its_own_also_when_the_message_comes_again() {
+    let d = TestDaemon::start().await;
+    let mut c = d.client().await;
+    assert_eq!(ack_code(&c.send(&two_group_report("RPT-1")).await), "AA");
+    // Received again under a new control id: the same two orders, neither changed.
+    assert_eq!(ack_code(&c.send(&two_group_report("RPT-2")).await), "AA");
+    for (accession, placer, procedure, modality) in
+        [("ACC-71", "PL-71", "CTCHEST", "CT"), ("ACC-72", "PL-72", "MRKNEE", "MR")]
+    {
+        let found = d.get(&format!("/api/v1/orders?accession={accession}")).await.json();
+        let items = found["items"].as_array().unwrap();
+        assert_eq!(items.len(), 1, "{found}");
+        let order = &items[0];
+        assert_eq!(
+            (&order["placer_order_number"], &order["procedure"]["code"], &order["modality"]),
+            (&placer.into(), &procedure.into(), &modality.into()),
+            "{order}"
+        );
+    }
+    let kinds: Vec<String> = d.events().await.iter().map(|e| e["event_type"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(kinds, ["HL7MessageReceived", "HL7MessageReceived"], "no order was changed");
+    d.stop().await.unwrap();
+}
