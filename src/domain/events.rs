@@ -19,8 +19,14 @@ pub struct Hl7MessageReceived {
     pub sending_application: String,
     /// MSH-4, decoded.
     pub sending_facility: String,
-    /// SHA-256 of `raw`, hex: what "the same content" means for a re-sent control id.
+    /// SHA-256 of `raw` exactly as received, hex.
     pub content_sha256: String,
+    /// SHA-256 of `raw` without the segment terminators after its last segment, hex: what
+    /// "the same content" means for a re-sent control id, so a copy that only lost (or
+    /// gained) the final CR is a duplicate. Absent from events written before it existed:
+    /// [`Hl7MessageReceived::dedupe_sha256`] computes it from `raw` then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub normalized_sha256: Option<String>,
     /// Another message with this sender and control id but different content was stored
     /// before (the sender reused a control id); `conflicts_with_seq` names the first one.
     pub control_id_conflict: bool,
@@ -140,6 +146,16 @@ pub struct StudyCompleted {
 }
 
 impl Hl7MessageReceived {
+    /// The digest duplicates are recognised by: [`Self::normalized_sha256`], or for an
+    /// event written before that field, the same digest computed from `raw`.
+    pub(crate) fn dedupe_sha256(&self) -> [u8; 32] {
+        use sha2::Digest;
+        match self.normalized_sha256.as_deref().and_then(from_hex) {
+            Some(digest) => digest,
+            None => sha2::Sha256::digest(crate::hl7::without_final_terminators(&self.raw)).into(),
+        }
+    }
+
     /// JSON with `raw` replaced by `raw_text`, the message decoded in the charset its summary
     /// was decoded with (segment separators shown as `\r`).
     pub(crate) fn to_json(&self) -> serde_json::Value {
@@ -153,5 +169,41 @@ impl Hl7MessageReceived {
             map.insert("raw_text".into(), serde_json::Value::String(text));
         }
         value
+    }
+}
+
+/// A 64-digit hex SHA-256 back to its bytes; `None` if it is not one.
+fn from_hex(hex: &str) -> Option<[u8; 32]> {
+    let digits = hex.as_bytes();
+    if digits.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
+        let value = |d: u8| char::from(d).to_digit(16);
+        *byte = u8::try_from(value(pair[0])? << 4 | value(pair[1])?).ok()?;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_written_before_the_normalized_digest_is_recognised_by_the_same_digest() {
+        use sha2::Digest;
+        let raw = b"MSH|^~\\&|A|B|C|D|||ADT^A08|1|P|2.5\rPID|1\r".to_vec();
+        let expected: [u8; 32] = sha2::Sha256::digest(&raw[..raw.len() - 1]).into();
+        let json = serde_json::json!({
+            "raw": raw, "message_type": "ADT^A08", "control_id": "1", "sending_application": "A",
+            "sending_facility": "B", "content_sha256": "00", "control_id_conflict": false, "peer": "p",
+            "summary": crate::hl7::read(&raw, &crate::hl7::ReadOptions::default()).unwrap().summary,
+        });
+        let mut old: Hl7MessageReceived = serde_json::from_value(json).unwrap();
+        assert_eq!(old.normalized_sha256, None);
+        assert_eq!(old.dedupe_sha256(), expected);
+        old.normalized_sha256 = Some(crate::domain::hex(&expected));
+        assert_eq!(old.dedupe_sha256(), expected);
     }
 }

@@ -174,6 +174,14 @@ fn beyond_limits(message: &Message<'_>) -> Option<ErrorDetail> {
     None
 }
 
+/// The message without the segment terminators (CR, LF) after its last segment: what makes
+/// two copies of a message the same whether or not the sender kept the final CR (python-hl7's
+/// `mllp_send`, for one, strips it).
+pub fn without_final_terminators(raw: &[u8]) -> &[u8] {
+    let end = raw.iter().rposition(|&b| b != b'\r' && b != b'\n').map_or(0, |last| last + 1);
+    &raw[..end]
+}
+
 /// Skips whitespace (blank lines) and a UTF-8 byte order mark before MSH.
 fn skip_preamble(raw: &[u8]) -> &[u8] {
     let raw = raw.trim_ascii_start();
@@ -182,3 +190,21 @@ fn skip_preamble(raw: &[u8]) -> &[u8] {
 
 #[cfg(test)]
 mod read_tests;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_the_terminators_after_the_last_segment_are_left_out() {
+        let cases: [(&[u8], &[u8]); 6] = [
+            (b"MSH|1\rPID|2\r", b"MSH|1\rPID|2"),
+            (b"MSH|1\rPID|2\r\n\r\n", b"MSH|1\rPID|2"),
+            (b"MSH|1\rPID|2", b"MSH|1\rPID|2"),
+            (b"MSH|1\r\rPID|2 \r", b"MSH|1\r\rPID|2 "),
+            (b"\r\n", b""),
+            (b"", b""),
+        ];
+        for (raw, body) in cases {
+            assert_eq!(super::without_final_terminators(raw), body, "{raw:?}");
+        }
+    }
+}

@@ -1,5 +1,7 @@
 //! HL7 messages in the log: stored once per (sender, control id, content), re-sends answered
-//! with the acknowledgement the first copy got.
+//! with the acknowledgement the first copy got. "The same content" ignores the segment
+//! terminators after the last segment (see [`crate::hl7::without_final_terminators`]); the
+//! bytes kept are those of the first copy.
 //!
 //! The decision is taken here, in the writer's transaction, from the duplicate index in
 //! [`crate::projections::hl7`]; the event itself carries everything the index is built from
@@ -11,7 +13,6 @@ use super::envelope::NewEvent;
 use super::txn::{Txn, corrupt};
 use super::writer::{AppendError, LogHandle};
 use crate::domain::Event;
-use crate::projections::dicom::hex_to_bytes;
 use crate::projections::hl7::DedupeEntry;
 
 /// What became of a received message.
@@ -27,7 +28,13 @@ pub enum Hl7Outcome {
 /// The `HL7MessageReceived` for a parsed message and the ACK that will answer it.
 pub fn received_event(payload: &[u8], received: &crate::hl7::Received, peer: &str, ack: Vec<u8>) -> NewEvent {
     use sha2::Digest;
-    let content_sha256: [u8; 32] = sha2::Sha256::digest(payload).into();
+    // One pass: the digest of the message without its final terminators, then of the rest.
+    let body = crate::hl7::without_final_terminators(payload);
+    let mut hasher = sha2::Sha256::new();
+    hasher.update(body);
+    let normalized_sha256: [u8; 32] = hasher.clone().finalize().into();
+    hasher.update(&payload[body.len()..]);
+    let content_sha256: [u8; 32] = hasher.finalize().into();
     let (app, facility) = received.sender();
     let event = crate::domain::Hl7MessageReceived {
         raw: payload.to_vec(),
@@ -36,6 +43,7 @@ pub fn received_event(payload: &[u8], received: &crate::hl7::Received, peer: &st
         sending_application: app.to_owned(),
         sending_facility: facility.to_owned(),
         content_sha256: crate::domain::hex(&content_sha256),
+        normalized_sha256: Some(crate::domain::hex(&normalized_sha256)),
         control_id_conflict: false,
         conflicts_with_seq: None,
         peer: peer.to_owned(),
@@ -64,7 +72,7 @@ fn apply(t: &mut Txn<'_, '_>, mut event: NewEvent) -> Result<Result<Hl7Outcome, 
         return Ok(Err(AppendError::Encode("not an HL7MessageReceived event".into())));
     };
     let site = t.site;
-    let hash: [u8; 32] = hex_to_bytes(&message.content_sha256).try_into().unwrap_or([0; 32]);
+    let hash = message.dedupe_sha256();
     let (app, facility, control_id) =
         (message.sending_application.clone(), message.sending_facility.clone(), message.control_id.clone());
     let lo = (

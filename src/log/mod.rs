@@ -7,7 +7,7 @@
 //! * **Tables.** `events`: `u64 seq → msgpack envelope` (see [`envelope`]), sequence numbers
 //!   gapless from 1. `meta`: `schema_version` and the site identity (`tenant_id`,
 //!   `hospital_id`, `edge_id`) the file belongs to. `hl7_dedupe`: `(tenant, hospital, MSH-3,
-//!   MSH-4, MSH-10, sha256 of the message) → (seq, ACK bytes sent)`, kept forever so that a
+//!   MSH-4, MSH-10, sha256 of the message without its final CR/LF) → (seq, ACK bytes sent)`, kept forever so that a
 //!   re-sent message gets the byte-identical acknowledgement however late it comes. Keys are
 //!   fixed types (integers, tuples of strings and byte arrays); values are opaque msgpack, so
 //!   a change of redb's value encoding cannot touch them.

@@ -17,7 +17,8 @@ use crate::config::Site;
 pub(crate) const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
 /// `key -> value` facts about the file: `schema_version`, `tenant_id`, `hospital_id`, `edge_id`.
 pub(crate) const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
-/// `(tenant, hospital, MSH-3, MSH-4, MSH-10, sha256 of the message) -> msgpack DedupeEntry`.
+/// `(tenant, hospital, MSH-3, MSH-4, MSH-10, sha256 of the message without its final segment
+/// terminators) -> msgpack DedupeEntry`.
 pub(crate) const HL7_DEDUPE: TableDefinition<DedupeKey, &[u8]> = TableDefinition::new("hl7_dedupe");
 
 /// `(tenant, hospital, MSH-3, MSH-4, MSH-10, sha256)`.
@@ -119,7 +120,7 @@ pub(crate) const CHECKPOINTS: TableDefinition<&str, u64> = TableDefinition::new(
 
 /// The on-disk layout this binary writes. Bump it with every change to tables or key
 /// encodings and add the step to [`MIGRATIONS`].
-pub const SCHEMA_VERSION: u64 = 3;
+pub const SCHEMA_VERSION: u64 = 4;
 
 /// One migration step: turns a file at `from` into one at `from + 1`, inside the
 /// transaction that also records the new version (so a crash leaves one or the other).
@@ -135,8 +136,14 @@ pub(crate) struct Migration {
 ///   the daemon fills them by rebuilding at start-up.
 /// * 2 → 3: `studies` rows list their series. Projections changed shape: the checkpoints
 ///   are dropped, so the daemon rebuilds every projection at start-up.
-pub(crate) const MIGRATIONS: &[Migration] =
-    &[Migration { from: 1, apply: |_| Ok(()) }, Migration { from: 2, apply: rebuild_projections }];
+/// * 3 → 4: `hl7_dedupe` keys hash the message without its final segment terminators, and
+///   the matching projections follow accession changes, keep a study's first waiting time and
+///   find cases by their orders' patient ids: rebuilt at start-up, as for 2 → 3.
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration { from: 1, apply: |_| Ok(()) },
+    Migration { from: 2, apply: rebuild_projections },
+    Migration { from: 3, apply: rebuild_projections },
+];
 
 /// A migration for projection changes: every checkpoint goes, so the log rebuilds them all
 /// when it opens.

@@ -98,6 +98,30 @@ async fn a_duplicate_in_the_same_batch_is_recognised() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_that_differs_only_by_its_final_segment_terminators_is_a_duplicate() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(&options(dir.path()), Arc::new(Metrics::new())).unwrap();
+    let body = "MSH|^~\\&|RIS|H|ZE|E|20261123||ADT^A08|T-1|P|2.5\rPID|1||X";
+    let event = |raw: &str, ack: &str| {
+        let received = hl7::read(raw.as_bytes(), &hl7::ReadOptions::default()).unwrap();
+        received_event(raw.as_bytes(), &received, "test", ack.as_bytes().to_vec())
+    };
+    let first = log.handle().append_hl7(event(&format!("{body}\r"), "ACK-FIRST")).await.unwrap();
+    assert_eq!(first, Hl7Outcome::Stored { seq: 1, conflicts_with: None });
+    for copy in [body.to_owned(), format!("{body}\r\n"), format!("{body}\r\r\n\n")] {
+        let again = log.handle().append_hl7(event(&copy, "ACK-OTHER")).await.unwrap();
+        assert_eq!(again, Hl7Outcome::Duplicate { seq: 1, ack: b"ACK-FIRST".to_vec() }, "{copy:?}");
+    }
+    // Other content under the same control id is still another message.
+    let other = log.handle().append_hl7(event(&format!("{body}Y\r"), "A")).await.unwrap();
+    assert_eq!(other, Hl7Outcome::Stored { seq: 2, conflicts_with: Some(1) });
+    let stored = log.reader().after(0, 10).unwrap().items;
+    let crate::domain::Event::Hl7MessageReceived(m) = &stored[0].event else { panic!("{stored:?}") };
+    assert_eq!(m.raw, format!("{body}\r").into_bytes(), "the bytes of the first copy are kept");
+    log.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_failed_commit_every_request_is_refused_and_the_failure_is_signalled() {
     let dir = tempfile::tempdir().unwrap();
     let (log, faults) = open_with_faults(dir.path(), Arc::new(Metrics::new()));

@@ -3,7 +3,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::dicom::hex_to_bytes;
 use crate::config::Site;
 use crate::domain::Hl7MessageReceived;
 use crate::log::txn::{Tables, corrupt};
@@ -16,14 +15,15 @@ pub(crate) struct DedupeEntry {
     pub ack: Vec<u8>,
 }
 
-/// `HL7MessageReceived`: (sender, control id, content hash) → (seq, ACK sent).
+/// `HL7MessageReceived`: (sender, control id, content hash without the final segment
+/// terminators) → (seq, ACK sent).
 pub(crate) fn apply_received(
     t: &mut Tables<'_>,
     site: &Site,
     seq: u64,
     m: &Hl7MessageReceived,
 ) -> Result<(), redb::Error> {
-    let hash: [u8; 32] = hex_to_bytes(&m.content_sha256).try_into().unwrap_or([0; 32]);
+    let hash = m.dedupe_sha256();
     let key = (
         site.tenant_id.as_str(),
         site.hospital_id.as_str(),

@@ -16,7 +16,7 @@
 //!
 //! | table | from | |
 //! | --- | --- | --- |
-//! | `hl7_dedupe` | `HL7MessageReceived` | (sender, control id, content hash) → seq, ACK sent |
+//! | `hl7_dedupe` | `HL7MessageReceived` | (sender, control id, hash of the content without its final segment terminators) → seq, ACK sent |
 //! | `dicom_instances` | `InstanceStored` | SOP instance UID → latest version (seq, hash, file) |
 //! | `study_instances` | `InstanceStored` | (study, series, SOP instance) → seq |
 //! | `studies` | `InstanceStored`, `StudyCompleted` | study → counts, patient, accession, revision |

@@ -2,8 +2,10 @@
 //! allows is accepted and stored like any message, what is wrong gets an `AE` the sender can
 //! match to its message, and nothing is stored twice.
 
+use std::path::PathBuf;
+
 use crate::support::TestDaemon;
-use crate::support::hl7msg::{ack_code, msa, msh, segments};
+use crate::support::hl7msg::{ack_code, msa, msh, orm, segments};
 
 /// An ORU^R01 as a laboratory system sends it: MSH-2 with three encoding characters (no
 /// subcomponent separator, HL7 v2.3 §2.7), an `&` in the data.
@@ -87,5 +89,71 @@ async fn every_order_group_is_an_order_of_its_own_also_when_the_message_comes_ag
     }
     let kinds: Vec<String> = d.events().await.iter().map(|e| e["event_type"].as_str().unwrap().to_owned()).collect();
     assert_eq!(kinds, ["HL7MessageReceived", "HL7MessageReceived"], "no order was changed");
+    d.stop().await.unwrap();
+}
+
+/// The HL7 messages in the log, with their `control_id_conflict` flags.
+async fn received(d: &TestDaemon) -> Vec<(String, bool)> {
+    d.events()
+        .await
+        .iter()
+        .filter(|e| e["event_type"] == "HL7MessageReceived")
+        .map(|e| (e["data"]["control_id"].as_str().unwrap().to_owned(), e["data"]["control_id_conflict"] == true))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_re_send_without_the_final_cr_is_a_duplicate_answered_with_the_stored_ack() {
+    let d = TestDaemon::start().await;
+    let mut c = d.client().await;
+    let message = orm("TRIM-1", "ACC-TRIM-1");
+    assert!(message.ends_with(b"\r"));
+    let first = c.send(&message).await;
+    assert_eq!(ack_code(&first), "AA");
+    for copy in [&message[..message.len() - 1], &[&message[..], b"\n"].concat()[..]] {
+        assert_eq!(c.send(copy).await, first, "answered with the stored ACK, byte for byte");
+    }
+    assert_eq!(received(&d).await, [("TRIM-1".to_owned(), false)], "stored once, not flagged");
+    let events = d.events().await;
+    let stored = events[0]["data"]["raw_text"].as_str().unwrap();
+    assert!(stored.ends_with('\r'), "the bytes are kept as first received");
+    d.stop().await.unwrap();
+}
+
+/// python-hl7's `mllp_send` (the `hl7` package on PyPI), or `None` (with the reason printed)
+/// when it is not on `PATH`.
+fn mllp_send() -> Option<PathBuf> {
+    let found = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .map(|dir| dir.join("mllp_send"))
+        .find(|p| p.is_file());
+    if found.is_none() {
+        println!("skipping: python-hl7's mllp_send is not on PATH (pip install hl7, in a virtualenv on PATH)");
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_hl7_mllp_send_which_strips_the_final_cr_gets_the_stored_ack_for_a_re_send() {
+    let Some(mllp_send) = mllp_send() else { return };
+    let d = TestDaemon::start().await;
+    let files = tempfile::tempdir().unwrap();
+    let file = files.path().join("orm.hl7");
+    std::fs::write(&file, orm("PY-1", "ACC-PY-1")).unwrap();
+    let send = || {
+        let mut command = std::process::Command::new(&mllp_send);
+        command.args(["--loose", "-p", &d.mllp.port().to_string(), "-f"]).arg(&file).arg("127.0.0.1");
+        tokio::task::spawn_blocking(move || command.output().expect("run mllp_send"))
+    };
+    let first = send().await.unwrap();
+    assert!(first.status.success(), "mllp_send: {}", String::from_utf8_lossy(&first.stderr));
+    let ack = &first.stdout;
+    assert!(String::from_utf8_lossy(ack).contains("MSA|AA|PY-1"), "{}", String::from_utf8_lossy(ack));
+    // The same file again from python-hl7, then with its final CR from our client.
+    assert_eq!(&send().await.unwrap().stdout, ack, "the stored ACK again");
+    let mine = d.client().await.send(&orm("PY-1", "ACC-PY-1")).await;
+    assert!(ack.windows(mine.len()).any(|w| w == mine), "the stored ACK again");
+    assert_eq!(received(&d).await, [("PY-1".to_owned(), false)], "stored once, not flagged");
     d.stop().await.unwrap();
 }
