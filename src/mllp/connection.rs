@@ -223,6 +223,7 @@ impl<'a, S: MllpStream> Connection<'a, S> {
                     tracing::warn!(peer = %self.peer, seq, first, control_id = received.control_id(), "control id reused with different content; stored and flagged");
                 }
                 self.count(&message_type, &received, AckCode::Accept);
+                self.ctx.app_acks.note(&received.header, self.peer);
                 ack
             }
             Ok(Hl7Outcome::Duplicate { seq, ack }) => {

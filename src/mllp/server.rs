@@ -24,13 +24,16 @@ pub struct MllpContext {
     /// Cancelled when the daemon shuts down: idle connections close, new frames get `AR`.
     pub shutdown: CancellationToken,
     pub ack_ids: AckIds,
+    /// Senders already told (in the log) that no application acknowledgement is sent.
+    pub app_acks: super::app_ack::AppAckNotices,
 }
 
 impl MllpContext {
     pub fn new(config: MllpConfig, log: LogHandle, metrics: Arc<Metrics>, shutdown: CancellationToken) -> MllpContext {
         let read_options =
             ReadOptions { accession_from: config.accession_from.clone(), fallback_charset: config.fallback_charset };
-        MllpContext { config, read_options, log, metrics, shutdown, ack_ids: AckIds::new() }
+        let (ack_ids, app_acks) = (AckIds::new(), Default::default());
+        MllpContext { config, read_options, log, metrics, shutdown, ack_ids, app_acks }
     }
 }
 

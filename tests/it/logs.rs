@@ -91,3 +91,34 @@ async fn retention_without_sync_warns_once_and_logs_each_sweep() {
     let sweep = text.lines().find(|l| l.contains("retention sweep done")).unwrap();
     assert!(sweep.contains("INFO") && sweep.contains("deleted=0"), "{sweep}");
 }
+
+/// A sender asking for application acknowledgements (MSH-15/MSH-16 `AL`), which zenedge does
+/// not send, is named once at WARN however many messages it sends; other senders asking are
+/// named once each, senders not asking never.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_asking_for_application_acks_is_named_once_in_the_log() {
+    let daemon = Logged::start("");
+    let text = daemon.wait_for("zenedge is ready").await;
+    let ready = text.lines().find(|l| l.contains("zenedge is ready")).unwrap();
+    let start = ready.find("mllp=").unwrap() + 5;
+    let mllp: SocketAddr = ready[start..].split_whitespace().next().unwrap().parse().unwrap();
+    let mut c = MllpClient::connect(mllp).await;
+    let enhanced = |sender: &str, id: &str, msh16: &str| {
+        String::from_utf8(orm(id, &format!("ACC-{id}")))
+            .unwrap()
+            .replacen("|RIS|HOSP|", &format!("|{sender}|HOSP|"), 1)
+            .replacen("|P|2.5.1\r", &format!("|P|2.5.1|||AL|{msh16}\r"), 1)
+            .into_bytes()
+    };
+    for n in 0..3 {
+        assert_eq!(ack_code(&c.send(&enhanced("RIS-A", &format!("AA-{n}"), "AL")).await), "CA");
+    }
+    assert_eq!(ack_code(&c.send(&enhanced("RIS-B", "AB-1", "AL")).await), "CA");
+    assert_eq!(ack_code(&c.send(&enhanced("RIS-C", "AC-1", "NE")).await), "CA");
+    drop(c);
+    let text = daemon.stop();
+    let named: Vec<&str> = text.lines().filter(|l| l.contains("application acknowledgements")).collect();
+    assert_eq!(named.len(), 2, "{named:#?}");
+    assert!(named[0].contains("WARN") && named[0].contains("RIS-A"), "{}", named[0]);
+    assert!(named[1].contains("RIS-B"), "{}", named[1]);
+}
