@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::events::{Hl7MessageReceived, InstanceFileDeleted, InstanceStored, StudyCompleted};
 use super::matching::{
     Hl7MessageMatched, Hl7MessageUpdated, OrderCancelled, OrderCreated, OrderUpdated, PatientCaseClassified,
-    PatientCaseConsolidated, PatientCaseCreated, PatientsMerged, StudyMatched,
+    PatientCaseConsolidated, PatientCaseCreated, PatientsMerged, StudyMatched, StudyUnmatched,
 };
 
 /// A stored payload that this binary cannot turn into an [`Event`].
@@ -88,6 +88,7 @@ catalog! {
     InstanceStored(InstanceStored) = "InstanceStored" v 1;
     StudyCompleted(StudyCompleted) = "StudyCompleted" v 1;
     StudyMatched(StudyMatched) = "StudyMatched" v 1;
+    StudyUnmatched(StudyUnmatched) = "StudyUnmatched" v 1;
     OrderCreated(OrderCreated) = "OrderCreated" v 1;
     OrderUpdated(OrderUpdated) = "OrderUpdated" v 1;
     OrderCancelled(OrderCancelled) = "OrderCancelled" v 1;
@@ -151,6 +152,7 @@ impl JsonView for Hl7MessageMatched {}
 impl JsonView for InstanceStored {}
 impl JsonView for StudyCompleted {}
 impl JsonView for StudyMatched {}
+impl JsonView for StudyUnmatched {}
 impl JsonView for OrderCreated {}
 impl JsonView for OrderUpdated {}
 impl JsonView for OrderCancelled {}

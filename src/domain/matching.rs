@@ -1,7 +1,8 @@
-//! The decisions: an order matched with a study, the order created from that match and its
-//! later changes, patient cases, merged patients. Each is decided once, by the log writer,
-//! and recorded as one of these events (invariant 3); replay applies them, never decides
-//! them again. Field names are the hub contract.
+//! The decisions: an order matched with a study (and unmatched when the order's accession
+//! number changes), the order created from that match and its later changes, patient cases,
+//! merged patients. Each is decided once, by the log writer, and recorded as one of these
+//! events (invariant 3); replay applies them, never decides them again. Field names are the
+//! hub contract.
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -29,12 +30,43 @@ pub struct Hl7MessageMatched {
     pub accession_number: String,
 }
 
+/// A pair recorded by [`StudyMatched`] no longer holds: the order's accession number was
+/// corrected (a re-sent `NW` with the same placer number, or an `XO`) and the study does not
+/// have the new one. The `StudyMatched` stays in the log; from this event on, the pair is gone
+/// from the matches, the order and the study wait again unless they have other pairs, and
+/// the order meets the completed studies of its new accession (new `StudyMatched` events).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StudyUnmatched {
+    pub study_instance_uid: String,
+    pub order_id: String,
+    /// The event id of the `HL7MessageReceived` that brought the order.
+    pub hl7_message_id: String,
+    /// The accession number the pair was matched under.
+    pub accession_number: String,
+    /// The order's accession number now.
+    pub new_accession_number: String,
+    /// Why: `accession_changed`.
+    pub reason: String,
+    /// The event id of the `HL7MessageReceived` that changed the accession number.
+    pub changed_by_hl7_message_id: String,
+    /// The seq of the pair's `StudyMatched`.
+    pub match_seq: u64,
+}
+
+/// [`StudyUnmatched::reason`] when the order's accession number changed.
+pub const UNMATCHED_ACCESSION_CHANGED: &str = "accession_changed";
+
 /// A matched pair becomes an order of the study's patient case.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OrderCreated {
     pub order_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub patient_case_id: Option<String>,
+    /// The order's patient ids (PID-3 repetitions, PID-2, PID-4), resolved through merges:
+    /// from now on they find the case too. Empty in events written before this field; the
+    /// order's ids as its message gave them are taken then.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub patient_ids: Vec<String>,
     pub hl7_message_id: String,
     pub study_instance_uid: String,
     pub accession_number: String,

@@ -16,6 +16,12 @@
 //!   placer number, else by accession when exactly one live order has it, and appends
 //!   `HL7MessageUpdated`; once the order was matched, `OrderUpdated`. `CA`/`DC`/`OC` cancel:
 //!   `HL7MessageUpdated` with `cancelled`, and `OrderCancelled` once matched.
+//! * **Accession corrections.** A change of the accession number (a re-sent `NW` with the same
+//!   placer number, or an `XO`) is such a change; then every pair the order made with a study
+//!   that does not have the new accession is undone (`StudyUnmatched`, reason
+//!   `accession_changed`: the `StudyMatched` stays in the log, the pair leaves the matches and
+//!   both sides wait again unless other pairs hold them), and the order, unless cancelled,
+//!   meets every completed study of the new accession.
 //! * **Patient cases.** A study's first completion joins the most recent case of the same
 //!   patient (any of its ids, resolved through merges) and the same modality created within
 //!   the consolidation window (`PatientCaseConsolidated`), else opens one
@@ -26,6 +32,9 @@
 //!   Cases that already exist are not merged retroactively.
 //! * **Classification.** A matched order's patient class (PV1-2) classifies its case, and a
 //!   later change of that class in an order change reclassifies it.
+//! * **Case ids.** A match brings the order's patient ids (PID-3 repetitions, PID-2, PID-4,
+//!   resolved through merges) to the study's case in `OrderCreated`: the case is found by
+//!   them, and later studies under them join it.
 
 use redb::ReadableTable;
 use uuid::Uuid;
@@ -33,11 +42,12 @@ use uuid::Uuid;
 use super::envelope::{Aggregate, NewEvent};
 use super::txn::Txn;
 use crate::domain::{
-    Event, Hl7MessageMatched, Hl7MessageReceived, Hl7MessageUpdated, OrderCancelled, OrderCreated, OrderUpdated,
-    PatientCaseClassified, PatientCaseConsolidated, PatientCaseCreated, PatientsMerged, StudyCompleted, StudyMatched,
+    Event, FieldChange, Hl7MessageMatched, Hl7MessageReceived, Hl7MessageUpdated, OrderCancelled, OrderCreated,
+    OrderUpdated, PatientCaseClassified, PatientCaseConsolidated, PatientCaseCreated, PatientsMerged, StudyCompleted,
+    StudyMatched, StudyUnmatched, UNMATCHED_ACCESSION_CHANGED,
 };
 use crate::projections::orders::{self, CANCEL_CONTROLS, CHANGE_CONTROLS, OrderRow};
-use crate::projections::{Meta, cases};
+use crate::projections::{Meta, cases, dicom};
 
 /// Appends a decision. Encoding a decision cannot fail in practice; if it did, the batch
 /// fails as a whole rather than committing a trigger without its decisions.
@@ -159,9 +169,27 @@ fn update(
         cancelled,
     };
     record(t, cause, "hl7_message", &row.hl7_message_id, Event::Hl7MessageUpdated(Box::new(updated)))?;
-    if row.matched_studies.is_empty() {
-        return Ok(());
+    if !row.matched_studies.is_empty() {
+        update_matched(t, cause, message_id, &row, changes.clone(), cancelled)?;
     }
+    let new_accession = changes.into_iter().find(|c| c.field == "accession_number").and_then(|c| c.new);
+    if let Some(new) = new_accession {
+        rematch(t, cause, message_id, &row, &new, cancelled)?;
+    }
+    Ok(())
+}
+
+/// The change of an order that was matched: `OrderUpdated` or `OrderCancelled`, and its case
+/// reclassified when the patient class changed.
+fn update_matched(
+    t: &mut Txn<'_, '_>,
+    cause: Uuid,
+    message_id: &str,
+    row: &OrderRow,
+    changes: Vec<FieldChange>,
+    cancelled: bool,
+) -> Result<(), redb::Error> {
+    let order_id = row.order_id.as_str();
     let new_class = changes.iter().find(|c| c.field == "patient_class").and_then(|c| c.new.clone());
     let event = if cancelled {
         Event::OrderCancelled(Box::new(OrderCancelled { order_id: order_id.into(), hl7_message_id: message_id.into() }))
@@ -176,6 +204,46 @@ fn update(
     if let (Some(case_id), Some(class), false) = (row.patient_case_id.as_deref(), new_class, cancelled) {
         let reason = format!("order {order_id} changed its patient class");
         classify(t, cause, case_id, &class, reason, message_id)?;
+    }
+    Ok(())
+}
+
+/// The order (`before`: its row before the change) now has accession number `new`: its pairs
+/// with studies that do not have it are undone, and unless cancelled it meets the completed
+/// studies that do.
+fn rematch(
+    t: &mut Txn<'_, '_>,
+    cause: Uuid,
+    message_id: &str,
+    before: &OrderRow,
+    new: &str,
+    cancelled: bool,
+) -> Result<(), redb::Error> {
+    let meta = t.meta();
+    let order_id = before.order_id.as_str();
+    for study in &before.matched_studies {
+        let accession = dicom::study(&mut t.tables, t.site, study)?.and_then(|s| s.accession_number);
+        let key = (meta.tenant(), meta.hospital(), study.as_str(), order_id);
+        let match_seq = t.tables.matches()?.get(key)?.map(|v| v.value());
+        let Some(match_seq) = match_seq.filter(|_| accession.as_deref() != Some(new)) else { continue };
+        let unmatched = StudyUnmatched {
+            study_instance_uid: study.clone(),
+            order_id: order_id.into(),
+            hl7_message_id: before.hl7_message_id.clone(),
+            accession_number: before.accession_number.clone(),
+            new_accession_number: new.into(),
+            reason: UNMATCHED_ACCESSION_CHANGED.into(),
+            changed_by_hl7_message_id: message_id.into(),
+            match_seq,
+        };
+        record(t, cause, "study", study, Event::StudyUnmatched(Box::new(unmatched)))?;
+    }
+    if cancelled {
+        return Ok(());
+    }
+    let Some(order) = orders::order(&mut t.tables, &meta, order_id)? else { return Ok(()) };
+    for study in orders::under(t.tables.studies_by_accession()?, &meta, new)? {
+        pair(t, cause, &order, &study)?;
     }
     Ok(())
 }
@@ -278,6 +346,13 @@ fn pair(t: &mut Txn<'_, '_>, cause: Uuid, order: &OrderRow, study: &str) -> Resu
         return Ok(());
     }
     let case_id = cases::case_of_study(&mut t.tables, &meta, study)?;
+    let mut patient_ids: Vec<String> = Vec::new();
+    for id in &order.patient_ids {
+        let resolved = cases::resolve(&mut t.tables, &meta, id)?;
+        if !patient_ids.contains(&resolved) {
+            patient_ids.push(resolved);
+        }
+    }
     let accession = order.accession_number.clone();
     let matched = StudyMatched {
         study_instance_uid: study.into(),
@@ -297,6 +372,7 @@ fn pair(t: &mut Txn<'_, '_>, cause: Uuid, order: &OrderRow, study: &str) -> Resu
     let created = OrderCreated {
         order_id: order.order_id.clone(),
         patient_case_id: case_id.clone(),
+        patient_ids,
         hl7_message_id: order.hl7_message_id.clone(),
         study_instance_uid: study.into(),
         accession_number: accession,

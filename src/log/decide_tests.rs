@@ -38,6 +38,8 @@ struct History {
     created: BTreeMap<String, Option<String>>,
     /// `HL7MessageMatched` count.
     message_matched: usize,
+    /// `(study, placer, reason)` for every `StudyUnmatched`, in log order.
+    unmatched: Vec<(String, String, String)>,
     /// Case id → its studies, in the order they joined.
     cases: BTreeMap<String, Vec<String>>,
     /// Case id → its latest class.
@@ -71,6 +73,9 @@ impl History {
             match &e.event {
                 Event::StudyMatched(m) => h.matches.push((m.study_instance_uid.clone(), placer(&m.order_id))),
                 Event::Hl7MessageMatched(_) => h.message_matched += 1,
+                Event::StudyUnmatched(u) => {
+                    h.unmatched.push((u.study_instance_uid.clone(), placer(&u.order_id), u.reason.clone()))
+                }
                 Event::OrderCreated(c) => {
                     h.created.insert(placer(&c.order_id), c.patient_case_id.clone());
                 }
@@ -328,6 +333,105 @@ async fn each_order_group_is_its_own_order_and_a_re_sent_message_changes_none_of
         let expected = [("1.2.71".to_owned(), Some("CT".to_owned())), ("1.2.72".to_owned(), Some("MR".to_owned()))];
         assert_eq!(modalities, expected.into(), "{placers:?}: each study met its own group");
     }
+}
+
+/// Replays the log of the closed database in `dir` and compares with its projections.
+fn assert_replay_equals_projections(dir: &std::path::Path) {
+    let site = super::test_support::site();
+    let db = crate::projections::rebuild::open(&dir.join("zenedge.redb"), &site, 1 << 20).unwrap();
+    let differences = crate::projections::rebuild::verify(&db, &site, |_, _| {}).unwrap();
+    assert!(differences.is_empty(), "projections differ from a replay: {differences:?}");
+}
+
+fn waiting_query(clock: &TestClock) -> views::WaitingQuery {
+    views::WaitingQuery { now: (clock.policy(DAY).clock)(), older_than: None, after: None, limit: 100 }
+}
+
+#[tokio::test]
+async fn a_corrected_accession_undoes_the_old_pair_and_meets_the_studies_of_the_new_one() {
+    let (dir, clock, log) = start();
+    send(&log, Order::new("C1", "PL1", "ACC-OLD", &["P1"]).event()).await;
+    Study::new("1.2.1", "ACC-OLD", "P1").arrive(&log, 1).await;
+    let old_study_completed = (clock.policy(DAY).clock)();
+    clock.advance(Duration::from_secs(60));
+    Study::new("1.2.2", "ACC-NEW", "P1").arrive(&log, 1).await;
+    clock.advance(Duration::from_secs(60));
+    // The RIS corrects OBR-18 by sending the order again under its placer number.
+    send(&log, Order::new("C2", "PL1", "ACC-NEW", &["P1"]).event()).await;
+    let h = History::read(&log);
+    assert_eq!(h.matches, [pair("1.2.1", "PL1"), pair("1.2.2", "PL1")]);
+    assert_eq!(h.unmatched, [("1.2.1".into(), "PL1".into(), "accession_changed".into())]);
+    assert_eq!(h.message_updates, [("PL1".into(), "accession_number".into(), Some("ACC-NEW".into()))]);
+    assert_eq!(h.order_updates, h.message_updates, "the order was matched: OrderUpdated says so too");
+
+    let reader = log.reader();
+    let found = |acc: &str| {
+        let hits = reader.search_orders(&views::Search::Accession(acc.into())).unwrap().items;
+        hits.into_iter().map(|o| (o.accession_number, o.studies.len())).collect::<Vec<_>>()
+    };
+    assert_eq!(found("ACC-NEW"), [("ACC-NEW".to_owned(), 1)]);
+    assert_eq!(found("ACC-OLD"), []);
+    let order_id = reader.search_orders(&views::Search::Accession("ACC-NEW".into())).unwrap().items[0].order_id.clone();
+    let order = reader.order(&order_id).unwrap().unwrap();
+    assert_eq!(order.studies.iter().map(|s| s.study_instance_uid.as_str()).collect::<Vec<_>>(), ["1.2.2"]);
+    let matches = reader.matches(&views::MatchQuery { after: 0, limit: 10, accession: None }).unwrap().items;
+    assert_eq!(matches.iter().map(|m| m.study_instance_uid.as_str()).collect::<Vec<_>>(), ["1.2.2"]);
+    let waiting = reader.unmatched_studies(&waiting_query(&clock)).unwrap().items;
+    assert_eq!(waiting.iter().map(|w| w.study_instance_uid.as_str()).collect::<Vec<_>>(), ["1.2.1"]);
+    assert_eq!(waiting[0].waiting_since, old_study_completed, "it waits again since its first completion");
+    assert!(reader.unmatched_orders(&waiting_query(&clock)).unwrap().items.is_empty());
+
+    // An XO to an accession no study has yet: the order waits under it, since its receipt.
+    send(&log, Order { control: "XO", ..Order::new("C3", "PL1", "ACC-LATER", &["P1"]) }.event()).await;
+    assert_eq!(found("ACC-LATER"), [("ACC-LATER".to_owned(), 0)]);
+    let waiting = reader.unmatched_orders(&waiting_query(&clock)).unwrap().items;
+    assert_eq!(waiting.iter().map(|w| w.accession_number.as_str()).collect::<Vec<_>>(), ["ACC-LATER"]);
+    assert_eq!(Some(waiting[0].waiting_since), Some(order.received_at));
+    Study::new("1.2.3", "ACC-LATER", "P1").arrive(&log, 1).await;
+    let h = History::read(&log);
+    assert_eq!(h.matches.last(), Some(&pair("1.2.3", "PL1")));
+    assert_eq!(h.unmatched.len(), 2, "{:?}", h.unmatched);
+    drop(reader);
+    log.close().await.unwrap();
+    assert_replay_equals_projections(dir.path());
+}
+
+#[tokio::test]
+async fn an_orders_patient_ids_find_its_case_and_bring_later_studies_into_it() {
+    let (dir, _clock, log) = start();
+    send(&log, merge("M1", "MRN-NEW", "MRN-OLD")).await;
+    send(&log, Order::new("C1", "PL1", "ACC1", &["P1", "INS-9", "MRN-OLD"]).event()).await;
+    Study::new("1.2.1", "ACC1", "P1").arrive(&log, 1).await;
+    let reader = log.reader();
+    let case = reader.search_cases("P1").unwrap().items[0].clone();
+    assert_eq!(case.patient_ids, ["P1", "INS-9", "MRN-NEW"], "the order's ids, resolved through the merge");
+    for id in ["INS-9", "MRN-NEW", "MRN-OLD"] {
+        let found: Vec<_> = reader.search_cases(id).unwrap().items.into_iter().map(|c| c.case_id).collect();
+        assert_eq!(found, std::slice::from_ref(&case.case_id), "{id}");
+    }
+    // A modality that knows the patient only by the insurance id joins the case.
+    Study::new("1.2.2", "ACC2", "INS-9").arrive(&log, 1).await;
+    assert_eq!(History::read(&log).partition().len(), 1);
+    drop(reader);
+    log.close().await.unwrap();
+    assert_replay_equals_projections(dir.path());
+}
+
+#[tokio::test]
+async fn a_study_completed_again_keeps_waiting_since_its_first_completion() {
+    let (_dir, clock, log) = start();
+    let study = Study::new("1.2.1", "ACC1", "P1");
+    study.arrive(&log, 1).await;
+    let first = (clock.policy(DAY).clock)();
+    clock.advance(Duration::from_secs(3600));
+    log.handle().append_instance(study.instance(2)).await.unwrap();
+    assert!(matches!(study.complete(&log).await, CompletionOutcome::Completed { revision: 2, .. }));
+    let waiting = log.reader().unmatched_studies(&waiting_query(&clock)).unwrap().items;
+    assert_eq!(
+        waiting.iter().map(|w| (w.study_instance_uid.as_str(), w.waiting_since)).collect::<Vec<_>>(),
+        [("1.2.1", first)]
+    );
+    assert_eq!(waiting[0].age_seconds, 3600);
 }
 
 #[tokio::test]

@@ -99,7 +99,8 @@ pub(crate) const STUDIES_BY_PATIENT: TableDefinition<Key4, ()> = TableDefinition
 /// `(tenant, hospital, accession, study UID) -> completed at (µs)`: completed studies waiting
 /// for an order.
 pub(crate) const UNMATCHED_STUDIES: TableDefinition<Key4, i64> = TableDefinition::new("unmatched_studies");
-/// `(tenant, hospital, study UID, order id) -> seq of StudyMatched`: every pair, once.
+/// `(tenant, hospital, study UID, order id) -> seq of StudyMatched`: every pair, once, until a
+/// `StudyUnmatched` undoes it.
 pub(crate) const MATCHES: TableDefinition<Key4, u64> = TableDefinition::new("matches");
 /// `(tenant, hospital, order id, study UID) -> seq of StudyMatched`: the same, by order.
 pub(crate) const MATCHES_BY_ORDER: TableDefinition<Key4, u64> = TableDefinition::new("matches_by_order");

@@ -11,7 +11,8 @@
 //!
 //! * **Matches** are paged by the seq of their `StudyMatched`. A pair recorded later always
 //!   has a higher seq, so a client that follows `next` (or polls with the last seq it saw)
-//!   never misses one. The `matches` table is keyed by (study, order), so a page scans it
+//!   never misses one. A pair undone by a `StudyUnmatched` (the order's accession number was
+//!   corrected) leaves the list; the event itself is in the log and its stream. The `matches` table is keyed by (study, order), so a page scans it
 //!   once and keeps the `limit` smallest seqs after the cursor: memory is bounded by `limit`,
 //!   and the table has one row per match, far fewer than the log has events.
 //! * **Waiting orders and studies** are listed oldest first, the order a coordinator works
@@ -72,7 +73,7 @@ pub struct OrderView {
     pub cancelled: bool,
     /// The patient case of its study, once matched.
     pub patient_case_id: Option<String>,
-    /// Since when it waits for a study; `None` once matched or cancelled.
+    /// Since when it waits for a study (its receipt); `None` while matched or once cancelled.
     pub waiting_since: Option<Timestamp>,
     /// The studies matched with it, in match order.
     pub studies: Vec<MatchedStudy>,
@@ -141,7 +142,9 @@ pub struct StudyHit {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CaseView {
     pub case_id: String,
-    /// The patient ids the case is found by (resolved through merges when it was opened).
+    /// The patient ids the case is found by: its studies' (DICOM Patient ID and Other Patient
+    /// IDs) and its matched orders' (PID-3 repetitions, PID-2, PID-4), resolved through merges
+    /// when they joined.
     pub patient_ids: Vec<String>,
     pub modality: Option<String>,
     pub patient_class: Option<String>,
@@ -284,7 +287,7 @@ pub struct WaitingOrder {
 pub struct WaitingStudy {
     pub accession_number: String,
     pub study_instance_uid: String,
-    /// When its latest completion was recorded.
+    /// When it first waited: its first completion (later completions do not move it).
     pub waiting_since: Timestamp,
     /// Whole seconds between `waiting_since` and the request.
     pub age_seconds: i64,

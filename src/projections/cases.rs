@@ -1,5 +1,6 @@
-//! Patient case projections: cases, the studies in each, cases by any patient id, and the
-//! patient ids that merges retired.
+//! Patient case projections: cases, the studies in each, cases by any patient id (the
+//! studies' DICOM ids and the ids of the orders matched with them), and the patient ids that
+//! merges retired.
 
 use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
@@ -60,6 +61,28 @@ pub(crate) fn apply_consolidated(
         }
     }
     t.study_cases()?.insert((m.tenant(), m.hospital(), c.study_instance_uid.as_str()), c.case_id.as_str())?;
+    put(t, m, &row)
+}
+
+/// `OrderCreated`: the order's patient ids find its case too.
+pub(crate) fn add_patient_ids(
+    t: &mut Tables<'_>,
+    m: &Meta<'_>,
+    case_id: &str,
+    ids: &[String],
+) -> Result<(), redb::Error> {
+    let Some(mut row) = case(t, m, case_id)? else { return Ok(()) };
+    let before = row.patient_ids.len();
+    for pid in ids.iter().filter(|id| !id.is_empty()) {
+        if !row.patient_ids.contains(pid) {
+            row.patient_ids.push(pid.clone());
+            t.cases_by_patient()?
+                .insert((m.tenant(), m.hospital(), pid.as_str(), row.case_id.as_str()), row.created_at_us)?;
+        }
+    }
+    if row.patient_ids.len() == before {
+        return Ok(());
+    }
     put(t, m, &row)
 }
 

@@ -44,6 +44,10 @@ pub(crate) struct StudyRow {
     pub study_date: Option<String>,
     pub study_time: Option<String>,
     pub study_description: Option<String>,
+    /// When its first `StudyCompleted` was recorded (µs): since then it waits for an order
+    /// (also after a late instance completes it again, or a pair is undone).
+    #[serde(default)]
+    pub first_completed_us: Option<i64>,
 }
 
 /// Reads a study's row, if any (this transaction's write-back row first).
@@ -151,11 +155,18 @@ pub(crate) fn apply_instance(
     Ok(())
 }
 
-/// `StudyCompleted`: the study's revision, and it is no longer pending.
-pub(crate) fn apply_completed(t: &mut Tables<'_>, site: &Site, c: &StudyCompleted) -> Result<(), redb::Error> {
+/// `StudyCompleted`: the study's revision (and the time of its first completion), and it is
+/// no longer pending.
+pub(crate) fn apply_completed(
+    t: &mut Tables<'_>,
+    site: &Site,
+    recorded_at: Timestamp,
+    c: &StudyCompleted,
+) -> Result<(), redb::Error> {
     let study = c.study_instance_uid.as_str();
     if let Some(mut row) = self::study(t, site, study)? {
         row.revision = c.revision;
+        row.first_completed_us.get_or_insert(recorded_at.as_microsecond());
         t.study_rows.insert(study.to_owned(), row);
     }
     t.pending.insert(study.to_owned(), None);

@@ -22,12 +22,12 @@
 //! | `studies` | `InstanceStored`, `StudyCompleted` | study → counts, patient, accession, revision |
 //! | `studies_pending` | `InstanceStored`, `StudyCompleted` | study → time of its last instance |
 //! | `hl7_messages` | `HL7MessageReceived` | message id → seq |
-//! | `orders`, `orders_by_placer`, `orders_by_accession`, `orders_by_patient` | `HL7MessageReceived`, `HL7MessageUpdated`, `StudyMatched`, `OrderCreated` | order id → order; lookups |
-//! | `unmatched_orders` | `HL7MessageReceived`, `HL7MessageUpdated`, `StudyMatched` | (accession, order id) → waiting since |
+//! | `orders`, `orders_by_placer`, `orders_by_accession`, `orders_by_patient` | `HL7MessageReceived`, `HL7MessageUpdated`, `StudyMatched`, `StudyUnmatched`, `OrderCreated` | order id → order; lookups |
+//! | `unmatched_orders` | `HL7MessageReceived`, `HL7MessageUpdated`, `StudyMatched`, `StudyUnmatched` | (accession, order id) → waiting since (its receipt) |
 //! | `studies_by_accession`, `studies_by_patient` | `StudyCompleted` | lookups of completed studies |
-//! | `unmatched_studies` | `StudyCompleted`, `StudyMatched` | (accession, study) → waiting since |
-//! | `matches`, `matches_by_order` | `StudyMatched` | (study, order) and (order, study) → seq |
-//! | `cases`, `cases_by_patient`, `study_cases` | `PatientCase*` | case id → case; lookups |
+//! | `unmatched_studies` | `StudyCompleted`, `StudyMatched`, `StudyUnmatched` | (accession, study) → waiting since (its first completion) |
+//! | `matches`, `matches_by_order` | `StudyMatched`, `StudyUnmatched` | (study, order) and (order, study) → seq |
+//! | `cases`, `cases_by_patient`, `study_cases` | `PatientCase*`, `OrderCreated` (the order's patient ids) | case id → case; lookups |
 //! | `patient_aliases` | `PatientsMerged` | prior patient id → surviving id |
 //! | `deleted_files` | `InstanceFileDeleted` | instance file path → seq of its deletion |
 //!
@@ -101,11 +101,12 @@ pub(crate) fn apply(t: &mut Tables<'_>, m: &Meta<'_>, event: &Event) -> Result<(
         Event::Hl7MessageUpdated(e) => orders::apply_updated(t, m, e),
         Event::InstanceStored(e) => dicom::apply_instance(t, m.site, m.seq, m.recorded_at, e),
         Event::StudyCompleted(e) => {
-            dicom::apply_completed(t, m.site, e)?;
+            dicom::apply_completed(t, m.site, m.recorded_at, e)?;
             orders::apply_completed(t, m, e)
         }
         Event::StudyMatched(e) => orders::apply_matched(t, m, e),
-        Event::OrderCreated(e) => orders::apply_created(t, m, &e.order_id, e.patient_case_id.as_deref()),
+        Event::StudyUnmatched(e) => orders::apply_unmatched(t, m, e),
+        Event::OrderCreated(e) => orders::apply_created(t, m, e),
         Event::PatientCaseCreated(e) => cases::apply_created(t, m, e),
         Event::PatientCaseConsolidated(e) => cases::apply_consolidated(t, m, e),
         Event::PatientCaseClassified(e) => cases::apply_classified(t, m, e),

@@ -5,13 +5,20 @@
 //! new order unless its ORC-1 says it changes or cancels one (`XO`, `SC`, `CA`, `DC`, `OC`)
 //! or its placer order number from the same sender is already known. The order's id is
 //! `<message id>:<group index>`. Changes to known orders come as `HL7MessageUpdated`
-//! events, decided by the writer.
+//! events, decided by the writer; a change of the accession number moves the order in the
+//! accession indexes (and in the waiting list, keeping the time it started waiting).
+//!
+//! Waiting times are first times: an order waits since the message that placed it, a study
+//! since its first completion, also when a later completion (late instances) or a
+//! `StudyUnmatched` puts it back on the list.
 
 use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
 use super::Meta;
-use crate::domain::{FieldChange, Hl7MessageReceived, Hl7MessageUpdated, StudyCompleted, StudyMatched};
+use crate::domain::{
+    FieldChange, Hl7MessageReceived, Hl7MessageUpdated, OrderCreated, StudyCompleted, StudyMatched, StudyUnmatched,
+};
 use crate::hl7::summary::{CodedValue, Physician};
 use crate::log::txn::{Tables, corrupt};
 
@@ -147,7 +154,10 @@ pub(crate) fn patient_ids(msg: &Hl7MessageReceived) -> Vec<String> {
 pub(crate) fn apply_updated(t: &mut Tables<'_>, m: &Meta<'_>, u: &Hl7MessageUpdated) -> Result<(), redb::Error> {
     let Some(mut row) = order(t, m, &u.order_id)? else { return Ok(()) };
     for change in &u.changes {
-        set_field(&mut row, change);
+        match (change.field.as_str(), change.new.as_deref()) {
+            ("accession_number", Some(new)) if !new.is_empty() => move_accession(t, m, &mut row, new)?,
+            _ => set_field(&mut row, change),
+        }
     }
     if u.cancelled {
         row.cancelled = true;
@@ -159,6 +169,19 @@ pub(crate) fn apply_updated(t: &mut Tables<'_>, m: &Meta<'_>, u: &Hl7MessageUpda
         ))?;
     }
     put(t, m, &row)
+}
+
+/// A new accession number: the order is found (and waits) under it instead of the old one.
+fn move_accession(t: &mut Tables<'_>, m: &Meta<'_>, row: &mut OrderRow, new: &str) -> Result<(), redb::Error> {
+    let old = std::mem::replace(&mut row.accession_number, new.to_owned());
+    let id = row.order_id.as_str();
+    t.orders_by_accession()?.remove((m.tenant(), m.hospital(), old.as_str(), id))?;
+    t.orders_by_accession()?.insert((m.tenant(), m.hospital(), new, id), ())?;
+    let since = t.unmatched_orders()?.remove((m.tenant(), m.hospital(), old.as_str(), id))?.map(|v| v.value());
+    if let Some(since) = since {
+        t.unmatched_orders()?.insert((m.tenant(), m.hospital(), new, id), since)?;
+    }
+    Ok(())
 }
 
 /// Applies one change by field name (the names [`changes`] produces).
@@ -182,12 +205,13 @@ fn set_field(row: &mut OrderRow, change: &FieldChange) {
     }
 }
 
-/// What a change message changes in `row`: status, modality, procedure, physician, clinical
-/// info, schedule, patient class.
+/// What a change message changes in `row`: accession number, status, modality, procedure,
+/// physician, clinical info, schedule, patient class.
 pub(crate) fn changes(row: &OrderRow, msg: &Hl7MessageReceived, index: usize) -> Vec<FieldChange> {
     let group = &msg.summary.orders[index];
     let class = msg.summary.visit.as_ref().and_then(|v| v.patient_class.clone());
     let candidates = [
+        ("accession_number", Some(row.accession_number.clone()), group.accession_number.clone()),
         ("order_status", row.order_status.clone(), group.order_status.clone()),
         ("modality", row.modality.clone(), group.modality.clone()),
         (
@@ -213,15 +237,14 @@ pub(crate) fn changes(row: &OrderRow, msg: &Hl7MessageReceived, index: usize) ->
         .collect()
 }
 
-/// `StudyCompleted`: the study by accession and patient, and waiting for an order unless it
-/// has one.
+/// `StudyCompleted`: the study by accession and patient, and waiting for an order (since its
+/// first completion) unless it has one.
 pub(crate) fn apply_completed(t: &mut Tables<'_>, m: &Meta<'_>, c: &StudyCompleted) -> Result<(), redb::Error> {
     let study = c.study_instance_uid.as_str();
     if let Some(accession) = c.accession_number.as_deref().filter(|a| !a.is_empty()) {
         t.studies_by_accession()?.insert((m.tenant(), m.hospital(), accession, study), ())?;
         if !is_matched_study(t, m, study)? {
-            t.unmatched_studies()?
-                .insert((m.tenant(), m.hospital(), accession, study), m.recorded_at.as_microsecond())?;
+            wait_for_order(t, m, accession, study)?;
         }
     }
     for pid in c.patient_id.iter().chain(&c.other_patient_ids) {
@@ -245,16 +268,49 @@ pub(crate) fn apply_matched(t: &mut Tables<'_>, m: &Meta<'_>, s: &StudyMatched) 
     Ok(())
 }
 
-/// `OrderCreated`: the order's patient case.
-pub(crate) fn apply_created(
-    t: &mut Tables<'_>,
-    m: &Meta<'_>,
-    order_id: &str,
-    case_id: Option<&str>,
-) -> Result<(), redb::Error> {
+/// The study waits for an order under `accession`, since its first completion.
+fn wait_for_order(t: &mut Tables<'_>, m: &Meta<'_>, accession: &str, study: &str) -> Result<(), redb::Error> {
+    let first = super::dicom::study(t, m.site, study)?.and_then(|s| s.first_completed_us);
+    let since = first.unwrap_or(m.recorded_at.as_microsecond());
+    t.unmatched_studies()?.insert((m.tenant(), m.hospital(), accession, study), since)?;
+    Ok(())
+}
+
+/// `StudyUnmatched`: the pair is gone; the order (unless cancelled) and the study wait again,
+/// each since its first time, when no other pair holds them.
+pub(crate) fn apply_unmatched(t: &mut Tables<'_>, m: &Meta<'_>, u: &StudyUnmatched) -> Result<(), redb::Error> {
+    let (study, order_id) = (u.study_instance_uid.as_str(), u.order_id.as_str());
+    t.matches()?.remove((m.tenant(), m.hospital(), study, order_id))?;
+    t.matches_by_order()?.remove((m.tenant(), m.hospital(), order_id, study))?;
     if let Some(mut row) = order(t, m, order_id)? {
-        row.patient_case_id = case_id.map(str::to_owned);
+        row.matched_studies.retain(|s| s != study);
+        if row.matched_studies.is_empty() {
+            row.patient_case_id = None;
+            if !row.cancelled {
+                let key = (m.tenant(), m.hospital(), row.accession_number.as_str(), order_id);
+                t.unmatched_orders()?.insert(key, row.received_at_us)?;
+            }
+        }
         put(t, m, &row)?;
+    }
+    let accession = super::dicom::study(t, m.site, study)?.and_then(|s| s.accession_number);
+    if let Some(accession) = accession.filter(|a| !a.is_empty())
+        && !is_matched_study(t, m, study)?
+    {
+        wait_for_order(t, m, &accession, study)?;
+    }
+    Ok(())
+}
+
+/// `OrderCreated`: the order's patient case, which its patient ids now find too.
+pub(crate) fn apply_created(t: &mut Tables<'_>, m: &Meta<'_>, c: &OrderCreated) -> Result<(), redb::Error> {
+    let Some(mut row) = order(t, m, &c.order_id)? else { return Ok(()) };
+    row.patient_case_id.clone_from(&c.patient_case_id);
+    put(t, m, &row)?;
+    if let Some(case_id) = c.patient_case_id.as_deref() {
+        // Events from before `patient_ids` existed: the ids the order's message gave.
+        let ids = if c.patient_ids.is_empty() { &row.patient_ids } else { &c.patient_ids };
+        super::cases::add_patient_ids(t, m, case_id, ids)?;
     }
     Ok(())
 }

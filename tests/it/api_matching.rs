@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::support::TestDaemon;
 use crate::support::dataset::{Instance, dataset};
-use crate::support::hl7msg::orm;
+use crate::support::hl7msg::{ack_code, orm, orm_corrected};
 use crate::support::scu::{self, CT_IMAGE_STORAGE, EXPLICIT_LE};
 use crate::support::sse;
 
@@ -19,10 +19,15 @@ const QUICK: &str = "[dicom]\nstable_after = \"100ms\"\n";
 
 /// Stores `count` instances of study `study` (one series) over one association.
 async fn store_study(d: &TestDaemon, study: u32, count: u32) -> String {
+    store_instances(d, study, 1..=count).await
+}
+
+/// Stores instances `numbers` of study `study` (one series) over one association.
+async fn store_instances(d: &TestDaemon, study: u32, numbers: std::ops::RangeInclusive<u32>) -> String {
     let addr = d.dicom;
     tokio::task::spawn_blocking(move || {
         let mut scu = scu::connect_ct(addr, EXPLICIT_LE);
-        for n in 1..=count {
+        for n in numbers {
             let i = Instance::ct(study, 1, n);
             assert_eq!(scu.store(CT_IMAGE_STORAGE, &i.sop, &dataset(&i, EXPLICIT_LE), 16_000).status, 0);
         }
@@ -106,7 +111,8 @@ async fn an_order_and_its_study_are_matched_in_every_view() {
 
     let case = d.get(&format!("/api/v1/cases/{case_id}")).await.json();
     assert_eq!(case["case_id"], case_id.as_str());
-    assert_eq!(case["patient_ids"], serde_json::json!(["PAT-1"]));
+    // The study's DICOM id, then the order's PID-3 repetitions.
+    assert_eq!(case["patient_ids"], serde_json::json!(["PAT-1", "PAT-ACC-1", "INS-77"]));
     assert_eq!(case["modality"], "CT");
     assert_eq!(case["patient_class"], "O", "the order's patient class classifies the case");
     assert_eq!(case["studies"].as_array().unwrap().len(), 1, "{case}");
@@ -322,4 +328,91 @@ async fn open_event_streams_end_at_shutdown_instead_of_holding_it_up() {
         .expect("shutdown is not held up by the stream")
         .unwrap()
         .unwrap();
+}
+
+/// The one event of type `kind` in the log.
+async fn only_event(d: &TestDaemon, kind: &str) -> Value {
+    let events: Vec<Value> = d.events().await.into_iter().filter(|e| e["event_type"] == kind).collect();
+    assert_eq!(events.len(), 1, "{kind}: {events:?}");
+    events.into_iter().next().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accession_corrected_by_the_ris_moves_the_order_to_the_study_with_the_new_one() {
+    let d = TestDaemon::start_with(QUICK).await;
+    let mut c = d.client().await;
+    c.send(&orm("AC-1", "ACC-11")).await;
+    let id = order_id(&d, "ACC-11").await;
+    let old_study = store_study(&d, 11, 1).await;
+    wait_for(&d, &format!("/api/v1/orders/{id}"), |o| !o["studies"].as_array().unwrap().is_empty()).await;
+    let new_study = store_study(&d, 12, 1).await;
+    wait_for(&d, "/api/v1/unmatched/studies", |p| field(p, "study_instance_uid") == [new_study.as_str()]).await;
+
+    // The RIS sends the order again under its placer number with OBR-18 corrected. The ACK
+    // follows the commit that holds the decisions, so every view shows them at once.
+    assert_eq!(ack_code(&c.send(&orm_corrected("AC-2", "ACC-11", "ACC-12")).await), "AA");
+    assert_eq!(order_id(&d, "ACC-12").await, id, "the same order, under its new accession");
+    assert!(items(&d.get("/api/v1/orders?accession=ACC-11").await.json()).is_empty());
+    let order = d.get(&format!("/api/v1/orders/{id}")).await.json();
+    assert_eq!(order["accession_number"], "ACC-12");
+    assert_eq!(order["studies"].as_array().unwrap().len(), 1, "{order}");
+    assert_eq!(order["studies"][0]["study_instance_uid"], new_study.as_str());
+    let matches = d.get("/api/v1/matches?after=0").await.json();
+    assert_eq!(field(&matches, "study_instance_uid"), [new_study.as_str()]);
+
+    // The pair made under the old accession is undone, by an event, and the old study waits
+    // again, since its first completion.
+    let unmatched = only_event(&d, "StudyUnmatched").await;
+    let data = &unmatched["data"];
+    assert_eq!(
+        (&data["study_instance_uid"], &data["order_id"], &data["accession_number"], &data["new_accession_number"]),
+        (&old_study.as_str().into(), &id.as_str().into(), &"ACC-11".into(), &"ACC-12".into())
+    );
+    assert_eq!(data["reason"], "accession_changed");
+    let updated = only_event(&d, "HL7MessageUpdated").await;
+    let changes = updated["data"]["changes"].as_array().unwrap();
+    assert!(changes.iter().any(|c| c["field"] == "accession_number" && c["new"] == "ACC-12"), "{updated}");
+    let waiting = d.get("/api/v1/unmatched/studies").await.json();
+    assert_eq!(field(&waiting, "study_instance_uid"), [old_study.as_str()]);
+    let first_completion = d
+        .events()
+        .await
+        .into_iter()
+        .find(|e| e["event_type"] == "StudyCompleted" && e["data"]["study_instance_uid"] == old_study.as_str())
+        .expect("the old study's completion");
+    // Projections keep microseconds; the envelope has the nanoseconds.
+    let micros = |v: &Value| v.as_str().unwrap().parse::<jiff::Timestamp>().unwrap().as_microsecond();
+    assert_eq!(micros(&waiting["items"][0]["waiting_since"]), micros(&first_completion["recorded_at"]));
+    d.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_case_is_found_by_any_patient_id_of_the_orders_matched_with_its_studies() {
+    let d = TestDaemon::start_with(QUICK).await;
+    // PID-3 of the order: PAT-ACC-13 ~ INS-77; the study's DICOM Patient ID: PAT-13.
+    d.client().await.send(&orm("CI-1", "ACC-13")).await;
+    let uid = store_study(&d, 13, 1).await;
+    let cases = wait_for(&d, "/api/v1/cases?patient_id=PAT-13", |p| {
+        items(p).first().is_some_and(|c| c["studies"][0]["orders"].as_array().is_some_and(|o| !o.is_empty()))
+    })
+    .await;
+    assert_eq!(cases["items"][0]["studies"][0]["study_instance_uid"], uid.as_str());
+    for id in ["PAT-ACC-13", "INS-77"] {
+        assert_eq!(d.get(&format!("/api/v1/cases?patient_id={id}")).await.json(), cases, "{id}");
+    }
+    d.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_study_completed_again_still_waits_since_its_first_completion() {
+    let d = TestDaemon::start_with(QUICK).await;
+    let uid = store_study(&d, 14, 1).await;
+    let first = wait_for(&d, "/api/v1/unmatched/studies", |p| items(p).len() == 1).await;
+    // A late instance: the study completes again (revision 2), still without an order.
+    store_instances(&d, 14, 2..=2).await;
+    wait_for(&d, &format!("/api/v1/studies/{uid}"), |s| s["revision"] == 2 && s["pending"] == false).await;
+    let again = d.get("/api/v1/unmatched/studies").await.json();
+    assert_eq!(field(&again, "study_instance_uid"), [uid.as_str()]);
+    assert_eq!(again["items"][0]["waiting_since"], first["items"][0]["waiting_since"]);
+    d.stop().await.unwrap();
 }

@@ -5,13 +5,14 @@ use std::process::Command;
 
 use crate::support::TestDaemon;
 use crate::support::dataset::{Instance, dataset};
-use crate::support::hl7msg::{a40, orm, orm_change};
+use crate::support::hl7msg::{a40, orm, orm_change, orm_corrected};
 use crate::support::scu::{self, CT_IMAGE_STORAGE, EXPLICIT_LE};
 use zenedge::projections::rebuild;
 
 /// A log with every event type: HL7 messages (one re-sent, one conflicting, one change and
 /// one cancel, a merge), instances (one replaced), completed studies matched with orders,
-/// consolidated into a case and classified, an instance file deleted by retention.
+/// consolidated into a case and classified, an accession corrected twice (a match, then an
+/// unmatch), an instance file deleted by retention.
 async fn workload() -> (std::sync::Arc<tempfile::TempDir>, zenedge::config::Config) {
     let d = TestDaemon::start_with("[dicom]\nstable_after = \"100ms\"\n").await;
     let mut c = d.client().await;
@@ -52,6 +53,10 @@ async fn workload() -> (std::sync::Arc<tempfile::TempDir>, zenedge::config::Conf
     // An order for the study that had none, cancelled once matched: OrderCancelled.
     c.send(&orm("RB-22", "ACC-22")).await;
     c.send(&orm_change("RB-22-CA", "ACC-22", "CA", "CA", "O")).await;
+    // The RIS corrects an accession: the order of ACC-3 meets study 21, then moves on to
+    // ACC-4, which undoes that pair (StudyUnmatched).
+    c.send(&orm_corrected("RB-FIX-1", "ACC-3", "ACC-21")).await;
+    c.send(&orm_corrected("RB-FIX-2", "ACC-3", "ACC-4")).await;
     let config = crate::support::daemon::test_config(d.dir.path(), "");
     let dir = d.dir.clone();
     d.stop().await.unwrap();

@@ -49,6 +49,15 @@ pub fn orm_change(control_id: &str, acc: &str, control: &str, status: &str, clas
         .into_bytes()
 }
 
+/// The order of [`orm`] with accession `acc` sent again as a new order (`NW`, same placer
+/// number) with OBR-18 corrected to `new_acc`, as a RIS corrects an accession number.
+pub fn orm_corrected(control_id: &str, acc: &str, new_acc: &str) -> Vec<u8> {
+    let text = String::from_utf8(orm(control_id, acc)).expect("ASCII");
+    let corrected = text.replace(&format!("|1234^House^Greg||{acc}|"), &format!("|1234^House^Greg||{new_acc}|"));
+    assert_ne!(corrected, text, "OBR-18 replaced");
+    corrected.into_bytes()
+}
+
 /// ADT^A40: patient `prior` merged into `surviving`.
 pub fn a40(control_id: &str, surviving: &str, prior: &str) -> Vec<u8> {
     format!(
