@@ -40,6 +40,8 @@ struct History {
     message_matched: usize,
     /// `(study, placer, reason)` for every `StudyUnmatched`, in log order.
     unmatched: Vec<(String, String, String)>,
+    /// `(study, placer)` of the pairs that hold: matched and not unmatched since.
+    holding: BTreeSet<(String, String)>,
     /// Case id → its studies, in the order they joined.
     cases: BTreeMap<String, Vec<String>>,
     /// Case id → its latest class.
@@ -71,10 +73,14 @@ impl History {
         let mut h = History::default();
         for e in &events {
             match &e.event {
-                Event::StudyMatched(m) => h.matches.push((m.study_instance_uid.clone(), placer(&m.order_id))),
+                Event::StudyMatched(m) => {
+                    h.matches.push((m.study_instance_uid.clone(), placer(&m.order_id)));
+                    h.holding.insert((m.study_instance_uid.clone(), placer(&m.order_id)));
+                }
                 Event::Hl7MessageMatched(_) => h.message_matched += 1,
                 Event::StudyUnmatched(u) => {
-                    h.unmatched.push((u.study_instance_uid.clone(), placer(&u.order_id), u.reason.clone()))
+                    h.unmatched.push((u.study_instance_uid.clone(), placer(&u.order_id), u.reason.clone()));
+                    h.holding.remove(&(u.study_instance_uid.clone(), placer(&u.order_id)));
                 }
                 Event::OrderCreated(c) => {
                     h.created.insert(placer(&c.order_id), c.patient_case_id.clone());
@@ -545,10 +551,10 @@ async fn a_projection_behind_the_log_is_rebuilt_when_the_log_opens() {
     assert!(crate::projections::rebuild::behind(&db, head).unwrap().is_empty());
 }
 
-/// Property: for a generated workload (orders with changes, cancels and re-sends, studies
-/// with re-completions and duplicate instances, merges, restarts), every arrival order
-/// records the same pairs, cancels and cases, never a pair twice, and projections that a
-/// replay of the log reproduces exactly.
+/// Property: for a generated workload (orders with accession corrections, changes, cancels
+/// and re-sends, studies with re-completions and duplicate instances, merges, restarts),
+/// every arrival order ends with the same pairs holding, cancels and cases, never records a
+/// pair twice, and leaves projections that a replay of the log reproduces exactly.
 mod arrival_order {
     use proptest::prelude::*;
 
@@ -562,6 +568,10 @@ mod arrival_order {
         change: bool,
         cancel: bool,
         resend: bool,
+        /// The RIS corrects the accession (a new `NW` with the same placer number) to another
+        /// accession of the same patient (`ACC0` and `ACC3` are both patient 0's); later
+        /// messages carry the corrected one.
+        correct: bool,
     }
 
     #[derive(Debug, Clone)]
@@ -590,15 +600,21 @@ mod arrival_order {
 
     fn workload() -> impl Strategy<Value = Workload> {
         // An accession number belongs to one patient.
-        let order = (0..ACCESSIONS, any::<bool>(), prop::bool::weighted(0.25), prop::bool::weighted(0.3)).prop_map(
-            |(accession, change, cancel, resend)| OrderSpec {
+        let order = (
+            0..ACCESSIONS,
+            any::<bool>(),
+            prop::bool::weighted(0.25),
+            prop::bool::weighted(0.3),
+            prop::bool::weighted(0.5),
+        )
+            .prop_map(|(accession, change, cancel, resend, correct)| OrderSpec {
                 patient: accession % PATIENTS,
                 accession,
                 change,
                 cancel,
                 resend,
-            },
-        );
+                correct: correct && accession % PATIENTS == 0,
+            });
         let study = (
             0..PATIENTS,
             prop::option::weighted(0.9, 0..ACCESSIONS),
@@ -672,6 +688,14 @@ mod arrival_order {
             if o.resend {
                 chain.push(Step::Hl7(nw.raw()));
             }
+            let (corrected, id) = (format!("ACC{}", ACCESSIONS - 1 - o.accession), format!("R{i}"));
+            let nw = if o.correct {
+                let nw = Order { control_id: &id, accession: &corrected, ..nw };
+                chain.push(Step::Hl7(nw.raw()));
+                nw
+            } else {
+                nw
+            };
             if o.change {
                 let id = format!("X{i}");
                 chain.push(Step::Hl7(
@@ -720,7 +744,8 @@ mod arrival_order {
     /// What must not depend on arrival order.
     #[derive(Debug, PartialEq, Eq)]
     struct Outcome {
-        /// Pairs whose order is still live.
+        /// Pairs that hold (matched, not undone by an accession correction) whose order is
+        /// still live.
         live_pairs: BTreeSet<(String, String)>,
         cancelled: BTreeSet<String>,
         cases: BTreeSet<BTreeSet<String>>,
@@ -765,7 +790,7 @@ mod arrival_order {
         let cases: BTreeMap<&String, BTreeSet<String>> =
             h.cases.iter().map(|(id, s)| (id, s.iter().cloned().collect())).collect();
         let live_pairs: BTreeSet<_> =
-            h.pairs().into_iter().filter(|(_, placer)| !h.cancelled.contains(placer)).collect();
+            h.holding.iter().filter(|(_, placer)| !h.cancelled.contains(placer)).cloned().collect();
         // A case is classified by its orders; one matched only with orders cancelled later
         // may keep the class they brought, so only cases with a live order are compared.
         let live_case = |studies: &BTreeSet<String>| live_pairs.iter().any(|(s, _)| studies.contains(s));
