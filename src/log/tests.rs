@@ -122,6 +122,52 @@ async fn a_copy_that_differs_only_by_its_final_segment_terminators_is_a_duplicat
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schema_3_file_is_reindexed_so_a_re_send_without_the_final_cr_is_a_duplicate() {
+    use redb::ReadableTable;
+    use sha2::Digest;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("zenedge.redb");
+    let raw = "MSH|^~\\&|RIS|H|ZE|E|20261123||ADT^A08|U-1|P|2.5\rPID|1||X\r";
+    let received = hl7::read(raw.as_bytes(), &hl7::ReadOptions::default()).unwrap();
+    // As a schema-3 binary wrote it: no normalized digest in the event, the dedupe row keyed
+    // by the digest of the bytes as received.
+    let mut old = received_event(raw.as_bytes(), &received, "test", b"ACK-OLD".to_vec());
+    if let crate::domain::Event::Hl7MessageReceived(m) = &mut old.event {
+        m.normalized_sha256 = None;
+    }
+    let log = Log::open(&options(dir.path()), Arc::new(Metrics::new())).unwrap();
+    log.handle().append_hl7(old).await.unwrap();
+    log.close().await.unwrap();
+    {
+        let db = store::open(&path, &site(), 4 << 20, None).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(store::META).unwrap().insert("schema_version", "3").unwrap();
+        {
+            let mut dedupe = txn.open_table(store::HL7_DEDUPE).unwrap();
+            let rows: Vec<_> = dedupe
+                .iter()
+                .unwrap()
+                .map(|r| r.map(|(k, v)| (k.value().0.to_owned(), k.value().1.to_owned(), v.value().to_vec())).unwrap())
+                .collect();
+            assert_eq!(rows.len(), 1);
+            dedupe.retain(|_, _| false).unwrap();
+            let (tenant, hospital, value) = &rows[0];
+            let raw_digest: [u8; 32] = sha2::Sha256::digest(raw.as_bytes()).into();
+            dedupe
+                .insert((tenant.as_str(), hospital.as_str(), "RIS", "H", "U-1", raw_digest), value.as_slice())
+                .unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let log = Log::open(&options(dir.path()), Arc::new(Metrics::new())).unwrap();
+    let stripped = raw.trim_end_matches('\r');
+    let received = hl7::read(stripped.as_bytes(), &hl7::ReadOptions::default()).unwrap();
+    let again = log.handle().append_hl7(received_event(stripped.as_bytes(), &received, "test", b"NEW".to_vec())).await;
+    assert_eq!(again.unwrap(), Hl7Outcome::Duplicate { seq: 1, ack: b"ACK-OLD".to_vec() });
+    log.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_failed_commit_every_request_is_refused_and_the_failure_is_signalled() {
     let dir = tempfile::tempdir().unwrap();
     let (log, faults) = open_with_faults(dir.path(), Arc::new(Metrics::new()));
