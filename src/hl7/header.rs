@@ -136,14 +136,21 @@ impl Header {
 }
 
 /// MSH-10 of a message whose MSH-2 is unusable, found by counting MSH-1 field separators,
-/// escaped for [`Header::minimal`]'s separators; `None` unless MSH-1 is a valid separator and
-/// the MSH segment up to MSH-10 is plain printable ASCII (in another charset a separator
-/// byte could be part of a character, and counting would find the wrong field).
+/// escaped for [`Header::minimal`]'s separators. `None` unless MSH-1 is a valid separator,
+/// MSH-2 is there and made of separator characters (just too few, too many or repeated: a
+/// MSH-2 of letters, or none, means the fields may be shifted), and the MSH segment up to
+/// MSH-10 is plain printable ASCII (in another charset a separator byte could be part of a
+/// character, and counting would find the wrong field).
 pub(crate) fn control_id_only(msh: &[u8]) -> Option<String> {
-    let field = *msh.get(3).filter(|&&b| super::separators::is_valid_separator(b))?;
+    use super::separators::is_valid_separator;
+    let field = *msh.get(3).filter(|&&b| is_valid_separator(b))?;
     let segment = msh.split(|&b| b == b'\r' || b == b'\n').next()?;
     // `MSH`, MSH-2, MSH-3 … MSH-10: the tenth piece.
     let mut pieces = segment.split(|&b| b == field);
+    let msh2 = pieces.clone().nth(1)?;
+    if msh2.is_empty() || !msh2.iter().all(|&b| is_valid_separator(b)) {
+        return None;
+    }
     let before: usize = pieces.by_ref().take(9).map(|p| p.len() + 1).sum();
     let value = pieces.next()?;
     let plain = segment[..before + value.len()].iter().all(|&b| b == b' ' || b.is_ascii_graphic());
@@ -213,6 +220,8 @@ mod tests {
         assert_eq!(id(b"MSH|^~|RIS|H|ZE|RAD|20260314||ORM^O01"), None, "no MSH-10");
         assert_eq!(id(b"MSH|^~|RIS|H|ZE|RAD|20260314||ORM^O01|\"\"|P"), None, "the explicit null");
         assert_eq!(id(b"MSHA^~A1A2A3A4A5A6A7A8A9"), None, "no usable field separator");
+        assert_eq!(id(b"MSH|RIS|H|ZE|RAD|20260314||ORM^O01|C1|P|2.5"), None, "MSH-2 left out: fields shifted");
+        assert_eq!(id(b"MSH||RIS|H|ZE|RAD|20260314||ORM^O01|C1|P|2.5"), None, "MSH-2 empty");
         assert_eq!(id(b"MSH|^~|RIS|H\xFC|ZE|RAD|20260314||ORM^O01|C1|P"), None, "not plain ASCII before it");
     }
 
