@@ -121,7 +121,9 @@ async fn a_re_send_without_the_final_cr_is_a_duplicate_answered_with_the_stored_
 }
 
 /// python-hl7's `mllp_send` (the `hl7` package on PyPI), or `None` (with the reason printed)
-/// when it is not on `PATH`.
+/// when it is not on `PATH`. Put a virtualenv holding it at the end of `PATH`: pynetdicom,
+/// often installed beside it, brings its own `storescu` and `echoscu`, which must not shadow
+/// DCMTK's for the tests in `dcmtk.rs`.
 fn mllp_send() -> Option<PathBuf> {
     let found = std::env::var_os("PATH")
         .into_iter()
