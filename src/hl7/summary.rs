@@ -162,7 +162,8 @@ pub struct Merge {
 /// One order group: an ORC with its OBR and the TQ1/IPC/ZDS… segments that follow.
 ///
 /// An OBR without its own ORC (a second OBR after one ORC, or OBR-only messages) forms a
-/// group of its own that shares the preceding ORC, if any.
+/// group of its own, without an ORC: its values come from its OBR (an ORC belongs to its own
+/// group only).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Order {
     /// ORC-1 order control (HL7 table 0119: `NW` new, `XO` change, `CA` cancel, `SC` status…).
