@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use crate::support::MllpClient;
 use crate::support::hl7msg::{ack_code, orm};
 use crate::support::process::write_config;
+use crate::support::scu::{self, DX_FOR_PRESENTATION, EXPLICIT_LE};
 
 /// The real binary on a config in a temp dir (`extra` TOML appended), its log stream
 /// written to a file the test reads.
@@ -55,6 +56,13 @@ impl Logged {
     }
 }
 
+/// An address from the "zenedge is ready" line (`mllp=`, `dicom=`, `http=`).
+fn ready_address(log: &str, name: &str) -> SocketAddr {
+    let ready = log.lines().find(|l| l.contains("zenedge is ready")).expect("the ready line");
+    let start = ready.find(&format!("{name}=")).expect("address in the ready line") + name.len() + 1;
+    ready[start..].split_whitespace().next().unwrap().parse().unwrap()
+}
+
 /// Logs at INFO and above carry no patient data: a day's kinds of traffic (orders, a
 /// re-send, a reused control id, a malformed message) leave no patient id, name, birth date
 /// or clinical text in what the real binary writes.
@@ -62,10 +70,7 @@ impl Logged {
 async fn info_logs_carry_no_patient_data() {
     let daemon = Logged::start("");
     let text = daemon.wait_for("zenedge is ready").await;
-    let ready = text.lines().find(|l| l.contains("zenedge is ready")).unwrap();
-    let start = ready.find("mllp=").unwrap() + 5;
-    let mllp: SocketAddr = ready[start..].split_whitespace().next().unwrap().parse().unwrap();
-    let mut c = MllpClient::connect(mllp).await;
+    let mut c = MllpClient::connect(ready_address(&text, "mllp")).await;
     assert_eq!(ack_code(&c.send(&orm("LOG-1", "ACC-LOG-1")).await), "AA");
     assert_eq!(ack_code(&c.send(&orm("LOG-1", "ACC-LOG-1")).await), "AA");
     assert_eq!(ack_code(&c.send(&crate::support::hl7msg::orm_other_content("LOG-1")).await), "AA");
@@ -90,4 +95,35 @@ async fn retention_without_sync_warns_once_and_logs_each_sweep() {
     assert_eq!(warnings.len(), 1, "{text}");
     let sweep = text.lines().find(|l| l.contains("retention sweep done")).unwrap();
     assert!(sweep.contains("INFO") && sweep.contains("deleted=0"), "{sweep}");
+}
+
+/// A refused presentation context is visible to an admin: one WARN line each, with the SOP
+/// class UID and name, the reason and the calling AE (the accepted ones are not listed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_refused_presentation_context_is_logged_at_warn_with_its_sop_class_and_the_calling_ae() {
+    let daemon = Logged::start("");
+    let dicom = ready_address(&daemon.wait_for("zenedge is ready").await, "dicom");
+    tokio::task::spawn_blocking(move || {
+        let find = "1.2.840.10008.5.1.4.1.2.2.1";
+        let contexts: &[(&str, &[&str])] = &[(DX_FOR_PRESENTATION, &[EXPLICIT_LE]), (find, &[EXPLICIT_LE])];
+        scu::connect(dicom, "DX01", "ZENEDGE", contexts, 16_384).expect("association").release();
+    })
+    .await
+    .unwrap();
+    daemon.wait_for("DICOM presentation context refused").await;
+    let text = daemon.stop();
+    let refused: Vec<_> = text.lines().filter(|l| l.contains("DICOM presentation context refused")).collect();
+    assert_eq!(refused.len(), 1, "{text}");
+    let line = refused[0];
+    for needle in [
+        "WARN",
+        "calling_ae=DX01",
+        "abstract_syntax=1.2.840.10008.5.1.4.1.2.2.1",
+        "sop_class=\"Study Root Query/Retrieve Information Model - FIND\"",
+        "reason=\"not_storage\"",
+    ] {
+        assert!(line.contains(needle), "{needle:?} not in {line}");
+    }
+    let accepted = text.lines().find(|l| l.contains("DICOM association accepted")).expect("accepted");
+    assert!(accepted.contains("contexts=1") && accepted.contains("refused=1"), "{accepted}");
 }
