@@ -72,7 +72,7 @@ pub use envelope::{Aggregate, Envelope, JsonEnvelope, NewEvent, StoredEnvelope};
 pub use faults::FaultInjector;
 pub use hl7::{Hl7Outcome, received_event};
 pub use instances::{CompletionOutcome, InstanceOutcome};
-pub use reader::{InstanceView, LogReader, Page, PendingStudy, ReadError, SeriesView, StudyView};
+pub use reader::{InstanceView, LogReader, Page, PendingStudy, ReadError, SeriesView, StudyView, Totals};
 pub use reserve::{DiskGuard, Space};
 pub use retention::{Expired, ExpiredPage};
 pub use snapshot::{InstanceFile, SnapshotError, SnapshotSummary};

@@ -74,3 +74,43 @@ async fn health_readiness_and_metrics_are_served() {
     }
     d.stop().await.unwrap();
 }
+
+/// `zenedge status` reads like lifetime totals, and now they are: what the log holds is
+/// counted from the log, so a restart does not reset it; the counters since start are
+/// reported apart (`ingest`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_counts_what_the_log_holds_across_a_restart_apart_from_what_came_since_start() {
+    use crate::support::dataset::{Instance, dataset};
+    use crate::support::scu::{self, CT_IMAGE_STORAGE, EXPLICIT_LE};
+    let d = TestDaemon::start().await;
+    let mut c = d.client().await;
+    for i in 0..3 {
+        c.send(&orm(&format!("S-{i}"), &format!("ACC-S-{i}"))).await;
+    }
+    c.send(&orm("S-0", "ACC-S-0")).await; // a re-send: answered, not stored again
+    drop(c);
+    let addr = d.dicom;
+    let answer = tokio::task::spawn_blocking(move || {
+        let i = Instance::ct(60, 1, 1);
+        let mut scu = scu::connect_ct(addr, EXPLICIT_LE);
+        let a = scu.store(CT_IMAGE_STORAGE, &i.sop, &dataset(&i, EXPLICIT_LE), 16_000);
+        scu.release();
+        a
+    })
+    .await
+    .unwrap();
+    assert_eq!(answer.status, 0);
+    let before = d.get("/api/v1/status").await.json();
+    assert_eq!(before["ingest"]["hl7_messages"]["AA"], 4);
+    let d = d.restart().await;
+    let after = d.get("/api/v1/status").await.json();
+    let stored = &after["stored"];
+    assert_eq!(
+        (&stored["hl7_messages"], &stored["dicom_instances"], &stored["studies"], &stored["studies_completed"]),
+        (&3.into(), &1.into(), &1.into(), &0.into()),
+        "{after}"
+    );
+    assert_eq!(stored, &before["stored"], "the same before and after the restart");
+    assert!(after["ingest"]["hl7_messages"].as_object().unwrap().is_empty(), "since start: nothing yet");
+    d.stop().await.unwrap();
+}
