@@ -83,7 +83,7 @@ pub use views::{
     CaseStudy, CaseView, Hits, MAX_HITS, MatchPage, MatchQuery, MatchView, MatchedOrder, MatchedStudy, OrderView,
     Search, StudyHit, StudySummary, WaitingCursor, WaitingOrder, WaitingPage, WaitingQuery, WaitingStudy,
 };
-pub use writer::{AppendError, LogHandle, WriterFailure, WriterState};
+pub use writer::{AppendError, LogHandle, WriterFailure, WriterState, human};
 
 use crate::config::{Config, DiskReserve, Site};
 use crate::telemetry::Metrics;

@@ -128,3 +128,18 @@ fn status_without_a_running_daemon_says_so_and_exits_1() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains(&format!("does not answer at 127.0.0.1:{port}")), "{stderr}");
 }
+
+/// A second `serve` on the state directory of a running daemon says what restore and verify
+/// say, not redb's "Database already open. Cannot acquire lock.".
+#[test]
+fn a_second_serve_on_the_same_state_directory_says_it_is_in_use_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("zenedge.toml");
+    crate::support::process::write_config(&config, &dir.path().join("state"));
+    let _first = crate::support::process::spawn(&config);
+    let out = zenedge().args(["serve", "--config"]).arg(&config).env("RUST_LOG", "info").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("zenedge.redb is in use") && stderr.contains("stop the daemon first"), "{stderr}");
+    assert!(!stderr.contains("Cannot acquire lock"), "{stderr}");
+}

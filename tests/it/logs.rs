@@ -17,12 +17,16 @@ struct Logged {
 
 impl Logged {
     fn start(extra: &str) -> Logged {
+        Logged::start_edited(|text| text + extra)
+    }
+
+    /// Starts on the test config as `edit` rewrites it.
+    fn start_edited(edit: impl FnOnce(String) -> String) -> Logged {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("zenedge.toml");
         write_config(&config, &dir.path().join("state"));
-        let mut text = std::fs::read_to_string(&config).unwrap();
-        text.push_str(extra);
-        std::fs::write(&config, text).unwrap();
+        let text = std::fs::read_to_string(&config).unwrap();
+        std::fs::write(&config, edit(text)).unwrap();
         let log = dir.path().join("stderr.log");
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_zenedge"))
             .args(["serve", "--config"])
@@ -126,4 +130,22 @@ async fn each_refused_presentation_context_is_logged_at_warn_with_its_sop_class_
     }
     let accepted = text.lines().find(|l| l.contains("DICOM association accepted")).expect("accepted");
     assert!(accepted.contains("contexts=1") && accepted.contains("refused=1"), "{accepted}");
+}
+
+/// Below the disk reserve an admin learns it at start (one WARN), and each refusal's line
+/// gives sizes as people read them, not raw bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starting_below_the_disk_reserve_warns_and_refusals_give_human_sizes() {
+    let daemon = Logged::start_edited(|text| text.replace("disk_reserve = \"0\"", "disk_reserve = \"100%\""));
+    let text = daemon.wait_for("zenedge is ready").await;
+    let mut c = MllpClient::connect(ready_address(&text, "mllp")).await;
+    assert_eq!(ack_code(&c.send(&orm("FULL-1", "ACC-FULL-1")).await), "AR");
+    drop(c);
+    daemon.wait_for("HL7 message not stored (AR)").await;
+    let text = daemon.stop();
+    let start = text.lines().find(|l| l.contains("below store.disk_reserve")).expect("a warning at start");
+    assert!(start.contains("WARN") && start.contains("free=") && start.contains("iB"), "{start}");
+    let refusal = text.lines().find(|l| l.contains("HL7 message not stored (AR)")).unwrap();
+    assert!(refusal.contains("free disk space") && refusal.contains("iB is below the reserve of"), "{refusal}");
+    assert!(!refusal.contains(" bytes"), "{refusal}");
 }
