@@ -27,8 +27,8 @@ use std::net::IpAddr;
 
 use dicom_ul::pdu::{
     AssociationAC, AssociationRJ, AssociationRJResult, AssociationRJServiceProviderASCEReason,
-    AssociationRJServiceUserReason, AssociationRJSource, AssociationRQ, PresentationContextResult,
-    PresentationContextResultReason, UserVariableItem,
+    AssociationRJServiceUserReason, AssociationRJSource, AssociationRQ, PresentationContextProposed,
+    PresentationContextResult, PresentationContextResultReason, UserVariableItem,
 };
 
 use super::sop_class::{self, SopClassKind};
@@ -183,14 +183,7 @@ pub fn negotiate(
     let (mut contexts, mut refused) = (Vec::new(), Vec::new());
     for pc in &rq.presentation_contexts {
         let abstract_syntax = trim_uid(&pc.abstract_syntax);
-        let decision = sop_class_refusal(abstract_syntax, config.accept_unknown_sop_classes).map_or_else(
-            || {
-                choose_transfer_syntax(pc.transfer_syntaxes.iter().map(|t| trim_uid(t)))
-                    .ok_or(ContextRefusal::NoTransferSyntax)
-            },
-            Err,
-        );
-        let (reason, transfer_syntax) = match decision {
+        let (reason, transfer_syntax) = match decide(pc, abstract_syntax, config.accept_unknown_sop_classes) {
             Ok(ts) => {
                 contexts.push(AcceptedContext {
                     id: pc.id,
@@ -223,6 +216,18 @@ pub fn negotiate(
         ],
     };
     Ok((ac, Negotiated { calling_ae: calling, called_ae: called, peer_max_pdu, contexts, refused }))
+}
+
+/// The transfer syntax taken for presentation context `pc`, or why it is refused.
+fn decide<'a>(
+    pc: &'a PresentationContextProposed,
+    abstract_syntax: &str,
+    accept_unknown: bool,
+) -> Result<&'a str, ContextRefusal> {
+    if let Some(why) = sop_class_refusal(abstract_syntax, accept_unknown) {
+        return Err(why);
+    }
+    choose_transfer_syntax(pc.transfer_syntaxes.iter().map(|t| trim_uid(t))).ok_or(ContextRefusal::NoTransferSyntax)
 }
 
 fn refuse(source: AssociationRJSource, reason: &'static str) -> Refusal {
@@ -258,8 +263,6 @@ pub fn choose_transfer_syntax<'a>(proposed: impl Iterator<Item = &'a str> + Clon
 #[cfg(test)]
 mod tests {
     use std::net::Ipv4Addr;
-
-    use dicom_ul::pdu::PresentationContextProposed;
 
     use super::*;
     use crate::config::{CallingAe, Config};
