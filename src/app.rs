@@ -103,6 +103,7 @@ pub async fn run(
             .await
             .expect("opening the log does not panic")?
     };
+    warn_if_below_reserve(&log.disk_guard());
     let layout = dicom::Layout::with_hook(config.store.state_dir.clone(), hook);
     let swept = {
         let layout = layout.clone();
@@ -253,4 +254,20 @@ fn check_sync_tls(config: &Config) -> Result<Option<sync::tls::ClientTls>, RunEr
         tracing::warn!("{warning}");
     }
     Ok(tls)
+}
+
+/// A daemon started below the disk reserve refuses every message and instance: say so once
+/// at start, not only on each refusal.
+fn warn_if_below_reserve(disk: &crate::log::DiskGuard) {
+    use crate::log::human;
+    match disk.space() {
+        Ok(space) if space.below_reserve() => tracing::warn!(
+            free = %human(space.free),
+            reserve = %human(space.reserve),
+            "free disk space is below store.disk_reserve: HL7 messages get AR and DICOM instances 0xA700 until space \
+             is freed"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot measure free disk space: new data is refused until it can be"),
+    }
 }

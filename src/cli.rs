@@ -40,7 +40,8 @@ pub enum Command {
         config: PathBuf,
     },
     /// Ask the running daemon (at the config's `http.listen`) for its state: last sequence,
-    /// ingest counters, disk reserve, sync cursor, lag, breaker and dead letters.
+    /// what the log holds, what was answered since start, disk reserve, sync cursor, lag,
+    /// breaker and dead letters.
     Status {
         /// The configuration file (/etc/zenedge/zenedge.toml on an installed box).
         #[arg(long, short)]

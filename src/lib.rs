@@ -25,6 +25,7 @@
 //! * [`storage_hook`] — the seam in front of every durable write (log and instance files),
 //!   where tests record, fail or leave out operations.
 //! * [`config`] — the TOML file, validated before anything starts.
+//! * [`tls_words`] — rustls errors in an admin's words (dates, not UNIX seconds).
 //! * [`app`] — the composition root: start, run, drain, stop.
 
 pub mod api;
@@ -45,3 +46,4 @@ pub mod storage_hook;
 pub mod sync;
 pub mod systemd;
 pub mod telemetry;
+pub mod tls_words;

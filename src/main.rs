@@ -44,15 +44,6 @@ fn with_database(path: &std::path::Path, run: fn(&redb::Database, &Config) -> Ex
     }
 }
 
-fn progress_bar() -> indicatif::ProgressBar {
-    let bar = indicatif::ProgressBar::new(0);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} events ({per_sec}, {eta} left)")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    bar
-}
-
 fn rebuild(db: &redb::Database, config: &Config) -> ExitCode {
     use zenedge::projections::rebuild;
     let before = match rebuild::digest(db) {
@@ -63,7 +54,7 @@ fn rebuild(db: &redb::Database, config: &Config) -> ExitCode {
         }
     };
     println!("projections before: {}", rebuild::overall(&before));
-    let bar = progress_bar();
+    let bar = zenedge::operator::progress::bar();
     let started = std::time::Instant::now();
     let mut events = 0;
     let result = rebuild::rebuild(db, &config.site, |done, total| {
@@ -72,7 +63,7 @@ fn rebuild(db: &redb::Database, config: &Config) -> ExitCode {
         events = done;
     });
     let seconds = started.elapsed().as_secs_f64();
-    bar.finish();
+    zenedge::operator::progress::finish(&bar);
     match result.and_then(|()| rebuild::digest(db)) {
         Ok(after) => {
             println!("replayed {events} events in {seconds:.2} s ({:.0} events/s)", events as f64 / seconds.max(1e-9));
@@ -90,12 +81,12 @@ fn rebuild(db: &redb::Database, config: &Config) -> ExitCode {
 }
 
 fn verify(db: &redb::Database, config: &Config) -> ExitCode {
-    let bar = progress_bar();
+    let bar = zenedge::operator::progress::bar();
     let result = zenedge::projections::rebuild::verify(db, &config.site, |done, total| {
         bar.set_length(total);
         bar.set_position(done);
     });
-    bar.finish();
+    zenedge::operator::progress::finish(&bar);
     match result {
         Ok(differences) if differences.is_empty() => {
             println!("projections match the log");

@@ -3,7 +3,9 @@
 //! Metrics are `prometheus-client` types (cheap atomics, cloned handles share state). Label
 //! values that come from the wire (the HL7 message type) are bounded: after
 //! [`MAX_MESSAGE_TYPES`] distinct values, further ones are counted as `other`, so a sender
-//! cannot grow the registry without bound.
+//! cannot grow the registry without bound. Refused DICOM presentation contexts are labelled
+//! by the SOP class's keyword from the standard dictionary, or `unknown`: never by the UID
+//! as sent.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
@@ -28,6 +30,14 @@ pub struct MessageLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
     pub reason: String,
+}
+
+/// A refused presentation context: why, and the SOP class by its dictionary keyword
+/// (`unknown` for any UID the dictionary does not know, so the wire cannot add values).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ContextLabels {
+    pub reason: String,
+    pub sop_class: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -69,6 +79,8 @@ pub struct Metrics {
     /// Associations by outcome: accepted, rejected_<reason>, protocol.
     pub dicom_associations: Family<ReasonLabels, Counter>,
     pub dicom_associations_open: Gauge,
+    /// Presentation contexts refused, by reason and SOP class keyword.
+    pub dicom_contexts_refused: Family<ContextLabels, Counter>,
     /// C-STORE outcomes: success, duplicate, out_of_resources, sop_class_mismatch, cannot_understand.
     pub dicom_instances: Family<StatusLabels, Counter>,
     /// Instance files retention deleted (each recorded by an `InstanceFileDeleted`).
@@ -129,6 +141,7 @@ impl Metrics {
             log_size_bytes: Gauge::default(),
             dicom_associations: Family::default(),
             dicom_associations_open: Gauge::default(),
+            dicom_contexts_refused: Family::default(),
             dicom_instances: Family::default(),
             retention_deleted: Counter::default(),
             dicom_bytes_received: Counter::default(),
@@ -190,6 +203,11 @@ impl Metrics {
         registry.register("log_size_bytes", "Size of the database file", m.log_size_bytes.clone());
         registry.register("dicom_associations", "DICOM associations by outcome", m.dicom_associations.clone());
         registry.register("dicom_associations_open", "Open DICOM associations", m.dicom_associations_open.clone());
+        registry.register(
+            "dicom_contexts_refused",
+            "DICOM presentation contexts refused, by reason and SOP class",
+            m.dicom_contexts_refused.clone(),
+        );
         registry.register("dicom_instances", "C-STORE requests by outcome", m.dicom_instances.clone());
         registry.register("retention_deleted", "Instance files deleted by retention", m.retention_deleted.clone());
         registry.register("dicom_received_bytes", "DICOM data set bytes received", m.dicom_bytes_received.clone());
@@ -240,6 +258,13 @@ impl Metrics {
 
     pub fn dicom_association(&self, outcome: &str) {
         self.dicom_associations.get_or_create(&ReasonLabels { reason: outcome.to_owned() }).inc();
+    }
+
+    /// Counts a refused presentation context; `sop_class` is a dictionary keyword or
+    /// `unknown`, never a string from the wire.
+    pub fn dicom_context_refused(&self, reason: &str, sop_class: &'static str) {
+        let labels = ContextLabels { reason: reason.to_owned(), sop_class: sop_class.to_owned() };
+        self.dicom_contexts_refused.get_or_create(&labels).inc();
     }
 
     pub fn dicom_instance(&self, status: &str) {

@@ -1,4 +1,6 @@
-//! `GET /api/v1/events?after=SEQ&limit=N` and `GET /api/v1/events/{seq}`.
+//! `GET /api/v1/events?after=SEQ&limit=N` and `GET /api/v1/events/{seq}`: one shape for an
+//! event ([`crate::log::Envelope::json_view`]), the same as the live stream's and
+//! `zenedge events`'s.
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -11,6 +13,7 @@ use super::params::{self, DEFAULT_LIMIT, MAX_LIMIT};
 use super::{ApiError, ApiState};
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct ListParams {
     after: Option<String>,
     limit: Option<String>,
@@ -40,16 +43,15 @@ pub(super) async fn list(
     Ok(Json(PageJson { items, next: page.next }).into_response())
 }
 
-/// One event by its sequence number.
-pub(super) async fn one(
-    State(state): State<ApiState>,
-    Path(seq): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+/// One event by its sequence number, in the same shape (keys in the same order) as in a
+/// page and in the stream.
+pub(super) async fn one(State(state): State<ApiState>, Path(seq): Path<String>) -> Result<Response, ApiError> {
     let seq = params::number("seq", Some(&seq), 0)?;
     let reader = state.reader.clone();
     let event = tokio::task::spawn_blocking(move || reader.get(seq))
         .await
         .map_err(ApiError::internal)?
         .map_err(ApiError::internal)?;
-    event.map(|e| Json(e.to_json())).ok_or_else(|| ApiError::not_found(format!("no event with seq {seq}")))
+    let event = event.ok_or_else(|| ApiError::not_found(format!("no event with seq {seq}")))?;
+    Ok(Json(event.json_view()).into_response())
 }

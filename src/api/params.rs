@@ -17,10 +17,29 @@ pub(super) const MAX_LIMIT: usize = 1000;
 /// shorter; this only keeps absurd input out of the logs and the database).
 const MAX_TEXT: usize = 256;
 
-/// The query's parameters, or 400 with serde's message (which names an unknown parameter
-/// and lists the known ones).
+/// The query's parameters, or 400 naming the parameter that is wrong (an unknown one with
+/// the list of those the path takes).
 pub(super) fn query<T>(params: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
-    params.map(|Query(p)| p).map_err(|e| ApiError::bad_request(e.body_text()))
+    params.map(|Query(p)| p).map_err(|e| ApiError::bad_request(query_problem(&e.body_text())))
+}
+
+/// axum's rejection text ("Failed to deserialize query string: unknown field `foo`,
+/// expected `after` or `limit`") in the words of the rest of the API.
+fn query_problem(text: &str) -> String {
+    let serde = text.strip_prefix("Failed to deserialize query string: ").unwrap_or(text).trim();
+    let quoted = |s: &str| s.split('`').nth(1).map(str::to_owned);
+    // serde_path_to_error puts the parameter's path first ("foo: unknown field `foo`, …").
+    let after = |marker: &str| serde.find(marker).map(|at| &serde[at + marker.len()..]);
+    if let Some(rest) = after("unknown field ") {
+        let name = quoted(rest).unwrap_or_default();
+        let known: Vec<&str> = rest.split('`').skip(3).step_by(2).collect();
+        let takes = if known.is_empty() { "no parameters".to_owned() } else { known.join(", ") };
+        return format!("unknown parameter {name:?}; this path takes {takes}");
+    }
+    if let Some(rest) = after("duplicate field ") {
+        return format!("parameter {:?} is given more than once", quoted(rest).unwrap_or_default());
+    }
+    format!("malformed query string: {serde}")
 }
 
 /// A non-negative integer parameter, `default` when absent.
@@ -98,4 +117,21 @@ pub(super) fn case_id(id: &str) -> Result<(), ApiError> {
         return Ok(());
     }
     Err(ApiError::bad_request(format!("{id:?} is not a patient case id (a UUID)")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_string_errors_name_the_parameter_without_axums_wording() {
+        let unknown = "Failed to deserialize query string: foo: unknown field `foo`, expected `after` or `limit`";
+        assert_eq!(query_problem(unknown), "unknown parameter \"foo\"; this path takes after, limit");
+        let many = "Failed to deserialize query string: unknown field `x`, expected one of `a`, `b`, `c`";
+        assert_eq!(query_problem(many), "unknown parameter \"x\"; this path takes a, b, c");
+        let none = "Failed to deserialize query string: unknown field `x`, there are no fields";
+        assert_eq!(query_problem(none), "unknown parameter \"x\"; this path takes no parameters");
+        let twice = "Failed to deserialize query string: duplicate field `after`";
+        assert_eq!(query_problem(twice), "parameter \"after\" is given more than once");
+    }
 }

@@ -118,15 +118,19 @@ pub(super) async fn sync_report(state: &ApiState) -> Result<SyncReport, ApiError
     Ok(state.sync.report(last_seq, counts, jiff::Timestamp::now()))
 }
 
-/// The daemon at a glance: log head, ingest counters, disk, sync.
+/// The daemon at a glance: log head, what the log holds (`stored`, over its whole life),
+/// what was answered since the daemon started (`ingest`), disk, sync.
 pub(super) async fn status(State(state): State<ApiState>) -> Result<Json<serde_json::Value>, ApiError> {
     let sync = sync_report(&state).await?;
+    let reader = state.reader.clone();
+    let stored = read(move || reader.totals()).await?;
     let disk = state.disk.clone();
     let space = tokio::task::spawn_blocking(move || disk.space()).await.ok().and_then(Result::ok);
     let m = &state.metrics;
     super::json(serde_json::json!({
         "edge_id": state.edge_id,
         "last_seq": state.writer.last_seq.load(Ordering::Acquire),
+        "stored": stored,
         "ingest": {
             "hl7_messages": m.hl7_by_ack(),
             "dicom_instances_stored": m.dicom_instances_stored(),

@@ -3,43 +3,36 @@
 //! Durations and sizes stay strings here so that [`super::validate`] can report every bad
 //! value with its key at once, instead of serde stopping at the first one. Unknown keys are
 //! refused by `deny_unknown_fields` on every table: a misspelt key must never be silently
-//! ignored on a box that stores clinical data.
+//! ignored on a box that stores clinical data. [`super::shape`] deserializes each key alone
+//! against its section, and serializes a section's defaults to learn its keys and their
+//! types.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The whole file, assembled section by section by [`super::shape::read`].
+#[derive(Debug)]
 pub(super) struct RawConfig {
     pub site: RawSite,
-    #[serde(default)]
     pub store: RawStore,
-    #[serde(default)]
     pub mllp: RawMllp,
-    #[serde(default)]
     pub dicom: RawDicom,
-    #[serde(default)]
     pub http: RawHttp,
-    #[serde(default)]
     pub matching: RawMatching,
-    #[serde(default)]
     pub sync: RawSync,
-    #[serde(default)]
     pub retention: RawRetention,
-    #[serde(default)]
     pub daemon: RawDaemon,
 }
 
 /// The site identity has no default: an edge that guesses its hospital would file data
 /// under the wrong one.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 pub(super) struct RawSite {
     pub tenant_id: String,
     pub hospital_id: String,
     pub edge_id: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawStore {
     pub state_dir: String,
@@ -61,7 +54,7 @@ impl Default for RawStore {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawMllp {
     pub listen: String,
@@ -87,7 +80,7 @@ impl Default for RawMllp {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawDicom {
     pub listen: String,
@@ -121,7 +114,7 @@ impl Default for RawDicom {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawHttp {
     pub listen: String,
@@ -135,7 +128,7 @@ impl Default for RawHttp {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawSync {
     pub hub_url: String,
@@ -175,7 +168,7 @@ impl Default for RawSync {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawMatching {
     pub consolidation_window: String,
@@ -189,7 +182,7 @@ impl Default for RawMatching {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawDaemon {
     pub shutdown_grace: String,
@@ -202,7 +195,7 @@ impl Default for RawDaemon {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawRetention {
     /// Empty: retention is off.

@@ -1,7 +1,7 @@
-//! Durations (`"500ms"`, `"60s"`, `"5m"`, `"24h"`) and sizes (`"16MiB"`, `"2GiB"`) as they
-//! are written in the config file. Parsing is delegated to `humantime` and `bytesize`; this
-//! file only adds the rules of our contract (no zero where zero makes no sense, percentages
-//! for the disk reserve).
+//! Durations (`"500ms"`, `"60s"`, `"5m"`, `"24h"`) and sizes (`"16MiB"`, `"2GiB"`, binary
+//! units only) as they are written in the config file. Parsing is delegated to `humantime`
+//! and `bytesize`; this file only adds the rules of our contract (binary units, no zero
+//! where zero makes no sense, percentages for the disk reserve).
 
 use std::time::Duration;
 
@@ -39,9 +39,24 @@ pub(super) fn positive_duration(text: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// A size with a binary unit (`"512KiB"`, `"16MiB"`, `"2GiB"`) or a plain number of bytes.
+///
+/// Decimal units (`"16MB"`, `"2G"`) are refused rather than taken as powers of 1000: the
+/// contract says sizes are binary, and a limit silently 5 % smaller than meant (16 MB is
+/// 16,000,000 bytes, 16 MiB is 16,777,216) is a surprise on the day a message hits it.
 pub(super) fn size(text: &str) -> Result<u64, String> {
-    text.trim()
-        .parse::<bytesize::ByteSize>()
+    let t = text.trim();
+    let number = t.trim_end_matches(|c: char| c.is_ascii_alphabetic() || c.is_whitespace());
+    let unit = t[number.len()..].trim();
+    const DECIMAL: [&str; 12] = ["k", "kb", "m", "mb", "g", "gb", "t", "tb", "p", "pb", "e", "eb"];
+    if DECIMAL.iter().any(|d| unit.eq_ignore_ascii_case(d)) {
+        let binary = format!("{}iB", unit[..1].to_ascii_uppercase());
+        return Err(format!(
+            "{text:?} has a decimal unit ({unit} = 1000-based); sizes here are binary: write \"{number}{binary}\" \
+             (1024-based), or a number of bytes"
+        ));
+    }
+    t.parse::<bytesize::ByteSize>()
         .map(|b| b.as_u64())
         .map_err(|e| format!("{text:?} is not a size ({e}); write e.g. \"16MiB\", \"2GiB\""))
 }
@@ -76,7 +91,19 @@ mod tests {
     fn sizes_take_binary_units() {
         assert_eq!(size("16MiB"), Ok(16 << 20));
         assert_eq!(size("2GiB"), Ok(2 << 30));
+        assert_eq!(size("2 gib"), Ok(2 << 30));
+        assert_eq!(size("4096"), Ok(4096));
+        assert_eq!(size("100B"), Ok(100));
         assert!(size("lots").is_err());
+    }
+
+    #[test]
+    fn decimal_sizes_are_refused_with_the_binary_spelling_to_use() {
+        let e = size("16MB").unwrap_err();
+        assert!(e.contains("decimal") && e.contains("\"16MiB\""), "{e}");
+        let e = size("2 g").unwrap_err();
+        assert!(e.contains("\"2GiB\""), "{e}");
+        assert!(size("1.5kb").unwrap_err().contains("\"1.5KiB\""));
     }
 
     #[test]

@@ -28,6 +28,7 @@ use dicom_ul::pdu::{AbortRQServiceProviderReason, AbortRQSource, PDataValue, PDa
 use super::DicomContext;
 use super::dimse::{self, MAX_COMMAND_BYTES, Request, status};
 use super::negotiate::{self, Negotiated};
+use super::sop_class;
 use super::spool::{MetaFields, Spool, StoreError, Stored};
 use super::wire::{Wire, WireError};
 use crate::domain::{Event, InstanceStored};
@@ -74,7 +75,14 @@ pub async fn run(stream: tokio::net::TcpStream, peer: SocketAddr, ctx: Arc<Dicom
         None => return,
     };
     ctx.metrics.dicom_association("accepted");
-    tracing::info!(peer = %peer, calling_ae = %negotiated.calling_ae, contexts = negotiated.contexts.len(), "DICOM association accepted");
+    tracing::info!(
+        peer = %peer,
+        calling_ae = %negotiated.calling_ae,
+        contexts = negotiated.contexts.len(),
+        refused = negotiated.refused.len(),
+        "DICOM association accepted"
+    );
+    report_refused(&negotiated, peer, &ctx);
     let mut assoc = Association { wire, peer, ctx: ctx.clone(), negotiated, command: Vec::new(), incoming: None };
     match assoc.serve().await {
         Ok(()) => tracing::debug!(peer = %peer, "DICOM association released"),
@@ -119,6 +127,47 @@ async fn accept(wire: &mut Wire, peer: SocketAddr, ctx: &DicomContext) -> Option
             None
         }
     }
+}
+
+/// Refused presentation contexts logged one by one per association; the rest are counted.
+const REFUSALS_LOGGED: usize = 16;
+
+/// Logs (WARN) and counts each refused presentation context, so an admin sees what a
+/// modality was turned away with: the SOP class UID and name, the reason, the calling AE.
+fn report_refused(negotiated: &Negotiated, peer: SocketAddr, ctx: &DicomContext) {
+    for (n, refused) in negotiated.refused.iter().enumerate() {
+        let entry = sop_class::entry(&refused.abstract_syntax);
+        ctx.metrics.dicom_context_refused(refused.reason.as_str(), entry.map_or("unknown", |e| e.alias));
+        if n < REFUSALS_LOGGED {
+            tracing::warn!(
+                peer = %peer,
+                calling_ae = %negotiated.calling_ae,
+                context_id = refused.id,
+                abstract_syntax = %printable_uid(&refused.abstract_syntax),
+                sop_class = entry.map_or("(not in the standard dictionary)", |e| e.name),
+                reason = refused.reason.as_str(),
+                "DICOM presentation context refused"
+            );
+        }
+    }
+    if negotiated.refused.len() > REFUSALS_LOGGED {
+        tracing::warn!(
+            peer = %peer,
+            calling_ae = %negotiated.calling_ae,
+            more = negotiated.refused.len() - REFUSALS_LOGGED,
+            "more DICOM presentation contexts refused (counted in zenedge_dicom_contexts_refused_total)"
+        );
+    }
+}
+
+/// A UID from the wire as it can be logged: as is when it is a UID, else quoted and
+/// escaped (at most 64 characters), so it cannot forge log lines.
+fn printable_uid(uid: &str) -> String {
+    if crate::dicom::scan::is_valid_uid(uid) {
+        return uid.to_owned();
+    }
+    let head: String = uid.chars().take(64).collect();
+    format!("{head:?}")
 }
 
 fn abort(reason: AbortRQServiceProviderReason) -> Pdu {

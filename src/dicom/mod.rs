@@ -1,6 +1,7 @@
 //! DICOM: the C-ECHO and C-STORE SCP modalities send studies to.
 //!
 //! * [`negotiate`] decides associations (AE titles, presentation contexts, transfer syntax);
+//! * [`sop_class`] says what a SOP class is (storage or not) by its UID;
 //! * [`wire`] reads and writes upper-layer PDUs with bounds and timeouts;
 //! * [`dimse`] reads and writes command sets;
 //! * [`association`] runs one association: commands, data sets streamed to [`spool`], the
@@ -14,6 +15,7 @@ pub mod dimse;
 pub mod negotiate;
 pub mod scan;
 mod server;
+pub mod sop_class;
 pub mod spool;
 pub mod stability;
 mod wire;

@@ -9,9 +9,10 @@
 //! "service provider (ACSE)" reason 2 for an unknown protocol version.
 //!
 //! **What.** A presentation context is accepted for the Verification SOP class and for
-//! every SOP class the DICOM standard dictionary (dicom-rs `StandardSopClassDictionary`)
-//! names a storage class ("… Storage", not Storage Commitment, not the Media Storage
-//! Directory); unknown UIDs only with `accept_unknown_sop_classes`.
+//! every Storage SOP class of the standard (PS3.4 Annex B, decided by UID in
+//! [`super::sop_class`]); SOP classes the standard dictionary does not know only with
+//! `accept_unknown_sop_classes`. Every refused context is returned with why
+//! ([`ContextRefusal`]), for the association's log and metrics.
 //!
 //! **Transfer syntax.** We store exactly what we receive, so any transfer syntax we can
 //! read the identifiers of is fine: implicit/explicit VR little endian, explicit VR big
@@ -24,20 +25,18 @@
 
 use std::net::IpAddr;
 
-use dicom_core::dictionary::UidDictionary;
-use dicom_dictionary_std::StandardSopClassDictionary;
 use dicom_ul::pdu::{
     AssociationAC, AssociationRJ, AssociationRJResult, AssociationRJServiceProviderASCEReason,
-    AssociationRJServiceUserReason, AssociationRJSource, AssociationRQ, PresentationContextResult,
-    PresentationContextResultReason, UserVariableItem,
+    AssociationRJServiceUserReason, AssociationRJSource, AssociationRQ, PresentationContextProposed,
+    PresentationContextResult, PresentationContextResultReason, UserVariableItem,
 };
 
+use super::sop_class::{self, SopClassKind};
 use crate::config::DicomConfig;
 
 /// The DICOM application context (PS3.7 A.2.1).
 const APPLICATION_CONTEXT: &str = "1.2.840.10008.3.1.1.1";
-/// Verification SOP class.
-pub const VERIFICATION: &str = "1.2.840.10008.1.1";
+pub use super::sop_class::VERIFICATION;
 /// Implicit VR little endian: the default transfer syntax every peer must support.
 pub const IMPLICIT_VR_LE: &str = "1.2.840.10008.1.2";
 /// Our implementation class UID (UUID-derived, under 2.25) and version name.
@@ -93,6 +92,42 @@ pub struct Negotiated {
     pub peer_max_pdu: u32,
     /// Accepted contexts: id, abstract syntax, transfer syntax.
     pub contexts: Vec<AcceptedContext>,
+    /// Refused contexts, with why.
+    pub refused: Vec<RefusedContext>,
+}
+
+/// A presentation context answered with a refusal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedContext {
+    pub id: u8,
+    /// As proposed (trimmed of padding): it comes from the wire, so it may be anything.
+    pub abstract_syntax: String,
+    pub reason: ContextRefusal,
+}
+
+/// Why a presentation context was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContextRefusal {
+    /// A standard SOP class of another service (query/retrieve, worklist, print…).
+    NotStorage,
+    /// Non-Patient Object Storage: no patient, study or series to file it under.
+    NonPatientObject,
+    /// Not a standard SOP class (and `accept_unknown_sop_classes` is off).
+    UnknownSopClass,
+    /// An acceptable SOP class, but none of the proposed transfer syntaxes is supported.
+    NoTransferSyntax,
+}
+
+impl ContextRefusal {
+    /// Label for logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContextRefusal::NotStorage => "not_storage",
+            ContextRefusal::NonPatientObject => "non_patient_object",
+            ContextRefusal::UnknownSopClass => "unknown_sop_class",
+            ContextRefusal::NoTransferSyntax => "no_transfer_syntax",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,23 +180,25 @@ pub fn negotiate(
         })
         .unwrap_or(16_384);
     let mut results = Vec::with_capacity(rq.presentation_contexts.len());
-    let mut contexts = Vec::new();
+    let (mut contexts, mut refused) = (Vec::new(), Vec::new());
     for pc in &rq.presentation_contexts {
         let abstract_syntax = trim_uid(&pc.abstract_syntax);
-        let (reason, transfer_syntax) = if !is_acceptable_sop_class(abstract_syntax, config.accept_unknown_sop_classes)
-        {
-            (PresentationContextResultReason::AbstractSyntaxNotSupported, IMPLICIT_VR_LE.to_owned())
-        } else {
-            match choose_transfer_syntax(pc.transfer_syntaxes.iter().map(|t| trim_uid(t))) {
-                Some(ts) => {
-                    contexts.push(AcceptedContext {
-                        id: pc.id,
-                        abstract_syntax: abstract_syntax.to_owned(),
-                        transfer_syntax: ts.to_owned(),
-                    });
-                    (PresentationContextResultReason::Acceptance, ts.to_owned())
-                }
-                None => (PresentationContextResultReason::TransferSyntaxesNotSupported, IMPLICIT_VR_LE.to_owned()),
+        let (reason, transfer_syntax) = match decide(pc, abstract_syntax, config.accept_unknown_sop_classes) {
+            Ok(ts) => {
+                contexts.push(AcceptedContext {
+                    id: pc.id,
+                    abstract_syntax: abstract_syntax.to_owned(),
+                    transfer_syntax: ts.to_owned(),
+                });
+                (PresentationContextResultReason::Acceptance, ts.to_owned())
+            }
+            Err(why) => {
+                refused.push(RefusedContext { id: pc.id, abstract_syntax: abstract_syntax.to_owned(), reason: why });
+                let reason = match why {
+                    ContextRefusal::NoTransferSyntax => PresentationContextResultReason::TransferSyntaxesNotSupported,
+                    _ => PresentationContextResultReason::AbstractSyntaxNotSupported,
+                };
+                (reason, IMPLICIT_VR_LE.to_owned())
             }
         };
         results.push(PresentationContextResult { id: pc.id, reason, transfer_syntax });
@@ -178,7 +215,19 @@ pub fn negotiate(
             UserVariableItem::ImplementationVersionName(IMPLEMENTATION_VERSION_NAME.to_owned()),
         ],
     };
-    Ok((ac, Negotiated { calling_ae: calling, called_ae: called, peer_max_pdu, contexts }))
+    Ok((ac, Negotiated { calling_ae: calling, called_ae: called, peer_max_pdu, contexts, refused }))
+}
+
+/// The transfer syntax taken for presentation context `pc`, or why it is refused.
+fn decide<'a>(
+    pc: &'a PresentationContextProposed,
+    abstract_syntax: &str,
+    accept_unknown: bool,
+) -> Result<&'a str, ContextRefusal> {
+    if let Some(why) = sop_class_refusal(abstract_syntax, accept_unknown) {
+        return Err(why);
+    }
+    choose_transfer_syntax(pc.transfer_syntaxes.iter().map(|t| trim_uid(t))).ok_or(ContextRefusal::NoTransferSyntax)
 }
 
 fn refuse(source: AssociationRJSource, reason: &'static str) -> Refusal {
@@ -190,22 +239,17 @@ fn trim_uid(uid: &str) -> &str {
     uid.trim_end_matches(['\0', ' '])
 }
 
-/// Verification, any standard storage SOP class, or (if configured) any UID at all.
-pub fn is_acceptable_sop_class(uid: &str, accept_unknown: bool) -> bool {
-    if uid == VERIFICATION {
-        return true;
+/// Why a context for SOP class `uid` is refused, `None` when it is acceptable: Verification,
+/// a standard Storage SOP class, or (if configured) any other well-formed UID the standard
+/// dictionary does not know.
+pub fn sop_class_refusal(uid: &str, accept_unknown: bool) -> Option<ContextRefusal> {
+    match sop_class::classify(uid) {
+        SopClassKind::Verification | SopClassKind::Storage => None,
+        SopClassKind::NonPatientObject => Some(ContextRefusal::NonPatientObject),
+        SopClassKind::OtherService => Some(ContextRefusal::NotStorage),
+        SopClassKind::Unknown if accept_unknown && crate::dicom::scan::is_valid_uid(uid) => None,
+        SopClassKind::Unknown => Some(ContextRefusal::UnknownSopClass),
     }
-    match StandardSopClassDictionary.by_uid(uid) {
-        Some(entry) => is_storage_class(entry.name),
-        None => accept_unknown && crate::dicom::scan::is_valid_uid(uid),
-    }
-}
-
-/// Storage SOP classes by their standard name: "CT Image Storage", "Enhanced SR Storage",
-/// "… Storage (Retired)", but not "Storage Commitment …" or the media directory.
-fn is_storage_class(name: &str) -> bool {
-    let name = name.trim_end_matches(" (Retired)");
-    name.ends_with("Storage") && !name.starts_with("Media Storage Directory") && !name.contains("Storage Commitment")
 }
 
 /// The proposer's first lossless syntax we support, else its first lossy one.
@@ -219,8 +263,6 @@ pub fn choose_transfer_syntax<'a>(proposed: impl Iterator<Item = &'a str> + Clon
 #[cfg(test)]
 mod tests {
     use std::net::Ipv4Addr;
-
-    use dicom_ul::pdu::PresentationContextProposed;
 
     use super::*;
     use crate::config::{CallingAe, Config};
@@ -273,21 +315,48 @@ mod tests {
         assert!(ac.user_variables.contains(&UserVariableItem::MaxLength(config().max_pdu_length)));
     }
 
+    /// Every SOP class the dictionary knows, proposed in associations of up to 100 contexts:
+    /// each storage class is accepted, each other one (but Verification) refused.
     #[test]
-    fn storage_classes_come_from_the_dictionary_not_a_hand_list() {
-        for uid in [
-            "1.2.840.10008.5.1.4.1.1.4",      // MR Image Storage
-            "1.2.840.10008.5.1.4.1.1.88.22",  // Enhanced SR Storage
-            "1.2.840.10008.5.1.4.1.1.104.1",  // Encapsulated PDF Storage
-            "1.2.840.10008.5.1.4.1.1.77.1.6", // VL Whole Slide Microscopy Image Storage
-            "1.2.840.10008.5.1.4.1.1.9.1.1",  // 12-lead ECG Waveform Storage
-            "1.2.840.10008.5.1.4.1.1.6",      // Ultrasound Image Storage (Retired)
-        ] {
-            assert!(is_acceptable_sop_class(uid, false), "{uid}");
+    fn every_storage_class_of_the_dictionary_is_accepted_and_every_other_service_refused() {
+        let listed = crate::dicom::sop_class::tests::listed();
+        let (mut accepted, mut refused) = (0, 0);
+        for chunk in listed.chunks(100) {
+            let contexts: Vec<(&str, &[&str])> = chunk.iter().map(|(uid, _, _)| (*uid, &[EXPLICIT][..])).collect();
+            let (ac, negotiated) = negotiate(&rq("CT01", "ZENEDGE", &contexts), LOCAL, &config()).unwrap();
+            for ((uid, kind, name), result) in chunk.iter().zip(&ac.presentation_contexts) {
+                let expected = match *kind {
+                    "storage" | "verification" => PresentationContextResultReason::Acceptance,
+                    _ => PresentationContextResultReason::AbstractSyntaxNotSupported,
+                };
+                assert_eq!(result.reason, expected, "{uid} {name}");
+                if expected == PresentationContextResultReason::Acceptance {
+                    accepted += 1;
+                    assert!(negotiated.contexts.iter().any(|c| c.id == result.id && c.abstract_syntax == *uid));
+                } else {
+                    refused += 1;
+                    let r = negotiated.refused.iter().find(|r| r.id == result.id).expect("listed as refused");
+                    let why = if *kind == "non-patient" {
+                        ContextRefusal::NonPatientObject
+                    } else {
+                        ContextRefusal::NotStorage
+                    };
+                    assert_eq!((r.abstract_syntax.as_str(), r.reason), (*uid, why), "{name}");
+                }
+            }
         }
-        assert!(!is_acceptable_sop_class("1.2.840.10008.1.3.10", false), "media storage directory");
-        assert!(!is_acceptable_sop_class("1.2.3.4.5", false));
-        assert!(is_acceptable_sop_class("1.2.3.4.5", true), "private class when configured");
+        assert!(accepted > 200 && refused > 90, "{accepted} accepted, {refused} refused");
+    }
+
+    #[test]
+    fn unknown_sop_classes_are_refused_unless_configured_and_never_when_not_a_uid() {
+        assert_eq!(sop_class_refusal("1.2.3.4.5", false), Some(ContextRefusal::UnknownSopClass));
+        assert_eq!(sop_class_refusal("1.2.3.4.5", true), None, "private class when configured");
+        assert_eq!(sop_class_refusal("1.2.3.x", true), Some(ContextRefusal::UnknownSopClass));
+        let request = rq("CT01", "ZENEDGE", &[(CT, &["1.2.3.999"])]);
+        let (ac, negotiated) = negotiate(&request, LOCAL, &config()).unwrap();
+        assert_eq!(ac.presentation_contexts[0].reason, PresentationContextResultReason::TransferSyntaxesNotSupported);
+        assert_eq!(negotiated.refused[0].reason, ContextRefusal::NoTransferSyntax);
     }
 
     #[test]

@@ -77,7 +77,11 @@ pub fn tls_config(tls: &HubTls) -> Result<Arc<rustls::ServerConfig>, HubError> {
         }
     };
     let mut config = builder.with_single_cert(chain, key).map_err(|e| {
-        HubError::tls(&tls.key, format!("is not the private key of the certificate in {} ({e})", tls.cert.display()))
+        let problem = crate::tls_words::describe(&e);
+        HubError::tls(
+            &tls.key,
+            format!("is not the private key of the certificate in {} ({problem})", tls.cert.display()),
+        )
     })?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
@@ -173,7 +177,7 @@ async fn serve_tls_connection(
     let tls = match handshake {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
-            tracing::warn!(%peer, reason = %e, "TLS handshake refused");
+            tracing::warn!(%peer, reason = %crate::tls_words::describe_io(&e), "TLS handshake refused");
             return;
         }
         Err(_) => {

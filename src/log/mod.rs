@@ -72,7 +72,7 @@ pub use envelope::{Aggregate, Envelope, JsonEnvelope, NewEvent, StoredEnvelope};
 pub use faults::FaultInjector;
 pub use hl7::{Hl7Outcome, received_event};
 pub use instances::{CompletionOutcome, InstanceOutcome};
-pub use reader::{InstanceView, LogReader, Page, PendingStudy, ReadError, SeriesView, StudyView};
+pub use reader::{InstanceView, LogReader, Page, PendingStudy, ReadError, SeriesView, StudyView, Totals};
 pub use reserve::{DiskGuard, Space};
 pub use retention::{Expired, ExpiredPage};
 pub use snapshot::{InstanceFile, SnapshotError, SnapshotSummary};
@@ -83,7 +83,7 @@ pub use views::{
     CaseStudy, CaseView, Hits, MAX_HITS, MatchPage, MatchQuery, MatchView, MatchedOrder, MatchedStudy, OrderView,
     Search, StudyHit, StudySummary, WaitingCursor, WaitingOrder, WaitingPage, WaitingQuery, WaitingStudy,
 };
-pub use writer::{AppendError, LogHandle, WriterFailure, WriterState};
+pub use writer::{AppendError, LogHandle, WriterFailure, WriterState, human};
 
 use crate::config::{Config, DiskReserve, Site};
 use crate::telemetry::Metrics;

@@ -161,6 +161,11 @@ pub enum OpenError {
     #[error("cannot open database {path}: {source}")]
     Database { path: PathBuf, source: Box<redb::Error> },
     #[error(
+        "{path} is in use by another zenedge process (the daemon, or a rebuild, verify or restore): stop the \
+         daemon first (systemctl stop zenedge), or point store.state_dir elsewhere"
+    )]
+    InUse { path: PathBuf },
+    #[error(
         "{path} was written by a newer zenedge (schema {found}; this binary knows up to {known}). \
          Install the newer zenedge again, or restore a backup made by this version."
     )]
@@ -191,7 +196,10 @@ pub(crate) fn open(
     let db = redb::Builder::new()
         .set_cache_size(cache_size)
         .create_with_backend(GuardedBackend::new(inner, faults))
-        .map_err(|e| db_err(e.into()))?;
+        .map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => OpenError::InUse { path: path.to_owned() },
+            e => db_err(e.into()),
+        })?;
     prepare(&db, path, site, created, MIGRATIONS, SCHEMA_VERSION)?;
     Ok(db)
 }

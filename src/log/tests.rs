@@ -276,3 +276,9 @@ fn the_database_remembers_its_site() {
     let err = store::open(&path, &other, 4 << 20, None).unwrap_err();
     assert!(matches!(err, OpenError::WrongSite { key: "hospital_id", .. }), "{err}");
 }
+
+#[test]
+fn a_disk_reserve_refusal_reads_in_human_sizes() {
+    let e = AppendError::DiskReserve { free: 72 << 30, reserve: 100 << 30 };
+    assert_eq!(e.to_string(), "free disk space 72.0 GiB is below the reserve of 100.0 GiB");
+}

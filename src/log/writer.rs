@@ -29,7 +29,7 @@ use crate::telemetry::Metrics;
 /// Why an append was not done. Every variant means: nothing was stored, answer negatively.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AppendError {
-    #[error("free disk space {free} bytes is below the reserve of {reserve} bytes")]
+    #[error("free disk space {} is below the reserve of {}", human(*.free), human(*.reserve))]
     DiskReserve { free: u64, reserve: u64 },
     #[error("the event log is not accepting writes (shutting down or failed)")]
     Unavailable,
@@ -46,6 +46,11 @@ impl AppendError {
             AppendError::Encode(_) => "encode",
         }
     }
+}
+
+/// A size as people read it (`72.0 GiB`), for logs and messages.
+pub fn human(bytes: u64) -> String {
+    bytesize::ByteSize(bytes).to_string()
 }
 
 /// The commit failed: the process must restart on a clean reopen.

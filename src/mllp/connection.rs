@@ -327,7 +327,9 @@ fn unavailable(text: &str) -> ErrorDetail {
 
 fn refusal_text(e: &AppendError) -> String {
     match e {
-        AppendError::DiskReserve { .. } => "message not stored: the receiver's disk is full; send again later".into(),
+        AppendError::DiskReserve { .. } => {
+            "message not stored: the receiver's free disk space is below its disk reserve; send again later".into()
+        }
         AppendError::Unavailable => "message not stored: the receiver cannot store now; send again later".into(),
         AppendError::Encode(_) => "message not stored: internal encoding error; send again later".into(),
     }

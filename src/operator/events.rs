@@ -50,6 +50,20 @@ pub fn run_command(config: &Path, after: Option<u64>, follow: bool) -> ExitCode 
     }
 }
 
+/// A page of `/api/v1/events`, its events left as the daemon wrote them.
+#[derive(serde::Deserialize)]
+struct RawPage<'a> {
+    #[serde(borrow)]
+    items: Vec<&'a serde_json::value::RawValue>,
+    next: Option<u64>,
+}
+
+/// The one field of an event `export` reads.
+#[derive(serde::Deserialize)]
+struct Seq {
+    seq: u64,
+}
+
 /// Writes every event after `after` as one JSON line; returns the last seq written (or
 /// `after`).
 pub fn export(addr: SocketAddr, mut after: u64, out: &mut impl Write) -> Result<u64, EventsError> {
@@ -67,14 +81,16 @@ pub fn export(addr: SocketAddr, mut after: u64, out: &mut impl Write) -> Result<
         if status != 200 {
             return Err(EventsError::Daemon(super::error_text(status, &body)));
         }
-        let page: serde_json::Value =
-            serde_json::from_str(&body).map_err(|e| EventsError::Daemon(format!("{url} did not answer JSON: {e}")))?;
-        for item in page["items"].as_array().into_iter().flatten() {
-            serde_json::to_writer(&mut *out, item).map_err(io::Error::from)?;
+        let page: RawPage<'_> = serde_json::from_str(&body)
+            .map_err(|e| EventsError::Daemon(format!("{url} did not answer a page: {e}")))?;
+        for item in page.items {
+            // Each event as the daemon wrote it: the same keys in the same order as the API.
+            out.write_all(item.get().as_bytes())?;
             out.write_all(b"\n")?;
-            after = item["seq"].as_u64().unwrap_or(after);
+            let seq: Option<Seq> = serde_json::from_str(item.get()).ok();
+            after = seq.map_or(after, |s| s.seq);
         }
-        match page["next"].as_u64() {
+        match page.next {
             Some(next) => after = next,
             None => return Ok(after),
         }

@@ -1,9 +1,11 @@
 //! Operator tools that work beside the daemon: `zenedge backup` and `zenedge events` talk to
 //! the running daemon over its HTTP API (at the config's `http.listen`, as `zenedge status`
-//! does); `zenedge restore` puts a backup in place while the daemon is stopped.
+//! does); `zenedge restore` puts a backup in place while the daemon is stopped; [`progress`]
+//! is the bar of `zenedge rebuild` and `verify`.
 
 pub mod backup;
 pub mod events;
+pub mod progress;
 pub mod restore;
 
 use std::net::SocketAddr;

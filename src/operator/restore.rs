@@ -91,9 +91,12 @@ fn check_site(source: &Path, site: &Site) -> Result<(), String> {
     {
         let found = meta.get(key).map_err(|e| unreadable(&e))?.map(|v| v.value().to_owned());
         if found.as_deref() != Some(expected.as_str()) {
-            return Err(format!(
-                "the backup belongs to {key} {found:?} but the config says {expected:?}: refusing to mix two sites' data"
-            ));
+            return Err(match found {
+                Some(found) => format!(
+                    "the backup belongs to {key} {found:?} but the config says {expected:?}: refusing to mix two sites' data"
+                ),
+                None => format!("the backup records no {key} (is it a zenedge backup?); the config says {expected:?}"),
+            });
         }
     }
     Ok(())

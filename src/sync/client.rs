@@ -236,7 +236,12 @@ fn error_failure(e: &ureq::Error, prefix: &str) -> Failure {
         Error::Io(io) => io_kind(io),
         _ => FailureKind::Protocol,
     };
-    Failure::new(kind, format!("{prefix}{e}"))
+    let text = match e {
+        Error::Rustls(tls) => crate::tls_words::describe(tls),
+        Error::Io(io) => crate::tls_words::describe_io(io),
+        other => other.to_string(),
+    };
+    Failure::new(kind, format!("{prefix}{text}"))
 }
 
 fn io_kind(e: &std::io::Error) -> FailureKind {
@@ -403,9 +408,14 @@ mod tests {
 
     /// A hub server config: its certificate from `ca`, client certificates required from `ca`.
     fn hub_tls(ca: &TestCa) -> Arc<rustls::ServerConfig> {
+        hub_tls_valid(ca, -3600, 3600)
+    }
+
+    /// [`hub_tls`] with a server certificate valid `from..until` (seconds from now).
+    fn hub_tls_valid(ca: &TestCa, from: i64, until: i64) -> Arc<rustls::ServerConfig> {
         use rustls::pki_types::pem::PemObject;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let server = ca.leaf("localhost", &["localhost"], -3600, 3600);
+        let server = ca.leaf("localhost", &["localhost"], from, until);
         let mut roots = rustls::RootCertStore::empty();
         roots.add(rustls::pki_types::CertificateDer::from_pem_slice(ca.cert_pem.as_bytes()).unwrap()).unwrap();
         let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
@@ -461,6 +471,28 @@ mod tests {
             Outcome::Failure(f) => {
                 assert_eq!(f.kind, FailureKind::Tls, "{f}");
                 assert!(f.message.contains("certificate"), "{f}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(server.join().unwrap().is_none(), "nothing was exchanged");
+    }
+
+    /// An expired hub certificate is reported (in `zenedge status` and the log) with its
+    /// dates, not rustls's UNIX seconds.
+    #[test]
+    fn an_expired_hub_certificate_is_a_tls_failure_that_says_when_it_expired() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = TestCa::new();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = serve_one(listener, Some(hub_tls_valid(&ca, -2 * 86_400, -86_400)), Some(STORED_5));
+        let tls = edge_tls(&ca, &ca, dir.path());
+        match transport(&format!("https://localhost:{port}"), Some(&tls), Duration::from_secs(5)).send(&batch()) {
+            Outcome::Failure(f) => {
+                assert_eq!(f.kind, FailureKind::Tls, "{f}");
+                assert!(f.message.contains("the certificate expired on 20"), "{f}");
+                assert!(f.message.contains("(it is now 20"), "{f}");
+                assert!(!f.message.contains("UNIX"), "{f}");
             }
             other => panic!("{other:?}"),
         }

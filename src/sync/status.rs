@@ -67,6 +67,19 @@ pub fn fetch(addr: SocketAddr) -> Result<Value, String> {
     serde_json::from_str(&body).map_err(|e| format!("{url} did not answer JSON: {e}"))
 }
 
+/// `n thing` or `n things` (`-` when the daemon did not say).
+fn count(n: &Value, thing: &str) -> String {
+    match n.as_u64() {
+        Some(1) => format!("1 {thing}"),
+        Some(n) if thing.ends_with(['s', 'h', 'y']) => {
+            let plural = thing.strip_suffix('y').map_or_else(|| format!("{thing}es"), |stem| format!("{stem}ies"));
+            format!("{n} {plural}")
+        }
+        Some(n) => format!("{n} {thing}s"),
+        None => format!("- {thing}s"),
+    }
+}
+
 /// The status as a few readable lines.
 pub fn summary(s: &Value) -> String {
     let mut out = String::new();
@@ -77,6 +90,16 @@ pub fn summary(s: &Value) -> String {
     };
     let bytes = |v: &Value| v.as_u64().map_or("-".to_owned(), |b| bytesize::ByteSize(b).to_string());
     out += &format!("edge        {} (last event {})\n", text(&s["edge_id"]), text(&s["last_seq"]));
+    let stored = &s["stored"];
+    if stored.is_object() {
+        out += &format!(
+            "stored      {}, {}, {} ({} completed)\n",
+            count(&stored["hl7_messages"], "HL7 message"),
+            count(&stored["dicom_instances"], "DICOM instance"),
+            count(&stored["studies"], "study"),
+            text(&stored["studies_completed"])
+        );
+    }
     let ingest = &s["ingest"];
     let acks = ingest["hl7_messages"]
         .as_object()
@@ -84,7 +107,7 @@ pub fn summary(s: &Value) -> String {
         .map(|m| m.iter().map(|(code, n)| format!("{code} {n}")).collect::<Vec<_>>().join(", "))
         .unwrap_or_else(|| "none".into());
     out += &format!(
-        "ingest      HL7 messages: {acks}; DICOM instances stored: {}; studies completed: {}\n",
+        "since start HL7 messages answered: {acks}; DICOM instances stored: {}; studies completed: {}\n",
         text(&ingest["dicom_instances_stored"]),
         text(&ingest["studies_completed"])
     );
@@ -106,9 +129,9 @@ pub fn summary(s: &Value) -> String {
         text(&sync["consecutive_failures"])
     );
     out += &format!(
-        "            sent {} batches, {} events since start; last success {}\n",
-        text(&sync["batches_sent"]),
-        text(&sync["events_sent"]),
+        "            sent {}, {} since start; last success {}\n",
+        count(&sync["batches_sent"], "batch"),
+        count(&sync["events_sent"], "event"),
         text(&sync["last_success_at"])
     );
     if !sync["last_error"].is_null() {
@@ -160,16 +183,39 @@ mod tests {
         let text = summary(&status);
         for needle in [
             "edge-1",
-            "AA 100, AE 2",
+            "since start HL7 messages answered: AA 100, AE 2",
             "10.0 GiB free",
             "behind by 20 events (4.2 s)",
             "breaker open",
             "connection refused",
             "dead letters 1",
+            "sent 3 batches, 100 events since start",
         ] {
             assert!(text.contains(needle), "{needle:?} not in\n{text}");
         }
         let off = serde_json::json!({"edge_id": "e", "sync": {"enabled": false}});
         assert!(summary(&off).contains("sync        off"));
+    }
+
+    /// The README's example reads like lifetime totals: they are, on their own line, and
+    /// what the counters saw since the daemon started is said to be that.
+    #[test]
+    fn the_summary_shows_what_the_log_holds_apart_from_what_came_since_start() {
+        let status = serde_json::json!({
+            "edge_id": "edge-1",
+            "last_seq": 5000,
+            "stored": {"hl7_messages": 1190022, "dicom_instances": 1, "studies": 402, "studies_completed": 399},
+            "ingest": {"hl7_messages": {"AA": 3}, "dicom_instances_stored": 0, "studies_completed": 0},
+            "disk": {},
+            "sync": {"enabled": true, "batches_sent": 1, "events_sent": 1}
+        });
+        let text = summary(&status);
+        for needle in [
+            "stored      1190022 HL7 messages, 1 DICOM instance, 402 studies (399 completed)",
+            "since start HL7 messages answered: AA 3; DICOM instances stored: 0",
+            "sent 1 batch, 1 event since start",
+        ] {
+            assert!(text.contains(needle), "{needle:?} not in\n{text}");
+        }
     }
 }

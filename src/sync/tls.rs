@@ -164,10 +164,11 @@ fn check_pair(
     let signing = rustls::crypto::ring::sign::any_supported_type(key)
         .map_err(|e| error("sync.client_key", key_file, format!("unsupported private key: {e}")))?;
     rustls::sign::CertifiedKey::new(chain.to_vec(), signing).keys_match().map_err(|e| {
+        let problem = crate::tls_words::describe(&e);
         error(
             "sync.client_key",
             key_file,
-            format!("the key does not belong to the certificate in sync.client_cert ({}): {e}", cert_file.display()),
+            format!("{problem} (the certificate: sync.client_cert, {})", cert_file.display()),
         )
     })?;
     let mut store = rustls::RootCertStore::empty();
@@ -181,7 +182,10 @@ fn check_pair(
         .map_err(|e| error("sync.client_cert", cert_file, format!("TLS set-up failed: {e}")))?
         .with_root_certificates(store)
         .with_client_auth_cert(chain.to_vec(), key.clone_key())
-        .map_err(|e| error("sync.client_cert", cert_file, format!("rustls refuses the certificate and key: {e}")))?;
+        .map_err(|e| {
+            let problem = crate::tls_words::describe(&e);
+            error("sync.client_cert", cert_file, format!("rustls refuses the certificate and key: {problem}"))
+        })?;
     Ok(())
 }
 
@@ -321,7 +325,8 @@ mod tests {
         e.client_key = Some(write(dir.path(), "other.key", &other.key_pem));
         let message = problem(&e);
         assert!(message.starts_with("sync.client_key ("), "{message}");
-        assert!(message.contains("does not belong to the certificate"), "{message}");
+        assert!(message.contains("does not belong to the certificate: their public keys differ"), "{message}");
+        assert!(!message.contains("KeyMismatch"), "rustls's internal name: {message}");
     }
 
     #[test]

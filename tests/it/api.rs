@@ -74,3 +74,104 @@ async fn health_readiness_and_metrics_are_served() {
     }
     d.stop().await.unwrap();
 }
+
+/// `zenedge status` reads like lifetime totals, and now they are: what the log holds is
+/// counted from the log, so a restart does not reset it; the counters since start are
+/// reported apart (`ingest`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_counts_what_the_log_holds_across_a_restart_apart_from_what_came_since_start() {
+    use crate::support::dataset::{Instance, dataset};
+    use crate::support::scu::{self, CT_IMAGE_STORAGE, EXPLICIT_LE};
+    let d = TestDaemon::start().await;
+    let mut c = d.client().await;
+    for i in 0..3 {
+        c.send(&orm(&format!("S-{i}"), &format!("ACC-S-{i}"))).await;
+    }
+    c.send(&orm("S-0", "ACC-S-0")).await; // a re-send: answered, not stored again
+    drop(c);
+    let addr = d.dicom;
+    let answer = tokio::task::spawn_blocking(move || {
+        let i = Instance::ct(60, 1, 1);
+        let mut scu = scu::connect_ct(addr, EXPLICIT_LE);
+        let a = scu.store(CT_IMAGE_STORAGE, &i.sop, &dataset(&i, EXPLICIT_LE), 16_000);
+        scu.release();
+        a
+    })
+    .await
+    .unwrap();
+    assert_eq!(answer.status, 0);
+    let before = d.get("/api/v1/status").await.json();
+    assert_eq!(before["ingest"]["hl7_messages"]["AA"], 4);
+    let d = d.restart().await;
+    let after = d.get("/api/v1/status").await.json();
+    let stored = &after["stored"];
+    assert_eq!(
+        (&stored["hl7_messages"], &stored["dicom_instances"], &stored["studies"], &stored["studies_completed"]),
+        (&3.into(), &1.into(), &1.into(), &0.into()),
+        "{after}"
+    );
+    assert_eq!(stored, &before["stored"], "the same before and after the restart");
+    assert!(after["ingest"]["hl7_messages"].as_object().unwrap().is_empty(), "since start: nothing yet");
+    d.stop().await.unwrap();
+}
+
+/// `/api/v1/events` refuses unknown parameters like the rest of the read API, and no path
+/// answers with axum's "Failed to deserialize query string" wording.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_query_parameters_are_400_naming_the_parameter_and_what_the_path_takes() {
+    let d = TestDaemon::start().await;
+    for (path, message) in [
+        ("/api/v1/events?foo=1", "unknown parameter \"foo\"; this path takes after, limit"),
+        ("/api/v1/events?after=0&limit=2&after=1", "parameter \"after\" is given more than once"),
+        ("/api/v1/matches?foo=1", "unknown parameter \"foo\"; this path takes after, limit, accession"),
+    ] {
+        let r = d.get(path).await;
+        assert_eq!(r.status, 400, "{path}: {}", r.body);
+        assert_eq!(r.json()["error"], message, "{path}");
+    }
+    d.stop().await.unwrap();
+}
+
+/// One shape for an event everywhere: a page item, `/api/v1/events/{seq}` and a line of
+/// `zenedge events` are the same text, keys in the same order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_has_the_same_text_in_a_page_alone_and_from_zenedge_events() {
+    #[derive(serde::Deserialize)]
+    struct Page<'a> {
+        #[serde(borrow)]
+        items: Vec<&'a serde_json::value::RawValue>,
+    }
+    let d = TestDaemon::start().await;
+    let mut c = d.client().await;
+    c.send(&orm("SHAPE-1", "ACC-SHAPE")).await;
+    c.send(&orm("SHAPE-2", "ACC-SHAPE")).await;
+    drop(c);
+    let body = d.get("/api/v1/events?after=0").await.body;
+    let page: Page<'_> = serde_json::from_str(&body).unwrap();
+    assert_eq!(page.items.len(), 2);
+    let work = tempfile::tempdir().unwrap();
+    let config = work.path().join("edge.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[site]\ntenant_id = \"t1\"\nhospital_id = \"h1\"\nedge_id = \"e1\"\n[http]\nlisten = \"{}\"\n",
+            d.http
+        ),
+    )
+    .unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_zenedge")).args(["events", "--config"]).arg(&config).output()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<String> = String::from_utf8(out.stdout).unwrap().lines().map(str::to_owned).collect();
+    for (n, item) in page.items.iter().enumerate() {
+        let alone = d.get(&format!("/api/v1/events/{}", n + 1)).await.body;
+        assert_eq!(alone, item.get(), "/api/v1/events/{} differs from the page", n + 1);
+        assert_eq!(lines[n], item.get(), "zenedge events line {n} differs from the page");
+    }
+    assert!(page.items[0].get().starts_with("{\"seq\":1,\"event_id\":"), "{}", page.items[0].get());
+    d.stop().await.unwrap();
+}

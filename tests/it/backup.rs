@@ -188,7 +188,7 @@ async fn restore_refuses_a_used_state_directory_a_running_daemon_and_another_sit
     let mut elsewhere = crate::support::daemon::test_config(other.path(), "");
     elsewhere.site.edge_id = "e2".into();
     let err = zenedge::operator::restore::restore(&to, &elsewhere, false).unwrap_err();
-    assert!(err.contains("edge_id"), "{err}");
+    assert!(err.contains("the backup belongs to edge_id \"e1\" but the config says \"e2\""), "{err}");
     assert!(!other.path().join("zenedge.redb").exists(), "nothing was written");
     let dir = d.dir.clone();
     d.client().await.send(&orm("R-2", "ACC-2")).await;

@@ -29,6 +29,38 @@ fn check_config_names_each_bad_key_and_exits_78() {
     assert!(stderr.contains("mllp.idle_timeout") && stderr.contains("mllp.max_message_bytes"), "{stderr}");
 }
 
+/// Everything wrong with a file comes out of one run, as the README says: unknown keys and
+/// mistyped values (which used to stop the reading at the first), each bad allow-list
+/// entry, and two listeners sharing an address (which used to pass and then fail at start).
+#[test]
+fn check_config_reports_every_problem_of_a_file_in_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.toml");
+    std::fs::write(
+        &file,
+        "[site]\ntenant_id = \"t\"\nhospital_id = \"h\"\nedge_id = \"e\"\n\
+         [mllp]\nlisten = \"127.0.0.1:2575\"\nlisten_port = 2575\nidle_timeout = 300\nmax_message_bytes = \"16MB\"\n\
+         [dicom]\nlisten = \"127.0.0.1:2575\"\ncalling_ae_allow = [\"X@nowhere\", \"CT01\", \"Y@elsewhere\"]\n\
+         max_associations = \"32\"\n",
+    )
+    .unwrap();
+    let out = zenedge().arg("check-config").arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for needle in [
+        "mllp.listen_port: unknown key",
+        "mllp.idle_timeout: must be a string, not an integer (300); durations are strings",
+        "mllp.max_message_bytes: \"16MB\" has a decimal unit",
+        "dicom.max_associations: must be an integer",
+        "dicom.calling_ae_allow[0]:",
+        "dicom.calling_ae_allow[2]:",
+        "dicom.listen: 127.0.0.1:2575 clashes with mllp.listen",
+    ] {
+        assert!(stderr.contains(needle), "{needle:?} not in\n{stderr}");
+    }
+    assert_eq!(stderr.lines().count(), 7, "one line per problem:\n{stderr}");
+}
+
 #[test]
 fn serve_with_an_unknown_key_exits_78_without_binding() {
     let dir = tempfile::tempdir().unwrap();
@@ -95,4 +127,19 @@ fn status_without_a_running_daemon_says_so_and_exits_1() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains(&format!("does not answer at 127.0.0.1:{port}")), "{stderr}");
+}
+
+/// A second `serve` on the state directory of a running daemon says what restore and verify
+/// say, not redb's "Database already open. Cannot acquire lock.".
+#[test]
+fn a_second_serve_on_the_same_state_directory_says_it_is_in_use_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("zenedge.toml");
+    crate::support::process::write_config(&config, &dir.path().join("state"));
+    let _first = crate::support::process::spawn(&config);
+    let out = zenedge().args(["serve", "--config"]).arg(&config).env("RUST_LOG", "info").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("zenedge.redb is in use") && stderr.contains("stop the daemon first"), "{stderr}");
+    assert!(!stderr.contains("Cannot acquire lock"), "{stderr}");
 }

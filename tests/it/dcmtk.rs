@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use crate::support::TestDaemon;
 use crate::support::dataset::{Instance, dataset_bytes, read_dataset, write_file};
 use crate::support::process::{spawn, write_config};
-use crate::support::scu::{EXPLICIT_BE, EXPLICIT_LE, IMPLICIT_LE, JPEG_BASELINE};
+use crate::support::scu::{DX_FOR_PRESENTATION, EXPLICIT_BE, EXPLICIT_LE, IMPLICIT_LE, JPEG_BASELINE};
 
 /// The DCMTK tool, or `None` (with the reason printed) when DCMTK is not installed.
 fn dcmtk(tool: &str) -> Option<PathBuf> {
@@ -85,6 +85,28 @@ async fn dcmtk_echoscu_and_storescu_are_served_and_the_stored_datasets_equal_the
             assert_eq!(read_dataset(&path), read_dataset(sent), "{sop}: stored data set differs from the sent one");
         }
     }
+    d.stop().await.unwrap();
+}
+
+/// What an X-ray room sends: DCMTK's `storescu` proposes Digital X-Ray Image Storage - For
+/// Presentation (a storage class whose name does not end in "Storage") and its file is
+/// stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dcmtk_storescu_sends_a_digital_x_ray_for_presentation_file_and_it_is_stored() {
+    let Some(storescu) = dcmtk("storescu") else { return };
+    let d = TestDaemon::start().await;
+    let files = tempfile::tempdir().unwrap();
+    let dx = write_file(files.path(), &Instance::dx(41, 1, 1), EXPLICIT_LE);
+    let mut store = Command::new(storescu);
+    store.args(["-aet", "DX01", "-aec", "ZENEDGE", "127.0.0.1", &d.dicom.port().to_string()]).arg(&dx);
+    let out = run(store).await;
+    assert!(out.status.success(), "storescu: {}", String::from_utf8_lossy(&out.stderr));
+    let events = d.events().await;
+    let stored = events.iter().find(|e| e["event_type"] == "InstanceStored").expect("an InstanceStored");
+    assert_eq!(stored["data"]["sop_class_uid"], DX_FOR_PRESENTATION);
+    assert_eq!(stored["data"]["calling_ae"], "DX01");
+    let path = d.dir.path().join(stored["data"]["file_path"].as_str().unwrap());
+    assert!(dataset_bytes(&path).1 == dataset_bytes(&dx).1, "the stored data set is the one sent");
     d.stop().await.unwrap();
 }
 

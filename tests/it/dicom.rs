@@ -9,7 +9,8 @@ use dicom_object::OpenFileOptions;
 use crate::support::TestDaemon;
 use crate::support::dataset::{Instance, dataset, dataset_without_pixels};
 use crate::support::scu::{
-    self, CT_IMAGE_STORAGE, DEFLATED, EXPLICIT_BE, EXPLICIT_LE, IMPLICIT_LE, JPEG_BASELINE, VERIFICATION,
+    self, CT_IMAGE_STORAGE, DEFLATED, DX_FOR_PRESENTATION, EXPLICIT_BE, EXPLICIT_LE, IMPLICIT_LE, JPEG_BASELINE,
+    VERIFICATION,
 };
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
@@ -85,6 +86,40 @@ async fn instances_in_every_transfer_syntax_are_stored_as_received_before_succes
         assert_eq!(file.meta().media_storage_sop_instance_uid(), i.sop);
         assert_eq!(file.meta().media_storage_sop_class_uid(), CT_IMAGE_STORAGE);
         assert_eq!(file.meta().source_application_entity_title(), Some("CT01"));
+    }
+    d.stop().await.unwrap();
+}
+
+/// Storage classes are known by what they are, not by a name ending in "Storage": a Digital
+/// X-Ray "For Presentation" instance is stored. Contexts of other services and of unknown
+/// SOP classes are refused, and counted by reason and SOP class keyword (never by a UID from
+/// the wire).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_digital_x_ray_instance_is_stored_and_refused_contexts_are_counted_by_reason() {
+    let d = TestDaemon::start().await;
+    let i = Instance::dx(5, 1, 1);
+    let (addr, sent) = (d.dicom, i.clone());
+    let answer = blocking(move || {
+        let find = "1.2.840.10008.5.1.4.1.2.2.1";
+        let private = "1.2.826.0.1.3680043.10.999.77";
+        let contexts: &[(&str, &[&str])] =
+            &[(DX_FOR_PRESENTATION, &[EXPLICIT_LE]), (find, &[EXPLICIT_LE]), (private, &[EXPLICIT_LE])];
+        let mut scu = scu::connect(addr, "DX01", "ZENEDGE", contexts, 16_384).expect("association");
+        let a = scu.store(DX_FOR_PRESENTATION, &sent.sop, &dataset(&sent, EXPLICIT_LE), 16_000);
+        scu.release();
+        a
+    })
+    .await;
+    assert_eq!(answer.status, 0, "{:?}", answer.comment);
+    let events = d.events().await;
+    assert_eq!(events[0]["data"]["sop_class_uid"], DX_FOR_PRESENTATION);
+    assert_eq!(events[0]["data"]["modality"], "DX");
+    let metrics = d.get("/metrics").await.body;
+    for line in [
+        "zenedge_dicom_contexts_refused_total{reason=\"not_storage\",sop_class=\"StudyRootQueryRetrieveInformationModelFind\"} 1",
+        "zenedge_dicom_contexts_refused_total{reason=\"unknown_sop_class\",sop_class=\"unknown\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} not in\n{metrics}");
     }
     d.stop().await.unwrap();
 }

@@ -34,6 +34,8 @@ async fn below_the_disk_reserve_messages_are_refused_with_ar_and_not_stored() {
     assert_eq!(ack_code(&ack), "AR");
     assert_eq!(msa(&ack)[2], "FULL-1");
     assert!(String::from_utf8_lossy(&ack).contains("ERR|"), "AR carries an ERR segment");
+    let text = String::from_utf8_lossy(&ack);
+    assert!(text.contains("below its disk reserve") && !text.contains("disk is full"), "{text}");
     assert!(d.events().await.is_empty());
     let ready = d.get("/readyz").await;
     assert_eq!(ready.status, 503);

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use crate::support::MllpClient;
 use crate::support::hl7msg::{ack_code, orm};
 use crate::support::process::write_config;
+use crate::support::scu::{self, DX_FOR_PRESENTATION, EXPLICIT_LE};
 
 /// The real binary on a config in a temp dir (`extra` TOML appended), its log stream
 /// written to a file the test reads.
@@ -16,12 +17,16 @@ struct Logged {
 
 impl Logged {
     fn start(extra: &str) -> Logged {
+        Logged::start_edited(|text| text + extra)
+    }
+
+    /// Starts on the test config as `edit` rewrites it.
+    fn start_edited(edit: impl FnOnce(String) -> String) -> Logged {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("zenedge.toml");
         write_config(&config, &dir.path().join("state"));
-        let mut text = std::fs::read_to_string(&config).unwrap();
-        text.push_str(extra);
-        std::fs::write(&config, text).unwrap();
+        let text = std::fs::read_to_string(&config).unwrap();
+        std::fs::write(&config, edit(text)).unwrap();
         let log = dir.path().join("stderr.log");
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_zenedge"))
             .args(["serve", "--config"])
@@ -55,6 +60,13 @@ impl Logged {
     }
 }
 
+/// An address from the "zenedge is ready" line (`mllp=`, `dicom=`, `http=`).
+fn ready_address(log: &str, name: &str) -> SocketAddr {
+    let ready = log.lines().find(|l| l.contains("zenedge is ready")).expect("the ready line");
+    let start = ready.find(&format!("{name}=")).expect("address in the ready line") + name.len() + 1;
+    ready[start..].split_whitespace().next().unwrap().parse().unwrap()
+}
+
 /// Logs at INFO and above carry no patient data: a day's kinds of traffic (orders, a
 /// re-send, a reused control id, a malformed message) leave no patient id, name, birth date
 /// or clinical text in what the real binary writes.
@@ -62,10 +74,7 @@ impl Logged {
 async fn info_logs_carry_no_patient_data() {
     let daemon = Logged::start("");
     let text = daemon.wait_for("zenedge is ready").await;
-    let ready = text.lines().find(|l| l.contains("zenedge is ready")).unwrap();
-    let start = ready.find("mllp=").unwrap() + 5;
-    let mllp: SocketAddr = ready[start..].split_whitespace().next().unwrap().parse().unwrap();
-    let mut c = MllpClient::connect(mllp).await;
+    let mut c = MllpClient::connect(ready_address(&text, "mllp")).await;
     assert_eq!(ack_code(&c.send(&orm("LOG-1", "ACC-LOG-1")).await), "AA");
     assert_eq!(ack_code(&c.send(&orm("LOG-1", "ACC-LOG-1")).await), "AA");
     assert_eq!(ack_code(&c.send(&crate::support::hl7msg::orm_other_content("LOG-1")).await), "AA");
@@ -98,11 +107,7 @@ async fn retention_without_sync_warns_once_and_logs_each_sweep() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sender_asking_for_application_acks_is_named_once_in_the_log() {
     let daemon = Logged::start("");
-    let text = daemon.wait_for("zenedge is ready").await;
-    let ready = text.lines().find(|l| l.contains("zenedge is ready")).unwrap();
-    let start = ready.find("mllp=").unwrap() + 5;
-    let mllp: SocketAddr = ready[start..].split_whitespace().next().unwrap().parse().unwrap();
-    let mut c = MllpClient::connect(mllp).await;
+    let mut c = MllpClient::connect(ready_address(&daemon.wait_for("zenedge is ready").await, "mllp")).await;
     let enhanced = |sender: &str, id: &str, msh16: &str| {
         String::from_utf8(orm(id, &format!("ACC-{id}")))
             .unwrap()
@@ -121,4 +126,53 @@ async fn a_sender_asking_for_application_acks_is_named_once_in_the_log() {
     assert_eq!(named.len(), 2, "{named:#?}");
     assert!(named[0].contains("WARN") && named[0].contains("RIS-A"), "{}", named[0]);
     assert!(named[1].contains("RIS-B"), "{}", named[1]);
+}
+
+/// A refused presentation context is visible to an admin: one WARN line each, with the SOP
+/// class UID and name, the reason and the calling AE (the accepted ones are not listed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_refused_presentation_context_is_logged_at_warn_with_its_sop_class_and_the_calling_ae() {
+    let daemon = Logged::start("");
+    let dicom = ready_address(&daemon.wait_for("zenedge is ready").await, "dicom");
+    tokio::task::spawn_blocking(move || {
+        let find = "1.2.840.10008.5.1.4.1.2.2.1";
+        let contexts: &[(&str, &[&str])] = &[(DX_FOR_PRESENTATION, &[EXPLICIT_LE]), (find, &[EXPLICIT_LE])];
+        scu::connect(dicom, "DX01", "ZENEDGE", contexts, 16_384).expect("association").release();
+    })
+    .await
+    .unwrap();
+    daemon.wait_for("DICOM presentation context refused").await;
+    let text = daemon.stop();
+    let refused: Vec<_> = text.lines().filter(|l| l.contains("DICOM presentation context refused")).collect();
+    assert_eq!(refused.len(), 1, "{text}");
+    let line = refused[0];
+    for needle in [
+        "WARN",
+        "calling_ae=DX01",
+        "abstract_syntax=1.2.840.10008.5.1.4.1.2.2.1",
+        "sop_class=\"Study Root Query/Retrieve Information Model - FIND\"",
+        "reason=\"not_storage\"",
+    ] {
+        assert!(line.contains(needle), "{needle:?} not in {line}");
+    }
+    let accepted = text.lines().find(|l| l.contains("DICOM association accepted")).expect("accepted");
+    assert!(accepted.contains("contexts=1") && accepted.contains("refused=1"), "{accepted}");
+}
+
+/// Below the disk reserve an admin learns it at start (one WARN), and each refusal's line
+/// gives sizes as people read them, not raw bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starting_below_the_disk_reserve_warns_and_refusals_give_human_sizes() {
+    let daemon = Logged::start_edited(|text| text.replace("disk_reserve = \"0\"", "disk_reserve = \"100%\""));
+    let text = daemon.wait_for("zenedge is ready").await;
+    let mut c = MllpClient::connect(ready_address(&text, "mllp")).await;
+    assert_eq!(ack_code(&c.send(&orm("FULL-1", "ACC-FULL-1")).await), "AR");
+    drop(c);
+    daemon.wait_for("HL7 message not stored (AR)").await;
+    let text = daemon.stop();
+    let start = text.lines().find(|l| l.contains("below store.disk_reserve")).expect("a warning at start");
+    assert!(start.contains("WARN") && start.contains("free=") && start.contains("iB"), "{start}");
+    let refusal = text.lines().find(|l| l.contains("HL7 message not stored (AR)")).unwrap();
+    assert!(refusal.contains("free disk space") && refusal.contains("iB is below the reserve of"), "{refusal}");
+    assert!(!refusal.contains(" bytes"), "{refusal}");
 }

@@ -20,7 +20,7 @@ struct Shared {
     plan: Plan,
     /// Next message counter to use.
     next: AtomicU64,
-    /// Measured messages still to send (`Stop::Count`).
+    /// Messages still to send, warm-up included (`Stop::Count`).
     remaining: AtomicU64,
     /// When sending starts (all connections are open).
     t0: Instant,
@@ -29,12 +29,13 @@ struct Shared {
 }
 
 impl Shared {
-    /// Whether one more measured message may be sent at `now`.
-    fn claim(&self, now: Instant) -> bool {
+    /// Whether one more message (a warm-up one if `warmup`) may be sent at `now`.
+    fn claim(&self, now: Instant, warmup: bool) -> bool {
         match self.plan.stop {
             Stop::Count(_) => {
                 self.remaining.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |r| r.checked_sub(1)).is_ok()
             }
+            Stop::After(_) if warmup => true,
             Stop::After(d) => now < self.warm_end + d,
         }
     }
@@ -78,7 +79,7 @@ async fn drive(index: u64, first: Conn, shared: Arc<Shared>) -> ConnStats {
         };
         let now = Instant::now();
         let warmup = now < shared.warm_end;
-        if !warmup && !shared.claim(now) {
+        if !shared.claim(now, warmup) {
             break;
         }
         let n = shared.next.fetch_add(1, Ordering::Relaxed);
@@ -201,12 +202,29 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn warmup_messages_are_acked_and_listed_but_kept_out_of_the_figures() {
         let addr = ack_server().await;
-        let stats = run_mllp(plan(addr, 20, "-c 3 --warmup 50ms --acked-out x")).await.unwrap();
+        let stats = run_mllp(plan(addr, 2000, "-c 3 --warmup 50ms --acked-out x")).await.unwrap();
         assert!(stats.warmup_sent > 0);
-        assert_eq!((stats.sent, stats.codes.iter().sum::<u64>()), (20, 20));
-        assert_eq!(stats.latency_us.len(), 20);
-        assert_eq!(stats.acked.len() as u64, 20 + stats.warmup_sent);
+        assert_eq!(stats.sent, stats.codes.iter().sum::<u64>());
+        assert_eq!(stats.latency_us.len() as u64, stats.sent);
+        assert_eq!(stats.acked.len() as u64, 2000, "the warm-up is part of --count");
+        assert_eq!(stats.sent + stats.warmup_sent, 2000);
         assert_eq!(stats.warmup_failed, 0);
+    }
+
+    /// The README's `zenedge-load mllp --count 100` sends 100 messages, not 100 after a
+    /// second of warm-up (which was 803 more on a fast box): --count is the total.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn count_is_the_total_number_of_messages_sent_and_all_are_measured_by_default() {
+        let addr = ack_server().await;
+        let line = format!("zenedge-load mllp --addr {addr} --count 100 --run-id T");
+        let Command::Mllp(args) = Cli::parse_from(line.split_whitespace()).command else { unreachable!() };
+        let plan = Plan::from_args(&args).unwrap();
+        assert_eq!(plan.warmup, Duration::ZERO);
+        let stats = run_mllp(plan).await.unwrap();
+        assert_eq!((stats.sent, stats.warmup_sent, stats.codes[0]), (100, 0, 100));
+        let line = "zenedge-load mllp --duration 5s";
+        let Command::Mllp(args) = Cli::parse_from(line.split_whitespace()).command else { unreachable!() };
+        assert_eq!(Plan::from_args(&args).unwrap().warmup, Duration::from_secs(1), "timed runs keep a warm-up");
     }
 
     #[tokio::test]

@@ -153,7 +153,9 @@ struct MllpArgs {
     /// Parallel connections, each with one message in flight.
     #[arg(short, long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     connections: u64,
-    /// Messages to measure, in total (after the warmup). Default: run for --duration.
+    /// Messages to send in total across all connections, warm-up included (with the
+    /// default --warmup of 0s for --count, all of them are measured). Default: run for
+    /// --duration.
     #[arg(long, conflicts_with = "duration")]
     count: Option<u64>,
     /// How long to measure, after the warmup [default: 10s].
@@ -167,9 +169,10 @@ struct MllpArgs {
     /// the rest of the payload, end block.
     #[arg(long)]
     nagle: bool,
-    /// Send for this long first, excluded from the figures.
-    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
-    warmup: Duration,
+    /// Send for this long first, excluded from the figures (with --count, part of the
+    /// count) [default: 1s with --duration, 0s with --count].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    warmup: Option<Duration>,
     /// Tokio worker threads.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
     threads: u64,

@@ -8,7 +8,8 @@ use crate::{BoxError, MllpArgs};
 /// When the measured phase ends.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Stop {
-    /// After this many measured messages across all connections.
+    /// After this many messages across all connections, warm-up included: `--count 100`
+    /// sends 100 messages, not 100 after however many a second of warm-up took.
     Count(u64),
     /// When this much time has passed since the warmup ended.
     After(Duration),
@@ -55,7 +56,10 @@ impl Plan {
             stop,
             interval,
             nagle: args.nagle,
-            warmup: args.warmup,
+            warmup: args.warmup.unwrap_or(match stop {
+                Stop::Count(_) => Duration::ZERO,
+                Stop::After(_) => Duration::from_secs(1),
+            }),
             run_id: args.run_id.clone().unwrap_or_else(default_run_id),
             start: args.start,
             size: args.size,

@@ -8,11 +8,13 @@ use dicom_encoding::transfer_syntax::TransferSyntaxIndex;
 use dicom_object::InMemDicomObject;
 use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 
-use super::scu::{CT_IMAGE_STORAGE, DEFLATED, EXPLICIT_LE};
+use super::scu::{CT_IMAGE_STORAGE, DEFLATED, DX_FOR_PRESENTATION, EXPLICIT_LE};
 
 /// What distinguishes one test instance from another.
 #[derive(Debug, Clone)]
 pub struct Instance {
+    /// SOP Class UID, also the file's Media Storage SOP Class.
+    pub sop_class: String,
     pub study: String,
     pub series: String,
     pub sop: String,
@@ -31,6 +33,7 @@ impl Instance {
     pub fn ct(study: u32, series: u32, n: u32) -> Instance {
         let root = "1.2.826.0.1.3680043.10.999";
         Instance {
+            sop_class: CT_IMAGE_STORAGE.into(),
             study: format!("{root}.{study}"),
             series: format!("{root}.{study}.{series}"),
             sop: format!("{root}.{study}.{series}.{n}"),
@@ -42,6 +45,12 @@ impl Instance {
             pixel_bytes: 512,
         }
     }
+
+    /// A Digital X-Ray "For Presentation" instance: a SOP class whose name does not end in
+    /// "Storage".
+    pub fn dx(study: u32, series: u32, n: u32) -> Instance {
+        Instance { sop_class: DX_FOR_PRESENTATION.into(), modality: "DX".into(), ..Instance::ct(study, series, n) }
+    }
 }
 
 fn element(tag: dicom_core::Tag, vr: VR, value: impl Into<PrimitiveValue>) -> DataElement<InMemDicomObject> {
@@ -50,7 +59,7 @@ fn element(tag: dicom_core::Tag, vr: VR, value: impl Into<PrimitiveValue>) -> Da
 
 fn object(i: &Instance, with_pixels: bool) -> InMemDicomObject {
     let mut elements = vec![
-        element(tags::SOP_CLASS_UID, VR::UI, CT_IMAGE_STORAGE),
+        element(tags::SOP_CLASS_UID, VR::UI, i.sop_class.as_str()),
         element(tags::SOP_INSTANCE_UID, VR::UI, i.sop.as_str()),
         element(tags::STUDY_DATE, VR::DA, "20261123"),
         element(tags::STUDY_TIME, VR::TM, "101500"),
@@ -116,7 +125,7 @@ pub fn write_file(dir: &std::path::Path, i: &Instance, ts: &str) -> std::path::P
     let mut bytes = vec![0u8; 128];
     bytes.extend_from_slice(b"DICM");
     dicom_object::meta::FileMetaTableBuilder::new()
-        .media_storage_sop_class_uid(CT_IMAGE_STORAGE)
+        .media_storage_sop_class_uid(i.sop_class.as_str())
         .media_storage_sop_instance_uid(i.sop.as_str())
         .transfer_syntax(ts)
         .implementation_class_uid("1.2.826.0.1.3680043.10.999.0")

@@ -13,6 +13,8 @@ use dicom_ul::pdu::{PDataValue, PDataValueType, Pdu};
 
 pub const VERIFICATION: &str = "1.2.840.10008.1.1";
 pub const CT_IMAGE_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.2";
+/// Digital X-Ray Image Storage - For Presentation.
+pub const DX_FOR_PRESENTATION: &str = "1.2.840.10008.5.1.4.1.1.1.1";
 pub const IMPLICIT_LE: &str = "1.2.840.10008.1.2";
 pub const EXPLICIT_LE: &str = "1.2.840.10008.1.2.1";
 pub const EXPLICIT_BE: &str = "1.2.840.10008.1.2.2";

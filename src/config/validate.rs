@@ -1,0 +1,349 @@
+//! From the raw mirror to [`Config`]: every value checked against the contract (units,
+//! ranges, addresses, AE titles…) with the key it belongs to; a bad value is recorded and
+//! checking goes on, so one run of `zenedge check-config` reports every problem.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::*;
+use crate::hl7::{Charset, FieldPath};
+
+/// Collects problems while converting, so all of them are reported at once.
+#[derive(Debug, Default)]
+pub(super) struct Checker {
+    problems: Vec<Problem>,
+}
+
+impl Checker {
+    /// The value, or `None` with the problem recorded under `key`.
+    pub(super) fn check<T>(&mut self, key: &str, result: Result<T, String>) -> Option<T> {
+        result.map_err(|reason| self.problem(key, reason)).ok()
+    }
+
+    /// Records a problem of `key`, unless one is recorded already (a key whose TOML value
+    /// was refused takes its default, which must not earn it a second problem).
+    pub(super) fn problem(&mut self, key: &str, reason: impl Into<String>) {
+        if !self.problems.iter().any(|p| p.key == key) {
+            self.problems.push(Problem { key: key.into(), reason: reason.into() });
+        }
+    }
+}
+
+/// The mirror as a [`Config`], with every problem `c` collected so far and finds here.
+pub(super) fn validate(raw: raw::RawConfig, mut c: Checker) -> Result<Config, ConfigError> {
+    let site = Site {
+        tenant_id: c.check("site.tenant_id", identifier(&raw.site.tenant_id)).unwrap_or_default(),
+        hospital_id: c.check("site.hospital_id", identifier(&raw.site.hospital_id)).unwrap_or_default(),
+        edge_id: c.check("site.edge_id", identifier(&raw.site.edge_id)).unwrap_or_default(),
+    };
+    let store = StoreConfig {
+        state_dir: c.check("store.state_dir", non_empty_path(&raw.store.state_dir)).unwrap_or_default(),
+        disk_reserve: c
+            .check("store.disk_reserve", units::disk_reserve(&raw.store.disk_reserve))
+            .unwrap_or(DiskReserve::Bytes(0)),
+        queue_depth: c.check("store.queue_depth", in_range(raw.store.queue_depth, 1, 1 << 20)).unwrap_or(1),
+        max_batch: c.check("store.max_batch", in_range(raw.store.max_batch, 1, 1 << 16)).unwrap_or(1),
+        cache_size: c.check("store.cache_size", cache_size(&raw.store.cache_size)).unwrap_or(1),
+    };
+    let mllp = MllpConfig {
+        listen: c.check("mllp.listen", socket_addr(&raw.mllp.listen)).unwrap_or(UNSPECIFIED),
+        max_connections: c.check("mllp.max_connections", in_range(raw.mllp.max_connections, 1, 65_536)).unwrap_or(1),
+        max_message_bytes: c.check("mllp.max_message_bytes", message_size(&raw.mllp.max_message_bytes)).unwrap_or(1),
+        idle_timeout: c
+            .check("mllp.idle_timeout", units::positive_duration(&raw.mllp.idle_timeout))
+            .unwrap_or_default(),
+        frame_timeout: c
+            .check("mllp.frame_timeout", units::positive_duration(&raw.mllp.frame_timeout))
+            .unwrap_or_default(),
+        accession_from: field_paths(&mut c, &raw.mllp.accession_from),
+        fallback_charset: c
+            .check("mllp.fallback_charset", charset(&raw.mllp.fallback_charset))
+            .unwrap_or(Charset::Iso8859_1),
+    };
+    let dicom = DicomConfig {
+        listen: c.check("dicom.listen", socket_addr(&raw.dicom.listen)).unwrap_or(UNSPECIFIED),
+        ae_title: c.check("dicom.ae_title", ae_title(&raw.dicom.ae_title)).unwrap_or_default(),
+        accept_any_called_ae: raw.dicom.accept_any_called_ae,
+        calling_ae_allow: each(&mut c, "dicom.calling_ae_allow", &raw.dicom.calling_ae_allow, calling_ae),
+        accept_unknown_sop_classes: raw.dicom.accept_unknown_sop_classes,
+        max_associations: c.check("dicom.max_associations", in_range(raw.dicom.max_associations, 1, 4096)).unwrap_or(1),
+        max_pdu_length: c.check("dicom.max_pdu_length", pdu_length(&raw.dicom.max_pdu_length)).unwrap_or(16384),
+        read_timeout: c
+            .check("dicom.read_timeout", units::positive_duration(&raw.dicom.read_timeout))
+            .unwrap_or_default(),
+        pdu_timeout: c.check("dicom.pdu_timeout", units::positive_duration(&raw.dicom.pdu_timeout)).unwrap_or_default(),
+        write_timeout: c
+            .check("dicom.write_timeout", units::positive_duration(&raw.dicom.write_timeout))
+            .unwrap_or_default(),
+        stable_after: c
+            .check("dicom.stable_after", units::positive_duration(&raw.dicom.stable_after))
+            .unwrap_or_default(),
+    };
+    let http = HttpConfig {
+        listen: c.check("http.listen", socket_addr(&raw.http.listen)).unwrap_or(UNSPECIFIED),
+        header_timeout: c
+            .check("http.header_timeout", units::positive_duration(&raw.http.header_timeout))
+            .unwrap_or_default(),
+        operator_token: c.check("http.operator_token", operator_token(&raw.http.operator_token)).unwrap_or_default(),
+    };
+    let sync = sync_config(&mut c, &raw.sync);
+    let matching = MatchingConfig {
+        consolidation_window: c
+            .check("matching.consolidation_window", units::duration(&raw.matching.consolidation_window))
+            .unwrap_or_default(),
+        hospital_windows: raw
+            .matching
+            .hospital_windows
+            .iter()
+            .filter_map(|(hospital, window)| {
+                let key = format!("matching.hospital_windows.{hospital}");
+                c.check(&key, units::duration(window)).map(|w| (hospital.clone(), w))
+            })
+            .collect(),
+    };
+    let max_age = raw.retention.dicom_max_age.trim();
+    let retention = RetentionConfig {
+        dicom_max_age: if max_age.is_empty() {
+            None
+        } else {
+            c.check("retention.dicom_max_age", units::positive_duration(max_age))
+        },
+        dicom_max_age_text: max_age.to_owned(),
+        interval: c.check("retention.interval", units::positive_duration(&raw.retention.interval)).unwrap_or_default(),
+    };
+    let daemon = DaemonConfig {
+        shutdown_grace: c
+            .check("daemon.shutdown_grace", units::duration(&raw.daemon.shutdown_grace))
+            .unwrap_or_default(),
+        log_level: c.check("daemon.log_level", log_level(&raw.daemon.log_level)).unwrap_or_default(),
+    };
+    listener_clashes(
+        &mut c,
+        &[("mllp.listen", mllp.listen), ("dicom.listen", dicom.listen), ("http.listen", http.listen)],
+    );
+    if c.problems.is_empty() {
+        Ok(Config { site, store, mllp, dicom, http, matching, sync, retention, daemon })
+    } else {
+        Err(ConfigError::Invalid(c.problems))
+    }
+}
+
+fn sync_config(c: &mut Checker, raw: &raw::RawSync) -> SyncConfig {
+    let duration = |c: &mut Checker, key: &str, value: &str| {
+        c.check(&format!("sync.{key}"), units::positive_duration(value)).unwrap_or(Duration::from_secs(1))
+    };
+    SyncConfig {
+        hub: c.check("sync.hub_url", hub_endpoint(raw)).flatten(),
+        batch_max_events: c.check("sync.batch_max_events", in_range(raw.batch_max_events, 1, 100_000)).unwrap_or(1),
+        batch_max_bytes: c
+            .check(
+                "sync.batch_max_bytes",
+                units::size(&raw.batch_max_bytes).and_then(|b| in_range(b as usize, 1024, 1 << 30)),
+            )
+            .unwrap_or(1024),
+        linger: c.check("sync.linger", units::duration(&raw.linger)).unwrap_or_default(),
+        connect_timeout: duration(c, "connect_timeout", &raw.connect_timeout),
+        timeout: duration(c, "timeout", &raw.timeout),
+        retry_base: duration(c, "retry_base", &raw.retry_base),
+        retry_cap: duration(c, "retry_cap", &raw.retry_cap),
+        breaker_failures: c
+            .check("sync.breaker_failures", in_range(raw.breaker_failures as usize, 1, 1000))
+            .unwrap_or(1) as u32,
+        breaker_open: duration(c, "breaker_open", &raw.breaker_open),
+    }
+}
+
+/// The hub's URL and TLS files. HTTPS needs the CA bundle and the client certificate and
+/// key (mutual TLS); plain HTTP only with `allow_plain_http` (tests, a hub on the same box).
+fn hub_endpoint(raw: &raw::RawSync) -> Result<Option<HubEndpoint>, String> {
+    let url = raw.hub_url.trim().trim_end_matches('/');
+    if url.is_empty() {
+        return Ok(None);
+    }
+    let path = |value: &str| (!value.trim().is_empty()).then(|| PathBuf::from(value));
+    let endpoint = HubEndpoint {
+        url: url.to_owned(),
+        ca_file: path(&raw.ca_file),
+        client_cert: path(&raw.client_cert),
+        client_key: path(&raw.client_key),
+    };
+    let rest = if let Some(rest) = url.strip_prefix("https://") {
+        let missing: Vec<_> = [
+            ("sync.ca_file", endpoint.ca_file.is_none()),
+            ("sync.client_cert", endpoint.client_cert.is_none()),
+            ("sync.client_key", endpoint.client_key.is_none()),
+        ]
+        .into_iter()
+        .filter_map(|(key, missing)| missing.then_some(key))
+        .collect();
+        if !missing.is_empty() {
+            return Err(format!("an https hub needs {} (mutual TLS)", missing.join(", ")));
+        }
+        rest
+    } else if let Some(rest) = url.strip_prefix("http://") {
+        if !raw.allow_plain_http {
+            return Err(format!(
+                "{url:?} is plain HTTP: events would cross the network unencrypted; use https:// or set \
+                 sync.allow_plain_http = true"
+            ));
+        }
+        rest
+    } else {
+        return Err(format!("{url:?} must start with https:// (or http:// with sync.allow_plain_http)"));
+    };
+    if rest.is_empty() || rest.contains(['?', '#', ' ']) {
+        return Err(format!("{url:?} is not a base URL like \"https://hub.example:8443\""));
+    }
+    Ok(Some(endpoint))
+}
+
+fn operator_token(value: &str) -> Result<Option<String>, String> {
+    match value.trim() {
+        "" => Ok(None),
+        t if t.len() < 16 => Err("must be at least 16 characters (or empty to disable operator actions)".into()),
+        t if !t.bytes().all(|b| b.is_ascii_graphic()) => Err("must be printable ASCII without spaces".into()),
+        t => Ok(Some(t.to_owned())),
+    }
+}
+
+const UNSPECIFIED: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
+
+/// Site identifiers go into keys, file names and URLs: keep them to a safe alphabet.
+fn identifier(value: &str) -> Result<String, String> {
+    let ok = !value.is_empty()
+        && value.len() <= 64
+        && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if ok { Ok(value.to_owned()) } else { Err(format!("{value:?} must be 1-64 characters of A-Z a-z 0-9 . _ -")) }
+}
+
+fn non_empty_path(value: &str) -> Result<PathBuf, String> {
+    if value.trim().is_empty() { Err("must not be empty".into()) } else { Ok(PathBuf::from(value)) }
+}
+
+fn in_range(value: usize, min: usize, max: usize) -> Result<usize, String> {
+    if (min..=max).contains(&value) { Ok(value) } else { Err(format!("{value} is out of range ({min}..={max})")) }
+}
+
+fn socket_addr(value: &str) -> Result<SocketAddr, String> {
+    value.parse().map_err(|_| format!("{value:?} is not an address:port (e.g. \"127.0.0.1:2575\", \"[::]:2575\")"))
+}
+
+fn message_size(value: &str) -> Result<usize, String> {
+    let bytes = units::size(value)?;
+    if !(1024..=(1 << 30)).contains(&bytes) {
+        return Err(format!("{value:?} must be between 1KiB and 1GiB"));
+    }
+    Ok(bytes as usize)
+}
+
+/// AE titles: 1-16 characters of the DICOM default repertoire, no backslash or control
+/// characters; leading/trailing spaces are not significant (PS3.5 AE).
+fn ae_title(value: &str) -> Result<String, String> {
+    let trimmed = value.trim();
+    let ok =
+        !trimmed.is_empty() && trimmed.len() <= 16 && trimmed.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'\\');
+    if ok {
+        Ok(trimmed.to_owned())
+    } else {
+        Err(format!("{value:?} is not an AE title (1-16 printable ASCII characters, no backslash)"))
+    }
+}
+
+/// `AE` or `AE@192.0.2.7` or `AE@192.0.2.0/24`.
+fn calling_ae(value: &str) -> Result<CallingAe, String> {
+    let (ae, from) = match value.split_once('@') {
+        Some((ae, addr)) => (ae, Some(addr)),
+        None => (value, None),
+    };
+    let ae_title = ae_title(ae)?;
+    let from = match from {
+        None => None,
+        Some(addr) => Some(
+            addr.parse::<ipnet::IpNet>()
+                .or_else(|_| addr.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    format!("{value:?}: {addr:?} is not an address or network (e.g. 192.0.2.7, 192.0.2.0/24)")
+                })?,
+        ),
+    };
+    Ok(CallingAe { ae_title, from })
+}
+
+fn pdu_length(value: &str) -> Result<u32, String> {
+    let bytes = units::size(value)?;
+    if !(4096..=(16 << 20)).contains(&bytes) {
+        return Err(format!("{value:?} must be between 4KiB and 16MiB"));
+    }
+    Ok(bytes as u32)
+}
+
+fn cache_size(value: &str) -> Result<usize, String> {
+    let bytes = units::size(value)?;
+    if !((1 << 20)..=(64 << 30)).contains(&bytes) {
+        return Err(format!("{value:?} must be between 1MiB and 64GiB"));
+    }
+    Ok(bytes as usize)
+}
+
+/// Every entry of a list checked by `check`, each bad one a problem of `key[index]`.
+fn each<T>(c: &mut Checker, key: &str, values: &[String], check: impl Fn(&str) -> Result<T, String>) -> Vec<T> {
+    values.iter().enumerate().filter_map(|(i, v)| c.check(&format!("{key}[{i}]"), check(v))).collect()
+}
+
+fn field_paths(c: &mut Checker, values: &[String]) -> Vec<FieldPath> {
+    if values.is_empty() {
+        c.problem("mllp.accession_from", "needs at least one location, e.g. [\"OBR-18\"]");
+    }
+    each(c, "mllp.accession_from", values, |v| v.parse::<FieldPath>().map_err(|e| format!("{v:?}: {e}")))
+}
+
+/// Two listeners on one address would start the daemon into `Address already in use`: each
+/// clash is a problem of the later key, naming the earlier one.
+fn listener_clashes(c: &mut Checker, listeners: &[(&str, SocketAddr)]) {
+    for (i, (key, addr)) in listeners.iter().enumerate() {
+        if let Some((other, other_addr)) = listeners[..i].iter().find(|(_, earlier)| same_socket(*earlier, *addr)) {
+            c.problem(
+                key,
+                format!(
+                    "{addr} clashes with {other} = {other_addr:?}: two listeners cannot share a port on one address \
+                     (the daemon would fail with \"Address already in use\"); give each its own port"
+                ),
+            );
+        }
+    }
+}
+
+/// Whether binding both would clash: the same port (not 0) on the same address, or on a
+/// wildcard that covers the other (`0.0.0.0` covers IPv4; `[::]` covers IPv4 too, since
+/// Linux binds it dual-stack by default).
+fn same_socket(a: SocketAddr, b: SocketAddr) -> bool {
+    if a.port() == 0 || a.port() != b.port() {
+        return false;
+    }
+    let covers =
+        |wide: std::net::IpAddr, other: std::net::IpAddr| wide.is_unspecified() && (wide.is_ipv6() || other.is_ipv4());
+    a.ip() == b.ip() || covers(a.ip(), b.ip()) || covers(b.ip(), a.ip())
+}
+
+fn charset(value: &str) -> Result<Charset, String> {
+    value.parse::<Charset>().map_err(|_| {
+        format!("{value:?} is not a supported HL7 charset (MSH-18 names such as \"8859/1\", \"UNICODE UTF-8\")")
+    })
+}
+
+/// A tracing `EnvFilter` of levels per target. Span and field filters (`[span{field=value}]`)
+/// are refused: tracing-subscriber compiles a field value into a regular expression, and
+/// building one took minutes for a 100-character value (found by the `config_toml` fuzz
+/// target), which would hang `check-config` and start-up. `RUST_LOG` still takes them.
+fn log_level(value: &str) -> Result<String, String> {
+    if value.contains('[') {
+        return Err(format!(
+            "{value:?}: span and field filters ([...]) are not accepted here; set levels per target, \
+             e.g. \"info,zenedge::sync=debug\" (RUST_LOG takes the full syntax)"
+        ));
+    }
+    tracing_subscriber::EnvFilter::try_new(value)
+        .map(|_| value.to_owned())
+        .map_err(|e| format!("{value:?} is not a log filter ({e})"))
+}
