@@ -471,6 +471,22 @@ mod tests {
     }
 
     #[test]
+    fn a_position_tells_an_absent_event_from_a_hub_that_does_not_say() {
+        let id = uuid::Uuid::from_u128(9);
+        let said: Stored = serde_json::from_str(&format!(
+            r#"{{"stored_through": 4, "last_event": {{"seq": 3, "event_id": "{id}"}}}}"#
+        ))
+        .unwrap();
+        assert_eq!(said.last_event, Some(Some(EventRef { seq: 3, event_id: id })));
+        let none: Stored = serde_json::from_str(r#"{"stored_through": 4, "last_event": null}"#).unwrap();
+        assert_eq!(none.last_event, Some(None), "null: the hub stores no event up there");
+        let older: Stored = serde_json::from_str(r#"{"stored_through": 4}"#).unwrap();
+        assert_eq!(older.last_event, None, "absent: the hub does not say");
+        let written = serde_json::to_value(Stored { stored_through: 4, last_event: Some(None) }).unwrap();
+        assert_eq!(written, serde_json::json!({"stored_through": 4, "last_event": null}), "the hub always says");
+    }
+
+    #[test]
     fn skipped_headers_parse_strictly() {
         assert_eq!(parse_skipped(&format_skipped(&[3, 9, 12])).unwrap(), vec![3, 9, 12]);
         assert_eq!(parse_skipped("").unwrap(), Vec::<u64>::new());
