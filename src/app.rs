@@ -200,9 +200,9 @@ pub async fn run(
             metrics: metrics.clone(),
             clock,
             exclusive: exclusive.clone(),
+            hub: sync_shared.clone(),
         };
-        let sync_enabled = config.sync.hub.is_some();
-        tracker.spawn(crate::retention::run(retention, config.retention.interval, sync_enabled, stopping.clone()));
+        tracker.spawn(crate::retention::run(retention, config.retention.interval, stopping.clone()));
     }
     let api_state = ApiState {
         reader: log.reader(),
