@@ -8,6 +8,7 @@ mod cli;
 mod crash;
 mod dcmtk;
 mod dicom;
+mod divergence;
 mod durability;
 mod hostile;
 mod hub;
