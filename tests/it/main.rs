@@ -7,6 +7,7 @@ mod backup;
 mod cli;
 mod crash;
 mod dcmtk;
+mod dead_letters;
 mod dicom;
 mod divergence;
 mod durability;
