@@ -344,6 +344,48 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_fork_is_an_operator_action_refused_unless_the_sync_diverged() {
+        let a = api(Some(TOKEN)).await;
+        let (status, _) = call(&a.state, "POST", "/api/v1/sync/fork", None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let (status, body) = call(&a.state, "POST", "/api/v1/sync/fork", Some(TOKEN)).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{body}");
+        assert!(body["error"].as_str().unwrap().contains("has not diverged"), "{body}");
+        // Diverged: the request reaches the worker, whose answer is the API's.
+        let divergence = crate::sync::Divergence {
+            epoch: 0,
+            first_differing_seq: 6,
+            fork_at: 5,
+            hub_stored_through: 15,
+            detected_at: jiff::Timestamp::now(),
+        };
+        a.state.sync.update(|s| s.diverged = Some(divergence));
+        let (ready, _) = call(&a.state, "GET", "/readyz", None).await;
+        assert_eq!(ready, StatusCode::OK);
+        assert_eq!(
+            call(&a.state, "GET", "/readyz", None).await.1["checks"]["sync"]["diverged"]["first_differing_seq"],
+            6
+        );
+        assert_eq!(call(&a.state, "GET", "/readyz", None).await.1["degraded"], true);
+        let worker = a.state.sync.clone();
+        let answered = tokio::spawn(async move {
+            loop {
+                if let Some(reply) = worker.take_fork_request() {
+                    let done = crate::sync::ForkDone { epoch: 1, parent: 0, fork_at: 5, to_deliver: 20 };
+                    reply.send(Ok(done)).unwrap();
+                    return;
+                }
+                worker.woken().await;
+            }
+        });
+        let (status, body) = call(&a.state, "POST", "/api/v1/sync/fork", Some(TOKEN)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body, serde_json::json!({ "epoch": 1, "parent": 0, "fork_at": 5, "to_deliver": 20 }));
+        answered.await.unwrap();
+        a.log.close().await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_backup_while_another_runs_is_refused_with_409() {
         let a = api(Some(TOKEN)).await;
         let running = a.state.backups.clone().try_acquire_owned().unwrap();

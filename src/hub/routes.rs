@@ -359,11 +359,9 @@ fn store_batch(
     // Out of sequence is answered before the body is even decompressed: an edge that lost its
     // place finds it again at the cost of a read transaction. The write transaction checks again.
     if !batch.redelivery {
-        let position = hub.store.position(edge_id, epoch, None).map_err(Reject::internal)?;
+        let position = hub.store.head(edge_id, epoch).map_err(Reject::internal)?;
         let position = position.ok_or_else(|| Reject::no_epoch(epoch))?;
         if batch.first != position.stored_through.saturating_add(1) {
-            let last_event = position.last_event.flatten();
-            let position = HubPosition { stored_through: position.stored_through, last_event };
             return Err(Reject::out_of_order(batch.first, position));
         }
     }

@@ -276,6 +276,21 @@ impl HubStore {
         Ok(Some(position))
     }
 
+    /// Where the hub is in `epoch` (`stored_through` and `last_event` only, for the check of
+    /// a batch's position); `None` for an epoch the hub does not have.
+    pub fn head(&self, edge_id: &str, epoch: u64) -> Result<Option<HubPosition>, HubError> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let Some(segments) = epochs::lineage(&txn.open_table(EPOCHS).map_err(storage)?, edge_id, epoch)? else {
+            return Ok(None);
+        };
+        let edges = txn.open_table(EDGES).map_err(storage)?;
+        let stored_through =
+            edges.get(stream_key(edge_id, epoch).as_ref()).map_err(storage)?.map_or(0, |v| v.value().0);
+        let last_event =
+            epochs::event_at_or_below(&txn.open_table(EVENTS).map_err(storage)?, &segments, stored_through)?;
+        Ok(Some(HubPosition { stored_through, last_event }))
+    }
+
     /// Stores the batch `range` of `edge_id`'s `epoch` (its `envelopes` and `skipped` sequence
     /// numbers, already checked with [`crate::sync::wire::check_batch`]) if and only if
     /// `first == stored_through + 1` and the event held at `first - 1` is the batch's

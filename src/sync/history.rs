@@ -76,6 +76,10 @@ pub fn judge(
     mut hub: impl FnMut(u64) -> Result<Option<EventRef>, Failure>,
 ) -> Result<Verdict, JudgeError> {
     let through = reported.stored_through;
+    if through == 0 {
+        // The hub holds nothing of this epoch: nothing to compare.
+        return Ok(Verdict::Same);
+    }
     let Some(last_event) = reported.last_event else {
         return Err(Failure::new(
             FailureKind::Protocol,
@@ -259,5 +263,7 @@ mod tests {
     #[test]
     fn a_hub_that_holds_nothing_is_the_same_history() {
         assert_eq!(judge(Reported::new(0, None), 0, 10, |_| Ok(None), |_| Ok(None)).unwrap(), Verdict::Same);
+        let older = Reported { stored_through: 0, last_event: None };
+        assert_eq!(judge(older, 0, 10, |_| Ok(None), |_| Ok(None)).unwrap(), Verdict::Same, "even from an older hub");
     }
 }
