@@ -17,7 +17,7 @@
 //!   stands; the cursor follows the hub only if that is this log's event ([`history`]).
 //!   Another history (a restored backup that took new data while the hub already held other
 //!   events under those numbers) stops the sync at `hub_diverged`: nothing realigned or
-//!   skipped, intake going on, until an operator forks ([`checks`](worker)) or restarts.
+//!   skipped, intake going on, until an operator forks (`zenedge sync fork`) or restarts.
 //! * **Ingest never waits for the hub.** The worker only reads the log (one short read
 //!   transaction per batch) and writes a few small rows per batch through the writer.
 //!
