@@ -162,11 +162,17 @@ pub async fn run(
     tracker.spawn(dicom::serve(listeners.dicom, dicom_ctx, tracker.clone()));
     let sync_shared = {
         let reader = log.reader();
-        let cursor = tokio::task::spawn_blocking(move || reader.sync_cursor())
-            .await
-            .expect("reading the sync cursor does not panic")
-            .map_err(|e| WriterFailure(format!("cannot read the sync cursor: {e}")))?;
-        Arc::new(SyncShared::new(config.sync.hub.as_ref().map(|h| h.url.clone()), cursor))
+        let (cursor, epoch, restored_at) = tokio::task::spawn_blocking(move || {
+            Ok::<_, crate::log::ReadError>((reader.sync_cursor()?, reader.sync_epoch()?, reader.restored_at()?))
+        })
+        .await
+        .expect("reading the sync state does not panic")
+        .map_err(|e| WriterFailure(format!("cannot read the sync state: {e}")))?;
+        let shared = SyncShared::new(config.sync.hub.as_ref().map(|h| h.url.clone()), cursor);
+        shared.update(|s| {
+            (s.epoch, s.fork_at, s.restored_at) = (epoch.epoch, epoch.fork_at, restored_at);
+        });
+        Arc::new(shared)
     };
     let sync_worker = match &config.sync.hub {
         Some(hub) => {
@@ -201,9 +207,9 @@ pub async fn run(
             metrics: metrics.clone(),
             clock,
             exclusive: exclusive.clone(),
+            hub: sync_shared.clone(),
         };
-        let sync_enabled = config.sync.hub.is_some();
-        tracker.spawn(crate::retention::run(retention, config.retention.interval, sync_enabled, stopping.clone()));
+        tracker.spawn(crate::retention::run(retention, config.retention.interval, stopping.clone()));
     }
     let api_state = ApiState {
         reader: log.reader(),

@@ -1,5 +1,5 @@
 //! The command line: `serve`, `check-config`, `rebuild`, `verify`, `status`, `events`, `backup`,
-//! `restore`, `hub`.
+//! `restore`, `dead-letters`, `sync fork`, `hub`.
 
 use std::path::PathBuf;
 
@@ -87,9 +87,65 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// The running daemon's dead letters (events the hub refused): list them, or send them
+    /// again or give them up (operator actions: need `http.operator_token`).
+    #[command(subcommand)]
+    DeadLetters(DeadLetterCommand),
+    /// Operator actions on the running daemon's sync (need `http.operator_token`).
+    #[command(subcommand)]
+    Sync(SyncCommand),
     /// Run the reference hub: receives edges' event batches (the hub contract) and stores
     /// each `(edge_id, seq)` once.
     Hub(HubArgs),
+}
+
+/// `zenedge dead-letters`.
+#[derive(Debug, Subcommand)]
+pub enum DeadLetterCommand {
+    /// List every dead letter with its status, attempts and the hub's reason.
+    List {
+        /// The configuration file (/etc/zenedge/zenedge.toml on an installed box).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Print the daemon's JSON instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send a dead letter to the hub once more (after the hub was fixed); `--all` retries
+    /// every parked one (skipped ones stay given up).
+    Retry {
+        /// The configuration file (/etc/zenedge/zenedge.toml on an installed box).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The dead letter's sequence number.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        seq: Option<u64>,
+        /// Every parked dead letter.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Give a dead letter up for good: the hub keeps it as skipped.
+    Skip {
+        /// The configuration file (/etc/zenedge/zenedge.toml on an installed box).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The dead letter's sequence number.
+        seq: u64,
+    },
+}
+
+/// `zenedge sync`.
+#[derive(Debug, Subcommand)]
+pub enum SyncCommand {
+    /// After the sync stopped at `hub_diverged` (this log and the hub hold different histories
+    /// under the same sequence numbers, e.g. after restoring a backup): keep both. The hub
+    /// starts a new epoch of this edge's stream after the last common sequence number and this
+    /// log's events after it go there; the hub keeps the other history as it is.
+    Fork {
+        /// The configuration file (/etc/zenedge/zenedge.toml on an installed box).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
 }
 
 /// `zenedge hub`.

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 use zenedge::app::{self, Listeners, RunOptions};
-use zenedge::cli::{Cli, Command};
+use zenedge::cli::{Cli, Command, DeadLetterCommand, SyncCommand};
 use zenedge::config::Config;
 
 /// `EX_CONFIG` from sysexits.h: the configuration is unusable.
@@ -22,7 +22,21 @@ fn main() -> ExitCode {
         Command::Events { config, after, follow } => zenedge::operator::events::run_command(&config, after, follow),
         Command::Backup { config, to } => zenedge::operator::backup::run_command(&config, &to),
         Command::Restore { from, config, force } => zenedge::operator::restore::run_command(&from, &config, force),
+        Command::DeadLetters(command) => dead_letters(command),
+        Command::Sync(SyncCommand::Fork { config }) => zenedge::operator::fork::run_command(&config),
         Command::Hub(args) => zenedge::hub::run_command(&args),
+    }
+}
+
+fn dead_letters(command: DeadLetterCommand) -> ExitCode {
+    use zenedge::operator::dead_letters::{self, Action};
+    match command {
+        DeadLetterCommand::List { config, json } => dead_letters::run_command(&config, Action::List { json }),
+        DeadLetterCommand::Retry { config, seq: Some(seq), .. } => {
+            dead_letters::run_command(&config, Action::Retry(seq))
+        }
+        DeadLetterCommand::Retry { config, seq: None, .. } => dead_letters::run_command(&config, Action::RetryAll),
+        DeadLetterCommand::Skip { config, seq } => dead_letters::run_command(&config, Action::Skip(seq)),
     }
 }
 

@@ -1,12 +1,20 @@
 //! Retention: deletes DICOM instance files older than `retention.dicom_max_age`, and only
-//! those whose `InstanceStored` the hub has stored (at or below the sync cursor).
+//! those whose `InstanceStored` the hub has stored: at or below the sync cursor **as the hub
+//! confirmed it in this process** ([`crate::sync::SyncShared::hub_confirmed`]).
+//!
+//! The stored cursor alone does not authorise a deletion: it may have been carried over by a
+//! restored backup (and the hub may hold another history now), or the hub may have been
+//! restored behind it since. Only a cursor the sync worker verified against the hub since
+//! this process started (its position and event id read at start, or a `200`) counts, so a
+//! restored log deletes nothing until the hub was found to hold the same history, and with
+//! the sync off nothing is deleted at all (the sweep does not run; the daemon says so once
+//! at start, at WARN).
 //!
 //! Order, always: the writer commits an `InstanceFileDeleted` for the file (re-checking
-//! the cursor and that no deletion names the file yet), then the file is unlinked and its
-//! directory fsync'ed. A crash in between leaves a file whose event says deleted; it is
-//! unlinked at the next start ([`unlink_deleted`], run by the daemon whether retention is
-//! on or not). Nothing unsynced is ever removed: with
-//! the sync off the cursor never moves, so nothing is deleted.
+//! the cursor, the confirmed bound and that no deletion names the file yet), then the file is
+//! unlinked and its directory fsync'ed. A crash in between leaves a file whose event says
+//! deleted; it is unlinked at the next start ([`unlink_deleted`], run by the daemon whether
+//! retention is on or not).
 //!
 //! The sweep keeps, in memory, the last event it examined: each run starts after it, so
 //! the log is scanned once per start, then only what arrived since.
@@ -19,6 +27,7 @@ use jiff::{SignedDuration, Timestamp};
 use tokio_util::sync::CancellationToken;
 
 use crate::log::{Clock, LogHandle, LogReader};
+use crate::sync::SyncShared;
 use crate::telemetry::Metrics;
 
 /// Files deleted per writer request.
@@ -40,6 +49,8 @@ pub struct Retention {
     /// Shared with the backups (one permit): a sweep runs only when no backup is being
     /// streamed, so a file the backup's snapshot still names is not unlinked under it.
     pub exclusive: Arc<tokio::sync::Semaphore>,
+    /// The sync's state: nothing above the cursor the hub confirmed in this process goes.
+    pub hub: Arc<SyncShared>,
 }
 
 impl std::fmt::Debug for Retention {
@@ -71,9 +82,10 @@ impl Retention {
             counts.deferred = true;
             return Ok(counts);
         };
+        let confirmed = self.hub.hub_confirmed();
         loop {
             let (reader, after) = (self.reader.clone(), *examined);
-            let page = tokio::task::spawn_blocking(move || reader.expired_files(after, cutoff, SCAN))
+            let page = tokio::task::spawn_blocking(move || reader.expired_files(after, cutoff, SCAN, confirmed))
                 .await
                 .map_err(|e| e.to_string())?
                 .map_err(|e| e.to_string())?;
@@ -81,7 +93,7 @@ impl Retention {
             for chunk in page.files.chunks(BATCH) {
                 let recorded = self
                     .log
-                    .delete_files(chunk.to_vec(), self.max_age_text.clone())
+                    .delete_files(chunk.to_vec(), self.max_age_text.clone(), confirmed)
                     .await
                     .map_err(|e| e.to_string())?;
                 for file in recorded {
@@ -135,12 +147,13 @@ pub fn unlink_deleted(reader: &LogReader, state_dir: &Path) -> Result<u64, Strin
 
 /// The sweep task: sweeps at once, then every `interval`, until `stop`. (Deletions a crash
 /// interrupted are finished by [`unlink_deleted`], which the daemon runs at every start.)
-pub async fn run(retention: Retention, interval: Duration, sync_enabled: bool, stop: CancellationToken) {
-    if !sync_enabled {
+pub async fn run(retention: Retention, interval: Duration, stop: CancellationToken) {
+    if !retention.hub.enabled {
         tracing::warn!(
             max_age = %retention.max_age_text,
-            "retention is configured but sync is off: nothing is synced, so no file will be deleted"
+            "retention is configured but sync is off: no hub confirms what it holds, so no file will be deleted"
         );
+        return;
     }
     let mut examined = 0;
     let mut ticks = tokio::time::interval(interval);

@@ -19,7 +19,8 @@ pub(super) async fn healthz() -> &'static str {
 ///
 /// Sync does not make the edge unready (intake is fine while the hub is away, and a load
 /// balancer must keep sending HL7): its state is under `checks.sync`, and `degraded` is
-/// true while a dead letter waits for an operator.
+/// true while a dead letter waits for an operator or the sync stopped because the hub holds
+/// another history (`checks.sync.diverged`).
 pub(super) async fn readyz(State(state): State<ApiState>) -> impl IntoResponse {
     let log_writable = !state.writer.closed.load(Ordering::Acquire) && !state.writer.failed.is_cancelled();
     let disk = state.disk.clone();
@@ -31,9 +32,10 @@ pub(super) async fn readyz(State(state): State<ApiState>) -> impl IntoResponse {
     let ready = log_writable && disk_ok && writable.is_ok() && !shutting_down;
     let sync = super::sync::sync_report(&state).await.ok();
     let dead_letters = sync.as_ref().map_or(0, |s| s.dead_letters);
+    let diverged = sync.as_ref().is_some_and(|s| s.diverged.is_some());
     let body = serde_json::json!({
         "ready": ready,
-        "degraded": dead_letters > 0,
+        "degraded": dead_letters > 0 || diverged,
         "dead_letters": dead_letters,
         "checks": {
             "log_writable": log_writable,
@@ -54,6 +56,10 @@ pub(super) async fn readyz(State(state): State<ApiState>) -> impl IntoResponse {
                 "lag_seconds": s.lag_seconds,
                 "breaker": s.breaker,
                 "dead_letters": s.dead_letters,
+                "epoch": s.epoch,
+                "restored_at": s.restored_at,
+                "diverged": s.diverged,
+                "last_error": s.last_error,
             })),
         },
         "last_seq": state.writer.last_seq.load(Ordering::Acquire),

@@ -80,6 +80,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/dead-letters", get(sync::dead_letters))
         .route("/api/v1/dead-letters/{seq}/retry", post(sync::retry))
         .route("/api/v1/dead-letters/{seq}/skip", post(sync::skip))
+        .route("/api/v1/sync/fork", post(sync::fork))
         .route("/api/v1/backup", get(backup::backup))
         .fallback(error::not_found)
         .with_state(state)

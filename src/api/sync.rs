@@ -1,5 +1,6 @@
-//! `GET /api/v1/status`, and the dead letters of the sync: `GET /api/v1/dead-letters`,
-//! `POST /api/v1/dead-letters/{seq}/retry` and `/skip`.
+//! `GET /api/v1/status`, the dead letters of the sync: `GET /api/v1/dead-letters`,
+//! `POST /api/v1/dead-letters/{seq}/retry` and `/skip`, and `POST /api/v1/sync/fork` (after
+//! the sync stopped at `hub_diverged`: start a new epoch of this edge's stream on the hub).
 //!
 //! Operator actions need `Authorization: Bearer <http.operator_token>` (compared in
 //! constant time): without a configured token they are refused with 403, with a missing or
@@ -82,6 +83,35 @@ fn wrong_state(seq: u64, action: DeadLetterAction, status: DeadLetterStatus) -> 
         DeadLetterStatus::Parked => "it is parked",
     };
     format!("dead letter {seq} cannot be {verb}: {why} (status {})", status.as_str())
+}
+
+/// How long a fork may take: one exchange with the hub and one commit.
+const FORK_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// `POST /api/v1/sync/fork`: the sync worker, stopped at `hub_diverged`, asks the hub for a
+/// new epoch forking after the last common sequence number and goes on sending there. 409
+/// when the sync has not diverged (or is off); 502 when the hub refused or could not be
+/// reached (the sync stays stopped; the request may be repeated).
+pub(super) async fn fork(State(state): State<ApiState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    if let Some(refused) = authorize(&state, &headers) {
+        return Ok(refused);
+    }
+    let answer = state.sync.request_fork().map_err(|message| ApiError { status: StatusCode::CONFLICT, message })?;
+    match tokio::time::timeout(FORK_WAIT, answer).await {
+        Ok(Ok(Ok(done))) => {
+            tracing::info!(epoch = done.epoch, fork_at = done.fork_at, "sync forked by an operator");
+            Ok(Json(done).into_response())
+        }
+        Ok(Ok(Err(message))) => Err(ApiError { status: StatusCode::BAD_GATEWAY, message }),
+        Ok(Err(_)) => Err(ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: "the sync worker stopped before it answered".into(),
+        }),
+        Err(_) => Err(ApiError {
+            status: StatusCode::GATEWAY_TIMEOUT,
+            message: "the sync worker did not answer in time; `zenedge status` shows whether the fork happened".into(),
+        }),
+    }
 }
 
 /// `None` when the request may act; else the refusal to send.
@@ -314,6 +344,48 @@ mod tests {
         ] {
             assert!(body["sync"].get(key).is_some(), "sync.{key} missing: {body}");
         }
+        a.log.close().await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_fork_is_an_operator_action_refused_unless_the_sync_diverged() {
+        let a = api(Some(TOKEN)).await;
+        let (status, _) = call(&a.state, "POST", "/api/v1/sync/fork", None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let (status, body) = call(&a.state, "POST", "/api/v1/sync/fork", Some(TOKEN)).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{body}");
+        assert!(body["error"].as_str().unwrap().contains("has not diverged"), "{body}");
+        // Diverged: the request reaches the worker, whose answer is the API's.
+        let divergence = crate::sync::Divergence {
+            epoch: 0,
+            first_differing_seq: 6,
+            fork_at: 5,
+            hub_stored_through: 15,
+            detected_at: jiff::Timestamp::now(),
+        };
+        a.state.sync.update(|s| s.diverged = Some(divergence));
+        let (ready, _) = call(&a.state, "GET", "/readyz", None).await;
+        assert_eq!(ready, StatusCode::OK);
+        assert_eq!(
+            call(&a.state, "GET", "/readyz", None).await.1["checks"]["sync"]["diverged"]["first_differing_seq"],
+            6
+        );
+        assert_eq!(call(&a.state, "GET", "/readyz", None).await.1["degraded"], true);
+        let worker = a.state.sync.clone();
+        let answered = tokio::spawn(async move {
+            loop {
+                if let Some(reply) = worker.take_fork_request() {
+                    let done = crate::sync::ForkDone { epoch: 1, parent: 0, fork_at: 5, to_deliver: 20 };
+                    reply.send(Ok(done)).unwrap();
+                    return;
+                }
+                worker.woken().await;
+            }
+        });
+        let (status, body) = call(&a.state, "POST", "/api/v1/sync/fork", Some(TOKEN)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body, serde_json::json!({ "epoch": 1, "parent": 0, "fork_at": 5, "to_deliver": 20 }));
+        answered.await.unwrap();
         a.log.close().await.unwrap();
     }
 

@@ -1,39 +1,61 @@
 //! The reference hub (`zenedge hub`): receives edges' event batches over the hub contract of
-//! [`crate::sync::wire`] and stores each edge's events exactly once per `(edge_id, seq)`.
+//! [`crate::sync::wire`] and stores each edge's events exactly once per `(edge_id, epoch, seq)`.
 //! It is what the edge's sync is tested against, and enough for a small deployment.
 //!
 //! # The contract as this hub implements it
 //!
-//! `POST /v1/edges/{edge_id}/events`, checked in this order:
+//! `POST /v1/edges/{edge_id}/events` (epoch 0) and `POST /v1/edges/{edge_id}/epochs/{n}/events`
+//! (a later epoch, see below), checked in this order:
 //! 1. `edge_id` is 1-64 characters of `A-Z a-z 0-9 . _ -` (else `400`), and, on a connection
 //!    with a client certificate, the certificate's edge (else `403`, see below);
 //! 2. `Content-Type: application/msgpack` and `Content-Encoding: gzip` (else `415`);
-//! 3. the `zenedge-first-seq`, `zenedge-last-seq`, `zenedge-skipped` and
-//!    `zenedge-redelivery` headers parse (else `400`); a redelivery has `first == last` and
+//! 3. the `zenedge-first-seq`, `zenedge-last-seq`, `zenedge-skipped`, `zenedge-redelivery` and
+//!    `zenedge-prev-event-id` headers parse (else `400`); a redelivery has `first == last` and
 //!    no skipped list;
 //! 4. the compressed body is at most [`routes::compressed_limit`] bytes (else `413`);
-//! 5. for a batch (not a redelivery), `first == stored_through + 1`, else `409` with the hub's
-//!    `stored_through`, the body not even decompressed;
+//! 5. the epoch exists (else `404`); for a batch (not a redelivery),
+//!    `first == stored_through + 1`, else `409` with the hub's `stored_through` and
+//!    `last_event`, the body not even decompressed;
 //! 6. the body expands to at most `max_batch_bytes` (else `413`) and is a msgpack array of
 //!    envelopes (else `400`);
 //! 7. no envelope is larger than `max_event_bytes` (else `422` naming its `seq`), and
 //!    [`crate::sync::wire::check_batch`] holds: envelopes and skipped numbers are exactly
 //!    `first..=last`, in order, every envelope of this edge (else `422`);
 //! 8. one write transaction (`Durability::Immediate`) checks `first == stored_through + 1`
-//!    again, stores every envelope byte for byte under `(edge_id, seq)`, records the skipped
-//!    numbers and sets `stored_through = last`; only after its commit returned is
-//!    `200 {"stored_through": last}` sent. A batch that lost a race is `409`, nothing stored.
+//!    again, checks the chain (the event the hub holds at `first - 1` in the epoch's history
+//!    must be the one `zenedge-prev-event-id` names, else `409` "the histories diverged" with
+//!    `seq = first - 1`, logged at WARN), stores every envelope byte for byte under
+//!    `(stream, seq)`, records the skipped numbers and sets `stored_through = last`; only after
+//!    its commit returned is `200 {"stored_through": last, "last_event": {"seq", "event_id"}}`
+//!    sent. A batch that lost a race is `409`, nothing stored.
 //!
 //! A redelivery (`zenedge-redelivery: 1`, one envelope) of a sequence number recorded as
-//! skipped is stored and the skip forgotten, `200 {"stored_through": <unchanged>}`; of one
+//! skipped is stored and the skip forgotten, `200 {"stored_through": <unchanged>, …}`; of one
 //! stored already, `200` again with nothing written; of any other, `409`.
 //!
-//! Reading back: `GET /v1/edges/{edge_id}` → `{"edge_id", "stored_through", "events" (count),
-//! "skipped" ([seq])}` (an edge that never wrote reads as zeros);
-//! `GET /v1/edges/{edge_id}/events?after=SEQ&limit=N` (limit 1-1000, default 100) →
-//! `{"items": [{"seq", "event"}], "next": SEQ|null, "stored_through"}` where `event` is the
-//! stored msgpack converted generically ([`json`]: binary as base64, UUIDs as text), so newer
-//! event types show too. `GET /healthz` → `ok`.
+//! # Two histories of one edge: epochs
+//!
+//! When an edge's log and what the hub holds for it stop being the same history (a restored
+//! backup took new events under numbers the hub already holds with others), the edge stops
+//! syncing (`hub_diverged`) and an operator may run `zenedge sync fork`. The edge then asks
+//! `POST /v1/edges/{edge_id}/epochs` with `{"parent", "fork_at", "fork_event_id"}`: the hub
+//! checks that the parent epoch holds at most `fork_at` (else `409`) and the same event at
+//! `fork_at` (else `409`), and creates the next epoch number with `stored_through = fork_at`
+//! (`201 {"epoch", "parent", "fork_at", "stored_through"}`; the same request again answers the
+//! same epoch with `200`, so an interrupted fork can be repeated). The edge's divergent events
+//! then go to the new epoch; the old one keeps everything it holds. Nothing is overwritten,
+//! and each history reads back whole (see [`epochs`]).
+//!
+//! Reading back: `GET /v1/edges/{edge_id}` → `{"edge_id", "epoch": 0, "stored_through",
+//! "events" (count), "skipped" ([seq]), "last_event", "fork_at", "epochs": [{"epoch",
+//! "parent", "fork_at", "stored_through", "events"}]}` (an edge that never wrote reads as
+//! zeros); `GET /v1/edges/{edge_id}/epochs/{n}` → the same for epoch `n` with its `parent`;
+//! `?at=SEQ` on either adds `event_at`, the last event stored at or below `SEQ` in that
+//! epoch's history. `GET /v1/edges/{edge_id}[/epochs/{n}]/events?after=SEQ&limit=N` (limit
+//! 1-1000, default 100) → `{"items": [{"seq", "epoch", "event"}], "next": SEQ|null,
+//! "stored_through"}`: the epoch's whole history (its parent's events up to the fork point,
+//! then its own), `event` being the stored msgpack converted generically ([`json`]: binary as
+//! base64, UUIDs as text), so newer event types show too. `GET /healthz` → `ok`.
 //!
 //! # Identity
 //!
@@ -48,7 +70,9 @@
 //! The storage contract is in [`store`]; the TLS accept loop, and why it is hand-written, in
 //! [`server`].
 
+pub mod epochs;
 mod json;
+mod read;
 pub mod routes;
 pub mod server;
 pub mod store;
@@ -61,7 +85,7 @@ use tokio_util::sync::CancellationToken;
 pub use json::envelope_json;
 pub use routes::router;
 pub use server::{serve, tls_config};
-pub use store::{EdgeSummary, HubStore};
+pub use store::HubStore;
 
 /// `EX_CONFIG` from sysexits.h: the command line or a file it names is unusable.
 pub const EXIT_CONFIG: u8 = 78;

@@ -1,36 +1,31 @@
-//! The hub's HTTP routes: receiving batches, reading back what was stored.
+//! The hub's HTTP routes: receiving batches and new epochs (reading back is in [`super::read`]).
 //!
 //! Every answer that is not a success is a JSON [`Refusal`]. Decompressing, decoding and
 //! storing a batch all run on the blocking pool in one task (up to `max_batch_bytes` of work
 //! per request), and the `200` is built only after the store's commit returned.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Extension, Path, Query, Request, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{DefaultBodyLimit, Extension, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use http_body_util::BodyExt;
-use serde::{Deserialize, Serialize};
 
-use super::json::envelope_json;
-use super::store::{Appended, HubStore, Redelivered};
+use super::read::{edge_position, epoch_events, epoch_position, read_events};
+use super::store::{Appended, BatchRange, ForkOutcome, HubPosition, HubStore, Redelivered};
 use super::{EdgeIdentity, HubOptions};
-use crate::sync::wire::{self, Received, Refusal, Stored, WireError};
-
-/// Events per page of `GET /v1/edges/{edge_id}/events` when `limit` is not given, and the most
-/// one page may hold.
-pub const DEFAULT_LIMIT: usize = 100;
-pub const MAX_LIMIT: usize = 1000;
+use crate::sync::wire::{self, ForkRequest, Received, Refusal, Stored, WireError};
 
 /// What every handler shares.
 #[derive(Debug, Clone)]
-struct Hub {
-    store: HubStore,
-    options: HubOptions,
+pub(super) struct Hub {
+    pub store: HubStore,
+    pub options: HubOptions,
 }
 
 /// The hub's routes, without TLS. A request that carries an [`EdgeIdentity`] extension (the
@@ -39,8 +34,11 @@ struct Hub {
 pub fn router(store: HubStore, options: HubOptions) -> Router {
     let body_limit = compressed_limit(options.max_batch_bytes);
     Router::new()
-        .route("/v1/edges/{edge_id}", get(edge_summary))
+        .route("/v1/edges/{edge_id}", get(edge_position))
         .route("/v1/edges/{edge_id}/events", get(read_events).post(receive))
+        .route("/v1/edges/{edge_id}/epochs", post(fork))
+        .route("/v1/edges/{edge_id}/epochs/{epoch}", get(epoch_position))
+        .route("/v1/edges/{edge_id}/epochs/{epoch}/events", get(epoch_events).post(receive_in_epoch))
         .route_layer(middleware::from_fn(authorize))
         .route("/healthz", get(|| async { "ok\n" }))
         .fallback(not_found)
@@ -59,20 +57,20 @@ pub fn compressed_limit(max_batch_bytes: usize) -> usize {
 
 /// A refused request: its status and the [`Refusal`] sent as the body.
 #[derive(Debug)]
-struct Reject {
-    status: StatusCode,
-    refusal: Refusal,
+pub(super) struct Reject {
+    pub status: StatusCode,
+    pub refusal: Refusal,
     /// A fixed description for the hub's log: the refusal's text may quote the request
     /// (decoder messages can quote field values), and logs never hold event contents.
     reason: &'static str,
 }
 
 impl Reject {
-    fn new(status: StatusCode, reason: &'static str, error: impl Into<String>) -> Reject {
-        Reject { status, refusal: Refusal { error: error.into(), stored_through: None, seq: None }, reason }
+    pub(super) fn new(status: StatusCode, reason: &'static str, error: impl Into<String>) -> Reject {
+        Reject { status, refusal: Refusal::new(error), reason }
     }
 
-    fn bad_request(reason: &'static str, error: impl Into<String>) -> Reject {
+    pub(super) fn bad_request(reason: &'static str, error: impl Into<String>) -> Reject {
         Reject::new(StatusCode::BAD_REQUEST, reason, error)
     }
 
@@ -82,19 +80,38 @@ impl Reject {
         reject
     }
 
-    fn out_of_order(first: u64, stored_through: u64) -> Reject {
-        let error = format!(
-            "batch starts at {first} but the hub holds this edge's events through {stored_through}: \
-             expected first = {}",
-            stored_through + 1
-        );
-        let mut reject = Reject::new(StatusCode::CONFLICT, "out of sequence", error);
-        reject.refusal.stored_through = Some(stored_through);
+    /// `409`: the hub is elsewhere; it says where, and which event it holds there.
+    fn conflict(reason: &'static str, error: String, position: HubPosition) -> Reject {
+        let mut reject = Reject::new(StatusCode::CONFLICT, reason, error);
+        reject.refusal.stored_through = Some(position.stored_through);
+        reject.refusal.last_event = Some(position.last_event);
         reject
     }
 
+    fn out_of_order(first: u64, position: HubPosition) -> Reject {
+        let error = format!(
+            "batch starts at {first} but the hub holds this edge's events through {}: expected first = {}",
+            position.stored_through,
+            position.stored_through + 1
+        );
+        Reject::conflict("out of sequence", error, position)
+    }
+
+    fn chain_broken(seq: u64, held: uuid::Uuid, position: HubPosition) -> Reject {
+        let error =
+            format!("the histories diverged: the hub holds event {held} at seq {seq}, not this batch's predecessor");
+        let mut reject = Reject::conflict("predecessor differs", error, position);
+        reject.refusal.seq = Some(seq);
+        reject
+    }
+
+    pub(super) fn no_epoch(epoch: u64) -> Reject {
+        let error = format!("this edge has no epoch {epoch} on the hub (epochs start with POST …/epochs)");
+        Reject::new(StatusCode::NOT_FOUND, "no such epoch", error)
+    }
+
     /// A failure on the hub's side: logged with its cause, answered generically.
-    fn internal(cause: impl std::fmt::Display) -> Reject {
+    pub(super) fn internal(cause: impl std::fmt::Display) -> Reject {
         tracing::error!(error = %cause, "hub request failed");
         Reject::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error", "internal error; see the hub's log")
     }
@@ -111,7 +128,7 @@ async fn not_found(uri: axum::http::Uri) -> Reject {
 }
 
 /// Runs `work` on the blocking pool.
-async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, Reject> {
+pub(super) async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, Reject> {
     tokio::task::spawn_blocking(work).await.map_err(Reject::internal)
 }
 
@@ -123,13 +140,13 @@ pub fn is_valid_edge_id(edge_id: &str) -> bool {
 /// Every `/v1/edges/{edge_id}…` request: the edge id must be valid (400), and allowed for the
 /// request's certificate if there is one (403).
 async fn authorize(
-    path: Result<Path<String>, PathRejection>,
+    path: Result<Path<HashMap<String, String>>, PathRejection>,
     identity: Option<Extension<EdgeIdentity>>,
     request: Request,
     next: Next,
 ) -> Response {
     let edge_id = match path {
-        Ok(Path(edge_id)) => edge_id,
+        Ok(Path(mut params)) => params.remove("edge_id").unwrap_or_default(),
         Err(e) => return Reject::bad_request("bad path", e.body_text()).into_response(),
     };
     if !is_valid_edge_id(&edge_id) {
@@ -153,6 +170,8 @@ struct BatchHeaders {
     last: u64,
     skipped: Vec<u64>,
     redelivery: bool,
+    /// The edge's event at `first - 1`.
+    prev_event_id: Option<uuid::Uuid>,
 }
 
 fn bad_header(error: String) -> Reject {
@@ -201,6 +220,12 @@ fn batch_headers(headers: &HeaderMap) -> Result<BatchHeaders, Reject> {
         Some("1") => true,
         Some(other) => return Err(bad_header(format!("header {} must be 1, got {other:?}", wire::REDELIVERY))),
     };
+    let prev_event_id = match header_text(headers, wire::PREV_EVENT_ID)? {
+        None => None,
+        Some(v) => Some(v.parse::<uuid::Uuid>().map_err(|_| {
+            bad_header(format!("header {} must be an event id (UUID), got {v:?}", wire::PREV_EVENT_ID))
+        })?),
+    };
     if redelivery && (first != last || !skipped.is_empty()) {
         return Err(bad_header(format!(
             "a redelivery carries exactly one event: {} must equal {} and {} must be absent",
@@ -209,16 +234,38 @@ fn batch_headers(headers: &HeaderMap) -> Result<BatchHeaders, Reject> {
             wire::SKIPPED
         )));
     }
-    Ok(BatchHeaders { first, last, skipped, redelivery })
+    Ok(BatchHeaders { first, last, skipped, redelivery, prev_event_id })
 }
 
-/// `POST /v1/edges/{edge_id}/events`: one batch (see the module docs of [`super`]).
+/// An epoch number in a path (400 when it is not one).
+pub(super) fn epoch_number(text: &str) -> Result<u64, Reject> {
+    text.parse().map_err(|_| Reject::bad_request("bad epoch", format!("the epoch must be a number, got {text:?}")))
+}
+
+/// `POST /v1/edges/{edge_id}/events`: one batch of epoch 0 (see the module docs of [`super`]).
 async fn receive(
     State(hub): State<Hub>,
     Path(edge_id): Path<String>,
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Response {
+    receive_batch(hub, edge_id, 0, headers, body).await
+}
+
+/// `POST /v1/edges/{edge_id}/epochs/{epoch}/events`: one batch of a later epoch.
+async fn receive_in_epoch(
+    State(hub): State<Hub>,
+    Path((edge_id, epoch)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Response {
+    match epoch_number(&epoch) {
+        Ok(epoch) => receive_batch(hub, edge_id, epoch, headers, body).await,
+        Err(reject) => refused(&edge_id, None, reject),
+    }
+}
+
+async fn receive_batch(hub: Hub, edge_id: String, epoch: u64, headers: HeaderMap, body: axum::body::Body) -> Response {
     let started = Instant::now();
     let batch = match check_media_type(&headers).and_then(|()| batch_headers(&headers)) {
         Ok(batch) => batch,
@@ -244,12 +291,13 @@ async fn receive(
     let compressed = body.len();
     let outcome = {
         let (edge_id, batch) = (edge_id.clone(), batch.clone());
-        blocking(move || store_batch(&hub, &edge_id, &batch, &body)).await.and_then(|r| r)
+        blocking(move || store_batch(&hub, &edge_id, epoch, &batch, &body)).await.and_then(|r| r)
     };
     match outcome {
         Ok((stored, events)) => {
             tracing::debug!(
                 edge_id,
+                epoch,
                 first = batch.first,
                 last = batch.last,
                 events,
@@ -268,7 +316,16 @@ async fn receive(
 /// Logs a refusal (facts only, never the refusal's text) and answers it.
 fn refused(edge_id: &str, batch: Option<&BatchHeaders>, reject: Reject) -> Response {
     let (first, last) = batch.map_or((None, None), |b| (Some(b.first), Some(b.last)));
-    if reject.status == StatusCode::CONFLICT {
+    if reject.status == StatusCode::CONFLICT && reject.reason == "predecessor differs" {
+        tracing::warn!(
+            edge_id,
+            first,
+            last,
+            stored_through = reject.refusal.stored_through,
+            seq = reject.refusal.seq,
+            "batch refused: the edge's history differs from the one the hub holds"
+        );
+    } else if reject.status == StatusCode::CONFLICT {
         tracing::info!(
             edge_id,
             first,
@@ -292,13 +349,20 @@ fn refused(edge_id: &str, batch: Option<&BatchHeaders>, reject: Reject) -> Respo
 
 /// Decodes, checks and stores one batch (blocking). Returns the answer and the number of
 /// envelopes stored.
-fn store_batch(hub: &Hub, edge_id: &str, batch: &BatchHeaders, body: &[u8]) -> Result<(Stored, usize), Reject> {
+fn store_batch(
+    hub: &Hub,
+    edge_id: &str,
+    epoch: u64,
+    batch: &BatchHeaders,
+    body: &[u8],
+) -> Result<(Stored, usize), Reject> {
     // Out of sequence is answered before the body is even decompressed: an edge that lost its
     // place finds it again at the cost of a read transaction. The write transaction checks again.
     if !batch.redelivery {
-        let stored_through = hub.store.stored_through(edge_id).map_err(Reject::internal)?;
-        if batch.first != stored_through.saturating_add(1) {
-            return Err(Reject::out_of_order(batch.first, stored_through));
+        let position = hub.store.head(edge_id, epoch).map_err(Reject::internal)?;
+        let position = position.ok_or_else(|| Reject::no_epoch(epoch))?;
+        if batch.first != position.stored_through.saturating_add(1) {
+            return Err(Reject::out_of_order(batch.first, position));
         }
     }
     let envelopes = wire::decode_batch(body, hub.options.max_batch_bytes).map_err(|e| match e {
@@ -317,110 +381,93 @@ fn store_batch(hub: &Hub, edge_id: &str, batch: &BatchHeaders, body: &[u8]) -> R
     wire::check_batch(edge_id, batch.first, batch.last, &envelopes, &batch.skipped)
         .map_err(|refusal| Reject::unprocessable(refusal.error, refusal.seq))?;
     if batch.redelivery {
-        return redeliver(hub, edge_id, &envelopes[0]);
+        return redeliver(hub, edge_id, epoch, &envelopes[0]);
     }
-    match hub.store.append(edge_id, batch.first, batch.last, &envelopes, &batch.skipped) {
-        Ok(Appended::Stored { stored_through }) => Ok((Stored { stored_through }, envelopes.len())),
-        Ok(Appended::OutOfOrder { stored_through }) => Err(Reject::out_of_order(batch.first, stored_through)),
+    let range = BatchRange { first: batch.first, last: batch.last, prev_event_id: batch.prev_event_id };
+    match hub.store.append(edge_id, epoch, range, &envelopes, &batch.skipped) {
+        Ok(Appended::Stored(position)) => Ok((stored(position), envelopes.len())),
+        Ok(Appended::OutOfOrder(position)) => Err(Reject::out_of_order(batch.first, position)),
+        Ok(Appended::ChainBroken { position, seq, held }) => Err(Reject::chain_broken(seq, held, position)),
+        Ok(Appended::NoEpoch) => Err(Reject::no_epoch(epoch)),
         Err(e) => Err(Reject::internal(e)),
     }
 }
 
+/// The `200` body for `position`.
+fn stored(position: HubPosition) -> Stored {
+    Stored { stored_through: position.stored_through, last_event: Some(position.last_event) }
+}
+
 /// One skipped event sent again: stored if it was recorded as skipped, `200` again if it was
 /// stored already, `409` otherwise.
-fn redeliver(hub: &Hub, edge_id: &str, envelope: &Received) -> Result<(Stored, usize), Reject> {
+fn redeliver(hub: &Hub, edge_id: &str, epoch: u64, envelope: &Received) -> Result<(Stored, usize), Reject> {
     let seq = envelope.head.seq;
-    match hub.store.redeliver(edge_id, envelope).map_err(Reject::internal)? {
-        Redelivered::Stored { stored_through } => Ok((Stored { stored_through }, 1)),
-        Redelivered::AlreadyStored { stored_through } => Ok((Stored { stored_through }, 0)),
-        Redelivered::NotSkipped { stored_through } => {
+    match hub.store.redeliver(edge_id, epoch, envelope).map_err(Reject::internal)? {
+        Redelivered::Stored(position) => Ok((stored(position), 1)),
+        Redelivered::AlreadyStored(position) => Ok((stored(position), 0)),
+        Redelivered::NotSkipped(position) => {
             let error = format!(
-                "event {seq} was never skipped by this edge (the hub holds its events through \
-                 {stored_through}): only a skipped event may be redelivered"
+                "event {seq} was never skipped by this edge (the hub holds its events through {}): \
+                 only a skipped event may be redelivered",
+                position.stored_through
             );
-            let mut reject = Reject::new(StatusCode::CONFLICT, "redelivery of an event never skipped", error);
-            reject.refusal.stored_through = Some(stored_through);
+            let mut reject = Reject::conflict("redelivery of an event never skipped", error, position);
             reject.refusal.seq = Some(seq);
             Err(reject)
         }
+        Redelivered::NoEpoch => Err(Reject::no_epoch(epoch)),
     }
 }
 
-/// `GET /v1/edges/{edge_id}`.
-#[derive(Debug, Serialize)]
-struct EdgeJson {
-    edge_id: String,
-    stored_through: u64,
-    events: u64,
-    skipped: Vec<u64>,
-}
-
-async fn edge_summary(State(hub): State<Hub>, Path(edge_id): Path<String>) -> Result<Json<EdgeJson>, Reject> {
-    let store = hub.store.clone();
-    let id = edge_id.clone();
-    let summary = blocking(move || store.summary(&id)).await?.map_err(Reject::internal)?;
-    Ok(Json(EdgeJson {
-        edge_id,
-        stored_through: summary.stored_through,
-        events: summary.events,
-        skipped: summary.skipped,
-    }))
-}
-
-#[derive(Debug, Deserialize)]
-struct PageParams {
-    after: Option<String>,
-    limit: Option<String>,
-}
-
-#[derive(Debug, Serialize)]
-struct PageJson {
-    items: Vec<ItemJson>,
-    /// The `after` of the next page; null once the end of the stream was reached.
-    next: Option<u64>,
-    stored_through: u64,
-}
-
-#[derive(Debug, Serialize)]
-struct ItemJson {
-    seq: u64,
-    event: serde_json::Value,
-}
-
-/// `GET /v1/edges/{edge_id}/events?after=SEQ&limit=N`: stored envelopes with `seq > after`.
-async fn read_events(
-    State(hub): State<Hub>,
-    Path(edge_id): Path<String>,
-    query: Result<Query<PageParams>, QueryRejection>,
-) -> Result<Json<PageJson>, Reject> {
-    let Query(params) = query.map_err(|e| Reject::bad_request("bad query", e.body_text()))?;
-    let after = match params.after.as_deref() {
-        None => 0,
-        Some(v) => v
-            .parse::<u64>()
-            .map_err(|_| Reject::bad_request("bad query", format!("after must be a sequence number, got {v:?}")))?,
-    };
-    let limit = match params.limit.as_deref() {
-        None => DEFAULT_LIMIT,
-        Some(v) => v
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| Reject::bad_request("bad query", format!("limit must be between 1 and {MAX_LIMIT}")))?,
+/// `POST /v1/edges/{edge_id}/epochs`: a new epoch forking from `parent` after `fork_at`
+/// (`201`), or the one an identical earlier request made (`200`).
+async fn fork(State(hub): State<Hub>, Path(edge_id): Path<String>, body: axum::body::Bytes) -> Response {
+    let request: ForkRequest = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(e) => {
+            let error = format!("the body must be {{\"parent\", \"fork_at\", \"fork_event_id\"}}: {e}");
+            return Reject::bad_request("bad fork request", error).into_response();
+        }
     };
     let store = hub.store.clone();
-    let page = blocking(move || -> Result<PageJson, super::HubError> {
-        let stored_through = store.stored_through(&edge_id)?;
-        let mut rows = store.events(&edge_id, after, limit + 1)?;
-        let more = rows.len() > limit;
-        rows.truncate(limit);
-        let next = if more { rows.last().map(|(seq, _)| *seq) } else { None };
-        let items = rows.iter().map(|(seq, bytes)| ItemJson { seq: *seq, event: envelope_json(bytes) }).collect();
-        Ok(PageJson { items, next, stored_through })
-    })
-    .await?
-    .map_err(Reject::internal)?;
-    Ok(Json(page))
+    let (id, asked) = (edge_id.clone(), request.clone());
+    let outcome = match blocking(move || store.fork(&id, &asked)).await.and_then(|r| r.map_err(Reject::internal)) {
+        Ok(outcome) => outcome,
+        Err(reject) => return reject.into_response(),
+    };
+    match outcome {
+        ForkOutcome::Created(forked) => {
+            tracing::warn!(
+                edge_id,
+                epoch = forked.epoch,
+                parent = forked.parent,
+                fork_at = forked.fork_at,
+                "new epoch of an edge's stream: two histories of this edge are kept from here"
+            );
+            (StatusCode::CREATED, Json(forked)).into_response()
+        }
+        ForkOutcome::Existing(forked) => Json(forked).into_response(),
+        ForkOutcome::NoParent => Reject::no_epoch(request.parent).into_response(),
+        ForkOutcome::BeyondParent { stored_through } => {
+            let error = format!(
+                "cannot fork after {}: epoch {} holds this edge's events only through {stored_through}",
+                request.fork_at, request.parent
+            );
+            let mut reject = Reject::new(StatusCode::CONFLICT, "fork beyond the parent", error);
+            reject.refusal.stored_through = Some(stored_through);
+            reject.into_response()
+        }
+        ForkOutcome::EventDiffers { held } => {
+            let error = format!(
+                "cannot fork after {}: epoch {} holds another event there, so the histories differ before it",
+                request.fork_at, request.parent
+            );
+            let mut reject = Reject::new(StatusCode::CONFLICT, "fork point differs", error);
+            reject.refusal.seq = Some(request.fork_at);
+            reject.refusal.last_event = Some(held);
+            reject.into_response()
+        }
+    }
 }
 
 #[cfg(test)]
@@ -455,7 +502,17 @@ mod tests {
     fn batch_headers_are_read_strictly() {
         let ok =
             batch_headers(&headers(&[(wire::FIRST_SEQ, "5"), (wire::LAST_SEQ, "8"), (wire::SKIPPED, "6,8")])).unwrap();
-        assert_eq!(ok, BatchHeaders { first: 5, last: 8, skipped: vec![6, 8], redelivery: false });
+        assert_eq!(ok, BatchHeaders { first: 5, last: 8, skipped: vec![6, 8], redelivery: false, prev_event_id: None });
+        let linked = batch_headers(&headers(&[
+            (wire::FIRST_SEQ, "5"),
+            (wire::LAST_SEQ, "8"),
+            (wire::PREV_EVENT_ID, "01234567-89ab-cdef-0123-456789abcdef"),
+        ]))
+        .unwrap();
+        assert_eq!(linked.prev_event_id, Some(uuid::Uuid::from_u128(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef)));
+        let bad_id =
+            batch_headers(&headers(&[(wire::FIRST_SEQ, "5"), (wire::LAST_SEQ, "8"), (wire::PREV_EVENT_ID, "x")]));
+        assert!(bad_id.unwrap_err().refusal.error.contains(wire::PREV_EVENT_ID));
         let missing = batch_headers(&headers(&[(wire::FIRST_SEQ, "5")])).unwrap_err();
         assert!(missing.refusal.error.contains(wire::LAST_SEQ), "{missing:?}");
         let garbled = batch_headers(&headers(&[(wire::FIRST_SEQ, "five"), (wire::LAST_SEQ, "8")])).unwrap_err();

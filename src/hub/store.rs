@@ -5,19 +5,30 @@
 //! | table | key → value | holds |
 //! | --- | --- | --- |
 //! | `hub_meta` | `&str → u64` | `schema_version` |
-//! | `edges` | `edge_id → (stored_through, events stored)` | one row per edge that ever wrote |
-//! | `events` | `(edge_id, seq) → bytes` | each envelope exactly as the edge sent it |
-//! | `skipped` | `(edge_id, seq) → ()` | sequence numbers the edge parked as dead letters |
+//! | `edges` | `stream → (stored_through, events stored)` | one row per stream that ever wrote |
+//! | `events` | `(stream, seq) → bytes` | each envelope exactly as the edge sent it |
+//! | `skipped` | `(stream, seq) → ()` | sequence numbers the edge parked as dead letters |
+//! | `epochs` | `(edge_id, epoch) → msgpack` | epochs above 0: parent, fork point, creation time |
+//!
+//! A *stream* is one epoch of an edge's events: epoch 0 under the edge id itself (the layout
+//! of schema 1, which this binary opens unchanged), epoch `n` under `"{edge_id}#{n}"` (see
+//! [`super::epochs`]).
 //!
 //! What commits together: one accepted batch is one write transaction with
-//! `Durability::Immediate` — its envelopes, its skipped sequence numbers and the edge's new
+//! `Durability::Immediate` — its envelopes, its skipped sequence numbers and the stream's new
 //! `stored_through` — and the caller answers `200` only after [`HubStore`]'s method returned.
 //! A crash before the commit leaves the previous state whole; the edge sends the batch again.
+//! A new epoch (its `epochs` row and its `edges` row at `stored_through = fork_at`) is one
+//! transaction too.
 //!
-//! Deduplication: the position check (`first == stored_through + 1`) and the inserts happen
-//! in the same write transaction, and redb runs one writer at a time, so two deliveries of
-//! the same batch (two connections, a retry racing its original) store it once: the second
-//! sees the first's `stored_through` and is answered `409`.
+//! Deduplication: the position check (`first == stored_through + 1`), the chain check (the
+//! event held at `first - 1` is the batch's predecessor) and the inserts happen in the same
+//! write transaction, and redb runs one writer at a time, so two deliveries of the same batch
+//! (two connections, a retry racing its original) store it once: the second sees the first's
+//! `stored_through` and is answered `409`.
+//!
+//! Versions: schema 1 had no `epochs` table; opening it creates the table (2). A newer schema
+//! is refused.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -25,19 +36,20 @@ use std::sync::Arc;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::HubError;
-use crate::sync::wire::Received;
+use super::epochs::{self, EPOCHS, EpochRow, Segment, storage, stream_key};
+use crate::sync::wire::{EpochSummary, EventRef, ForkRequest, Forked, Position, Received};
 
 /// `schema_version → u64`.
 const META: TableDefinition<&str, u64> = TableDefinition::new("hub_meta");
-/// `edge_id → (stored_through, number of events stored)`.
+/// `stream → (stored_through, number of events stored)`.
 const EDGES: TableDefinition<&str, (u64, u64)> = TableDefinition::new("edges");
-/// `(edge_id, seq) → envelope bytes as received`.
+/// `(stream, seq) → envelope bytes as received`.
 const EVENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("events");
-/// `(edge_id, seq)`: skipped (dead-lettered) sequence numbers not redelivered yet.
+/// `(stream, seq)`: skipped (dead-lettered) sequence numbers not redelivered yet.
 const SKIPPED: TableDefinition<(&str, u64), ()> = TableDefinition::new("skipped");
 
 /// The layout this binary writes.
-pub const SCHEMA_VERSION: u64 = 1;
+pub const SCHEMA_VERSION: u64 = 2;
 
 /// The database file's name inside the state directory.
 pub const FILE_NAME: &str = "hub.redb";
@@ -49,36 +61,69 @@ pub struct HubStore {
     db: Arc<Database>,
 }
 
-/// What the hub holds for one edge.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EdgeSummary {
-    /// Every sequence number up to this one is stored or skipped.
+/// Where the hub is in one epoch: what it states in every answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HubPosition {
+    /// Every sequence number up to this one is stored or skipped in the epoch's history.
     pub stored_through: u64,
-    /// Envelopes stored.
-    pub events: u64,
-    /// Skipped sequence numbers not redelivered yet, ascending.
-    pub skipped: Vec<u64>,
+    /// The last event stored at or below `stored_through`.
+    pub last_event: Option<EventRef>,
+}
+
+/// A batch's range and its link to what precedes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchRange {
+    pub first: u64,
+    pub last: u64,
+    /// The edge's event at `first - 1`, when it said.
+    pub prev_event_id: Option<uuid::Uuid>,
 }
 
 /// The result of [`HubStore::append`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Appended {
-    /// The batch is durable; the edge's stream now ends at `stored_through`.
-    Stored { stored_through: u64 },
+    /// The batch is durable; the stream now ends at `stored_through`.
+    Stored(HubPosition),
     /// The batch does not start right after `stored_through`: nothing was stored.
-    OutOfOrder { stored_through: u64 },
+    OutOfOrder(HubPosition),
+    /// The hub holds another event than the batch's predecessor at `seq` (`first - 1`):
+    /// the edge's history is not this epoch's. Nothing was stored.
+    ChainBroken { position: HubPosition, seq: u64, held: uuid::Uuid },
+    /// The epoch does not exist.
+    NoEpoch,
 }
 
 /// The result of [`HubStore::redeliver`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Redelivered {
     /// The skipped event is now stored.
-    Stored { stored_through: u64 },
+    Stored(HubPosition),
     /// The event was stored already: nothing changed.
-    AlreadyStored { stored_through: u64 },
+    AlreadyStored(HubPosition),
     /// The sequence number was never skipped (or lies beyond `stored_through`).
-    NotSkipped { stored_through: u64 },
+    NotSkipped(HubPosition),
+    /// The epoch does not exist.
+    NoEpoch,
 }
+
+/// The result of [`HubStore::fork`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ForkOutcome {
+    /// A new epoch.
+    Created(Forked),
+    /// An epoch with this parent, fork point and event already existed: it is the answer.
+    Existing(Forked),
+    /// The parent epoch does not exist.
+    NoParent,
+    /// The fork point lies beyond what the parent holds.
+    BeyondParent { stored_through: u64 },
+    /// The parent holds another event at the fork point.
+    EventDiffers { held: Option<EventRef> },
+}
+
+/// One event of an epoch's history as read back: its seq, the epoch whose stream holds it,
+/// and its bytes as received.
+pub type HistoryItem = (u64, u64, Vec<u8>);
 
 /// redb's page cache. Its default (1 GiB) let a catch-up of 1M events grow the hub to
 /// 1.3 GB resident; batches are appended and read back rarely, so a small cache costs
@@ -86,7 +131,8 @@ pub enum Redelivered {
 const CACHE_BYTES: usize = 64 << 20;
 
 impl HubStore {
-    /// Opens `state_dir/hub.redb`, creating the directory and the file if needed.
+    /// Opens `state_dir/hub.redb`, creating the directory and the file if needed, and
+    /// bringing an older layout to this one.
     pub fn open(state_dir: &Path) -> Result<HubStore, HubError> {
         let path = state_dir.join(FILE_NAME);
         let open_err = |source: redb::Error| HubError::Open { path: path.clone(), source: Box::new(source) };
@@ -100,14 +146,16 @@ impl HubStore {
                 Some(v) if v > SCHEMA_VERSION => {
                     return Err(HubError::NewerSchema { path, found: v, known: SCHEMA_VERSION });
                 }
-                Some(_) => {}
-                None => {
+                // Schema 1 lacked only the `epochs` table, created below.
+                Some(v) if v == SCHEMA_VERSION => {}
+                _ => {
                     meta.insert("schema_version", SCHEMA_VERSION).map_err(|e| open_err(e.into()))?;
                 }
             }
             txn.open_table(EDGES).map_err(|e| open_err(e.into()))?;
             txn.open_table(EVENTS).map_err(|e| open_err(e.into()))?;
             txn.open_table(SKIPPED).map_err(|e| open_err(e.into()))?;
+            txn.open_table(EPOCHS).map_err(|e| open_err(e.into()))?;
         }
         txn.commit().map_err(|e| open_err(e.into()))?;
         if created {
@@ -116,103 +164,313 @@ impl HubStore {
         Ok(HubStore { db: Arc::new(db) })
     }
 
-    /// The last sequence number stored (or skipped) for `edge_id`; 0 for an unknown edge.
+    /// The last sequence number stored (or skipped) for `edge_id` in epoch 0; 0 for an
+    /// unknown edge.
     pub fn stored_through(&self, edge_id: &str) -> Result<u64, HubError> {
-        let txn = self.db.begin_read().map_err(storage)?;
-        let edges = txn.open_table(EDGES).map_err(storage)?;
-        Ok(edges.get(edge_id).map_err(storage)?.map_or(0, |v| v.value().0))
+        self.stored_through_in(edge_id, 0).map(Option::unwrap_or_default)
     }
 
-    /// Up to `limit` stored envelopes of `edge_id` with `seq > after`, ascending, as received.
-    pub fn events(&self, edge_id: &str, after: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, HubError> {
-        let Some(from) = after.checked_add(1) else { return Ok(Vec::new()) };
+    /// The last sequence number stored (or skipped) in `epoch`; `None` for an epoch the hub
+    /// does not have (epoch 0 always exists, at 0 for an unknown edge).
+    pub fn stored_through_in(&self, edge_id: &str, epoch: u64) -> Result<Option<u64>, HubError> {
         let txn = self.db.begin_read().map_err(storage)?;
+        if epoch > 0 && epochs::row(&txn.open_table(EPOCHS).map_err(storage)?, edge_id, epoch)?.is_none() {
+            return Ok(None);
+        }
+        let edges = txn.open_table(EDGES).map_err(storage)?;
+        Ok(Some(edges.get(stream_key(edge_id, epoch).as_ref()).map_err(storage)?.map_or(0, |v| v.value().0)))
+    }
+
+    /// Up to `limit` stored envelopes of `edge_id`'s epoch 0 with `seq > after`, ascending, as
+    /// received.
+    pub fn events(&self, edge_id: &str, after: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, HubError> {
+        let items = self.history(edge_id, 0, after, limit)?.map(|(items, _)| items).unwrap_or_default();
+        Ok(items.into_iter().map(|(seq, _, bytes)| (seq, bytes)).collect())
+    }
+
+    /// Up to `limit` events of the history of `epoch` with `seq > after`, ascending, and the
+    /// epoch's `stored_through`; `None` for an epoch the hub does not have.
+    pub fn history(
+        &self,
+        edge_id: &str,
+        epoch: u64,
+        after: u64,
+        limit: usize,
+    ) -> Result<Option<(Vec<HistoryItem>, u64)>, HubError> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let Some(segments) = epochs::lineage(&txn.open_table(EPOCHS).map_err(storage)?, edge_id, epoch)? else {
+            return Ok(None);
+        };
         let events = txn.open_table(EVENTS).map_err(storage)?;
         let mut out = Vec::with_capacity(limit.min(1024));
-        for row in events.range((edge_id, from)..=(edge_id, u64::MAX)).map_err(storage)?.take(limit) {
-            let (key, value) = row.map_err(storage)?;
-            out.push((key.value().1, value.value().to_vec()));
+        for segment in &segments {
+            let from = after.max(segment.after);
+            if out.len() >= limit || from >= segment.through {
+                continue;
+            }
+            let stream = segment.stream.as_str();
+            for entry in events.range((stream, from + 1)..=(stream, segment.through)).map_err(storage)? {
+                if out.len() >= limit {
+                    break;
+                }
+                let (key, value) = entry.map_err(storage)?;
+                out.push((key.value().1, segment.epoch, value.value().to_vec()));
+            }
         }
-        Ok(out)
+        let edges = txn.open_table(EDGES).map_err(storage)?;
+        let stored_through =
+            edges.get(stream_key(edge_id, epoch).as_ref()).map_err(storage)?.map_or(0, |v| v.value().0);
+        Ok(Some((out, stored_through)))
     }
 
-    /// The skipped sequence numbers of `edge_id` not redelivered yet, ascending.
+    /// The skipped sequence numbers of `edge_id`'s epoch 0 not redelivered yet, ascending.
     pub fn skipped(&self, edge_id: &str) -> Result<Vec<u64>, HubError> {
         let txn = self.db.begin_read().map_err(storage)?;
         let skipped = txn.open_table(SKIPPED).map_err(storage)?;
         skipped_in(&skipped, edge_id)
     }
 
-    /// Everything the hub holds for `edge_id`, read in one transaction.
-    pub fn summary(&self, edge_id: &str) -> Result<EdgeSummary, HubError> {
+    /// Where the hub is in `epoch` of `edge_id`, read in one transaction, with the last event
+    /// at or below `at` when asked; `None` for an epoch the hub does not have. On epoch 0 it
+    /// lists every epoch of the edge.
+    pub fn position(&self, edge_id: &str, epoch: u64, at: Option<u64>) -> Result<Option<Position>, HubError> {
         let txn = self.db.begin_read().map_err(storage)?;
+        let epochs_table = txn.open_table(EPOCHS).map_err(storage)?;
+        let Some(segments) = epochs::lineage(&epochs_table, edge_id, epoch)? else { return Ok(None) };
         let edges = txn.open_table(EDGES).map_err(storage)?;
-        let (stored_through, events) = edges.get(edge_id).map_err(storage)?.map_or((0, 0), |v| v.value());
-        let skipped = skipped_in(&txn.open_table(SKIPPED).map_err(storage)?, edge_id)?;
-        Ok(EdgeSummary { stored_through, events, skipped })
+        let events = txn.open_table(EVENTS).map_err(storage)?;
+        let stream = stream_key(edge_id, epoch);
+        let (stored_through, count) = edges.get(stream.as_ref()).map_err(storage)?.map_or((0, 0), |v| v.value());
+        let own = segments.last().expect("a lineage ends with the epoch asked for");
+        let mut position = Position {
+            edge_id: edge_id.to_owned(),
+            epoch,
+            stored_through,
+            events: count,
+            skipped: skipped_in(&txn.open_table(SKIPPED).map_err(storage)?, &stream)?,
+            last_event: Some(epochs::event_at_or_below(&events, &segments, stored_through)?),
+            event_at: match at {
+                Some(at) => Some(epochs::event_at_or_below(&events, &segments, at)?),
+                None => None,
+            },
+            parent: (epoch > 0).then(|| segments[segments.len() - 2].epoch),
+            fork_at: own.after,
+            epochs: Vec::new(),
+        };
+        if epoch == 0 {
+            position.epochs.push(EpochSummary { epoch: 0, parent: None, fork_at: 0, stored_through, events: count });
+            for (n, row) in epochs::rows(&epochs_table, edge_id)? {
+                let (through, count) = edges
+                    .get(stream_key(edge_id, n).as_ref())
+                    .map_err(storage)?
+                    .map_or((row.fork_at, 0), |v| v.value());
+                position.epochs.push(EpochSummary {
+                    epoch: n,
+                    parent: Some(row.parent),
+                    fork_at: row.fork_at,
+                    stored_through: through,
+                    events: count,
+                });
+            }
+        }
+        Ok(Some(position))
     }
 
-    /// Stores the batch `first..=last` of `edge_id` (its `envelopes` and `skipped` sequence
+    /// Where the hub is in `epoch` (`stored_through` and `last_event` only, for the check of
+    /// a batch's position); `None` for an epoch the hub does not have.
+    pub fn head(&self, edge_id: &str, epoch: u64) -> Result<Option<HubPosition>, HubError> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let Some(segments) = epochs::lineage(&txn.open_table(EPOCHS).map_err(storage)?, edge_id, epoch)? else {
+            return Ok(None);
+        };
+        let edges = txn.open_table(EDGES).map_err(storage)?;
+        let stored_through =
+            edges.get(stream_key(edge_id, epoch).as_ref()).map_err(storage)?.map_or(0, |v| v.value().0);
+        let last_event =
+            epochs::event_at_or_below(&txn.open_table(EVENTS).map_err(storage)?, &segments, stored_through)?;
+        Ok(Some(HubPosition { stored_through, last_event }))
+    }
+
+    /// Stores the batch `range` of `edge_id`'s `epoch` (its `envelopes` and `skipped` sequence
     /// numbers, already checked with [`crate::sync::wire::check_batch`]) if and only if
-    /// `first == stored_through + 1`, in one durable transaction.
+    /// `first == stored_through + 1` and the event held at `first - 1` is the batch's
+    /// predecessor, in one durable transaction.
     pub(crate) fn append(
         &self,
         edge_id: &str,
-        first: u64,
-        last: u64,
+        epoch: u64,
+        range: BatchRange,
         envelopes: &[Received],
         skipped: &[u64],
     ) -> Result<Appended, HubError> {
         let mut txn = self.db.begin_write().map_err(storage)?;
         txn.set_durability(Durability::Immediate).map_err(storage)?;
-        {
+        let stream = stream_key(edge_id, epoch);
+        let outcome = {
+            let Some(segments) = epochs::lineage(&txn.open_table(EPOCHS).map_err(storage)?, edge_id, epoch)? else {
+                return Ok(Appended::NoEpoch);
+            };
             let mut edges = txn.open_table(EDGES).map_err(storage)?;
-            let (stored_through, count) = edges.get(edge_id).map_err(storage)?.map_or((0, 0), |v| v.value());
-            if first != stored_through.saturating_add(1) {
-                drop(edges);
-                txn.abort().map_err(storage)?;
-                return Ok(Appended::OutOfOrder { stored_through });
-            }
             let mut events = txn.open_table(EVENTS).map_err(storage)?;
-            for e in envelopes {
-                events.insert((edge_id, e.head.seq), e.bytes.as_slice()).map_err(storage)?;
+            let (stored_through, count) = edges.get(stream.as_ref()).map_err(storage)?.map_or((0, 0), |v| v.value());
+            let position = HubPosition {
+                stored_through,
+                last_event: epochs::event_at_or_below(&events, &segments, stored_through)?,
+            };
+            if range.first != stored_through.saturating_add(1) {
+                Appended::OutOfOrder(position)
+            } else if let Some(broken) = chain_broken(&events, &segments, range, position)? {
+                broken
+            } else {
+                for e in envelopes {
+                    events.insert((stream.as_ref(), e.head.seq), e.bytes.as_slice()).map_err(storage)?;
+                }
+                let mut skipped_table = txn.open_table(SKIPPED).map_err(storage)?;
+                for &seq in skipped {
+                    skipped_table.insert((stream.as_ref(), seq), ()).map_err(storage)?;
+                }
+                edges.insert(stream.as_ref(), (range.last, count + envelopes.len() as u64)).map_err(storage)?;
+                let last_event = epochs::event_at_or_below(&events, &segments, range.last)?;
+                Appended::Stored(HubPosition { stored_through: range.last, last_event })
             }
-            let mut skipped_table = txn.open_table(SKIPPED).map_err(storage)?;
-            for &seq in skipped {
-                skipped_table.insert((edge_id, seq), ()).map_err(storage)?;
-            }
-            edges.insert(edge_id, (last, count + envelopes.len() as u64)).map_err(storage)?;
+        };
+        match outcome {
+            Appended::Stored(_) => txn.commit().map_err(storage)?,
+            _ => txn.abort().map_err(storage)?,
         }
-        txn.commit().map_err(storage)?;
-        Ok(Appended::Stored { stored_through: last })
+        Ok(outcome)
     }
 
     /// Stores one skipped event sent again (`envelope`, checked to belong to `edge_id`):
-    /// only a sequence number recorded as skipped is stored, in one durable transaction.
-    pub(crate) fn redeliver(&self, edge_id: &str, envelope: &Received) -> Result<Redelivered, HubError> {
+    /// only a sequence number recorded as skipped in the history of `epoch` is stored (in the
+    /// epoch's stream that holds that number), in one durable transaction.
+    pub(crate) fn redeliver(&self, edge_id: &str, epoch: u64, envelope: &Received) -> Result<Redelivered, HubError> {
         let seq = envelope.head.seq;
         let mut txn = self.db.begin_write().map_err(storage)?;
         txn.set_durability(Durability::Immediate).map_err(storage)?;
         let outcome = {
+            let Some(segments) = epochs::lineage(&txn.open_table(EPOCHS).map_err(storage)?, edge_id, epoch)? else {
+                return Ok(Redelivered::NoEpoch);
+            };
             let mut edges = txn.open_table(EDGES).map_err(storage)?;
-            let (stored_through, count) = edges.get(edge_id).map_err(storage)?.map_or((0, 0), |v| v.value());
             let mut skipped = txn.open_table(SKIPPED).map_err(storage)?;
             let mut events = txn.open_table(EVENTS).map_err(storage)?;
-            if skipped.remove((edge_id, seq)).map_err(storage)?.is_some() {
-                events.insert((edge_id, seq), envelope.bytes.as_slice()).map_err(storage)?;
-                edges.insert(edge_id, (stored_through, count + 1)).map_err(storage)?;
-                Redelivered::Stored { stored_through }
-            } else if events.get((edge_id, seq)).map_err(storage)?.is_some() {
-                Redelivered::AlreadyStored { stored_through }
-            } else {
-                Redelivered::NotSkipped { stored_through }
+            let stored_through =
+                edges.get(stream_key(edge_id, epoch).as_ref()).map_err(storage)?.map_or(0, |v| v.value().0);
+            let position = |events: &redb::Table<(&'static str, u64), &'static [u8]>| -> Result<HubPosition, HubError> {
+                Ok(HubPosition {
+                    stored_through,
+                    last_event: epochs::event_at_or_below(events, &segments, stored_through)?,
+                })
+            };
+            match epochs::owner(&segments, seq).filter(|_| seq <= stored_through) {
+                Some(owner) if skipped.remove((owner.stream.as_str(), seq)).map_err(storage)?.is_some() => {
+                    events.insert((owner.stream.as_str(), seq), envelope.bytes.as_slice()).map_err(storage)?;
+                    let (through, count) =
+                        edges.get(owner.stream.as_str()).map_err(storage)?.map_or((0, 0), |v| v.value());
+                    edges.insert(owner.stream.as_str(), (through, count + 1)).map_err(storage)?;
+                    Redelivered::Stored(position(&events)?)
+                }
+                Some(owner) if events.get((owner.stream.as_str(), seq)).map_err(storage)?.is_some() => {
+                    Redelivered::AlreadyStored(position(&events)?)
+                }
+                _ => Redelivered::NotSkipped(position(&events)?),
             }
         };
         match outcome {
-            Redelivered::Stored { .. } => txn.commit().map_err(storage)?,
+            Redelivered::Stored(_) => txn.commit().map_err(storage)?,
             _ => txn.abort().map_err(storage)?,
         }
         Ok(outcome)
+    }
+
+    /// Starts a new epoch of `edge_id` forking from `request.parent` after `request.fork_at`,
+    /// or answers the epoch an identical earlier request made; in one durable transaction.
+    pub(crate) fn fork(&self, edge_id: &str, request: &ForkRequest) -> Result<ForkOutcome, HubError> {
+        let mut txn = self.db.begin_write().map_err(storage)?;
+        txn.set_durability(Durability::Immediate).map_err(storage)?;
+        let outcome = {
+            let mut epochs_table = txn.open_table(EPOCHS).map_err(storage)?;
+            let Some(segments) = epochs::lineage(&epochs_table, edge_id, request.parent)? else {
+                return Ok(ForkOutcome::NoParent);
+            };
+            let mut edges = txn.open_table(EDGES).map_err(storage)?;
+            let events = txn.open_table(EVENTS).map_err(storage)?;
+            let existing = epochs::rows(&epochs_table, edge_id)?;
+            let same = |row: &EpochRow| {
+                row.parent == request.parent
+                    && row.fork_at == request.fork_at
+                    && row.fork_event_id == request.fork_event_id
+            };
+            let parent_through =
+                edges.get(stream_key(edge_id, request.parent).as_ref()).map_err(storage)?.map_or(0, |v| v.value().0);
+            let held = epochs::event_at_or_below(&events, &segments, request.fork_at)?;
+            if let Some((epoch, _)) = existing.iter().find(|(_, row)| same(row)) {
+                let through =
+                    edges.get(stream_key(edge_id, *epoch).as_ref()).map_err(storage)?.map_or(0, |v| v.value().0);
+                ForkOutcome::Existing(Forked {
+                    epoch: *epoch,
+                    parent: request.parent,
+                    fork_at: request.fork_at,
+                    stored_through: through,
+                })
+            } else if request.fork_at > parent_through {
+                ForkOutcome::BeyondParent { stored_through: parent_through }
+            } else if !fork_point_matches(held, request) {
+                ForkOutcome::EventDiffers { held }
+            } else {
+                let epoch = existing.last().map_or(0, |(n, _)| *n) + 1;
+                let row = EpochRow {
+                    parent: request.parent,
+                    fork_at: request.fork_at,
+                    fork_event_id: request.fork_event_id,
+                    created_at: jiff::Timestamp::now(),
+                };
+                let bytes =
+                    rmp_serde::to_vec_named(&row).map_err(|e| storage(redb::StorageError::Corrupted(e.to_string())))?;
+                epochs_table.insert((edge_id, epoch), bytes.as_slice()).map_err(storage)?;
+                edges.insert(stream_key(edge_id, epoch).as_ref(), (request.fork_at, 0)).map_err(storage)?;
+                ForkOutcome::Created(Forked {
+                    epoch,
+                    parent: request.parent,
+                    fork_at: request.fork_at,
+                    stored_through: request.fork_at,
+                })
+            }
+        };
+        match outcome {
+            ForkOutcome::Created(_) => txn.commit().map_err(storage)?,
+            _ => txn.abort().map_err(storage)?,
+        }
+        Ok(outcome)
+    }
+}
+
+/// The chain check of a batch that starts right after `position`: `Some` when the hub holds
+/// an event at `first - 1` that is not the batch's predecessor.
+fn chain_broken(
+    events: &impl ReadableTable<(&'static str, u64), &'static [u8]>,
+    segments: &[Segment],
+    range: BatchRange,
+    position: HubPosition,
+) -> Result<Option<Appended>, HubError> {
+    let (Some(prev), Some(seq)) = (range.prev_event_id, range.first.checked_sub(1).filter(|s| *s > 0)) else {
+        return Ok(None);
+    };
+    Ok(match epochs::event_at_or_below(events, segments, seq)? {
+        Some(held) if held.seq == seq && held.event_id != prev => {
+            Some(Appended::ChainBroken { position, seq, held: held.event_id })
+        }
+        _ => None,
+    })
+}
+
+/// The parent's event at the fork point is the one the edge named (or the parent stores none
+/// there: skipped, or the fork is at 0).
+fn fork_point_matches(held: Option<EventRef>, request: &ForkRequest) -> bool {
+    match held.filter(|e| e.seq == request.fork_at) {
+        Some(e) => request.fork_event_id == Some(e.event_id),
+        None => true,
     }
 }
 
@@ -222,10 +480,6 @@ fn skipped_in(table: &impl ReadableTable<(&'static str, u64), ()>, edge_id: &str
         out.push(row.map_err(storage)?.0.value().1);
     }
     Ok(out)
-}
-
-fn storage(e: impl Into<redb::Error>) -> HubError {
-    HubError::Storage(Box::new(e.into()))
 }
 
 /// Creates the state directory and a complete, empty database with durable names (see
@@ -241,55 +495,5 @@ pub fn database_path(state_dir: &Path) -> PathBuf {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::sync::wire::{self, EnvelopeHead};
-
-    fn received(seq: u64, edge: &str) -> Received {
-        let head = EnvelopeHead { seq, event_id: uuid::Uuid::nil(), event_type: "Test".into(), edge_id: edge.into() };
-        Received { head, bytes: vec![seq as u8; 10] }
-    }
-
-    #[test]
-    fn a_batch_is_stored_only_right_after_stored_through() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = HubStore::open(dir.path()).unwrap();
-        let batch: Vec<_> = (1..=3).map(|s| received(s, "e")).collect();
-        assert_eq!(store.append("e", 2, 4, &batch, &[]).unwrap(), Appended::OutOfOrder { stored_through: 0 });
-        assert_eq!(store.append("e", 1, 3, &batch, &[]).unwrap(), Appended::Stored { stored_through: 3 });
-        assert_eq!(store.append("e", 1, 3, &batch, &[]).unwrap(), Appended::OutOfOrder { stored_through: 3 });
-        assert_eq!(store.events("e", 0, 10).unwrap().len(), 3);
-        assert_eq!(store.events("e", 1, 1).unwrap(), vec![(2, vec![2; 10])]);
-        assert_eq!(store.events("e", u64::MAX, 10).unwrap(), vec![]);
-        assert_eq!(store.stored_through("other").unwrap(), 0);
-        assert!(store.events("other", 0, 10).unwrap().is_empty());
-    }
-
-    #[test]
-    fn skipped_sequence_numbers_are_recorded_until_redelivered() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = HubStore::open(dir.path()).unwrap();
-        let batch = [received(1, "e"), received(3, "e")];
-        wire::check_batch("e", 1, 4, &batch, &[2, 4]).unwrap();
-        store.append("e", 1, 4, &batch, &[2, 4]).unwrap();
-        assert_eq!(store.skipped("e").unwrap(), vec![2, 4]);
-        assert_eq!(store.redeliver("e", &received(2, "e")).unwrap(), Redelivered::Stored { stored_through: 4 });
-        assert_eq!(store.redeliver("e", &received(2, "e")).unwrap(), Redelivered::AlreadyStored { stored_through: 4 });
-        assert_eq!(store.redeliver("e", &received(5, "e")).unwrap(), Redelivered::NotSkipped { stored_through: 4 });
-        assert_eq!(store.summary("e").unwrap(), EdgeSummary { stored_through: 4, events: 3, skipped: vec![4] });
-    }
-
-    #[test]
-    fn a_database_from_a_newer_hub_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        drop(HubStore::open(dir.path()).unwrap());
-        {
-            let db = Database::create(database_path(dir.path())).unwrap();
-            let txn = db.begin_write().unwrap();
-            txn.open_table(META).unwrap().insert("schema_version", SCHEMA_VERSION + 1).unwrap();
-            txn.commit().unwrap();
-        }
-        let err = HubStore::open(dir.path()).unwrap_err();
-        assert!(matches!(err, HubError::NewerSchema { .. }), "{err}");
-    }
-}
+#[path = "store_tests.rs"]
+mod tests;

@@ -13,8 +13,10 @@
 //!   a change of redb's value encoding cannot touch them.
 //! * **Sync state** (not projections: rebuild neither drops nor digests it):
 //!   `meta["sync_cursor"]`, the last sequence number the hub stored, and
-//!   `sync_dead_letters`: `u64 seq → msgpack` dead letter (see [`sync_state`]). Written
-//!   through the writer like everything else.
+//!   `sync_dead_letters`: `u64 seq → msgpack` dead letter (see [`sync_state`]);
+//!   `meta["sync_epoch"]`, `meta["sync_fork_at"]` (which history of this edge the hub is sent)
+//!   and `meta["sync_restored"]` (the log came from a backup and the hub was not checked since;
+//!   see [`sync_meta`]). Written through the writer like everything else.
 //! * **Writes.** Only the writer thread ([`writer`]) writes. Each batch of requests is one
 //!   write transaction committed with `Durability::Immediate`: when `commit()` returns, the
 //!   events, their sequence numbers and their dedupe rows are on disk together or not at
@@ -56,6 +58,7 @@ mod reserve;
 mod retention;
 pub mod snapshot;
 pub(crate) mod store;
+pub mod sync_meta;
 pub mod sync_state;
 #[cfg(test)]
 mod test_support;
@@ -77,6 +80,7 @@ pub use reserve::{DiskGuard, Space};
 pub use retention::{Expired, ExpiredPage};
 pub use snapshot::{InstanceFile, SnapshotError, SnapshotSummary};
 pub use store::{OpenError, SCHEMA_VERSION};
+pub use sync_meta::{SyncEpoch, head_event_id, mark_restored};
 pub use sync_state::{DeadLetter, DeadLetterAction, DeadLetterCounts, DeadLetterStatus, RawBatch, Refusal};
 pub use txn::{Clock, Policy};
 pub use views::{

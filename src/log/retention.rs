@@ -2,8 +2,9 @@
 //! records their deletion.
 //!
 //! The deletion of a file is decided in the writer's transaction: its `InstanceStored` must
-//! be at or below the sync cursor (the hub stored it) and no `InstanceFileDeleted` may name
-//! the file yet. The caller unlinks the file only after that commit returned, so a crash
+//! be at or below the sync cursor (the hub stored it) and at or below the bound the caller
+//! passes (the cursor as the hub confirmed it in this process, see [`crate::retention`]), and
+//! no `InstanceFileDeleted` may name the file yet. The caller unlinks the file only after that commit returned, so a crash
 //! leaves at worst a file whose event says deleted ([`LogReader::deleted_files`] lists them
 //! for the start-up sweep), never a missing file the log still counts on.
 
@@ -38,14 +39,22 @@ pub struct ExpiredPage {
 }
 
 impl LogReader {
-    /// Scans up to `limit` events after `after` and at or below the sync cursor; returns the
-    /// `InstanceStored` events recorded at or before `cutoff` whose file is not deleted yet.
-    /// Stops at the first `InstanceStored` younger than `cutoff` (events are recorded in
-    /// order: what follows is younger too), so `examined` never passes a file still to keep.
-    pub fn expired_files(&self, after: u64, cutoff: Timestamp, limit: usize) -> Result<ExpiredPage, ReadError> {
+    /// Scans up to `limit` events after `after` and at or below both the sync cursor and
+    /// `confirmed`; returns the `InstanceStored` events recorded at or before `cutoff` whose
+    /// file is not deleted yet. Stops at the first `InstanceStored` younger than `cutoff`
+    /// (events are recorded in order: what follows is younger too), so `examined` never
+    /// passes a file still to keep.
+    pub fn expired_files(
+        &self,
+        after: u64,
+        cutoff: Timestamp,
+        limit: usize,
+        confirmed: u64,
+    ) -> Result<ExpiredPage, ReadError> {
         let txn = self.db.begin_read().storage()?;
         let cursor =
-            read_cursor(&txn.open_table(META).storage()?.get(CURSOR_KEY).storage()?.map(|v| v.value().to_owned()))?;
+            read_cursor(&txn.open_table(META).storage()?.get(CURSOR_KEY).storage()?.map(|v| v.value().to_owned()))?
+                .min(confirmed);
         let events = txn.open_table(EVENTS).storage()?;
         let deleted = txn.open_table(DELETED_FILES).storage()?;
         let (t, h) = (self.site.tenant_id.as_str(), self.site.hospital_id.as_str());
@@ -103,21 +112,27 @@ fn read_cursor(value: &Option<String>) -> Result<u64, ReadError> {
 }
 
 impl LogHandle {
-    /// Appends an `InstanceFileDeleted` for each of `files` still synced and not deleted;
-    /// returns the ones recorded (their files may now be unlinked), once durable.
-    pub async fn delete_files(&self, files: Vec<Expired>, max_age: String) -> Result<Vec<Expired>, AppendError> {
-        self.request((files, max_age), apply_delete).await
+    /// Appends an `InstanceFileDeleted` for each of `files` still synced (at or below the
+    /// cursor and `confirmed`) and not deleted; returns the ones recorded (their files may now
+    /// be unlinked), once durable.
+    pub async fn delete_files(
+        &self,
+        files: Vec<Expired>,
+        max_age: String,
+        confirmed: u64,
+    ) -> Result<Vec<Expired>, AppendError> {
+        self.request((files, max_age, confirmed), apply_delete).await
     }
 }
 
 fn apply_delete(
     t: &mut Txn<'_, '_>,
-    (files, max_age): (Vec<Expired>, String),
+    (files, max_age, confirmed): (Vec<Expired>, String, u64),
 ) -> Result<Result<Vec<Expired>, AppendError>, redb::Error> {
     let cursor = {
         let meta = t.tables.txn().open_table(META)?;
         let value = meta.get(CURSOR_KEY)?.map(|v| v.value().to_owned());
-        read_cursor(&value).map_err(|e| super::txn::corrupt("meta", e))?
+        read_cursor(&value).map_err(|e| super::txn::corrupt("meta", e))?.min(confirmed)
     };
     let mut recorded = Vec::with_capacity(files.len());
     for file in files {
@@ -162,6 +177,7 @@ mod tests {
         log: Log,
         metrics: Arc<Metrics>,
         exclusive: Arc<tokio::sync::Semaphore>,
+        hub: Arc<crate::sync::SyncShared>,
     }
 
     fn start() -> Edge {
@@ -169,7 +185,8 @@ mod tests {
         let clock = TestClock::at("2026-01-05T08:00:00Z".parse().unwrap());
         let metrics = Arc::new(Metrics::new());
         let log = open(dir.path(), &clock, &metrics);
-        Edge { dir, clock, log, metrics, exclusive: Arc::new(tokio::sync::Semaphore::new(1)) }
+        let hub = Arc::new(crate::sync::SyncShared::new(Some("http://hub.test".into()), 0));
+        Edge { dir, clock, log, metrics, exclusive: Arc::new(tokio::sync::Semaphore::new(1)), hub }
     }
 
     fn open(dir: &std::path::Path, clock: &TestClock, metrics: &Arc<Metrics>) -> Log {
@@ -202,7 +219,14 @@ mod tests {
                 metrics: self.metrics.clone(),
                 clock: self.clock.policy(DAY).clock,
                 exclusive: self.exclusive.clone(),
+                hub: self.hub.clone(),
             }
+        }
+
+        /// The hub stored every event up to `seq`, and said so in this process.
+        async fn synced_through(&self, seq: u64) {
+            self.log.handle().set_sync_cursor(seq).await.unwrap();
+            self.hub.update(|s| s.hub_confirmed = Some(seq));
         }
 
         fn exists(&self, path: &str) -> bool {
@@ -226,7 +250,7 @@ mod tests {
         let edge = start();
         let study = Study::new("1.2.3", "ACC-1", "PAT-1");
         let (seq, path) = edge.store(&study, 1).await;
-        edge.log.handle().set_sync_cursor(seq).await.unwrap();
+        edge.synced_through(seq).await;
         edge.clock.advance(91 * DAY);
         let mut examined = 0;
         let counts = edge.retention().sweep(&mut examined).await.unwrap();
@@ -259,7 +283,7 @@ mod tests {
         let study = Study::new("1.2.3", "ACC-1", "PAT-1");
         let (synced, synced_path) = edge.store(&study, 1).await;
         let (_, unsynced_path) = edge.store(&study, 2).await;
-        edge.log.handle().set_sync_cursor(synced).await.unwrap();
+        edge.synced_through(synced).await;
         edge.clock.advance(365 * DAY);
         let mut examined = 0;
         let counts = edge.retention().sweep(&mut examined).await.unwrap();
@@ -278,7 +302,7 @@ mod tests {
         let (old_seq, old_path) = edge.store(&study, 1).await;
         edge.clock.advance(30 * DAY);
         let (young_seq, young_path) = edge.store(&study, 2).await;
-        edge.log.handle().set_sync_cursor(young_seq).await.unwrap();
+        edge.synced_through(young_seq).await;
         edge.clock.advance(61 * DAY);
         let mut examined = 0;
         assert_eq!(edge.retention().sweep(&mut examined).await.unwrap().deleted, 1);
@@ -304,11 +328,54 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stored_cursor_the_hub_has_not_confirmed_in_this_process_deletes_nothing() {
+        // A restored log carries its backup's cursor; until the hub was checked it counts for
+        // nothing, and then only as far as the hub confirmed.
+        let edge = start();
+        let study = Study::new("1.2.3", "ACC-1", "PAT-1");
+        let (first, first_path) = edge.store(&study, 1).await;
+        let (second, second_path) = edge.store(&study, 2).await;
+        edge.log.handle().set_sync_cursor(second).await.unwrap();
+        edge.clock.advance(1000 * DAY);
+        let mut examined = 0;
+        assert_eq!(edge.retention().sweep(&mut examined).await.unwrap().deleted, 0);
+        assert!(edge.exists(&first_path) && edge.exists(&second_path) && edge.deletions().is_empty());
+        edge.hub.update(|s| s.hub_confirmed = Some(first));
+        assert_eq!(edge.retention().sweep(&mut examined).await.unwrap().deleted, 1);
+        assert!(!edge.exists(&first_path) && edge.exists(&second_path), "only what the hub confirmed");
+        let late = Expired {
+            instance_seq: second,
+            sop_instance_uid: "1.2.3.2".into(),
+            study_instance_uid: "1.2.3".into(),
+            file_path: second_path.clone(),
+        };
+        let recorded = edge.log.handle().delete_files(vec![late], "90d".into(), first).await.unwrap();
+        assert!(recorded.is_empty(), "the writer checks the confirmed bound too");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn with_sync_off_the_sweep_does_not_run_even_on_a_carried_over_cursor() {
+        let mut edge = start();
+        edge.hub = Arc::new(crate::sync::SyncShared::new(None, 0));
+        let study = Study::new("1.2.3", "ACC-1", "PAT-1");
+        let (seq, path) = edge.store(&study, 1).await;
+        edge.log.handle().set_sync_cursor(seq).await.unwrap();
+        edge.clock.advance(1000 * DAY);
+        let stop = tokio_util::sync::CancellationToken::new();
+        let task = crate::retention::run(edge.retention(), Duration::from_millis(1), stop.clone());
+        let returned = tokio::time::timeout(Duration::from_secs(30), task).await;
+        stop.cancel();
+        assert!(returned.is_ok(), "with sync off the sweep task ends at once");
+        assert!(edge.exists(&path));
+        assert!(edge.deletions().is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn no_file_is_deleted_while_a_backup_is_streamed() {
         let edge = start();
         let study = Study::new("1.2.3", "ACC-1", "PAT-1");
         let (seq, path) = edge.store(&study, 1).await;
-        edge.log.handle().set_sync_cursor(seq).await.unwrap();
+        edge.synced_through(seq).await;
         edge.clock.advance(91 * DAY);
         let backup = edge.exclusive.clone().try_acquire_owned().unwrap();
         let mut examined = 0;
@@ -327,7 +394,7 @@ mod tests {
         let study = Study::new("1.2.3", "ACC-1", "PAT-1");
         let (seq1, path1) = edge.store(&study, 1).await;
         let (seq2, path2) = edge.store(&study, 2).await;
-        edge.log.handle().set_sync_cursor(seq1).await.unwrap();
+        edge.synced_through(seq1).await;
         let expired = |seq, path: &str, n| Expired {
             instance_seq: seq,
             sop_instance_uid: format!("1.2.3.{n}"),
@@ -335,9 +402,9 @@ mod tests {
             file_path: path.into(),
         };
         let files = vec![expired(seq1, &path1, 1), expired(seq2, &path2, 2)];
-        let recorded = edge.log.handle().delete_files(files.clone(), "90d".into()).await.unwrap();
+        let recorded = edge.log.handle().delete_files(files.clone(), "90d".into(), u64::MAX).await.unwrap();
         assert_eq!(recorded, [files[0].clone()], "seq {seq2} is past the cursor");
-        let recorded = edge.log.handle().delete_files(files[..1].to_vec(), "90d".into()).await.unwrap();
+        let recorded = edge.log.handle().delete_files(files[..1].to_vec(), "90d".into(), u64::MAX).await.unwrap();
         assert!(recorded.is_empty(), "already deleted");
         assert_eq!(edge.deletions().len(), 1);
     }

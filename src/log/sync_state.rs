@@ -124,6 +124,9 @@ pub struct RawBatch {
     pub bytes: Vec<u8>,
     /// Sequence numbers in the range that are dead letters (not in `seqs`).
     pub skipped: Vec<u64>,
+    /// The `event_id` of the event just before `first` (the chain the hub checks); `None`
+    /// when the batch starts the log.
+    pub prev_event_id: Option<uuid::Uuid>,
 }
 
 impl RawBatch {
@@ -339,6 +342,12 @@ impl LogReader {
         }
         let mut skipped = skipped.into_iter().peekable();
         let events = txn.open_table(EVENTS).storage()?;
+        if after > 0
+            && let Some(prev) = events.get(after).storage()?
+        {
+            let id = super::sync_meta::head_event_id(prev.value());
+            batch.prev_event_id = Some(id.map_err(|reason| ReadError::Row { table: "events", reason })?);
+        }
         batch.bytes.reserve(max_bytes.min(64 << 20));
         for row in events.range(after + 1..=window_end).storage()? {
             let (k, v) = row.storage()?;
@@ -443,6 +452,8 @@ mod tests {
         assert_eq!(all.envelopes().next().unwrap(), reader.raw_event(1).unwrap().unwrap().as_slice());
         let by_count = reader.sync_batch(2, 3, 1 << 20).unwrap();
         assert_eq!(by_count.seqs, vec![3, 4, 5]);
+        assert_eq!(by_count.prev_event_id, reader.event_id(2).unwrap(), "the chain names the event before");
+        assert_eq!(all.prev_event_id, None, "nothing comes before the first event");
         let by_bytes = reader.sync_batch(0, 100, size * 2 + size / 2).unwrap();
         assert_eq!(by_bytes.seqs, vec![1, 2], "a third event would pass the byte limit");
         let alone = reader.sync_batch(0, 100, 10).unwrap();

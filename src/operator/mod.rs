@@ -1,10 +1,12 @@
-//! Operator tools that work beside the daemon: `zenedge backup` and `zenedge events` talk to
-//! the running daemon over its HTTP API (at the config's `http.listen`, as `zenedge status`
-//! does); `zenedge restore` puts a backup in place while the daemon is stopped; [`progress`]
-//! is the bar of `zenedge rebuild` and `verify`.
+//! Operator tools that work beside the daemon: `zenedge backup`, `events`, `dead-letters` and
+//! `sync fork` talk to the running daemon over its HTTP API (at the config's `http.listen`, as
+//! `zenedge status` does); `zenedge restore` puts a backup in place while the daemon is
+//! stopped; [`progress`] is the bar of `zenedge rebuild` and `verify`.
 
 pub mod backup;
+pub mod dead_letters;
 pub mod events;
+pub mod fork;
 pub mod progress;
 pub mod restore;
 
@@ -50,6 +52,39 @@ fn agent() -> ureq::Agent {
 /// The message for a daemon that cannot be reached.
 pub(crate) fn unreachable(addr: SocketAddr, e: &ureq::Error) -> String {
     format!("the daemon does not answer at {addr} ({e}); is zenedge running with this config (http.listen)?")
+}
+
+/// The operator token of `config`, or the exit code after saying that `what` needs one.
+fn operator_token<'a>(config: &'a Config, command: &str, what: &str) -> Result<&'a str, ExitCode> {
+    config.http.operator_token.as_deref().ok_or_else(|| {
+        eprintln!("zenedge {command}: {what} is an operator action: set http.operator_token in the config");
+        ExitCode::from(EXIT_CONFIG)
+    })
+}
+
+/// A request to the daemon at `addr`: its status and body (up to 1 MiB), or why there is none.
+fn call(addr: SocketAddr, method: &str, path: &str, token: Option<&str>) -> Result<(u16, String), String> {
+    let url = format!("http://{addr}{path}");
+    let agent = agent();
+    let result = match method {
+        "POST" => {
+            let mut request = agent.post(&url);
+            if let Some(token) = token {
+                request = request.header("Authorization", &format!("Bearer {token}"));
+            }
+            request.send_empty()
+        }
+        _ => agent.get(&url).call(),
+    };
+    let mut response = result.map_err(|e| unreachable(addr, &e))?;
+    let status = response.status().as_u16();
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(1 << 20)
+        .read_to_string()
+        .map_err(|e| format!("unreadable answer from {url}: {e}"))?;
+    Ok((status, body))
 }
 
 /// The `error` of a JSON error answer, else the body as text.

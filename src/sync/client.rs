@@ -8,14 +8,16 @@
 //! the whole exchange `sync.timeout` (connecting, TLS included, `sync.connect_timeout`).
 //!
 //! Answers are classified per the contract in [`super::wire`]: `200` → [`Outcome::Stored`],
-//! `409` → [`Outcome::Conflict`], `400`/`413`/`422` → [`Outcome::Refused`], anything else,
-//! and every network or TLS error, → [`Outcome::Failure`] with a [`FailureKind`].
+//! `409` → [`Outcome::Conflict`] (both with what the hub [`Reported`] about where it is),
+//! `400`/`413`/`422` → [`Outcome::Refused`], anything else, and every network or TLS error,
+//! → [`Outcome::Failure`] with a [`FailureKind`]. Besides batches, the transport reads the
+//! hub's position (`GET`, to compare histories) and asks for a new epoch (`zenedge sync fork`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::tls::ClientTls;
-use super::wire;
+use super::wire::{self, EventRef, ForkRequest, Forked, Position};
 
 /// Largest answer body read from the hub (its answers are a few dozen bytes of JSON).
 pub const MAX_ANSWER_BYTES: u64 = 64 * 1024;
@@ -23,6 +25,10 @@ pub const MAX_ANSWER_BYTES: u64 = 64 * 1024;
 /// One request to the hub: a batch of the log, or one dead letter sent again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Batch {
+    /// The epoch of the edge's stream it goes to.
+    pub epoch: u64,
+    /// The edge's event at `first - 1` (the chain the hub checks).
+    pub prev_event_id: Option<uuid::Uuid>,
     pub first: u64,
     pub last: u64,
     /// Sequence numbers in `first..=last` that are not in the body.
@@ -35,13 +41,31 @@ pub struct Batch {
     pub body: Vec<u8>,
 }
 
+/// What the hub said about where it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reported {
+    /// The hub holds every event up to this one (stored or skipped).
+    pub stored_through: u64,
+    /// The last event it stores at or below `stored_through`: `Some(None)` when it stores
+    /// none, `None` when it did not say (a hub older than this edge).
+    pub last_event: Option<Option<EventRef>>,
+}
+
+impl Reported {
+    /// A position with the hub's last event.
+    pub fn new(stored_through: u64, last_event: Option<EventRef>) -> Reported {
+        Reported { stored_through, last_event: Some(last_event) }
+    }
+}
+
 /// What the hub made of a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// `200`: the hub holds every event up to this one.
-    Stored(u64),
-    /// `409`: the hub's own position; the edge realigns to it.
-    Conflict(u64),
+    /// `200`: the hub holds every event up to `stored_through`.
+    Stored(Reported),
+    /// `409`: the hub's own position; the edge checks it holds the same history, then
+    /// realigns to it.
+    Conflict(Reported),
     /// `400`/`413`/`422`: the batch is unacceptable, with the hub's reason.
     Refused(String),
     /// Anything else: try again later.
@@ -84,10 +108,13 @@ pub enum FailureKind {
     Protocol,
     /// The hub claims events beyond the end of this log.
     HubAhead,
+    /// The hub holds other events than this log under the same sequence numbers: the sync
+    /// stops until an operator acts.
+    HubDiverged,
 }
 
 impl FailureKind {
-    pub const ALL: [FailureKind; 7] = [
+    pub const ALL: [FailureKind; 8] = [
         FailureKind::Connect,
         FailureKind::Timeout,
         FailureKind::Tls,
@@ -95,6 +122,7 @@ impl FailureKind {
         FailureKind::Http4xx,
         FailureKind::Protocol,
         FailureKind::HubAhead,
+        FailureKind::HubDiverged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -106,25 +134,35 @@ impl FailureKind {
             FailureKind::Http4xx => "http_4xx",
             FailureKind::Protocol => "protocol",
             FailureKind::HubAhead => "hub_ahead",
+            FailureKind::HubDiverged => "hub_diverged",
         }
     }
 }
 
-/// Sends batches to the hub. Blocking: called from the sync thread only.
+/// Talks to the hub. Blocking: called from the sync thread only.
 pub trait Transport: Send {
+    /// Sends one batch (to `batch.epoch`).
     fn send(&mut self, batch: &Batch) -> Outcome;
+    /// The hub's position in `epoch`, with the last event at or below `at` when asked.
+    fn position(&mut self, epoch: u64, at: Option<u64>) -> Result<Position, Failure>;
+    /// Asks for a new epoch of this edge's stream.
+    fn fork(&mut self, request: &ForkRequest) -> Result<Forked, Failure>;
 }
 
 /// The hub over HTTP(S) with ureq.
 pub struct HttpTransport {
     agent: ureq::Agent,
-    /// `{hub_url}/v1/edges/{edge_id}/events`.
-    url: String,
+    /// `hub_url`, without a trailing slash.
+    base: String,
+    edge_id: String,
 }
 
 impl std::fmt::Debug for HttpTransport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpTransport").field("url", &self.url).finish_non_exhaustive()
+        f.debug_struct("HttpTransport")
+            .field("base", &self.base)
+            .field("edge_id", &self.edge_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -148,7 +186,20 @@ impl HttpTransport {
         if let Some(tls) = tls {
             config = config.https_only(true).tls_config(tls_config(tls));
         }
-        HttpTransport { agent: config.build().new_agent(), url: format!("{hub_url}{}", wire::events_path(edge_id)) }
+        HttpTransport { agent: config.build().new_agent(), base: hub_url.to_owned(), edge_id: edge_id.to_owned() }
+    }
+
+    /// Reads an answer body (up to [`MAX_ANSWER_BYTES`]): its status and bytes.
+    fn answer(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<(u16, Vec<u8>), Failure> {
+        let mut response = result.map_err(|e| error_failure(&e, ""))?;
+        let status = response.status().as_u16();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_ANSWER_BYTES)
+            .read_to_vec()
+            .map_err(|e| error_failure(&e, &format!("answer {status} unreadable: ")))?;
+        Ok((status, body))
     }
 }
 
@@ -168,9 +219,10 @@ pub fn tls_config(tls: &ClientTls) -> ureq::tls::TlsConfig {
 
 impl Transport for HttpTransport {
     fn send(&mut self, batch: &Batch) -> Outcome {
+        let url = format!("{}{}", self.base, wire::epoch_events_path(&self.edge_id, batch.epoch));
         let mut request = self
             .agent
-            .post(&self.url)
+            .post(&url)
             .header("content-type", wire::CONTENT_TYPE)
             .header("content-encoding", "gzip")
             .header(wire::FIRST_SEQ, batch.first.to_string())
@@ -181,37 +233,85 @@ impl Transport for HttpTransport {
         if batch.redelivery {
             request = request.header(wire::REDELIVERY, "1");
         }
-        match request.send(batch.body.as_slice()) {
-            Ok(mut response) => {
-                let status = response.status().as_u16();
-                match response.body_mut().with_config().limit(MAX_ANSWER_BYTES).read_to_vec() {
-                    Ok(body) => classify(status, &body),
-                    Err(e) => Outcome::Failure(error_failure(&e, &format!("answer {status} unreadable: "))),
-                }
-            }
-            Err(e) => Outcome::Failure(error_failure(&e, "")),
+        if let Some(prev) = batch.prev_event_id {
+            request = request.header(wire::PREV_EVENT_ID, prev.hyphenated().to_string());
+        }
+        match HttpTransport::answer(request.send(batch.body.as_slice())) {
+            Ok((status, body)) => classify(status, &body),
+            Err(failure) => Outcome::Failure(failure),
         }
     }
+
+    fn position(&mut self, epoch: u64, at: Option<u64>) -> Result<Position, Failure> {
+        let query = at.map(|at| format!("?at={at}")).unwrap_or_default();
+        let url = format!("{}{}{query}", self.base, wire::position_path(&self.edge_id, epoch));
+        let (status, body) = HttpTransport::answer(self.agent.get(&url).call())?;
+        match status {
+            200 => serde_json::from_slice(&body).map_err(|e| {
+                Failure::new(FailureKind::Protocol, format!("the hub's position is not what the contract says: {e}"))
+            }),
+            _ => Err(not_ok(status, &body)),
+        }
+    }
+
+    fn fork(&mut self, request: &ForkRequest) -> Result<Forked, Failure> {
+        let url = format!("{}{}", self.base, wire::epochs_path(&self.edge_id));
+        let json = serde_json::to_vec(request).unwrap_or_default();
+        let sent = self.agent.post(&url).header("content-type", "application/json").send(json.as_slice());
+        let (status, body) = HttpTransport::answer(sent)?;
+        match status {
+            200 | 201 => serde_json::from_slice(&body).map_err(|e| {
+                Failure::new(
+                    FailureKind::Protocol,
+                    format!("the hub's answer to a new epoch is not what the contract says: {e}"),
+                )
+            }),
+            409 => Err(Failure::new(
+                FailureKind::Protocol,
+                format!("the hub refused the new epoch: {}", refusal_text(&body)),
+            )),
+            _ => Err(not_ok(status, &body)),
+        }
+    }
+}
+
+/// The `error` of a refusal, else the start of the body.
+fn refusal_text(body: &[u8]) -> String {
+    match serde_json::from_slice::<wire::Refusal>(body) {
+        Ok(r) => r.error,
+        Err(_) => String::from_utf8_lossy(&body[..body.len().min(300)]).trim().to_owned(),
+    }
+}
+
+/// A failure for an answer that is not what a `GET` or a new epoch expects.
+fn not_ok(status: u16, body: &[u8]) -> Failure {
+    let kind = match status {
+        500..=599 => FailureKind::Http5xx,
+        400..=499 => FailureKind::Http4xx,
+        _ => FailureKind::Protocol,
+    };
+    Failure::new(kind, format!("hub answered {status}: {}", refusal_text(body)))
 }
 
 /// Classifies the hub's answer by status and body.
 pub fn classify(status: u16, body: &[u8]) -> Outcome {
     let refusal = || serde_json::from_slice::<wire::Refusal>(body).ok();
-    let text = || match refusal() {
-        Some(r) => r.error,
-        None => String::from_utf8_lossy(&body[..body.len().min(300)]).trim().to_owned(),
-    };
+    let text = || refusal_text(body);
     match status {
         200 => match serde_json::from_slice::<wire::Stored>(body) {
-            Ok(stored) => Outcome::Stored(stored.stored_through),
+            Ok(stored) => {
+                Outcome::Stored(Reported { stored_through: stored.stored_through, last_event: stored.last_event })
+            }
             Err(e) => Outcome::Failure(Failure::new(
                 FailureKind::Protocol,
                 format!("answer 200 is not {{\"stored_through\": N}}: {e}"),
             )),
         },
-        409 => match refusal().and_then(|r| r.stored_through) {
-            Some(at) => Outcome::Conflict(at),
-            None => Outcome::Failure(Failure::new(FailureKind::Protocol, "answer 409 without stored_through")),
+        409 => match refusal() {
+            Some(wire::Refusal { stored_through: Some(at), last_event, .. }) => {
+                Outcome::Conflict(Reported { stored_through: at, last_event })
+            }
+            _ => Outcome::Failure(Failure::new(FailureKind::Protocol, "answer 409 without stored_through")),
         },
         400 | 413 | 422 => Outcome::Refused(format!("{status}: {}", text())),
         500..=599 => Outcome::Failure(Failure::new(FailureKind::Http5xx, format!("hub answered {status}: {}", text()))),
@@ -263,8 +363,22 @@ mod tests {
 
     #[test]
     fn answers_are_classified_per_the_contract() {
-        assert_eq!(classify(200, br#"{"stored_through": 7}"#), Outcome::Stored(7));
-        assert_eq!(classify(409, br#"{"error": "behind", "stored_through": 3}"#), Outcome::Conflict(3));
+        let old = |at| Reported { stored_through: at, last_event: None };
+        assert_eq!(classify(200, br#"{"stored_through": 7}"#), Outcome::Stored(old(7)), "a hub that does not say");
+        assert_eq!(classify(409, br#"{"error": "behind", "stored_through": 3}"#), Outcome::Conflict(old(3)));
+        let id = uuid::Uuid::from_u128(7);
+        assert_eq!(
+            classify(
+                200,
+                format!(r#"{{"stored_through": 7, "last_event": {{"seq": 6, "event_id": "{id}"}}}}"#).as_bytes()
+            ),
+            Outcome::Stored(Reported::new(7, Some(EventRef { seq: 6, event_id: id })))
+        );
+        assert_eq!(
+            classify(409, br#"{"error": "behind", "stored_through": 3, "last_event": null}"#),
+            Outcome::Conflict(Reported::new(3, None)),
+            "null: the hub stores no event up there"
+        );
         assert_eq!(
             classify(422, br#"{"error": "event 5 is bad", "seq": 5}"#),
             Outcome::Refused("422: event 5 is bad".into())
@@ -291,6 +405,8 @@ mod tests {
     fn batch() -> Batch {
         let envelope = rmp_serde::to_vec_named(&serde_json::json!({"seq": 3, "event_type": "X"})).unwrap();
         Batch {
+            epoch: 0,
+            prev_event_id: Some(uuid::Uuid::from_u128(2)),
             first: 3,
             last: 5,
             skipped: vec![4, 5],
@@ -367,7 +483,8 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let server = serve_one(listener, None, Some(STORED_5));
         let batch = batch();
-        assert_eq!(transport(&format!("http://{addr}"), None, Duration::from_secs(5)).send(&batch), Outcome::Stored(5));
+        let outcome = transport(&format!("http://{addr}"), None, Duration::from_secs(5)).send(&batch);
+        assert_eq!(outcome, Outcome::Stored(Reported { stored_through: 5, last_event: None }));
         let request = server.join().unwrap().expect("a request");
         assert!(request.head.starts_with("post /v1/edges/e1/events http/1.1"), "{}", request.head);
         for header in [
@@ -376,6 +493,7 @@ mod tests {
             "zenedge-first-seq: 3",
             "zenedge-last-seq: 5",
             "zenedge-skipped: 4,5",
+            "zenedge-prev-event-id: 00000000-0000-0000-0000-000000000002",
         ] {
             assert!(request.head.contains(header), "{header} not in {}", request.head);
         }
@@ -455,7 +573,7 @@ mod tests {
         let tls = edge_tls(&ca, &ca, dir.path());
         let outcome =
             transport(&format!("https://localhost:{port}"), Some(&tls), Duration::from_secs(5)).send(&batch());
-        assert_eq!(outcome, Outcome::Stored(5));
+        assert_eq!(outcome, Outcome::Stored(Reported { stored_through: 5, last_event: None }));
         assert!(server.join().unwrap().is_some());
     }
 

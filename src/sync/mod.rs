@@ -13,6 +13,11 @@
 //!   a lost answer resends a batch the hub may already hold; the hub dedupes on
 //!   `(edge_id, seq)`. A cursor write that fails sends the worker back to the last durable
 //!   cursor.
+//! * **Same history, not only same length.** The hub names the event it holds where it
+//!   stands; the cursor follows the hub only if that is this log's event ([`history`]).
+//!   Another history (a restored backup that took new data while the hub already held other
+//!   events under those numbers) stops the sync at `hub_diverged`: nothing realigned or
+//!   skipped, intake going on, until an operator forks (`zenedge sync fork`) or restarts.
 //! * **Ingest never waits for the hub.** The worker only reads the log (one short read
 //!   transaction per batch) and writes a few small rows per batch through the writer.
 //!
@@ -35,10 +40,18 @@
 //! # Answers
 //!
 //! * `200`: the cursor moves to `stored_through` (which must be the batch's last).
+//! * First, after every start (before any batch): the hub's position (`GET`), checked like a
+//!   `409`. A restore mark (`zenedge restore`) is cleared once the hub holds the same history.
+//! * `200`: the hub's `last_event` must be this log's (else `hub_diverged`).
 //! * `409`: the hub is elsewhere — ahead after the edge lost a `200`, behind after the hub
-//!   was restored. The cursor realigns to the hub's `stored_through` if this log reaches
-//!   that far; if not, the hub holds events this log does not have: failure `hub_ahead`,
-//!   logged at ERROR, retried with backoff (an operator must look).
+//!   was restored — or refused the chain (the event before the batch differs). The edge
+//!   compares the hub's event there with its own: the same, and the cursor realigns to the
+//!   hub's `stored_through` if this log reaches that far; the same as far as this log goes but
+//!   the hub holds more: failure `hub_ahead`, logged at ERROR, retried with backoff (an
+//!   operator must look); different: `hub_diverged`, logged at ERROR with the first differing
+//!   sequence number (found by bisection), and the worker sends nothing more until an
+//!   operator runs `zenedge sync fork` (a new epoch on the hub from the last common sequence
+//!   number; the hub keeps both histories) or restarts the daemon (which checks again).
 //! * `400`/`413`/`422`, a refused batch: **bisect**. The batch shrinks to half its length
 //!   and stays that short (even after halves are stored) until the cursor passes the end
 //!   of the refused range, halving again on each refusal. When a single event is refused
@@ -62,12 +75,14 @@
 //!
 //! # What is in redb
 //!
-//! The cursor and the dead letters ([`crate::log::DeadLetter`]); neither is a projection,
-//! so `zenedge rebuild` and `verify` leave them alone. Counters and the breaker's state are
-//! in memory ([`SyncShared`]) and start afresh with the process.
+//! The cursor and the dead letters ([`crate::log::DeadLetter`]), the epoch and the restore
+//! mark ([`crate::log::sync_meta`]); none is a projection, so `zenedge rebuild` and `verify`
+//! leave them alone. Counters, the breaker's state, a divergence and the cursor the hub
+//! confirmed in this process are in memory ([`SyncShared`]) and start afresh with the process.
 
 mod breaker;
 pub mod client;
+pub mod history;
 pub mod state;
 pub mod status;
 pub mod tls;
@@ -82,8 +97,9 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 pub use breaker::{BreakerState, backoff, ceiling};
-pub use client::{Batch, Failure, FailureKind, HttpTransport, Outcome, Transport};
-pub use state::{SyncReport, SyncShared, SyncStatus};
+pub use client::{Batch, Failure, FailureKind, HttpTransport, Outcome, Reported, Transport};
+pub use history::Divergence;
+pub use state::{ForkDone, SyncReport, SyncShared, SyncStatus};
 pub use worker::WorkerParts;
 
 /// How long shutdown waits for the sync thread (a request in flight cannot be interrupted).

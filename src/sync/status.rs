@@ -25,7 +25,7 @@ pub fn run_command(config: &std::path::Path, json: bool) -> ExitCode {
             ExitCode::SUCCESS
         }
         Ok(status) => {
-            print!("{}", summary(&status));
+            print!("{}", summary(&status, jiff::Timestamp::now()));
             ExitCode::SUCCESS
         }
         Err(message) => {
@@ -80,8 +80,64 @@ fn count(n: &Value, thing: &str) -> String {
     }
 }
 
-/// The status as a few readable lines.
-pub fn summary(s: &Value) -> String {
+/// How long before `now` the time `at` (RFC 3339) was, in words: `4 s`, `12 min`, `3 h`,
+/// `2 d`; `None` when `at` is not a time.
+fn ago(at: &str, now: jiff::Timestamp) -> Option<String> {
+    let at: jiff::Timestamp = at.parse().ok()?;
+    let seconds = now.as_second().saturating_sub(at.as_second()).max(0);
+    Some(match seconds {
+        0..120 => format!("{seconds} s"),
+        120..7200 => format!("{} min", seconds / 60),
+        7200..172_800 => format!("{} h", seconds / 3600),
+        _ => format!("{} d", seconds / 86_400),
+    })
+}
+
+/// The last error's line: when it happened, how long ago, and whether it has cleared.
+fn last_error(sync: &Value, now: jiff::Timestamp) -> Option<String> {
+    let error = sync["last_error"].as_str()?;
+    let when = match sync["last_error_at"].as_str() {
+        Some(at) => format!(" at {at} ({} ago", ago(at, now).unwrap_or_else(|| "?".into())),
+        None => " (".into(),
+    };
+    let state = match sync["last_error_cleared_at"].as_str() {
+        Some(cleared) => format!("cleared at {cleared}"),
+        None => "still failing".into(),
+    };
+    Some(format!("            last error{when}; {state}): {error}\n"))
+}
+
+/// The lines about which history the hub is sent, and a stop for another history.
+fn history(sync: &Value) -> String {
+    let mut out = String::new();
+    if let Some(d) = sync["diverged"].as_object() {
+        let field = |k: &str| d.get(k).map_or("-".to_owned(), Value::to_string);
+        out += &format!(
+            "            STOPPED (hub_diverged): the hub holds other events than this log from seq {} on \
+             (epoch {}, hub at {}); nothing is sent, intake goes on\n",
+            field("first_differing_seq"),
+            field("epoch"),
+            field("hub_stored_through")
+        );
+        out += &format!(
+            "            to keep both histories: zenedge sync fork (the hub keeps its own; this log's events after seq {} go to a new epoch)\n",
+            field("fork_at")
+        );
+    }
+    if let Some(epoch) = sync["epoch"].as_u64().filter(|e| *e > 0) {
+        out += &format!(
+            "            epoch {epoch} of this edge's stream on the hub (forked after seq {})\n",
+            sync["fork_at"]
+        );
+    }
+    if let Some(at) = sync["restored_at"].as_str() {
+        out += &format!("            restored from a backup at {at}; not yet checked against the hub\n");
+    }
+    out
+}
+
+/// The status as a few readable lines, times relative to `now`.
+pub fn summary(s: &Value, now: jiff::Timestamp) -> String {
     let mut out = String::new();
     let text = |v: &Value| match v {
         Value::Null => "-".to_owned(),
@@ -134,9 +190,8 @@ pub fn summary(s: &Value) -> String {
         count(&sync["events_sent"], "event"),
         text(&sync["last_success_at"])
     );
-    if !sync["last_error"].is_null() {
-        out += &format!("            last error: {}\n", text(&sync["last_error"]));
-    }
+    out += &history(sync);
+    out += &last_error(sync, now).unwrap_or_default();
     let waiting = sync["dead_letters"].as_u64().unwrap_or(0);
     if waiting > 0 {
         out += &format!(
@@ -180,7 +235,7 @@ mod tests {
                 "batches_sent": 3, "events_sent": 100, "dead_letters": 1
             }
         });
-        let text = summary(&status);
+        let text = summary(&status, jiff::Timestamp::now());
         for needle in [
             "edge-1",
             "since start HL7 messages answered: AA 100, AE 2",
@@ -194,7 +249,56 @@ mod tests {
             assert!(text.contains(needle), "{needle:?} not in\n{text}");
         }
         let off = serde_json::json!({"edge_id": "e", "sync": {"enabled": false}});
-        assert!(summary(&off).contains("sync        off"));
+        assert!(summary(&off, jiff::Timestamp::now()).contains("sync        off"));
+    }
+
+    fn with_error(cleared_at: Option<&str>) -> Value {
+        serde_json::json!({
+            "edge_id": "edge-1",
+            "sync": {
+                "enabled": true, "hub_url": "https://hub.example:8443", "cursor": 100, "lag_events": 0,
+                "breaker": "closed", "consecutive_failures": 0,
+                "last_error": "connect: connection refused", "last_error_at": "2026-11-23T15:19:31Z",
+                "last_error_cleared_at": cleared_at,
+            }
+        })
+    }
+
+    #[test]
+    fn the_last_error_says_when_it_happened_and_whether_it_cleared() {
+        let now: jiff::Timestamp = "2026-11-23T15:31:31Z".parse().unwrap();
+        let cleared = summary(&with_error(Some("2026-11-23T15:20:02Z")), now);
+        assert!(
+            cleared.contains(
+                "last error at 2026-11-23T15:19:31Z (12 min ago; cleared at 2026-11-23T15:20:02Z): connect: connection refused"
+            ),
+            "{cleared}"
+        );
+        let failing = summary(&with_error(None), "2026-11-23T15:19:35Z".parse().unwrap());
+        assert!(failing.contains("(4 s ago; still failing)"), "{failing}");
+        assert_eq!(ago("2026-11-20T15:19:31Z", now).as_deref(), Some("3 d"));
+        assert_eq!(ago("2026-11-23T12:19:31Z", now).as_deref(), Some("3 h"));
+    }
+
+    #[test]
+    fn a_stopped_sync_names_the_first_differing_seq_and_the_way_out() {
+        let mut status = with_error(None);
+        status["sync"]["diverged"] = serde_json::json!({
+            "epoch": 0, "first_differing_seq": 6, "fork_at": 5, "hub_stored_through": 15,
+            "detected_at": "2026-11-23T15:19:31Z"
+        });
+        status["sync"]["restored_at"] = "2026-11-23T15:00:00Z".into();
+        let text = summary(&status, jiff::Timestamp::now());
+        for needle in [
+            "STOPPED (hub_diverged)",
+            "from seq 6",
+            "hub at 15",
+            "zenedge sync fork",
+            "after seq 5",
+            "restored from a backup",
+        ] {
+            assert!(text.contains(needle), "{needle:?} not in\n{text}");
+        }
     }
 
     /// The README's example reads like lifetime totals: they are, on their own line, and
@@ -209,7 +313,7 @@ mod tests {
             "disk": {},
             "sync": {"enabled": true, "batches_sent": 1, "events_sent": 1}
         });
-        let text = summary(&status);
+        let text = summary(&status, jiff::Timestamp::now());
         for needle in [
             "stored      1190022 HL7 messages, 1 DICOM instance, 402 studies (399 completed)",
             "since start HL7 messages answered: AA 3; DICOM instances stored: 0",

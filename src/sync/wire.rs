@@ -1,8 +1,28 @@
 //! The hub contract on the wire, shared by the edge's sync worker and the reference hub.
 //!
-//! `POST {hub_url}/v1/edges/{edge_id}/events` carries one batch: the sequence numbers
-//! `first..=last` of the edge's log, contiguous. The body is a gzip'ed (one or more gzip
-//! members, RFC 1952 §2.2) msgpack array of the
+//! # Streams and epochs
+//!
+//! An edge's events live on the hub in a *stream* of sequence numbers. A stream has an
+//! **epoch**: epoch 0 is the edge's original stream (the paths below without `/epochs/…`, as
+//! they have always been). A later epoch is a new incarnation of the same edge's stream that
+//! an operator started with `zenedge sync fork` after the edge's log and the hub's stopped
+//! holding the same history (a restored backup that went on taking data while the hub had
+//! already stored other events under the same numbers). Epoch `n` names its `parent` epoch
+//! and its `fork_at`: the last sequence number the two histories share. Its history is the
+//! parent's up to `fork_at`, then its own events; the parent keeps everything it holds, so
+//! both histories stay readable and nothing is overwritten.
+//!
+//! | path | epoch 0 | epoch `n` |
+//! | --- | --- | --- |
+//! | batches | `POST /v1/edges/{edge_id}/events` | `POST /v1/edges/{edge_id}/epochs/{n}/events` |
+//! | position | `GET /v1/edges/{edge_id}` | `GET /v1/edges/{edge_id}/epochs/{n}` |
+//! | read back | `GET /v1/edges/{edge_id}/events?after=` | `GET /v1/edges/{edge_id}/epochs/{n}/events?after=` |
+//! | new epoch | `POST /v1/edges/{edge_id}/epochs` with [`ForkRequest`] | |
+//!
+//! # Batches
+//!
+//! A batch carries the sequence numbers `first..=last` of the edge's log, contiguous. The body
+//! is a gzip'ed (one or more gzip members, RFC 1952 §2.2) msgpack array of the
 //! envelopes exactly as the edge stored them (named fields, see [`crate::log::envelope`]),
 //! in ascending `seq`, *except* the sequence numbers listed in [`SKIPPED`]: events the
 //! edge parked as dead letters because the hub refused them. Headers:
@@ -12,18 +32,45 @@
 //! | [`FIRST_SEQ`], [`LAST_SEQ`] | the batch's range |
 //! | [`SKIPPED`] | comma-separated sequence numbers in the range that are not in the body (may be absent) |
 //! | [`REDELIVERY`] | `1`: one dead letter sent again on an operator's request, `first == last`, out of order |
+//! | [`PREV_EVENT_ID`] | the `event_id` of the edge's event `first - 1` (absent when `first` is 1): the chain |
 //!
-//! The hub answers:
+//! # Same length is not same history
+//!
+//! Sequence numbers alone cannot tell two histories apart: a restored edge numbers its new
+//! events from where its backup ended, and the hub may already hold *other* events under those
+//! numbers. So every position the hub states comes with the identity of what it holds there:
+//! `last_event` = `{"seq", "event_id"}` of the last event it stores at or below
+//! `stored_through` (`null` when it stores none). The edge compares that event id with its
+//! own event at that seq before it moves its cursor; a difference is `hub_diverged`: the edge
+//! stops sending and an operator decides (see the README). And the hub checks the chain: a
+//! batch whose [`PREV_EVENT_ID`] differs from the event the hub holds at `first - 1` is
+//! refused with `409` (error `"diverged"`-worded, `seq = first - 1`), nothing stored.
+//!
+//! # Answers
+//!
 //! * `200` with [`Stored`] once the batch is durable (`stored_through` = `last`, skipped
-//!   sequence numbers included);
-//! * `409` with [`Refusal`] and its own `stored_through` when `first != stored_through + 1`
-//!   (the edge is behind or ahead): the edge realigns its cursor and goes on;
+//!   sequence numbers included, and `last_event`);
+//! * `409` with [`Refusal`], the hub's own `stored_through` and `last_event`, when
+//!   `first != stored_through + 1` (the edge is behind or ahead: it checks the event id and
+//!   realigns, or stops at `hub_diverged`) or when the chain does not hold;
 //! * `400`, `413` or `422` with [`Refusal`]: the batch is unacceptable; the edge bisects
 //!   it down to the offending event and parks that one;
-//! * anything else (`5xx`, `401`/`403`, network): retry later, the batch is unchanged.
+//! * `404` for an epoch the hub does not have; anything else (`5xx`, `401`/`403`, network):
+//!   retry later, the batch is unchanged.
 //!
 //! Redelivery: a skipped sequence number at or below `stored_through` is accepted and
 //! stored; one already stored is answered `200` again; anything else is `409`.
+//!
+//! # Position
+//!
+//! `GET` on the position path answers [`Position`]; with `?at=SEQ` it also gives `event_at`:
+//! the last event the hub stores at or below `SEQ` in that epoch's history (`null` if none).
+//! The edge reads it before it sends anything after a start (and always after a restore), and
+//! to find the first sequence number at which two histories differ (by bisection).
+//!
+//! An edge needs a hub that states `last_event`: a hub that does not (an older one) gets no
+//! realignment from it (`protocol` failure), since the edge could not tell whether both hold
+//! the same history.
 
 use std::io::{Read, Write};
 
@@ -33,21 +80,65 @@ pub const FIRST_SEQ: &str = "zenedge-first-seq";
 pub const LAST_SEQ: &str = "zenedge-last-seq";
 pub const SKIPPED: &str = "zenedge-skipped";
 pub const REDELIVERY: &str = "zenedge-redelivery";
+pub const PREV_EVENT_ID: &str = "zenedge-prev-event-id";
 pub const CONTENT_TYPE: &str = "application/msgpack";
 
-/// The path of an edge's event stream on the hub.
+/// The path of an edge's event stream on the hub (epoch 0).
 pub fn events_path(edge_id: &str) -> String {
     format!("/v1/edges/{edge_id}/events")
+}
+
+/// The path of the events of `epoch` of an edge's stream.
+pub fn epoch_events_path(edge_id: &str, epoch: u64) -> String {
+    match epoch {
+        0 => events_path(edge_id),
+        n => format!("/v1/edges/{edge_id}/epochs/{n}/events"),
+    }
+}
+
+/// The path of the hub's position in `epoch` of an edge's stream.
+pub fn position_path(edge_id: &str, epoch: u64) -> String {
+    match epoch {
+        0 => format!("/v1/edges/{edge_id}"),
+        n => format!("/v1/edges/{edge_id}/epochs/{n}"),
+    }
+}
+
+/// Where a new epoch is asked for.
+pub fn epochs_path(edge_id: &str) -> String {
+    format!("/v1/edges/{edge_id}/epochs")
+}
+
+/// An event by its place and identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventRef {
+    pub seq: u64,
+    pub event_id: uuid::Uuid,
+}
+
+/// Reads a field that may be absent (`None`: the sender does not know the field), `null`
+/// (`Some(None)`) or a value (`Some(Some(v))`). Use with `#[serde(default)]`.
+pub fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// `200`: the hub holds every event up to and including `stored_through`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stored {
     pub stored_through: u64,
+    /// The last event the hub stores at or below `stored_through` (`Some(None)`: none;
+    /// `None`: a hub that does not say).
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub last_event: Option<Option<EventRef>>,
 }
 
-/// `409` and `4xx` answers. `stored_through` is set on `409`; `seq` names the offending event
-/// when the hub knows it (the edge still bisects: it trusts only what it can check).
+/// `409` and `4xx` answers. `stored_through` and `last_event` are set on `409`; `seq` names
+/// the offending event when the hub knows it (the edge still bisects: it trusts only what it
+/// can check), or, on a `409` for the chain, the sequence number whose event differs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refusal {
     pub error: String,
@@ -55,6 +146,74 @@ pub struct Refusal {
     pub stored_through: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seq: Option<u64>,
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub last_event: Option<Option<EventRef>>,
+}
+
+impl Refusal {
+    /// A refusal with only a message.
+    pub fn new(error: impl Into<String>) -> Refusal {
+        Refusal { error: error.into(), stored_through: None, seq: None, last_event: None }
+    }
+}
+
+/// `GET` on a position path: where the hub is in one epoch of an edge's stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Position {
+    pub edge_id: String,
+    #[serde(default)]
+    pub epoch: u64,
+    pub stored_through: u64,
+    /// Envelopes stored in this epoch's own stream.
+    pub events: u64,
+    /// Skipped sequence numbers of this epoch's own stream not redelivered yet.
+    pub skipped: Vec<u64>,
+    #[serde(default, deserialize_with = "present")]
+    pub last_event: Option<Option<EventRef>>,
+    /// With `?at=SEQ`: the last event stored at or below `SEQ` in this epoch's history.
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub event_at: Option<Option<EventRef>>,
+    /// The epoch this one forked from (`None` for epoch 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<u64>,
+    /// The last sequence number this epoch shares with its parent (0 for epoch 0).
+    #[serde(default)]
+    pub fork_at: u64,
+    /// On `GET /v1/edges/{edge_id}`: every epoch of the edge, epoch 0 first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub epochs: Vec<EpochSummary>,
+}
+
+/// One epoch of an edge's stream, as `GET /v1/edges/{edge_id}` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpochSummary {
+    pub epoch: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<u64>,
+    pub fork_at: u64,
+    pub stored_through: u64,
+    pub events: u64,
+}
+
+/// `POST /v1/edges/{edge_id}/epochs`: start a new epoch of the stream that forks from
+/// `parent` after `fork_at`. `fork_event_id` is the edge's event at `fork_at` (absent when
+/// `fork_at` is 0); the hub checks that the parent holds the same event there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForkRequest {
+    pub parent: u64,
+    pub fork_at: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fork_event_id: Option<uuid::Uuid>,
+}
+
+/// The answer to a [`ForkRequest`]: `201` for a new epoch, `200` for the one an earlier,
+/// identical request made (the request is idempotent).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Forked {
+    pub epoch: u64,
+    pub parent: u64,
+    pub fork_at: u64,
+    pub stored_through: u64,
 }
 
 /// The fields of an envelope the hub checks; the rest travels opaque.
@@ -191,7 +350,7 @@ pub fn check_batch(
     envelopes: &[Received],
     skipped: &[u64],
 ) -> Result<(), Refusal> {
-    let refuse = |error: String, seq: Option<u64>| Refusal { error, stored_through: None, seq };
+    let refuse = |error: String, seq: Option<u64>| Refusal { seq, ..Refusal::new(error) };
     if first == 0 || last < first {
         return Err(refuse(format!("range {first}..={last} is empty or starts at 0"), None));
     }
@@ -309,6 +468,22 @@ mod tests {
         gz.write_all(&[0x90, 0x01]).unwrap();
         gz.finish().unwrap();
         assert_eq!(decode_batch(&trailing, 1 << 20).unwrap_err(), WireError::Trailing(1));
+    }
+
+    #[test]
+    fn a_position_tells_an_absent_event_from_a_hub_that_does_not_say() {
+        let id = uuid::Uuid::from_u128(9);
+        let said: Stored = serde_json::from_str(&format!(
+            r#"{{"stored_through": 4, "last_event": {{"seq": 3, "event_id": "{id}"}}}}"#
+        ))
+        .unwrap();
+        assert_eq!(said.last_event, Some(Some(EventRef { seq: 3, event_id: id })));
+        let none: Stored = serde_json::from_str(r#"{"stored_through": 4, "last_event": null}"#).unwrap();
+        assert_eq!(none.last_event, Some(None), "null: the hub stores no event up there");
+        let older: Stored = serde_json::from_str(r#"{"stored_through": 4}"#).unwrap();
+        assert_eq!(older.last_event, None, "absent: the hub does not say");
+        let written = serde_json::to_value(Stored { stored_through: 4, last_event: Some(None) }).unwrap();
+        assert_eq!(written, serde_json::json!({"stored_through": 4, "last_event": null}), "the hub always says");
     }
 
     #[test]

@@ -1,8 +1,14 @@
-//! The sync loop, on its own thread: read the next batch after the cursor, send it, act on
-//! the hub's answer. See the module docs of [`crate::sync`] for the guarantees.
+//! The sync loop, on its own thread: check that the hub holds this log's history, read the
+//! next batch after the cursor, send it, act on the hub's answer. See the module docs of
+//! [`crate::sync`] for the guarantees; the history checks and the fork are in [`checks`], the
+//! dead letters in [`letters`].
+
+mod checks;
+mod letters;
+mod waits;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use jiff::Timestamp;
 use tokio::runtime::Handle;
@@ -11,15 +17,16 @@ use tokio_util::sync::CancellationToken;
 
 use super::breaker::{self, Breaker};
 use super::client::{Batch, Failure, FailureKind, Outcome, Transport};
+use super::history::Divergence;
 use super::state::SyncShared;
 use super::wire;
 use crate::config::SyncConfig;
-use crate::log::{DeadLetterStatus, LogHandle, LogReader, RawBatch};
+use crate::log::{LogHandle, LogReader, RawBatch, SyncEpoch};
 use crate::telemetry::Metrics;
 
 /// gzip level of batch bodies: msgpack of text compresses well already at 1, and level 1
 /// is several times faster than the default.
-const GZIP_LEVEL: u32 = 1;
+pub(super) const GZIP_LEVEL: u32 = 1;
 
 /// Everything the worker needs; [`super::spawn`] runs it on a thread.
 pub struct WorkerParts {
@@ -55,10 +62,18 @@ struct Prepared {
     batch: Batch,
 }
 
-/// Reads the batch after `after` and compresses it.
-fn prepare(reader: &LogReader, after: u64, limit: usize, max_bytes: usize) -> Result<Prepared, crate::log::ReadError> {
+/// Reads the batch after `after` and compresses it, for `epoch`.
+fn prepare(
+    reader: &LogReader,
+    epoch: u64,
+    after: u64,
+    limit: usize,
+    max_bytes: usize,
+) -> Result<Prepared, crate::log::ReadError> {
     let raw = reader.sync_batch(after, limit, max_bytes)?;
     let batch = Batch {
+        epoch,
+        prev_event_id: raw.prev_event_id,
         first: raw.first,
         last: raw.last,
         skipped: raw.skipped.clone(),
@@ -70,7 +85,7 @@ fn prepare(reader: &LogReader, after: u64, limit: usize, max_bytes: usize) -> Re
 }
 
 /// What one step did.
-enum Step {
+pub(super) enum Step {
     /// The hub answered per the contract (stored, realigned, refused): go on at once.
     Progress,
     /// Nothing to send: wait for new events.
@@ -80,7 +95,7 @@ enum Step {
 }
 
 /// Why a step did not make progress.
-enum StepError {
+pub(super) enum StepError {
     /// The hub could not be reached or did not follow the contract: back off.
     Hub(Failure),
     /// This edge's own log could not be read or written.
@@ -120,6 +135,13 @@ pub(super) struct Worker {
     retry_hint: bool,
     /// Consecutive failures to read or write the log itself.
     local_failures: u32,
+    /// The epoch of the edge's stream on the hub it sends to.
+    epoch: SyncEpoch,
+    /// The hub's position was read and found to be on this log's history, in this process:
+    /// batches go only after that.
+    checked: bool,
+    /// The hub holds another history: nothing is sent until an operator acts.
+    diverged: Option<Divergence>,
 }
 
 impl Worker {
@@ -149,37 +171,69 @@ impl Worker {
             prepared: None,
             retry_hint: true,
             local_failures: 0,
+            epoch: SyncEpoch::default(),
+            checked: false,
+            diverged: None,
         }
+    }
+
+    /// Reads the cursor, the epoch and the restore mark.
+    fn load(&mut self) -> Result<(), crate::log::ReadError> {
+        let cursor = self.reader.sync_cursor()?;
+        let epoch = self.reader.sync_epoch()?;
+        let restored_at = self.reader.restored_at()?;
+        self.persisted = cursor;
+        self.set_cursor(cursor);
+        self.epoch = epoch;
+        self.shared.update(|s| {
+            (s.epoch, s.fork_at) = (epoch.epoch, epoch.fork_at);
+            s.restored_at = restored_at;
+        });
+        Ok(())
     }
 
     /// Runs until shutdown.
     pub(super) fn run(mut self) {
         while !self.shutdown.is_cancelled() {
-            match self.reader.sync_cursor() {
-                Ok(cursor) => {
-                    self.persisted = cursor;
-                    self.set_cursor(cursor);
-                    break;
-                }
+            match self.load() {
+                Ok(()) => break,
                 Err(e) => {
-                    if !self.local_failure(format!("cannot read the sync cursor: {e}")) {
+                    if !self.local_failure(format!("cannot read the sync state: {e}")) {
                         return;
                     }
                 }
             }
         }
-        tracing::info!(cursor = self.cursor, hub = self.shared.hub_url.as_deref().unwrap_or(""), "sync started");
+        tracing::info!(
+            cursor = self.cursor,
+            epoch = self.epoch.epoch,
+            hub = self.shared.hub_url.as_deref().unwrap_or(""),
+            "sync started"
+        );
         while !self.shutdown.is_cancelled() {
+            if self.diverged.is_some() {
+                if !self.halted() {
+                    break;
+                }
+                continue;
+            }
             if !self.wait_for_breaker() {
                 break;
             }
             if self.shared.take_retry_request() {
                 self.retry_hint = true;
             }
-            let step = match self.redelivery_due() {
-                Ok(Some(seq)) => self.redeliver(seq),
-                Ok(None) => self.deliver_next(),
-                Err(e) => Err(e),
+            if let Some(reply) = self.shared.take_fork_request() {
+                let _ = reply.send(Err("the sync has not diverged from the hub: there is nothing to fork".into()));
+            }
+            let step = if !self.checked {
+                self.first_contact()
+            } else {
+                match self.redelivery_due() {
+                    Ok(Some(seq)) => self.redeliver(seq),
+                    Ok(None) => self.deliver_next(),
+                    Err(e) => Err(e),
+                }
             };
             // After progress the cursor write overlaps the next exchange; before any wait
             // it must be done.
@@ -221,7 +275,7 @@ impl Worker {
                 if self.bisect.is_none() && !self.linger() {
                     return Ok(Step::Stop);
                 }
-                prepare(&self.reader, self.cursor, limit, self.config.batch_max_bytes)
+                prepare(&self.reader, self.epoch.epoch, self.cursor, limit, self.config.batch_max_bytes)
                     .map_err(|e| StepError::Local(format!("cannot read the log: {e}")))?
             }
         };
@@ -234,17 +288,23 @@ impl Worker {
         self.shared.update(|s| s.oldest_unsynced_at = oldest.or(s.oldest_unsynced_at));
         let read_ahead = (self.bisect.is_none() && *self.committed.borrow() > batch.last).then(|| {
             let (reader, after, max_bytes) = (self.reader.clone(), batch.last, self.config.batch_max_bytes);
+            let epoch = self.epoch.epoch;
             std::thread::Builder::new()
                 .name("zenedge-sync-read".into())
-                .spawn(move || prepare(&reader, after, limit, max_bytes))
+                .spawn(move || prepare(&reader, epoch, after, limit, max_bytes))
                 .ok()
         });
         let Some(outcome) = self.send(batch) else { return Ok(Step::Stop) };
         let next = read_ahead.flatten().and_then(|h| h.join().ok()).and_then(Result::ok);
         self.settle()?;
         match outcome {
-            Outcome::Stored(at) if at == batch.last => {
+            Outcome::Stored(reported) if reported.stored_through == batch.last => {
+                if self.stored_elsewhere(&prepared.raw, reported)? {
+                    return Ok(Step::Progress);
+                }
+                let at = reported.stored_through;
                 self.advance_overlapped(at)?;
+                self.confirmed_contact();
                 self.metrics.sync_batches.inc();
                 self.metrics.sync_events.inc_by(batch.events as u64);
                 self.shared.update(|s| {
@@ -254,12 +314,15 @@ impl Worker {
                 self.prepared = next;
                 Ok(Step::Progress)
             }
-            Outcome::Stored(at) => Err(Failure::new(
+            Outcome::Stored(reported) => Err(Failure::new(
                 FailureKind::Protocol,
-                format!("hub answered 200 for events {}..={} with stored_through {at}", batch.first, batch.last),
+                format!(
+                    "hub answered 200 for events {}..={} with stored_through {}",
+                    batch.first, batch.last, reported.stored_through
+                ),
             )
             .into()),
-            Outcome::Conflict(at) => self.realign(at),
+            Outcome::Conflict(reported) => self.on_conflict(reported),
             Outcome::Refused(reason) => self.narrow(&prepared.raw, reason),
             Outcome::Failure(failure) => {
                 // The same batch goes again after the backoff.
@@ -267,127 +330,6 @@ impl Worker {
                 Err(failure.into())
             }
         }
-    }
-
-    /// The hub refused `raw`: halve the batch, or park its only event.
-    fn narrow(&mut self, raw: &RawBatch, reason: String) -> Result<Step, StepError> {
-        let range = raw.range_len();
-        if range > 1 {
-            let end = self.bisect.map_or(raw.last, |b| b.end.max(raw.last));
-            let limit = (range / 2).max(1);
-            tracing::warn!(
-                first = raw.first,
-                last = raw.last,
-                reason = %reason,
-                next_batch = limit,
-                "hub refused a batch; narrowing it down to the refused event"
-            );
-            self.bisect = Some(Bisect { end, limit });
-            return Ok(Step::Progress);
-        }
-        let Some(bytes) = raw.envelopes().next() else {
-            return Err(Failure::new(
-                FailureKind::Protocol,
-                format!("hub refused a batch holding only skipped event {}: {reason}", raw.first),
-            )
-            .into());
-        };
-        let seq = raw.first;
-        let event_type = event_type(bytes);
-        let letter = self.block_on(self.log.park_dead_letter(seq, event_type.clone(), reason.clone()));
-        letter.map_err(|e| StepError::Local(format!("cannot park event {seq} as a dead letter: {e}")))?;
-        tracing::error!(
-            seq,
-            event_type = %event_type,
-            reason = %reason,
-            "the hub refused this event: parked as a dead letter, sync goes on without it; \
-             retry or skip it with POST /api/v1/dead-letters/{seq}/retry or /skip"
-        );
-        // The refused range held this event; the rest of it may go at full size again.
-        self.bisect = None;
-        self.refresh_dead_letter_gauge();
-        Ok(Step::Progress)
-    }
-
-    /// `409`: the hub stored through `at`. Realign to it if this log has that much.
-    fn realign(&mut self, at: u64) -> Result<Step, StepError> {
-        let last = *self.committed.borrow();
-        if at > last {
-            return Err(Failure::new(
-                FailureKind::HubAhead,
-                format!(
-                    "the hub says it holds events up to {at} for this edge, but this log ends at {last}: \
-                     the hub holds events this log does not have (a restored or replaced edge database?)"
-                ),
-            )
-            .into());
-        }
-        if at == self.cursor {
-            return Err(Failure::new(
-                FailureKind::Protocol,
-                format!("hub answered 409 with stored_through {at}, which is where this edge already is"),
-            )
-            .into());
-        }
-        tracing::warn!(
-            from = self.cursor,
-            to = at,
-            "the hub is elsewhere in this edge's log; realigning the cursor to it"
-        );
-        self.advance(at)?;
-        Ok(Step::Progress)
-    }
-
-    /// The first dead letter waiting for redelivery that the hub has counted as skipped
-    /// (at or below the cursor).
-    fn redelivery_due(&mut self) -> Result<Option<u64>, StepError> {
-        if !self.retry_hint {
-            return Ok(None);
-        }
-        let letters =
-            self.reader.dead_letters().map_err(|e| StepError::Local(format!("cannot read dead letters: {e}")))?;
-        let mut waiting = letters.iter().filter(|(_, l)| l.status == DeadLetterStatus::Retry).peekable();
-        if waiting.peek().is_none() {
-            self.retry_hint = false;
-            return Ok(None);
-        }
-        Ok(waiting.map(|(seq, _)| *seq).find(|seq| *seq <= self.cursor))
-    }
-
-    /// Sends dead letter `seq` once more, on its own.
-    fn redeliver(&mut self, seq: u64) -> Result<Step, StepError> {
-        let bytes = self
-            .reader
-            .raw_event(seq)
-            .map_err(|e| StepError::Local(format!("cannot read event {seq}: {e}")))?
-            .ok_or_else(|| StepError::Local(format!("dead letter {seq} is not in the log")))?;
-        let batch = Batch {
-            first: seq,
-            last: seq,
-            skipped: Vec::new(),
-            redelivery: true,
-            events: 1,
-            body: wire::encode_batch(std::iter::once(bytes.as_slice()), GZIP_LEVEL),
-        };
-        let Some(outcome) = self.send(&batch) else { return Ok(Step::Stop) };
-        self.settle()?;
-        match outcome {
-            Outcome::Stored(_) => {
-                self.block_on(self.log.dead_letter_delivered(seq))
-                    .map_err(|e| StepError::Local(format!("cannot record dead letter {seq} as delivered: {e}")))?;
-                tracing::info!(seq, "dead letter redelivered: the hub stored it");
-            }
-            Outcome::Refused(reason) => {
-                let letter = self
-                    .block_on(self.log.park_dead_letter(seq, event_type(&bytes), reason.clone()))
-                    .map_err(|e| StepError::Local(format!("cannot park event {seq} again: {e}")))?;
-                tracing::error!(seq, attempts = letter.attempts, reason = %reason, "the hub refused the redelivered event again; parked");
-            }
-            Outcome::Conflict(at) => return self.realign(at),
-            Outcome::Failure(failure) => return Err(failure.into()),
-        }
-        self.refresh_dead_letter_gauge();
-        Ok(Step::Progress)
     }
 
     /// One exchange, timed. `None` when shutdown began meanwhile: what the hub answered is
@@ -450,6 +392,12 @@ impl Worker {
         }
     }
 
+    /// The hub confirmed, on this log's history, that it holds every event up to the cursor.
+    fn confirmed_contact(&self) {
+        let cursor = self.cursor;
+        self.shared.update(|s| s.hub_confirmed = Some(cursor));
+    }
+
     fn set_cursor(&mut self, at: u64) {
         self.cursor = at;
         self.metrics.sync_cursor.set(at as i64);
@@ -469,6 +417,9 @@ impl Worker {
             tracing::info!(was = previous.as_str(), "hub reachable again: circuit breaker closed");
         }
         self.publish_breaker();
+        if self.diverged.is_none() {
+            self.shared.clear_error();
+        }
         self.shared.update(|s| s.last_success_at = Some(Timestamp::now()));
     }
 
@@ -477,7 +428,7 @@ impl Worker {
         self.metrics.sync_failure(failure.kind.as_str());
         let opened = self.breaker.on_failure(Instant::now());
         let failures = self.breaker.failures();
-        self.shared.update(|s| s.last_error = Some(failure.to_string()));
+        self.shared.set_error(failure.to_string());
         if failure.kind == FailureKind::HubAhead {
             tracing::error!(kind = failure.kind.as_str(), failures, error = %failure.message, "sync failed");
         } else {
@@ -500,7 +451,7 @@ impl Worker {
     fn local_failure(&mut self, message: String) -> bool {
         self.local_failures = self.local_failures.saturating_add(1);
         tracing::error!(error = %message, "sync cannot use the event log");
-        self.shared.update(|s| s.last_error = Some(message));
+        self.shared.set_error(message);
         let wait = breaker::backoff(&mut self.rng, self.config.retry_base, self.config.retry_cap, self.local_failures);
         self.sleep(wait)
     }
@@ -513,88 +464,6 @@ impl Worker {
             s.consecutive_failures = failures;
         });
     }
-
-    fn refresh_dead_letter_gauge(&self) {
-        if let Ok(counts) = self.reader.dead_letter_counts() {
-            self.metrics.sync_dead_letters.set(counts.open() as i64);
-        }
-    }
-
-    // ---- waiting (every wait ends early on shutdown) ----
-
-    fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
-        self.runtime.block_on(future)
-    }
-
-    /// Sleeps `duration`. Returns false on shutdown.
-    fn sleep(&self, duration: Duration) -> bool {
-        let shutdown = self.shutdown.clone();
-        self.block_on(async move {
-            tokio::select! {
-                _ = shutdown.cancelled() => false,
-                _ = tokio::time::sleep(duration) => true,
-            }
-        })
-    }
-
-    /// While the breaker is open, waits for the end of the open period, then half-opens
-    /// it. Returns false on shutdown.
-    fn wait_for_breaker(&mut self) -> bool {
-        let Some(until) = self.breaker.open_until() else { return true };
-        if !self.sleep(until.saturating_duration_since(Instant::now())) {
-            return false;
-        }
-        if self.breaker.half_open() {
-            tracing::info!("circuit breaker half-open: sending one probe batch");
-            self.publish_breaker();
-        }
-        true
-    }
-
-    /// Waits until events arrive after the cursor or an operator queues a redelivery.
-    /// Returns false on shutdown.
-    fn wait_for_work(&mut self) -> bool {
-        let cursor = self.cursor;
-        let shutdown = self.shutdown.clone();
-        let shared = self.shared.clone();
-        let mut committed = self.committed.clone();
-        let woken = self.block_on(async move {
-            tokio::select! {
-                _ = shutdown.cancelled() => None,
-                changed = committed.wait_for(|&last| last > cursor) => Some(changed.is_ok()),
-                _ = shared.woken() => Some(true),
-            }
-        });
-        match woken {
-            None => false,
-            Some(true) => true,
-            // The writer is gone: the daemon is stopping.
-            Some(false) => {
-                self.block_on(self.shutdown.cancelled());
-                false
-            }
-        }
-    }
-
-    /// Fewer than a full batch waiting: waits up to `linger` for more. Returns false on
-    /// shutdown.
-    fn linger(&mut self) -> bool {
-        let full = self.config.batch_max_events as u64;
-        let cursor = self.cursor;
-        let waiting = self.committed.borrow().saturating_sub(cursor);
-        if waiting == 0 || waiting >= full || self.config.linger.is_zero() {
-            return true;
-        }
-        let shutdown = self.shutdown.clone();
-        let mut committed = self.committed.clone();
-        let linger = self.config.linger;
-        self.block_on(async move {
-            tokio::select! {
-                _ = shutdown.cancelled() => false,
-                _ = tokio::time::timeout(linger, committed.wait_for(|&last| last.saturating_sub(cursor) >= full)) => true,
-            }
-        })
-    }
 }
 
 /// `recorded_at` of a stored envelope, without decoding the rest of it.
@@ -604,13 +473,4 @@ fn recorded_at(bytes: &[u8]) -> Option<Timestamp> {
         recorded_at: Timestamp,
     }
     rmp_serde::from_slice::<Head>(bytes).ok().map(|h| h.recorded_at)
-}
-
-/// `event_type` of a stored envelope (for a dead letter).
-fn event_type(bytes: &[u8]) -> String {
-    #[derive(serde::Deserialize)]
-    struct Head {
-        event_type: String,
-    }
-    rmp_serde::from_slice::<Head>(bytes).map(|h| h.event_type).unwrap_or_else(|_| "unknown".into())
 }

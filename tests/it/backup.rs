@@ -358,3 +358,102 @@ async fn a_backup_that_would_eat_into_the_disk_reserve_is_refused_with_507() {
     assert_eq!(std::fs::read_dir(d.dir.path().join(".backup")).map(|d| d.count()).unwrap_or(0), 0);
     d.stop().await.unwrap();
 }
+
+/// Every file below `dir`, relative, sorted (directories named with a trailing `/`).
+fn tree(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(at) = pending.pop() {
+        for entry in std::fs::read_dir(&at).unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.path().strip_prefix(dir).unwrap().display().to_string();
+            if entry.file_type().unwrap().is_dir() {
+                out.push(format!("{name}/"));
+                pending.push(entry.path());
+            } else {
+                out.push(name);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A failed restore leaves nothing startable: a backup with a truncated instance file (as a
+/// broken copy or disk would leave it) is refused, an empty state directory stays empty, and
+/// a used one keeps what it had.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_that_fails_its_checks_leaves_nothing_to_start_on() {
+    let d = with_token().await;
+    assert_eq!(ack_code(&d.client().await.send(&orm("T-1", "ACC-T")).await), "AA");
+    store(d.dicom, vec![Instance::ct(50, 1, 1), Instance::ct(50, 1, 2)]).await;
+    let work = tempfile::tempdir().unwrap();
+    let (http, to) = (d.http, work.path().join("backup"));
+    let backup_dir = to.clone();
+    let summary = tokio::task::spawn_blocking(move || zenedge::operator::backup::backup(http, TOKEN, &backup_dir))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(summary.problem_count, 0);
+    let live_events = d.events().await;
+    let live = d.dir.clone();
+    let live_tree = tree(live.path());
+    d.stop().await.unwrap();
+    let truncated = live_events
+        .iter()
+        .find(|e| e["event_type"] == "InstanceStored")
+        .map(|e| e["data"]["file_path"].as_str().unwrap().to_owned())
+        .unwrap();
+    std::fs::OpenOptions::new().write(true).open(to.join(&truncated)).unwrap().set_len(1000).unwrap();
+
+    // Into an empty state directory: refused, and it stays empty.
+    let empty = tempfile::tempdir().unwrap();
+    let config = config_file(work.path(), "restored.toml", empty.path(), "127.0.0.1:0".parse().unwrap());
+    let mut command = zenedge();
+    command.args(["restore", "--from"]).arg(&to).arg("--config").arg(&config);
+    let out = run(command).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&truncated) && stderr.contains("1000 bytes"), "{stderr}");
+    assert!(stderr.contains("nothing was put in place"), "{stderr}");
+    assert_eq!(tree(empty.path()), Vec::<String>::new(), "no database, no instance files, no side directory");
+    let mut command = zenedge();
+    command.args(["verify", "--config"]).arg(&config);
+    let out = run(command).await;
+    assert!(!out.status.success(), "verify has nothing to start on: {}", String::from_utf8_lossy(&out.stdout));
+
+    // Over the used one with --force: it keeps what it had.
+    let running = crate::support::daemon::test_config(live.path(), "");
+    zenedge::operator::restore::restore(&to, &running, true).map(|s| assert_eq!(s.problem_count, 1)).unwrap();
+    assert_eq!(tree(live.path()), live_tree, "nothing moved in");
+    let d = TestDaemon::start_in(live, "").await;
+    assert_eq!(d.events().await, live_events);
+    d.stop().await.unwrap();
+}
+
+/// A restored log is marked: the sync checks the hub before it sends anything (and retention
+/// deletes nothing) until the hub was found to hold the same history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restored_log_is_marked_as_restored() {
+    let d = with_token().await;
+    d.client().await.send(&orm("M-1", "ACC-M")).await;
+    let work = tempfile::tempdir().unwrap();
+    let (http, to) = (d.http, work.path().join("b"));
+    let backup_dir = to.clone();
+    tokio::task::spawn_blocking(move || zenedge::operator::backup::backup(http, TOKEN, &backup_dir))
+        .await
+        .unwrap()
+        .unwrap();
+    d.stop().await.unwrap();
+    let restored = Arc::new(tempfile::tempdir().unwrap());
+    let config = crate::support::daemon::test_config(restored.path(), "");
+    zenedge::operator::restore::restore(&to, &config, false).unwrap();
+    let options = zenedge::log::LogOptions::from_config(&config);
+    let log = zenedge::log::Log::open(&options, Arc::new(zenedge::telemetry::Metrics::new())).unwrap();
+    assert!(log.reader().restored_at().unwrap().is_some());
+    log.close().await.unwrap();
+    let r = TestDaemon::start_in(restored, "").await;
+    let status = r.get("/api/v1/status").await.json();
+    assert!(status["sync"]["restored_at"].is_string(), "the status says so: {status}");
+    r.stop().await.unwrap();
+}

@@ -41,9 +41,14 @@ struct TestData {
 
 /// An envelope of `edge` with `seq` and `payload` bytes of payload, as the edge stores it.
 fn envelope_sized(edge: &str, seq: u64, payload: usize) -> Vec<u8> {
+    envelope_with_id(edge, seq, u128::from(seq), payload)
+}
+
+/// An envelope whose event id is `id` (another history's event under the same seq).
+fn envelope_with_id(edge: &str, seq: u64, id: u128, payload: usize) -> Vec<u8> {
     let e = TestEnvelope {
         seq,
-        event_id: uuid::Uuid::from_u128(u128::from(seq)),
+        event_id: uuid::Uuid::from_u128(id),
         event_type: "HL7MessageReceived",
         edge_id: edge,
         data: TestData { raw: vec![b'x'; payload], note: format!("event {seq}") },
@@ -206,11 +211,18 @@ async fn a_batch_is_stored_and_read_back_byte_for_byte() {
     let sent = envelopes(EDGE, 1..=3);
     let reply = hub.post(EDGE, &Batch::new(1, 3, &sent, &[])).await;
     assert_eq!(reply.status, 200, "{reply:?}");
-    assert_eq!(reply.json(), serde_json::json!({ "stored_through": 3 }));
+    let last = serde_json::json!({ "seq": 3, "event_id": uuid::Uuid::from_u128(3).to_string() });
+    assert_eq!(reply.json(), serde_json::json!({ "stored_through": 3, "last_event": last }));
     assert_eq!(hub.stored(EDGE), (1..=3).zip(sent.clone()).collect::<Vec<_>>());
 
     let summary = hub.get("/v1/edges/edge-1").await.json();
-    assert_eq!(summary, serde_json::json!({ "edge_id": EDGE, "stored_through": 3, "events": 3, "skipped": [] }));
+    assert_eq!(
+        summary,
+        serde_json::json!({
+            "edge_id": EDGE, "epoch": 0, "stored_through": 3, "events": 3, "skipped": [], "last_event": last,
+            "fork_at": 0, "epochs": [{ "epoch": 0, "fork_at": 0, "stored_through": 3, "events": 3 }],
+        })
+    );
     let page = hub.get("/v1/edges/edge-1/events?after=1").await.json();
     assert_eq!(page["stored_through"], 3);
     assert_eq!(page["next"], serde_json::Value::Null);
@@ -253,6 +265,86 @@ async fn a_gap_or_an_overlap_is_409_and_stores_nothing() {
     assert_eq!(hub.store.stored_through(EDGE).unwrap(), 3);
     assert_eq!(hub.stored(EDGE).len(), 3);
     assert_eq!(hub.post(EDGE, &Batch::range(4, 6)).await.json()["stored_through"], 6);
+}
+
+/// `(name, value)` headers of a batch whose predecessor is `prev`.
+fn linked(mut batch: Batch, prev: u128) -> Batch {
+    batch.headers.push((wire::PREV_EVENT_ID, uuid::Uuid::from_u128(prev).to_string()));
+    batch
+}
+
+/// POSTs a JSON body to `path`.
+async fn post_json(hub: &RunningHub, path: &str, body: serde_json::Value) -> Reply {
+    let mut stream = TcpStream::connect(hub.addr).await.unwrap();
+    let headers = [("content-type", "application/json".to_owned())];
+    exchange(&mut stream, "POST", path, &headers, body.to_string().as_bytes()).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_after_another_event_is_409_and_a_new_epoch_keeps_both_histories_readable() {
+    let hub = RunningHub::start(options()).await;
+    assert_eq!(hub.post(EDGE, &Batch::range(1, 3)).await.status, 200);
+    // The chain: event 3 on the hub is not this batch's predecessor.
+    let other_four = vec![envelope_with_id(EDGE, 4, 1004, 40)];
+    let refused = hub.post(EDGE, &linked(Batch::new(4, 4, &other_four, &[]), 1003)).await;
+    assert_eq!(refused.status, 409, "{refused:?}");
+    let refusal: wire::Refusal = serde_json::from_str(&refused.body).unwrap();
+    assert!(refusal.error.contains("diverged"), "{refusal:?}");
+    assert_eq!((refusal.stored_through, refusal.seq), (Some(3), Some(3)));
+    let held = wire::EventRef { seq: 3, event_id: uuid::Uuid::from_u128(3) };
+    assert_eq!(refusal.last_event, Some(Some(held)));
+    assert_eq!(hub.store.stored_through(EDGE).unwrap(), 3, "nothing stored");
+
+    // A new epoch after seq 2, the other history's 3 and 4 in it.
+    let fork = serde_json::json!({ "parent": 0, "fork_at": 2, "fork_event_id": uuid::Uuid::from_u128(2).to_string() });
+    let path = format!("/v1/edges/{EDGE}/epochs");
+    let created = post_json(&hub, &path, fork.clone()).await;
+    assert_eq!(created.status, 201, "{created:?}");
+    assert_eq!(created.json(), serde_json::json!({ "epoch": 1, "parent": 0, "fork_at": 2, "stored_through": 2 }));
+    assert_eq!(post_json(&hub, &path, fork).await.status, 200, "the same request again: the same epoch");
+    let wrong = serde_json::json!({ "parent": 0, "fork_at": 2, "fork_event_id": uuid::Uuid::from_u128(9).to_string() });
+    assert_eq!(post_json(&hub, &path, wrong).await.status, 409, "the parent holds another event at 2");
+    let beyond = serde_json::json!({ "parent": 0, "fork_at": 7 });
+    assert_eq!(post_json(&hub, &path, beyond).await.status, 409, "beyond the parent");
+    let other: Vec<_> = (3..=4).map(|s| envelope_with_id(EDGE, s, 1000 + u128::from(s), 40)).collect();
+    let batch = linked(Batch::new(3, 4, &other, &[]), 2);
+    let mut stream = TcpStream::connect(hub.addr).await.unwrap();
+    let stored =
+        exchange(&mut stream, "POST", &format!("/v1/edges/{EDGE}/epochs/1/events"), &batch.headers, &batch.body)
+            .await
+            .unwrap();
+    assert_eq!(stored.status, 200, "{stored:?}");
+    assert_eq!(stored.json()["last_event"]["event_id"], uuid::Uuid::from_u128(1004).to_string());
+
+    // Both histories read back whole; epoch 0 untouched.
+    let ids = |page: &serde_json::Value| -> Vec<(u64, u64, String)> {
+        let items = page["items"].as_array().unwrap();
+        items
+            .iter()
+            .map(|i| {
+                let id = i["event"]["event_id"].as_str().unwrap().to_owned();
+                (i["seq"].as_u64().unwrap(), i["epoch"].as_u64().unwrap(), id)
+            })
+            .collect()
+    };
+    let id = |n: u128| uuid::Uuid::from_u128(n).to_string();
+    let first = hub.get(&format!("/v1/edges/{EDGE}/events")).await.json();
+    assert_eq!(ids(&first), [(1, 0, id(1)), (2, 0, id(2)), (3, 0, id(3))]);
+    let second = hub.get(&format!("/v1/edges/{EDGE}/epochs/1/events")).await.json();
+    assert_eq!(ids(&second), [(1, 0, id(1)), (2, 0, id(2)), (3, 1, id(1003)), (4, 1, id(1004))]);
+    let position = hub.get(&format!("/v1/edges/{EDGE}/epochs/1?at=2")).await.json();
+    assert_eq!((position["stored_through"].as_u64(), position["parent"].as_u64()), (Some(4), Some(0)));
+    assert_eq!(position["event_at"], serde_json::json!({ "seq": 2, "event_id": id(2) }));
+    let listed = hub.get(&format!("/v1/edges/{EDGE}")).await.json();
+    assert_eq!(
+        listed["epochs"][1],
+        serde_json::json!({ "epoch": 1, "parent": 0, "fork_at": 2, "stored_through": 4, "events": 2 })
+    );
+    assert_eq!(hub.get(&format!("/v1/edges/{EDGE}/epochs/7")).await.status, 404);
+    let mut stream = TcpStream::connect(hub.addr).await.unwrap();
+    let nowhere = format!("/v1/edges/{EDGE}/epochs/7/events");
+    let reply = exchange(&mut stream, "POST", &nowhere, &batch.headers, &batch.body).await.unwrap();
+    assert_eq!(reply.status, 404, "{reply:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -22,9 +22,9 @@ pub async fn record_first_deletion(config: &Config) -> String {
     let log = Log::open(&LogOptions::from_config(config), Arc::new(Metrics::new())).unwrap();
     let head = log.reader().latest_seq().unwrap();
     log.handle().set_sync_cursor(head).await.unwrap();
-    let page = log.reader().expired_files(0, jiff::Timestamp::MAX, 100_000).unwrap();
+    let page = log.reader().expired_files(0, jiff::Timestamp::MAX, 100_000, u64::MAX).unwrap();
     let first = page.files[..1].to_vec();
-    let recorded = log.handle().delete_files(first.clone(), "90d".into()).await.unwrap();
+    let recorded = log.handle().delete_files(first.clone(), "90d".into(), u64::MAX).await.unwrap();
     assert_eq!(recorded, first);
     log.close().await.unwrap();
     first[0].file_path.clone()

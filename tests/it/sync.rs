@@ -183,14 +183,45 @@ async fn a_hub_that_is_down_for_a_while_gets_everything_once_in_order_when_it_is
         s["sync"]["lag_events"] == 0 && s["sync"]["breaker"] == "closed"
     })
     .await;
+    // The last error stays for the admin to read, with when it happened and that it cleared.
+    let s = status(&daemon).await;
+    assert!(s["sync"]["last_error"].as_str().is_some_and(|e| e.starts_with("connect")), "{s}");
+    let (at, cleared) =
+        (s["sync"]["last_error_at"].as_str().unwrap(), s["sync"]["last_error_cleared_at"].as_str().unwrap());
+    assert!(at.parse::<jiff::Timestamp>().unwrap() <= cleared.parse::<jiff::Timestamp>().unwrap(), "{s}");
+    let work = tempfile::tempdir().unwrap();
+    let config = work.path().join("zenedge.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[site]\ntenant_id = \"t1\"\nhospital_id = \"h1\"\nedge_id = \"e1\"\n[store]\nstate_dir = {:?}\n[http]\nlisten = \"{}\"\n",
+            work.path().display().to_string(),
+            daemon.http
+        ),
+    )
+    .unwrap();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_zenedge"));
+    command.args(["status", "--config"]).arg(&config);
+    let out = tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("last error at {at} (")) && text.contains(&format!("cleared at {cleared}): connect")),
+        "{text}"
+    );
     daemon.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reply_lost_after_the_hub_stored_the_batch_is_resent_and_held_once() {
     let hub = Hub::start().await;
-    let proxy = FaultProxy::start(hub.addr, Fault::CutResponse).await;
+    let proxy = FaultProxy::start(hub.addr, Fault::Pass).await;
     let daemon = TestDaemon::start_with(&sync_toml(proxy.addr, "")).await;
+    // The edge checks the hub's position before it sends anything; then every answer is cut.
+    wait_for("the hub's position checked", Duration::from_secs(20), || async {
+        !status(&daemon).await["sync"]["last_success_at"].is_null()
+    })
+    .await;
+    proxy.set(Fault::CutResponse);
     send_orders(&daemon, "CUT", 25).await;
     // The hub stores while every answer is cut: the edge learns nothing and must re-send.
     wait_for("the hub to store a batch whose answer was cut", Duration::from_secs(20), || async {

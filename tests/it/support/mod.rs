@@ -6,6 +6,7 @@ pub mod acked;
 pub mod certs;
 pub mod daemon;
 pub mod dataset;
+pub mod eventually;
 pub mod hl7msg;
 pub mod http;
 pub mod mllp;
@@ -17,4 +18,5 @@ pub mod scu;
 pub mod sse;
 
 pub use daemon::TestDaemon;
+pub use eventually::eventually;
 pub use mllp::MllpClient;

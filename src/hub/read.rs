@@ -1,0 +1,143 @@
+//! Reading back what the hub holds: an edge's position in an epoch, and the events of an
+//! epoch's history page by page.
+//!
+//! `GET /v1/edges/{edge_id}[/epochs/{n}][?at=SEQ]` → [`crate::sync::wire::Position`] (epoch 0
+//! lists every epoch of the edge); `GET /v1/edges/{edge_id}[/epochs/{n}]/events?after=&limit=`
+//! → `{"items": [{"seq", "epoch", "event"}], "next", "stored_through"}`: the whole history of
+//! the epoch, the parent's events up to the fork point included (each item says which epoch's
+//! stream holds it), the stored msgpack converted generically ([`super::json`]).
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use serde::{Deserialize, Serialize};
+
+use super::json::envelope_json;
+use super::routes::{Hub, Reject, blocking, epoch_number};
+use crate::sync::wire::Position;
+
+/// Events per page of `GET …/events` when `limit` is not given, and the most one page may hold.
+pub const DEFAULT_LIMIT: usize = 100;
+pub const MAX_LIMIT: usize = 1000;
+
+#[derive(Debug, Deserialize)]
+pub(super) struct AtParams {
+    at: Option<String>,
+}
+
+/// A sequence-number parameter (400 when it is not one).
+fn seq_param(name: &str, value: Option<&str>) -> Result<Option<u64>, Reject> {
+    value
+        .map(|v| {
+            v.parse::<u64>()
+                .map_err(|_| Reject::bad_request("bad query", format!("{name} must be a sequence number, got {v:?}")))
+        })
+        .transpose()
+}
+
+/// `GET /v1/edges/{edge_id}`: epoch 0, with every epoch listed (an edge that never wrote
+/// reads as zeros).
+pub(super) async fn edge_position(
+    State(hub): State<Hub>,
+    Path(edge_id): Path<String>,
+    query: Result<Query<AtParams>, QueryRejection>,
+) -> Result<Json<Position>, Reject> {
+    position(hub, edge_id, 0, query).await
+}
+
+/// `GET /v1/edges/{edge_id}/epochs/{epoch}`.
+pub(super) async fn epoch_position(
+    State(hub): State<Hub>,
+    Path((edge_id, epoch)): Path<(String, String)>,
+    query: Result<Query<AtParams>, QueryRejection>,
+) -> Result<Json<Position>, Reject> {
+    position(hub, edge_id, epoch_number(&epoch)?, query).await
+}
+
+async fn position(
+    hub: Hub,
+    edge_id: String,
+    epoch: u64,
+    query: Result<Query<AtParams>, QueryRejection>,
+) -> Result<Json<Position>, Reject> {
+    let Query(params) = query.map_err(|e| Reject::bad_request("bad query", e.body_text()))?;
+    let at = seq_param("at", params.at.as_deref())?;
+    let store = hub.store.clone();
+    let position = blocking(move || store.position(&edge_id, epoch, at)).await?.map_err(Reject::internal)?;
+    position.map(Json).ok_or_else(|| Reject::no_epoch(epoch))
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct PageParams {
+    after: Option<String>,
+    limit: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct PageJson {
+    items: Vec<ItemJson>,
+    /// The `after` of the next page; null once the end of the stream was reached.
+    next: Option<u64>,
+    stored_through: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct ItemJson {
+    seq: u64,
+    /// The epoch whose stream holds the event (the parent's, up to the fork point).
+    epoch: u64,
+    event: serde_json::Value,
+}
+
+/// `GET /v1/edges/{edge_id}/events?after=SEQ&limit=N`: epoch 0's events with `seq > after`.
+pub(super) async fn read_events(
+    State(hub): State<Hub>,
+    Path(edge_id): Path<String>,
+    query: Result<Query<PageParams>, QueryRejection>,
+) -> Result<Json<PageJson>, Reject> {
+    page(hub, edge_id, 0, query).await
+}
+
+/// `GET /v1/edges/{edge_id}/epochs/{epoch}/events?after=SEQ&limit=N`: the epoch's history.
+pub(super) async fn epoch_events(
+    State(hub): State<Hub>,
+    Path((edge_id, epoch)): Path<(String, String)>,
+    query: Result<Query<PageParams>, QueryRejection>,
+) -> Result<Json<PageJson>, Reject> {
+    page(hub, edge_id, epoch_number(&epoch)?, query).await
+}
+
+async fn page(
+    hub: Hub,
+    edge_id: String,
+    epoch: u64,
+    query: Result<Query<PageParams>, QueryRejection>,
+) -> Result<Json<PageJson>, Reject> {
+    let Query(params) = query.map_err(|e| Reject::bad_request("bad query", e.body_text()))?;
+    let after = seq_param("after", params.after.as_deref())?.unwrap_or(0);
+    let limit = match params.limit.as_deref() {
+        None => DEFAULT_LIMIT,
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_LIMIT).contains(n))
+            .ok_or_else(|| Reject::bad_request("bad query", format!("limit must be between 1 and {MAX_LIMIT}")))?,
+    };
+    let store = hub.store.clone();
+    let page = blocking(move || -> Result<Option<PageJson>, super::HubError> {
+        let Some((mut rows, stored_through)) = store.history(&edge_id, epoch, after, limit + 1)? else {
+            return Ok(None);
+        };
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let next = if more { rows.last().map(|(seq, _, _)| *seq) } else { None };
+        let items = rows
+            .iter()
+            .map(|(seq, epoch, bytes)| ItemJson { seq: *seq, epoch: *epoch, event: envelope_json(bytes) })
+            .collect();
+        Ok(Some(PageJson { items, next, stored_through }))
+    })
+    .await?
+    .map_err(Reject::internal)?;
+    page.map(Json).ok_or_else(|| Reject::no_epoch(epoch))
+}

@@ -1,0 +1,160 @@
+//! `zenedge dead-letters list|retry SEQ|retry --all|skip SEQ`: the running daemon's dead
+//! letters (events the hub refused, parked by the sync) from the command line, through the
+//! daemon's API (`GET /api/v1/dead-letters`, `POST /api/v1/dead-letters/{seq}/retry` and
+//! `/skip`, the last two with `http.operator_token`).
+//!
+//! `retry --all` retries every `parked` letter (after the hub was fixed); `skipped` ones were
+//! given up on purpose and stay so. Exit 0 when everything asked for was done; 1 when the
+//! daemon does not answer or refused something (an unknown seq, a letter in another state,
+//! a wrong token), each named; 78 for an unusable config or a missing operator token.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+
+use serde_json::Value;
+
+/// What to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    List { json: bool },
+    Retry(u64),
+    RetryAll,
+    Skip(u64),
+}
+
+/// `zenedge dead-letters …`.
+pub fn run_command(config: &Path, action: Action) -> ExitCode {
+    let config = match super::load_config(config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let addr = super::daemon_address(&config);
+    let result = match action {
+        Action::List { json } => list(addr).map(|letters| {
+            if json {
+                println!("{}", serde_json::to_string_pretty(&letters).unwrap_or_default());
+            } else {
+                print!("{}", table(&letters));
+            }
+        }),
+        Action::Retry(_) | Action::RetryAll | Action::Skip(_) => {
+            let token = match super::operator_token(&config, "dead-letters", "retrying or skipping a dead letter") {
+                Ok(token) => token,
+                Err(code) => return code,
+            };
+            act(addr, token, action)
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("zenedge dead-letters: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Every dead letter, as the daemon lists them.
+pub fn list(addr: SocketAddr) -> Result<Vec<Value>, String> {
+    let (status, body) = super::call(addr, "GET", "/api/v1/dead-letters", None)?;
+    if status != 200 {
+        return Err(super::error_text(status, &body));
+    }
+    let page: Value = serde_json::from_str(&body).map_err(|e| format!("the daemon did not answer JSON: {e}"))?;
+    Ok(page["items"].as_array().cloned().unwrap_or_default())
+}
+
+/// The letters as a table, one line each.
+pub fn table(letters: &[Value]) -> String {
+    if letters.is_empty() {
+        return "no dead letters\n".into();
+    }
+    let text = |v: &Value| v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+    let mut out =
+        format!("{:<10} {:<9} {:>8}  {:<24} {:<22} reason\n", "seq", "status", "attempts", "event type", "parked at");
+    for l in letters {
+        out += &format!(
+            "{:<10} {:<9} {:>8}  {:<24} {:<22} {}\n",
+            text(&l["seq"]),
+            text(&l["status"]),
+            text(&l["attempts"]),
+            text(&l["event_type"]),
+            text(&l["parked_at"]),
+            text(&l["reason"])
+        );
+    }
+    out
+}
+
+/// Retries or skips, one letter or every parked one.
+fn act(addr: SocketAddr, token: &str, action: Action) -> Result<(), String> {
+    let seqs = match action {
+        Action::Retry(seq) | Action::Skip(seq) => vec![seq],
+        _ => {
+            let parked: Vec<u64> =
+                list(addr)?.iter().filter(|l| l["status"] == "parked").filter_map(|l| l["seq"].as_u64()).collect();
+            if parked.is_empty() {
+                println!("no parked dead letters: nothing to retry");
+                return Ok(());
+            }
+            parked
+        }
+    };
+    let verb = if matches!(action, Action::Skip(_)) { "skip" } else { "retry" };
+    let mut failed = 0;
+    for seq in &seqs {
+        match one(addr, token, verb, *seq) {
+            Ok(status) => println!("dead letter {seq}: {status}"),
+            Err(message) => {
+                eprintln!("zenedge dead-letters: dead letter {seq}: {message}");
+                failed += 1;
+            }
+        }
+    }
+    match failed {
+        0 => Ok(()),
+        n if seqs.len() == 1 => Err(format!("{n} request refused")),
+        n => Err(format!("{n} of {} requests refused", seqs.len())),
+    }
+}
+
+/// One operator action; the letter's new status.
+fn one(addr: SocketAddr, token: &str, verb: &str, seq: u64) -> Result<String, String> {
+    let (status, body) = super::call(addr, "POST", &format!("/api/v1/dead-letters/{seq}/{verb}"), Some(token))?;
+    match status {
+        200 => {
+            let letter: Value = serde_json::from_str(&body).unwrap_or_default();
+            let now = letter["status"].as_str().unwrap_or("?").to_owned();
+            Ok(match now.as_str() {
+                "retry" => "queued for redelivery (the sync sends it again; `list` shows when it is delivered)".into(),
+                other => other.to_owned(),
+            })
+        }
+        404 => Err(format!("no dead letter with seq {seq} (`zenedge dead-letters list` shows them)")),
+        401 => Err("the daemon refused the operator token: check http.operator_token in this config".into()),
+        _ => Err(super::error_text(status, &body)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_shows_every_letter_on_one_line() {
+        let letters = vec![serde_json::json!({
+            "seq": 1234, "status": "parked", "attempts": 2, "event_type": "HL7MessageReceived",
+            "parked_at": "2026-11-23T15:19:31Z", "updated_at": "2026-11-23T15:20:00Z",
+            "reason": "422: event 1234 is too large"
+        })];
+        let text = table(&letters);
+        let line = text.lines().nth(1).unwrap();
+        for needle in
+            ["1234", "parked", "2", "HL7MessageReceived", "2026-11-23T15:19:31Z", "422: event 1234 is too large"]
+        {
+            assert!(line.contains(needle), "{needle:?} not in {line:?}");
+        }
+        assert_eq!(table(&[]), "no dead letters\n");
+    }
+}

@@ -1,0 +1,82 @@
+//! The worker's waits: backoff, the breaker's open period, new events, a fuller batch. Every
+//! wait ends at once on shutdown.
+
+use std::time::{Duration, Instant};
+
+use super::Worker;
+
+impl Worker {
+    pub(super) fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
+    }
+
+    /// Sleeps `duration`. Returns false on shutdown.
+    pub(super) fn sleep(&self, duration: Duration) -> bool {
+        let shutdown = self.shutdown.clone();
+        self.block_on(async move {
+            tokio::select! {
+                _ = shutdown.cancelled() => false,
+                _ = tokio::time::sleep(duration) => true,
+            }
+        })
+    }
+
+    /// While the breaker is open, waits for the end of the open period, then half-opens
+    /// it. Returns false on shutdown.
+    pub(super) fn wait_for_breaker(&mut self) -> bool {
+        let Some(until) = self.breaker.open_until() else { return true };
+        if !self.sleep(until.saturating_duration_since(Instant::now())) {
+            return false;
+        }
+        if self.breaker.half_open() {
+            tracing::info!("circuit breaker half-open: sending one probe batch");
+            self.publish_breaker();
+        }
+        true
+    }
+
+    /// Waits until events arrive after the cursor or an operator queues a redelivery.
+    /// Returns false on shutdown.
+    pub(super) fn wait_for_work(&mut self) -> bool {
+        let cursor = self.cursor;
+        let shutdown = self.shutdown.clone();
+        let shared = self.shared.clone();
+        let mut committed = self.committed.clone();
+        let woken = self.block_on(async move {
+            tokio::select! {
+                _ = shutdown.cancelled() => None,
+                changed = committed.wait_for(|&last| last > cursor) => Some(changed.is_ok()),
+                _ = shared.woken() => Some(true),
+            }
+        });
+        match woken {
+            None => false,
+            Some(true) => true,
+            // The writer is gone: the daemon is stopping.
+            Some(false) => {
+                self.block_on(self.shutdown.cancelled());
+                false
+            }
+        }
+    }
+
+    /// Fewer than a full batch waiting: waits up to `linger` for more. Returns false on
+    /// shutdown.
+    pub(super) fn linger(&mut self) -> bool {
+        let full = self.config.batch_max_events as u64;
+        let cursor = self.cursor;
+        let waiting = self.committed.borrow().saturating_sub(cursor);
+        if waiting == 0 || waiting >= full || self.config.linger.is_zero() {
+            return true;
+        }
+        let shutdown = self.shutdown.clone();
+        let mut committed = self.committed.clone();
+        let linger = self.config.linger;
+        self.block_on(async move {
+            tokio::select! {
+                _ = shutdown.cancelled() => false,
+                _ = tokio::time::timeout(linger, committed.wait_for(|&last| last.saturating_sub(cursor) >= full)) => true,
+            }
+        })
+    }
+}
