@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
-"""Compares the [Service] settings of a unit file with what systemd reports for the loaded
-unit (`systemctl show`), for packaging/test-systemd.sh: every line written in the unit must
-be in force, in systemd's own words.
+"""Checks for packaging/test-systemd.sh of the unit as systemd runs it.
 
-  unit_props.py UNIT_FILE SHOW_OUTPUT SYSCALL_FILTER_OUTPUT
-
-SHOW_OUTPUT is `systemctl show UNIT`; SYSCALL_FILTER_OUTPUT is `systemd-analyze
-syscall-filter` (every group) from the same systemd, used to expand SystemCallFilter=.
-A setting this script does not know how to compare fails the check, so a new line in the
-unit gets a rule here rather than going unchecked.
+  unit_props.py settings UNIT_FILE SHOW_OUTPUT SYSCALL_FILTER_OUTPUT
+      every [Service] line of the unit file is in force, in systemd's own words: SHOW_OUTPUT
+      is `systemctl show UNIT`, SYSCALL_FILTER_OUTPUT is `systemd-analyze syscall-filter`
+      (every group) from the same systemd, used to expand SystemCallFilter=. A setting this
+      script does not know how to compare fails the check, so a new line in the unit gets a
+      rule here rather than going unchecked.
+  unit_props.py syscalls SHOW_OUTPUT STRACE_LOG
+      every system call in an `strace -f` log of the running daemon is in the allow list
+      systemd built for it (SystemCallFilter in SHOW_OUTPUT). With SystemCallErrorNumber=EPERM
+      a refused call fails quietly, so this is how a refusal is seen.
 """
 
 import errno
@@ -100,8 +102,32 @@ def syscall_filter(lines, groups):
     return allowed
 
 
+def check_syscalls(show_path, strace_path):
+    allowed = set(show_properties(show_path).get("SystemCallFilter", "").split())
+    if not allowed:
+        sys.exit("systemctl show has no SystemCallFilter")
+    seen, refused = set(), set()
+    for line in open(strace_path):
+        m = re.match(r"\d+\s+(?:<\.\.\. (\w+) resumed>|(\w+)\()", line)
+        if not m:
+            continue
+        name = m.group(1) or m.group(2)
+        seen.add(name)
+        if name not in allowed:
+            refused.add(name)
+    if not seen:
+        sys.exit(f"{strace_path}: no system call traced")
+    if refused:
+        sys.exit(f"the daemon made system calls outside the unit's filter: {sorted(refused)}")
+    print(f"system calls made by the running daemon: {len(seen)}; outside the unit's filter: none")
+
+
 def main():
-    unit, show, groups = unit_settings(sys.argv[1]), show_properties(sys.argv[2]), syscall_groups(sys.argv[3])
+    if sys.argv[1] == "syscalls":
+        return check_syscalls(sys.argv[2], sys.argv[3])
+    if sys.argv[1] != "settings":
+        sys.exit(__doc__)
+    unit, show, groups = unit_settings(sys.argv[2]), show_properties(sys.argv[3]), syscall_groups(sys.argv[4])
     problems, checked = [], 0
     filters = [v for k, v in unit if k == "SystemCallFilter"]
     for key, value in unit:
