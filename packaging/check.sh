@@ -4,7 +4,8 @@
 #   * check-config refuses it unconfigured (exit 78, naming the placeholder) and accepts it
 #     once appliance/provision.sh has set the site ids (key and CSR made in a temp dir);
 #   * the unit passes `systemd-analyze verify` and its exposure is at most 2.0;
-#   * the shell scripts parse; the nftables template passes `nft -c` (as root, with nft).
+#   * the shell and python scripts parse (and pass shellcheck, when installed); the nftables
+#     template passes `nft -c` (as root, with nft).
 # Tools that are missing are reported and their check skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,12 +51,17 @@ echo "packaged config: refused until configured, accepted after provision.sh"
 for f in packaging/debian/postinst packaging/debian/prerm packaging/debian/postrm; do
     sh -n "$f" || fail "$f does not parse"
 done
-for f in packaging/build-deb.sh packaging/test-install.sh packaging/check.sh appliance/provision.sh; do
+for f in packaging/*.sh packaging/test/lib.sh appliance/provision.sh; do
     bash -n "$f" || fail "$f does not parse"
 done
+for f in packaging/test/*.py; do
+    python3 -c 'import ast, sys; ast.parse(open(sys.argv[1]).read(), sys.argv[1])' "$f" || fail "$f does not parse"
+done
+# Warnings and errors; not the info-level notes (e.g. SC2016 on deliberately single-quoted
+# dpkg-query formats).
 if command -v shellcheck >/dev/null; then
-    shellcheck packaging/debian/postinst packaging/debian/prerm packaging/debian/postrm \
-        packaging/*.sh appliance/provision.sh || fail "shellcheck"
+    shellcheck -S warning -x packaging/debian/postinst packaging/debian/prerm packaging/debian/postrm \
+        packaging/*.sh packaging/test/lib.sh appliance/provision.sh || fail "shellcheck"
 fi
 
 if command -v systemd-analyze >/dev/null; then

@@ -1,38 +1,24 @@
 #!/usr/bin/env bash
-# Install test of the .deb: builds it, installs it into a clean Debian root made with
-# debootstrap, checks the user, files, conffile and unit, runs the installed binary inside
-# that root as the zenedge user on the shipped config (site ids set with the shipped
+# Install test of the .deb: builds it, installs it into a clean Debian root (minbase plus
+# systemd, made with debootstrap and cached: packaging/test/lib.sh) with nothing but what
+# the package declares, checks the user, files, conffile and unit, runs the installed binary
+# inside that root as the zenedge user on the shipped config (site ids set with the shipped
 # provision.sh, listeners moved to free loopback ports), sends one HL7 message over MLLP and
 # one DICOM C-ECHO from the host, checks the answers, and finally removes and purges the
 # package (patient data must stay). Needs root, debootstrap, chroot and Debian's mirror;
-# otherwise it says why it skips and exits 0.
+# otherwise it says why it skips and exits 0. packaging/test-systemd.sh runs the same
+# package under systemd.
 #   ZENEDGE_DEB=FILE: test that package instead of building one
 #   ZENEDGE_DEBIAN_SUITE (default bookworm), ZENEDGE_DEBIAN_MIRROR (default deb.debian.org)
 #   ZENEDGE_KEEP_ROOT=1: leave the Debian root in target/install-test/root for inspection
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=packaging/test/lib.sh
+. packaging/test/lib.sh
 
-SUITE="${ZENEDGE_DEBIAN_SUITE:-bookworm}"
-MIRROR="${ZENEDGE_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
-WORK="$PWD/target/install-test"
 ROOT="$WORK/root"
+require_root_tools
 
-skip() {
-    echo "test-install.sh: skipped: $*"
-    exit 0
-}
-
-[ "$(id -u)" = 0 ] || skip "needs root (debootstrap, chroot)"
-command -v debootstrap >/dev/null || skip "debootstrap is not installed (apt-get install debootstrap)"
-command -v chroot >/dev/null || skip "chroot is not available"
-command -v python3 >/dev/null || skip "python3 is needed for the MLLP and HTTP checks"
-
-started=$SECONDS
-step() { echo "== [$((SECONDS - started))s] $*"; }
-fail() {
-    echo "test-install.sh: FAILED: $*" >&2
-    exit 1
-}
 in_root() { chroot "$ROOT" "$@"; }
 
 DAEMON_PID=""
@@ -52,29 +38,25 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if [ -n "${ZENEDGE_DEB:-}" ]; then
-    deb="$ZENEDGE_DEB"
-    [ -f "$deb" ] || fail "ZENEDGE_DEB=$deb does not exist"
-else
-    step "building the package"
-    deb="$(packaging/build-deb.sh)"
-fi
+step "the package"
+deb="$(package_under_test)"
 echo "package: $deb"
 
-step "debootstrap $SUITE (minbase) into $ROOT"
-rm -rf "$ROOT"
-mkdir -p "$WORK/cache" "$ROOT"
-debootstrap --variant=minbase --cache-dir="$WORK/cache" "$SUITE" "$ROOT" "$MIRROR" >"$WORK/debootstrap.log" 2>&1 ||
-    { tail -n 20 "$WORK/debootstrap.log"; fail "debootstrap failed (log: $WORK/debootstrap.log)"; }
-cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
+step "a fresh Debian root in $ROOT"
+new_root "$ROOT"
 mount -t proc proc "$ROOT/proc"
+# Nothing the package needs may be there already: what provision.sh uses must come from the
+# package's own dependencies.
+if in_root dpkg-query -W -f='${Status}\n' openssl 2>/dev/null | grep -q installed; then
+    fail "the base root already has openssl; it cannot show that the package depends on it"
+fi
 
-step "apt-get install ./$(basename "$deb") (and openssl for provision.sh)"
+step "apt-get install --no-install-recommends ./$(basename "$deb")"
 cp "$deb" "$ROOT/tmp/zenedge.deb"
 in_root apt-get update -qq
-DEBIAN_FRONTEND=noninteractive in_root apt-get install -y -qq /tmp/zenedge.deb openssl >"$WORK/apt.log" 2>&1 ||
+DEBIAN_FRONTEND=noninteractive in_root apt-get install -y -qq --no-install-recommends /tmp/zenedge.deb >"$WORK/apt.log" 2>&1 ||
     { cat "$WORK/apt.log"; fail "the package did not install"; }
-grep -q "zenedge: not started" "$WORK/apt.log" || true
+echo "installed with it: $(grep -o '^Setting up [^ ]*' "$WORK/apt.log" | cut -d' ' -f3 | tr '\n' ' ')"
 
 step "checking the user, files, permissions, conffile and unit"
 IFS=: read -r _ _ uid gid _ home shell < <(in_root getent passwd zenedge) || fail "no zenedge user"
@@ -103,8 +85,8 @@ in_root dpkg-query -W -f='${Conffiles}\n' zenedge | grep -q '^ /etc/zenedge/zene
     fail "/etc/zenedge/zenedge.toml is not a conffile"
 cmp -s "$ROOT/etc/zenedge/zenedge.toml" packaging/zenedge.toml || fail "the installed config differs from packaging/zenedge.toml"
 [ -L "$ROOT/etc/systemd/system/multi-user.target.wants/zenedge.service" ] || fail "the unit is not enabled"
-# systemd-analyze verify --root does not resolve ExecStart= inside the root (systemd 252), and
-# minbase has no systemd: verify the installed unit on the host, pointed at the installed binary.
+# systemd-analyze verify --root does not resolve ExecStart= inside the root (systemd 252):
+# verify the installed unit on the host, pointed at the installed binary.
 if command -v systemd-analyze >/dev/null; then
     mkdir -p "$WORK/unit"
     sed "s|/usr/bin/zenedge|$ROOT/usr/bin/zenedge|g" "$ROOT/lib/systemd/system/zenedge.service" >"$WORK/unit/zenedge.service"
@@ -123,7 +105,8 @@ grep -q 'site.edge_id: "CHANGE ME"' <<<"$placeholder" || fail "check-config does
 echo "unconfigured config refused as expected: $(head -n 1 <<<"$placeholder")"
 
 step "provision.sh: site ids, key and CSR"
-in_root /usr/share/zenedge/provision.sh --tenant tenant-test --hospital hospital-test --edge edge-test
+in_root /usr/share/zenedge/provision.sh --tenant tenant-test --hospital hospital-test --edge edge-test ||
+    fail "provision.sh failed in a root that has only the package's dependencies"
 in_root /usr/share/zenedge/provision.sh --tenant tenant-test --hospital hospital-test --edge edge-test >/dev/null ||
     fail "provision.sh is not idempotent"
 if in_root /usr/share/zenedge/provision.sh --tenant other --hospital hospital-test --edge edge-test >/dev/null 2>&1; then
@@ -134,21 +117,9 @@ in_root openssl req -in /etc/zenedge/tls/edge.csr -noout -subject | grep -q 'CN 
 in_root zenedge check-config /etc/zenedge/zenedge.toml
 
 step "starting the installed daemon as zenedge, on loopback ports"
-read -r mllp_port dicom_port http_port < <(python3 - <<'EOF'
-import socket
-socks = [socket.socket() for _ in range(3)]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(*[s.getsockname()[1] for s in socks])
-EOF
-)
-sed -i -e "s|^listen = \"0.0.0.0:2575\"|listen = \"127.0.0.1:$mllp_port\"|" \
-    -e "s|^listen = \"0.0.0.0:11112\"|listen = \"127.0.0.1:$dicom_port\"|" \
-    -e "s|^listen = \"127.0.0.1:8080\"|listen = \"127.0.0.1:$http_port\"|" "$ROOT/etc/zenedge/zenedge.toml"
-for port in "$mllp_port" "$dicom_port" "$http_port"; do
-    grep -q "^listen = \"127.0.0.1:$port\"" "$ROOT/etc/zenedge/zenedge.toml" || fail "could not set port $port"
-done
-# As the unit runs it: the ExecStartPre check, then serve, as zenedge with umask 0027.
+read -r mllp_port dicom_port http_port < <(free_ports)
+set_ports "$ROOT/etc/zenedge/zenedge.toml" "$mllp_port" "$dicom_port" "$http_port"
+# check-config as the postinst runs it, then serve as the unit does: as zenedge, umask 0027.
 chroot --userspec="$uid:$gid" --groups="$gid" "$ROOT" /usr/bin/zenedge check-config /etc/zenedge/zenedge.toml
 SYSCALLS=""
 tracer=()
@@ -162,48 +133,11 @@ fi
         /usr/bin/zenedge serve --config /etc/zenedge/zenedge.toml) >"$WORK/daemon.log" 2>&1 &
 DAEMON_PID=$!
 
-python3 - "$mllp_port" "$http_port" <<'EOF' || { cat "$WORK/daemon.log"; fail "the daemon did not answer HL7 or HTTP"; }
-import json, socket, sys, time, urllib.request
-mllp_port, http_port = int(sys.argv[1]), int(sys.argv[2])
-base = f"http://127.0.0.1:{http_port}"
-deadline = time.time() + 60
-while True:
-    try:
-        urllib.request.urlopen(base + "/readyz", timeout=2).read()
-        break
-    except Exception as e:
-        if time.time() > deadline:
-            sys.exit(f"readyz never answered 200: {e}")
-        time.sleep(0.2)
-msg = ("MSH|^~\\&|RIS|HOSP|ZENEDGE|HOSP|20261123120000||ORM^O01|INSTALLTEST1|P|2.5\r"
-       "PID|1||PID-1^^^HOSP||DOE^JANE||19700101|F\r"
-       "ORC|NW|PL-1|FL-1\r"
-       "OBR|1|PL-1|FL-1|CT^CT HEAD|||||||||||||||ACC-INSTALL-1\r").encode()
-with socket.create_connection(("127.0.0.1", mllp_port), timeout=10) as s:
-    s.sendall(b"\x0b" + msg + b"\x1c\x0d")
-    ack = b""
-    while not ack.endswith(b"\x1c\x0d"):
-        chunk = s.recv(4096)
-        if not chunk:
-            sys.exit(f"connection closed before the ACK: {ack!r}")
-        ack += chunk
-ack = ack.strip(b"\x0b\x1c\x0d").decode()
-if "MSA|AA|INSTALLTEST1" not in ack:
-    sys.exit(f"unexpected ACK: {ack!r}")
-print("HL7 ACK:", ack.split("\r")[1])
-events = json.load(urllib.request.urlopen(base + "/api/v1/events?after=0&limit=10", timeout=5))["items"]
-types = [e.get("event_type") for e in events]
-if "HL7MessageReceived" not in types:
-    sys.exit(f"no HL7MessageReceived in the log: {types}")
-print("events:", types)
-EOF
-
-if command -v echoscu >/dev/null; then
-    echoscu -aet INSTALLTEST -aec ZENEDGE 127.0.0.1 "$dicom_port" || { cat "$WORK/daemon.log"; fail "C-ECHO failed"; }
-    echo "C-ECHO: success"
-else
-    echo "echoscu (dcmtk) is not installed on the host: C-ECHO not sent"
-fi
+{ peer ready "$http_port" && peer send "$mllp_port" INSTALLTEST1; } ||
+    { cat "$WORK/daemon.log"; fail "the daemon did not answer HL7 or HTTP"; }
+echo INSTALLTEST1 >"$WORK/acked.txt"
+peer logged "$http_port" "$WORK/acked.txt" || fail "the acknowledged message is not in the event log"
+c_echo "$dicom_port" || { cat "$WORK/daemon.log"; fail "C-ECHO failed"; }
 chroot --userspec="$uid:$gid" --groups="$gid" "$ROOT" /usr/bin/zenedge status --config /etc/zenedge/zenedge.toml ||
     fail "zenedge status"
 
