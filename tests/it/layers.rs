@@ -1,0 +1,680 @@
+//! The architecture, checked: data flows down and each layer imports only itself and the
+//! layers below it.
+//!
+//! The check reads every source file of the library (the module tree from `src/lib.rs`,
+//! `#[path]` attributes included), strips comments and literals, and collects what each file
+//! imports: `crate::…` paths anywhere, `super::…` and `self::…` paths resolved to the file
+//! they name (inline `mod tests { … }` blocks counted as the file that holds them), and the
+//! groups of `use crate::{a, b::{c, d}}`. Test code counts like the rest: a test importing
+//! upwards ties the layers together just as well.
+//!
+//! It fails, naming the file and line of each offending import, on:
+//! * an import of a module of a higher layer than the importer's ([`LAYERS`]);
+//! * a cycle between top-level modules;
+//! * an import from `log/` (the storage engine) into anything but [`ENGINE_MAY_USE`];
+//! * an import by a parser ([`PARSERS`]) of anything of the crate outside itself, but
+//!   [`PARSERS_MAY_USE`];
+//! * a cycle between the files of one module (its `mod.rs`, which declares them and holds what
+//!   they share, is left out).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// The layers, top to bottom. A module may import modules of its own layer (without a cycle)
+/// and of the layers below; a module missing here fails the check until it is placed.
+const LAYERS: &[(&str, &[&str])] = &[
+    // The composition root: opens the log, starts every task, drains on shutdown.
+    ("face", &["app"]),
+    // What the outside world talks to, and the tools beside the daemon.
+    ("services", &["mllp", "dicom", "api", "sync", "operator", "hub", "retention", "systemd"]),
+    // The decisions: an HL7 message or a DICOM instance becomes events; matching, patient
+    // cases; each with its request to the single writer.
+    ("domain", &["domain"]),
+    // Everything derived from the events: tables, apply, rebuild, the read queries.
+    ("projections", &["projections"]),
+    // The event catalog: what zenedge records, in the hub's vocabulary, with its versions.
+    ("events", &["events"]),
+    // The storage engine: redb file, envelopes, the writer with group commit, readers, the
+    // disk reserve, the table registry, fault seams.
+    ("engine", &["log"]),
+    // Shared below everything: configuration, metrics, the storage hook, socket settings,
+    // TLS errors in words, the command line's argument types.
+    ("base", &["config", "telemetry", "storage_hook", "net", "tls_words", "cli"]),
+    // Bytes in, values out, no I/O: the HL7 parser and the small helpers parsers share.
+    ("parsers", &["hl7", "ids"]),
+];
+
+/// What the storage engine may import besides itself.
+const ENGINE_MAY_USE: &[&str] = &["config", "telemetry", "storage_hook", "ids"];
+
+/// The parsers, as module paths: they import nothing of the crate outside themselves.
+const PARSERS: &[&str] = &["hl7", "dicom::scan", "dicom::dimse"];
+
+/// What a parser may import besides itself.
+const PARSERS_MAY_USE: &[&str] = &["ids"];
+
+type ModPath = Vec<String>;
+
+/// One import: which file, where, and the path as written.
+#[derive(Debug, Clone)]
+struct Import {
+    from: ModPath,
+    file: PathBuf,
+    line: usize,
+    written: String,
+    to: ModPath,
+}
+
+#[test]
+#[ignore = "the layers are being put in order; enabled once they are"]
+fn modules_import_only_their_own_layer_and_the_layers_below() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let files = module_files(&src);
+    let imports = collect_imports(&src, &files);
+    let problems = check(&imports, &files);
+    assert!(problems.is_empty(), "the layer check failed:\n\n{}", problems.join("\n"));
+}
+
+/// Every file module of the library, by module path, found by following `mod` declarations
+/// from `src/lib.rs`.
+fn module_files(src: &Path) -> BTreeMap<ModPath, PathBuf> {
+    let mut out = BTreeMap::new();
+    let mut queue = vec![(Vec::new(), src.join("lib.rs"))];
+    while let Some((path, file)) = queue.pop() {
+        let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let tokens = tokenize(&clean(&text));
+        let dir = file.parent().expect("a file in a directory").to_path_buf();
+        let stem = file.file_stem().and_then(|s| s.to_str()).expect("a UTF-8 file name").to_owned();
+        let mod_rs = matches!(stem.as_str(), "lib" | "mod" | "main");
+        for (name, attr_path) in declared_files(&text, &tokens) {
+            let child = match attr_path {
+                Some(p) => dir.join(p),
+                None => {
+                    let base = if mod_rs { dir.clone() } else { dir.join(&stem) };
+                    let flat = base.join(format!("{name}.rs"));
+                    if flat.exists() { flat } else { base.join(&name).join("mod.rs") }
+                }
+            };
+            let mut child_path = path.clone();
+            child_path.push(name);
+            queue.push((child_path, child));
+        }
+        out.insert(path, file);
+    }
+    out
+}
+
+/// `mod name;` declarations at the top level of a file, with their `#[path]` if any.
+fn declared_files(text: &str, tokens: &[Token]) -> Vec<(String, Option<String>)> {
+    let mut out = Vec::new();
+    let mut depth = 0usize;
+    for (i, t) in tokens.iter().enumerate() {
+        match t.text.as_str() {
+            "{" => depth += 1,
+            "}" => depth = depth.saturating_sub(1),
+            "mod" if depth == 0 => {
+                if let (Some(name), Some(end)) = (tokens.get(i + 1), tokens.get(i + 2))
+                    && end.text == ";"
+                {
+                    out.push((name.text.clone(), path_attribute(text, t.offset)));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The `#[path = "…"]` in the attributes just before `offset` (the `mod` keyword), if any.
+fn path_attribute(text: &str, offset: usize) -> Option<String> {
+    let before = &text[..offset];
+    let start = before.rfind([';', '}'])?;
+    let attrs = &before[start..];
+    let at = attrs.find("#[path")?;
+    let quoted = &attrs[at..];
+    let open = quoted.find('"')? + 1;
+    let close = quoted[open..].find('"')? + open;
+    Some(quoted[open..close].to_owned())
+}
+
+/// A token of cleaned source: an identifier, `::`, or one punctuation character.
+#[derive(Debug, Clone)]
+struct Token {
+    text: String,
+    line: usize,
+    offset: usize,
+}
+
+/// The source with comments and the contents of string and character literals blanked out
+/// (newlines kept, so line numbers and offsets still match).
+fn clean(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let blank = |c: char, out: &mut String| {
+        if c == '\n' {
+            out.push('\n');
+        } else {
+            (0..c.len_utf8()).for_each(|_| out.push(' '));
+        }
+    };
+    let ident = |c: char| c.is_alphanumeric() || c == '_';
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let next = chars.get(i + 1).copied();
+        let prev = if i > 0 { Some(chars[i - 1]) } else { None };
+        if c == '/' && next == Some('/') {
+            while i < chars.len() && chars[i] != '\n' {
+                blank(chars[i], &mut out);
+                i += 1;
+            }
+        } else if c == '/' && next == Some('*') {
+            let mut depth = 0;
+            while i < chars.len() {
+                if chars[i] == '/' && chars.get(i + 1) == Some(&'*') {
+                    depth += 1;
+                    blank(chars[i], &mut out);
+                    blank(chars[i + 1], &mut out);
+                    i += 2;
+                } else if chars[i] == '*' && chars.get(i + 1) == Some(&'/') {
+                    depth -= 1;
+                    blank(chars[i], &mut out);
+                    blank(chars[i + 1], &mut out);
+                    i += 2;
+                    if depth == 0 {
+                        break;
+                    }
+                } else {
+                    blank(chars[i], &mut out);
+                    i += 1;
+                }
+            }
+        } else if c == 'r' && (matches!(prev, Some('b' | 'c')) || !prev.is_some_and(ident)) {
+            // A raw string `r#"…"#` (or `br"…"`), else an identifier starting with r.
+            let mut j = i + 1;
+            while chars.get(j) == Some(&'#') {
+                j += 1;
+            }
+            if chars.get(j) == Some(&'"') {
+                let hashes = j - i - 1;
+                out.push('r');
+                (i + 1..=j).for_each(|k| blank(chars[k], &mut out));
+                i = j + 1;
+                while i < chars.len() {
+                    if chars[i] == '"' && (1..=hashes).all(|h| chars.get(i + h) == Some(&'#')) {
+                        (i..=i + hashes).for_each(|k| blank(chars[k], &mut out));
+                        i += hashes + 1;
+                        break;
+                    }
+                    blank(chars[i], &mut out);
+                    i += 1;
+                }
+            } else {
+                out.push(c);
+                i += 1;
+            }
+        } else if c == '"' {
+            blank(c, &mut out);
+            i += 1;
+            while i < chars.len() && chars[i] != '"' {
+                if chars[i] == '\\' {
+                    blank(chars[i], &mut out);
+                    i += 1;
+                }
+                if i < chars.len() {
+                    blank(chars[i], &mut out);
+                    i += 1;
+                }
+            }
+            if i < chars.len() {
+                blank(chars[i], &mut out);
+                i += 1;
+            }
+        } else if c == '\'' && (next == Some('\\') || chars.get(i + 2) == Some(&'\'')) {
+            // A character literal (a lifetime has no closing quote).
+            blank(c, &mut out);
+            i += 1;
+            if chars.get(i) == Some(&'\\') {
+                blank(chars[i], &mut out);
+                i += 1;
+            }
+            while i < chars.len() && chars[i] != '\'' {
+                blank(chars[i], &mut out);
+                i += 1;
+            }
+            if i < chars.len() {
+                blank(chars[i], &mut out);
+                i += 1;
+            }
+        } else {
+            out.push(c);
+            i += 1;
+        }
+    }
+    out
+}
+
+fn tokenize(cleaned: &str) -> Vec<Token> {
+    let mut out = Vec::new();
+    let mut line = 1;
+    let bytes = cleaned.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        if c == b'\n' {
+            line += 1;
+            i += 1;
+        } else if c.is_ascii_whitespace() {
+            i += 1;
+        } else if c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80 {
+            let start = i;
+            while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_' || bytes[i] >= 0x80) {
+                i += 1;
+            }
+            out.push(Token { text: cleaned[start..i].to_owned(), line, offset: start });
+        } else if c == b':' && bytes.get(i + 1) == Some(&b':') {
+            out.push(Token { text: "::".into(), line, offset: i });
+            i += 2;
+        } else {
+            out.push(Token { text: (c as char).to_string(), line, offset: i });
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Every import of every file, resolved to the file module it names.
+fn collect_imports(src: &Path, files: &BTreeMap<ModPath, PathBuf>) -> Vec<Import> {
+    let mut out = Vec::new();
+    for (module, file) in files {
+        let text = std::fs::read_to_string(file).unwrap();
+        let tokens = tokenize(&clean(&text));
+        let relative = file.strip_prefix(src.parent().unwrap()).unwrap().to_path_buf();
+        for (scope, line, written, absolute) in paths_in(module, &tokens, files) {
+            let Some(to) = file_of(&absolute, files) else { continue };
+            out.push(Import { from: scope_file(&scope, files), file: relative.clone(), line, written, to });
+        }
+    }
+    out
+}
+
+/// The file module holding module path `scope` (an inline module counts as its file).
+fn scope_file(scope: &ModPath, files: &BTreeMap<ModPath, PathBuf>) -> ModPath {
+    file_of(scope, files).expect("every scope is in a file")
+}
+
+/// The longest file module that is a prefix of `path`.
+fn file_of(path: &ModPath, files: &BTreeMap<ModPath, PathBuf>) -> Option<ModPath> {
+    (0..=path.len()).rev().map(|n| path[..n].to_vec()).find(|p| files.contains_key(p))
+}
+
+/// The crate-relative paths a file names: (the module the path is written in, line, the path
+/// as written, the absolute module path it resolves to).
+fn paths_in(
+    module: &ModPath,
+    tokens: &[Token],
+    files: &BTreeMap<ModPath, PathBuf>,
+) -> Vec<(ModPath, usize, String, ModPath)> {
+    let mut out = Vec::new();
+    // Inline modules: (name, the brace depth inside them).
+    let mut inline: Vec<(String, usize)> = Vec::new();
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < tokens.len() {
+        let t = &tokens[i].text;
+        let scope = || {
+            let mut s = module.clone();
+            s.extend(inline.iter().map(|(n, _)| n.clone()));
+            s
+        };
+        match t.as_str() {
+            "{" => {
+                depth += 1;
+                i += 1;
+            }
+            "}" => {
+                if inline.last().is_some_and(|(_, d)| *d == depth) {
+                    inline.pop();
+                }
+                depth = depth.saturating_sub(1);
+                i += 1;
+            }
+            "mod" if tokens.get(i + 2).is_some_and(|t| t.text == "{") => {
+                inline.push((tokens[i + 1].text.clone(), depth + 1));
+                depth += 1;
+                i += 3;
+            }
+            "use" if i == 0 || tokens[i - 1].text != "::" => {
+                let end = (i..tokens.len()).find(|&j| tokens[j].text == ";").unwrap_or(tokens.len());
+                let scope = scope();
+                let children = child_modules(&scope, files, tokens);
+                for (written, line) in use_paths(&tokens[i + 1..end]) {
+                    if let Some(absolute) = resolve(&scope, &written, &children) {
+                        out.push((scope.clone(), line, written.join("::"), absolute));
+                    }
+                }
+                i = end + 1;
+            }
+            "$" => i += 2,
+            "crate" | "super" | "self" if tokens.get(i + 1).is_some_and(|t| t.text == "::") => {
+                let line = tokens[i].line;
+                let mut written = vec![t.clone()];
+                let mut j = i + 1;
+                while tokens.get(j).is_some_and(|t| t.text == "::")
+                    && tokens.get(j + 1).is_some_and(|t| t.text.chars().all(|c| c.is_alphanumeric() || c == '_'))
+                {
+                    written.push(tokens[j + 1].text.clone());
+                    j += 2;
+                }
+                if let Some(absolute) = resolve(&scope(), &written, &BTreeSet::new()) {
+                    out.push((scope(), line, written.join("::"), absolute));
+                }
+                i = j;
+            }
+            _ => i += 1,
+        }
+    }
+    out
+}
+
+/// Modules declared in `scope` (files and inline blocks), which a `use` may name bare.
+fn child_modules(scope: &ModPath, files: &BTreeMap<ModPath, PathBuf>, tokens: &[Token]) -> BTreeSet<String> {
+    let mut out: BTreeSet<String> = files
+        .keys()
+        .filter(|p| p.len() == scope.len() + 1 && p.starts_with(scope))
+        .map(|p| p.last().unwrap().clone())
+        .collect();
+    for w in tokens.windows(3) {
+        if w[0].text == "mod" && w[2].text == "{" {
+            out.insert(w[1].text.clone());
+        }
+    }
+    out
+}
+
+/// Expands a `use` tree (the tokens between `use` and `;`) into its paths.
+fn use_paths(tokens: &[Token]) -> Vec<(Vec<String>, usize)> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    tree(tokens, &mut i, &[], &mut out);
+    out
+}
+
+fn tree(tokens: &[Token], i: &mut usize, prefix: &[String], out: &mut Vec<(Vec<String>, usize)>) {
+    let mut path = prefix.to_vec();
+    let line = tokens.get(*i).map_or(0, |t| t.line);
+    while let Some(t) = tokens.get(*i) {
+        match t.text.as_str() {
+            "::" => *i += 1,
+            "{" => {
+                *i += 1;
+                loop {
+                    match tokens.get(*i).map(|t| t.text.as_str()) {
+                        None => return,
+                        Some("}") => {
+                            *i += 1;
+                            return;
+                        }
+                        Some(",") => *i += 1,
+                        Some(_) => tree(tokens, i, &path, out),
+                    }
+                }
+            }
+            "*" => {
+                *i += 1;
+                out.push((path, line));
+                return;
+            }
+            "," | "}" => break,
+            "as" => *i += 2,
+            "self" if !path.is_empty() => *i += 1,
+            _ => {
+                path.push(t.text.clone());
+                *i += 1;
+            }
+        }
+    }
+    if !path.is_empty() {
+        out.push((path, line));
+    }
+}
+
+/// The absolute module path `written` names from `scope`; `None` for another crate's.
+fn resolve(scope: &ModPath, written: &[String], children: &BTreeSet<String>) -> Option<ModPath> {
+    let first = written.first()?;
+    let (mut base, rest) = match first.as_str() {
+        "crate" => (Vec::new(), &written[1..]),
+        "self" => (scope.clone(), &written[1..]),
+        "super" => {
+            let mut base = scope.clone();
+            let mut n = 0;
+            while written.get(n).is_some_and(|s| s == "super") {
+                base.pop()?;
+                n += 1;
+            }
+            (base, &written[n..])
+        }
+        name if children.contains(name) => (scope.clone(), written),
+        _ => return None,
+    };
+    base.extend(rest.iter().cloned());
+    Some(base)
+}
+
+/// Every rule, as readable problems.
+fn check(imports: &[Import], files: &BTreeMap<ModPath, PathBuf>) -> Vec<String> {
+    let mut problems = Vec::new();
+    let layer_of = |m: &str| LAYERS.iter().position(|(_, mods)| mods.contains(&m));
+    let top = |p: &ModPath| p.first().cloned().unwrap_or_else(|| "lib".into());
+    for module in files.keys().filter(|p| p.len() == 1).map(top) {
+        if layer_of(&module).is_none() {
+            problems.push(format!("src/{module}: not in any layer; place it in LAYERS (tests/it/layers.rs)"));
+        }
+    }
+    let mut seen = BTreeSet::new();
+    for i in imports.iter().filter(|i| !i.from.is_empty() && !i.to.is_empty()) {
+        let (from, to) = (top(&i.from), top(&i.to));
+        let parser = PARSERS
+            .iter()
+            .map(|p| p.split("::").map(str::to_owned).collect::<ModPath>())
+            .find(|p| i.from.starts_with(p) && !i.to.starts_with(p));
+        if (from == to && parser.is_none()) || !seen.insert((i.file.clone(), i.line, i.to[..1].to_vec())) {
+            continue;
+        }
+        let at = format!("{}:{}", i.file.display(), i.line);
+        if let Some(parser) = parser {
+            if !PARSERS_MAY_USE.contains(&to.as_str()) {
+                problems.push(format!(
+                    "{at}: the parser {} imports {} (parsers import nothing of the daemon but {})",
+                    parser.join("::"),
+                    i.written,
+                    PARSERS_MAY_USE.join(", ")
+                ));
+            }
+        } else if from == "log" && !ENGINE_MAY_USE.contains(&to.as_str()) {
+            problems.push(format!(
+                "{at}: the storage engine imports {} (it may use only {})",
+                i.written,
+                ENGINE_MAY_USE.join(", ")
+            ));
+        } else if let (Some(a), Some(b)) = (layer_of(&from), layer_of(&to))
+            && b < a
+        {
+            problems.push(format!(
+                "{at}: {from} ({} layer) imports {} of the {} layer above it",
+                LAYERS[a].0, i.written, LAYERS[b].0
+            ));
+        }
+    }
+    let parents: BTreeSet<ModPath> =
+        files.keys().filter(|p| !p.is_empty()).map(|p| p[..p.len() - 1].to_vec()).collect();
+    for parent in parents {
+        problems.extend(sibling_cycles(&parent, imports));
+    }
+    problems
+}
+
+/// Cycles among the children of `parent` (each child with everything below it), the parent's
+/// own file left out.
+fn sibling_cycles(parent: &ModPath, imports: &[Import]) -> Vec<String> {
+    let child = |p: &ModPath| (p.len() > parent.len() && p.starts_with(parent)).then(|| p[parent.len()].clone());
+    let mut edges: BTreeMap<String, BTreeMap<String, &Import>> = BTreeMap::new();
+    for i in imports {
+        if let (Some(a), Some(b)) = (child(&i.from), child(&i.to))
+            && a != b
+        {
+            edges.entry(a).or_default().entry(b).or_insert(i);
+        }
+    }
+    let graph: BTreeMap<String, BTreeSet<String>> =
+        edges.iter().map(|(a, bs)| (a.clone(), bs.keys().cloned().collect())).collect();
+    let what =
+        if parent.is_empty() { "top-level modules".to_owned() } else { format!("the files of {}", parent.join("::")) };
+    let mut out = Vec::new();
+    for component in strongly_connected(&graph).into_iter().filter(|c| c.len() > 1) {
+        let cycle = a_cycle(&component, &graph);
+        let mut text = format!("cycle between {what}: {}", cycle.join(" → "));
+        for pair in cycle.windows(2) {
+            let i = edges[&pair[0]][&pair[1]];
+            let _ = write!(text, "\n    {}:{}: {} imports {}", i.file.display(), i.line, pair[0], i.written);
+        }
+        if component.len() > cycle.len() - 1 {
+            let _ =
+                write!(text, "\n    (all tied together: {})", component.iter().cloned().collect::<Vec<_>>().join(", "));
+        }
+        out.push(text);
+    }
+    out
+}
+
+/// Tarjan's strongly connected components.
+fn strongly_connected(graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<BTreeSet<String>> {
+    struct State<'g> {
+        graph: &'g BTreeMap<String, BTreeSet<String>>,
+        index: BTreeMap<&'g str, usize>,
+        low: BTreeMap<&'g str, usize>,
+        stack: Vec<&'g str>,
+        on_stack: BTreeSet<&'g str>,
+        out: Vec<BTreeSet<String>>,
+    }
+    fn visit<'g>(s: &mut State<'g>, v: &'g str) {
+        let n = s.index.len();
+        s.index.insert(v, n);
+        s.low.insert(v, n);
+        s.stack.push(v);
+        s.on_stack.insert(v);
+        for w in s.graph.get(v).into_iter().flatten() {
+            if !s.index.contains_key(w.as_str()) {
+                visit(s, w);
+                let low = s.low[v].min(s.low[w.as_str()]);
+                s.low.insert(v, low);
+            } else if s.on_stack.contains(w.as_str()) {
+                let low = s.low[v].min(s.index[w.as_str()]);
+                s.low.insert(v, low);
+            }
+        }
+        if s.low[v] == s.index[v] {
+            let mut component = BTreeSet::new();
+            while let Some(w) = s.stack.pop() {
+                s.on_stack.remove(w);
+                component.insert(w.to_owned());
+                if w == v {
+                    break;
+                }
+            }
+            s.out.push(component);
+        }
+    }
+    let mut s = State {
+        graph,
+        index: BTreeMap::new(),
+        low: BTreeMap::new(),
+        stack: Vec::new(),
+        on_stack: BTreeSet::new(),
+        out: Vec::new(),
+    };
+    for v in graph.keys() {
+        if !s.index.contains_key(v.as_str()) {
+            visit(&mut s, v);
+        }
+    }
+    s.out
+}
+
+/// One cycle inside a strongly connected component, as a closed walk (first = last).
+fn a_cycle(component: &BTreeSet<String>, graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<String> {
+    let start = component.iter().next().unwrap().clone();
+    // Breadth-first from start's successors back to start, inside the component.
+    let mut previous: BTreeMap<String, String> = BTreeMap::new();
+    let mut queue = std::collections::VecDeque::from([start.clone()]);
+    while let Some(v) = queue.pop_front() {
+        for w in graph.get(&v).into_iter().flatten().filter(|w| component.contains(*w)) {
+            if *w == start {
+                let mut walk = vec![start.clone(), v.clone()];
+                let mut at = v.clone();
+                while let Some(p) = previous.get(&at) {
+                    walk.push(p.clone());
+                    at = p.clone();
+                }
+                walk.reverse();
+                if walk.len() > 2 && walk[0] == walk[1] {
+                    walk.remove(0);
+                }
+                return walk;
+            }
+            if !previous.contains_key(w) && *w != start {
+                previous.insert(w.clone(), v.clone());
+                queue.push_back(w.clone());
+            }
+        }
+    }
+    vec![start.clone(), start]
+}
+
+#[test]
+fn the_cleaner_blanks_comments_strings_and_characters_but_keeps_lifetimes() {
+    let source = "use crate::a; // crate::b\nlet s = \"crate::c\"; let r = r#\"crate::d\"#;\n/* crate::e */ fn f<'a>(x: &'a str) -> char { '\"' }";
+    let cleaned = clean(source);
+    assert!(cleaned.contains("crate::a"));
+    for gone in ["crate::b", "crate::c", "crate::d", "crate::e"] {
+        assert!(!cleaned.contains(gone), "{gone} in {cleaned}");
+    }
+    assert!(cleaned.contains("'a str"), "{cleaned}");
+    assert_eq!(cleaned.len(), source.len());
+    assert_eq!(cleaned.lines().count(), source.lines().count());
+}
+
+#[test]
+fn use_groups_expand_to_every_path_they_name() {
+    let tokens = tokenize("crate::{a, b::{c, d as e}, f::*, g::{self}}");
+    let paths: Vec<String> = use_paths(&tokens).into_iter().map(|(p, _)| p.join("::")).collect();
+    assert_eq!(paths, ["crate::a", "crate::b::c", "crate::b::d", "crate::f", "crate::g"]);
+}
+
+#[test]
+fn super_and_self_resolve_from_the_module_they_are_written_in() {
+    let scope: ModPath = ["log", "reader", "tests"].map(String::from).to_vec();
+    let path = |s: &str| s.split("::").map(String::from).collect::<Vec<_>>();
+    let none = BTreeSet::new();
+    assert_eq!(resolve(&scope, &path("super::super::views::X"), &none), Some(path("log::views::X")));
+    assert_eq!(resolve(&scope, &path("self::helper"), &none), Some(path("log::reader::tests::helper")));
+    assert_eq!(resolve(&scope, &path("serde::Serialize"), &none), None);
+}
+
+#[test]
+fn a_cycle_is_reported_with_the_import_behind_each_step() {
+    let import = |from: &str, to: &str, line| Import {
+        from: vec![from.into()],
+        file: PathBuf::from(format!("src/{from}.rs")),
+        line,
+        written: format!("crate::{to}::X"),
+        to: vec![to.into()],
+    };
+    let imports = [import("a", "b", 3), import("b", "c", 5), import("c", "a", 7), import("c", "d", 9)];
+    let problems = sibling_cycles(&Vec::new(), &imports);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    let text = &problems[0];
+    assert!(text.starts_with("cycle between top-level modules: a → b → c → a"), "{text}");
+    assert!(text.contains("src/c.rs:7: c imports crate::a::X"), "{text}");
+}
