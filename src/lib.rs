@@ -25,6 +25,8 @@
 //! * [`storage_hook`] — the seam in front of every durable write (log and instance files),
 //!   where tests record, fail or leave out operations.
 //! * [`config`] — the TOML file, validated before anything starts.
+//! * [`ids`] — the DICOM UID check, SHA-256 digests in hex, the bound on patient ids: the one
+//!   module parsers share with the daemon.
 //! * [`tls_words`] — rustls errors in an admin's words (dates, not UNIX seconds).
 //! * [`app`] — the composition root: start, run, drain, stop.
 
@@ -36,6 +38,7 @@ pub mod dicom;
 pub mod domain;
 pub mod hl7;
 pub mod hub;
+pub mod ids;
 pub mod log;
 pub mod mllp;
 pub mod net;

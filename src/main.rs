@@ -5,11 +5,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 use zenedge::app::{self, Listeners, RunOptions};
-use zenedge::cli::{Cli, Command, DeadLetterCommand, SyncCommand};
+use zenedge::cli::{self, Cli, Command, DeadLetterCommand, SyncCommand};
 use zenedge::config::Config;
-
-/// `EX_CONFIG` from sysexits.h: the configuration is unusable.
-const EXIT_CONFIG: u8 = 78;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -42,12 +39,9 @@ fn dead_letters(command: DeadLetterCommand) -> ExitCode {
 
 /// Loads the config and opens the database of a stopped daemon for `run`.
 fn with_database(path: &std::path::Path, run: fn(&redb::Database, &Config) -> ExitCode) -> ExitCode {
-    let config = match Config::load(path) {
+    let config = match cli::load_config(path) {
         Ok(config) => config,
-        Err(e) => {
-            eprintln!("{}: {e}", path.display());
-            return ExitCode::from(EXIT_CONFIG);
-        }
+        Err(code) => return code,
     };
     match zenedge::projections::rebuild::open(&config.database_path(), &config.site, config.store.cache_size) {
         Ok(db) => run(&db, &config),
@@ -128,26 +122,19 @@ fn verify(db: &redb::Database, config: &Config) -> ExitCode {
 }
 
 fn check_config(file: &std::path::Path) -> ExitCode {
-    match Config::load(file) {
-        Ok(config) => match sync_certificates(&config) {
-            Ok(warning) => {
-                if let Some(warning) = warning {
-                    eprintln!("{}: warning: {warning}", file.display());
-                }
-                println!("{}: ok", file.display());
-                ExitCode::SUCCESS
+    let config = match cli::load_config(file) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    match sync_certificates(&config) {
+        Ok(warning) => {
+            if let Some(warning) = warning {
+                eprintln!("{}: warning: {warning}", file.display());
             }
-            Err(e) => {
-                eprintln!("{}: {e}", file.display());
-                ExitCode::from(EXIT_CONFIG)
-            }
-        },
-        Err(e) => {
-            for line in e.to_string().lines() {
-                eprintln!("{}: {line}", file.display());
-            }
-            ExitCode::from(EXIT_CONFIG)
+            println!("{}: ok", file.display());
+            ExitCode::SUCCESS
         }
+        Err(e) => cli::config_problem(file, e),
     }
 }
 
@@ -160,19 +147,13 @@ fn sync_certificates(config: &Config) -> Result<Option<String>, zenedge::sync::t
 }
 
 fn serve(path: &std::path::Path) -> ExitCode {
-    let config = match Config::load(path) {
+    let config = match cli::load_config(path) {
         Ok(config) => config,
-        Err(e) => {
-            for line in e.to_string().lines() {
-                eprintln!("{}: {line}", path.display());
-            }
-            return ExitCode::from(EXIT_CONFIG);
-        }
+        Err(code) => return code,
     };
     // Before any port is bound (app::run checks again, for callers that skip this).
     if let Err(e) = sync_certificates(&config) {
-        eprintln!("{}: {e}", path.display());
-        return ExitCode::from(EXIT_CONFIG);
+        return cli::config_problem(path, e);
     }
     zenedge::telemetry::init_tracing(&config.daemon.log_level);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -194,7 +175,7 @@ fn serve(path: &std::path::Path) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.is_config() => {
             tracing::error!(error = %e, "zenedge cannot start: fix the configuration");
-            ExitCode::from(EXIT_CONFIG)
+            ExitCode::from(cli::EXIT_CONFIG)
         }
         Err(e) => {
             tracing::error!(error = %e, "zenedge stopped");

@@ -6,7 +6,7 @@ use axum::extract::Query;
 use axum::extract::rejection::QueryRejection;
 
 use super::ApiError;
-use crate::dicom::scan::is_valid_uid;
+use crate::ids::is_valid_uid;
 use crate::log::Search;
 
 /// Items per page when `limit` is not given, and the most one page may hold.

@@ -163,7 +163,7 @@ fn report_refused(negotiated: &Negotiated, peer: SocketAddr, ctx: &DicomContext)
 /// A UID from the wire as it can be logged: as is when it is a UID, else quoted and
 /// escaped (at most 64 characters), so it cannot forge log lines.
 fn printable_uid(uid: &str) -> String {
-    if crate::dicom::scan::is_valid_uid(uid) {
+    if crate::ids::is_valid_uid(uid) {
         return uid.to_owned();
     }
     let head: String = uid.chars().take(64).collect();
@@ -459,7 +459,7 @@ impl Association {
             charset_fallback: a.charset_fallback,
             file_path: stored.file_path,
             size: stored.size,
-            sha256: crate::domain::hex(&stored.sha256),
+            sha256: crate::ids::hex(&stored.sha256),
             calling_ae: self.negotiated.calling_ae.clone(),
             called_ae: self.negotiated.called_ae.clone(),
             peer: self.peer.to_string(),

@@ -247,7 +247,7 @@ pub fn sop_class_refusal(uid: &str, accept_unknown: bool) -> Option<ContextRefus
         SopClassKind::Verification | SopClassKind::Storage => None,
         SopClassKind::NonPatientObject => Some(ContextRefusal::NonPatientObject),
         SopClassKind::OtherService => Some(ContextRefusal::NotStorage),
-        SopClassKind::Unknown if accept_unknown && crate::dicom::scan::is_valid_uid(uid) => None,
+        SopClassKind::Unknown if accept_unknown && crate::ids::is_valid_uid(uid) => None,
         SopClassKind::Unknown => Some(ContextRefusal::UnknownSopClass),
     }
 }

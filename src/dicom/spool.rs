@@ -7,7 +7,7 @@
 //!   crash nothing there is referenced by the log.
 //! * `instances/<study UID>/<series UID>/<SOP instance UID>.<16 hex of the dataset's
 //!   SHA-256>.dcm` — a stored instance. UIDs become path components only after
-//!   [`is_valid_uid`](super::scan::is_valid_uid) (digits and dots, at most 64 characters),
+//!   [`is_valid_uid`](crate::ids::is_valid_uid) (digits and dots, at most 64 characters),
 //!   so a UID cannot walk out of the directory. The hash in the name keeps both files when
 //!   the same SOP instance arrives again with other bytes.
 //!
@@ -296,7 +296,7 @@ impl Spool {
         let relative = Path::new("instances")
             .join(&attributes.study_instance_uid)
             .join(&attributes.series_instance_uid)
-            .join(format!("{}.{}.dcm", attributes.sop_instance_uid, &crate::domain::hex(&sha256)[..16]));
+            .join(format!("{}.{}.dcm", attributes.sop_instance_uid, &crate::ids::hex(&sha256)[..16]));
         let target = layout.state_dir.join(&relative);
         let dir = target.parent().expect("a file under instances/ has a parent");
         layout.create_dirs_durably(dir)?;

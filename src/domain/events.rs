@@ -150,7 +150,7 @@ impl Hl7MessageReceived {
     /// event written before that field, the same digest computed from `raw`.
     pub(crate) fn dedupe_sha256(&self) -> [u8; 32] {
         use sha2::Digest;
-        match self.normalized_sha256.as_deref().and_then(from_hex) {
+        match self.normalized_sha256.as_deref().and_then(crate::ids::sha256_from_hex) {
             Some(digest) => digest,
             None => sha2::Sha256::digest(crate::hl7::without_final_terminators(&self.raw)).into(),
         }
@@ -172,20 +172,6 @@ impl Hl7MessageReceived {
     }
 }
 
-/// A 64-digit hex SHA-256 back to its bytes; `None` if it is not one.
-fn from_hex(hex: &str) -> Option<[u8; 32]> {
-    let digits = hex.as_bytes();
-    if digits.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
-        let value = |d: u8| char::from(d).to_digit(16);
-        *byte = u8::try_from(value(pair[0])? << 4 | value(pair[1])?).ok()?;
-    }
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,7 +189,7 @@ mod tests {
         let mut old: Hl7MessageReceived = serde_json::from_value(json).unwrap();
         assert_eq!(old.normalized_sha256, None);
         assert_eq!(old.dedupe_sha256(), expected);
-        old.normalized_sha256 = Some(crate::domain::hex(&expected));
+        old.normalized_sha256 = Some(crate::ids::hex(&expected));
         assert_eq!(old.dedupe_sha256(), expected);
     }
 }

@@ -82,13 +82,12 @@ use std::process::ExitCode;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::cli::EXIT_CONFIG;
+
 pub use json::envelope_json;
 pub use routes::router;
 pub use server::{serve, tls_config};
 pub use store::HubStore;
-
-/// `EX_CONFIG` from sysexits.h: the command line or a file it names is unusable.
-pub const EXIT_CONFIG: u8 = 78;
 
 /// The hub's limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -61,7 +61,7 @@ fn apply_instance(
     };
     let previous = dicom::instance(&mut t.tables, t.site, &instance.sop_instance_uid)?;
     if let Some(previous) = &previous
-        && previous.dataset_sha256 == dicom::hex_to_bytes(&instance.sha256)
+        && previous.dataset_sha256 == crate::ids::hex_to_bytes(&instance.sha256)
     {
         return Ok(Ok(InstanceOutcome::Duplicate { seq: previous.seq, file_path: previous.file_path.clone() }));
     }

@@ -270,7 +270,7 @@ pub fn dataset_sha256(path: &Path) -> io::Result<String> {
         io::copy(&mut (&mut reader).take(len), &mut io::sink())?;
     }
     io::copy(&mut reader, &mut HashWriter(&mut hash))?;
-    Ok(crate::domain::hex(&hash.finalize()))
+    Ok(crate::ids::hex(&hash.finalize()))
 }
 
 /// Reads until `buf` is full or the end of the file; returns how much was read.
@@ -389,7 +389,7 @@ mod tests {
         let bytes = part10(dataset);
         std::fs::create_dir(dir.path().join("instances")).unwrap();
         std::fs::write(dir.path().join("instances/a.dcm"), &bytes).unwrap();
-        let sha256 = crate::domain::hex(&Sha256::digest(dataset));
+        let sha256 = crate::ids::hex(&Sha256::digest(dataset));
         let good = InstanceFile { seq: 7, path: "instances/a.dcm".into(), size: bytes.len() as u64, sha256 };
         assert_eq!(check_file(dir.path(), &good), None);
         let wrong_size = InstanceFile { size: 3, ..good.clone() };

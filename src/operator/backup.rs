@@ -45,13 +45,13 @@ pub struct BackupSummary {
 
 /// `zenedge backup`: exit 0 for a complete, checked copy; 1 otherwise; 78 for a bad config.
 pub fn run_command(config: &Path, to: &Path) -> ExitCode {
-    let config = match super::load_config(config) {
+    let config = match crate::cli::load_config(config) {
         Ok(c) => c,
         Err(code) => return code,
     };
     let Some(token) = config.http.operator_token.as_deref() else {
         eprintln!("zenedge backup: the daemon serves backups to operators only: set http.operator_token");
-        return ExitCode::from(super::EXIT_CONFIG);
+        return ExitCode::from(crate::cli::EXIT_CONFIG);
     };
     match backup(super::daemon_address(&config), token, to) {
         Ok(summary) => {

@@ -25,7 +25,7 @@ pub enum Action {
 
 /// `zenedge dead-letters …`.
 pub fn run_command(config: &Path, action: Action) -> ExitCode {
-    let config = match super::load_config(config) {
+    let config = match crate::cli::load_config(config) {
         Ok(c) => c,
         Err(code) => return code,
     };

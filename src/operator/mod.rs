@@ -11,27 +11,15 @@ pub mod progress;
 pub mod restore;
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use crate::cli::EXIT_CONFIG;
 use crate::config::Config;
 use crate::log::store::fsync_dir;
 
-/// Exit code of an unusable configuration (as `check-config`).
-const EXIT_CONFIG: u8 = 78;
 /// How long to wait for the daemon to accept a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// The config, or the exit code after printing its problems.
-pub(crate) fn load_config(path: &Path) -> Result<Config, ExitCode> {
-    Config::load(path).map_err(|e| {
-        for line in e.to_string().lines() {
-            eprintln!("{}: {line}", path.display());
-        }
-        ExitCode::from(EXIT_CONFIG)
-    })
-}
 
 /// Where the daemon of `config` answers (an unspecified address on loopback).
 fn daemon_address(config: &Config) -> SocketAddr {

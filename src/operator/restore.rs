@@ -43,7 +43,7 @@ const SIDE_PREFIX: &str = ".restore-";
 
 /// `zenedge restore`: exit 0 when the copy is in place and checked, 1 otherwise.
 pub fn run_command(from: &Path, config: &Path, force: bool) -> ExitCode {
-    let config = match super::load_config(config) {
+    let config = match crate::cli::load_config(config) {
         Ok(c) => c,
         Err(code) => return code,
     };

@@ -78,7 +78,7 @@ fn table_digest<K: redb::Key + 'static, V: redb::Value + 'static>(
         hash.update(v.as_ref());
         rows += 1;
     }
-    Ok(TableDigest { table: name, rows, sha256: crate::domain::hex(&hash.finalize()) })
+    Ok(TableDigest { table: name, rows, sha256: crate::ids::hex(&hash.finalize()) })
 }
 
 /// One digest of everything, for printing.
@@ -88,7 +88,7 @@ pub fn overall(digests: &[TableDigest]) -> String {
         hash.update(d.table.as_bytes());
         hash.update(d.sha256.as_bytes());
     }
-    crate::domain::hex(&hash.finalize())
+    crate::ids::hex(&hash.finalize())
 }
 
 /// Drops every projection and replays the log; `progress(done, total)` after each chunk.

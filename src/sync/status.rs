@@ -14,7 +14,7 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Prints the daemon's status; exit 1 when it cannot be reached.
 pub fn run_command(config: &std::path::Path, json: bool) -> ExitCode {
-    let config = match crate::operator::load_config(config) {
+    let config = match crate::cli::load_config(config) {
         Ok(c) => c,
         Err(code) => return code,
     };

@@ -176,7 +176,7 @@ async fn check(crash: &CrashImage, sent: &Sent) -> Vec<String> {
                     Ok(file) => {
                         let whole = file.len() as u64 == s.size
                             && file.ends_with(data)
-                            && zenedge::domain::hex(&Sha256::digest(data)) == s.sha256;
+                            && zenedge::ids::hex(&Sha256::digest(data)) == s.sha256;
                         if !whole {
                             say(format!(
                                 "seq {}: {} holds {} bytes, not the {} bytes stored",

@@ -41,6 +41,7 @@ use serde::{Deserialize, Serialize};
 
 pub use fields::Tag;
 
+use crate::ids::is_valid_uid;
 use charset::Charset;
 use fields::{FIELDS, Text, ix};
 use reader::{Input, Source};
@@ -111,7 +112,7 @@ impl Default for ScanLimits {
 /// id is looked up and indexed for case grouping, so 64 KiB of one-character ids (about
 /// 30,000) would cost seconds of the log writer's time per instance. Real instances carry a
 /// handful.
-pub const MAX_OTHER_PATIENT_IDS: usize = crate::hl7::MAX_PATIENT_IDENTIFIERS;
+pub const MAX_OTHER_PATIENT_IDS: usize = crate::ids::MAX_PATIENT_IDENTIFIERS;
 
 /// Why a dataset was refused. Messages are fit for a DICOM Error Comment: short, and free of
 /// patient data.
@@ -169,17 +170,6 @@ pub fn scan(
 /// negotiation).
 pub fn is_supported_transfer_syntax(uid: &str) -> bool {
     syntax::layout(uid).is_some()
-}
-
-/// A UID per PS3.5 §9.1: 1–64 characters, digits and dots, no empty component, no leading
-/// zero in a component other than "0" itself.
-pub fn is_valid_uid(uid: &str) -> bool {
-    (1..=64).contains(&uid.len())
-        && uid.split('.').all(|component| match component.as_bytes() {
-            [] => false,
-            [b'0', _, ..] => false,
-            digits => digits.iter().all(u8::is_ascii_digit),
-        })
 }
 
 /// A UID from the network, made safe and short enough for an error message.

@@ -68,7 +68,7 @@ pub(super) fn layout(uid: &str) -> Option<Layout> {
         _ if JPIP_DEFLATED.contains(&uid) => deflated,
         // Unknown members of the image compression family are assumed explicit VR LE, as
         // every member so far is.
-        _ if uid.starts_with(IMAGE_COMPRESSION_ROOT) && super::is_valid_uid(uid) => plain(Encoding::ExplicitLe),
+        _ if uid.starts_with(IMAGE_COMPRESSION_ROOT) && crate::ids::is_valid_uid(uid) => plain(Encoding::ExplicitLe),
         _ => None,
     }
 }

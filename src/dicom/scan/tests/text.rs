@@ -4,7 +4,7 @@ use encoding_rs::{GB18030, ISO_8859_5, ISO_8859_7};
 
 use super::build::{EXPLICIT_LE, Layout, Raw, full_instance, write};
 use super::{expected_full, expected_minimal, scan_bytes};
-use crate::dicom::scan::{InstanceAttributes, ScanError, is_valid_uid};
+use crate::dicom::scan::{InstanceAttributes, ScanError};
 
 /// A minimal dataset with a declared character set and a raw patient name.
 fn with_name(charset: Option<&str>, name: &[u8]) -> InstanceAttributes {
@@ -202,17 +202,5 @@ fn missing_required_attribute_is_named_by_keyword() {
     for (raw, keyword) in cases {
         let scanned = scan_bytes(&raw.into_bytes(), EXPLICIT_LE);
         assert!(matches!(scanned, Err(ScanError::MissingAttribute(k)) if k == keyword), "{keyword}: {scanned:?}");
-    }
-}
-
-#[test]
-fn is_valid_uid_follows_ps3_5_section_9() {
-    for good in
-        ["0", "1.2", "1.2.840.10008.1.2.4.50", "2.25.0", &"1.".repeat(31).chars().chain(['9', '9']).collect::<String>()]
-    {
-        assert!(is_valid_uid(good), "{good}");
-    }
-    for bad in ["", ".", "1.", ".1", "1..2", "01.2", "1.00", "1.2a", "1,2", "1.2 ", "١.٢", &"1".repeat(65)] {
-        assert!(!is_valid_uid(bad), "{bad}");
     }
 }
