@@ -12,7 +12,8 @@
 //!   the disk reserve, the schema version.
 //! * [`projections`] — everything derived from the events (duplicate indexes, instances,
 //!   studies), updated in the writer's transaction, rebuilt by replay.
-//! * [`domain`] — the events, in the hub's vocabulary, with their versions.
+//! * [`events`] — the event catalog: what zenedge records, in the hub's vocabulary, with its
+//!   versions.
 //! * [`sync`] — upstream sync: the log delivered to the hub in order, at least once, over
 //!   mutual TLS; the cursor, retries, circuit breaker and dead letters. [`sync::wire`] is
 //!   the hub contract.
@@ -35,7 +36,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod dicom;
-pub mod domain;
+pub mod events;
 pub mod hl7;
 pub mod hub;
 pub mod ids;

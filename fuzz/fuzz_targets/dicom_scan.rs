@@ -11,7 +11,8 @@
 use std::io::Read;
 
 use libfuzzer_sys::fuzz_target;
-use zenedge::dicom::scan::{InstanceAttributes, MAX_OTHER_PATIENT_IDS, ScanError, ScanLimits, is_valid_uid, scan};
+use zenedge::dicom::scan::{InstanceAttributes, MAX_OTHER_PATIENT_IDS, ScanError, ScanLimits, scan};
+use zenedge::ids::is_valid_uid;
 
 /// The indexes of `SYNTAXES` whose data set is deflated.
 const DEFLATED: [usize; 2] = [3, 5];

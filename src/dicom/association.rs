@@ -31,7 +31,7 @@ use super::negotiate::{self, Negotiated};
 use super::sop_class;
 use super::spool::{MetaFields, Spool, StoreError, Stored};
 use super::wire::{Wire, WireError};
-use crate::domain::{Event, InstanceStored};
+use crate::events::{Event, InstanceStored};
 use crate::log::{Aggregate, AppendError, InstanceOutcome, NewEvent};
 
 /// Largest A-ASSOCIATE-RQ accepted: a sender proposing every storage class with a dozen

@@ -161,7 +161,7 @@ async fn complete(
 mod tests {
     use super::*;
     use crate::config::{DiskReserve, Site};
-    use crate::domain::{Event, InstanceStored};
+    use crate::events::{Event, InstanceStored};
     use crate::log::{Aggregate, InstanceOutcome, Log, LogOptions, NewEvent};
 
     const STABLE: Duration = Duration::from_secs(60);

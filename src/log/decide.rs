@@ -41,7 +41,7 @@ use uuid::Uuid;
 
 use super::envelope::{Aggregate, NewEvent};
 use super::txn::Txn;
-use crate::domain::{
+use crate::events::{
     Event, FieldChange, Hl7MessageMatched, Hl7MessageReceived, Hl7MessageUpdated, OrderCancelled, OrderCreated,
     OrderUpdated, PatientCaseClassified, PatientCaseConsolidated, PatientCaseCreated, PatientsMerged, StudyCompleted,
     StudyMatched, StudyUnmatched, UNMATCHED_ACCESSION_CHANGED,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::test_support::{Order, Study, TestClock, hl7, merge, options};
 use super::*;
-use crate::domain::Event;
+use crate::events::Event;
 
 const DAY: Duration = Duration::from_secs(24 * 3600);
 

@@ -3,13 +3,13 @@
 //! Field names are the hub contract (`DESIGN.md`, "Storage layout"). The stored form is a
 //! msgpack map by field name whose `data` is the event payload's own map, so the hub reads
 //! one document per event. Reading goes through [`StoredEnvelope`], which keeps `data` as a
-//! generic msgpack value until [`crate::domain::Event::decode`] upcasts it.
+//! generic msgpack value until [`crate::events::Event::decode`] upcasts it.
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::domain::{Event, EventDecodeError};
+use crate::events::{Event, EventDecodeError};
 
 /// What the event is about: the aggregate it changes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -191,5 +191,5 @@ pub struct JsonEnvelope<'a> {
     aggregate: &'a Aggregate,
     correlation_id: Option<Uuid>,
     causation_id: Option<Uuid>,
-    data: crate::domain::JsonPayload<'a>,
+    data: crate::events::JsonPayload<'a>,
 }

@@ -12,7 +12,7 @@ use redb::ReadableTable;
 use super::envelope::NewEvent;
 use super::txn::{Txn, corrupt};
 use super::writer::{AppendError, LogHandle};
-use crate::domain::Event;
+use crate::events::Event;
 use crate::projections::hl7::DedupeEntry;
 
 /// What became of a received message.
@@ -36,7 +36,7 @@ pub fn received_event(payload: &[u8], received: &crate::hl7::Received, peer: &st
     hasher.update(&payload[body.len()..]);
     let content_sha256: [u8; 32] = hasher.finalize().into();
     let (app, facility) = received.sender();
-    let event = crate::domain::Hl7MessageReceived {
+    let event = crate::events::Hl7MessageReceived {
         raw: payload.to_vec(),
         message_type: received.summary.message_type(),
         control_id: received.control_id().to_owned(),

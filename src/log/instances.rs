@@ -10,7 +10,7 @@
 use super::envelope::NewEvent;
 use super::txn::Txn;
 use super::writer::{AppendError, LogHandle};
-use crate::domain::{Event, StudyCompleted};
+use crate::events::{Event, StudyCompleted};
 use crate::projections::dicom;
 
 /// What became of an [`InstanceAppend`].

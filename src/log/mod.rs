@@ -44,7 +44,7 @@
 //! * **Versions.** `meta.schema_version` is the file layout. A newer binary migrates an
 //!   older file in one transaction; an older binary refuses a newer file with a clear
 //!   message. Each event carries `event_version`; old payloads are upcast on read in
-//!   [`crate::domain::Event::decode`].
+//!   [`crate::events::Event::decode`].
 
 mod decide;
 #[cfg(test)]

@@ -17,7 +17,7 @@ use super::store::{DELETED_FILES, EVENTS, META};
 use super::sync_state::CURSOR_KEY;
 use super::txn::Txn;
 use super::writer::{AppendError, LogHandle};
-use crate::domain::{Event, InstanceFileDeleted};
+use crate::events::{Event, InstanceFileDeleted};
 use crate::projections::dicom;
 
 /// An instance file old enough and synced: what the sweep asks the writer to delete.

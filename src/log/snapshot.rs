@@ -34,7 +34,7 @@ use super::envelope::Envelope;
 use super::reader::LogReader;
 use super::store::*;
 use super::sync_state::SYNC_DEAD_LETTERS;
-use crate::domain::Event;
+use crate::events::Event;
 
 /// Rows per write transaction of the copy (the copy's pages are flushed at each commit).
 const CHUNK: usize = 1 << 16;

@@ -8,7 +8,7 @@ use jiff::Timestamp;
 
 use super::{Aggregate, CompletionOutcome, Log, LogOptions, NewEvent, Policy};
 use crate::config::{DiskReserve, Site};
-use crate::domain::{Event, InstanceStored};
+use crate::events::{Event, InstanceStored};
 
 pub(super) fn site() -> Site {
     Site { tenant_id: "t".into(), hospital_id: "h".into(), edge_id: "e".into() }

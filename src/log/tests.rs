@@ -116,7 +116,7 @@ async fn a_copy_that_differs_only_by_its_final_segment_terminators_is_a_duplicat
     let other = log.handle().append_hl7(event(&format!("{body}Y\r"), "A")).await.unwrap();
     assert_eq!(other, Hl7Outcome::Stored { seq: 2, conflicts_with: Some(1) });
     let stored = log.reader().after(0, 10).unwrap().items;
-    let crate::domain::Event::Hl7MessageReceived(m) = &stored[0].event else { panic!("{stored:?}") };
+    let crate::events::Event::Hl7MessageReceived(m) = &stored[0].event else { panic!("{stored:?}") };
     assert_eq!(m.raw, format!("{body}\r").into_bytes(), "the bytes of the first copy are kept");
     log.close().await.unwrap();
 }
@@ -132,7 +132,7 @@ async fn a_schema_3_file_is_reindexed_so_a_re_send_without_the_final_cr_is_a_dup
     // As a schema-3 binary wrote it: no normalized digest in the event, the dedupe row keyed
     // by the digest of the bytes as received.
     let mut old = received_event(raw.as_bytes(), &received, "test", b"ACK-OLD".to_vec());
-    if let crate::domain::Event::Hl7MessageReceived(m) = &mut old.event {
+    if let crate::events::Event::Hl7MessageReceived(m) = &mut old.event {
         m.normalized_sha256 = None;
     }
     let log = Log::open(&options(dir.path()), Arc::new(Metrics::new())).unwrap();

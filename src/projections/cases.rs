@@ -6,7 +6,7 @@ use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
 use super::Meta;
-use crate::domain::{PatientCaseClassified, PatientCaseConsolidated, PatientCaseCreated, PatientsMerged};
+use crate::events::{PatientCaseClassified, PatientCaseConsolidated, PatientCaseCreated, PatientsMerged};
 use crate::log::store::Key3;
 use crate::log::txn::{Tables, corrupt};
 

@@ -6,7 +6,7 @@ use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Site;
-use crate::domain::{InstanceFileDeleted, InstanceStored, StudyCompleted};
+use crate::events::{InstanceFileDeleted, InstanceStored, StudyCompleted};
 use crate::log::txn::{Tables, corrupt};
 
 /// The value of a `dicom_instances` row: the latest stored version of a SOP instance.

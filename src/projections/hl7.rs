@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::Site;
-use crate::domain::Hl7MessageReceived;
+use crate::events::Hl7MessageReceived;
 use crate::log::txn::{Tables, corrupt};
 
 /// The value of an `hl7_dedupe` row.

@@ -45,7 +45,7 @@ use jiff::Timestamp;
 use uuid::Uuid;
 
 use crate::config::Site;
-use crate::domain::Event;
+use crate::events::Event;
 use crate::log::txn::Tables;
 
 /// What an event brings besides its payload.

@@ -16,7 +16,7 @@ use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
 use super::Meta;
-use crate::domain::{
+use crate::events::{
     FieldChange, Hl7MessageReceived, Hl7MessageUpdated, OrderCreated, StudyCompleted, StudyMatched, StudyUnmatched,
 };
 use crate::hl7::summary::{CodedValue, Physician};

@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
-use zenedge::domain::Event;
+use zenedge::events::Event;
 use zenedge::log::Envelope;
 
 use crate::support::hl7msg::{ack_code, orm};

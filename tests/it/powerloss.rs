@@ -19,7 +19,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
-use zenedge::domain::Event;
+use zenedge::events::Event;
 use zenedge::log::{FaultInjector, Log, LogOptions};
 use zenedge::projections::rebuild;
 use zenedge::telemetry::Metrics;

@@ -65,7 +65,7 @@ async fn workload() -> (std::sync::Arc<tempfile::TempDir>, zenedge::config::Conf
     let d = TestDaemon::start_in(dir.clone(), "").await;
     let events = d.events().await;
     let missing: Vec<_> =
-        zenedge::domain::EVENT_TYPES.iter().filter(|kind| !events.iter().any(|e| e["event_type"] == **kind)).collect();
+        zenedge::events::EVENT_TYPES.iter().filter(|kind| !events.iter().any(|e| e["event_type"] == **kind)).collect();
     assert!(missing.is_empty(), "event types missing from the workload: {missing:?}");
     d.stop().await.unwrap();
     (dir, config)

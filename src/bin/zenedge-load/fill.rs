@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use zenedge::config::Config;
-use zenedge::domain::{Event, InstanceStored};
+use zenedge::events::{Event, InstanceStored};
 use zenedge::log::{Aggregate, InstanceOutcome, Log, LogOptions, NewEvent};
 use zenedge::telemetry::Metrics;
 

@@ -9,11 +9,11 @@
 
 use serde::Serialize;
 
-use super::events::{Hl7MessageReceived, InstanceFileDeleted, InstanceStored, StudyCompleted};
-use super::matching::{
+use super::decisions::{
     Hl7MessageMatched, Hl7MessageUpdated, OrderCancelled, OrderCreated, OrderUpdated, PatientCaseClassified,
     PatientCaseConsolidated, PatientCaseCreated, PatientsMerged, StudyMatched, StudyUnmatched,
 };
+use super::intake::{Hl7MessageReceived, InstanceFileDeleted, InstanceStored, StudyCompleted};
 
 /// A stored payload that this binary cannot turn into an [`Event`].
 #[derive(Debug, thiserror::Error)]

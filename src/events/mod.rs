@@ -1,18 +1,18 @@
-//! The domain: what zenedge records, in the hub's vocabulary.
+//! The event catalog: what zenedge records, in the hub's vocabulary.
 //!
-//! [`catalog`] lists every event type with its version; [`events`] holds the intake events
-//! (what arrived), [`matching`] the decisions (matches and unmatches, orders, patient cases,
+//! [`catalog`] lists every event type with its version; [`intake`] holds the intake events
+//! (what arrived), [`decisions`] the decisions (matches and unmatches, orders, patient cases,
 //! merges).
 //! Together they are the wire contract with the hub.
 
 pub mod catalog;
-pub mod events;
-pub mod matching;
+pub mod decisions;
+pub mod intake;
 
 pub use catalog::{EVENT_TYPES, Event, EventDecodeError, JsonPayload};
-pub use events::{Hl7MessageReceived, InstanceFileDeleted, InstanceStored, StudyCompleted};
-pub use matching::{
+pub use decisions::{
     FieldChange, Hl7MessageMatched, Hl7MessageUpdated, OrderCancelled, OrderCreated, OrderUpdated,
     PatientCaseClassified, PatientCaseConsolidated, PatientCaseCreated, PatientsMerged, StudyMatched, StudyUnmatched,
     UNMATCHED_ACCESSION_CHANGED,
 };
+pub use intake::{Hl7MessageReceived, InstanceFileDeleted, InstanceStored, StudyCompleted};
