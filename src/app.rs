@@ -23,8 +23,9 @@ use tokio_util::task::TaskTracker;
 use crate::api::{self, ApiState};
 use crate::config::Config;
 use crate::dicom::{self, DicomContext};
-use crate::log::{FaultInjector, Log, LogOptions, OpenError, WriterFailure};
+use crate::log::{FaultInjector, LogOptions, OpenError, Store, WriterFailure};
 use crate::mllp::{self, MllpContext};
+use crate::projections::{self, Projections};
 use crate::sync::{self, SyncShared};
 use crate::systemd;
 use crate::telemetry::Metrics;
@@ -95,13 +96,19 @@ pub async fn run(
     let sync_tls = check_sync_tls(&config)?;
     let metrics = Arc::new(Metrics::new());
     let log_options = LogOptions::from_config(&config);
-    let clock = log_options.policy.clock.clone();
+    let clock = log_options.clock.clone();
     let hook = options.faults.as_ref().and_then(FaultInjector::hook);
     let log = {
         let metrics = metrics.clone();
-        tokio::task::spawn_blocking(move || Log::open_with_faults(&log_options, metrics, options.faults))
-            .await
-            .expect("opening the log does not panic")?
+        tokio::task::spawn_blocking(move || {
+            // The file (schema, site), the projections level with the log, then the writer.
+            let schema = projections::schema().with(crate::log::sync_state::tables());
+            let store = Store::open(&log_options, schema, options.faults)?;
+            projections::catch_up(&store)?;
+            store.start(Projections, metrics)
+        })
+        .await
+        .expect("opening the log does not panic")?
     };
     warn_if_below_reserve(&log.disk_guard());
     let layout = dicom::Layout::with_hook(config.store.state_dir.clone(), hook);
@@ -147,6 +154,7 @@ pub async fn run(
         log.handle(),
         log.reader(),
         config.dicom.stable_after,
+        config.matching.consolidation_window_for(&config.site.hospital_id),
         metrics.clone(),
         stopping.clone(),
     ));

@@ -27,6 +27,7 @@ use jiff::{SignedDuration, Timestamp};
 use tokio_util::sync::CancellationToken;
 
 use crate::log::{Clock, LogHandle, LogReader};
+use crate::projections::Projections;
 use crate::sync::SyncShared;
 use crate::telemetry::Metrics;
 
@@ -42,7 +43,7 @@ pub struct Retention {
     pub max_age: Duration,
     /// How the max age was written (recorded in each event).
     pub max_age_text: String,
-    pub log: LogHandle,
+    pub log: LogHandle<Projections>,
     pub reader: LogReader,
     pub metrics: Arc<Metrics>,
     pub clock: Clock,

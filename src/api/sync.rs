@@ -184,7 +184,8 @@ mod tests {
 
     use super::*;
     use crate::config::{DiskReserve, Site};
-    use crate::log::{DiskGuard, Log, LogOptions, Policy};
+    use crate::log::{DiskGuard, Log, LogOptions};
+    use crate::projections::Projections;
     use crate::sync::SyncShared;
     use crate::telemetry::Metrics;
 
@@ -192,7 +193,7 @@ mod tests {
 
     struct Api {
         _dir: tempfile::TempDir,
-        log: Log,
+        log: Log<Projections>,
         state: ApiState,
     }
 
@@ -205,10 +206,10 @@ mod tests {
             queue_depth: 64,
             max_batch: 64,
             cache_size: 1 << 20,
-            policy: Policy::default(),
+            clock: Arc::new(jiff::Timestamp::now),
         };
         let metrics = Arc::new(Metrics::new());
-        let log = Log::open(&options, metrics.clone()).unwrap();
+        let log = crate::log::test_support::open(&options, metrics.clone()).unwrap();
         let state = ApiState {
             reader: log.reader(),
             writer: log.handle().state.clone(),

@@ -31,8 +31,8 @@ use super::negotiate::{self, Negotiated};
 use super::sop_class;
 use super::spool::{MetaFields, Spool, StoreError, Stored};
 use super::wire::{Wire, WireError};
-use crate::events::{Event, InstanceStored};
-use crate::log::{Aggregate, AppendError, InstanceOutcome, NewEvent};
+use crate::events::{Event, InstanceStored, NewEvent};
+use crate::log::{Aggregate, AppendError, InstanceOutcome};
 
 /// Largest A-ASSOCIATE-RQ accepted: a sender proposing every storage class with a dozen
 /// transfer syntaxes each stays well below.

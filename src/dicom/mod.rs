@@ -30,13 +30,14 @@ pub use stability::Stability;
 
 use crate::config::DicomConfig;
 use crate::log::{DiskGuard, LogHandle};
+use crate::projections::Projections;
 use crate::telemetry::Metrics;
 
 /// What every association shares.
 #[derive(Debug)]
 pub struct DicomContext {
     pub config: DicomConfig,
-    pub log: LogHandle,
+    pub log: LogHandle<Projections>,
     pub metrics: Arc<Metrics>,
     /// Checked before an instance is received: below the reserve it is refused (0xA700).
     pub disk: DiskGuard,

@@ -22,6 +22,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::log::{AppendError, CompletionOutcome, LogHandle, LogReader};
+use crate::projections::Projections;
 use crate::telemetry::Metrics;
 
 /// After a refused completion (disk reserve, writer unavailable), try again after this.
@@ -79,12 +80,14 @@ impl Timers {
     }
 }
 
-/// Runs until `shutdown`: arms timers from the log, then from notifications.
+/// Runs until `shutdown`: arms timers from the log, then from notifications. A first
+/// completion joins a patient case created within `consolidation_window`, or opens one.
 pub async fn run(
     mut rx: mpsc::UnboundedReceiver<(String, u64)>,
-    log: LogHandle,
+    log: LogHandle<Projections>,
     reader: LogReader,
     stable_after: Duration,
+    consolidation_window: Duration,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) {
@@ -115,7 +118,8 @@ pub async fn run(
             },
             _ = sleep_until(next) => {
                 if let Some((study, seq)) = timers.pop_due() {
-                    complete(&log, &mut timers, study, seq, stable_after, &metrics).await;
+                    let durations = (stable_after, consolidation_window);
+                    complete(&log, &mut timers, study, seq, durations, &metrics).await;
                 }
             }
         }
@@ -130,14 +134,14 @@ async fn sleep_until(deadline: Option<Instant>) {
 }
 
 async fn complete(
-    log: &LogHandle,
+    log: &LogHandle<Projections>,
     timers: &mut Timers,
     study: String,
     seq: u64,
-    stable_after: Duration,
+    (stable_after, consolidation_window): (Duration, Duration),
     metrics: &Metrics,
 ) {
-    match log.complete_study(study.clone(), seq).await {
+    match log.complete_study(study.clone(), seq, consolidation_window).await {
         Ok(CompletionOutcome::Completed { seq, revision }) => {
             metrics.dicom_studies_completed.inc();
             tracing::info!(seq, revision, "study completed");
@@ -161,13 +165,16 @@ async fn complete(
 mod tests {
     use super::*;
     use crate::config::{DiskReserve, Site};
+    use crate::events::NewEvent;
     use crate::events::{Event, InstanceStored};
-    use crate::log::{Aggregate, InstanceOutcome, Log, LogOptions, NewEvent};
+    use crate::log::{Aggregate, InstanceOutcome, Log, LogOptions};
+    use crate::projections::Projections;
 
     const STABLE: Duration = Duration::from_secs(60);
+    const WINDOW: Duration = Duration::from_secs(24 * 3600);
     const STUDY: &str = "1.2.826.0.1.3680043.10.999.1";
 
-    fn open(dir: &std::path::Path) -> Log {
+    fn open(dir: &std::path::Path) -> Log<Projections> {
         let options = LogOptions {
             path: dir.join("zenedge.redb"),
             site: Site { tenant_id: "t".into(), hospital_id: "h".into(), edge_id: "e".into() },
@@ -175,9 +182,9 @@ mod tests {
             queue_depth: 64,
             max_batch: 64,
             cache_size: 4 << 20,
-            policy: crate::log::Policy::default(),
+            clock: Arc::new(jiff::Timestamp::now),
         };
-        Log::open(&options, Arc::new(Metrics::new())).unwrap()
+        crate::log::test_support::open(&options, Arc::new(Metrics::new())).unwrap()
     }
 
     /// Awaits `f` while keeping the runtime busy, so paused time cannot jump ahead while the
@@ -193,11 +200,11 @@ mod tests {
         }
     }
 
-    async fn store(log: &Log, n: u32) -> u64 {
+    async fn store(log: &Log<Projections>, n: u32) -> u64 {
         busy(store_now(log, n)).await
     }
 
-    async fn store_now(log: &Log, n: u32) -> u64 {
+    async fn store_now(log: &Log<Projections>, n: u32) -> u64 {
         let event = InstanceStored {
             sop_class_uid: "1.2.840.10008.5.1.4.1.1.2".into(),
             sop_instance_uid: format!("{STUDY}.1.{n}"),
@@ -236,8 +243,8 @@ mod tests {
     }
 
     /// `StudyCompleted` events so far, as (revision, instance_count).
-    fn completions(log: &Log) -> Vec<(u32, u32)> {
-        let page = log.reader().after(0, 1000).unwrap();
+    fn completions(log: &Log<Projections>) -> Vec<(u32, u32)> {
+        let page = crate::events::after(&log.reader(), 0, 1000).unwrap();
         page.items
             .iter()
             .filter_map(|e| match &e.event {
@@ -250,18 +257,18 @@ mod tests {
     /// Lets the completion task and the log writer (a real thread) run until `expected`
     /// completions are in the log. Yielding keeps the runtime busy, so paused time does not
     /// jump meanwhile; the bound is real time.
-    async fn settle(log: &Log, expected: usize) {
+    async fn settle(log: &Log<Projections>, expected: usize) {
         let give_up = std::time::Instant::now() + Duration::from_secs(10);
         while completions(log).len() < expected && std::time::Instant::now() < give_up {
             tokio::task::yield_now().await;
         }
     }
 
-    fn start(log: &Log) -> (Stability, CancellationToken) {
+    fn start(log: &Log<Projections>) -> (Stability, CancellationToken) {
         let (stability, rx) = channel();
         let token = CancellationToken::new();
         let metrics = Arc::new(Metrics::new());
-        tokio::spawn(run(rx, log.handle(), log.reader(), STABLE, metrics, token.clone()));
+        tokio::spawn(run(rx, log.handle(), log.reader(), STABLE, WINDOW, metrics, token.clone()));
         (stability, token)
     }
 

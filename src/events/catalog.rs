@@ -1,7 +1,7 @@
 //! The event catalog: every event type this binary writes, its name in the envelope, its
 //! current version, and the one place where stored payloads of older versions are upcast.
 //!
-//! An event is stored as an envelope (see [`crate::log::Envelope`]) whose `data` is the
+//! An event is stored as an envelope (see [`crate::log::envelope`]) whose `data` is the
 //! payload struct, serialized by name with rmp-serde; `event_type` and `event_version`
 //! travel in the envelope. Adding a field with `#[serde(default)]` needs no new version;
 //! renaming a field or changing its meaning does: keep the old struct as `…V1`, bump the
@@ -97,6 +97,21 @@ catalog! {
     PatientCaseClassified(PatientCaseClassified) = "PatientCaseClassified" v 1;
     PatientsMerged(PatientsMerged) = "PatientsMerged" v 1;
     InstanceFileDeleted(InstanceFileDeleted) = "InstanceFileDeleted" v 1;
+}
+
+/// What the storage engine needs to store an event: its name, version and size.
+impl crate::log::Payload for Event {
+    fn event_type(&self) -> &'static str {
+        Event::event_type(self)
+    }
+
+    fn event_version(&self) -> u32 {
+        Event::event_version(self)
+    }
+
+    fn size_hint(&self) -> usize {
+        Event::size_hint(self)
+    }
 }
 
 impl Event {

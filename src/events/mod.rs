@@ -7,6 +7,7 @@
 
 pub mod catalog;
 pub mod decisions;
+pub mod envelope;
 pub mod intake;
 
 pub use catalog::{EVENT_TYPES, Event, EventDecodeError, JsonPayload};
@@ -15,4 +16,5 @@ pub use decisions::{
     PatientCaseClassified, PatientCaseConsolidated, PatientCaseCreated, PatientsMerged, StudyMatched, StudyUnmatched,
     UNMATCHED_ACCESSION_CHANGED,
 };
+pub use envelope::{DecodeError, Envelope, JsonEnvelope, NewEvent, Page, after, decoded, get};
 pub use intake::{Hl7MessageReceived, InstanceFileDeleted, InstanceStored, StudyCompleted};

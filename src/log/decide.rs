@@ -39,19 +39,28 @@
 use redb::ReadableTable;
 use uuid::Uuid;
 
-use super::envelope::{Aggregate, NewEvent};
-use super::txn::Txn;
+use std::time::Duration;
+
+use super::envelope::Aggregate;
+use super::txn::{Meta, Txn};
+use crate::events::NewEvent;
 use crate::events::{
     Event, FieldChange, Hl7MessageMatched, Hl7MessageReceived, Hl7MessageUpdated, OrderCancelled, OrderCreated,
     OrderUpdated, PatientCaseClassified, PatientCaseConsolidated, PatientCaseCreated, PatientsMerged, StudyCompleted,
     StudyMatched, StudyUnmatched, UNMATCHED_ACCESSION_CHANGED,
 };
 use crate::projections::orders::{self, CANCEL_CONTROLS, CHANGE_CONTROLS, OrderRow};
-use crate::projections::{Meta, cases, dicom};
+use crate::projections::{Projections, cases, dicom};
 
 /// Appends a decision. Encoding a decision cannot fail in practice; if it did, the batch
 /// fails as a whole rather than committing a trigger without its decisions.
-fn record(t: &mut Txn<'_, '_>, cause: Uuid, kind: &str, id: &str, event: Event) -> Result<u64, redb::Error> {
+fn record(
+    t: &mut Txn<'_, '_, Projections>,
+    cause: Uuid,
+    kind: &str,
+    id: &str,
+    event: Event,
+) -> Result<u64, redb::Error> {
     let mut new = NewEvent::now(Aggregate { kind: kind.into(), id: id.into() }, event);
     new.occurred_at = t.recorded_at;
     new.causation_id = Some(cause);
@@ -60,7 +69,11 @@ fn record(t: &mut Txn<'_, '_>, cause: Uuid, kind: &str, id: &str, event: Event) 
 }
 
 /// Decisions after an `HL7MessageReceived` (event `cause`) was appended.
-pub(super) fn after_message(t: &mut Txn<'_, '_>, cause: Uuid, msg: &Hl7MessageReceived) -> Result<(), redb::Error> {
+pub(super) fn after_message(
+    t: &mut Txn<'_, '_, Projections>,
+    cause: Uuid,
+    msg: &Hl7MessageReceived,
+) -> Result<(), redb::Error> {
     let message_id = cause.to_string();
     merge(t, cause, &message_id, msg)?;
     let meta = t.meta();
@@ -84,7 +97,12 @@ pub(super) fn after_message(t: &mut Txn<'_, '_>, cause: Uuid, msg: &Hl7MessageRe
 }
 
 /// ADT^A40: the message's patient survives, MRG-1 ids are prior.
-fn merge(t: &mut Txn<'_, '_>, cause: Uuid, message_id: &str, msg: &Hl7MessageReceived) -> Result<(), redb::Error> {
+fn merge(
+    t: &mut Txn<'_, '_, Projections>,
+    cause: Uuid,
+    message_id: &str,
+    msg: &Hl7MessageReceived,
+) -> Result<(), redb::Error> {
     let s = &msg.summary;
     if !(s.message_code.eq_ignore_ascii_case("ADT") && s.trigger_event.eq_ignore_ascii_case("A40")) {
         return Ok(());
@@ -113,7 +131,11 @@ fn merge(t: &mut Txn<'_, '_>, cause: Uuid, message_id: &str, msg: &Hl7MessageRec
 /// last of them): group `index` of a later message means the order of group `index` of that
 /// message when it has the same placer number, so a re-sent multi-group message updates each
 /// order from its own group instead of one order from every group in turn.
-fn find_order(t: &mut Txn<'_, '_>, msg: &Hl7MessageReceived, index: usize) -> Result<Option<String>, redb::Error> {
+fn find_order(
+    t: &mut Txn<'_, '_, Projections>,
+    msg: &Hl7MessageReceived,
+    index: usize,
+) -> Result<Option<String>, redb::Error> {
     let meta = t.meta();
     let group = &msg.summary.orders[index];
     if let Some(placer) = group.placer_order_number.as_deref().filter(|p| !p.is_empty()) {
@@ -143,7 +165,7 @@ fn find_order(t: &mut Txn<'_, '_>, msg: &Hl7MessageReceived, index: usize) -> Re
 }
 
 fn update(
-    t: &mut Txn<'_, '_>,
+    t: &mut Txn<'_, '_, Projections>,
     cause: Uuid,
     message_id: &str,
     msg: &Hl7MessageReceived,
@@ -182,7 +204,7 @@ fn update(
 /// The change of an order that was matched: `OrderUpdated` or `OrderCancelled`, and its case
 /// reclassified when the patient class changed.
 fn update_matched(
-    t: &mut Txn<'_, '_>,
+    t: &mut Txn<'_, '_, Projections>,
     cause: Uuid,
     message_id: &str,
     row: &OrderRow,
@@ -212,7 +234,7 @@ fn update_matched(
 /// with studies that do not have it are undone, and unless cancelled it meets the completed
 /// studies that do.
 fn rematch(
-    t: &mut Txn<'_, '_>,
+    t: &mut Txn<'_, '_, Projections>,
     cause: Uuid,
     message_id: &str,
     before: &OrderRow,
@@ -250,7 +272,7 @@ fn rematch(
 
 /// Appends `PatientCaseClassified` unless the case has that class already.
 fn classify(
-    t: &mut Txn<'_, '_>,
+    t: &mut Txn<'_, '_, Projections>,
     cause: Uuid,
     case_id: &str,
     class: &str,
@@ -274,9 +296,14 @@ fn classify(
 }
 
 /// Decisions after a `StudyCompleted` (event `cause`) was appended.
-pub(super) fn after_completion(t: &mut Txn<'_, '_>, cause: Uuid, c: &StudyCompleted) -> Result<(), redb::Error> {
+pub(super) fn after_completion(
+    t: &mut Txn<'_, '_, Projections>,
+    cause: Uuid,
+    c: &StudyCompleted,
+    window: Duration,
+) -> Result<(), redb::Error> {
     if c.revision == 1 {
-        decide_case(t, cause, c)?;
+        decide_case(t, cause, c, window)?;
     }
     let meta = t.meta();
     let Some(accession) = c.accession_number.as_deref().filter(|a| !a.is_empty()) else { return Ok(()) };
@@ -289,7 +316,12 @@ pub(super) fn after_completion(t: &mut Txn<'_, '_>, cause: Uuid, c: &StudyComple
     Ok(())
 }
 
-fn decide_case(t: &mut Txn<'_, '_>, cause: Uuid, c: &StudyCompleted) -> Result<(), redb::Error> {
+fn decide_case(
+    t: &mut Txn<'_, '_, Projections>,
+    cause: Uuid,
+    c: &StudyCompleted,
+    window: Duration,
+) -> Result<(), redb::Error> {
     let meta = t.meta();
     let mut ids = Vec::new();
     for id in c.patient_id.iter().chain(&c.other_patient_ids).filter(|id| !id.is_empty()) {
@@ -299,7 +331,7 @@ fn decide_case(t: &mut Txn<'_, '_>, cause: Uuid, c: &StudyCompleted) -> Result<(
         }
     }
     let now = t.recorded_at.as_microsecond();
-    let window = i64::try_from(t.consolidation_window.as_micros()).unwrap_or(i64::MAX);
+    let window = i64::try_from(window.as_micros()).unwrap_or(i64::MAX);
     // The most recently created matching case (by its event's seq: times can be equal).
     let mut best: Option<(u64, String, String)> = None;
     for id in &ids {
@@ -340,7 +372,7 @@ fn decide_case(t: &mut Txn<'_, '_>, cause: Uuid, c: &StudyCompleted) -> Result<(
 }
 
 /// Records the pair (order, study) unless it was recorded before.
-fn pair(t: &mut Txn<'_, '_>, cause: Uuid, order: &OrderRow, study: &str) -> Result<(), redb::Error> {
+fn pair(t: &mut Txn<'_, '_, Projections>, cause: Uuid, order: &OrderRow, study: &str) -> Result<(), redb::Error> {
     let meta = t.meta();
     if orders::is_pair(&mut t.tables, &meta, study, &order.order_id)? {
         return Ok(());
@@ -391,7 +423,7 @@ fn pair(t: &mut Txn<'_, '_>, cause: Uuid, order: &OrderRow, study: &str) -> Resu
     Ok(())
 }
 
-impl<'a> Txn<'a, '_> {
+impl<'a> Txn<'a, '_, Projections> {
     /// Tenant and hospital for projection reads (seq and event id are not meaningful here).
     pub(super) fn meta(&self) -> Meta<'a> {
         Meta { site: self.site, seq: 0, event_id: Uuid::nil(), recorded_at: self.recorded_at }

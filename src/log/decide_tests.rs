@@ -5,18 +5,20 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::test_support::{Order, Study, TestClock, hl7, merge, options};
+use super::test_support::{self, Order, Study, TestClock, hl7, merge, options};
 use super::*;
 use crate::events::Event;
+use crate::events::NewEvent;
+use crate::projections::Projections;
 
 const DAY: Duration = Duration::from_secs(24 * 3600);
 
-fn open(dir: &std::path::Path, clock: &TestClock) -> Log {
-    let options = LogOptions { policy: clock.policy(DAY), ..options(dir) };
-    Log::open(&options, Arc::new(crate::telemetry::Metrics::new())).unwrap()
+fn open(dir: &std::path::Path, clock: &TestClock) -> Log<Projections> {
+    let options = LogOptions { clock: clock.clock(), ..options(dir) };
+    test_support::open(&options, Arc::new(crate::telemetry::Metrics::new())).unwrap()
 }
 
-fn start() -> (tempfile::TempDir, TestClock, Log) {
+fn start() -> (tempfile::TempDir, TestClock, Log<Projections>) {
     let dir = tempfile::tempdir().unwrap();
     let clock = TestClock::at("2026-05-01T08:00:00Z".parse().unwrap());
     let log = open(dir.path(), &clock);
@@ -50,11 +52,11 @@ struct History {
 }
 
 impl History {
-    fn read(log: &Log) -> History {
+    fn read(log: &Log<Projections>) -> History {
         let mut events = Vec::new();
         let mut after = 0;
         loop {
-            let page = log.reader().after(after, 1000).unwrap();
+            let page = crate::events::after(&log.reader(), after, 1000).unwrap();
             events.extend(page.items);
             match page.next {
                 Some(next) => after = next,
@@ -138,7 +140,7 @@ fn pair(study: &str, placer: &str) -> (String, String) {
     (study.to_owned(), placer.to_owned())
 }
 
-async fn send(log: &Log, event: NewEvent) -> Hl7Outcome {
+async fn send(log: &Log<Projections>, event: NewEvent) -> Hl7Outcome {
     log.handle().append_hl7(event).await.unwrap()
 }
 
@@ -290,7 +292,8 @@ async fn a_cancelled_order_stops_waiting_and_a_matched_one_is_cancelled_by_event
     send(&log, Order::new("C3", "PL2", "ACC2", &["P1"]).event()).await;
     Study::new("1.2.2", "ACC2", "P1").arrive(&log, 1).await;
     send(&log, cancel("C4", "PL2", "ACC2").event()).await;
-    let kinds: Vec<_> = log.reader().after(0, 1000).unwrap().items.iter().map(|e| e.event.event_type()).collect();
+    let kinds: Vec<_> =
+        crate::events::after(&log.reader(), 0, 1000).unwrap().items.iter().map(|e| e.event.event_type()).collect();
     assert_eq!(kinds.last(), Some(&"OrderCancelled"), "{kinds:?}");
     // A study of a cancelled order's accession completing later is not paired with it.
     Study::new("1.2.3", "ACC2", "P1").arrive(&log, 1).await;
@@ -325,7 +328,7 @@ async fn each_order_group_is_its_own_order_and_a_re_sent_message_changes_none_of
         let h = History::read(&log);
         assert_eq!(h.message_updates, [], "{placers:?}: a re-send changes nothing");
         assert_eq!(h.matches.len(), 2, "{placers:?}: {:?}", h.matches);
-        let events = log.reader().after(0, 1000).unwrap().items;
+        let events = crate::events::after(&log.reader(), 0, 1000).unwrap().items;
         let created: BTreeSet<_> = events
             .iter()
             .filter_map(|e| match &e.event {
@@ -350,7 +353,7 @@ fn assert_replay_equals_projections(dir: &std::path::Path) {
 }
 
 fn waiting_query(clock: &TestClock) -> views::WaitingQuery {
-    views::WaitingQuery { now: (clock.policy(DAY).clock)(), older_than: None, after: None, limit: 100 }
+    views::WaitingQuery { now: clock.now(), older_than: None, after: None, limit: 100 }
 }
 
 #[tokio::test]
@@ -358,7 +361,7 @@ async fn a_corrected_accession_undoes_the_old_pair_and_meets_the_studies_of_the_
     let (dir, clock, log) = start();
     send(&log, Order::new("C1", "PL1", "ACC-OLD", &["P1"]).event()).await;
     Study::new("1.2.1", "ACC-OLD", "P1").arrive(&log, 1).await;
-    let old_study_completed = (clock.policy(DAY).clock)();
+    let old_study_completed = clock.now();
     clock.advance(Duration::from_secs(60));
     Study::new("1.2.2", "ACC-NEW", "P1").arrive(&log, 1).await;
     clock.advance(Duration::from_secs(60));
@@ -428,7 +431,7 @@ async fn a_study_completed_again_keeps_waiting_since_its_first_completion() {
     let (_dir, clock, log) = start();
     let study = Study::new("1.2.1", "ACC1", "P1");
     study.arrive(&log, 1).await;
-    let first = (clock.policy(DAY).clock)();
+    let first = clock.now();
     clock.advance(Duration::from_secs(3600));
     log.handle().append_instance(study.instance(2)).await.unwrap();
     assert!(matches!(study.complete(&log).await, CompletionOutcome::Completed { revision: 2, .. }));
@@ -462,11 +465,12 @@ async fn studies_of_one_patient_and_modality_within_the_window_share_a_case() {
 async fn the_consolidation_window_is_configured_per_hospital() {
     let dir = tempfile::tempdir().unwrap();
     let clock = TestClock::at("2026-05-01T08:00:00Z".parse().unwrap());
-    let options = LogOptions { policy: clock.policy(Duration::from_secs(3600)), ..options(dir.path()) };
-    let log = Log::open(&options, Arc::new(crate::telemetry::Metrics::new())).unwrap();
-    Study::new("1.2.1", "A1", "P1").arrive(&log, 1).await;
+    let options = LogOptions { clock: clock.clock(), ..options(dir.path()) };
+    let log = test_support::open(&options, Arc::new(crate::telemetry::Metrics::new())).unwrap();
+    let window = Duration::from_secs(3600);
+    Study::new("1.2.1", "A1", "P1").arrive_within(&log, 1, window).await;
     clock.advance(Duration::from_secs(2 * 3600));
-    Study::new("1.2.2", "A2", "P1").arrive(&log, 1).await;
+    Study::new("1.2.2", "A2", "P1").arrive_within(&log, 1, window).await;
     assert_eq!(History::read(&log).partition().len(), 2, "two hours exceed a one-hour window");
 }
 
@@ -514,7 +518,9 @@ async fn many_studies_of_one_patient_completing_at_once_make_one_case() {
     let mut tasks = Vec::new();
     for p in pending {
         let handle = log.handle();
-        tasks.push(tokio::spawn(async move { handle.complete_study(p.study_instance_uid, p.last_instance_seq).await }));
+        tasks.push(tokio::spawn(async move {
+            handle.complete_study(p.study_instance_uid, p.last_instance_seq, test_support::DAY).await
+        }));
     }
     for t in tasks {
         assert!(matches!(t.await.unwrap().unwrap(), CompletionOutcome::Completed { .. }));
@@ -537,9 +543,9 @@ async fn a_projection_behind_the_log_is_rebuilt_when_the_log_opens() {
     let before = crate::projections::rebuild::digest(&db).unwrap();
     // As after an upgrade that added the matching projections: empty, checkpoint absent.
     let txn = db.begin_write().unwrap();
-    txn.delete_table(store::MATCHES).unwrap();
-    txn.open_table(store::MATCHES).unwrap();
-    txn.open_table(store::CHECKPOINTS).unwrap().remove("matches").unwrap();
+    txn.delete_table(crate::projections::tables::MATCHES).unwrap();
+    txn.open_table(crate::projections::tables::MATCHES).unwrap();
+    txn.open_table(crate::projections::tables::CHECKPOINTS).unwrap().remove("matches").unwrap();
     txn.commit().unwrap();
     assert_eq!(crate::projections::rebuild::behind(&db, head).unwrap(), [("matches", 0)]);
     drop(db);

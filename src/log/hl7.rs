@@ -9,10 +9,10 @@
 
 use redb::ReadableTable;
 
-use super::envelope::NewEvent;
 use super::txn::{Txn, corrupt};
 use super::writer::{AppendError, LogHandle};
-use crate::events::Event;
+use crate::events::{Event, NewEvent};
+use crate::projections::Projections;
 use crate::projections::hl7::DedupeEntry;
 
 /// What became of a received message.
@@ -58,7 +58,7 @@ pub fn received_event(payload: &[u8], received: &crate::hl7::Received, peer: &st
     new
 }
 
-impl LogHandle {
+impl LogHandle<Projections> {
     /// Stores an `HL7MessageReceived` (which carries the ACK that will be sent) unless the
     /// same sender already sent the same content under the same control id; replies once
     /// durable. The writer fills in the conflict fields.
@@ -67,7 +67,10 @@ impl LogHandle {
     }
 }
 
-fn apply(t: &mut Txn<'_, '_>, mut event: NewEvent) -> Result<Result<Hl7Outcome, AppendError>, redb::Error> {
+fn apply(
+    t: &mut Txn<'_, '_, Projections>,
+    mut event: NewEvent,
+) -> Result<Result<Hl7Outcome, AppendError>, redb::Error> {
     let Event::Hl7MessageReceived(message) = &mut event.event else {
         return Ok(Err(AppendError::Encode("not an HL7MessageReceived event".into())));
     };

@@ -7,11 +7,12 @@
 //! a completion request from the stability timer appends `StudyCompleted` only if the
 //! study is pending and its last instance is still the one the timer saw.
 
-use super::envelope::NewEvent;
+use std::time::Duration;
+
 use super::txn::Txn;
 use super::writer::{AppendError, LogHandle};
-use crate::events::{Event, StudyCompleted};
-use crate::projections::dicom;
+use crate::events::{Event, NewEvent, StudyCompleted};
+use crate::projections::{Projections, dicom};
 
 /// What became of an [`InstanceAppend`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,7 +34,7 @@ pub enum CompletionOutcome {
     NotPending,
 }
 
-impl LogHandle {
+impl LogHandle<Projections> {
     /// Records an `InstanceStored` (whose file is already durable) unless the same data set
     /// (its `sha256`) is already recorded for that SOP instance; replies once durable. The
     /// writer fills in `replaces_seq`.
@@ -42,18 +43,20 @@ impl LogHandle {
     }
 
     /// Appends `StudyCompleted` for `study_uid` if its last instance is still
-    /// `last_instance_seq`.
+    /// `last_instance_seq`; a first completion joins a patient case created within
+    /// `consolidation_window`, or opens one.
     pub async fn complete_study(
         &self,
         study_uid: String,
         last_instance_seq: u64,
+        consolidation_window: Duration,
     ) -> Result<CompletionOutcome, AppendError> {
-        self.request((study_uid, last_instance_seq), apply_completion).await
+        self.request((study_uid, last_instance_seq, consolidation_window), apply_completion).await
     }
 }
 
 fn apply_instance(
-    t: &mut Txn<'_, '_>,
+    t: &mut Txn<'_, '_, Projections>,
     mut event: NewEvent,
 ) -> Result<Result<InstanceOutcome, AppendError>, redb::Error> {
     let Event::InstanceStored(instance) = &mut event.event else {
@@ -74,8 +77,8 @@ fn apply_instance(
 
 /// Decides completion: the study is pending and its last instance is the one the timer saw.
 fn apply_completion(
-    t: &mut Txn<'_, '_>,
-    (study_uid, last_instance_seq): (String, u64),
+    t: &mut Txn<'_, '_, Projections>,
+    (study_uid, last_instance_seq, window): (String, u64, Duration),
 ) -> Result<Result<CompletionOutcome, AppendError>, redb::Error> {
     if !dicom::is_pending(&mut t.tables, t.site, &study_uid)? {
         return Ok(Ok(CompletionOutcome::NotPending));
@@ -116,7 +119,7 @@ fn apply_completion(
         Err(e) => return Ok(Err(e)),
     };
     if let Event::StudyCompleted(completed) = &event.event {
-        super::decide::after_completion(t, event.event_id, completed)?;
+        super::decide::after_completion(t, event.event_id, completed, window)?;
     }
     Ok(Ok(CompletionOutcome::Completed { seq, revision }))
 }

@@ -56,12 +56,13 @@ mod instances;
 mod reader;
 mod reserve;
 mod retention;
+mod schema;
 pub mod snapshot;
 pub(crate) mod store;
 pub mod sync_meta;
 pub mod sync_state;
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 #[cfg(test)]
 mod tests;
 pub(crate) mod txn;
@@ -71,21 +72,23 @@ mod writer;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use envelope::{Aggregate, Envelope, JsonEnvelope, NewEvent, StoredEnvelope};
+pub use envelope::{Aggregate, DecodeError, NewEvent, Payload, StoredEnvelope, head_event_id};
 pub use faults::FaultInjector;
 pub use hl7::{Hl7Outcome, received_event};
 pub use instances::{CompletionOutcome, InstanceOutcome};
-pub use reader::{InstanceView, LogReader, Page, PendingStudy, ReadError, SeriesView, StudyView, Totals};
+pub use reader::{LogReader, ReadError, Storage, decode_row};
 pub use reserve::{DiskGuard, Space};
 pub use retention::{Expired, ExpiredPage};
+pub use schema::{COPY_CHUNK, Migration, Schema, TableSpec};
 pub use snapshot::{InstanceFile, SnapshotError, SnapshotSummary};
-pub use store::{OpenError, SCHEMA_VERSION};
-pub use sync_meta::{SyncEpoch, head_event_id, mark_restored};
+pub use store::{EVENTS, META, OpenError, create_database_durably, create_durably, fsync_dir};
+pub use sync_meta::{SyncEpoch, mark_restored};
 pub use sync_state::{DeadLetter, DeadLetterAction, DeadLetterCounts, DeadLetterStatus, RawBatch, Refusal};
-pub use txn::{Clock, Policy};
+pub use txn::{Applier, ApplyFn, Clock, Meta, Txn, corrupt};
 pub use views::{
-    CaseStudy, CaseView, Hits, MAX_HITS, MatchPage, MatchQuery, MatchView, MatchedOrder, MatchedStudy, OrderView,
-    Search, StudyHit, StudySummary, WaitingCursor, WaitingOrder, WaitingPage, WaitingQuery, WaitingStudy,
+    CaseStudy, CaseView, Hits, InstanceView, MAX_HITS, MatchPage, MatchQuery, MatchView, MatchedOrder, MatchedStudy,
+    OrderView, PendingStudy, Search, SeriesView, StudyHit, StudySummary, StudyView, Totals, WaitingCursor,
+    WaitingOrder, WaitingPage, WaitingQuery, WaitingStudy,
 };
 pub use writer::{AppendError, LogHandle, WriterFailure, WriterState, human};
 
@@ -93,7 +96,7 @@ use crate::config::{Config, DiskReserve, Site};
 use crate::telemetry::Metrics;
 
 /// What the log needs from the configuration.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LogOptions {
     pub path: PathBuf,
     pub site: Site,
@@ -101,8 +104,21 @@ pub struct LogOptions {
     pub queue_depth: usize,
     pub max_batch: usize,
     pub cache_size: usize,
-    /// The writer's decisions: consolidation window, clock.
-    pub policy: txn::Policy,
+    /// The time recorded on every event of a batch.
+    pub clock: Clock,
+}
+
+impl std::fmt::Debug for LogOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogOptions")
+            .field("path", &self.path)
+            .field("site", &self.site)
+            .field("disk_reserve", &self.disk_reserve)
+            .field("queue_depth", &self.queue_depth)
+            .field("max_batch", &self.max_batch)
+            .field("cache_size", &self.cache_size)
+            .finish_non_exhaustive()
+    }
 }
 
 impl LogOptions {
@@ -114,63 +130,58 @@ impl LogOptions {
             queue_depth: config.store.queue_depth,
             max_batch: config.store.max_batch,
             cache_size: config.store.cache_size,
-            policy: txn::Policy {
-                consolidation_window: config.matching.consolidation_window_for(&config.site.hospital_id),
-                ..txn::Policy::default()
-            },
+            clock: Arc::new(jiff::Timestamp::now),
         }
     }
 }
 
-/// The open log: the writer thread, a handle to send it requests, and a reader.
+/// The database, opened and checked (schema version migrated, site identity, the schema's
+/// tables there), with no writer yet: the layer above brings its tables level with the log
+/// here ([`crate::projections::catch_up`]) before [`Store::start`] hands the writer its
+/// applier.
 #[derive(Debug)]
-pub struct Log {
-    handle: LogHandle,
-    reader: LogReader,
-    guard: DiskGuard,
-    thread: std::thread::JoinHandle<Result<(), WriterFailure>>,
+pub struct Store {
+    db: Arc<redb::Database>,
+    options: LogOptions,
+    tables: Vec<TableSpec>,
+    last_seq: u64,
 }
 
-/// Rebuilds the projections when any checkpoint is behind the log (an upgrade added a
-/// projection, a rebuild was interrupted), before the writer applies anything new to them.
-fn catch_up(db: &redb::Database, site: &Site, head: u64) -> Result<(), redb::Error> {
-    use crate::projections::rebuild::{self, RebuildError};
-    let flatten = |e: RebuildError| match e {
-        RebuildError::Storage(e) => e,
-        other => redb::StorageError::Corrupted(other.to_string()).into(),
-    };
-    let behind = rebuild::behind(db, head).map_err(flatten)?;
-    if behind.is_empty() {
-        return Ok(());
-    }
-    tracing::warn!(head, ?behind, "projections are behind the log; rebuilding them from the log");
-    let started = std::time::Instant::now();
-    rebuild::rebuild(db, site, |done, total| tracing::info!(done, total, "rebuilding projections")).map_err(flatten)?;
-    tracing::info!(events = head, seconds = started.elapsed().as_secs_f64(), "projections rebuilt");
-    Ok(())
-}
-
-impl Log {
-    /// Opens the database and starts the writer thread.
-    pub fn open(options: &LogOptions, metrics: Arc<Metrics>) -> Result<Log, OpenError> {
-        Log::open_with_faults(options, metrics, None)
+impl Store {
+    /// Opens (creating if needed) the database of `options` with the layout `schema`.
+    /// `faults` injects storage faults (tests).
+    pub fn open(options: &LogOptions, schema: Schema, faults: Option<FaultInjector>) -> Result<Store, OpenError> {
+        let db = store::open(&options.path, &options.site, options.cache_size, &schema, faults)?;
+        let last_seq = store::last_seq(&db)
+            .map_err(|e| OpenError::Database { path: options.path.clone(), source: Box::new(e) })?;
+        Ok(Store { db: Arc::new(db), options: options.clone(), tables: schema.tables, last_seq })
     }
 
-    /// As [`Log::open`], with injected storage faults (tests).
-    pub fn open_with_faults(
-        options: &LogOptions,
-        metrics: Arc<Metrics>,
-        faults: Option<FaultInjector>,
-    ) -> Result<Log, OpenError> {
-        let db = Arc::new(store::open(&options.path, &options.site, options.cache_size, faults)?);
-        let last = store::last_seq(&db)
-            .map_err(|e| OpenError::Database { path: options.path.clone(), source: Box::new(e) })?;
-        metrics.log_last_seq.set(last as i64);
-        catch_up(&db, &options.site, last)
-            .map_err(|e| OpenError::Database { path: options.path.clone(), source: Box::new(e) })?;
+    /// The open database (for work before the writer starts, such as a catch-up).
+    pub fn database(&self) -> &redb::Database {
+        &self.db
+    }
+
+    pub fn site(&self) -> &Site {
+        &self.options.site
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.options.path
+    }
+
+    /// The last sequence number in the log (0 when empty).
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
+    /// Starts the writer thread, which applies every event it appends with `applier`.
+    pub fn start<A: Applier>(self, applier: A, metrics: Arc<Metrics>) -> Result<Log<A>, OpenError> {
+        let Store { db, options, tables, last_seq } = self;
+        metrics.log_last_seq.set(last_seq as i64);
         let dir = options.path.parent().map(PathBuf::from).unwrap_or_else(|| ".".into());
         let guard = DiskGuard::new(dir, options.disk_reserve);
-        let (handle, rx) = writer::channel(options.queue_depth, last);
+        let (handle, rx) = writer::channel(options.queue_depth, last_seq);
         let writer = writer::Writer {
             db: db.clone(),
             site: options.site.clone(),
@@ -178,17 +189,34 @@ impl Log {
             max_batch: options.max_batch,
             metrics,
             state: handle.state.clone(),
-            next_seq: last + 1,
-            policy: options.policy.clone(),
+            next_seq: last_seq + 1,
+            clock: options.clock.clone(),
+            applier,
         };
         let thread = std::thread::Builder::new()
             .name("log-writer".into())
             .spawn(move || writer.run(rx))
             .map_err(|e| OpenError::Database { path: options.path.clone(), source: Box::new(e.into()) })?;
-        Ok(Log { handle, reader: LogReader::new(db, options.site.clone()), guard, thread })
+        Ok(Log { handle, reader: LogReader::new(db, options.site.clone(), tables), guard, thread })
     }
+}
 
-    pub fn handle(&self) -> LogHandle {
+/// The open log: the writer thread, a handle to send it requests, and a reader.
+pub struct Log<A: Applier> {
+    handle: LogHandle<A>,
+    reader: LogReader,
+    guard: DiskGuard,
+    thread: std::thread::JoinHandle<Result<(), WriterFailure>>,
+}
+
+impl<A: Applier> std::fmt::Debug for Log<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Log").field("reader", &self.reader).finish_non_exhaustive()
+    }
+}
+
+impl<A: Applier> Log<A> {
+    pub fn handle(&self) -> LogHandle<A> {
         self.handle.clone()
     }
 

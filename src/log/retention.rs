@@ -11,14 +11,15 @@
 use jiff::Timestamp;
 use redb::{ReadableDatabase, ReadableTable};
 
-use super::envelope::{Aggregate, Envelope, NewEvent};
+use super::envelope::Aggregate;
 use super::reader::{LogReader, ReadError, Storage};
-use super::store::{DELETED_FILES, EVENTS, META};
+use super::store::{EVENTS, META};
 use super::sync_state::CURSOR_KEY;
 use super::txn::Txn;
 use super::writer::{AppendError, LogHandle};
-use crate::events::{Event, InstanceFileDeleted};
-use crate::projections::dicom;
+use crate::events::{Event, InstanceFileDeleted, NewEvent};
+use crate::projections::tables::DELETED_FILES;
+use crate::projections::{Projections, dicom};
 
 /// An instance file old enough and synced: what the sweep asks the writer to delete.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,7 +66,7 @@ impl LogReader {
         for row in events.range(after + 1..=cursor).storage()?.take(limit) {
             let (k, v) = row.storage()?;
             let seq = k.value();
-            let envelope = Envelope::from_bytes(v.value()).map_err(|source| ReadError::Decode { seq, source })?;
+            let envelope = crate::events::decoded(seq, v.value())?;
             if let Event::InstanceStored(i) = envelope.event {
                 if envelope.recorded_at > cutoff {
                     break;
@@ -111,7 +112,7 @@ fn read_cursor(value: &Option<String>) -> Result<u64, ReadError> {
     }
 }
 
-impl LogHandle {
+impl LogHandle<Projections> {
     /// Appends an `InstanceFileDeleted` for each of `files` still synced (at or below the
     /// cursor and `confirmed`) and not deleted; returns the ones recorded (their files may now
     /// be unlinked), once durable.
@@ -126,11 +127,11 @@ impl LogHandle {
 }
 
 fn apply_delete(
-    t: &mut Txn<'_, '_>,
+    t: &mut Txn<'_, '_, Projections>,
     (files, max_age, confirmed): (Vec<Expired>, String, u64),
 ) -> Result<Result<Vec<Expired>, AppendError>, redb::Error> {
     let cursor = {
-        let meta = t.tables.txn().open_table(META)?;
+        let meta = t.txn().open_table(META)?;
         let value = meta.get(CURSOR_KEY)?.map(|v| v.value().to_owned());
         read_cursor(&value).map_err(|e| super::txn::corrupt("meta", e))?.min(confirmed)
     };
@@ -166,6 +167,7 @@ mod tests {
     use super::super::test_support::{Study, TestClock, options};
     use super::super::{Log, NewEvent};
     use super::*;
+    use crate::projections::Projections;
     use crate::retention::Retention;
     use crate::telemetry::Metrics;
 
@@ -174,7 +176,7 @@ mod tests {
     struct Edge {
         dir: tempfile::TempDir,
         clock: TestClock,
-        log: Log,
+        log: Log<Projections>,
         metrics: Arc<Metrics>,
         exclusive: Arc<tokio::sync::Semaphore>,
         hub: Arc<crate::sync::SyncShared>,
@@ -189,9 +191,9 @@ mod tests {
         Edge { dir, clock, log, metrics, exclusive: Arc::new(tokio::sync::Semaphore::new(1)), hub }
     }
 
-    fn open(dir: &std::path::Path, clock: &TestClock, metrics: &Arc<Metrics>) -> Log {
-        let options = LogOptions { policy: clock.policy(DAY), ..options(dir) };
-        Log::open(&options, metrics.clone()).unwrap()
+    fn open(dir: &std::path::Path, clock: &TestClock, metrics: &Arc<Metrics>) -> Log<Projections> {
+        let options = LogOptions { clock: clock.clock(), ..options(dir) };
+        crate::log::test_support::open(&options, metrics.clone()).unwrap()
     }
 
     use super::super::LogOptions;
@@ -217,7 +219,7 @@ mod tests {
                 log: self.log.handle(),
                 reader: self.log.reader(),
                 metrics: self.metrics.clone(),
-                clock: self.clock.policy(DAY).clock,
+                clock: self.clock.clock(),
                 exclusive: self.exclusive.clone(),
                 hub: self.hub.clone(),
             }
@@ -234,7 +236,7 @@ mod tests {
         }
 
         fn deletions(&self) -> Vec<InstanceFileDeleted> {
-            let page = self.log.reader().after(0, 10_000).unwrap();
+            let page = crate::events::after(&self.log.reader(), 0, 10_000).unwrap();
             page.items
                 .into_iter()
                 .filter_map(|e| match e.event {

@@ -24,20 +24,14 @@ use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::Path;
 
-use redb::{
-    Database, Durability, Key, MultimapTableHandle, ReadTransaction, ReadableDatabase, ReadableTable,
-    ReadableTableMetadata, TableDefinition, TableError, TableHandle, Value,
-};
+use redb::{Database, MultimapTableHandle, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableHandle};
 use sha2::{Digest, Sha256};
 
-use super::envelope::Envelope;
 use super::reader::LogReader;
-use super::store::*;
-use super::sync_state::SYNC_DEAD_LETTERS;
-use crate::events::Event;
-
-/// Rows per write transaction of the copy (the copy's pages are flushed at each commit).
-const CHUNK: usize = 1 << 16;
+use super::schema::TableSpec;
+use super::store::{EVENTS, META};
+use crate::events::{Envelope, Event};
+use crate::projections::tables::DELETED_FILES;
 
 /// Directory of the daemon's database copies while a backup streams, under the state
 /// directory; emptied at start-up ([`sweep`]).
@@ -105,40 +99,6 @@ pub struct InstanceFile {
     pub sha256: String,
 }
 
-/// Copies every row of `def`, if the table exists, in transactions of [`CHUNK`] rows.
-fn copy_table<K: Key + 'static, V: Value + 'static>(
-    src: &ReadTransaction,
-    dst: &Database,
-    def: TableDefinition<K, V>,
-) -> Result<bool, SnapshotError> {
-    let from = match src.open_table(def) {
-        Ok(table) => table,
-        Err(TableError::TableDoesNotExist(_)) => return Ok(false),
-        Err(e) => return Err(storage(e)),
-    };
-    let mut rows = from.iter().map_err(storage)?;
-    loop {
-        let mut txn = dst.begin_write().map_err(storage)?;
-        // The copy is a scratch file nobody is answered about: its chunks need no fsync each,
-        // the one durable commit at the end of `snapshot` makes every page durable.
-        txn.set_durability(Durability::None)
-            .map_err(|e| SnapshotError::Storage(redb::StorageError::Corrupted(e.to_string()).into()))?;
-        let mut copied = 0;
-        {
-            let mut to = txn.open_table(def).map_err(storage)?;
-            for row in rows.by_ref().take(CHUNK) {
-                let (k, v) = row.map_err(storage)?;
-                to.insert(k.value(), v.value()).map_err(storage)?;
-                copied += 1;
-            }
-        }
-        txn.commit().map_err(storage)?;
-        if copied < CHUNK {
-            return Ok(true);
-        }
-    }
-}
-
 impl LogReader {
     /// Copies the database as of one commit into a new file at `dest` (which must not
     /// exist), made durable before this returns.
@@ -151,17 +111,9 @@ impl LogReader {
             return Err(SnapshotError::UnknownTable(table.name().to_owned()));
         }
         let mut tables = 0;
-        let mut count = |copied: bool| tables += usize::from(copied);
-        count(copy_table(&txn, &copy, EVENTS)?);
-        count(copy_table(&txn, &copy, META)?);
-        count(copy_table(&txn, &copy, CHECKPOINTS)?);
-        count(copy_table(&txn, &copy, SYNC_DEAD_LETTERS)?);
-        macro_rules! copy {
-            ($def:ident) => {
-                count(copy_table(&txn, &copy, $def)?);
-            };
+        for spec in [TableSpec::of(&EVENTS), TableSpec::of(&META)].iter().chain(self.tables()) {
+            tables += usize::from(spec.copy(&txn, &copy)?);
         }
-        projection_tables!(copy);
         let names = |tables: &mut dyn Iterator<Item = redb::UntypedTableHandle>| {
             tables.map(|t| t.name().to_owned()).collect::<std::collections::BTreeSet<_>>()
         };
@@ -302,8 +254,8 @@ impl io::Write for HashWriter<'_> {
 mod tests {
     use std::sync::Arc;
 
+    use super::super::LogReader;
     use super::super::test_support::{Order, Study, options, site};
-    use super::super::{Log, LogReader};
     use super::*;
     use crate::telemetry::Metrics;
 
@@ -325,7 +277,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_snapshot_copies_every_table_row_for_row() {
         let dir = tempfile::tempdir().unwrap();
-        let log = Log::open(&options(dir.path()), Arc::new(Metrics::new())).unwrap();
+        let log = crate::log::test_support::open(&options(dir.path()), Arc::new(Metrics::new())).unwrap();
         log.handle().append(vec![Order::new("C1", "P1", "ACC1", &["PID1"]).event()]).await.unwrap();
         Study::new("1.2.3", "ACC1", "PID1").arrive(&log, 2).await;
         log.handle().park_dead_letter(2, "InstanceStored".into(), "422".into()).await.unwrap();
@@ -340,7 +292,7 @@ mod tests {
             crate::projections::rebuild::digest(&copy).unwrap(),
             crate::projections::rebuild::digest(&log.reader().db).unwrap()
         );
-        let copied = LogReader::new(Arc::new(copy), site());
+        let copied = LogReader::new(Arc::new(copy), site(), log.reader().tables().to_vec());
         assert_eq!(copied.raw_after(0, 1000).unwrap(), log.reader().raw_after(0, 1000).unwrap());
         let (files, next) = instance_files(copied.db.as_ref(), 0, 1000).unwrap();
         assert_eq!(
@@ -357,10 +309,10 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_snapshot_refuses_a_table_it_does_not_know() {
         let dir = tempfile::tempdir().unwrap();
-        let log = Log::open(&options(dir.path()), Arc::new(Metrics::new())).unwrap();
+        let log = crate::log::test_support::open(&options(dir.path()), Arc::new(Metrics::new())).unwrap();
         let db = log.reader().db.clone();
         let txn = db.begin_write().unwrap();
-        txn.open_table(TableDefinition::<u64, u64>::new("added_later")).unwrap();
+        txn.open_table(redb::TableDefinition::<u64, u64>::new("added_later")).unwrap();
         txn.commit().unwrap();
         let err = log.reader().snapshot(&dir.path().join("copy.redb")).unwrap_err();
         assert!(matches!(&err, SnapshotError::UnknownTable(name) if name == "added_later"), "{err}");

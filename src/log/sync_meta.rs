@@ -18,9 +18,9 @@
 use redb::{ReadableDatabase, ReadableTable};
 
 use super::reader::{LogReader, ReadError, Storage};
-use super::store::{EVENTS, META};
+use super::store::META;
 use super::sync_state::CURSOR_KEY;
-use super::txn::Txn;
+use super::txn::{Applier, Txn};
 use super::writer::{AppendError, LogHandle};
 
 /// The `meta` key of the current epoch.
@@ -40,21 +40,21 @@ pub struct SyncEpoch {
 
 type Applied<O> = Result<Result<O, AppendError>, redb::Error>;
 
-impl LogHandle {
+impl<A: Applier> LogHandle<A> {
     /// Starts `epoch`, forked after `fork_at`: the cursor goes to `fork_at` and the restore
     /// mark goes; returns once durable.
     pub async fn start_epoch(&self, epoch: SyncEpoch) -> Result<(), AppendError> {
-        self.request(epoch, apply_epoch).await
+        self.request(epoch, apply_epoch::<A>).await
     }
 
     /// The hub was found to hold this log's history: the restore mark goes.
     pub async fn clear_restore_mark(&self) -> Result<(), AppendError> {
-        self.request((), apply_clear_mark).await
+        self.request((), apply_clear_mark::<A>).await
     }
 }
 
-fn apply_epoch(t: &mut Txn<'_, '_>, epoch: SyncEpoch) -> Applied<()> {
-    let mut meta = t.tables.txn().open_table(META)?;
+fn apply_epoch<A: Applier>(t: &mut Txn<'_, '_, A>, epoch: SyncEpoch) -> Applied<()> {
+    let mut meta = t.txn().open_table(META)?;
     meta.insert(EPOCH_KEY, epoch.epoch.to_string().as_str())?;
     meta.insert(FORK_AT_KEY, epoch.fork_at.to_string().as_str())?;
     meta.insert(CURSOR_KEY, epoch.fork_at.to_string().as_str())?;
@@ -63,8 +63,8 @@ fn apply_epoch(t: &mut Txn<'_, '_>, epoch: SyncEpoch) -> Applied<()> {
     Ok(Ok(()))
 }
 
-fn apply_clear_mark(t: &mut Txn<'_, '_>, (): ()) -> Applied<()> {
-    let mut meta = t.tables.txn().open_table(META)?;
+fn apply_clear_mark<A: Applier>(t: &mut Txn<'_, '_, A>, (): ()) -> Applied<()> {
+    let mut meta = t.txn().open_table(META)?;
     if meta.remove(RESTORED_KEY)?.is_some() {
         t.dirty = true;
     }
@@ -101,23 +101,6 @@ impl LogReader {
         let meta = txn.open_table(META).storage()?;
         Ok(meta.get(RESTORED_KEY).storage()?.map(|v| v.value().to_owned()))
     }
-
-    /// The `event_id` of event `seq`, `None` when the log has no such event.
-    pub fn event_id(&self, seq: u64) -> Result<Option<uuid::Uuid>, ReadError> {
-        let txn = self.db.begin_read().storage()?;
-        let events = txn.open_table(EVENTS).storage()?;
-        let Some(bytes) = events.get(seq).storage()? else { return Ok(None) };
-        head_event_id(bytes.value()).map(Some).map_err(|reason| ReadError::Row { table: "events", reason })
-    }
-}
-
-/// The `event_id` of a stored envelope, without decoding the rest of it.
-pub fn head_event_id(bytes: &[u8]) -> Result<uuid::Uuid, String> {
-    #[derive(serde::Deserialize)]
-    struct Head {
-        event_id: uuid::Uuid,
-    }
-    rmp_serde::from_slice::<Head>(bytes).map(|h| h.event_id).map_err(|e| format!("envelope without an event id: {e}"))
 }
 
 #[cfg(test)]
@@ -127,25 +110,26 @@ mod tests {
     use super::super::Log;
     use super::super::test_support::{Order, options};
     use super::*;
+    use crate::projections::Projections;
     use crate::telemetry::Metrics;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_new_epoch_moves_the_cursor_to_its_fork_point_and_clears_the_restore_mark() {
         let dir = tempfile::tempdir().unwrap();
         let opts = options(dir.path());
-        let log = Log::open(&opts, Arc::new(Metrics::new())).unwrap();
+        let log = crate::log::test_support::open(&opts, Arc::new(Metrics::new())).unwrap();
         log.handle().append(vec![Order::new("C-1", "P-1", "ACC", &["PAT"]).event()]).await.unwrap();
         log.handle().set_sync_cursor(1).await.unwrap();
         assert_eq!(log.reader().sync_epoch().unwrap(), SyncEpoch::default());
         let id = log.reader().event_id(1).unwrap().unwrap();
-        assert_eq!(Some(id), log.reader().get(1).unwrap().map(|e| e.event_id));
+        assert_eq!(Some(id), crate::events::get(&log.reader(), 1).unwrap().map(|e| e.event_id));
         assert_eq!(log.reader().event_id(2).unwrap(), None);
         log.close().await.unwrap();
 
         let db = crate::projections::rebuild::open(&opts.path, &opts.site, 1 << 20).unwrap();
         mark_restored(&db, "2026-11-23T10:00:00Z".parse().unwrap()).unwrap();
         drop(db);
-        let log = Log::open(&opts, Arc::new(Metrics::new())).unwrap();
+        let log = crate::log::test_support::open(&opts, Arc::new(Metrics::new())).unwrap();
         assert_eq!(log.reader().restored_at().unwrap().as_deref(), Some("2026-11-23T10:00:00Z"));
         log.handle().clear_restore_mark().await.unwrap();
         assert_eq!(log.reader().restored_at().unwrap(), None);
@@ -159,9 +143,9 @@ mod tests {
 
     /// Sets the restore mark through the writer's own database (the daemon is not running in
     /// `zenedge restore`; here the log is open, so the mark goes in as a request would).
-    async fn mark_restored_through(log: &Log) {
-        fn apply(t: &mut Txn<'_, '_>, (): ()) -> Applied<()> {
-            t.tables.txn().open_table(META)?.insert(RESTORED_KEY, "2026-11-23T10:00:00Z")?;
+    async fn mark_restored_through(log: &Log<Projections>) {
+        fn apply(t: &mut Txn<'_, '_, Projections>, (): ()) -> Applied<()> {
+            t.txn().open_table(META)?.insert(RESTORED_KEY, "2026-11-23T10:00:00Z")?;
             t.dirty = true;
             Ok(Ok(()))
         }

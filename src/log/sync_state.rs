@@ -19,13 +19,19 @@ use jiff::Timestamp;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
+use super::envelope::head_event_id;
 use super::reader::{LogReader, ReadError, Storage, decode_row};
 use super::store::{EVENTS, META};
-use super::txn::{Txn, corrupt};
+use super::txn::{Applier, Txn, corrupt};
 use super::writer::{AppendError, LogHandle};
 
 /// `seq → msgpack DeadLetter`.
 pub(crate) const SYNC_DEAD_LETTERS: TableDefinition<u64, &[u8]> = TableDefinition::new("sync_dead_letters");
+
+/// The tables the sync keeps besides rows of `meta`, for the file's schema.
+pub fn tables() -> Vec<super::schema::TableSpec> {
+    vec![super::schema::TableSpec::of(&SYNC_DEAD_LETTERS).on_first_write()]
+}
 
 /// The `meta` key of the sync cursor.
 pub(crate) const CURSOR_KEY: &str = "sync_cursor";
@@ -162,10 +168,10 @@ impl RawBatch {
     }
 }
 
-impl LogHandle {
+impl<A: Applier> LogHandle<A> {
     /// Records that the hub holds every event up to `seq`; returns once durable.
     pub async fn set_sync_cursor(&self, seq: u64) -> Result<(), AppendError> {
-        self.request(seq, apply_cursor).await
+        self.request(seq, apply_cursor::<A>).await
     }
 
     /// Parks `seq` with the hub's `reason`, or parks it again (one more attempt) after a
@@ -176,12 +182,12 @@ impl LogHandle {
         event_type: String,
         reason: String,
     ) -> Result<DeadLetter, AppendError> {
-        self.request((seq, event_type, reason), apply_park).await
+        self.request((seq, event_type, reason), apply_park::<A>).await
     }
 
     /// Marks `seq` delivered: the hub stored its redelivery.
     pub async fn dead_letter_delivered(&self, seq: u64) -> Result<Option<DeadLetter>, AppendError> {
-        self.request(seq, apply_delivered).await
+        self.request(seq, apply_delivered::<A>).await
     }
 
     /// Applies an operator's `action` to dead letter `seq`.
@@ -190,14 +196,14 @@ impl LogHandle {
         seq: u64,
         action: DeadLetterAction,
     ) -> Result<Result<DeadLetter, Refusal>, AppendError> {
-        self.request((seq, action), apply_action).await
+        self.request((seq, action), apply_action::<A>).await
     }
 }
 
 type Applied<O> = Result<Result<O, AppendError>, redb::Error>;
 
-fn apply_cursor(t: &mut Txn<'_, '_>, seq: u64) -> Applied<()> {
-    let mut meta = t.tables.txn().open_table(META)?;
+fn apply_cursor<A: Applier>(t: &mut Txn<'_, '_, A>, seq: u64) -> Applied<()> {
+    let mut meta = t.txn().open_table(META)?;
     meta.insert(CURSOR_KEY, seq.to_string().as_str())?;
     t.dirty = true;
     Ok(Ok(()))
@@ -210,19 +216,22 @@ fn read_letter(table: &redb::Table<'_, u64, &[u8]>, seq: u64) -> Result<Option<D
     }
 }
 
-fn write_letter(t: &mut Txn<'_, '_>, seq: u64, letter: &DeadLetter) -> Result<(), redb::Error> {
+fn write_letter<A: Applier>(t: &mut Txn<'_, '_, A>, seq: u64, letter: &DeadLetter) -> Result<(), redb::Error> {
     let bytes = rmp_serde::to_vec_named(letter).map_err(|e| corrupt("sync_dead_letters", e))?;
-    t.tables.txn().open_table(SYNC_DEAD_LETTERS)?.insert(seq, bytes.as_slice())?;
+    t.txn().open_table(SYNC_DEAD_LETTERS)?.insert(seq, bytes.as_slice())?;
     t.dirty = true;
     Ok(())
 }
 
-fn existing(t: &Txn<'_, '_>, seq: u64) -> Result<Option<DeadLetter>, redb::Error> {
-    let table = t.tables.txn().open_table(SYNC_DEAD_LETTERS)?;
+fn existing<A: Applier>(t: &Txn<'_, '_, A>, seq: u64) -> Result<Option<DeadLetter>, redb::Error> {
+    let table = t.txn().open_table(SYNC_DEAD_LETTERS)?;
     read_letter(&table, seq)
 }
 
-fn apply_park(t: &mut Txn<'_, '_>, (seq, event_type, reason): (u64, String, String)) -> Applied<DeadLetter> {
+fn apply_park<A: Applier>(
+    t: &mut Txn<'_, '_, A>,
+    (seq, event_type, reason): (u64, String, String),
+) -> Applied<DeadLetter> {
     let now = t.recorded_at;
     let letter = match existing(t, seq)? {
         Some(old) => DeadLetter {
@@ -245,14 +254,17 @@ fn apply_park(t: &mut Txn<'_, '_>, (seq, event_type, reason): (u64, String, Stri
     Ok(Ok(letter))
 }
 
-fn apply_delivered(t: &mut Txn<'_, '_>, seq: u64) -> Applied<Option<DeadLetter>> {
+fn apply_delivered<A: Applier>(t: &mut Txn<'_, '_, A>, seq: u64) -> Applied<Option<DeadLetter>> {
     let Some(old) = existing(t, seq)? else { return Ok(Ok(None)) };
     let letter = DeadLetter { status: DeadLetterStatus::Delivered, updated_at: t.recorded_at, ..old };
     write_letter(t, seq, &letter)?;
     Ok(Ok(Some(letter)))
 }
 
-fn apply_action(t: &mut Txn<'_, '_>, (seq, action): (u64, DeadLetterAction)) -> Applied<Result<DeadLetter, Refusal>> {
+fn apply_action<A: Applier>(
+    t: &mut Txn<'_, '_, A>,
+    (seq, action): (u64, DeadLetterAction),
+) -> Applied<Result<DeadLetter, Refusal>> {
     use DeadLetterStatus::*;
     let Some(old) = existing(t, seq)? else { return Ok(Ok(Err(Refusal::NotFound))) };
     let status = match (action, old.status) {
@@ -313,13 +325,6 @@ impl LogReader {
         Ok(counts)
     }
 
-    /// One stored envelope as it travels (for a redelivery).
-    pub fn raw_event(&self, seq: u64) -> Result<Option<Vec<u8>>, ReadError> {
-        let txn = self.db.begin_read().storage()?;
-        let table = txn.open_table(EVENTS).storage()?;
-        Ok(table.get(seq).storage()?.map(|v| v.value().to_vec()))
-    }
-
     /// The next batch after `after`, in one read transaction: at most `max_events`
     /// sequence numbers and `max_bytes` of stored envelopes (a single larger event goes
     /// alone). Dead letters that travel as skipped are listed, not copied.
@@ -345,7 +350,7 @@ impl LogReader {
         if after > 0
             && let Some(prev) = events.get(after).storage()?
         {
-            let id = super::sync_meta::head_event_id(prev.value());
+            let id = head_event_id(prev.value());
             batch.prev_event_id = Some(id.map_err(|reason| ReadError::Row { table: "events", reason })?);
         }
         batch.bytes.reserve(max_bytes.min(64 << 20));
@@ -385,13 +390,15 @@ fn dead_letter_table(
 mod tests {
     use std::sync::Arc;
 
+    use super::super::Log;
     use super::super::test_support::{Order, options};
-    use super::super::{Log, NewEvent};
     use super::*;
+    use crate::events::NewEvent;
+    use crate::projections::Projections;
     use crate::telemetry::Metrics;
 
-    fn open(dir: &std::path::Path) -> Log {
-        Log::open(&options(dir), Arc::new(Metrics::new())).unwrap()
+    fn open(dir: &std::path::Path) -> Log<Projections> {
+        crate::log::test_support::open(&options(dir), Arc::new(Metrics::new())).unwrap()
     }
 
     fn orders(n: usize) -> Vec<NewEvent> {

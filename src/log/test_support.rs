@@ -3,18 +3,24 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::{Aggregate, CompletionOutcome, Log, LogOptions, NewEvent, Policy};
+use super::{Aggregate, Clock, CompletionOutcome, Log, LogOptions, OpenError};
 use crate::config::{DiskReserve, Site};
-use crate::events::{Event, InstanceStored};
+use crate::events::{Event, InstanceStored, NewEvent};
+use crate::projections::{self, Projections};
+use crate::telemetry::Metrics;
 
-pub(super) fn site() -> Site {
+/// The window within which a study joins a case of its patient, unless a test says otherwise.
+pub(crate) const DAY: Duration = Duration::from_secs(24 * 3600);
+
+pub(crate) fn site() -> Site {
     Site { tenant_id: "t".into(), hospital_id: "h".into(), edge_id: "e".into() }
 }
 
-pub(super) fn options(dir: &std::path::Path) -> LogOptions {
+pub(crate) fn options(dir: &std::path::Path) -> LogOptions {
     LogOptions {
         path: dir.join("zenedge.redb"),
         site: site(),
@@ -22,13 +28,19 @@ pub(super) fn options(dir: &std::path::Path) -> LogOptions {
         queue_depth: 1024,
         max_batch: 1024,
         cache_size: 4 << 20,
-        policy: Policy::default(),
+        clock: Arc::new(Timestamp::now),
     }
+}
+
+/// Opens the log as the daemon does (every table of the daemon's schema declared).
+pub(crate) fn open(options: &LogOptions, metrics: Arc<Metrics>) -> Result<Log<Projections>, OpenError> {
+    let schema = projections::schema().with(super::sync_state::tables());
+    projections::open_log(options, schema, metrics, None)
 }
 
 /// A clock that stands still until the test moves it.
 #[derive(Debug, Clone)]
-pub(super) struct TestClock(Arc<AtomicI64>);
+pub(crate) struct TestClock(Arc<AtomicI64>);
 
 impl TestClock {
     pub fn at(start: Timestamp) -> TestClock {
@@ -39,24 +51,27 @@ impl TestClock {
         self.0.fetch_add(i64::try_from(by.as_micros()).expect("a test duration"), Ordering::SeqCst);
     }
 
-    pub fn policy(&self, window: std::time::Duration) -> Policy {
+    /// The clock for the log's writer.
+    pub fn clock(&self) -> Clock {
         let now = self.0.clone();
-        Policy {
-            consolidation_window: window,
-            clock: Arc::new(move || Timestamp::from_microsecond(now.load(Ordering::SeqCst)).expect("a valid time")),
-        }
+        Arc::new(move || Timestamp::from_microsecond(now.load(Ordering::SeqCst)).expect("a valid time"))
+    }
+
+    /// The time it shows.
+    pub fn now(&self) -> Timestamp {
+        (self.clock())()
     }
 }
 
 /// An `HL7MessageReceived` for `raw` (segments separated by `\r`) as the MLLP listener makes it.
-pub(super) fn hl7(raw: &str) -> NewEvent {
+pub(crate) fn hl7(raw: &str) -> NewEvent {
     let received = crate::hl7::read(raw.as_bytes(), &crate::hl7::ReadOptions::default()).expect("a valid message");
     super::received_event(raw.as_bytes(), &received, "test", format!("ACK {}", received.control_id()).into_bytes())
 }
 
 /// An order message: ORC-1 `control` ("NW", "XO", "CA"…) for placer number `placer` with
 /// accession `acc` for patient `ids[0]` (other ids as PID-3 repetitions).
-pub(super) struct Order<'a> {
+pub(crate) struct Order<'a> {
     pub control_id: &'a str,
     pub control: &'a str,
     pub placer: &'a str,
@@ -99,7 +114,7 @@ impl Order<'_> {
 }
 
 /// ADT^A40: `prior` merged into `surviving`.
-pub(super) fn merge(control_id: &str, surviving: &str, prior: &str) -> NewEvent {
+pub(crate) fn merge(control_id: &str, surviving: &str, prior: &str) -> NewEvent {
     hl7(&format!(
         "MSH|^~\\&|PAS|HOSP|ZENEDGE|EDGE|20261123101500||ADT^A40^ADT_A39|{control_id}|P|2.5.1\r\
          EVN|A40|20261123101500\r\
@@ -110,7 +125,7 @@ pub(super) fn merge(control_id: &str, surviving: &str, prior: &str) -> NewEvent 
 
 /// A study as the modality describes it.
 #[derive(Debug, Clone)]
-pub(super) struct Study {
+pub(crate) struct Study {
     pub uid: String,
     pub accession: Option<String>,
     pub patient_id: String,
@@ -165,17 +180,26 @@ impl Study {
     }
 
     /// Stores `instances` instances and completes the study, as the stability timer would.
-    pub async fn arrive(&self, log: &Log, instances: u32) -> CompletionOutcome {
+    pub async fn arrive(&self, log: &Log<Projections>, instances: u32) -> CompletionOutcome {
+        self.arrive_within(log, instances, DAY).await
+    }
+
+    /// As [`Study::arrive`], with cases consolidated within `window`.
+    pub async fn arrive_within(&self, log: &Log<Projections>, instances: u32, window: Duration) -> CompletionOutcome {
         for n in 1..=instances {
             log.handle().append_instance(self.instance(n)).await.expect("stored");
         }
-        self.complete(log).await
+        self.complete_within(log, window).await
     }
 
     /// Completes the study if it has instances not yet covered by a completion.
-    pub async fn complete(&self, log: &Log) -> CompletionOutcome {
+    pub async fn complete(&self, log: &Log<Projections>) -> CompletionOutcome {
+        self.complete_within(log, DAY).await
+    }
+
+    async fn complete_within(&self, log: &Log<Projections>, window: Duration) -> CompletionOutcome {
         let pending = log.reader().pending_studies().expect("readable");
         let last = pending.iter().find(|p| p.study_instance_uid == self.uid).map_or(0, |p| p.last_instance_seq);
-        log.handle().complete_study(self.uid.clone(), last).await.expect("completed")
+        log.handle().complete_study(self.uid.clone(), last, window).await.expect("completed")
     }
 }

@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use super::test_support::{options, site};
 use super::*;
+use crate::events::NewEvent;
 use crate::hl7;
+use crate::projections::Projections;
 
 /// An `HL7MessageReceived` for control id `id` whose content differs by `variant`.
 fn hl7_append(id: &str, variant: &str) -> NewEvent {
@@ -15,9 +17,10 @@ fn hl7_append(id: &str, variant: &str) -> NewEvent {
 }
 
 /// Opens a log whose fsyncs the test controls.
-fn open_with_faults(dir: &std::path::Path, metrics: Arc<Metrics>) -> (Log, FaultInjector) {
+fn open_with_faults(dir: &std::path::Path, metrics: Arc<Metrics>) -> (Log<Projections>, FaultInjector) {
     let faults = FaultInjector::default();
-    let log = Log::open_with_faults(&options(dir), metrics, Some(faults.clone())).unwrap();
+    let schema = crate::projections::schema();
+    let log = crate::projections::open_log(&options(dir), schema, metrics, Some(faults.clone())).unwrap();
     (log, faults)
 }
 
@@ -25,7 +28,7 @@ type Pending = tokio::task::JoinHandle<Result<Hl7Outcome, AppendError>>;
 
 /// Sends one append and returns once its commit is stuck in the (held) fsync: requests
 /// sent from now on queue for the next commit.
-async fn stall_writer(log: &Log, faults: &FaultInjector) -> Pending {
+async fn stall_writer(log: &Log<Projections>, faults: &FaultInjector) -> Pending {
     faults.hold_syncs();
     let blocker = send(log, "STALL-0");
     let f = faults.clone();
@@ -34,7 +37,7 @@ async fn stall_writer(log: &Log, faults: &FaultInjector) -> Pending {
 }
 
 /// Sends an append for `id` and waits until it is in the writer's queue.
-async fn send_queued(log: &Log, id: &str) -> Pending {
+async fn send_queued(log: &Log<Projections>, id: &str) -> Pending {
     let before = log.handle().queued();
     let pending = send(log, id);
     while log.handle().queued() <= before {
@@ -43,7 +46,7 @@ async fn send_queued(log: &Log, id: &str) -> Pending {
     pending
 }
 
-fn send(log: &Log, id: &str) -> Pending {
+fn send(log: &Log<Projections>, id: &str) -> Pending {
     let (handle, request) = (log.handle(), hl7_append(id, "a"));
     tokio::spawn(async move { handle.append_hl7(request).await })
 }
@@ -100,7 +103,7 @@ async fn a_duplicate_in_the_same_batch_is_recognised() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_copy_that_differs_only_by_its_final_segment_terminators_is_a_duplicate() {
     let dir = tempfile::tempdir().unwrap();
-    let log = Log::open(&options(dir.path()), Arc::new(Metrics::new())).unwrap();
+    let log = super::test_support::open(&options(dir.path()), Arc::new(Metrics::new())).unwrap();
     let body = "MSH|^~\\&|RIS|H|ZE|E|20261123||ADT^A08|T-1|P|2.5\rPID|1||X";
     let event = |raw: &str, ack: &str| {
         let received = hl7::read(raw.as_bytes(), &hl7::ReadOptions::default()).unwrap();
@@ -115,7 +118,7 @@ async fn a_copy_that_differs_only_by_its_final_segment_terminators_is_a_duplicat
     // Other content under the same control id is still another message.
     let other = log.handle().append_hl7(event(&format!("{body}Y\r"), "A")).await.unwrap();
     assert_eq!(other, Hl7Outcome::Stored { seq: 2, conflicts_with: Some(1) });
-    let stored = log.reader().after(0, 10).unwrap().items;
+    let stored = crate::events::after(&log.reader(), 0, 10).unwrap().items;
     let crate::events::Event::Hl7MessageReceived(m) = &stored[0].event else { panic!("{stored:?}") };
     assert_eq!(m.raw, format!("{body}\r").into_bytes(), "the bytes of the first copy are kept");
     log.close().await.unwrap();
@@ -135,15 +138,15 @@ async fn a_schema_3_file_is_reindexed_so_a_re_send_without_the_final_cr_is_a_dup
     if let crate::events::Event::Hl7MessageReceived(m) = &mut old.event {
         m.normalized_sha256 = None;
     }
-    let log = Log::open(&options(dir.path()), Arc::new(Metrics::new())).unwrap();
+    let log = super::test_support::open(&options(dir.path()), Arc::new(Metrics::new())).unwrap();
     log.handle().append_hl7(old).await.unwrap();
     log.close().await.unwrap();
     {
-        let db = store::open(&path, &site(), 4 << 20, None).unwrap();
+        let db = store::open(&path, &site(), 4 << 20, &crate::projections::schema(), None).unwrap();
         let txn = db.begin_write().unwrap();
         txn.open_table(store::META).unwrap().insert("schema_version", "3").unwrap();
         {
-            let mut dedupe = txn.open_table(store::HL7_DEDUPE).unwrap();
+            let mut dedupe = txn.open_table(crate::projections::tables::HL7_DEDUPE).unwrap();
             let rows: Vec<_> = dedupe
                 .iter()
                 .unwrap()
@@ -159,7 +162,7 @@ async fn a_schema_3_file_is_reindexed_so_a_re_send_without_the_final_cr_is_a_dup
         }
         txn.commit().unwrap();
     }
-    let log = Log::open(&options(dir.path()), Arc::new(Metrics::new())).unwrap();
+    let log = super::test_support::open(&options(dir.path()), Arc::new(Metrics::new())).unwrap();
     let stripped = raw.trim_end_matches('\r');
     let received = hl7::read(stripped.as_bytes(), &hl7::ReadOptions::default()).unwrap();
     let again = log.handle().append_hl7(received_event(stripped.as_bytes(), &received, "test", b"NEW".to_vec())).await;
@@ -183,11 +186,11 @@ async fn after_a_failed_commit_every_request_is_refused_and_the_failure_is_signa
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn below_the_reserve_new_data_is_refused_but_a_duplicate_is_still_answered() {
     let dir = tempfile::tempdir().unwrap();
-    let log = Log::open(&options(dir.path()), Arc::new(Metrics::new())).unwrap();
+    let log = super::test_support::open(&options(dir.path()), Arc::new(Metrics::new())).unwrap();
     let stored = log.handle().append_hl7(hl7_append("R-1", "a")).await.unwrap();
     log.close().await.unwrap();
     let full = LogOptions { disk_reserve: DiskReserve::Percent(100.0), ..options(dir.path()) };
-    let log = Log::open(&full, Arc::new(Metrics::new())).unwrap();
+    let log = super::test_support::open(&full, Arc::new(Metrics::new())).unwrap();
     let again = log.handle().append_hl7(hl7_append("R-1", "a")).await.unwrap();
     assert_eq!(stored, Hl7Outcome::Stored { seq: 1, conflicts_with: None });
     assert!(matches!(again, Hl7Outcome::Duplicate { seq: 1, .. }));
@@ -200,21 +203,21 @@ async fn below_the_reserve_new_data_is_refused_but_a_duplicate_is_still_answered
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_read_back_with_their_envelope_and_page_by_page() {
     let dir = tempfile::tempdir().unwrap();
-    let log = Log::open(&options(dir.path()), Arc::new(Metrics::new())).unwrap();
+    let log = super::test_support::open(&options(dir.path()), Arc::new(Metrics::new())).unwrap();
     for i in 0..5 {
         log.handle().append_hl7(hl7_append(&format!("E-{i}"), "a")).await.unwrap();
     }
     let reader = log.reader();
-    let page = reader.after(0, 3).unwrap();
+    let page = crate::events::after(&reader, 0, 3).unwrap();
     assert_eq!(page.items.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
     assert_eq!(page.next, Some(3));
-    let last = reader.after(3, 3).unwrap();
+    let last = crate::events::after(&reader, 3, 3).unwrap();
     assert_eq!(last.items.len(), 2);
     assert_eq!(last.next, None);
-    let e = reader.get(4).unwrap().unwrap();
+    let e = crate::events::get(&reader, 4).unwrap().unwrap();
     assert_eq!((e.tenant_id.as_str(), e.hospital_id.as_str(), e.edge_id.as_str()), ("t", "h", "e"));
     assert_eq!(e.event_type(), "HL7MessageReceived");
-    assert!(reader.get(6).unwrap().is_none());
+    assert!(crate::events::get(&reader, 6).unwrap().is_none());
     log.close().await.unwrap();
 }
 
@@ -223,12 +226,12 @@ fn an_older_binary_refuses_a_newer_file_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("zenedge.redb");
     {
-        let db = store::open(&path, &site(), 4 << 20, None).unwrap();
+        let db = store::open(&path, &site(), 4 << 20, &crate::projections::schema(), None).unwrap();
         let txn = db.begin_write().unwrap();
         txn.open_table(store::META).unwrap().insert("schema_version", "999").unwrap();
         txn.commit().unwrap();
     }
-    let err = store::open(&path, &site(), 4 << 20, None).unwrap_err();
+    let err = store::open(&path, &site(), 4 << 20, &crate::projections::schema(), None).unwrap_err();
     assert!(matches!(err, OpenError::NewerSchema { found: 999, .. }), "{err}");
     assert!(err.to_string().contains("newer zenedge"), "{err}");
 }
@@ -247,23 +250,24 @@ fn a_newer_binary_migrates_step_by_step_in_one_transaction() {
         t.insert("step", v + 1)?;
         Ok(())
     }
-    let migrations =
-        [store::Migration { from: 1, apply: one_to_two }, store::Migration { from: 2, apply: two_to_three }];
+    static MIGRATIONS: [super::Migration; 2] =
+        [super::Migration { from: 1, apply: one_to_two }, super::Migration { from: 2, apply: two_to_three }];
+    let schema = |version, migrations| super::Schema { version, migrations, tables: Vec::new() };
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("zenedge.redb");
-    let db = store::open(&path, &site(), 4 << 20, None).unwrap();
+    let db = store::open(&path, &site(), 4 << 20, &crate::projections::schema(), None).unwrap();
     // A file written by schema 1.
     let txn = db.begin_write().unwrap();
     txn.open_table(store::META).unwrap().insert("schema_version", "1").unwrap();
     txn.commit().unwrap();
-    store::prepare(&db, &path, &site(), false, &migrations, 3).unwrap();
+    store::prepare(&db, &path, &site(), false, &schema(3, &MIGRATIONS)).unwrap();
     let txn = db.begin_read().unwrap();
     let meta = txn.open_table(store::META).unwrap();
     assert_eq!(redb::ReadableTable::get(&meta, "schema_version").unwrap().unwrap().value(), "3");
     let added = txn.open_table(ADDED).unwrap();
     assert_eq!(redb::ReadableTable::get(&added, "step").unwrap().unwrap().value(), 3);
     drop((meta, added, txn));
-    let err = store::prepare(&db, &path, &site(), false, &migrations[..0], 4).unwrap_err();
+    let err = store::prepare(&db, &path, &site(), false, &schema(4, &MIGRATIONS[..0])).unwrap_err();
     assert!(matches!(err, OpenError::NoMigration { from: 3, .. }), "{err}");
 }
 
@@ -271,9 +275,9 @@ fn a_newer_binary_migrates_step_by_step_in_one_transaction() {
 fn the_database_remembers_its_site() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("zenedge.redb");
-    drop(store::open(&path, &site(), 4 << 20, None).unwrap());
+    drop(store::open(&path, &site(), 4 << 20, &crate::projections::schema(), None).unwrap());
     let other = Site { hospital_id: "h2".into(), ..site() };
-    let err = store::open(&path, &other, 4 << 20, None).unwrap_err();
+    let err = store::open(&path, &other, 4 << 20, &crate::projections::schema(), None).unwrap_err();
     assert!(matches!(err, OpenError::WrongSite { key: "hospital_id", .. }), "{err}");
 }
 

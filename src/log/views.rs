@@ -33,19 +33,74 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::reader::{LogReader, ReadError, Storage, decode_row};
-use super::store::{
-    CASES, CASES_BY_PATIENT, Key3, Key4, MATCHES, MATCHES_BY_ORDER, ORDERS, ORDERS_BY_ACCESSION, ORDERS_BY_PATIENT,
-    PATIENT_ALIASES, STUDIES, STUDIES_BY_ACCESSION, STUDIES_BY_PATIENT, STUDIES_PENDING, STUDY_CASES, UNMATCHED_ORDERS,
-    UNMATCHED_STUDIES,
-};
 use crate::config::Site;
 use crate::hl7::summary::{CodedValue, Physician};
 use crate::projections::cases::CaseRow;
-use crate::projections::dicom::StudyRow;
+use crate::projections::dicom::{InstanceRow, StudyRow};
 use crate::projections::orders::OrderRow;
+use crate::projections::tables::{
+    CASES, CASES_BY_PATIENT, DELETED_FILES, DICOM_INSTANCES, HL7_MESSAGES, Key3, Key4, MATCHES, MATCHES_BY_ORDER,
+    ORDERS, ORDERS_BY_ACCESSION, ORDERS_BY_PATIENT, PATIENT_ALIASES, STUDIES, STUDIES_BY_ACCESSION, STUDIES_BY_PATIENT,
+    STUDIES_PENDING, STUDY_CASES, STUDY_INSTANCES, UNMATCHED_ORDERS, UNMATCHED_STUDIES,
+};
 
 /// The most hits a search returns.
 pub const MAX_HITS: usize = 1000;
+
+/// What the log holds, counted over its whole life (not since the daemon started): row
+/// counts of projections, which redb keeps in each table's root, so reading them costs the
+/// same for ten events as for ten million.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Totals {
+    /// HL7 messages stored (one `HL7MessageReceived` each; re-sends are not stored twice).
+    pub hl7_messages: u64,
+    /// Distinct DICOM instances stored (a new version of one counts once).
+    pub dicom_instances: u64,
+    /// Studies with at least one instance.
+    pub studies: u64,
+    /// Of those, studies completed and not waiting for more instances.
+    pub studies_completed: u64,
+}
+
+/// A study waiting for completion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingStudy {
+    pub study_instance_uid: String,
+    pub last_instance_seq: u64,
+    /// When its last instance was recorded, µs since the epoch.
+    pub last_instance_at_us: i64,
+}
+
+/// A study as the log holds it, for the API.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StudyView {
+    /// What its instances say (the same fields as in searches).
+    #[serde(flatten)]
+    pub summary: StudySummary,
+    pub series: Vec<SeriesView>,
+    /// The patient case the study belongs to (once completed with a patient id).
+    pub case_id: Option<String>,
+    /// Ids of the orders matched with it, in match order.
+    pub orders: Vec<String>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SeriesView {
+    pub series_instance_uid: String,
+    pub instances: Vec<InstanceView>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct InstanceView {
+    pub sop_instance_uid: String,
+    pub sop_class_uid: String,
+    /// The `InstanceStored` event of the stored version.
+    pub seq: u64,
+    pub file_path: String,
+    pub size: u64,
+    /// Retention deleted the file (an `InstanceFileDeleted` names it); the instance stays.
+    pub deleted: bool,
+}
 
 /// An order as the log holds it, with the studies it matched.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -456,6 +511,88 @@ impl LogReader {
         }
         let next = cursor(more, items.last().map(|o| (o.waiting_since, o.study_instance_uid.as_str())));
         Ok(WaitingPage { items, next })
+    }
+}
+
+impl LogReader {
+    /// Studies with instances not yet covered by a `StudyCompleted`.
+    pub fn pending_studies(&self) -> Result<Vec<PendingStudy>, ReadError> {
+        let txn = self.db.begin_read().storage()?;
+        let pending = txn.open_table(STUDIES_PENDING).storage()?;
+        let studies = txn.open_table(STUDIES).storage()?;
+        let (t, h) = (self.site.tenant_id.as_str(), self.site.hospital_id.as_str());
+        let mut out = Vec::new();
+        for row in pending.range((t, h, "")..).storage()? {
+            let (key, at) = row.storage()?;
+            let (kt, kh, study) = key.value();
+            if (kt, kh) != (t, h) {
+                break;
+            }
+            let Some(study_row) = studies.get((t, h, study)).storage()? else { continue };
+            let study_row: StudyRow = decode_row("studies", study_row.value())?;
+            out.push(PendingStudy {
+                study_instance_uid: study.to_owned(),
+                last_instance_seq: study_row.last_instance_seq,
+                last_instance_at_us: at.value(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// A study with its series and instances, `None` if no instance of it was stored.
+    pub fn study(&self, study_uid: &str) -> Result<Option<StudyView>, ReadError> {
+        let txn = self.db.begin_read().storage()?;
+        let (t, h) = (self.site.tenant_id.as_str(), self.site.hospital_id.as_str());
+        let studies = txn.open_table(STUDIES).storage()?;
+        let Some(row) = studies.get((t, h, study_uid)).storage()? else { return Ok(None) };
+        let row: StudyRow = decode_row("studies", row.value())?;
+        let pending = txn.open_table(STUDIES_PENDING).storage()?.get((t, h, study_uid)).storage()?.is_some();
+        let contents = txn.open_table(STUDY_INSTANCES).storage()?;
+        let instances = txn.open_table(DICOM_INSTANCES).storage()?;
+        let deleted = txn.open_table(DELETED_FILES).storage()?;
+        let mut series: Vec<SeriesView> = Vec::new();
+        for entry in contents.range((t, h, study_uid, "", "")..).storage()? {
+            let (key, _) = entry.storage()?;
+            let (kt, kh, ks, series_uid, sop) = key.value();
+            if (kt, kh, ks) != (t, h, study_uid) {
+                break;
+            }
+            let Some(instance) = instances.get((t, h, sop)).storage()? else { continue };
+            let instance: InstanceRow = decode_row("dicom_instances", instance.value())?;
+            if series.last().is_none_or(|s| s.series_instance_uid != series_uid) {
+                series.push(SeriesView { series_instance_uid: series_uid.to_owned(), instances: Vec::new() });
+            }
+            let is_deleted = deleted.get((t, h, instance.file_path.as_str())).storage()?.is_some();
+            series.last_mut().expect("pushed above").instances.push(InstanceView {
+                sop_instance_uid: sop.to_owned(),
+                sop_class_uid: instance.sop_class_uid,
+                seq: instance.seq,
+                file_path: instance.file_path,
+                size: instance.size,
+                deleted: is_deleted,
+            });
+        }
+        let links = study_links(&txn, &self.site, study_uid)?;
+        Ok(Some(StudyView {
+            summary: StudySummary::new(study_uid, row, pending),
+            series,
+            case_id: links.case_id,
+            orders: links.orders.into_iter().map(|(_, order_id)| order_id).collect(),
+        }))
+    }
+
+    /// What the log holds, from its first event (a database holds one site).
+    pub fn totals(&self) -> Result<Totals, ReadError> {
+        use redb::ReadableTableMetadata;
+        let txn = self.db.begin_read().storage()?;
+        let studies = txn.open_table(STUDIES).storage()?.len().storage()?;
+        let pending = txn.open_table(STUDIES_PENDING).storage()?.len().storage()?;
+        Ok(Totals {
+            hl7_messages: txn.open_table(HL7_MESSAGES).storage()?.len().storage()?,
+            dicom_instances: txn.open_table(DICOM_INSTANCES).storage()?.len().storage()?,
+            studies,
+            studies_completed: studies.saturating_sub(pending),
+        })
     }
 }
 

@@ -17,9 +17,10 @@ use tokio_util::codec::Decoder;
 
 use super::codec::{CodecError, Frame, MllpCodec, encode_frame};
 use super::server::MllpContext;
+use crate::events::NewEvent;
 use crate::hl7::ack::{self, AckCode};
 use crate::hl7::{self, ErrorDetail, Received};
-use crate::log::{AppendError, Hl7Outcome, NewEvent};
+use crate::log::{AppendError, Hl7Outcome};
 
 /// HL7 table 0357: application internal error — used for "could not take it now".
 const APPLICATION_ERROR: u16 = 207;

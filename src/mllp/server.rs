@@ -12,6 +12,7 @@ use super::connection::Connection;
 use crate::config::MllpConfig;
 use crate::hl7::ReadOptions;
 use crate::log::LogHandle;
+use crate::projections::Projections;
 use crate::telemetry::Metrics;
 
 /// What every connection shares.
@@ -19,7 +20,7 @@ use crate::telemetry::Metrics;
 pub struct MllpContext {
     pub config: MllpConfig,
     pub read_options: ReadOptions,
-    pub log: LogHandle,
+    pub log: LogHandle<Projections>,
     pub metrics: Arc<Metrics>,
     /// Cancelled when the daemon shuts down: idle connections close, new frames get `AR`.
     pub shutdown: CancellationToken,
@@ -29,7 +30,12 @@ pub struct MllpContext {
 }
 
 impl MllpContext {
-    pub fn new(config: MllpConfig, log: LogHandle, metrics: Arc<Metrics>, shutdown: CancellationToken) -> MllpContext {
+    pub fn new(
+        config: MllpConfig,
+        log: LogHandle<Projections>,
+        metrics: Arc<Metrics>,
+        shutdown: CancellationToken,
+    ) -> MllpContext {
         let read_options =
             ReadOptions { accession_from: config.accession_from.clone(), fallback_charset: config.fallback_charset };
         let (ack_ids, app_acks) = (AckIds::new(), Default::default());

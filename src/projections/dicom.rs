@@ -5,9 +5,10 @@ use jiff::Timestamp;
 use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
+use super::tables::Tables;
 use crate::config::Site;
 use crate::events::{InstanceFileDeleted, InstanceStored, StudyCompleted};
-use crate::log::txn::{Tables, corrupt};
+use crate::log::corrupt;
 
 /// The value of a `dicom_instances` row: the latest stored version of a SOP instance.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -40,30 +40,36 @@ pub(crate) mod hl7;
 pub(crate) mod orders;
 pub mod probe;
 pub mod rebuild;
+pub mod tables;
 
-use jiff::Timestamp;
-use uuid::Uuid;
+use redb::WriteTransaction;
+
+pub use rebuild::{catch_up, open_log};
+pub use tables::{SCHEMA_VERSION, Tables, schema};
 
 use crate::config::Site;
 use crate::events::Event;
-use crate::log::txn::Tables;
+use crate::log::{Applier, Meta};
 
-/// What an event brings besides its payload.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Meta<'a> {
-    pub site: &'a Site,
-    pub seq: u64,
-    pub event_id: Uuid,
-    pub recorded_at: Timestamp,
-}
+/// The applier the log's writer is started with: every event it appends is applied to the
+/// projections in the same transaction, and each batch ends with [`finish`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Projections;
 
-impl<'a> Meta<'a> {
-    pub fn tenant(&self) -> &'a str {
-        &self.site.tenant_id
+impl Applier for Projections {
+    type Event = Event;
+    type Tables<'t> = Tables<'t>;
+
+    fn tables<'t>(&self, txn: &'t WriteTransaction) -> Tables<'t> {
+        Tables::new(txn)
     }
 
-    pub fn hospital(&self) -> &'a str {
-        &self.site.hospital_id
+    fn apply(&self, tables: &mut Tables<'_>, meta: &Meta<'_>, event: &Event) -> Result<(), redb::Error> {
+        apply(tables, meta, event)
+    }
+
+    fn finish(&self, tables: &mut Tables<'_>, site: &Site, last_seq: u64) -> Result<(), redb::Error> {
+        finish(tables, site, last_seq)
     }
 }
 
@@ -73,10 +79,10 @@ pub(crate) fn table_names() -> Vec<&'static str> {
     let mut names = Vec::new();
     macro_rules! name {
         ($def:ident) => {
-            names.push(crate::log::store::$def.name());
+            names.push(tables::$def.name());
         };
     }
-    crate::log::store::projection_tables!(name);
+    tables::projection_tables!(name);
     names
 }
 
@@ -90,7 +96,6 @@ pub(crate) fn finish(t: &mut Tables<'_>, site: &Site, seq: u64) -> Result<(), re
     }
     Ok(())
 }
-
 /// Applies one event to every projection.
 pub(crate) fn apply(t: &mut Tables<'_>, m: &Meta<'_>, event: &Event) -> Result<(), redb::Error> {
     match event {

@@ -22,6 +22,7 @@ use super::state::SyncShared;
 use super::wire;
 use crate::config::SyncConfig;
 use crate::log::{LogHandle, LogReader, RawBatch, SyncEpoch};
+use crate::projections::Projections;
 use crate::telemetry::Metrics;
 
 /// gzip level of batch bodies: msgpack of text compresses well already at 1, and level 1
@@ -32,7 +33,7 @@ pub(super) const GZIP_LEVEL: u32 = 1;
 pub struct WorkerParts {
     pub config: SyncConfig,
     pub transport: Box<dyn Transport>,
-    pub log: LogHandle,
+    pub log: LogHandle<Projections>,
     pub reader: LogReader,
     pub metrics: Arc<Metrics>,
     pub shared: Arc<SyncShared>,
@@ -111,7 +112,7 @@ impl From<Failure> for StepError {
 pub(super) struct Worker {
     config: SyncConfig,
     transport: Box<dyn Transport>,
-    log: LogHandle,
+    log: LogHandle<Projections>,
     reader: LogReader,
     metrics: Arc<Metrics>,
     shared: Arc<SyncShared>,

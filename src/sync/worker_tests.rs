@@ -14,7 +14,9 @@ use super::state::SyncShared;
 use super::wire::{EventRef, ForkRequest, Forked, Position};
 use super::{SyncWorker, WorkerParts, wire};
 use crate::config::{DiskReserve, HubEndpoint, Site, SyncConfig};
-use crate::log::{DeadLetterAction, DeadLetterStatus, FaultInjector, Log, LogOptions, NewEvent, Policy, SyncEpoch};
+use crate::events::NewEvent;
+use crate::log::{DeadLetterAction, DeadLetterStatus, FaultInjector, Log, LogOptions, SyncEpoch};
+use crate::projections::Projections;
 use crate::telemetry::Metrics;
 
 /// One request as the fake hub saw it.
@@ -311,7 +313,7 @@ fn options(dir: &std::path::Path) -> LogOptions {
         queue_depth: 1024,
         max_batch: 1024,
         cache_size: 4 << 20,
-        policy: Policy::default(),
+        clock: Arc::new(jiff::Timestamp::now),
     }
 }
 
@@ -325,7 +327,7 @@ fn event(i: u64) -> NewEvent {
 /// A log, a fake hub and a worker between them.
 struct Edge {
     dir: Arc<tempfile::TempDir>,
-    log: Log,
+    log: Log<Projections>,
     faults: FaultInjector,
     hub: FakeHub,
     shared: Arc<SyncShared>,
@@ -338,7 +340,9 @@ impl Edge {
     fn open(dir: Arc<tempfile::TempDir>, hub: FakeHub, config: SyncConfig) -> Edge {
         let faults = FaultInjector::default();
         let metrics = Arc::new(Metrics::new());
-        let log = Log::open_with_faults(&options(dir.path()), metrics.clone(), Some(faults.clone())).unwrap();
+        let schema = crate::projections::schema().with(crate::log::sync_state::tables());
+        let log =
+            crate::projections::open_log(&options(dir.path()), schema, metrics.clone(), Some(faults.clone())).unwrap();
         let cursor = log.reader().sync_cursor().unwrap();
         let shared = Arc::new(SyncShared::new(Some("http://hub.test".into()), cursor));
         *hub.edge.lock().unwrap() = Some((log.reader(), shared.clone()));

@@ -449,7 +449,13 @@ async fn a_restored_log_is_marked_as_restored() {
     let config = crate::support::daemon::test_config(restored.path(), "");
     zenedge::operator::restore::restore(&to, &config, false).unwrap();
     let options = zenedge::log::LogOptions::from_config(&config);
-    let log = zenedge::log::Log::open(&options, Arc::new(zenedge::telemetry::Metrics::new())).unwrap();
+    let log = zenedge::projections::open_log(
+        &options,
+        zenedge::projections::schema(),
+        Arc::new(zenedge::telemetry::Metrics::new()),
+        None,
+    )
+    .unwrap();
     assert!(log.reader().restored_at().unwrap().is_some());
     log.close().await.unwrap();
     let r = TestDaemon::start_in(restored, "").await;

@@ -13,8 +13,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
+use zenedge::events::Envelope;
 use zenedge::events::Event;
-use zenedge::log::Envelope;
 
 use crate::support::hl7msg::{ack_code, orm};
 use crate::support::http::get;

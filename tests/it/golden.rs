@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use redb::{ReadableDatabase, ReadableTable};
 use zenedge::config::{DiskReserve, Site};
-use zenedge::log::{Envelope, Log, LogOptions, NewEvent, Policy};
+use zenedge::events::{Envelope, NewEvent};
+use zenedge::log::LogOptions;
 use zenedge::projections::rebuild;
 use zenedge::telemetry::Metrics;
 
@@ -68,9 +69,10 @@ async fn events_written_again_are_the_same_bytes() {
         queue_depth: 16,
         max_batch: 16,
         cache_size: 4 << 20,
-        policy: Policy { clock: Arc::new(move || *clock.lock().unwrap()), ..Policy::default() },
+        clock: Arc::new(move || *clock.lock().unwrap()),
     };
-    let log = Log::open(&options, Arc::new(Metrics::new())).unwrap();
+    let log = zenedge::projections::open_log(&options, zenedge::projections::schema(), Arc::new(Metrics::new()), None)
+        .unwrap();
     for (seq, bytes) in &envelopes {
         let e = Envelope::from_bytes(bytes).unwrap();
         *now.lock().unwrap() = e.recorded_at;

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use zenedge::events::Event;
-use zenedge::log::{FaultInjector, Log, LogOptions};
+use zenedge::log::{FaultInjector, LogOptions};
 use zenedge::projections::rebuild;
 use zenedge::telemetry::Metrics;
 
@@ -131,7 +131,12 @@ async fn check(crash: &CrashImage, sent: &Sent) -> Vec<String> {
     }
 
     let options = LogOptions::from_config(&config);
-    let log = match tokio::task::spawn_blocking(move || Log::open(&options, Arc::new(Metrics::new()))).await.unwrap() {
+    let log = match tokio::task::spawn_blocking(move || {
+        zenedge::projections::open_log(&options, zenedge::projections::schema(), Arc::new(Metrics::new()), None)
+    })
+    .await
+    .unwrap()
+    {
         Ok(log) => log,
         Err(e) => {
             say(format!("the log does not open: {e}"));
@@ -142,7 +147,7 @@ async fn check(crash: &CrashImage, sent: &Sent) -> Vec<String> {
     let events = tokio::task::spawn_blocking(move || {
         let (mut all, mut after) = (Vec::new(), 0);
         loop {
-            let page = reader.after(after, 1000).expect("read the log");
+            let page = zenedge::events::after(&reader, after, 1000).expect("read the log");
             all.extend(page.items);
             match page.next {
                 Some(next) => after = next,

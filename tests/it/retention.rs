@@ -7,7 +7,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use zenedge::config::Config;
-use zenedge::log::{Log, LogOptions};
+use zenedge::log::LogOptions;
 use zenedge::telemetry::Metrics;
 
 use crate::support::TestDaemon;
@@ -19,7 +19,13 @@ use crate::support::scu::{self, CT_IMAGE_STORAGE, EXPLICIT_LE};
 /// before it unlinks the file, but leaves the file in place (a crash before the unlink).
 /// Returns the file's path relative to the state directory.
 pub async fn record_first_deletion(config: &Config) -> String {
-    let log = Log::open(&LogOptions::from_config(config), Arc::new(Metrics::new())).unwrap();
+    let log = zenedge::projections::open_log(
+        &LogOptions::from_config(config),
+        zenedge::projections::schema(),
+        Arc::new(Metrics::new()),
+        None,
+    )
+    .unwrap();
     let head = log.reader().latest_seq().unwrap();
     log.handle().set_sync_cursor(head).await.unwrap();
     let page = log.reader().expired_files(0, jiff::Timestamp::MAX, 100_000, u64::MAX).unwrap();

@@ -15,8 +15,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use zenedge::events::Envelope;
 use zenedge::hub::{self, HubOptions, HubStore};
-use zenedge::log::Envelope;
 
 use crate::support::TestDaemon;
 use crate::support::certs::{Leaf, TestPki};
@@ -409,7 +409,13 @@ fn kill_9_mid_sync_then_restart_leaves_the_hub_with_exactly_the_edges_log() {
         edge.kill();
         // The edge's log, read straight from its file, against the hub's copy.
         let options = zenedge::log::LogOptions::from_config(&zenedge::config::Config::load(&config).unwrap());
-        let log = zenedge::log::Log::open(&options, Arc::new(zenedge::telemetry::Metrics::new())).unwrap();
+        let log = zenedge::projections::open_log(
+            &options,
+            zenedge::projections::schema(),
+            Arc::new(zenedge::telemetry::Metrics::new()),
+            None,
+        )
+        .unwrap();
         let stored = log.reader().raw_after(0, usize::MAX).unwrap();
         log.close().await.unwrap();
         assert_eq!(stored.len() as u64, last);

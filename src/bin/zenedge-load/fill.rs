@@ -13,11 +13,12 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use zenedge::config::Config;
-use zenedge::events::{Event, InstanceStored};
-use zenedge::log::{Aggregate, InstanceOutcome, Log, LogOptions, NewEvent};
+use zenedge::events::{Event, InstanceStored, NewEvent};
+use zenedge::log::{Aggregate, InstanceOutcome, LogHandle, LogOptions};
+use zenedge::projections::{self, Projections};
 use zenedge::telemetry::Metrics;
 
 use crate::{BoxError, FillArgs};
@@ -93,7 +94,7 @@ fn instance(n: u64, i: u32) -> NewEvent {
 }
 
 /// Sends exam `n`'s messages through the writer.
-async fn exam(log: &zenedge::log::LogHandle, n: u64, instances: u32) -> Result<(), BoxError> {
+async fn exam(log: &LogHandle<Projections>, n: u64, instances: u32, window: Duration) -> Result<(), BoxError> {
     let with_order = n % 20 != 19;
     let with_study = has_study(n);
     if with_order && n.is_multiple_of(2) {
@@ -106,7 +107,7 @@ async fn exam(log: &zenedge::log::LogHandle, n: u64, instances: u32) -> Result<(
                 last = seq;
             }
         }
-        log.complete_study(study_uid(n), last).await?;
+        log.complete_study(study_uid(n), last, window).await?;
     }
     if with_order && n % 2 == 1 {
         log.append_hl7(order(n)?).await?;
@@ -117,11 +118,12 @@ async fn exam(log: &zenedge::log::LogHandle, n: u64, instances: u32) -> Result<(
 pub fn run_fill_command(args: &FillArgs) -> Result<std::process::ExitCode, BoxError> {
     let config = Config::load(&args.config)?;
     let mut options = LogOptions::from_config(&config);
+    let window = config.matching.consolidation_window_for(&config.site.hospital_id);
     options.max_batch = options.max_batch.max(4096);
     options.queue_depth = options.queue_depth.max(4096);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     runtime.block_on(async {
-        let log = Log::open(&options, Arc::new(Metrics::new()))?;
+        let log = projections::open_log(&options, projections::schema(), Arc::new(Metrics::new()), None)?;
         let start_seq = log.reader().latest_seq()?;
         if start_seq > 0 {
             return Err(format!(
@@ -138,7 +140,7 @@ pub fn run_fill_command(args: &FillArgs) -> Result<std::process::ExitCode, BoxEr
                 (log.handle(), log.reader(), next.clone(), args.events, args.instances);
             tasks.push(tokio::spawn(async move {
                 while reader.latest_seq()? < target {
-                    exam(&handle, next.fetch_add(1, Ordering::Relaxed), instances).await?;
+                    exam(&handle, next.fetch_add(1, Ordering::Relaxed), instances, window).await?;
                 }
                 Ok::<(), BoxError>(())
             }));
