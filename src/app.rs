@@ -102,7 +102,7 @@ pub async fn run(
         let metrics = metrics.clone();
         tokio::task::spawn_blocking(move || {
             // The file (schema, site), the projections level with the log, then the writer.
-            let schema = projections::schema().with(crate::log::sync_state::tables());
+            let schema = projections::schema().with(sync::tables());
             let store = Store::open(&log_options, schema, options.faults)?;
             projections::catch_up(&store)?;
             store.start(Projections, metrics)
@@ -171,7 +171,12 @@ pub async fn run(
     let sync_shared = {
         let reader = log.reader();
         let (cursor, epoch, restored_at) = tokio::task::spawn_blocking(move || {
-            Ok::<_, crate::log::ReadError>((reader.sync_cursor()?, reader.sync_epoch()?, reader.restored_at()?))
+            use crate::sync::cursor;
+            Ok::<_, crate::log::ReadError>((
+                cursor::cursor(&reader)?,
+                cursor::epoch(&reader)?,
+                cursor::restored_at(&reader)?,
+            ))
         })
         .await
         .expect("reading the sync state does not panic")

@@ -15,8 +15,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::{ApiError, ApiState, params, read};
-use crate::log::{DeadLetter, DeadLetterAction, DeadLetterStatus, Refusal};
 use crate::sync::SyncReport;
+use crate::sync::dead_letters::{self, DeadLetter, DeadLetterAction, DeadLetterStatus, Refusal};
 
 /// A dead letter as the API lists it.
 #[derive(Debug, Serialize)]
@@ -29,7 +29,7 @@ struct LetterJson {
 /// All dead letters, oldest sequence number first: `{"items": [...], "next": null}`.
 pub(super) async fn dead_letters(State(state): State<ApiState>) -> Result<Json<serde_json::Value>, ApiError> {
     let reader = state.reader.clone();
-    let letters = read(move || reader.dead_letters()).await?;
+    let letters = read(move || dead_letters::all(&reader)).await?;
     let items: Vec<_> = letters.into_iter().map(|(seq, letter)| LetterJson { seq, letter }).collect();
     super::json(serde_json::json!({ "items": items, "next": null }))
 }
@@ -55,7 +55,7 @@ async fn act(state: ApiState, headers: &HeaderMap, seq: &str, action: DeadLetter
         return Ok(refused);
     }
     let seq = params::number("seq", Some(seq), 0)?;
-    let outcome = state.log.dead_letter_action(seq, action).await.map_err(ApiError::internal)?;
+    let outcome = dead_letters::act(&state.log, seq, action).await.map_err(ApiError::internal)?;
     match outcome {
         Ok(letter) => {
             tracing::info!(seq, status = letter.status.as_str(), "dead letter changed by an operator");
@@ -143,7 +143,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// The sync's report now (reads the dead letters).
 pub(super) async fn sync_report(state: &ApiState) -> Result<SyncReport, ApiError> {
     let reader = state.reader.clone();
-    let counts = read(move || reader.dead_letter_counts()).await?;
+    let counts = read(move || dead_letters::counts(&reader)).await?;
     let last_seq = state.writer.last_seq.load(Ordering::Acquire);
     Ok(state.sync.report(last_seq, counts, jiff::Timestamp::now()))
 }
@@ -245,7 +245,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn operator_actions_are_refused_when_no_token_is_configured() {
         let a = api(None).await;
-        a.log.handle().park_dead_letter(1, "X".into(), "bad".into()).await.unwrap();
+        dead_letters::park(&a.log.handle(), 1, "X".into(), "bad".into()).await.unwrap();
         let (status, body) = call(&a.state, "POST", "/api/v1/dead-letters/1/retry", Some(TOKEN)).await;
         assert_eq!(status, StatusCode::FORBIDDEN);
         assert_eq!(body["error"], "operator actions are disabled: set http.operator_token");
@@ -255,19 +255,19 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn operator_actions_need_the_right_token() {
         let a = api(Some(TOKEN)).await;
-        a.log.handle().park_dead_letter(1, "X".into(), "bad".into()).await.unwrap();
+        dead_letters::park(&a.log.handle(), 1, "X".into(), "bad".into()).await.unwrap();
         for token in [None, Some("0123456789abcdef-wrong"), Some("short")] {
             let (status, _) = call(&a.state, "POST", "/api/v1/dead-letters/1/skip", token).await;
             assert_eq!(status, StatusCode::UNAUTHORIZED, "{token:?}");
         }
-        assert_eq!(a.log.reader().dead_letter(1).unwrap().unwrap().status, DeadLetterStatus::Parked);
+        assert_eq!(dead_letters::get(&a.log.reader(), 1).unwrap().unwrap().status, DeadLetterStatus::Parked);
         a.log.close().await.unwrap();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn retry_and_skip_move_a_dead_letter_and_refuse_the_wrong_state() {
         let a = api(Some(TOKEN)).await;
-        a.log.handle().park_dead_letter(4, "StudyCompleted".into(), "422: bad".into()).await.unwrap();
+        dead_letters::park(&a.log.handle(), 4, "StudyCompleted".into(), "422: bad".into()).await.unwrap();
         let (status, body) = call(&a.state, "GET", "/api/v1/dead-letters", None).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(body["items"][0]["seq"], 4);
@@ -300,7 +300,7 @@ mod tests {
         assert_eq!(body["degraded"], false);
         assert_eq!(body["checks"]["sync"]["enabled"], true);
         assert_eq!(body["checks"]["sync"]["breaker"], "closed");
-        a.log.handle().park_dead_letter(1, "X".into(), "bad".into()).await.unwrap();
+        dead_letters::park(&a.log.handle(), 1, "X".into(), "bad".into()).await.unwrap();
         let (status, body) = call(&a.state, "GET", "/readyz", None).await;
         assert_eq!(status, StatusCode::OK, "intake is fine: still ready");
         assert_eq!((body["ready"].as_bool(), body["degraded"].as_bool()), (Some(true), Some(true)));

@@ -59,8 +59,6 @@ mod retention;
 mod schema;
 pub mod snapshot;
 pub(crate) mod store;
-pub mod sync_meta;
-pub mod sync_state;
 #[cfg(test)]
 pub(crate) mod test_support;
 #[cfg(test)]
@@ -82,8 +80,6 @@ pub use retention::{Expired, ExpiredPage};
 pub use schema::{COPY_CHUNK, Migration, Schema, TableSpec};
 pub use snapshot::{InstanceFile, SnapshotError, SnapshotSummary};
 pub use store::{EVENTS, META, OpenError, create_database_durably, create_durably, fsync_dir};
-pub use sync_meta::{SyncEpoch, mark_restored};
-pub use sync_state::{DeadLetter, DeadLetterAction, DeadLetterCounts, DeadLetterStatus, RawBatch, Refusal};
 pub use txn::{Applier, ApplyFn, Clock, Meta, Txn, corrupt};
 pub use views::{
     CaseStudy, CaseView, Hits, InstanceView, MAX_HITS, MatchPage, MatchQuery, MatchView, MatchedOrder, MatchedStudy,

@@ -9,12 +9,11 @@
 //! for the start-up sweep), never a missing file the log still counts on.
 
 use jiff::Timestamp;
-use redb::{ReadableDatabase, ReadableTable};
+use redb::ReadableDatabase;
 
 use super::envelope::Aggregate;
 use super::reader::{LogReader, ReadError, Storage};
 use super::store::{EVENTS, META};
-use super::sync_state::CURSOR_KEY;
 use super::txn::Txn;
 use super::writer::{AppendError, LogHandle};
 use crate::events::{Event, InstanceFileDeleted, NewEvent};
@@ -53,9 +52,7 @@ impl LogReader {
         confirmed: u64,
     ) -> Result<ExpiredPage, ReadError> {
         let txn = self.db.begin_read().storage()?;
-        let cursor =
-            read_cursor(&txn.open_table(META).storage()?.get(CURSOR_KEY).storage()?.map(|v| v.value().to_owned()))?
-                .min(confirmed);
+        let cursor = crate::sync::cursor::cursor_in(&txn.open_table(META).storage()?)?.min(confirmed);
         let events = txn.open_table(EVENTS).storage()?;
         let deleted = txn.open_table(DELETED_FILES).storage()?;
         let (t, h) = (self.site.tenant_id.as_str(), self.site.hospital_id.as_str());
@@ -103,15 +100,6 @@ impl LogReader {
     }
 }
 
-fn read_cursor(value: &Option<String>) -> Result<u64, ReadError> {
-    match value {
-        None => Ok(0),
-        Some(v) => v
-            .parse()
-            .map_err(|_| ReadError::Row { table: "meta", reason: format!("sync_cursor {v:?} is not a number") }),
-    }
-}
-
 impl LogHandle<Projections> {
     /// Appends an `InstanceFileDeleted` for each of `files` still synced (at or below the
     /// cursor and `confirmed`) and not deleted; returns the ones recorded (their files may now
@@ -132,8 +120,11 @@ fn apply_delete(
 ) -> Result<Result<Vec<Expired>, AppendError>, redb::Error> {
     let cursor = {
         let meta = t.txn().open_table(META)?;
-        let value = meta.get(CURSOR_KEY)?.map(|v| v.value().to_owned());
-        read_cursor(&value).map_err(|e| super::txn::corrupt("meta", e))?.min(confirmed)
+        let cursor = crate::sync::cursor::cursor_in(&meta).map_err(|e| match e {
+            ReadError::Storage(e) => e,
+            other => super::txn::corrupt("meta", other),
+        })?;
+        cursor.min(confirmed)
     };
     let mut recorded = Vec::with_capacity(files.len());
     for file in files {
@@ -227,7 +218,7 @@ mod tests {
 
         /// The hub stored every event up to `seq`, and said so in this process.
         async fn synced_through(&self, seq: u64) {
-            self.log.handle().set_sync_cursor(seq).await.unwrap();
+            crate::sync::cursor::set_cursor(&self.log.handle(), seq).await.unwrap();
             self.hub.update(|s| s.hub_confirmed = Some(seq));
         }
 
@@ -337,7 +328,7 @@ mod tests {
         let study = Study::new("1.2.3", "ACC-1", "PAT-1");
         let (first, first_path) = edge.store(&study, 1).await;
         let (second, second_path) = edge.store(&study, 2).await;
-        edge.log.handle().set_sync_cursor(second).await.unwrap();
+        crate::sync::cursor::set_cursor(&edge.log.handle(), second).await.unwrap();
         edge.clock.advance(1000 * DAY);
         let mut examined = 0;
         assert_eq!(edge.retention().sweep(&mut examined).await.unwrap().deleted, 0);
@@ -361,7 +352,7 @@ mod tests {
         edge.hub = Arc::new(crate::sync::SyncShared::new(None, 0));
         let study = Study::new("1.2.3", "ACC-1", "PAT-1");
         let (seq, path) = edge.store(&study, 1).await;
-        edge.log.handle().set_sync_cursor(seq).await.unwrap();
+        crate::sync::cursor::set_cursor(&edge.log.handle(), seq).await.unwrap();
         edge.clock.advance(1000 * DAY);
         let stop = tokio_util::sync::CancellationToken::new();
         let task = crate::retention::run(edge.retention(), Duration::from_millis(1), stop.clone());

@@ -280,7 +280,7 @@ mod tests {
         let log = crate::log::test_support::open(&options(dir.path()), Arc::new(Metrics::new())).unwrap();
         log.handle().append(vec![Order::new("C1", "P1", "ACC1", &["PID1"]).event()]).await.unwrap();
         Study::new("1.2.3", "ACC1", "PID1").arrive(&log, 2).await;
-        log.handle().park_dead_letter(2, "InstanceStored".into(), "422".into()).await.unwrap();
+        crate::sync::dead_letters::park(&log.handle(), 2, "InstanceStored".into(), "422".into()).await.unwrap();
         let copy_path = dir.path().join("copy.redb");
         let summary = log.reader().snapshot(&copy_path).unwrap();
         let head = log.reader().latest_seq().unwrap();

@@ -34,7 +34,7 @@ pub(crate) fn options(dir: &std::path::Path) -> LogOptions {
 
 /// Opens the log as the daemon does (every table of the daemon's schema declared).
 pub(crate) fn open(options: &LogOptions, metrics: Arc<Metrics>) -> Result<Log<Projections>, OpenError> {
-    let schema = projections::schema().with(super::sync_state::tables());
+    let schema = projections::schema().with(crate::sync::tables());
     projections::open_log(options, schema, metrics, None)
 }
 

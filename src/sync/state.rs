@@ -12,8 +12,8 @@ use serde::Serialize;
 use tokio::sync::oneshot;
 
 use super::breaker::BreakerState;
+use super::dead_letters::DeadLetterCounts;
 use super::history::Divergence;
-use crate::log::DeadLetterCounts;
 use crate::telemetry::Metrics;
 
 /// What a fork did: the new epoch, where it forks, and how many events it will carry.

@@ -10,12 +10,14 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::client::{Batch, Failure, FailureKind, Outcome, Reported, Transport};
+use super::cursor::{self, SyncEpoch};
+use super::dead_letters::{self, DeadLetterAction, DeadLetterStatus};
 use super::state::SyncShared;
 use super::wire::{EventRef, ForkRequest, Forked, Position};
 use super::{SyncWorker, WorkerParts, wire};
 use crate::config::{DiskReserve, HubEndpoint, Site, SyncConfig};
 use crate::events::NewEvent;
-use crate::log::{DeadLetterAction, DeadLetterStatus, FaultInjector, Log, LogOptions, SyncEpoch};
+use crate::log::{FaultInjector, Log, LogOptions};
 use crate::projections::Projections;
 use crate::telemetry::Metrics;
 
@@ -216,7 +218,7 @@ impl FakeHub {
 impl Transport for FakeHub {
     fn send(&mut self, batch: &Batch) -> Outcome {
         let (edge_cursor, breaker) = match &*self.edge.lock().unwrap() {
-            Some((reader, shared)) => (reader.sync_cursor().unwrap_or(u64::MAX), shared.status().breaker),
+            Some((reader, shared)) => (cursor::cursor(reader).unwrap_or(u64::MAX), shared.status().breaker),
             None => (0, super::BreakerState::Closed),
         };
         let hub_stored_through = self.with(|s| s.through(batch.epoch));
@@ -340,10 +342,10 @@ impl Edge {
     fn open(dir: Arc<tempfile::TempDir>, hub: FakeHub, config: SyncConfig) -> Edge {
         let faults = FaultInjector::default();
         let metrics = Arc::new(Metrics::new());
-        let schema = crate::projections::schema().with(crate::log::sync_state::tables());
+        let schema = crate::projections::schema().with(super::tables());
         let log =
             crate::projections::open_log(&options(dir.path()), schema, metrics.clone(), Some(faults.clone())).unwrap();
-        let cursor = log.reader().sync_cursor().unwrap();
+        let cursor = cursor::cursor(&log.reader()).unwrap();
         let shared = Arc::new(SyncShared::new(Some("http://hub.test".into()), cursor));
         *hub.edge.lock().unwrap() = Some((log.reader(), shared.clone()));
         Edge { dir, log, faults, hub, shared, metrics, worker: None, config }
@@ -386,11 +388,11 @@ impl Edge {
     }
 
     fn cursor(&self) -> u64 {
-        self.log.reader().sync_cursor().unwrap()
+        cursor::cursor(&self.log.reader()).unwrap()
     }
 
-    fn letter(&self, seq: u64) -> Option<crate::log::DeadLetter> {
-        self.log.reader().dead_letter(seq).unwrap()
+    fn letter(&self, seq: u64) -> Option<dead_letters::DeadLetter> {
+        dead_letters::get(&self.log.reader(), seq).unwrap()
     }
 }
 
@@ -526,7 +528,7 @@ async fn a_lost_answer_is_answered_409_on_the_same_history_and_the_cursor_realig
 async fn a_hub_restored_behind_the_cursor_realigns_it_backward() {
     let mut edge = Edge::new(config(4));
     edge.append(1..=10).await;
-    edge.log.handle().set_sync_cursor(8).await.unwrap();
+    cursor::set_cursor(&edge.log.handle(), 8).await.unwrap();
     edge.hub.hold_edge_events(&edge.log.reader(), 1..=3);
     edge.start();
     eventually("all stored", || edge.hub.with(|s| s.stored_through) == 10).await;
@@ -564,7 +566,7 @@ async fn bisect_isolates(poison: u64, events: u64) {
     assert_eq!(letter.attempts, 1);
     assert_eq!(letter.event_type, "HL7MessageReceived");
     assert!(letter.reason.contains(&format!("event {poison} is not acceptable")), "{}", letter.reason);
-    assert_eq!(edge.log.reader().dead_letters().unwrap().len(), 1, "only the poison is parked");
+    assert_eq!(dead_letters::all(&edge.log.reader()).unwrap().len(), 1, "only the poison is parked");
     let stored = edge.hub.with(|s| s.stored.clone());
     let expected: BTreeMap<u64, u32> = (1..=events).filter(|s| *s != poison).map(|s| (s, 1)).collect();
     assert_eq!(stored, expected, "every other event stored exactly once");
@@ -662,13 +664,13 @@ async fn a_retried_dead_letter_is_redelivered_alone() {
     edge.start();
     eventually("parked and passed", || edge.cursor() == 3 && edge.letter(2).is_some()).await;
     // Still refused: parked again with one more attempt.
-    edge.log.handle().dead_letter_action(2, DeadLetterAction::Retry).await.unwrap().unwrap();
+    dead_letters::act(&edge.log.handle(), 2, DeadLetterAction::Retry).await.unwrap().unwrap();
     edge.shared.request_retry();
     eventually("parked again", || edge.letter(2).unwrap().attempts == 2).await;
     assert_eq!(edge.letter(2).unwrap().status, DeadLetterStatus::Parked);
     // The hub was fixed: the redelivery is stored.
     edge.hub.with(|s| s.poison.clear());
-    edge.log.handle().dead_letter_action(2, DeadLetterAction::Retry).await.unwrap().unwrap();
+    dead_letters::act(&edge.log.handle(), 2, DeadLetterAction::Retry).await.unwrap().unwrap();
     edge.shared.request_retry();
     eventually("delivered", || edge.letter(2).unwrap().status == DeadLetterStatus::Delivered).await;
     let redeliveries: Vec<_> = edge.hub.seen().into_iter().filter(|s| s.redelivery).collect();
@@ -704,7 +706,7 @@ async fn a_restart_resumes_from_the_persisted_cursor_with_its_dead_letters() {
 async fn restored_edge() -> Edge {
     let edge = Edge::new(config(8));
     edge.append(1..=25).await;
-    edge.log.handle().set_sync_cursor(5).await.unwrap();
+    cursor::set_cursor(&edge.log.handle(), 5).await.unwrap();
     edge.hub.hold_edge_events(&edge.log.reader(), 1..=5);
     edge.hub.hold_other_events(6..=15);
     edge
@@ -755,7 +757,7 @@ async fn a_fork_sends_the_divergent_events_to_a_new_epoch_and_leaves_the_hub_s_h
     assert_eq!(epoch.ids, expected, "every event of this log after the fork point, once");
     assert_eq!(edge.hub.with(|s| s.ids.clone()), before, "epoch 0 keeps its history untouched");
     assert!(edge.hub.seen().iter().all(|s| s.epoch == 1 && s.first > 5));
-    assert_eq!(reader.sync_epoch().unwrap(), SyncEpoch { epoch: 1, fork_at: 5 });
+    assert_eq!(cursor::epoch(&reader).unwrap(), SyncEpoch { epoch: 1, fork_at: 5 });
     drop(reader);
     let status = edge.shared.status();
     assert!(status.diverged.is_none() && status.epoch == 1 && status.last_error_cleared_at.is_some(), "{status:?}");
@@ -821,12 +823,12 @@ async fn a_restored_log_the_hub_holds_or_lacks_goes_on_and_loses_its_restore_mar
         let dir = Arc::new(tempfile::tempdir().unwrap());
         let edge = Edge::open(dir.clone(), FakeHub::new(), config(4));
         edge.append(1..=5).await;
-        edge.log.handle().set_sync_cursor(5).await.unwrap();
+        cursor::set_cursor(&edge.log.handle(), 5).await.unwrap();
         edge.hub.hold_edge_events(&edge.log.reader(), 1..=hub_holds);
         let (dir, hub) = edge.close().await;
         let opts = options(dir.path());
         let db = crate::projections::rebuild::open(&opts.path, &opts.site, 1 << 20).unwrap();
-        crate::log::mark_restored(&db, jiff::Timestamp::now()).unwrap();
+        cursor::mark_restored(&db, jiff::Timestamp::now()).unwrap();
         drop(db);
         let mut edge = Edge::open(dir, hub, config(4));
         edge.append(6..=8).await;
@@ -834,7 +836,7 @@ async fn a_restored_log_the_hub_holds_or_lacks_goes_on_and_loses_its_restore_mar
         eventually("all stored", || edge.cursor() == 8).await;
         assert_eq!(edge.hub.with(|s| s.stored_through), 8, "hub held {hub_holds}");
         assert!(edge.shared.status().diverged.is_none(), "no false alarm: hub held {hub_holds}");
-        assert_eq!(edge.log.reader().restored_at().unwrap(), None, "the mark is cleared once checked");
+        assert_eq!(cursor::restored_at(&edge.log.reader()).unwrap(), None, "the mark is cleared once checked");
         assert!(edge.hub.with(|s| s.stored.values().all(|n| *n == 1)));
         edge.close().await;
     }
@@ -848,7 +850,7 @@ async fn a_restored_log_keeps_its_mark_while_the_hub_cannot_be_checked() {
     let (dir, hub) = edge.close().await;
     let opts = options(dir.path());
     let db = crate::projections::rebuild::open(&opts.path, &opts.site, 1 << 20).unwrap();
-    crate::log::mark_restored(&db, jiff::Timestamp::now()).unwrap();
+    cursor::mark_restored(&db, jiff::Timestamp::now()).unwrap();
     drop(db);
     // A hub that holds more of the same history: hub_ahead, nothing sent, the mark stays.
     let mut edge = Edge::open(dir, hub, config(4));
@@ -858,7 +860,7 @@ async fn a_restored_log_keeps_its_mark_while_the_hub_cannot_be_checked() {
     let metrics = edge.metrics.clone();
     eventually("hub_ahead", || metrics.encode().contains("kind=\"hub_ahead\"} 2")).await;
     assert!(edge.hub.seen().is_empty());
-    assert!(edge.log.reader().restored_at().unwrap().is_some());
+    assert!(cursor::restored_at(&edge.log.reader()).unwrap().is_some());
     assert_eq!(edge.shared.hub_confirmed(), 0, "nothing confirmed for retention");
     edge.close().await;
 }

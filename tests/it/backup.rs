@@ -456,7 +456,7 @@ async fn a_restored_log_is_marked_as_restored() {
         None,
     )
     .unwrap();
-    assert!(log.reader().restored_at().unwrap().is_some());
+    assert!(zenedge::sync::cursor::restored_at(&log.reader()).unwrap().is_some());
     log.close().await.unwrap();
     let r = TestDaemon::start_in(restored, "").await;
     let status = r.get("/api/v1/status").await.json();

@@ -27,7 +27,7 @@ pub async fn record_first_deletion(config: &Config) -> String {
     )
     .unwrap();
     let head = log.reader().latest_seq().unwrap();
-    log.handle().set_sync_cursor(head).await.unwrap();
+    zenedge::sync::cursor::set_cursor(&log.handle(), head).await.unwrap();
     let page = log.reader().expired_files(0, jiff::Timestamp::MAX, 100_000, u64::MAX).unwrap();
     let first = page.files[..1].to_vec();
     let recorded = log.handle().delete_files(first.clone(), "90d".into(), u64::MAX).await.unwrap();
