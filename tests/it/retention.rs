@@ -28,9 +28,10 @@ pub async fn record_first_deletion(config: &Config) -> String {
     .unwrap();
     let head = log.reader().latest_seq().unwrap();
     zenedge::sync::cursor::set_cursor(&log.handle(), head).await.unwrap();
-    let page = log.reader().expired_files(0, jiff::Timestamp::MAX, 100_000, u64::MAX).unwrap();
+    let page = zenedge::retention::expired_files(&log.reader(), 0, jiff::Timestamp::MAX, 100_000, u64::MAX).unwrap();
     let first = page.files[..1].to_vec();
-    let recorded = log.handle().delete_files(first.clone(), "90d".into(), u64::MAX).await.unwrap();
+    let recorded =
+        zenedge::retention::delete_files(&log.handle(), first.clone(), "90d".into(), u64::MAX).await.unwrap();
     assert_eq!(recorded, first);
     log.close().await.unwrap();
     first[0].file_path.clone()

@@ -18,6 +18,9 @@
 //!
 //! The sweep keeps, in memory, the last event it examined: each run starts after it, so
 //! the log is scanned once per start, then only what arrived since.
+//!
+//! This module runs the sweep and unlinks files; [`expired`] reads which files may go and
+//! holds the writer request that records their deletion.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -25,6 +28,10 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use tokio_util::sync::CancellationToken;
+
+pub mod expired;
+
+pub use expired::{Expired, ExpiredPage, delete_files, deleted_files, expired_files};
 
 use crate::log::{Clock, LogHandle, LogReader};
 use crate::projections::Projections;
@@ -86,15 +93,13 @@ impl Retention {
         let confirmed = self.hub.hub_confirmed();
         loop {
             let (reader, after) = (self.reader.clone(), *examined);
-            let page = tokio::task::spawn_blocking(move || reader.expired_files(after, cutoff, SCAN, confirmed))
+            let page = tokio::task::spawn_blocking(move || expired_files(&reader, after, cutoff, SCAN, confirmed))
                 .await
                 .map_err(|e| e.to_string())?
                 .map_err(|e| e.to_string())?;
             counts.examined += page.examined - after;
             for chunk in page.files.chunks(BATCH) {
-                let recorded = self
-                    .log
-                    .delete_files(chunk.to_vec(), self.max_age_text.clone(), confirmed)
+                let recorded = delete_files(&self.log, chunk.to_vec(), self.max_age_text.clone(), confirmed)
                     .await
                     .map_err(|e| e.to_string())?;
                 for file in recorded {
@@ -137,7 +142,7 @@ fn unlink(state_dir: &Path, relative: &str) -> std::io::Result<()> {
 /// the event's commit and the unlink). Idempotent; returns how many were removed.
 pub fn unlink_deleted(reader: &LogReader, state_dir: &Path) -> Result<u64, String> {
     let mut removed = 0;
-    for file in reader.deleted_files().map_err(|e| e.to_string())? {
+    for file in deleted_files(reader).map_err(|e| e.to_string())? {
         if state_dir.join(&file).exists() {
             unlink(state_dir, &file).map_err(|e| format!("cannot remove a deleted instance file: {e}"))?;
             removed += 1;
@@ -177,3 +182,6 @@ pub async fn run(retention: Retention, interval: Duration, stop: CancellationTok
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
