@@ -122,7 +122,7 @@ pub async fn run(
     if swept > 0 {
         tracing::warn!(files = swept, "removed partly received DICOM instances left by a crash");
     }
-    match crate::log::snapshot::sweep(&config.store.state_dir) {
+    match crate::operator::snapshot::sweep(&config.store.state_dir) {
         Ok(0) => {}
         Ok(copies) => tracing::warn!(copies, "removed database copies left by an interrupted backup"),
         Err(e) => tracing::warn!(error = %e, "cannot remove the copies of an interrupted backup"),

@@ -51,12 +51,12 @@ mod decide;
 mod decide_tests;
 pub mod envelope;
 mod faults;
+mod files;
 mod hl7;
 mod instances;
 mod reader;
 mod reserve;
 mod schema;
-pub mod snapshot;
 pub(crate) mod store;
 #[cfg(test)]
 pub(crate) mod test_support;
@@ -71,13 +71,13 @@ use std::sync::Arc;
 
 pub use envelope::{Aggregate, DecodeError, NewEvent, Payload, StoredEnvelope, head_event_id};
 pub use faults::FaultInjector;
+pub use files::{create_durably, fsync_dir, is_relative_inside};
 pub use hl7::{Hl7Outcome, received_event};
 pub use instances::{CompletionOutcome, InstanceOutcome};
 pub use reader::{LogReader, ReadError, Storage, decode_row};
 pub use reserve::{DiskGuard, Space};
 pub use schema::{COPY_CHUNK, Migration, Schema, TableSpec};
-pub use snapshot::{InstanceFile, SnapshotError, SnapshotSummary};
-pub use store::{EVENTS, META, OpenError, create_database_durably, create_durably, fsync_dir};
+pub use store::{EVENTS, META, OpenError, create_database_durably};
 pub use txn::{Applier, ApplyFn, Clock, Meta, Txn, corrupt};
 pub use views::{
     CaseStudy, CaseView, Hits, InstanceView, MAX_HITS, MatchPage, MatchQuery, MatchView, MatchedOrder, MatchedStudy,

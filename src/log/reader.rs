@@ -60,6 +60,12 @@ impl LogReader {
         self.db.begin_read().storage()
     }
 
+    /// The database itself, for tests that look at (or tamper with) the file under a running log.
+    #[cfg(test)]
+    pub(crate) fn database(&self) -> &Arc<Database> {
+        &self.db
+    }
+
     /// The site the file belongs to.
     pub fn site(&self) -> &Site {
         &self.site

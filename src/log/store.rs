@@ -9,6 +9,7 @@ use redb::backends::FileBackend;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle};
 
 use super::faults::{FaultInjector, GuardedBackend};
+use super::files::{create_durably, fsync_dir};
 use super::schema::{Migration, Schema};
 use crate::config::Site;
 use crate::storage_hook::StorageOp;
@@ -106,29 +107,6 @@ pub fn create_database_durably(path: &Path, faults: Option<&FaultInjector>) -> s
         hook.before(StorageOp::DbCreated)?;
     }
     Ok(true)
-}
-
-/// Creates the empty file `path` (and its directory) unless it exists, with the file and
-/// every name created for it fsync'ed; `true` when it was created.
-pub fn create_durably(path: &Path) -> std::io::Result<bool> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    if !dir.exists() {
-        fs::create_dir_all(dir)?;
-        if let Some(grandparent) = dir.parent() {
-            fsync_dir(if grandparent.as_os_str().is_empty() { Path::new(".") } else { grandparent })?;
-        }
-    }
-    if path.exists() {
-        return Ok(false);
-    }
-    File::create_new(path).and_then(|f| f.sync_all())?;
-    fsync_dir(dir)?;
-    Ok(true)
-}
-
-/// Fsyncs a directory, so the names created in it are durable.
-pub fn fsync_dir(dir: &Path) -> std::io::Result<()> {
-    File::open(dir)?.sync_all()
 }
 
 /// Records or checks the schema version and site identity in one transaction, committed

@@ -9,6 +9,7 @@ pub mod events;
 pub mod fork;
 pub mod progress;
 pub mod restore;
+pub mod snapshot;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -16,7 +17,7 @@ use std::time::Duration;
 
 use crate::cli::EXIT_CONFIG;
 use crate::config::Config;
-use crate::log::store::fsync_dir;
+use crate::log::fsync_dir;
 
 /// How long to wait for the daemon to accept a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);

@@ -123,7 +123,7 @@ impl Retention {
 
 /// Unlinks `relative` under `state_dir` (absent is fine) and fsyncs its directory.
 fn unlink(state_dir: &Path, relative: &str) -> std::io::Result<()> {
-    if !crate::log::snapshot::is_relative_inside(relative) {
+    if !crate::log::is_relative_inside(relative) {
         return Err(std::io::Error::other("the file path leaves the state directory"));
     }
     let path = state_dir.join(relative);
@@ -133,7 +133,7 @@ fn unlink(state_dir: &Path, relative: &str) -> std::io::Result<()> {
         Err(e) => return Err(e),
     }
     match path.parent() {
-        Some(dir) => crate::log::store::fsync_dir(dir),
+        Some(dir) => crate::log::fsync_dir(dir),
         None => Ok(()),
     }
 }

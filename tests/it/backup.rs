@@ -124,13 +124,13 @@ async fn backup_while_ingesting_restores_to_a_copy_that_verifies_and_serves_the_
     let stored: Vec<_> = copy.iter().filter(|e| e["event_type"] == "InstanceStored").collect();
     assert!(stored.len() >= 4, "the instances stored before the backup are in it");
     for e in stored {
-        let file = zenedge::log::InstanceFile {
+        let file = zenedge::operator::snapshot::InstanceFile {
             seq: e["seq"].as_u64().unwrap(),
             path: e["data"]["file_path"].as_str().unwrap().to_owned(),
             size: e["data"]["size"].as_u64().unwrap(),
             sha256: e["data"]["sha256"].as_str().unwrap().to_owned(),
         };
-        assert_eq!(zenedge::log::snapshot::check_file(restored.path(), &file), None);
+        assert_eq!(zenedge::operator::snapshot::check_file(restored.path(), &file), None);
     }
     r.stop().await.unwrap();
 }
