@@ -7,7 +7,7 @@ use axum::extract::rejection::QueryRejection;
 
 use super::ApiError;
 use crate::ids::is_valid_uid;
-use crate::log::Search;
+use crate::projections::views::Search;
 
 /// Items per page when `limit` is not given, and the most one page may hold.
 pub(super) const DEFAULT_LIMIT: usize = 100;

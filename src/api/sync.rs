@@ -153,7 +153,7 @@ pub(super) async fn sync_report(state: &ApiState) -> Result<SyncReport, ApiError
 pub(super) async fn status(State(state): State<ApiState>) -> Result<Json<serde_json::Value>, ApiError> {
     let sync = sync_report(&state).await?;
     let reader = state.reader.clone();
-    let stored = read(move || reader.totals()).await?;
+    let stored = read(move || crate::projections::views::totals(&reader)).await?;
     let disk = state.disk.clone();
     let space = tokio::task::spawn_blocking(move || disk.space()).await.ok().and_then(Result::ok);
     let m = &state.metrics;

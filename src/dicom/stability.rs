@@ -92,7 +92,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     let mut timers = Timers::default();
-    match tokio::task::spawn_blocking(move || reader.pending_studies()).await {
+    match tokio::task::spawn_blocking(move || crate::projections::views::pending_studies(&reader)).await {
         Ok(Ok(pending)) => {
             let now_us = jiff::Timestamp::now().as_microsecond();
             for p in pending {

@@ -10,6 +10,7 @@ use super::*;
 use crate::events::Event;
 use crate::events::NewEvent;
 use crate::projections::Projections;
+use crate::projections::views;
 
 const DAY: Duration = Duration::from_secs(24 * 3600);
 
@@ -375,25 +376,26 @@ async fn a_corrected_accession_undoes_the_old_pair_and_meets_the_studies_of_the_
 
     let reader = log.reader();
     let found = |acc: &str| {
-        let hits = reader.search_orders(&views::Search::Accession(acc.into())).unwrap().items;
+        let hits = views::search_orders(&reader, &views::Search::Accession(acc.into())).unwrap().items;
         hits.into_iter().map(|o| (o.accession_number, o.studies.len())).collect::<Vec<_>>()
     };
     assert_eq!(found("ACC-NEW"), [("ACC-NEW".to_owned(), 1)]);
     assert_eq!(found("ACC-OLD"), []);
-    let order_id = reader.search_orders(&views::Search::Accession("ACC-NEW".into())).unwrap().items[0].order_id.clone();
-    let order = reader.order(&order_id).unwrap().unwrap();
+    let order_id =
+        views::search_orders(&reader, &views::Search::Accession("ACC-NEW".into())).unwrap().items[0].order_id.clone();
+    let order = views::order(&reader, &order_id).unwrap().unwrap();
     assert_eq!(order.studies.iter().map(|s| s.study_instance_uid.as_str()).collect::<Vec<_>>(), ["1.2.2"]);
-    let matches = reader.matches(&views::MatchQuery { after: 0, limit: 10, accession: None }).unwrap().items;
+    let matches = views::matches(&reader, &views::MatchQuery { after: 0, limit: 10, accession: None }).unwrap().items;
     assert_eq!(matches.iter().map(|m| m.study_instance_uid.as_str()).collect::<Vec<_>>(), ["1.2.2"]);
-    let waiting = reader.unmatched_studies(&waiting_query(&clock)).unwrap().items;
+    let waiting = views::unmatched_studies(&reader, &waiting_query(&clock)).unwrap().items;
     assert_eq!(waiting.iter().map(|w| w.study_instance_uid.as_str()).collect::<Vec<_>>(), ["1.2.1"]);
     assert_eq!(waiting[0].waiting_since, old_study_completed, "it waits again since its first completion");
-    assert!(reader.unmatched_orders(&waiting_query(&clock)).unwrap().items.is_empty());
+    assert!(views::unmatched_orders(&reader, &waiting_query(&clock)).unwrap().items.is_empty());
 
     // An XO to an accession no study has yet: the order waits under it, since its receipt.
     send(&log, Order { control: "XO", ..Order::new("C3", "PL1", "ACC-LATER", &["P1"]) }.event()).await;
     assert_eq!(found("ACC-LATER"), [("ACC-LATER".to_owned(), 0)]);
-    let waiting = reader.unmatched_orders(&waiting_query(&clock)).unwrap().items;
+    let waiting = views::unmatched_orders(&reader, &waiting_query(&clock)).unwrap().items;
     assert_eq!(waiting.iter().map(|w| w.accession_number.as_str()).collect::<Vec<_>>(), ["ACC-LATER"]);
     assert_eq!(Some(waiting[0].waiting_since), Some(order.received_at));
     Study::new("1.2.3", "ACC-LATER", "P1").arrive(&log, 1).await;
@@ -412,10 +414,10 @@ async fn an_orders_patient_ids_find_its_case_and_bring_later_studies_into_it() {
     send(&log, Order::new("C1", "PL1", "ACC1", &["P1", "INS-9", "MRN-OLD"]).event()).await;
     Study::new("1.2.1", "ACC1", "P1").arrive(&log, 1).await;
     let reader = log.reader();
-    let case = reader.search_cases("P1").unwrap().items[0].clone();
+    let case = views::search_cases(&reader, "P1").unwrap().items[0].clone();
     assert_eq!(case.patient_ids, ["P1", "INS-9", "MRN-NEW"], "the order's ids, resolved through the merge");
     for id in ["INS-9", "MRN-NEW", "MRN-OLD"] {
-        let found: Vec<_> = reader.search_cases(id).unwrap().items.into_iter().map(|c| c.case_id).collect();
+        let found: Vec<_> = views::search_cases(&reader, id).unwrap().items.into_iter().map(|c| c.case_id).collect();
         assert_eq!(found, std::slice::from_ref(&case.case_id), "{id}");
     }
     // A modality that knows the patient only by the insurance id joins the case.
@@ -435,7 +437,7 @@ async fn a_study_completed_again_keeps_waiting_since_its_first_completion() {
     clock.advance(Duration::from_secs(3600));
     log.handle().append_instance(study.instance(2)).await.unwrap();
     assert!(matches!(study.complete(&log).await, CompletionOutcome::Completed { revision: 2, .. }));
-    let waiting = log.reader().unmatched_studies(&waiting_query(&clock)).unwrap().items;
+    let waiting = views::unmatched_studies(&log.reader(), &waiting_query(&clock)).unwrap().items;
     assert_eq!(
         waiting.iter().map(|w| (w.study_instance_uid.as_str(), w.waiting_since)).collect::<Vec<_>>(),
         [("1.2.1", first)]
@@ -514,7 +516,7 @@ async fn many_studies_of_one_patient_completing_at_once_make_one_case() {
     for s in &studies {
         log.handle().append_instance(s.instance(1)).await.unwrap();
     }
-    let pending = log.reader().pending_studies().unwrap();
+    let pending = views::pending_studies(&log.reader()).unwrap();
     let mut tasks = Vec::new();
     for p in pending {
         let handle = log.handle();

@@ -63,7 +63,6 @@ pub(crate) mod test_support;
 #[cfg(test)]
 mod tests;
 pub(crate) mod txn;
-mod views;
 mod writer;
 
 use std::path::PathBuf;
@@ -79,11 +78,6 @@ pub use reserve::{DiskGuard, Space};
 pub use schema::{COPY_CHUNK, Migration, Schema, TableSpec};
 pub use store::{EVENTS, META, OpenError, create_database_durably};
 pub use txn::{Applier, ApplyFn, Clock, Meta, Txn, corrupt};
-pub use views::{
-    CaseStudy, CaseView, Hits, InstanceView, MAX_HITS, MatchPage, MatchQuery, MatchView, MatchedOrder, MatchedStudy,
-    OrderView, PendingStudy, Search, SeriesView, StudyHit, StudySummary, StudyView, Totals, WaitingCursor,
-    WaitingOrder, WaitingPage, WaitingQuery, WaitingStudy,
-};
 pub use writer::{AppendError, LogHandle, WriterFailure, WriterState, human};
 
 use crate::config::{Config, DiskReserve, Site};

@@ -198,7 +198,7 @@ impl Study {
     }
 
     async fn complete_within(&self, log: &Log<Projections>, window: Duration) -> CompletionOutcome {
-        let pending = log.reader().pending_studies().expect("readable");
+        let pending = crate::projections::views::pending_studies(&log.reader()).expect("readable");
         let last = pending.iter().find(|p| p.study_instance_uid == self.uid).map_or(0, |p| p.last_instance_seq);
         log.handle().complete_study(self.uid.clone(), last, window).await.expect("completed")
     }

@@ -41,6 +41,7 @@ pub(crate) mod orders;
 pub mod probe;
 pub mod rebuild;
 pub mod tables;
+pub mod views;
 
 use redb::WriteTransaction;
 

@@ -105,7 +105,7 @@ async fn an_old_synced_file_is_recorded_deleted_then_removed() {
     );
     assert_eq!(edge.metrics.retention_deleted.get(), 1);
     assert!(edge.metrics.encode().contains("zenedge_retention_deleted_total 1"));
-    let view = edge.log.reader().study("1.2.3").unwrap().unwrap();
+    let view = crate::projections::views::study(&edge.log.reader(), "1.2.3").unwrap().unwrap();
     assert!(view.series[0].instances[0].deleted, "the study shows the instance as deleted");
     assert_eq!(view.summary.instance_count, 1, "the instance stays in the study");
 
@@ -129,7 +129,7 @@ async fn an_old_file_the_hub_does_not_have_is_kept() {
     assert!(!edge.exists(&synced_path));
     assert!(edge.exists(&unsynced_path), "nothing unsynced is removed");
     assert_eq!(examined, synced, "the scan stops at the cursor");
-    let view = edge.log.reader().study("1.2.3").unwrap().unwrap();
+    let view = crate::projections::views::study(&edge.log.reader(), "1.2.3").unwrap().unwrap();
     assert_eq!(view.series[0].instances.iter().map(|i| i.deleted).collect::<Vec<_>>(), [true, false]);
 }
 
