@@ -8,6 +8,8 @@
 //!   studies completed when they stop receiving instances.
 //! * [`hl7`] — the HL7 v2 parser (no I/O): separators, escapes, charsets, the summary that
 //!   goes into events, and the ACK builder.
+//! * [`dicom_scan`] — the DICOM data-set scanner (no I/O): the identifiers an instance is
+//!   filed and matched by, read without trusting declared lengths.
 //! * [`log`] — the durable event log in redb: one writer thread with group commit, readers,
 //!   the disk reserve, the schema version.
 //! * [`projections`] — everything derived from the events (duplicate indexes, instances,
@@ -36,6 +38,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod dicom;
+pub mod dicom_scan;
 pub mod events;
 pub mod hl7;
 pub mod hub;

@@ -46,7 +46,7 @@ use dicom_object::meta::FileMetaTableBuilder;
 use sha2::{Digest, Sha256};
 
 use super::negotiate::{IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME};
-use super::scan::{self, InstanceAttributes, ScanError, ScanLimits};
+use crate::dicom_scan::{self as scan, InstanceAttributes, ScanError, ScanLimits};
 use crate::storage_hook::{Hook, StorageOp, announce};
 
 /// Empty spool files created ahead of need.

@@ -4,7 +4,7 @@ use std::io::{self, Read};
 
 use super::build::{DEFLATED_LE, EXPLICIT_BE, EXPLICIT_LE, IMPLICIT_LE, Layout, Raw, deflate};
 use super::{expected_minimal, scan_bytes};
-use crate::dicom::scan::{MAX_OTHER_PATIENT_IDS, ScanError, ScanLimits, Tag, scan};
+use crate::dicom_scan::{MAX_OTHER_PATIENT_IDS, ScanError, ScanLimits, Tag, scan};
 
 const LAYOUTS: [(Layout, &str); 3] =
     [(Layout::Implicit, IMPLICIT_LE), (Layout::ExplicitLe, EXPLICIT_LE), (Layout::ExplicitBe, EXPLICIT_BE)];

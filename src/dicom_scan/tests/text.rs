@@ -4,7 +4,7 @@ use encoding_rs::{GB18030, ISO_8859_5, ISO_8859_7};
 
 use super::build::{EXPLICIT_LE, Layout, Raw, full_instance, write};
 use super::{expected_full, expected_minimal, scan_bytes};
-use crate::dicom::scan::{InstanceAttributes, ScanError};
+use crate::dicom_scan::{InstanceAttributes, ScanError};
 
 /// A minimal dataset with a declared character set and a raw patient name.
 fn with_name(charset: Option<&str>, name: &[u8]) -> InstanceAttributes {

@@ -5,7 +5,7 @@ use proptest::prelude::*;
 
 use super::build::{DEFLATED_LE, EXPLICIT_BE, EXPLICIT_LE, Fence, IMPLICIT_LE, deflate, full_instance, write};
 use super::expected_full;
-use crate::dicom::scan::{ScanLimits, scan};
+use crate::dicom_scan::{ScanLimits, scan};
 use crate::ids::is_valid_uid;
 
 const SYNTAXES: [&str; 5] = [IMPLICIT_LE, EXPLICIT_LE, EXPLICIT_BE, DEFLATED_LE, "1.2.840.10008.1.2.4.50"];

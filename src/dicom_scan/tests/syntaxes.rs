@@ -5,7 +5,7 @@ use super::build::{
     full_instance, write,
 };
 use super::{expected_full, expected_minimal, scan_bytes};
-use crate::dicom::scan::{ScanError, ScanLimits, is_supported_transfer_syntax, scan};
+use crate::dicom_scan::{ScanError, ScanLimits, is_supported_transfer_syntax, scan};
 
 const NAME: &str = "Müller^Jürgen";
 
