@@ -14,6 +14,8 @@
 //!   the disk reserve, the schema version.
 //! * [`projections`] — everything derived from the events (duplicate indexes, instances,
 //!   studies), updated in the writer's transaction, rebuilt by replay.
+//! * [`domain`] — the decisions: an HL7 message or a DICOM instance becomes events, matching,
+//!   patient cases; each with its request to the log's single writer.
 //! * [`events`] — the event catalog: what zenedge records, in the hub's vocabulary, with its
 //!   versions.
 //! * [`sync`] — upstream sync: the log delivered to the hub in order, at least once, over
@@ -39,6 +41,7 @@ pub mod cli;
 pub mod config;
 pub mod dicom;
 pub mod dicom_scan;
+pub mod domain;
 pub mod events;
 pub mod hl7;
 pub mod hub;

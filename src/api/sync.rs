@@ -209,7 +209,7 @@ mod tests {
             clock: Arc::new(jiff::Timestamp::now),
         };
         let metrics = Arc::new(Metrics::new());
-        let log = crate::log::test_support::open(&options, metrics.clone()).unwrap();
+        let log = crate::domain::test_support::open(&options, metrics.clone()).unwrap();
         let state = ApiState {
             reader: log.reader(),
             writer: log.handle().state.clone(),

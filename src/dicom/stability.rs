@@ -21,7 +21,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::log::{AppendError, CompletionOutcome, LogHandle, LogReader};
+use crate::domain::CompletionOutcome;
+use crate::log::{AppendError, LogHandle, LogReader};
 use crate::projections::Projections;
 use crate::telemetry::Metrics;
 
@@ -141,7 +142,7 @@ async fn complete(
     (stable_after, consolidation_window): (Duration, Duration),
     metrics: &Metrics,
 ) {
-    match log.complete_study(study.clone(), seq, consolidation_window).await {
+    match crate::domain::complete_study(log, study.clone(), seq, consolidation_window).await {
         Ok(CompletionOutcome::Completed { seq, revision }) => {
             metrics.dicom_studies_completed.inc();
             tracing::info!(seq, revision, "study completed");
@@ -165,9 +166,10 @@ async fn complete(
 mod tests {
     use super::*;
     use crate::config::{DiskReserve, Site};
+    use crate::domain::InstanceOutcome;
     use crate::events::NewEvent;
     use crate::events::{Event, InstanceStored};
-    use crate::log::{Aggregate, InstanceOutcome, Log, LogOptions};
+    use crate::log::{Aggregate, Log, LogOptions};
     use crate::projections::Projections;
 
     const STABLE: Duration = Duration::from_secs(60);
@@ -184,7 +186,7 @@ mod tests {
             cache_size: 4 << 20,
             clock: Arc::new(jiff::Timestamp::now),
         };
-        crate::log::test_support::open(&options, Arc::new(Metrics::new())).unwrap()
+        crate::domain::test_support::open(&options, Arc::new(Metrics::new())).unwrap()
     }
 
     /// Awaits `f` while keeping the runtime busy, so paused time cannot jump ahead while the
@@ -236,7 +238,7 @@ mod tests {
             Aggregate { kind: "instance".into(), id: n.to_string() },
             Event::InstanceStored(Box::new(event)),
         );
-        match log.handle().append_instance(new).await.unwrap() {
+        match crate::domain::record_instance(&log.handle(), new).await.unwrap() {
             InstanceOutcome::Stored { seq, .. } => seq,
             other => panic!("{other:?}"),
         }

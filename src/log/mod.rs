@@ -46,23 +46,16 @@
 //!   message. Each event carries `event_version`; old payloads are upcast on read in
 //!   [`crate::events::Event::decode`].
 
-mod decide;
-#[cfg(test)]
-mod decide_tests;
 pub mod envelope;
 mod faults;
 mod files;
-mod hl7;
-mod instances;
 mod reader;
 mod reserve;
 mod schema;
 pub(crate) mod store;
 #[cfg(test)]
-pub(crate) mod test_support;
-#[cfg(test)]
 mod tests;
-pub(crate) mod txn;
+mod txn;
 mod writer;
 
 use std::path::PathBuf;
@@ -71,8 +64,6 @@ use std::sync::Arc;
 pub use envelope::{Aggregate, DecodeError, NewEvent, Payload, StoredEnvelope, head_event_id};
 pub use faults::FaultInjector;
 pub use files::{create_durably, fsync_dir, is_relative_inside};
-pub use hl7::{Hl7Outcome, received_event};
-pub use instances::{CompletionOutcome, InstanceOutcome};
 pub use reader::{LogReader, ReadError, Storage, decode_row};
 pub use reserve::{DiskGuard, Space};
 pub use schema::{COPY_CHUNK, Migration, Schema, TableSpec};

@@ -17,10 +17,11 @@ use tokio_util::codec::Decoder;
 
 use super::codec::{CodecError, Frame, MllpCodec, encode_frame};
 use super::server::MllpContext;
+use crate::domain::Hl7Outcome;
 use crate::events::NewEvent;
 use crate::hl7::ack::{self, AckCode};
 use crate::hl7::{self, ErrorDetail, Received};
-use crate::log::{AppendError, Hl7Outcome};
+use crate::log::AppendError;
 
 /// HL7 table 0357: application internal error — used for "could not take it now".
 const APPLICATION_ERROR: u16 = 207;
@@ -217,7 +218,7 @@ impl<'a, S: MllpStream> Connection<'a, S> {
         }
         let ack = self.answer(Some(&received.header), &message_type, AckCode::Accept, None);
         let request = self.append_request(&payload, &received, ack.clone().unwrap_or_default());
-        match self.ctx.log.append_hl7(request).await {
+        match crate::domain::hl7::store(&self.ctx.log, request).await {
             Ok(Hl7Outcome::Stored { seq, conflicts_with }) => {
                 tracing::debug!(peer = %self.peer, seq, control_id = received.control_id(), message_type, "HL7 message stored");
                 if let Some(first) = conflicts_with {
@@ -264,7 +265,7 @@ impl<'a, S: MllpStream> Connection<'a, S> {
     }
 
     fn append_request(&self, payload: &[u8], received: &Received, ack: Vec<u8>) -> NewEvent {
-        crate::log::received_event(payload, received, &self.peer.to_string(), ack)
+        crate::domain::received_event(payload, received, &self.peer.to_string(), ack)
     }
 
     /// A frame over `max_message_bytes`: refused with AE (the sender must not re-send it

@@ -1,8 +1,14 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::log::test_support::{Order, Study, options, site};
+use crate::domain::test_support::{Order, Study, options, site};
 use crate::telemetry::Metrics;
+
+/// The log as the daemon opens it: the sync's dead letters are a table of its schema too.
+fn open(dir: &std::path::Path) -> crate::log::Log<crate::projections::Projections> {
+    let schema = crate::projections::schema().with(crate::sync::tables());
+    crate::projections::open_log(&options(dir), schema, Arc::new(Metrics::new()), None).unwrap()
+}
 
 /// Every row of every table, as bytes, by table name.
 fn dump(db: &impl ReadableDatabase) -> Vec<(String, u64)> {
@@ -22,7 +28,7 @@ fn dump(db: &impl ReadableDatabase) -> Vec<(String, u64)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_snapshot_copies_every_table_row_for_row() {
     let dir = tempfile::tempdir().unwrap();
-    let log = crate::log::test_support::open(&options(dir.path()), Arc::new(Metrics::new())).unwrap();
+    let log = open(dir.path());
     log.handle().append(vec![Order::new("C1", "P1", "ACC1", &["PID1"]).event()]).await.unwrap();
     Study::new("1.2.3", "ACC1", "PID1").arrive(&log, 2).await;
     crate::sync::dead_letters::park(&log.handle(), 2, "InstanceStored".into(), "422".into()).await.unwrap();
@@ -55,7 +61,7 @@ async fn a_snapshot_copies_every_table_row_for_row() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_snapshot_refuses_a_table_it_does_not_know() {
     let dir = tempfile::tempdir().unwrap();
-    let log = crate::log::test_support::open(&options(dir.path()), Arc::new(Metrics::new())).unwrap();
+    let log = open(dir.path());
     let db = log.reader().database().clone();
     let txn = db.begin_write().unwrap();
     txn.open_table(redb::TableDefinition::<u64, u64>::new("added_later")).unwrap();

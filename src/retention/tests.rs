@@ -3,8 +3,8 @@ use std::time::Duration;
 
 use super::expired::{Expired, delete_files};
 use super::*;
+use crate::domain::test_support::{Study, TestClock, options};
 use crate::events::{Event, InstanceFileDeleted, NewEvent};
-use crate::log::test_support::{Study, TestClock, options};
 use crate::log::{Aggregate, Log, LogOptions};
 use crate::projections::Projections;
 use crate::telemetry::Metrics;
@@ -31,7 +31,7 @@ fn start() -> Edge {
 
 fn open(dir: &std::path::Path, clock: &TestClock, metrics: &Arc<Metrics>) -> Log<Projections> {
     let options = LogOptions { clock: clock.clock(), ..options(dir) };
-    crate::log::test_support::open(&options, metrics.clone()).unwrap()
+    crate::domain::test_support::open(&options, metrics.clone()).unwrap()
 }
 
 impl Edge {

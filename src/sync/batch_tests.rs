@@ -1,14 +1,14 @@
 use std::sync::Arc;
 
+use crate::domain::test_support::{Order, options};
 use crate::events::NewEvent;
 use crate::log::Log;
-use crate::log::test_support::{Order, options};
 use crate::projections::Projections;
 use crate::sync::{batch, dead_letters};
 use crate::telemetry::Metrics;
 
 fn open(dir: &std::path::Path) -> Log<Projections> {
-    crate::log::test_support::open(&options(dir), Arc::new(Metrics::new())).unwrap()
+    crate::domain::test_support::open(&options(dir), Arc::new(Metrics::new())).unwrap()
 }
 
 fn orders(n: usize) -> Vec<NewEvent> {

@@ -1,15 +1,15 @@
 use std::sync::Arc;
 
 use super::*;
+use crate::domain::test_support::{Order, options};
 use crate::events::NewEvent;
 use crate::log::Log;
-use crate::log::test_support::{Order, options};
 use crate::projections::Projections;
 use crate::sync::dead_letters::{self, DeadLetterStatus};
 use crate::telemetry::Metrics;
 
 fn open(dir: &std::path::Path) -> Log<Projections> {
-    crate::log::test_support::open(&options(dir), Arc::new(Metrics::new())).unwrap()
+    crate::domain::test_support::open(&options(dir), Arc::new(Metrics::new())).unwrap()
 }
 
 fn orders(n: usize) -> Vec<NewEvent> {
@@ -58,7 +58,7 @@ async fn rebuild_neither_drops_nor_digests_the_sync_state() {
 async fn a_new_epoch_moves_the_cursor_to_its_fork_point_and_clears_the_restore_mark() {
     let dir = tempfile::tempdir().unwrap();
     let opts = options(dir.path());
-    let log = crate::log::test_support::open(&opts, Arc::new(Metrics::new())).unwrap();
+    let log = crate::domain::test_support::open(&opts, Arc::new(Metrics::new())).unwrap();
     log.handle().append(vec![Order::new("C-1", "P-1", "ACC", &["PAT"]).event()]).await.unwrap();
     set_cursor(&log.handle(), 1).await.unwrap();
     assert_eq!(epoch(&log.reader()).unwrap(), SyncEpoch::default());
@@ -70,7 +70,7 @@ async fn a_new_epoch_moves_the_cursor_to_its_fork_point_and_clears_the_restore_m
     let db = crate::projections::rebuild::open(&opts.path, &opts.site, 1 << 20).unwrap();
     mark_restored(&db, "2026-11-23T10:00:00Z".parse().unwrap()).unwrap();
     drop(db);
-    let log = crate::log::test_support::open(&opts, Arc::new(Metrics::new())).unwrap();
+    let log = crate::domain::test_support::open(&opts, Arc::new(Metrics::new())).unwrap();
     assert_eq!(restored_at(&log.reader()).unwrap().as_deref(), Some("2026-11-23T10:00:00Z"));
     clear_restore_mark(&log.handle()).await.unwrap();
     assert_eq!(restored_at(&log.reader()).unwrap(), None);

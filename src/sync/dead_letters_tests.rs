@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::log::test_support::options;
+use crate::domain::test_support::options;
 use crate::sync::dead_letters;
 use crate::telemetry::Metrics;
 
@@ -10,7 +10,7 @@ async fn operator_actions_follow_the_status_rules() {
     use DeadLetterAction::{Retry as RetryIt, Skip};
     use DeadLetterStatus::*;
     let dir = tempfile::tempdir().unwrap();
-    let log = crate::log::test_support::open(&options(dir.path()), Arc::new(Metrics::new())).unwrap();
+    let log = crate::domain::test_support::open(&options(dir.path()), Arc::new(Metrics::new())).unwrap();
     let h = log.handle();
     assert_eq!(dead_letters::act(&h, 9, RetryIt).await.unwrap(), Err(Refusal::NotFound));
     dead_letters::park(&h, 9, "X".into(), "first".into()).await.unwrap();

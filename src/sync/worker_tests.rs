@@ -323,7 +323,7 @@ fn options(dir: &std::path::Path) -> LogOptions {
 fn event(i: u64) -> NewEvent {
     let raw = format!("MSH|^~\\&|RIS|H|ZE|E|20261123||ADT^A08|C{i}|P|2.5\rPID|1||P{i}\r").into_bytes();
     let received = crate::hl7::read(&raw, &crate::hl7::ReadOptions::default()).unwrap();
-    crate::log::received_event(&raw, &received, "test", b"ACK".to_vec())
+    crate::domain::received_event(&raw, &received, "test", b"ACK".to_vec())
 }
 
 /// A log, a fake hub and a worker between them.

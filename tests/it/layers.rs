@@ -41,15 +41,16 @@ const LAYERS: &[(&str, &[&str])] = &[
     // Shared below everything: configuration, metrics, the storage hook, socket settings,
     // TLS errors in words, the command line's argument types.
     ("base", &["config", "telemetry", "storage_hook", "net", "tls_words", "cli"]),
-    // Bytes in, values out, no I/O: the HL7 parser and the small helpers parsers share.
-    ("parsers", &["hl7", "ids"]),
+    // Bytes in, values out, no I/O: the HL7 parser, the DICOM data-set scanner, and the small
+    // helpers parsers share.
+    ("parsers", &["hl7", "dicom_scan", "ids"]),
 ];
 
 /// What the storage engine may import besides itself.
 const ENGINE_MAY_USE: &[&str] = &["config", "telemetry", "storage_hook", "ids"];
 
 /// The parsers, as module paths: they import nothing of the crate outside themselves.
-const PARSERS: &[&str] = &["hl7", "dicom::scan", "dicom::dimse"];
+const PARSERS: &[&str] = &["hl7", "dicom_scan", "dicom::dimse"];
 
 /// What a parser may import besides itself.
 const PARSERS_MAY_USE: &[&str] = &["ids"];

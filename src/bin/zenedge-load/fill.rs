@@ -16,8 +16,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use zenedge::config::Config;
+use zenedge::domain::InstanceOutcome;
 use zenedge::events::{Event, InstanceStored, NewEvent};
-use zenedge::log::{Aggregate, InstanceOutcome, LogHandle, LogOptions};
+use zenedge::log::{Aggregate, LogHandle, LogOptions};
 use zenedge::projections::{self, Projections};
 use zenedge::telemetry::Metrics;
 
@@ -55,7 +56,7 @@ fn order(n: u64) -> Result<NewEvent, BoxError> {
     );
     let received = zenedge::hl7::read(raw.as_bytes(), &zenedge::hl7::ReadOptions::default())
         .map_err(|e| format!("generated order does not parse: {e:?}"))?;
-    Ok(zenedge::log::received_event(raw.as_bytes(), &received, "fill-log", b"MSA|AA".to_vec()))
+    Ok(zenedge::domain::received_event(raw.as_bytes(), &received, "fill-log", b"MSA|AA".to_vec()))
 }
 
 fn instance(n: u64, i: u32) -> NewEvent {
@@ -98,19 +99,19 @@ async fn exam(log: &LogHandle<Projections>, n: u64, instances: u32, window: Dura
     let with_order = n % 20 != 19;
     let with_study = has_study(n);
     if with_order && n.is_multiple_of(2) {
-        log.append_hl7(order(n)?).await?;
+        zenedge::domain::hl7::store(log, order(n)?).await?;
     }
     if with_study {
         let mut last = 0;
         for i in 1..=instances {
-            if let InstanceOutcome::Stored { seq, .. } = log.append_instance(instance(n, i)).await? {
+            if let InstanceOutcome::Stored { seq, .. } = zenedge::domain::record_instance(log, instance(n, i)).await? {
                 last = seq;
             }
         }
-        log.complete_study(study_uid(n), last, window).await?;
+        zenedge::domain::complete_study(log, study_uid(n), last, window).await?;
     }
     if with_order && n % 2 == 1 {
-        log.append_hl7(order(n)?).await?;
+        zenedge::domain::hl7::store(log, order(n)?).await?;
     }
     Ok(())
 }

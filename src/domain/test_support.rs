@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::{Aggregate, Clock, CompletionOutcome, Log, LogOptions, OpenError};
+use super::CompletionOutcome;
 use crate::config::{DiskReserve, Site};
 use crate::events::{Event, InstanceStored, NewEvent};
+use crate::log::{Aggregate, Clock, Log, LogOptions, OpenError};
 use crate::projections::{self, Projections};
 use crate::telemetry::Metrics;
 
@@ -32,10 +33,10 @@ pub(crate) fn options(dir: &std::path::Path) -> LogOptions {
     }
 }
 
-/// Opens the log as the daemon does (every table of the daemon's schema declared).
+/// Opens the log as the daemon does, with the projections' schema (a layer that keeps tables
+/// of its own and copies the file adds them: see the snapshot's tests).
 pub(crate) fn open(options: &LogOptions, metrics: Arc<Metrics>) -> Result<Log<Projections>, OpenError> {
-    let schema = projections::schema().with(crate::sync::tables());
-    projections::open_log(options, schema, metrics, None)
+    projections::open_log(options, projections::schema(), metrics, None)
 }
 
 /// A clock that stands still until the test moves it.
@@ -187,7 +188,7 @@ impl Study {
     /// As [`Study::arrive`], with cases consolidated within `window`.
     pub async fn arrive_within(&self, log: &Log<Projections>, instances: u32, window: Duration) -> CompletionOutcome {
         for n in 1..=instances {
-            log.handle().append_instance(self.instance(n)).await.expect("stored");
+            crate::domain::record_instance(&log.handle(), self.instance(n)).await.expect("stored");
         }
         self.complete_within(log, window).await
     }
@@ -200,6 +201,6 @@ impl Study {
     async fn complete_within(&self, log: &Log<Projections>, window: Duration) -> CompletionOutcome {
         let pending = crate::projections::views::pending_studies(&log.reader()).expect("readable");
         let last = pending.iter().find(|p| p.study_instance_uid == self.uid).map_or(0, |p| p.last_instance_seq);
-        log.handle().complete_study(self.uid.clone(), last, window).await.expect("completed")
+        crate::domain::complete_study(&log.handle(), self.uid.clone(), last, window).await.expect("completed")
     }
 }

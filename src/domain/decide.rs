@@ -36,19 +36,18 @@
 //!   resolved through merges) to the study's case in `OrderCreated`: the case is found by
 //!   them, and later studies under them join it.
 
+use std::time::Duration;
+
 use redb::ReadableTable;
 use uuid::Uuid;
 
-use std::time::Duration;
-
-use super::envelope::Aggregate;
-use super::txn::{Meta, Txn};
 use crate::events::NewEvent;
 use crate::events::{
     Event, FieldChange, Hl7MessageMatched, Hl7MessageReceived, Hl7MessageUpdated, OrderCancelled, OrderCreated,
     OrderUpdated, PatientCaseClassified, PatientCaseConsolidated, PatientCaseCreated, PatientsMerged, StudyCompleted,
     StudyMatched, StudyUnmatched, UNMATCHED_ACCESSION_CHANGED,
 };
+use crate::log::{Aggregate, Meta, Txn};
 use crate::projections::orders::{self, CANCEL_CONTROLS, CHANGE_CONTROLS, OrderRow};
 use crate::projections::{Projections, cases, dicom};
 
@@ -76,7 +75,7 @@ pub(super) fn after_message(
 ) -> Result<(), redb::Error> {
     let message_id = cause.to_string();
     merge(t, cause, &message_id, msg)?;
-    let meta = t.meta();
+    let meta = scope(t);
     for (index, group) in msg.summary.orders.iter().enumerate() {
         let control = group.order_control.as_deref().unwrap_or("").to_ascii_uppercase();
         let placed = orders::order(&mut t.tables, &meta, &orders::order_id(&message_id, index))?;
@@ -136,7 +135,7 @@ fn find_order(
     msg: &Hl7MessageReceived,
     index: usize,
 ) -> Result<Option<String>, redb::Error> {
-    let meta = t.meta();
+    let meta = scope(t);
     let group = &msg.summary.orders[index];
     if let Some(placer) = group.placer_order_number.as_deref().filter(|p| !p.is_empty()) {
         let key = (meta.tenant(), meta.hospital(), msg.sending_application.as_str(), placer);
@@ -173,7 +172,7 @@ fn update(
     order_id: &str,
     control: &str,
 ) -> Result<(), redb::Error> {
-    let meta = t.meta();
+    let meta = scope(t);
     let Some(row) = orders::order(&mut t.tables, &meta, order_id)? else { return Ok(()) };
     if row.cancelled {
         return Ok(());
@@ -241,7 +240,7 @@ fn rematch(
     new: &str,
     cancelled: bool,
 ) -> Result<(), redb::Error> {
-    let meta = t.meta();
+    let meta = scope(t);
     let order_id = before.order_id.as_str();
     for study in &before.matched_studies {
         let accession = dicom::study(&mut t.tables, t.site, study)?.and_then(|s| s.accession_number);
@@ -279,7 +278,7 @@ fn classify(
     reason: String,
     hl7_message_id: &str,
 ) -> Result<(), redb::Error> {
-    let meta = t.meta();
+    let meta = scope(t);
     let old = cases::case(&mut t.tables, &meta, case_id)?.and_then(|c| c.patient_class);
     if old.as_deref() == Some(class) {
         return Ok(());
@@ -305,7 +304,7 @@ pub(super) fn after_completion(
     if c.revision == 1 {
         decide_case(t, cause, c, window)?;
     }
-    let meta = t.meta();
+    let meta = scope(t);
     let Some(accession) = c.accession_number.as_deref().filter(|a| !a.is_empty()) else { return Ok(()) };
     for order_id in orders::under(t.tables.orders_by_accession()?, &meta, accession)? {
         match orders::order(&mut t.tables, &meta, &order_id)? {
@@ -322,7 +321,7 @@ fn decide_case(
     c: &StudyCompleted,
     window: Duration,
 ) -> Result<(), redb::Error> {
-    let meta = t.meta();
+    let meta = scope(t);
     let mut ids = Vec::new();
     for id in c.patient_id.iter().chain(&c.other_patient_ids).filter(|id| !id.is_empty()) {
         let resolved = cases::resolve(&mut t.tables, &meta, id)?;
@@ -373,7 +372,7 @@ fn decide_case(
 
 /// Records the pair (order, study) unless it was recorded before.
 fn pair(t: &mut Txn<'_, '_, Projections>, cause: Uuid, order: &OrderRow, study: &str) -> Result<(), redb::Error> {
-    let meta = t.meta();
+    let meta = scope(t);
     if orders::is_pair(&mut t.tables, &meta, study, &order.order_id)? {
         return Ok(());
     }
@@ -423,9 +422,7 @@ fn pair(t: &mut Txn<'_, '_, Projections>, cause: Uuid, order: &OrderRow, study: 
     Ok(())
 }
 
-impl<'a> Txn<'a, '_, Projections> {
-    /// Tenant and hospital for projection reads (seq and event id are not meaningful here).
-    pub(super) fn meta(&self) -> Meta<'a> {
-        Meta { site: self.site, seq: 0, event_id: Uuid::nil(), recorded_at: self.recorded_at }
-    }
+/// Tenant and hospital for projection reads (seq and event id are not meaningful here).
+fn scope<'a>(t: &Txn<'a, '_, Projections>) -> Meta<'a> {
+    Meta { site: t.site, seq: 0, event_id: Uuid::nil(), recorded_at: t.recorded_at }
 }

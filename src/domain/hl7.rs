@@ -1,17 +1,19 @@
-//! HL7 messages in the log: stored once per (sender, control id, content), re-sends answered
-//! with the acknowledgement the first copy got. "The same content" ignores the segment
+//! An HL7 message becomes an event, stored once per (sender, control id, content); re-sends
+//! are answered with the acknowledgement the first copy got. "The same content" ignores the segment
 //! terminators after the last segment (see [`crate::hl7::without_final_terminators`]); the
 //! bytes kept are those of the first copy.
 //!
-//! The decision is taken here, in the writer's transaction, from the duplicate index in
-//! [`crate::projections::hl7`]; the event itself carries everything the index is built from
-//! (sender, control id, content hash, the ACK sent), so a rebuild reproduces it.
+//! [`received_event`] builds the `HL7MessageReceived` of a parsed message (its digests, its
+//! sender, the ACK that will answer it); [`store`] is its request to the single writer. The
+//! duplicate decision is taken there, in the writer's transaction, from the duplicate index in
+//! [`crate::projections::hl7`], and the matching decisions follow ([`super::decide`]); the
+//! event itself carries everything the index is built from (sender, control id, content hash,
+//! the ACK sent), so a rebuild reproduces it.
 
 use redb::ReadableTable;
 
-use super::txn::{Txn, corrupt};
-use super::writer::{AppendError, LogHandle};
 use crate::events::{Event, NewEvent};
+use crate::log::{Aggregate, AppendError, LogHandle, Txn, corrupt};
 use crate::projections::Projections;
 use crate::projections::hl7::DedupeEntry;
 
@@ -51,20 +53,18 @@ pub fn received_event(payload: &[u8], received: &crate::hl7::Received, peer: &st
         summary: received.summary.clone(),
     };
     let mut new = NewEvent::now(
-        super::Aggregate { kind: "hl7_message".into(), id: String::new() },
+        Aggregate { kind: "hl7_message".into(), id: String::new() },
         Event::Hl7MessageReceived(Box::new(event)),
     );
     new.aggregate.id = new.event_id.to_string();
     new
 }
 
-impl LogHandle<Projections> {
-    /// Stores an `HL7MessageReceived` (which carries the ACK that will be sent) unless the
-    /// same sender already sent the same content under the same control id; replies once
-    /// durable. The writer fills in the conflict fields.
-    pub async fn append_hl7(&self, event: NewEvent) -> Result<Hl7Outcome, AppendError> {
-        self.request(event, apply).await
-    }
+/// Stores an `HL7MessageReceived` (which carries the ACK that will be sent) unless the same
+/// sender already sent the same content under the same control id; replies once durable. The
+/// writer fills in the conflict fields.
+pub async fn store(log: &LogHandle<Projections>, event: NewEvent) -> Result<Hl7Outcome, AppendError> {
+    log.request(event, apply).await
 }
 
 fn apply(
@@ -114,3 +114,7 @@ fn apply(
     }
     Ok(Ok(Hl7Outcome::Stored { seq, conflicts_with }))
 }
+
+#[cfg(test)]
+#[path = "hl7_tests.rs"]
+mod tests;
