@@ -13,9 +13,9 @@ fn main() -> ExitCode {
     match cli.command {
         Command::CheckConfig { file } => check_config(&file),
         Command::Serve { config } => serve(&config),
-        Command::Rebuild { config } => with_database(&config, rebuild),
-        Command::Verify { config } => with_database(&config, verify),
-        Command::Status { config, json } => zenedge::sync::status::run_command(&config, json),
+        Command::Rebuild { config } => zenedge::operator::rebuild::run_rebuild(&config),
+        Command::Verify { config } => zenedge::operator::rebuild::run_verify(&config),
+        Command::Status { config, json } => zenedge::operator::status::run_command(&config, json),
         Command::Events { config, after, follow } => zenedge::operator::events::run_command(&config, after, follow),
         Command::Backup { config, to } => zenedge::operator::backup::run_command(&config, &to),
         Command::Restore { from, config, force } => zenedge::operator::restore::run_command(&from, &config, force),
@@ -34,90 +34,6 @@ fn dead_letters(command: DeadLetterCommand) -> ExitCode {
         }
         DeadLetterCommand::Retry { config, seq: None, .. } => dead_letters::run_command(&config, Action::RetryAll),
         DeadLetterCommand::Skip { config, seq } => dead_letters::run_command(&config, Action::Skip(seq)),
-    }
-}
-
-/// Loads the config and opens the database of a stopped daemon for `run`.
-fn with_database(path: &std::path::Path, run: fn(&redb::Database, &Config) -> ExitCode) -> ExitCode {
-    let config = match cli::load_config(path) {
-        Ok(config) => config,
-        Err(code) => return code,
-    };
-    match zenedge::projections::rebuild::open(&config.database_path(), &config.site, config.store.cache_size) {
-        Ok(db) => run(&db, &config),
-        Err(e) => {
-            eprintln!("zenedge: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn rebuild(db: &redb::Database, config: &Config) -> ExitCode {
-    use zenedge::projections::rebuild;
-    let before = match rebuild::digest(db) {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("zenedge: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    println!("projections before: {}", rebuild::overall(&before));
-    let bar = zenedge::operator::progress::bar();
-    let started = std::time::Instant::now();
-    let mut events = 0;
-    let result = rebuild::rebuild(db, &config.site, |done, total| {
-        bar.set_length(total);
-        bar.set_position(done);
-        events = done;
-    });
-    let seconds = started.elapsed().as_secs_f64();
-    zenedge::operator::progress::finish(&bar);
-    match result.and_then(|()| rebuild::digest(db)) {
-        Ok(after) => {
-            println!("replayed {events} events in {seconds:.2} s ({:.0} events/s)", events as f64 / seconds.max(1e-9));
-            println!("projections after:  {}", rebuild::overall(&after));
-            for d in &after {
-                println!("  {:<22} {:>10} rows  {}", d.table, d.rows, &d.sha256[..16]);
-            }
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("zenedge: rebuild failed: {e}; run it again");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn verify(db: &redb::Database, config: &Config) -> ExitCode {
-    let bar = zenedge::operator::progress::bar();
-    let result = zenedge::projections::rebuild::verify(db, &config.site, |done, total| {
-        bar.set_length(total);
-        bar.set_position(done);
-    });
-    zenedge::operator::progress::finish(&bar);
-    match result {
-        Ok(differences) if differences.is_empty() => {
-            println!("projections match the log");
-            ExitCode::SUCCESS
-        }
-        Ok(differences) => {
-            for (actual, expected) in differences {
-                println!(
-                    "{}: {} rows (digest {}) on disk, {} rows (digest {}) from the log",
-                    actual.table,
-                    actual.rows,
-                    &actual.sha256[..16],
-                    expected.rows,
-                    &expected.sha256[..16]
-                );
-            }
-            println!("projections differ from the log: run `zenedge rebuild`");
-            ExitCode::FAILURE
-        }
-        Err(e) => {
-            eprintln!("zenedge: verify failed: {e}");
-            ExitCode::FAILURE
-        }
     }
 }
 

@@ -65,11 +65,11 @@ pub use envelope::{Aggregate, DecodeError, NewEvent, Payload, StoredEnvelope, he
 pub use faults::FaultInjector;
 pub use files::{create_durably, fsync_dir, is_relative_inside};
 pub use reader::{LogReader, ReadError, Storage, decode_row};
-pub use reserve::{DiskGuard, Space};
+pub use reserve::{DiskGuard, Space, human};
 pub use schema::{COPY_CHUNK, Migration, Schema, TableSpec};
 pub use store::{EVENTS, META, OpenError, create_database_durably};
-pub use txn::{Applier, ApplyFn, Clock, Meta, Txn, corrupt};
-pub use writer::{AppendError, LogHandle, WriterFailure, WriterState, human};
+pub use txn::{AppendError, Applier, ApplyFn, Clock, Meta, Txn, corrupt};
+pub use writer::{LogHandle, WriterFailure, WriterState};
 
 use crate::config::{Config, DiskReserve, Site};
 use crate::telemetry::Metrics;

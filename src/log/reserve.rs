@@ -12,6 +12,11 @@ use std::path::PathBuf;
 
 use crate::config::DiskReserve;
 
+/// A size as people read it (`72.0 GiB`), for logs and messages.
+pub fn human(bytes: u64) -> String {
+    bytesize::ByteSize(bytes).to_string()
+}
+
 /// Free and required space at one moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Space {

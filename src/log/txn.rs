@@ -14,10 +14,32 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::envelope::{EnvelopeRef, NewEvent, Payload};
+use super::reserve::human;
 use super::store::EVENTS;
-use super::writer::AppendError;
 use crate::config::Site;
 use crate::telemetry::Metrics;
+
+/// Why an append was not done. Every variant means: nothing was stored, answer negatively.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AppendError {
+    #[error("free disk space {} is below the reserve of {}", human(*.free), human(*.reserve))]
+    DiskReserve { free: u64, reserve: u64 },
+    #[error("the event log is not accepting writes (shutting down or failed)")]
+    Unavailable,
+    #[error("event could not be encoded: {0}")]
+    Encode(String),
+}
+
+impl AppendError {
+    /// Short label for metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            AppendError::DiskReserve { .. } => "disk_reserve",
+            AppendError::Unavailable => "unavailable",
+            AppendError::Encode(_) => "encode",
+        }
+    }
+}
 
 /// What the layer above the engine does inside the writer's transaction: how every appended
 /// event changes the tables derived from the log, and what ends a batch. Given to

@@ -22,36 +22,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::envelope::NewEvent;
 use super::reserve::DiskGuard;
-use super::txn::{Applier, ApplyFn, Clock, Job, Request, Txn};
+use super::txn::{AppendError, Applier, ApplyFn, Clock, Job, Request, Txn};
 use crate::config::Site;
 use crate::telemetry::Metrics;
-
-/// Why an append was not done. Every variant means: nothing was stored, answer negatively.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AppendError {
-    #[error("free disk space {} is below the reserve of {}", human(*.free), human(*.reserve))]
-    DiskReserve { free: u64, reserve: u64 },
-    #[error("the event log is not accepting writes (shutting down or failed)")]
-    Unavailable,
-    #[error("event could not be encoded: {0}")]
-    Encode(String),
-}
-
-impl AppendError {
-    /// Short label for metrics.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            AppendError::DiskReserve { .. } => "disk_reserve",
-            AppendError::Unavailable => "unavailable",
-            AppendError::Encode(_) => "encode",
-        }
-    }
-}
-
-/// A size as people read it (`72.0 GiB`), for logs and messages.
-pub fn human(bytes: u64) -> String {
-    bytesize::ByteSize(bytes).to_string()
-}
 
 /// The commit failed: the process must restart on a clean reopen.
 #[derive(Debug, thiserror::Error)]

@@ -1,17 +1,27 @@
-//! Operator tools that work beside the daemon: `zenedge backup`, `events`, `dead-letters` and
-//! `sync fork` talk to the running daemon over its HTTP API (at the config's `http.listen`, as
-//! `zenedge status` does); `zenedge restore` puts a backup in place while the daemon is
-//! stopped; [`progress`] is the bar of `zenedge rebuild` and `verify`.
+//! Operator tools that work beside the daemon.
+//!
+//! * `zenedge status` ([`status`]), `backup` ([`backup`]), `events` ([`events`]),
+//!   `dead-letters` ([`dead_letters`]) and `sync fork` ([`fork`]) talk to the running daemon
+//!   over its HTTP API, at the config's `http.listen` (an unspecified address is reached on
+//!   loopback).
+//! * `zenedge restore` ([`restore`]), `rebuild` and `verify` ([`rebuild`]) work on the database
+//!   of a stopped daemon; [`progress`] is the bar of rebuild and verify.
+//! * [`snapshot`] is the daemon's side of a backup: one consistent copy of the database, and
+//!   the instance files its events name, each checked against its event.
+//!
+//! Every command loads its config with [`crate::cli::load_config`] (exit 78 when unusable).
 
 pub mod backup;
 pub mod dead_letters;
 pub mod events;
 pub mod fork;
 pub mod progress;
+pub mod rebuild;
 pub mod restore;
 pub mod snapshot;
+pub mod status;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -24,7 +34,16 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where the daemon of `config` answers (an unspecified address on loopback).
 fn daemon_address(config: &Config) -> SocketAddr {
-    crate::sync::status::local_address(config.http.listen)
+    local_address(config.http.listen)
+}
+
+/// Where to reach a daemon listening on `listen`: an unspecified address on loopback.
+pub fn local_address(listen: SocketAddr) -> SocketAddr {
+    match listen.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::new(Ipv4Addr::LOCALHOST.into(), listen.port()),
+        IpAddr::V6(ip) if ip.is_unspecified() => SocketAddr::new(Ipv6Addr::LOCALHOST.into(), listen.port()),
+        _ => listen,
+    }
 }
 
 /// A client for the local daemon: no proxy, statuses as values, no overall timeout (a backup
@@ -84,3 +103,6 @@ fn error_text(status: u16, body: &str) -> String {
         .unwrap_or_else(|| body.trim().to_owned());
     format!("the daemon answered {status}: {message}")
 }
+
+#[cfg(test)]
+mod tests;

@@ -5,8 +5,8 @@
 use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
+use super::Tables;
 use super::tables::Key3;
-use super::tables::Tables;
 use crate::events::{PatientCaseClassified, PatientCaseConsolidated, PatientCaseCreated, PatientsMerged};
 use crate::log::Meta;
 use crate::log::corrupt;

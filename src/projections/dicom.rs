@@ -5,7 +5,7 @@ use jiff::Timestamp;
 use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
-use super::tables::Tables;
+use super::Tables;
 use crate::config::Site;
 use crate::events::{InstanceFileDeleted, InstanceStored, StudyCompleted};
 use crate::log::corrupt;

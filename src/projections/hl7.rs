@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::tables::Tables;
+use super::Tables;
 use crate::config::Site;
 use crate::events::Hl7MessageReceived;
 use crate::log::corrupt;

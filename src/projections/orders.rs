@@ -15,7 +15,7 @@
 use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
-use super::tables::Tables;
+use super::Tables;
 use crate::events::{
     FieldChange, Hl7MessageReceived, Hl7MessageUpdated, OrderCreated, StudyCompleted, StudyMatched, StudyUnmatched,
 };

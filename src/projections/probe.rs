@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use redb::Database;
 
+use super::Tables;
 use super::orders;
-use super::tables::Tables;
 use crate::config::Site;
 use crate::log::Meta;
 

@@ -23,8 +23,8 @@ use sha2::{Digest, Sha256};
 
 use std::sync::Arc;
 
-use super::Projections;
 use super::tables::*;
+use super::{Projections, Tables};
 use crate::config::Site;
 use crate::events::{DecodeError, Envelope};
 use crate::log::{EVENTS, FaultInjector, Log, LogOptions, Meta, OpenError, Schema, Store};

@@ -1,11 +1,8 @@
-//! The projection tables: their definitions and key shapes, the schema version of the file
-//! with its migrations, and what one write transaction keeps of them ([`Tables`]).
+//! The projection tables: their definitions and key shapes, and the schema version of the file
+//! with its migrations. What one write transaction keeps of them is [`super::Tables`].
 
-use std::collections::HashMap;
+use redb::TableDefinition;
 
-use redb::{Table, TableDefinition, WriteTransaction};
-
-use super::dicom::StudyRow;
 use crate::log::{Migration, Schema, TableSpec};
 
 /// `(tenant, hospital, MSH-3, MSH-4, MSH-10, sha256 of the message without its final segment
@@ -155,104 +152,4 @@ pub fn specs() -> Vec<TableSpec> {
 /// every projection table. Other layers declare their own tables with [`Schema::with`].
 pub fn schema() -> Schema {
     Schema { version: SCHEMA_VERSION, migrations: MIGRATIONS, tables: specs() }
-}
-
-/// The projection tables of one write transaction, opened on first use.
-#[allow(missing_debug_implementations)] // holds redb's open tables, which have no `Debug`
-pub struct Tables<'t> {
-    txn: &'t WriteTransaction,
-    hl7_dedupe: Option<Table<'t, DedupeKey, &'static [u8]>>,
-    dicom_instances: Option<Table<'t, InstanceKey, &'static [u8]>>,
-    study_instances: Option<Table<'t, StudyInstanceKey, u64>>,
-    studies: Option<Table<'t, StudyKey, &'static [u8]>>,
-    studies_pending: Option<Table<'t, StudyKey, i64>>,
-    hl7_messages: Option<Table<'t, Key3, u64>>,
-    orders: Option<Table<'t, Key3, &'static [u8]>>,
-    orders_by_placer: Option<Table<'t, Key4, &'static str>>,
-    orders_by_accession: Option<Table<'t, Key4, ()>>,
-    orders_by_patient: Option<Table<'t, Key4, ()>>,
-    unmatched_orders: Option<Table<'t, Key4, i64>>,
-    studies_by_accession: Option<Table<'t, Key4, ()>>,
-    studies_by_patient: Option<Table<'t, Key4, ()>>,
-    unmatched_studies: Option<Table<'t, Key4, i64>>,
-    matches: Option<Table<'t, Key4, u64>>,
-    matches_by_order: Option<Table<'t, Key4, u64>>,
-    cases: Option<Table<'t, Key3, &'static [u8]>>,
-    cases_by_patient: Option<Table<'t, Key4, i64>>,
-    study_cases: Option<Table<'t, Key3, &'static str>>,
-    patient_aliases: Option<Table<'t, Key3, &'static str>>,
-    checkpoints: Option<Table<'t, &'static str, u64>>,
-    deleted_files: Option<Table<'t, InstanceKey, u64>>,
-    /// Write-back `studies` rows and `studies_pending` entries (`None`: removed) changed in
-    /// this transaction, by study UID (a database holds one site). Every instance updates
-    /// its study's row and pending mark; keeping them here until [`super::dicom::flush`] turns a
-    /// study's many b-tree rewrites into one. Read through [`super::dicom`] only.
-    pub(crate) study_rows: HashMap<String, StudyRow>,
-    pub(crate) pending: HashMap<String, Option<i64>>,
-}
-
-macro_rules! table_accessor {
-    ($name:ident, $def:ident, $k:ty, $v:ty) => {
-        pub fn $name(&mut self) -> Result<&mut Table<'t, $k, $v>, redb::Error> {
-            if self.$name.is_none() {
-                self.$name = Some(self.txn.open_table($def)?);
-            }
-            Ok(self.$name.as_mut().expect("just opened"))
-        }
-    };
-}
-
-impl<'t> Tables<'t> {
-    pub fn new(txn: &'t WriteTransaction) -> Self {
-        Tables {
-            txn,
-            hl7_dedupe: None,
-            dicom_instances: None,
-            study_instances: None,
-            studies: None,
-            studies_pending: None,
-            hl7_messages: None,
-            orders: None,
-            orders_by_placer: None,
-            orders_by_accession: None,
-            orders_by_patient: None,
-            unmatched_orders: None,
-            studies_by_accession: None,
-            studies_by_patient: None,
-            unmatched_studies: None,
-            matches: None,
-            matches_by_order: None,
-            cases: None,
-            cases_by_patient: None,
-            study_cases: None,
-            patient_aliases: None,
-            checkpoints: None,
-            deleted_files: None,
-            study_rows: HashMap::new(),
-            pending: HashMap::new(),
-        }
-    }
-
-    table_accessor!(hl7_dedupe, HL7_DEDUPE, DedupeKey, &'static [u8]);
-    table_accessor!(dicom_instances, DICOM_INSTANCES, InstanceKey, &'static [u8]);
-    table_accessor!(study_instances, STUDY_INSTANCES, StudyInstanceKey, u64);
-    table_accessor!(studies, STUDIES, StudyKey, &'static [u8]);
-    table_accessor!(studies_pending, STUDIES_PENDING, StudyKey, i64);
-    table_accessor!(hl7_messages, HL7_MESSAGES, Key3, u64);
-    table_accessor!(orders, ORDERS, Key3, &'static [u8]);
-    table_accessor!(orders_by_placer, ORDERS_BY_PLACER, Key4, &'static str);
-    table_accessor!(orders_by_accession, ORDERS_BY_ACCESSION, Key4, ());
-    table_accessor!(orders_by_patient, ORDERS_BY_PATIENT, Key4, ());
-    table_accessor!(unmatched_orders, UNMATCHED_ORDERS, Key4, i64);
-    table_accessor!(studies_by_accession, STUDIES_BY_ACCESSION, Key4, ());
-    table_accessor!(studies_by_patient, STUDIES_BY_PATIENT, Key4, ());
-    table_accessor!(unmatched_studies, UNMATCHED_STUDIES, Key4, i64);
-    table_accessor!(matches, MATCHES, Key4, u64);
-    table_accessor!(matches_by_order, MATCHES_BY_ORDER, Key4, u64);
-    table_accessor!(cases, CASES, Key3, &'static [u8]);
-    table_accessor!(cases_by_patient, CASES_BY_PATIENT, Key4, i64);
-    table_accessor!(study_cases, STUDY_CASES, Key3, &'static str);
-    table_accessor!(patient_aliases, PATIENT_ALIASES, Key3, &'static str);
-    table_accessor!(checkpoints, CHECKPOINTS, &'static str, u64);
-    table_accessor!(deleted_files, DELETED_FILES, InstanceKey, u64);
 }

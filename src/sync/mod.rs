@@ -87,7 +87,6 @@ pub mod cursor;
 pub mod dead_letters;
 pub mod history;
 pub mod state;
-pub mod status;
 pub mod tls;
 pub mod wire;
 mod worker;

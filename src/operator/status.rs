@@ -3,7 +3,7 @@
 //! `0.0.0.0` is reached on loopback). Prints a summary, or the JSON with `--json`. Exit 0
 //! when the daemon answered, 1 when it could not be reached, 78 for an unusable config.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -18,7 +18,7 @@ pub fn run_command(config: &std::path::Path, json: bool) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let addr = local_address(config.http.listen);
+    let addr = super::daemon_address(&config);
     match fetch(addr) {
         Ok(status) if json => {
             println!("{}", serde_json::to_string_pretty(&status).unwrap_or_default());
@@ -35,15 +35,6 @@ pub fn run_command(config: &std::path::Path, json: bool) -> ExitCode {
     }
 }
 
-/// Where to reach a daemon listening on `listen`: an unspecified address on loopback.
-pub fn local_address(listen: SocketAddr) -> SocketAddr {
-    match listen.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::new(Ipv4Addr::LOCALHOST.into(), listen.port()),
-        IpAddr::V6(ip) if ip.is_unspecified() => SocketAddr::new(Ipv6Addr::LOCALHOST.into(), listen.port()),
-        _ => listen,
-    }
-}
-
 /// `GET /api/v1/status` from the daemon at `addr`.
 pub fn fetch(addr: SocketAddr) -> Result<Value, String> {
     let agent = ureq::Agent::config_builder()
@@ -53,7 +44,7 @@ pub fn fetch(addr: SocketAddr) -> Result<Value, String> {
         .build()
         .new_agent();
     let url = format!("http://{addr}/api/v1/status");
-    let mut response = agent.get(&url).call().map_err(|e| crate::operator::unreachable(addr, &e))?;
+    let mut response = agent.get(&url).call().map_err(|e| super::unreachable(addr, &e))?;
     let status = response.status().as_u16();
     let body = response
         .body_mut()
@@ -202,124 +193,5 @@ pub fn summary(s: &Value, now: jiff::Timestamp) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn unspecified_listen_addresses_are_reached_on_loopback() {
-        assert_eq!(local_address("0.0.0.0:8080".parse().unwrap()), "127.0.0.1:8080".parse().unwrap());
-        assert_eq!(local_address("[::]:8080".parse().unwrap()), "[::1]:8080".parse().unwrap());
-        assert_eq!(local_address("10.0.0.5:8080".parse().unwrap()), "10.0.0.5:8080".parse().unwrap());
-    }
-
-    #[test]
-    fn a_daemon_that_is_not_there_is_a_clear_message() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        drop(listener);
-        let message = fetch(addr).unwrap_err();
-        assert!(message.contains("does not answer") && message.contains("http.listen"), "{message}");
-    }
-
-    #[test]
-    fn the_summary_names_lag_breaker_and_dead_letters() {
-        let status = serde_json::json!({
-            "edge_id": "edge-1",
-            "last_seq": 120,
-            "ingest": {"hl7_messages": {"AA": 100, "AE": 2}, "dicom_instances_stored": 18, "studies_completed": 3},
-            "disk": {"free": 10_737_418_240u64, "reserve": 2_147_483_648u64, "below_reserve": false},
-            "sync": {
-                "enabled": true, "hub_url": "https://hub.example:8443", "cursor": 100, "lag_events": 20,
-                "lag_seconds": 4.25, "breaker": "open", "consecutive_failures": 5,
-                "last_error": "connect: connection refused", "last_success_at": null,
-                "batches_sent": 3, "events_sent": 100, "dead_letters": 1
-            }
-        });
-        let text = summary(&status, jiff::Timestamp::now());
-        for needle in [
-            "edge-1",
-            "since start HL7 messages answered: AA 100, AE 2",
-            "10.0 GiB free",
-            "behind by 20 events (4.2 s)",
-            "breaker open",
-            "connection refused",
-            "dead letters 1",
-            "sent 3 batches, 100 events since start",
-        ] {
-            assert!(text.contains(needle), "{needle:?} not in\n{text}");
-        }
-        let off = serde_json::json!({"edge_id": "e", "sync": {"enabled": false}});
-        assert!(summary(&off, jiff::Timestamp::now()).contains("sync        off"));
-    }
-
-    fn with_error(cleared_at: Option<&str>) -> Value {
-        serde_json::json!({
-            "edge_id": "edge-1",
-            "sync": {
-                "enabled": true, "hub_url": "https://hub.example:8443", "cursor": 100, "lag_events": 0,
-                "breaker": "closed", "consecutive_failures": 0,
-                "last_error": "connect: connection refused", "last_error_at": "2026-11-23T15:19:31Z",
-                "last_error_cleared_at": cleared_at,
-            }
-        })
-    }
-
-    #[test]
-    fn the_last_error_says_when_it_happened_and_whether_it_cleared() {
-        let now: jiff::Timestamp = "2026-11-23T15:31:31Z".parse().unwrap();
-        let cleared = summary(&with_error(Some("2026-11-23T15:20:02Z")), now);
-        assert!(
-            cleared.contains(
-                "last error at 2026-11-23T15:19:31Z (12 min ago; cleared at 2026-11-23T15:20:02Z): connect: connection refused"
-            ),
-            "{cleared}"
-        );
-        let failing = summary(&with_error(None), "2026-11-23T15:19:35Z".parse().unwrap());
-        assert!(failing.contains("(4 s ago; still failing)"), "{failing}");
-        assert_eq!(ago("2026-11-20T15:19:31Z", now).as_deref(), Some("3 d"));
-        assert_eq!(ago("2026-11-23T12:19:31Z", now).as_deref(), Some("3 h"));
-    }
-
-    #[test]
-    fn a_stopped_sync_names_the_first_differing_seq_and_the_way_out() {
-        let mut status = with_error(None);
-        status["sync"]["diverged"] = serde_json::json!({
-            "epoch": 0, "first_differing_seq": 6, "fork_at": 5, "hub_stored_through": 15,
-            "detected_at": "2026-11-23T15:19:31Z"
-        });
-        status["sync"]["restored_at"] = "2026-11-23T15:00:00Z".into();
-        let text = summary(&status, jiff::Timestamp::now());
-        for needle in [
-            "STOPPED (hub_diverged)",
-            "from seq 6",
-            "hub at 15",
-            "zenedge sync fork",
-            "after seq 5",
-            "restored from a backup",
-        ] {
-            assert!(text.contains(needle), "{needle:?} not in\n{text}");
-        }
-    }
-
-    /// The README's example reads like lifetime totals: they are, on their own line, and
-    /// what the counters saw since the daemon started is said to be that.
-    #[test]
-    fn the_summary_shows_what_the_log_holds_apart_from_what_came_since_start() {
-        let status = serde_json::json!({
-            "edge_id": "edge-1",
-            "last_seq": 5000,
-            "stored": {"hl7_messages": 1190022, "dicom_instances": 1, "studies": 402, "studies_completed": 399},
-            "ingest": {"hl7_messages": {"AA": 3}, "dicom_instances_stored": 0, "studies_completed": 0},
-            "disk": {},
-            "sync": {"enabled": true, "batches_sent": 1, "events_sent": 1}
-        });
-        let text = summary(&status, jiff::Timestamp::now());
-        for needle in [
-            "stored      1190022 HL7 messages, 1 DICOM instance, 402 studies (399 completed)",
-            "since start HL7 messages answered: AA 3; DICOM instances stored: 0",
-            "sent 1 batch, 1 event since start",
-        ] {
-            assert!(text.contains(needle), "{needle:?} not in\n{text}");
-        }
-    }
-}
+#[path = "status_tests.rs"]
+mod tests;
