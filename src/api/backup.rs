@@ -1,7 +1,7 @@
 //! `GET /api/v1/backup`: an online, consistent copy of the state directory, as a tar stream
 //! (what `zenedge backup` reads; `curl … | tar x` works too).
 //!
-//! An operator action (`Authorization: Bearer <http.operator_token>`, as for dead letters).
+//! An operator action ([`super::auth`]: `Authorization: Bearer <http.operator_token>`).
 //! First the database is copied from one read transaction into `.backup/<uuid>.redb` in the
 //! state directory ([`crate::operator::snapshot::snapshot`]); ingest goes on meanwhile. Only
 //! then does the answer start (so a failed copy is a 5xx, not a cut stream), with headers
@@ -39,7 +39,7 @@ const DEPTH: usize = 8;
 const PAGE: usize = 4096;
 
 pub(super) async fn backup(State(state): State<ApiState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    if let Some(refused) = super::sync::authorize(&state, &headers) {
+    if let Some(refused) = super::auth::authorize(&state, &headers) {
         return Ok(refused);
     }
     let Ok(permit) = state.backups.clone().try_acquire_owned() else {

@@ -8,6 +8,7 @@
 //! causes are logged, never sent. Reads run on the blocking pool, each in one redb read
 //! transaction ([`crate::log::LogReader`]).
 
+mod auth;
 mod backup;
 mod cases;
 mod error;

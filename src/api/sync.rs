@@ -2,15 +2,14 @@
 //! `POST /api/v1/dead-letters/{seq}/retry` and `/skip`, and `POST /api/v1/sync/fork` (after
 //! the sync stopped at `hub_diverged`: start a new epoch of this edge's stream on the hub).
 //!
-//! Operator actions need `Authorization: Bearer <http.operator_token>` (compared in
-//! constant time): without a configured token they are refused with 403, with a missing or
-//! wrong one with 401. They are written through the log writer like everything else.
+//! Operator actions pass [`super::auth::authorize`] first, and are written through the log
+//! writer like everything else.
 
 use std::sync::atomic::Ordering;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -51,7 +50,7 @@ pub(super) async fn skip(
 }
 
 async fn act(state: ApiState, headers: &HeaderMap, seq: &str, action: DeadLetterAction) -> Result<Response, ApiError> {
-    if let Some(refused) = authorize(&state, headers) {
+    if let Some(refused) = super::auth::authorize(&state, headers) {
         return Ok(refused);
     }
     let seq = params::number("seq", Some(seq), 0)?;
@@ -93,7 +92,7 @@ const FORK_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
 /// when the sync has not diverged (or is off); 502 when the hub refused or could not be
 /// reached (the sync stays stopped; the request may be repeated).
 pub(super) async fn fork(State(state): State<ApiState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    if let Some(refused) = authorize(&state, &headers) {
+    if let Some(refused) = super::auth::authorize(&state, &headers) {
         return Ok(refused);
     }
     let answer = state.sync.request_fork().map_err(|message| ApiError { status: StatusCode::CONFLICT, message })?;
@@ -112,32 +111,6 @@ pub(super) async fn fork(State(state): State<ApiState>, headers: HeaderMap) -> R
             message: "the sync worker did not answer in time; `zenedge status` shows whether the fork happened".into(),
         }),
     }
-}
-
-/// `None` when the request may act; else the refusal to send.
-pub(super) fn authorize(state: &ApiState, headers: &HeaderMap) -> Option<Response> {
-    let Some(token) = &state.operator_token else {
-        let body = serde_json::json!({ "error": "operator actions are disabled: set http.operator_token" });
-        return Some((StatusCode::FORBIDDEN, Json(body)).into_response());
-    };
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    match presented {
-        Some(p) if constant_time_eq(p.as_bytes(), token.as_bytes()) => None,
-        _ => {
-            let body =
-                serde_json::json!({ "error": "operator actions need Authorization: Bearer <http.operator_token>" });
-            Some((StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], Json(body)).into_response())
-        }
-    }
-}
-
-/// Equal, in a time that depends on the lengths only.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The sync's report now (reads the dead letters).
@@ -180,7 +153,7 @@ mod tests {
     use std::sync::Arc;
 
     use axum::body::Body;
-    use axum::http::Request;
+    use axum::http::{Request, header};
 
     use super::*;
     use crate::config::{DiskReserve, Site};
