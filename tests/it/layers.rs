@@ -68,7 +68,6 @@ struct Import {
 }
 
 #[test]
-#[ignore = "the layers are being put in order; enabled once they are"]
 fn modules_import_only_their_own_layer_and_the_layers_below() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let files = module_files(&src);
