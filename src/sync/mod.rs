@@ -91,9 +91,6 @@ pub mod tls;
 pub mod wire;
 mod worker;
 
-#[cfg(test)]
-mod worker_tests;
-
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;

@@ -477,3 +477,6 @@ fn recorded_at(bytes: &[u8]) -> Option<Timestamp> {
     }
     rmp_serde::from_slice::<Head>(bytes).ok().map(|h| h.recorded_at)
 }
+
+#[cfg(test)]
+mod tests;
