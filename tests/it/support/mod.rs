@@ -4,6 +4,7 @@
 
 pub mod acked;
 pub mod certs;
+pub mod config;
 pub mod daemon;
 pub mod dataset;
 pub mod eventually;
