@@ -1,9 +1,14 @@
-//! The engine's contract for its file: schema versions and their migrations, the site a file
-//! belongs to, refusals in an admin's words. (Group commit, gapless sequence numbers and the
-//! refusal after a failed commit are tested through a real request, in `domain::hl7`.)
+//! The engine's contract, with a payload and an applier of the test's own (the engine knows
+//! no other): what the writer hands the layer above, the envelope it stores, schema versions
+//! and their migrations, the site a file belongs to, refusals in an admin's words. (Group
+//! commit, gapless sequence numbers and the refusal after a failed commit are tested through a
+//! real request, in `domain::hl7`.)
+
+use std::sync::{Arc, Mutex};
 
 use super::*;
-use crate::config::Site;
+use crate::config::{DiskReserve, Site};
+use crate::telemetry::Metrics;
 
 fn site() -> Site {
     Site { tenant_id: "t".into(), hospital_id: "h".into(), edge_id: "e".into() }
@@ -12,6 +17,78 @@ fn site() -> Site {
 /// A layout with no tables besides the engine's own.
 fn schema() -> Schema {
     Schema { version: 4, migrations: &[], tables: Vec::new() }
+}
+
+/// A payload the engine has never heard of.
+#[derive(Debug, serde::Serialize)]
+struct Note {
+    text: String,
+}
+
+impl Payload for Note {
+    fn event_type(&self) -> &'static str {
+        "Note"
+    }
+    fn event_version(&self) -> u32 {
+        7
+    }
+    fn size_hint(&self) -> usize {
+        self.text.len()
+    }
+}
+
+/// Records what the writer hands it: each applied event (seq, text) and each batch's end.
+#[derive(Debug, Clone, Default)]
+struct Recorder {
+    applied: Arc<Mutex<Vec<(u64, String)>>>,
+    finished: Arc<Mutex<Vec<u64>>>,
+}
+
+impl Applier for Recorder {
+    type Event = Note;
+    type Tables<'t> = ();
+
+    fn tables(&self, _txn: &redb::WriteTransaction) {}
+
+    fn apply(&self, (): &mut (), meta: &Meta<'_>, event: &Note) -> Result<(), redb::Error> {
+        self.applied.lock().unwrap().push((meta.seq, event.text.clone()));
+        Ok(())
+    }
+
+    fn finish(&self, (): &mut (), _site: &Site, last_seq: u64) -> Result<(), redb::Error> {
+        self.finished.lock().unwrap().push(last_seq);
+        Ok(())
+    }
+}
+
+fn note(text: &str) -> NewEvent<Note> {
+    NewEvent::now(Aggregate { kind: "note".into(), id: text.into() }, Note { text: text.into() })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_writer_applies_every_event_with_the_layer_above_and_ends_each_batch_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = LogOptions {
+        path: dir.path().join("zenedge.redb"),
+        site: site(),
+        disk_reserve: DiskReserve::Bytes(0),
+        queue_depth: 16,
+        max_batch: 16,
+        cache_size: 4 << 20,
+        clock: Arc::new(jiff::Timestamp::now),
+    };
+    let recorder = Recorder::default();
+    let log = Store::open(&options, schema(), None).unwrap().start(recorder.clone(), Arc::new(Metrics::new())).unwrap();
+    assert_eq!(log.handle().append(vec![note("a"), note("b"), note("c")]).await.unwrap(), [1, 2, 3]);
+    assert_eq!(log.handle().append(vec![note("d")]).await.unwrap(), [4]);
+    let applied = recorder.applied.lock().unwrap().clone();
+    assert_eq!(applied, [(1, "a".into()), (2, "b".into()), (3, "c".into()), (4, "d".into())]);
+    assert_eq!(*recorder.finished.lock().unwrap(), [3, 4], "each batch ends at its last seq");
+    let stored = StoredEnvelope::from_bytes(&log.reader().raw_event(2).unwrap().unwrap()).unwrap();
+    assert_eq!((stored.seq, stored.event_type.as_str(), stored.event_version), (2, "Note", 7));
+    assert_eq!((stored.tenant_id.as_str(), stored.edge_id.as_str(), stored.aggregate.id.as_str()), ("t", "e", "b"));
+    assert_eq!(stored.data, rmpv::Value::Map(vec![("text".into(), "b".into())]), "the payload as it encodes itself");
+    log.close().await.unwrap();
 }
 
 #[test]
