@@ -7,9 +7,11 @@
 //! [`FLUSH_BYTES`], so an instance of any size needs that much memory, not its size.
 //!
 //! `Success` is sent only after the file is durable and moved into place and the
-//! `InstanceStored` event is committed (invariant 1). Everything that fails before that is
-//! answered with a failure status and an Error Comment, and nothing of it is referenced by
-//! the log.
+//! `InstanceStored` event is committed (invariant 1): the domain builds the event from what
+//! the spool scanned and stored ([`crate::domain::instance_event`]) and records it through the
+//! log's writer ([`crate::domain::record_instance`]), which answers after the commit.
+//! Everything that fails before that is answered with a failure status and an Error Comment,
+//! and nothing of it is referenced by the log.
 //!
 //! An instance file that cannot be written, fsync'ed or moved into place (`ENOSPC`, `EIO`,
 //! `EROFS`) fails that C-STORE with `0xA700`, which senders retry later, and its spool file is

@@ -25,6 +25,9 @@
 //! (`charset.rs`); decoding never fails, it falls back to ISO 8859-1 and says so in
 //! [`InstanceAttributes::charset_fallback`]. Error messages fit a DICOM Error Comment
 //! (≤ 64 characters) and never contain attribute values.
+//!
+//! A parser like [`crate::hl7`]: bytes in, values out, no I/O; it imports nothing of the
+//! daemon but [`crate::ids`] (the UID check, the bound on patient ids).
 
 mod charset;
 mod fields;

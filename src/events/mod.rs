@@ -2,8 +2,9 @@
 //!
 //! [`catalog`] lists every event type with its version; [`intake`] holds the intake events
 //! (what arrived), [`decisions`] the decisions (matches and unmatches, orders, patient cases,
-//! merges).
-//! Together they are the wire contract with the hub.
+//! merges). Together they are the wire contract with the hub. [`envelope`] reads them back
+//! from the log: the storage engine keeps each payload as opaque msgpack, and here it becomes
+//! an [`Event`] again (upcast from older versions).
 
 pub mod catalog;
 pub mod decisions;

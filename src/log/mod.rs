@@ -1,27 +1,38 @@
-//! The event log: the durable, append-only record everything else is derived from.
+//! The storage engine: the durable, append-only log everything else is derived from.
+//!
+//! The engine stores envelopes and knows nothing of what they carry: the layer above gives it
+//! the payload type, the tables it keeps beside the log and what to do with each appended event
+//! ([`Applier`], [`Schema`]), and every write request ([`ApplyFn`]). It imports no projection,
+//! decision, sync, API or listener code; `tests/it/layers.rs` checks that.
 //!
 //! # Contract
 //!
-//! * **File.** One redb database, `zenedge.redb` in the state directory. When the file is
-//!   created, the file and the state directory are fsync'ed so the name itself is durable.
+//! * **File.** One redb database, `zenedge.redb` in the state directory. A new database is
+//!   made under a side name, fsync'ed and renamed into place, and the state directory
+//!   fsync'ed, so the name itself is durable and a power loss during the first start never
+//!   leaves a file redb refuses ([`store`]).
 //! * **Tables.** `events`: `u64 seq → msgpack envelope` (see [`envelope`]), sequence numbers
 //!   gapless from 1. `meta`: `schema_version` and the site identity (`tenant_id`,
-//!   `hospital_id`, `edge_id`) the file belongs to. `hl7_dedupe`: `(tenant, hospital, MSH-3,
-//!   MSH-4, MSH-10, sha256 of the message without its final CR/LF) → (seq, ACK bytes sent)`, kept forever so that a
-//!   re-sent message gets the byte-identical acknowledgement however late it comes. Keys are
-//!   fixed types (integers, tuples of strings and byte arrays); values are opaque msgpack, so
-//!   a change of redb's value encoding cannot touch them.
-//! * **Sync state** (not projections: rebuild neither drops nor digests it):
-//!   `meta["sync_cursor"]`, the last sequence number the hub stored, and
-//!   `sync_dead_letters`: `u64 seq → msgpack` dead letter (see [`sync_state`]);
-//!   `meta["sync_epoch"]`, `meta["sync_fork_at"]` (which history of this edge the hub is sent)
-//!   and `meta["sync_restored"]` (the log came from a backup and the hub was not checked since;
-//!   see [`sync_meta`]). Written through the writer like everything else.
-//! * **Writes.** Only the writer thread ([`writer`]) writes. Each batch of requests is one
-//!   write transaction committed with `Durability::Immediate`: when `commit()` returns, the
-//!   events, their sequence numbers and their dedupe rows are on disk together or not at
-//!   all. Callers are answered only after that, so an acknowledgement always follows a
-//!   durable commit.
+//!   `hospital_id`, `edge_id`) the file belongs to, checked at every open, and rows the layers
+//!   above keep there (the sync's cursor). Every other table is declared by the layer that owns
+//!   it in the [`Schema`] the file is opened with (`crate::projections::schema`, `crate::sync::tables`):
+//!   created when the file is opened or by its first write, and copied by backups
+//!   ([`LogReader::tables`]). Keys are fixed types (integers, tuples of strings and byte
+//!   arrays); values are opaque msgpack, so a change of redb's value encoding cannot touch them.
+//! * **Envelopes.** The engine writes each envelope once, by field name, with the payload's own
+//!   encoding in `data` ([`Payload`]); it reads raw envelopes and event ids, and the layer
+//!   above decodes payloads ([`crate::events::Envelope`]).
+//! * **Writes.** Only the writer thread ([`writer`]) writes. Callers send it typed requests (a
+//!   function and its input, defined by the feature that owns it); each batch of requests is
+//!   one write transaction in which every appended event is also handed to the applier, and
+//!   the batch ends with the applier's `finish`, then one commit with
+//!   `Durability::Immediate`: when `commit()` returns, the events, their sequence numbers and
+//!   everything the requests and the applier wrote are on disk together or not at all.
+//!   Callers are answered only after that, so an acknowledgement always follows a durable
+//!   commit.
+//! * **Opening.** [`Store::open`] opens the file (migrations, site, the schema's tables) and
+//!   starts nothing; the layer above brings its tables level with the log then
+//!   ([`crate::projections::catch_up`]), and only [`Store::start`] starts the writer.
 //! * **Crash.** `kill -9` or power loss at any instant leaves the last committed batch
 //!   (redb keeps two commit slots and checksums every page; an interrupted commit is
 //!   discarded and repaired on open). Nothing acknowledged can be lost; something committed
@@ -31,20 +42,21 @@
 //!   fsync error: every pending request is refused, the writer stops, and the daemon exits
 //!   non-zero to be restarted by systemd on a clean reopen. The same for every error of the
 //!   commit (`EIO` from `pwrite` or `fdatasync`, `ENOSPC`, `EROFS`): redb does not take
-//!   writes after a failed commit until it is reopened.
-//! * **Full disk.** Below the disk reserve the writer refuses requests that add data (a
-//!   re-sent duplicate is still answered): callers answer negatively instead of accepting
-//!   data that could be lost. A disk that fills between the check and the commit fails the
-//!   commit (above). Opening writes nothing unless the file needs it (a new file, a
-//!   migration), so the restarted daemon comes up on the full disk and refuses until space
-//!   returns.
-//! * **Backups.** redb has no online backup; the daemon copies every table from one read
-//!   transaction into a fresh file under `.backup/` in the state directory ([`snapshot`]),
-//!   without stopping the writer. Copies left by a crash are removed at start-up.
-//! * **Versions.** `meta.schema_version` is the file layout. A newer binary migrates an
-//!   older file in one transaction; an older binary refuses a newer file with a clear
-//!   message. Each event carries `event_version`; old payloads are upcast on read in
-//!   [`crate::events::Event::decode`].
+//!   writes after a failed commit until it is reopened. Tests inject such faults through
+//!   [`FaultInjector`].
+//! * **Full disk.** Below the disk reserve ([`DiskGuard`]) a request that would add data is
+//!   told so ([`Txn::reserve`]) and refuses (a re-sent duplicate is still answered): callers
+//!   answer negatively instead of accepting data that could be lost. A disk that fills between
+//!   the check and the commit fails the commit (above). Opening writes nothing unless the file
+//!   needs it (a new file, a migration, a table the schema adds), so the restarted daemon
+//!   comes up on the full disk and refuses until space returns.
+//! * **Backups.** redb has no online backup; a copy is taken from one read transaction table
+//!   by table (through the schema's list, [`TableSpec::copy`]) without stopping the writer
+//!   (`crate::operator::snapshot`).
+//! * **Versions.** `meta.schema_version` is the file layout, declared with its migrations in
+//!   the [`Schema`]. A newer binary migrates an older file in one transaction; an older binary
+//!   refuses a newer file with a clear message. Each event carries `event_version`; old
+//!   payloads are upcast on read by the layer that decodes them.
 
 pub mod envelope;
 mod faults;

@@ -1,16 +1,21 @@
-//! Projections: everything in the database that is not the log itself, derived from the
-//! events alone (invariant 2).
+//! Projections: everything in the database that is not the log itself (or the sync's record
+//! of what the hub answered), derived from the events alone (invariant 2); and the read queries
+//! over them ([`views`]).
 //!
 //! # Contract
 //!
-//! * [`apply`] is the only way a projection changes. The writer calls it for every event it
-//!   appends, in the same write transaction, so projections and log commit together and
-//!   never disagree. `zenedge rebuild` drops every projection and calls it again for every
-//!   event in order, to the same result.
-//! * Decisions (a study is complete, an order matches a study, …) are taken by the writer's
-//!   commands *before* they append the event that records them; [`apply`] only applies that
-//!   event. Replay therefore re-applies decisions and never re-takes them (invariant 3).
-//! * Keys are scoped by (tenant, hospital) like everything the edge stores.
+//! * [`apply`] is the only way a projection changes. The log's writer is started with
+//!   [`Projections`] as its applier and calls it for every event it appends, in the same write
+//!   transaction, so projections and log commit together and never disagree; each batch ends
+//!   with [`finish`] (write-back rows, checkpoints). `zenedge rebuild` drops every projection
+//!   and calls [`apply`] again for every event in order, to the same result.
+//! * Decisions (a study is complete, an order matches a study, …) are taken by the domain's
+//!   requests to the writer ([`crate::domain`]) *before* they append the event that records
+//!   them; [`apply`] only applies that event. Replay therefore re-applies decisions and never
+//!   re-takes them (invariant 3).
+//! * Keys are scoped by (tenant, hospital) like everything the edge stores. The tables, the
+//!   file's schema version and its migrations are declared in [`tables`] ([`schema`]); what
+//!   one write transaction keeps of them is [`Tables`].
 //!
 //! The tables (key → value):
 //!
@@ -32,7 +37,9 @@
 //! | `deleted_files` | `InstanceFileDeleted` | instance file path → seq of its deletion |
 //!
 //! Every projection has a checkpoint (`projection_checkpoints`: table → last applied seq),
-//! written with each batch; one behind the log's head is rebuilt when the log opens.
+//! written with each batch; when the log is opened, before its writer starts, any projection
+//! whose checkpoint is behind the log's head is rebuilt ([`catch_up`], called by the
+//! composition root).
 
 pub(crate) mod cases;
 pub(crate) mod dicom;

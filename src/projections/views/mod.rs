@@ -1,7 +1,7 @@
 //! The read queries over the projections, with the shapes they answer in: a study with its
 //! series and instances ([`studies`]), an order with the studies it matched ([`orders`]), a
 //! patient case with its studies and their orders ([`cases`]), the recorded pairs
-//! ([`matches`]), the orders and studies still waiting for a match ([`waiting`]), and the
+//! ([`mod@matches`]), the orders and studies still waiting for a match ([`waiting`]), and the
 //! searches. Each file holds one projection's shapes first, then its queries.
 //!
 //! Each query is one redb read transaction, so a view is one committed snapshot and never
