@@ -1,5 +1,5 @@
 //! `GET /api/v1/events?after=SEQ&limit=N` and `GET /api/v1/events/{seq}`: one shape for an
-//! event ([`crate::log::Envelope::json_view`]), the same as the live stream's and
+//! event ([`crate::events::Envelope::json_view`]), the same as the live stream's and
 //! `zenedge events`'s.
 
 use axum::Json;

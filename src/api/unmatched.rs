@@ -2,7 +2,7 @@
 //! a match, oldest first, with how long it has waited.
 //!
 //! Parameters: `limit` (default 100, at most 1000), `after` (the `next` of the previous
-//! page, `<waiting since, µs>:<id>`: keyset paging, see [`crate::log::WaitingCursor`]), and
+//! page, `<waiting since, µs>:<id>`: keyset paging, see [`crate::projections::views::WaitingCursor`]), and
 //! `older_than` (a duration such as `30m` or `24h`: only what has waited at least that
 //! long). Ages are computed when the request is served.
 
