@@ -10,6 +10,7 @@ pub mod dataset;
 pub mod eventually;
 pub mod hl7msg;
 pub mod http;
+pub mod imports;
 pub mod mllp;
 pub mod osfault;
 pub mod powerloss;
