@@ -35,18 +35,24 @@ pub fn hex(bytes: &[u8]) -> String {
 /// The bytes of a hex string written by [`hex`] (an invalid digit reads as zero: the hex came
 /// from us; [`sha256_from_hex`] checks).
 pub fn hex_to_bytes(hex: &str) -> Vec<u8> {
-    hex.as_bytes()
-        .chunks(2)
-        .map(|pair| pair.iter().fold(0u8, |acc, &c| acc << 4 | (c as char).to_digit(16).unwrap_or(0) as u8))
-        .collect()
+    hex.as_bytes().chunks(2).map(|pair| pair.iter().fold(0u8, |acc, &c| acc << 4 | nibble(c).unwrap_or(0))).collect()
 }
 
 /// A SHA-256 digest from its 64 hex digits; `None` if `hex` is not one.
 pub fn sha256_from_hex(hex: &str) -> Option<[u8; 32]> {
-    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if hex.len() != 64 {
         return None;
     }
-    hex_to_bytes(hex).try_into().ok()
+    let mut out = [0u8; 32];
+    for (byte, pair) in out.iter_mut().zip(hex.as_bytes().chunks_exact(2)) {
+        *byte = nibble(pair[0])? << 4 | nibble(pair[1])?;
+    }
+    Some(out)
+}
+
+/// The value of one hex digit.
+fn nibble(digit: u8) -> Option<u8> {
+    char::from(digit).to_digit(16).map(|d| d as u8)
 }
 
 #[cfg(test)]
