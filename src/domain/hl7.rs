@@ -1,7 +1,7 @@
 //! An HL7 message becomes an event, stored once per (sender, control id, content); re-sends
-//! are answered with the acknowledgement the first copy got. "The same content" ignores the segment
-//! terminators after the last segment (see [`crate::hl7::without_final_terminators`]); the
-//! bytes kept are those of the first copy.
+//! are answered with the acknowledgement the first copy got. "The same content" ignores the
+//! segment terminators after the last segment (see [`crate::hl7::without_final_terminators`]);
+//! the bytes kept are those of the first copy.
 //!
 //! [`received_event`] builds the `HL7MessageReceived` of a parsed message (its digests, its
 //! sender, the ACK that will answer it); [`store`] is its request to the single writer. The
