@@ -1,9 +1,33 @@
 //! The command line: `serve`, `check-config`, `rebuild`, `verify`, `status`, `events`, `backup`,
-//! `restore`, `dead-letters`, `sync fork`, `hub`.
+//! `restore`, `dead-letters`, `sync fork`, `hub`; the exit code every subcommand gives an
+//! unusable configuration, and loading the configuration a subcommand names.
+//!
+//! Exit codes: 0 done, 78 ([`EXIT_CONFIG`]) the configuration (or a file or argument it names)
+//! is unusable, 1 anything else.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+
+/// `EX_CONFIG` from sysexits.h: the configuration, or a file or argument it names, is unusable.
+pub const EXIT_CONFIG: u8 = 78;
+
+/// The configuration at `path`, or exit 78 after printing each of its problems as
+/// `<file>: <problem>`.
+pub fn load_config(path: &Path) -> Result<Config, ExitCode> {
+    Config::load(path).map_err(|e| config_problem(path, e))
+}
+
+/// Exit 78 after printing `problem` (one line or several) as `<file>: <problem>`.
+pub fn config_problem(path: &Path, problem: impl std::fmt::Display) -> ExitCode {
+    for line in problem.to_string().lines() {
+        eprintln!("{}: {line}", path.display());
+    }
+    ExitCode::from(EXIT_CONFIG)
+}
 
 #[derive(Debug, Parser)]
 #[command(name = "zenedge", version, about = "Hospital edge daemon: durable HL7 v2 and DICOM intake")]

@@ -1,41 +1,55 @@
 //! zenedge: the per-hospital edge daemon.
 //!
-//! A map of the components, in the order data flows through them:
+//! A map of the components, top to bottom: each imports only the ones below it (checked by
+//! `tests/it/layers.rs`).
 //!
-//! * [`mllp`] — HL7 v2 over TCP: framing ([`mllp::codec`]), one task per connection,
-//!   acknowledgement only after the log's commit returned.
-//! * [`dicom`] — the C-ECHO/C-STORE SCP: instances spooled to disk, made durable, recorded;
-//!   studies completed when they stop receiving instances.
-//! * [`hl7`] — the HL7 v2 parser (no I/O): separators, escapes, charsets, the summary that
-//!   goes into events, and the ACK builder.
-//! * [`log`] — the durable event log in redb: one writer thread with group commit, readers,
-//!   the disk reserve, the schema version.
+//! * [`app`] — the composition root: open the log, start every service, drain, stop. The
+//!   binary's `main` parses the command line ([`cli`]) and calls it or an operator command.
+//! * Services:
+//!   * [`mllp`] — HL7 v2 over TCP: accept loop, one task per connection, the answer after the
+//!     log's commit; [`mllp::codec`] frames bytes (no I/O).
+//!   * [`dicom`] — the C-ECHO/C-STORE SCP: negotiation, instances spooled to disk and made
+//!     durable, the answer after the commit; studies completed when their instances stop.
+//!   * [`api`] — the local HTTP API: health, readiness, metrics, events, the read API, operator
+//!     actions behind one authorization module.
+//!   * [`sync`] — upstream sync: the log delivered to the hub in order, at least once, over
+//!     mutual TLS; its cursor and dead letters; [`sync::wire`] is the hub contract.
+//!   * [`operator`] — the operator's commands: `status`, `backup`, `restore`, `events`,
+//!     `dead-letters`, `sync fork`, `rebuild`, `verify`; the snapshot behind backups.
+//!   * [`retention`] — the sweep that deletes old instance files once the hub has them.
+//!   * [`hub`] — the reference hub (`zenedge hub`): stores each edge's events once per
+//!     `(edge_id, seq)`.
+//!   * [`systemd`] — readiness and the watchdog.
+//! * [`domain`] — the decisions: an HL7 message or a DICOM instance becomes events, orders meet
+//!   studies, patient cases form; each with its request to the log's single writer.
 //! * [`projections`] — everything derived from the events (duplicate indexes, instances,
-//!   studies), updated in the writer's transaction, rebuilt by replay.
-//! * [`domain`] — the events, in the hub's vocabulary, with their versions.
-//! * [`sync`] — upstream sync: the log delivered to the hub in order, at least once, over
-//!   mutual TLS; the cursor, retries, circuit breaker and dead letters. [`sync::wire`] is
-//!   the hub contract.
-//! * [`hub`] — the reference hub (`zenedge hub`): stores each edge's events once per
-//!   `(edge_id, seq)`.
-//! * [`api`] — the local HTTP API: health, readiness, metrics, events, the read API.
-//! * [`operator`] — the operator's tools beside the daemon: `zenedge backup`, `restore`,
-//!   `events`.
-//! * [`retention`] — the sweep that deletes old instance files once the hub has them.
-//! * [`storage_hook`] — the seam in front of every durable write (log and instance files),
-//!   where tests record, fail or leave out operations.
-//! * [`config`] — the TOML file, validated before anything starts.
-//! * [`tls_words`] — rustls errors in an admin's words (dates, not UNIX seconds).
-//! * [`app`] — the composition root: start, run, drain, stop.
+//!   studies, orders, matches, cases), applied in the writer's transaction, rebuilt by replay,
+//!   and the read queries over them.
+//! * [`events`] — the event catalog: what zenedge records, in the hub's vocabulary, with its
+//!   versions.
+//! * [`log`] — the storage engine: the redb file, envelopes, one writer thread with group
+//!   commit told what to do by the layer above, readers, the disk reserve, fault seams.
+//! * Shared below: [`config`] (the TOML file, validated before anything starts),
+//!   [`telemetry`], [`storage_hook`] (the seam in front of every durable write, where tests
+//!   record, fail or leave out operations), [`net`] (socket settings), [`tls_words`] (rustls
+//!   errors in an admin's words), [`cli`] (the command line's arguments, its exit codes, loading
+//!   a subcommand's config).
+//! * Parsers (no I/O, nothing of the daemon): [`hl7`] (separators, escapes, charsets, the
+//!   summary that goes into events, the ACK builder), [`dicom_scan`] (the identifiers of a
+//!   data set, read without trusting its lengths) and the DIMSE command reader
+//!   ([`dicom::dimse`]), sharing [`ids`] (the UID check, SHA-256 digests in hex).
 
 pub mod api;
 pub mod app;
 pub mod cli;
 pub mod config;
 pub mod dicom;
+pub mod dicom_scan;
 pub mod domain;
+pub mod events;
 pub mod hl7;
 pub mod hub;
+pub mod ids;
 pub mod log;
 pub mod mllp;
 pub mod net;

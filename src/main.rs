@@ -5,20 +5,17 @@ use std::process::ExitCode;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 use zenedge::app::{self, Listeners, RunOptions};
-use zenedge::cli::{Cli, Command, DeadLetterCommand, SyncCommand};
+use zenedge::cli::{self, Cli, Command, DeadLetterCommand, SyncCommand};
 use zenedge::config::Config;
-
-/// `EX_CONFIG` from sysexits.h: the configuration is unusable.
-const EXIT_CONFIG: u8 = 78;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::CheckConfig { file } => check_config(&file),
         Command::Serve { config } => serve(&config),
-        Command::Rebuild { config } => with_database(&config, rebuild),
-        Command::Verify { config } => with_database(&config, verify),
-        Command::Status { config, json } => zenedge::sync::status::run_command(&config, json),
+        Command::Rebuild { config } => zenedge::operator::rebuild::run_rebuild(&config),
+        Command::Verify { config } => zenedge::operator::rebuild::run_verify(&config),
+        Command::Status { config, json } => zenedge::operator::status::run_command(&config, json),
         Command::Events { config, after, follow } => zenedge::operator::events::run_command(&config, after, follow),
         Command::Backup { config, to } => zenedge::operator::backup::run_command(&config, &to),
         Command::Restore { from, config, force } => zenedge::operator::restore::run_command(&from, &config, force),
@@ -40,114 +37,20 @@ fn dead_letters(command: DeadLetterCommand) -> ExitCode {
     }
 }
 
-/// Loads the config and opens the database of a stopped daemon for `run`.
-fn with_database(path: &std::path::Path, run: fn(&redb::Database, &Config) -> ExitCode) -> ExitCode {
-    let config = match Config::load(path) {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("{}: {e}", path.display());
-            return ExitCode::from(EXIT_CONFIG);
-        }
-    };
-    match zenedge::projections::rebuild::open(&config.database_path(), &config.site, config.store.cache_size) {
-        Ok(db) => run(&db, &config),
-        Err(e) => {
-            eprintln!("zenedge: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn rebuild(db: &redb::Database, config: &Config) -> ExitCode {
-    use zenedge::projections::rebuild;
-    let before = match rebuild::digest(db) {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("zenedge: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    println!("projections before: {}", rebuild::overall(&before));
-    let bar = zenedge::operator::progress::bar();
-    let started = std::time::Instant::now();
-    let mut events = 0;
-    let result = rebuild::rebuild(db, &config.site, |done, total| {
-        bar.set_length(total);
-        bar.set_position(done);
-        events = done;
-    });
-    let seconds = started.elapsed().as_secs_f64();
-    zenedge::operator::progress::finish(&bar);
-    match result.and_then(|()| rebuild::digest(db)) {
-        Ok(after) => {
-            println!("replayed {events} events in {seconds:.2} s ({:.0} events/s)", events as f64 / seconds.max(1e-9));
-            println!("projections after:  {}", rebuild::overall(&after));
-            for d in &after {
-                println!("  {:<22} {:>10} rows  {}", d.table, d.rows, &d.sha256[..16]);
-            }
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("zenedge: rebuild failed: {e}; run it again");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn verify(db: &redb::Database, config: &Config) -> ExitCode {
-    let bar = zenedge::operator::progress::bar();
-    let result = zenedge::projections::rebuild::verify(db, &config.site, |done, total| {
-        bar.set_length(total);
-        bar.set_position(done);
-    });
-    zenedge::operator::progress::finish(&bar);
-    match result {
-        Ok(differences) if differences.is_empty() => {
-            println!("projections match the log");
-            ExitCode::SUCCESS
-        }
-        Ok(differences) => {
-            for (actual, expected) in differences {
-                println!(
-                    "{}: {} rows (digest {}) on disk, {} rows (digest {}) from the log",
-                    actual.table,
-                    actual.rows,
-                    &actual.sha256[..16],
-                    expected.rows,
-                    &expected.sha256[..16]
-                );
-            }
-            println!("projections differ from the log: run `zenedge rebuild`");
-            ExitCode::FAILURE
-        }
-        Err(e) => {
-            eprintln!("zenedge: verify failed: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
 fn check_config(file: &std::path::Path) -> ExitCode {
-    match Config::load(file) {
-        Ok(config) => match sync_certificates(&config) {
-            Ok(warning) => {
-                if let Some(warning) = warning {
-                    eprintln!("{}: warning: {warning}", file.display());
-                }
-                println!("{}: ok", file.display());
-                ExitCode::SUCCESS
+    let config = match cli::load_config(file) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    match sync_certificates(&config) {
+        Ok(warning) => {
+            if let Some(warning) = warning {
+                eprintln!("{}: warning: {warning}", file.display());
             }
-            Err(e) => {
-                eprintln!("{}: {e}", file.display());
-                ExitCode::from(EXIT_CONFIG)
-            }
-        },
-        Err(e) => {
-            for line in e.to_string().lines() {
-                eprintln!("{}: {line}", file.display());
-            }
-            ExitCode::from(EXIT_CONFIG)
+            println!("{}: ok", file.display());
+            ExitCode::SUCCESS
         }
+        Err(e) => cli::config_problem(file, e),
     }
 }
 
@@ -160,19 +63,13 @@ fn sync_certificates(config: &Config) -> Result<Option<String>, zenedge::sync::t
 }
 
 fn serve(path: &std::path::Path) -> ExitCode {
-    let config = match Config::load(path) {
+    let config = match cli::load_config(path) {
         Ok(config) => config,
-        Err(e) => {
-            for line in e.to_string().lines() {
-                eprintln!("{}: {line}", path.display());
-            }
-            return ExitCode::from(EXIT_CONFIG);
-        }
+        Err(code) => return code,
     };
     // Before any port is bound (app::run checks again, for callers that skip this).
     if let Err(e) = sync_certificates(&config) {
-        eprintln!("{}: {e}", path.display());
-        return ExitCode::from(EXIT_CONFIG);
+        return cli::config_problem(path, e);
     }
     zenedge::telemetry::init_tracing(&config.daemon.log_level);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -194,7 +91,7 @@ fn serve(path: &std::path::Path) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.is_config() => {
             tracing::error!(error = %e, "zenedge cannot start: fix the configuration");
-            ExitCode::from(EXIT_CONFIG)
+            ExitCode::from(cli::EXIT_CONFIG)
         }
         Err(e) => {
             tracing::error!(error = %e, "zenedge stopped");

@@ -1,4 +1,4 @@
-//! The data-set header scan of C-STORE intake (`zenedge::dicom::scan::scan`) on arbitrary
+//! The data-set header scan of C-STORE intake (`zenedge::dicom_scan::scan`) on arbitrary
 //! bytes, in every dataset layout, under varied `ScanLimits`.
 //!
 //! Input: byte 0 picks the transfer syntax, byte 1 the limits and byte 2 seeds the sizes of
@@ -11,7 +11,8 @@
 use std::io::Read;
 
 use libfuzzer_sys::fuzz_target;
-use zenedge::dicom::scan::{InstanceAttributes, MAX_OTHER_PATIENT_IDS, ScanError, ScanLimits, is_valid_uid, scan};
+use zenedge::dicom_scan::{InstanceAttributes, MAX_OTHER_PATIENT_IDS, ScanError, ScanLimits, scan};
+use zenedge::ids::is_valid_uid;
 
 /// The indexes of `SYNTAXES` whose data set is deflated.
 const DEFLATED: [usize; 2] = [3, 5];

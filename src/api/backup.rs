@@ -1,9 +1,9 @@
 //! `GET /api/v1/backup`: an online, consistent copy of the state directory, as a tar stream
 //! (what `zenedge backup` reads; `curl … | tar x` works too).
 //!
-//! An operator action (`Authorization: Bearer <http.operator_token>`, as for dead letters).
+//! An operator action ([`super::auth`]: `Authorization: Bearer <http.operator_token>`).
 //! First the database is copied from one read transaction into `.backup/<uuid>.redb` in the
-//! state directory ([`crate::log::LogReader::snapshot`]); ingest goes on meanwhile. Only
+//! state directory ([`crate::operator::snapshot::snapshot`]); ingest goes on meanwhile. Only
 //! then does the answer start (so a failed copy is a 5xx, not a cut stream), with headers
 //! `X-Zenedge-Last-Seq` and `X-Zenedge-Events`. The tar holds `zenedge.redb` (the copy),
 //! then every instance file an `InstanceStored` of the copy names, under its path relative
@@ -28,7 +28,8 @@ use axum::response::{IntoResponse, Response};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{ApiError, ApiState};
-use crate::log::{LogReader, SnapshotSummary, snapshot};
+use crate::log::{LogReader, is_relative_inside};
+use crate::operator::snapshot::{self, SnapshotSummary};
 
 /// Bytes per chunk of the response.
 const CHUNK: usize = 256 * 1024;
@@ -38,7 +39,7 @@ const DEPTH: usize = 8;
 const PAGE: usize = 4096;
 
 pub(super) async fn backup(State(state): State<ApiState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    if let Some(refused) = super::sync::authorize(&state, &headers) {
+    if let Some(refused) = super::auth::authorize(&state, &headers) {
         return Ok(refused);
     }
     let Ok(permit) = state.backups.clone().try_acquire_owned() else {
@@ -114,7 +115,7 @@ async fn check_space(state: &ApiState) -> Result<(), ApiError> {
 fn make_copy(reader: &LogReader, target: &Path) -> Result<SnapshotSummary, String> {
     let dir = target.parent().expect("the copy is in a directory");
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    reader.snapshot(target).map_err(|e| e.to_string())
+    snapshot::snapshot(reader, target).map_err(|e| e.to_string())
 }
 
 /// Writes the tar (database copy, then the instance files it names); returns how many
@@ -129,7 +130,7 @@ fn write_tar(out: Sender, state_dir: &Path, copy: &Path) -> io::Result<u64> {
         let (page, next) = snapshot::instance_files(&db, after, PAGE).map_err(io::Error::other)?;
         for file in page {
             let path = state_dir.join(&file.path);
-            if !snapshot::is_relative_inside(&file.path) {
+            if !is_relative_inside(&file.path) {
                 tracing::error!(
                     seq = file.seq,
                     "backup: an InstanceStored names a path outside the state directory; left out"

@@ -16,7 +16,7 @@ pub(super) async fn one(
     params::case_id(&case_id)?;
     let reader = state.reader.clone();
     let lookup = case_id.clone();
-    let case = read(move || reader.case(&lookup)).await?;
+    let case = read(move || crate::projections::views::case(&reader, &lookup)).await?;
     json(case.ok_or_else(|| ApiError::not_found(format!("no patient case {case_id}")))?)
 }
 
@@ -35,5 +35,5 @@ pub(super) async fn search(
     let p = params::query(query)?;
     let (_, patient_id) = params::one_search(&[("patient_id", p.patient_id.as_deref())])?;
     let (patient_id, reader) = (patient_id.to_owned(), state.reader.clone());
-    json(read(move || reader.search_cases(&patient_id)).await?)
+    json(read(move || crate::projections::views::search_cases(&reader, &patient_id)).await?)
 }

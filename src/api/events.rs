@@ -1,5 +1,5 @@
 //! `GET /api/v1/events?after=SEQ&limit=N` and `GET /api/v1/events/{seq}`: one shape for an
-//! event ([`crate::log::Envelope::json_view`]), the same as the live stream's and
+//! event ([`crate::events::Envelope::json_view`]), the same as the live stream's and
 //! `zenedge events`'s.
 
 use axum::Json;
@@ -7,7 +7,7 @@ use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use crate::log::JsonEnvelope;
+use crate::events::JsonEnvelope;
 
 use super::params::{self, DEFAULT_LIMIT, MAX_LIMIT};
 use super::{ApiError, ApiState};
@@ -35,7 +35,7 @@ pub(super) async fn list(
     let after = params::number("after", params.after.as_deref(), 0)?;
     let limit = params::limit(params.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)?;
     let reader = state.reader.clone();
-    let page = tokio::task::spawn_blocking(move || reader.after(after, limit))
+    let page = tokio::task::spawn_blocking(move || crate::events::after(&reader, after, limit))
         .await
         .map_err(ApiError::internal)?
         .map_err(ApiError::internal)?;
@@ -48,7 +48,7 @@ pub(super) async fn list(
 pub(super) async fn one(State(state): State<ApiState>, Path(seq): Path<String>) -> Result<Response, ApiError> {
     let seq = params::number("seq", Some(&seq), 0)?;
     let reader = state.reader.clone();
-    let event = tokio::task::spawn_blocking(move || reader.get(seq))
+    let event = tokio::task::spawn_blocking(move || crate::events::get(&reader, seq))
         .await
         .map_err(ApiError::internal)?
         .map_err(ApiError::internal)?;

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::params::{self, DEFAULT_LIMIT, MAX_LIMIT};
 use super::{ApiError, ApiState, json, read};
-use crate::log::MatchQuery;
+use crate::projections::views::{self, MatchQuery};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -30,6 +30,7 @@ pub(super) async fn list(
     let limit = params::limit(p.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)?;
     let accession = p.accession.as_deref().map(|a| params::text("accession", a).map(str::to_owned)).transpose()?;
     let reader = state.reader.clone();
-    let page = read(move || reader.matches(&MatchQuery { after, limit, accession: accession.as_deref() })).await?;
+    let page =
+        read(move || views::matches(&reader, &MatchQuery { after, limit, accession: accession.as_deref() })).await?;
     json(page)
 }

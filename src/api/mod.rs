@@ -8,6 +8,7 @@
 //! causes are logged, never sent. Reads run on the blocking pool, each in one redb read
 //! transaction ([`crate::log::LogReader`]).
 
+mod auth;
 mod backup;
 mod cases;
 mod error;
@@ -31,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 pub use error::ApiError;
 
 use crate::log::{DiskGuard, LogHandle, LogReader, ReadError, WriterState};
+use crate::projections::Projections;
 use crate::sync::SyncShared;
 use crate::telemetry::Metrics;
 
@@ -40,7 +42,7 @@ pub struct ApiState {
     pub reader: LogReader,
     pub writer: Arc<WriterState>,
     /// Operator actions (dead letters) are written through the log writer.
-    pub log: LogHandle,
+    pub log: LogHandle<Projections>,
     pub disk: DiskGuard,
     pub metrics: Arc<Metrics>,
     /// Cancelled when shutdown begins: `/readyz` turns 503 so load balancers move away.

@@ -15,7 +15,7 @@ pub(super) async fn one(
     params::order_id(&order_id)?;
     let reader = state.reader.clone();
     let lookup = order_id.clone();
-    let order = read(move || reader.order(&lookup)).await?;
+    let order = read(move || crate::projections::views::order(&reader, &lookup)).await?;
     json(order.ok_or_else(|| ApiError::not_found(format!("no order {order_id}")))?)
 }
 
@@ -34,5 +34,5 @@ pub(super) async fn search(
     let p = params::query(query)?;
     let search = params::search(p.accession.as_deref(), p.patient_id.as_deref())?;
     let reader = state.reader.clone();
-    json(read(move || reader.search_orders(&search)).await?)
+    json(read(move || crate::projections::views::search_orders(&reader, &search)).await?)
 }

@@ -6,8 +6,8 @@ use axum::extract::Query;
 use axum::extract::rejection::QueryRejection;
 
 use super::ApiError;
-use crate::dicom::scan::is_valid_uid;
-use crate::log::Search;
+use crate::ids::is_valid_uid;
+use crate::projections::views::Search;
 
 /// Items per page when `limit` is not given, and the most one page may hold.
 pub(super) const DEFAULT_LIMIT: usize = 100;
@@ -120,18 +120,5 @@ pub(super) fn case_id(id: &str) -> Result<(), ApiError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn query_string_errors_name_the_parameter_without_axums_wording() {
-        let unknown = "Failed to deserialize query string: foo: unknown field `foo`, expected `after` or `limit`";
-        assert_eq!(query_problem(unknown), "unknown parameter \"foo\"; this path takes after, limit");
-        let many = "Failed to deserialize query string: unknown field `x`, expected one of `a`, `b`, `c`";
-        assert_eq!(query_problem(many), "unknown parameter \"x\"; this path takes a, b, c");
-        let none = "Failed to deserialize query string: unknown field `x`, there are no fields";
-        assert_eq!(query_problem(none), "unknown parameter \"x\"; this path takes no parameters");
-        let twice = "Failed to deserialize query string: duplicate field `after`";
-        assert_eq!(query_problem(twice), "parameter \"after\" is given more than once");
-    }
-}
+#[path = "params_tests.rs"]
+mod tests;

@@ -29,7 +29,8 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::{ApiError, ApiState, params};
-use crate::log::{Envelope, LogReader};
+use crate::events::Envelope;
+use crate::log::LogReader;
 
 /// Events read from the log at a time while catching up.
 const PAGE: usize = 256;
@@ -123,7 +124,7 @@ impl Tail {
     /// Reads the next page of the log into `pending`; returns how many events it held.
     async fn read_page(&mut self) -> Option<usize> {
         let (reader, after) = (self.reader.clone(), self.after);
-        let read = tokio::task::spawn_blocking(move || reader.after(after, PAGE));
+        let read = tokio::task::spawn_blocking(move || crate::events::after(&reader, after, PAGE));
         let page = tokio::select! {
             _ = self.shutdown.cancelled() => return None,
             page = read => page,

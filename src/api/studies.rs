@@ -15,7 +15,7 @@ pub(super) async fn one(
     params::study_uid(&uid)?;
     let reader = state.reader.clone();
     let lookup = uid.clone();
-    let study = read(move || reader.study(&lookup)).await?;
+    let study = read(move || crate::projections::views::study(&reader, &lookup)).await?;
     json(study.ok_or_else(|| ApiError::not_found(format!("no instance of study {uid} was stored")))?)
 }
 
@@ -35,5 +35,5 @@ pub(super) async fn search(
     let p = params::query(query)?;
     let search = params::search(p.accession.as_deref(), p.patient_id.as_deref())?;
     let reader = state.reader.clone();
-    json(read(move || reader.search_studies(&search)).await?)
+    json(read(move || crate::projections::views::search_studies(&reader, &search)).await?)
 }

@@ -2,7 +2,7 @@
 //! a match, oldest first, with how long it has waited.
 //!
 //! Parameters: `limit` (default 100, at most 1000), `after` (the `next` of the previous
-//! page, `<waiting since, µs>:<id>`: keyset paging, see [`crate::log::WaitingCursor`]), and
+//! page, `<waiting since, µs>:<id>`: keyset paging, see [`crate::projections::views::WaitingCursor`]), and
 //! `older_than` (a duration such as `30m` or `24h`: only what has waited at least that
 //! long). Ages are computed when the request is served.
 
@@ -15,7 +15,7 @@ use serde::Deserialize;
 use super::params::{self, DEFAULT_LIMIT, MAX_LIMIT};
 use super::{ApiError, ApiState, json, read};
 use crate::config::parse_duration;
-use crate::log::{WaitingCursor, WaitingQuery};
+use crate::projections::views::{self, WaitingCursor, WaitingQuery};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -50,7 +50,7 @@ pub(super) async fn orders(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let query = params::query(query)?.waiting_query()?;
     let reader = state.reader.clone();
-    json(read(move || reader.unmatched_orders(&query)).await?)
+    json(read(move || views::unmatched_orders(&reader, &query)).await?)
 }
 
 /// `{"items": [{"accession_number", "study_instance_uid", "waiting_since", "age_seconds",
@@ -61,5 +61,5 @@ pub(super) async fn studies(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let query = params::query(query)?.waiting_query()?;
     let reader = state.reader.clone();
-    json(read(move || reader.unmatched_studies(&query)).await?)
+    json(read(move || views::unmatched_studies(&reader, &query)).await?)
 }

@@ -7,9 +7,11 @@
 //! [`FLUSH_BYTES`], so an instance of any size needs that much memory, not its size.
 //!
 //! `Success` is sent only after the file is durable and moved into place and the
-//! `InstanceStored` event is committed (invariant 1). Everything that fails before that is
-//! answered with a failure status and an Error Comment, and nothing of it is referenced by
-//! the log.
+//! `InstanceStored` event is committed (invariant 1): the domain builds the event from what
+//! the spool scanned and stored ([`crate::domain::instance_event`]) and records it through the
+//! log's writer ([`crate::domain::record_instance`]), which answers after the commit.
+//! Everything that fails before that is answered with a failure status and an Error Comment,
+//! and nothing of it is referenced by the log.
 //!
 //! An instance file that cannot be written, fsync'ed or moved into place (`ENOSPC`, `EIO`,
 //! `EROFS`) fails that C-STORE with `0xA700`, which senders retry later, and its spool file is
@@ -31,8 +33,9 @@ use super::negotiate::{self, Negotiated};
 use super::sop_class;
 use super::spool::{MetaFields, Spool, StoreError, Stored};
 use super::wire::{Wire, WireError};
-use crate::domain::{Event, InstanceStored};
-use crate::log::{Aggregate, AppendError, InstanceOutcome, NewEvent};
+use crate::domain::{self, Arrival, InstanceOutcome, StoredFile};
+use crate::events::NewEvent;
+use crate::log::AppendError;
 
 /// Largest A-ASSOCIATE-RQ accepted: a sender proposing every storage class with a dozen
 /// transfer syntaxes each stays well below.
@@ -163,7 +166,7 @@ fn report_refused(negotiated: &Negotiated, peer: SocketAddr, ctx: &DicomContext)
 /// A UID from the wire as it can be logged: as is when it is a UID, else quoted and
 /// escaped (at most 64 characters), so it cannot forge log lines.
 fn printable_uid(uid: &str) -> String {
-    if crate::dicom::scan::is_valid_uid(uid) {
+    if crate::ids::is_valid_uid(uid) {
         return uid.to_owned();
     }
     let head: String = uid.chars().take(64).collect();
@@ -414,7 +417,7 @@ impl Association {
     /// Appends `InstanceStored`; the answer follows the commit.
     async fn record(&self, stored: Stored, meta: &MetaFields) -> (u16, Option<String>) {
         let study = stored.attributes.study_instance_uid.clone();
-        match self.ctx.log.append_instance(self.event(stored, meta)).await {
+        match domain::record_instance(&self.ctx.log, self.event(stored, meta)).await {
             Ok(InstanceOutcome::Stored { seq, replaces }) => {
                 tracing::debug!(peer = %self.peer, seq, replaces, "instance stored");
                 self.ctx.stability.instance_stored(study, seq);
@@ -436,36 +439,14 @@ impl Association {
     }
 
     fn event(&self, stored: Stored, meta: &MetaFields) -> NewEvent {
-        let a = stored.attributes;
-        let sop = a.sop_instance_uid.clone();
-        let event = InstanceStored {
-            sop_class_uid: a.sop_class_uid,
-            sop_instance_uid: a.sop_instance_uid,
-            study_instance_uid: a.study_instance_uid,
-            series_instance_uid: a.series_instance_uid,
-            transfer_syntax_uid: meta.transfer_syntax_uid.clone(),
-            patient_id: a.patient_id,
-            patient_name: a.patient_name,
-            other_patient_ids: a.other_patient_ids,
-            issuer_of_patient_id: a.issuer_of_patient_id,
-            accession_number: a.accession_number,
-            modality: a.modality,
-            study_date: a.study_date,
-            study_time: a.study_time,
-            study_description: a.study_description,
-            series_number: a.series_number,
-            instance_number: a.instance_number,
-            specific_character_set: a.specific_character_set,
-            charset_fallback: a.charset_fallback,
-            file_path: stored.file_path,
-            size: stored.size,
-            sha256: crate::domain::hex(&stored.sha256),
+        let file = StoredFile { path: stored.file_path, size: stored.size, sha256: stored.sha256 };
+        let arrival = Arrival {
             calling_ae: self.negotiated.calling_ae.clone(),
             called_ae: self.negotiated.called_ae.clone(),
             peer: self.peer.to_string(),
-            replaces_seq: None,
+            transfer_syntax_uid: meta.transfer_syntax_uid.clone(),
         };
-        NewEvent::now(Aggregate { kind: "instance".into(), id: sop }, Event::InstanceStored(Box::new(event)))
+        domain::instance_event(stored.attributes, file, arrival)
     }
 
     /// Sends a command set (a response) on `context_id`.

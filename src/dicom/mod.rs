@@ -6,14 +6,14 @@
 //! * [`dimse`] reads and writes command sets;
 //! * [`association`] runs one association: commands, data sets streamed to [`spool`], the
 //!   answer after the log's commit;
-//! * [`scan`] reads the identifiers of a received data set without trusting its lengths;
+//! * the identifiers of a received data set are read by [`crate::dicom_scan`], a parser of
+//!   its own (no I/O), without trusting its lengths;
 //! * [`stability`] completes studies when their instances stop coming;
 //! * [`server`] accepts associations under a limit ([`crate::net::accept_loop`]).
 
 mod association;
 pub mod dimse;
 pub mod negotiate;
-pub mod scan;
 mod server;
 pub mod sop_class;
 pub mod spool;
@@ -30,13 +30,14 @@ pub use stability::Stability;
 
 use crate::config::DicomConfig;
 use crate::log::{DiskGuard, LogHandle};
+use crate::projections::Projections;
 use crate::telemetry::Metrics;
 
 /// What every association shares.
 #[derive(Debug)]
 pub struct DicomContext {
     pub config: DicomConfig,
-    pub log: LogHandle,
+    pub log: LogHandle<Projections>,
     pub metrics: Arc<Metrics>,
     /// Checked before an instance is received: below the reserve it is refused (0xA700).
     pub disk: DiskGuard,

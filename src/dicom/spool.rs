@@ -7,7 +7,7 @@
 //!   crash nothing there is referenced by the log.
 //! * `instances/<study UID>/<series UID>/<SOP instance UID>.<16 hex of the dataset's
 //!   SHA-256>.dcm` — a stored instance. UIDs become path components only after
-//!   [`is_valid_uid`](super::scan::is_valid_uid) (digits and dots, at most 64 characters),
+//!   [`is_valid_uid`](crate::ids::is_valid_uid) (digits and dots, at most 64 characters),
 //!   so a UID cannot walk out of the directory. The hash in the name keeps both files when
 //!   the same SOP instance arrives again with other bytes.
 //!
@@ -46,7 +46,7 @@ use dicom_object::meta::FileMetaTableBuilder;
 use sha2::{Digest, Sha256};
 
 use super::negotiate::{IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME};
-use super::scan::{self, InstanceAttributes, ScanError, ScanLimits};
+use crate::dicom_scan::{self as scan, InstanceAttributes, ScanError, ScanLimits};
 use crate::storage_hook::{Hook, StorageOp, announce};
 
 /// Empty spool files created ahead of need.
@@ -296,7 +296,7 @@ impl Spool {
         let relative = Path::new("instances")
             .join(&attributes.study_instance_uid)
             .join(&attributes.series_instance_uid)
-            .join(format!("{}.{}.dcm", attributes.sop_instance_uid, &crate::domain::hex(&sha256)[..16]));
+            .join(format!("{}.{}.dcm", attributes.sop_instance_uid, &crate::ids::hex(&sha256)[..16]));
         let target = layout.state_dir.join(&relative);
         let dir = target.parent().expect("a file under instances/ has a parent");
         layout.create_dirs_durably(dir)?;
@@ -334,18 +334,5 @@ impl Spool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_sweep_counts_partly_received_instances_not_the_prepared_empty_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let first = Layout::new(dir.path().to_owned());
-        assert_eq!(first.prepare().unwrap(), 0);
-        let (_file, prepared) = first.take_temp().unwrap();
-        std::fs::write(first.spool().join("cut.part"), b"half an instance").unwrap();
-        let second = Layout::new(dir.path().to_owned());
-        assert_eq!(second.prepare().unwrap(), 1, "only the file with data is a partly received instance");
-        assert!(!prepared.exists(), "the empty prepared files are removed too");
-    }
-}
+#[path = "spool_tests.rs"]
+mod tests;

@@ -21,7 +21,9 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::log::{AppendError, CompletionOutcome, LogHandle, LogReader};
+use crate::domain::CompletionOutcome;
+use crate::log::{AppendError, LogHandle, LogReader};
+use crate::projections::Projections;
 use crate::telemetry::Metrics;
 
 /// After a refused completion (disk reserve, writer unavailable), try again after this.
@@ -79,17 +81,19 @@ impl Timers {
     }
 }
 
-/// Runs until `shutdown`: arms timers from the log, then from notifications.
+/// Runs until `shutdown`: arms timers from the log, then from notifications. A first
+/// completion joins a patient case created within `consolidation_window`, or opens one.
 pub async fn run(
     mut rx: mpsc::UnboundedReceiver<(String, u64)>,
-    log: LogHandle,
+    log: LogHandle<Projections>,
     reader: LogReader,
     stable_after: Duration,
+    consolidation_window: Duration,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) {
     let mut timers = Timers::default();
-    match tokio::task::spawn_blocking(move || reader.pending_studies()).await {
+    match tokio::task::spawn_blocking(move || crate::projections::views::pending_studies(&reader)).await {
         Ok(Ok(pending)) => {
             let now_us = jiff::Timestamp::now().as_microsecond();
             for p in pending {
@@ -115,7 +119,8 @@ pub async fn run(
             },
             _ = sleep_until(next) => {
                 if let Some((study, seq)) = timers.pop_due() {
-                    complete(&log, &mut timers, study, seq, stable_after, &metrics).await;
+                    let durations = (stable_after, consolidation_window);
+                    complete(&log, &mut timers, study, seq, durations, &metrics).await;
                 }
             }
         }
@@ -130,14 +135,14 @@ async fn sleep_until(deadline: Option<Instant>) {
 }
 
 async fn complete(
-    log: &LogHandle,
+    log: &LogHandle<Projections>,
     timers: &mut Timers,
     study: String,
     seq: u64,
-    stable_after: Duration,
+    (stable_after, consolidation_window): (Duration, Duration),
     metrics: &Metrics,
 ) {
-    match log.complete_study(study.clone(), seq).await {
+    match crate::domain::complete_study(log, study.clone(), seq, consolidation_window).await {
         Ok(CompletionOutcome::Completed { seq, revision }) => {
             metrics.dicom_studies_completed.inc();
             tracing::info!(seq, revision, "study completed");
@@ -158,150 +163,5 @@ async fn complete(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::{DiskReserve, Site};
-    use crate::domain::{Event, InstanceStored};
-    use crate::log::{Aggregate, InstanceOutcome, Log, LogOptions, NewEvent};
-
-    const STABLE: Duration = Duration::from_secs(60);
-    const STUDY: &str = "1.2.826.0.1.3680043.10.999.1";
-
-    fn open(dir: &std::path::Path) -> Log {
-        let options = LogOptions {
-            path: dir.join("zenedge.redb"),
-            site: Site { tenant_id: "t".into(), hospital_id: "h".into(), edge_id: "e".into() },
-            disk_reserve: DiskReserve::Bytes(0),
-            queue_depth: 64,
-            max_batch: 64,
-            cache_size: 4 << 20,
-            policy: crate::log::Policy::default(),
-        };
-        Log::open(&options, Arc::new(Metrics::new())).unwrap()
-    }
-
-    /// Awaits `f` while keeping the runtime busy, so paused time cannot jump ahead while the
-    /// log writer (a real thread) works.
-    async fn busy<F: std::future::Future>(f: F) -> F::Output {
-        tokio::pin!(f);
-        loop {
-            tokio::select! {
-                biased;
-                out = &mut f => return out,
-                () = tokio::task::yield_now() => {}
-            }
-        }
-    }
-
-    async fn store(log: &Log, n: u32) -> u64 {
-        busy(store_now(log, n)).await
-    }
-
-    async fn store_now(log: &Log, n: u32) -> u64 {
-        let event = InstanceStored {
-            sop_class_uid: "1.2.840.10008.5.1.4.1.1.2".into(),
-            sop_instance_uid: format!("{STUDY}.1.{n}"),
-            study_instance_uid: STUDY.into(),
-            series_instance_uid: format!("{STUDY}.1"),
-            transfer_syntax_uid: "1.2.840.10008.1.2.1".into(),
-            patient_id: Some("P1".into()),
-            patient_name: None,
-            other_patient_ids: vec![],
-            issuer_of_patient_id: None,
-            accession_number: Some("A1".into()),
-            modality: Some("CT".into()),
-            study_date: None,
-            study_time: None,
-            study_description: None,
-            series_number: None,
-            instance_number: None,
-            specific_character_set: None,
-            charset_fallback: false,
-            file_path: format!("instances/x/{n}.dcm"),
-            size: 1,
-            sha256: format!("{n:064x}"),
-            calling_ae: "CT01".into(),
-            called_ae: "ZENEDGE".into(),
-            peer: "test".into(),
-            replaces_seq: None,
-        };
-        let new = NewEvent::now(
-            Aggregate { kind: "instance".into(), id: n.to_string() },
-            Event::InstanceStored(Box::new(event)),
-        );
-        match log.handle().append_instance(new).await.unwrap() {
-            InstanceOutcome::Stored { seq, .. } => seq,
-            other => panic!("{other:?}"),
-        }
-    }
-
-    /// `StudyCompleted` events so far, as (revision, instance_count).
-    fn completions(log: &Log) -> Vec<(u32, u32)> {
-        let page = log.reader().after(0, 1000).unwrap();
-        page.items
-            .iter()
-            .filter_map(|e| match &e.event {
-                Event::StudyCompleted(c) => Some((c.revision, c.instance_count)),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// Lets the completion task and the log writer (a real thread) run until `expected`
-    /// completions are in the log. Yielding keeps the runtime busy, so paused time does not
-    /// jump meanwhile; the bound is real time.
-    async fn settle(log: &Log, expected: usize) {
-        let give_up = std::time::Instant::now() + Duration::from_secs(10);
-        while completions(log).len() < expected && std::time::Instant::now() < give_up {
-            tokio::task::yield_now().await;
-        }
-    }
-
-    fn start(log: &Log) -> (Stability, CancellationToken) {
-        let (stability, rx) = channel();
-        let token = CancellationToken::new();
-        let metrics = Arc::new(Metrics::new());
-        tokio::spawn(run(rx, log.handle(), log.reader(), STABLE, metrics, token.clone()));
-        (stability, token)
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_study_completes_only_after_the_quiet_time_and_a_late_instance_makes_it_wait_again() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = open(dir.path());
-        let (stability, token) = start(&log);
-        let seq = store(&log, 1).await;
-        stability.instance_stored(STUDY.into(), seq);
-        tokio::time::sleep(Duration::from_secs(30)).await;
-        let seq = store(&log, 2).await;
-        stability.instance_stored(STUDY.into(), seq);
-        tokio::time::sleep(Duration::from_secs(45)).await;
-        assert!(completions(&log).is_empty(), "75 s after the first instance but 45 s after the last: not stable");
-        tokio::time::sleep(Duration::from_secs(16)).await;
-        settle(&log, 1).await;
-        assert_eq!(completions(&log), [(1, 2)]);
-        let seq = store(&log, 3).await;
-        stability.instance_stored(STUDY.into(), seq);
-        tokio::time::sleep(STABLE + Duration::from_secs(1)).await;
-        settle(&log, 2).await;
-        assert_eq!(completions(&log), [(1, 2), (2, 3)], "a late instance completes the study again, revision 2");
-        token.cancel();
-        log.close().await.unwrap();
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn pending_studies_are_rearmed_from_the_log_after_a_restart() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = open(dir.path());
-        store(&log, 1).await;
-        log.close().await.unwrap();
-        // A new process: nothing told the task about the instance; the log did.
-        let log = open(dir.path());
-        let (_stability, token) = start(&log);
-        tokio::time::sleep(STABLE + Duration::from_secs(1)).await;
-        settle(&log, 1).await;
-        assert_eq!(completions(&log), [(1, 1)]);
-        token.cancel();
-        log.close().await.unwrap();
-    }
-}
+#[path = "stability_tests.rs"]
+mod tests;

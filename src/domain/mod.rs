@@ -1,29 +1,26 @@
-//! The domain: what zenedge records, in the hub's vocabulary.
+//! The domain: the decisions that turn what arrives into events, each with its request to the
+//! single writer.
 //!
-//! [`catalog`] lists every event type with its version; [`events`] holds the intake events
-//! (what arrived), [`matching`] the decisions (matches and unmatches, orders, patient cases,
-//! merges).
-//! Together they are the wire contract with the hub.
+//! * [`hl7`] — an HL7 message becomes an `HL7MessageReceived`, stored once per sender, control
+//!   id and content; a re-send is answered with the ACK the first copy got.
+//! * [`dicom`] — a scanned, durable DICOM instance becomes an `InstanceStored`, recorded once
+//!   per identical data set; a study completes when its instances stop coming.
+//! * [`decide`] — what follows from a message or a completion: matching orders with studies,
+//!   order changes and accession corrections, patient cases, merges, classification.
+//!
+//! Every decision is taken once, in the writer's transaction, from the projections, and
+//! recorded as events (invariant 3): replay applies the events, it never decides again. The
+//! event types are the catalog's ([`crate::events`]).
 
-pub mod catalog;
-pub mod events;
-pub mod matching;
+pub mod decide;
+pub mod dicom;
+pub mod hl7;
+#[cfg(test)]
+pub(crate) mod test_support;
+#[cfg(test)]
+mod tests;
 
-pub use catalog::{EVENT_TYPES, Event, EventDecodeError, JsonPayload};
-pub use events::{Hl7MessageReceived, InstanceFileDeleted, InstanceStored, StudyCompleted};
-pub use matching::{
-    FieldChange, Hl7MessageMatched, Hl7MessageUpdated, OrderCancelled, OrderCreated, OrderUpdated,
-    PatientCaseClassified, PatientCaseConsolidated, PatientCaseCreated, PatientsMerged, StudyMatched, StudyUnmatched,
-    UNMATCHED_ACCESSION_CHANGED,
+pub use dicom::{
+    Arrival, CompletionOutcome, InstanceOutcome, StoredFile, complete_study, instance_event, record_instance,
 };
-
-/// Lower-case hex of a digest, as events carry SHA-256 values.
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 15)] as char);
-    }
-    out
-}
+pub use hl7::{Hl7Outcome, received_event};

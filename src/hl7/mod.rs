@@ -44,6 +44,7 @@ mod extract;
 mod header;
 mod orders;
 
+use crate::ids::MAX_PATIENT_IDENTIFIERS;
 pub use charset::{Charset, UnknownCharset};
 pub use error::{ErrorDetail, Rejection};
 pub use header::Header;
@@ -51,13 +52,6 @@ pub use parse::Message;
 pub use path::{FieldPath, FieldPathError};
 pub use separators::Separators;
 pub use summary::{CodedValue, Merge, Order, Patient, PatientIdentifier, PersonName, Physician, Summary, Visit};
-
-/// Most patient identifiers one message may carry in PID-2, PID-3 and PID-4 together (and,
-/// apart, in MRG-1 and MRG-4). Every identifier is indexed for every order of the message and
-/// compared with the others; real messages carry a handful, so a message with more is
-/// refused (AE) rather than stored. 100,000 repetitions of PID-3 (1.4 MB, well within the
-/// frame limit) took minutes of the log writer before this limit.
-pub const MAX_PATIENT_IDENTIFIERS: usize = 100;
 
 /// Most order groups one message may carry, counted as ORC and as OBR segments: each
 /// becomes an order with its own rows and index entries.
@@ -192,19 +186,4 @@ fn skip_preamble(raw: &[u8]) -> &[u8] {
 mod read_tests;
 
 #[cfg(test)]
-mod tests {
-    #[test]
-    fn only_the_terminators_after_the_last_segment_are_left_out() {
-        let cases: [(&[u8], &[u8]); 6] = [
-            (b"MSH|1\rPID|2\r", b"MSH|1\rPID|2"),
-            (b"MSH|1\rPID|2\r\n\r\n", b"MSH|1\rPID|2"),
-            (b"MSH|1\rPID|2", b"MSH|1\rPID|2"),
-            (b"MSH|1\r\rPID|2 \r", b"MSH|1\r\rPID|2 "),
-            (b"\r\n", b""),
-            (b"", b""),
-        ];
-        for (raw, body) in cases {
-            assert_eq!(super::without_final_terminators(raw), body, "{raw:?}");
-        }
-    }
-}
+mod tests;

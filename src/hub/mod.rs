@@ -80,15 +80,17 @@ pub mod store;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
+use axum::routing::{get, post};
 use tokio_util::sync::CancellationToken;
 
+use crate::cli::EXIT_CONFIG;
+
 pub use json::envelope_json;
-pub use routes::router;
 pub use server::{serve, tls_config};
 pub use store::HubStore;
-
-/// `EX_CONFIG` from sysexits.h: the command line or a file it names is unusable.
-pub const EXIT_CONFIG: u8 = 78;
 
 /// The hub's limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,6 +117,26 @@ pub struct HubTls {
     pub key: PathBuf,
     /// CA bundle (PEM) client certificates must chain to; `None`: no client authentication.
     pub client_ca: Option<PathBuf>,
+}
+
+/// The hub's routes, without TLS. A request that carries an [`EdgeIdentity`] extension (the
+/// TLS accept loop adds one per client certificate) may only touch that edge's paths; without
+/// one, every edge's paths are open.
+pub fn router(store: HubStore, options: HubOptions) -> Router {
+    let body_limit = routes::compressed_limit(options.max_batch_bytes);
+    Router::new()
+        .route("/v1/edges/{edge_id}", get(read::edge_position))
+        .route("/v1/edges/{edge_id}/events", get(read::read_events).post(routes::receive))
+        .route("/v1/edges/{edge_id}/epochs", post(routes::fork))
+        .route("/v1/edges/{edge_id}/epochs/{epoch}", get(read::epoch_position))
+        .route("/v1/edges/{edge_id}/epochs/{epoch}/events", get(read::epoch_events).post(routes::receive_in_epoch))
+        .route_layer(middleware::from_fn(routes::authorize))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .fallback(routes::not_found)
+        // The batch handler reads its body itself, under the same limit, so that it can answer
+        // 413 with a `Refusal`; this bounds every other body too.
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(routes::Hub { store, options })
 }
 
 /// Why the hub cannot start or answer.
@@ -279,36 +301,4 @@ async fn cancel_on_signal(shutdown: CancellationToken) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_identity_may_touch_only_the_edges_it_names() {
-        let identity = EdgeIdentity::new(vec!["edge-1".into(), "edge-1.example".into()]);
-        assert!(identity.may_access("edge-1"));
-        assert!(identity.may_access("edge-1.example"));
-        assert!(!identity.may_access("edge-2"));
-        assert_eq!(identity.name(), "edge-1");
-        let nobody = EdgeIdentity::from_der(b"not a certificate");
-        assert!(!nobody.may_access(""));
-        assert!(nobody.name().contains("none"));
-    }
-
-    #[test]
-    fn zero_limits_are_refused() {
-        use clap::Parser;
-        let cli = crate::cli::Cli::try_parse_from([
-            "zenedge",
-            "hub",
-            "--listen",
-            "127.0.0.1:0",
-            "--state-dir",
-            "x",
-            "--max-event-bytes",
-            "0",
-        ])
-        .unwrap();
-        let crate::cli::Command::Hub(args) = cli.command else { panic!("not the hub command") };
-        assert!(options(&args).unwrap_err().contains("--max-event-bytes"));
-    }
-}
+mod tests;

@@ -1,4 +1,5 @@
-//! The hub's HTTP routes: receiving batches and new epochs (reading back is in [`super::read`]).
+//! The hub's HTTP handlers for receiving batches and new epochs (reading back is in
+//! [`super::read`]; both are routed by [`super::router`]).
 //!
 //! Every answer that is not a success is a JSON [`Refusal`]. Decompressing, decoding and
 //! storing a batch all run on the blocking pool in one task (up to `max_batch_bytes` of work
@@ -7,16 +8,14 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
+use axum::Json;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{DefaultBodyLimit, Extension, Path, Request, State};
+use axum::extract::{Extension, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use http_body_util::BodyExt;
 
-use super::read::{edge_position, epoch_events, epoch_position, read_events};
 use super::store::{Appended, BatchRange, ForkOutcome, HubPosition, HubStore, Redelivered};
 use super::{EdgeIdentity, HubOptions};
 use crate::sync::wire::{self, ForkRequest, Received, Refusal, Stored, WireError};
@@ -26,26 +25,6 @@ use crate::sync::wire::{self, ForkRequest, Received, Refusal, Stored, WireError}
 pub(super) struct Hub {
     pub store: HubStore,
     pub options: HubOptions,
-}
-
-/// The hub's routes, without TLS. A request that carries an [`EdgeIdentity`] extension (the
-/// TLS accept loop adds one per client certificate) may only touch that edge's paths; without
-/// one, every edge's paths are open.
-pub fn router(store: HubStore, options: HubOptions) -> Router {
-    let body_limit = compressed_limit(options.max_batch_bytes);
-    Router::new()
-        .route("/v1/edges/{edge_id}", get(edge_position))
-        .route("/v1/edges/{edge_id}/events", get(read_events).post(receive))
-        .route("/v1/edges/{edge_id}/epochs", post(fork))
-        .route("/v1/edges/{edge_id}/epochs/{epoch}", get(epoch_position))
-        .route("/v1/edges/{edge_id}/epochs/{epoch}/events", get(epoch_events).post(receive_in_epoch))
-        .route_layer(middleware::from_fn(authorize))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .fallback(not_found)
-        // The batch handler reads its body itself, under the same limit, so that it can answer
-        // 413 with a `Refusal`; this bounds every other body too.
-        .layer(DefaultBodyLimit::max(body_limit))
-        .with_state(Hub { store, options })
 }
 
 /// The most bytes a compressed batch body may have: gzip never makes data more than a few
@@ -123,7 +102,7 @@ impl IntoResponse for Reject {
     }
 }
 
-async fn not_found(uri: axum::http::Uri) -> Reject {
+pub(super) async fn not_found(uri: axum::http::Uri) -> Reject {
     Reject::new(StatusCode::NOT_FOUND, "no such path", format!("no such path: {}", uri.path()))
 }
 
@@ -139,7 +118,7 @@ pub fn is_valid_edge_id(edge_id: &str) -> bool {
 
 /// Every `/v1/edges/{edge_id}…` request: the edge id must be valid (400), and allowed for the
 /// request's certificate if there is one (403).
-async fn authorize(
+pub(super) async fn authorize(
     path: Result<Path<HashMap<String, String>>, PathRejection>,
     identity: Option<Extension<EdgeIdentity>>,
     request: Request,
@@ -243,7 +222,7 @@ pub(super) fn epoch_number(text: &str) -> Result<u64, Reject> {
 }
 
 /// `POST /v1/edges/{edge_id}/events`: one batch of epoch 0 (see the module docs of [`super`]).
-async fn receive(
+pub(super) async fn receive(
     State(hub): State<Hub>,
     Path(edge_id): Path<String>,
     headers: HeaderMap,
@@ -253,7 +232,7 @@ async fn receive(
 }
 
 /// `POST /v1/edges/{edge_id}/epochs/{epoch}/events`: one batch of a later epoch.
-async fn receive_in_epoch(
+pub(super) async fn receive_in_epoch(
     State(hub): State<Hub>,
     Path((edge_id, epoch)): Path<(String, String)>,
     headers: HeaderMap,
@@ -421,7 +400,7 @@ fn redeliver(hub: &Hub, edge_id: &str, epoch: u64, envelope: &Received) -> Resul
 
 /// `POST /v1/edges/{edge_id}/epochs`: a new epoch forking from `parent` after `fork_at`
 /// (`201`), or the one an identical earlier request made (`200`).
-async fn fork(State(hub): State<Hub>, Path(edge_id): Path<String>, body: axum::body::Bytes) -> Response {
+pub(super) async fn fork(State(hub): State<Hub>, Path(edge_id): Path<String>, body: axum::body::Bytes) -> Response {
     let request: ForkRequest = match serde_json::from_slice(&body) {
         Ok(request) => request,
         Err(e) => {
@@ -471,65 +450,5 @@ async fn fork(State(hub): State<Hub>, Path(edge_id): Path<String>, body: axum::b
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn edge_ids_are_safe_identifiers() {
-        for good in ["edge-1", "A.b_c-9", &"x".repeat(64)] {
-            assert!(is_valid_edge_id(good), "{good}");
-        }
-        for bad in ["", "edge 1", "edge/1", "é", &"x".repeat(65), "a%2Fb"] {
-            assert!(!is_valid_edge_id(bad), "{bad}");
-        }
-    }
-
-    #[test]
-    fn the_compressed_body_limit_leaves_room_for_gzip_overhead() {
-        assert_eq!(compressed_limit(64 << 20), (64 << 20) + (4 << 20) + (64 << 10));
-        assert_eq!(compressed_limit(usize::MAX), usize::MAX);
-    }
-
-    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.insert(*name, value.parse().unwrap());
-        }
-        map
-    }
-
-    #[test]
-    fn batch_headers_are_read_strictly() {
-        let ok =
-            batch_headers(&headers(&[(wire::FIRST_SEQ, "5"), (wire::LAST_SEQ, "8"), (wire::SKIPPED, "6,8")])).unwrap();
-        assert_eq!(ok, BatchHeaders { first: 5, last: 8, skipped: vec![6, 8], redelivery: false, prev_event_id: None });
-        let linked = batch_headers(&headers(&[
-            (wire::FIRST_SEQ, "5"),
-            (wire::LAST_SEQ, "8"),
-            (wire::PREV_EVENT_ID, "01234567-89ab-cdef-0123-456789abcdef"),
-        ]))
-        .unwrap();
-        assert_eq!(linked.prev_event_id, Some(uuid::Uuid::from_u128(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef)));
-        let bad_id =
-            batch_headers(&headers(&[(wire::FIRST_SEQ, "5"), (wire::LAST_SEQ, "8"), (wire::PREV_EVENT_ID, "x")]));
-        assert!(bad_id.unwrap_err().refusal.error.contains(wire::PREV_EVENT_ID));
-        let missing = batch_headers(&headers(&[(wire::FIRST_SEQ, "5")])).unwrap_err();
-        assert!(missing.refusal.error.contains(wire::LAST_SEQ), "{missing:?}");
-        let garbled = batch_headers(&headers(&[(wire::FIRST_SEQ, "five"), (wire::LAST_SEQ, "8")])).unwrap_err();
-        assert_eq!(garbled.status, StatusCode::BAD_REQUEST);
-        let two = batch_headers(&headers(&[(wire::FIRST_SEQ, "5"), (wire::LAST_SEQ, "6"), (wire::REDELIVERY, "1")]));
-        assert!(two.is_err());
-        let odd = batch_headers(&headers(&[(wire::FIRST_SEQ, "5"), (wire::LAST_SEQ, "5"), (wire::REDELIVERY, "yes")]));
-        assert!(odd.is_err());
-    }
-
-    #[test]
-    fn only_gzip_msgpack_bodies_are_accepted() {
-        let good = headers(&[("content-type", "application/msgpack"), ("content-encoding", "gzip")]);
-        check_media_type(&good).unwrap();
-        let json = headers(&[("content-type", "application/json"), ("content-encoding", "gzip")]);
-        assert_eq!(check_media_type(&json).unwrap_err().status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
-        let plain = headers(&[("content-type", "application/msgpack")]);
-        assert_eq!(check_media_type(&plain).unwrap_err().status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    }
-}
+#[path = "routes_tests.rs"]
+mod tests;

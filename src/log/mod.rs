@@ -1,27 +1,38 @@
-//! The event log: the durable, append-only record everything else is derived from.
+//! The storage engine: the durable, append-only log everything else is derived from.
+//!
+//! The engine stores envelopes and knows nothing of what they carry: the layer above gives it
+//! the payload type, the tables it keeps beside the log and what to do with each appended event
+//! ([`Applier`], [`Schema`]), and every write request ([`ApplyFn`]). It imports no projection,
+//! decision, sync, API or listener code; `tests/it/layers.rs` checks that.
 //!
 //! # Contract
 //!
-//! * **File.** One redb database, `zenedge.redb` in the state directory. When the file is
-//!   created, the file and the state directory are fsync'ed so the name itself is durable.
+//! * **File.** One redb database, `zenedge.redb` in the state directory. A new database is
+//!   made under a side name, fsync'ed and renamed into place, and the state directory
+//!   fsync'ed, so the name itself is durable and a power loss during the first start never
+//!   leaves a file redb refuses ([`store`]).
 //! * **Tables.** `events`: `u64 seq → msgpack envelope` (see [`envelope`]), sequence numbers
 //!   gapless from 1. `meta`: `schema_version` and the site identity (`tenant_id`,
-//!   `hospital_id`, `edge_id`) the file belongs to. `hl7_dedupe`: `(tenant, hospital, MSH-3,
-//!   MSH-4, MSH-10, sha256 of the message without its final CR/LF) → (seq, ACK bytes sent)`, kept forever so that a
-//!   re-sent message gets the byte-identical acknowledgement however late it comes. Keys are
-//!   fixed types (integers, tuples of strings and byte arrays); values are opaque msgpack, so
-//!   a change of redb's value encoding cannot touch them.
-//! * **Sync state** (not projections: rebuild neither drops nor digests it):
-//!   `meta["sync_cursor"]`, the last sequence number the hub stored, and
-//!   `sync_dead_letters`: `u64 seq → msgpack` dead letter (see [`sync_state`]);
-//!   `meta["sync_epoch"]`, `meta["sync_fork_at"]` (which history of this edge the hub is sent)
-//!   and `meta["sync_restored"]` (the log came from a backup and the hub was not checked since;
-//!   see [`sync_meta`]). Written through the writer like everything else.
-//! * **Writes.** Only the writer thread ([`writer`]) writes. Each batch of requests is one
-//!   write transaction committed with `Durability::Immediate`: when `commit()` returns, the
-//!   events, their sequence numbers and their dedupe rows are on disk together or not at
-//!   all. Callers are answered only after that, so an acknowledgement always follows a
-//!   durable commit.
+//!   `hospital_id`, `edge_id`) the file belongs to, checked at every open, and rows the layers
+//!   above keep there (the sync's cursor). Every other table is declared by the layer that owns
+//!   it in the [`Schema`] the file is opened with (`crate::projections::schema`, `crate::sync::tables`):
+//!   created when the file is opened or by its first write, and copied by backups
+//!   ([`LogReader::tables`]). Keys are fixed types (integers, tuples of strings and byte
+//!   arrays); values are opaque msgpack, so a change of redb's value encoding cannot touch them.
+//! * **Envelopes.** The engine writes each envelope once, by field name, with the payload's own
+//!   encoding in `data` ([`Payload`]); it reads raw envelopes and event ids, and the layer
+//!   above decodes payloads ([`crate::events::Envelope`]).
+//! * **Writes.** Only the writer thread ([`writer`]) writes. Callers send it typed requests (a
+//!   function and its input, defined by the feature that owns it); each batch of requests is
+//!   one write transaction in which every appended event is also handed to the applier, and
+//!   the batch ends with the applier's `finish`, then one commit with
+//!   `Durability::Immediate`: when `commit()` returns, the events, their sequence numbers and
+//!   everything the requests and the applier wrote are on disk together or not at all.
+//!   Callers are answered only after that, so an acknowledgement always follows a durable
+//!   commit.
+//! * **Opening.** [`Store::open`] opens the file (migrations, site, the schema's tables) and
+//!   starts nothing; the layer above brings its tables level with the log then
+//!   ([`crate::projections::catch_up`]), and only [`Store::start`] starts the writer.
 //! * **Crash.** `kill -9` or power loss at any instant leaves the last committed batch
 //!   (redb keeps two commit slots and checksums every page; an interrupted commit is
 //!   discarded and repaired on open). Nothing acknowledged can be lost; something committed
@@ -31,69 +42,52 @@
 //!   fsync error: every pending request is refused, the writer stops, and the daemon exits
 //!   non-zero to be restarted by systemd on a clean reopen. The same for every error of the
 //!   commit (`EIO` from `pwrite` or `fdatasync`, `ENOSPC`, `EROFS`): redb does not take
-//!   writes after a failed commit until it is reopened.
-//! * **Full disk.** Below the disk reserve the writer refuses requests that add data (a
-//!   re-sent duplicate is still answered): callers answer negatively instead of accepting
-//!   data that could be lost. A disk that fills between the check and the commit fails the
-//!   commit (above). Opening writes nothing unless the file needs it (a new file, a
-//!   migration), so the restarted daemon comes up on the full disk and refuses until space
-//!   returns.
-//! * **Backups.** redb has no online backup; the daemon copies every table from one read
-//!   transaction into a fresh file under `.backup/` in the state directory ([`snapshot`]),
-//!   without stopping the writer. Copies left by a crash are removed at start-up.
-//! * **Versions.** `meta.schema_version` is the file layout. A newer binary migrates an
-//!   older file in one transaction; an older binary refuses a newer file with a clear
-//!   message. Each event carries `event_version`; old payloads are upcast on read in
-//!   [`crate::domain::Event::decode`].
+//!   writes after a failed commit until it is reopened. Tests inject such faults through
+//!   [`FaultInjector`].
+//! * **Full disk.** Below the disk reserve ([`DiskGuard`]) a request that would add data is
+//!   told so ([`Txn::reserve`]) and refuses (a re-sent duplicate is still answered): callers
+//!   answer negatively instead of accepting data that could be lost. A disk that fills between
+//!   the check and the commit fails the commit (above). Opening writes nothing unless the file
+//!   needs it (a new file, a migration, a table the schema adds), so the restarted daemon
+//!   comes up on the full disk and refuses until space returns.
+//! * **Backups.** redb has no online backup; a copy is taken from one read transaction table
+//!   by table (through the schema's list, [`TableSpec::copy`]) without stopping the writer
+//!   (`crate::operator::snapshot`).
+//! * **Versions.** `meta.schema_version` is the file layout, declared with its migrations in
+//!   the [`Schema`]. A newer binary migrates an older file in one transaction; an older binary
+//!   refuses a newer file with a clear message. Each event carries `event_version`; old
+//!   payloads are upcast on read by the layer that decodes them.
 
-mod decide;
-#[cfg(test)]
-mod decide_tests;
 pub mod envelope;
 mod faults;
-mod hl7;
-mod instances;
+mod files;
 mod reader;
 mod reserve;
-mod retention;
-pub mod snapshot;
+mod schema;
 pub(crate) mod store;
-pub mod sync_meta;
-pub mod sync_state;
-#[cfg(test)]
-mod test_support;
 #[cfg(test)]
 mod tests;
-pub(crate) mod txn;
-mod views;
+mod txn;
 mod writer;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use envelope::{Aggregate, Envelope, JsonEnvelope, NewEvent, StoredEnvelope};
+pub use envelope::{Aggregate, DecodeError, NewEvent, Payload, StoredEnvelope, head_event_id};
 pub use faults::FaultInjector;
-pub use hl7::{Hl7Outcome, received_event};
-pub use instances::{CompletionOutcome, InstanceOutcome};
-pub use reader::{InstanceView, LogReader, Page, PendingStudy, ReadError, SeriesView, StudyView, Totals};
-pub use reserve::{DiskGuard, Space};
-pub use retention::{Expired, ExpiredPage};
-pub use snapshot::{InstanceFile, SnapshotError, SnapshotSummary};
-pub use store::{OpenError, SCHEMA_VERSION};
-pub use sync_meta::{SyncEpoch, head_event_id, mark_restored};
-pub use sync_state::{DeadLetter, DeadLetterAction, DeadLetterCounts, DeadLetterStatus, RawBatch, Refusal};
-pub use txn::{Clock, Policy};
-pub use views::{
-    CaseStudy, CaseView, Hits, MAX_HITS, MatchPage, MatchQuery, MatchView, MatchedOrder, MatchedStudy, OrderView,
-    Search, StudyHit, StudySummary, WaitingCursor, WaitingOrder, WaitingPage, WaitingQuery, WaitingStudy,
-};
-pub use writer::{AppendError, LogHandle, WriterFailure, WriterState, human};
+pub use files::{create_durably, fsync_dir, is_relative_inside};
+pub use reader::{LogReader, ReadError, Storage, decode_row};
+pub use reserve::{DiskGuard, Space, human};
+pub use schema::{COPY_CHUNK, Migration, Schema, TableSpec};
+pub use store::{EVENTS, META, OpenError, create_database_durably};
+pub use txn::{AppendError, Applier, ApplyFn, Clock, Meta, Txn, corrupt};
+pub use writer::{LogHandle, WriterFailure, WriterState};
 
 use crate::config::{Config, DiskReserve, Site};
 use crate::telemetry::Metrics;
 
 /// What the log needs from the configuration.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LogOptions {
     pub path: PathBuf,
     pub site: Site,
@@ -101,8 +95,21 @@ pub struct LogOptions {
     pub queue_depth: usize,
     pub max_batch: usize,
     pub cache_size: usize,
-    /// The writer's decisions: consolidation window, clock.
-    pub policy: txn::Policy,
+    /// The time recorded on every event of a batch.
+    pub clock: Clock,
+}
+
+impl std::fmt::Debug for LogOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogOptions")
+            .field("path", &self.path)
+            .field("site", &self.site)
+            .field("disk_reserve", &self.disk_reserve)
+            .field("queue_depth", &self.queue_depth)
+            .field("max_batch", &self.max_batch)
+            .field("cache_size", &self.cache_size)
+            .finish_non_exhaustive()
+    }
 }
 
 impl LogOptions {
@@ -114,63 +121,58 @@ impl LogOptions {
             queue_depth: config.store.queue_depth,
             max_batch: config.store.max_batch,
             cache_size: config.store.cache_size,
-            policy: txn::Policy {
-                consolidation_window: config.matching.consolidation_window_for(&config.site.hospital_id),
-                ..txn::Policy::default()
-            },
+            clock: Arc::new(jiff::Timestamp::now),
         }
     }
 }
 
-/// The open log: the writer thread, a handle to send it requests, and a reader.
+/// The database, opened and checked (schema version migrated, site identity, the schema's
+/// tables there), with no writer yet: the layer above brings its tables level with the log
+/// here ([`crate::projections::catch_up`]) before [`Store::start`] hands the writer its
+/// applier.
 #[derive(Debug)]
-pub struct Log {
-    handle: LogHandle,
-    reader: LogReader,
-    guard: DiskGuard,
-    thread: std::thread::JoinHandle<Result<(), WriterFailure>>,
+pub struct Store {
+    db: Arc<redb::Database>,
+    options: LogOptions,
+    tables: Vec<TableSpec>,
+    last_seq: u64,
 }
 
-/// Rebuilds the projections when any checkpoint is behind the log (an upgrade added a
-/// projection, a rebuild was interrupted), before the writer applies anything new to them.
-fn catch_up(db: &redb::Database, site: &Site, head: u64) -> Result<(), redb::Error> {
-    use crate::projections::rebuild::{self, RebuildError};
-    let flatten = |e: RebuildError| match e {
-        RebuildError::Storage(e) => e,
-        other => redb::StorageError::Corrupted(other.to_string()).into(),
-    };
-    let behind = rebuild::behind(db, head).map_err(flatten)?;
-    if behind.is_empty() {
-        return Ok(());
-    }
-    tracing::warn!(head, ?behind, "projections are behind the log; rebuilding them from the log");
-    let started = std::time::Instant::now();
-    rebuild::rebuild(db, site, |done, total| tracing::info!(done, total, "rebuilding projections")).map_err(flatten)?;
-    tracing::info!(events = head, seconds = started.elapsed().as_secs_f64(), "projections rebuilt");
-    Ok(())
-}
-
-impl Log {
-    /// Opens the database and starts the writer thread.
-    pub fn open(options: &LogOptions, metrics: Arc<Metrics>) -> Result<Log, OpenError> {
-        Log::open_with_faults(options, metrics, None)
+impl Store {
+    /// Opens (creating if needed) the database of `options` with the layout `schema`.
+    /// `faults` injects storage faults (tests).
+    pub fn open(options: &LogOptions, schema: Schema, faults: Option<FaultInjector>) -> Result<Store, OpenError> {
+        let db = store::open(&options.path, &options.site, options.cache_size, &schema, faults)?;
+        let last_seq = store::last_seq(&db)
+            .map_err(|e| OpenError::Database { path: options.path.clone(), source: Box::new(e) })?;
+        Ok(Store { db: Arc::new(db), options: options.clone(), tables: schema.tables, last_seq })
     }
 
-    /// As [`Log::open`], with injected storage faults (tests).
-    pub fn open_with_faults(
-        options: &LogOptions,
-        metrics: Arc<Metrics>,
-        faults: Option<FaultInjector>,
-    ) -> Result<Log, OpenError> {
-        let db = Arc::new(store::open(&options.path, &options.site, options.cache_size, faults)?);
-        let last = store::last_seq(&db)
-            .map_err(|e| OpenError::Database { path: options.path.clone(), source: Box::new(e) })?;
-        metrics.log_last_seq.set(last as i64);
-        catch_up(&db, &options.site, last)
-            .map_err(|e| OpenError::Database { path: options.path.clone(), source: Box::new(e) })?;
+    /// The open database (for work before the writer starts, such as a catch-up).
+    pub fn database(&self) -> &redb::Database {
+        &self.db
+    }
+
+    pub fn site(&self) -> &Site {
+        &self.options.site
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.options.path
+    }
+
+    /// The last sequence number in the log (0 when empty).
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
+    /// Starts the writer thread, which applies every event it appends with `applier`.
+    pub fn start<A: Applier>(self, applier: A, metrics: Arc<Metrics>) -> Result<Log<A>, OpenError> {
+        let Store { db, options, tables, last_seq } = self;
+        metrics.log_last_seq.set(last_seq as i64);
         let dir = options.path.parent().map(PathBuf::from).unwrap_or_else(|| ".".into());
         let guard = DiskGuard::new(dir, options.disk_reserve);
-        let (handle, rx) = writer::channel(options.queue_depth, last);
+        let (handle, rx) = writer::channel(options.queue_depth, last_seq);
         let writer = writer::Writer {
             db: db.clone(),
             site: options.site.clone(),
@@ -178,17 +180,34 @@ impl Log {
             max_batch: options.max_batch,
             metrics,
             state: handle.state.clone(),
-            next_seq: last + 1,
-            policy: options.policy.clone(),
+            next_seq: last_seq + 1,
+            clock: options.clock.clone(),
+            applier,
         };
         let thread = std::thread::Builder::new()
             .name("log-writer".into())
             .spawn(move || writer.run(rx))
             .map_err(|e| OpenError::Database { path: options.path.clone(), source: Box::new(e.into()) })?;
-        Ok(Log { handle, reader: LogReader::new(db, options.site.clone()), guard, thread })
+        Ok(Log { handle, reader: LogReader::new(db, options.site.clone(), tables), guard, thread })
     }
+}
 
-    pub fn handle(&self) -> LogHandle {
+/// The open log: the writer thread, a handle to send it requests, and a reader.
+pub struct Log<A: Applier> {
+    handle: LogHandle<A>,
+    reader: LogReader,
+    guard: DiskGuard,
+    thread: std::thread::JoinHandle<Result<(), WriterFailure>>,
+}
+
+impl<A: Applier> std::fmt::Debug for Log<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Log").field("reader", &self.reader).finish_non_exhaustive()
+    }
+}
+
+impl<A: Applier> Log<A> {
+    pub fn handle(&self) -> LogHandle<A> {
         self.handle.clone()
     }
 

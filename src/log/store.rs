@@ -1,5 +1,5 @@
 //! Opening the database: file creation with a durable directory entry, the schema version
-//! and its migrations, and the site identity check.
+//! and its migrations, the tables the schema declares, and the site identity check.
 
 use std::collections::HashSet;
 use std::fs::{self, File};
@@ -9,150 +9,16 @@ use redb::backends::FileBackend;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle};
 
 use super::faults::{FaultInjector, GuardedBackend};
+use super::files::{create_durably, fsync_dir};
+use super::schema::{Migration, Schema};
+use crate::config::Site;
 use crate::storage_hook::StorageOp;
 
-use crate::config::Site;
-
 /// `seq -> msgpack envelope`: the log itself.
-pub(crate) const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
-/// `key -> value` facts about the file: `schema_version`, `tenant_id`, `hospital_id`, `edge_id`.
-pub(crate) const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
-/// `(tenant, hospital, MSH-3, MSH-4, MSH-10, sha256 of the message without its final segment
-/// terminators) -> msgpack DedupeEntry`.
-pub(crate) const HL7_DEDUPE: TableDefinition<DedupeKey, &[u8]> = TableDefinition::new("hl7_dedupe");
-
-/// `(tenant, hospital, MSH-3, MSH-4, MSH-10, sha256)`.
-pub(crate) type DedupeKey = (&'static str, &'static str, &'static str, &'static str, &'static str, [u8; 32]);
-
-/// `(tenant, hospital, SOP Instance UID) -> msgpack InstanceRow`: the latest stored version of
-/// each instance (duplicate detection, file lookup).
-pub(crate) const DICOM_INSTANCES: TableDefinition<InstanceKey, &[u8]> = TableDefinition::new("dicom_instances");
-pub(crate) type InstanceKey = (&'static str, &'static str, &'static str);
-
-/// `(tenant, hospital, study UID, series UID, SOP Instance UID) -> seq` of the instance's
-/// latest `InstanceStored`: the study's contents in order.
-pub(crate) const STUDY_INSTANCES: TableDefinition<StudyInstanceKey, u64> = TableDefinition::new("study_instances");
-pub(crate) type StudyInstanceKey = (&'static str, &'static str, &'static str, &'static str, &'static str);
-
-/// `(tenant, hospital, study UID) -> msgpack StudyRow`: what a `StudyCompleted` reports.
-pub(crate) const STUDIES: TableDefinition<StudyKey, &[u8]> = TableDefinition::new("studies");
-pub(crate) type StudyKey = (&'static str, &'static str, &'static str);
-
-/// `(tenant, hospital, study UID) -> recorded_at (µs since the epoch) of its last instance`:
-/// studies with instances not yet covered by a `StudyCompleted` (the completion timers are
-/// rebuilt from it at start-up).
-pub(crate) const STUDIES_PENDING: TableDefinition<StudyKey, i64> = TableDefinition::new("studies_pending");
-
-/// `InstanceFileDeleted`: (tenant, hospital, file path) → seq of the deletion event. The
-/// files retention removed (or is about to, after a crash between commit and unlink).
-pub(crate) const DELETED_FILES: TableDefinition<InstanceKey, u64> = TableDefinition::new("deleted_files");
-
-/// Calls `$m!(TABLE)` for every projection table, in a fixed order (the digest's).
-macro_rules! projection_tables {
-    ($m:ident) => {
-        $m!(HL7_DEDUPE);
-        $m!(DICOM_INSTANCES);
-        $m!(STUDY_INSTANCES);
-        $m!(STUDIES);
-        $m!(STUDIES_PENDING);
-        $m!(HL7_MESSAGES);
-        $m!(ORDERS);
-        $m!(ORDERS_BY_PLACER);
-        $m!(ORDERS_BY_ACCESSION);
-        $m!(ORDERS_BY_PATIENT);
-        $m!(UNMATCHED_ORDERS);
-        $m!(STUDIES_BY_ACCESSION);
-        $m!(STUDIES_BY_PATIENT);
-        $m!(UNMATCHED_STUDIES);
-        $m!(MATCHES);
-        $m!(MATCHES_BY_ORDER);
-        $m!(CASES);
-        $m!(CASES_BY_PATIENT);
-        $m!(STUDY_CASES);
-        $m!(PATIENT_ALIASES);
-        $m!(DELETED_FILES);
-    };
-}
-pub(crate) use projection_tables;
-
-/// Key shapes of the matching projections.
-pub(crate) type Key3 = (&'static str, &'static str, &'static str);
-pub(crate) type Key4 = (&'static str, &'static str, &'static str, &'static str);
-
-/// `(tenant, hospital, HL7 message id) -> seq` of its `HL7MessageReceived`.
-pub(crate) const HL7_MESSAGES: TableDefinition<Key3, u64> = TableDefinition::new("hl7_messages");
-/// `(tenant, hospital, order id) -> msgpack OrderRow`: every order an HL7 message brought.
-pub(crate) const ORDERS: TableDefinition<Key3, &[u8]> = TableDefinition::new("orders");
-/// `(tenant, hospital, sending application, placer order number) -> order id`: how a later
-/// XO/CA finds its order.
-pub(crate) const ORDERS_BY_PLACER: TableDefinition<Key4, &str> = TableDefinition::new("orders_by_placer");
-/// `(tenant, hospital, accession, order id)`: orders by accession (search).
-pub(crate) const ORDERS_BY_ACCESSION: TableDefinition<Key4, ()> = TableDefinition::new("orders_by_accession");
-/// `(tenant, hospital, patient id, order id)`: orders by any of the patient's ids.
-pub(crate) const ORDERS_BY_PATIENT: TableDefinition<Key4, ()> = TableDefinition::new("orders_by_patient");
-/// `(tenant, hospital, accession, order id) -> received at (µs)`: orders waiting for a study.
-pub(crate) const UNMATCHED_ORDERS: TableDefinition<Key4, i64> = TableDefinition::new("unmatched_orders");
-/// `(tenant, hospital, accession, study UID)`: completed studies by accession (search).
-pub(crate) const STUDIES_BY_ACCESSION: TableDefinition<Key4, ()> = TableDefinition::new("studies_by_accession");
-/// `(tenant, hospital, patient id, study UID)`: completed studies by any of the patient's ids.
-pub(crate) const STUDIES_BY_PATIENT: TableDefinition<Key4, ()> = TableDefinition::new("studies_by_patient");
-/// `(tenant, hospital, accession, study UID) -> completed at (µs)`: completed studies waiting
-/// for an order.
-pub(crate) const UNMATCHED_STUDIES: TableDefinition<Key4, i64> = TableDefinition::new("unmatched_studies");
-/// `(tenant, hospital, study UID, order id) -> seq of StudyMatched`: every pair, once, until a
-/// `StudyUnmatched` undoes it.
-pub(crate) const MATCHES: TableDefinition<Key4, u64> = TableDefinition::new("matches");
-/// `(tenant, hospital, order id, study UID) -> seq of StudyMatched`: the same, by order.
-pub(crate) const MATCHES_BY_ORDER: TableDefinition<Key4, u64> = TableDefinition::new("matches_by_order");
-/// `(tenant, hospital, case id) -> msgpack CaseRow`.
-pub(crate) const CASES: TableDefinition<Key3, &[u8]> = TableDefinition::new("cases");
-/// `(tenant, hospital, patient id, case id) -> created at (µs)`: cases by any patient id.
-pub(crate) const CASES_BY_PATIENT: TableDefinition<Key4, i64> = TableDefinition::new("cases_by_patient");
-/// `(tenant, hospital, study UID) -> case id`.
-pub(crate) const STUDY_CASES: TableDefinition<Key3, &str> = TableDefinition::new("study_cases");
-/// `(tenant, hospital, prior patient id) -> surviving patient id` (ADT^A40).
-pub(crate) const PATIENT_ALIASES: TableDefinition<Key3, &str> = TableDefinition::new("patient_aliases");
-
-/// `projection table name -> seq`: the last event each projection has applied. The writer
-/// sets every checkpoint to the batch's last seq in the batch's transaction; rebuild sets
-/// them after each chunk. A checkpoint behind the log's head (a projection added by an
-/// upgrade, a rebuild that was interrupted) makes the daemon rebuild at start-up.
-pub(crate) const CHECKPOINTS: TableDefinition<&str, u64> = TableDefinition::new("projection_checkpoints");
-
-/// The on-disk layout this binary writes. Bump it with every change to tables or key
-/// encodings and add the step to [`MIGRATIONS`].
-pub const SCHEMA_VERSION: u64 = 4;
-
-/// One migration step: turns a file at `from` into one at `from + 1`, inside the
-/// transaction that also records the new version (so a crash leaves one or the other).
-pub(crate) struct Migration {
-    pub from: u64,
-    pub apply: fn(&redb::WriteTransaction) -> Result<(), redb::Error>,
-}
-
-/// Migrations in order.
-///
-/// * 1 → 2: the matching and patient-case projections and their checkpoints. The tables are
-///   created empty by [`prepare`]; their checkpoints (absent, so 0) are behind the log, so
-///   the daemon fills them by rebuilding at start-up.
-/// * 2 → 3: `studies` rows list their series. Projections changed shape: the checkpoints
-///   are dropped, so the daemon rebuilds every projection at start-up.
-/// * 3 → 4: `hl7_dedupe` keys hash the message without its final segment terminators, and
-///   the matching projections follow accession changes, keep a study's first waiting time and
-///   find cases by their orders' patient ids: rebuilt at start-up, as for 2 → 3.
-pub(crate) const MIGRATIONS: &[Migration] = &[
-    Migration { from: 1, apply: |_| Ok(()) },
-    Migration { from: 2, apply: rebuild_projections },
-    Migration { from: 3, apply: rebuild_projections },
-];
-
-/// A migration for projection changes: every checkpoint goes, so the log rebuilds them all
-/// when it opens.
-fn rebuild_projections(txn: &redb::WriteTransaction) -> Result<(), redb::Error> {
-    txn.delete_table(CHECKPOINTS)?;
-    Ok(())
-}
-
+pub const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
+/// `key -> value` facts about the file: `schema_version`, `tenant_id`, `hospital_id`, `edge_id`
+/// (and rows the layers above keep there, such as the sync cursor).
+pub const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 /// Why the log could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
@@ -179,13 +45,15 @@ pub enum OpenError {
     WrongSite { path: PathBuf, key: &'static str, found: String, expected: String },
 }
 
-/// Opens (creating if needed) the database at `path` for `site`, migrating older layouts.
+/// Opens (creating if needed) the database at `path` for `site`, migrating older layouts to
+/// `schema`.
 ///
 /// `faults` lets tests make the file's fsyncs fail.
-pub(crate) fn open(
+pub fn open(
     path: &Path,
     site: &Site,
     cache_size: usize,
+    schema: &Schema,
     faults: Option<FaultInjector>,
 ) -> Result<Database, OpenError> {
     let db_err = |e: redb::Error| OpenError::Database { path: path.to_owned(), source: Box::new(e) };
@@ -200,7 +68,7 @@ pub(crate) fn open(
             redb::DatabaseError::DatabaseAlreadyOpen => OpenError::InUse { path: path.to_owned() },
             e => db_err(e.into()),
         })?;
-    prepare(&db, path, site, created, MIGRATIONS, SCHEMA_VERSION)?;
+    prepare(&db, path, site, created, schema)?;
     Ok(db)
 }
 
@@ -213,7 +81,7 @@ pub(crate) fn open(
 /// under a side name (`<name>.new`, removed and made again if a crash left one), fsync'ed,
 /// renamed into place and its directory fsync'ed: `path` is either absent or whole. The
 /// storage hook sees the creation, and [`StorageOp::DbCreated`] once the name is durable.
-pub(crate) fn create_database_durably(path: &Path, faults: Option<&FaultInjector>) -> std::io::Result<bool> {
+pub fn create_database_durably(path: &Path, faults: Option<&FaultInjector>) -> std::io::Result<bool> {
     let dir = path.parent().unwrap_or(Path::new("."));
     if path.exists() {
         return Ok(false);
@@ -241,29 +109,6 @@ pub(crate) fn create_database_durably(path: &Path, faults: Option<&FaultInjector
     Ok(true)
 }
 
-/// Creates the empty file `path` (and its directory) unless it exists, with the file and
-/// every name created for it fsync'ed; `true` when it was created.
-pub(crate) fn create_durably(path: &Path) -> std::io::Result<bool> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    if !dir.exists() {
-        fs::create_dir_all(dir)?;
-        if let Some(grandparent) = dir.parent() {
-            fsync_dir(if grandparent.as_os_str().is_empty() { Path::new(".") } else { grandparent })?;
-        }
-    }
-    if path.exists() {
-        return Ok(false);
-    }
-    File::create_new(path).and_then(|f| f.sync_all())?;
-    fsync_dir(dir)?;
-    Ok(true)
-}
-
-/// Fsyncs a directory, so the names created in it are durable.
-pub(crate) fn fsync_dir(dir: &Path) -> std::io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
 /// Records or checks the schema version and site identity in one transaction, committed
 /// only when it changes something: a daemon restarted on a full disk (after a commit that hit
 /// `ENOSPC`) must come up and refuse data, not fail to start because its opening wrote a row
@@ -273,9 +118,9 @@ pub(crate) fn prepare(
     path: &Path,
     site: &Site,
     created: bool,
-    migrations: &[Migration],
-    target: u64,
+    schema: &Schema,
 ) -> Result<(), OpenError> {
+    let (migrations, target): (&[Migration], u64) = (schema.migrations, schema.version);
     let db_err = |e: redb::Error| OpenError::Database { path: path.to_owned(), source: Box::new(e) };
     let txn = db.begin_write().map_err(|e| db_err(e.into()))?;
     let existing: HashSet<String> =
@@ -320,15 +165,12 @@ pub(crate) fn prepare(
                 }
             }
         }
-        macro_rules! create {
-            ($def:ident) => {
-                changed |= !existing.contains($def.name());
-                txn.open_table($def).map_err(|e| db_err(e.into()))?;
-            };
+        changed |= !existing.contains(EVENTS.name());
+        txn.open_table(EVENTS).map_err(|e| db_err(e.into()))?;
+        for table in schema.tables.iter().filter(|t| t.at_open) {
+            changed |= !existing.contains(table.name);
+            table.create(&txn).map_err(|e| db_err(e.into()))?;
         }
-        create!(EVENTS);
-        projection_tables!(create);
-        create!(CHECKPOINTS);
     }
     if changed { txn.commit().map_err(|e| db_err(e.into())) } else { txn.abort().map_err(|e| db_err(e.into())) }
 }

@@ -1,220 +1,93 @@
-//! The log's contract, tested through its public handle: group commit, gapless sequence
-//! numbers, duplicates, refusal after a failed commit, schema versions.
+//! The engine's contract, with a payload and an applier of the test's own (the engine knows
+//! no other): what the writer hands the layer above, the envelope it stores, schema versions
+//! and their migrations, the site a file belongs to, refusals in an admin's words. (Group
+//! commit, gapless sequence numbers and the refusal after a failed commit are tested through a
+//! real request, in `domain::hl7`.)
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use super::test_support::{options, site};
 use super::*;
-use crate::hl7;
+use crate::config::{DiskReserve, Site};
+use crate::telemetry::Metrics;
 
-/// An `HL7MessageReceived` for control id `id` whose content differs by `variant`.
-fn hl7_append(id: &str, variant: &str) -> NewEvent {
-    let raw = format!("MSH|^~\\&|RIS|H|ZE|E|20261123||ADT^A08|{id}|P|2.5\rPID|1||{variant}\r").into_bytes();
-    let received = hl7::read(&raw, &hl7::ReadOptions::default()).unwrap();
-    received_event(&raw, &received, "test", format!("ACK-{id}-{variant}").into_bytes())
+fn site() -> Site {
+    Site { tenant_id: "t".into(), hospital_id: "h".into(), edge_id: "e".into() }
 }
 
-/// Opens a log whose fsyncs the test controls.
-fn open_with_faults(dir: &std::path::Path, metrics: Arc<Metrics>) -> (Log, FaultInjector) {
-    let faults = FaultInjector::default();
-    let log = Log::open_with_faults(&options(dir), metrics, Some(faults.clone())).unwrap();
-    (log, faults)
+/// A layout with no tables besides the engine's own.
+fn schema() -> Schema {
+    Schema { version: 4, migrations: &[], tables: Vec::new() }
 }
 
-type Pending = tokio::task::JoinHandle<Result<Hl7Outcome, AppendError>>;
-
-/// Sends one append and returns once its commit is stuck in the (held) fsync: requests
-/// sent from now on queue for the next commit.
-async fn stall_writer(log: &Log, faults: &FaultInjector) -> Pending {
-    faults.hold_syncs();
-    let blocker = send(log, "STALL-0");
-    let f = faults.clone();
-    tokio::task::spawn_blocking(move || f.wait_for_held_sync()).await.unwrap();
-    blocker
+/// A payload the engine has never heard of.
+#[derive(Debug, serde::Serialize)]
+struct Note {
+    text: String,
 }
 
-/// Sends an append for `id` and waits until it is in the writer's queue.
-async fn send_queued(log: &Log, id: &str) -> Pending {
-    let before = log.handle().queued();
-    let pending = send(log, id);
-    while log.handle().queued() <= before {
-        tokio::task::yield_now().await;
+impl Payload for Note {
+    fn event_type(&self) -> &'static str {
+        "Note"
     }
-    pending
+    fn event_version(&self) -> u32 {
+        7
+    }
+    fn size_hint(&self) -> usize {
+        self.text.len()
+    }
 }
 
-fn send(log: &Log, id: &str) -> Pending {
-    let (handle, request) = (log.handle(), hl7_append(id, "a"));
-    tokio::spawn(async move { handle.append_hl7(request).await })
+/// Records what the writer hands it: each applied event (seq, text) and each batch's end.
+#[derive(Debug, Clone, Default)]
+struct Recorder {
+    applied: Arc<Mutex<Vec<(u64, String)>>>,
+    finished: Arc<Mutex<Vec<u64>>>,
 }
 
-fn metric(metrics: &Metrics, name: &str) -> String {
-    let text = metrics.encode();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")).map(str::to_owned))
-        .unwrap_or_else(|| panic!("{name} not in\n{text}"))
+impl Applier for Recorder {
+    type Event = Note;
+    type Tables<'t> = ();
+
+    fn tables(&self, _txn: &redb::WriteTransaction) {}
+
+    fn apply(&self, (): &mut (), meta: &Meta<'_>, event: &Note) -> Result<(), redb::Error> {
+        self.applied.lock().unwrap().push((meta.seq, event.text.clone()));
+        Ok(())
+    }
+
+    fn finish(&self, (): &mut (), _site: &Site, last_seq: u64) -> Result<(), redb::Error> {
+        self.finished.lock().unwrap().push(last_seq);
+        Ok(())
+    }
+}
+
+fn note(text: &str) -> NewEvent<Note> {
+    NewEvent::now(Aggregate { kind: "note".into(), id: text.into() }, Note { text: text.into() })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn requests_waiting_during_a_commit_share_the_next_commit() {
+async fn the_writer_applies_every_event_with_the_layer_above_and_ends_each_batch_with_it() {
     let dir = tempfile::tempdir().unwrap();
-    let metrics = Arc::new(Metrics::new());
-    let (log, faults) = open_with_faults(dir.path(), metrics.clone());
-    let first = stall_writer(&log, &faults).await;
-    // The first commit is inside its fsync: these 50 queue up behind it.
-    let mut rest = Vec::new();
-    for i in 1..=50 {
-        rest.push(send_queued(&log, &format!("G-{i}")).await);
-    }
-    faults.release_syncs();
-    assert!(matches!(first.await.unwrap(), Ok(Hl7Outcome::Stored { seq: 1, .. })));
-    let mut seqs = Vec::new();
-    for r in rest {
-        match r.await.unwrap() {
-            Ok(Hl7Outcome::Stored { seq, .. }) => seqs.push(seq),
-            other => panic!("{other:?}"),
-        }
-    }
-    seqs.sort();
-    assert_eq!(seqs, (2..=51).collect::<Vec<u64>>(), "gapless from 1");
-    assert_eq!(metric(&metrics, "zenedge_log_commit_batch_size_count"), "2", "two commits for 51 requests");
-    assert_eq!(metric(&metrics, "zenedge_log_commit_batch_size_sum"), "51.0");
-    assert_eq!(log.reader().latest_seq().unwrap(), 51);
-    log.close().await.unwrap();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_duplicate_in_the_same_batch_is_recognised() {
-    let dir = tempfile::tempdir().unwrap();
-    let (log, faults) = open_with_faults(dir.path(), Arc::new(Metrics::new()));
-    let blocker = stall_writer(&log, &faults).await;
-    let one = send_queued(&log, "D-1").await;
-    let two = send_queued(&log, "D-1").await;
-    faults.release_syncs();
-    blocker.await.unwrap().unwrap();
-    assert_eq!(one.await.unwrap(), Ok(Hl7Outcome::Stored { seq: 2, conflicts_with: None }));
-    assert_eq!(two.await.unwrap(), Ok(Hl7Outcome::Duplicate { seq: 2, ack: b"ACK-D-1-a".to_vec() }));
-    log.close().await.unwrap();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_copy_that_differs_only_by_its_final_segment_terminators_is_a_duplicate() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = Log::open(&options(dir.path()), Arc::new(Metrics::new())).unwrap();
-    let body = "MSH|^~\\&|RIS|H|ZE|E|20261123||ADT^A08|T-1|P|2.5\rPID|1||X";
-    let event = |raw: &str, ack: &str| {
-        let received = hl7::read(raw.as_bytes(), &hl7::ReadOptions::default()).unwrap();
-        received_event(raw.as_bytes(), &received, "test", ack.as_bytes().to_vec())
+    let options = LogOptions {
+        path: dir.path().join("zenedge.redb"),
+        site: site(),
+        disk_reserve: DiskReserve::Bytes(0),
+        queue_depth: 16,
+        max_batch: 16,
+        cache_size: 4 << 20,
+        clock: Arc::new(jiff::Timestamp::now),
     };
-    let first = log.handle().append_hl7(event(&format!("{body}\r"), "ACK-FIRST")).await.unwrap();
-    assert_eq!(first, Hl7Outcome::Stored { seq: 1, conflicts_with: None });
-    for copy in [body.to_owned(), format!("{body}\r\n"), format!("{body}\r\r\n\n")] {
-        let again = log.handle().append_hl7(event(&copy, "ACK-OTHER")).await.unwrap();
-        assert_eq!(again, Hl7Outcome::Duplicate { seq: 1, ack: b"ACK-FIRST".to_vec() }, "{copy:?}");
-    }
-    // Other content under the same control id is still another message.
-    let other = log.handle().append_hl7(event(&format!("{body}Y\r"), "A")).await.unwrap();
-    assert_eq!(other, Hl7Outcome::Stored { seq: 2, conflicts_with: Some(1) });
-    let stored = log.reader().after(0, 10).unwrap().items;
-    let crate::domain::Event::Hl7MessageReceived(m) = &stored[0].event else { panic!("{stored:?}") };
-    assert_eq!(m.raw, format!("{body}\r").into_bytes(), "the bytes of the first copy are kept");
-    log.close().await.unwrap();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_schema_3_file_is_reindexed_so_a_re_send_without_the_final_cr_is_a_duplicate() {
-    use redb::ReadableTable;
-    use sha2::Digest;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("zenedge.redb");
-    let raw = "MSH|^~\\&|RIS|H|ZE|E|20261123||ADT^A08|U-1|P|2.5\rPID|1||X\r";
-    let received = hl7::read(raw.as_bytes(), &hl7::ReadOptions::default()).unwrap();
-    // As a schema-3 binary wrote it: no normalized digest in the event, the dedupe row keyed
-    // by the digest of the bytes as received.
-    let mut old = received_event(raw.as_bytes(), &received, "test", b"ACK-OLD".to_vec());
-    if let crate::domain::Event::Hl7MessageReceived(m) = &mut old.event {
-        m.normalized_sha256 = None;
-    }
-    let log = Log::open(&options(dir.path()), Arc::new(Metrics::new())).unwrap();
-    log.handle().append_hl7(old).await.unwrap();
-    log.close().await.unwrap();
-    {
-        let db = store::open(&path, &site(), 4 << 20, None).unwrap();
-        let txn = db.begin_write().unwrap();
-        txn.open_table(store::META).unwrap().insert("schema_version", "3").unwrap();
-        {
-            let mut dedupe = txn.open_table(store::HL7_DEDUPE).unwrap();
-            let rows: Vec<_> = dedupe
-                .iter()
-                .unwrap()
-                .map(|r| r.map(|(k, v)| (k.value().0.to_owned(), k.value().1.to_owned(), v.value().to_vec())).unwrap())
-                .collect();
-            assert_eq!(rows.len(), 1);
-            dedupe.retain(|_, _| false).unwrap();
-            let (tenant, hospital, value) = &rows[0];
-            let raw_digest: [u8; 32] = sha2::Sha256::digest(raw.as_bytes()).into();
-            dedupe
-                .insert((tenant.as_str(), hospital.as_str(), "RIS", "H", "U-1", raw_digest), value.as_slice())
-                .unwrap();
-        }
-        txn.commit().unwrap();
-    }
-    let log = Log::open(&options(dir.path()), Arc::new(Metrics::new())).unwrap();
-    let stripped = raw.trim_end_matches('\r');
-    let received = hl7::read(stripped.as_bytes(), &hl7::ReadOptions::default()).unwrap();
-    let again = log.handle().append_hl7(received_event(stripped.as_bytes(), &received, "test", b"NEW".to_vec())).await;
-    assert_eq!(again.unwrap(), Hl7Outcome::Duplicate { seq: 1, ack: b"ACK-OLD".to_vec() });
-    log.close().await.unwrap();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn after_a_failed_commit_every_request_is_refused_and_the_failure_is_signalled() {
-    let dir = tempfile::tempdir().unwrap();
-    let (log, faults) = open_with_faults(dir.path(), Arc::new(Metrics::new()));
-    let handle = log.handle();
-    handle.append_hl7(hl7_append("F-1", "a")).await.unwrap();
-    faults.fail_syncs();
-    assert_eq!(handle.append_hl7(hl7_append("F-2", "a")).await, Err(AppendError::Unavailable));
-    handle.state.failed.cancelled().await;
-    assert_eq!(handle.append_hl7(hl7_append("F-3", "a")).await, Err(AppendError::Unavailable));
-    assert!(log.close().await.is_err(), "close reports the writer's failure");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn below_the_reserve_new_data_is_refused_but_a_duplicate_is_still_answered() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = Log::open(&options(dir.path()), Arc::new(Metrics::new())).unwrap();
-    let stored = log.handle().append_hl7(hl7_append("R-1", "a")).await.unwrap();
-    log.close().await.unwrap();
-    let full = LogOptions { disk_reserve: DiskReserve::Percent(100.0), ..options(dir.path()) };
-    let log = Log::open(&full, Arc::new(Metrics::new())).unwrap();
-    let again = log.handle().append_hl7(hl7_append("R-1", "a")).await.unwrap();
-    assert_eq!(stored, Hl7Outcome::Stored { seq: 1, conflicts_with: None });
-    assert!(matches!(again, Hl7Outcome::Duplicate { seq: 1, .. }));
-    let refused = log.handle().append_hl7(hl7_append("R-2", "a")).await;
-    assert!(matches!(refused, Err(AppendError::DiskReserve { .. })), "{refused:?}");
-    assert_eq!(log.reader().latest_seq().unwrap(), 1);
-    log.close().await.unwrap();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn events_read_back_with_their_envelope_and_page_by_page() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = Log::open(&options(dir.path()), Arc::new(Metrics::new())).unwrap();
-    for i in 0..5 {
-        log.handle().append_hl7(hl7_append(&format!("E-{i}"), "a")).await.unwrap();
-    }
-    let reader = log.reader();
-    let page = reader.after(0, 3).unwrap();
-    assert_eq!(page.items.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
-    assert_eq!(page.next, Some(3));
-    let last = reader.after(3, 3).unwrap();
-    assert_eq!(last.items.len(), 2);
-    assert_eq!(last.next, None);
-    let e = reader.get(4).unwrap().unwrap();
-    assert_eq!((e.tenant_id.as_str(), e.hospital_id.as_str(), e.edge_id.as_str()), ("t", "h", "e"));
-    assert_eq!(e.event_type(), "HL7MessageReceived");
-    assert!(reader.get(6).unwrap().is_none());
+    let recorder = Recorder::default();
+    let log = Store::open(&options, schema(), None).unwrap().start(recorder.clone(), Arc::new(Metrics::new())).unwrap();
+    assert_eq!(log.handle().append(vec![note("a"), note("b"), note("c")]).await.unwrap(), [1, 2, 3]);
+    assert_eq!(log.handle().append(vec![note("d")]).await.unwrap(), [4]);
+    let applied = recorder.applied.lock().unwrap().clone();
+    assert_eq!(applied, [(1, "a".into()), (2, "b".into()), (3, "c".into()), (4, "d".into())]);
+    assert_eq!(*recorder.finished.lock().unwrap(), [3, 4], "each batch ends at its last seq");
+    let stored = StoredEnvelope::from_bytes(&log.reader().raw_event(2).unwrap().unwrap()).unwrap();
+    assert_eq!((stored.seq, stored.event_type.as_str(), stored.event_version), (2, "Note", 7));
+    assert_eq!((stored.tenant_id.as_str(), stored.edge_id.as_str(), stored.aggregate.id.as_str()), ("t", "e", "b"));
+    assert_eq!(stored.data, rmpv::Value::Map(vec![("text".into(), "b".into())]), "the payload as it encodes itself");
     log.close().await.unwrap();
 }
 
@@ -223,12 +96,12 @@ fn an_older_binary_refuses_a_newer_file_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("zenedge.redb");
     {
-        let db = store::open(&path, &site(), 4 << 20, None).unwrap();
+        let db = store::open(&path, &site(), 4 << 20, &schema(), None).unwrap();
         let txn = db.begin_write().unwrap();
         txn.open_table(store::META).unwrap().insert("schema_version", "999").unwrap();
         txn.commit().unwrap();
     }
-    let err = store::open(&path, &site(), 4 << 20, None).unwrap_err();
+    let err = store::open(&path, &site(), 4 << 20, &schema(), None).unwrap_err();
     assert!(matches!(err, OpenError::NewerSchema { found: 999, .. }), "{err}");
     assert!(err.to_string().contains("newer zenedge"), "{err}");
 }
@@ -247,23 +120,24 @@ fn a_newer_binary_migrates_step_by_step_in_one_transaction() {
         t.insert("step", v + 1)?;
         Ok(())
     }
-    let migrations =
-        [store::Migration { from: 1, apply: one_to_two }, store::Migration { from: 2, apply: two_to_three }];
+    static MIGRATIONS: [super::Migration; 2] =
+        [super::Migration { from: 1, apply: one_to_two }, super::Migration { from: 2, apply: two_to_three }];
+    let layout = |version, migrations| super::Schema { version, migrations, tables: Vec::new() };
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("zenedge.redb");
-    let db = store::open(&path, &site(), 4 << 20, None).unwrap();
+    let db = store::open(&path, &site(), 4 << 20, &schema(), None).unwrap();
     // A file written by schema 1.
     let txn = db.begin_write().unwrap();
     txn.open_table(store::META).unwrap().insert("schema_version", "1").unwrap();
     txn.commit().unwrap();
-    store::prepare(&db, &path, &site(), false, &migrations, 3).unwrap();
+    store::prepare(&db, &path, &site(), false, &layout(3, &MIGRATIONS)).unwrap();
     let txn = db.begin_read().unwrap();
     let meta = txn.open_table(store::META).unwrap();
     assert_eq!(redb::ReadableTable::get(&meta, "schema_version").unwrap().unwrap().value(), "3");
     let added = txn.open_table(ADDED).unwrap();
     assert_eq!(redb::ReadableTable::get(&added, "step").unwrap().unwrap().value(), 3);
     drop((meta, added, txn));
-    let err = store::prepare(&db, &path, &site(), false, &migrations[..0], 4).unwrap_err();
+    let err = store::prepare(&db, &path, &site(), false, &layout(4, &MIGRATIONS[..0])).unwrap_err();
     assert!(matches!(err, OpenError::NoMigration { from: 3, .. }), "{err}");
 }
 
@@ -271,9 +145,9 @@ fn a_newer_binary_migrates_step_by_step_in_one_transaction() {
 fn the_database_remembers_its_site() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("zenedge.redb");
-    drop(store::open(&path, &site(), 4 << 20, None).unwrap());
+    drop(store::open(&path, &site(), 4 << 20, &schema(), None).unwrap());
     let other = Site { hospital_id: "h2".into(), ..site() };
-    let err = store::open(&path, &other, 4 << 20, None).unwrap_err();
+    let err = store::open(&path, &other, 4 << 20, &schema(), None).unwrap_err();
     assert!(matches!(err, OpenError::WrongSite { key: "hospital_id", .. }), "{err}");
 }
 

@@ -1,7 +1,7 @@
 //! The single writer: one thread owns the write side of the database and commits requests
 //! in groups.
 //!
-//! Callers (tokio tasks) send a [`Command`] over a bounded channel and await a oneshot
+//! Callers (tokio tasks) send a request over a bounded channel and await a oneshot
 //! reply. The thread blocks for the first request, takes every other request already
 //! waiting (up to `max_batch`), applies them all in one write transaction, commits once
 //! with `Durability::Immediate`, and only then answers each of them. Durable throughput so
@@ -22,36 +22,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::envelope::NewEvent;
 use super::reserve::DiskGuard;
-use super::txn::{ApplyFn, Job, Request, Txn};
+use super::txn::{AppendError, Applier, ApplyFn, Clock, Job, Request, Txn};
 use crate::config::Site;
 use crate::telemetry::Metrics;
-
-/// Why an append was not done. Every variant means: nothing was stored, answer negatively.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AppendError {
-    #[error("free disk space {} is below the reserve of {}", human(*.free), human(*.reserve))]
-    DiskReserve { free: u64, reserve: u64 },
-    #[error("the event log is not accepting writes (shutting down or failed)")]
-    Unavailable,
-    #[error("event could not be encoded: {0}")]
-    Encode(String),
-}
-
-impl AppendError {
-    /// Short label for metrics.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            AppendError::DiskReserve { .. } => "disk_reserve",
-            AppendError::Unavailable => "unavailable",
-            AppendError::Encode(_) => "encode",
-        }
-    }
-}
-
-/// A size as people read it (`72.0 GiB`), for logs and messages.
-pub fn human(bytes: u64) -> String {
-    bytesize::ByteSize(bytes).to_string()
-}
 
 /// The commit failed: the process must restart on a clean reopen.
 #[derive(Debug, thiserror::Error)]
@@ -59,14 +32,14 @@ pub fn human(bytes: u64) -> String {
 pub struct WriterFailure(pub String);
 
 /// A request to the writer.
-pub(crate) enum Command {
+pub(crate) enum Command<A: Applier> {
     /// Apply this in the next batch's transaction; answer it after the commit.
-    Request(Box<dyn Request>),
+    Request(Box<dyn Request<A>>),
     /// Finish the current batch, refuse what is still queued, exit.
     Stop,
 }
 
-impl std::fmt::Debug for Command {
+impl<A: Applier> std::fmt::Debug for Command<A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Command::Request(_) => "Request",
@@ -89,22 +62,34 @@ pub struct WriterState {
     pub closed: AtomicBool,
 }
 
-/// Cheap, cloneable access to the writer for callers.
-#[derive(Debug, Clone)]
-pub struct LogHandle {
-    tx: mpsc::Sender<Command>,
+/// Cheap, cloneable access to the writer for callers, whose requests run with the applier
+/// `A` the log was started with.
+pub struct LogHandle<A: Applier> {
+    tx: mpsc::Sender<Command<A>>,
     pub state: Arc<WriterState>,
 }
 
-impl LogHandle {
+impl<A: Applier> Clone for LogHandle<A> {
+    fn clone(&self) -> Self {
+        LogHandle { tx: self.tx.clone(), state: self.state.clone() }
+    }
+}
+
+impl<A: Applier> std::fmt::Debug for LogHandle<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogHandle").field("state", &self.state).finish_non_exhaustive()
+    }
+}
+
+impl<A: Applier> LogHandle<A> {
     /// Appends events; returns their sequence numbers once they are durable.
-    pub async fn append(&self, events: Vec<NewEvent>) -> Result<Vec<u64>, AppendError> {
-        self.request(events, super::txn::apply_events).await
+    pub async fn append(&self, events: Vec<NewEvent<A::Event>>) -> Result<Vec<u64>, AppendError> {
+        self.request(events, super::txn::apply_events::<A>).await
     }
 
     /// Has the writer apply `input` with `apply` in its next transaction; returns the
     /// outcome once that transaction is durable (or the refusal).
-    pub(crate) async fn request<Q, O>(&self, input: Q, apply: ApplyFn<Q, O>) -> Result<O, AppendError>
+    pub async fn request<Q, O>(&self, input: Q, apply: ApplyFn<Q, O, A>) -> Result<O, AppendError>
     where
         Q: Send + 'static,
         O: Send + 'static,
@@ -119,7 +104,7 @@ impl LogHandle {
         self.tx.max_capacity() - self.tx.capacity()
     }
 
-    async fn send(&self, command: Command) -> Result<(), AppendError> {
+    async fn send(&self, command: Command<A>) -> Result<(), AppendError> {
         if self.state.closed.load(Ordering::Acquire) {
             return Err(AppendError::Unavailable);
         }
@@ -132,7 +117,7 @@ impl LogHandle {
 }
 
 /// Everything the writer thread owns.
-pub(crate) struct Writer {
+pub(crate) struct Writer<A: Applier> {
     pub db: Arc<Database>,
     pub site: Site,
     pub guard: DiskGuard,
@@ -140,10 +125,12 @@ pub(crate) struct Writer {
     pub metrics: Arc<Metrics>,
     pub state: Arc<WriterState>,
     pub next_seq: u64,
-    pub policy: super::txn::Policy,
+    pub clock: Clock,
+    /// What the layer above does with every appended event and at the end of every batch.
+    pub applier: A,
 }
 
-pub(crate) fn channel(depth: usize, last_seq: u64) -> (LogHandle, mpsc::Receiver<Command>) {
+pub(crate) fn channel<A: Applier>(depth: usize, last_seq: u64) -> (LogHandle<A>, mpsc::Receiver<Command<A>>) {
     let (tx, rx) = mpsc::channel(depth);
     let state = Arc::new(WriterState {
         failed: CancellationToken::new(),
@@ -154,9 +141,9 @@ pub(crate) fn channel(depth: usize, last_seq: u64) -> (LogHandle, mpsc::Receiver
     (LogHandle { tx, state }, rx)
 }
 
-impl Writer {
+impl<A: Applier> Writer<A> {
     /// The thread's body: batches until stopped, all handles dropped, or a commit fails.
-    pub fn run(mut self, mut rx: mpsc::Receiver<Command>) -> Result<(), WriterFailure> {
+    pub fn run(mut self, mut rx: mpsc::Receiver<Command<A>>) -> Result<(), WriterFailure> {
         let _panic_guard = FailOnPanic(self.state.clone());
         let mut batch = Vec::with_capacity(self.max_batch);
         let mut stop = false;
@@ -182,7 +169,7 @@ impl Writer {
     }
 
     /// Refuses everything still queued and marks the writer closed.
-    fn close(&self, rx: &mut mpsc::Receiver<Command>) {
+    fn close(&self, rx: &mut mpsc::Receiver<Command<A>>) {
         self.state.closed.store(true, Ordering::Release);
         rx.close();
         while let Ok(command) = rx.try_recv() {
@@ -193,9 +180,9 @@ impl Writer {
     }
 
     /// Applies and commits one batch, then answers it. On error nobody gets a success.
-    fn commit_batch(&mut self, batch: &mut Vec<Command>) -> Result<(), WriterFailure> {
+    fn commit_batch(&mut self, batch: &mut Vec<Command<A>>) -> Result<(), WriterFailure> {
         let started = Instant::now();
-        let mut requests: Vec<Box<dyn Request>> = batch
+        let mut requests: Vec<Box<dyn Request<A>>> = batch
             .drain(..)
             .filter_map(|c| match c {
                 Command::Request(r) => Some(r),
@@ -252,16 +239,16 @@ impl Writer {
     fn apply(
         &mut self,
         txn: &redb::WriteTransaction,
-        requests: &mut [Box<dyn Request>],
+        requests: &mut [Box<dyn Request<A>>],
         reserve: Result<(), AppendError>,
     ) -> Result<bool, redb::Error> {
-        let mut t = Txn::new(txn, &self.site, &self.metrics, reserve, &mut self.next_seq, &self.policy);
+        let now = (self.clock)();
+        let mut t = Txn::new(txn, &self.site, &self.metrics, reserve, &mut self.next_seq, now, &self.applier);
         for request in requests.iter_mut() {
             request.apply(&mut t)?;
         }
         if t.dirty {
-            let last = t.next_seq() - 1;
-            crate::projections::finish(&mut t.tables, t.site, last)?;
+            t.finish()?;
         }
         Ok(t.dirty)
     }

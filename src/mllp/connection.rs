@@ -1,4 +1,6 @@
-//! One MLLP connection: frames in, acknowledgements out, one message in flight.
+//! One MLLP connection: frames in, acknowledgements out, one message in flight. Reading a
+//! frame (timeouts, the foreign-protocol sniff) is here; what a frame is answered with is
+//! [`super::message`].
 //!
 //! Latency with real senders: most interface engines leave Nagle's algorithm on and write a
 //! frame in several pieces. The second piece then waits for the receiver's TCP ACK of the
@@ -9,22 +11,15 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::codec::Decoder;
 
 use super::codec::{CodecError, Frame, MllpCodec, encode_frame};
-use super::server::MllpContext;
-use crate::hl7::ack::{self, AckCode};
-use crate::hl7::{self, ErrorDetail, Received};
-use crate::log::{AppendError, Hl7Outcome, NewEvent};
-
-/// HL7 table 0357: application internal error — used for "could not take it now".
-const APPLICATION_ERROR: u16 = 207;
-/// HL7 table 0357: segment sequence error — used when the frame is too large to read.
-const SEGMENT_SEQUENCE_ERROR: u16 = 100;
+use super::context::MllpContext;
+use super::message::Messages;
 /// Initial read buffer; grows up to the frame limit only for large messages.
 const READ_CHUNK: usize = 16 * 1024;
 /// How long a `0x1C` that ended a read waits for its `0x0D` before it is taken as the end
@@ -90,10 +85,11 @@ impl<'a, S: MllpStream> Connection<'a, S> {
                 _ = ctx.shutdown.cancelled() => Input::Closed,
             };
             let Input::Frame(frame) = input else { break };
+            let messages = Messages { ctx, peer: self.peer };
             let answer = match frame {
-                Frame::Message(payload) => self.handle_message(payload).await,
-                Frame::Oversized { head, len } => self.oversized(&head, len),
-                Frame::Malformed { head, len } => self.malformed(&head, len),
+                Frame::Message(payload) => messages.handle(payload).await,
+                Frame::Oversized { head, len } => messages.oversized(&head, len),
+                Frame::Malformed { head, len } => messages.malformed(&head, len),
             };
             if let Some(ack) = answer {
                 let mut out = BytesMut::with_capacity(ack.len() + 3);
@@ -198,106 +194,6 @@ impl<'a, S: MllpStream> Connection<'a, S> {
         self.ctx.metrics.frame_rejected(reason);
         tracing::warn!(peer = %self.peer, error = %error, "MLLP input rejected");
     }
-
-    /// Parses, stores and answers one message. `None`: the sender asked for no answer.
-    async fn handle_message(&mut self, payload: Bytes) -> Option<Vec<u8>> {
-        let received = match hl7::read(&payload, &self.ctx.read_options) {
-            Ok(received) => received,
-            Err(rejection) => {
-                self.ctx.metrics.frame_rejected("malformed");
-                tracing::warn!(peer = %self.peer, code = rejection.error.code, reason = %rejection.error.text, "HL7 message refused (AE)");
-                return self.answer(rejection.header.as_ref(), "unparsed", AckCode::Error, Some(&rejection.error));
-            }
-        };
-        let message_type = received.summary.message_type();
-        if self.ctx.shutdown.is_cancelled() {
-            let error = unavailable("the receiver is shutting down; send again later");
-            return self.answer(Some(&received.header), &message_type, AckCode::Reject, Some(&error));
-        }
-        let ack = self.answer(Some(&received.header), &message_type, AckCode::Accept, None);
-        let request = self.append_request(&payload, &received, ack.clone().unwrap_or_default());
-        match self.ctx.log.append_hl7(request).await {
-            Ok(Hl7Outcome::Stored { seq, conflicts_with }) => {
-                tracing::debug!(peer = %self.peer, seq, control_id = received.control_id(), message_type, "HL7 message stored");
-                if let Some(first) = conflicts_with {
-                    tracing::warn!(peer = %self.peer, seq, first, control_id = received.control_id(), "control id reused with different content; stored and flagged");
-                }
-                self.count(&message_type, &received, AckCode::Accept);
-                self.ctx.app_acks.note(&received.header, self.peer);
-                ack
-            }
-            Ok(Hl7Outcome::Duplicate { seq, ack }) => {
-                tracing::info!(peer = %self.peer, seq, control_id = received.control_id(), "re-sent HL7 message answered with its stored ACK");
-                self.count(&message_type, &received, AckCode::Accept);
-                (!ack.is_empty()).then_some(ack)
-            }
-            Err(e) => {
-                tracing::warn!(peer = %self.peer, control_id = received.control_id(), error = %e, "HL7 message not stored (AR)");
-                let error = unavailable(&refusal_text(&e));
-                self.answer(Some(&received.header), &message_type, AckCode::Reject, Some(&error))
-            }
-        }
-    }
-
-    /// Builds an acknowledgement; counts it unless it is the optimistic AA built before
-    /// the commit (counted once the commit returned).
-    fn answer(
-        &self,
-        header: Option<&hl7::Header>,
-        message_type: &str,
-        code: AckCode,
-        error: Option<&ErrorDetail>,
-    ) -> Option<Vec<u8>> {
-        let ack = ack::build(header, code, error, &self.ctx.ack_ids.next(), jiff::Timestamp::now());
-        if code != AckCode::Accept {
-            self.ctx.metrics.hl7_answered(message_type, ack_label(header, code));
-        }
-        ack
-    }
-
-    fn count(&self, message_type: &str, received: &Received, code: AckCode) {
-        self.ctx.metrics.hl7_answered(message_type, ack_label(Some(&received.header), code));
-        if received.summary.charset_fallback {
-            self.ctx.metrics.hl7_charset_fallbacks.inc();
-        }
-    }
-
-    fn append_request(&self, payload: &[u8], received: &Received, ack: Vec<u8>) -> NewEvent {
-        crate::log::received_event(payload, received, &self.peer.to_string(), ack)
-    }
-
-    /// A frame over `max_message_bytes`: refused with AE (the sender must not re-send it
-    /// unchanged).
-    fn oversized(&self, head: &[u8], len: usize) -> Option<Vec<u8>> {
-        let limit = self.ctx.config.max_message_bytes;
-        tracing::warn!(peer = %self.peer, len, limit, "MLLP frame over the size limit refused (AE)");
-        self.refuse_frame(head, "oversized", format!("message of {len} bytes exceeds the limit of {limit} bytes"))
-    }
-
-    /// A frame with a stray `0x1C` inside: what reached us is not the message that was
-    /// sent, so it is refused with AE rather than stored truncated.
-    fn malformed(&self, head: &[u8], len: usize) -> Option<Vec<u8>> {
-        tracing::warn!(peer = %self.peer, len, "MLLP frame with an end-block byte inside the message refused (AE)");
-        let text = "the frame holds an MLLP end-block byte (0x1C) inside the message; it was not stored";
-        self.refuse_frame(head, "malformed_frame", text.to_owned())
-    }
-
-    /// Answers AE for a frame that was not read as a message, naming it by whatever MSH the
-    /// head of the frame holds.
-    fn refuse_frame(&self, head: &[u8], reason: &str, text: String) -> Option<Vec<u8>> {
-        self.ctx.metrics.frame_rejected(reason);
-        let error = ErrorDetail { code: SEGMENT_SEQUENCE_ERROR, location: None, text };
-        self.answer(header_of(head).as_ref(), reason, AckCode::Error, Some(&error))
-    }
-}
-
-/// The MSH of a frame whose body we did not keep: parse just its first segment.
-fn header_of(head: &[u8]) -> Option<hl7::Header> {
-    let end = head.iter().position(|&b| b == b'\r' || b == b'\n').unwrap_or(head.len());
-    match hl7::read(&head[..end], &hl7::ReadOptions::default()) {
-        Ok(received) => Some(received.header),
-        Err(rejection) => rejection.header,
-    }
 }
 
 /// A protocol other than MLLP, recognised by a connection's first bytes.
@@ -319,23 +215,4 @@ fn foreign_protocol(first: &[u8]) -> Option<Foreign> {
         return Some(Foreign { metric: "http_on_mllp_port", text: "HTTP request on the MLLP port" });
     }
     None
-}
-
-fn unavailable(text: &str) -> ErrorDetail {
-    ErrorDetail { code: APPLICATION_ERROR, location: None, text: text.to_owned() }
-}
-
-fn refusal_text(e: &AppendError) -> String {
-    match e {
-        AppendError::DiskReserve { .. } => {
-            "message not stored: the receiver's free disk space is below its disk reserve; send again later".into()
-        }
-        AppendError::Unavailable => "message not stored: the receiver cannot store now; send again later".into(),
-        AppendError::Encode(_) => "message not stored: internal encoding error; send again later".into(),
-    }
-}
-
-/// The MSA-1 code sent (CA/CE/CR in enhanced mode), for the metrics.
-fn ack_label(header: Option<&hl7::Header>, code: AckCode) -> &'static str {
-    code.msa_code(header.is_some_and(hl7::Header::is_enhanced_mode))
 }

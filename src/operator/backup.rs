@@ -19,8 +19,8 @@ use std::time::Instant;
 
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
-use crate::log::snapshot::{self, check_file, instance_files};
-use crate::log::store::EVENTS;
+use super::snapshot::{self, check_file, instance_files};
+use crate::log::{EVENTS, is_relative_inside};
 
 /// The database's name in a backup (as in the state directory).
 pub const DATABASE: &str = "zenedge.redb";
@@ -45,13 +45,13 @@ pub struct BackupSummary {
 
 /// `zenedge backup`: exit 0 for a complete, checked copy; 1 otherwise; 78 for a bad config.
 pub fn run_command(config: &Path, to: &Path) -> ExitCode {
-    let config = match super::load_config(config) {
+    let config = match crate::cli::load_config(config) {
         Ok(c) => c,
         Err(code) => return code,
     };
     let Some(token) = config.http.operator_token.as_deref() else {
         eprintln!("zenedge backup: the daemon serves backups to operators only: set http.operator_token");
-        return ExitCode::from(super::EXIT_CONFIG);
+        return ExitCode::from(crate::cli::EXIT_CONFIG);
     };
     match backup(super::daemon_address(&config), token, to) {
         Ok(summary) => {
@@ -135,7 +135,7 @@ fn extract(stream: impl Read, to: &Path) -> io::Result<(u64, u64)> {
         let name = entry.path()?.to_string_lossy().into_owned();
         let expected = name == DATABASE || name.starts_with("instances/");
         let kind = entry.header().entry_type();
-        if !(kind.is_file() || kind.is_gnu_sparse()) || !expected || !snapshot::is_relative_inside(&name) {
+        if !(kind.is_file() || kind.is_gnu_sparse()) || !expected || !is_relative_inside(&name) {
             return Err(io::Error::new(io::ErrorKind::InvalidData, format!("unexpected entry {name:?}")));
         }
         let target = if name == DATABASE { to.join(format!("{DATABASE}.part")) } else { to.join(&name) };
@@ -187,7 +187,7 @@ pub(super) fn head(db: &impl ReadableDatabase) -> Result<(u64, u64), redb::Error
 pub(super) fn check_instances(
     db: &impl ReadableDatabase,
     state_dir: &Path,
-) -> Result<BackupSummary, crate::log::SnapshotError> {
+) -> Result<BackupSummary, snapshot::SnapshotError> {
     let mut summary = BackupSummary::default();
     let mut after = 0;
     loop {

@@ -32,7 +32,7 @@ pub enum EventsError {
 
 /// `zenedge events`.
 pub fn run_command(config: &Path, after: Option<u64>, follow: bool) -> ExitCode {
-    let config = match super::load_config(config) {
+    let config = match crate::cli::load_config(config) {
         Ok(c) => c,
         Err(code) => return code,
     };

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 /// `zenedge sync fork`.
 pub fn run_command(config: &Path) -> ExitCode {
-    let config = match super::load_config(config) {
+    let config = match crate::cli::load_config(config) {
         Ok(c) => c,
         Err(code) => return code,
     };

@@ -1,41 +1,49 @@
-//! Operator tools that work beside the daemon: `zenedge backup`, `events`, `dead-letters` and
-//! `sync fork` talk to the running daemon over its HTTP API (at the config's `http.listen`, as
-//! `zenedge status` does); `zenedge restore` puts a backup in place while the daemon is
-//! stopped; [`progress`] is the bar of `zenedge rebuild` and `verify`.
+//! Operator tools that work beside the daemon.
+//!
+//! * `zenedge status` ([`status`]), `backup` ([`backup`]), `events` ([`events`]),
+//!   `dead-letters` ([`dead_letters`]) and `sync fork` ([`fork`]) talk to the running daemon
+//!   over its HTTP API, at the config's `http.listen` (an unspecified address is reached on
+//!   loopback).
+//! * `zenedge restore` ([`restore`]), `rebuild` and `verify` ([`rebuild`]) work on the database
+//!   of a stopped daemon; [`progress`] is the bar of rebuild and verify.
+//! * [`snapshot`] is the daemon's side of a backup: one consistent copy of the database, and
+//!   the instance files its events name, each checked against its event.
+//!
+//! Every command loads its config with [`crate::cli::load_config`] (exit 78 when unusable).
 
 pub mod backup;
 pub mod dead_letters;
 pub mod events;
 pub mod fork;
 pub mod progress;
+pub mod rebuild;
 pub mod restore;
+pub mod snapshot;
+pub mod status;
 
-use std::net::SocketAddr;
-use std::path::Path;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use crate::cli::EXIT_CONFIG;
 use crate::config::Config;
-use crate::log::store::fsync_dir;
+use crate::log::fsync_dir;
 
-/// Exit code of an unusable configuration (as `check-config`).
-const EXIT_CONFIG: u8 = 78;
 /// How long to wait for the daemon to accept a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The config, or the exit code after printing its problems.
-pub(crate) fn load_config(path: &Path) -> Result<Config, ExitCode> {
-    Config::load(path).map_err(|e| {
-        for line in e.to_string().lines() {
-            eprintln!("{}: {line}", path.display());
-        }
-        ExitCode::from(EXIT_CONFIG)
-    })
-}
-
 /// Where the daemon of `config` answers (an unspecified address on loopback).
 fn daemon_address(config: &Config) -> SocketAddr {
-    crate::sync::status::local_address(config.http.listen)
+    local_address(config.http.listen)
+}
+
+/// Where to reach a daemon listening on `listen`: an unspecified address on loopback.
+pub fn local_address(listen: SocketAddr) -> SocketAddr {
+    match listen.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::new(Ipv4Addr::LOCALHOST.into(), listen.port()),
+        IpAddr::V6(ip) if ip.is_unspecified() => SocketAddr::new(Ipv6Addr::LOCALHOST.into(), listen.port()),
+        _ => listen,
+    }
 }
 
 /// A client for the local daemon: no proxy, statuses as values, no overall timeout (a backup
@@ -95,3 +103,6 @@ fn error_text(status: u16, body: &str) -> String {
         .unwrap_or_else(|| body.trim().to_owned());
     format!("the daemon answered {status}: {message}")
 }
+
+#[cfg(test)]
+mod tests;

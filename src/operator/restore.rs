@@ -43,7 +43,7 @@ const SIDE_PREFIX: &str = ".restore-";
 
 /// `zenedge restore`: exit 0 when the copy is in place and checked, 1 otherwise.
 pub fn run_command(from: &Path, config: &Path, force: bool) -> ExitCode {
-    let config = match super::load_config(config) {
+    let config = match crate::cli::load_config(config) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -108,7 +108,7 @@ fn fill(from: &Path, source: &Path, side: &Path, config: &Config) -> Result<Back
         .and_then(|_| super::fsync_dir(side))
         .map_err(|e| format!("cannot write {}: {e}", copy.display()))?;
     let db = crate::projections::rebuild::open(&copy, &config.site, config.store.cache_size)?;
-    crate::log::mark_restored(&db, jiff::Timestamp::now())
+    crate::sync::cursor::mark_restored(&db, jiff::Timestamp::now())
         .map_err(|e| format!("cannot mark the copy as restored: {e}"))?;
     let mut summary = check_instances(&db, side).map_err(|e| e.to_string())?;
     (summary.events, summary.last_seq) = head(&db).map_err(|e| e.to_string())?;

@@ -5,10 +5,11 @@
 use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
-use super::Meta;
-use crate::domain::{PatientCaseClassified, PatientCaseConsolidated, PatientCaseCreated, PatientsMerged};
-use crate::log::store::Key3;
-use crate::log::txn::{Tables, corrupt};
+use super::Tables;
+use super::tables::Key3;
+use crate::events::{PatientCaseClassified, PatientCaseConsolidated, PatientCaseCreated, PatientsMerged};
+use crate::log::Meta;
+use crate::log::corrupt;
 
 /// Merge chains longer than this are cut (a loop of merges must not hang the writer).
 const MAX_ALIAS_HOPS: usize = 16;

@@ -5,9 +5,10 @@ use jiff::Timestamp;
 use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
+use super::Tables;
 use crate::config::Site;
-use crate::domain::{InstanceFileDeleted, InstanceStored, StudyCompleted};
-use crate::log::txn::{Tables, corrupt};
+use crate::events::{InstanceFileDeleted, InstanceStored, StudyCompleted};
+use crate::log::corrupt;
 
 /// The value of a `dicom_instances` row: the latest stored version of a SOP instance.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -111,7 +112,7 @@ pub(crate) fn apply_instance(
     let (tenant, hospital) = (site.tenant_id.as_str(), site.hospital_id.as_str());
     let row = InstanceRow {
         seq,
-        dataset_sha256: hex_to_bytes(&i.sha256),
+        dataset_sha256: crate::ids::hex_to_bytes(&i.sha256),
         file_path: i.file_path.clone(),
         study_instance_uid: i.study_instance_uid.clone(),
         series_instance_uid: i.series_instance_uid.clone(),
@@ -196,12 +197,4 @@ fn fill(slot: &mut Option<String>, value: &Option<String>) {
     if slot.is_none() {
         slot.clone_from(value);
     }
-}
-
-/// The digest bytes of a hex string (invalid digits read as zero: the hex came from us).
-pub(crate) fn hex_to_bytes(hex: &str) -> Vec<u8> {
-    hex.as_bytes()
-        .chunks(2)
-        .map(|pair| pair.iter().fold(0u8, |acc, &c| acc << 4 | (c as char).to_digit(16).unwrap_or(0) as u8))
-        .collect()
 }

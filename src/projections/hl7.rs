@@ -3,9 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::Tables;
 use crate::config::Site;
-use crate::domain::Hl7MessageReceived;
-use crate::log::txn::{Tables, corrupt};
+use crate::events::Hl7MessageReceived;
+use crate::log::corrupt;
 
 /// The value of an `hl7_dedupe` row.
 #[derive(Debug, Serialize, Deserialize)]

@@ -15,12 +15,13 @@
 use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
-use super::Meta;
-use crate::domain::{
+use super::Tables;
+use crate::events::{
     FieldChange, Hl7MessageReceived, Hl7MessageUpdated, OrderCreated, StudyCompleted, StudyMatched, StudyUnmatched,
 };
 use crate::hl7::summary::{CodedValue, Physician};
-use crate::log::txn::{Tables, corrupt};
+use crate::log::Meta;
+use crate::log::corrupt;
 
 /// ORC-1 values that change or cancel an existing order instead of placing one.
 pub(crate) const CHANGE_CONTROLS: &[&str] = &["XO", "SC", "CA", "DC", "OC"];
@@ -344,7 +345,7 @@ pub(crate) fn is_pair(t: &mut Tables<'_>, m: &Meta<'_>, study: &str, order_id: &
 
 /// Entries of a 4-part-key table under `(tenant, hospital, first)`, as the last key part.
 pub(crate) fn under<V: redb::Value + 'static>(
-    table: &redb::Table<'_, crate::log::store::Key4, V>,
+    table: &redb::Table<'_, super::tables::Key4, V>,
     m: &Meta<'_>,
     first: &str,
 ) -> Result<Vec<String>, redb::Error> {

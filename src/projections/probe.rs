@@ -5,9 +5,10 @@ use std::time::{Duration, Instant};
 
 use redb::Database;
 
-use super::{Meta, orders};
+use super::Tables;
+use super::orders;
 use crate::config::Site;
-use crate::log::txn::Tables;
+use crate::log::Meta;
 
 /// Runs the matching lookup for each accession in one write transaction (as the writer
 /// does; aborted afterwards, nothing changes) and returns how long each took, with the

@@ -1,5 +1,10 @@
-//! `zenedge rebuild` and `zenedge verify`: projections from the log alone.
+//! Projections from the log alone: catching up at start, `zenedge rebuild` and `zenedge verify`.
 //!
+//! * **catch-up** ([`catch_up`]): when the log is opened, before its writer applies anything
+//!   new, any projection whose checkpoint is behind the log's head (an upgrade added or
+//!   reshaped one, a rebuild was interrupted) is rebuilt. The composition root calls it
+//!   between opening the file and starting the writer ([`open_log`] does the same for tools
+//!   and tests).
 //! * **rebuild** drops every projection table and replays the log through
 //!   [`super::apply`], in write transactions of [`CHUNK`] events, committed durably. A digest
 //!   of the projections is printed before and after: equal digests mean the projections were
@@ -16,11 +21,14 @@ use redb::backends::InMemoryBackend;
 use redb::{Database, ReadableDatabase, ReadableTable, TableHandle};
 use sha2::{Digest, Sha256};
 
+use std::sync::Arc;
+
+use super::tables::*;
+use super::{Projections, Tables};
 use crate::config::Site;
-use crate::log::Envelope;
-use crate::log::envelope::DecodeError;
-use crate::log::store::*;
-use crate::log::txn::Tables;
+use crate::events::{DecodeError, Envelope};
+use crate::log::{EVENTS, FaultInjector, Log, LogOptions, Meta, OpenError, Schema, Store};
+use crate::telemetry::Metrics;
 
 /// Events replayed per write transaction.
 pub const CHUNK: u64 = 1 << 16;
@@ -78,7 +86,7 @@ fn table_digest<K: redb::Key + 'static, V: redb::Value + 'static>(
         hash.update(v.as_ref());
         rows += 1;
     }
-    Ok(TableDigest { table: name, rows, sha256: crate::domain::hex(&hash.finalize()) })
+    Ok(TableDigest { table: name, rows, sha256: crate::ids::hex(&hash.finalize()) })
 }
 
 /// One digest of everything, for printing.
@@ -88,7 +96,7 @@ pub fn overall(digests: &[TableDigest]) -> String {
         hash.update(d.table.as_bytes());
         hash.update(d.sha256.as_bytes());
     }
-    crate::domain::hex(&hash.finalize())
+    crate::ids::hex(&hash.finalize())
 }
 
 /// Drops every projection and replays the log; `progress(done, total)` after each chunk.
@@ -172,7 +180,7 @@ fn replay(
                         .recv()
                         .map_err(|_| storage(redb::StorageError::Corrupted("the log reader stopped".into())))??;
                     for envelope in &batch {
-                        let meta = super::Meta {
+                        let meta = Meta {
                             site,
                             seq: envelope.seq,
                             event_id: envelope.event_id,
@@ -258,7 +266,7 @@ pub fn open(path: &Path, site: &Site, cache_size: usize) -> Result<Database, Str
     if !path.exists() {
         return Err(format!("{} does not exist", path.display()));
     }
-    crate::log::store::open(path, site, cache_size, None).map_err(|e| {
+    crate::log::store::open(path, site, cache_size, &super::schema(), None).map_err(|e| {
         let text = e.to_string();
         if text.contains("already open") {
             format!("{} is in use: stop the daemon first (systemctl stop zenedge)", path.display())
@@ -266,4 +274,39 @@ pub fn open(path: &Path, site: &Site, cache_size: usize) -> Result<Database, Str
             text
         }
     })
+}
+
+/// Rebuilds the projections when any checkpoint is behind the log (an upgrade added a
+/// projection, a rebuild was interrupted), before the writer applies anything new to them.
+pub fn catch_up(store: &Store) -> Result<(), OpenError> {
+    let db_err = |e: redb::Error| OpenError::Database { path: store.path().to_owned(), source: Box::new(e) };
+    let flatten = |e: RebuildError| match e {
+        RebuildError::Storage(e) => db_err(e),
+        other => db_err(redb::StorageError::Corrupted(other.to_string()).into()),
+    };
+    let head = store.last_seq();
+    let behind = behind(store.database(), head).map_err(flatten)?;
+    if behind.is_empty() {
+        return Ok(());
+    }
+    tracing::warn!(head, ?behind, "projections are behind the log; rebuilding them from the log");
+    let started = std::time::Instant::now();
+    rebuild(store.database(), store.site(), |done, total| tracing::info!(done, total, "rebuilding projections"))
+        .map_err(flatten)?;
+    tracing::info!(events = head, seconds = started.elapsed().as_secs_f64(), "projections rebuilt");
+    Ok(())
+}
+
+/// Opens the log as the daemon does, for tools and tests: the file with `schema` (the
+/// projections' own, or with other layers' tables added), the projections caught up, then the
+/// writer applying them.
+pub fn open_log(
+    options: &LogOptions,
+    schema: Schema,
+    metrics: Arc<Metrics>,
+    faults: Option<FaultInjector>,
+) -> Result<Log<Projections>, OpenError> {
+    let store = Store::open(options, schema, faults)?;
+    catch_up(&store)?;
+    store.start(Projections, metrics)
 }

@@ -75,32 +75,39 @@
 //!
 //! # What is in redb
 //!
-//! The cursor and the dead letters ([`crate::log::DeadLetter`]), the epoch and the restore
-//! mark ([`crate::log::sync_meta`]); none is a projection, so `zenedge rebuild` and `verify`
+//! The cursor, the epoch and the restore mark ([`cursor`]) and the dead letters
+//! ([`dead_letters`]); none is a projection, so `zenedge rebuild` and `verify`
 //! leave them alone. Counters, the breaker's state, a divergence and the cursor the hub
 //! confirmed in this process are in memory ([`SyncShared`]) and start afresh with the process.
 
+pub mod batch;
 mod breaker;
 pub mod client;
+pub mod cursor;
+pub mod dead_letters;
 pub mod history;
 pub mod state;
-pub mod status;
 pub mod tls;
 pub mod wire;
 mod worker;
-
-#[cfg(test)]
-mod worker_tests;
 
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+pub use batch::RawBatch;
 pub use breaker::{BreakerState, backoff, ceiling};
 pub use client::{Batch, Failure, FailureKind, HttpTransport, Outcome, Reported, Transport};
+pub use cursor::SyncEpoch;
+pub use dead_letters::{DeadLetter, DeadLetterAction, DeadLetterCounts, DeadLetterStatus, Refusal};
 pub use history::Divergence;
 pub use state::{ForkDone, SyncReport, SyncShared, SyncStatus};
 pub use worker::WorkerParts;
+
+/// The tables the sync keeps besides rows of `meta`, for the file's schema.
+pub fn tables() -> Vec<crate::log::TableSpec> {
+    vec![dead_letters::table_spec()]
+}
 
 /// How long shutdown waits for the sync thread (a request in flight cannot be interrupted).
 pub const STOP_GRACE: Duration = Duration::from_secs(2);

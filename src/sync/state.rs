@@ -2,7 +2,7 @@
 //! `/api/v1/status` and the metrics), a way to wake it when an operator queued a redelivery
 //! or asked for a fork, and the cursor the hub confirmed in this process (what retention may
 //! rely on). The durable state (cursor, epoch, dead letters) is in redb, see
-//! [`crate::log::DeadLetter`] and [`crate::log::sync_meta`].
+//! [`super::cursor`] and [`super::dead_letters`].
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,8 +12,8 @@ use serde::Serialize;
 use tokio::sync::oneshot;
 
 use super::breaker::BreakerState;
+use super::dead_letters::DeadLetterCounts;
 use super::history::Divergence;
-use crate::log::DeadLetterCounts;
 use crate::telemetry::Metrics;
 
 /// What a fork did: the new epoch, where it forks, and how many events it will carry.

@@ -15,13 +15,16 @@ use tokio::runtime::Handle;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use super::batch::{self, RawBatch};
 use super::breaker::{self, Breaker};
 use super::client::{Batch, Failure, FailureKind, Outcome, Transport};
+use super::cursor::{self, SyncEpoch};
 use super::history::Divergence;
 use super::state::SyncShared;
 use super::wire;
 use crate::config::SyncConfig;
-use crate::log::{LogHandle, LogReader, RawBatch, SyncEpoch};
+use crate::log::{LogHandle, LogReader};
+use crate::projections::Projections;
 use crate::telemetry::Metrics;
 
 /// gzip level of batch bodies: msgpack of text compresses well already at 1, and level 1
@@ -32,7 +35,7 @@ pub(super) const GZIP_LEVEL: u32 = 1;
 pub struct WorkerParts {
     pub config: SyncConfig,
     pub transport: Box<dyn Transport>,
-    pub log: LogHandle,
+    pub log: LogHandle<Projections>,
     pub reader: LogReader,
     pub metrics: Arc<Metrics>,
     pub shared: Arc<SyncShared>,
@@ -70,7 +73,7 @@ fn prepare(
     limit: usize,
     max_bytes: usize,
 ) -> Result<Prepared, crate::log::ReadError> {
-    let raw = reader.sync_batch(after, limit, max_bytes)?;
+    let raw = batch::read(reader, after, limit, max_bytes)?;
     let batch = Batch {
         epoch,
         prev_event_id: raw.prev_event_id,
@@ -111,7 +114,7 @@ impl From<Failure> for StepError {
 pub(super) struct Worker {
     config: SyncConfig,
     transport: Box<dyn Transport>,
-    log: LogHandle,
+    log: LogHandle<Projections>,
     reader: LogReader,
     metrics: Arc<Metrics>,
     shared: Arc<SyncShared>,
@@ -179,9 +182,9 @@ impl Worker {
 
     /// Reads the cursor, the epoch and the restore mark.
     fn load(&mut self) -> Result<(), crate::log::ReadError> {
-        let cursor = self.reader.sync_cursor()?;
-        let epoch = self.reader.sync_epoch()?;
-        let restored_at = self.reader.restored_at()?;
+        let cursor = cursor::cursor(&self.reader)?;
+        let epoch = cursor::epoch(&self.reader)?;
+        let restored_at = cursor::restored_at(&self.reader)?;
         self.persisted = cursor;
         self.set_cursor(cursor);
         self.epoch = epoch;
@@ -344,7 +347,7 @@ impl Worker {
     /// Persists the cursor at `at` (through the writer); only then moves it.
     fn advance(&mut self, at: u64) -> Result<(), StepError> {
         self.settle()?;
-        if let Err(e) = self.block_on(self.log.set_sync_cursor(at)) {
+        if let Err(e) = self.block_on(cursor::set_cursor(&self.log, at)) {
             return Err(self.write_failed(at, e.to_string()));
         }
         self.persisted = at;
@@ -359,7 +362,7 @@ impl Worker {
     fn advance_overlapped(&mut self, at: u64) -> Result<(), StepError> {
         self.settle()?;
         let log = self.log.clone();
-        self.pending_write = Some((at, self.runtime.spawn(async move { log.set_sync_cursor(at).await })));
+        self.pending_write = Some((at, self.runtime.spawn(async move { cursor::set_cursor(&log, at).await })));
         self.moved_to(at);
         Ok(())
     }
@@ -474,3 +477,6 @@ fn recorded_at(bytes: &[u8]) -> Option<Timestamp> {
     }
     rmp_serde::from_slice::<Head>(bytes).ok().map(|h| h.recorded_at)
 }
+
+#[cfg(test)]
+mod tests;

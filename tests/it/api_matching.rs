@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::TestDaemon;
-use crate::support::dataset::{Instance, dataset};
+use crate::support::dataset::Instance;
 use crate::support::hl7msg::{ack_code, orm, orm_corrected};
-use crate::support::scu::{self, CT_IMAGE_STORAGE, EXPLICIT_LE};
+use crate::support::scu::store_all;
 use crate::support::sse;
+use crate::support::{TestDaemon, eventually};
 
 /// Studies complete 100 ms after their last instance.
 const QUICK: &str = "[dicom]\nstable_after = \"100ms\"\n";
@@ -24,31 +24,17 @@ async fn store_study(d: &TestDaemon, study: u32, count: u32) -> String {
 
 /// Stores instances `numbers` of study `study` (one series) over one association.
 async fn store_instances(d: &TestDaemon, study: u32, numbers: std::ops::RangeInclusive<u32>) -> String {
-    let addr = d.dicom;
-    tokio::task::spawn_blocking(move || {
-        let mut scu = scu::connect_ct(addr, EXPLICIT_LE);
-        for n in numbers {
-            let i = Instance::ct(study, 1, n);
-            assert_eq!(scu.store(CT_IMAGE_STORAGE, &i.sop, &dataset(&i, EXPLICIT_LE), 16_000).status, 0);
-        }
-        scu.release();
-    })
-    .await
-    .unwrap();
+    store_all(d.dicom, numbers.map(|n| Instance::ct(study, 1, n)).collect()).await;
     Instance::ct(study, 1, 1).study
 }
 
 /// Polls `path` until `ready` holds for its JSON; fails after 20 s with the last answer.
 async fn wait_for(d: &TestDaemon, path: &str, ready: impl Fn(&Value) -> bool) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
+    eventually(&format!("{path} to get ready"), Duration::from_secs(20), || async {
         let r = d.get(path).await;
-        if r.status == 200 && ready(&r.json()) {
-            return r.json();
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{path} never got ready: {} {}", r.status, r.body);
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+        if r.status == 200 && ready(&r.json()) { Ok(r.json()) } else { Err(format!("{} {}", r.status, r.body)) }
+    })
+    .await
 }
 
 fn items(page: &Value) -> &Vec<Value> {

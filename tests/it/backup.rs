@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::support::TestDaemon;
-use crate::support::dataset::{Instance, dataset};
+use crate::support::dataset::Instance;
 use crate::support::hl7msg::{ack_code, orm};
-use crate::support::scu::{self, CT_IMAGE_STORAGE, EXPLICIT_LE};
+use crate::support::scu::store_all;
 
 const TOKEN: &str = "0123456789abcdef-operator";
 
@@ -20,38 +20,14 @@ fn zenedge() -> Command {
     Command::new(env!("CARGO_BIN_EXE_zenedge"))
 }
 
-/// A config file for the test daemon's site (`t1`/`h1`/`e1`), state in `state`, the API at
-/// `http` with the operator token.
+/// A config file for the test daemon's site, state in `state`, the API at `http` with the
+/// operator token.
 fn config_file(dir: &Path, name: &str, state: &Path, http: std::net::SocketAddr) -> PathBuf {
-    let file = dir.join(name);
-    std::fs::write(
-        &file,
-        format!(
-            "[site]\ntenant_id = \"t1\"\nhospital_id = \"h1\"\nedge_id = \"e1\"\n\
-             [store]\nstate_dir = {state:?}\ndisk_reserve = \"0\"\n\
-             [http]\nlisten = \"{http}\"\noperator_token = \"{TOKEN}\"\n",
-            state = state.display().to_string(),
-        ),
-    )
-    .unwrap();
-    file
+    crate::support::config::write_for_daemon(&dir.join(name), state, http, Some(TOKEN))
 }
 
 async fn with_token() -> TestDaemon {
     TestDaemon::start_with(&format!("[http]\noperator_token = \"{TOKEN}\"\n")).await
-}
-
-/// Stores `instances` over one association.
-async fn store(addr: std::net::SocketAddr, instances: Vec<Instance>) {
-    tokio::task::spawn_blocking(move || {
-        let mut scu = scu::connect_ct(addr, EXPLICIT_LE);
-        for i in instances {
-            assert_eq!(scu.store(CT_IMAGE_STORAGE, &i.sop, &dataset(&i, EXPLICIT_LE), 16_000).status, 0);
-        }
-        scu.release();
-    })
-    .await
-    .unwrap();
 }
 
 async fn run(mut command: Command) -> std::process::Output {
@@ -69,7 +45,7 @@ async fn backup_while_ingesting_restores_to_a_copy_that_verifies_and_serves_the_
     replaced.pixel_bytes = 2048;
     let mut instances: Vec<Instance> = (1..=3).map(|n| Instance::ct(30, 1, n)).collect();
     instances.push(replaced);
-    store(d.dicom, instances).await;
+    store_all(d.dicom, instances).await;
     // Intake goes on during the backup: messages and instances.
     let stop = Arc::new(AtomicBool::new(false));
     let ingest = {
@@ -80,7 +56,7 @@ async fn backup_while_ingesting_restores_to_a_copy_that_verifies_and_serves_the_
             while !stop.load(Ordering::Acquire) {
                 assert_eq!(ack_code(&c.send(&orm(&format!("LIVE-{n}"), "ACC-LIVE")).await), "AA");
                 if n % 5 == 0 {
-                    store(dicom, vec![Instance::ct(31, 1, n + 1)]).await;
+                    store_all(dicom, vec![Instance::ct(31, 1, n + 1)]).await;
                 }
                 n += 1;
             }
@@ -124,13 +100,13 @@ async fn backup_while_ingesting_restores_to_a_copy_that_verifies_and_serves_the_
     let stored: Vec<_> = copy.iter().filter(|e| e["event_type"] == "InstanceStored").collect();
     assert!(stored.len() >= 4, "the instances stored before the backup are in it");
     for e in stored {
-        let file = zenedge::log::InstanceFile {
+        let file = zenedge::operator::snapshot::InstanceFile {
             seq: e["seq"].as_u64().unwrap(),
             path: e["data"]["file_path"].as_str().unwrap().to_owned(),
             size: e["data"]["size"].as_u64().unwrap(),
             sha256: e["data"]["sha256"].as_str().unwrap().to_owned(),
         };
-        assert_eq!(zenedge::log::snapshot::check_file(restored.path(), &file), None);
+        assert_eq!(zenedge::operator::snapshot::check_file(restored.path(), &file), None);
     }
     r.stop().await.unwrap();
 }
@@ -323,7 +299,7 @@ fn events_without_a_running_daemon_says_so_and_exits_1() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_reports_an_instance_file_that_is_missing_or_different() {
     let d = with_token().await;
-    store(d.dicom, vec![Instance::ct(40, 1, 1), Instance::ct(40, 1, 2)]).await;
+    store_all(d.dicom, vec![Instance::ct(40, 1, 1), Instance::ct(40, 1, 2)]).await;
     let files: Vec<String> = d
         .events()
         .await
@@ -386,7 +362,7 @@ fn tree(dir: &Path) -> Vec<String> {
 async fn a_restore_that_fails_its_checks_leaves_nothing_to_start_on() {
     let d = with_token().await;
     assert_eq!(ack_code(&d.client().await.send(&orm("T-1", "ACC-T")).await), "AA");
-    store(d.dicom, vec![Instance::ct(50, 1, 1), Instance::ct(50, 1, 2)]).await;
+    store_all(d.dicom, vec![Instance::ct(50, 1, 1), Instance::ct(50, 1, 2)]).await;
     let work = tempfile::tempdir().unwrap();
     let (http, to) = (d.http, work.path().join("backup"));
     let backup_dir = to.clone();
@@ -449,8 +425,14 @@ async fn a_restored_log_is_marked_as_restored() {
     let config = crate::support::daemon::test_config(restored.path(), "");
     zenedge::operator::restore::restore(&to, &config, false).unwrap();
     let options = zenedge::log::LogOptions::from_config(&config);
-    let log = zenedge::log::Log::open(&options, Arc::new(zenedge::telemetry::Metrics::new())).unwrap();
-    assert!(log.reader().restored_at().unwrap().is_some());
+    let log = zenedge::projections::open_log(
+        &options,
+        zenedge::projections::schema(),
+        Arc::new(zenedge::telemetry::Metrics::new()),
+        None,
+    )
+    .unwrap();
+    assert!(zenedge::sync::cursor::restored_at(&log.reader()).unwrap().is_some());
     log.close().await.unwrap();
     let r = TestDaemon::start_in(restored, "").await;
     let status = r.get("/api/v1/status").await.json();

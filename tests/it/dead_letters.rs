@@ -18,18 +18,7 @@ const TOKEN: &str = "operator-token-0123456789";
 
 /// A CLI config for the daemon's site and API address, with or without the operator token.
 fn cli_config(dir: &Path, name: &str, http: std::net::SocketAddr, token: bool) -> PathBuf {
-    let file = dir.join(name);
-    let token = if token { format!("operator_token = \"{TOKEN}\"\n") } else { String::new() };
-    std::fs::write(
-        &file,
-        format!(
-            "[site]\ntenant_id = \"t1\"\nhospital_id = \"h1\"\nedge_id = \"e1\"\n\
-             [store]\nstate_dir = {dir:?}\ndisk_reserve = \"0\"\n[http]\nlisten = \"{http}\"\n{token}",
-            dir = dir.join("state").display().to_string(),
-        ),
-    )
-    .unwrap();
-    file
+    crate::support::config::write_for_daemon(&dir.join(name), &dir.join("state"), http, token.then_some(TOKEN))
 }
 
 async fn zenedge(args: &[&str], config: &Path) -> (Option<i32>, String, String) {

@@ -6,12 +6,12 @@ use std::path::Path;
 
 use dicom_object::OpenFileOptions;
 
-use crate::support::TestDaemon;
 use crate::support::dataset::{Instance, dataset, dataset_without_pixels};
 use crate::support::scu::{
     self, CT_IMAGE_STORAGE, DEFLATED, DX_FOR_PRESENTATION, EXPLICIT_BE, EXPLICIT_LE, IMPLICIT_LE, JPEG_BASELINE,
-    VERIFICATION,
+    VERIFICATION, store_all,
 };
+use crate::support::{TestDaemon, eventually};
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     tokio::task::spawn_blocking(f).await.expect("SCU thread")
@@ -285,15 +285,7 @@ async fn a_data_set_of_another_sop_class_or_unreadable_bytes_gets_a900_or_c000()
 async fn a_study_completes_once_its_instances_stop_and_again_after_a_late_one() {
     let d = TestDaemon::start_with("[dicom]\nstable_after = \"300ms\"\n").await;
     let addr = d.dicom;
-    blocking(move || {
-        let mut scu = scu::connect_ct(addr, EXPLICIT_LE);
-        for (series, n) in [(1, 1), (1, 2), (2, 1)] {
-            let i = Instance::ct(7, series, n);
-            assert_eq!(scu.store(CT_IMAGE_STORAGE, &i.sop, &dataset(&i, EXPLICIT_LE), 16_000).status, 0);
-        }
-        scu.release();
-    })
-    .await;
+    store_all(addr, [(1, 1), (1, 2), (2, 1)].map(|(series, n)| Instance::ct(7, series, n)).into()).await;
     let completed = wait_for_completion(&d, 1).await;
     assert_eq!(completed["series_count"], 2);
     assert_eq!(completed["instance_count"], 3);
@@ -303,31 +295,21 @@ async fn a_study_completes_once_its_instances_stop_and_again_after_a_late_one() 
     assert_eq!(study["revision"], 1);
     assert_eq!(study["pending"], false);
     assert_eq!(study["series"].as_array().unwrap().len(), 2);
-    let late = Instance::ct(7, 2, 2);
-    blocking(move || {
-        let mut scu = scu::connect_ct(addr, EXPLICIT_LE);
-        assert_eq!(scu.store(CT_IMAGE_STORAGE, &late.sop, &dataset(&late, EXPLICIT_LE), 16_000).status, 0);
-        scu.release();
-    })
-    .await;
+    store_all(addr, vec![Instance::ct(7, 2, 2)]).await;
     let again = wait_for_completion(&d, 2).await;
     assert_eq!(again["instance_count"], 4);
     d.stop().await.unwrap();
 }
 
-/// Waits (bounded by the test timeout) until `StudyCompleted` revision `revision` is in the log.
+/// Waits until `StudyCompleted` revision `revision` is in the log (fails after 30 s).
 async fn wait_for_completion(d: &TestDaemon, revision: u64) -> serde_json::Value {
-    loop {
-        let found = d
-            .events()
-            .await
-            .into_iter()
-            .find(|e| e["event_type"] == "StudyCompleted" && e["data"]["revision"] == revision);
-        if let Some(e) = found {
-            return e["data"].clone();
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    eventually(&format!("StudyCompleted revision {revision}"), std::time::Duration::from_secs(30), || async {
+        let events = d.events().await;
+        let found =
+            events.into_iter().find(|e| e["event_type"] == "StudyCompleted" && e["data"]["revision"] == revision);
+        found.map(|e| e["data"].clone())
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

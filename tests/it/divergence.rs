@@ -6,19 +6,18 @@
 //! histories, byte for byte. A restore the hub is level with, or behind, raises no alarm.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
-use zenedge::domain::Event;
-use zenedge::log::Envelope;
+use zenedge::events::Envelope;
+use zenedge::events::Event;
 
 use crate::support::hl7msg::{ack_code, orm};
 use crate::support::http::get;
-use crate::support::process::{RealDaemon, spawn};
+use crate::support::process::{ChildLines, RealDaemon, spawn};
 use crate::support::{MllpClient, eventually};
 
 const EDGE: &str = "edge-5";
@@ -46,14 +45,8 @@ impl HubProcess {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let listening = loop {
-            let line = lines.next().expect("the hub exited before it listened").unwrap();
-            if line.contains("hub is listening") {
-                break line;
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
+        let mut lines = ChildLines::new(child.stderr.take().unwrap());
+        let listening = lines.wait_for("hub is listening", Duration::from_secs(30));
         let start = listening.find("address=").expect("the address in the start line") + "address=".len();
         let addr = listening[start..].split_whitespace().next().unwrap().parse().unwrap();
         HubProcess { child, addr, dir: dir.to_owned() }

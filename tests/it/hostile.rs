@@ -205,7 +205,7 @@ async fn hl7_message_with_100000_repetitions_and_thousands_of_segments_is_answer
     let ack = tokio::time::timeout(GUARD, c.send(&message)).await.expect("answered");
     assert_eq!((ack_code(&ack).as_str(), msa(&ack)[2].as_str()), ("AE", "HUGE-1"), "{}", String::from_utf8_lossy(&ack));
     // The same within the identifier limit: stored.
-    let message = huge_message("HUGE-2", zenedge::hl7::MAX_PATIENT_IDENTIFIERS);
+    let message = huge_message("HUGE-2", zenedge::ids::MAX_PATIENT_IDENTIFIERS);
     let ack = tokio::time::timeout(GUARD, c.send(&message)).await.expect("answered");
     assert_eq!((ack_code(&ack).as_str(), msa(&ack)[2].as_str()), ("AA", "HUGE-2"));
     let after = MllpClient::connect(daemon.mllp).await.send(&orm("AFTER-1", "A1")).await;

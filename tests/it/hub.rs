@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -17,6 +17,7 @@ use zenedge::hub::{self, HubOptions, HubStore, HubTls};
 use zenedge::sync::wire;
 
 use crate::support::certs::{Leaf, TestPki};
+use crate::support::process::ChildLines;
 
 const EDGE: &str = "edge-1";
 
@@ -698,39 +699,6 @@ fn the_binary_exits_78_naming_a_bad_certificate_file() {
     assert!(!files.path().join("state").exists(), "nothing is created before the files are checked");
 }
 
-/// Reads the child's stderr lines on a thread; `wait_for` finds a line with a deadline.
-struct StderrLines {
-    lines: std::sync::mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl StderrLines {
-    fn new(stderr: std::process::ChildStderr) -> StderrLines {
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        StderrLines { lines, seen: Vec::new() }
-    }
-
-    fn wait_for(&mut self, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return line,
-                Ok(line) => self.seen.push(line),
-                Err(_) => panic!("no line with {needle:?} in the hub's output: {:#?}", self.seen),
-            }
-        }
-    }
-}
-
 #[test]
 fn the_binary_serves_tls_logs_refused_handshakes_and_exits_0_on_sigterm() {
     let pki = TestPki::new();
@@ -748,8 +716,8 @@ fn the_binary_serves_tls_logs_refused_handshakes_and_exits_0_on_sigterm() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stderr = StderrLines::new(child.stderr.take().unwrap());
-    let listening = stderr.wait_for("hub is listening");
+    let mut stderr = ChildLines::new(child.stderr.take().unwrap());
+    let listening = stderr.wait_for("hub is listening", Duration::from_secs(30));
     assert!(listening.contains("tls") && listening.contains("on"), "{listening}");
     let start = listening.find("address=").expect("address in the start line") + "address=".len();
     let addr: SocketAddr = listening[start..].split_whitespace().next().unwrap().parse().unwrap();
@@ -762,7 +730,7 @@ fn the_binary_serves_tls_logs_refused_handshakes_and_exits_0_on_sigterm() {
         }
     });
     assert!(refused, "a client without a certificate was served");
-    let warning = stderr.wait_for("TLS handshake refused");
+    let warning = stderr.wait_for("TLS handshake refused", Duration::from_secs(30));
     assert!(warning.contains("WARN") && warning.contains("peer=127.0.0.1:"), "{warning}");
 
     let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();

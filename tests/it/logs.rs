@@ -2,10 +2,10 @@
 
 use std::net::SocketAddr;
 
-use crate::support::MllpClient;
 use crate::support::hl7msg::{ack_code, orm};
 use crate::support::process::write_config;
 use crate::support::scu::{self, DX_FOR_PRESENTATION, EXPLICIT_LE};
+use crate::support::{MllpClient, eventually};
 
 /// The real binary on a config in a temp dir (`extra` TOML appended), its log stream
 /// written to a file the test reads.
@@ -41,15 +41,11 @@ impl Logged {
 
     /// The log so far, once it contains `what` (fails after 20 s).
     async fn wait_for(&self, what: &str) -> String {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        loop {
+        eventually(&format!("{what:?} in the log"), std::time::Duration::from_secs(20), || async {
             let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-            if text.contains(what) {
-                return text;
-            }
-            assert!(std::time::Instant::now() < deadline, "no {what:?} in: {text}");
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+            if text.contains(what) { Ok(text) } else { Err(text) }
+        })
+        .await
     }
 
     /// SIGTERM, a clean exit, and the whole log.

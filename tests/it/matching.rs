@@ -4,39 +4,24 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::support::TestDaemon;
-use crate::support::dataset::{Instance, dataset};
+use crate::support::dataset::Instance;
 use crate::support::hl7msg::{ack_code, orm};
-use crate::support::scu::{self, CT_IMAGE_STORAGE, EXPLICIT_LE};
+use crate::support::scu::store_all;
+use crate::support::{TestDaemon, eventually};
 
 const FAST: &str = "[dicom]\nstable_after = \"50ms\"\n";
-
-/// Stores `instances` over one association.
-async fn store(addr: std::net::SocketAddr, instances: Vec<Instance>) {
-    tokio::task::spawn_blocking(move || {
-        let mut scu = scu::connect_ct(addr, EXPLICIT_LE);
-        for i in instances {
-            assert_eq!(scu.store(CT_IMAGE_STORAGE, &i.sop, &dataset(&i, EXPLICIT_LE), 16_000).status, 0);
-        }
-        scu.release();
-    })
-    .await
-    .unwrap();
-}
 
 fn count(events: &[serde_json::Value], kind: &str) -> usize {
     events.iter().filter(|e| e["event_type"] == kind).count()
 }
 
-/// Polls the log until `done` holds for its events.
+/// Polls the log until `done` holds for its events (fails after 60 s).
 async fn until(d: &TestDaemon, done: impl Fn(&[serde_json::Value]) -> bool) -> Vec<serde_json::Value> {
-    loop {
+    eventually("the events the test expects", Duration::from_secs(60), || async {
         let events = d.events().await;
-        if done(&events) {
-            return events;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        done(&events).then_some(events)
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -47,7 +32,7 @@ async fn orders_on_many_connections_racing_completing_studies_pair_exactly_once(
     let dicom = d.dicom;
     // Half the studies go first, the orders race the other half.
     let early: Vec<Instance> = (0..STUDIES / 2).map(|s| Instance::ct(100 + s, 1, 1)).collect();
-    store(dicom, early).await;
+    store_all(dicom, early).await;
     let mut senders = Vec::new();
     for c in 0..CONNECTIONS {
         let mut client = d.client().await;
@@ -63,7 +48,7 @@ async fn orders_on_many_connections_racing_completing_studies_pair_exactly_once(
         for half in 0..2 {
             let instances: Vec<Instance> =
                 (STUDIES / 2..STUDIES).filter(|s| s % 2 == half).map(|s| Instance::ct(100 + s, 1, 1)).collect();
-            associations.push(tokio::spawn(store(dicom, instances)));
+            associations.push(tokio::spawn(store_all(dicom, instances)));
         }
         for a in associations {
             a.await.unwrap();
@@ -109,7 +94,7 @@ async fn studies_of_one_patient_arriving_at_once_on_many_associations_make_one_c
     for s in 0..STUDIES {
         let mut i = Instance::ct(200 + s, 1, 1);
         i.patient_id = "PAT-ONE".into();
-        associations.push(tokio::spawn(store(dicom, vec![i])));
+        associations.push(tokio::spawn(store_all(dicom, vec![i])));
     }
     for a in associations {
         a.await.unwrap();

@@ -19,8 +19,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
-use zenedge::domain::Event;
-use zenedge::log::{FaultInjector, Log, LogOptions};
+use zenedge::events::Event;
+use zenedge::log::{FaultInjector, LogOptions};
 use zenedge::projections::rebuild;
 use zenedge::telemetry::Metrics;
 
@@ -131,7 +131,12 @@ async fn check(crash: &CrashImage, sent: &Sent) -> Vec<String> {
     }
 
     let options = LogOptions::from_config(&config);
-    let log = match tokio::task::spawn_blocking(move || Log::open(&options, Arc::new(Metrics::new()))).await.unwrap() {
+    let log = match tokio::task::spawn_blocking(move || {
+        zenedge::projections::open_log(&options, zenedge::projections::schema(), Arc::new(Metrics::new()), None)
+    })
+    .await
+    .unwrap()
+    {
         Ok(log) => log,
         Err(e) => {
             say(format!("the log does not open: {e}"));
@@ -142,7 +147,7 @@ async fn check(crash: &CrashImage, sent: &Sent) -> Vec<String> {
     let events = tokio::task::spawn_blocking(move || {
         let (mut all, mut after) = (Vec::new(), 0);
         loop {
-            let page = reader.after(after, 1000).expect("read the log");
+            let page = zenedge::events::after(&reader, after, 1000).expect("read the log");
             all.extend(page.items);
             match page.next {
                 Some(next) => after = next,
@@ -176,7 +181,7 @@ async fn check(crash: &CrashImage, sent: &Sent) -> Vec<String> {
                     Ok(file) => {
                         let whole = file.len() as u64 == s.size
                             && file.ends_with(data)
-                            && zenedge::domain::hex(&Sha256::digest(data)) == s.sha256;
+                            && zenedge::ids::hex(&Sha256::digest(data)) == s.sha256;
                         if !whole {
                             say(format!(
                                 "seq {}: {} holds {} bytes, not the {} bytes stored",

@@ -2,11 +2,12 @@
 //! and replays the log to an identical result; `zenedge verify` finds any difference.
 
 use std::process::Command;
+use std::time::Duration;
 
-use crate::support::TestDaemon;
-use crate::support::dataset::{Instance, dataset};
+use crate::support::dataset::Instance;
 use crate::support::hl7msg::{a40, orm, orm_change, orm_corrected};
-use crate::support::scu::{self, CT_IMAGE_STORAGE, EXPLICIT_LE};
+use crate::support::scu::store_all;
+use crate::support::{TestDaemon, eventually};
 use zenedge::projections::rebuild;
 
 /// A log with every event type: HL7 messages (one re-sent, one conflicting, one change and
@@ -24,16 +25,6 @@ async fn workload() -> (std::sync::Arc<tempfile::TempDir>, zenedge::config::Conf
     c.send(&orm_change("RB-CA", "ACC-2", "CA", "CA", "O")).await;
     c.send(&orm("RB-20", "ACC-20")).await;
     c.send(&a40("RB-A40", "PAT-20", "PAT-OLD")).await;
-    let addr = d.dicom;
-    let store = move |instances: Vec<Instance>| {
-        tokio::task::spawn_blocking(move || {
-            let mut scu = scu::connect_ct(addr, EXPLICIT_LE);
-            for i in instances {
-                assert_eq!(scu.store(CT_IMAGE_STORAGE, &i.sop, &dataset(&i, EXPLICIT_LE), 16_000).status, 0);
-            }
-            scu.release();
-        })
-    };
     let mut replaced = Instance::ct(20, 1, 1);
     replaced.pixel_bytes = 2048;
     let mut instances: Vec<Instance> = (1..=3).map(|n| Instance::ct(20, 1, n)).collect();
@@ -42,12 +33,11 @@ async fn workload() -> (std::sync::Arc<tempfile::TempDir>, zenedge::config::Conf
     let mut same_patient = Instance::ct(21, 1, 1);
     same_patient.patient_id = "PAT-OLD".into();
     instances.extend([same_patient, Instance::ct(22, 1, 1)]);
-    store(instances).await.unwrap();
+    store_all(d.dicom, instances).await;
     let completed =
         |events: &[serde_json::Value]| events.iter().filter(|e| e["event_type"] == "StudyCompleted").count();
-    while completed(&d.events().await) < 3 {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    eventually("three studies completed", Duration::from_secs(30), || async { completed(&d.events().await) >= 3 })
+        .await;
     // A change of the matched order: OrderUpdated, and the new class reclassifies its case.
     c.send(&orm_change("RB-XO", "ACC-20", "XO", "IP", "I")).await;
     // An order for the study that had none, cancelled once matched: OrderCancelled.
@@ -65,7 +55,7 @@ async fn workload() -> (std::sync::Arc<tempfile::TempDir>, zenedge::config::Conf
     let d = TestDaemon::start_in(dir.clone(), "").await;
     let events = d.events().await;
     let missing: Vec<_> =
-        zenedge::domain::EVENT_TYPES.iter().filter(|kind| !events.iter().any(|e| e["event_type"] == **kind)).collect();
+        zenedge::events::EVENT_TYPES.iter().filter(|kind| !events.iter().any(|e| e["event_type"] == **kind)).collect();
     assert!(missing.is_empty(), "event types missing from the workload: {missing:?}");
     d.stop().await.unwrap();
     (dir, config)
@@ -99,15 +89,7 @@ async fn rebuild_reproduces_the_projections_and_verify_finds_a_tampered_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rebuild_and_verify_commands_print_digests_and_refuse_a_running_daemon() {
     let (dir, _) = workload().await;
-    let config_file = dir.path().join("zenedge.toml");
-    std::fs::write(
-        &config_file,
-        format!(
-            "[site]\ntenant_id = \"t1\"\nhospital_id = \"h1\"\nedge_id = \"e1\"\n[store]\nstate_dir = {:?}\ndisk_reserve = \"0\"\n",
-            dir.path().display().to_string()
-        ),
-    )
-    .unwrap();
+    let config_file = crate::support::config::write(&dir.path().join("zenedge.toml"), dir.path(), "");
     let run = |command: &str| {
         Command::new(env!("CARGO_BIN_EXE_zenedge")).args([command, "--config"]).arg(&config_file).output().unwrap()
     };

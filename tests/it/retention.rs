@@ -7,24 +7,31 @@ use std::process::Command;
 use std::sync::Arc;
 
 use zenedge::config::Config;
-use zenedge::log::{Log, LogOptions};
+use zenedge::log::LogOptions;
 use zenedge::telemetry::Metrics;
 
 use crate::support::TestDaemon;
-use crate::support::dataset::{Instance, dataset};
-use crate::support::scu::{self, CT_IMAGE_STORAGE, EXPLICIT_LE};
+use crate::support::dataset::Instance;
+use crate::support::scu::store_all;
 
 /// Opens the log of a stopped daemon, records that the hub has every event, and has the
 /// writer record the deletion of the first stored instance file, as retention does just
 /// before it unlinks the file, but leaves the file in place (a crash before the unlink).
 /// Returns the file's path relative to the state directory.
 pub async fn record_first_deletion(config: &Config) -> String {
-    let log = Log::open(&LogOptions::from_config(config), Arc::new(Metrics::new())).unwrap();
+    let log = zenedge::projections::open_log(
+        &LogOptions::from_config(config),
+        zenedge::projections::schema(),
+        Arc::new(Metrics::new()),
+        None,
+    )
+    .unwrap();
     let head = log.reader().latest_seq().unwrap();
-    log.handle().set_sync_cursor(head).await.unwrap();
-    let page = log.reader().expired_files(0, jiff::Timestamp::MAX, 100_000, u64::MAX).unwrap();
+    zenedge::sync::cursor::set_cursor(&log.handle(), head).await.unwrap();
+    let page = zenedge::retention::expired_files(&log.reader(), 0, jiff::Timestamp::MAX, 100_000, u64::MAX).unwrap();
     let first = page.files[..1].to_vec();
-    let recorded = log.handle().delete_files(first.clone(), "90d".into(), u64::MAX).await.unwrap();
+    let recorded =
+        zenedge::retention::delete_files(&log.handle(), first.clone(), "90d".into(), u64::MAX).await.unwrap();
     assert_eq!(recorded, first);
     log.close().await.unwrap();
     first[0].file_path.clone()
@@ -35,17 +42,7 @@ async fn a_file_recorded_deleted_before_a_crash_is_removed_at_start_and_shown_de
     let token = "0123456789abcdef-operator";
     let extra = format!("[http]\noperator_token = \"{token}\"\n");
     let d = TestDaemon::start_with(&extra).await;
-    let addr = d.dicom;
-    tokio::task::spawn_blocking(move || {
-        let mut scu = scu::connect_ct(addr, EXPLICIT_LE);
-        for n in 1..=2 {
-            let i = Instance::ct(40, 1, n);
-            assert_eq!(scu.store(CT_IMAGE_STORAGE, &i.sop, &dataset(&i, EXPLICIT_LE), 16_000).status, 0);
-        }
-        scu.release();
-    })
-    .await
-    .unwrap();
+    store_all(d.dicom, (1..=2).map(|n| Instance::ct(40, 1, n)).collect()).await;
     let study = Instance::ct(40, 1, 1).study;
     let config = crate::support::daemon::test_config(d.dir.path(), "");
     let dir = d.dir.clone();
@@ -70,18 +67,7 @@ async fn a_file_recorded_deleted_before_a_crash_is_removed_at_start_and_shown_de
     // A backup expects the deleted file to be absent, and its copy restores and verifies.
     let work = tempfile::tempdir().unwrap();
     let write_config = |name: &str, state: &std::path::Path, http: std::net::SocketAddr| {
-        let file = work.path().join(name);
-        std::fs::write(
-            &file,
-            format!(
-                "[site]\ntenant_id = \"t1\"\nhospital_id = \"h1\"\nedge_id = \"e1\"\n\
-                 [store]\nstate_dir = {state:?}\ndisk_reserve = \"0\"\n\
-                 [http]\nlisten = \"{http}\"\noperator_token = \"{token}\"\n",
-                state = state.display().to_string(),
-            ),
-        )
-        .unwrap();
-        file
+        crate::support::config::write_for_daemon(&work.path().join(name), state, http, Some(token))
     };
     let run = |args: Vec<std::ffi::OsString>| {
         tokio::task::spawn_blocking(move || Command::new(env!("CARGO_BIN_EXE_zenedge")).args(args).output().unwrap())

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -15,13 +15,13 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use zenedge::events::Envelope;
 use zenedge::hub::{self, HubOptions, HubStore};
-use zenedge::log::Envelope;
 
-use crate::support::TestDaemon;
 use crate::support::certs::{Leaf, TestPki};
 use crate::support::hl7msg::{ack_code, orm};
 use crate::support::proxy::{Fault, FaultProxy};
+use crate::support::{TestDaemon, eventually};
 
 const EDGE: &str = "e1";
 
@@ -99,19 +99,6 @@ fn sync_toml(addr: SocketAddr, extra: &str) -> String {
     )
 }
 
-/// Polls `check` until it holds or `limit` passes (then fails with `what`).
-async fn wait_for<F, Fut>(what: &str, limit: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + limit;
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 async fn send_orders(daemon: &TestDaemon, prefix: &str, n: usize) {
     let mut client = daemon.client().await;
     for i in 0..n {
@@ -148,7 +135,7 @@ async fn assert_hub_holds_the_log(daemon: &TestDaemon, hub: &Hub, skipped: &[u64
 
 async fn wait_synced(daemon: &TestDaemon, hub: &Hub) {
     let last = last_seq(daemon).await;
-    wait_for(&format!("the hub to store through {last}"), Duration::from_secs(30), || async {
+    eventually(&format!("the hub to store through {last}"), Duration::from_secs(30), || async {
         hub.stored_through() >= last
     })
     .await;
@@ -166,7 +153,7 @@ async fn a_hub_that_is_down_for_a_while_gets_everything_once_in_order_when_it_is
     let proxy = FaultProxy::start(hub.addr, Fault::Refuse).await;
     let daemon = TestDaemon::start_with(&sync_toml(proxy.addr, "")).await;
     send_orders(&daemon, "DOWN", 30).await;
-    wait_for("the breaker to open", Duration::from_secs(20), || async {
+    eventually("the breaker to open", Duration::from_secs(20), || async {
         status(&daemon).await["sync"]["breaker"] == "open"
     })
     .await;
@@ -178,7 +165,7 @@ async fn a_hub_that_is_down_for_a_while_gets_everything_once_in_order_when_it_is
     proxy.set(Fault::Pass);
     wait_synced(&daemon, &hub).await;
     assert_hub_holds_the_log(&daemon, &hub, &[]).await;
-    wait_for("lag 0 and the breaker closed", Duration::from_secs(10), || async {
+    eventually("lag 0 and the breaker closed", Duration::from_secs(10), || async {
         let s = status(&daemon).await;
         s["sync"]["lag_events"] == 0 && s["sync"]["breaker"] == "closed"
     })
@@ -190,16 +177,8 @@ async fn a_hub_that_is_down_for_a_while_gets_everything_once_in_order_when_it_is
         (s["sync"]["last_error_at"].as_str().unwrap(), s["sync"]["last_error_cleared_at"].as_str().unwrap());
     assert!(at.parse::<jiff::Timestamp>().unwrap() <= cleared.parse::<jiff::Timestamp>().unwrap(), "{s}");
     let work = tempfile::tempdir().unwrap();
-    let config = work.path().join("zenedge.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[site]\ntenant_id = \"t1\"\nhospital_id = \"h1\"\nedge_id = \"e1\"\n[store]\nstate_dir = {:?}\n[http]\nlisten = \"{}\"\n",
-            work.path().display().to_string(),
-            daemon.http
-        ),
-    )
-    .unwrap();
+    let config =
+        crate::support::config::write_for_daemon(&work.path().join("zenedge.toml"), work.path(), daemon.http, None);
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_zenedge"));
     command.args(["status", "--config"]).arg(&config);
     let out = tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap();
@@ -217,14 +196,14 @@ async fn a_reply_lost_after_the_hub_stored_the_batch_is_resent_and_held_once() {
     let proxy = FaultProxy::start(hub.addr, Fault::Pass).await;
     let daemon = TestDaemon::start_with(&sync_toml(proxy.addr, "")).await;
     // The edge checks the hub's position before it sends anything; then every answer is cut.
-    wait_for("the hub's position checked", Duration::from_secs(20), || async {
+    eventually("the hub's position checked", Duration::from_secs(20), || async {
         !status(&daemon).await["sync"]["last_success_at"].is_null()
     })
     .await;
     proxy.set(Fault::CutResponse);
     send_orders(&daemon, "CUT", 25).await;
     // The hub stores while every answer is cut: the edge learns nothing and must re-send.
-    wait_for("the hub to store a batch whose answer was cut", Duration::from_secs(20), || async {
+    eventually("the hub to store a batch whose answer was cut", Duration::from_secs(20), || async {
         proxy.count(|c| &c.cut) >= 2 && hub.stored_through() > 0
     })
     .await;
@@ -269,7 +248,7 @@ async fn random_server_errors_and_answers_past_the_timeout_lose_and_duplicate_no
     // Then slow answers, past the edge's 1 s timeout.
     proxy.set(Fault::Delay(Duration::from_millis(1500)));
     send_orders(&daemon, "SLOW", 10).await;
-    wait_for("a timed-out batch", Duration::from_secs(20), || async {
+    eventually("a timed-out batch", Duration::from_secs(20), || async {
         proxy.count(|c| &c.delayed_chunks) >= 2
             && daemon.get("/metrics").await.body.contains("zenedge_sync_failures_total{kind=\"timeout\"}")
     })
@@ -325,7 +304,7 @@ async fn a_poison_event_is_parked_as_a_dead_letter_and_the_rest_flows_on() {
     let retried =
         crate::support::http::post(daemon.http, &format!("/api/v1/dead-letters/{poison}/retry"), Some(token)).await;
     assert_eq!(retried.status, 200, "{}", retried.body);
-    wait_for("the dead letter to be delivered", Duration::from_secs(20), || async {
+    eventually("the dead letter to be delivered", Duration::from_secs(20), || async {
         daemon.get("/api/v1/dead-letters").await.json()["items"][0]["status"] == "delivered"
     })
     .await;
@@ -389,7 +368,7 @@ fn kill_9_mid_sync_then_restart_leaves_the_hub_with_exactly_the_edges_log() {
                     n
                 }
             });
-            wait_for("the hub to be mid-way", Duration::from_secs(20), || async { hub.stored_through() >= target })
+            eventually("the hub to be mid-way", Duration::from_secs(20), || async { hub.stored_through() >= target })
                 .await;
             edge.kill();
             let at_kill = hub.stored_through();
@@ -403,13 +382,19 @@ fn kill_9_mid_sync_then_restart_leaves_the_hub_with_exactly_the_edges_log() {
         let edge = crate::support::process::spawn(&config);
         let last = crate::support::http::get(edge.http, "/readyz").await.json()["last_seq"].as_u64().unwrap();
         assert!(last >= sent, "every acknowledged message is in the log");
-        wait_for("the hub to hold the whole log", Duration::from_secs(30), || async { hub.stored_through() >= last })
+        eventually("the hub to hold the whole log", Duration::from_secs(30), || async { hub.stored_through() >= last })
             .await;
         let mut edge = edge;
         edge.kill();
         // The edge's log, read straight from its file, against the hub's copy.
         let options = zenedge::log::LogOptions::from_config(&zenedge::config::Config::load(&config).unwrap());
-        let log = zenedge::log::Log::open(&options, Arc::new(zenedge::telemetry::Metrics::new())).unwrap();
+        let log = zenedge::projections::open_log(
+            &options,
+            zenedge::projections::schema(),
+            Arc::new(zenedge::telemetry::Metrics::new()),
+            None,
+        )
+        .unwrap();
         let stored = log.reader().raw_after(0, usize::MAX).unwrap();
         log.close().await.unwrap();
         assert_eq!(stored.len() as u64, last);
@@ -451,7 +436,7 @@ async fn mutual_tls_delivers_and_refuses_the_wrong_certificates() {
     let before = hub.stored_through();
     let daemon = TestDaemon::start_in(dir.clone(), &https(&pki.other_ca_path(), &cert, &key)).await;
     send_orders(&daemon, "UNTRUSTED", 2).await;
-    wait_for("a TLS failure", Duration::from_secs(20), || async {
+    eventually("a TLS failure", Duration::from_secs(20), || async {
         status(&daemon).await["sync"]["last_error"].as_str().is_some_and(|e| e.contains("certificate"))
     })
     .await;
@@ -462,7 +447,7 @@ async fn mutual_tls_delivers_and_refuses_the_wrong_certificates() {
     // A certificate for another edge: the hub refuses to file our events under it.
     let (other, other_key) = pki.issue(files.path(), &Leaf::client("e2"));
     let daemon = TestDaemon::start_in(dir.clone(), &https(&pki.ca_path(), &other, &other_key)).await;
-    wait_for("the hub's refusal", Duration::from_secs(20), || async {
+    eventually("the hub's refusal", Duration::from_secs(20), || async {
         status(&daemon).await["sync"]["last_error"].as_str().is_some_and(|e| e.contains("e2"))
     })
     .await;

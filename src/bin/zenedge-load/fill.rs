@@ -13,11 +13,13 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use zenedge::config::Config;
-use zenedge::domain::{Event, InstanceStored};
-use zenedge::log::{Aggregate, InstanceOutcome, Log, LogOptions, NewEvent};
+use zenedge::domain::InstanceOutcome;
+use zenedge::events::{Event, InstanceStored, NewEvent};
+use zenedge::log::{Aggregate, LogHandle, LogOptions};
+use zenedge::projections::{self, Projections};
 use zenedge::telemetry::Metrics;
 
 use crate::{BoxError, FillArgs};
@@ -54,7 +56,7 @@ fn order(n: u64) -> Result<NewEvent, BoxError> {
     );
     let received = zenedge::hl7::read(raw.as_bytes(), &zenedge::hl7::ReadOptions::default())
         .map_err(|e| format!("generated order does not parse: {e:?}"))?;
-    Ok(zenedge::log::received_event(raw.as_bytes(), &received, "fill-log", b"MSA|AA".to_vec()))
+    Ok(zenedge::domain::received_event(raw.as_bytes(), &received, "fill-log", b"MSA|AA".to_vec()))
 }
 
 fn instance(n: u64, i: u32) -> NewEvent {
@@ -93,23 +95,23 @@ fn instance(n: u64, i: u32) -> NewEvent {
 }
 
 /// Sends exam `n`'s messages through the writer.
-async fn exam(log: &zenedge::log::LogHandle, n: u64, instances: u32) -> Result<(), BoxError> {
+async fn exam(log: &LogHandle<Projections>, n: u64, instances: u32, window: Duration) -> Result<(), BoxError> {
     let with_order = n % 20 != 19;
     let with_study = has_study(n);
     if with_order && n.is_multiple_of(2) {
-        log.append_hl7(order(n)?).await?;
+        zenedge::domain::hl7::store(log, order(n)?).await?;
     }
     if with_study {
         let mut last = 0;
         for i in 1..=instances {
-            if let InstanceOutcome::Stored { seq, .. } = log.append_instance(instance(n, i)).await? {
+            if let InstanceOutcome::Stored { seq, .. } = zenedge::domain::record_instance(log, instance(n, i)).await? {
                 last = seq;
             }
         }
-        log.complete_study(study_uid(n), last).await?;
+        zenedge::domain::complete_study(log, study_uid(n), last, window).await?;
     }
     if with_order && n % 2 == 1 {
-        log.append_hl7(order(n)?).await?;
+        zenedge::domain::hl7::store(log, order(n)?).await?;
     }
     Ok(())
 }
@@ -117,11 +119,12 @@ async fn exam(log: &zenedge::log::LogHandle, n: u64, instances: u32) -> Result<(
 pub fn run_fill_command(args: &FillArgs) -> Result<std::process::ExitCode, BoxError> {
     let config = Config::load(&args.config)?;
     let mut options = LogOptions::from_config(&config);
+    let window = config.matching.consolidation_window_for(&config.site.hospital_id);
     options.max_batch = options.max_batch.max(4096);
     options.queue_depth = options.queue_depth.max(4096);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     runtime.block_on(async {
-        let log = Log::open(&options, Arc::new(Metrics::new()))?;
+        let log = projections::open_log(&options, projections::schema(), Arc::new(Metrics::new()), None)?;
         let start_seq = log.reader().latest_seq()?;
         if start_seq > 0 {
             return Err(format!(
@@ -138,7 +141,7 @@ pub fn run_fill_command(args: &FillArgs) -> Result<std::process::ExitCode, BoxEr
                 (log.handle(), log.reader(), next.clone(), args.events, args.instances);
             tasks.push(tokio::spawn(async move {
                 while reader.latest_seq()? < target {
-                    exam(&handle, next.fetch_add(1, Ordering::Relaxed), instances).await?;
+                    exam(&handle, next.fetch_add(1, Ordering::Relaxed), instances, window).await?;
                 }
                 Ok::<(), BoxError>(())
             }));

@@ -5,12 +5,13 @@
 //! differing sequence number), nothing is realigned or skipped, intake goes on, and the worker
 //! waits for an operator: a restart checks again, `zenedge sync fork` starts a new epoch.
 
+use super::super::batch::RawBatch;
 use super::super::client::{Failure, FailureKind, Reported};
+use super::super::cursor::{self, SyncEpoch};
 use super::super::history::{self, Divergence, JudgeError, Verdict};
 use super::super::state::ForkDone;
 use super::super::wire::ForkRequest;
 use super::{Step, StepError, Worker};
-use crate::log::{RawBatch, SyncEpoch};
 
 impl From<JudgeError> for StepError {
     fn from(e: JudgeError) -> Self {
@@ -48,7 +49,7 @@ impl Worker {
         match self.judge(reported)? {
             Verdict::Same => {
                 if self.shared.status().restored_at.is_some() {
-                    self.block_on(self.log.clear_restore_mark())
+                    self.block_on(cursor::clear_restore_mark(&self.log))
                         .map_err(|e| StepError::Local(format!("cannot clear the restore mark: {e}")))?;
                     self.shared.update(|s| s.restored_at = None);
                     tracing::info!(
@@ -212,7 +213,8 @@ impl Worker {
             return Err(format!("the hub made epoch {} fork from another point: {forked:?}", forked.epoch));
         }
         let epoch = SyncEpoch { epoch: forked.epoch, fork_at };
-        self.block_on(self.log.start_epoch(epoch)).map_err(|e| format!("cannot record the new epoch: {e}"))?;
+        self.block_on(cursor::start_epoch(&self.log, epoch))
+            .map_err(|e| format!("cannot record the new epoch: {e}"))?;
         self.epoch = epoch;
         self.persisted = fork_at;
         self.set_cursor(fork_at);

@@ -1,10 +1,11 @@
 //! The worker's dead letters: narrowing a refused batch down to the event the hub refuses,
 //! parking it, and sending it again when an operator asks.
 
+use super::super::batch::RawBatch;
 use super::super::client::{Batch, Failure, FailureKind, Outcome};
+use super::super::dead_letters::{self, DeadLetterStatus};
 use super::super::wire;
 use super::{Bisect, GZIP_LEVEL, Step, StepError, Worker};
-use crate::log::{DeadLetterStatus, RawBatch};
 
 impl Worker {
     /// The hub refused `raw`: halve the batch, or park its only event.
@@ -32,7 +33,7 @@ impl Worker {
         };
         let seq = raw.first;
         let event_type = event_type(bytes);
-        let letter = self.block_on(self.log.park_dead_letter(seq, event_type.clone(), reason.clone()));
+        let letter = self.block_on(dead_letters::park(&self.log, seq, event_type.clone(), reason.clone()));
         letter.map_err(|e| StepError::Local(format!("cannot park event {seq} as a dead letter: {e}")))?;
         tracing::error!(
             seq,
@@ -54,7 +55,7 @@ impl Worker {
             return Ok(None);
         }
         let letters =
-            self.reader.dead_letters().map_err(|e| StepError::Local(format!("cannot read dead letters: {e}")))?;
+            dead_letters::all(&self.reader).map_err(|e| StepError::Local(format!("cannot read dead letters: {e}")))?;
         let mut waiting = letters.iter().filter(|(_, l)| l.status == DeadLetterStatus::Retry).peekable();
         if waiting.peek().is_none() {
             self.retry_hint = false;
@@ -85,13 +86,13 @@ impl Worker {
         match outcome {
             Outcome::Stored(_) => {
                 self.confirmed_contact();
-                self.block_on(self.log.dead_letter_delivered(seq))
+                self.block_on(dead_letters::delivered(&self.log, seq))
                     .map_err(|e| StepError::Local(format!("cannot record dead letter {seq} as delivered: {e}")))?;
                 tracing::info!(seq, "dead letter redelivered: the hub stored it");
             }
             Outcome::Refused(reason) => {
                 let letter = self
-                    .block_on(self.log.park_dead_letter(seq, event_type(&bytes), reason.clone()))
+                    .block_on(dead_letters::park(&self.log, seq, event_type(&bytes), reason.clone()))
                     .map_err(|e| StepError::Local(format!("cannot park event {seq} again: {e}")))?;
                 tracing::error!(seq, attempts = letter.attempts, reason = %reason, "the hub refused the redelivered event again; parked");
             }
@@ -103,7 +104,7 @@ impl Worker {
     }
 
     pub(super) fn refresh_dead_letter_gauge(&self) {
-        if let Ok(counts) = self.reader.dead_letter_counts() {
+        if let Ok(counts) = dead_letters::counts(&self.reader) {
             self.metrics.sync_dead_letters.set(counts.open() as i64);
         }
     }

@@ -4,11 +4,13 @@
 
 pub mod acked;
 pub mod certs;
+pub mod config;
 pub mod daemon;
 pub mod dataset;
 pub mod eventually;
 pub mod hl7msg;
 pub mod http;
+pub mod imports;
 pub mod mllp;
 pub mod osfault;
 pub mod powerloss;

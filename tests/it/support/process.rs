@@ -3,7 +3,9 @@
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStderr, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 pub struct RealDaemon {
     pub child: Child,
@@ -55,15 +57,7 @@ pub fn serve(mut command: Command, config: &Path) -> Child {
 /// Starts the binary and waits for its "ready" line, which carries the bound addresses.
 pub fn spawn(config: &Path) -> RealDaemon {
     let mut child = serve(Command::new(env!("CARGO_BIN_EXE_zenedge")), config);
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let ready = loop {
-        let line = lines.next().expect("zenedge exited before it was ready").unwrap();
-        if line.contains("zenedge is ready") {
-            break line;
-        }
-    };
-    // Keep draining stderr so the daemon never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
+    let ready = ChildLines::new(child.stderr.take().unwrap()).wait_for("zenedge is ready", Duration::from_secs(60));
     let field = |name: &str| -> SocketAddr {
         let start = ready.find(&format!("{name}=")).expect("address in ready line") + name.len() + 1;
         ready[start..].split_whitespace().next().unwrap().parse().unwrap()
@@ -94,5 +88,39 @@ impl RealDaemon {
             .find_map(|l| l.strip_prefix("VmHWM:"))
             .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
             .unwrap()
+    }
+}
+
+/// A child's stderr, read line by line on a thread that drains it to the end (so the child
+/// never blocks on a full pipe, also once nobody waits for its lines any more).
+pub struct ChildLines {
+    lines: mpsc::Receiver<String>,
+    /// The lines passed over while waiting (for failure messages).
+    pub seen: Vec<String>,
+}
+
+impl ChildLines {
+    pub fn new(stderr: ChildStderr) -> ChildLines {
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        ChildLines { lines, seen: Vec::new() }
+    }
+
+    /// The next line holding `needle`; fails the test, with what the child printed, after
+    /// `limit` or when its output ends first.
+    pub fn wait_for(&mut self, needle: &str, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(line) => self.seen.push(line),
+                Err(e) => panic!("no line with {needle:?} in the child's output ({e}): {:#?}", self.seen),
+            }
+        }
     }
 }

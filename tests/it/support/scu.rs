@@ -254,3 +254,18 @@ fn command(elements: Vec<DataElement<InMemDicomObject>>) -> Vec<u8> {
     obj.write_dataset_with_ts(&mut out, &IMPLICIT_VR_LITTLE_ENDIAN.erased()).unwrap();
     out
 }
+
+/// Stores `instances` (CT, explicit VR little endian) over one association from a blocking
+/// thread; each must be answered `Success`.
+pub async fn store_all(addr: SocketAddr, instances: Vec<super::dataset::Instance>) {
+    tokio::task::spawn_blocking(move || {
+        let mut scu = connect_ct(addr, EXPLICIT_LE);
+        for i in instances {
+            let data = super::dataset::dataset(&i, EXPLICIT_LE);
+            assert_eq!(scu.store(CT_IMAGE_STORAGE, &i.sop, &data, 16_000).status, 0);
+        }
+        scu.release();
+    })
+    .await
+    .unwrap();
+}

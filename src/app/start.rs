@@ -1,0 +1,236 @@
+//! The phases of [`super::run`], one function each: open the log, tidy what a crash left in
+//! the state directory, start each service.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::{Listeners, RunError};
+use crate::api::ApiState;
+use crate::config::Config;
+use crate::dicom::{self, DicomContext};
+use crate::log::{Clock, DiskGuard, FaultInjector, Log, LogOptions, ReadError, Store, WriterFailure, human};
+use crate::mllp::{self, MllpContext};
+use crate::projections::{self, Projections};
+use crate::sync::{self, SyncShared};
+use crate::telemetry::Metrics;
+
+/// Checks the sync's TLS files (with a hub over https); warns when the client certificate
+/// expires soon.
+pub(super) fn check_sync_tls(config: &Config) -> Result<Option<sync::tls::ClientTls>, RunError> {
+    let Some(hub) = &config.sync.hub else { return Ok(None) };
+    let now = jiff::Timestamp::now();
+    let tls = sync::tls::load(hub, now)?;
+    if let Some(warning) = tls.as_ref().and_then(|t| t.expiry_warning(now)) {
+        tracing::warn!("{warning}");
+    }
+    Ok(tls)
+}
+
+/// The file (schema version, site, every table the projections and the sync keep), the
+/// projections level with the log, then the writer applying them.
+pub(super) async fn open_log(
+    options: LogOptions,
+    metrics: Arc<Metrics>,
+    faults: Option<FaultInjector>,
+) -> Result<Log<Projections>, RunError> {
+    let opened = tokio::task::spawn_blocking(move || {
+        let schema = projections::schema().with(sync::tables());
+        let store = Store::open(&options, schema, faults)?;
+        projections::catch_up(&store)?;
+        store.start(Projections, metrics)
+    })
+    .await
+    .expect("opening the log does not panic");
+    Ok(opened?)
+}
+
+/// A daemon started below the disk reserve refuses every message and instance: say so once
+/// at start, not only on each refusal.
+pub(super) fn warn_if_below_reserve(disk: &DiskGuard) {
+    match disk.space() {
+        Ok(space) if space.below_reserve() => tracing::warn!(
+            free = %human(space.free),
+            reserve = %human(space.reserve),
+            "free disk space is below store.disk_reserve: HL7 messages get AR and DICOM instances 0xA700 until space \
+             is freed"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot measure free disk space: new data is refused until it can be"),
+    }
+}
+
+/// Removes what a crash left: partly received instances, database copies of an interrupted
+/// backup, and instance files whose deletion was recorded but not done.
+pub(super) async fn tidy_state_dir(
+    config: &Config,
+    layout: &dicom::Layout,
+    log: &Log<Projections>,
+) -> Result<(), RunError> {
+    let swept = {
+        let layout = layout.clone();
+        tokio::task::spawn_blocking(move || layout.prepare())
+            .await
+            .expect("preparing the instance store does not panic")
+    }
+    .map_err(|source| RunError::Instances { path: layout.instances(), source })?;
+    if swept > 0 {
+        tracing::warn!(files = swept, "removed partly received DICOM instances left by a crash");
+    }
+    match crate::operator::snapshot::sweep(&config.store.state_dir) {
+        Ok(0) => {}
+        Ok(copies) => tracing::warn!(copies, "removed database copies left by an interrupted backup"),
+        Err(e) => tracing::warn!(error = %e, "cannot remove the copies of an interrupted backup"),
+    }
+    let finished = {
+        let (reader, dir) = (log.reader(), config.store.state_dir.clone());
+        tokio::task::spawn_blocking(move || crate::retention::unlink_deleted(&reader, &dir))
+            .await
+            .expect("removing deleted instance files does not panic")
+    };
+    match finished {
+        Ok(0) => {}
+        Ok(files) => tracing::warn!(files, "removed instance files whose deletion was recorded before a crash"),
+        Err(e) => tracing::warn!(error = %e, "cannot remove instance files whose deletion was recorded"),
+    }
+    Ok(())
+}
+
+/// Where the listeners answer (port 0 resolved), for the ready line.
+pub(super) struct Addresses {
+    pub mllp: SocketAddr,
+    pub dicom: SocketAddr,
+    pub http: SocketAddr,
+}
+
+impl Addresses {
+    pub fn of(config: &Config, listeners: &Listeners) -> Result<Addresses, RunError> {
+        let at = |listener: &TcpListener, addr: SocketAddr| {
+            listener.local_addr().map_err(|source| RunError::Bind { addr, source })
+        };
+        Ok(Addresses {
+            mllp: at(&listeners.mllp, config.mllp.listen)?,
+            dicom: at(&listeners.dicom, config.dicom.listen)?,
+            http: at(&listeners.http, config.http.listen)?,
+        })
+    }
+}
+
+/// What every service is started with.
+pub(super) struct Started<'a> {
+    pub config: &'a Config,
+    pub log: &'a Log<Projections>,
+    pub metrics: &'a Arc<Metrics>,
+    /// Cancelled when shutdown begins.
+    pub stopping: &'a CancellationToken,
+    /// The tasks shutdown waits for.
+    pub tracker: &'a TaskTracker,
+}
+
+impl Started<'_> {
+    /// The MLLP accept loop.
+    pub fn mllp(&self, listener: TcpListener) {
+        let (config, log) = (self.config.mllp.clone(), self.log.handle());
+        let ctx = Arc::new(MllpContext::new(config, log, self.metrics.clone(), self.stopping.clone()));
+        self.tracker.spawn(mllp::serve(listener, ctx, self.tracker.clone()));
+    }
+
+    /// The study completion timers and the DICOM accept loop.
+    pub fn dicom(&self, listener: TcpListener, layout: dicom::Layout) {
+        let (stability, notices) = dicom::stability::channel();
+        self.tracker.spawn(dicom::stability::run(
+            notices,
+            self.log.handle(),
+            self.log.reader(),
+            self.config.dicom.stable_after,
+            self.config.matching.consolidation_window_for(&self.config.site.hospital_id),
+            self.metrics.clone(),
+            self.stopping.clone(),
+        ));
+        let ctx = Arc::new(DicomContext {
+            config: self.config.dicom.clone(),
+            log: self.log.handle(),
+            metrics: self.metrics.clone(),
+            disk: self.log.disk_guard(),
+            layout,
+            stability,
+            shutdown: self.stopping.clone(),
+        });
+        self.tracker.spawn(dicom::serve(listener, ctx, self.tracker.clone()));
+    }
+
+    /// The sync's state as the log holds it, shared by the worker, the API and retention.
+    pub async fn sync_state(&self) -> Result<Arc<SyncShared>, RunError> {
+        let reader = self.log.reader();
+        let (cursor, epoch, restored_at) = tokio::task::spawn_blocking(move || {
+            use crate::sync::cursor;
+            Ok::<_, ReadError>((cursor::cursor(&reader)?, cursor::epoch(&reader)?, cursor::restored_at(&reader)?))
+        })
+        .await
+        .expect("reading the sync state does not panic")
+        .map_err(|e| WriterFailure(format!("cannot read the sync state: {e}")))?;
+        let shared = SyncShared::new(self.config.sync.hub.as_ref().map(|h| h.url.clone()), cursor);
+        shared.update(|s| {
+            (s.epoch, s.fork_at, s.restored_at) = (epoch.epoch, epoch.fork_at, restored_at);
+        });
+        Ok(Arc::new(shared))
+    }
+
+    /// The sync worker's thread, with a hub configured.
+    pub fn sync(
+        &self,
+        tls: Option<sync::tls::ClientTls>,
+        shared: &Arc<SyncShared>,
+    ) -> Result<Option<sync::SyncWorker>, RunError> {
+        let Some(hub) = &self.config.sync.hub else { return Ok(None) };
+        let c = &self.config.sync;
+        let transport =
+            sync::HttpTransport::new(&hub.url, &self.config.site.edge_id, tls.as_ref(), c.connect_timeout, c.timeout);
+        let parts = sync::WorkerParts {
+            config: c.clone(),
+            transport: Box::new(transport),
+            log: self.log.handle(),
+            reader: self.log.reader(),
+            metrics: self.metrics.clone(),
+            shared: shared.clone(),
+        };
+        Ok(Some(sync::spawn(parts, self.stopping.child_token()).map_err(RunError::SyncThread)?))
+    }
+
+    /// The retention sweep, with `retention.dicom_max_age` set.
+    pub fn retention(&self, clock: Clock, exclusive: &Arc<tokio::sync::Semaphore>, hub: &Arc<SyncShared>) {
+        let Some(max_age) = self.config.retention.dicom_max_age else { return };
+        let retention = crate::retention::Retention {
+            state_dir: self.config.store.state_dir.clone(),
+            max_age,
+            max_age_text: self.config.retention.dicom_max_age_text.clone(),
+            log: self.log.handle(),
+            reader: self.log.reader(),
+            metrics: self.metrics.clone(),
+            clock,
+            exclusive: exclusive.clone(),
+            hub: hub.clone(),
+        };
+        self.tracker.spawn(crate::retention::run(retention, self.config.retention.interval, self.stopping.clone()));
+    }
+
+    /// What the HTTP API reads and acts through.
+    pub fn api(&self, sync: Arc<SyncShared>, backups: Arc<tokio::sync::Semaphore>) -> ApiState {
+        ApiState {
+            reader: self.log.reader(),
+            writer: self.log.handle().state.clone(),
+            log: self.log.handle(),
+            disk: self.log.disk_guard(),
+            metrics: self.metrics.clone(),
+            shutdown: self.stopping.clone(),
+            database_path: self.config.database_path(),
+            edge_id: self.config.site.edge_id.clone(),
+            sync,
+            operator_token: self.config.http.operator_token.clone(),
+            backups,
+        }
+    }
+}

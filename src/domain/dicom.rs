@@ -1,0 +1,177 @@
+//! A DICOM instance becomes an event, recorded once per identical data set; a study
+//! completes when its instances stop coming.
+//!
+//! [`instance_event`] builds the `InstanceStored` of a scanned, durable instance file;
+//! [`record_instance`] and [`complete_study`] are the requests to the single writer. The
+//! decisions are taken there, in the writer's transaction, from the projections in
+//! [`crate::projections::dicom`]: a re-sent identical data set is a duplicate (no event);
+//! other bytes for a known SOP instance make a new version that names the one it replaces;
+//! a completion request from the stability timer appends `StudyCompleted` only if the study
+//! is pending and its last instance is still the one the timer saw, and the case and matching
+//! decisions follow ([`super::decide`]).
+
+use std::time::Duration;
+
+use crate::dicom_scan::InstanceAttributes;
+use crate::events::{Event, InstanceStored, NewEvent, StudyCompleted};
+use crate::log::{Aggregate, AppendError, LogHandle, Txn};
+use crate::projections::{Projections, dicom};
+
+/// How an instance arrived: the association and the transfer syntax it was sent in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Arrival {
+    pub calling_ae: String,
+    pub called_ae: String,
+    /// The peer address (`ip:port`).
+    pub peer: String,
+    pub transfer_syntax_uid: String,
+}
+
+/// The instance file as the spool made it durable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredFile {
+    /// Relative to the state directory.
+    pub path: String,
+    pub size: u64,
+    /// SHA-256 of the data set bytes (the file after its File Meta Information).
+    pub sha256: [u8; 32],
+}
+
+/// The `InstanceStored` for an instance whose file is durable.
+pub fn instance_event(a: InstanceAttributes, file: StoredFile, arrival: Arrival) -> NewEvent {
+    let sop = a.sop_instance_uid.clone();
+    let event = InstanceStored {
+        sop_class_uid: a.sop_class_uid,
+        sop_instance_uid: a.sop_instance_uid,
+        study_instance_uid: a.study_instance_uid,
+        series_instance_uid: a.series_instance_uid,
+        transfer_syntax_uid: arrival.transfer_syntax_uid,
+        patient_id: a.patient_id,
+        patient_name: a.patient_name,
+        other_patient_ids: a.other_patient_ids,
+        issuer_of_patient_id: a.issuer_of_patient_id,
+        accession_number: a.accession_number,
+        modality: a.modality,
+        study_date: a.study_date,
+        study_time: a.study_time,
+        study_description: a.study_description,
+        series_number: a.series_number,
+        instance_number: a.instance_number,
+        specific_character_set: a.specific_character_set,
+        charset_fallback: a.charset_fallback,
+        file_path: file.path,
+        size: file.size,
+        sha256: crate::ids::hex(&file.sha256),
+        calling_ae: arrival.calling_ae,
+        called_ae: arrival.called_ae,
+        peer: arrival.peer,
+        replaces_seq: None,
+    };
+    NewEvent::now(Aggregate { kind: "instance".into(), id: sop }, Event::InstanceStored(Box::new(event)))
+}
+
+/// What became of a [`record_instance`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InstanceOutcome {
+    /// Recorded at `seq`; `replaces` is the event of the earlier version with other bytes.
+    Stored { seq: u64, replaces: Option<u64> },
+    /// The same dataset is already stored (at `seq`, in `file_path`): nothing appended.
+    Duplicate { seq: u64, file_path: String },
+}
+
+/// What became of a completion request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CompletionOutcome {
+    /// `StudyCompleted` appended at `seq`.
+    Completed { seq: u64, revision: u32 },
+    /// An instance arrived after the timer was armed (its seq given): not stable yet.
+    NotStable { last_instance_seq: u64 },
+    /// Nothing to complete (no instances since the last completion, or unknown study).
+    NotPending,
+}
+
+/// Records an `InstanceStored` (whose file is already durable) unless the same data set (its
+/// `sha256`) is already recorded for that SOP instance; replies once durable. The writer fills
+/// in `replaces_seq`.
+pub async fn record_instance(log: &LogHandle<Projections>, event: NewEvent) -> Result<InstanceOutcome, AppendError> {
+    log.request(event, apply_instance).await
+}
+
+/// Appends `StudyCompleted` for `study_uid` if its last instance is still `last_instance_seq`;
+/// a first completion joins a patient case created within `consolidation_window`, or opens
+/// one.
+pub async fn complete_study(
+    log: &LogHandle<Projections>,
+    study_uid: String,
+    last_instance_seq: u64,
+    consolidation_window: Duration,
+) -> Result<CompletionOutcome, AppendError> {
+    log.request((study_uid, last_instance_seq, consolidation_window), apply_completion).await
+}
+
+fn apply_instance(
+    t: &mut Txn<'_, '_, Projections>,
+    mut event: NewEvent,
+) -> Result<Result<InstanceOutcome, AppendError>, redb::Error> {
+    let Event::InstanceStored(instance) = &mut event.event else {
+        return Ok(Err(AppendError::Encode("not an InstanceStored event".into())));
+    };
+    let previous = dicom::instance(&mut t.tables, t.site, &instance.sop_instance_uid)?;
+    if let Some(previous) = &previous
+        && previous.dataset_sha256 == crate::ids::hex_to_bytes(&instance.sha256)
+    {
+        return Ok(Ok(InstanceOutcome::Duplicate { seq: previous.seq, file_path: previous.file_path.clone() }));
+    }
+    if let Err(e) = &t.reserve {
+        return Ok(Err(e.clone()));
+    }
+    instance.replaces_seq = previous.as_ref().map(|p| p.seq);
+    Ok(t.append(&event)?.map(|seq| InstanceOutcome::Stored { seq, replaces: previous.map(|p| p.seq) }))
+}
+
+/// Decides completion: the study is pending and its last instance is the one the timer saw.
+fn apply_completion(
+    t: &mut Txn<'_, '_, Projections>,
+    (study_uid, last_instance_seq, window): (String, u64, Duration),
+) -> Result<Result<CompletionOutcome, AppendError>, redb::Error> {
+    if !dicom::is_pending(&mut t.tables, t.site, &study_uid)? {
+        return Ok(Ok(CompletionOutcome::NotPending));
+    }
+    let Some(row) = dicom::study(&mut t.tables, t.site, &study_uid)? else {
+        return Ok(Ok(CompletionOutcome::NotPending));
+    };
+    if row.last_instance_seq != last_instance_seq {
+        return Ok(Ok(CompletionOutcome::NotStable { last_instance_seq: row.last_instance_seq }));
+    }
+    if let Err(e) = &t.reserve {
+        return Ok(Err(e.clone()));
+    }
+    let revision = row.revision + 1;
+    let completed = StudyCompleted {
+        study_instance_uid: study_uid.clone(),
+        revision,
+        patient_id: row.patient_id,
+        patient_name: row.patient_name,
+        other_patient_ids: row.other_patient_ids,
+        accession_number: row.accession_number,
+        modality: row.modalities.first().cloned(),
+        modalities: row.modalities,
+        study_date: row.study_date,
+        study_time: row.study_time,
+        study_description: row.study_description,
+        series_count: row.series_count,
+        instance_count: row.instance_count,
+        first_instance_seq: row.first_instance_seq,
+        last_instance_seq: row.last_instance_seq,
+    };
+    let event =
+        NewEvent::now(Aggregate { kind: "study".into(), id: study_uid }, Event::StudyCompleted(Box::new(completed)));
+    let seq = match t.append(&event)? {
+        Ok(seq) => seq,
+        Err(e) => return Ok(Err(e)),
+    };
+    if let Event::StudyCompleted(completed) = &event.event {
+        super::decide::after_completion(t, event.event_id, completed, window)?;
+    }
+    Ok(Ok(CompletionOutcome::Completed { seq, revision }))
+}

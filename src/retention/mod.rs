@@ -1,0 +1,187 @@
+//! Retention: deletes DICOM instance files older than `retention.dicom_max_age`, and only
+//! those whose `InstanceStored` the hub has stored: at or below the sync cursor **as the hub
+//! confirmed it in this process** ([`crate::sync::SyncShared::hub_confirmed`]).
+//!
+//! The stored cursor alone does not authorise a deletion: it may have been carried over by a
+//! restored backup (and the hub may hold another history now), or the hub may have been
+//! restored behind it since. Only a cursor the sync worker verified against the hub since
+//! this process started (its position and event id read at start, or a `200`) counts, so a
+//! restored log deletes nothing until the hub was found to hold the same history, and with
+//! the sync off nothing is deleted at all (the sweep does not run; the daemon says so once
+//! at start, at WARN).
+//!
+//! Order, always: the writer commits an `InstanceFileDeleted` for the file (re-checking
+//! the cursor, the confirmed bound and that no deletion names the file yet), then the file is
+//! unlinked and its directory fsync'ed. A crash in between leaves a file whose event says
+//! deleted; it is unlinked at the next start ([`unlink_deleted`], run by the daemon whether
+//! retention is on or not).
+//!
+//! The sweep keeps, in memory, the last event it examined: each run starts after it, so
+//! the log is scanned once per start, then only what arrived since.
+//!
+//! This module runs the sweep and unlinks files; [`expired`] reads which files may go and
+//! holds the writer request that records their deletion.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use tokio_util::sync::CancellationToken;
+
+pub mod expired;
+
+pub use expired::{Expired, ExpiredPage, delete_files, deleted_files, expired_files};
+
+use crate::log::{Clock, LogHandle, LogReader};
+use crate::projections::Projections;
+use crate::sync::SyncShared;
+use crate::telemetry::Metrics;
+
+/// Files deleted per writer request.
+pub const BATCH: usize = 256;
+/// Events examined per read.
+const SCAN: usize = 4096;
+
+/// What the sweep needs.
+#[derive(Clone)]
+pub struct Retention {
+    pub state_dir: PathBuf,
+    pub max_age: Duration,
+    /// How the max age was written (recorded in each event).
+    pub max_age_text: String,
+    pub log: LogHandle<Projections>,
+    pub reader: LogReader,
+    pub metrics: Arc<Metrics>,
+    pub clock: Clock,
+    /// Shared with the backups (one permit): a sweep runs only when no backup is being
+    /// streamed, so a file the backup's snapshot still names is not unlinked under it.
+    pub exclusive: Arc<tokio::sync::Semaphore>,
+    /// The sync's state: nothing above the cursor the hub confirmed in this process goes.
+    pub hub: Arc<SyncShared>,
+}
+
+impl std::fmt::Debug for Retention {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Retention").field("max_age", &self.max_age_text).finish_non_exhaustive()
+    }
+}
+
+/// What one sweep did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepCounts {
+    /// Events examined.
+    pub examined: u64,
+    /// Files recorded as deleted and unlinked.
+    pub deleted: u64,
+    /// Recorded as deleted, but the unlink failed (retried at the next start).
+    pub unlink_failed: u64,
+    /// A backup was running: nothing was done, the next sweep tries again.
+    pub deferred: bool,
+}
+
+impl Retention {
+    /// One sweep over the events after `*examined`; moves `*examined` forward.
+    pub async fn sweep(&self, examined: &mut u64) -> Result<SweepCounts, String> {
+        let age = SignedDuration::try_from(self.max_age).map_err(|e| e.to_string())?;
+        let cutoff = (self.clock)().checked_sub(age).unwrap_or(Timestamp::MIN);
+        let mut counts = SweepCounts::default();
+        let Ok(_permit) = self.exclusive.clone().try_acquire_owned() else {
+            counts.deferred = true;
+            return Ok(counts);
+        };
+        let confirmed = self.hub.hub_confirmed();
+        loop {
+            let (reader, after) = (self.reader.clone(), *examined);
+            let page = tokio::task::spawn_blocking(move || expired_files(&reader, after, cutoff, SCAN, confirmed))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+            counts.examined += page.examined - after;
+            for chunk in page.files.chunks(BATCH) {
+                let recorded = delete_files(&self.log, chunk.to_vec(), self.max_age_text.clone(), confirmed)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                for file in recorded {
+                    self.metrics.retention_deleted.inc();
+                    match unlink(&self.state_dir, &file.file_path) {
+                        Ok(()) => counts.deleted += 1,
+                        Err(e) => {
+                            counts.unlink_failed += 1;
+                            tracing::warn!(seq = file.instance_seq, error = %e, "cannot remove an instance file recorded as deleted; retried at the next start");
+                        }
+                    }
+                }
+            }
+            *examined = page.examined;
+            if page.examined == after {
+                return Ok(counts);
+            }
+        }
+    }
+}
+
+/// Unlinks `relative` under `state_dir` (absent is fine) and fsyncs its directory.
+fn unlink(state_dir: &Path, relative: &str) -> std::io::Result<()> {
+    if !crate::log::is_relative_inside(relative) {
+        return Err(std::io::Error::other("the file path leaves the state directory"));
+    }
+    let path = state_dir.join(relative);
+    match std::fs::remove_file(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    match path.parent() {
+        Some(dir) => crate::log::fsync_dir(dir),
+        None => Ok(()),
+    }
+}
+
+/// Unlinks every file an `InstanceFileDeleted` names that is still there (a crash between
+/// the event's commit and the unlink). Idempotent; returns how many were removed.
+pub fn unlink_deleted(reader: &LogReader, state_dir: &Path) -> Result<u64, String> {
+    let mut removed = 0;
+    for file in deleted_files(reader).map_err(|e| e.to_string())? {
+        if state_dir.join(&file).exists() {
+            unlink(state_dir, &file).map_err(|e| format!("cannot remove a deleted instance file: {e}"))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// The sweep task: sweeps at once, then every `interval`, until `stop`. (Deletions a crash
+/// interrupted are finished by [`unlink_deleted`], which the daemon runs at every start.)
+pub async fn run(retention: Retention, interval: Duration, stop: CancellationToken) {
+    if !retention.hub.enabled {
+        tracing::warn!(
+            max_age = %retention.max_age_text,
+            "retention is configured but sync is off: no hub confirms what it holds, so no file will be deleted"
+        );
+        return;
+    }
+    let mut examined = 0;
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        match retention.sweep(&mut examined).await {
+            Ok(c) => tracing::info!(
+                examined = c.examined,
+                deleted = c.deleted,
+                unlink_failed = c.unlink_failed,
+                deferred_for_backup = c.deferred,
+                max_age = %retention.max_age_text,
+                "retention sweep done"
+            ),
+            Err(e) => tracing::warn!(error = %e, "retention sweep failed; retried at the next interval"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
