@@ -17,8 +17,9 @@ use std::time::Duration;
 use bytes::{Buf, BytesMut};
 use dicom_ul::pdu::{Pdu, read_pdu, write_pdu};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::time::Instant;
+
+use crate::net::Stream;
 
 /// PDU header: type (1), reserved (1), length (4, big endian).
 const HEADER: usize = 6;
@@ -40,10 +41,10 @@ pub enum WireError {
     Io(#[from] std::io::Error),
 }
 
-/// One association's socket.
+/// One association's socket (plain TCP, tuned by the accept loop, or TLS over it).
 #[derive(Debug)]
-pub struct Wire {
-    stream: TcpStream,
+pub struct Wire<S> {
+    stream: S,
     buf: BytesMut,
     read_timeout: Duration,
     /// The longest one PDU may take to arrive, from its first byte.
@@ -52,9 +53,8 @@ pub struct Wire {
     out: Vec<u8>,
 }
 
-impl Wire {
-    pub fn new(stream: TcpStream, read_timeout: Duration, pdu_timeout: Duration, write_timeout: Duration) -> Wire {
-        crate::net::tune(&stream);
+impl<S: Stream> Wire<S> {
+    pub fn new(stream: S, read_timeout: Duration, pdu_timeout: Duration, write_timeout: Duration) -> Wire<S> {
         Wire {
             stream,
             buf: BytesMut::with_capacity(16 * 1024),
@@ -111,18 +111,28 @@ impl Wire {
             Err(_) => Err(error),
             Ok(Ok(0)) => Err(WireError::Closed),
             Ok(Ok(_)) => {
-                crate::net::rearm_quickack(&self.stream);
+                self.stream.after_read();
                 Ok(())
             }
             Ok(Err(e)) => Err(e.into()),
         }
     }
 
+    /// Ends the connection: over TLS, the peer learns it ended on purpose (close_notify).
+    pub async fn close(&mut self) {
+        let _ = tokio::time::timeout(self.write_timeout, self.stream.shutdown()).await;
+    }
+
     /// Writes one PDU.
     pub async fn write(&mut self, pdu: &Pdu) -> Result<(), WireError> {
         self.out.clear();
         write_pdu(&mut self.out, pdu).map_err(|e| WireError::Malformed(e.to_string()))?;
-        match tokio::time::timeout(self.write_timeout, self.stream.write_all(&self.out)).await {
+        // TLS holds written bytes until flushed; plain TCP flushes nothing.
+        let sent = async {
+            self.stream.write_all(&self.out).await?;
+            self.stream.flush().await
+        };
+        match tokio::time::timeout(self.write_timeout, sent).await {
             Err(_) => Err(WireError::Timeout(self.write_timeout)),
             Ok(result) => Ok(result?),
         }
