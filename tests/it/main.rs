@@ -27,3 +27,7 @@ mod retention;
 mod support;
 mod sync;
 mod systemd;
+mod tls_api;
+mod tls_dicom;
+mod tls_mllp;
+mod tls_reload;

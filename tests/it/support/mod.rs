@@ -1,6 +1,7 @@
 //! Test support: an in-process daemon on port 0, an MLLP client, HL7 builders, HTTP GET, an
-//! SSE client, a throw-away PKI for the TLS tests, a fault-injecting TCP proxy, mounts and
-//! libfiu for operating-system faults.
+//! SSE client, a throw-away PKI and the TLS clients (python's ssl, rustls) for the TLS tests,
+//! the real binary with its log in a file, a fault-injecting TCP proxy, mounts and libfiu for
+//! operating-system faults.
 
 pub mod acked;
 pub mod certs;
@@ -11,6 +12,7 @@ pub mod eventually;
 pub mod hl7msg;
 pub mod http;
 pub mod imports;
+pub mod logged;
 pub mod mllp;
 pub mod osfault;
 pub mod powerloss;
@@ -18,6 +20,7 @@ pub mod process;
 pub mod proxy;
 pub mod scu;
 pub mod sse;
+pub mod tls;
 
 pub use daemon::TestDaemon;
 pub use eventually::eventually;
