@@ -1,5 +1,6 @@
 //! The HTTP API over TLS (`http.tls`), with curl as the client: served with the `[tls]`
-//! identity; a client certificate is optional, but one that is presented must be valid.
+//! identity; a client certificate is optional, but one that is presented must be valid. The
+//! zenedge commands that talk to the daemon use HTTPS then.
 //! Without curl this test prints why it is skipped and passes.
 
 use std::process::Command;
@@ -37,6 +38,9 @@ async fn curl_reads_the_api_over_https_with_or_without_a_client_certificate() {
     let mut bad = base("/healthz");
     bad.extend(["--cert".into(), foreign.display().to_string(), "--key".into(), foreign_key.display().to_string()]);
     assert!(!curl(bad).await.status.success(), "a client certificate of another CA is refused");
+    let https = zenedge::operator::Daemon { addr: d.http, https: true };
+    let status = tokio::task::spawn_blocking(move || zenedge::operator::status::fetch(https)).await.unwrap();
+    assert_eq!(status.expect("zenedge status over HTTPS")["edge_id"], "e1");
     let plain = curl(vec![
         "-sS".into(),
         "--max-time".into(),
