@@ -70,22 +70,31 @@
 //! The storage contract is in [`store`]; the TLS accept loop, and why it is hand-written, in
 //! [`server`].
 
+mod command;
 pub mod epochs;
+mod feed;
 mod json;
+pub mod metrics;
+pub mod outcome;
+pub mod pg;
 mod read;
+mod receive;
 pub mod routes;
 pub mod server;
+mod storage;
 pub mod store;
 
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
+use std::time::Duration;
 
-use tokio_util::sync::CancellationToken;
-
+pub use command::HubFile;
+pub use feed::CONSUMER_PREFIX;
 pub use json::envelope_json;
+pub use pg::{PgSettings, PgStore};
 pub use routes::router;
 pub use server::{serve, tls_config};
-pub use store::HubStore;
+pub use storage::HubStore;
+pub use store::RedbStore;
 
 /// `EX_CONFIG` from sysexits.h: the command line or a file it names is unusable.
 pub const EXIT_CONFIG: u8 = 78;
@@ -97,12 +106,25 @@ pub struct HubOptions {
     pub max_batch_bytes: usize,
     /// Largest single envelope accepted; a batch holding a larger one is `422`, naming it.
     pub max_event_bytes: usize,
+    /// A request's headers must arrive within this time on an open connection (plain HTTP
+    /// and TLS alike); the connection is closed otherwise.
+    pub header_timeout: Duration,
+    /// A batch's body must arrive within this time after its headers (`408` otherwise): a
+    /// slowly sent body holds one connection for at most this long and at most the body
+    /// limit of memory.
+    pub body_timeout: Duration,
 }
 
 impl Default for HubOptions {
-    /// The command line's defaults: 64 MiB batches, 16 MiB events.
+    /// The command line's defaults: 64 MiB batches, 16 MiB events, 30 s for headers, 60 s
+    /// for a body.
     fn default() -> HubOptions {
-        HubOptions { max_batch_bytes: 64 << 20, max_event_bytes: 16 << 20 }
+        HubOptions {
+            max_batch_bytes: 64 << 20,
+            max_event_bytes: 16 << 20,
+            header_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(60),
+        }
     }
 }
 
@@ -133,6 +155,27 @@ pub enum HubError {
     NewerSchema { path: PathBuf, found: u64, known: u64 },
     #[error("hub database error: {0}")]
     Storage(Box<redb::Error>),
+    #[error("{0}")]
+    PgConfig(String),
+    /// The database cannot be reached or is restarting: try again later (`503`).
+    #[error("the hub's database is unavailable: {0}")]
+    Unavailable(String),
+    #[error("PostgreSQL error: {0}")]
+    Postgres(String),
+    #[error("{0}")]
+    Migration(String),
+    #[error(
+        "the hub's PostgreSQL database was migrated by a newer zenedge hub (schema {found}; this binary knows up to \
+         {known}); run the newer version"
+    )]
+    NewerDatabaseSchema { found: u64, known: u64 },
+    /// A sequence number or epoch above what a `bigint` column holds.
+    #[error("sequence number {0} is beyond 2^63 - 1")]
+    SeqRange(u64),
+    #[error("{0}")]
+    Unsupported(&'static str),
+    #[error("a hub task failed: {0}")]
+    Task(String),
 }
 
 impl HubError {
@@ -191,92 +234,7 @@ impl EdgeIdentity {
     }
 }
 
-/// `zenedge hub`: checks the certificate files, opens the store, serves until SIGTERM/SIGINT.
-/// Exit 0 after a clean shutdown, 78 for unusable arguments or files, 1 for anything else.
-pub fn run_command(args: &crate::cli::HubArgs) -> ExitCode {
-    crate::telemetry::init_tracing("info");
-    let options = match options(args) {
-        Ok(options) => options,
-        Err(e) => {
-            eprintln!("zenedge hub: {e}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
-    };
-    let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => {
-            let files = HubTls { cert: cert.clone(), key: key.clone(), client_ca: args.client_ca.clone() };
-            match tls_config(&files) {
-                Ok(config) => Some(config),
-                Err(e) => {
-                    eprintln!("zenedge hub: {e}");
-                    return ExitCode::from(EXIT_CONFIG);
-                }
-            }
-        }
-        _ => None,
-    };
-    let store = match HubStore::open(&args.state_dir) {
-        Ok(store) => store,
-        Err(e) => {
-            eprintln!("zenedge hub: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("zenedge hub: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let listen = args.listen;
-    let result = runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {listen}: {e}")))?;
-        let shutdown = CancellationToken::new();
-        tokio::spawn(cancel_on_signal(shutdown.clone()));
-        serve(listener, store, options, tls, shutdown).await
-    });
-    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
-    match result {
-        Ok(()) => {
-            tracing::info!("hub stopped");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("zenedge hub: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// The limits of the command line, checked.
-fn options(args: &crate::cli::HubArgs) -> Result<HubOptions, String> {
-    let size = |name: &str, value: bytesize::ByteSize| match usize::try_from(value.as_u64()) {
-        Ok(0) => Err(format!("{name} must be at least 1 byte")),
-        Ok(n) => Ok(n),
-        Err(_) => Err(format!("{name} is too large for this machine")),
-    };
-    Ok(HubOptions {
-        max_batch_bytes: size("--max-batch-bytes", args.max_batch_bytes)?,
-        max_event_bytes: size("--max-event-bytes", args.max_event_bytes)?,
-    })
-}
-
-/// Cancels `shutdown` on SIGTERM or SIGINT.
-async fn cancel_on_signal(shutdown: CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-        tracing::error!("cannot install signal handlers");
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received: stopping"),
-        _ = int.recv() => tracing::info!("SIGINT received: stopping"),
-    }
-    shutdown.cancel();
-}
+pub use command::run_command;
 
 #[cfg(test)]
 mod tests {
@@ -292,23 +250,5 @@ mod tests {
         let nobody = EdgeIdentity::from_der(b"not a certificate");
         assert!(!nobody.may_access(""));
         assert!(nobody.name().contains("none"));
-    }
-
-    #[test]
-    fn zero_limits_are_refused() {
-        use clap::Parser;
-        let cli = crate::cli::Cli::try_parse_from([
-            "zenedge",
-            "hub",
-            "--listen",
-            "127.0.0.1:0",
-            "--state-dir",
-            "x",
-            "--max-event-bytes",
-            "0",
-        ])
-        .unwrap();
-        let crate::cli::Command::Hub(args) = cli.command else { panic!("not the hub command") };
-        assert!(options(&args).unwrap_err().contains("--max-event-bytes"));
     }
 }

@@ -250,6 +250,9 @@ impl Transport for HttpTransport {
             200 => serde_json::from_slice(&body).map_err(|e| {
                 Failure::new(FailureKind::Protocol, format!("the hub's position is not what the contract says: {e}"))
             }),
+            // An edge the hub never heard from (a hub restored from a backup older than this
+            // edge's first batch, or a new one): it holds nothing, and the edge sends it all.
+            404 if epoch == 0 => Ok(Position::nothing(&self.edge_id)),
             _ => Err(not_ok(status, &body)),
         }
     }
@@ -499,6 +502,26 @@ mod tests {
         }
         assert!(!request.head.contains("zenedge-redelivery"));
         assert_eq!(request.body, batch.body);
+    }
+
+    #[test]
+    fn a_404_for_the_position_of_epoch_0_is_a_hub_that_holds_nothing_of_this_edge() {
+        const UNKNOWN: &str = "HTTP/1.1 404 Not Found\r\ncontent-length: 2\r\n\r\n{}";
+        for (epoch, nothing) in [(0, true), (2, false)] {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let server = serve_one(listener, None, Some(UNKNOWN));
+            let answer = transport(&format!("http://{addr}"), None, Duration::from_secs(5)).position(epoch, None);
+            server.join().unwrap().expect("a request");
+            match answer {
+                Ok(position) => {
+                    assert!(nothing, "epoch {epoch}");
+                    assert_eq!((position.stored_through, position.last_event), (0, Some(None)));
+                }
+                // A missing later epoch is not "nothing": the operator's fork is gone.
+                Err(f) => assert!(!nothing && f.kind == FailureKind::Http4xx, "{f}"),
+            }
+        }
     }
 
     #[test]

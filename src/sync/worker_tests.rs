@@ -34,6 +34,8 @@ struct Seen {
     /// What the hub held when the request arrived.
     hub_stored_through: u64,
     breaker: super::BreakerState,
+    /// Position requests (`GET`) the hub had answered before this request.
+    positions: usize,
 }
 
 /// An epoch above 0 on the fake hub.
@@ -230,6 +232,7 @@ impl Transport for FakeHub {
             edge_cursor,
             hub_stored_through,
             breaker,
+            positions: self.with(|s| s.positions.len()),
         };
         if let Some(hook) = &mut *self.hook.lock().unwrap() {
             hook(&seen);
@@ -627,6 +630,26 @@ async fn the_breaker_opens_then_a_probe_closes_it_or_opens_it_again() {
     let status = edge.shared.status();
     assert_eq!((status.breaker, status.consecutive_failures), (Closed, 0));
     assert!(edge.metrics.encode().contains("zenedge_sync_breaker_state 0"));
+    edge.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_the_breaker_closes_the_hub_s_position_is_read_before_the_next_batch() {
+    let mut config = config(4);
+    config.breaker_failures = 2;
+    let mut edge = Edge::new(config);
+    edge.hub.with(|s| s.script.extend((0..2).map(|_| failure(FailureKind::Connect))));
+    edge.append(1..=4).await;
+    edge.start();
+    eventually("stored", || edge.cursor() == 4).await;
+    edge.append(5..=6).await;
+    eventually("the next batch stored", || edge.cursor() == 6).await;
+    let seen = edge.hub.seen();
+    use super::BreakerState::*;
+    assert_eq!(seen.iter().map(|s| s.breaker).collect::<Vec<_>>(), vec![Closed, Closed, HalfOpen, Closed]);
+    // The probe closed the breaker; a hub back from an outage may have been restored from an
+    // older copy, so the edge asked where it is before it sent 5..=6.
+    assert_eq!(seen[3].positions, seen[2].positions + 1, "{:?}", edge.hub.with(|s| s.positions.clone()));
     edge.close().await;
 }
 

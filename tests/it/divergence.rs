@@ -190,7 +190,7 @@ fn text(out: &std::process::Output) -> String {
 
 /// The HL7 bytes of each control id in the history of `epoch` as the hub stored it.
 fn stored_messages(hub_dir: &Path, epoch: u64) -> BTreeMap<String, Vec<u8>> {
-    let store = zenedge::hub::HubStore::open(hub_dir).unwrap();
+    let store = zenedge::hub::RedbStore::open(hub_dir).unwrap();
     let (items, _) = store.history(EDGE, epoch, 0, usize::MAX).unwrap().expect("the epoch exists");
     items
         .iter()

@@ -1,0 +1,150 @@
+//! The columns of `hub_events` read out of an envelope: the fields of the envelope itself
+//! (tenant, hospital, times, aggregate) and, from the event's data when it has them, the
+//! patient ids and the accession number. The envelope is stored whole beside them; a field
+//! that is absent or of an unexpected shape leaves its column NULL (an event type this
+//! binary does not know is stored all the same).
+
+use jiff::Timestamp;
+use serde::Deserialize;
+
+/// The queryable columns of one event.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Columns {
+    pub tenant_id: Option<String>,
+    pub hospital_id: Option<String>,
+    pub occurred_at: Option<Timestamp>,
+    pub recorded_at: Option<Timestamp>,
+    pub aggregate_type: Option<String>,
+    pub aggregate_id: Option<String>,
+    /// `None` when the event names no patient.
+    pub patient_ids: Option<Vec<String>>,
+    pub accession: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Head {
+    tenant_id: Option<String>,
+    hospital_id: Option<String>,
+    occurred_at: Option<Timestamp>,
+    recorded_at: Option<Timestamp>,
+    aggregate: Option<Aggregate>,
+}
+
+#[derive(Deserialize)]
+struct Aggregate {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WithData {
+    data: Option<Data>,
+}
+
+/// The identifying fields the event types carry (`InstanceStored`, `StudyCompleted`,
+/// `OrderCreated`… at the top of `data`; `HL7MessageReceived` in its `summary`).
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Data {
+    patient_id: Option<String>,
+    other_patient_ids: Vec<String>,
+    accession_number: Option<String>,
+    accession: Option<String>,
+    summary: Option<Summary>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Summary {
+    patient: Option<Patient>,
+    orders: Vec<Order>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Patient {
+    id: Option<String>,
+    identifiers: Vec<Identifier>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Identifier {
+    id: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Order {
+    accession_number: Option<String>,
+}
+
+/// The columns of the envelope `bytes` (already checked to have a head).
+pub fn columns(bytes: &[u8]) -> Columns {
+    let mut out = Columns::default();
+    if let Ok(head) = rmp_serde::from_slice::<Head>(bytes) {
+        out.tenant_id = head.tenant_id;
+        out.hospital_id = head.hospital_id;
+        out.occurred_at = head.occurred_at;
+        out.recorded_at = head.recorded_at;
+        if let Some(aggregate) = head.aggregate {
+            (out.aggregate_type, out.aggregate_id) = (aggregate.kind, aggregate.id);
+        }
+    }
+    let Ok(WithData { data: Some(data) }) = rmp_serde::from_slice::<WithData>(bytes) else { return out };
+    let mut ids: Vec<String> = Vec::new();
+    let mut add = |id: String| {
+        if !id.is_empty() && !ids.contains(&id) {
+            ids.push(id);
+        }
+    };
+    data.patient_id.into_iter().for_each(&mut add);
+    data.other_patient_ids.into_iter().for_each(&mut add);
+    let mut accession = data.accession_number.or(data.accession);
+    if let Some(summary) = data.summary {
+        if let Some(patient) = summary.patient {
+            patient.id.into_iter().for_each(&mut add);
+            patient.identifiers.into_iter().map(|i| i.id).for_each(&mut add);
+        }
+        accession = accession.or_else(|| summary.orders.into_iter().find_map(|o| o.accession_number));
+    }
+    out.patient_ids = (!ids.is_empty()).then_some(ids);
+    out.accession = accession.filter(|a| !a.is_empty());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_hl7_message_gives_its_patient_ids_and_its_order_s_accession() {
+        let envelope = serde_json::json!({
+            "seq": 1, "event_id": "x", "event_type": "HL7MessageReceived", "tenant_id": "t1",
+            "hospital_id": "h1", "occurred_at": "2026-01-02T03:04:05Z", "recorded_at": "2026-01-02T03:04:06Z",
+            "aggregate": {"type": "hl7_message", "id": "m-1"},
+            "data": {"raw": "MSH|", "summary": {"patient": {"id": "P1", "identifiers": [{"id": "P1"}, {"id": "NHS9"}]},
+                     "orders": [{"accession_number": null}, {"accession_number": "ACC7"}]}}
+        });
+        let bytes = rmp_serde::to_vec_named(&envelope).unwrap();
+        let got = columns(&bytes);
+        assert_eq!(got.tenant_id.as_deref(), Some("t1"));
+        assert_eq!(got.aggregate_type.as_deref(), Some("hl7_message"));
+        assert_eq!(got.patient_ids, Some(vec!["P1".to_owned(), "NHS9".to_owned()]));
+        assert_eq!(got.accession.as_deref(), Some("ACC7"));
+        assert_eq!(got.recorded_at, Some("2026-01-02T03:04:06Z".parse().unwrap()));
+    }
+
+    #[test]
+    fn an_unknown_shape_leaves_the_columns_empty_instead_of_failing() {
+        let envelope = serde_json::json!({"seq": 1, "event_type": "New", "data": {"patient_id": {"nested": 1}}});
+        let got = columns(&rmp_serde::to_vec_named(&envelope).unwrap());
+        assert_eq!((got.patient_ids, got.accession), (None, None));
+        let study =
+            serde_json::json!({"data": {"patient_id": "P2", "other_patient_ids": ["P3"], "accession_number": "A1"}});
+        let got = columns(&rmp_serde::to_vec_named(&study).unwrap());
+        assert_eq!(got.patient_ids, Some(vec!["P2".to_owned(), "P3".to_owned()]));
+        assert_eq!(got.accession.as_deref(), Some("A1"));
+    }
+}
