@@ -24,4 +24,5 @@ mod rebuild;
 mod retention;
 mod support;
 mod sync;
+mod sync_pg;
 mod systemd;

@@ -27,18 +27,18 @@ use crate::support::certs::{Leaf, TestPki};
 use crate::support::hl7msg::{ack_code, orm};
 use crate::support::proxy::{Fault, FaultProxy};
 
-const EDGE: &str = "e1";
+pub(crate) const EDGE: &str = "e1";
 
 /// The reference hub on 127.0.0.1:0, on a store of either kind.
-struct Hub {
-    addr: SocketAddr,
-    store: HubStore,
+pub(crate) struct Hub {
+    pub(crate) addr: SocketAddr,
+    pub(crate) store: HubStore,
     backing: Backing,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
-fn options() -> HubOptions {
+pub(crate) fn options() -> HubOptions {
     HubOptions::default()
 }
 
@@ -47,7 +47,7 @@ impl Hub {
         Hub::start_on(store.backing().unwrap(), options(), None).await
     }
 
-    async fn start_on(backing: Backing, options: HubOptions, tls: Option<Arc<rustls::ServerConfig>>) -> Hub {
+    pub(crate) async fn start_on(backing: Backing, options: HubOptions, tls: Option<Arc<rustls::ServerConfig>>) -> Hub {
         let store = backing.open().await;
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -76,26 +76,26 @@ impl Hub {
         Hub { addr, store, backing, shutdown, task }
     }
 
-    async fn stop(self) -> Backing {
+    pub(crate) async fn stop(self) -> Backing {
         self.shutdown.cancel();
         let _ = self.task.await;
         drop(self.store);
         self.backing
     }
 
-    async fn stored_through(&self) -> u64 {
+    pub(crate) async fn stored_through(&self) -> u64 {
         self.store.stored_through(EDGE).await.unwrap()
     }
 
     /// Every event the hub holds for the edge: (seq, stored bytes).
-    async fn events(&self) -> Vec<(u64, Vec<u8>)> {
+    pub(crate) async fn events(&self) -> Vec<(u64, Vec<u8>)> {
         self.store.events(EDGE, 0, usize::MAX).await.unwrap()
     }
 }
 
 /// The edge's sync settings for a plain-HTTP hub at `addr`, with short retry times so the
 /// tests converge quickly.
-fn sync_toml(addr: SocketAddr, extra: &str) -> String {
+pub(crate) fn sync_toml(addr: SocketAddr, extra: &str) -> String {
     format!(
         "[sync]\nhub_url = \"http://{addr}\"\nallow_plain_http = true\nretry_base = \"10ms\"\nretry_cap = \"100ms\"\n\
          breaker_failures = 3\nbreaker_open = \"100ms\"\ntimeout = \"1s\"\nconnect_timeout = \"1s\"\nlinger = \"5ms\"\n\
@@ -104,7 +104,7 @@ fn sync_toml(addr: SocketAddr, extra: &str) -> String {
 }
 
 /// Polls `check` until it holds or `limit` passes (then fails with `what`).
-async fn wait_for<F, Fut>(what: &str, limit: Duration, mut check: F)
+pub(crate) async fn wait_for<F, Fut>(what: &str, limit: Duration, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -116,7 +116,7 @@ where
     }
 }
 
-async fn send_orders(daemon: &TestDaemon, prefix: &str, n: usize) {
+pub(crate) async fn send_orders(daemon: &TestDaemon, prefix: &str, n: usize) {
     let mut client = daemon.client().await;
     for i in 0..n {
         let ack = client.send(&orm(&format!("{prefix}{i}"), &format!("ACC-{prefix}{i}"))).await;
@@ -124,13 +124,13 @@ async fn send_orders(daemon: &TestDaemon, prefix: &str, n: usize) {
     }
 }
 
-async fn last_seq(daemon: &TestDaemon) -> u64 {
+pub(crate) async fn last_seq(daemon: &TestDaemon) -> u64 {
     daemon.get("/readyz").await.json()["last_seq"].as_u64().unwrap()
 }
 
 /// The edge's log as stored: (seq, envelope bytes), read from its API's view of each event
 /// and compared by identity (seq, event id) with what the hub holds.
-async fn assert_hub_holds_the_log(daemon: &TestDaemon, hub: &Hub, skipped: &[u64]) {
+pub(crate) async fn assert_hub_holds_the_log(daemon: &TestDaemon, hub: &Hub, skipped: &[u64]) {
     let edge = daemon.events().await;
     let held = hub.events().await;
     let edge_ids: Vec<(u64, String)> = edge
@@ -150,7 +150,7 @@ async fn assert_hub_holds_the_log(daemon: &TestDaemon, hub: &Hub, skipped: &[u64
     assert_eq!(hub.stored_through().await, edge.last().map_or(0, |e| e["seq"].as_u64().unwrap()));
 }
 
-async fn wait_synced(daemon: &TestDaemon, hub: &Hub) {
+pub(crate) async fn wait_synced(daemon: &TestDaemon, hub: &Hub) {
     let last = last_seq(daemon).await;
     wait_for(&format!("the hub to store through {last}"), Duration::from_secs(30), || async {
         hub.stored_through().await >= last
@@ -158,7 +158,7 @@ async fn wait_synced(daemon: &TestDaemon, hub: &Hub) {
     .await;
 }
 
-async fn status(daemon: &TestDaemon) -> serde_json::Value {
+pub(crate) async fn status(daemon: &TestDaemon) -> serde_json::Value {
     let r = daemon.get("/api/v1/status").await;
     assert_eq!(r.status, 200);
     r.json()

@@ -38,6 +38,20 @@ impl Store {
 }
 
 impl Backing {
+    /// A fresh database on `server`.
+    pub fn on(server: Arc<PgServer>) -> Backing {
+        let url = server.database();
+        Backing::Postgres { server, url }
+    }
+
+    /// The PostgreSQL server and database URL, for a test that looks into the tables.
+    pub fn postgres(&self) -> Option<(&PgServer, &str)> {
+        match self {
+            Backing::Redb(_) => None,
+            Backing::Postgres { server, url } => Some((server, url)),
+        }
+    }
+
     /// A store on this backing (PostgreSQL: connects and migrates).
     pub async fn open(&self) -> HubStore {
         match self {
