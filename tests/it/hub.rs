@@ -584,6 +584,39 @@ async fn tls_post(hub: &TlsHub, client: Option<&(PathBuf, PathBuf)>, path_edge: 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cross_edge_feed_is_closed_to_edge_certificates_and_open_to_a_consumer_s() {
+    let hub = tls_hub().await;
+    let edge = hub.pki.client(hub.files.path(), EDGE);
+    let mut stream = tls_connect(hub.hub.addr, &hub.pki.ca_path(), Some(&edge)).await.unwrap();
+    let reply = exchange(&mut stream, "GET", "/v1/events", &[], &[]).await.unwrap();
+    assert_eq!(reply.status, 403, "{reply:?}");
+    assert!(reply.json()["error"].as_str().unwrap().contains(hub::CONSUMER_PREFIX), "{reply:?}");
+    let consumer = hub.pki.client(hub.files.path(), "consumer:reporting");
+    let mut stream = tls_connect(hub.hub.addr, &hub.pki.ca_path(), Some(&consumer)).await.unwrap();
+    let reply = exchange(&mut stream, "GET", "/v1/events", &[], &[]).await.unwrap();
+    // Let through; this hub's store (redb) has no feed.
+    assert_eq!(reply.status, 501, "{reply:?}");
+    assert!(reply.json()["error"].as_str().unwrap().contains("PostgreSQL"), "{reply:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_client_that_trickles_its_headers_is_disconnected() {
+    let pki = TestPki::new();
+    let files = tempfile::tempdir().unwrap();
+    let (cert, key) = pki.server(files.path());
+    let config = hub::tls_config(&HubTls { cert, key, client_ca: Some(pki.ca_path()) }).unwrap();
+    let quick = HubOptions { header_timeout: Duration::from_millis(300), ..options() };
+    let hub = RunningHub::start_on(Store::Redb.backing().unwrap(), quick, Some(config)).await;
+    let client = pki.client(files.path(), EDGE);
+    let mut stream = tls_connect(hub.addr, &pki.ca_path(), Some(&client)).await.unwrap();
+    stream.write_all(b"POST /v1/edges/edge-1/events HTTP/1.1\r\nHost: hub\r\n").await.unwrap();
+    stream.flush().await.unwrap();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "the hub closes a connection whose headers do not arrive in time");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_edge_certificate_writes_its_own_stream() {
     let hub = tls_hub().await;
     let client = hub.pki.client(hub.files.path(), EDGE);

@@ -13,6 +13,7 @@ mod divergence;
 mod durability;
 mod hostile;
 mod hub;
+mod hub_pg;
 mod interop;
 mod logs;
 mod malformed;
