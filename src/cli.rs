@@ -96,7 +96,7 @@ pub enum Command {
     Sync(SyncCommand),
     /// Run the reference hub: receives edges' event batches (the hub contract) and stores
     /// each `(edge_id, seq)` once.
-    Hub(HubArgs),
+    Hub(Box<HubArgs>),
 }
 
 /// `zenedge dead-letters`.

@@ -301,7 +301,7 @@ mod tests {
     fn hub_args(args: &[&str]) -> HubArgs {
         let cli = crate::cli::Cli::try_parse_from(["zenedge", "hub"].iter().chain(args)).unwrap();
         let crate::cli::Command::Hub(args) = cli.command else { panic!("not the hub command") };
-        args
+        *args
     }
 
     #[test]
