@@ -48,14 +48,32 @@
 //!
 //! Reading back: `GET /v1/edges/{edge_id}` → `{"edge_id", "epoch": 0, "stored_through",
 //! "events" (count), "skipped" ([seq]), "last_event", "fork_at", "epochs": [{"epoch",
-//! "parent", "fork_at", "stored_through", "events"}]}` (an edge that never wrote reads as
-//! zeros); `GET /v1/edges/{edge_id}/epochs/{n}` → the same for epoch `n` with its `parent`;
+//! "parent", "fork_at", "stored_through", "events"}]}`, or `404` for an edge the hub never
+//! heard from (the edge takes it as "the hub holds nothing of this edge"); `GET /v1/edges/{edge_id}/epochs/{n}` → the same for epoch `n` with its `parent`;
 //! `?at=SEQ` on either adds `event_at`, the last event stored at or below `SEQ` in that
 //! epoch's history. `GET /v1/edges/{edge_id}[/epochs/{n}]/events?after=SEQ&limit=N` (limit
 //! 1-1000, default 100) → `{"items": [{"seq", "epoch", "event"}], "next": SEQ|null,
 //! "stored_through"}`: the epoch's whole history (its parent's events up to the fork point,
 //! then its own), `event` being the stored msgpack converted generically ([`json`]: binary as
-//! base64, UUIDs as text), so newer event types show too. `GET /healthz` → `ok`.
+//! base64, UUIDs as text), so newer event types show too. `GET /healthz` → `ok`;
+//! `GET /metrics` → [`metrics`].
+//!
+//! Every edge at once: `GET /v1/events?after_cursor=C&limit=N&wait=S` → `{"items":
+//! [{"edge_id", "epoch", "seq", "cursor", "event"}], "next": C}`, in commit order, never
+//! skipping an event whose transaction committed late; the cursor is `"<tx>.<feed_id>"`
+//! (PostgreSQL store only; see [`feed`] and [`pg::feed`]).
+//!
+//! # Stores
+//!
+//! [`HubStore`] is redb in a state directory ([`store`], [`epochs`]) or PostgreSQL ([`pg`]);
+//! both give the answers of [`outcome`] with the same guarantees, so the routes do not ask
+//! which. A store that cannot reach its database is `503` (the edge retries later).
+//!
+//! # Slow clients
+//!
+//! The headers of each request must arrive within `header_timeout` (the connection is closed
+//! otherwise) and a batch's body within `body_timeout` (`408`), on plain HTTP and TLS alike
+//! ([`server`], [`receive`]).
 //!
 //! # Identity
 //!
