@@ -37,8 +37,14 @@ struct Aggregate {
     id: Option<String>,
 }
 
+/// The head and the data in one pass (the common case).
 #[derive(Deserialize)]
-struct WithData {
+struct Whole {
+    tenant_id: Option<String>,
+    hospital_id: Option<String>,
+    occurred_at: Option<Timestamp>,
+    recorded_at: Option<Timestamp>,
+    aggregate: Option<Aggregate>,
     data: Option<Data>,
 }
 
@@ -82,8 +88,22 @@ struct Order {
 
 /// The columns of the envelope `bytes` (already checked to have a head).
 pub fn columns(bytes: &[u8]) -> Columns {
+    // One pass when the data has the expected shape; the head alone otherwise.
+    let (head, data) = match rmp_serde::from_slice::<Whole>(bytes) {
+        Ok(w) => {
+            let head = Head {
+                tenant_id: w.tenant_id,
+                hospital_id: w.hospital_id,
+                occurred_at: w.occurred_at,
+                recorded_at: w.recorded_at,
+                aggregate: w.aggregate,
+            };
+            (Some(head), w.data)
+        }
+        Err(_) => (rmp_serde::from_slice::<Head>(bytes).ok(), None),
+    };
     let mut out = Columns::default();
-    if let Ok(head) = rmp_serde::from_slice::<Head>(bytes) {
+    if let Some(head) = head {
         out.tenant_id = head.tenant_id;
         out.hospital_id = head.hospital_id;
         out.occurred_at = head.occurred_at;
@@ -92,7 +112,7 @@ pub fn columns(bytes: &[u8]) -> Columns {
             (out.aggregate_type, out.aggregate_id) = (aggregate.kind, aggregate.id);
         }
     }
-    let Ok(WithData { data: Some(data) }) = rmp_serde::from_slice::<WithData>(bytes) else { return out };
+    let Some(data) = data else { return out };
     let mut ids: Vec<String> = Vec::new();
     let mut add = |id: String| {
         if !id.is_empty() && !ids.contains(&id) {

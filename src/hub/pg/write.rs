@@ -18,9 +18,9 @@ use crate::sync::wire::{ForkRequest, Forked, Received};
 pub(super) const CHANNEL: &str = "zenedge_hub_events";
 
 const COPY: &str = "COPY hub_events (edge_id, epoch, seq, event_id, event_type, tenant_id, hospital_id, occurred_at, \
-                    recorded_at, aggregate_type, aggregate_id, patient_ids, accession, envelope) FROM STDIN BINARY";
+                    recorded_at, aggregate_type, aggregate_id, patient_ids, accession, envelope, tx) FROM STDIN BINARY";
 
-const COPY_TYPES: [Type; 14] = [
+const COPY_TYPES: [Type; 15] = [
     Type::TEXT,
     Type::INT8,
     Type::INT8,
@@ -35,6 +35,7 @@ const COPY_TYPES: [Type; 14] = [
     Type::TEXT_ARRAY,
     Type::TEXT,
     Type::BYTEA,
+    Type::INT8,
 ];
 
 /// The stream's row, locked until the transaction ends; `None` when it does not exist.
@@ -256,13 +257,16 @@ async fn copy_events(tx: &Transaction<'_>, edge_id: &str, epoch: u64, envelopes:
     if envelopes.is_empty() {
         return Ok(());
     }
+    // The feed's `tx`, read once for the batch rather than computed by the column's default
+    // for every row.
+    let xact: i64 = tx.query_one("SELECT pg_current_xact_id()::text::bigint", &[]).await.map_err(db_error)?.get(0);
     let sink = tx.copy_in(COPY).await.map_err(db_error)?;
     let mut writer = pin!(BinaryCopyInWriter::new(sink, &COPY_TYPES));
     let epoch = sql(epoch)?;
     for e in envelopes {
         let c = columns(&e.bytes);
         let seq = sql(e.head.seq)?;
-        let row: [&(dyn ToSql + Sync); 14] = [
+        let row: [&(dyn ToSql + Sync); 15] = [
             &edge_id,
             &epoch,
             &seq,
@@ -277,6 +281,7 @@ async fn copy_events(tx: &Transaction<'_>, edge_id: &str, epoch: u64, envelopes:
             &c.patient_ids,
             &c.accession,
             &e.bytes,
+            &xact,
         ];
         writer.as_mut().write(&row).await.map_err(db_error)?;
     }
