@@ -106,7 +106,7 @@ pg_start() {
   fi
   "${pg_run[@]}" "$pg_bin/initdb" -D "$dir/pgdata" --auth=trust -U postgres -E UTF8 --locale=C >/dev/null
   "${pg_run[@]}" "$pg_bin/pg_ctl" -D "$dir/pgdata" -l "$dir/pg.log" -w \
-    -o "-c listen_addresses=127.0.0.1 -k $dir -p $port -c shared_buffers=512MB -c max_wal_size=4GB" start >/dev/null
+    -o "-c listen_addresses=127.0.0.1 -k $dir -p $port -c shared_buffers=512MB -c max_wal_size=4GB ${PG_OPTS:-}" start >/dev/null
 }
 
 pg_stop() {

@@ -10,7 +10,9 @@
 #      each timed from its ACK to the hub holding it (`zenedge-load sync-lag`);
 #   4. many edges: EDGES virtual edges (default 20) at EDGE_RATE events/s each (default 1,000)
 #      for DURATION (`zenedge-load hub-load`), each event timed from when its edge took it to
-#      the hub's 200; on postgres a consumer long-polls the feed meanwhile.
+#      the hub's 200; on postgres a consumer long-polls the feed meanwhile;
+#   5. (postgres) how soon a consumer sees an event: 2 edges at 100 events/s, a consumer
+#      long-polling, each event timed from its batch leaving the edge to the consumer's read.
 # Usage: bench/sync.sh [REPEATS=3]   (EVENTS=..., RATE=..., DURATION=..., STORES=... to change
 # the run). Needs openssl (test certificates), curl and, for postgres, the PostgreSQL server
 # packages; the state is a temp dir (~1.6 GB per 1M events on the edge plus the hub's copy).
@@ -127,4 +129,11 @@ for store in $stores; do
     --edges "$edges" --rate "$edge_rate" --duration "$duration" "${extra[@]}"
   grep -o 'VmHWM:.*' "/proc/$hub_pid/status" | sed 's/^/  hub peak RSS /'
   kill "$hub_pid"; wait "$hub_pid" 2>/dev/null || true
+  if [ "$store" = postgres ]; then
+    echo "== [$store] a consumer's wake-up: 2 edges at 100 events/s for $duration, long-polling consumer"
+    start_hub
+    "$bin/zenedge-load" hub-load --hub "https://localhost:$hub_port" --ca "$pki/ca.pem" --certs "$pki" \
+      --edges 2 --rate 100 --duration "$duration" --consumer "$consumer"
+    kill "$hub_pid"; wait "$hub_pid" 2>/dev/null || true
+  fi
 done
