@@ -94,10 +94,10 @@ struct Data {
     accession_number: String,
 }
 
-fn agent(hub: &str, ca: &PathBuf, cert: PathBuf, key: PathBuf) -> Result<ureq::Agent, BoxError> {
+fn agent(hub: &str, ca: &std::path::Path, cert: PathBuf, key: PathBuf) -> Result<ureq::Agent, BoxError> {
     let endpoint = zenedge::config::HubEndpoint {
         url: hub.trim_end_matches('/').to_owned(),
-        ca_file: Some(ca.clone()),
+        ca_file: Some(ca.to_owned()),
         client_cert: Some(cert),
         client_key: Some(key),
     };
@@ -244,6 +244,8 @@ fn ms(h: &Histogram<u64>, q: f64) -> f64 {
     h.value_at_quantile(q) as f64 / 1000.0
 }
 
+// The run lasts `--duration`: a load tool's own main thread waits it out.
+#[allow(clippy::disallowed_methods)]
 pub fn run_hub_load_command(args: &HubLoadArgs) -> Result<std::process::ExitCode, BoxError> {
     let stop = Arc::new(AtomicBool::new(false));
     let latencies = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(1, MAX_LATENCY_US, 3)?));
