@@ -70,13 +70,27 @@ fn page(json: &serde_json::Value) -> (Vec<(String, u64)>, String) {
     (seen, json["next"].as_str().unwrap().to_owned())
 }
 
+/// The feed after `cursor` once it holds `n` events: other tests' transactions on the shared
+/// server hold it back for a moment (the feed waits for every older open transaction).
+async fn feed_with(hub: &Hub, cursor: &str, n: usize) -> (Vec<(String, u64)>, String) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let found = page(&get(hub.addr, &format!("/v1/events?after_cursor={cursor}")).await.json());
+        if found.0.len() >= n {
+            return found;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {n} events in the feed: {found:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_feed_never_skips_an_event_whose_transaction_committed_late() {
     let Some(backing) = backing("the_feed_never_skips") else { return };
     let (server, url) = backing.postgres().unwrap();
     let hub = Hub::start_on(backing.clone(), options(), None).await;
     assert_eq!(post(&hub, "edge-a", 1, 3).await, 200);
-    let (seen, after_a) = page(&get(hub.addr, "/v1/events").await.json());
+    let (seen, after_a) = feed_with(&hub, "", 3).await;
     assert_eq!(seen, [("edge-a".into(), 1), ("edge-a".into(), 2), ("edge-a".into(), 3)]);
     // A slow writer (standing in for another hub's batch) takes its row numbers first and
     // commits last: its transaction is still open while edge-b's batch commits.
