@@ -149,6 +149,12 @@ pub fn run_command(args: &HubArgs) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    if let StoreChoice::Postgres(settings) = &choice
+        && let Err(e) = super::pg::check_settings(settings)
+    {
+        eprintln!("zenedge hub: {e}");
+        return ExitCode::from(EXIT_CONFIG);
+    }
     let Some(listen) = args.listen else {
         eprintln!("zenedge hub: --listen ADDR is required");
         return ExitCode::from(EXIT_CONFIG);

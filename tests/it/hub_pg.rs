@@ -119,7 +119,7 @@ async fn the_feed_never_skips_an_event_whose_transaction_committed_late() {
     writeln!(sql, "COMMIT;").unwrap();
     drop(sql);
     slow.wait().unwrap();
-    let (seen, next) = page(&get(hub.addr, &format!("/v1/events?after_cursor={after_a}")).await.json());
+    let (seen, next) = feed_with(&hub, &after_a, 3).await;
     assert_eq!(
         seen,
         [("late".into(), 1), ("edge-b".into(), 1), ("edge-b".into(), 2)],
@@ -220,6 +220,19 @@ async fn hub_migrate_prints_the_version_and_hub_check_lists_every_edge_s_positio
     assert_eq!(weak.status.code(), Some(78), "{weak:?}");
     assert!(String::from_utf8_lossy(&weak.stderr).contains("verify-full"), "{weak:?}");
     hub.stop().await;
+}
+
+#[test]
+fn a_postgres_url_the_hub_cannot_use_is_refused_before_it_listens() {
+    let no_ca =
+        zenedge(&["hub", "--listen", "127.0.0.1:0", "--postgres", "postgres://hub@db.invalid/zen?sslmode=verify-full"]);
+    assert_eq!(no_ca.status.code(), Some(78), "{no_ca:?}");
+    assert!(String::from_utf8_lossy(&no_ca.stderr).contains("CA file"), "{no_ca:?}");
+    let missing = "postgres://hub:secret@db.invalid/zen?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem";
+    let out = zenedge(&["hub", "--listen", "127.0.0.1:0", "--postgres", missing]);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{out:?}");
+    assert!(text.contains("/nonexistent/ca.pem") && !text.contains("secret"), "{text}");
 }
 
 on_both_stores! {

@@ -215,6 +215,16 @@ fn rustls_config(ca_file: &Path) -> Result<rustls::ClientConfig, HubError> {
         .with_no_client_auth())
 }
 
+/// Checks `settings` without connecting: the URL parses, the TLS mode is one the hub
+/// supports, and for `verify-full` the CA file holds a usable certificate.
+pub fn check(settings: &PgSettings) -> Result<(), HubError> {
+    let resolved = resolve(settings)?;
+    if let PgTlsMode::VerifyFull { ca_file } = &resolved.tls {
+        rustls_config(ca_file)?;
+    }
+    Ok(())
+}
+
 /// The pool of connections the routes use.
 pub fn pool(resolved: &Resolved, settings: &PgSettings) -> Result<Pool, HubError> {
     let manager_config = ManagerConfig { recycling_method: RecyclingMethod::Fast };

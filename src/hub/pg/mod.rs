@@ -52,7 +52,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 pub use columns::{Columns, columns};
-pub use connect::{PgSettings, PgTlsMode, describe};
+pub use connect::{PgSettings, PgTlsMode, check as check_settings, describe};
 pub use feed::{Feed, FeedCursor, FeedItem};
 pub use migrate::{Migrated, SCHEMA_VERSION};
 

@@ -192,7 +192,11 @@ impl PgStore {
         };
         let last_event = event_at_or_below(&tx, edge_id, &segments, stored_through).await?;
         let position = HubPosition { stored_through, last_event };
-        tx.commit().await.map_err(db_error)?;
+        // Only a stored event commits (an unknown edge's epoch-0 row made by the lock goes too).
+        match outcome {
+            Some(true) => tx.commit().await.map_err(db_error)?,
+            _ => tx.rollback().await.map_err(db_error)?,
+        }
         Ok(match outcome {
             Some(true) => Redelivered::Stored(position),
             Some(false) => Redelivered::AlreadyStored(position),
