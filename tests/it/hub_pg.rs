@@ -170,6 +170,18 @@ async fn each_event_keeps_its_bytes_and_the_columns_the_hub_team_queries_by() {
     let held = hub.events().await;
     let (_, bytes) = &held[1];
     assert_eq!(server.psql(url, "SELECT encode(envelope, 'hex') FROM hub_events WHERE seq = 2"), hex(bytes));
+    // What an operator watches: batches, events, COPY time, the pool, each edge's position.
+    let metrics = get(hub.addr, "/metrics").await.body;
+    for line in [
+        "zenedge_hub_batches_total{outcome=\"stored\"} 1".to_owned(),
+        "zenedge_hub_events_total 2".to_owned(),
+        "zenedge_hub_copy_seconds_count 1".to_owned(),
+        format!("zenedge_hub_edge_stored_through{{edge_id=\"{EDGE}\"}} 2"),
+        "zenedge_hub_pool_connections{state=\"open\"}".to_owned(),
+        format!("zenedge_hub_edge_lag_seconds{{edge_id=\"{EDGE}\"}}"),
+    ] {
+        assert!(metrics.contains(&line), "{line} not in {metrics}");
+    }
     hub.stop().await;
 }
 
