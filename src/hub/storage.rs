@@ -73,7 +73,7 @@ impl HubStore {
                 let (s, edge_id) = (s.clone(), edge_id.to_owned());
                 blocking(move || s.append(&edge_id, epoch, range, &envelopes, &skipped)).await
             }
-            HubStore::Postgres(s) => s.append(edge_id, epoch, range, &envelopes, &skipped).await,
+            HubStore::Postgres(s) => s.append(edge_id, epoch, range, envelopes, &skipped).await,
         }
     }
 

@@ -38,6 +38,7 @@
 
 mod columns;
 mod connect;
+mod copy;
 mod feed;
 mod migrate;
 mod read;

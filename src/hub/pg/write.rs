@@ -1,42 +1,20 @@
 //! Writing the PostgreSQL store: a batch, a redelivered event and a new epoch, each in one
 //! transaction that first locks the stream's row (see the module docs of [`super`]).
 
-use std::pin::pin;
+use std::sync::Arc;
 use std::time::Instant;
 
 use deadpool_postgres::{GenericClient, Transaction};
-use tokio_postgres::binary_copy::BinaryCopyInWriter;
-use tokio_postgres::types::{ToSql, Type};
 
 use super::super::HubError;
 use super::super::outcome::{Appended, BatchRange, ForkOutcome, HubPosition, Redelivered};
+use super::copy::copy_events;
 use super::read::{event_at_or_below, stream_rows};
-use super::{PgStore, Segment, StreamRow, columns, db_error, lineage, sql, unsigned};
+use super::{PgStore, Segment, StreamRow, db_error, lineage, sql, unsigned};
 use crate::sync::wire::{ForkRequest, Forked, Received};
 
 /// The channel the feed's long polls listen on.
 pub(super) const CHANNEL: &str = "zenedge_hub_events";
-
-const COPY: &str = "COPY hub_events (edge_id, epoch, seq, event_id, event_type, tenant_id, hospital_id, occurred_at, \
-                    recorded_at, aggregate_type, aggregate_id, patient_ids, accession, envelope, tx) FROM STDIN BINARY";
-
-const COPY_TYPES: [Type; 15] = [
-    Type::TEXT,
-    Type::INT8,
-    Type::INT8,
-    Type::UUID,
-    Type::TEXT,
-    Type::TEXT,
-    Type::TEXT,
-    Type::TIMESTAMPTZ,
-    Type::TIMESTAMPTZ,
-    Type::TEXT,
-    Type::TEXT,
-    Type::TEXT_ARRAY,
-    Type::TEXT,
-    Type::BYTEA,
-    Type::INT8,
-];
 
 /// The stream's row, locked until the transaction ends; `None` when it does not exist.
 async fn lock_stream(tx: &Transaction<'_>, edge_id: &str, epoch: u64) -> Result<Option<StreamRow>, HubError> {
@@ -93,7 +71,7 @@ impl PgStore {
         edge_id: &str,
         epoch: u64,
         range: BatchRange,
-        envelopes: &[Received],
+        envelopes: Arc<Vec<Received>>,
         skipped: &[u64],
     ) -> Result<Appended, HubError> {
         let last = sql(range.last)?;
@@ -118,6 +96,8 @@ impl PgStore {
             return Ok(Appended::ChainBroken { position, seq: held.seq, held: held.event_id });
         }
         let started = Instant::now();
+        let count = envelopes.len() as i64;
+        let last_envelope = envelopes.last().map(|e| (e.head.seq, e.head.event_id));
         copy_events(&tx, edge_id, epoch, envelopes).await?;
         let copy_seconds = started.elapsed().as_secs_f64();
         if !skipped.is_empty() {
@@ -136,13 +116,12 @@ impl PgStore {
             )
             .await
             .map_err(db_error)?;
-        let count = envelopes.len() as i64;
         tx.execute(&update, &[&edge_id, &sql(epoch)?, &last, &count]).await.map_err(db_error)?;
         tx.execute("SELECT pg_notify($1, '')", &[&CHANNEL]).await.map_err(db_error)?;
         tx.commit().await.map_err(db_error)?;
         self.copy_seconds.observe(copy_seconds);
-        let last_event = match envelopes.last() {
-            Some(e) => Some(crate::sync::wire::EventRef { seq: e.head.seq, event_id: e.head.event_id }),
+        let last_event = match last_envelope {
+            Some((seq, event_id)) => Some(crate::sync::wire::EventRef { seq, event_id }),
             None => event_at_or_below(&client, edge_id, &segments, range.last).await?,
         };
         Ok(Appended::Stored(HubPosition { stored_through: range.last, last_event }))
@@ -168,7 +147,7 @@ impl PgStore {
                     .await
                     .map_err(db_error)?;
                 if removed == 1 {
-                    copy_events(&tx, edge_id, owner.epoch, std::slice::from_ref(envelope)).await?;
+                    copy_events(&tx, edge_id, owner.epoch, Arc::new(vec![envelope.clone()])).await?;
                     tx.execute(
                         "UPDATE hub_streams SET events = events + 1, updated_at = now() WHERE edge_id = $1 AND epoch = $2",
                         &[&edge_id, &sql(owner.epoch)?],
@@ -254,41 +233,4 @@ impl PgStore {
         }
         Ok(outcome)
     }
-}
-
-/// The envelopes into `hub_events` with a binary COPY.
-async fn copy_events(tx: &Transaction<'_>, edge_id: &str, epoch: u64, envelopes: &[Received]) -> Result<(), HubError> {
-    if envelopes.is_empty() {
-        return Ok(());
-    }
-    // The feed's `tx`, read once for the batch rather than computed by the column's default
-    // for every row.
-    let xact: i64 = tx.query_one("SELECT pg_current_xact_id()::text::bigint", &[]).await.map_err(db_error)?.get(0);
-    let sink = tx.copy_in(COPY).await.map_err(db_error)?;
-    let mut writer = pin!(BinaryCopyInWriter::new(sink, &COPY_TYPES));
-    let epoch = sql(epoch)?;
-    for e in envelopes {
-        let c = columns(&e.bytes);
-        let seq = sql(e.head.seq)?;
-        let row: [&(dyn ToSql + Sync); 15] = [
-            &edge_id,
-            &epoch,
-            &seq,
-            &e.head.event_id,
-            &e.head.event_type,
-            &c.tenant_id,
-            &c.hospital_id,
-            &c.occurred_at,
-            &c.recorded_at,
-            &c.aggregate_type,
-            &c.aggregate_id,
-            &c.patient_ids,
-            &c.accession,
-            &e.bytes,
-            &xact,
-        ];
-        writer.as_mut().write(&row).await.map_err(db_error)?;
-    }
-    writer.finish().await.map_err(db_error)?;
-    Ok(())
 }
