@@ -27,6 +27,7 @@ mod conn;
 mod driver;
 mod fill;
 mod http;
+mod hubload;
 mod inserts;
 mod message;
 mod plan;
@@ -72,6 +73,10 @@ enum Command {
     InsertCeiling(InsertArgs),
     /// Send orders at a fixed rate and time each from its ACK to the hub holding it.
     SyncLag(synclag::SyncLagArgs),
+    /// Many virtual edges syncing to the hub at once (mutual TLS), and a consumer of the feed.
+    HubLoad(hubload::HubLoadArgs),
+    /// Read the hub's whole cross-edge feed from the start: events/s.
+    FeedRead(hubload::FeedReadArgs),
 }
 
 #[derive(Args, Debug)]
@@ -242,6 +247,8 @@ fn main() -> ExitCode {
         Command::Http(args) => http::run_http_command(&args),
         Command::InsertCeiling(args) => inserts::run_insert_command(&args),
         Command::SyncLag(args) => synclag::run_sync_lag_command(&args),
+        Command::HubLoad(args) => hubload::run_hub_load_command(&args),
+        Command::FeedRead(args) => hubload::run_feed_read_command(&args),
     };
     match result {
         Ok(code) => code,

@@ -1,6 +1,6 @@
 //! Test support: an in-process daemon on port 0, an MLLP client, HL7 builders, HTTP GET, an
 //! SSE client, a throw-away PKI for the TLS tests, a fault-injecting TCP proxy, mounts and
-//! libfiu for operating-system faults.
+//! libfiu for operating-system faults, and the hub's two stores (redb, a real PostgreSQL).
 
 pub mod acked;
 pub mod certs;
@@ -10,9 +10,11 @@ pub mod dataset;
 pub mod eventually;
 pub mod hl7msg;
 pub mod http;
+pub mod hubs;
 pub mod imports;
 pub mod mllp;
 pub mod osfault;
+pub mod postgres;
 pub mod powerloss;
 pub mod process;
 pub mod proxy;
