@@ -88,7 +88,7 @@ start_hub() {
   wait_open "$hub_port"
 }
 hub_get() { curl -sf --cacert "$pki/ca.pem" --cert "$pki/edge.pem" --key "$pki/edge.key" "https://localhost:$hub_port$1"; }
-stored_through() { hub_get /v1/edges/bench | sed -n 's/.*"stored_through":\([0-9]*\).*/\1/p'; }
+stored_through() { hub_stored_through hub_get bench; }
 last_seq() { curl -sf "$api/readyz" | sed -n 's/.*"last_seq":\([0-9]*\).*/\1/p'; }
 sender() { # out-dir day-seconds followup-seconds (exec: in the background, $! is python itself)
   exec "$py" "$here/bench/day_sender.py" "$corpus" --mllp "$port" --dicom $((port + 2)) --http $((port + 1)) \

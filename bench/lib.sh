@@ -43,6 +43,14 @@ long_run_paths() {
   out=$(cd "$out" && pwd)
 }
 
+# hub_stored_through GET EDGE: the hub's stored_through for EDGE, GET being a function that
+# fetches a hub path (curl -f); 0 when the hub never heard of the edge (404) or cannot be read.
+hub_stored_through() {
+  local json
+  json=$("$1" "/v1/edges/$2") || { echo 0; return 0; }
+  printf '%s' "$json" | sed -n 's/.*"stored_through":\([0-9]*\).*/\1/p'
+}
+
 wait_port() {
   for _ in $(seq 100); do
     (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return
@@ -81,4 +89,31 @@ ca_file = "$pki/ca.pem"
 client_cert = "$pki/edge.pem"
 client_key = "$pki/edge.key"
 TOML
+}
+
+# pg_start DIR PORT: a PostgreSQL server from the distribution's packages (the newest under
+# /usr/lib/postgresql, or PG_BIN) with its data in DIR/pgdata, on 127.0.0.1:PORT, with the
+# server's durable defaults (fsync, synchronous_commit on). As root it runs as the postgres
+# user. Sets $pg_bin and $pg_run (the command prefix); pg_stop DIR stops it.
+pg_start() {
+  local dir=$1 port=$2
+  pg_bin=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
+  [ -x "$pg_bin/initdb" ] || { echo "PostgreSQL is not installed (apt-get install postgresql)" >&2; exit 1; }
+  pg_run=()
+  if [ "$(id -u)" = 0 ]; then
+    pg_run=(runuser -u postgres --)
+    chown postgres: "$dir"
+  fi
+  "${pg_run[@]}" "$pg_bin/initdb" -D "$dir/pgdata" --auth=trust -U postgres -E UTF8 --locale=C >/dev/null
+  "${pg_run[@]}" "$pg_bin/pg_ctl" -D "$dir/pgdata" -l "$dir/pg.log" -w \
+    -o "-c listen_addresses=127.0.0.1 -k $dir -p $port -c shared_buffers=512MB -c max_wal_size=4GB ${PG_OPTS:-}" start >/dev/null
+}
+
+pg_stop() {
+  "${pg_run[@]}" "$pg_bin/pg_ctl" -D "$1/pgdata" -m fast -w stop >/dev/null 2>&1 || true
+}
+
+# pg_fresh_db PORT NAME: drops and creates database NAME.
+pg_fresh_db() {
+  "$pg_bin/psql" -X -q -h 127.0.0.1 -p "$1" -U postgres -d postgres -c "DROP DATABASE IF EXISTS $2" -c "CREATE DATABASE $2"
 }

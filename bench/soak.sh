@@ -80,10 +80,10 @@ if [ "$sync" = 1 ]; then
 else
   hub_pid=
 fi
+soak_hub_get() { curl -sf --cacert "$pki/ca.pem" --cert "$pki/edge.pem" --key "$pki/edge.key" "https://localhost:$hub_port$1"; }
 stored_through() {
   [ "$sync" = 1 ] || return 0
-  curl -sf --cacert "$pki/ca.pem" --cert "$pki/edge.pem" --key "$pki/edge.key" \
-    "https://localhost:$hub_port/v1/edges/bench" | sed -n 's/.*"stored_through":\([0-9]*\).*/\1/p'
+  hub_stored_through soak_hub_get bench
 }
 last_seq() { curl -sf "http://127.0.0.1:$((port + 1))/readyz" | sed -n 's/.*"last_seq":\([0-9]*\).*/\1/p'; }
 

@@ -120,7 +120,7 @@ pub enum Command {
     Sync(SyncCommand),
     /// Run the reference hub: receives edges' event batches (the hub contract) and stores
     /// each `(edge_id, seq)` once.
-    Hub(HubArgs),
+    Hub(Box<HubArgs>),
 }
 
 /// `zenedge dead-letters`.
@@ -172,15 +172,17 @@ pub enum SyncCommand {
     },
 }
 
-/// `zenedge hub`.
+/// `zenedge hub`: serve (with `--listen`), or `migrate` / `check` the PostgreSQL store.
 #[derive(Debug, Clone, clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct HubArgs {
+    #[command(subcommand)]
+    pub action: Option<HubAction>,
     /// Address to listen on, e.g. 127.0.0.1:8443.
-    #[arg(long)]
-    pub listen: std::net::SocketAddr,
-    /// Directory for the hub's database (created if missing).
-    #[arg(long)]
-    pub state_dir: PathBuf,
+    #[arg(long, required = true)]
+    pub listen: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    pub store: HubStoreArgs,
     /// Server certificate chain (PEM); with --tls-key, serve HTTPS. Without: plain HTTP.
     #[arg(long, requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -197,4 +199,40 @@ pub struct HubArgs {
     /// Largest single event accepted; a batch holding a larger one is refused (422).
     #[arg(long, default_value = "16MiB")]
     pub max_event_bytes: bytesize::ByteSize,
+    /// How long a request's headers may take to arrive on an open connection.
+    #[arg(long, default_value = "30s", value_parser = crate::config::parse_duration_arg)]
+    pub header_timeout: std::time::Duration,
+    /// How long a request's body may take to arrive after its headers (408 beyond).
+    #[arg(long, default_value = "60s", value_parser = crate::config::parse_duration_arg)]
+    pub body_timeout: std::time::Duration,
+}
+
+/// Where the hub stores: exactly one of `--state-dir`, `--postgres`, `--config`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct HubStoreArgs {
+    /// Directory for the hub's redb database (created if missing): a small site.
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// A PostgreSQL URL, e.g. postgres://zenedge_hub@db.example.org/zenedge_hub?sslmode=verify-full
+    /// (a password here shows in the process list: put it in --config instead).
+    #[arg(long)]
+    pub postgres: Option<String>,
+    /// The CA bundle (PEM) the database's certificate must chain to (sslmode=verify-full).
+    #[arg(long, requires = "postgres")]
+    pub postgres_ca: Option<PathBuf>,
+    /// Database connections the hub keeps open at most [default: 16].
+    #[arg(long, requires = "postgres")]
+    pub postgres_pool: Option<usize>,
+    /// A hub configuration file (TOML) with a [hub.postgres] table; see hub.example.toml.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+/// `zenedge hub migrate` and `zenedge hub check`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum HubAction {
+    /// Bring the PostgreSQL database's schema up to this binary's version, and print it.
+    Migrate(HubStoreArgs),
+    /// Check the PostgreSQL store: connectivity, schema version, every edge's position.
+    Check(HubStoreArgs),
 }

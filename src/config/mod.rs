@@ -23,6 +23,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use units::DiskReserve;
+
+/// A duration on the command line, written as in the config file (`"30s"`, `"5m"`).
+pub fn parse_duration_arg(text: &str) -> Result<std::time::Duration, String> {
+    units::duration(text)
+}
 pub(crate) use units::duration as parse_duration;
 
 use crate::hl7::{Charset, FieldPath};

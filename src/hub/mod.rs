@@ -48,14 +48,32 @@
 //!
 //! Reading back: `GET /v1/edges/{edge_id}` → `{"edge_id", "epoch": 0, "stored_through",
 //! "events" (count), "skipped" ([seq]), "last_event", "fork_at", "epochs": [{"epoch",
-//! "parent", "fork_at", "stored_through", "events"}]}` (an edge that never wrote reads as
-//! zeros); `GET /v1/edges/{edge_id}/epochs/{n}` → the same for epoch `n` with its `parent`;
+//! "parent", "fork_at", "stored_through", "events"}]}`, or `404` for an edge the hub never
+//! heard from (the edge takes it as "the hub holds nothing of this edge"); `GET /v1/edges/{edge_id}/epochs/{n}` → the same for epoch `n` with its `parent`;
 //! `?at=SEQ` on either adds `event_at`, the last event stored at or below `SEQ` in that
 //! epoch's history. `GET /v1/edges/{edge_id}[/epochs/{n}]/events?after=SEQ&limit=N` (limit
 //! 1-1000, default 100) → `{"items": [{"seq", "epoch", "event"}], "next": SEQ|null,
 //! "stored_through"}`: the epoch's whole history (its parent's events up to the fork point,
 //! then its own), `event` being the stored msgpack converted generically ([`json`]: binary as
-//! base64, UUIDs as text), so newer event types show too. `GET /healthz` → `ok`.
+//! base64, UUIDs as text), so newer event types show too. `GET /healthz` → `ok`;
+//! `GET /metrics` → [`metrics`].
+//!
+//! Every edge at once: `GET /v1/events?after_cursor=C&limit=N&wait=S` → `{"items":
+//! [{"edge_id", "epoch", "seq", "cursor", "event"}], "next": C}`, in commit order, never
+//! skipping an event whose transaction committed late; the cursor is `"<tx>.<feed_id>"`
+//! (PostgreSQL store only; see [`feed`] and [`pg::feed`]).
+//!
+//! # Stores
+//!
+//! [`HubStore`] is redb in a state directory ([`store`], [`epochs`]) or PostgreSQL ([`pg`]);
+//! both give the answers of [`outcome`] with the same guarantees, so the routes do not ask
+//! which. A store that cannot reach its database is `503` (the edge retries later).
+//!
+//! # Slow clients
+//!
+//! The headers of each request must arrive within `header_timeout` (the connection is closed
+//! otherwise) and a batch's body within `body_timeout` (`408`), on plain HTTP and TLS alike
+//! ([`server`], [`receive`]).
 //!
 //! # Identity
 //!
@@ -70,27 +88,35 @@
 //! The storage contract is in [`store`]; the TLS accept loop, and why it is hand-written, in
 //! [`server`].
 
+mod command;
 pub mod epochs;
+mod feed;
 mod json;
+pub mod metrics;
+pub mod outcome;
+pub mod pg;
 mod read;
+mod receive;
 pub mod routes;
 pub mod server;
+mod storage;
 pub mod store;
 
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::routing::{get, post};
-use tokio_util::sync::CancellationToken;
 
-use crate::cli::EXIT_CONFIG;
-
+pub use command::{HubFile, run_command};
+pub use feed::CONSUMER_PREFIX;
 pub use json::envelope_json;
+pub use pg::{PgSettings, PgStore};
 pub use server::{serve, tls_config};
-pub use store::HubStore;
+pub use storage::HubStore;
+pub use store::RedbStore;
 
 /// The hub's limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,12 +125,25 @@ pub struct HubOptions {
     pub max_batch_bytes: usize,
     /// Largest single envelope accepted; a batch holding a larger one is `422`, naming it.
     pub max_event_bytes: usize,
+    /// A request's headers must arrive within this time on an open connection (plain HTTP
+    /// and TLS alike); the connection is closed otherwise.
+    pub header_timeout: Duration,
+    /// A batch's body must arrive within this time after its headers (`408` otherwise): a
+    /// slowly sent body holds one connection for at most this long and at most the body
+    /// limit of memory.
+    pub body_timeout: Duration,
 }
 
 impl Default for HubOptions {
-    /// The command line's defaults: 64 MiB batches, 16 MiB events.
+    /// The command line's defaults: 64 MiB batches, 16 MiB events, 30 s for headers, 60 s
+    /// for a body.
     fn default() -> HubOptions {
-        HubOptions { max_batch_bytes: 64 << 20, max_event_bytes: 16 << 20 }
+        HubOptions {
+            max_batch_bytes: 64 << 20,
+            max_event_bytes: 16 << 20,
+            header_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(60),
+        }
     }
 }
 
@@ -124,19 +163,22 @@ pub struct HubTls {
 /// one, every edge's paths are open.
 pub fn router(store: HubStore, options: HubOptions) -> Router {
     let body_limit = routes::compressed_limit(options.max_batch_bytes);
+    let metrics = std::sync::Arc::new(metrics::HubMetrics::new(&store));
     Router::new()
         .route("/v1/edges/{edge_id}", get(read::edge_position))
-        .route("/v1/edges/{edge_id}/events", get(read::read_events).post(routes::receive))
+        .route("/v1/edges/{edge_id}/events", get(read::read_events).post(receive::receive))
         .route("/v1/edges/{edge_id}/epochs", post(routes::fork))
         .route("/v1/edges/{edge_id}/epochs/{epoch}", get(read::epoch_position))
-        .route("/v1/edges/{edge_id}/epochs/{epoch}/events", get(read::epoch_events).post(routes::receive_in_epoch))
+        .route("/v1/edges/{edge_id}/epochs/{epoch}/events", get(read::epoch_events).post(receive::receive_in_epoch))
         .route_layer(middleware::from_fn(routes::authorize))
+        .route("/v1/events", get(feed::read_feed))
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(routes::metrics))
         .fallback(routes::not_found)
         // The batch handler reads its body itself, under the same limit, so that it can answer
         // 413 with a `Refusal`; this bounds every other body too.
         .layer(DefaultBodyLimit::max(body_limit))
-        .with_state(routes::Hub { store, options })
+        .with_state(routes::Hub { store, options, metrics })
 }
 
 /// Why the hub cannot start or answer.
@@ -155,6 +197,27 @@ pub enum HubError {
     NewerSchema { path: PathBuf, found: u64, known: u64 },
     #[error("hub database error: {0}")]
     Storage(Box<redb::Error>),
+    #[error("{0}")]
+    PgConfig(String),
+    /// The database cannot be reached or is restarting: try again later (`503`).
+    #[error("the hub's database is unavailable: {0}")]
+    Unavailable(String),
+    #[error("PostgreSQL error: {0}")]
+    Postgres(String),
+    #[error("{0}")]
+    Migration(String),
+    #[error(
+        "the hub's PostgreSQL database was migrated by a newer zenedge hub (schema {found}; this binary knows up to \
+         {known}); run the newer version"
+    )]
+    NewerDatabaseSchema { found: u64, known: u64 },
+    /// A sequence number or epoch above what a `bigint` column holds.
+    #[error("sequence number {0} is beyond 2^63 - 1")]
+    SeqRange(u64),
+    #[error("{0}")]
+    Unsupported(&'static str),
+    #[error("a hub task failed: {0}")]
+    Task(String),
 }
 
 impl HubError {
@@ -211,93 +274,6 @@ impl EdgeIdentity {
     pub fn names(&self) -> &[String] {
         &self.names
     }
-}
-
-/// `zenedge hub`: checks the certificate files, opens the store, serves until SIGTERM/SIGINT.
-/// Exit 0 after a clean shutdown, 78 for unusable arguments or files, 1 for anything else.
-pub fn run_command(args: &crate::cli::HubArgs) -> ExitCode {
-    crate::telemetry::init_tracing("info");
-    let options = match options(args) {
-        Ok(options) => options,
-        Err(e) => {
-            eprintln!("zenedge hub: {e}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
-    };
-    let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => {
-            let files = HubTls { cert: cert.clone(), key: key.clone(), client_ca: args.client_ca.clone() };
-            match tls_config(&files) {
-                Ok(config) => Some(config),
-                Err(e) => {
-                    eprintln!("zenedge hub: {e}");
-                    return ExitCode::from(EXIT_CONFIG);
-                }
-            }
-        }
-        _ => None,
-    };
-    let store = match HubStore::open(&args.state_dir) {
-        Ok(store) => store,
-        Err(e) => {
-            eprintln!("zenedge hub: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("zenedge hub: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let listen = args.listen;
-    let result = runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {listen}: {e}")))?;
-        let shutdown = CancellationToken::new();
-        tokio::spawn(cancel_on_signal(shutdown.clone()));
-        serve(listener, store, options, tls, shutdown).await
-    });
-    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
-    match result {
-        Ok(()) => {
-            tracing::info!("hub stopped");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("zenedge hub: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// The limits of the command line, checked.
-fn options(args: &crate::cli::HubArgs) -> Result<HubOptions, String> {
-    let size = |name: &str, value: bytesize::ByteSize| match usize::try_from(value.as_u64()) {
-        Ok(0) => Err(format!("{name} must be at least 1 byte")),
-        Ok(n) => Ok(n),
-        Err(_) => Err(format!("{name} is too large for this machine")),
-    };
-    Ok(HubOptions {
-        max_batch_bytes: size("--max-batch-bytes", args.max_batch_bytes)?,
-        max_event_bytes: size("--max-event-bytes", args.max_event_bytes)?,
-    })
-}
-
-/// Cancels `shutdown` on SIGTERM or SIGINT.
-async fn cancel_on_signal(shutdown: CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-        tracing::error!("cannot install signal handlers");
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received: stopping"),
-        _ = int.recv() => tracing::info!("SIGINT received: stopping"),
-    }
-    shutdown.cancel();
 }
 
 #[cfg(test)]

@@ -13,12 +13,24 @@ use axum::extract::{Path, Query, State};
 use serde::{Deserialize, Serialize};
 
 use super::json::envelope_json;
-use super::routes::{Hub, Reject, blocking, epoch_number};
+use super::routes::{Hub, Reject, epoch_number};
 use crate::sync::wire::Position;
 
 /// Events per page of `GET …/events` when `limit` is not given, and the most one page may hold.
 pub const DEFAULT_LIMIT: usize = 100;
 pub const MAX_LIMIT: usize = 1000;
+
+/// A `limit` parameter: 1 to [`MAX_LIMIT`], [`DEFAULT_LIMIT`] when absent (400 otherwise).
+pub(super) fn limit_param(value: Option<&str>) -> Result<usize, Reject> {
+    match value {
+        None => Ok(DEFAULT_LIMIT),
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_LIMIT).contains(n))
+            .ok_or_else(|| Reject::bad_request("bad query", format!("limit must be between 1 and {MAX_LIMIT}"))),
+    }
+}
 
 #[derive(Debug, Deserialize)]
 pub(super) struct AtParams {
@@ -26,7 +38,7 @@ pub(super) struct AtParams {
 }
 
 /// A sequence-number parameter (400 when it is not one).
-fn seq_param(name: &str, value: Option<&str>) -> Result<Option<u64>, Reject> {
+pub(super) fn seq_param(name: &str, value: Option<&str>) -> Result<Option<u64>, Reject> {
     value
         .map(|v| {
             v.parse::<u64>()
@@ -35,8 +47,8 @@ fn seq_param(name: &str, value: Option<&str>) -> Result<Option<u64>, Reject> {
         .transpose()
 }
 
-/// `GET /v1/edges/{edge_id}`: epoch 0, with every epoch listed (an edge that never wrote
-/// reads as zeros).
+/// `GET /v1/edges/{edge_id}`: epoch 0, with every epoch listed; `404` for an edge the hub
+/// never heard from (so an edge can tell a hub that holds nothing of it from one at zero).
 pub(super) async fn edge_position(
     State(hub): State<Hub>,
     Path(edge_id): Path<String>,
@@ -62,9 +74,11 @@ async fn position(
 ) -> Result<Json<Position>, Reject> {
     let Query(params) = query.map_err(|e| Reject::bad_request("bad query", e.body_text()))?;
     let at = seq_param("at", params.at.as_deref())?;
-    let store = hub.store.clone();
-    let position = blocking(move || store.position(&edge_id, epoch, at)).await?.map_err(Reject::internal)?;
-    position.map(Json).ok_or_else(|| Reject::no_epoch(epoch))
+    match hub.store.position(&edge_id, epoch, at).await.map_err(Reject::store)? {
+        Some(position) => Ok(Json(position)),
+        None if epoch == 0 => Err(Reject::unknown_edge(&edge_id)),
+        None => Err(Reject::no_epoch(epoch)),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -115,29 +129,18 @@ async fn page(
 ) -> Result<Json<PageJson>, Reject> {
     let Query(params) = query.map_err(|e| Reject::bad_request("bad query", e.body_text()))?;
     let after = seq_param("after", params.after.as_deref())?.unwrap_or(0);
-    let limit = match params.limit.as_deref() {
-        None => DEFAULT_LIMIT,
-        Some(v) => v
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| Reject::bad_request("bad query", format!("limit must be between 1 and {MAX_LIMIT}")))?,
+    let limit = limit_param(params.limit.as_deref())?;
+    let Some((mut rows, stored_through)) =
+        hub.store.history(&edge_id, epoch, after, limit + 1).await.map_err(Reject::store)?
+    else {
+        return Err(Reject::no_epoch(epoch));
     };
-    let store = hub.store.clone();
-    let page = blocking(move || -> Result<Option<PageJson>, super::HubError> {
-        let Some((mut rows, stored_through)) = store.history(&edge_id, epoch, after, limit + 1)? else {
-            return Ok(None);
-        };
-        let more = rows.len() > limit;
-        rows.truncate(limit);
-        let next = if more { rows.last().map(|(seq, _, _)| *seq) } else { None };
-        let items = rows
-            .iter()
-            .map(|(seq, epoch, bytes)| ItemJson { seq: *seq, epoch: *epoch, event: envelope_json(bytes) })
-            .collect();
-        Ok(Some(PageJson { items, next, stored_through }))
-    })
-    .await?
-    .map_err(Reject::internal)?;
-    page.map(Json).ok_or_else(|| Reject::no_epoch(epoch))
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    let next = if more { rows.last().map(|(seq, _, _)| *seq) } else { None };
+    let items = rows
+        .iter()
+        .map(|(seq, epoch, bytes)| ItemJson { seq: *seq, epoch: *epoch, event: envelope_json(bytes) })
+        .collect();
+    Ok(Json(PageJson { items, next, stored_through }))
 }

@@ -1,11 +1,15 @@
-//! Serving the routes: plain HTTP through `axum::serve`, or HTTPS through an accept loop of
-//! our own (TCP accept → TLS handshake under a deadline → client certificate → hyper).
+//! Serving the routes over plain HTTP or HTTPS, through one accept loop of our own (TCP
+//! accept → for HTTPS, the TLS handshake under a deadline and the client certificate →
+//! hyper's HTTP/1.1 server with a header read timeout).
 //!
-//! Why a hand-written TLS loop: `axum::serve` speaks plain TCP only, and axum-server's
-//! `tls-rustls` feature pulls in aws-lc (a second crypto provider and its long build) where
-//! the project is ring-only. The loop is small: [`crate::net::accept_loop`] caps connections,
-//! `tokio_rustls` does the handshake, hyper's HTTP/1.1 server runs the router with the
-//! peer's [`EdgeIdentity`] as a request extension.
+//! Why hand-written: `axum::serve` speaks plain TCP only and sets no header read timeout,
+//! and axum-server's `tls-rustls` feature pulls in aws-lc (a second crypto provider and its
+//! long build) where the project is ring-only. The loop is small: [`crate::net::accept_loop`]
+//! caps connections, `tokio_rustls` does the handshake, hyper runs the router with the peer's
+//! [`EdgeIdentity`] as a request extension. Slow clients: the headers of each request must
+//! arrive within `header_timeout` (the connection is closed otherwise) and a batch's body
+//! within `body_timeout` ([`super::receive`], `408`), so a client that trickles bytes holds
+//! one connection slot for a bounded time and at most the body limit of memory.
 
 use std::fs;
 use std::net::SocketAddr;
@@ -14,7 +18,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::Extension;
-use axum::serve::ListenerExt;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use rustls::pki_types::pem::PemObject;
@@ -31,10 +34,7 @@ use super::{EdgeIdentity, HubError, HubOptions, HubStore, HubTls, router};
 /// hold a connection slot.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Request headers must arrive within this time on an open connection.
-pub const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Connections served at once over TLS; more wait in the kernel's accept queue.
+/// Connections served at once; more wait in the kernel's accept queue.
 pub const MAX_CONNECTIONS: usize = 1024;
 
 /// After shutdown begins, requests in flight get this long to finish.
@@ -125,11 +125,10 @@ fn warn_if_not_valid_now(path: &Path, cert: &CertificateDer<'_>) {
     }
 }
 
-/// Serves the hub on `listener` until `shutdown`, then lets requests in flight finish (over
-/// TLS up to [`SHUTDOWN_GRACE`], after which they are dropped; plain HTTP waits for them, as
-/// `axum::serve` does). Idle connections are closed at once. With `tls`, every connection is
-/// HTTPS and a client certificate, if the configuration asks for one, names the only edge the
-/// connection may touch.
+/// Serves the hub on `listener` until `shutdown`, then lets requests in flight finish for up
+/// to [`SHUTDOWN_GRACE`] (after which they are dropped). Idle connections are closed at once.
+/// With `tls`, every connection is HTTPS and a client certificate, if the configuration asks
+/// for one, names the only edge the connection may touch.
 pub async fn serve(
     listener: TcpListener,
     store: HubStore,
@@ -139,23 +138,43 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let address = listener.local_addr()?;
     let app = router(store, options);
-    let Some(tls) = tls else {
-        tracing::warn!(%address, "hub is serving plain HTTP: edges are not authenticated");
-        tracing::info!(%address, tls = "off", client_auth = "off", "hub is listening");
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        return axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await;
-    };
-    tracing::info!(%address, tls = "on", "hub is listening");
-    let acceptor = TlsAcceptor::from(tls);
     let tracker = TaskTracker::new();
-    crate::net::accept_loop(listener, MAX_CONNECTIONS, shutdown.clone(), tracker.clone(), "hub", |stream, peer| {
-        serve_tls_connection(stream, peer, acceptor.clone(), app.clone(), shutdown.clone())
-    })
-    .await;
+    let header_timeout = options.header_timeout;
+    match tls {
+        None => {
+            tracing::warn!(%address, "hub is serving plain HTTP: edges are not authenticated");
+            tracing::info!(%address, tls = "off", client_auth = "off", "hub is listening");
+            crate::net::accept_loop(
+                listener,
+                MAX_CONNECTIONS,
+                shutdown.clone(),
+                tracker.clone(),
+                "hub",
+                |stream, peer| {
+                    crate::net::tune(&stream);
+                    serve_http(TokioIo::new(stream), peer, app.clone(), header_timeout, shutdown.clone())
+                },
+            )
+            .await;
+        }
+        Some(tls) => {
+            tracing::info!(%address, tls = "on", "hub is listening");
+            let acceptor = TlsAcceptor::from(tls);
+            crate::net::accept_loop(
+                listener,
+                MAX_CONNECTIONS,
+                shutdown.clone(),
+                tracker.clone(),
+                "hub",
+                |stream, peer| {
+                    serve_tls_connection(stream, peer, acceptor.clone(), app.clone(), header_timeout, shutdown.clone())
+                },
+            )
+            .await;
+        }
+    }
     tracker.close();
-    // Every connection task ends within its grace period (see `serve_tls_connection`).
+    // Every connection task ends within its grace period (see `serve_http`).
     tracker.wait().await;
     Ok(())
 }
@@ -167,6 +186,7 @@ async fn serve_tls_connection(
     peer: SocketAddr,
     acceptor: TlsAcceptor,
     app: axum::Router,
+    header_timeout: Duration,
     shutdown: CancellationToken,
 ) {
     crate::net::tune(&stream);
@@ -194,10 +214,24 @@ async fn serve_tls_connection(
         Some(identity) => app.layer(Extension(identity)),
         None => app,
     };
+    serve_http(TokioIo::new(tls), peer, app, header_timeout, shutdown).await;
+}
+
+/// HTTP/1.1 on one connection until the client closes it or shutdown; headers must arrive
+/// within `header_timeout`.
+async fn serve_http<I>(
+    io: TokioIo<I>,
+    peer: SocketAddr,
+    app: axum::Router,
+    header_timeout: Duration,
+    shutdown: CancellationToken,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT)
-        .serve_connection(TokioIo::new(tls), TowerToHyperService::new(app));
+        .header_read_timeout(header_timeout)
+        .serve_connection(io, TowerToHyperService::new(app));
     tokio::pin!(connection);
     let result = tokio::select! {
         result = connection.as_mut() => result,

@@ -16,7 +16,7 @@
 //!
 //! What commits together: one accepted batch is one write transaction with
 //! `Durability::Immediate` — its envelopes, its skipped sequence numbers and the stream's new
-//! `stored_through` — and the caller answers `200` only after [`HubStore`]'s method returned.
+//! `stored_through` — and the caller answers `200` only after [`RedbStore`]'s method returned.
 //! A crash before the commit leaves the previous state whole; the edge sends the batch again.
 //! A new epoch (its `epochs` row and its `edges` row at `stored_through = fork_at`) is one
 //! transaction too.
@@ -37,6 +37,7 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinitio
 
 use super::HubError;
 use super::epochs::{self, EPOCHS, EpochRow, Segment, storage, stream_key};
+pub use super::outcome::{Appended, BatchRange, ForkOutcome, HistoryItem, HubPosition, Redelivered};
 use crate::sync::wire::{EpochSummary, EventRef, ForkRequest, Forked, Position, Received};
 
 /// `schema_version → u64`.
@@ -57,83 +58,19 @@ pub const FILE_NAME: &str = "hub.redb";
 /// The hub's store. Cheap to clone (the database is shared); every method blocks on disk
 /// I/O, so async callers run them on the blocking pool.
 #[derive(Debug, Clone)]
-pub struct HubStore {
+pub struct RedbStore {
     db: Arc<Database>,
 }
-
-/// Where the hub is in one epoch: what it states in every answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HubPosition {
-    /// Every sequence number up to this one is stored or skipped in the epoch's history.
-    pub stored_through: u64,
-    /// The last event stored at or below `stored_through`.
-    pub last_event: Option<EventRef>,
-}
-
-/// A batch's range and its link to what precedes it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BatchRange {
-    pub first: u64,
-    pub last: u64,
-    /// The edge's event at `first - 1`, when it said.
-    pub prev_event_id: Option<uuid::Uuid>,
-}
-
-/// The result of [`HubStore::append`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Appended {
-    /// The batch is durable; the stream now ends at `stored_through`.
-    Stored(HubPosition),
-    /// The batch does not start right after `stored_through`: nothing was stored.
-    OutOfOrder(HubPosition),
-    /// The hub holds another event than the batch's predecessor at `seq` (`first - 1`):
-    /// the edge's history is not this epoch's. Nothing was stored.
-    ChainBroken { position: HubPosition, seq: u64, held: uuid::Uuid },
-    /// The epoch does not exist.
-    NoEpoch,
-}
-
-/// The result of [`HubStore::redeliver`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Redelivered {
-    /// The skipped event is now stored.
-    Stored(HubPosition),
-    /// The event was stored already: nothing changed.
-    AlreadyStored(HubPosition),
-    /// The sequence number was never skipped (or lies beyond `stored_through`).
-    NotSkipped(HubPosition),
-    /// The epoch does not exist.
-    NoEpoch,
-}
-
-/// The result of [`HubStore::fork`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ForkOutcome {
-    /// A new epoch.
-    Created(Forked),
-    /// An epoch with this parent, fork point and event already existed: it is the answer.
-    Existing(Forked),
-    /// The parent epoch does not exist.
-    NoParent,
-    /// The fork point lies beyond what the parent holds.
-    BeyondParent { stored_through: u64 },
-    /// The parent holds another event at the fork point.
-    EventDiffers { held: Option<EventRef> },
-}
-
-/// One event of an epoch's history as read back: its seq, the epoch whose stream holds it,
-/// and its bytes as received.
-pub type HistoryItem = (u64, u64, Vec<u8>);
 
 /// redb's page cache. Its default (1 GiB) let a catch-up of 1M events grow the hub to
 /// 1.3 GB resident; batches are appended and read back rarely, so a small cache costs
 /// little (see `BENCHMARKS.md`).
 const CACHE_BYTES: usize = 64 << 20;
 
-impl HubStore {
+impl RedbStore {
     /// Opens `state_dir/hub.redb`, creating the directory and the file if needed, and
     /// bringing an older layout to this one.
-    pub fn open(state_dir: &Path) -> Result<HubStore, HubError> {
+    pub fn open(state_dir: &Path) -> Result<RedbStore, HubError> {
         let path = state_dir.join(FILE_NAME);
         let open_err = |source: redb::Error| HubError::Open { path: path.clone(), source: Box::new(source) };
         let created = create_durably(state_dir, &path)?;
@@ -161,7 +98,7 @@ impl HubStore {
         if created {
             tracing::info!(path = %path.display(), "created the hub database");
         }
-        Ok(HubStore { db: Arc::new(db) })
+        Ok(RedbStore { db: Arc::new(db) })
     }
 
     /// The last sequence number stored (or skipped) for `edge_id` in epoch 0; 0 for an
@@ -231,8 +168,9 @@ impl HubStore {
     }
 
     /// Where the hub is in `epoch` of `edge_id`, read in one transaction, with the last event
-    /// at or below `at` when asked; `None` for an epoch the hub does not have. On epoch 0 it
-    /// lists every epoch of the edge.
+    /// at or below `at` when asked; `None` for an epoch the hub does not have, and for epoch 0
+    /// of an edge it never heard from (no stream, no epoch). On epoch 0 it lists every epoch
+    /// of the edge.
     pub fn position(&self, edge_id: &str, epoch: u64, at: Option<u64>) -> Result<Option<Position>, HubError> {
         let txn = self.db.begin_read().map_err(storage)?;
         let epochs_table = txn.open_table(EPOCHS).map_err(storage)?;
@@ -240,7 +178,11 @@ impl HubStore {
         let edges = txn.open_table(EDGES).map_err(storage)?;
         let events = txn.open_table(EVENTS).map_err(storage)?;
         let stream = stream_key(edge_id, epoch);
-        let (stored_through, count) = edges.get(stream.as_ref()).map_err(storage)?.map_or((0, 0), |v| v.value());
+        let row = edges.get(stream.as_ref()).map_err(storage)?.map(|v| v.value());
+        if epoch == 0 && row.is_none() && epochs::rows(&epochs_table, edge_id)?.is_empty() {
+            return Ok(None);
+        }
+        let (stored_through, count) = row.unwrap_or((0, 0));
         let own = segments.last().expect("a lineage ends with the epoch asked for");
         let mut position = Position {
             edge_id: edge_id.to_owned(),

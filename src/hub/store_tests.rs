@@ -34,7 +34,7 @@ fn at(seq: u64, id: u128) -> Option<EventRef> {
 #[test]
 fn a_batch_is_stored_only_right_after_stored_through() {
     let dir = tempfile::tempdir().unwrap();
-    let store = HubStore::open(dir.path()).unwrap();
+    let store = RedbStore::open(dir.path()).unwrap();
     let batch: Vec<_> = (1..=3).map(|s| received(s, "e")).collect();
     let empty = HubPosition { stored_through: 0, last_event: None };
     assert_eq!(store.append("e", 0, range(2, 4), &batch, &[]).unwrap(), Appended::OutOfOrder(empty));
@@ -51,7 +51,7 @@ fn a_batch_is_stored_only_right_after_stored_through() {
 #[test]
 fn a_batch_whose_predecessor_is_another_event_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let store = HubStore::open(dir.path()).unwrap();
+    let store = RedbStore::open(dir.path()).unwrap();
     let first: Vec<_> = (1..=3).map(|s| received(s, "e")).collect();
     store.append("e", 0, range(1, 3), &first, &[]).unwrap();
     let next = [received_with(4, "e", 400)];
@@ -67,7 +67,7 @@ fn a_batch_whose_predecessor_is_another_event_is_refused() {
 #[test]
 fn skipped_sequence_numbers_are_recorded_until_redelivered() {
     let dir = tempfile::tempdir().unwrap();
-    let store = HubStore::open(dir.path()).unwrap();
+    let store = RedbStore::open(dir.path()).unwrap();
     let batch = [received(1, "e"), received(3, "e")];
     wire::check_batch("e", 1, 4, &batch, &[2, 4]).unwrap();
     store.append("e", 0, range(1, 4), &batch, &[2, 4]).unwrap();
@@ -84,7 +84,7 @@ fn skipped_sequence_numbers_are_recorded_until_redelivered() {
 #[test]
 fn a_fork_keeps_both_histories_and_reads_each_one_whole() {
     let dir = tempfile::tempdir().unwrap();
-    let store = HubStore::open(dir.path()).unwrap();
+    let store = RedbStore::open(dir.path()).unwrap();
     // History A: 1..=6. History B shares 1..=3, then has its own 4..=5.
     let a: Vec<_> = (1..=6).map(|s| received(s, "e")).collect();
     store.append("e", 0, range(1, 6), &a, &[]).unwrap();
@@ -119,7 +119,7 @@ fn a_fork_keeps_both_histories_and_reads_each_one_whole() {
 #[test]
 fn a_fork_is_refused_beyond_the_parent_or_at_another_event() {
     let dir = tempfile::tempdir().unwrap();
-    let store = HubStore::open(dir.path()).unwrap();
+    let store = RedbStore::open(dir.path()).unwrap();
     store.append("e", 0, range(1, 2), &[received(1, "e"), received(2, "e")], &[]).unwrap();
     let beyond = ForkRequest { parent: 0, fork_at: 3, fork_event_id: Some(uuid::Uuid::from_u128(3)) };
     assert_eq!(store.fork("e", &beyond).unwrap(), ForkOutcome::BeyondParent { stored_through: 2 });
@@ -133,14 +133,14 @@ fn a_fork_is_refused_beyond_the_parent_or_at_another_event() {
 #[test]
 fn a_database_from_a_newer_hub_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    drop(HubStore::open(dir.path()).unwrap());
+    drop(RedbStore::open(dir.path()).unwrap());
     {
         let db = Database::create(database_path(dir.path())).unwrap();
         let txn = db.begin_write().unwrap();
         txn.open_table(META).unwrap().insert("schema_version", SCHEMA_VERSION + 1).unwrap();
         txn.commit().unwrap();
     }
-    let err = HubStore::open(dir.path()).unwrap_err();
+    let err = RedbStore::open(dir.path()).unwrap_err();
     assert!(matches!(err, HubError::NewerSchema { .. }), "{err}");
 }
 
@@ -158,7 +158,7 @@ fn a_database_of_the_first_layout_opens_and_keeps_its_events_as_epoch_0() {
         txn.open_table(SKIPPED).unwrap().insert(("e", 2), ()).unwrap();
         txn.commit().unwrap();
     }
-    let store = HubStore::open(dir.path()).unwrap();
+    let store = RedbStore::open(dir.path()).unwrap();
     assert_eq!(store.stored_through("e").unwrap(), 2);
     assert_eq!(store.events("e", 0, 10).unwrap(), vec![(1, one.bytes.clone())]);
     assert_eq!(store.skipped("e").unwrap(), vec![2]);

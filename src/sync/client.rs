@@ -250,6 +250,9 @@ impl Transport for HttpTransport {
             200 => serde_json::from_slice(&body).map_err(|e| {
                 Failure::new(FailureKind::Protocol, format!("the hub's position is not what the contract says: {e}"))
             }),
+            // An edge the hub never heard from (a hub restored from a backup older than this
+            // edge's first batch, or a new one): it holds nothing, and the edge sends it all.
+            404 if epoch == 0 => Ok(Position::nothing(&self.edge_id)),
             _ => Err(not_ok(status, &body)),
         }
     }

@@ -136,6 +136,26 @@ fn a_batch_goes_out_with_the_contract_headers_and_its_body_as_built() {
 }
 
 #[test]
+fn a_404_for_the_position_of_epoch_0_is_a_hub_that_holds_nothing_of_this_edge() {
+    const UNKNOWN: &str = "HTTP/1.1 404 Not Found\r\ncontent-length: 2\r\n\r\n{}";
+    for (epoch, nothing) in [(0, true), (2, false)] {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = serve_one(listener, None, Some(UNKNOWN));
+        let answer = transport(&format!("http://{addr}"), None, Duration::from_secs(5)).position(epoch, None);
+        server.join().unwrap().expect("a request");
+        match answer {
+            Ok(position) => {
+                assert!(nothing, "epoch {epoch}");
+                assert_eq!((position.stored_through, position.last_event), (0, Some(None)));
+            }
+            // A missing later epoch is not "nothing": the operator's fork is gone.
+            Err(f) => assert!(!nothing && f.kind == FailureKind::Http4xx, "{f}"),
+        }
+    }
+}
+
+#[test]
 fn a_hub_that_does_not_answer_in_time_is_a_timeout() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();

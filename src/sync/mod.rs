@@ -40,8 +40,10 @@
 //! # Answers
 //!
 //! * `200`: the cursor moves to `stored_through` (which must be the batch's last).
-//! * First, after every start (before any batch): the hub's position (`GET`), checked like a
-//!   `409`. A restore mark (`zenedge restore`) is cleared once the hub holds the same history.
+//! * First, after every start (before any batch) and after every close of the circuit
+//!   breaker: the hub's position (`GET`), checked like a `409` (`404`: the hub holds nothing of
+//!   this edge, so everything is sent again). A restore mark (`zenedge restore`) is cleared
+//!   once the hub holds the same history.
 //! * `200`: the hub's `last_event` must be this log's (else `hub_diverged`).
 //! * `409`: the hub is elsewhere — ahead after the edge lost a `200`, behind after the hub
 //!   was restored — or refused the chain (the event before the batch differs). The edge

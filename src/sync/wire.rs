@@ -65,8 +65,12 @@
 //!
 //! `GET` on the position path answers [`Position`]; with `?at=SEQ` it also gives `event_at`:
 //! the last event the hub stores at or below `SEQ` in that epoch's history (`null` if none).
-//! The edge reads it before it sends anything after a start (and always after a restore), and
-//! to find the first sequence number at which two histories differ (by bisection).
+//! For epoch 0 of an edge the hub never heard from it answers `404`: the edge takes that as
+//! "the hub holds nothing of this edge" ([`Position::nothing`]) and sends its log from the
+//! start. The edge reads its position before it sends anything after a start (and always
+//! after a restore), after every close of its circuit breaker (a hub that was down may come
+//! back restored from an older backup: it is refilled at once, not at the next event), and to
+//! find the first sequence number at which two histories differ (by bisection).
 //!
 //! An edge needs a hub that states `last_event`: a hub that does not (an older one) gets no
 //! realignment from it (`protocol` failure), since the edge could not tell whether both hold
@@ -182,6 +186,25 @@ pub struct Position {
     /// On `GET /v1/edges/{edge_id}`: every epoch of the edge, epoch 0 first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub epochs: Vec<EpochSummary>,
+}
+
+impl Position {
+    /// Where a hub that holds nothing of `edge_id` stands (its answer `404` to the position
+    /// of epoch 0).
+    pub fn nothing(edge_id: &str) -> Position {
+        Position {
+            edge_id: edge_id.to_owned(),
+            epoch: 0,
+            stored_through: 0,
+            events: 0,
+            skipped: Vec::new(),
+            last_event: Some(None),
+            event_at: None,
+            parent: None,
+            fork_at: 0,
+            epochs: Vec::new(),
+        }
+    }
 }
 
 /// One epoch of an edge's stream, as `GET /v1/edges/{edge_id}` lists it.

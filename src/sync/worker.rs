@@ -418,6 +418,8 @@ impl Worker {
         self.local_failures = 0;
         if let Some(previous) = self.breaker.on_success() {
             tracing::info!(was = previous.as_str(), "hub reachable again: circuit breaker closed");
+            // The hub may be back from a restore: ask where it is before the next batch.
+            self.checked = false;
         }
         self.publish_breaker();
         if self.diverged.is_none() {

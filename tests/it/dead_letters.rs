@@ -44,7 +44,7 @@ async fn dead_letters_are_listed_retried_and_skipped_from_the_command_line() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let hub_addr = listener.local_addr().unwrap();
     let stop_hub = CancellationToken::new();
-    let options = HubOptions { max_batch_bytes: 64 << 20, max_event_bytes: 8 << 10 };
+    let options = HubOptions { max_event_bytes: 8 << 10, ..HubOptions::default() };
     tokio::spawn(hub::serve(listener, store, options, None, stop_hub.clone()));
     let sync = format!(
         "[sync]\nhub_url = \"http://{hub_addr}\"\nallow_plain_http = true\nretry_base = \"10ms\"\nretry_cap = \"100ms\"\n\

@@ -17,6 +17,7 @@ use zenedge::events::Event;
 
 use crate::support::hl7msg::{ack_code, orm};
 use crate::support::http::get;
+use crate::support::hubs::{Backing, Store};
 use crate::support::process::{ChildLines, RealDaemon, spawn};
 use crate::support::{MllpClient, eventually};
 
@@ -32,14 +33,14 @@ fn zenedge() -> Command {
 struct HubProcess {
     child: Child,
     addr: SocketAddr,
-    dir: PathBuf,
+    backing: Backing,
 }
 
 impl HubProcess {
-    fn start(dir: &Path) -> HubProcess {
+    fn start(backing: Backing) -> HubProcess {
         let mut child = zenedge()
-            .args(["hub", "--listen", "127.0.0.1:0", "--state-dir"])
-            .arg(dir)
+            .args(["hub", "--listen", "127.0.0.1:0"])
+            .args(backing.args())
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -49,7 +50,7 @@ impl HubProcess {
         let listening = lines.wait_for("hub is listening", Duration::from_secs(30));
         let start = listening.find("address=").expect("the address in the start line") + "address=".len();
         let addr = listening[start..].split_whitespace().next().unwrap().parse().unwrap();
-        HubProcess { child, addr, dir: dir.to_owned() }
+        HubProcess { child, addr, backing }
     }
 
     async fn get(&self, path: &str) -> Value {
@@ -79,10 +80,10 @@ impl HubProcess {
             .collect()
     }
 
-    /// SIGTERM and a clean exit; the hub's state directory.
-    fn stop(mut self) -> PathBuf {
+    /// SIGTERM and a clean exit; the hub's storage.
+    fn stop(mut self) -> Backing {
         terminate(&mut self.child);
-        self.dir.clone()
+        self.backing.clone()
     }
 }
 
@@ -182,9 +183,9 @@ fn text(out: &std::process::Output) -> String {
 }
 
 /// The HL7 bytes of each control id in the history of `epoch` as the hub stored it.
-fn stored_messages(hub_dir: &Path, epoch: u64) -> BTreeMap<String, Vec<u8>> {
-    let store = zenedge::hub::HubStore::open(hub_dir).unwrap();
-    let (items, _) = store.history(EDGE, epoch, 0, usize::MAX).unwrap().expect("the epoch exists");
+async fn stored_messages(backing: &Backing, epoch: u64) -> BTreeMap<String, Vec<u8>> {
+    let store = backing.open().await;
+    let (items, _) = store.history(EDGE, epoch, 0, usize::MAX).await.unwrap().expect("the epoch exists");
     items
         .iter()
         .map(|(_, _, bytes)| match Envelope::from_bytes(bytes).unwrap().event {
@@ -194,12 +195,38 @@ fn stored_messages(hub_dir: &Path, epoch: u64) -> BTreeMap<String, Vec<u8>> {
         .collect()
 }
 
-#[test]
-fn a_restored_edge_that_took_new_data_stops_at_hub_diverged_and_a_fork_keeps_both_histories() {
+/// Runs `body` on the redb store and, where PostgreSQL is installed, on PostgreSQL.
+macro_rules! on_both_stores_blocking {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            use super::*;
+
+            #[test]
+            fn redb() {
+                $body(Store::Redb);
+            }
+
+            #[test]
+            fn postgres() {
+                match crate::support::postgres::shared() {
+                    Ok(_) => $body(Store::Postgres),
+                    Err(reason) => crate::support::postgres::skip(module_path!(), &reason),
+                }
+            }
+        }
+    };
+}
+
+on_both_stores_blocking!(
+    a_restored_edge_that_took_new_data_stops_at_hub_diverged_and_a_fork_keeps_both_histories,
+    fork_body
+);
+
+fn fork_body(store: Store) {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
         let work = tempfile::tempdir().unwrap();
-        let hub = HubProcess::start(&work.path().join("hub"));
+        let hub = HubProcess::start(store.backing().unwrap());
 
         // The first life: 5 messages synced, a backup, 10 more synced (the hub holds 15).
         let first = start_edge(work.path(), "first", &work.path().join("first"), hub.addr);
@@ -264,18 +291,19 @@ fn a_restored_edge_that_took_new_data_stops_at_hub_diverged_and_a_fork_keeps_bot
         second.stop();
 
         // Byte for byte: every acknowledged message of both histories, none overwritten.
-        let hub_dir = hub.stop();
-        assert_eq!(stored_messages(&hub_dir, 0), history_a.into_iter().collect::<BTreeMap<_, _>>());
-        assert_eq!(stored_messages(&hub_dir, 1), history_b.into_iter().collect::<BTreeMap<_, _>>());
+        let hub_data = hub.stop();
+        assert_eq!(stored_messages(&hub_data, 0).await, history_a.into_iter().collect::<BTreeMap<_, _>>());
+        assert_eq!(stored_messages(&hub_data, 1).await, history_b.into_iter().collect::<BTreeMap<_, _>>());
     });
 }
 
-#[test]
-fn a_restore_the_hub_is_level_with_or_behind_raises_no_alarm_and_sync_goes_on() {
+on_both_stores_blocking!(a_restore_the_hub_is_level_with_or_behind_raises_no_alarm_and_sync_goes_on, level_body);
+
+fn level_body(store: Store) {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
         let work = tempfile::tempdir().unwrap();
-        let hub = HubProcess::start(&work.path().join("hub"));
+        let hub = HubProcess::start(store.backing().unwrap());
         let first = start_edge(work.path(), "first", &work.path().join("first"), hub.addr);
         let mut sent = first.send("A", 1..=5).await;
         first.wait_cursor(5).await;
@@ -298,7 +326,7 @@ fn a_restore_the_hub_is_level_with_or_behind_raises_no_alarm_and_sync_goes_on() 
         let old_hub = hub.stop();
 
         // Behind: a hub that lost what it held (restored from an empty copy).
-        let fresh = HubProcess::start(&work.path().join("fresh-hub"));
+        let fresh = HubProcess::start(store.backing().unwrap());
         let behind_state = work.path().join("behind");
         restore(work.path(), &backup, &behind_state, fresh.addr).await;
         let behind = start_edge(work.path(), "behind", &behind_state, fresh.addr);
@@ -309,12 +337,12 @@ fn a_restore_the_hub_is_level_with_or_behind_raises_no_alarm_and_sync_goes_on() 
         assert!(status["sync"]["diverged"].is_null() && status["sync"]["restored_at"].is_null(), "{status}");
         assert_eq!(status["sync"]["epoch"], 0, "no fork needed");
         behind.stop();
-        let fresh_dir = fresh.stop();
+        let fresh_data = fresh.stop();
         assert_eq!(
-            stored_messages(&fresh_dir, 0),
+            stored_messages(&fresh_data, 0).await,
             resent.into_iter().collect::<BTreeMap<_, _>>(),
             "refilled from the edge"
         );
-        assert_eq!(stored_messages(&old_hub, 0).len(), 8);
+        assert_eq!(stored_messages(&old_hub, 0).await.len(), 8);
     });
 }

@@ -16,7 +16,9 @@ use tokio_util::sync::CancellationToken;
 use zenedge::hub::{self, HubOptions, HubStore, HubTls};
 use zenedge::sync::wire;
 
+use crate::on_both_stores;
 use crate::support::certs::{Leaf, TestPki};
+use crate::support::hubs::{Backing, Store};
 use crate::support::process::ChildLines;
 
 const EDGE: &str = "edge-1";
@@ -107,31 +109,27 @@ fn batch_headers(first: u64, last: u64) -> Vec<(&'static str, String)> {
 struct RunningHub {
     addr: SocketAddr,
     store: HubStore,
-    dir: tempfile::TempDir,
+    backing: Backing,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 impl RunningHub {
-    async fn start(options: HubOptions) -> RunningHub {
-        RunningHub::start_in(tempfile::tempdir().unwrap(), options, None).await
+    async fn start(store: Store, options: HubOptions) -> RunningHub {
+        RunningHub::start_on(store.backing().unwrap(), options, None).await
     }
 
-    async fn start_in(
-        dir: tempfile::TempDir,
-        options: HubOptions,
-        tls: Option<Arc<rustls::ServerConfig>>,
-    ) -> RunningHub {
-        let store = HubStore::open(dir.path()).unwrap();
+    async fn start_on(backing: Backing, options: HubOptions, tls: Option<Arc<rustls::ServerConfig>>) -> RunningHub {
+        let store = backing.open().await;
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(hub::serve(listener, store.clone(), options, tls, shutdown.clone()));
-        RunningHub { addr, store, dir, shutdown, task }
+        RunningHub { addr, store, backing, shutdown, task }
     }
 
-    /// Stops the hub, waits for it, and gives back its state directory.
-    async fn stop(self) -> tempfile::TempDir {
+    /// Stops the hub, waits for it, and gives back its storage.
+    async fn stop(self) -> Backing {
         self.shutdown.cancel();
         tokio::time::timeout(Duration::from_secs(30), self.task)
             .await
@@ -139,7 +137,7 @@ impl RunningHub {
             .unwrap()
             .unwrap();
         drop(self.store);
-        self.dir
+        self.backing
     }
 
     async fn post(&self, edge: &str, batch: &Batch) -> Reply {
@@ -152,8 +150,8 @@ impl RunningHub {
         exchange(&mut stream, "GET", path, &[], &[]).await.unwrap()
     }
 
-    fn stored(&self, edge: &str) -> Vec<(u64, Vec<u8>)> {
-        self.store.events(edge, 0, usize::MAX).unwrap()
+    async fn stored(&self, edge: &str) -> Vec<(u64, Vec<u8>)> {
+        self.store.events(edge, 0, usize::MAX).await.unwrap()
     }
 }
 
@@ -200,21 +198,21 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 fn options() -> HubOptions {
-    HubOptions { max_batch_bytes: 1 << 20, max_event_bytes: 64 << 10 }
+    HubOptions { max_batch_bytes: 1 << 20, max_event_bytes: 64 << 10, ..HubOptions::default() }
 }
 
 // ---------------------------------------------------------------------------------------------
 // The contract
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_batch_is_stored_and_read_back_byte_for_byte() {
-    let hub = RunningHub::start(options()).await;
+on_both_stores! {
+async fn a_batch_is_stored_and_read_back_byte_for_byte(store: Store) {
+    let hub = RunningHub::start(store, options()).await;
     let sent = envelopes(EDGE, 1..=3);
     let reply = hub.post(EDGE, &Batch::new(1, 3, &sent, &[])).await;
     assert_eq!(reply.status, 200, "{reply:?}");
     let last = serde_json::json!({ "seq": 3, "event_id": uuid::Uuid::from_u128(3).to_string() });
     assert_eq!(reply.json(), serde_json::json!({ "stored_through": 3, "last_event": last }));
-    assert_eq!(hub.stored(EDGE), (1..=3).zip(sent.clone()).collect::<Vec<_>>());
+    assert_eq!(hub.stored(EDGE).await, (1..=3).zip(sent.clone()).collect::<Vec<_>>());
 
     let summary = hub.get("/v1/edges/edge-1").await.json();
     assert_eq!(
@@ -236,23 +234,25 @@ async fn a_batch_is_stored_and_read_back_byte_for_byte() {
     // Binary payloads read back as base64: 40 × "x".
     assert_eq!(event["data"]["raw"], format!("{}eA==", "eHh4".repeat(13)));
 }
+}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_same_batch_again_is_409_with_stored_through_and_nothing_duplicated() {
-    let hub = RunningHub::start(options()).await;
+on_both_stores! {
+async fn the_same_batch_again_is_409_with_stored_through_and_nothing_duplicated(store: Store) {
+    let hub = RunningHub::start(store, options()).await;
     assert_eq!(hub.post(EDGE, &Batch::range(1, 3)).await.status, 200);
     let again = hub.post(EDGE, &Batch::range(1, 3)).await;
     assert_eq!(again.status, 409, "{again:?}");
     let refusal: wire::Refusal = serde_json::from_str(&again.body).unwrap();
     assert_eq!(refusal.stored_through, Some(3));
     assert!(refusal.error.contains("expected first = 4"), "{refusal:?}");
-    assert_eq!(hub.stored(EDGE).len(), 3);
+    assert_eq!(hub.stored(EDGE).await.len(), 3);
     assert_eq!(hub.get("/v1/edges/edge-1").await.json()["events"], 3);
 }
+}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_gap_or_an_overlap_is_409_and_stores_nothing() {
-    let hub = RunningHub::start(options()).await;
+on_both_stores! {
+async fn a_gap_or_an_overlap_is_409_and_stores_nothing(store: Store) {
+    let hub = RunningHub::start(store, options()).await;
     assert_eq!(hub.post(EDGE, &Batch::range(1, 3)).await.status, 200);
     for (first, last) in [(5, 6), (2, 5), (3, 3)] {
         let reply = hub.post(EDGE, &Batch::range(first, last)).await;
@@ -263,9 +263,10 @@ async fn a_gap_or_an_overlap_is_409_and_stores_nothing() {
     let mut replay = Batch::range(1, 1);
     replay.body = b"not even gzip".to_vec();
     assert_eq!(hub.post(EDGE, &replay).await.status, 409);
-    assert_eq!(hub.store.stored_through(EDGE).unwrap(), 3);
-    assert_eq!(hub.stored(EDGE).len(), 3);
+    assert_eq!(hub.store.stored_through(EDGE).await.unwrap(), 3);
+    assert_eq!(hub.stored(EDGE).await.len(), 3);
     assert_eq!(hub.post(EDGE, &Batch::range(4, 6)).await.json()["stored_through"], 6);
+}
 }
 
 /// `(name, value)` headers of a batch whose predecessor is `prev`.
@@ -281,9 +282,9 @@ async fn post_json(hub: &RunningHub, path: &str, body: serde_json::Value) -> Rep
     exchange(&mut stream, "POST", path, &headers, body.to_string().as_bytes()).await.unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_batch_after_another_event_is_409_and_a_new_epoch_keeps_both_histories_readable() {
-    let hub = RunningHub::start(options()).await;
+on_both_stores! {
+async fn a_batch_after_another_event_is_409_and_a_new_epoch_keeps_both_histories_readable(store: Store) {
+    let hub = RunningHub::start(store, options()).await;
     assert_eq!(hub.post(EDGE, &Batch::range(1, 3)).await.status, 200);
     // The chain: event 3 on the hub is not this batch's predecessor.
     let other_four = vec![envelope_with_id(EDGE, 4, 1004, 40)];
@@ -294,7 +295,7 @@ async fn a_batch_after_another_event_is_409_and_a_new_epoch_keeps_both_histories
     assert_eq!((refusal.stored_through, refusal.seq), (Some(3), Some(3)));
     let held = wire::EventRef { seq: 3, event_id: uuid::Uuid::from_u128(3) };
     assert_eq!(refusal.last_event, Some(Some(held)));
-    assert_eq!(hub.store.stored_through(EDGE).unwrap(), 3, "nothing stored");
+    assert_eq!(hub.store.stored_through(EDGE).await.unwrap(), 3, "nothing stored");
 
     // A new epoch after seq 2, the other history's 3 and 4 in it.
     let fork = serde_json::json!({ "parent": 0, "fork_at": 2, "fork_event_id": uuid::Uuid::from_u128(2).to_string() });
@@ -347,41 +348,43 @@ async fn a_batch_after_another_event_is_409_and_a_new_epoch_keeps_both_histories
     let reply = exchange(&mut stream, "POST", &nowhere, &batch.headers, &batch.body).await.unwrap();
     assert_eq!(reply.status, 404, "{reply:?}");
 }
+}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn edges_have_separate_streams() {
-    let hub = RunningHub::start(options()).await;
+on_both_stores! {
+async fn edges_have_separate_streams(store: Store) {
+    let hub = RunningHub::start(store, options()).await;
     assert_eq!(hub.post(EDGE, &Batch::range(1, 3)).await.status, 200);
     let other = Batch::new(1, 2, &envelopes("edge-2", 1..=2), &[]);
     assert_eq!(hub.post("edge-2", &other).await.json()["stored_through"], 2);
-    assert_eq!(hub.store.stored_through(EDGE).unwrap(), 3);
-    assert_eq!(hub.store.stored_through("edge-2").unwrap(), 2);
+    assert_eq!(hub.store.stored_through(EDGE).await.unwrap(), 3);
+    assert_eq!(hub.store.stored_through("edge-2").await.unwrap(), 2);
     // An envelope of edge-2 in edge-1's stream is refused.
     let misplaced = Batch::new(4, 4, &envelopes("edge-2", [4]), &[]);
     let reply = hub.post(EDGE, &misplaced).await;
     assert_eq!(reply.status, 422, "{reply:?}");
     assert_eq!(reply.json()["seq"], 4);
 }
+}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn skipped_events_are_recorded_and_a_redelivery_is_stored_once() {
-    let hub = RunningHub::start(options()).await;
+on_both_stores! {
+async fn skipped_events_are_recorded_and_a_redelivery_is_stored_once(store: Store) {
+    let hub = RunningHub::start(store, options()).await;
     let batch = Batch::new(1, 4, &envelopes(EDGE, [1, 3]), &[2, 4]);
     assert_eq!(hub.post(EDGE, &batch).await.json()["stored_through"], 4);
-    assert_eq!(hub.store.skipped(EDGE).unwrap(), vec![2, 4]);
+    assert_eq!(hub.store.skipped(EDGE).await.unwrap(), vec![2, 4]);
     assert_eq!(hub.get("/v1/edges/edge-1").await.json()["skipped"], serde_json::json!([2, 4]));
 
     let redelivered = hub.post(EDGE, &Batch::redelivery(envelope(EDGE, 2), 2)).await;
     assert_eq!(redelivered.status, 200, "{redelivered:?}");
     assert_eq!(redelivered.json()["stored_through"], 4);
-    assert_eq!(hub.store.skipped(EDGE).unwrap(), vec![4]);
-    assert_eq!(hub.stored(EDGE).iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![1, 2, 3]);
-    assert_eq!(hub.stored(EDGE)[1].1, envelope(EDGE, 2));
+    assert_eq!(hub.store.skipped(EDGE).await.unwrap(), vec![4]);
+    assert_eq!(hub.stored(EDGE).await.iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert_eq!(hub.stored(EDGE).await[1].1, envelope(EDGE, 2));
 
     // Again: answered, nothing written.
     let again = hub.post(EDGE, &Batch::redelivery(envelope(EDGE, 2), 2)).await;
     assert_eq!(again.status, 200, "{again:?}");
-    assert_eq!(hub.stored(EDGE).len(), 3);
+    assert_eq!(hub.stored(EDGE).await.len(), 3);
     // An event stored in sequence counts as stored too.
     assert_eq!(hub.post(EDGE, &Batch::redelivery(envelope(EDGE, 3), 3)).await.status, 200);
     // Beyond stored_through, or never skipped: 409.
@@ -390,10 +393,11 @@ async fn skipped_events_are_recorded_and_a_redelivery_is_stored_once() {
     assert_eq!(beyond.json()["stored_through"], 4);
     assert_eq!(hub.get("/v1/edges/edge-1").await.json()["events"], 3);
 }
+}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_batch_with_an_oversized_event_is_422_naming_it_and_stores_nothing() {
-    let hub = RunningHub::start(options()).await;
+on_both_stores! {
+async fn a_batch_with_an_oversized_event_is_422_naming_it_and_stores_nothing(store: Store) {
+    let hub = RunningHub::start(store, options()).await;
     let mut sent = envelopes(EDGE, 1..=5);
     sent[2] = envelope_sized(EDGE, 3, 100 << 10);
     let reply = hub.post(EDGE, &Batch::new(1, 5, &sent, &[])).await;
@@ -401,13 +405,14 @@ async fn a_batch_with_an_oversized_event_is_422_naming_it_and_stores_nothing() {
     let refusal: wire::Refusal = serde_json::from_str(&reply.body).unwrap();
     assert_eq!(refusal.seq, Some(3));
     assert!(refusal.error.contains("event 3"), "{refusal:?}");
-    assert!(hub.stored(EDGE).is_empty());
-    assert_eq!(hub.store.stored_through(EDGE).unwrap(), 0);
+    assert!(hub.stored(EDGE).await.is_empty());
+    assert_eq!(hub.store.stored_through(EDGE).await.unwrap(), 0);
+}
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_gzip_bomb_or_an_oversized_body_is_413() {
-    let hub = RunningHub::start(options()).await;
+on_both_stores! {
+async fn a_gzip_bomb_or_an_oversized_body_is_413(store: Store) {
+    let hub = RunningHub::start(store, options()).await;
     // 8 MiB of one envelope that compresses to a few KiB: expands beyond max_batch_bytes.
     let mut bomb = Batch::new(1, 1, &[envelope_sized(EDGE, 1, 8 << 20)], &[]);
     bomb.body = wire::encode_batch([envelope_sized(EDGE, 1, 8 << 20).as_slice()].into_iter(), 9);
@@ -420,12 +425,13 @@ async fn a_gzip_bomb_or_an_oversized_body_is_413() {
     huge.body = vec![0x1f; hub::routes::compressed_limit(options().max_batch_bytes) + 1];
     let reply = hub.post(EDGE, &huge).await;
     assert_eq!(reply.status, 413, "{reply:?}");
-    assert!(hub.stored(EDGE).is_empty());
+    assert!(hub.stored(EDGE).await.is_empty());
+}
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn garbage_and_bad_headers_are_400_and_a_wrong_media_type_415() {
-    let hub = RunningHub::start(options()).await;
+on_both_stores! {
+async fn garbage_and_bad_headers_are_400_and_a_wrong_media_type_415(store: Store) {
+    let hub = RunningHub::start(store, options()).await;
     let mut garbage = Batch::range(1, 1);
     garbage.body = b"this is not gzip".to_vec();
     let reply = hub.post(EDGE, &garbage).await;
@@ -455,14 +461,15 @@ async fn garbage_and_bad_headers_are_400_and_a_wrong_media_type_415() {
 
     assert_eq!(hub.post("edge%201", &Batch::range(1, 1)).await.status, 400);
     assert_eq!(hub.post(&"x".repeat(65), &Batch::range(1, 1)).await.status, 400);
-    assert!(hub.stored(EDGE).is_empty());
+    assert!(hub.stored(EDGE).await.is_empty());
     // And the stream is still open for the right batch.
     assert_eq!(hub.post(EDGE, &Batch::range(1, 1)).await.status, 200);
 }
+}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn read_back_pages_with_after_and_limit() {
-    let hub = RunningHub::start(options()).await;
+on_both_stores! {
+async fn read_back_pages_with_after_and_limit(store: Store) {
+    let hub = RunningHub::start(store, options()).await;
     assert_eq!(hub.post(EDGE, &Batch::range(1, 5)).await.status, 200);
     let first = hub.get("/v1/edges/edge-1/events?limit=2").await.json();
     assert_eq!(first["items"].as_array().unwrap().len(), 2);
@@ -472,15 +479,18 @@ async fn read_back_pages_with_after_and_limit() {
     assert_eq!(last["next"], serde_json::Value::Null);
     assert_eq!(hub.get("/v1/edges/edge-1/events?limit=1001").await.status, 400);
     assert_eq!(hub.get("/v1/edges/edge-1/events?after=x").await.status, 400);
-    let unknown = hub.get("/v1/edges/nobody").await.json();
-    assert_eq!(unknown["stored_through"], 0);
+    // An edge the hub never heard from: 404, so the edge can tell "nothing" from "at zero".
+    let unknown = hub.get("/v1/edges/nobody").await;
+    assert_eq!(unknown.status, 404, "{unknown:?}");
+    assert!(unknown.json()["error"].as_str().unwrap().contains("nobody"), "{unknown:?}");
     assert_eq!(hub.get("/healthz").await.status, 200);
     assert_eq!(hub.get("/v2/elsewhere").await.status, 404);
 }
+}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_deliveries_of_one_batch_store_it_once() {
-    let hub = Arc::new(RunningHub::start(options()).await);
+on_both_stores! {
+async fn concurrent_deliveries_of_one_batch_store_it_once(store: Store) {
+    let hub = Arc::new(RunningHub::start(store, options()).await);
     let batch = Arc::new(Batch::range(1, 50));
     let tasks: Vec<_> = (0..8)
         .map(|_| {
@@ -494,25 +504,27 @@ async fn concurrent_deliveries_of_one_batch_store_it_once() {
     }
     statuses.sort();
     assert_eq!(statuses, [vec![200], vec![409; 7]].concat());
-    assert_eq!(hub.stored(EDGE).len(), 50);
+    assert_eq!(hub.stored(EDGE).await.len(), 50);
     assert_eq!(hub.get("/v1/edges/edge-1").await.json()["events"], 50);
 }
+}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_restarted_hub_keeps_stored_through() {
-    let hub = RunningHub::start(options()).await;
+on_both_stores! {
+async fn a_restarted_hub_keeps_stored_through(store: Store) {
+    let hub = RunningHub::start(store, options()).await;
     let batch = Batch::new(1, 3, &envelopes(EDGE, [1, 2]), &[3]);
     assert_eq!(hub.post(EDGE, &batch).await.status, 200);
-    let dir = hub.stop().await;
+    let backing = hub.stop().await;
 
-    let hub = RunningHub::start_in(dir, options(), None).await;
-    assert_eq!(hub.store.stored_through(EDGE).unwrap(), 3);
-    assert_eq!(hub.store.skipped(EDGE).unwrap(), vec![3]);
+    let hub = RunningHub::start_on(backing, options(), None).await;
+    assert_eq!(hub.store.stored_through(EDGE).await.unwrap(), 3);
+    assert_eq!(hub.store.skipped(EDGE).await.unwrap(), vec![3]);
     let replay = hub.post(EDGE, &Batch::range(1, 3)).await;
     assert_eq!(replay.status, 409);
     assert_eq!(replay.json()["stored_through"], 3);
     assert_eq!(hub.post(EDGE, &Batch::range(4, 4)).await.status, 200);
-    assert_eq!(hub.stored(EDGE).iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![1, 2, 4]);
+    assert_eq!(hub.stored(EDGE).await.iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![1, 2, 4]);
+}
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -529,7 +541,7 @@ async fn tls_hub() -> TlsHub {
     let files = tempfile::tempdir().unwrap();
     let (cert, key) = pki.server(files.path());
     let config = hub::tls_config(&HubTls { cert, key, client_ca: Some(pki.ca_path()) }).unwrap();
-    let hub = RunningHub::start_in(tempfile::tempdir().unwrap(), options(), Some(config)).await;
+    let hub = RunningHub::start_on(Store::Redb.backing().unwrap(), options(), Some(config)).await;
     TlsHub { hub, pki, files }
 }
 
@@ -573,12 +585,45 @@ async fn tls_post(hub: &TlsHub, client: Option<&(PathBuf, PathBuf)>, path_edge: 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cross_edge_feed_is_closed_to_edge_certificates_and_open_to_a_consumer_s() {
+    let hub = tls_hub().await;
+    let edge = hub.pki.client(hub.files.path(), EDGE);
+    let mut stream = tls_connect(hub.hub.addr, &hub.pki.ca_path(), Some(&edge)).await.unwrap();
+    let reply = exchange(&mut stream, "GET", "/v1/events", &[], &[]).await.unwrap();
+    assert_eq!(reply.status, 403, "{reply:?}");
+    assert!(reply.json()["error"].as_str().unwrap().contains(hub::CONSUMER_PREFIX), "{reply:?}");
+    let consumer = hub.pki.client(hub.files.path(), "consumer:reporting");
+    let mut stream = tls_connect(hub.hub.addr, &hub.pki.ca_path(), Some(&consumer)).await.unwrap();
+    let reply = exchange(&mut stream, "GET", "/v1/events", &[], &[]).await.unwrap();
+    // Let through; this hub's store (redb) has no feed.
+    assert_eq!(reply.status, 501, "{reply:?}");
+    assert!(reply.json()["error"].as_str().unwrap().contains("PostgreSQL"), "{reply:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_client_that_trickles_its_headers_is_disconnected() {
+    let pki = TestPki::new();
+    let files = tempfile::tempdir().unwrap();
+    let (cert, key) = pki.server(files.path());
+    let config = hub::tls_config(&HubTls { cert, key, client_ca: Some(pki.ca_path()) }).unwrap();
+    let quick = HubOptions { header_timeout: Duration::from_millis(300), ..options() };
+    let hub = RunningHub::start_on(Store::Redb.backing().unwrap(), quick, Some(config)).await;
+    let client = pki.client(files.path(), EDGE);
+    let mut stream = tls_connect(hub.addr, &pki.ca_path(), Some(&client)).await.unwrap();
+    stream.write_all(b"POST /v1/edges/edge-1/events HTTP/1.1\r\nHost: hub\r\n").await.unwrap();
+    stream.flush().await.unwrap();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "the hub closes a connection whose headers do not arrive in time");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_edge_certificate_writes_its_own_stream() {
     let hub = tls_hub().await;
     let client = hub.pki.client(hub.files.path(), EDGE);
     let reply = tls_post(&hub, Some(&client), EDGE).await.unwrap();
     assert_eq!(reply.status, 200, "{reply:?}");
-    assert_eq!(hub.hub.store.stored_through(EDGE).unwrap(), 1);
+    assert_eq!(hub.hub.store.stored_through(EDGE).await.unwrap(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -588,7 +633,7 @@ async fn an_edge_certificate_cannot_touch_another_edges_stream() {
     let reply = tls_post(&hub, Some(&client), "edge-2").await.unwrap();
     assert_eq!(reply.status, 403, "{reply:?}");
     assert_eq!(reply.json()["error"], "certificate is for edge edge-1, not edge-2");
-    assert_eq!(hub.hub.store.stored_through("edge-2").unwrap(), 0);
+    assert_eq!(hub.hub.store.stored_through("edge-2").await.unwrap(), 0);
     let mut stream = tls_connect(hub.hub.addr, &hub.pki.ca_path(), Some(&client)).await.unwrap();
     let read = exchange(&mut stream, "GET", "/v1/edges/edge-2/events", &[], &[]).await.unwrap();
     assert_eq!(read.status, 403);
@@ -611,7 +656,7 @@ async fn clients_without_a_valid_certificate_are_refused_at_the_handshake() {
         let result = tls_post(&hub, client, EDGE).await;
         assert!(result.is_err(), "{what}: {result:?}");
     }
-    assert_eq!(hub.hub.store.stored_through(EDGE).unwrap(), 0);
+    assert_eq!(hub.hub.store.stored_through(EDGE).await.unwrap(), 0);
     // A client that trusts another CA does not take the hub's certificate either.
     let client = hub.pki.client(hub.files.path(), EDGE);
     assert!(tls_connect(hub.hub.addr, &hub.pki.other_ca_path(), Some(&client)).await.is_err());

@@ -1,7 +1,8 @@
 //! Upstream sync end to end: the daemon's sync worker against the reference hub (in-process),
-//! through a fault proxy or a fault-injecting layer around the hub's router. Each test ends
-//! when the hub holds exactly the edge's log: every sequence number once, in order, with the
-//! bytes the edge stored.
+//! through a fault proxy or a fault-injecting layer around the hub's router, on both of the
+//! hub's stores (redb, and a real PostgreSQL: each test is `name::redb` and `name::postgres`).
+//! Each test ends when the hub holds exactly the edge's log: every sequence number once, in
+//! order, with the bytes the edge stored.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -18,48 +19,51 @@ use tokio_util::sync::CancellationToken;
 use zenedge::events::Envelope;
 use zenedge::hub::{self, HubOptions, HubStore};
 
+use crate::on_both_stores;
+use crate::support::hubs::{Backing, Store};
+
 use crate::support::certs::{Leaf, TestPki};
 use crate::support::hl7msg::{ack_code, orm};
 use crate::support::proxy::{Fault, FaultProxy};
 use crate::support::{TestDaemon, eventually};
 
-const EDGE: &str = "e1";
+pub(crate) const EDGE: &str = "e1";
 
-/// The reference hub on 127.0.0.1:0, its store in a temp dir.
-struct Hub {
-    addr: SocketAddr,
-    store: HubStore,
-    dir: Arc<tempfile::TempDir>,
+/// The reference hub on 127.0.0.1:0, on a store of either kind.
+pub(crate) struct Hub {
+    pub(crate) addr: SocketAddr,
+    pub(crate) store: HubStore,
+    backing: Backing,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
-fn options() -> HubOptions {
-    HubOptions { max_batch_bytes: 64 << 20, max_event_bytes: 16 << 20 }
+pub(crate) fn options() -> HubOptions {
+    HubOptions::default()
 }
 
 impl Hub {
-    async fn start() -> Hub {
-        Hub::start_in(Arc::new(tempfile::tempdir().unwrap()), options(), None).await
+    async fn start(store: Store) -> Hub {
+        Hub::start_on(store.backing().unwrap(), options(), None).await
     }
 
-    async fn start_in(dir: Arc<tempfile::TempDir>, options: HubOptions, tls: Option<Arc<rustls::ServerConfig>>) -> Hub {
-        let store = HubStore::open(dir.path()).unwrap();
+    pub(crate) async fn start_on(backing: Backing, options: HubOptions, tls: Option<Arc<rustls::ServerConfig>>) -> Hub {
+        let store = backing.open().await;
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(hub::serve(listener, store.clone(), options, tls, shutdown.clone()));
-        Hub { addr, store, dir, shutdown, task }
+        Hub { addr, store, backing, shutdown, task }
     }
 
     /// The hub's router behind `layer` (faults decided per request), plain HTTP.
-    async fn start_with_layer<F, Fut>(layer: F) -> Hub
+    async fn start_with_layer<F, Fut>(kind: Store, layer: F) -> Hub
     where
         F: Fn(Request<Body>, Next) -> Fut + Clone + Send + Sync + 'static,
         Fut: std::future::Future<Output = Response> + Send + 'static,
     {
-        let dir = Arc::new(tempfile::tempdir().unwrap());
-        let store = HubStore::open(dir.path()).unwrap();
+        let backing = kind.backing().unwrap();
+        let store = backing.open().await;
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
@@ -69,29 +73,29 @@ impl Hub {
             tokio::spawn(
                 async move { axum::serve(listener, app).with_graceful_shutdown(token.cancelled_owned()).await },
             );
-        Hub { addr, store, dir, shutdown, task }
+        Hub { addr, store, backing, shutdown, task }
     }
 
-    async fn stop(self) -> Arc<tempfile::TempDir> {
+    pub(crate) async fn stop(self) -> Backing {
         self.shutdown.cancel();
         let _ = self.task.await;
         drop(self.store);
-        self.dir
+        self.backing
     }
 
-    fn stored_through(&self) -> u64 {
-        self.store.stored_through(EDGE).unwrap()
+    pub(crate) async fn stored_through(&self) -> u64 {
+        self.store.stored_through(EDGE).await.unwrap()
     }
 
     /// Every event the hub holds for the edge: (seq, stored bytes).
-    fn events(&self) -> Vec<(u64, Vec<u8>)> {
-        self.store.events(EDGE, 0, usize::MAX).unwrap()
+    pub(crate) async fn events(&self) -> Vec<(u64, Vec<u8>)> {
+        self.store.events(EDGE, 0, usize::MAX).await.unwrap()
     }
 }
 
 /// The edge's sync settings for a plain-HTTP hub at `addr`, with short retry times so the
 /// tests converge quickly.
-fn sync_toml(addr: SocketAddr, extra: &str) -> String {
+pub(crate) fn sync_toml(addr: SocketAddr, extra: &str) -> String {
     format!(
         "[sync]\nhub_url = \"http://{addr}\"\nallow_plain_http = true\nretry_base = \"10ms\"\nretry_cap = \"100ms\"\n\
          breaker_failures = 3\nbreaker_open = \"100ms\"\ntimeout = \"1s\"\nconnect_timeout = \"1s\"\nlinger = \"5ms\"\n\
@@ -99,7 +103,7 @@ fn sync_toml(addr: SocketAddr, extra: &str) -> String {
     )
 }
 
-async fn send_orders(daemon: &TestDaemon, prefix: &str, n: usize) {
+pub(crate) async fn send_orders(daemon: &TestDaemon, prefix: &str, n: usize) {
     let mut client = daemon.client().await;
     for i in 0..n {
         let ack = client.send(&orm(&format!("{prefix}{i}"), &format!("ACC-{prefix}{i}"))).await;
@@ -107,15 +111,15 @@ async fn send_orders(daemon: &TestDaemon, prefix: &str, n: usize) {
     }
 }
 
-async fn last_seq(daemon: &TestDaemon) -> u64 {
+pub(crate) async fn last_seq(daemon: &TestDaemon) -> u64 {
     daemon.get("/readyz").await.json()["last_seq"].as_u64().unwrap()
 }
 
 /// The edge's log as stored: (seq, envelope bytes), read from its API's view of each event
 /// and compared by identity (seq, event id) with what the hub holds.
-async fn assert_hub_holds_the_log(daemon: &TestDaemon, hub: &Hub, skipped: &[u64]) {
+pub(crate) async fn assert_hub_holds_the_log(daemon: &TestDaemon, hub: &Hub, skipped: &[u64]) {
     let edge = daemon.events().await;
-    let held = hub.events();
+    let held = hub.events().await;
     let edge_ids: Vec<(u64, String)> = edge
         .iter()
         .map(|e| (e["seq"].as_u64().unwrap(), e["event_id"].as_str().unwrap().to_owned()))
@@ -130,26 +134,26 @@ async fn assert_hub_holds_the_log(daemon: &TestDaemon, hub: &Hub, skipped: &[u64
         })
         .collect();
     assert_eq!(hub_ids, edge_ids, "hub and edge differ");
-    assert_eq!(hub.stored_through(), edge.last().map_or(0, |e| e["seq"].as_u64().unwrap()));
+    assert_eq!(hub.stored_through().await, edge.last().map_or(0, |e| e["seq"].as_u64().unwrap()));
 }
 
-async fn wait_synced(daemon: &TestDaemon, hub: &Hub) {
+pub(crate) async fn wait_synced(daemon: &TestDaemon, hub: &Hub) {
     let last = last_seq(daemon).await;
     eventually(&format!("the hub to store through {last}"), Duration::from_secs(30), || async {
-        hub.stored_through() >= last
+        hub.stored_through().await >= last
     })
     .await;
 }
 
-async fn status(daemon: &TestDaemon) -> serde_json::Value {
+pub(crate) async fn status(daemon: &TestDaemon) -> serde_json::Value {
     let r = daemon.get("/api/v1/status").await;
     assert_eq!(r.status, 200);
     r.json()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_hub_that_is_down_for_a_while_gets_everything_once_in_order_when_it_is_back() {
-    let hub = Hub::start().await;
+on_both_stores! {
+async fn a_hub_that_is_down_for_a_while_gets_everything_once_in_order_when_it_is_back(store: Store) {
+    let hub = Hub::start(store).await;
     let proxy = FaultProxy::start(hub.addr, Fault::Refuse).await;
     let daemon = TestDaemon::start_with(&sync_toml(proxy.addr, "")).await;
     send_orders(&daemon, "DOWN", 30).await;
@@ -158,7 +162,7 @@ async fn a_hub_that_is_down_for_a_while_gets_everything_once_in_order_when_it_is
     })
     .await;
     assert!(proxy.count(|c| &c.refused) >= 3);
-    assert_eq!(hub.stored_through(), 0);
+    assert_eq!(hub.stored_through().await, 0);
     let lag = status(&daemon).await["sync"]["lag_events"].as_u64().unwrap();
     assert!(lag >= 30, "lag {lag} counts the unsynced events");
     send_orders(&daemon, "STILL", 10).await;
@@ -189,10 +193,11 @@ async fn a_hub_that_is_down_for_a_while_gets_everything_once_in_order_when_it_is
     );
     daemon.stop().await.unwrap();
 }
+}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_reply_lost_after_the_hub_stored_the_batch_is_resent_and_held_once() {
-    let hub = Hub::start().await;
+on_both_stores! {
+async fn a_reply_lost_after_the_hub_stored_the_batch_is_resent_and_held_once(store: Store) {
+    let hub = Hub::start(store).await;
     let proxy = FaultProxy::start(hub.addr, Fault::Pass).await;
     let daemon = TestDaemon::start_with(&sync_toml(proxy.addr, "")).await;
     // The edge checks the hub's position before it sends anything; then every answer is cut.
@@ -204,26 +209,27 @@ async fn a_reply_lost_after_the_hub_stored_the_batch_is_resent_and_held_once() {
     send_orders(&daemon, "CUT", 25).await;
     // The hub stores while every answer is cut: the edge learns nothing and must re-send.
     eventually("the hub to store a batch whose answer was cut", Duration::from_secs(20), || async {
-        proxy.count(|c| &c.cut) >= 2 && hub.stored_through() > 0
+        proxy.count(|c| &c.cut) >= 2 && hub.stored_through().await > 0
     })
     .await;
     let cursor = status(&daemon).await["sync"]["cursor"].as_u64().unwrap();
-    assert!(cursor < hub.stored_through(), "edge cursor {cursor} is behind the hub: no answer reached it");
+    assert!(cursor < hub.stored_through().await, "edge cursor {cursor} is behind the hub: no answer reached it");
     proxy.set(Fault::Pass);
     wait_synced(&daemon, &hub).await;
     assert_hub_holds_the_log(&daemon, &hub, &[]).await;
     daemon.stop().await.unwrap();
 }
+}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn random_server_errors_and_answers_past_the_timeout_lose_and_duplicate_nothing() {
+on_both_stores! {
+async fn random_server_errors_and_answers_past_the_timeout_lose_and_duplicate_nothing(store: Store) {
     // Deterministic "random": a counter decides. 1 in 3 requests fails before the hub sees
     // it, 1 in 5 is stored and then answered 502 (the edge must not take it as refused).
     let requests = Arc::new(AtomicU64::new(0));
     let refused_before = Arc::new(AtomicU64::new(0));
     let failed_after = Arc::new(AtomicU64::new(0));
     let (seen, before, after) = (requests.clone(), refused_before.clone(), failed_after.clone());
-    let hub = Hub::start_with_layer(move |req: Request<Body>, next: Next| {
+    let hub = Hub::start_with_layer(store, move |req: Request<Body>, next: Next| {
         let n = seen.fetch_add(1, Ordering::Relaxed);
         let (before, after) = (before.clone(), after.clone());
         async move {
@@ -260,12 +266,12 @@ async fn random_server_errors_and_answers_past_the_timeout_lose_and_duplicate_no
     assert_hub_holds_the_log(&daemon, &hub, &[]).await;
     daemon.stop().await.unwrap();
 }
+}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_poison_event_is_parked_as_a_dead_letter_and_the_rest_flows_on() {
-    let dir = Arc::new(tempfile::tempdir().unwrap());
-    let small = HubOptions { max_batch_bytes: 64 << 20, max_event_bytes: 8 << 10 };
-    let hub = Hub::start_in(dir.clone(), small, None).await;
+on_both_stores! {
+async fn a_poison_event_is_parked_as_a_dead_letter_and_the_rest_flows_on(store: Store) {
+    let small = HubOptions { max_event_bytes: 8 << 10, ..HubOptions::default() };
+    let hub = Hub::start_on(store.backing().unwrap(), small, None).await;
     let token = "operator-token-0123456789";
     let extra = format!("[http]\noperator_token = \"{token}\"\n");
     let daemon = TestDaemon::start_with(&format!("{}{extra}", sync_toml(hub.addr, ""))).await;
@@ -279,7 +285,7 @@ async fn a_poison_event_is_parked_as_a_dead_letter_and_the_rest_flows_on() {
     send_orders(&daemon, "Q", 7).await;
     wait_synced(&daemon, &hub).await;
     assert_hub_holds_the_log(&daemon, &hub, &[poison]).await;
-    assert_eq!(hub.store.skipped(EDGE).unwrap(), vec![poison]);
+    assert_eq!(hub.store.skipped(EDGE).await.unwrap(), vec![poison]);
     let letters = daemon.get("/api/v1/dead-letters").await.json();
     let items = letters["items"].as_array().unwrap();
     assert_eq!(items.len(), 1, "{letters}");
@@ -291,8 +297,8 @@ async fn a_poison_event_is_parked_as_a_dead_letter_and_the_rest_flows_on() {
     assert_eq!(ready.json()["degraded"], true);
 
     // The hub is fixed (a larger limit); the operator retries the dead letter.
-    let dir = hub.stop().await;
-    let hub = Hub::start_in(dir, options(), None).await;
+    let backing = hub.stop().await;
+    let hub = Hub::start_on(backing, options(), None).await;
     let daemon = {
         let extra = format!("{}{extra}", sync_toml(hub.addr, ""));
         let d = daemon.dir.clone();
@@ -309,34 +315,52 @@ async fn a_poison_event_is_parked_as_a_dead_letter_and_the_rest_flows_on() {
     })
     .await;
     assert_hub_holds_the_log(&daemon, &hub, &[]).await;
-    assert_eq!(hub.store.skipped(EDGE).unwrap(), Vec::<u64>::new());
+    assert_eq!(hub.store.skipped(EDGE).await.unwrap(), Vec::<u64>::new());
     assert_eq!(daemon.get("/readyz").await.json()["degraded"], false);
     daemon.stop().await.unwrap();
 }
+}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_hub_that_lost_events_is_refilled_from_the_edge() {
+on_both_stores! {
+async fn a_hub_that_lost_events_is_refilled_from_the_edge(store: Store) {
     // The edge is ahead of the hub: the hub was restored from an older copy (here: empty).
-    let hub = Hub::start().await;
+    let hub = Hub::start(store).await;
     let daemon = TestDaemon::start_with(&sync_toml(hub.addr, "")).await;
     send_orders(&daemon, "A", 15).await;
     wait_synced(&daemon, &hub).await;
     let extra_dir = daemon.dir.clone();
     daemon.stop().await.unwrap();
     hub.stop().await;
-    let fresh = Hub::start().await;
+    let fresh = Hub::start(store).await;
     let daemon = TestDaemon::start_in(extra_dir, &sync_toml(fresh.addr, "")).await;
     send_orders(&daemon, "B", 5).await;
     wait_synced(&daemon, &fresh).await;
     assert_hub_holds_the_log(&daemon, &fresh, &[]).await;
     daemon.stop().await.unwrap();
 }
+}
 
-#[test]
-fn kill_9_mid_sync_then_restart_leaves_the_hub_with_exactly_the_edges_log() {
+mod kill_9_mid_sync_then_restart_leaves_the_hub_with_exactly_the_edges_log {
+    use super::*;
+
+    #[test]
+    fn redb() {
+        super::kill_9_body(Store::Redb);
+    }
+
+    #[test]
+    fn postgres() {
+        match crate::support::postgres::shared() {
+            Ok(_) => super::kill_9_body(Store::Postgres),
+            Err(reason) => crate::support::postgres::skip(module_path!(), &reason),
+        }
+    }
+}
+
+fn kill_9_body(store: Store) {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
-        let hub = Hub::start().await;
+        let hub = Hub::start(store).await;
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("zenedge.toml");
         crate::support::process::write_config(&config, &dir.path().join("state"));
@@ -348,7 +372,7 @@ fn kill_9_mid_sync_then_restart_leaves_the_hub_with_exactly_the_edges_log() {
         let mut mid_way = 0;
         for round in 0..3 {
             let mut edge = crate::support::process::spawn(&config);
-            let target = hub.stored_through() + 10;
+            let target = hub.stored_through().await + 10;
             // Orders keep coming while the hub catches up; the kill lands mid-sync.
             let sender = tokio::spawn({
                 let addr = edge.mllp;
@@ -368,10 +392,12 @@ fn kill_9_mid_sync_then_restart_leaves_the_hub_with_exactly_the_edges_log() {
                     n
                 }
             });
-            eventually("the hub to be mid-way", Duration::from_secs(20), || async { hub.stored_through() >= target })
-                .await;
+            eventually("the hub to be mid-way", Duration::from_secs(20), || async {
+                hub.stored_through().await >= target
+            })
+            .await;
             edge.kill();
-            let at_kill = hub.stored_through();
+            let at_kill = hub.stored_through().await;
             acked += sender.await.unwrap();
             if at_kill < acked {
                 mid_way += 1;
@@ -382,8 +408,10 @@ fn kill_9_mid_sync_then_restart_leaves_the_hub_with_exactly_the_edges_log() {
         let edge = crate::support::process::spawn(&config);
         let last = crate::support::http::get(edge.http, "/readyz").await.json()["last_seq"].as_u64().unwrap();
         assert!(last >= sent, "every acknowledged message is in the log");
-        eventually("the hub to hold the whole log", Duration::from_secs(30), || async { hub.stored_through() >= last })
-            .await;
+        eventually("the hub to hold the whole log", Duration::from_secs(30), || async {
+            hub.stored_through().await >= last
+        })
+        .await;
         let mut edge = edge;
         edge.kill();
         // The edge's log, read straight from its file, against the hub's copy.
@@ -398,20 +426,20 @@ fn kill_9_mid_sync_then_restart_leaves_the_hub_with_exactly_the_edges_log() {
         let stored = log.reader().raw_after(0, usize::MAX).unwrap();
         log.close().await.unwrap();
         assert_eq!(stored.len() as u64, last);
-        assert_eq!(hub.events(), stored, "byte for byte, each seq once");
+        assert_eq!(hub.events().await, stored, "byte for byte, each seq once");
     });
 }
 
+on_both_stores! {
 /// Mutual TLS end to end, and the refusals an admin will meet: a hub certificate from a CA
 /// the edge does not trust, a client certificate for another edge, an expired one.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mutual_tls_delivers_and_refuses_the_wrong_certificates() {
+async fn mutual_tls_delivers_and_refuses_the_wrong_certificates(store: Store) {
     let pki = TestPki::new();
     let files = tempfile::tempdir().unwrap();
     let (server_cert, server_key) = pki.issue(files.path(), &Leaf::server());
     let tls =
         hub::tls_config(&hub::HubTls { cert: server_cert, key: server_key, client_ca: Some(pki.ca_path()) }).unwrap();
-    let hub = Hub::start_in(Arc::new(tempfile::tempdir().unwrap()), options(), Some(tls)).await;
+    let hub = Hub::start_on(store.backing().unwrap(), options(), Some(tls)).await;
     let https = |ca: &Path, cert: &Path, key: &Path| {
         format!(
             "[sync]\nhub_url = \"https://localhost:{port}\"\nca_file = {ca:?}\nclient_cert = {cert:?}\n\
@@ -433,7 +461,7 @@ async fn mutual_tls_delivers_and_refuses_the_wrong_certificates() {
     daemon.stop().await.unwrap();
 
     // A hub certificate the edge cannot verify: TLS failures, nothing sent.
-    let before = hub.stored_through();
+    let before = hub.stored_through().await;
     let daemon = TestDaemon::start_in(dir.clone(), &https(&pki.other_ca_path(), &cert, &key)).await;
     send_orders(&daemon, "UNTRUSTED", 2).await;
     eventually("a TLS failure", Duration::from_secs(20), || async {
@@ -441,7 +469,7 @@ async fn mutual_tls_delivers_and_refuses_the_wrong_certificates() {
     })
     .await;
     assert!(daemon.get("/metrics").await.body.contains("zenedge_sync_failures_total{kind=\"tls\"}"));
-    assert_eq!(hub.stored_through(), before);
+    assert_eq!(hub.stored_through().await, before);
     daemon.stop().await.unwrap();
 
     // A certificate for another edge: the hub refuses to file our events under it.
@@ -451,8 +479,8 @@ async fn mutual_tls_delivers_and_refuses_the_wrong_certificates() {
         status(&daemon).await["sync"]["last_error"].as_str().is_some_and(|e| e.contains("e2"))
     })
     .await;
-    assert_eq!(hub.stored_through(), before);
-    assert_eq!(hub.store.stored_through("e2").unwrap(), 0);
+    assert_eq!(hub.stored_through().await, before);
+    assert_eq!(hub.store.stored_through("e2").await.unwrap(), 0);
     daemon.stop().await.unwrap();
 
     // An expired client certificate: the daemon does not start, and says why.
@@ -468,4 +496,5 @@ async fn mutual_tls_delivers_and_refuses_the_wrong_certificates() {
     let err = zenedge::app::run(config, listeners, CancellationToken::new(), Default::default()).await.unwrap_err();
     let message = err.to_string();
     assert!(message.contains("sync.client_cert") && message.contains("expired"), "{message}");
+}
 }

@@ -32,6 +32,7 @@ mod driver;
 mod fill;
 mod handshake;
 mod http;
+mod hubload;
 mod inserts;
 mod message;
 mod plan;
@@ -80,6 +81,10 @@ enum Command {
     SyncLag(synclag::SyncLagArgs),
     /// Open connections (plain or TLS) and close each once it is up: handshakes per second.
     Handshakes(handshake::HandshakeArgs),
+    /// Many virtual edges syncing to the hub at once (mutual TLS), and a consumer of the feed.
+    HubLoad(hubload::HubLoadArgs),
+    /// Read the hub's whole cross-edge feed from the start: events/s.
+    FeedRead(hubload::FeedReadArgs),
 }
 
 #[derive(Args, Debug)]
@@ -253,6 +258,8 @@ fn main() -> ExitCode {
         Command::InsertCeiling(args) => inserts::run_insert_command(&args),
         Command::SyncLag(args) => synclag::run_sync_lag_command(&args),
         Command::Handshakes(args) => handshake::run_handshake_command(&args),
+        Command::HubLoad(args) => hubload::run_hub_load_command(&args),
+        Command::FeedRead(args) => hubload::run_feed_read_command(&args),
     };
     match result {
         Ok(code) => code,

@@ -1,5 +1,5 @@
-//! A minimal HTTP/1.1 client over loopback: GET, and POST without a body for operator
-//! actions (the daemon's API is all this needs).
+//! A minimal HTTP/1.1 client over loopback: GET, POST without a body for operator actions,
+//! and a raw request for the hub's batches.
 
 use std::net::SocketAddr;
 
@@ -40,6 +40,18 @@ pub async fn all_events(addr: SocketAddr) -> Vec<serde_json::Value> {
 /// POST with an empty body and, when given, `Authorization: Bearer <token>`.
 pub async fn post(addr: SocketAddr, path: &str, token: Option<&str>) -> Response {
     request(addr, "POST", path, token).await
+}
+
+/// Sends `bytes` (a whole request, with `Connection: close`) and reads the response.
+pub async fn raw(addr: SocketAddr, bytes: &[u8]) -> Response {
+    let mut stream = TcpStream::connect(addr).await.expect("connect to HTTP");
+    stream.write_all(bytes).await.unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").expect("header/body split");
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("status code");
+    Response { status, headers: head.to_owned(), body: body.to_owned() }
 }
 
 async fn request(addr: SocketAddr, method: &str, path: &str, token: Option<&str>) -> Response {

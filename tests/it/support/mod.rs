@@ -1,7 +1,7 @@
 //! Test support: an in-process daemon on port 0, an MLLP client, HL7 builders, HTTP GET, an
 //! SSE client, a throw-away PKI and the TLS clients (python's ssl, rustls) for the TLS tests,
 //! the real binary with its log in a file, a fault-injecting TCP proxy, mounts and libfiu for
-//! operating-system faults.
+//! operating-system faults, and the hub's two stores (redb, a real PostgreSQL).
 
 pub mod acked;
 pub mod certs;
@@ -11,10 +11,12 @@ pub mod dataset;
 pub mod eventually;
 pub mod hl7msg;
 pub mod http;
+pub mod hubs;
 pub mod imports;
 pub mod logged;
 pub mod mllp;
 pub mod osfault;
+pub mod postgres;
 pub mod powerloss;
 pub mod process;
 pub mod proxy;

@@ -22,6 +22,26 @@ async fn the_breaker_opens_then_a_probe_closes_it_or_opens_it_again() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_the_breaker_closes_the_hub_s_position_is_read_before_the_next_batch() {
+    let mut config = config(4);
+    config.breaker_failures = 2;
+    let mut edge = Edge::new(config);
+    edge.hub.with(|s| s.script.extend((0..2).map(|_| failure(FailureKind::Connect))));
+    edge.append(1..=4).await;
+    edge.start();
+    eventually("stored", || edge.cursor() == 4).await;
+    edge.append(5..=6).await;
+    eventually("the next batch stored", || edge.cursor() == 6).await;
+    let seen = edge.hub.seen();
+    use crate::sync::BreakerState::*;
+    assert_eq!(seen.iter().map(|s| s.breaker).collect::<Vec<_>>(), vec![Closed, Closed, HalfOpen, Closed]);
+    // The probe closed the breaker; a hub back from an outage may have been restored from an
+    // older copy, so the edge asked where it is before it sent 5..=6.
+    assert_eq!(seen[3].positions, seen[2].positions + 1, "{:?}", edge.hub.with(|s| s.positions.clone()));
+    edge.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_ends_a_long_backoff_and_an_open_breaker() {
     for breaker_failures in [1000, 1] {
         let mut config = config(4);

@@ -38,6 +38,8 @@ struct Seen {
     /// What the hub held when the request arrived.
     hub_stored_through: u64,
     breaker: crate::sync::BreakerState,
+    /// Position requests (`GET`) the hub had answered before this request.
+    positions: usize,
 }
 
 /// An epoch above 0 on the fake hub.
@@ -234,6 +236,7 @@ impl Transport for FakeHub {
             edge_cursor,
             hub_stored_through,
             breaker,
+            positions: self.with(|s| s.positions.len()),
         };
         if let Some(hook) = &mut *self.hook.lock().unwrap() {
             hook(&seen);
