@@ -121,6 +121,11 @@ async fn accept<S: Stream>(
             ctx.metrics.dicom_association("protocol");
             return None;
         }
+        Err(e @ WireError::Tls) => {
+            tracing::warn!(peer = %peer, error = %e, "DICOM connection closed");
+            ctx.metrics.dicom_association("tls_on_plain_port");
+            return None;
+        }
         Err(e) => {
             tracing::debug!(peer = %peer, error = %e, "DICOM connection closed before association");
             ctx.metrics.dicom_association("protocol");
@@ -243,6 +248,7 @@ impl<S: Stream> Association<S> {
                         WireError::TooLarge { .. } | WireError::Malformed(_) | WireError::PduTimeout(_) => {
                             Some(AbortRQServiceProviderReason::InvalidPduParameter)
                         }
+                        WireError::Tls => Some(AbortRQServiceProviderReason::UnrecognizedPdu),
                         WireError::Timeout(_) => Some(AbortRQServiceProviderReason::ReasonNotSpecified),
                         WireError::Closed | WireError::Io(_) => None,
                     };

@@ -37,6 +37,11 @@ pub enum WireError {
     TooLarge { len: u64, limit: u32 },
     #[error("malformed PDU: {0}")]
     Malformed(String),
+    /// A TLS handshake record where a PDU should start: a peer configured for DICOM over TLS
+    /// (`dicom.tls_listen`) calling the plain port. No PDU type is 0x16, so this is never a
+    /// guess.
+    #[error("TLS handshake on a plain DICOM port (is the modality configured for TLS? dicom.tls_listen)")]
+    Tls,
     #[error("socket: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -72,6 +77,10 @@ impl<S: Stream> Wire<S> {
         loop {
             if deadline.is_none() && !self.buf.is_empty() {
                 deadline = Some(Instant::now() + self.pdu_timeout);
+            }
+            // A TLS record of type handshake (22), protocol major version 3.
+            if self.buf.starts_with(&[0x16, 0x03]) {
+                return Err(WireError::Tls);
             }
             if self.buf.len() >= HEADER {
                 let len = u32::from_be_bytes([self.buf[2], self.buf[3], self.buf[4], self.buf[5]]);

@@ -162,3 +162,32 @@ async fn clients_stalled_in_the_handshake_are_cut_at_the_timeout_and_free_their_
     alerted(&d, "tls_handshake_refused", 2).await;
     d.stop().await.unwrap();
 }
+
+/// A client that trickles its ClientHello a byte at a time never lets a read wait long, so
+/// only a deadline on the whole handshake cuts it: the daemon closes the connection while
+/// the client is still sending, long before its 16 KiB record could be complete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_trickling_its_handshake_is_cut_at_the_handshake_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let tls = EdgeTls::new();
+    let d = daemon(&tls, "handshake_timeout = \"300ms\"\n", "").await;
+    let stream = tokio::net::TcpStream::connect(d.mllp_tls.unwrap()).await.unwrap();
+    let (mut read, mut write) = stream.into_split();
+    // A handshake record header announcing 16 KiB, then its body one byte every 50 ms.
+    let mut bytes = [0x16u8, 0x03, 0x01, 0x40, 0x00].into_iter().chain(std::iter::repeat(0x01)).take(400);
+    let mut pace = tokio::time::interval(Duration::from_millis(50));
+    let (mut sent, mut buf) = (0, [0u8; 64]);
+    let closed = loop {
+        tokio::select! {
+            result = read.read(&mut buf) => break matches!(result, Ok(0) | Err(_)),
+            _ = pace.tick() => match bytes.next() {
+                Some(byte) if write.write_all(&[byte]).await.is_ok() => sent += 1,
+                Some(_) => break true,
+                None => break false,
+            },
+        }
+    };
+    assert!(closed, "still open after all {sent} trickled bytes: the handshake was never cut");
+    alerted(&d, "tls_handshake_refused", 1).await;
+    d.stop().await.unwrap();
+}
