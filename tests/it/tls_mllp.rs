@@ -191,3 +191,25 @@ async fn a_client_trickling_its_handshake_is_cut_at_the_handshake_timeout() {
     alerted(&d, "tls_handshake_refused", 1).await;
     d.stop().await.unwrap();
 }
+
+/// An edge that takes HL7 only over TLS: the plain listener switched off (`listen = ""`) is
+/// not bound at all, and the TLS listener serves alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_plain_listener_switched_off_only_the_tls_port_serves_mllp() {
+    let tls = EdgeTls::new();
+    let section = tls.section("");
+    let daemon = crate::support::logged::Logged::start_edited(|text| {
+        let plain = "[mllp]\nlisten = \"127.0.0.1:0\"\n";
+        assert!(text.contains(plain), "{text}");
+        text.replace(plain, "[mllp]\nlisten = \"\"\ntls_listen = \"127.0.0.1:0\"\n") + &section
+    });
+    let ready = daemon.wait_for("zenedge is ready").await;
+    let ready = ready.lines().find(|l| l.contains("zenedge is ready")).unwrap().to_owned();
+    assert!(ready.contains("mllp=off"), "{ready}");
+    let addr = crate::support::logged::ready_address(&ready, "mllp_tls");
+    let ris = tls.client("ris");
+    if let Some(answer) = python_mllp(addr, &tls.ca(), Some(&ris), &orm("TLS-ONLY-1", "ACC-T")).await {
+        assert_eq!(ack_code(&answer.expect("an ACK over TLS")), "AA");
+    }
+    daemon.stop();
+}
