@@ -213,3 +213,27 @@ async fn with_the_plain_listener_switched_off_only_the_tls_port_serves_mllp() {
     }
     daemon.stop();
 }
+
+/// What an admin sees of a refused handshake: a WARN line of the real binary naming the
+/// alert, the listener, the client's address and port, and the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_handshake_is_logged_at_warn_with_the_address_and_the_reason() {
+    use tokio::io::AsyncWriteExt;
+    let tls = EdgeTls::new();
+    let section = tls.section("");
+    let daemon = crate::support::logged::Logged::start_edited(|text| {
+        text.replace("[mllp]\n", "[mllp]\ntls_listen = \"127.0.0.1:0\"\n") + &section
+    });
+    let ready = daemon.wait_for("zenedge is ready").await;
+    let addr = crate::support::logged::ready_address(&ready, "mllp_tls");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let client = stream.local_addr().unwrap();
+    stream.write_all(&crate::support::mllp::frame(&orm("PLAIN-ON-TLS", "ACC-X"))).await.unwrap();
+    let log = daemon.wait_for("tls_handshake_refused").await;
+    let line = log.lines().find(|l| l.contains("tls_handshake_refused")).unwrap();
+    assert!(line.contains("WARN") && line.contains("security alert"), "{line}");
+    assert!(line.contains("listener=\"mllp_tls\""), "{line}");
+    assert!(line.contains(&client.to_string()), "the client's address {client}: {line}");
+    assert!(line.contains("reason=") && line.contains("TLS handshake refused"), "{line}");
+    daemon.stop();
+}
