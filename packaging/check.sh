@@ -2,7 +2,8 @@
 # Fast checks of the packaging files (seconds; no package is built):
 #   * packaging/zenedge.toml has the same sections and keys as config.example.toml;
 #   * check-config refuses it unconfigured (exit 78, naming the placeholder) and accepts it
-#     once appliance/provision.sh has set the site ids (key and CSR made in a temp dir);
+#     once appliance/provision.sh has set the site ids (hub key and CSR, and the TLS
+#     listeners' RSA server key and CSR, made in a temp dir; a second run keeps them);
 #   * the unit passes `systemd-analyze verify` and its exposure is at most 2.0;
 #   * the shell and python scripts parse (and pass shellcheck, when installed); the nftables
 #     template passes `nft -c` (as root, with nft).
@@ -39,8 +40,21 @@ grep -q 'site.tenant_id: "CHANGE ME"' <<<"$out" || fail "check-config does not n
 cp packaging/zenedge.toml "$tmp/zenedge.toml"
 if command -v openssl >/dev/null; then
     appliance/provision.sh --tenant tenant-1 --hospital hospital-1 --edge edge-1 \
+        --server-name edge-1.hospital.example --server-ip 10.0.0.5 \
         --config "$tmp/zenedge.toml" --tls-dir "$tmp/tls" >/dev/null
     openssl req -in "$tmp/tls/edge.csr" -noout -verify 2>/dev/null || fail "provision.sh made an invalid CSR"
+    openssl req -in "$tmp/tls/server.csr" -noout -verify 2>/dev/null || fail "provision.sh made an invalid server CSR"
+    openssl req -in "$tmp/tls/server.csr" -noout -text | grep -q "DNS:edge-1.hospital.example, IP Address:10.0.0.5" ||
+        fail "the server CSR does not name the server"
+    openssl pkey -in "$tmp/tls/server.key" -noout -text 2>/dev/null | grep -q "3072 bit" ||
+        fail "provision.sh did not make an RSA 3072 server key"
+    # Run again: the keys are kept, and so is the CSR that names the same server.
+    before="$(sha256sum "$tmp/tls/server.key" "$tmp/tls/server.csr")"
+    appliance/provision.sh --tenant tenant-1 --hospital hospital-1 --edge edge-1 \
+        --server-name edge-1.hospital.example --server-ip 10.0.0.5 \
+        --config "$tmp/zenedge.toml" --tls-dir "$tmp/tls" >/dev/null
+    [ "$before" = "$(sha256sum "$tmp/tls/server.key" "$tmp/tls/server.csr")" ] ||
+        fail "provision.sh run again changed the server key or CSR"
 else
     echo "openssl is not installed: provision.sh not run; site ids set with sed"
     sed -i 's/"CHANGE ME"/"site-1"/' "$tmp/zenedge.toml"

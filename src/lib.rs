@@ -6,8 +6,8 @@
 //! * [`app`] — the composition root: open the log, start every service, drain, stop. The
 //!   binary's `main` parses the command line ([`cli`]) and calls it or an operator command.
 //! * Services:
-//!   * [`mllp`] — HL7 v2 over TCP: accept loop, one task per connection, the answer after the
-//!     log's commit; [`mllp::codec`] frames bytes (no I/O).
+//!   * [`mllp`] — HL7 v2 over TCP and TLS: accept loops, one task per connection, sender
+//!     bindings, the answer after the log's commit; [`mllp::codec`] frames bytes (no I/O).
 //!   * [`dicom`] — the C-ECHO/C-STORE SCP: negotiation, instances spooled to disk and made
 //!     durable, the answer after the commit; studies completed when their instances stop.
 //!   * [`api`] — the local HTTP API: health, readiness, metrics, events, the read API, operator
@@ -31,9 +31,12 @@
 //!   commit told what to do by the layer above, readers, the disk reserve, fault seams.
 //! * Shared below: [`config`] (the TOML file, validated before anything starts),
 //!   [`telemetry`], [`storage_hook`] (the seam in front of every durable write, where tests
-//!   record, fail or leave out operations), [`net`] (socket settings), [`tls_words`] (rustls
-//!   errors in an admin's words), [`cli`] (the command line's arguments, its exit codes, loading
-//!   a subcommand's config).
+//!   record, fail or leave out operations), [`net`] (socket settings, the accept loop, the
+//!   stream a listener serves, plain or TLS), [`tls`] (the edge's server identity shared by
+//!   every TLS listener, the handshake under a deadline, reloads, the checks of TLS files),
+//!   [`security`] (the peer's certificate identity, the one function every security alert goes
+//!   through), [`tls_words`] (rustls errors in an admin's words), [`cli`] (the command line's
+//!   arguments, its exit codes, loading a subcommand's config).
 //! * Parsers (no I/O, nothing of the daemon): [`hl7`] (separators, escapes, charsets, the
 //!   summary that goes into events, the ACK builder), [`dicom_scan`] (the identifiers of a
 //!   data set, read without trusting its lengths) and the DIMSE command reader
@@ -56,8 +59,10 @@ pub mod net;
 pub mod operator;
 pub mod projections;
 pub mod retention;
+pub mod security;
 pub mod storage_hook;
 pub mod sync;
 pub mod systemd;
 pub mod telemetry;
+pub mod tls;
 pub mod tls_words;

@@ -1,8 +1,10 @@
 //! The `zenedge` binary: parse the command line, set up tracing, hand over to the library.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Parser;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use zenedge::app::{self, Listeners, RunOptions};
 use zenedge::cli::{self, Cli, Command, DeadLetterCommand, SyncCommand};
@@ -42,24 +44,36 @@ fn check_config(file: &std::path::Path) -> ExitCode {
         Ok(config) => config,
         Err(code) => return code,
     };
-    match sync_certificates(&config) {
-        Ok(warning) => {
-            if let Some(warning) = warning {
+    match certificates(&config) {
+        Ok(warnings) => {
+            for warning in config.warnings().into_iter().chain(warnings) {
                 eprintln!("{}: warning: {warning}", file.display());
             }
             println!("{}: ok", file.display());
             ExitCode::SUCCESS
         }
-        Err(e) => cli::config_problem(file, e),
+        Err(problems) => cli::config_problem(file, problems.join("\n")),
     }
 }
 
-/// Checks the sync's TLS files (with an https hub); the warning when the client certificate
-/// expires soon.
-fn sync_certificates(config: &Config) -> Result<Option<String>, zenedge::sync::tls::CertError> {
-    let Some(hub) = &config.sync.hub else { return Ok(None) };
+/// Checks the TLS files the config names: the sync's (with an https hub) and the `[tls]`
+/// identity's. The warnings (a certificate expiring soon, an outdated CRL), or every problem.
+fn certificates(config: &Config) -> Result<Vec<String>, Vec<String>> {
     let now = jiff::Timestamp::now();
-    Ok(zenedge::sync::tls::load(hub, now)?.and_then(|tls| tls.expiry_warning(now)))
+    let (mut warnings, mut problems) = (Vec::new(), Vec::new());
+    if let Some(hub) = &config.sync.hub {
+        match zenedge::sync::tls::load(hub, now) {
+            Ok(tls) => warnings.extend(tls.and_then(|tls| tls.expiry_warning(now))),
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+    if let Some(files) = &config.tls.files {
+        match zenedge::tls::ServerTls::load(files, now) {
+            Ok(tls) => warnings.extend(tls.warnings(now)),
+            Err(found) => problems.extend(found.iter().map(ToString::to_string)),
+        }
+    }
+    if problems.is_empty() { Ok(warnings) } else { Err(problems) }
 }
 
 fn serve(path: &std::path::Path) -> ExitCode {
@@ -68,8 +82,8 @@ fn serve(path: &std::path::Path) -> ExitCode {
         Err(code) => return code,
     };
     // Before any port is bound (app::run checks again, for callers that skip this).
-    if let Err(e) = sync_certificates(&config) {
-        return cli::config_problem(path, e);
+    if let Err(problems) = certificates(&config) {
+        return cli::config_problem(path, problems.join("\n"));
     }
     zenedge::telemetry::init_tracing(&config.daemon.log_level);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -80,10 +94,11 @@ fn serve(path: &std::path::Path) -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        let listeners = Listeners::bind(&config).await?;
         let shutdown = CancellationToken::new();
-        tokio::spawn(signals(shutdown.clone()));
-        app::run(config, listeners, shutdown, RunOptions::default()).await
+        let reload = Arc::new(Notify::new());
+        tokio::spawn(signals(shutdown.clone(), reload.clone()));
+        let listeners = Listeners::bind(&config).await?;
+        app::run(config, listeners, shutdown, RunOptions { reload: Some(reload), ..RunOptions::default() }).await
     });
     // Connection tasks still running after the grace period are dropped here.
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
@@ -100,16 +115,25 @@ fn serve(path: &std::path::Path) -> ExitCode {
     }
 }
 
-/// Cancels `shutdown` on SIGTERM or SIGINT.
-async fn signals(shutdown: CancellationToken) {
+/// Cancels `shutdown` on SIGTERM or SIGINT; notifies `reload` on each SIGHUP (`systemctl
+/// reload`: the `[tls]` files are read again).
+async fn signals(shutdown: CancellationToken, reload: Arc<Notify>) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) =
+        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
+    else {
         tracing::error!("cannot install signal handlers");
         return;
     };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-        _ = int.recv() => tracing::info!("SIGINT received"),
+    loop {
+        tokio::select! {
+            _ = term.recv() => { tracing::info!("SIGTERM received"); break }
+            _ = int.recv() => { tracing::info!("SIGINT received"); break }
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP received: reloading the TLS files");
+                reload.notify_one();
+            }
+        }
     }
     shutdown.cancel();
 }

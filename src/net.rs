@@ -1,4 +1,5 @@
-//! Socket settings shared by the MLLP and DICOM listeners.
+//! Socket settings and the accept loop shared by the MLLP and DICOM listeners, and the
+//! [`Stream`] either runs over (plain TCP, or TLS over it).
 //!
 //! Senders of both protocols usually leave Nagle's algorithm on and write a message in
 //! several pieces; each piece after the first then waits for our TCP ACK, which Linux
@@ -12,6 +13,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -26,6 +28,24 @@ pub fn tune(stream: &TcpStream) {
 /// Re-arms `TCP_QUICKACK`; call after every read.
 pub fn rearm_quickack(stream: &TcpStream) {
     let _ = socket2::SockRef::from(stream).set_tcp_quickack(true);
+}
+
+/// A connection's byte stream, plain or TLS, with the socket tweak due after each read.
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {
+    /// Call after every read (re-arms `TCP_QUICKACK` on the socket underneath).
+    fn after_read(&self);
+}
+
+impl Stream for TcpStream {
+    fn after_read(&self) {
+        rearm_quickack(self);
+    }
+}
+
+impl Stream for tokio_rustls::server::TlsStream<TcpStream> {
+    fn after_read(&self) {
+        rearm_quickack(self.get_ref().0);
+    }
 }
 
 /// Accepts connections until `shutdown`, at most `limit` at a time (the rest wait in the

@@ -111,6 +111,8 @@ pub struct Metrics {
     pub sync_dead_letters: Gauge,
     /// One batch: request sent to answer read.
     pub sync_batch_seconds: Histogram,
+    /// Security alerts by kind (see `crate::security::AlertKind`).
+    pub security_alerts: Family<KindLabels, Counter>,
     seen_message_types: Mutex<HashSet<String>>,
 }
 
@@ -161,6 +163,7 @@ impl Metrics {
             sync_batch_seconds: Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
                 0.001, 2.0, 16,
             )),
+            security_alerts: Family::default(),
             seen_message_types: Mutex::new(HashSet::new()),
             registry: Registry::default(),
         };
@@ -243,6 +246,7 @@ impl Metrics {
             m.sync_dead_letters.clone(),
         );
         registry.register("sync_batch_seconds", "One batch, request to answer", m.sync_batch_seconds.clone());
+        registry.register("security_alerts", "Security alerts, by kind", m.security_alerts.clone());
         Metrics { registry, ..m }
     }
 
@@ -269,6 +273,11 @@ impl Metrics {
 
     pub fn dicom_instance(&self, status: &str) {
         self.dicom_instances.get_or_create(&StatusLabels { status: status.to_owned() }).inc();
+    }
+
+    /// Counts a security alert; `kind` is one of a fixed set of labels.
+    pub fn security_alert(&self, kind: &'static str) {
+        self.security_alerts.get_or_create(&KindLabels { kind: kind.to_owned() }).inc();
     }
 
     pub fn sync_failure(&self, kind: &str) {

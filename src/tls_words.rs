@@ -8,7 +8,7 @@
 //! text.
 
 use rustls::pki_types::UnixTime;
-use rustls::{AlertDescription, CertificateError, Error, InconsistentKeys};
+use rustls::{AlertDescription, CertificateError, Error, InconsistentKeys, InvalidMessage};
 
 /// `e` as a sentence with dates instead of UNIX seconds.
 pub fn describe(e: &Error) -> String {
@@ -28,6 +28,10 @@ pub fn describe(e: &Error) -> String {
         }
         Error::AlertReceived(AlertDescription::BadCertificate | AlertDescription::CertificateRequired) => {
             "the peer refused our certificate (or wanted one and got none)".into()
+        }
+        Error::NoCertificatesPresented => "the client presented no certificate, and one is required".into(),
+        Error::InvalidMessage(InvalidMessage::InvalidContentType | InvalidMessage::UnknownProtocolVersion) => {
+            "the peer does not speak TLS (plain MLLP, DICOM or HTTP sent to a TLS port?)".into()
         }
         other => other.to_string(),
     }

@@ -35,6 +35,7 @@ use crate::log::{DiskGuard, LogHandle, LogReader, ReadError, WriterState};
 use crate::projections::Projections;
 use crate::sync::SyncShared;
 use crate::telemetry::Metrics;
+use crate::tls::Handshaker;
 
 /// Everything the handlers read.
 #[derive(Debug, Clone)]
@@ -89,7 +90,10 @@ pub fn router(state: ApiState) -> Router {
 }
 
 /// Serves the API on `listener` until `state.shutdown` is cancelled, then lets the requests
-/// in flight finish (idle connections close at once).
+/// in flight finish (idle connections close at once). With `tls`, every connection is HTTPS
+/// (`http.tls`): the handshake comes first, and a client certificate, when one is presented
+/// and verified, is the request extension [`crate::security::PeerIdentity`] of each of the connection's
+/// requests.
 ///
 /// HTTP/1.1 through hyper directly rather than `axum::serve`, which gives hyper no timer: its
 /// header read timeout then never fires, and a client sending its headers a byte at a time
@@ -101,6 +105,7 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     state: ApiState,
     header_timeout: std::time::Duration,
+    tls: Option<Handshaker>,
 ) -> std::io::Result<()> {
     let shutdown = state.shutdown.clone();
     let app = router(state);
@@ -111,9 +116,20 @@ pub async fn serve(
             _ = shutdown.cancelled() => break,
         };
         match accepted {
-            Ok((stream, _peer)) => {
+            Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
-                connections.spawn(serve_connection(stream, app.clone(), header_timeout, shutdown.clone()));
+                let (app, shutdown) = (app.clone(), shutdown.clone());
+                match tls.clone() {
+                    None => connections.spawn(serve_connection(stream, app, header_timeout, shutdown)),
+                    Some(tls) => connections.spawn(async move {
+                        let Some((stream, identity)) = tls.accept(stream, peer).await else { return };
+                        let app = match identity {
+                            Some(identity) => app.layer(axum::Extension(identity)),
+                            None => app,
+                        };
+                        serve_connection(stream, app, header_timeout, shutdown).await;
+                    }),
+                };
             }
             Err(e) => {
                 // Usually EMFILE/ENFILE: back off instead of spinning.
@@ -128,12 +144,10 @@ pub async fn serve(
 }
 
 /// One HTTP/1.1 connection until the client closes, a deadline passes, or shutdown.
-async fn serve_connection(
-    stream: tokio::net::TcpStream,
-    app: Router,
-    header_timeout: std::time::Duration,
-    shutdown: CancellationToken,
-) {
+async fn serve_connection<S>(stream: S, app: Router, header_timeout: std::time::Duration, shutdown: CancellationToken)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(header_timeout)

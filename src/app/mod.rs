@@ -1,8 +1,12 @@
 //! The composition root: open the log, start the listeners, tell systemd we are ready,
 //! then wait for shutdown (a signal, or the log failing) and drain.
 //!
-//! Before anything starts, the sync's TLS files are checked (a certificate ureq would panic
-//! on, or one that expired, stops the daemon with exit 78 like any other config problem).
+//! Before anything starts, the TLS files are checked, the sync's (a certificate ureq would
+//! panic on, or one that expired, stops the daemon with exit 78 like any other config problem)
+//! and the `[tls]` identity of the TLS listeners (the same checks). A reload request (SIGHUP in
+//! production, [`RunOptions::reload`]) reads the `[tls]` files again: the new identity serves
+//! the connections accepted from then on if every file is usable; otherwise the one in use
+//! stays and a security alert (ERROR) says why.
 //! With a hub configured, the sync worker runs on its own thread ([`crate::sync`]). With
 //! `retention.dicom_max_age` set, the retention sweep runs as a task ([`crate::retention`]).
 //!
@@ -19,6 +23,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -28,15 +33,25 @@ use crate::api;
 use crate::config::Config;
 use crate::dicom;
 use crate::log::{FaultInjector, LogOptions, OpenError, WriterFailure};
+use crate::security::Alerts;
 use crate::sync;
 use crate::systemd;
 use crate::telemetry::Metrics;
+use crate::tls::CertError;
 
-/// Sockets bound by the caller (so tests can bind port 0 and learn the address).
+/// Sockets bound by the caller (so tests can bind port 0 and learn the address). A listener
+/// the config switches off is `None`.
 #[derive(Debug)]
 pub struct Listeners {
-    pub mllp: TcpListener,
-    pub dicom: TcpListener,
+    /// `mllp.listen`
+    pub mllp: Option<TcpListener>,
+    /// `mllp.tls_listen`
+    pub mllp_tls: Option<TcpListener>,
+    /// `dicom.listen`
+    pub dicom: Option<TcpListener>,
+    /// `dicom.tls_listen`
+    pub dicom_tls: Option<TcpListener>,
+    /// `http.listen`
     pub http: TcpListener,
 }
 
@@ -44,8 +59,10 @@ impl Listeners {
     /// Binds every listener the config names.
     pub async fn bind(config: &Config) -> Result<Listeners, RunError> {
         Ok(Listeners {
-            mllp: bind(config.mllp.listen).await?,
-            dicom: bind(config.dicom.listen).await?,
+            mllp: bind_some(config.mllp.listen).await?,
+            mllp_tls: bind_some(config.mllp.tls_listen).await?,
+            dicom: bind_some(config.dicom.listen).await?,
+            dicom_tls: bind_some(config.dicom.tls_listen).await?,
             http: bind(config.http.listen).await?,
         })
     }
@@ -53,6 +70,13 @@ impl Listeners {
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, RunError> {
     TcpListener::bind(addr).await.map_err(|source| RunError::Bind { addr, source })
+}
+
+async fn bind_some(addr: Option<SocketAddr>) -> Result<Option<TcpListener>, RunError> {
+    match addr {
+        Some(addr) => bind(addr).await.map(Some),
+        None => Ok(None),
+    }
 }
 
 /// Why the daemon stopped with an error.
@@ -69,6 +93,9 @@ pub enum RunError {
     /// A TLS file of the sync cannot be used (a configuration problem: exit 78).
     #[error(transparent)]
     SyncTls(#[from] sync::tls::CertError),
+    /// Files of the `[tls]` identity cannot be used (a configuration problem: exit 78).
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Tls(Vec<CertError>),
     #[error("cannot start the sync thread: {0}")]
     SyncThread(std::io::Error),
 }
@@ -76,16 +103,19 @@ pub enum RunError {
 impl RunError {
     /// The configuration is unusable (as opposed to a runtime failure).
     pub fn is_config(&self) -> bool {
-        matches!(self, RunError::SyncTls(_))
+        matches!(self, RunError::SyncTls(_) | RunError::Tls(_))
     }
 }
 
-/// Test hooks; production passes `RunOptions::default()`.
+/// What the caller hands in besides the config: production's reload signal, the tests'
+/// fault injection.
 #[derive(Debug, Default, Clone)]
 pub struct RunOptions {
     /// Makes the database's fsyncs fail on demand; its storage hook, if any, sees every
     /// write of the database and of the instance files.
     pub faults: Option<FaultInjector>,
+    /// Notified to reload the `[tls]` files (the binary notifies it on SIGHUP).
+    pub reload: Option<Arc<Notify>>,
 }
 
 /// Runs the daemon until `shutdown` is cancelled or the log fails.
@@ -96,7 +126,12 @@ pub async fn run(
     options: RunOptions,
 ) -> Result<(), RunError> {
     let sync_tls = start::check_sync_tls(&config)?;
+    let server_tls = start::check_server_tls(&config)?;
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
+    }
     let metrics = Arc::new(Metrics::new());
+    let alerts = Alerts::new(metrics.clone());
     let log_options = LogOptions::from_config(&config);
     let clock = log_options.clock.clone();
     let hook = options.faults.as_ref().and_then(FaultInjector::hook);
@@ -108,19 +143,39 @@ pub async fn run(
 
     let stopping = CancellationToken::new();
     let tracker = TaskTracker::new();
-    let ctx = start::Started { config: &config, log: &log, metrics: &metrics, stopping: &stopping, tracker: &tracker };
-    ctx.mllp(listeners.mllp);
-    ctx.dicom(listeners.dicom, layout);
+    let ctx = start::Started {
+        config: &config,
+        log: &log,
+        metrics: &metrics,
+        alerts: &alerts,
+        tls: server_tls.as_ref(),
+        stopping: &stopping,
+        tracker: &tracker,
+    };
+    ctx.mllp(listeners.mllp, listeners.mllp_tls);
+    ctx.dicom(listeners.dicom, listeners.dicom_tls, layout);
+    ctx.reloads(options.reload);
     let sync_shared = ctx.sync_state().await?;
     let sync_worker = ctx.sync(sync_tls, &sync_shared)?;
     // One backup at a time, and no retention sweep while one is streamed.
     let exclusive = Arc::new(tokio::sync::Semaphore::new(1));
     ctx.retention(clock, &exclusive, &sync_shared);
-    let http = tokio::spawn(api::serve(listeners.http, ctx.api(sync_shared, exclusive), config.http.header_timeout));
+    let https = config.http.tls.then(|| ctx.handshaker("http", false)).flatten();
+    let api = ctx.api(sync_shared, exclusive);
+    let http = tokio::spawn(api::serve(listeners.http, api, config.http.header_timeout, https));
     let failed = log.handle().state.failed.clone();
     systemd::ready();
     let watchdog = tokio::spawn(systemd::watchdog(log.handle().state.clone()));
-    tracing::info!(mllp = %addrs.mllp, dicom = %addrs.dicom, http = %addrs.http, edge = %config.site.edge_id, "zenedge is ready");
+    tracing::info!(
+        mllp = %addrs.mllp,
+        mllp_tls = %addrs.mllp_tls,
+        dicom = %addrs.dicom,
+        dicom_tls = %addrs.dicom_tls,
+        http = %addrs.http,
+        https = config.http.tls,
+        edge = %config.site.edge_id,
+        "zenedge is ready"
+    );
 
     tokio::select! {
         _ = shutdown.cancelled() => tracing::info!("shutting down"),

@@ -15,8 +15,10 @@ use crate::dicom::{self, DicomContext};
 use crate::log::{Clock, DiskGuard, FaultInjector, Log, LogOptions, ReadError, Store, WriterFailure, human};
 use crate::mllp::{self, MllpContext};
 use crate::projections::{self, Projections};
+use crate::security::{AlertKind, Alerts, Facts};
 use crate::sync::{self, SyncShared};
 use crate::telemetry::Metrics;
+use crate::tls::{Handshaker, ServerTls, TlsSwitch};
 
 /// Checks the sync's TLS files (with a hub over https); warns when the client certificate
 /// expires soon.
@@ -28,6 +30,19 @@ pub(super) fn check_sync_tls(config: &Config) -> Result<Option<sync::tls::Client
         tracing::warn!("{warning}");
     }
     Ok(tls)
+}
+
+/// Checks the `[tls]` files (with TLS listeners configured); warns when the certificate
+/// expires soon or the CRL is outdated.
+pub(super) fn check_server_tls(config: &Config) -> Result<Option<TlsSwitch>, RunError> {
+    let Some(files) = &config.tls.files else { return Ok(None) };
+    let now = jiff::Timestamp::now();
+    let tls = ServerTls::load(files, now).map_err(RunError::Tls)?;
+    for warning in tls.warnings(now) {
+        tracing::warn!("{warning}");
+    }
+    tracing::info!(certificate = %files.cert.display(), sha256 = %tls.fingerprint, not_after = %tls.not_after, "TLS identity loaded");
+    Ok(Some(TlsSwitch::new(files.clone(), tls)))
 }
 
 /// The file (schema version, site, every table the projections and the sync keep), the
@@ -101,9 +116,23 @@ pub(super) async fn tidy_state_dir(
 
 /// Where the listeners answer (port 0 resolved), for the ready line.
 pub(super) struct Addresses {
-    pub mllp: SocketAddr,
-    pub dicom: SocketAddr,
+    pub mllp: Address,
+    pub mllp_tls: Address,
+    pub dicom: Address,
+    pub dicom_tls: Address,
     pub http: SocketAddr,
+}
+
+/// A listener's address, or `off`.
+pub(super) struct Address(Option<SocketAddr>);
+
+impl std::fmt::Display for Address {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(addr) => write!(f, "{addr}"),
+            None => write!(f, "off"),
+        }
+    }
 }
 
 impl Addresses {
@@ -111,9 +140,15 @@ impl Addresses {
         let at = |listener: &TcpListener, addr: SocketAddr| {
             listener.local_addr().map_err(|source| RunError::Bind { addr, source })
         };
+        let some = |listener: &Option<TcpListener>, addr: Option<SocketAddr>| match (listener, addr) {
+            (Some(listener), Some(addr)) => at(listener, addr).map(|a| Address(Some(a))),
+            _ => Ok(Address(None)),
+        };
         Ok(Addresses {
-            mllp: at(&listeners.mllp, config.mllp.listen)?,
-            dicom: at(&listeners.dicom, config.dicom.listen)?,
+            mllp: some(&listeners.mllp, config.mllp.listen)?,
+            mllp_tls: some(&listeners.mllp_tls, config.mllp.tls_listen)?,
+            dicom: some(&listeners.dicom, config.dicom.listen)?,
+            dicom_tls: some(&listeners.dicom_tls, config.dicom.tls_listen)?,
             http: at(&listeners.http, config.http.listen)?,
         })
     }
@@ -124,6 +159,10 @@ pub(super) struct Started<'a> {
     pub config: &'a Config,
     pub log: &'a Log<Projections>,
     pub metrics: &'a Arc<Metrics>,
+    /// Where every security alert goes.
+    pub alerts: &'a Alerts,
+    /// The `[tls]` identity, if configured.
+    pub tls: Option<&'a TlsSwitch>,
     /// Cancelled when shutdown begins.
     pub stopping: &'a CancellationToken,
     /// The tasks shutdown waits for.
@@ -131,15 +170,33 @@ pub(super) struct Started<'a> {
 }
 
 impl Started<'_> {
-    /// The MLLP accept loop.
-    pub fn mllp(&self, listener: TcpListener) {
-        let (config, log) = (self.config.mllp.clone(), self.log.handle());
-        let ctx = Arc::new(MllpContext::new(config, log, self.metrics.clone(), self.stopping.clone()));
-        self.tracker.spawn(mllp::serve(listener, ctx, self.tracker.clone()));
+    /// The handshakes of the TLS listener `name`; `None` without a `[tls]` identity.
+    pub fn handshaker(&self, name: &'static str, require_client_certificate: bool) -> Option<Handshaker> {
+        Some(Handshaker {
+            listener: name,
+            switch: self.tls?.clone(),
+            require_client_certificate,
+            timeout: self.config.tls.handshake_timeout,
+            alerts: self.alerts.clone(),
+            shutdown: self.stopping.clone(),
+        })
     }
 
-    /// The study completion timers and the DICOM accept loop.
-    pub fn dicom(&self, listener: TcpListener, layout: dicom::Layout) {
+    /// The MLLP accept loops, plain and TLS.
+    pub fn mllp(&self, plain: Option<TcpListener>, tls: Option<TcpListener>) {
+        let (config, log) = (self.config.mllp.clone(), self.log.handle());
+        let (metrics, alerts) = (self.metrics.clone(), self.alerts.clone());
+        let ctx = Arc::new(MllpContext::new(config, log, metrics, alerts, self.stopping.clone()));
+        if let Some(listener) = plain {
+            self.tracker.spawn(mllp::serve(listener, ctx.clone(), self.tracker.clone()));
+        }
+        if let (Some(listener), Some(handshaker)) = (tls, self.handshaker("mllp_tls", true)) {
+            self.tracker.spawn(mllp::serve_tls(listener, ctx, self.tracker.clone(), handshaker));
+        }
+    }
+
+    /// The study completion timers and the DICOM accept loops, plain and TLS.
+    pub fn dicom(&self, plain: Option<TcpListener>, tls: Option<TcpListener>, layout: dicom::Layout) {
         let (stability, notices) = dicom::stability::channel();
         self.tracker.spawn(dicom::stability::run(
             notices,
@@ -154,12 +211,36 @@ impl Started<'_> {
             config: self.config.dicom.clone(),
             log: self.log.handle(),
             metrics: self.metrics.clone(),
+            alerts: self.alerts.clone(),
             disk: self.log.disk_guard(),
             layout,
             stability,
             shutdown: self.stopping.clone(),
         });
-        self.tracker.spawn(dicom::serve(listener, ctx, self.tracker.clone()));
+        if let Some(listener) = plain {
+            self.tracker.spawn(dicom::serve(listener, ctx.clone(), self.tracker.clone()));
+        }
+        if let (Some(listener), Some(handshaker)) = (tls, self.handshaker("dicom_tls", true)) {
+            self.tracker.spawn(dicom::serve_tls(listener, ctx, self.tracker.clone(), handshaker));
+        }
+    }
+
+    /// Reloads the `[tls]` files each time `reload` is notified, until shutdown.
+    pub fn reloads(&self, reload: Option<Arc<tokio::sync::Notify>>) {
+        let Some(reload) = reload else { return };
+        let (switch, alerts, stopping) = (self.tls.cloned(), self.alerts.clone(), self.stopping.clone());
+        self.tracker.spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = reload.notified() => {}
+                    _ = stopping.cancelled() => return,
+                }
+                match &switch {
+                    Some(switch) => reload_tls(switch, &alerts).await,
+                    None => tracing::info!("reload requested: no [tls] identity is configured, nothing to reload"),
+                }
+            }
+        });
     }
 
     /// The sync's state as the log holds it, shared by the worker, the API and retention.
@@ -231,6 +312,26 @@ impl Started<'_> {
             sync,
             operator_token: self.config.http.operator_token.clone(),
             backups,
+        }
+    }
+}
+
+/// Reads the `[tls]` files again; puts them in use only if all are usable.
+async fn reload_tls(switch: &TlsSwitch, alerts: &Alerts) {
+    let candidate = switch.clone();
+    let now = jiff::Timestamp::now();
+    let result = tokio::task::spawn_blocking(move || candidate.reload(now)).await.expect("reloading does not panic");
+    match result {
+        Ok(tls) => {
+            tracing::info!(sha256 = %tls.fingerprint, not_after = %tls.not_after, "TLS identity reloaded: new connections use it");
+            for warning in tls.warnings(now) {
+                tracing::warn!("{warning}");
+            }
+        }
+        Err(problems) => {
+            let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            let reason = format!("TLS files not reloaded, the identity in use stays: {}", problems.join("; "));
+            alerts.alert(AlertKind::ConfigurationReloadFailed, Facts { reason, ..Facts::default() });
         }
     }
 }

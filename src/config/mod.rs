@@ -8,10 +8,12 @@
 //! check-config` lists them all in one run, before any port is bound. Relative paths are
 //! relative to the working directory (the packaged config uses absolute paths).
 
+mod check;
 mod raw;
 mod shape;
 #[cfg(test)]
 mod tests;
+mod trust;
 mod units;
 mod validate;
 
@@ -38,6 +40,7 @@ pub struct Config {
     pub mllp: MllpConfig,
     pub dicom: DicomConfig,
     pub http: HttpConfig,
+    pub tls: TlsConfig,
     pub matching: MatchingConfig,
     pub sync: SyncConfig,
     pub retention: RetentionConfig,
@@ -69,7 +72,15 @@ pub struct StoreConfig {
 
 #[derive(Debug, Clone)]
 pub struct MllpConfig {
-    pub listen: SocketAddr,
+    /// Plain MLLP; `None`: off (only `tls_listen`, if set).
+    pub listen: Option<SocketAddr>,
+    /// MLLP inside TLS with client certificates required; `None`: off.
+    pub tls_listen: Option<SocketAddr>,
+    /// Source networks the plain listener accepts connections from; empty: any. Checked at
+    /// accept: anyone else is closed at once.
+    pub allow_from: Vec<ipnet::IpNet>,
+    /// Who may send as which MSH-3/MSH-4; empty: any sender that reached a listener.
+    pub senders: Vec<MllpSender>,
     /// Connections beyond this wait in the kernel's accept queue.
     pub max_connections: usize,
     /// Frames larger than this are discarded as they stream in and answered `AE`.
@@ -87,13 +98,16 @@ pub struct MllpConfig {
 
 #[derive(Debug, Clone)]
 pub struct DicomConfig {
-    pub listen: SocketAddr,
+    /// Plain DICOM; `None`: off (only `tls_listen`, if set).
+    pub listen: Option<SocketAddr>,
+    /// DICOM inside TLS (PS3.15 BCP 195 profile) with client certificates required; `None`: off.
+    pub tls_listen: Option<SocketAddr>,
     /// Our AE title: the called AE title associations must name.
     pub ae_title: String,
     /// Accept associations whatever called AE title they name.
     pub accept_any_called_ae: bool,
-    /// Calling AE titles allowed to associate, each optionally tied to source addresses;
-    /// empty: any calling AE.
+    /// Calling AE titles allowed to associate, each optionally tied to source addresses and
+    /// to a client certificate; empty: any calling AE.
     pub calling_ae_allow: Vec<CallingAe>,
     /// Accept presentation contexts for SOP classes the standard dictionary does not know.
     pub accept_unknown_sop_classes: bool,
@@ -112,19 +126,95 @@ pub struct DicomConfig {
     pub stable_after: Duration,
 }
 
-/// One entry of the calling AE allow-list: `AE` or `AE@address[/prefix]`.
+/// One entry of the calling AE allow-list: `AE`, `AE@address[/prefix]`, or a table
+/// `{ ae = "AE", from = "...", certificate = "..." }`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallingAe {
     pub ae_title: String,
     /// Source networks the AE may connect from; `None`: any address.
     pub from: Option<ipnet::IpNet>,
+    /// The client certificate the AE must present (over TLS); `None`: any, or none.
+    pub certificate: Option<CertificateMatch>,
 }
 
 impl CallingAe {
-    /// Whether `ae_title` connecting from `addr` matches this entry.
+    /// Whether `ae_title` connecting from `addr` matches this entry's AE title and network
+    /// (the certificate is the caller's to compare: see `crate::security::PeerIdentity`).
     pub fn matches(&self, ae_title: &str, addr: std::net::IpAddr) -> bool {
         self.ae_title == ae_title && self.from.is_none_or(|net| net.contains(&addr))
     }
+}
+
+/// A client certificate as the configuration names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertificateMatch {
+    /// Its subject common name, or one of its subject alternative names (DNS name, e-mail,
+    /// URI or IP address, written without a prefix).
+    Name(String),
+    /// The SHA-256 digest of the whole certificate (DER), written `sha256:<64 hex digits>`
+    /// (colons between byte pairs allowed, as `openssl x509 -fingerprint -sha256` prints it).
+    Sha256([u8; 32]),
+}
+
+impl fmt::Display for CertificateMatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CertificateMatch::Name(name) => write!(f, "{name}"),
+            CertificateMatch::Sha256(digest) => write!(f, "sha256:{}", crate::ids::hex(digest)),
+        }
+    }
+}
+
+/// One `[[mllp.senders]]` entry: a connection identity and what it may send as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MllpSender {
+    /// For logs and refusals (`name`, else `senders[<index>]`).
+    pub name: String,
+    /// The client certificate of the connection; `None`: any (or a plain connection).
+    pub certificate: Option<CertificateMatch>,
+    /// Source networks of the connection; empty: any.
+    pub from: Vec<ipnet::IpNet>,
+    /// MSH-3 values (decoded, HD.1 else HD.2) it may send; empty: any.
+    pub sending_applications: Vec<String>,
+    /// MSH-4 values (decoded, HD.1 else HD.2) it may send; empty: any.
+    pub sending_facilities: Vec<String>,
+}
+
+impl MllpSender {
+    /// Whether a connection from `addr` matches this entry's networks (the certificate is
+    /// the caller's to compare).
+    pub fn from_matches(&self, addr: std::net::IpAddr) -> bool {
+        self.from.is_empty() || self.from.iter().any(|net| net.contains(&addr))
+    }
+
+    /// Whether this entry lets its connections send as `application` / `facility`.
+    pub fn allows(&self, application: &str, facility: &str) -> bool {
+        let ok = |values: &[String], value: &str| values.is_empty() || values.iter().any(|v| v == value);
+        ok(&self.sending_applications, application) && ok(&self.sending_facilities, facility)
+    }
+}
+
+/// The edge's own TLS identity, shared by every TLS listener (see `crate::tls`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// `None`: no TLS listener may be configured.
+    pub files: Option<TlsFiles>,
+    /// A TLS handshake must be done within this time of the accept; else the connection is
+    /// closed (half-open and slow handshakes).
+    pub handshake_timeout: Duration,
+}
+
+/// The `[tls]` files (PEM).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// This edge's certificate chain, its own certificate first.
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// The CAs whose client certificates are trusted; `None`: no client certificates (HTTPS
+    /// only).
+    pub client_ca: Option<PathBuf>,
+    /// Certificate revocation lists of those CAs; `None`: no revocation check.
+    pub crl: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -145,6 +235,8 @@ impl MatchingConfig {
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
     pub listen: SocketAddr,
+    /// HTTPS with the `[tls]` identity (client certificates optional).
+    pub tls: bool,
     /// A request's headers must arrive within this time (also the longest a kept-alive
     /// connection may sit idle); else the connection is closed.
     pub header_timeout: Duration,
@@ -245,7 +337,7 @@ impl Config {
     /// Parses and validates config text.
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
         let table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Syntax(e.to_string()))?;
-        let mut checker = validate::Checker::default();
+        let mut checker = check::Checker::default();
         let raw = shape::read(&mut checker, table);
         validate::validate(raw, checker)
     }
@@ -253,5 +345,12 @@ impl Config {
     /// The redb file of the event log.
     pub fn database_path(&self) -> PathBuf {
         self.store.state_dir.join("zenedge.redb")
+    }
+
+    /// What is allowed but unwise, as `key: warning` lines: plain listeners on addresses other
+    /// than loopback, bindings to certificates no listener can present. `check-config` prints
+    /// them, `serve` logs them at WARN.
+    pub fn warnings(&self) -> Vec<String> {
+        trust::warnings(self)
     }
 }

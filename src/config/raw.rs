@@ -17,6 +17,7 @@ pub(super) struct RawConfig {
     pub mllp: RawMllp,
     pub dicom: RawDicom,
     pub http: RawHttp,
+    pub tls: RawTls,
     pub matching: RawMatching,
     pub sync: RawSync,
     pub retention: RawRetention,
@@ -58,35 +59,55 @@ impl Default for RawStore {
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawMllp {
     pub listen: String,
+    pub tls_listen: String,
+    pub allow_from: Vec<String>,
     pub max_connections: usize,
     pub max_message_bytes: String,
     pub idle_timeout: String,
     pub frame_timeout: String,
     pub accession_from: Vec<String>,
     pub fallback_charset: String,
+    pub senders: Vec<RawSender>,
 }
 
 impl Default for RawMllp {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:2575".into(),
+            tls_listen: String::new(),
+            allow_from: Vec::new(),
             max_connections: 256,
             max_message_bytes: "16MiB".into(),
             idle_timeout: "5m".into(),
             frame_timeout: "2m".into(),
             accession_from: ["IPC-1", "OBR-18", "ORC-3", "OBR-3"].map(String::from).to_vec(),
             fallback_charset: "8859/1".into(),
+            senders: Vec::new(),
         }
     }
+}
+
+/// One `[[mllp.senders]]` table.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawSender {
+    pub name: String,
+    pub certificate: String,
+    pub from: Vec<String>,
+    pub sending_application: Vec<String>,
+    pub sending_facility: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawDicom {
     pub listen: String,
+    pub tls_listen: String,
     pub ae_title: String,
     pub accept_any_called_ae: bool,
-    pub calling_ae_allow: Vec<String>,
+    /// Strings (`AE`, `AE@network`) and tables (`{ ae, from, certificate }`), checked one by
+    /// one in [`super::trust`].
+    pub calling_ae_allow: Vec<toml::Value>,
     pub accept_unknown_sop_classes: bool,
     pub max_associations: usize,
     pub max_pdu_length: String,
@@ -100,6 +121,7 @@ impl Default for RawDicom {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:11112".into(),
+            tls_listen: String::new(),
             ae_title: "ZENEDGE".into(),
             accept_any_called_ae: false,
             calling_ae_allow: Vec::new(),
@@ -118,13 +140,41 @@ impl Default for RawDicom {
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawHttp {
     pub listen: String,
+    pub tls: bool,
     pub header_timeout: String,
     pub operator_token: String,
 }
 
 impl Default for RawHttp {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:8080".into(), header_timeout: "30s".into(), operator_token: String::new() }
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            tls: false,
+            header_timeout: "30s".into(),
+            operator_token: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawTls {
+    pub cert: String,
+    pub key: String,
+    pub client_ca: String,
+    pub crl: String,
+    pub handshake_timeout: String,
+}
+
+impl Default for RawTls {
+    fn default() -> Self {
+        Self {
+            cert: String::new(),
+            key: String::new(),
+            client_ca: String::new(),
+            crl: String::new(),
+            handshake_timeout: "10s".into(),
+        }
     }
 }
 

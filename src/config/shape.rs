@@ -10,12 +10,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use toml::{Table, Value};
 
+use super::check::Checker;
 use super::raw::{RawConfig, RawSite};
 use super::units;
-use super::validate::Checker;
 
 /// The sections of the file, in the order problems are reported.
-const SECTIONS: [&str; 9] = ["site", "store", "mllp", "dicom", "http", "matching", "sync", "retention", "daemon"];
+const SECTIONS: [&str; 10] =
+    ["site", "store", "mllp", "dicom", "http", "tls", "matching", "sync", "retention", "daemon"];
 
 /// The identity keys of `[site]`, all required.
 const SITE_KEYS: [&str; 3] = ["tenant_id", "hospital_id", "edge_id"];
@@ -32,6 +33,7 @@ pub(super) fn read(c: &mut Checker, mut table: Table) -> RawConfig {
         mllp: section(c, "mllp", take("mllp")),
         dicom: section(c, "dicom", take("dicom")),
         http: section(c, "http", take("http")),
+        tls: section(c, "tls", take("tls")),
         matching: section(c, "matching", take("matching")),
         sync: section(c, "sync", take("sync")),
         retention: section(c, "retention", take("retention")),

@@ -6,29 +6,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::check::{Checker, ae_title, each};
+use super::trust;
 use super::*;
 use crate::hl7::{Charset, FieldPath};
-
-/// Collects problems while converting, so all of them are reported at once.
-#[derive(Debug, Default)]
-pub(super) struct Checker {
-    problems: Vec<Problem>,
-}
-
-impl Checker {
-    /// The value, or `None` with the problem recorded under `key`.
-    pub(super) fn check<T>(&mut self, key: &str, result: Result<T, String>) -> Option<T> {
-        result.map_err(|reason| self.problem(key, reason)).ok()
-    }
-
-    /// Records a problem of `key`, unless one is recorded already (a key whose TOML value
-    /// was refused takes its default, which must not earn it a second problem).
-    pub(super) fn problem(&mut self, key: &str, reason: impl Into<String>) {
-        if !self.problems.iter().any(|p| p.key == key) {
-            self.problems.push(Problem { key: key.into(), reason: reason.into() });
-        }
-    }
-}
 
 /// The mirror as a [`Config`], with every problem `c` collected so far and finds here.
 pub(super) fn validate(raw: raw::RawConfig, mut c: Checker) -> Result<Config, ConfigError> {
@@ -47,7 +28,9 @@ pub(super) fn validate(raw: raw::RawConfig, mut c: Checker) -> Result<Config, Co
         cache_size: c.check("store.cache_size", cache_size(&raw.store.cache_size)).unwrap_or(1),
     };
     let mllp = MllpConfig {
-        listen: c.check("mllp.listen", socket_addr(&raw.mllp.listen)).unwrap_or(UNSPECIFIED),
+        listen: c.check("mllp.listen", optional_socket_addr(&raw.mllp.listen)).flatten(),
+        tls_listen: c.check("mllp.tls_listen", optional_socket_addr(&raw.mllp.tls_listen)).flatten(),
+        allow_from: each(&mut c, "mllp.allow_from", &raw.mllp.allow_from, trust::network),
         max_connections: c.check("mllp.max_connections", in_range(raw.mllp.max_connections, 1, 65_536)).unwrap_or(1),
         max_message_bytes: c.check("mllp.max_message_bytes", message_size(&raw.mllp.max_message_bytes)).unwrap_or(1),
         idle_timeout: c
@@ -60,12 +43,14 @@ pub(super) fn validate(raw: raw::RawConfig, mut c: Checker) -> Result<Config, Co
         fallback_charset: c
             .check("mllp.fallback_charset", charset(&raw.mllp.fallback_charset))
             .unwrap_or(Charset::Iso8859_1),
+        senders: trust::senders(&mut c, &raw.mllp.senders),
     };
     let dicom = DicomConfig {
-        listen: c.check("dicom.listen", socket_addr(&raw.dicom.listen)).unwrap_or(UNSPECIFIED),
+        listen: c.check("dicom.listen", optional_socket_addr(&raw.dicom.listen)).flatten(),
+        tls_listen: c.check("dicom.tls_listen", optional_socket_addr(&raw.dicom.tls_listen)).flatten(),
         ae_title: c.check("dicom.ae_title", ae_title(&raw.dicom.ae_title)).unwrap_or_default(),
         accept_any_called_ae: raw.dicom.accept_any_called_ae,
-        calling_ae_allow: each(&mut c, "dicom.calling_ae_allow", &raw.dicom.calling_ae_allow, calling_ae),
+        calling_ae_allow: trust::calling_aes(&mut c, &raw.dicom.calling_ae_allow),
         accept_unknown_sop_classes: raw.dicom.accept_unknown_sop_classes,
         max_associations: c.check("dicom.max_associations", in_range(raw.dicom.max_associations, 1, 4096)).unwrap_or(1),
         max_pdu_length: c.check("dicom.max_pdu_length", pdu_length(&raw.dicom.max_pdu_length)).unwrap_or(16384),
@@ -82,11 +67,13 @@ pub(super) fn validate(raw: raw::RawConfig, mut c: Checker) -> Result<Config, Co
     };
     let http = HttpConfig {
         listen: c.check("http.listen", socket_addr(&raw.http.listen)).unwrap_or(UNSPECIFIED),
+        tls: raw.http.tls,
         header_timeout: c
             .check("http.header_timeout", units::positive_duration(&raw.http.header_timeout))
             .unwrap_or_default(),
         operator_token: c.check("http.operator_token", operator_token(&raw.http.operator_token)).unwrap_or_default(),
     };
+    let tls = trust::tls_config(&mut c, &raw.tls, &mllp, &dicom, &http);
     let sync = sync_config(&mut c, &raw.sync);
     let matching = MatchingConfig {
         consolidation_window: c
@@ -118,12 +105,18 @@ pub(super) fn validate(raw: raw::RawConfig, mut c: Checker) -> Result<Config, Co
             .unwrap_or_default(),
         log_level: c.check("daemon.log_level", log_level(&raw.daemon.log_level)).unwrap_or_default(),
     };
-    listener_clashes(
-        &mut c,
-        &[("mllp.listen", mllp.listen), ("dicom.listen", dicom.listen), ("http.listen", http.listen)],
-    );
+    let listeners = [
+        ("mllp.listen", mllp.listen),
+        ("mllp.tls_listen", mllp.tls_listen),
+        ("dicom.listen", dicom.listen),
+        ("dicom.tls_listen", dicom.tls_listen),
+        ("http.listen", Some(http.listen)),
+    ];
+    let listeners: Vec<(&str, SocketAddr)> =
+        listeners.into_iter().filter_map(|(key, addr)| addr.map(|a| (key, a))).collect();
+    listener_clashes(&mut c, &listeners);
     if c.problems.is_empty() {
-        Ok(Config { site, store, mllp, dicom, http, matching, sync, retention, daemon })
+        Ok(Config { site, store, mllp, dicom, http, tls, matching, sync, retention, daemon })
     } else {
         Err(ConfigError::Invalid(c.problems))
     }
@@ -229,45 +222,20 @@ fn socket_addr(value: &str) -> Result<SocketAddr, String> {
     value.parse().map_err(|_| format!("{value:?} is not an address:port (e.g. \"127.0.0.1:2575\", \"[::]:2575\")"))
 }
 
+/// An address, or `None` for an empty value (the listener is off).
+fn optional_socket_addr(value: &str) -> Result<Option<SocketAddr>, String> {
+    if value.trim().is_empty() {
+        return Ok(None);
+    }
+    socket_addr(value.trim()).map(Some)
+}
+
 fn message_size(value: &str) -> Result<usize, String> {
     let bytes = units::size(value)?;
     if !(1024..=(1 << 30)).contains(&bytes) {
         return Err(format!("{value:?} must be between 1KiB and 1GiB"));
     }
     Ok(bytes as usize)
-}
-
-/// AE titles: 1-16 characters of the DICOM default repertoire, no backslash or control
-/// characters; leading/trailing spaces are not significant (PS3.5 AE).
-fn ae_title(value: &str) -> Result<String, String> {
-    let trimmed = value.trim();
-    let ok =
-        !trimmed.is_empty() && trimmed.len() <= 16 && trimmed.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'\\');
-    if ok {
-        Ok(trimmed.to_owned())
-    } else {
-        Err(format!("{value:?} is not an AE title (1-16 printable ASCII characters, no backslash)"))
-    }
-}
-
-/// `AE` or `AE@192.0.2.7` or `AE@192.0.2.0/24`.
-fn calling_ae(value: &str) -> Result<CallingAe, String> {
-    let (ae, from) = match value.split_once('@') {
-        Some((ae, addr)) => (ae, Some(addr)),
-        None => (value, None),
-    };
-    let ae_title = ae_title(ae)?;
-    let from = match from {
-        None => None,
-        Some(addr) => Some(
-            addr.parse::<ipnet::IpNet>()
-                .or_else(|_| addr.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                .map_err(|_| {
-                    format!("{value:?}: {addr:?} is not an address or network (e.g. 192.0.2.7, 192.0.2.0/24)")
-                })?,
-        ),
-    };
-    Ok(CallingAe { ae_title, from })
 }
 
 fn pdu_length(value: &str) -> Result<u32, String> {
@@ -284,11 +252,6 @@ fn cache_size(value: &str) -> Result<usize, String> {
         return Err(format!("{value:?} must be between 1MiB and 64GiB"));
     }
     Ok(bytes as usize)
-}
-
-/// Every entry of a list checked by `check`, each bad one a problem of `key[index]`.
-fn each<T>(c: &mut Checker, key: &str, values: &[String], check: impl Fn(&str) -> Result<T, String>) -> Vec<T> {
-    values.iter().enumerate().filter_map(|(i, v)| c.check(&format!("{key}[{i}]"), check(v))).collect()
 }
 
 fn field_paths(c: &mut Checker, values: &[String]) -> Vec<FieldPath> {

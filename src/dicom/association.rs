@@ -36,6 +36,8 @@ use super::wire::{Wire, WireError};
 use crate::domain::{self, Arrival, InstanceOutcome, StoredFile};
 use crate::events::NewEvent;
 use crate::log::AppendError;
+use crate::net::Stream;
+use crate::security::{AlertKind, Facts, PeerIdentity};
 
 /// Largest A-ASSOCIATE-RQ accepted: a sender proposing every storage class with a dozen
 /// transfer syntaxes each stays well below.
@@ -69,13 +71,16 @@ struct Incoming {
     started: Instant,
 }
 
-/// Runs one association to its end.
-pub async fn run(stream: tokio::net::TcpStream, peer: SocketAddr, ctx: Arc<DicomContext>) {
+/// Runs one association to its end; `identity` is the client certificate of a TLS connection.
+pub async fn run<S: Stream>(stream: S, peer: SocketAddr, identity: Option<PeerIdentity>, ctx: Arc<DicomContext>) {
     let config = &ctx.config;
     let mut wire = Wire::new(stream, config.read_timeout, config.pdu_timeout, config.write_timeout);
-    let negotiated = match accept(&mut wire, peer, &ctx).await {
+    let negotiated = match accept(&mut wire, peer, identity.as_ref(), &ctx).await {
         Some(n) => n,
-        None => return,
+        None => {
+            wire.close().await;
+            return;
+        }
     };
     ctx.metrics.dicom_association("accepted");
     tracing::info!(
@@ -86,7 +91,8 @@ pub async fn run(stream: tokio::net::TcpStream, peer: SocketAddr, ctx: Arc<Dicom
         "DICOM association accepted"
     );
     report_refused(&negotiated, peer, &ctx);
-    let mut assoc = Association { wire, peer, ctx: ctx.clone(), negotiated, command: Vec::new(), incoming: None };
+    let mut assoc =
+        Association { wire, peer, identity, ctx: ctx.clone(), negotiated, command: Vec::new(), incoming: None };
     match assoc.serve().await {
         Ok(()) => tracing::debug!(peer = %peer, "DICOM association released"),
         Err(End::Shutdown) => tracing::info!(peer = %peer, "DICOM association aborted for shutdown"),
@@ -97,10 +103,16 @@ pub async fn run(stream: tokio::net::TcpStream, peer: SocketAddr, ctx: Arc<Dicom
     if let Some(incoming) = assoc.incoming.take() {
         discard(incoming).await;
     }
+    assoc.wire.close().await;
 }
 
 /// Reads the A-ASSOCIATE-RQ and answers it; `None` when refused or broken.
-async fn accept(wire: &mut Wire, peer: SocketAddr, ctx: &DicomContext) -> Option<Negotiated> {
+async fn accept<S: Stream>(
+    wire: &mut Wire<S>,
+    peer: SocketAddr,
+    identity: Option<&PeerIdentity>,
+    ctx: &DicomContext,
+) -> Option<Negotiated> {
     let rq = match wire.read(MAX_ASSOCIATE_RQ).await {
         Ok(Pdu::AssociationRQ(rq)) => rq,
         Ok(other) => {
@@ -109,18 +121,31 @@ async fn accept(wire: &mut Wire, peer: SocketAddr, ctx: &DicomContext) -> Option
             ctx.metrics.dicom_association("protocol");
             return None;
         }
+        Err(e @ WireError::Tls) => {
+            tracing::warn!(peer = %peer, error = %e, "DICOM connection closed");
+            ctx.metrics.dicom_association("tls_on_plain_port");
+            return None;
+        }
         Err(e) => {
             tracing::debug!(peer = %peer, error = %e, "DICOM connection closed before association");
             ctx.metrics.dicom_association("protocol");
             return None;
         }
     };
-    match negotiate::negotiate(&rq, peer.ip(), &ctx.config) {
+    match negotiate::negotiate(&rq, peer.ip(), identity, &ctx.config) {
         Ok((ac, negotiated)) => wire.write(&Pdu::AssociationAC(ac)).await.ok().map(|()| negotiated),
         Err(refusal) => {
+            let calling_ae = rq.calling_ae_title.trim();
+            if refusal.reason == negotiate::SPOOFED_CALLING_AE {
+                let listener = if identity.is_some() { "dicom_tls" } else { "dicom" };
+                let reason = "calling AE title bound to another certificate (dicom.calling_ae_allow): A-ASSOCIATE-RJ";
+                let facts =
+                    Facts::connection(listener, peer, reason).identity(identity).detail("calling_ae", calling_ae);
+                ctx.alerts.alert(AlertKind::CallingAeSpoofed, facts);
+            }
             tracing::warn!(
                 peer = %peer,
-                calling_ae = %rq.calling_ae_title.trim(),
+                calling_ae = %calling_ae,
                 called_ae = %rq.called_ae_title.trim(),
                 reason = refusal.reason,
                 "DICOM association rejected"
@@ -177,9 +202,11 @@ fn abort(reason: AbortRQServiceProviderReason) -> Pdu {
     Pdu::AbortRQ { source: AbortRQSource::ServiceProvider(reason) }
 }
 
-struct Association {
-    wire: Wire,
+struct Association<S> {
+    wire: Wire<S>,
     peer: SocketAddr,
+    /// The client certificate of a TLS connection (`peer_identity` of each instance's event).
+    identity: Option<PeerIdentity>,
     ctx: Arc<DicomContext>,
     negotiated: Negotiated,
     /// Command fragments of the message being received.
@@ -187,7 +214,7 @@ struct Association {
     incoming: Option<Incoming>,
 }
 
-impl Association {
+impl<S: Stream> Association<S> {
     async fn serve(&mut self) -> Result<(), End> {
         let ctx = self.ctx.clone();
         loop {
@@ -221,6 +248,7 @@ impl Association {
                         WireError::TooLarge { .. } | WireError::Malformed(_) | WireError::PduTimeout(_) => {
                             Some(AbortRQServiceProviderReason::InvalidPduParameter)
                         }
+                        WireError::Tls => Some(AbortRQServiceProviderReason::UnrecognizedPdu),
                         WireError::Timeout(_) => Some(AbortRQServiceProviderReason::ReasonNotSpecified),
                         WireError::Closed | WireError::Io(_) => None,
                     };
@@ -444,6 +472,7 @@ impl Association {
             calling_ae: self.negotiated.calling_ae.clone(),
             called_ae: self.negotiated.called_ae.clone(),
             peer: self.peer.to_string(),
+            peer_identity: self.identity.clone(),
             transfer_syntax_uid: meta.transfer_syntax_uid.clone(),
         };
         domain::instance_event(stored.attributes, file, arrival)

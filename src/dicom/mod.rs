@@ -9,7 +9,8 @@
 //! * the identifiers of a received data set are read by [`crate::dicom_scan`], a parser of
 //!   its own (no I/O), without trusting its lengths;
 //! * [`stability`] completes studies when their instances stop coming;
-//! * [`server`] accepts associations under a limit ([`crate::net::accept_loop`]).
+//! * [`server`] accepts associations under a limit ([`crate::net::accept_loop`]), plain and
+//!   over TLS (the association then carries the peer's certificate identity).
 
 mod association;
 pub mod dimse;
@@ -24,13 +25,14 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-pub use server::serve;
+pub use server::{serve, serve_tls};
 pub use spool::Layout;
 pub use stability::Stability;
 
 use crate::config::DicomConfig;
 use crate::log::{DiskGuard, LogHandle};
 use crate::projections::Projections;
+use crate::security::Alerts;
 use crate::telemetry::Metrics;
 
 /// What every association shares.
@@ -39,6 +41,8 @@ pub struct DicomContext {
     pub config: DicomConfig,
     pub log: LogHandle<Projections>,
     pub metrics: Arc<Metrics>,
+    /// A spoofed calling AE title is reported here.
+    pub alerts: Alerts,
     /// Checked before an instance is received: below the reserve it is refused (0xA700).
     pub disk: DiskGuard,
     pub layout: Layout,

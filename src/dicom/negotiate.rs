@@ -2,8 +2,11 @@
 //! Pure functions over the A-ASSOCIATE-RQ; no I/O.
 //!
 //! **Who.** The called AE title must be ours unless `accept_any_called_ae`; the calling AE
-//! title must be on `calling_ae_allow` (optionally from the listed addresses) unless that
-//! list is empty. Refusals are A-ASSOCIATE-RJ, permanent, source "service user", with the
+//! title must be on `calling_ae_allow` (optionally from the listed addresses, optionally with
+//! the listed client certificate) unless that list is empty. An AE title that some entry binds
+//! to a certificate is accepted only with a certificate an entry of it names: presented by
+//! another certificate, or over a plain connection, it is refused as [`SPOOFED_CALLING_AE`]
+//! (reason 3 on the wire, a security alert in the log). Refusals are A-ASSOCIATE-RJ, permanent, source "service user", with the
 //! reason the standard has for them (PS3.8 9.3.4: 3 calling AE title not recognized, 7
 //! called AE title not recognized, 2 application context name not supported) or source
 //! "service provider (ACSE)" reason 2 for an unknown protocol version.
@@ -32,7 +35,12 @@ use dicom_ul::pdu::{
 };
 
 use super::sop_class::{self, SopClassKind};
-use crate::config::DicomConfig;
+use crate::config::{CallingAe, DicomConfig};
+use crate::security::PeerIdentity;
+
+/// The refusal label of a calling AE title bound to another certificate than the one
+/// presented (or to one, over a plain connection).
+pub const SPOOFED_CALLING_AE: &str = "calling_ae_certificate";
 
 /// The DICOM application context (PS3.7 A.2.1).
 const APPLICATION_CONTEXT: &str = "1.2.840.10008.3.1.1.1";
@@ -144,10 +152,11 @@ pub struct Refusal {
     pub reason: &'static str,
 }
 
-/// Decides an A-ASSOCIATE-RQ from `peer`.
+/// Decides an A-ASSOCIATE-RQ from `peer`, whose client certificate (over TLS) is `identity`.
 pub fn negotiate(
     rq: &AssociationRQ,
     peer: IpAddr,
+    identity: Option<&PeerIdentity>,
     config: &DicomConfig,
 ) -> Result<(AssociationAC, Negotiated), Refusal> {
     let calling = rq.calling_ae_title.trim().to_owned();
@@ -166,9 +175,9 @@ pub fn negotiate(
         let reason = AssociationRJServiceUserReason::CalledAETitleNotRecognized;
         return Err(refuse(AssociationRJSource::ServiceUser(reason), "called_ae"));
     }
-    if !config.calling_ae_allow.is_empty() && !config.calling_ae_allow.iter().any(|e| e.matches(&calling, peer)) {
+    if let Some(label) = calling_ae_refusal(&config.calling_ae_allow, &calling, peer, identity) {
         let reason = AssociationRJServiceUserReason::CallingAETitleNotRecognized;
-        return Err(refuse(AssociationRJSource::ServiceUser(reason), "calling_ae"));
+        return Err(refuse(AssociationRJSource::ServiceUser(reason), label));
     }
     let peer_max_pdu = rq
         .user_variables
@@ -216,6 +225,23 @@ pub fn negotiate(
         ],
     };
     Ok((ac, Negotiated { calling_ae: calling, called_ae: called, peer_max_pdu, contexts, refused }))
+}
+
+/// Why `calling` from `peer` with `identity` may not associate (`None`: it may).
+fn calling_ae_refusal(
+    allow: &[CallingAe],
+    calling: &str,
+    peer: IpAddr,
+    identity: Option<&PeerIdentity>,
+) -> Option<&'static str> {
+    let peer = peer.to_canonical();
+    let certificate_ok =
+        |e: &CallingAe| e.certificate.as_ref().is_none_or(|m| identity.is_some_and(|id| id.matches(m)));
+    if allow.is_empty() || allow.iter().any(|e| e.matches(calling, peer) && certificate_ok(e)) {
+        return None;
+    }
+    let bound = allow.iter().any(|e| e.ae_title == calling && e.certificate.is_some());
+    Some(if bound { SPOOFED_CALLING_AE } else { "calling_ae" })
 }
 
 /// The transfer syntax taken for presentation context `pc`, or why it is refused.

@@ -1,7 +1,7 @@
 use std::net::Ipv4Addr;
 
 use super::*;
-use crate::config::{CallingAe, Config};
+use crate::config::{CallingAe, CertificateMatch, Config};
 
 const CT: &str = "1.2.840.10008.5.1.4.1.1.2";
 const EXPLICIT: &str = "1.2.840.10008.1.2.1";
@@ -42,7 +42,7 @@ fn storage_and_verification_contexts_are_accepted_others_refused() {
         "ZENEDGE",
         &[(VERIFICATION, &[IMPLICIT_VR_LE]), (CT, &[EXPLICIT]), (find, &[EXPLICIT]), (commitment, &[EXPLICIT])],
     );
-    let (ac, negotiated) = negotiate(&request, LOCAL, &config()).unwrap();
+    let (ac, negotiated) = negotiate(&request, LOCAL, None, &config()).unwrap();
     let reasons: Vec<_> = ac.presentation_contexts.iter().map(|p| p.reason.clone()).collect();
     use PresentationContextResultReason::*;
     assert_eq!(reasons, [Acceptance, Acceptance, AbstractSyntaxNotSupported, AbstractSyntaxNotSupported]);
@@ -59,7 +59,7 @@ fn every_storage_class_of_the_dictionary_is_accepted_and_every_other_service_ref
     let (mut accepted, mut refused) = (0, 0);
     for chunk in listed.chunks(100) {
         let contexts: Vec<(&str, &[&str])> = chunk.iter().map(|(uid, _, _)| (*uid, &[EXPLICIT][..])).collect();
-        let (ac, negotiated) = negotiate(&rq("CT01", "ZENEDGE", &contexts), LOCAL, &config()).unwrap();
+        let (ac, negotiated) = negotiate(&rq("CT01", "ZENEDGE", &contexts), LOCAL, None, &config()).unwrap();
         for ((uid, kind, name), result) in chunk.iter().zip(&ac.presentation_contexts) {
             let expected = match *kind {
                 "storage" | "verification" => PresentationContextResultReason::Acceptance,
@@ -87,7 +87,7 @@ fn unknown_sop_classes_are_refused_unless_configured_and_never_when_not_a_uid() 
     assert_eq!(sop_class_refusal("1.2.3.4.5", true), None, "private class when configured");
     assert_eq!(sop_class_refusal("1.2.3.x", true), Some(ContextRefusal::UnknownSopClass));
     let request = rq("CT01", "ZENEDGE", &[(CT, &["1.2.3.999"])]);
-    let (ac, negotiated) = negotiate(&request, LOCAL, &config()).unwrap();
+    let (ac, negotiated) = negotiate(&request, LOCAL, None, &config()).unwrap();
     assert_eq!(ac.presentation_contexts[0].reason, PresentationContextResultReason::TransferSyntaxesNotSupported);
     assert_eq!(negotiated.refused[0].reason, ContextRefusal::NoTransferSyntax);
 }
@@ -103,26 +103,58 @@ fn the_proposers_order_wins_but_lossless_before_lossy() {
 
 #[test]
 fn a_wrong_called_ae_is_refused_with_reason_7_unless_any_is_accepted() {
-    let err = negotiate(&rq("CT01", "OTHER", &[(CT, &[EXPLICIT])]), LOCAL, &config()).unwrap_err();
+    let err = negotiate(&rq("CT01", "OTHER", &[(CT, &[EXPLICIT])]), LOCAL, None, &config()).unwrap_err();
     assert_eq!(err.reason, "called_ae");
     assert_eq!(
         err.rj.source,
         AssociationRJSource::ServiceUser(AssociationRJServiceUserReason::CalledAETitleNotRecognized)
     );
     let any = DicomConfig { accept_any_called_ae: true, ..config() };
-    assert!(negotiate(&rq("CT01", "OTHER", &[(CT, &[EXPLICIT])]), LOCAL, &any).is_ok());
+    assert!(negotiate(&rq("CT01", "OTHER", &[(CT, &[EXPLICIT])]), LOCAL, None, &any).is_ok());
 }
 
 #[test]
 fn calling_aes_not_on_the_allow_list_or_from_elsewhere_are_refused_with_reason_3() {
-    let allow = vec![CallingAe { ae_title: "CT01".into(), from: Some("127.0.0.0/8".parse().unwrap()) }];
+    let allow =
+        vec![CallingAe { ae_title: "CT01".into(), from: Some("127.0.0.0/8".parse().unwrap()), certificate: None }];
     let cfg = DicomConfig { calling_ae_allow: allow, ..config() };
-    assert!(negotiate(&rq("CT01", "ZENEDGE", &[(CT, &[EXPLICIT])]), LOCAL, &cfg).is_ok());
-    let stranger = negotiate(&rq("MR99", "ZENEDGE", &[(CT, &[EXPLICIT])]), LOCAL, &cfg).unwrap_err();
+    assert!(negotiate(&rq("CT01", "ZENEDGE", &[(CT, &[EXPLICIT])]), LOCAL, None, &cfg).is_ok());
+    let stranger = negotiate(&rq("MR99", "ZENEDGE", &[(CT, &[EXPLICIT])]), LOCAL, None, &cfg).unwrap_err();
     assert_eq!(
         stranger.rj.source,
         AssociationRJSource::ServiceUser(AssociationRJServiceUserReason::CallingAETitleNotRecognized)
     );
-    let elsewhere = negotiate(&rq("CT01", "ZENEDGE", &[(CT, &[EXPLICIT])]), "192.0.2.1".parse().unwrap(), &cfg);
+    let elsewhere = negotiate(&rq("CT01", "ZENEDGE", &[(CT, &[EXPLICIT])]), "192.0.2.1".parse().unwrap(), None, &cfg);
     assert_eq!(elsewhere.unwrap_err().reason, "calling_ae");
+}
+
+fn identity(cn: &str) -> PeerIdentity {
+    PeerIdentity { subject_cn: Some(cn.into()), sans: Vec::new(), sha256_fingerprint: "00".repeat(32) }
+}
+
+/// An AE title bound to a certificate is taken only from that certificate: another one, or a
+/// plain connection, is refused as a spoof (reason 3 on the wire, its own label for the alert);
+/// AE titles bound to nothing are not affected.
+#[test]
+fn an_ae_title_bound_to_a_certificate_is_refused_with_any_other_certificate() {
+    let bound = |ae: &str, cn: &str| CallingAe {
+        ae_title: ae.into(),
+        from: None,
+        certificate: Some(CertificateMatch::Name(cn.into())),
+    };
+    let open = CallingAe { ae_title: "US01".into(), from: None, certificate: None };
+    let cfg = DicomConfig { calling_ae_allow: vec![bound("CT01", "ct01.example"), open], ..config() };
+    let (ct01, mr01) = (identity("ct01.example"), identity("mr01.example"));
+    let request = |ae: &str| rq(ae, "ZENEDGE", &[(CT, &[EXPLICIT])]);
+    assert!(negotiate(&request("CT01"), LOCAL, Some(&ct01), &cfg).is_ok());
+    let spoofed = negotiate(&request("CT01"), LOCAL, Some(&mr01), &cfg).unwrap_err();
+    assert_eq!(spoofed.reason, SPOOFED_CALLING_AE);
+    assert_eq!(
+        spoofed.rj.source,
+        AssociationRJSource::ServiceUser(AssociationRJServiceUserReason::CallingAETitleNotRecognized)
+    );
+    assert_eq!(negotiate(&request("CT01"), LOCAL, None, &cfg).unwrap_err().reason, SPOOFED_CALLING_AE);
+    assert!(negotiate(&request("US01"), LOCAL, Some(&mr01), &cfg).is_ok(), "an unbound AE with any certificate");
+    assert!(negotiate(&request("US01"), LOCAL, None, &cfg).is_ok());
+    assert_eq!(negotiate(&request("XA01"), LOCAL, Some(&ct01), &cfg).unwrap_err().reason, "calling_ae");
 }

@@ -66,6 +66,7 @@ async fn store_now(log: &Log<Projections>, n: u32) -> u64 {
         calling_ae: "CT01".into(),
         called_ae: "ZENEDGE".into(),
         peer: "test".into(),
+        peer_identity: None,
         replaces_seq: None,
     };
     let new =

@@ -17,8 +17,9 @@ use std::time::Duration;
 use bytes::{Buf, BytesMut};
 use dicom_ul::pdu::{Pdu, read_pdu, write_pdu};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::time::Instant;
+
+use crate::net::Stream;
 
 /// PDU header: type (1), reserved (1), length (4, big endian).
 const HEADER: usize = 6;
@@ -36,14 +37,19 @@ pub enum WireError {
     TooLarge { len: u64, limit: u32 },
     #[error("malformed PDU: {0}")]
     Malformed(String),
+    /// A TLS handshake record where a PDU should start: a peer configured for DICOM over TLS
+    /// (`dicom.tls_listen`) calling the plain port. No PDU type is 0x16, so this is never a
+    /// guess.
+    #[error("TLS handshake on a plain DICOM port (is the modality configured for TLS? dicom.tls_listen)")]
+    Tls,
     #[error("socket: {0}")]
     Io(#[from] std::io::Error),
 }
 
-/// One association's socket.
+/// One association's socket (plain TCP, tuned by the accept loop, or TLS over it).
 #[derive(Debug)]
-pub struct Wire {
-    stream: TcpStream,
+pub struct Wire<S> {
+    stream: S,
     buf: BytesMut,
     read_timeout: Duration,
     /// The longest one PDU may take to arrive, from its first byte.
@@ -52,9 +58,8 @@ pub struct Wire {
     out: Vec<u8>,
 }
 
-impl Wire {
-    pub fn new(stream: TcpStream, read_timeout: Duration, pdu_timeout: Duration, write_timeout: Duration) -> Wire {
-        crate::net::tune(&stream);
+impl<S: Stream> Wire<S> {
+    pub fn new(stream: S, read_timeout: Duration, pdu_timeout: Duration, write_timeout: Duration) -> Wire<S> {
         Wire {
             stream,
             buf: BytesMut::with_capacity(16 * 1024),
@@ -72,6 +77,10 @@ impl Wire {
         loop {
             if deadline.is_none() && !self.buf.is_empty() {
                 deadline = Some(Instant::now() + self.pdu_timeout);
+            }
+            // A TLS record of type handshake (22), protocol major version 3.
+            if self.buf.starts_with(&[0x16, 0x03]) {
+                return Err(WireError::Tls);
             }
             if self.buf.len() >= HEADER {
                 let len = u32::from_be_bytes([self.buf[2], self.buf[3], self.buf[4], self.buf[5]]);
@@ -111,18 +120,28 @@ impl Wire {
             Err(_) => Err(error),
             Ok(Ok(0)) => Err(WireError::Closed),
             Ok(Ok(_)) => {
-                crate::net::rearm_quickack(&self.stream);
+                self.stream.after_read();
                 Ok(())
             }
             Ok(Err(e)) => Err(e.into()),
         }
     }
 
+    /// Ends the connection: over TLS, the peer learns it ended on purpose (close_notify).
+    pub async fn close(&mut self) {
+        let _ = tokio::time::timeout(self.write_timeout, self.stream.shutdown()).await;
+    }
+
     /// Writes one PDU.
     pub async fn write(&mut self, pdu: &Pdu) -> Result<(), WireError> {
         self.out.clear();
         write_pdu(&mut self.out, pdu).map_err(|e| WireError::Malformed(e.to_string()))?;
-        match tokio::time::timeout(self.write_timeout, self.stream.write_all(&self.out)).await {
+        // TLS holds written bytes until flushed; plain TCP flushes nothing.
+        let sent = async {
+            self.stream.write_all(&self.out).await?;
+            self.stream.flush().await
+        };
+        match tokio::time::timeout(self.write_timeout, sent).await {
             Err(_) => Err(WireError::Timeout(self.write_timeout)),
             Ok(result) => Ok(result?),
         }

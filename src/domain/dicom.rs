@@ -16,6 +16,7 @@ use crate::dicom_scan::InstanceAttributes;
 use crate::events::{Event, InstanceStored, NewEvent, StudyCompleted};
 use crate::log::{Aggregate, AppendError, LogHandle, Txn};
 use crate::projections::{Projections, dicom};
+use crate::security::PeerIdentity;
 
 /// How an instance arrived: the association and the transfer syntax it was sent in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +25,8 @@ pub struct Arrival {
     pub called_ae: String,
     /// The peer address (`ip:port`).
     pub peer: String,
+    /// The association's client certificate (DICOM over TLS).
+    pub peer_identity: Option<PeerIdentity>,
     pub transfer_syntax_uid: String,
 }
 
@@ -65,6 +68,7 @@ pub fn instance_event(a: InstanceAttributes, file: StoredFile, arrival: Arrival)
         calling_ae: arrival.calling_ae,
         called_ae: arrival.called_ae,
         peer: arrival.peer,
+        peer_identity: arrival.peer_identity,
         replaces_seq: None,
     };
     NewEvent::now(Aggregate { kind: "instance".into(), id: sop }, Event::InstanceStored(Box::new(event)))

@@ -16,6 +16,7 @@ use crate::events::{Event, NewEvent};
 use crate::log::{Aggregate, AppendError, LogHandle, Txn, corrupt};
 use crate::projections::Projections;
 use crate::projections::hl7::DedupeEntry;
+use crate::security::PeerIdentity;
 
 /// What became of a received message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +30,17 @@ pub enum Hl7Outcome {
 
 /// The `HL7MessageReceived` for a parsed message and the ACK that will answer it.
 pub fn received_event(payload: &[u8], received: &crate::hl7::Received, peer: &str, ack: Vec<u8>) -> NewEvent {
+    received_event_from(payload, received, peer, None, ack)
+}
+
+/// [`received_event`] from a connection whose client certificate is `peer_identity`.
+pub fn received_event_from(
+    payload: &[u8],
+    received: &crate::hl7::Received,
+    peer: &str,
+    peer_identity: Option<PeerIdentity>,
+    ack: Vec<u8>,
+) -> NewEvent {
     use sha2::Digest;
     // One pass: the digest of the message without its final terminators, then of the rest.
     let body = crate::hl7::without_final_terminators(payload);
@@ -49,6 +61,7 @@ pub fn received_event(payload: &[u8], received: &crate::hl7::Received, peer: &st
         control_id_conflict: false,
         conflicts_with_seq: None,
         peer: peer.to_owned(),
+        peer_identity,
         ack,
         summary: received.summary.clone(),
     };

@@ -23,4 +23,4 @@ mod tests;
 pub use dicom::{
     Arrival, CompletionOutcome, InstanceOutcome, StoredFile, complete_study, instance_event, record_instance,
 };
-pub use hl7::{Hl7Outcome, received_event};
+pub use hl7::{Hl7Outcome, received_event, received_event_from};

@@ -172,6 +172,7 @@ impl Study {
             calling_ae: "CT01".into(),
             called_ae: "ZENEDGE".into(),
             peer: "test".into(),
+            peer_identity: None,
             replaces_seq: None,
         };
         NewEvent::now(

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::hl7::Summary;
+use crate::security::PeerIdentity;
 
 /// An accepted MLLP message: the raw bytes exactly as received, plus the parsed summary.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,6 +35,10 @@ pub struct Hl7MessageReceived {
     pub conflicts_with_seq: Option<u64>,
     /// The peer address the message came from (`ip:port`).
     pub peer: String,
+    /// The client certificate of the connection (MLLP over TLS); absent for a plain
+    /// connection and in events written before TLS existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_identity: Option<PeerIdentity>,
     /// The acknowledgement sent for it, byte for byte (empty when the sender asked for none):
     /// a re-send is answered with exactly these bytes.
     #[serde(with = "serde_bytes", default)]
@@ -90,6 +95,10 @@ pub struct InstanceStored {
     pub called_ae: String,
     /// The peer address (`ip:port`).
     pub peer: String,
+    /// The client certificate of the association (DICOM over TLS); absent for a plain
+    /// association and in events written before TLS existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_identity: Option<PeerIdentity>,
     /// The same SOP Instance UID was stored before with other bytes: the event of that
     /// earlier version. Both files are kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -12,31 +12,24 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 use tokio_util::codec::Decoder;
 
 use super::codec::{CodecError, Frame, MllpCodec, encode_frame};
 use super::context::MllpContext;
 use super::message::Messages;
+use crate::net::Stream;
+use crate::security::PeerIdentity;
+
 /// Initial read buffer; grows up to the frame limit only for large messages.
 const READ_CHUNK: usize = 16 * 1024;
+/// How long closing a connection may wait for the peer to take our last bytes.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// How long a `0x1C` that ended a read waits for its `0x0D` before it is taken as the end
 /// of the frame anyway (some senders leave the `0x0D` out; a stray `0x1C` inside a message
 /// is told apart by the byte after it).
 const END_BLOCK_GRACE: Duration = Duration::from_millis(100);
-
-/// A byte stream MLLP can run over, with a hook for the socket tweaks after each read.
-pub(super) trait MllpStream: AsyncRead + AsyncWrite + Unpin + Send {
-    fn after_read(&self);
-}
-
-impl MllpStream for TcpStream {
-    fn after_read(&self) {
-        crate::net::rearm_quickack(self);
-    }
-}
 
 /// How reading the next frame ended.
 enum Input {
@@ -48,6 +41,8 @@ enum Input {
 pub(super) struct Connection<'a, S> {
     stream: S,
     peer: SocketAddr,
+    /// The client certificate of a TLS connection, taken at its handshake.
+    identity: Option<PeerIdentity>,
     ctx: &'a MllpContext,
     codec: MllpCodec,
     buf: BytesMut,
@@ -55,18 +50,14 @@ pub(super) struct Connection<'a, S> {
     sniffed: bool,
 }
 
-impl<'a> Connection<'a, TcpStream> {
-    pub fn new(stream: TcpStream, peer: SocketAddr, ctx: &'a MllpContext) -> Self {
-        crate::net::tune(&stream);
-        Connection::with_stream(stream, peer, ctx)
-    }
-}
-
-impl<'a, S: MllpStream> Connection<'a, S> {
-    fn with_stream(stream: S, peer: SocketAddr, ctx: &'a MllpContext) -> Self {
+impl<'a, S: Stream> Connection<'a, S> {
+    /// A connection on `stream` (plain, already tuned by the accept loop, or TLS after its
+    /// handshake) from `peer` with `identity`.
+    pub fn new(stream: S, peer: SocketAddr, identity: Option<PeerIdentity>, ctx: &'a MllpContext) -> Self {
         Connection {
             stream,
             peer,
+            identity,
             ctx,
             codec: MllpCodec::new(ctx.config.max_message_bytes),
             buf: BytesMut::with_capacity(READ_CHUNK),
@@ -85,7 +76,7 @@ impl<'a, S: MllpStream> Connection<'a, S> {
                 _ = ctx.shutdown.cancelled() => Input::Closed,
             };
             let Input::Frame(frame) = input else { break };
-            let messages = Messages { ctx, peer: self.peer };
+            let messages = Messages { ctx, peer: self.peer, identity: self.identity.as_ref() };
             let answer = match frame {
                 Frame::Message(payload) => messages.handle(payload).await,
                 Frame::Oversized { head, len } => messages.oversized(&head, len),
@@ -94,12 +85,19 @@ impl<'a, S: MllpStream> Connection<'a, S> {
             if let Some(ack) = answer {
                 let mut out = BytesMut::with_capacity(ack.len() + 3);
                 encode_frame(&ack, &mut out);
-                if let Err(e) = self.stream.write_all(&out).await {
+                // TLS holds written bytes until flushed; plain TCP flushes nothing.
+                let sent = async {
+                    self.stream.write_all(&out).await?;
+                    self.stream.flush().await
+                };
+                if let Err(e) = sent.await {
                     tracing::debug!(peer = %self.peer, error = %e, "MLLP write failed");
                     break;
                 }
             }
         }
+        // Over TLS, the peer learns the connection ended on purpose (close_notify).
+        let _ = tokio::time::timeout(CLOSE_GRACE, self.stream.shutdown()).await;
         let skipped = self.codec.skipped_bytes();
         if skipped > 0 {
             self.ctx.metrics.mllp_bytes_skipped.inc_by(skipped);

@@ -11,6 +11,7 @@ use crate::config::MllpConfig;
 use crate::hl7::ReadOptions;
 use crate::log::LogHandle;
 use crate::projections::Projections;
+use crate::security::Alerts;
 use crate::telemetry::Metrics;
 
 /// What every connection shares.
@@ -20,6 +21,8 @@ pub struct MllpContext {
     pub read_options: ReadOptions,
     pub log: LogHandle<Projections>,
     pub metrics: Arc<Metrics>,
+    /// Refused addresses and senders are reported here.
+    pub alerts: Alerts,
     /// Cancelled when the daemon shuts down: idle connections close, new frames get `AR`.
     pub shutdown: CancellationToken,
     pub ack_ids: AckIds,
@@ -32,12 +35,13 @@ impl MllpContext {
         config: MllpConfig,
         log: LogHandle<Projections>,
         metrics: Arc<Metrics>,
+        alerts: Alerts,
         shutdown: CancellationToken,
     ) -> MllpContext {
         let read_options =
             ReadOptions { accession_from: config.accession_from.clone(), fallback_charset: config.fallback_charset };
         let (ack_ids, app_acks) = (AckIds::new(), Default::default());
-        MllpContext { config, read_options, log, metrics, shutdown, ack_ids, app_acks }
+        MllpContext { config, read_options, log, metrics, alerts, shutdown, ack_ids, app_acks }
     }
 }
 

@@ -13,6 +13,7 @@ use crate::events::NewEvent;
 use crate::hl7::ack::{self, AckCode};
 use crate::hl7::{self, ErrorDetail, Received};
 use crate::log::AppendError;
+use crate::security::{AlertKind, Facts, PeerIdentity};
 
 /// HL7 table 0357: application internal error — used for "could not take it now".
 const APPLICATION_ERROR: u16 = 207;
@@ -24,6 +25,8 @@ pub(super) struct Messages<'a> {
     pub ctx: &'a MllpContext,
     /// Who sent them (logs, and the `peer` of each event).
     pub peer: SocketAddr,
+    /// The client certificate of a TLS connection (`peer_identity` of each event).
+    pub identity: Option<&'a PeerIdentity>,
 }
 
 impl Messages<'_> {
@@ -38,6 +41,11 @@ impl Messages<'_> {
             }
         };
         let message_type = received.summary.message_type();
+        if let Some(error) =
+            super::senders::refusal(&self.ctx.config.senders, self.identity, self.peer.ip(), received.sender())
+        {
+            return self.not_allowed(&received, &message_type, &error);
+        }
         if self.ctx.shutdown.is_cancelled() {
             let error = unavailable("the receiver is shutting down; send again later");
             return self.answer(Some(&received.header), &message_type, AckCode::Reject, Some(&error));
@@ -91,7 +99,21 @@ impl Messages<'_> {
     }
 
     fn append_request(&self, payload: &[u8], received: &Received, ack: Vec<u8>) -> NewEvent {
-        domain::received_event(payload, received, &self.peer.to_string(), ack)
+        domain::received_event_from(payload, received, &self.peer.to_string(), self.identity.cloned(), ack)
+    }
+
+    /// A message its connection may not send (`[[mllp.senders]]`): `AR` with the reason, not
+    /// stored, and a security alert.
+    fn not_allowed(&self, received: &Received, message_type: &str, error: &ErrorDetail) -> Option<Vec<u8>> {
+        let (application, facility) = received.sender();
+        let listener = if self.identity.is_some() { "mllp_tls" } else { "mllp" };
+        let facts = Facts::connection(listener, self.peer, error.text.clone())
+            .identity(self.identity)
+            .detail("sending_application", application)
+            .detail("sending_facility", facility)
+            .detail("control_id", received.control_id());
+        self.ctx.alerts.alert(AlertKind::SenderNotAllowed, facts);
+        self.answer(Some(&received.header), message_type, AckCode::Reject, Some(error))
     }
 
     /// A frame over `max_message_bytes`: refused with AE (the sender must not re-send it

@@ -12,7 +12,6 @@
 use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io::{self, Read};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -53,7 +52,7 @@ pub fn run_command(config: &Path, to: &Path) -> ExitCode {
         eprintln!("zenedge backup: the daemon serves backups to operators only: set http.operator_token");
         return ExitCode::from(crate::cli::EXIT_CONFIG);
     };
-    match backup(super::daemon_address(&config), token, to) {
+    match backup(super::Daemon::of(&config), token, to) {
         Ok(summary) => {
             println!(
                 "backup in {}: {} events (last seq {}), {} instance files, {} in {:.1} s",
@@ -84,15 +83,17 @@ pub fn run_command(config: &Path, to: &Path) -> ExitCode {
 }
 
 /// Takes a backup from the daemon at `addr` into `to` (new or empty).
-pub fn backup(addr: SocketAddr, token: &str, to: &Path) -> Result<BackupSummary, String> {
+pub fn backup(addr: impl Into<super::Daemon>, token: &str, to: &Path) -> Result<BackupSummary, String> {
     let started = Instant::now();
     prepare_target(to)?;
-    let url = format!("http://{addr}/api/v1/backup");
-    let response = super::agent()
+    let daemon: super::Daemon = addr.into();
+    let url = daemon.url("/api/v1/backup");
+    let response = daemon
+        .agent(None)
         .get(&url)
         .header("Authorization", &format!("Bearer {token}"))
         .call()
-        .map_err(|e| super::unreachable(addr, &e))?;
+        .map_err(|e| daemon.unreachable(&e))?;
     let status = response.status().as_u16();
     let announced: Option<u64> =
         response.headers().get("x-zenedge-last-seq").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());

@@ -8,7 +8,6 @@
 //! daemon does not answer or refused something (an unknown seq, a letter in another state,
 //! a wrong token), each named; 78 for an unusable config or a missing operator token.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -29,7 +28,7 @@ pub fn run_command(config: &Path, action: Action) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let addr = super::daemon_address(&config);
+    let addr = super::Daemon::of(&config);
     let result = match action {
         Action::List { json } => list(addr).map(|letters| {
             if json {
@@ -56,8 +55,8 @@ pub fn run_command(config: &Path, action: Action) -> ExitCode {
 }
 
 /// Every dead letter, as the daemon lists them.
-pub fn list(addr: SocketAddr) -> Result<Vec<Value>, String> {
-    let (status, body) = super::call(addr, "GET", "/api/v1/dead-letters", None)?;
+pub fn list(addr: impl Into<super::Daemon>) -> Result<Vec<Value>, String> {
+    let (status, body) = super::call(addr.into(), "GET", "/api/v1/dead-letters", None)?;
     if status != 200 {
         return Err(super::error_text(status, &body));
     }
@@ -88,7 +87,7 @@ pub fn table(letters: &[Value]) -> String {
 }
 
 /// Retries or skips, one letter or every parked one.
-fn act(addr: SocketAddr, token: &str, action: Action) -> Result<(), String> {
+fn act(addr: super::Daemon, token: &str, action: Action) -> Result<(), String> {
     let seqs = match action {
         Action::Retry(seq) | Action::Skip(seq) => vec![seq],
         _ => {
@@ -120,7 +119,7 @@ fn act(addr: SocketAddr, token: &str, action: Action) -> Result<(), String> {
 }
 
 /// One operator action; the letter's new status.
-fn one(addr: SocketAddr, token: &str, verb: &str, seq: u64) -> Result<String, String> {
+fn one(addr: super::Daemon, token: &str, verb: &str, seq: u64) -> Result<String, String> {
     let (status, body) = super::call(addr, "POST", &format!("/api/v1/dead-letters/{seq}/{verb}"), Some(token))?;
     match status {
         200 => {

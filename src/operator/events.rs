@@ -10,7 +10,6 @@
 //! (`| head`) ends it quietly with exit 0.
 
 use std::io::{self, BufRead, BufReader, Write};
-use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -36,7 +35,7 @@ pub fn run_command(config: &Path, after: Option<u64>, follow: bool) -> ExitCode 
         Ok(c) => c,
         Err(code) => return code,
     };
-    let addr = super::daemon_address(&config);
+    let addr = super::Daemon::of(&config);
     let mut out = io::BufWriter::new(io::stdout().lock());
     let result = if follow { self::follow(addr, after, &mut out) } else { export(addr, after.unwrap_or(0), &mut out) };
     let result = result.and_then(|last| out.flush().map(|()| last).map_err(EventsError::Output));
@@ -66,11 +65,12 @@ struct Seq {
 
 /// Writes every event after `after` as one JSON line; returns the last seq written (or
 /// `after`).
-pub fn export(addr: SocketAddr, mut after: u64, out: &mut impl Write) -> Result<u64, EventsError> {
-    let agent = super::agent();
+pub fn export(addr: impl Into<super::Daemon>, mut after: u64, out: &mut impl Write) -> Result<u64, EventsError> {
+    let daemon: super::Daemon = addr.into();
+    let agent = daemon.agent(None);
     loop {
-        let url = format!("http://{addr}/api/v1/events?after={after}&limit={PAGE}");
-        let mut response = agent.get(&url).call().map_err(|e| EventsError::Daemon(super::unreachable(addr, &e)))?;
+        let url = daemon.url(&format!("/api/v1/events?after={after}&limit={PAGE}"));
+        let mut response = agent.get(&url).call().map_err(|e| EventsError::Daemon(daemon.unreachable(&e)))?;
         let status = response.status().as_u16();
         let body = response
             .body_mut()
@@ -99,14 +99,16 @@ pub fn export(addr: SocketAddr, mut after: u64, out: &mut impl Write) -> Result<
 
 /// Writes each event of the live stream as it comes; returns only when the stream fails or
 /// ends (an error saying where to resume).
-pub fn follow(addr: SocketAddr, after: Option<u64>, out: &mut impl Write) -> Result<u64, EventsError> {
+pub fn follow(addr: impl Into<super::Daemon>, after: Option<u64>, out: &mut impl Write) -> Result<u64, EventsError> {
     let from = after.map(|a| format!("?after={a}")).unwrap_or_default();
-    let url = format!("http://{addr}/api/v1/events/stream{from}");
-    let response = super::agent()
+    let daemon: super::Daemon = addr.into();
+    let url = daemon.url(&format!("/api/v1/events/stream{from}"));
+    let response = daemon
+        .agent(None)
         .get(&url)
         .header("Accept", "text/event-stream")
         .call()
-        .map_err(|e| EventsError::Daemon(super::unreachable(addr, &e)))?;
+        .map_err(|e| EventsError::Daemon(daemon.unreachable(&e)))?;
     let status = response.status().as_u16();
     let mut body = response.into_body();
     if status != 200 {

@@ -21,8 +21,7 @@ pub fn run_command(config: &Path) -> ExitCode {
         Ok(token) => token,
         Err(code) => return code,
     };
-    let addr = super::daemon_address(&config);
-    let answer = super::call(addr, "POST", "/api/v1/sync/fork", Some(token));
+    let answer = super::call(super::Daemon::of(&config), "POST", "/api/v1/sync/fork", Some(token));
     match answer {
         Ok((200, body)) => {
             let done: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();

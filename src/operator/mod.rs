@@ -3,7 +3,7 @@
 //! * `zenedge status` ([`status`]), `backup` ([`backup`]), `events` ([`events`]),
 //!   `dead-letters` ([`dead_letters`]) and `sync fork` ([`fork`]) talk to the running daemon
 //!   over its HTTP API, at the config's `http.listen` (an unspecified address is reached on
-//!   loopback).
+//!   loopback), over HTTPS when `http.tls` is set ([`Daemon`]).
 //! * `zenedge restore` ([`restore`]), `rebuild` and `verify` ([`rebuild`]) work on the database
 //!   of a stopped daemon; [`progress`] is the bar of rebuild and verify.
 //! * [`snapshot`] is the daemon's side of a backup: one consistent copy of the database, and
@@ -32,9 +32,63 @@ use crate::log::fsync_dir;
 /// How long to wait for the daemon to accept a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Where the daemon of `config` answers (an unspecified address on loopback).
-fn daemon_address(config: &Config) -> SocketAddr {
-    local_address(config.http.listen)
+/// The running daemon as the commands reach it: the address of its HTTP API and whether it
+/// speaks HTTPS there (`http.tls`).
+///
+/// Over HTTPS the daemon's certificate is not verified: the command runs on the daemon's own
+/// box and connects to the daemon's own address, a connection that never leaves the machine
+/// (as plain HTTP to it did before), and the config names no CA that issued the daemon's
+/// certificate (`tls.client_ca` is the clients' CAs). What HTTPS adds here is only that the
+/// API need not also listen in plain HTTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Daemon {
+    pub addr: SocketAddr,
+    pub https: bool,
+}
+
+/// A daemon at `addr` over plain HTTP.
+impl From<SocketAddr> for Daemon {
+    fn from(addr: SocketAddr) -> Daemon {
+        Daemon { addr, https: false }
+    }
+}
+
+impl Daemon {
+    /// The daemon of `config` (an unspecified address on loopback).
+    pub fn of(config: &Config) -> Daemon {
+        Daemon { addr: local_address(config.http.listen), https: config.http.tls }
+    }
+
+    /// The URL of `path` (which starts with `/`).
+    pub fn url(&self, path: &str) -> String {
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}{path}", self.addr)
+    }
+
+    /// A client for it: no proxy, statuses as values, `timeout` for the whole call if any
+    /// (a backup or a followed stream lasts as long as it lasts).
+    fn agent(&self, timeout: Option<Duration>) -> ureq::Agent {
+        let mut config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(CONNECT_TIMEOUT))
+            .timeout_global(timeout)
+            .proxy(None);
+        if self.https {
+            use ureq::tls::{TlsConfig, TlsProvider};
+            let tls = TlsConfig::builder()
+                .provider(TlsProvider::Rustls)
+                .unversioned_rustls_crypto_provider(crate::tls::provider())
+                .disable_verification(true)
+                .build();
+            config = config.tls_config(tls);
+        }
+        config.build().new_agent()
+    }
+
+    /// The message for a daemon that cannot be reached.
+    pub(crate) fn unreachable(&self, e: &ureq::Error) -> String {
+        unreachable(self.addr, e)
+    }
 }
 
 /// Where to reach a daemon listening on `listen`: an unspecified address on loopback.
@@ -44,17 +98,6 @@ pub fn local_address(listen: SocketAddr) -> SocketAddr {
         IpAddr::V6(ip) if ip.is_unspecified() => SocketAddr::new(Ipv6Addr::LOCALHOST.into(), listen.port()),
         _ => listen,
     }
-}
-
-/// A client for the local daemon: no proxy, statuses as values, no overall timeout (a backup
-/// or a followed stream lasts as long as it lasts).
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_connect(Some(CONNECT_TIMEOUT))
-        .proxy(None)
-        .build()
-        .new_agent()
 }
 
 /// The message for a daemon that cannot be reached.
@@ -70,10 +113,10 @@ fn operator_token<'a>(config: &'a Config, command: &str, what: &str) -> Result<&
     })
 }
 
-/// A request to the daemon at `addr`: its status and body (up to 1 MiB), or why there is none.
-fn call(addr: SocketAddr, method: &str, path: &str, token: Option<&str>) -> Result<(u16, String), String> {
-    let url = format!("http://{addr}{path}");
-    let agent = agent();
+/// A request to the daemon: its status and body (up to 1 MiB), or why there is none.
+fn call(daemon: Daemon, method: &str, path: &str, token: Option<&str>) -> Result<(u16, String), String> {
+    let url = daemon.url(path);
+    let agent = daemon.agent(None);
     let result = match method {
         "POST" => {
             let mut request = agent.post(&url);
@@ -84,7 +127,7 @@ fn call(addr: SocketAddr, method: &str, path: &str, token: Option<&str>) -> Resu
         }
         _ => agent.get(&url).call(),
     };
-    let mut response = result.map_err(|e| unreachable(addr, &e))?;
+    let mut response = result.map_err(|e| daemon.unreachable(&e))?;
     let status = response.status().as_u16();
     let body = response
         .body_mut()

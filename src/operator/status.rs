@@ -3,7 +3,6 @@
 //! `0.0.0.0` is reached on loopback). Prints a summary, or the JSON with `--json`. Exit 0
 //! when the daemon answered, 1 when it could not be reached, 78 for an unusable config.
 
-use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -18,7 +17,7 @@ pub fn run_command(config: &std::path::Path, json: bool) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let addr = super::daemon_address(&config);
+    let addr = super::Daemon::of(&config);
     match fetch(addr) {
         Ok(status) if json => {
             println!("{}", serde_json::to_string_pretty(&status).unwrap_or_default());
@@ -36,15 +35,10 @@ pub fn run_command(config: &std::path::Path, json: bool) -> ExitCode {
 }
 
 /// `GET /api/v1/status` from the daemon at `addr`.
-pub fn fetch(addr: SocketAddr) -> Result<Value, String> {
-    let agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(TIMEOUT))
-        .proxy(None)
-        .build()
-        .new_agent();
-    let url = format!("http://{addr}/api/v1/status");
-    let mut response = agent.get(&url).call().map_err(|e| super::unreachable(addr, &e))?;
+pub fn fetch(addr: impl Into<super::Daemon>) -> Result<Value, String> {
+    let daemon: super::Daemon = addr.into();
+    let url = daemon.url("/api/v1/status");
+    let mut response = daemon.agent(Some(TIMEOUT)).get(&url).call().map_err(|e| daemon.unreachable(&e))?;
     let status = response.status().as_u16();
     let body = response
         .body_mut()

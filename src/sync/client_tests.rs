@@ -1,5 +1,5 @@
-use super::super::tls::test_certs::{TestCa, write};
 use super::*;
+use crate::tls::test_certs::{TestCa, write};
 
 #[test]
 fn answers_are_classified_per_the_contract() {

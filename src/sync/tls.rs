@@ -12,16 +12,12 @@
 //! * `sync.client_key`: a PEM private key that ring supports and that matches the
 //!   certificate.
 
-use std::path::Path;
-
 use jiff::Timestamp;
-use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::config::HubEndpoint;
-
-/// A client certificate this close to expiry gets a warning at start-up.
-pub const EXPIRY_WARNING: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
+pub use crate::tls::files::{CertError, EXPIRY_WARNING};
+use crate::tls::files::{certificates, check_key_matches, check_leaf, error, expiry_warning, private_key};
 
 /// Checked TLS material for the hub.
 pub struct ClientTls {
@@ -52,29 +48,8 @@ impl std::fmt::Debug for ClientTls {
 impl ClientTls {
     /// A warning when the certificate expires within [`EXPIRY_WARNING`] of `now`.
     pub fn expiry_warning(&self, now: Timestamp) -> Option<String> {
-        let left = self.not_after.duration_since(now);
-        let soon = jiff::SignedDuration::try_from(EXPIRY_WARNING).unwrap_or(jiff::SignedDuration::MAX);
-        (left < soon).then(|| {
-            let within = match left.as_secs().max(0) / 86_400 {
-                0 => "less than a day".to_owned(),
-                1 => "1 day".to_owned(),
-                days => format!("{days} days"),
-            };
-            format!(
-                "sync.client_cert ({}): the certificate expires on {} (in {within}); renew it before then or sync stops",
-                self.cert_file, self.not_after,
-            )
-        })
+        expiry_warning("sync.client_cert", &self.cert_file, self.not_after, now, "sync stops")
     }
-}
-
-/// A TLS file that cannot be used, with its config key and path.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{key} ({file}): {problem}")]
-pub struct CertError {
-    pub key: &'static str,
-    pub file: String,
-    pub problem: String,
 }
 
 /// Reads and checks the hub endpoint's TLS files at `now`; `None` for a plain-http hub.
@@ -89,95 +64,27 @@ pub fn load(endpoint: &HubEndpoint, now: Timestamp) -> Result<Option<ClientTls>,
     let roots = certificates("sync.ca_file", ca)?;
     let chain = certificates("sync.client_cert", cert)?;
     let not_after = check_leaf(&chain[0], now).map_err(|problem| error("sync.client_cert", cert, problem))?;
-    let (key_der, ureq_key) = private_key(key)?;
-    check_pair(&roots, &chain, &key_der, cert, key)?;
+    let (key_der, pem) = private_key("sync.client_key", key)?;
+    let ureq_key = ureq::tls::PrivateKey::from_pem(&pem)
+        .map_err(|e| error("sync.client_key", key, format!("not a valid PEM private key: {e}")))?;
+    check_key_matches(&chain, &key_der, ("sync.client_cert", cert), ("sync.client_key", key))?;
+    check_client_config(&roots, &chain, &key_der, cert)?;
     Ok(Some(ClientTls { roots, chain, key: key_der, ureq_key, not_after, cert_file: cert.display().to_string() }))
 }
 
-fn error(key: &'static str, file: &Path, problem: impl Into<String>) -> CertError {
-    CertError { key, file: file.display().to_string(), problem: problem.into() }
-}
-
-/// Every certificate of a PEM file, each parseable as X.509; at least one.
-fn certificates(key: &'static str, file: &Path) -> Result<Vec<CertificateDer<'static>>, CertError> {
-    let bytes = std::fs::read(file).map_err(|e| error(key, file, format!("cannot read the file: {e}")))?;
-    let mut out = Vec::new();
-    for item in CertificateDer::pem_slice_iter(&bytes) {
-        let der = item.map_err(|e| error(key, file, format!("not valid PEM: {e}")))?;
-        if let Err(e) = x509_parser::parse_x509_certificate(&der) {
-            return Err(error(key, file, format!("certificate {} does not parse as X.509: {e}", out.len() + 1)));
-        }
-        out.push(der);
-    }
-    if out.is_empty() {
-        return Err(error(key, file, "holds no certificate (expected PEM \"-----BEGIN CERTIFICATE-----\")"));
-    }
-    Ok(out)
-}
-
-/// The edge's own certificate: v3 and valid at `now`. Returns its expiry.
-fn check_leaf(der: &CertificateDer<'_>, now: Timestamp) -> Result<Timestamp, String> {
-    let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| format!("does not parse as X.509: {e}"))?;
-    if cert.version() != x509_parser::x509::X509Version::V3 {
-        return Err(format!(
-            "the certificate is X.509 version {}; TLS client certificates must be version 3",
-            cert.version().0 + 1
-        ));
-    }
-    let time = |t: &x509_parser::time::ASN1Time| Timestamp::from_second(t.timestamp()).unwrap_or(Timestamp::MAX);
-    let (not_before, not_after) = (time(&cert.validity().not_before), time(&cert.validity().not_after));
-    if now > not_after {
-        return Err(format!("the certificate expired on {not_after}"));
-    }
-    if now < not_before {
-        return Err(format!("the certificate is not valid before {not_before} (check this machine's clock)"));
-    }
-    Ok(not_after)
-}
-
-/// The key, for rustls and for ureq (which takes it only as PEM).
-fn private_key(file: &Path) -> Result<(PrivateKeyDer<'static>, ureq::tls::PrivateKey<'static>), CertError> {
-    use rustls::pki_types::pem::Error;
-    let bytes =
-        std::fs::read(file).map_err(|e| error("sync.client_key", file, format!("cannot read the file: {e}")))?;
-    let key = PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| {
-        let problem = match e {
-            Error::NoItemsFound => "holds no private key (expected PEM \"-----BEGIN PRIVATE KEY-----\")".into(),
-            other => format!("not a valid PEM private key: {other}"),
-        };
-        error("sync.client_key", file, problem)
-    })?;
-    let for_ureq = ureq::tls::PrivateKey::from_pem(&bytes)
-        .map_err(|e| error("sync.client_key", file, format!("not a valid PEM private key: {e}")))?;
-    Ok((key, for_ureq))
-}
-
-/// The key is one ring can sign with, it belongs to the certificate, and rustls accepts
-/// the whole configuration exactly as ureq will build it.
-fn check_pair(
+/// rustls accepts the whole configuration exactly as ureq will build it.
+fn check_client_config(
     roots: &[CertificateDer<'static>],
     chain: &[CertificateDer<'static>],
     key: &PrivateKeyDer<'static>,
-    cert_file: &Path,
-    key_file: &Path,
+    cert_file: &std::path::Path,
 ) -> Result<(), CertError> {
-    let signing = rustls::crypto::ring::sign::any_supported_type(key)
-        .map_err(|e| error("sync.client_key", key_file, format!("unsupported private key: {e}")))?;
-    rustls::sign::CertifiedKey::new(chain.to_vec(), signing).keys_match().map_err(|e| {
-        let problem = crate::tls_words::describe(&e);
-        error(
-            "sync.client_key",
-            key_file,
-            format!("{problem} (the certificate: sync.client_cert, {})", cert_file.display()),
-        )
-    })?;
     let mut store = rustls::RootCertStore::empty();
     let (added, _) = store.add_parsable_certificates(roots.iter().cloned());
     if added == 0 {
         return Err(error("sync.ca_file", cert_file, "no certificate in the bundle is usable as a trust anchor"));
     }
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    rustls::ClientConfig::builder_with_provider(provider)
+    rustls::ClientConfig::builder_with_provider(crate::tls::provider())
         .with_protocol_versions(rustls::ALL_VERSIONS)
         .map_err(|e| error("sync.client_cert", cert_file, format!("TLS set-up failed: {e}")))?
         .with_root_certificates(store)
@@ -188,10 +95,6 @@ fn check_pair(
         })?;
     Ok(())
 }
-
-#[cfg(test)]
-#[path = "tls_test_certs.rs"]
-pub(crate) mod test_certs;
 
 #[cfg(test)]
 #[path = "tls_tests.rs"]

@@ -1,5 +1,7 @@
-use super::test_certs::{TestCa, write};
+use std::path::Path;
+
 use super::*;
+use crate::tls::test_certs::{TestCa, write};
 
 const DAY: i64 = 86_400;
 

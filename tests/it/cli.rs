@@ -143,3 +143,51 @@ fn a_second_serve_on_the_same_state_directory_says_it_is_in_use_and_exits_1() {
     assert!(stderr.contains("zenedge.redb is in use") && stderr.contains("stop the daemon first"), "{stderr}");
     assert!(!stderr.contains("Cannot acquire lock"), "{stderr}");
 }
+
+/// The `[tls]` identity is checked like the sync's certificates: every unusable file named
+/// with its key in one run (with the sync's problem too), exit 78 from check-config and serve;
+/// once the files are good, check-config passes and warns about the plain listener that
+/// takes HL7 from the network.
+#[test]
+fn check_config_names_every_unusable_tls_file_and_warns_about_plain_listeners_off_loopback() {
+    let tls = crate::support::tls::EdgeTls::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (expired, expired_key) = tls.pki.expired_client(dir.path(), "e1");
+    let garbage = dir.path().join("garbage.pem");
+    std::fs::write(&garbage, "not PEM\n").unwrap();
+    let config = |cert: &std::path::Path,
+                  ca: &std::path::Path,
+                  (sync_cert, sync_key): &(std::path::PathBuf, std::path::PathBuf)| {
+        let file = dir.path().join("tls.toml");
+        let text = format!(
+            "[site]\ntenant_id = \"t\"\nhospital_id = \"h\"\nedge_id = \"e1\"\n[store]\nstate_dir = {state:?}\n\
+             [mllp]\nlisten = \"0.0.0.0:0\"\ntls_listen = \"127.0.0.1:0\"\n\
+             [tls]\ncert = {cert:?}\nkey = {key:?}\nclient_ca = {ca:?}\n\
+             [sync]\nhub_url = \"https://localhost:1\"\nca_file = {ca:?}\nclient_cert = {sync_cert:?}\nclient_key = {sync_key:?}\n",
+            state = dir.path().join("state").display().to_string(),
+            cert = cert.display().to_string(),
+            key = tls.key.display().to_string(),
+            ca = ca.display().to_string(),
+            sync_cert = sync_cert.display().to_string(),
+            sync_key = sync_key.display().to_string(),
+        );
+        std::fs::write(&file, text).unwrap();
+        file
+    };
+    let bad = config(&expired, &garbage, &(expired.clone(), expired_key.clone()));
+    for args in [vec!["check-config".into(), bad.clone()], vec!["serve".into(), "--config".into(), bad.clone()]] {
+        let out = zenedge().args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(78), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        for needle in
+            ["sync.ca_file (", "tls.cert (", "expired on 2001-01-01", "tls.client_ca (", "holds no certificate"]
+        {
+            assert!(stderr.contains(needle), "{needle:?} not in {stderr}");
+        }
+    }
+    let good = config(&tls.cert, &tls.ca(), &tls.client("e1"));
+    let out = zenedge().arg("check-config").arg(&good).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("warning: mllp.listen: 0.0.0.0:0 takes HL7 messages unencrypted"), "{stderr}");
+}

@@ -196,6 +196,28 @@ async fn a_calling_ae_not_on_the_allow_list_and_a_wrong_called_ae_are_rejected()
     d.stop().await.unwrap();
 }
 
+/// A modality set up for DICOM over TLS but pointed at the plain port is told at once (the
+/// connection closes) and shows up in the metrics and the log as such, not as a broken PDU.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_client_hello_on_the_plain_dicom_port_is_closed_at_once_and_counted_as_tls() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let d = TestDaemon::start().await;
+    let mut stream = tokio::net::TcpStream::connect(d.dicom).await.unwrap();
+    // The start of a TLS 1.2 ClientHello record.
+    stream.write_all(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03").await.unwrap();
+    let limit = std::time::Duration::from_secs(20);
+    let read = tokio::time::timeout(limit, stream.read(&mut [0u8; 64])).await.expect("closed by the daemon");
+    assert!(matches!(read, Ok(0) | Err(_)), "closed without a PDU: {read:?}");
+    let metrics = d.get("/metrics").await.body;
+    assert!(metrics.contains("zenedge_dicom_associations_total{reason=\"tls_on_plain_port\"} 1"), "{metrics}");
+    let contexts: &[(&str, &[&str])] = &[(VERIFICATION, &[IMPLICIT_LE])];
+    let addr = d.dicom;
+    let associated =
+        blocking(move || scu::connect(addr, "CT01", "ZENEDGE", contexts, 16_384).map(|s| s.release()).is_ok());
+    assert!(associated.await, "the port still serves DICOM");
+    d.stop().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_abort_in_the_middle_of_an_instance_leaves_no_event_and_no_file() {
     let d = TestDaemon::start_with("[dicom]\nmax_pdu_length = \"4KiB\"\n").await;

@@ -1,67 +1,9 @@
 //! What the daemon writes to its log stream (journald in production).
 
-use std::net::SocketAddr;
-
+use crate::support::MllpClient;
 use crate::support::hl7msg::{ack_code, orm};
-use crate::support::process::write_config;
+use crate::support::logged::{Logged, ready_address};
 use crate::support::scu::{self, DX_FOR_PRESENTATION, EXPLICIT_LE};
-use crate::support::{MllpClient, eventually};
-
-/// The real binary on a config in a temp dir (`extra` TOML appended), its log stream
-/// written to a file the test reads.
-struct Logged {
-    _dir: tempfile::TempDir,
-    log: std::path::PathBuf,
-    child: std::process::Child,
-}
-
-impl Logged {
-    fn start(extra: &str) -> Logged {
-        Logged::start_edited(|text| text + extra)
-    }
-
-    /// Starts on the test config as `edit` rewrites it.
-    fn start_edited(edit: impl FnOnce(String) -> String) -> Logged {
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("zenedge.toml");
-        write_config(&config, &dir.path().join("state"));
-        let text = std::fs::read_to_string(&config).unwrap();
-        std::fs::write(&config, edit(text)).unwrap();
-        let log = dir.path().join("stderr.log");
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_zenedge"))
-            .args(["serve", "--config"])
-            .arg(&config)
-            .env("RUST_LOG", "info")
-            .stderr(std::fs::File::create(&log).unwrap())
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        Logged { _dir: dir, log, child }
-    }
-
-    /// The log so far, once it contains `what` (fails after 20 s).
-    async fn wait_for(&self, what: &str) -> String {
-        eventually(&format!("{what:?} in the log"), std::time::Duration::from_secs(20), || async {
-            let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-            if text.contains(what) { Ok(text) } else { Err(text) }
-        })
-        .await
-    }
-
-    /// SIGTERM, a clean exit, and the whole log.
-    fn stop(mut self) -> String {
-        let _ = std::process::Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
-        assert!(self.child.wait().unwrap().success());
-        std::fs::read_to_string(&self.log).unwrap()
-    }
-}
-
-/// An address from the "zenedge is ready" line (`mllp=`, `dicom=`, `http=`).
-fn ready_address(log: &str, name: &str) -> SocketAddr {
-    let ready = log.lines().find(|l| l.contains("zenedge is ready")).expect("the ready line");
-    let start = ready.find(&format!("{name}=")).expect("address in the ready line") + name.len() + 1;
-    ready[start..].split_whitespace().next().unwrap().parse().unwrap()
-}
 
 /// Logs at INFO and above carry no patient data: a day's kinds of traffic (orders, a
 /// re-send, a reused control id, a malformed message) leave no patient id, name, birth date

@@ -29,3 +29,7 @@ mod support;
 mod sync;
 mod sync_pg;
 mod systemd;
+mod tls_api;
+mod tls_dicom;
+mod tls_mllp;
+mod tls_reload;

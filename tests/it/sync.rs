@@ -487,8 +487,10 @@ async fn mutual_tls_delivers_and_refuses_the_wrong_certificates(store: Store) {
     let (expired, expired_key) = pki.expired_client(files.path(), EDGE);
     let config = crate::support::daemon::test_config(dir.path(), &https(&pki.ca_path(), &expired, &expired_key));
     let listeners = zenedge::app::Listeners {
-        mllp: TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        dicom: TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        mllp: Some(TcpListener::bind("127.0.0.1:0").await.unwrap()),
+        mllp_tls: None,
+        dicom: Some(TcpListener::bind("127.0.0.1:0").await.unwrap()),
+        dicom_tls: None,
         http: TcpListener::bind("127.0.0.1:0").await.unwrap(),
     };
     let err = zenedge::app::run(config, listeners, CancellationToken::new(), Default::default()).await.unwrap_err();

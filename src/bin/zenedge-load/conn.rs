@@ -1,11 +1,12 @@
-//! One MLLP connection: send a framed order, read the ACK back, and count the outcome.
+//! One MLLP connection (plain, or TLS with `--tls-ca`): send a framed order, read the ACK
+//! back, and count the outcome.
 
 use std::io;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use hdrhistogram::Histogram;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::codec::Decoder;
 use zenedge::mllp::codec::{Frame, MllpCodec};
@@ -25,22 +26,44 @@ pub(crate) enum Failure {
     BadFrame,
 }
 
+/// A byte stream: TCP, or TLS over it.
+pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
 /// A connection with its read buffer and ACK decoder.
-#[derive(Debug)]
 pub(crate) struct Conn {
-    stream: TcpStream,
+    stream: Box<dyn Io>,
     codec: MllpCodec,
     buf: BytesMut,
+    /// Connect (and TLS handshake) time.
+    pub(crate) opened_in: Duration,
+}
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conn").field("opened_in", &self.opened_in).finish_non_exhaustive()
+    }
 }
 
 impl Conn {
+    /// Connects (and runs the TLS handshake, with `--tls-ca`) within `--connect-timeout`.
     pub(crate) async fn open(plan: &Plan) -> io::Result<Self> {
-        let connect = TcpStream::connect(plan.addr);
-        let stream = tokio::time::timeout(plan.connect_timeout, connect)
+        let started = Instant::now();
+        let stream = tokio::time::timeout(plan.connect_timeout, Conn::connect(plan))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+        let (codec, buf) = (MllpCodec::new(MAX_ACK_BYTES), BytesMut::with_capacity(4096));
+        Ok(Self { stream, codec, buf, opened_in: started.elapsed() })
+    }
+
+    async fn connect(plan: &Plan) -> io::Result<Box<dyn Io>> {
+        let stream = TcpStream::connect(plan.addr).await?;
         stream.set_nodelay(!plan.nagle)?;
-        Ok(Self { stream, codec: MllpCodec::new(MAX_ACK_BYTES), buf: BytesMut::with_capacity(4096) })
+        Ok(match &plan.tls {
+            None => Box::new(stream),
+            Some(tls) => Box::new(tls.connector.connect(tls.name.clone(), stream).await?),
+        })
     }
 
     /// Sends one framed message and waits for the next frame back.
@@ -53,7 +76,8 @@ impl Conn {
             } else {
                 self.stream.write_all(&order.frame).await?;
             }
-            io::Result::Ok(())
+            // TLS holds written bytes until flushed; TCP flushes nothing.
+            self.stream.flush().await
         };
         write.await.map_err(|_| Failure::Disconnected)?;
         loop {
@@ -98,6 +122,8 @@ pub(crate) struct ConnStats {
     pub(crate) late_sends: u64,
     /// ACK latency of measured messages, microseconds.
     pub(crate) latency_us: Histogram<u64>,
+    /// Connect (and TLS handshake) time of every connection opened, microseconds.
+    pub(crate) open_us: Histogram<u64>,
     /// First measured write and last measured ACK: the span throughput is computed over.
     pub(crate) first_send: Option<Instant>,
     pub(crate) last_ack: Option<Instant>,
@@ -121,6 +147,7 @@ impl ConnStats {
             reconnect_failures: 0,
             late_sends: 0,
             latency_us: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("bounds"),
+            open_us: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("bounds"),
             first_send: None,
             last_ack: None,
             acked: Vec::new(),
@@ -143,6 +170,7 @@ impl ConnStats {
         self.reconnect_failures += o.reconnect_failures;
         self.late_sends += o.late_sends;
         self.latency_us.add(&o.latency_us).expect("same bounds");
+        self.open_us.add(&o.open_us).expect("same bounds");
         self.first_send = min_some(self.first_send, o.first_send);
         self.last_ack = self.last_ack.max(o.last_ack);
         self.acked.extend(o.acked);
@@ -173,6 +201,11 @@ impl ConnStats {
         self.not_ack_type += u64::from(!ack.is_ack_type);
         self.msa2_mismatch += u64::from(!ack.acknowledges(control_id));
         ack.is_positive_for(control_id)
+    }
+
+    /// Counts a connection opened in `took`.
+    pub(crate) fn record_open(&mut self, took: Duration) {
+        self.open_us.saturating_record((took.as_micros() as u64).max(1));
     }
 
     /// Counts a warmup exchange: only whether it was positively acknowledged.

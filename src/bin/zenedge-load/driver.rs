@@ -60,6 +60,7 @@ async fn reopen_if_closed<'c>(conn: &'c mut Option<Conn>, plan: &Plan, stats: &m
             return None;
         };
         stats.reconnects += 1;
+        stats.record_open(c.opened_in);
         *conn = Some(c);
     }
     conn.as_mut()
@@ -69,6 +70,7 @@ async fn reopen_if_closed<'c>(conn: &'c mut Option<Conn>, plan: &Plan, stats: &m
 async fn drive(index: u64, first: Conn, shared: Arc<Shared>) -> ConnStats {
     let plan = &shared.plan;
     let mut stats = ConnStats::new();
+    stats.record_open(first.opened_in);
     let mut conn = Some(first);
     let mut order = OrderWriter::default();
     let mut slot = 0u64;

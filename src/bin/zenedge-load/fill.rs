@@ -86,6 +86,7 @@ fn instance(n: u64, i: u32) -> NewEvent {
         calling_ae: "CT01".into(),
         called_ae: "ZENEDGE".into(),
         peer: "fill-log".into(),
+        peer_identity: None,
         replaces_seq: None,
     };
     NewEvent::now(

@@ -7,6 +7,10 @@
 //!   ACK latency (write start → complete ACK, hdrhistogram at microsecond resolution).
 //!   `--nagle` imitates interface engines that leave Nagle on and write a frame in three
 //!   pieces: a receiver that lets its kernel delay ACKs then stalls ~40 ms per message.
+//!   `--tls-ca` (with `--tls-cert`/`--tls-key`) speaks MLLP over TLS; the report then also
+//!   gives the connect-and-handshake time of every connection opened.
+//! * `handshakes` opens connections one after another (or N at a time) and closes each once
+//!   it is up: connects per second and their latency, plain or TLS (full handshakes).
 //! * `fill-log`, `match-lookup` and `http` write a log of a given size through the daemon's
 //!   writer, time the writer's matching lookup in it, and load the read API at a fixed
 //!   rate: the rebuild, lookup and API benchmarks.
@@ -26,6 +30,7 @@ mod ceiling;
 mod conn;
 mod driver;
 mod fill;
+mod handshake;
 mod http;
 mod hubload;
 mod inserts;
@@ -33,6 +38,7 @@ mod message;
 mod plan;
 mod report;
 mod synclag;
+mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -73,6 +79,8 @@ enum Command {
     InsertCeiling(InsertArgs),
     /// Send orders at a fixed rate and time each from its ACK to the hub holding it.
     SyncLag(synclag::SyncLagArgs),
+    /// Open connections (plain or TLS) and close each once it is up: handshakes per second.
+    Handshakes(handshake::HandshakeArgs),
     /// Many virtual edges syncing to the hub at once (mutual TLS), and a consumer of the feed.
     HubLoad(hubload::HubLoadArgs),
     /// Read the hub's whole cross-edge feed from the start: events/s.
@@ -203,6 +211,8 @@ struct MllpArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    tls: tls::TlsArgs,
 }
 
 #[derive(Args, Debug)]
@@ -247,6 +257,7 @@ fn main() -> ExitCode {
         Command::Http(args) => http::run_http_command(&args),
         Command::InsertCeiling(args) => inserts::run_insert_command(&args),
         Command::SyncLag(args) => synclag::run_sync_lag_command(&args),
+        Command::Handshakes(args) => handshake::run_handshake_command(&args),
         Command::HubLoad(args) => hubload::run_hub_load_command(&args),
         Command::FeedRead(args) => hubload::run_feed_read_command(&args),
     };

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::tls::Tls;
 use crate::{BoxError, MllpArgs};
 
 /// When the measured phase ends.
@@ -38,6 +39,8 @@ pub(crate) struct Plan {
     pub(crate) connect_timeout: Duration,
     /// Remember positively acknowledged counters (only with `--acked-out`: it costs memory).
     pub(crate) keep_acked_ids: bool,
+    /// MLLP over TLS (`--tls-ca`).
+    pub(crate) tls: Option<Tls>,
 }
 
 impl Plan {
@@ -66,6 +69,7 @@ impl Plan {
             timeout: args.timeout,
             connect_timeout: args.connect_timeout,
             keep_acked_ids: args.acked_out.is_some(),
+            tls: Tls::from_args(&args.tls)?,
         })
     }
 

@@ -14,13 +14,13 @@ use crate::plan::Plan;
 use crate::{BoxError, MllpArgs};
 
 #[derive(Debug, Serialize)]
-struct LatencyMs {
-    p50: f64,
-    p95: f64,
-    p99: f64,
-    p999: f64,
-    max: f64,
-    mean: f64,
+pub(crate) struct LatencyMs {
+    pub(crate) p50: f64,
+    pub(crate) p95: f64,
+    pub(crate) p99: f64,
+    pub(crate) p999: f64,
+    pub(crate) max: f64,
+    pub(crate) mean: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -55,11 +55,26 @@ struct MllpReport {
     elapsed_s: f64,
     msgs_per_s: f64,
     latency_ms: LatencyMs,
+    /// MLLP over TLS.
+    tls: bool,
+    /// Connect (and handshake) time of the connections opened.
+    connect_ms: LatencyMs,
+}
+
+/// Percentiles of a microsecond histogram, in milliseconds.
+pub(crate) fn latency_ms(h: &hdrhistogram::Histogram<u64>) -> LatencyMs {
+    let ms = |us: u64| us as f64 / 1000.0;
+    LatencyMs {
+        p50: ms(h.value_at_quantile(0.50)),
+        p95: ms(h.value_at_quantile(0.95)),
+        p99: ms(h.value_at_quantile(0.99)),
+        p999: ms(h.value_at_quantile(0.999)),
+        max: ms(h.max()),
+        mean: round3(h.mean() / 1000.0),
+    }
 }
 
 fn mllp_report(args: &MllpArgs, plan_run_id: &str, s: &ConnStats) -> MllpReport {
-    let ms = |us: u64| us as f64 / 1000.0;
-    let h = &s.latency_us;
     let elapsed = match (s.first_send, s.last_ack) {
         (Some(a), Some(b)) => b.duration_since(a).as_secs_f64(),
         _ => 0.0,
@@ -91,14 +106,9 @@ fn mllp_report(args: &MllpArgs, plan_run_id: &str, s: &ConnStats) -> MllpReport 
         late_sends: s.late_sends,
         elapsed_s: round3(elapsed),
         msgs_per_s: if elapsed > 0.0 { (acked as f64 / elapsed).round() } else { 0.0 },
-        latency_ms: LatencyMs {
-            p50: ms(h.value_at_quantile(0.50)),
-            p95: ms(h.value_at_quantile(0.95)),
-            p99: ms(h.value_at_quantile(0.99)),
-            p999: ms(h.value_at_quantile(0.999)),
-            max: ms(h.max()),
-            mean: round3(h.mean() / 1000.0),
-        },
+        latency_ms: latency_ms(&s.latency_us),
+        tls: args.tls.tls_ca.is_some(),
+        connect_ms: latency_ms(&s.open_us),
     }
 }
 
@@ -137,6 +147,8 @@ fn print_mllp_text(r: &MllpReport) {
         "ACK latency ms: p50 {}  p95 {}  p99 {}  p99.9 {}  max {}  mean {}",
         l.p50, l.p95, l.p99, l.p999, l.max, l.mean
     );
+    let c = &r.connect_ms;
+    println!("connect{} ms: p50 {}  p99 {}  max {}", if r.tls { " + TLS handshake" } else { "" }, c.p50, c.p99, c.max);
 }
 
 fn write_acked(path: &PathBuf, plan_run_id: &str, acked: &[u64]) -> io::Result<()> {

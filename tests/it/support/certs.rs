@@ -8,7 +8,9 @@
 //! * [`TestPki::expired_client`], [`TestPki::unknown_ca_client`] and [`TestPki::issue`] with a
 //!   [`Leaf`] make everything that must be refused (expired, other CA, other names).
 //!
-//! Keys are ECDSA P-256 in PKCS#8 PEM; certificates are X.509 v3.
+//! Keys are ECDSA P-256 in PKCS#8 PEM, or RSA 2048 ([`Leaf::rsa`], made by the `openssl`
+//! command: ring cannot generate RSA keys); certificates are X.509 v3, each with its own
+//! serial number, which [`TestPki::crl`] revokes by.
 
 use std::path::{Path, PathBuf};
 
@@ -46,6 +48,9 @@ pub struct Leaf {
     pub issuer: Ca,
     /// Valid from 2000 to 2001 instead of from 1975 to 4096.
     pub expired: bool,
+    /// An RSA key instead of ECDSA (what DCMTK's default profile needs of a server over TLS
+    /// 1.2); needs the `openssl` command.
+    pub rsa: bool,
 }
 
 impl Leaf {
@@ -58,6 +63,7 @@ impl Leaf {
             usage: Usage::Client,
             issuer: Ca::Trusted,
             expired: false,
+            rsa: false,
         }
     }
 
@@ -70,6 +76,7 @@ impl Leaf {
             usage: Usage::Server,
             issuer: Ca::Trusted,
             expired: false,
+            rsa: false,
         }
     }
 }
@@ -79,6 +86,7 @@ pub struct TestPki {
     dir: tempfile::TempDir,
     trusted: Issuer<'static, KeyPair>,
     other: Issuer<'static, KeyPair>,
+    serials: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for TestPki {
@@ -93,7 +101,7 @@ impl TestPki {
         let dir = tempfile::tempdir().expect("temp dir for the test PKI");
         let trusted = new_ca("zenedge test CA", &dir.path().join("ca.pem"));
         let other = new_ca("some other CA", &dir.path().join("other-ca.pem"));
-        TestPki { dir, trusted, other }
+        TestPki { dir, trusted, other, serials: std::sync::atomic::AtomicU64::new(1) }
     }
 
     /// The trusted CA's certificate (PEM).
@@ -123,7 +131,9 @@ impl TestPki {
             params.not_before = rcgen::date_time_ymd(2000, 1, 1);
             params.not_after = rcgen::date_time_ymd(2001, 1, 1);
         }
-        let key = KeyPair::generate().expect("generate a key");
+        let serial = self.serials.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        params.serial_number = Some(rcgen::SerialNumber::from(serial));
+        let key = if leaf.rsa { rsa_key() } else { KeyPair::generate().expect("generate a key") };
         let issuer = match leaf.issuer {
             Ca::Trusted => &self.trusted,
             Ca::Other => &self.other,
@@ -151,10 +161,71 @@ impl TestPki {
         self.issue(dir, &Leaf { stem: format!("expired-{edge_id}"), expired: true, ..Leaf::client(edge_id) })
     }
 
+    /// A CRL of the trusted CA revoking the certificates at `revoked`, written to `path`.
+    pub fn crl(&self, path: &Path, revoked: &[&Path]) -> PathBuf {
+        let now = std::time::SystemTime::now();
+        let day = std::time::Duration::from_secs(86_400);
+        let revoked_certs = revoked
+            .iter()
+            .map(|cert| rcgen::RevokedCertParams {
+                serial_number: rcgen::SerialNumber::from_slice(&serial_of(cert)),
+                revocation_time: (now - day).into(),
+                reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+                invalidity_date: None,
+            })
+            .collect();
+        let params = rcgen::CertificateRevocationListParams {
+            this_update: (now - day).into(),
+            next_update: (now + 30 * day).into(),
+            crl_number: rcgen::SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs,
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        };
+        let crl = params.signed_by(&self.trusted).expect("sign the CRL");
+        std::fs::write(path, crl.pem().expect("PEM of the CRL")).expect("write the CRL");
+        path.to_owned()
+    }
+
     /// Like [`TestPki::client`] but issued by the CA nobody trusts.
     pub fn unknown_ca_client(&self, dir: &Path, edge_id: &str) -> (PathBuf, PathBuf) {
         self.issue(dir, &Leaf { stem: format!("unknown-ca-{edge_id}"), issuer: Ca::Other, ..Leaf::client(edge_id) })
     }
+}
+
+/// Whether RSA keys can be made here (the `openssl` command); `false` says why.
+pub fn rsa_available() -> bool {
+    let ok = std::process::Command::new("openssl").arg("version").output().is_ok_and(|o| o.status.success());
+    if !ok {
+        println!("skipping: the openssl command is not installed (needed for RSA test keys)");
+    }
+    ok
+}
+
+/// An RSA 2048 key made by `openssl genpkey`.
+fn rsa_key() -> KeyPair {
+    let out = std::process::Command::new("openssl")
+        .args(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"])
+        .output()
+        .expect("run openssl genpkey (RSA test keys need the openssl command)");
+    assert!(out.status.success(), "openssl genpkey: {}", String::from_utf8_lossy(&out.stderr));
+    KeyPair::from_pem(std::str::from_utf8(&out.stdout).unwrap()).expect("an RSA key rcgen can sign with")
+}
+
+/// The serial number of the certificate in the PEM file at `path`.
+pub fn serial_of(path: &Path) -> Vec<u8> {
+    use rustls::pki_types::pem::PemObject;
+    let der = rustls::pki_types::CertificateDer::from_pem_file(path).expect("a PEM certificate");
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).expect("X.509");
+    cert.tbs_certificate.raw_serial().to_vec()
+}
+
+/// The SHA-256 fingerprint of the certificate in the PEM file at `path`, lower-case hex.
+pub fn fingerprint_of(path: &Path) -> String {
+    use rustls::pki_types::pem::PemObject;
+    use sha2::Digest;
+    let der = rustls::pki_types::CertificateDer::from_pem_file(path).expect("a PEM certificate");
+    sha2::Sha256::digest(&der).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A self-signed CA named `name`, its certificate written to `path`.

@@ -16,6 +16,10 @@ pub struct TestDaemon {
     pub mllp: SocketAddr,
     pub dicom: SocketAddr,
     pub http: SocketAddr,
+    /// `mllp.tls_listen` and `dicom.tls_listen`, when the test's config sets them (bound on
+    /// port 0 like the others, whatever address the config names).
+    pub mllp_tls: Option<SocketAddr>,
+    pub dicom_tls: Option<SocketAddr>,
     pub dir: Arc<tempfile::TempDir>,
     pub faults: FaultInjector,
     extra_toml: String,
@@ -44,6 +48,15 @@ pub fn test_config(state_dir: &Path, extra: &str) -> Config {
     Config::from_toml(&text).unwrap_or_else(|e| panic!("test config invalid: {e}\n{text}"))
 }
 
+/// A listener on a fresh loopback port, if `wanted`.
+async fn bind_if(wanted: bool) -> Option<TcpListener> {
+    if wanted { Some(TcpListener::bind("127.0.0.1:0").await.unwrap()) } else { None }
+}
+
+fn address(listener: &Option<TcpListener>) -> Option<SocketAddr> {
+    listener.as_ref().map(|l| l.local_addr().unwrap())
+}
+
 impl TestDaemon {
     pub async fn start() -> TestDaemon {
         Self::start_with("").await
@@ -67,13 +80,19 @@ impl TestDaemon {
         let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (mllp_addr, dicom_addr, http_addr) =
             (mllp.local_addr().unwrap(), dicom.local_addr().unwrap(), http.local_addr().unwrap());
+        let mllp_tls = bind_if(config.mllp.tls_listen.is_some()).await;
+        let dicom_tls = bind_if(config.dicom.tls_listen.is_some()).await;
+        let (mllp_tls_addr, dicom_tls_addr) = (address(&mllp_tls), address(&dicom_tls));
+        let listeners = Listeners { mllp: Some(mllp), mllp_tls, dicom: Some(dicom), dicom_tls, http };
         let shutdown = CancellationToken::new();
-        let options = RunOptions { faults: Some(faults.clone()) };
-        let task = tokio::spawn(app::run(config, Listeners { mllp, dicom, http }, shutdown.clone(), options));
+        let options = RunOptions { faults: Some(faults.clone()), reload: None };
+        let task = tokio::spawn(app::run(config, listeners, shutdown.clone(), options));
         TestDaemon {
             mllp: mllp_addr,
             dicom: dicom_addr,
             http: http_addr,
+            mllp_tls: mllp_tls_addr,
+            dicom_tls: dicom_tls_addr,
             dir,
             faults,
             extra_toml: extra.to_owned(),

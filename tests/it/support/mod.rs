@@ -1,6 +1,7 @@
 //! Test support: an in-process daemon on port 0, an MLLP client, HL7 builders, HTTP GET, an
-//! SSE client, a throw-away PKI for the TLS tests, a fault-injecting TCP proxy, mounts and
-//! libfiu for operating-system faults, and the hub's two stores (redb, a real PostgreSQL).
+//! SSE client, a throw-away PKI and the TLS clients (python's ssl, rustls) for the TLS tests,
+//! the real binary with its log in a file, a fault-injecting TCP proxy, mounts and libfiu for
+//! operating-system faults, and the hub's two stores (redb, a real PostgreSQL).
 
 pub mod acked;
 pub mod certs;
@@ -12,6 +13,7 @@ pub mod hl7msg;
 pub mod http;
 pub mod hubs;
 pub mod imports;
+pub mod logged;
 pub mod mllp;
 pub mod osfault;
 pub mod postgres;
@@ -20,6 +22,7 @@ pub mod process;
 pub mod proxy;
 pub mod scu;
 pub mod sse;
+pub mod tls;
 
 pub use daemon::TestDaemon;
 pub use eventually::eventually;
