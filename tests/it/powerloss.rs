@@ -120,7 +120,7 @@ async fn check(crash: &CrashImage, sent: &Sent) -> Vec<String> {
         rebuild::verify(&db, &site, |_, _| {}).map_err(|e| e.to_string())
     })
     .await
-    .unwrap();
+    .unwrap_or_else(|panic| Err(format!("redb panicked: {panic}")));
     match verified {
         Ok(differences) if differences.is_empty() => {}
         Ok(differences) => say(format!("projections differ from a replay: {differences:?}")),
@@ -133,9 +133,10 @@ async fn check(crash: &CrashImage, sent: &Sent) -> Vec<String> {
     let options = LogOptions::from_config(&config);
     let log = match tokio::task::spawn_blocking(move || {
         zenedge::projections::open_log(&options, zenedge::projections::schema(), Arc::new(Metrics::new()), None)
+            .map_err(|e| e.to_string())
     })
     .await
-    .unwrap()
+    .unwrap_or_else(|panic| Err(format!("redb panicked: {panic}")))
     {
         Ok(log) => log,
         Err(e) => {
