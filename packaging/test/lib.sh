@@ -95,15 +95,20 @@ print(*[s.getsockname()[1] for s in socks])
 EOF
 }
 
-# Moves the packaged config's three listeners ($1: the file) to loopback ports $2 $3 $4.
+# Moves the packaged config's three listeners ($1: the file) to loopback ports $2 $3 $4, and
+# lowers store.disk_reserve to 64 MiB: the test root lives on the host's disk, and a build
+# machine with less than the packaged 2 GiB free would otherwise see the daemon refuse
+# intake (not ready) for a reason that has nothing to do with the package.
 set_ports() {
     sed -i -e "s|^listen = \"0.0.0.0:2575\"|listen = \"127.0.0.1:$2\"|" \
         -e "s|^listen = \"0.0.0.0:11112\"|listen = \"127.0.0.1:$3\"|" \
-        -e "s|^listen = \"127.0.0.1:8080\"|listen = \"127.0.0.1:$4\"|" "$1"
+        -e "s|^listen = \"127.0.0.1:8080\"|listen = \"127.0.0.1:$4\"|" \
+        -e "s|^disk_reserve = \"2GiB\"|disk_reserve = \"64MiB\"|" "$1"
     local port
     for port in "$2" "$3" "$4"; do
         grep -q "^listen = \"127.0.0.1:$port\"" "$1" || fail "could not set port $port in $1"
     done
+    grep -q '^disk_reserve = "64MiB"' "$1" || fail "could not set store.disk_reserve in $1"
 }
 
 # The test peer (HL7 over MLLP, the HTTP API): packaging/test/peer.py.
