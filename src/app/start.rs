@@ -299,7 +299,12 @@ impl Started<'_> {
     }
 
     /// What the HTTP API reads and acts through.
-    pub fn api(&self, sync: Arc<SyncShared>, backups: Arc<tokio::sync::Semaphore>) -> ApiState {
+    pub fn api(
+        &self,
+        sync: Arc<SyncShared>,
+        backups: Arc<tokio::sync::Semaphore>,
+        local: Option<[u8; 32]>,
+    ) -> ApiState {
         ApiState {
             reader: self.log.reader(),
             writer: self.log.handle().state.clone(),
@@ -310,7 +315,7 @@ impl Started<'_> {
             database_path: self.config.database_path(),
             edge_id: self.config.site.edge_id.clone(),
             sync,
-            operator_token: self.config.http.operator_token.clone(),
+            access: Arc::new(crate::api::AccessControl::new(&self.config.http, local)),
             backups,
         }
     }

@@ -1,6 +1,7 @@
 //! zenedge's integration tests: one binary, the daemon started in-process on port 0 (or the
 //! real binary where a process must die), real TCP on loopback, temp state directories.
 
+mod access;
 mod api;
 mod api_matching;
 mod backup;
