@@ -28,6 +28,7 @@ mod retention;
 mod support;
 mod sync;
 mod sync_pg;
+mod sync_restored;
 mod systemd;
 mod tls_api;
 mod tls_dicom;
