@@ -15,6 +15,7 @@ mod golden;
 mod hostile;
 mod hub;
 mod hub_pg;
+mod hub_pg_tls;
 mod interop;
 mod layers;
 mod logs;
