@@ -113,6 +113,10 @@ pub struct Metrics {
     pub sync_batch_seconds: Histogram,
     /// Security alerts by kind (see `crate::security::AlertKind`).
     pub security_alerts: Family<KindLabels, Counter>,
+    /// Audit records committed to the trail.
+    pub audit_records: Counter,
+    /// Audit records of security alerts dropped because the queue to the writer was full.
+    pub audit_dropped: Counter,
     seen_message_types: Mutex<HashSet<String>>,
 }
 
@@ -164,6 +168,8 @@ impl Metrics {
                 0.001, 2.0, 16,
             )),
             security_alerts: Family::default(),
+            audit_records: Counter::default(),
+            audit_dropped: Counter::default(),
             seen_message_types: Mutex::new(HashSet::new()),
             registry: Registry::default(),
         };
@@ -247,6 +253,12 @@ impl Metrics {
         );
         registry.register("sync_batch_seconds", "One batch, request to answer", m.sync_batch_seconds.clone());
         registry.register("security_alerts", "Security alerts, by kind", m.security_alerts.clone());
+        registry.register("audit_records", "Audit records committed to the trail", m.audit_records.clone());
+        registry.register(
+            "audit_dropped",
+            "Audit records of security alerts dropped: the queue to the log writer was full",
+            m.audit_dropped.clone(),
+        );
         Metrics { registry, ..m }
     }
 

@@ -3,11 +3,16 @@
 //! daemon's status and the sync's dead letters, with operator actions behind a bearer
 //! token.
 //!
+//! Every answer with patient data is audited before it is sent ([`audited`]); the trail is
+//! paged at `/api/v1/audit`.
+//!
 //! [`router`] builds the whole API from [`ApiState`] without a socket, so tests drive it
 //! with `oneshot`. Errors are JSON `{"error": "..."}` with a 4xx/5xx status; internal
 //! causes are logged, never sent. Reads run on the blocking pool, each in one redb read
 //! transaction ([`crate::log::LogReader`]).
 
+mod audit;
+mod audited;
 mod auth;
 mod backup;
 mod cases;
@@ -52,6 +57,8 @@ pub struct ApiState {
     pub database_path: PathBuf,
     /// This edge's id, for `/api/v1/status`.
     pub edge_id: String,
+    /// This edge as the audit messages name it.
+    pub audit_source: crate::audit::AuditSource,
     /// The sync worker's live status (disabled when no hub is configured).
     pub sync: Arc<SyncShared>,
     /// Bearer token for operator actions; `None`: they are refused (403).
@@ -85,7 +92,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/dead-letters/{seq}/skip", post(sync::skip))
         .route("/api/v1/sync/fork", post(sync::fork))
         .route("/api/v1/backup", get(backup::backup))
+        .route("/api/v1/audit", get(audit::list))
         .fallback(error::not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), audited::audit_reads))
         .with_state(state)
 }
 
@@ -118,7 +127,9 @@ pub async fn serve(
         match accepted {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
-                let (app, shutdown) = (app.clone(), shutdown.clone());
+                // The client's address, for the audit records of its requests.
+                let app = app.clone().layer(axum::Extension(axum::extract::ConnectInfo(peer)));
+                let shutdown = shutdown.clone();
                 match tls.clone() {
                     None => connections.spawn(serve_connection(stream, app, header_timeout, shutdown)),
                     Some(tls) => connections.spawn(async move {

@@ -3,6 +3,7 @@
 
 mod api;
 mod api_matching;
+mod audit;
 mod backup;
 mod cli;
 mod crash;
