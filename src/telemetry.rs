@@ -116,6 +116,10 @@ pub struct Metrics {
     /// HTTP requests refused before a handler ran, by reason (`no_token`, `bad_token`,
     /// `scope`, `rate_limited`).
     pub http_refused: Family<ReasonLabels, Counter>,
+    /// Audit records committed to the trail.
+    pub audit_records: Counter,
+    /// Audit records of security alerts dropped because the queue to the writer was full.
+    pub audit_dropped: Counter,
     seen_message_types: Mutex<HashSet<String>>,
 }
 
@@ -168,6 +172,8 @@ impl Metrics {
             )),
             security_alerts: Family::default(),
             http_refused: Family::default(),
+            audit_records: Counter::default(),
+            audit_dropped: Counter::default(),
             seen_message_types: Mutex::new(HashSet::new()),
             registry: Registry::default(),
         };
@@ -252,6 +258,12 @@ impl Metrics {
         registry.register("sync_batch_seconds", "One batch, request to answer", m.sync_batch_seconds.clone());
         registry.register("security_alerts", "Security alerts, by kind", m.security_alerts.clone());
         registry.register("http_refused", "HTTP requests refused by access control, by reason", m.http_refused.clone());
+        registry.register("audit_records", "Audit records committed to the trail", m.audit_records.clone());
+        registry.register(
+            "audit_dropped",
+            "Audit records of security alerts dropped: the queue to the log writer was full",
+            m.audit_dropped.clone(),
+        );
         Metrics { registry, ..m }
     }
 

@@ -5,11 +5,16 @@
 //! Nothing but `/healthz` and `/readyz` is answered without a client token with the right
 //! scope ([`auth`]); each route says what it needs in the route table ([`routes`]).
 //!
+//! Every answer with patient data is audited before it is sent ([`audited`]); the trail is
+//! paged at `/api/v1/audit`.
+//!
 //! [`router`] builds the whole API from [`ApiState`] without a socket, so tests drive it
 //! with `oneshot`. Errors are JSON `{"error": "..."}` with a 4xx/5xx status; internal
 //! causes are logged, never sent. Reads run on the blocking pool, each in one redb read
 //! transaction ([`crate::log::LogReader`]).
 
+mod audit;
+mod audited;
 mod auth;
 mod backup;
 mod cases;
@@ -61,6 +66,8 @@ pub struct ApiState {
     pub database_path: PathBuf,
     /// This edge's id, for `/api/v1/status`.
     pub edge_id: String,
+    /// This edge as the audit messages name it.
+    pub audit_source: crate::audit::AuditSource,
     /// The sync worker's live status (disabled when no hub is configured).
     pub sync: Arc<SyncShared>,
     /// Who may do what: the clients, and the per-source rate limits.
@@ -78,11 +85,14 @@ pub fn router(state: ApiState) -> Router {
             auth::guard(access, s, request, next)
         })
     };
+    let audited = axum::middleware::from_fn_with_state(state.clone(), audited::audit_reads);
     let mut router = Router::new();
     for route in routes::routes() {
-        // `layer`, not `route_layer`: a method the path does not take is refused like any
-        // other anonymous request, not answered 405.
-        router = router.route(route.path, route.handler.layer(guarded(route.access)));
+        // The guard outside, so the audit of a read names its client; `layer`, not
+        // `route_layer`: a method the path does not take is refused like any other anonymous
+        // request, not answered 405.
+        let handler = route.handler.layer(audited.clone()).layer(guarded(route.access));
+        router = router.route(route.path, handler);
     }
     let fallback = axum::routing::any(error::not_found).layer(guarded(Access::Authenticated));
     router

@@ -7,8 +7,8 @@ use axum::http::Method;
 use axum::routing::{MethodRouter, get, post};
 
 use super::auth::Access;
-use super::{ApiState, backup, cases, events, health, matches, orders, stream, studies, sync, unmatched};
-use crate::config::Scope::{Operator, Read, Status};
+use super::{ApiState, audit, backup, cases, events, health, matches, orders, stream, studies, sync, unmatched};
+use crate::config::Scope::{Audit, Operator, Read, Status};
 
 /// One route: method, path, what it needs, and its handler.
 pub(super) struct Route {
@@ -47,7 +47,8 @@ pub(super) fn routes() -> Vec<Route> {
         route(p.clone(), "/api/v1/dead-letters/{seq}/retry", Scope(Operator), post(sync::retry)),
         route(p.clone(), "/api/v1/dead-letters/{seq}/skip", Scope(Operator), post(sync::skip)),
         route(p, "/api/v1/sync/fork", Scope(Operator), post(sync::fork)),
-        route(g, "/api/v1/backup", Scope(Operator), get(backup::backup)),
+        route(g.clone(), "/api/v1/backup", Scope(Operator), get(backup::backup)),
+        route(g, "/api/v1/audit", Scope(Audit), get(audit::list)),
     ]
 }
 

@@ -282,6 +282,9 @@ pub struct SyncConfig {
     pub breaker_failures: u32,
     /// How long the breaker stays open before one probe batch (half-open).
     pub breaker_open: Duration,
+    /// While idle, the edge asks the hub for its position this often, so that a hub
+    /// restored from an older backup is refilled without waiting for the next event.
+    pub position_check_interval: Duration,
 }
 
 /// Where and how to reach the hub.

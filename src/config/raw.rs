@@ -214,6 +214,7 @@ pub(super) struct RawSync {
     pub retry_cap: String,
     pub breaker_failures: u32,
     pub breaker_open: String,
+    pub position_check_interval: String,
 }
 
 impl Default for RawSync {
@@ -233,6 +234,7 @@ impl Default for RawSync {
             retry_cap: "60s".into(),
             breaker_failures: 5,
             breaker_open: "30s".into(),
+            position_check_interval: "60s".into(),
         }
     }
 }

@@ -156,6 +156,7 @@ fn sync_config(c: &mut Checker, raw: &raw::RawSync) -> SyncConfig {
             .check("sync.breaker_failures", in_range(raw.breaker_failures as usize, 1, 1000))
             .unwrap_or(1) as u32,
         breaker_open: duration(c, "breaker_open", &raw.breaker_open),
+        position_check_interval: duration(c, "position_check_interval", &raw.position_check_interval),
     }
 }
 

@@ -43,6 +43,28 @@ pub async fn all_events(addr: SocketAddr) -> Vec<serde_json::Value> {
     }
 }
 
+/// Every record of the daemon's audit trail, page by page through the API (each read adds
+/// an Audit Log Used record, after the page it reads).
+pub async fn audit_trail(addr: SocketAddr) -> Vec<serde_json::Value> {
+    let mut all = Vec::new();
+    let mut after = 0;
+    loop {
+        let response = get(addr, &format!("/api/v1/audit?after={after}&limit=1000")).await;
+        assert_eq!(response.status, 200, "{}", response.body);
+        let page = response.json();
+        all.extend(page["items"].as_array().expect("an audit page").iter().cloned());
+        match page["next"].as_u64() {
+            Some(next) => after = next,
+            None => return all,
+        }
+    }
+}
+
+/// The records of `trail` whose EventID is `code`.
+pub fn audited<'a>(trail: &'a [serde_json::Value], code: &str) -> Vec<&'a serde_json::Value> {
+    trail.iter().filter(|r| r["record"]["event"]["code"] == code).collect()
+}
+
 /// POST with an empty body and, when given, `Authorization: Bearer <token>`.
 pub async fn post(addr: SocketAddr, path: &str, token: Option<&str>) -> Response {
     request(addr, "POST", path, token).await
