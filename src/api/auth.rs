@@ -19,6 +19,8 @@
 //!   Each unknown token is recorded in the audit trail (User Authentication, failed) before
 //!   its 401 leaves; past the limit nothing more is tried, so a flood writes ten records a
 //!   minute per address at most.
+//! * A client with its own `requests_per_second` is held to it across all its addresses
+//!   (429 with `Retry-After`), besides the per-address limit everyone has.
 //! * After authentication the request carries a [`Caller`] extension (the client's name and
 //!   scopes, the connection's source address, how it authenticated) for the handlers and the
 //!   audit trail.
@@ -32,7 +34,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::ApiState;
-use super::limits::RateTable;
+use super::limits::{ClientRate, RateTable};
 use crate::config::{ApiClient, HttpConfig, Scope, Scopes, token_sha256};
 
 /// What a route needs.
@@ -75,6 +77,8 @@ pub struct Caller {
 #[derive(Debug)]
 pub struct AccessControl {
     clients: Vec<ApiClient>,
+    /// Each client's own rate, by its index in `clients` (`None`: no limit of its own).
+    client_rates: Vec<Option<ClientRate>>,
     /// SHA-256 of the local operator's token; `None`: no local token (tests).
     local: Option<[u8; 32]>,
     metrics_open: bool,
@@ -91,6 +95,7 @@ impl AccessControl {
         let failures = http.auth_failures_per_minute as f64;
         AccessControl {
             clients: http.clients.clone(),
+            client_rates: http.clients.iter().map(|c| c.requests_per_second.map(ClientRate::new)).collect(),
             local,
             metrics_open: http.metrics_open,
             failures: RateTable::new(failures / 60.0, failures),
@@ -98,19 +103,20 @@ impl AccessControl {
         }
     }
 
-    /// The client whose token this is: its name, scopes and how it authenticated.
-    fn authenticate(&self, token: &str) -> Option<(String, Scopes, Via)> {
+    /// The client whose token this is: its name, scopes, how it authenticated, and its own
+    /// rate if it has one.
+    fn authenticate(&self, token: &str) -> Option<(String, Scopes, Via, Option<&ClientRate>)> {
         let hash = token_sha256(token.as_bytes());
         let mut found = None;
-        for client in &self.clients {
+        for (i, client) in self.clients.iter().enumerate() {
             if constant_time_eq(&hash, &client.token_sha256) {
-                found = Some((client.name.clone(), client.scopes, Via::Token));
+                found = Some((client.name.clone(), client.scopes, Via::Token, self.client_rates[i].as_ref()));
             }
         }
         if let Some(local) = &self.local
             && constant_time_eq(&hash, local)
         {
-            found = Some((LOCAL_CLIENT.to_owned(), Scopes::all(), Via::LocalToken));
+            found = Some((LOCAL_CLIENT.to_owned(), Scopes::all(), Via::LocalToken, None));
         }
         found
     }
@@ -152,13 +158,17 @@ pub(super) async fn guard(access: Access, state: ApiState, mut request: Request,
         state.metrics.http_refused("rate_limited");
         return too_many(wait, "too many failed authentications from this address");
     }
-    let Some((client, scopes, via)) = control.authenticate(token) else {
+    let Some((client, scopes, via, rate)) = control.authenticate(token) else {
         let _ = control.failures.take(source.ip());
         state.metrics.http_refused("bad_token");
         tracing::warn!(%source, path = request.uri().path(), "API request with an unknown token refused");
         record_failure(&state, source, request.uri().path()).await;
         return unauthorized("the token is not one of a configured client");
     };
+    if let Some(Err(wait)) = rate.map(ClientRate::take) {
+        state.metrics.http_refused("rate_limited");
+        return too_many(wait, &format!("too many requests from client {client:?}: slow down"));
+    }
     let needed = match access {
         Access::Scope(scope) => Some(scope),
         Access::Metrics => Some(Scope::Status),
