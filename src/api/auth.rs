@@ -16,6 +16,9 @@
 //!   every request that presents a token is answered 429 with `Retry-After` until the minute
 //!   has refilled (a guesser gets a few tries a minute, a legitimate client a clear answer).
 //!   A known token without the route's scope: 403 naming the scope. All with a JSON error.
+//!   Each unknown token is recorded in the audit trail (User Authentication, failed) before
+//!   its 401 leaves; past the limit nothing more is tried, so a flood writes ten records a
+//!   minute per address at most.
 //! * After authentication the request carries a [`Caller`] extension (the client's name and
 //!   scopes, the connection's source address, how it authenticated) for the handlers and the
 //!   audit trail.
@@ -153,6 +156,7 @@ pub(super) async fn guard(access: Access, state: ApiState, mut request: Request,
         let _ = control.failures.take(source.ip());
         state.metrics.http_refused("bad_token");
         tracing::warn!(%source, path = request.uri().path(), "API request with an unknown token refused");
+        record_failure(&state, source, request.uri().path()).await;
         return unauthorized("the token is not one of a configured client");
     };
     let needed = match access {
@@ -168,6 +172,18 @@ pub(super) async fn guard(access: Access, state: ApiState, mut request: Request,
     }
     request.extensions_mut().insert(Caller { client, scopes, source, via });
     next.run(request).await
+}
+
+/// A failed authentication into the audit trail (User Authentication, Login, failure) before
+/// the 401 is sent; at most `http.auth_failures_per_minute` of them per source address. A
+/// record that cannot be committed (below the disk reserve) is logged, and the answer is
+/// still 401: nothing is given away by a refusal.
+async fn record_failure(state: &ApiState, source: SocketAddr, path: &str) {
+    let who = crate::audit::Requester { client: None, source: Some(source) };
+    let record = crate::audit::kinds::api_authentication_failed(&state.edge_id, &who, path, jiff::Timestamp::now());
+    if let Err(e) = crate::audit::record(&state.log, vec![record]).await {
+        tracing::warn!(error = %e, %source, "failed API authentication not recorded in the audit trail");
+    }
 }
 
 /// The bearer token of `headers`, if there is one.

@@ -136,6 +136,12 @@ async fn failed_authentications_past_the_limit_are_answered_429_with_retry_after
     assert_eq!(call(&a.state, "GET", "/healthz", None).await.0, StatusCode::OK);
     let metrics = a.state.metrics.encode();
     assert!(metrics.contains("zenedge_http_refused_total{reason=\"bad_token\"} 3"), "{metrics}");
+    // Each failure, and only those tried, is in the audit trail: User Authentication failed.
+    let trail = crate::audit::page(&a.log.reader(), 0, 100).unwrap();
+    let failed: Vec<_> = trail.iter().filter(|r| r.record.event.code == "110114").collect();
+    assert_eq!(failed.len(), 3, "{trail:?}");
+    assert_eq!(failed[0].record.participants[0].user_id, "anonymous");
+    assert_eq!(failed[0].record.objects[0].id, "/api/v1/events");
     a.log.close().await.unwrap();
 }
 
