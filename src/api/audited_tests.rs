@@ -59,6 +59,7 @@ async fn answer_with_log(closed: bool, path: &str) -> (axum::http::StatusCode, V
         database_path: options.path.clone(),
         edge_id: "e1".into(),
         audit_source: crate::audit::AuditSource { source_id: "e1".into(), site_id: "h1".into() },
+        syslog: None,
         sync: Arc::new(crate::sync::SyncShared::new(None, 0)),
         operator_token: None,
         backups: Arc::new(tokio::sync::Semaphore::new(1)),

@@ -41,6 +41,7 @@ async fn api(token: Option<&str>) -> Api {
         database_path: options.path.clone(),
         edge_id: "e1".into(),
         audit_source: crate::audit::AuditSource { source_id: "e1".into(), site_id: "h1".into() },
+        syslog: None,
         sync: Arc::new(SyncShared::new(Some("https://hub.test".into()), 0)),
         operator_token: token.map(str::to_owned),
         backups: Arc::new(tokio::sync::Semaphore::new(1)),

@@ -164,12 +164,13 @@ pub async fn run(
     ctx.dicom(listeners.dicom, listeners.dicom_tls, layout);
     ctx.reloads(options.reload);
     let sync_shared = ctx.sync_state().await?;
+    let syslog = ctx.syslog(sync_tls.as_ref()).await?;
     let sync_worker = ctx.sync(sync_tls, &sync_shared)?;
     // One backup at a time, and no retention sweep while one is streamed.
     let exclusive = Arc::new(tokio::sync::Semaphore::new(1));
     ctx.retention(clock, &exclusive, &sync_shared);
     let https = config.http.tls.then(|| ctx.handshaker("http", false)).flatten();
-    let api = ctx.api(sync_shared, exclusive);
+    let api = ctx.api(sync_shared, exclusive, syslog);
     let http = tokio::spawn(api::serve(listeners.http, api, config.http.header_timeout, https));
     let failed = log.handle().state.failed.clone();
     systemd::ready();

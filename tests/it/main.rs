@@ -29,6 +29,7 @@ mod retention;
 mod support;
 mod sync;
 mod sync_pg;
+mod syslog;
 mod systemd;
 mod tls_api;
 mod tls_dicom;
