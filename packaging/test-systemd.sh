@@ -304,7 +304,7 @@ touch "$T/stop-stream"
 wait "$STREAM_PID" || { cat "$T/stream.log"; fail "the sender failed"; }
 STREAM_PID=""
 cat "$T/stream.log"
-peer logged "$http_port" "$T"/acked-*.txt || fail "acknowledged orders were lost"
+peer logged "$http_port" "$T"/acked-*.txt --token-file "$ROOT/var/lib/zenedge/local-api.token" || fail "acknowledged orders were lost"
 
 step "kill -STOP: the watchdog restarts it within WatchdogSec + RestartSec"
 pid="$(prop MainPID)"
@@ -321,7 +321,7 @@ journal_has "Watchdog timeout" || fail "the restart was not the watchdog's"
 echo "restarted by the watchdog $elapsed ms after SIGSTOP (WatchdogSec + RestartSec = $limit_ms ms, margin $margin_ms ms)"
 in_ct sh -c 'ls /var/lib/zenedge | grep -q "^core"' && fail "a core file was left in the state directory"
 peer ready "$http_port"
-peer logged "$http_port" "$T"/acked-*.txt
+peer logged "$http_port" "$T"/acked-*.txt --token-file "$ROOT/var/lib/zenedge/local-api.token"
 
 step "upgrade to $upgrade_version while running: restarted on the new binary, data and conffile kept"
 pid="$(prop MainPID)"
@@ -343,7 +343,7 @@ if grep -q "^Configuration file" "$T/apt-upgrade.log"; then fail "the upgrade as
 peer ready "$http_port"
 peer send "$mllp_port" UPGRADE-1
 echo UPGRADE-1 >"$T/acked-2.txt"
-peer logged "$http_port" "$T"/acked-*.txt || fail "the upgrade lost data"
+peer logged "$http_port" "$T"/acked-*.txt --token-file "$ROOT/var/lib/zenedge/local-api.token" || fail "the upgrade lost data"
 echo "pid $pid -> $new_pid on $upgrade_version; config unchanged"
 
 step "systemctl stop with a sender connected: exit 0 within the shutdown grace period"
@@ -374,7 +374,7 @@ poweroff boot-1
 boot
 wait_until 60 "active after the reboot" is_state active/running
 peer ready "$http_port"
-peer logged "$http_port" "$T"/acked-*.txt || fail "acknowledged orders are missing after the reboot"
+peer logged "$http_port" "$T"/acked-*.txt --token-file "$ROOT/var/lib/zenedge/local-api.token" || fail "acknowledged orders are missing after the reboot"
 poweroff boot-2
 
 step "seccomp: no system call refused, no patient data in the journal"

@@ -35,11 +35,13 @@ struct PageJson {
     next: Option<u64>,
 }
 
-/// Who made the request: the connection's address (an extension the server puts on each
-/// request) and, once the API names its clients, the client.
+/// Who made the request: the authenticated client ([`super::Caller`], put on the request by
+/// the route's guard) and the connection's address (an extension the server puts on each
+/// request; none for a request without a connection).
 pub(super) fn requester(extensions: &Extensions) -> Requester {
     let source = extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0);
-    Requester { client: None, source }
+    let client = extensions.get::<super::Caller>().map(|c| c.client.clone());
+    Requester { client, source }
 }
 
 /// Commits `records` before the answer; 503 when the trail cannot take them.

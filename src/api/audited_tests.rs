@@ -28,54 +28,19 @@ fn patient_ids_are_collected_once_each_from_every_shape_the_api_answers() {
     assert!(patient_ids(&json!({ "items": [], "next": null })).is_empty());
 }
 
-/// The API over a fresh log, its writer closed when `closed`.
+/// One request as the client `everything` to the API over a fresh log, its writer closed
+/// when `closed`: the status, and the trail afterwards.
 async fn answer_with_log(closed: bool, path: &str) -> (axum::http::StatusCode, Vec<crate::audit::StoredRecord>) {
-    use std::sync::Arc;
-
-    use http_body_util::BodyExt;
-    use hyper::service::Service;
-
-    use crate::config::{DiskReserve, Site};
-    use crate::log::{DiskGuard, LogOptions};
-    let dir = tempfile::tempdir().unwrap();
-    let options = LogOptions {
-        path: dir.path().join("zenedge.redb"),
-        site: Site { tenant_id: "t1".into(), hospital_id: "h1".into(), edge_id: "e1".into() },
-        disk_reserve: DiskReserve::Bytes(0),
-        queue_depth: 64,
-        max_batch: 64,
-        cache_size: 1 << 20,
-        clock: Arc::new(jiff::Timestamp::now),
-    };
-    let metrics = Arc::new(crate::telemetry::Metrics::new());
-    let log = crate::domain::test_support::open(&options, metrics.clone()).unwrap();
-    let state = ApiState {
-        reader: log.reader(),
-        writer: log.handle().state.clone(),
-        log: log.handle(),
-        disk: DiskGuard::new(dir.path().to_owned(), DiskReserve::Bytes(0)),
-        metrics,
-        shutdown: tokio_util::sync::CancellationToken::new(),
-        database_path: options.path.clone(),
-        edge_id: "e1".into(),
-        audit_source: crate::audit::AuditSource { source_id: "e1".into(), site_id: "h1".into() },
-        syslog: None,
-        sync: Arc::new(crate::sync::SyncShared::new(None, 0)),
-        operator_token: None,
-        backups: Arc::new(tokio::sync::Semaphore::new(1)),
-    };
-    let reader = log.reader();
+    use super::super::test_api::{ALL, api, call};
+    let a = api(None).await;
+    let reader = a.log.reader();
     if closed {
-        log.close().await.unwrap();
+        a.log.close().await.unwrap();
     }
-    let service = hyper_util::service::TowerToHyperService::new(super::super::router(state));
-    let request = axum::http::Request::builder().uri(path).body(Body::empty()).unwrap();
-    let response = service.call(request).await.unwrap();
-    let status = response.status();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let (status, body) = call(&a.state, "GET", path, Some(ALL)).await;
     if status == axum::http::StatusCode::SERVICE_UNAVAILABLE {
-        let text = String::from_utf8_lossy(&body);
-        assert!(text.contains("audit trail cannot record"), "{status}: {text}");
+        let text = body["error"].as_str().unwrap_or_default();
+        assert!(text.contains("audit trail cannot record"), "{status}: {body}");
     }
     (status, crate::audit::page(&reader, 0, 10).unwrap())
 }
@@ -86,6 +51,7 @@ async fn a_read_of_patient_data_is_answered_once_its_record_is_committed_and_503
     assert_eq!(status, axum::http::StatusCode::OK);
     assert_eq!(trail.len(), 1);
     assert_eq!(trail[0].record.event.code, "110112");
+    assert_eq!(trail[0].record.participants[0].user_id, "everything", "the client is named");
     let (status, trail) = answer_with_log(true, "/api/v1/events?limit=5").await;
     assert_eq!(status, axum::http::StatusCode::SERVICE_UNAVAILABLE);
     assert!(trail.is_empty());

@@ -170,8 +170,13 @@ pub async fn run(
     let exclusive = Arc::new(tokio::sync::Semaphore::new(1));
     ctx.retention(clock, &exclusive, &sync_shared);
     let https = config.http.tls.then(|| ctx.handshaker("http", false)).flatten();
-    let api = ctx.api(sync_shared, exclusive, syslog);
-    let http = tokio::spawn(api::serve(listeners.http, api, config.http.header_timeout, https));
+    let local = crate::operator::local_token::open(&config.store.state_dir);
+    let api = ctx.api(sync_shared, exclusive, local, syslog);
+    let limits = api::ConnectionLimits {
+        header_timeout: config.http.header_timeout,
+        max_header_bytes: config.http.max_header_bytes,
+    };
+    let http = tokio::spawn(api::serve(listeners.http, api, limits, https));
     let failed = log.handle().state.failed.clone();
     systemd::ready();
     let watchdog = tokio::spawn(systemd::watchdog(log.handle().state.clone()));

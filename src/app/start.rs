@@ -369,6 +369,7 @@ impl Started<'_> {
         &self,
         sync: Arc<SyncShared>,
         backups: Arc<tokio::sync::Semaphore>,
+        local: Option<[u8; 32]>,
         syslog: Option<crate::syslog::SharedStatus>,
     ) -> ApiState {
         ApiState {
@@ -383,7 +384,7 @@ impl Started<'_> {
             audit_source: self.audit_source(),
             syslog,
             sync,
-            operator_token: self.config.http.operator_token.clone(),
+            access: Arc::new(crate::api::AccessControl::new(&self.config.http, local)),
             backups,
         }
     }

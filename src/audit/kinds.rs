@@ -239,7 +239,7 @@ pub fn security_alert(edge_id: &str, kind: AlertKind, facts: &Facts, at: Timesta
 /// Who made an API request, as its audit records name it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Requester {
-    /// The authenticated client's name (`None` while the API has no named clients).
+    /// The authenticated client's name (the API's `Caller`); `None`: no client (anonymous).
     pub client: Option<String>,
     /// The connection's remote address.
     pub source: Option<std::net::SocketAddr>,

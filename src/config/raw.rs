@@ -143,7 +143,21 @@ pub(super) struct RawHttp {
     pub listen: String,
     pub tls: bool,
     pub header_timeout: String,
+    pub max_header_bytes: String,
     pub operator_token: String,
+    pub metrics_open: bool,
+    pub requests_per_second: u32,
+    pub auth_failures_per_minute: u32,
+    pub clients: Vec<RawClient>,
+}
+
+/// One `[[http.clients]]` table.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawClient {
+    pub name: String,
+    pub token_sha256: String,
+    pub scopes: Vec<String>,
 }
 
 impl Default for RawHttp {
@@ -152,7 +166,12 @@ impl Default for RawHttp {
             listen: "127.0.0.1:8080".into(),
             tls: false,
             header_timeout: "30s".into(),
+            max_header_bytes: "64KiB".into(),
             operator_token: String::new(),
+            metrics_open: false,
+            requests_per_second: 100,
+            auth_failures_per_minute: 10,
+            clients: Vec::new(),
         }
     }
 }
@@ -196,6 +215,7 @@ pub(super) struct RawSync {
     pub retry_cap: String,
     pub breaker_failures: u32,
     pub breaker_open: String,
+    pub position_check_interval: String,
 }
 
 impl Default for RawSync {
@@ -215,6 +235,7 @@ impl Default for RawSync {
             retry_cap: "60s".into(),
             breaker_failures: 5,
             breaker_open: "30s".into(),
+            position_check_interval: "60s".into(),
         }
     }
 }

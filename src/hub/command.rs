@@ -2,8 +2,9 @@
 //! configuration file resolved into a store, then served (or migrated, or checked).
 //!
 //! Exit codes: 0 after a clean shutdown or a passed check; 78 (`EX_CONFIG`) for unusable
-//! arguments or files; 1 for anything else (a database that cannot be reached, a failed
-//! check).
+//! arguments or files, and for a database whose TLS is not what `sslmode=verify-full` asks
+//! (a certificate from another CA or for another host name, a server without TLS); 1 for
+//! anything else (a database that cannot be reached, a failed check).
 //!
 //! The hub configuration file (`--config`, see `hub.example.toml`) holds the PostgreSQL
 //! settings, so that a password never has to appear on a command line:
@@ -177,17 +178,22 @@ pub fn run_command(args: &HubArgs) -> ExitCode {
         Err(code) => return code,
     };
     let result = runtime.block_on(async move {
-        let store = open(&choice).await.map_err(|e| std::io::Error::other(e.to_string()))?;
+        let store = match open(&choice).await {
+            Ok(store) => store,
+            Err(e) => return Ok(Some(e)),
+        };
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {listen}: {e}")))?;
         let shutdown = CancellationToken::new();
         tokio::spawn(cancel_on_signal(shutdown.clone()));
-        serve(listener, store, options, tls, shutdown).await
+        serve(listener, store, options, tls, shutdown).await.map(|()| None)
     });
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     match result {
-        Ok(()) => {
+        // The store did not open: 78 when the configuration is at fault.
+        Ok(Some(e)) => exit_for(&e, ""),
+        Ok(None) => {
             tracing::info!("hub stopped");
             ExitCode::SUCCESS
         }
@@ -277,8 +283,11 @@ fn check(args: &HubStoreArgs) -> ExitCode {
     })
 }
 
+/// Prints `e` for the hub command `what` ("" when serving); 78 when the configuration is at
+/// fault, else 1.
 fn exit_for(e: &super::HubError, what: &str) -> ExitCode {
-    eprintln!("zenedge hub {what}: {e}");
+    let command = if what.is_empty() { "zenedge hub".to_owned() } else { format!("zenedge hub {what}") };
+    eprintln!("{command}: {e}");
     match e {
         super::HubError::PgConfig(_) => ExitCode::from(EXIT_CONFIG),
         _ => ExitCode::FAILURE,

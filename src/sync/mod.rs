@@ -27,8 +27,8 @@
 //! `batch_max_events` events and `batch_max_bytes` of stored envelopes after the cursor (a
 //! larger single event goes alone), lingering up to `linger` for a fuller batch while fewer
 //! are waiting; gzip the stored bytes as they are (no decoding, no re-encoding); send; act
-//! on the answer. With nothing to send it sleeps on the writer's commit notifications, not
-//! on a timer.
+//! on the answer. With nothing to send it sleeps on the writer's commit notifications (and
+//! wakes after `position_check_interval` to ask the hub where it stands).
 //!
 //! While a batch is in flight, a helper thread reads and compresses the next one, and the
 //! cursor write after a `200` overlaps the next exchange: the edge's share of the work runs
@@ -40,10 +40,12 @@
 //! # Answers
 //!
 //! * `200`: the cursor moves to `stored_through` (which must be the batch's last).
-//! * First, after every start (before any batch) and after every close of the circuit
-//!   breaker: the hub's position (`GET`), checked like a `409` (`404`: the hub holds nothing of
-//!   this edge, so everything is sent again). A restore mark (`zenedge restore`) is cleared
-//!   once the hub holds the same history.
+//! * First, after every start (before any batch), after every close of the circuit breaker,
+//!   and after every `position_check_interval` spent idle: the hub's position (`GET`), checked
+//!   like a `409` (`404`: the hub holds nothing of this edge, so everything is sent again). A
+//!   hub restored from an older backup is so refilled from the cursor it names without waiting
+//!   for the next event. A restore mark (`zenedge restore`) is cleared once the hub holds the
+//!   same history.
 //! * `200`: the hub's `last_event` must be this log's (else `hub_diverged`).
 //! * `409`: the hub is elsewhere — ahead after the edge lost a `200`, behind after the hub
 //!   was restored — or refused the chain (the event before the batch differs). The edge

@@ -137,6 +137,7 @@ async fn a_read_with_patient_data_is_recorded_with_the_address_the_path_and_the_
     let read = reads[0];
     let client = &read["record"]["participants"][0];
     assert_eq!(client["requestor"], true);
+    assert_eq!(client["user_id"], "test-client", "the authenticated client is named: {read}");
     assert_eq!(client["network_access_point"], "127.0.0.1");
     assert_eq!(object_ids(read, 1), ["PAT-ACC-READ", "INS-77"], "{read}");
     assert_eq!(object_ids(read, 2), ["/api/v1/events?limit=5"]);

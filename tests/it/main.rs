@@ -1,6 +1,7 @@
 //! zenedge's integration tests: one binary, the daemon started in-process on port 0 (or the
 //! real binary where a process must die), real TCP on loopback, temp state directories.
 
+mod access;
 mod api;
 mod api_matching;
 mod audit;
@@ -16,6 +17,7 @@ mod golden;
 mod hostile;
 mod hub;
 mod hub_pg;
+mod hub_pg_tls;
 mod interop;
 mod layers;
 mod logs;
@@ -29,6 +31,7 @@ mod retention;
 mod support;
 mod sync;
 mod sync_pg;
+mod sync_restored;
 mod syslog;
 mod systemd;
 mod tls_api;

@@ -73,8 +73,9 @@ impl Scene {
                  [store]\nstate_dir = {:?}\ndisk_reserve = {reserve:?}\n\
                  [mllp]\nlisten = \"127.0.0.1:0\"\n\
                  [dicom]\nlisten = \"127.0.0.1:0\"\nstable_after = \"1h\"\n\
-                 [http]\nlisten = \"127.0.0.1:0\"\n",
-                state.display().to_string()
+                 [http]\nlisten = \"127.0.0.1:0\"\n{}",
+                state.display().to_string(),
+                crate::support::access::client_toml(),
             ),
         )
         .unwrap();

@@ -225,6 +225,73 @@ pub fn check(settings: &PgSettings) -> Result<(), HubError> {
     Ok(())
 }
 
+/// A connection refused because TLS to the database cannot be what `sslmode` asks: the
+/// server's certificate is not from the CA file or does not name the URL's host, or the server
+/// does not speak TLS. Trying again does not help, so at start this is a configuration error
+/// (exit 78) that names the problem; the password is never part of it.
+pub fn tls_refusal(e: &tokio_postgres::Error, resolved: &Resolved) -> Option<HubError> {
+    let PgTlsMode::VerifyFull { ca_file } = &resolved.tls else { return None };
+    let database = describe(&resolved.config);
+    let problem = match find_rustls_error(e) {
+        Some(rustls::Error::InvalidCertificate(cert)) => certificate_problem(cert, ca_file),
+        Some(other) => format!("the TLS handshake failed: {other}"),
+        None if super::describe_error(e).contains("server does not support TLS") => {
+            "the server does not accept TLS (ssl = off in postgresql.conf?)".to_owned()
+        }
+        None => return None,
+    };
+    Some(config_error(format!("PostgreSQL at {database} with sslmode=verify-full: {problem}")))
+}
+
+/// What is wrong with the server's certificate, in an operator's words.
+fn certificate_problem(cert: &rustls::CertificateError, ca_file: &Path) -> String {
+    use rustls::CertificateError as E;
+    match cert {
+        E::UnknownIssuer | E::BadSignature => format!(
+            "the server's certificate does not chain to a CA in {} (the wrong CA file, or the server's \
+             certificate is from another CA)",
+            ca_file.display()
+        ),
+        E::NotValidForName => {
+            "the server's certificate does not name the host of the URL: connect by a name it holds".to_owned()
+        }
+        E::NotValidForNameContext { expected, presented } => format!(
+            "the server's certificate does not name the host of the URL ({}); it names {}: connect by a name it holds",
+            server_name(expected),
+            presented.join(", ")
+        ),
+        E::Expired | E::ExpiredContext { .. } => "the server's certificate has expired".to_owned(),
+        E::NotValidYet | E::NotValidYetContext { .. } => "the server's certificate is not valid yet".to_owned(),
+        other => format!("the server's certificate is refused: {other}"),
+    }
+}
+
+fn server_name(name: &rustls::pki_types::ServerName<'_>) -> String {
+    match name {
+        rustls::pki_types::ServerName::DnsName(dns) => dns.as_ref().to_owned(),
+        rustls::pki_types::ServerName::IpAddress(ip) => std::net::IpAddr::from(*ip).to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// The rustls error under a connection error, if there is one (an I/O error from the TLS
+/// stream holds it inside, where `source()` does not reach).
+fn find_rustls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut current = Some(e);
+    while let Some(error) = current {
+        if let Some(found) = error.downcast_ref::<rustls::Error>() {
+            return Some(found);
+        }
+        if let Some(io) = error.downcast_ref::<std::io::Error>()
+            && let Some(found) = io.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        {
+            return Some(found);
+        }
+        current = error.source();
+    }
+    None
+}
+
 /// The pool of connections the routes use.
 pub fn pool(resolved: &Resolved, settings: &PgSettings) -> Result<Pool, HubError> {
     let manager_config = ManagerConfig { recycling_method: RecyclingMethod::Fast };

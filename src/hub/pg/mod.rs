@@ -121,7 +121,7 @@ impl PgStore {
         let resolved = connect::resolve(settings)?;
         let target = connect::describe(&resolved.config);
         let pool = connect::pool(&resolved, settings)?;
-        let mut client = pool.get().await.map_err(pool_error)?;
+        let mut client = pool.get().await.map_err(|e| open_error(e, &resolved))?;
         let migrated = if migrate {
             Some(migrate::migrate(&mut client).await?)
         } else {
@@ -141,7 +141,7 @@ impl PgStore {
     pub async fn migrate_only(settings: &PgSettings) -> Result<(String, Migrated), HubError> {
         let resolved = connect::resolve(settings)?;
         let pool = connect::pool(&resolved, settings)?;
-        let mut client = pool.get().await.map_err(pool_error)?;
+        let mut client = pool.get().await.map_err(|e| open_error(e, &resolved))?;
         let migrated = migrate::migrate(&mut client).await?;
         Ok((connect::describe(&resolved.config), migrated))
     }
@@ -193,6 +193,15 @@ fn pool_error(e: deadpool_postgres::PoolError) -> HubError {
     }
 }
 
+/// The first connection failed: a TLS refusal is the configuration's fault (see
+/// [`connect::tls_refusal`]), anything else as [`pool_error`].
+fn open_error(e: deadpool_postgres::PoolError, resolved: &connect::Resolved) -> HubError {
+    match e {
+        deadpool_postgres::PoolError::Backend(e) => connect::tls_refusal(&e, resolved).unwrap_or_else(|| db_error(e)),
+        other => pool_error(other),
+    }
+}
+
 /// A database error: [`HubError::Unavailable`] when trying again later may succeed (the
 /// connection is gone, the server is shutting down or starting, out of resources, a
 /// serialization failure), else [`HubError::Postgres`].
@@ -211,11 +220,23 @@ pub(super) fn db_error(e: tokio_postgres::Error) -> HubError {
 }
 
 /// An error's text: the server's message and SQLSTATE (never its detail, which may quote
-/// values), or the client's own description.
+/// values), or the client's own description with its causes (`error connecting to server:
+/// Connection refused`).
 pub(super) fn describe_error(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("{} {}: {}", db.severity(), db.code().code(), db.message()),
-        None => e.to_string(),
+        None => {
+            let mut text = e.to_string();
+            let mut cause = std::error::Error::source(e);
+            while let Some(c) = cause {
+                let more = c.to_string();
+                if !text.ends_with(&more) {
+                    text = format!("{text}: {more}");
+                }
+                cause = c.source();
+            }
+            text
+        }
     }
 }
 

@@ -38,8 +38,9 @@ impl Worker {
         Ok(verdict)
     }
 
-    /// The first exchange after a start (or a fork): the hub's position, checked against this
-    /// log before any batch goes. A restore mark is cleared once the hub holds this history.
+    /// The first exchange after a start (or a fork, a close of the breaker, an idle
+    /// `position_check_interval`): the hub's position, checked against this log before any
+    /// batch goes. A restore mark is cleared once the hub holds this history.
     pub(super) fn first_contact(&mut self) -> Result<Step, StepError> {
         let position = self.transport.position(self.epoch.epoch, None)?;
         if self.shutdown.is_cancelled() {

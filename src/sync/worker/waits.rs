@@ -35,25 +35,36 @@ impl Worker {
         true
     }
 
-    /// Waits until events arrive after the cursor or an operator queues a redelivery.
+    /// Waits until events arrive after the cursor or an operator queues a redelivery. After
+    /// `position_check_interval` of that, the hub's position is asked again before anything
+    /// else (a hub restored from an older backup is refilled without waiting for an event).
     /// Returns false on shutdown.
     pub(super) fn wait_for_work(&mut self) -> bool {
         let cursor = self.cursor;
         let shutdown = self.shutdown.clone();
         let shared = self.shared.clone();
         let mut committed = self.committed.clone();
+        let interval = self.config.position_check_interval;
         let woken = self.block_on(async move {
             tokio::select! {
-                _ = shutdown.cancelled() => None,
-                changed = committed.wait_for(|&last| last > cursor) => Some(changed.is_ok()),
-                _ = shared.woken() => Some(true),
+                _ = shutdown.cancelled() => Woken::Stop,
+                changed = committed.wait_for(|&last| last > cursor) => {
+                    if changed.is_ok() { Woken::Work } else { Woken::WriterGone }
+                }
+                _ = shared.woken() => Woken::Work,
+                _ = tokio::time::sleep(interval) => Woken::CheckHub,
             }
         });
         match woken {
-            None => false,
-            Some(true) => true,
+            Woken::Stop => false,
+            Woken::Work => true,
+            Woken::CheckHub => {
+                tracing::debug!(cursor, "idle: asking the hub where it stands");
+                self.checked = false;
+                true
+            }
             // The writer is gone: the daemon is stopping.
-            Some(false) => {
+            Woken::WriterGone => {
                 self.block_on(self.shutdown.cancelled());
                 false
             }
@@ -79,4 +90,14 @@ impl Worker {
             }
         })
     }
+}
+
+/// What ended an idle wait.
+enum Woken {
+    Stop,
+    /// New events, or an operator's request.
+    Work,
+    /// `position_check_interval` passed with nothing to do.
+    CheckHub,
+    WriterGone,
 }

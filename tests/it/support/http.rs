@@ -1,5 +1,6 @@
 //! A minimal HTTP/1.1 client over loopback: GET, POST without a body for operator actions,
-//! and a raw request for the hub's batches.
+//! and a raw request for the hub's batches. `get` presents the token of `test-client`
+//! ([`super::access`]), which every test config has; `get_as` another one or none.
 
 use std::net::SocketAddr;
 
@@ -20,7 +21,12 @@ impl Response {
 }
 
 pub async fn get(addr: SocketAddr, path: &str) -> Response {
-    request(addr, "GET", path, None).await
+    request(addr, "GET", path, Some(super::access::TOKEN)).await
+}
+
+/// GET with `token` as the bearer token, or anonymous with `None`.
+pub async fn get_as(addr: SocketAddr, path: &str, token: Option<&str>) -> Response {
+    request(addr, "GET", path, token).await
 }
 
 /// Every event in the daemon's log, page by page through the API.

@@ -44,6 +44,21 @@ impl Backing {
         Backing::Postgres { server, url }
     }
 
+    /// A copy of what this backing holds now, as a backup of it would (redb: stop the hub
+    /// first, the files are copied).
+    pub fn copy(&self) -> Backing {
+        match self {
+            Backing::Redb(dir) => {
+                let copy = tempfile::tempdir().unwrap();
+                copy_dir(dir.path(), copy.path());
+                Backing::Redb(Arc::new(copy))
+            }
+            Backing::Postgres { server, url } => {
+                Backing::Postgres { server: server.clone(), url: server.copy_database(url) }
+            }
+        }
+    }
+
     /// The PostgreSQL server and database URL, for a test that looks into the tables.
     pub fn postgres(&self) -> Option<(&PgServer, &str)> {
         match self {
@@ -65,6 +80,19 @@ impl Backing {
         match self {
             Backing::Redb(dir) => vec!["--state-dir".into(), dir.path().display().to_string()],
             Backing::Postgres { url, .. } => vec!["--postgres".into(), url.clone()],
+        }
+    }
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            std::fs::create_dir(&target).unwrap();
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
         }
     }
 }

@@ -7,7 +7,9 @@
 //! restart the server takes a [`private`] one. The data directory is a temp dir; as root the
 //! server runs as the `postgres` user (`initdb` refuses root) through `runuser`. It listens on
 //! 127.0.0.1 on a free port (PostgreSQL cannot take port 0: a port is picked and, on a clash,
-//! another). A watchdog in its own session stops the server (`pg_ctl stop -m immediate`) and
+//! another). TLS is on, with a certificate for `localhost` (and no other name) from a test
+//! CA ([`PgServer::ca_file`]): a client asking for TLS gets it, one that does not gets a plain
+//! connection. A watchdog in its own session stops the server (`pg_ctl stop -m immediate`) and
 //! removes its directory as soon as the test binary is gone, however it ended, so no server
 //! outlives the run.
 //!
@@ -17,6 +19,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
+
+use super::certs::{Leaf, TestPki};
 
 /// A running PostgreSQL server.
 #[derive(Debug)]
@@ -30,6 +34,8 @@ pub struct PgServer {
     as_postgres: bool,
     /// Stopped on drop (a private server); the shared one is left to the watchdog.
     owned: bool,
+    /// The CA of the server's certificate (and another one).
+    pki: TestPki,
 }
 
 static SHARED: OnceLock<Result<Arc<PgServer>, String>> = OnceLock::new();
@@ -82,6 +88,17 @@ impl PgServer {
         let bin = binaries()?;
         let as_postgres = is_root();
         let dir = tempfile::Builder::new().prefix("zenedge-pg-").tempdir().map_err(|e| e.to_string())?.keep();
+        let pki = TestPki::new();
+        // The server's certificate and key, readable by the server only.
+        let leaf = Leaf {
+            stem: "server".into(),
+            common_name: Some("localhost".into()),
+            alt_names: vec!["localhost".into()],
+            ..Leaf::server()
+        };
+        let (cert, key) = pki.issue(&dir, &leaf);
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .map_err(|e| e.to_string())?;
         if as_postgres {
             let ids = Command::new("id").args(["-u", "postgres"]).output().map_err(|e| e.to_string())?;
             let uid: u32 =
@@ -89,9 +106,11 @@ impl PgServer {
             let gids = Command::new("id").args(["-g", "postgres"]).output().map_err(|e| e.to_string())?;
             let gid: u32 =
                 String::from_utf8_lossy(&gids.stdout).trim().parse().map_err(|_| "no postgres group".to_owned())?;
-            std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).map_err(|e| e.to_string())?;
+            for path in [&dir, &cert, &key] {
+                std::os::unix::fs::chown(path, Some(uid), Some(gid)).map_err(|e| e.to_string())?;
+            }
         }
-        let mut server = PgServer { bin, dir, port: 0, as_postgres, owned };
+        let mut server = PgServer { bin, dir, port: 0, as_postgres, owned, pki };
         server.watchdog();
         let data = server.dir.join("data");
         let out = server
@@ -130,9 +149,10 @@ impl PgServer {
 
     fn pg_ctl_start(&self) -> Result<(), String> {
         let options = format!(
-            "-c listen_addresses=127.0.0.1 -k {} -p {} -c fsync=off -c max_connections=300 -c shared_buffers=64MB",
-            self.dir.display(),
-            self.port
+            "-c listen_addresses=127.0.0.1 -k {dir} -p {} -c fsync=off -c max_connections=300 -c shared_buffers=64MB \
+             -c ssl=on -c ssl_cert_file={dir}/server.pem -c ssl_key_file={dir}/server.key",
+            self.port,
+            dir = self.dir.display(),
         );
         let status = self
             .command("pg_ctl")
@@ -198,6 +218,24 @@ impl PgServer {
         self.url(&name)
     }
 
+    /// A new database holding what the database of `url` holds now (`pg_dump`, as a backup
+    /// would); its URL.
+    pub fn copy_database(&self, url: &str) -> String {
+        let copy = self.database();
+        let dump = Command::new(self.bin.join("pg_dump")).args(["--no-owner", url]).output();
+        let dump = dump.expect("pg_dump runs");
+        assert!(dump.status.success(), "pg_dump failed: {}", String::from_utf8_lossy(&dump.stderr));
+        let mut psql = Command::new(self.bin.join("psql"))
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", &copy])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("psql runs");
+        std::io::Write::write_all(&mut psql.stdin.take().unwrap(), &dump.stdout).unwrap();
+        assert!(psql.wait().unwrap().success(), "the dump does not load");
+        copy
+    }
+
     /// The URL of database `name`.
     pub fn url(&self, name: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
@@ -211,6 +249,16 @@ impl PgServer {
             .expect("psql runs");
         assert!(out.status.success(), "psql failed: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// The CA the server's certificate (for `localhost` only) chains to.
+    pub fn ca_file(&self) -> PathBuf {
+        self.pki.ca_path()
+    }
+
+    /// A CA the server's certificate does not chain to.
+    pub fn other_ca_file(&self) -> PathBuf {
+        self.pki.other_ca_path()
     }
 
     /// The directory of the server's binaries.

@@ -43,6 +43,8 @@ pub struct FaultProxy {
     pub addr: SocketAddr,
     pub counters: Arc<Counters>,
     fault: watch::Sender<Fault>,
+    /// Where new connections go (a hub replaced by another at a new address).
+    upstream: watch::Sender<SocketAddr>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -52,16 +54,22 @@ impl FaultProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = watch::channel(fault);
+        let (upstream, to) = watch::channel(upstream);
         let counters = Arc::new(Counters::default());
         let c = counters.clone();
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 c.accepted.fetch_add(1, Ordering::Relaxed);
                 let (rx, c) = (rx.clone(), c.clone());
-                tokio::spawn(connection(client, upstream, rx, c));
+                tokio::spawn(connection(client, *to.borrow(), rx, c));
             }
         });
-        FaultProxy { addr, counters, fault: tx, task }
+        FaultProxy { addr, counters, fault: tx, upstream, task }
+    }
+
+    /// Sends new connections to `upstream` (connections already open stay where they are).
+    pub fn retarget(&self, upstream: SocketAddr) {
+        self.upstream.send_replace(upstream);
     }
 
     pub fn set(&self, fault: Fault) {

@@ -150,3 +150,26 @@ async fn a_hub_beyond_the_end_of_the_log_is_a_failure_that_leaves_the_cursor() {
     assert!(error.starts_with("hub_ahead: the hub says it holds events up to 50"), "{error}");
     edge.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_worker_asks_the_hub_again_and_refills_a_hub_restored_from_an_older_copy() {
+    let mut config = config(4);
+    config.position_check_interval = Duration::from_millis(20);
+    let mut edge = Edge::new(config);
+    edge.append(1..=10).await;
+    edge.start();
+    eventually("all stored", || edge.cursor() == 10).await;
+    let asked = edge.hub.with(|s| s.positions.len());
+    eventually("the idle worker asks again", || edge.hub.with(|s| s.positions.len()) > asked).await;
+    // The hub is restored from an older copy: it holds 1..=6. No event is appended.
+    edge.hub.with(|s| {
+        s.stored_through = 6;
+        s.ids.retain(|seq, _| *seq <= 6);
+        s.stored.retain(|seq, _| *seq <= 6);
+    });
+    eventually("the hub refilled", || edge.hub.with(|s| s.stored_through) == 10).await;
+    assert_eq!(edge.hub.ranges().last(), Some(&(7, 10)));
+    assert!(edge.hub.with(|s| s.stored.len() == 10 && s.stored.values().all(|n| *n == 1)));
+    assert!(edge.shared.status().diverged.is_none());
+    edge.close().await;
+}

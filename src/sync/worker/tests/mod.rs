@@ -307,6 +307,7 @@ fn config(batch_max_events: usize) -> SyncConfig {
         retry_cap: Duration::from_millis(4),
         breaker_failures: 100,
         breaker_open: Duration::from_millis(5),
+        position_check_interval: Duration::from_secs(3600),
     }
 }
 
