@@ -75,6 +75,7 @@ setup_run() { # name
   . "$here/bench/lib.sh"
   write_config
   api=http://127.0.0.1:$((port + 1))
+  export ZENEDGE_TOKEN_FILE=$work/state/local-api.token
 }
 start_edge() {
   "$bin/zenedge" serve --config "$work/zenedge.toml" 2>>"$work/edge.log" &

@@ -29,8 +29,19 @@ DROP = {"seq", "match_seq", "case_id", "patient_case_id", "hl7_message_id", "fil
         "waiting_since", "age_seconds", "next", "revision_seq", "replaces_seq", "peer"}
 
 
+def auth_headers():
+    """The edge API's token: ZENEDGE_TOKEN_FILE (the daemon's <state_dir>/local-api.token,
+    read at each request: a restarted daemon writes a new one)."""
+    path = os.environ.get("ZENEDGE_TOKEN_FILE")
+    if not path or not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return {"Authorization": "Bearer " + f.read().strip()}
+
+
 def get(url, ctx=None):
-    with urllib.request.urlopen(url, timeout=60, context=ctx) as r:
+    request = urllib.request.Request(url, headers=auth_headers())
+    with urllib.request.urlopen(request, timeout=60, context=ctx) as r:
         return json.load(r)
 
 

@@ -197,12 +197,23 @@ def dicom_lane(name, studies, host, port, aec, acked_path, acked_events, t0):
                 pass
 
 
+def auth_headers():
+    """The edge API's token: ZENEDGE_TOKEN_FILE (the daemon's <state_dir>/local-api.token,
+    read at each request: a restarted daemon writes a new one)."""
+    path = os.environ.get("ZENEDGE_TOKEN_FILE")
+    if not path or not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return {"Authorization": "Bearer " + f.read().strip()}
+
+
 def wait_completed(api, uids):
     pending = set(uids)
     while pending:
         for uid in list(pending):
             try:
-                with urllib.request.urlopen(f"{api}/api/v1/studies/{uid}", timeout=5) as r:
+                request = urllib.request.Request(f"{api}/api/v1/studies/{uid}", headers=auth_headers())
+                with urllib.request.urlopen(request, timeout=5) as r:
                     s = json.load(r)
                 if not s.get("pending") and s.get("revision", 0) >= 1:
                     pending.discard(uid)

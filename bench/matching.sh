@@ -61,7 +61,8 @@ load() { # label path...
   local args=()
   for p in "$@"; do args+=(--path "$p"); done
   echo "-- $label"
-  "$bin/zenedge-load" http --addr "$http" --exams "$exams" --rate "$rate" --duration "$duration" "${args[@]}"
+  "$bin/zenedge-load" http --addr "$http" --exams "$exams" --rate "$rate" --duration "$duration" \
+    --token-file "$work/state/local-api.token" "${args[@]}"
 }
 load "/healthz (floor)" /healthz
 load "all read paths in turn" "${paths[@]}"

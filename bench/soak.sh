@@ -179,7 +179,7 @@ if [ "$sync" = 1 ]; then
     sleep 0.5
   done
 fi
-curl -sf "http://127.0.0.1:$((port + 1))/api/v1/status" >"$out/status.json" || true
+curl -sf -H "$(api_auth)" "http://127.0.0.1:$((port + 1))/api/v1/status" >"$out/status.json" || true
 
 "$py" - "$out" "$final_seq" "${final_hub:-}" <<'PY' | tee "$out/summary.txt"
 import json, sys

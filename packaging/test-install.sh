@@ -136,7 +136,7 @@ DAEMON_PID=$!
 { peer ready "$http_port" && peer send "$mllp_port" INSTALLTEST1; } ||
     { cat "$WORK/daemon.log"; fail "the daemon did not answer HL7 or HTTP"; }
 echo INSTALLTEST1 >"$WORK/acked.txt"
-peer logged "$http_port" "$WORK/acked.txt" || fail "the acknowledged message is not in the event log"
+peer logged "$http_port" "$WORK/acked.txt" --token-file "$ROOT/var/lib/zenedge/local-api.token" || fail "the acknowledged message is not in the event log"
 c_echo "$dicom_port" || { cat "$WORK/daemon.log"; fail "C-ECHO failed"; }
 chroot --userspec="$uid:$gid" --groups="$gid" "$ROOT" /usr/bin/zenedge status --config /etc/zenedge/zenedge.toml ||
     fail "zenedge status"

@@ -11,6 +11,7 @@
 #     and the daemon process has the credentials, capabilities and filters they imply;
 #   * HL7 (MSA|AA) and C-ECHO from the host (the container shares the host's network
 #     namespace; the daemon listens on free loopback ports);
+#   * `systemctl reload` (ExecReload, SIGHUP) reaches the daemon, which stays the same process;
 #   * kill -9 under load: Restart=on-failure brings it back, nothing acknowledged is lost;
 #   * kill -STOP: the watchdog kills and restarts it within WatchdogSec + RestartSec;
 #   * an upgrade to a rebuilt .deb with a higher version restarts the running service on the
@@ -279,6 +280,16 @@ peer send "$mllp_port" SYSTEMD-1
 echo SYSTEMD-1 >"$T/acked-1.txt"
 c_echo "$dicom_port" || fail "C-ECHO failed"
 
+step "systemctl reload: SIGHUP reaches the daemon (ExecReload under the unit's sandbox), which stays up"
+pid="$(prop MainPID)"
+in_ct systemctl reload "$UNIT" || fail "systemctl reload failed"
+reloaded() { journal_has "SIGHUP received: reloading the TLS files"; }
+wait_until 30 "the daemon logs the reload" reloaded
+[ "$(prop MainPID)" = "$pid" ] && [ "$(prop ActiveState)" = active ] ||
+    fail "the reload did not leave the same process running: $(state)"
+peer ready "$http_port"
+echo "reloaded in place: $(state)"
+
 step "kill -9 under load: Restart=on-failure brings it back, nothing acknowledged is lost"
 peer stream "$mllp_port" KILL9 "$T/acked-kill9.txt" "$T/stop-stream" >"$T/stream.log" 2>&1 &
 STREAM_PID=$!
@@ -304,7 +315,7 @@ touch "$T/stop-stream"
 wait "$STREAM_PID" || { cat "$T/stream.log"; fail "the sender failed"; }
 STREAM_PID=""
 cat "$T/stream.log"
-peer logged "$http_port" "$T"/acked-*.txt || fail "acknowledged orders were lost"
+peer logged "$http_port" "$T"/acked-*.txt --token-file "$ROOT/var/lib/zenedge/local-api.token" || fail "acknowledged orders were lost"
 
 step "kill -STOP: the watchdog restarts it within WatchdogSec + RestartSec"
 pid="$(prop MainPID)"
@@ -321,7 +332,7 @@ journal_has "Watchdog timeout" || fail "the restart was not the watchdog's"
 echo "restarted by the watchdog $elapsed ms after SIGSTOP (WatchdogSec + RestartSec = $limit_ms ms, margin $margin_ms ms)"
 in_ct sh -c 'ls /var/lib/zenedge | grep -q "^core"' && fail "a core file was left in the state directory"
 peer ready "$http_port"
-peer logged "$http_port" "$T"/acked-*.txt
+peer logged "$http_port" "$T"/acked-*.txt --token-file "$ROOT/var/lib/zenedge/local-api.token"
 
 step "upgrade to $upgrade_version while running: restarted on the new binary, data and conffile kept"
 pid="$(prop MainPID)"
@@ -343,7 +354,7 @@ if grep -q "^Configuration file" "$T/apt-upgrade.log"; then fail "the upgrade as
 peer ready "$http_port"
 peer send "$mllp_port" UPGRADE-1
 echo UPGRADE-1 >"$T/acked-2.txt"
-peer logged "$http_port" "$T"/acked-*.txt || fail "the upgrade lost data"
+peer logged "$http_port" "$T"/acked-*.txt --token-file "$ROOT/var/lib/zenedge/local-api.token" || fail "the upgrade lost data"
 echo "pid $pid -> $new_pid on $upgrade_version; config unchanged"
 
 step "systemctl stop with a sender connected: exit 0 within the shutdown grace period"
@@ -374,7 +385,7 @@ poweroff boot-1
 boot
 wait_until 60 "active after the reboot" is_state active/running
 peer ready "$http_port"
-peer logged "$http_port" "$T"/acked-*.txt || fail "acknowledged orders are missing after the reboot"
+peer logged "$http_port" "$T"/acked-*.txt --token-file "$ROOT/var/lib/zenedge/local-api.token" || fail "acknowledged orders are missing after the reboot"
 poweroff boot-2
 
 step "seccomp: no system call refused, no patient data in the journal"

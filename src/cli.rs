@@ -88,7 +88,7 @@ pub enum Command {
         follow: bool,
     },
     /// Copy the running daemon's log and instance files into a new directory, without
-    /// stopping intake (needs `http.operator_token`). The copy is consistent (one snapshot
+    /// stopping intake (scope `operator`: run as root or the service user). The copy is consistent (one snapshot
     /// of the log and the files its events name) and checked against the events.
     Backup {
         /// The configuration file (/etc/zenedge/zenedge.toml on an installed box).
@@ -112,12 +112,15 @@ pub enum Command {
         force: bool,
     },
     /// The running daemon's dead letters (events the hub refused): list them, or send them
-    /// again or give them up (operator actions: need `http.operator_token`).
+    /// again or give them up (scope `operator`: run as root or the service user).
     #[command(subcommand)]
     DeadLetters(DeadLetterCommand),
-    /// Operator actions on the running daemon's sync (need `http.operator_token`).
+    /// Operator actions on the running daemon's sync (scope `operator`).
     #[command(subcommand)]
     Sync(SyncCommand),
+    /// API client tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Run the reference hub: receives edges' event batches (the hub contract) and stores
     /// each `(edge_id, seq)` once.
     Hub(Box<HubArgs>),
@@ -155,6 +158,20 @@ pub enum DeadLetterCommand {
         config: PathBuf,
         /// The dead letter's sequence number.
         seq: u64,
+    },
+}
+
+/// `zenedge token`.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Print a fresh random token for a new API client, once, and the `[[http.clients]]`
+    /// lines to paste into the config (which keeps only the token's SHA-256).
+    New {
+        /// The client's name (1-64 characters of A-Z a-z 0-9 . _ -), as the audit trail names it.
+        name: String,
+        /// Comma-separated scopes: read, status, operator, audit.
+        #[arg(long, value_delimiter = ',', required = true)]
+        scopes: Vec<String>,
     },
 }
 

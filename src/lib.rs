@@ -25,6 +25,9 @@
 //! * [`projections`] — everything derived from the events (duplicate indexes, instances,
 //!   studies, orders, matches, cases), applied in the writer's transaction, rebuilt by replay,
 //!   and the read queries over them.
+//! * [`audit`] — the audit trail (IHE ATNA): DICOM PS3.15 A.5 records of every receipt and read
+//!   of patient data and every security event, in a table beside the log, committed in the
+//!   intake's own transaction or batched by the writer.
 //! * [`events`] — the event catalog: what zenedge records, in the hub's vocabulary, with its
 //!   versions.
 //! * [`log`] — the storage engine: the redb file, envelopes, one writer thread with group
@@ -44,6 +47,7 @@
 
 pub mod api;
 pub mod app;
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod dicom;

@@ -7,7 +7,7 @@ use clap::Parser;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use zenedge::app::{self, Listeners, RunOptions};
-use zenedge::cli::{self, Cli, Command, DeadLetterCommand, SyncCommand};
+use zenedge::cli::{self, Cli, Command, DeadLetterCommand, SyncCommand, TokenCommand};
 use zenedge::config::Config;
 
 fn main() -> ExitCode {
@@ -23,6 +23,7 @@ fn main() -> ExitCode {
         Command::Restore { from, config, force } => zenedge::operator::restore::run_command(&from, &config, force),
         Command::DeadLetters(command) => dead_letters(command),
         Command::Sync(SyncCommand::Fork { config }) => zenedge::operator::fork::run_command(&config),
+        Command::Token(TokenCommand::New { name, scopes }) => zenedge::operator::token::run_new(&name, &scopes),
         Command::Hub(args) => zenedge::hub::run_command(&args),
     }
 }

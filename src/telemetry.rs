@@ -113,6 +113,13 @@ pub struct Metrics {
     pub sync_batch_seconds: Histogram,
     /// Security alerts by kind (see `crate::security::AlertKind`).
     pub security_alerts: Family<KindLabels, Counter>,
+    /// HTTP requests refused before a handler ran, by reason (`no_token`, `bad_token`,
+    /// `scope`, `rate_limited`).
+    pub http_refused: Family<ReasonLabels, Counter>,
+    /// Audit records committed to the trail.
+    pub audit_records: Counter,
+    /// Audit records of security alerts dropped because the queue to the writer was full.
+    pub audit_dropped: Counter,
     seen_message_types: Mutex<HashSet<String>>,
 }
 
@@ -164,6 +171,9 @@ impl Metrics {
                 0.001, 2.0, 16,
             )),
             security_alerts: Family::default(),
+            http_refused: Family::default(),
+            audit_records: Counter::default(),
+            audit_dropped: Counter::default(),
             seen_message_types: Mutex::new(HashSet::new()),
             registry: Registry::default(),
         };
@@ -247,6 +257,13 @@ impl Metrics {
         );
         registry.register("sync_batch_seconds", "One batch, request to answer", m.sync_batch_seconds.clone());
         registry.register("security_alerts", "Security alerts, by kind", m.security_alerts.clone());
+        registry.register("http_refused", "HTTP requests refused by access control, by reason", m.http_refused.clone());
+        registry.register("audit_records", "Audit records committed to the trail", m.audit_records.clone());
+        registry.register(
+            "audit_dropped",
+            "Audit records of security alerts dropped: the queue to the log writer was full",
+            m.audit_dropped.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -278,6 +295,11 @@ impl Metrics {
     /// Counts a security alert; `kind` is one of a fixed set of labels.
     pub fn security_alert(&self, kind: &'static str) {
         self.security_alerts.get_or_create(&KindLabels { kind: kind.to_owned() }).inc();
+    }
+
+    /// Counts an HTTP request refused by access control; `reason` is one of a fixed set.
+    pub fn http_refused(&self, reason: &'static str) {
+        self.http_refused.get_or_create(&ReasonLabels { reason: reason.to_owned() }).inc();
     }
 
     pub fn sync_failure(&self, kind: &str) {

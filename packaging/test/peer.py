@@ -16,9 +16,10 @@ the HTTP API. Python's standard library only, so it runs on any CI host.
   peer.py hold MLLP_PORT ID [--timeout S]
       sends one order on a connection it then keeps open and idle, like a RIS does; prints
       "held" once answered AA and exits 0 when the daemon closes the connection
-  peer.py logged HTTP_PORT FILE [FILE...]
+  peer.py logged HTTP_PORT FILE [FILE...] [--token-file F]
       every control id in the files (one a line) is in the log as exactly one
-      HL7MessageReceived
+      HL7MessageReceived; the API is asked with the token in F (the daemon's
+      <state_dir>/local-api.token, which the test reads as root)
 
 Messages carry made-up test data only.
 """
@@ -149,7 +150,11 @@ def cmd_logged(args):
     counts, after = {}, 0
     while True:
         url = f"http://127.0.0.1:{args.port}/api/v1/events?after={after}&limit=1000"
-        with urllib.request.urlopen(url, timeout=10) as r:
+        headers = {}
+        if args.token_file:
+            with open(args.token_file) as f:
+                headers["Authorization"] = "Bearer " + f.read().strip()
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as r:
             page = json.load(r)
         for event in page["items"]:
             if event["event_type"] == "HL7MessageReceived":
@@ -195,6 +200,7 @@ def main():
     c = sub.add_parser("logged")
     c.add_argument("port", type=int)
     c.add_argument("files", nargs="+")
+    c.add_argument("--token-file")
     c.set_defaults(run=cmd_logged)
     args = p.parse_args()
     args.run(args)

@@ -1,7 +1,7 @@
 //! `GET /api/v1/backup`: an online, consistent copy of the state directory, as a tar stream
 //! (what `zenedge backup` reads; `curl … | tar x` works too).
 //!
-//! An operator action ([`super::auth`]: `Authorization: Bearer <http.operator_token>`).
+//! An operator action (scope `operator`).
 //! First the database is copied from one read transaction into `.backup/<uuid>.redb` in the
 //! state directory ([`crate::operator::snapshot::snapshot`]); ingest goes on meanwhile. Only
 //! then does the answer start (so a failed copy is a 5xx, not a cut stream), with headers
@@ -21,13 +21,14 @@
 use std::io::{self, Write};
 use std::path::Path;
 
+use axum::Extension;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{ApiError, ApiState};
+use super::{ApiError, ApiState, Caller};
 use crate::log::{LogReader, is_relative_inside};
 use crate::operator::snapshot::{self, SnapshotSummary};
 
@@ -38,10 +39,10 @@ const DEPTH: usize = 8;
 /// Events read per page while listing the instance files.
 const PAGE: usize = 4096;
 
-pub(super) async fn backup(State(state): State<ApiState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    if let Some(refused) = super::auth::authorize(&state, &headers) {
-        return Ok(refused);
-    }
+pub(super) async fn backup(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Response, ApiError> {
     let Ok(permit) = state.backups.clone().try_acquire_owned() else {
         return Err(ApiError {
             status: StatusCode::CONFLICT,
@@ -77,7 +78,12 @@ pub(super) async fn backup(State(state): State<ApiState>, headers: HeaderMap) ->
         let _ = std::fs::remove_file(&copy);
     });
     let summary = ready.await.map_err(ApiError::internal)?.map_err(ApiError::internal)?;
-    tracing::info!(last_seq = summary.last_seq, events = summary.events, "backup: database copied; streaming it");
+    tracing::info!(
+        last_seq = summary.last_seq,
+        events = summary.events,
+        client = caller.client,
+        "backup: database copied; streaming it"
+    );
     let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
     Ok((
         StatusCode::OK,

@@ -1,35 +1,49 @@
 //! The local HTTP API (axum): health, readiness, metrics and the read API (events and their
 //! live stream; studies, orders, patient cases, matches, and what waits for a match); the
-//! daemon's status and the sync's dead letters, with operator actions behind a bearer
-//! token.
+//! daemon's status and the sync's dead letters, with operator actions.
+//!
+//! Nothing but `/healthz` and `/readyz` is answered without a client token with the right
+//! scope ([`auth`]); each route says what it needs in the route table ([`routes`]).
+//!
+//! Every answer with patient data is audited before it is sent ([`audited`]); the trail is
+//! paged at `/api/v1/audit`.
 //!
 //! [`router`] builds the whole API from [`ApiState`] without a socket, so tests drive it
 //! with `oneshot`. Errors are JSON `{"error": "..."}` with a 4xx/5xx status; internal
 //! causes are logged, never sent. Reads run on the blocking pool, each in one redb read
 //! transaction ([`crate::log::LogReader`]).
 
+mod audit;
+mod audited;
 mod auth;
 mod backup;
 mod cases;
 mod error;
 mod events;
 mod health;
+mod limits;
 mod matches;
 mod orders;
 mod params;
+mod routes;
 mod stream;
 mod studies;
 mod sync;
+#[cfg(test)]
+mod test_api;
 mod unmatched;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use axum::routing::{get, post};
+use axum::extract::ConnectInfo;
 use axum::{Json, Router};
 use tokio_util::sync::CancellationToken;
+use tower::ServiceExt as _;
 
+pub use auth::{Access, AccessControl, Caller, LOCAL_CLIENT, Via};
 pub use error::ApiError;
+pub use routes::table as route_table;
 
 use crate::log::{DiskGuard, LogHandle, LogReader, ReadError, WriterState};
 use crate::projections::Projections;
@@ -52,40 +66,38 @@ pub struct ApiState {
     pub database_path: PathBuf,
     /// This edge's id, for `/api/v1/status`.
     pub edge_id: String,
+    /// This edge as the audit messages name it.
+    pub audit_source: crate::audit::AuditSource,
     /// The sync worker's live status (disabled when no hub is configured).
     pub sync: Arc<SyncShared>,
-    /// Bearer token for operator actions; `None`: they are refused (403).
-    pub operator_token: Option<String>,
+    /// Who may do what: the clients, and the per-source rate limits.
+    pub access: Arc<AccessControl>,
     /// One backup at a time (each needs room for a copy of the database): one permit, also
     /// taken by each retention sweep (no file is deleted while a backup is streamed).
     pub backups: Arc<tokio::sync::Semaphore>,
 }
 
-/// The whole HTTP API.
+/// The whole HTTP API: every route of [`routes`] behind its guard, a path that matches none
+/// answered 404 to a known client only, and the per-source request rate before all of it.
 pub fn router(state: ApiState) -> Router {
-    Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
-        .route("/api/v1/events", get(events::list))
-        .route("/api/v1/events/stream", get(stream::events))
-        .route("/api/v1/events/{seq}", get(events::one))
-        .route("/api/v1/studies", get(studies::search))
-        .route("/api/v1/studies/{study_uid}", get(studies::one))
-        .route("/api/v1/orders", get(orders::search))
-        .route("/api/v1/orders/{order_id}", get(orders::one))
-        .route("/api/v1/cases", get(cases::search))
-        .route("/api/v1/cases/{case_id}", get(cases::one))
-        .route("/api/v1/matches", get(matches::list))
-        .route("/api/v1/unmatched/orders", get(unmatched::orders))
-        .route("/api/v1/unmatched/studies", get(unmatched::studies))
-        .route("/api/v1/status", get(sync::status))
-        .route("/api/v1/dead-letters", get(sync::dead_letters))
-        .route("/api/v1/dead-letters/{seq}/retry", post(sync::retry))
-        .route("/api/v1/dead-letters/{seq}/skip", post(sync::skip))
-        .route("/api/v1/sync/fork", post(sync::fork))
-        .route("/api/v1/backup", get(backup::backup))
-        .fallback(error::not_found)
+    let guarded = |access: Access| {
+        axum::middleware::from_fn_with_state(state.clone(), move |axum::extract::State(s), request, next| {
+            auth::guard(access, s, request, next)
+        })
+    };
+    let audited = axum::middleware::from_fn_with_state(state.clone(), audited::audit_reads);
+    let mut router = Router::new();
+    for route in routes::routes() {
+        // The guard outside, so the audit of a read names its client; `layer`, not
+        // `route_layer`: a method the path does not take is refused like any other anonymous
+        // request, not answered 405.
+        let handler = route.handler.layer(audited.clone()).layer(guarded(route.access));
+        router = router.route(route.path, handler);
+    }
+    let fallback = axum::routing::any(error::not_found).layer(guarded(Access::Authenticated));
+    router
+        .fallback_service(fallback.with_state(state.clone()))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::limit_requests))
         .with_state(state)
 }
 
@@ -104,7 +116,7 @@ pub fn router(state: ApiState) -> Router {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: ApiState,
-    header_timeout: std::time::Duration,
+    limits: ConnectionLimits,
     tls: Option<Handshaker>,
 ) -> std::io::Result<()> {
     let shutdown = state.shutdown.clone();
@@ -120,14 +132,10 @@ pub async fn serve(
                 let _ = stream.set_nodelay(true);
                 let (app, shutdown) = (app.clone(), shutdown.clone());
                 match tls.clone() {
-                    None => connections.spawn(serve_connection(stream, app, header_timeout, shutdown)),
+                    None => connections.spawn(serve_connection(stream, peer, None, app, limits, shutdown)),
                     Some(tls) => connections.spawn(async move {
                         let Some((stream, identity)) = tls.accept(stream, peer).await else { return };
-                        let app = match identity {
-                            Some(identity) => app.layer(axum::Extension(identity)),
-                            None => app,
-                        };
-                        serve_connection(stream, app, header_timeout, shutdown).await;
+                        serve_connection(stream, peer, identity, app, limits, shutdown).await;
                     }),
                 };
             }
@@ -143,14 +151,39 @@ pub async fn serve(
     Ok(())
 }
 
-/// One HTTP/1.1 connection until the client closes, a deadline passes, or shutdown.
-async fn serve_connection<S>(stream: S, app: Router, header_timeout: std::time::Duration, shutdown: CancellationToken)
-where
+/// What bounds one connection.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// A request's headers must arrive within this time (`http.header_timeout`).
+    pub header_timeout: std::time::Duration,
+    /// Largest request head read (`http.max_header_bytes`); larger ones are answered 431.
+    pub max_header_bytes: usize,
+}
+
+/// One HTTP/1.1 connection until the client closes, a deadline passes, or shutdown. Each of
+/// its requests carries the peer's address (`ConnectInfo`) and, over TLS with a verified
+/// client certificate, its [`crate::security::PeerIdentity`].
+async fn serve_connection<S>(
+    stream: S,
+    peer: std::net::SocketAddr,
+    identity: Option<crate::security::PeerIdentity>,
+    app: Router,
+    limits: ConnectionLimits,
+    shutdown: CancellationToken,
+) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let app = app.map_request(move |mut request: axum::extract::Request<hyper::body::Incoming>| {
+        request.extensions_mut().insert(ConnectInfo(peer));
+        if let Some(identity) = &identity {
+            request.extensions_mut().insert(identity.clone());
+        }
+        request
+    });
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(header_timeout)
+        .header_read_timeout(limits.header_timeout)
+        .max_buf_size(limits.max_header_bytes)
         .serve_connection(hyper_util::rt::TokioIo::new(stream), hyper_util::service::TowerToHyperService::new(app));
     tokio::pin!(connection);
     let result = tokio::select! {

@@ -2,18 +2,19 @@
 //! `POST /api/v1/dead-letters/{seq}/retry` and `/skip`, and `POST /api/v1/sync/fork` (after
 //! the sync stopped at `hub_diverged`: start a new epoch of this edge's stream on the hub).
 //!
-//! Operator actions pass [`super::auth::authorize`] first, and are written through the log
+//! Operator actions need scope `operator` (the route table), are logged with the client's
+//! name, and are written through the log
 //! writer like everything else.
 
 use std::sync::atomic::Ordering;
 
-use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde::Serialize;
 
-use super::{ApiError, ApiState, params, read};
+use super::{ApiError, ApiState, Caller, params, read};
 use crate::sync::SyncReport;
 use crate::sync::dead_letters::{self, DeadLetter, DeadLetterAction, DeadLetterStatus, Refusal};
 
@@ -35,29 +36,31 @@ pub(super) async fn dead_letters(State(state): State<ApiState>) -> Result<Json<s
 
 pub(super) async fn retry(
     State(state): State<ApiState>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     Path(seq): Path<String>,
 ) -> Result<Response, ApiError> {
-    act(state, &headers, &seq, DeadLetterAction::Retry).await
+    act(state, &caller, &seq, DeadLetterAction::Retry).await
 }
 
 pub(super) async fn skip(
     State(state): State<ApiState>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     Path(seq): Path<String>,
 ) -> Result<Response, ApiError> {
-    act(state, &headers, &seq, DeadLetterAction::Skip).await
+    act(state, &caller, &seq, DeadLetterAction::Skip).await
 }
 
-async fn act(state: ApiState, headers: &HeaderMap, seq: &str, action: DeadLetterAction) -> Result<Response, ApiError> {
-    if let Some(refused) = super::auth::authorize(&state, headers) {
-        return Ok(refused);
-    }
+async fn act(state: ApiState, caller: &Caller, seq: &str, action: DeadLetterAction) -> Result<Response, ApiError> {
     let seq = params::number("seq", Some(seq), 0)?;
     let outcome = dead_letters::act(&state.log, seq, action).await.map_err(ApiError::internal)?;
     match outcome {
         Ok(letter) => {
-            tracing::info!(seq, status = letter.status.as_str(), "dead letter changed by an operator");
+            tracing::info!(
+                seq,
+                status = letter.status.as_str(),
+                client = caller.client,
+                "dead letter changed by an operator"
+            );
             if action == DeadLetterAction::Retry {
                 state.sync.request_retry();
             }
@@ -91,14 +94,19 @@ const FORK_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
 /// new epoch forking after the last common sequence number and goes on sending there. 409
 /// when the sync has not diverged (or is off); 502 when the hub refused or could not be
 /// reached (the sync stays stopped; the request may be repeated).
-pub(super) async fn fork(State(state): State<ApiState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    if let Some(refused) = super::auth::authorize(&state, &headers) {
-        return Ok(refused);
-    }
+pub(super) async fn fork(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Response, ApiError> {
     let answer = state.sync.request_fork().map_err(|message| ApiError { status: StatusCode::CONFLICT, message })?;
     match tokio::time::timeout(FORK_WAIT, answer).await {
         Ok(Ok(Ok(done))) => {
-            tracing::info!(epoch = done.epoch, fork_at = done.fork_at, "sync forked by an operator");
+            tracing::info!(
+                epoch = done.epoch,
+                fork_at = done.fork_at,
+                client = caller.client,
+                "sync forked by an operator"
+            );
             Ok(Json(done).into_response())
         }
         Ok(Ok(Err(message))) => Err(ApiError { status: StatusCode::BAD_GATEWAY, message }),

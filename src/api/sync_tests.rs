@@ -1,75 +1,20 @@
-use std::sync::Arc;
-
 use axum::body::Body;
 use axum::http::{Request, header};
 
+use super::super::test_api::{STATUS, api, call};
 use super::*;
-use crate::config::{DiskReserve, Site};
-use crate::log::{DiskGuard, Log, LogOptions};
-use crate::projections::Projections;
-use crate::sync::SyncShared;
-use crate::telemetry::Metrics;
 
 const TOKEN: &str = "0123456789abcdef-token";
 
-struct Api {
-    _dir: tempfile::TempDir,
-    log: Log<Projections>,
-    state: ApiState,
-}
-
-async fn api(token: Option<&str>) -> Api {
-    let dir = tempfile::tempdir().unwrap();
-    let options = LogOptions {
-        path: dir.path().join("zenedge.redb"),
-        site: Site { tenant_id: "t1".into(), hospital_id: "h1".into(), edge_id: "e1".into() },
-        disk_reserve: DiskReserve::Bytes(0),
-        queue_depth: 64,
-        max_batch: 64,
-        cache_size: 1 << 20,
-        clock: Arc::new(jiff::Timestamp::now),
-    };
-    let metrics = Arc::new(Metrics::new());
-    let log = crate::domain::test_support::open(&options, metrics.clone()).unwrap();
-    let state = ApiState {
-        reader: log.reader(),
-        writer: log.handle().state.clone(),
-        log: log.handle(),
-        disk: DiskGuard::new(dir.path().to_owned(), DiskReserve::Bytes(0)),
-        metrics,
-        shutdown: tokio_util::sync::CancellationToken::new(),
-        database_path: options.path.clone(),
-        edge_id: "e1".into(),
-        sync: Arc::new(SyncShared::new(Some("https://hub.test".into()), 0)),
-        operator_token: token.map(str::to_owned),
-        backups: Arc::new(tokio::sync::Semaphore::new(1)),
-    };
-    Api { _dir: dir, log, state }
-}
-
-/// One request through the router, no socket. hyper-util's adapter drives the router
-/// (a tower service) without needing tower's `ServiceExt` here.
-async fn call(state: &ApiState, method: &str, path: &str, token: Option<&str>) -> (StatusCode, serde_json::Value) {
-    use http_body_util::BodyExt;
-    use hyper::service::Service;
-    let mut request = Request::builder().method(method).uri(path);
-    if let Some(token) = token {
-        request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
-    }
-    let service = hyper_util::service::TowerToHyperService::new(super::super::router(state.clone()));
-    let response = service.call(request.body(Body::empty()).unwrap()).await.unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn operator_actions_are_refused_when_no_token_is_configured() {
+async fn operator_actions_are_refused_to_a_client_without_the_operator_scope() {
     let a = api(None).await;
     dead_letters::park(&a.log.handle(), 1, "X".into(), "bad".into()).await.unwrap();
-    let (status, body) = call(&a.state, "POST", "/api/v1/dead-letters/1/retry", Some(TOKEN)).await;
+    let (status, body) = call(&a.state, "POST", "/api/v1/dead-letters/1/retry", Some(STATUS)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    assert_eq!(body["error"], "operator actions are disabled: set http.operator_token");
+    assert_eq!(body["error"], "client \"status-reader\" lacks the scope \"operator\" this path needs");
+    let (status, _) = call(&a.state, "POST", "/api/v1/dead-letters/1/retry", Some(TOKEN)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "no operator_token configured: an unknown token");
     a.log.close().await.unwrap();
 }
 
@@ -89,7 +34,7 @@ async fn operator_actions_need_the_right_token() {
 async fn retry_and_skip_move_a_dead_letter_and_refuse_the_wrong_state() {
     let a = api(Some(TOKEN)).await;
     dead_letters::park(&a.log.handle(), 4, "StudyCompleted".into(), "422: bad".into()).await.unwrap();
-    let (status, body) = call(&a.state, "GET", "/api/v1/dead-letters", None).await;
+    let (status, body) = call(&a.state, "GET", "/api/v1/dead-letters", Some(TOKEN)).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["items"][0]["seq"], 4);
     assert_eq!(body["items"][0]["status"], "parked");
@@ -130,7 +75,7 @@ async fn readyz_stays_ready_but_degraded_while_a_dead_letter_waits() {
     assert_eq!(call(&a.state, "GET", "/readyz", None).await.1["degraded"], true, "retry is still open");
     call(&a.state, "POST", "/api/v1/dead-letters/1/skip", Some(TOKEN)).await;
     assert_eq!(call(&a.state, "GET", "/readyz", None).await.1["degraded"], false);
-    let metrics = call_text(&a.state, "/metrics").await;
+    let metrics = call_text(&a.state, "/metrics", STATUS).await;
     assert!(metrics.contains("zenedge_sync_dead_letters 0"), "{metrics}");
     a.log.close().await.unwrap();
 }
@@ -143,7 +88,7 @@ async fn status_reports_the_log_ingest_disk_and_sync() {
     a.state.metrics.hl7_answered("ORM^O01", "AE");
     a.state.metrics.dicom_studies_completed.inc();
     a.state.sync.update(|s| s.cursor = 0);
-    let (status, body) = call(&a.state, "GET", "/api/v1/status", None).await;
+    let (status, body) = call(&a.state, "GET", "/api/v1/status", Some(STATUS)).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["edge_id"], "e1");
     assert_eq!(body["ingest"]["hl7_messages"]["AA"], 2);
@@ -221,10 +166,11 @@ async fn a_backup_while_another_runs_is_refused_with_409() {
     a.log.close().await.unwrap();
 }
 
-async fn call_text(state: &ApiState, path: &str) -> String {
+async fn call_text(state: &ApiState, path: &str, token: &str) -> String {
     use http_body_util::BodyExt;
     use hyper::service::Service;
     let service = hyper_util::service::TowerToHyperService::new(super::super::router(state.clone()));
-    let response = service.call(Request::get(path).body(Body::empty()).unwrap()).await.unwrap();
+    let request = Request::get(path).header(header::AUTHORIZATION, format!("Bearer {token}"));
+    let response = service.call(request.body(Body::empty()).unwrap()).await.unwrap();
     String::from_utf8(response.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap()
 }

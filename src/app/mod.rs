@@ -17,6 +17,10 @@
 //! interrupted); stop the writer; close the database. A message is either acknowledged after
 //! its commit or refused — never acknowledged and lost.
 //!
+//! The audit trail records the start (before any listener) and the stop (after the last
+//! connection, before the log closes) as Application Activity, and every security alert
+//! ([`crate::audit::alerts`]).
+//!
 //! [`run`] reads as the phases above; each phase is a function of [`start`].
 
 use std::net::SocketAddr;
@@ -30,6 +34,7 @@ use tokio_util::task::TaskTracker;
 mod start;
 
 use crate::api;
+use crate::audit;
 use crate::config::Config;
 use crate::dicom;
 use crate::log::{FaultInjector, LogOptions, OpenError, WriterFailure};
@@ -131,11 +136,13 @@ pub async fn run(
         tracing::warn!("{warning}");
     }
     let metrics = Arc::new(Metrics::new());
-    let alerts = Alerts::new(metrics.clone());
     let log_options = LogOptions::from_config(&config);
     let clock = log_options.clock.clone();
     let hook = options.faults.as_ref().and_then(FaultInjector::hook);
     let log = start::open_log(log_options, metrics.clone(), options.faults).await?;
+    start::audit_activity(&config, &log, true).await?;
+    let (trail, queued) = audit::alert_trail(&config.site.edge_id, metrics.clone());
+    let alerts = Alerts::new(metrics.clone()).recording(trail);
     start::warn_if_below_reserve(&log.disk_guard());
     let layout = dicom::Layout::with_hook(config.store.state_dir.clone(), hook);
     start::tidy_state_dir(&config, &layout, &log).await?;
@@ -152,6 +159,7 @@ pub async fn run(
         stopping: &stopping,
         tracker: &tracker,
     };
+    tracker.spawn(audit::write_alerts(queued, log.handle(), stopping.clone()));
     ctx.mllp(listeners.mllp, listeners.mllp_tls);
     ctx.dicom(listeners.dicom, listeners.dicom_tls, layout);
     ctx.reloads(options.reload);
@@ -161,8 +169,13 @@ pub async fn run(
     let exclusive = Arc::new(tokio::sync::Semaphore::new(1));
     ctx.retention(clock, &exclusive, &sync_shared);
     let https = config.http.tls.then(|| ctx.handshaker("http", false)).flatten();
-    let api = ctx.api(sync_shared, exclusive);
-    let http = tokio::spawn(api::serve(listeners.http, api, config.http.header_timeout, https));
+    let local = crate::operator::local_token::open(&config.store.state_dir);
+    let api = ctx.api(sync_shared, exclusive, local);
+    let limits = api::ConnectionLimits {
+        header_timeout: config.http.header_timeout,
+        max_header_bytes: config.http.max_header_bytes,
+    };
+    let http = tokio::spawn(api::serve(listeners.http, api, limits, https));
     let failed = log.handle().state.failed.clone();
     systemd::ready();
     let watchdog = tokio::spawn(systemd::watchdog(log.handle().state.clone()));
@@ -192,6 +205,9 @@ pub async fn run(
     let _ = tokio::time::timeout(grace, http).await;
     if let Some(worker) = sync_worker {
         worker.stop(sync::STOP_GRACE).await;
+    }
+    if let Err(e) = start::audit_activity(&config, &log, false).await {
+        tracing::warn!(error = %e, "the audit record of this stop could not be written");
     }
     log.close().await?;
     tracing::info!("event log closed");

@@ -53,7 +53,7 @@ pub(super) async fn open_log(
     faults: Option<FaultInjector>,
 ) -> Result<Log<Projections>, RunError> {
     let opened = tokio::task::spawn_blocking(move || {
-        let schema = projections::schema().with(sync::tables());
+        let schema = projections::schema().with(sync::tables()).with(crate::audit::tables());
         let store = Store::open(&options, schema, faults)?;
         projections::catch_up(&store)?;
         store.start(Projections, metrics)
@@ -61,6 +61,25 @@ pub(super) async fn open_log(
     .await
     .expect("opening the log does not panic");
     Ok(opened?)
+}
+
+/// Records the daemon's start or stop (Application Activity) in the audit trail, durably.
+/// Below the disk reserve it is left out (with a warning): the daemon must come up on a full
+/// disk to refuse intake.
+pub(super) async fn audit_activity(config: &Config, log: &Log<Projections>, started: bool) -> Result<(), RunError> {
+    if log.disk_guard().space().is_ok_and(|space| space.below_reserve()) {
+        tracing::warn!(started, "below store.disk_reserve: the audit record of this start or stop is not written");
+        return Ok(());
+    }
+    let record = crate::audit::kinds::application_activity(&config.site.edge_id, started, jiff::Timestamp::now());
+    match crate::audit::record(&log.handle(), vec![record]).await {
+        Ok(()) => Ok(()),
+        Err(e @ crate::log::AppendError::DiskReserve { .. }) => {
+            tracing::warn!(error = %e, started, "the audit record of this start or stop is not written");
+            Ok(())
+        }
+        Err(e) => Err(RunError::Writer(WriterFailure(format!("cannot write the audit trail: {e}")))),
+    }
 }
 
 /// A daemon started below the disk reserve refuses every message and instance: say so once
@@ -299,7 +318,12 @@ impl Started<'_> {
     }
 
     /// What the HTTP API reads and acts through.
-    pub fn api(&self, sync: Arc<SyncShared>, backups: Arc<tokio::sync::Semaphore>) -> ApiState {
+    pub fn api(
+        &self,
+        sync: Arc<SyncShared>,
+        backups: Arc<tokio::sync::Semaphore>,
+        local: Option<[u8; 32]>,
+    ) -> ApiState {
         ApiState {
             reader: self.log.reader(),
             writer: self.log.handle().state.clone(),
@@ -309,8 +333,12 @@ impl Started<'_> {
             shutdown: self.stopping.clone(),
             database_path: self.config.database_path(),
             edge_id: self.config.site.edge_id.clone(),
+            audit_source: crate::audit::AuditSource {
+                source_id: self.config.site.edge_id.clone(),
+                site_id: self.config.site.hospital_id.clone(),
+            },
             sync,
-            operator_token: self.config.http.operator_token.clone(),
+            access: Arc::new(crate::api::AccessControl::new(&self.config.http, local)),
             backups,
         }
     }

@@ -8,6 +8,9 @@
 //! check-config` lists them all in one run, before any port is bound. Relative paths are
 //! relative to the working directory (the packaged config uses absolute paths).
 
+mod access;
+#[cfg(test)]
+mod access_tests;
 mod check;
 mod raw;
 mod shape;
@@ -22,6 +25,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use access::{ApiClient, OPERATOR_TOKEN_CLIENT, Scope, Scopes, hex, token_sha256};
 pub use units::DiskReserve;
 
 /// A duration on the command line, written as in the config file (`"30s"`, `"5m"`).
@@ -240,8 +244,21 @@ pub struct HttpConfig {
     /// A request's headers must arrive within this time (also the longest a kept-alive
     /// connection may sit idle); else the connection is closed.
     pub header_timeout: Duration,
-    /// Bearer token for operator actions (dead-letter retry/skip); `None`: those are refused.
+    /// Deprecated: a bearer token for operator actions, served as the client
+    /// `operator-token` with scope `operator` (in `clients`); `None`: not set.
     pub operator_token: Option<String>,
+    /// Largest request head (request line and headers) read; a larger one is refused with 431
+    /// before it is all received (a megabyte `Authorization` header costs this much at most).
+    pub max_header_bytes: usize,
+    /// The named API clients, `operator_token`'s included; see [`crate::api`] for the rules.
+    pub clients: Vec<ApiClient>,
+    /// `/metrics` without a token (Prometheus scrapers); else it needs scope `status`.
+    pub metrics_open: bool,
+    /// Requests per second one source address may make (bursts of as many); beyond: 429.
+    pub requests_per_second: u32,
+    /// Failed authentications one source address may make per minute; beyond: 429 for
+    /// every request that presents a token until the minute has refilled.
+    pub auth_failures_per_minute: u32,
 }
 
 /// Upstream sync to the hub; see [`crate::sync`].
@@ -354,6 +371,8 @@ impl Config {
     /// than loopback, bindings to certificates no listener can present. `check-config` prints
     /// them, `serve` logs them at WARN.
     pub fn warnings(&self) -> Vec<String> {
-        trust::warnings(self)
+        let mut warnings = trust::warnings(self);
+        warnings.extend(access::warnings(&self.http));
+        warnings
     }
 }

@@ -142,7 +142,21 @@ pub(super) struct RawHttp {
     pub listen: String,
     pub tls: bool,
     pub header_timeout: String,
+    pub max_header_bytes: String,
     pub operator_token: String,
+    pub metrics_open: bool,
+    pub requests_per_second: u32,
+    pub auth_failures_per_minute: u32,
+    pub clients: Vec<RawClient>,
+}
+
+/// One `[[http.clients]]` table.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawClient {
+    pub name: String,
+    pub token_sha256: String,
+    pub scopes: Vec<String>,
 }
 
 impl Default for RawHttp {
@@ -151,7 +165,12 @@ impl Default for RawHttp {
             listen: "127.0.0.1:8080".into(),
             tls: false,
             header_timeout: "30s".into(),
+            max_header_bytes: "64KiB".into(),
             operator_token: String::new(),
+            metrics_open: false,
+            requests_per_second: 100,
+            auth_failures_per_minute: 10,
+            clients: Vec::new(),
         }
     }
 }

@@ -174,8 +174,13 @@ pub(super) fn warnings(config: &Config) -> Vec<String> {
     ];
     for (key, addr, what, instead) in plain {
         if let Some(addr) = addr.filter(|a| !a.ip().is_loopback()) {
+            let how = if key == "http.listen" {
+                "unencrypted (client tokens and patient data in clear)"
+            } else {
+                "unencrypted and unauthenticated"
+            };
             out.push(format!(
-                "{key}: {addr} takes {what} unencrypted and unauthenticated from the network; prefer {instead} \
+                "{key}: {addr} takes {what} {how} from the network; prefer {instead} \
                  (and limit who may connect with the firewall{})",
                 if key == "mllp.listen" { " and mllp.allow_from" } else { "" }
             ));

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::check::{Checker, ae_title, each};
-use super::trust;
 use super::*;
+use super::{access, trust};
 use crate::hl7::{Charset, FieldPath};
 
 /// The mirror as a [`Config`], with every problem `c` collected so far and finds here.
@@ -65,13 +65,25 @@ pub(super) fn validate(raw: raw::RawConfig, mut c: Checker) -> Result<Config, Co
             .check("dicom.stable_after", units::positive_duration(&raw.dicom.stable_after))
             .unwrap_or_default(),
     };
+    let operator_token = c.check("http.operator_token", operator_token(&raw.http.operator_token)).unwrap_or_default();
     let http = HttpConfig {
         listen: c.check("http.listen", socket_addr(&raw.http.listen)).unwrap_or(UNSPECIFIED),
         tls: raw.http.tls,
         header_timeout: c
             .check("http.header_timeout", units::positive_duration(&raw.http.header_timeout))
             .unwrap_or_default(),
-        operator_token: c.check("http.operator_token", operator_token(&raw.http.operator_token)).unwrap_or_default(),
+        max_header_bytes: c
+            .check("http.max_header_bytes", access::header_bytes(&raw.http.max_header_bytes))
+            .unwrap_or(access::MIN_HEADER_BYTES),
+        clients: access::clients(&mut c, &raw.http.clients, operator_token.as_deref()),
+        operator_token,
+        metrics_open: raw.http.metrics_open,
+        requests_per_second: c
+            .check("http.requests_per_second", in_range(raw.http.requests_per_second as usize, 1, 1_000_000))
+            .unwrap_or(1) as u32,
+        auth_failures_per_minute: c
+            .check("http.auth_failures_per_minute", in_range(raw.http.auth_failures_per_minute as usize, 1, 10_000))
+            .unwrap_or(1) as u32,
     };
     let tls = trust::tls_config(&mut c, &raw.tls, &mllp, &dicom, &http);
     let sync = sync_config(&mut c, &raw.sync);

@@ -21,6 +21,7 @@
 //! connection. If the disk itself is failing, the next commit of the log fails and stops the
 //! daemon anyway.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -30,7 +31,6 @@ use dicom_ul::pdu::{AbortRQServiceProviderReason, AbortRQSource, PDataValue, PDa
 use super::DicomContext;
 use super::dimse::{self, MAX_COMMAND_BYTES, Request, status};
 use super::negotiate::{self, Negotiated};
-use super::sop_class;
 use super::spool::{MetaFields, Spool, StoreError, Stored};
 use super::wire::{Wire, WireError};
 use crate::domain::{self, Arrival, InstanceOutcome, StoredFile};
@@ -90,9 +90,9 @@ pub async fn run<S: Stream>(stream: S, peer: SocketAddr, identity: Option<PeerId
         refused = negotiated.refused.len(),
         "DICOM association accepted"
     );
-    report_refused(&negotiated, peer, &ctx);
-    let mut assoc =
-        Association { wire, peer, identity, ctx: ctx.clone(), negotiated, command: Vec::new(), incoming: None };
+    super::refusals::report(&negotiated, peer, &ctx);
+    let (ctx, audited) = (ctx.clone(), HashSet::new());
+    let mut assoc = Association { wire, peer, identity, ctx, negotiated, command: Vec::new(), incoming: None, audited };
     match assoc.serve().await {
         Ok(()) => tracing::debug!(peer = %peer, "DICOM association released"),
         Err(End::Shutdown) => tracing::info!(peer = %peer, "DICOM association aborted for shutdown"),
@@ -141,7 +141,7 @@ async fn accept<S: Stream>(
                 let reason = "calling AE title bound to another certificate (dicom.calling_ae_allow): A-ASSOCIATE-RJ";
                 let facts =
                     Facts::connection(listener, peer, reason).identity(identity).detail("calling_ae", calling_ae);
-                ctx.alerts.alert(AlertKind::CallingAeSpoofed, facts);
+                ctx.alerts.alert_recorded(AlertKind::CallingAeSpoofed, facts).await;
             }
             tracing::warn!(
                 peer = %peer,
@@ -155,47 +155,6 @@ async fn accept<S: Stream>(
             None
         }
     }
-}
-
-/// Refused presentation contexts logged one by one per association; the rest are counted.
-const REFUSALS_LOGGED: usize = 16;
-
-/// Logs (WARN) and counts each refused presentation context, so an admin sees what a
-/// modality was turned away with: the SOP class UID and name, the reason, the calling AE.
-fn report_refused(negotiated: &Negotiated, peer: SocketAddr, ctx: &DicomContext) {
-    for (n, refused) in negotiated.refused.iter().enumerate() {
-        let entry = sop_class::entry(&refused.abstract_syntax);
-        ctx.metrics.dicom_context_refused(refused.reason.as_str(), entry.map_or("unknown", |e| e.alias));
-        if n < REFUSALS_LOGGED {
-            tracing::warn!(
-                peer = %peer,
-                calling_ae = %negotiated.calling_ae,
-                context_id = refused.id,
-                abstract_syntax = %printable_uid(&refused.abstract_syntax),
-                sop_class = entry.map_or("(not in the standard dictionary)", |e| e.name),
-                reason = refused.reason.as_str(),
-                "DICOM presentation context refused"
-            );
-        }
-    }
-    if negotiated.refused.len() > REFUSALS_LOGGED {
-        tracing::warn!(
-            peer = %peer,
-            calling_ae = %negotiated.calling_ae,
-            more = negotiated.refused.len() - REFUSALS_LOGGED,
-            "more DICOM presentation contexts refused (counted in zenedge_dicom_contexts_refused_total)"
-        );
-    }
-}
-
-/// A UID from the wire as it can be logged: as is when it is a UID, else quoted and
-/// escaped (at most 64 characters), so it cannot forge log lines.
-fn printable_uid(uid: &str) -> String {
-    if crate::ids::is_valid_uid(uid) {
-        return uid.to_owned();
-    }
-    let head: String = uid.chars().take(64).collect();
-    format!("{head:?}")
 }
 
 fn abort(reason: AbortRQServiceProviderReason) -> Pdu {
@@ -212,6 +171,8 @@ struct Association<S> {
     /// Command fragments of the message being received.
     command: Vec<u8>,
     incoming: Option<Incoming>,
+    /// Studies whose DICOM Instances Transferred record this association wrote.
+    audited: HashSet<String>,
 }
 
 impl<S: Stream> Association<S> {
@@ -442,10 +403,16 @@ impl<S: Stream> Association<S> {
         self.record(stored, &incoming.meta).await
     }
 
-    /// Appends `InstanceStored`; the answer follows the commit.
-    async fn record(&self, stored: Stored, meta: &MetaFields) -> (u16, Option<String>) {
+    /// Appends `InstanceStored` (with the audit record of the first instance of each study);
+    /// the answer follows the commit.
+    async fn record(&mut self, stored: Stored, meta: &MetaFields) -> (u16, Option<String>) {
         let study = stored.attributes.study_instance_uid.clone();
-        match domain::record_instance(&self.ctx.log, self.event(stored, meta)).await {
+        let audit = !self.audited.contains(&study);
+        let outcome = domain::receive_instance(&self.ctx.log, self.event(stored, meta), audit).await;
+        if outcome.is_ok() && audit {
+            self.audited.insert(study.clone());
+        }
+        match outcome {
             Ok(InstanceOutcome::Stored { seq, replaces }) => {
                 tracing::debug!(peer = %self.peer, seq, replaces, "instance stored");
                 self.ctx.stability.instance_stored(study, seq);

@@ -15,6 +15,7 @@
 mod association;
 pub mod dimse;
 pub mod negotiate;
+mod refusals;
 mod server;
 pub mod sop_class;
 pub mod spool;

@@ -2,7 +2,8 @@
 //! completes when its instances stop coming.
 //!
 //! [`instance_event`] builds the `InstanceStored` of a scanned, durable instance file;
-//! [`record_instance`] and [`complete_study`] are the requests to the single writer. The
+//! [`record_instance`] (or [`receive_instance`], with its audit record) and [`complete_study`]
+//! are the requests to the single writer. The
 //! decisions are taken there, in the writer's transaction, from the projections in
 //! [`crate::projections::dicom`]: a re-sent identical data set is a duplicate (no event);
 //! other bytes for a known SOP instance make a new version that names the one it replaces;
@@ -99,6 +100,36 @@ pub enum CompletionOutcome {
 /// in `replaces_seq`.
 pub async fn record_instance(log: &LogHandle<Projections>, event: NewEvent) -> Result<InstanceOutcome, AppendError> {
     log.request(event, apply_instance).await
+}
+
+/// [`record_instance`] for an instance received on an association. With `audit` (the first
+/// instance of its study on that association), its DICOM Instances Transferred record
+/// ([`crate::audit`]) is appended in the same transaction, for an identical re-send too (but
+/// not below the disk reserve).
+pub async fn receive_instance(
+    log: &LogHandle<Projections>,
+    event: NewEvent,
+    audit: bool,
+) -> Result<InstanceOutcome, AppendError> {
+    log.request((event, audit), apply_received).await
+}
+
+fn apply_received(
+    t: &mut Txn<'_, '_, Projections>,
+    (event, audit): (NewEvent, bool),
+) -> Result<Result<InstanceOutcome, AppendError>, redb::Error> {
+    let record = match &event.event {
+        Event::InstanceStored(instance) if audit => {
+            Some(crate::audit::kinds::instances_transferred(instance, t.recorded_at))
+        }
+        _ => None,
+    };
+    let outcome = apply_instance(t, event)?;
+    // Below the reserve an identical re-send is answered, but nothing is written for it.
+    if let (Ok(_), Some(record), Ok(())) = (&outcome, record, &t.reserve) {
+        crate::audit::append(t, vec![record])?;
+    }
+    Ok(outcome)
 }
 
 /// Appends `StudyCompleted` for `study_uid` if its last instance is still `last_instance_seq`;

@@ -8,7 +8,9 @@
 //! duplicate decision is taken there, in the writer's transaction, from the duplicate index in
 //! [`crate::projections::hl7`], and the matching decisions follow ([`super::decide`]); the
 //! event itself carries everything the index is built from (sender, control id, content hash,
-//! the ACK sent), so a rebuild reproduces it.
+//! the ACK sent), so a rebuild reproduces it. Its audit record (Patient or Order Record,
+//! [`crate::audit`]) is appended in the same transaction, for a re-send too (unless below the
+//! disk reserve, where a re-send is answered and nothing is written).
 
 use redb::ReadableTable;
 
@@ -101,14 +103,24 @@ fn apply(
     );
     let hi = (lo.0, lo.1, lo.2, lo.3, lo.4, [0xffu8; 32]);
     let mut conflicts_with = None;
+    let mut duplicate = None;
     for row in t.tables.hl7_dedupe()?.range(lo..=hi)? {
         let (key, value) = row?;
         let entry: DedupeEntry = rmp_serde::from_slice(value.value()).map_err(|e| corrupt("hl7_dedupe", e))?;
         if key.value().5 == hash {
-            t.metrics.hl7_duplicates.inc();
-            return Ok(Ok(Hl7Outcome::Duplicate { seq: entry.seq, ack: entry.ack }));
+            duplicate = Some(entry);
+            break;
         }
         conflicts_with = Some(conflicts_with.map_or(entry.seq, |s: u64| s.min(entry.seq)));
+    }
+    if let Some(entry) = duplicate {
+        t.metrics.hl7_duplicates.inc();
+        // Below the reserve a re-send is still answered, but nothing is written for it.
+        if t.reserve.is_ok() {
+            let record = crate::audit::kinds::hl7_received(&site.edge_id, message, t.recorded_at);
+            crate::audit::append(t, vec![record])?;
+        }
+        return Ok(Ok(Hl7Outcome::Duplicate { seq: entry.seq, ack: entry.ack }));
     }
     if let Err(e) = &t.reserve {
         return Ok(Err(e.clone()));
@@ -120,6 +132,8 @@ fn apply(
         Err(e) => return Ok(Err(e)),
     };
     if let Event::Hl7MessageReceived(message) = &event.event {
+        let record = crate::audit::kinds::hl7_received(&site.edge_id, message, t.recorded_at);
+        crate::audit::append(t, vec![record])?;
         super::decide::after_message(t, event.event_id, message)?;
     }
     if conflicts_with.is_some() {

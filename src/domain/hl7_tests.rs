@@ -224,3 +224,25 @@ async fn events_read_back_with_their_envelope_and_page_by_page() {
     assert!(crate::events::get(&reader, 6).unwrap().is_none());
     log.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_stored_message_and_its_resend_each_commit_a_patient_record_naming_the_sender_and_the_patient() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = crate::domain::test_support::open(&options(dir.path()), Arc::new(Metrics::new())).unwrap();
+    let stored = store(&log.handle(), hl7_append("AUD-1", "PAT-7")).await.unwrap();
+    assert!(matches!(stored, Hl7Outcome::Stored { .. }), "{stored:?}");
+    let resent = store(&log.handle(), hl7_append("AUD-1", "PAT-7")).await.unwrap();
+    assert!(matches!(resent, Hl7Outcome::Duplicate { .. }), "{resent:?}");
+    let trail = crate::audit::page(&log.reader(), 0, 10).unwrap();
+    assert_eq!(trail.iter().map(|r| r.id).collect::<Vec<_>>(), [1, 2]);
+    for r in &trail {
+        assert_eq!(r.record.event.code, "110110", "ADT is a Patient Record: {r:?}");
+        let sender = &r.record.participants[0];
+        assert_eq!((sender.user_id.as_str(), sender.alternative_user_id.as_deref()), ("RIS", Some("H")));
+        assert!(sender.requestor);
+        let ids: Vec<&str> = r.record.objects.iter().filter(|o| o.type_code == 1).map(|o| o.id.as_str()).collect();
+        assert_eq!(ids, ["PAT-7"]);
+        assert!(r.record.objects.iter().any(|o| o.id == "AUD-1"), "the message control id");
+    }
+    log.close().await.unwrap();
+}

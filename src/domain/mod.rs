@@ -21,6 +21,7 @@ pub(crate) mod test_support;
 mod tests;
 
 pub use dicom::{
-    Arrival, CompletionOutcome, InstanceOutcome, StoredFile, complete_study, instance_event, record_instance,
+    Arrival, CompletionOutcome, InstanceOutcome, StoredFile, complete_study, instance_event, receive_instance,
+    record_instance,
 };
 pub use hl7::{Hl7Outcome, received_event, received_event_from};

@@ -44,7 +44,7 @@ impl Messages<'_> {
         if let Some(error) =
             super::senders::refusal(&self.ctx.config.senders, self.identity, self.peer.ip(), received.sender())
         {
-            return self.not_allowed(&received, &message_type, &error);
+            return self.not_allowed(&received, &message_type, &error).await;
         }
         if self.ctx.shutdown.is_cancelled() {
             let error = unavailable("the receiver is shutting down; send again later");
@@ -103,8 +103,8 @@ impl Messages<'_> {
     }
 
     /// A message its connection may not send (`[[mllp.senders]]`): `AR` with the reason, not
-    /// stored, and a security alert.
-    fn not_allowed(&self, received: &Received, message_type: &str, error: &ErrorDetail) -> Option<Vec<u8>> {
+    /// stored, and a security alert, in the audit trail before the answer.
+    async fn not_allowed(&self, received: &Received, message_type: &str, error: &ErrorDetail) -> Option<Vec<u8>> {
         let (application, facility) = received.sender();
         let listener = if self.identity.is_some() { "mllp_tls" } else { "mllp" };
         let facts = Facts::connection(listener, self.peer, error.text.clone())
@@ -112,7 +112,7 @@ impl Messages<'_> {
             .detail("sending_application", application)
             .detail("sending_facility", facility)
             .detail("control_id", received.control_id());
-        self.ctx.alerts.alert(AlertKind::SenderNotAllowed, facts);
+        self.ctx.alerts.alert_recorded(AlertKind::SenderNotAllowed, facts).await;
         self.answer(Some(&received.header), message_type, AckCode::Reject, Some(error))
     }
 

@@ -1,7 +1,7 @@
 //! `zenedge backup --to DIR`: an online, consistent copy of the daemon's state.
 //!
-//! The daemon makes the copy (it holds the database's lock): `GET /api/v1/backup` with the
-//! operator token answers a tar of a database snapshot and the instance files its events
+//! The daemon makes the copy (it holds the database's lock): `GET /api/v1/backup` with scope
+//! `operator` answers a tar of a database snapshot and the instance files its events
 //! name (see `src/api/backup.rs`). This side writes them under DIR, which must be new or
 //! empty: every file to a `.part` name, fsync'ed, renamed; the directories fsync'ed at the
 //! end. Then it checks the copy on its own: every `InstanceStored` of the copied log must
@@ -48,11 +48,11 @@ pub fn run_command(config: &Path, to: &Path) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let Some(token) = config.http.operator_token.as_deref() else {
-        eprintln!("zenedge backup: the daemon serves backups to operators only: set http.operator_token");
-        return ExitCode::from(crate::cli::EXIT_CONFIG);
-    };
-    match backup(super::Daemon::of(&config), token, to) {
+    let daemon = super::Daemon::of(&config);
+    if let Err(code) = daemon.require_token("backup", "a backup") {
+        return code;
+    }
+    match backup(daemon, to) {
         Ok(summary) => {
             println!(
                 "backup in {}: {} events (last seq {}), {} instance files, {} in {:.1} s",
@@ -83,24 +83,20 @@ pub fn run_command(config: &Path, to: &Path) -> ExitCode {
 }
 
 /// Takes a backup from the daemon at `addr` into `to` (new or empty).
-pub fn backup(addr: impl Into<super::Daemon>, token: &str, to: &Path) -> Result<BackupSummary, String> {
+/// `addr` carries the operator's token (`(address, token)`, or [`super::Daemon::of`]).
+pub fn backup(addr: impl Into<super::Daemon>, to: &Path) -> Result<BackupSummary, String> {
     let started = Instant::now();
     prepare_target(to)?;
     let daemon: super::Daemon = addr.into();
     let url = daemon.url("/api/v1/backup");
-    let response = daemon
-        .agent(None)
-        .get(&url)
-        .header("Authorization", &format!("Bearer {token}"))
-        .call()
-        .map_err(|e| daemon.unreachable(&e))?;
+    let response = daemon.authorized(daemon.agent(None).get(&url)).call().map_err(|e| daemon.unreachable(&e))?;
     let status = response.status().as_u16();
     let announced: Option<u64> =
         response.headers().get("x-zenedge-last-seq").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
     let mut body = response.into_body();
     if status != 200 {
         let text = body.with_config().limit(1 << 20).read_to_string().unwrap_or_default();
-        return Err(super::error_text(status, &text));
+        return Err(super::error_text(&daemon, status, &text));
     }
     let (files, bytes) = extract(body.into_reader(), to).map_err(|e| format!("the backup stream broke off: {e}"))?;
     let mut summary = check(to)?;

@@ -1,7 +1,7 @@
 //! `zenedge dead-letters list|retry SEQ|retry --all|skip SEQ`: the running daemon's dead
 //! letters (events the hub refused, parked by the sync) from the command line, through the
 //! daemon's API (`GET /api/v1/dead-letters`, `POST /api/v1/dead-letters/{seq}/retry` and
-//! `/skip`, the last two with `http.operator_token`).
+//! `/skip`; all with scope `operator`: the local token, see [`super::local_token`]).
 //!
 //! `retry --all` retries every `parked` letter (after the hub was fixed); `skipped` ones were
 //! given up on purpose and stay so. Exit 0 when everything asked for was done; 1 when the
@@ -30,7 +30,7 @@ pub fn run_command(config: &Path, action: Action) -> ExitCode {
     };
     let addr = super::Daemon::of(&config);
     let result = match action {
-        Action::List { json } => list(addr).map(|letters| {
+        Action::List { json } => list(addr.clone()).map(|letters| {
             if json {
                 println!("{}", serde_json::to_string_pretty(&letters).unwrap_or_default());
             } else {
@@ -38,11 +38,10 @@ pub fn run_command(config: &Path, action: Action) -> ExitCode {
             }
         }),
         Action::Retry(_) | Action::RetryAll | Action::Skip(_) => {
-            let token = match super::operator_token(&config, "dead-letters", "retrying or skipping a dead letter") {
-                Ok(token) => token,
-                Err(code) => return code,
-            };
-            act(addr, token, action)
+            if let Err(code) = addr.require_token("dead-letters", "retrying or skipping a dead letter") {
+                return code;
+            }
+            act(&addr, action)
         }
     };
     match result {
@@ -56,9 +55,10 @@ pub fn run_command(config: &Path, action: Action) -> ExitCode {
 
 /// Every dead letter, as the daemon lists them.
 pub fn list(addr: impl Into<super::Daemon>) -> Result<Vec<Value>, String> {
-    let (status, body) = super::call(addr.into(), "GET", "/api/v1/dead-letters", None)?;
+    let daemon: super::Daemon = addr.into();
+    let (status, body) = super::call(&daemon, "GET", "/api/v1/dead-letters")?;
     if status != 200 {
-        return Err(super::error_text(status, &body));
+        return Err(super::error_text(&daemon, status, &body));
     }
     let page: Value = serde_json::from_str(&body).map_err(|e| format!("the daemon did not answer JSON: {e}"))?;
     Ok(page["items"].as_array().cloned().unwrap_or_default())
@@ -87,12 +87,15 @@ pub fn table(letters: &[Value]) -> String {
 }
 
 /// Retries or skips, one letter or every parked one.
-fn act(addr: super::Daemon, token: &str, action: Action) -> Result<(), String> {
+fn act(addr: &super::Daemon, action: Action) -> Result<(), String> {
     let seqs = match action {
         Action::Retry(seq) | Action::Skip(seq) => vec![seq],
         _ => {
-            let parked: Vec<u64> =
-                list(addr)?.iter().filter(|l| l["status"] == "parked").filter_map(|l| l["seq"].as_u64()).collect();
+            let parked: Vec<u64> = list(addr.clone())?
+                .iter()
+                .filter(|l| l["status"] == "parked")
+                .filter_map(|l| l["seq"].as_u64())
+                .collect();
             if parked.is_empty() {
                 println!("no parked dead letters: nothing to retry");
                 return Ok(());
@@ -103,7 +106,7 @@ fn act(addr: super::Daemon, token: &str, action: Action) -> Result<(), String> {
     let verb = if matches!(action, Action::Skip(_)) { "skip" } else { "retry" };
     let mut failed = 0;
     for seq in &seqs {
-        match one(addr, token, verb, *seq) {
+        match one(addr, verb, *seq) {
             Ok(status) => println!("dead letter {seq}: {status}"),
             Err(message) => {
                 eprintln!("zenedge dead-letters: dead letter {seq}: {message}");
@@ -119,8 +122,8 @@ fn act(addr: super::Daemon, token: &str, action: Action) -> Result<(), String> {
 }
 
 /// One operator action; the letter's new status.
-fn one(addr: super::Daemon, token: &str, verb: &str, seq: u64) -> Result<String, String> {
-    let (status, body) = super::call(addr, "POST", &format!("/api/v1/dead-letters/{seq}/{verb}"), Some(token))?;
+fn one(addr: &super::Daemon, verb: &str, seq: u64) -> Result<String, String> {
+    let (status, body) = super::call(addr, "POST", &format!("/api/v1/dead-letters/{seq}/{verb}"))?;
     match status {
         200 => {
             let letter: Value = serde_json::from_str(&body).unwrap_or_default();
@@ -131,8 +134,7 @@ fn one(addr: super::Daemon, token: &str, verb: &str, seq: u64) -> Result<String,
             })
         }
         404 => Err(format!("no dead letter with seq {seq} (`zenedge dead-letters list` shows them)")),
-        401 => Err("the daemon refused the operator token: check http.operator_token in this config".into()),
-        _ => Err(super::error_text(status, &body)),
+        _ => Err(super::error_text(addr, status, &body)),
     }
 }
 

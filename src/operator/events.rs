@@ -70,7 +70,8 @@ pub fn export(addr: impl Into<super::Daemon>, mut after: u64, out: &mut impl Wri
     let agent = daemon.agent(None);
     loop {
         let url = daemon.url(&format!("/api/v1/events?after={after}&limit={PAGE}"));
-        let mut response = agent.get(&url).call().map_err(|e| EventsError::Daemon(daemon.unreachable(&e)))?;
+        let mut response =
+            daemon.authorized(agent.get(&url)).call().map_err(|e| EventsError::Daemon(daemon.unreachable(&e)))?;
         let status = response.status().as_u16();
         let body = response
             .body_mut()
@@ -79,7 +80,7 @@ pub fn export(addr: impl Into<super::Daemon>, mut after: u64, out: &mut impl Wri
             .read_to_string()
             .map_err(|e| EventsError::Daemon(format!("unreadable answer from {url}: {e}")))?;
         if status != 200 {
-            return Err(EventsError::Daemon(super::error_text(status, &body)));
+            return Err(EventsError::Daemon(super::error_text(&daemon, status, &body)));
         }
         let page: RawPage<'_> = serde_json::from_str(&body)
             .map_err(|e| EventsError::Daemon(format!("{url} did not answer a page: {e}")))?;
@@ -104,8 +105,7 @@ pub fn follow(addr: impl Into<super::Daemon>, after: Option<u64>, out: &mut impl
     let daemon: super::Daemon = addr.into();
     let url = daemon.url(&format!("/api/v1/events/stream{from}"));
     let response = daemon
-        .agent(None)
-        .get(&url)
+        .authorized(daemon.agent(None).get(&url))
         .header("Accept", "text/event-stream")
         .call()
         .map_err(|e| EventsError::Daemon(daemon.unreachable(&e)))?;
@@ -113,7 +113,7 @@ pub fn follow(addr: impl Into<super::Daemon>, after: Option<u64>, out: &mut impl
     let mut body = response.into_body();
     if status != 200 {
         let text = body.with_config().limit(1 << 20).read_to_string().unwrap_or_default();
-        return Err(EventsError::Daemon(super::error_text(status, &text)));
+        return Err(EventsError::Daemon(super::error_text(&daemon, status, &text)));
     }
     let mut last = after;
     for line in BufReader::new(body.into_reader()).lines() {

@@ -1,7 +1,7 @@
 //! `zenedge sync fork`: after the sync stopped at `hub_diverged`, keep both histories.
 //!
 //! The running daemon's sync worker does it (`POST /api/v1/sync/fork` with
-//! `http.operator_token`): it asks the hub for a new epoch of this edge's stream after the last
+//! scope `operator`): it asks the hub for a new epoch of this edge's stream after the last
 //! sequence number both histories share, records the epoch, and sends this log's events after
 //! that point there. The hub keeps the other history as it is. Intake goes on throughout.
 //! Exit 0 once forked; 1 when the daemon does not answer or refuses (nothing diverged, the hub
@@ -17,11 +17,11 @@ pub fn run_command(config: &Path) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let token = match super::operator_token(&config, "sync fork", "forking the sync") {
-        Ok(token) => token,
-        Err(code) => return code,
-    };
-    let answer = super::call(super::Daemon::of(&config), "POST", "/api/v1/sync/fork", Some(token));
+    let daemon = super::Daemon::of(&config);
+    if let Err(code) = daemon.require_token("sync fork", "forking the sync") {
+        return code;
+    }
+    let answer = super::call(&daemon, "POST", "/api/v1/sync/fork");
     match answer {
         Ok((200, body)) => {
             let done: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
@@ -32,14 +32,8 @@ pub fn run_command(config: &Path) -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Ok((401, _)) => {
-            eprintln!(
-                "zenedge sync fork: the daemon refused the operator token: check http.operator_token in this config"
-            );
-            ExitCode::FAILURE
-        }
         Ok((status, body)) => {
-            eprintln!("zenedge sync fork: {}", super::error_text(status, &body));
+            eprintln!("zenedge sync fork: {}", super::error_text(&daemon, status, &body));
             ExitCode::FAILURE
         }
         Err(message) => {

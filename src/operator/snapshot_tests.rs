@@ -6,7 +6,7 @@ use crate::telemetry::Metrics;
 
 /// The log as the daemon opens it: the sync's dead letters are a table of its schema too.
 fn open(dir: &std::path::Path) -> crate::log::Log<crate::projections::Projections> {
-    let schema = crate::projections::schema().with(crate::sync::tables());
+    let schema = crate::projections::schema().with(crate::sync::tables()).with(crate::audit::tables());
     crate::projections::open_log(&options(dir), schema, Arc::new(Metrics::new()), None).unwrap()
 }
 

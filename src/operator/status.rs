@@ -38,7 +38,8 @@ pub fn run_command(config: &std::path::Path, json: bool) -> ExitCode {
 pub fn fetch(addr: impl Into<super::Daemon>) -> Result<Value, String> {
     let daemon: super::Daemon = addr.into();
     let url = daemon.url("/api/v1/status");
-    let mut response = daemon.agent(Some(TIMEOUT)).get(&url).call().map_err(|e| daemon.unreachable(&e))?;
+    let mut response =
+        daemon.authorized(daemon.agent(Some(TIMEOUT)).get(&url)).call().map_err(|e| daemon.unreachable(&e))?;
     let status = response.status().as_u16();
     let body = response
         .body_mut()
@@ -47,7 +48,7 @@ pub fn fetch(addr: impl Into<super::Daemon>) -> Result<Value, String> {
         .read_to_string()
         .map_err(|e| format!("unreadable answer from {url}: {e}"))?;
     if status != 200 {
-        return Err(format!("{url} answered {status}: {}", body.trim()));
+        return Err(format!("{url}: {}", super::error_text(&daemon, status, &body)));
     }
     serde_json::from_str(&body).map_err(|e| format!("{url} did not answer JSON: {e}"))
 }

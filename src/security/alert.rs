@@ -76,19 +76,46 @@ impl Facts {
     }
 }
 
-/// Where alerts go: the log and the metric (and, with the audit trail, its record).
+/// Where alerts go besides the log and the metric: the audit trail (`crate::audit`), which
+/// lives in a layer above this one and is handed in by the composition root.
+pub trait AlertRecorder: Send + Sync + std::fmt::Debug {
+    /// Queues the alert's record; the receiver, if any, is answered once it is durable.
+    fn record(&self, kind: AlertKind, facts: &Facts) -> Option<tokio::sync::oneshot::Receiver<()>>;
+}
+
+/// Where alerts go: the log, the metric, and the audit trail when one records them.
 #[derive(Debug, Clone)]
 pub struct Alerts {
     metrics: Arc<Metrics>,
+    recorder: Option<Arc<dyn AlertRecorder>>,
 }
 
 impl Alerts {
     pub fn new(metrics: Arc<Metrics>) -> Alerts {
-        Alerts { metrics }
+        Alerts { metrics, recorder: None }
     }
 
-    /// Records one security alert: counted by kind, logged with its facts.
+    /// The same alerts, each also recorded by `recorder`.
+    pub fn recording(self, recorder: Arc<dyn AlertRecorder>) -> Alerts {
+        Alerts { recorder: Some(recorder), ..self }
+    }
+
+    /// Records one security alert: counted by kind, logged with its facts, queued for the
+    /// audit trail.
     pub fn alert(&self, kind: AlertKind, facts: Facts) {
+        let _ = self.raise(kind, facts);
+    }
+
+    /// [`Alerts::alert`], returning once the audit trail holds its record (at once without a
+    /// trail, or when the record could not be queued): for refusals whose answer should follow
+    /// the record, as an acknowledgement follows its commit.
+    pub async fn alert_recorded(&self, kind: AlertKind, facts: Facts) {
+        if let Some(durable) = self.raise(kind, facts) {
+            let _ = durable.await;
+        }
+    }
+
+    fn raise(&self, kind: AlertKind, facts: Facts) -> Option<tokio::sync::oneshot::Receiver<()>> {
         self.metrics.security_alert(kind.as_str());
         let mut details = String::new();
         for (name, value) in &facts.details {
@@ -104,6 +131,7 @@ impl Alerts {
         } else {
             tracing::warn!(alert, listener, peer, identity, details, reason, "security alert");
         }
+        self.recorder.as_ref().and_then(|r| r.record(kind, &facts))
     }
 }
 

@@ -9,11 +9,11 @@
 //! * [`Alerts::alert`]: every security event of the daemon (a refused handshake, a refused
 //!   source address, a sender sending as someone else, a spoofed AE title, a reload that
 //!   failed) is logged here, at WARN (ERROR when an operator must act), with facts and never
-//!   patient data, and counted in `zenedge_security_alerts_total{kind}`. Nothing else logs a
-//!   security event: when the audit trail records them durably, it does so here.
+//!   patient data, counted in `zenedge_security_alerts_total{kind}`, and handed to the audit
+//!   trail ([`AlertRecorder`], `crate::audit`). Nothing else logs a security event.
 
 mod alert;
 mod identity;
 
-pub use alert::{AlertKind, Alerts, Facts};
+pub use alert::{AlertKind, AlertRecorder, Alerts, Facts};
 pub use identity::PeerIdentity;

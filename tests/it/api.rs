@@ -150,7 +150,7 @@ async fn an_event_has_the_same_text_in_a_page_alone_and_from_zenedge_events() {
     let page: Page<'_> = serde_json::from_str(&body).unwrap();
     assert_eq!(page.items.len(), 2);
     let work = tempfile::tempdir().unwrap();
-    let config = crate::support::config::write_for_daemon(&work.path().join("edge.toml"), work.path(), d.http, None);
+    let config = crate::support::config::write_for_daemon(&work.path().join("edge.toml"), d.dir.path(), d.http, None);
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new(env!("CARGO_BIN_EXE_zenedge")).args(["events", "--config"]).arg(&config).output()
     })

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::support::TestDaemon;
+use crate::support::access::client_toml_for;
 use crate::support::dataset::Instance;
 use crate::support::hl7msg::{ack_code, orm};
 use crate::support::scu::store_all;
@@ -113,15 +114,20 @@ async fn backup_while_ingesting_restores_to_a_copy_that_verifies_and_serves_the_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backup_is_for_operators_only() {
-    let d = TestDaemon::start().await;
-    let response = crate::support::http::get(d.http, "/api/v1/backup").await;
-    assert_eq!(response.status, 403, "no token configured: {}", response.body);
-    d.stop().await.unwrap();
-    let d = with_token().await;
+    let reader = "reader-token-0123456789";
+    let d = TestDaemon::start_with(&format!(
+        "[http]\noperator_token = \"{TOKEN}\"\n{}",
+        client_toml_for("viewer", reader, &["read"])
+    ))
+    .await;
+    let response = crate::support::http::get_as(d.http, "/api/v1/backup", None).await;
+    assert_eq!(response.status, 401, "anonymous: {}", response.body);
+    let response = crate::support::http::get_as(d.http, "/api/v1/backup", Some(reader)).await;
+    assert_eq!(response.status, 403, "a client without the operator scope: {}", response.body);
     let work = tempfile::tempdir().unwrap();
     let (http, to) = (d.http, work.path().join("b"));
     let err =
-        tokio::task::spawn_blocking(move || zenedge::operator::backup::backup(http, "0123456789abcdef-wrong", &to))
+        tokio::task::spawn_blocking(move || zenedge::operator::backup::backup((http, "0123456789abcdef-wrong"), &to))
             .await
             .unwrap()
             .unwrap_err();
@@ -135,7 +141,7 @@ async fn backup_refuses_a_directory_that_is_not_empty() {
     let work = tempfile::tempdir().unwrap();
     std::fs::write(work.path().join("something"), "x").unwrap();
     let (http, to) = (d.http, work.path().to_owned());
-    let err = tokio::task::spawn_blocking(move || zenedge::operator::backup::backup(http, TOKEN, &to))
+    let err = tokio::task::spawn_blocking(move || zenedge::operator::backup::backup((http, TOKEN), &to))
         .await
         .unwrap()
         .unwrap_err();
@@ -150,7 +156,7 @@ async fn restore_refuses_a_used_state_directory_a_running_daemon_and_another_sit
     let work = tempfile::tempdir().unwrap();
     let (http, to) = (d.http, work.path().join("b"));
     let backup_dir = to.clone();
-    let summary = tokio::task::spawn_blocking(move || zenedge::operator::backup::backup(http, TOKEN, &backup_dir))
+    let summary = tokio::task::spawn_blocking(move || zenedge::operator::backup::backup((http, TOKEN), &backup_dir))
         .await
         .unwrap()
         .unwrap();
@@ -310,7 +316,7 @@ async fn a_backup_reports_an_instance_file_that_is_missing_or_different() {
     std::fs::remove_file(d.dir.path().join(&files[0])).unwrap();
     let work = tempfile::tempdir().unwrap();
     let (http, to) = (d.http, work.path().join("b"));
-    let summary = tokio::task::spawn_blocking(move || zenedge::operator::backup::backup(http, TOKEN, &to))
+    let summary = tokio::task::spawn_blocking(move || zenedge::operator::backup::backup((http, TOKEN), &to))
         .await
         .unwrap()
         .unwrap();
@@ -326,7 +332,7 @@ async fn a_backup_that_would_eat_into_the_disk_reserve_is_refused_with_507() {
             .await;
     let work = tempfile::tempdir().unwrap();
     let (http, to) = (d.http, work.path().join("b"));
-    let err = tokio::task::spawn_blocking(move || zenedge::operator::backup::backup(http, TOKEN, &to))
+    let err = tokio::task::spawn_blocking(move || zenedge::operator::backup::backup((http, TOKEN), &to))
         .await
         .unwrap()
         .unwrap_err();
@@ -366,7 +372,7 @@ async fn a_restore_that_fails_its_checks_leaves_nothing_to_start_on() {
     let work = tempfile::tempdir().unwrap();
     let (http, to) = (d.http, work.path().join("backup"));
     let backup_dir = to.clone();
-    let summary = tokio::task::spawn_blocking(move || zenedge::operator::backup::backup(http, TOKEN, &backup_dir))
+    let summary = tokio::task::spawn_blocking(move || zenedge::operator::backup::backup((http, TOKEN), &backup_dir))
         .await
         .unwrap()
         .unwrap();
@@ -416,7 +422,7 @@ async fn a_restored_log_is_marked_as_restored() {
     let work = tempfile::tempdir().unwrap();
     let (http, to) = (d.http, work.path().join("b"));
     let backup_dir = to.clone();
-    tokio::task::spawn_blocking(move || zenedge::operator::backup::backup(http, TOKEN, &backup_dir))
+    tokio::task::spawn_blocking(move || zenedge::operator::backup::backup((http, TOKEN), &backup_dir))
         .await
         .unwrap()
         .unwrap();

@@ -65,12 +65,18 @@ async fn dead_letters_are_listed_retried_and_skipped_from_the_command_line() {
     let work = tempfile::tempdir().unwrap();
     let with_token = cli_config(work.path(), "operator.toml", daemon.http, true);
     let without = cli_config(work.path(), "reader.toml", daemon.http, false);
+    // Root or the service user on the box: the daemon's state directory, no token configured.
+    let local =
+        crate::support::config::write_for_daemon(&work.path().join("local.toml"), daemon.dir.path(), daemon.http, None);
 
-    let (code, out, _) = zenedge(&["list"], &without).await;
+    let (code, _, err) = zenedge(&["list"], &without).await;
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("401") && err.contains("local token"), "{err}");
+    let (code, out, _) = zenedge(&["list"], &local).await;
     assert_eq!(code, Some(0));
     let line = out.lines().find(|l| l.starts_with(&seq.to_string())).unwrap_or_else(|| panic!("{out}"));
     assert!(line.contains("parked") && line.contains("HL7MessageReceived") && line.contains("422"), "{line}");
-    let (code, out, _) = zenedge(&["list", "--json"], &without).await;
+    let (code, out, _) = zenedge(&["list", "--json"], &local).await;
     assert_eq!(code, Some(0));
     let listed: Vec<Value> = serde_json::from_str(&out).unwrap();
     assert_eq!((listed.len(), listed[0]["seq"].as_u64()), (1, Some(seq)));

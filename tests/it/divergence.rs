@@ -110,8 +110,9 @@ fn edge_config(path: &Path, state: &Path, hub: SocketAddr, http: &str) -> PathBu
              [mllp]\nlisten = \"127.0.0.1:0\"\n[dicom]\nlisten = \"127.0.0.1:0\"\n\
              [http]\nlisten = \"{http}\"\noperator_token = \"{TOKEN}\"\n\
              [sync]\nhub_url = \"http://{hub}\"\nallow_plain_http = true\nretry_base = \"10ms\"\nretry_cap = \"100ms\"\n\
-             breaker_failures = 3\nbreaker_open = \"100ms\"\ntimeout = \"2s\"\nconnect_timeout = \"2s\"\nlinger = \"5ms\"\n",
+             breaker_failures = 3\nbreaker_open = \"100ms\"\ntimeout = \"2s\"\nconnect_timeout = \"2s\"\nlinger = \"5ms\"\n{client}",
             state = state.display().to_string(),
+            client = crate::support::access::client_toml(),
         ),
     )
     .unwrap();

@@ -31,8 +31,9 @@ const LAYERS: &[(&str, &[&str])] = &[
     // The decisions: an HL7 message or a DICOM instance becomes events; matching, patient
     // cases; each with its request to the single writer.
     ("domain", &["domain"]),
-    // Everything derived from the events: tables, apply, rebuild, the read queries.
-    ("projections", &["projections"]),
+    // Everything derived from the events: tables, apply, rebuild, the read queries; and the
+    // audit trail, written in the same transactions as the intake it records.
+    ("projections", &["projections", "audit"]),
     // The event catalog: what zenedge records, in the hub's vocabulary, with its versions.
     ("events", &["events"]),
     // The storage engine: redb file, envelopes, the writer with group commit, readers, the

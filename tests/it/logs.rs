@@ -108,7 +108,8 @@ async fn starting_below_the_disk_reserve_warns_and_refusals_give_human_sizes() {
     drop(c);
     daemon.wait_for("HL7 message not stored (AR)").await;
     let text = daemon.stop();
-    let start = text.lines().find(|l| l.contains("below store.disk_reserve")).expect("a warning at start");
+    let start =
+        text.lines().find(|l| l.contains("free disk space is below store.disk_reserve")).expect("a warning at start");
     assert!(start.contains("WARN") && start.contains("free=") && start.contains("iB"), "{start}");
     let refusal = text.lines().find(|l| l.contains("HL7 message not stored (AR)")).unwrap();
     assert!(refusal.contains("free disk space") && refusal.contains("iB is below the reserve of"), "{refusal}");

@@ -1,8 +1,10 @@
 //! zenedge's integration tests: one binary, the daemon started in-process on port 0 (or the
 //! real binary where a process must die), real TCP on loopback, temp state directories.
 
+mod access;
 mod api;
 mod api_matching;
+mod audit;
 mod backup;
 mod cli;
 mod crash;

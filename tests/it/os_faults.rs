@@ -73,8 +73,9 @@ impl Scene {
                  [store]\nstate_dir = {:?}\ndisk_reserve = {reserve:?}\n\
                  [mllp]\nlisten = \"127.0.0.1:0\"\n\
                  [dicom]\nlisten = \"127.0.0.1:0\"\nstable_after = \"1h\"\n\
-                 [http]\nlisten = \"127.0.0.1:0\"\n",
-                state.display().to_string()
+                 [http]\nlisten = \"127.0.0.1:0\"\n{}",
+                state.display().to_string(),
+                crate::support::access::client_toml(),
             ),
         )
         .unwrap();
@@ -371,11 +372,15 @@ async fn a_commit_hitting_enospc_past_the_reserve_check_exits_and_the_restart_on
     assert_eq!(ready.json()["checks"]["disk_reserve"]["ok"], false, "{}", ready.body);
     assert_eq!(acked.order(daemon.mllp, "GROW-2").await, "AR");
     assert_eq!(acked.store(daemon.dicom, &Instance::ct(12, 1, 2)).await.status, OUT_OF_RESOURCES);
-    acked.check(daemon.http, &scene.state).await;
+    // Reads of patient data need their audit record, which is new data too: refused (503).
+    let read = http::get(daemon.http, "/api/v1/events").await;
+    assert_eq!(read.status, 503, "{}", read.body);
+    assert!(read.body.contains("disk_reserve"), "{}", read.body);
 
     std::fs::remove_file(&filler).unwrap();
     std::fs::remove_file(scene.mount().dir.join("filler-2")).unwrap();
     assert_eq!(http::get(daemon.http, "/readyz").await.status, 200);
+    acked.check(daemon.http, &scene.state).await;
     assert_eq!(acked.hl7(daemon.mllp, &big, "GROW-BIG").await, "AA", "intake resumes without another restart");
     assert_eq!(acked.order(daemon.mllp, "GROW-2").await, "AA");
     assert_eq!(acked.store(daemon.dicom, &Instance::ct(12, 1, 2)).await.status, 0);

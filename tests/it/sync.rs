@@ -182,7 +182,7 @@ async fn a_hub_that_is_down_for_a_while_gets_everything_once_in_order_when_it_is
     assert!(at.parse::<jiff::Timestamp>().unwrap() <= cleared.parse::<jiff::Timestamp>().unwrap(), "{s}");
     let work = tempfile::tempdir().unwrap();
     let config =
-        crate::support::config::write_for_daemon(&work.path().join("zenedge.toml"), work.path(), daemon.http, None);
+        crate::support::config::write_for_daemon(&work.path().join("zenedge.toml"), daemon.dir.path(), daemon.http, None);
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_zenedge"));
     command.args(["status", "--config"]).arg(&config);
     let out = tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap();

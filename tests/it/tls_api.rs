@@ -38,7 +38,10 @@ async fn curl_reads_the_api_over_https_with_or_without_a_client_certificate() {
     let mut bad = base("/healthz");
     bad.extend(["--cert".into(), foreign.display().to_string(), "--key".into(), foreign_key.display().to_string()]);
     assert!(!curl(bad).await.status.success(), "a client certificate of another CA is refused");
-    let https = zenedge::operator::Daemon { addr: d.http, https: true };
+    let https = zenedge::operator::Daemon {
+        https: true,
+        ..zenedge::operator::Daemon::from((d.http, crate::support::access::TOKEN))
+    };
     let status = tokio::task::spawn_blocking(move || zenedge::operator::status::fetch(https)).await.unwrap();
     assert_eq!(status.expect("zenedge status over HTTPS")["edge_id"], "e1");
     let plain = curl(vec![

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use crate::support::certs::{Ca, Leaf, fingerprint_of, rsa_available};
 use crate::support::dataset::{Instance, dataset_bytes, write_file};
+use crate::support::http::{audit_trail, audited};
 use crate::support::scu::EXPLICIT_LE;
 use crate::support::tls::{EdgeTls, alerts, tool};
 use crate::support::{TestDaemon, eventually};
@@ -85,6 +86,13 @@ async fn dcmtk_over_tls_echoes_and_stores_byte_equal_with_the_certificate_in_the
     let path = d.dir.path().join(stored["data"]["file_path"].as_str().unwrap());
     assert!(dataset_bytes(&path).1 == dataset_bytes(&sent).1, "the stored data set is the one sent");
     assert_eq!(alerts(d.http, "tls_handshake_refused").await, 0);
+    let trail = audit_trail(d.http).await;
+    let transfers = audited(&trail, "110104");
+    assert_eq!(transfers.len(), 1, "{trail:?}");
+    let source = &transfers[0]["record"]["participants"][0];
+    assert_eq!(source["user_id"], "CT01");
+    let certificate = format!("ct01.radiology.example sha256={}", fingerprint_of(&ct01.0));
+    assert_eq!(source["user_name"], certificate.as_str(), "the certificate identity");
     d.stop().await.unwrap();
 }
 
@@ -113,6 +121,12 @@ async fn an_ae_title_presented_with_another_aes_certificate_is_rejected_and_aler
     assert!(!out.status.success(), "CT01 got in with MR01's certificate: {}", text(&out));
     assert!(text(&out).contains("Association Rejected"), "an A-ASSOCIATE-RJ: {}", text(&out));
     alerted(&d, "calling_ae_spoofed", 1).await;
+    let trail = audit_trail(d.http).await;
+    let spoofed = audited(&trail, "110113");
+    assert_eq!(spoofed.len(), 1, "recorded before the A-ASSOCIATE-RJ: {trail:?}");
+    let peer = &spoofed[0]["record"]["participants"][0];
+    assert_eq!(peer["user_id"], "CT01");
+    assert!(peer["user_name"].as_str().unwrap().starts_with("mr01.radiology.example sha256="), "{peer}");
     let out = run(dcmtk(&echoscu, &tls, Some(&mr01), "US01", port)).await;
     assert!(out.status.success(), "an AE title bound to no certificate: {}", text(&out));
     assert_eq!(alerts(d.http, "calling_ae_spoofed").await, 1);

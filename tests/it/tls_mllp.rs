@@ -12,6 +12,7 @@ use tokio::io::AsyncReadExt;
 
 use crate::support::certs::{Ca, Leaf, fingerprint_of};
 use crate::support::hl7msg::{ack_code, orm, segments};
+use crate::support::http::{audit_trail, audited};
 use crate::support::tls::{EdgeTls, alerts, python_mllp};
 use crate::support::{MllpClient, TestDaemon, eventually};
 
@@ -76,6 +77,14 @@ async fn no_certificate_another_cas_an_expired_and_a_revoked_one_are_refused_in_
         assert!(error.contains("SSLError") || error.contains("ConnectionError"), "{what}: {error}");
     }
     alerted(&d, "tls_handshake_refused", refused.len() as u64).await;
+    eventually("a failed User Authentication per refused handshake", LIMIT, || async {
+        let trail = audit_trail(d.http).await;
+        let failed = audited(&trail, "110114");
+        let done = failed.len() == refused.len()
+            && failed.iter().all(|r| r["record"]["participants"][0]["network_access_point"] == "127.0.0.1");
+        if done { Ok(()) } else { Err(format!("{failed:?}")) }
+    })
+    .await;
     let good = tls.client("ris");
     let ack = python_mllp(addr, &tls.ca(), Some(&good), &orm("YES-1", "ACC-YES")).await.unwrap().unwrap();
     assert_eq!(ack_code(&ack), "AA", "the CRL revokes what it lists, no more");
@@ -111,6 +120,20 @@ async fn a_sender_sending_as_an_msh3_not_bound_to_its_certificate_gets_ar_and_no
     assert_eq!(ack_code(&ack), "AA");
     assert_eq!(d.events().await.len(), 1);
     alerted(&d, "sender_not_allowed", 2).await;
+    // Each refusal's Security Alert was committed before its AR was sent.
+    let trail = audit_trail(d.http).await;
+    let refusals = audited(&trail, "110113");
+    assert_eq!(refusals.len(), 2, "{refusals:?}");
+    let record = &refusals[0]["record"];
+    assert_eq!(record["event_types"][0]["code"], "110126", "Node Authentication");
+    assert_eq!(record["outcome"], "MinorFailure");
+    let sender = &record["participants"][0];
+    assert_eq!(sender["user_id"], "RIS");
+    let certificate = format!("lab.hospital.example sha256={}", fingerprint_of(&lab.0));
+    assert_eq!(sender["user_name"], certificate.as_str());
+    assert!(record["outcome_description"].as_str().unwrap().contains("sender not allowed"), "{record}");
+    assert!(refusals[1]["record"]["participants"][0].get("user_name").is_none(), "the plain connection");
+    assert_eq!(audited(&trail, "110109").len(), 1, "the accepted order");
     d.stop().await.unwrap();
 }
 

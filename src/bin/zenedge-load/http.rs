@@ -43,10 +43,12 @@ struct Schedule {
     end: tokio::time::Instant,
     exams: u64,
     seed: u64,
+    /// `Bearer <token>`, if the run has a token.
+    authorization: Option<String>,
 }
 
 async fn connection(addr: SocketAddr, s: Schedule) -> Result<ConnectionReport, BoxError> {
-    let Schedule { templates, interval, start, measure_from, end, exams, seed } = s;
+    let Schedule { templates, interval, start, measure_from, end, exams, seed, authorization } = s;
     let stream = tokio::net::TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
@@ -65,7 +67,11 @@ async fn connection(addr: SocketAddr, s: Schedule) -> Result<ConnectionReport, B
         let origin = if previous_done > scheduled { scheduled } else { tokio::time::Instant::now() };
         let path = fill(&templates[i % templates.len()], rng.u64(..exams.max(1)));
         i += 1;
-        let request = hyper::Request::get(path).header("host", "zenedge").body(Empty::<Bytes>::new())?;
+        let mut request = hyper::Request::get(path).header("host", "zenedge");
+        if let Some(value) = &authorization {
+            request = request.header("authorization", value);
+        }
+        let request = request.body(Empty::<Bytes>::new())?;
         let outcome = async {
             sender.ready().await?;
             let response = sender.send_request(request).await?;
@@ -95,6 +101,10 @@ pub fn run_http_command(args: &HttpArgs) -> Result<std::process::ExitCode, BoxEr
     if args.path.is_empty() {
         return Err("give at least one --path".into());
     }
+    let authorization = match &args.token_file {
+        Some(file) => Some(format!("Bearer {}", std::fs::read_to_string(file)?.trim())),
+        None => None,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(usize::try_from(args.threads)?)
         .enable_all()
@@ -117,6 +127,7 @@ pub fn run_http_command(args: &HttpArgs) -> Result<std::process::ExitCode, BoxEr
                 end,
                 exams: args.exams,
                 seed: c,
+                authorization: authorization.clone(),
             };
             tasks.push(tokio::spawn(connection(args.addr, schedule)));
         }

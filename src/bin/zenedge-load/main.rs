@@ -153,6 +153,11 @@ struct HttpArgs {
     /// Send for this long first, excluded from the figures.
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     warmup: Duration,
+    /// A file holding the API token to present (e.g. the daemon's
+    /// `<state_dir>/local-api.token`); without it requests go anonymous (and are refused,
+    /// but for /healthz and /readyz).
+    #[arg(long)]
+    token_file: Option<std::path::PathBuf>,
     /// Tokio worker threads.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
     threads: u64,

@@ -20,7 +20,8 @@ pub fn write(path: &Path, state: &Path, extra: &str) -> PathBuf {
 }
 
 /// As [`write`], for commands that talk to the daemon whose API is at `http`, with the
-/// operator token `token` if given.
+/// operator token `token` if given. The commands present the local operator's token when
+/// `state` is the daemon's state directory (as root on the box would), else `token`.
 pub fn write_for_daemon(path: &Path, state: &Path, http: std::net::SocketAddr, token: Option<&str>) -> PathBuf {
     let token = token.map(|t| format!("operator_token = \"{t}\"\n")).unwrap_or_default();
     write(path, state, &format!("[http]\nlisten = \"{http}\"\n{token}"))

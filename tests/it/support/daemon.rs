@@ -27,20 +27,30 @@ pub struct TestDaemon {
     task: JoinHandle<Result<(), RunError>>,
 }
 
-/// A config for tests: temp state dir, no disk reserve, then `extra` (TOML) merged over it
-/// key by key.
+/// A config for tests: temp state dir, no disk reserve, the API client `test-client`
+/// ([`super::access`]), then `extra` (TOML) merged over it key by key.
 pub fn test_config(state_dir: &Path, extra: &str) -> Config {
     let base = format!(
         "[site]\ntenant_id = \"t1\"\nhospital_id = \"h1\"\nedge_id = \"e1\"\n\
-         [store]\nstate_dir = {dir:?}\ndisk_reserve = \"0\"\n",
+         [store]\nstate_dir = {dir:?}\ndisk_reserve = \"0\"\n[http]\n{keys}{client}",
         dir = state_dir.display().to_string(),
+        keys = super::access::HTTP_KEYS,
+        client = super::access::client_toml(),
     );
     let mut table: toml::Table = base.parse().unwrap();
     let extra: toml::Table = extra.parse().expect("extra test config is TOML");
     for (section, values) in extra {
         let target = table.entry(section).or_insert_with(|| toml::Value::Table(toml::Table::new()));
         match (target, values) {
-            (toml::Value::Table(t), toml::Value::Table(v)) => t.extend(v),
+            (toml::Value::Table(t), toml::Value::Table(mut v)) => {
+                // Clients the test adds come besides `test-client`.
+                if let (Some(toml::Value::Array(mine)), Some(toml::Value::Array(theirs))) =
+                    (t.get("clients"), v.get_mut("clients"))
+                {
+                    theirs.splice(0..0, mine.iter().cloned());
+                }
+                t.extend(v)
+            }
             (slot, v) => *slot = v,
         }
     }

@@ -1,5 +1,6 @@
 //! A minimal HTTP/1.1 client over loopback: GET, POST without a body for operator actions,
-//! and a raw request for the hub's batches.
+//! and a raw request for the hub's batches. `get` presents the token of `test-client`
+//! ([`super::access`]), which every test config has; `get_as` another one or none.
 
 use std::net::SocketAddr;
 
@@ -20,7 +21,12 @@ impl Response {
 }
 
 pub async fn get(addr: SocketAddr, path: &str) -> Response {
-    request(addr, "GET", path, None).await
+    request(addr, "GET", path, Some(super::access::TOKEN)).await
+}
+
+/// GET with `token` as the bearer token, or anonymous with `None`.
+pub async fn get_as(addr: SocketAddr, path: &str, token: Option<&str>) -> Response {
+    request(addr, "GET", path, token).await
 }
 
 /// Every event in the daemon's log, page by page through the API.
@@ -35,6 +41,28 @@ pub async fn all_events(addr: SocketAddr) -> Vec<serde_json::Value> {
             None => return all,
         }
     }
+}
+
+/// Every record of the daemon's audit trail, page by page through the API (each read adds
+/// an Audit Log Used record, after the page it reads).
+pub async fn audit_trail(addr: SocketAddr) -> Vec<serde_json::Value> {
+    let mut all = Vec::new();
+    let mut after = 0;
+    loop {
+        let response = get(addr, &format!("/api/v1/audit?after={after}&limit=1000")).await;
+        assert_eq!(response.status, 200, "{}", response.body);
+        let page = response.json();
+        all.extend(page["items"].as_array().expect("an audit page").iter().cloned());
+        match page["next"].as_u64() {
+            Some(next) => after = next,
+            None => return all,
+        }
+    }
+}
+
+/// The records of `trail` whose EventID is `code`.
+pub fn audited<'a>(trail: &'a [serde_json::Value], code: &str) -> Vec<&'a serde_json::Value> {
+    trail.iter().filter(|r| r["record"]["event"]["code"] == code).collect()
 }
 
 /// POST with an empty body and, when given, `Authorization: Bearer <token>`.

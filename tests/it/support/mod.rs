@@ -3,6 +3,7 @@
 //! the real binary with its log in a file, a fault-injecting TCP proxy, mounts and libfiu for
 //! operating-system faults, and the hub's two stores (redb, a real PostgreSQL).
 
+pub mod access;
 pub mod acked;
 pub mod certs;
 pub mod config;

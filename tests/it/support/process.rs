@@ -14,7 +14,8 @@ pub struct RealDaemon {
     pub http: SocketAddr,
 }
 
-/// A config for the real binary: every listener on port 0, state under `state`.
+/// A config for the real binary: every listener on port 0, state under `state`, the API
+/// client `test-client` ([`super::access`]).
 pub fn write_config(path: &Path, state: &Path) {
     write_config_with(path, state, &[]);
 }
@@ -30,11 +31,13 @@ pub fn write_config_with(path: &Path, state: &Path, extra: &[(&str, &str)]) {
         format!(
             "[site]\ntenant_id = \"t\"\nhospital_id = \"h\"\nedge_id = \"e\"\n\
              [store]\nstate_dir = {:?}\ndisk_reserve = \"0\"\n\
-             [mllp]\nlisten = \"127.0.0.1:0\"\n{}[dicom]\nlisten = \"127.0.0.1:0\"\n{}[http]\nlisten = \"127.0.0.1:0\"\n{}",
+             [mllp]\nlisten = \"127.0.0.1:0\"\n{}[dicom]\nlisten = \"127.0.0.1:0\"\n{}[http]\nlisten = \"127.0.0.1:0\"\n{}{}{}",
             state.display().to_string(),
             lines("mllp"),
             lines("dicom"),
             lines("http"),
+            super::access::HTTP_KEYS,
+            super::access::client_toml(),
         ),
     )
     .unwrap();

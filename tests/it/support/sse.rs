@@ -36,12 +36,15 @@ pub struct SseClient {
     ended: bool,
 }
 
-/// Opens `path` with the extra request headers `headers`.
+/// Opens `path` with the extra request headers `headers`, as `test-client`
+/// ([`super::access`]).
 pub async fn open(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> SseClient {
     let mut stream = TcpStream::connect(addr).await.expect("connect to HTTP");
     let extra: String = headers.iter().map(|(name, value)| format!("{name}: {value}\r\n")).collect();
-    let request =
-        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\nConnection: close\r\n{extra}\r\n");
+    let auth = format!("Authorization: Bearer {}\r\n", super::access::TOKEN);
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\nConnection: close\r\n{auth}{extra}\r\n"
+    );
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut raw = Vec::new();
     let head_end = loop {
