@@ -15,6 +15,7 @@
 
 import errno
 import re
+import shlex
 import signal
 import sys
 
@@ -137,7 +138,8 @@ def main():
             continue
         if key in ("ExecStart", "ExecReload"):
             m = re.search(r"argv\[\]=(.*?) ;", show.get(key, ""))
-            ok = m is not None and m.group(1) == value
+            # systemctl show prints the argv joined by spaces, without the unit's quotes.
+            ok = m is not None and m.group(1) == " ".join(shlex.split(value))
             got = m.group(1) if m else show.get(key)
         elif key == "KillSignal":
             ok = got == str(signal.Signals[value].value)
