@@ -16,6 +16,8 @@
 //!     mutual TLS; its cursor and dead letters; [`sync::wire`] is the hub contract.
 //!   * [`operator`] — the operator's commands: `status`, `backup`, `restore`, `events`,
 //!     `dead-letters`, `sync fork`, `rebuild`, `verify`; the snapshot behind backups.
+//!   * [`syslog`] — the audit trail forwarded to a syslog collector (RFC 5424 over UDP or
+//!     RFC 5425 over TLS) from a durable cursor.
 //!   * [`retention`] — the sweep that deletes old instance files once the hub has them.
 //!   * [`hub`] — the reference hub (`zenedge hub`): stores each edge's events once per
 //!     `(edge_id, seq)`.
@@ -66,6 +68,7 @@ pub mod retention;
 pub mod security;
 pub mod storage_hook;
 pub mod sync;
+pub mod syslog;
 pub mod systemd;
 pub mod telemetry;
 pub mod tls;

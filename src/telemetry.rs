@@ -120,6 +120,10 @@ pub struct Metrics {
     pub audit_records: Counter,
     /// Audit records of security alerts dropped because the queue to the writer was full.
     pub audit_dropped: Counter,
+    /// Audit records handed to the syslog collector.
+    pub audit_syslog_sent: Counter,
+    /// Audit records not yet forwarded to syslog.
+    pub audit_syslog_backlog: Gauge,
     seen_message_types: Mutex<HashSet<String>>,
 }
 
@@ -174,6 +178,8 @@ impl Metrics {
             http_refused: Family::default(),
             audit_records: Counter::default(),
             audit_dropped: Counter::default(),
+            audit_syslog_sent: Counter::default(),
+            audit_syslog_backlog: Gauge::default(),
             seen_message_types: Mutex::new(HashSet::new()),
             registry: Registry::default(),
         };
@@ -263,6 +269,16 @@ impl Metrics {
             "audit_dropped",
             "Audit records of security alerts dropped: the queue to the log writer was full",
             m.audit_dropped.clone(),
+        );
+        registry.register(
+            "audit_syslog_sent",
+            "Audit records handed to the syslog collector",
+            m.audit_syslog_sent.clone(),
+        );
+        registry.register(
+            "audit_syslog_backlog",
+            "Audit records not yet forwarded to the syslog collector",
+            m.audit_syslog_backlog.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -49,6 +49,7 @@ pub(super) async fn readyz(State(state): State<ApiState>) -> impl IntoResponse {
                 "error": writable.err().map(|e| e.to_string()),
             },
             "shutting_down": shutting_down,
+            "audit_syslog": state.syslog.as_ref().map(|s| s.lock().expect("syslog status lock").clone()),
             "sync": sync.map(|s| serde_json::json!({
                 "enabled": s.enabled,
                 "cursor": s.cursor,

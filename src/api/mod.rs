@@ -68,6 +68,8 @@ pub struct ApiState {
     pub edge_id: String,
     /// This edge as the audit messages name it.
     pub audit_source: crate::audit::AuditSource,
+    /// The syslog forwarder's status (`audit.syslog` set), for `/readyz`.
+    pub syslog: Option<crate::syslog::SharedStatus>,
     /// The sync worker's live status (disabled when no hub is configured).
     pub sync: Arc<SyncShared>,
     /// Who may do what: the clients, and the per-source rate limits.

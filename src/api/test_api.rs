@@ -74,6 +74,7 @@ pub(super) async fn api_with(extra: &str) -> Api {
         database_path: options.path.clone(),
         edge_id: "e1".into(),
         audit_source: crate::audit::AuditSource { source_id: "e1".into(), site_id: "h1".into() },
+        syslog: None,
         sync: Arc::new(SyncShared::new(Some("https://hub.test".into()), 0)),
         access: Arc::new(AccessControl::new(&http_config(extra), Some(local))),
         backups: Arc::new(tokio::sync::Semaphore::new(1)),

@@ -164,13 +164,14 @@ pub async fn run(
     ctx.dicom(listeners.dicom, listeners.dicom_tls, layout);
     ctx.reloads(options.reload);
     let sync_shared = ctx.sync_state().await?;
+    let syslog = ctx.syslog(sync_tls.as_ref()).await?;
     let sync_worker = ctx.sync(sync_tls, &sync_shared)?;
     // One backup at a time, and no retention sweep while one is streamed.
     let exclusive = Arc::new(tokio::sync::Semaphore::new(1));
     ctx.retention(clock, &exclusive, &sync_shared);
     let https = config.http.tls.then(|| ctx.handshaker("http", false)).flatten();
     let local = crate::operator::local_token::open(&config.store.state_dir);
-    let api = ctx.api(sync_shared, exclusive, local);
+    let api = ctx.api(sync_shared, exclusive, local, syslog);
     let limits = api::ConnectionLimits {
         header_timeout: config.http.header_timeout,
         max_header_bytes: config.http.max_header_bytes,

@@ -10,7 +10,7 @@ use tokio_util::task::TaskTracker;
 
 use super::{Listeners, RunError};
 use crate::api::ApiState;
-use crate::config::Config;
+use crate::config::{Config, SyslogTarget};
 use crate::dicom::{self, DicomContext};
 use crate::log::{Clock, DiskGuard, FaultInjector, Log, LogOptions, ReadError, Store, WriterFailure, human};
 use crate::mllp::{self, MllpContext};
@@ -68,7 +68,7 @@ pub(super) async fn open_log(
 /// disk to refuse intake.
 pub(super) async fn audit_activity(config: &Config, log: &Log<Projections>, started: bool) -> Result<(), RunError> {
     if log.disk_guard().space().is_ok_and(|space| space.below_reserve()) {
-        tracing::warn!(started, "below store.disk_reserve: the audit record of this start or stop is not written");
+        tracing::warn!(started, "disk reserve reached: the audit record of this start or stop is not written");
         return Ok(());
     }
     let record = crate::audit::kinds::application_activity(&config.site.edge_id, started, jiff::Timestamp::now());
@@ -317,12 +317,60 @@ impl Started<'_> {
         self.tracker.spawn(crate::retention::run(retention, self.config.retention.interval, self.stopping.clone()));
     }
 
+    /// The audit trail's syslog forwarder, with `audit.syslog` set; its status for `/readyz`.
+    pub async fn syslog(
+        &self,
+        tls: Option<&sync::tls::ClientTls>,
+    ) -> Result<Option<crate::syslog::SharedStatus>, RunError> {
+        let Some(target) = &self.config.audit.syslog else { return Ok(None) };
+        let tls = match (target, tls) {
+            (SyslogTarget::Udp { .. }, _) => None,
+            (SyslogTarget::Tls { .. }, Some(tls)) => Some(crate::syslog::client_config(tls).map_err(|e| {
+                let problem = format!("the sync's TLS identity is unusable for syslog: {e}");
+                RunError::SyncTls(sync::tls::CertError { key: "audit.syslog", file: target.address(), problem })
+            })?),
+            (SyslogTarget::Tls { .. }, None) => {
+                let problem = "tls:// needs the sync's TLS identity (an https sync.hub_url with its files)".to_owned();
+                return Err(RunError::SyncTls(sync::tls::CertError {
+                    key: "audit.syslog",
+                    file: target.address(),
+                    problem,
+                }));
+            }
+        };
+        let reader = self.log.reader();
+        let cursor = tokio::task::spawn_blocking(move || crate::syslog::cursor(&reader))
+            .await
+            .expect("reading the syslog cursor does not panic")
+            .map_err(|e| WriterFailure(format!("cannot read the syslog cursor: {e}")))?;
+        let status = crate::syslog::status(target, cursor);
+        let forwarder = crate::syslog::Forwarder {
+            target: target.clone(),
+            tls,
+            source: self.audit_source(),
+            log: self.log.handle(),
+            reader: self.log.reader(),
+            metrics: self.metrics.clone(),
+            status: status.clone(),
+        };
+        self.tracker.spawn(forwarder.run(self.stopping.clone()));
+        Ok(Some(status))
+    }
+
+    fn audit_source(&self) -> crate::audit::AuditSource {
+        crate::audit::AuditSource {
+            source_id: self.config.site.edge_id.clone(),
+            site_id: self.config.site.hospital_id.clone(),
+        }
+    }
+
     /// What the HTTP API reads and acts through.
     pub fn api(
         &self,
         sync: Arc<SyncShared>,
         backups: Arc<tokio::sync::Semaphore>,
         local: Option<[u8; 32]>,
+        syslog: Option<crate::syslog::SharedStatus>,
     ) -> ApiState {
         ApiState {
             reader: self.log.reader(),
@@ -333,10 +381,8 @@ impl Started<'_> {
             shutdown: self.stopping.clone(),
             database_path: self.config.database_path(),
             edge_id: self.config.site.edge_id.clone(),
-            audit_source: crate::audit::AuditSource {
-                source_id: self.config.site.edge_id.clone(),
-                site_id: self.config.site.hospital_id.clone(),
-            },
+            audit_source: self.audit_source(),
+            syslog,
             sync,
             access: Arc::new(crate::api::AccessControl::new(&self.config.http, local)),
             backups,

@@ -51,6 +51,17 @@ fn apply<A: Applier>(
     Ok(Ok(()))
 }
 
+/// The id of the newest record (0 when the trail is empty).
+pub fn last_id(reader: &LogReader) -> Result<u64, ReadError> {
+    let txn = reader.begin_read()?;
+    let table = match txn.open_table(AUDIT_TRAIL) {
+        Ok(table) => table,
+        Err(TableError::TableDoesNotExist(_)) => return Ok(0),
+        Err(e) => return Err(ReadError::Storage(e.into())),
+    };
+    Ok(table.last().storage()?.map_or(0, |(k, _)| k.value()))
+}
+
 /// Up to `limit` records with `id > after`, oldest first.
 pub fn page(reader: &LogReader, after: u64, limit: usize) -> Result<Vec<StoredRecord>, ReadError> {
     let txn = reader.begin_read()?;

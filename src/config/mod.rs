@@ -48,6 +48,7 @@ pub struct Config {
     pub matching: MatchingConfig,
     pub sync: SyncConfig,
     pub retention: RetentionConfig,
+    pub audit: AuditConfig,
     pub daemon: DaemonConfig,
 }
 
@@ -308,6 +309,31 @@ pub struct RetentionConfig {
     pub dicom_max_age_text: String,
     /// How often the sweep runs.
     pub interval: Duration,
+}
+
+/// Where the audit trail is forwarded (it is always kept in the database).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AuditConfig {
+    /// `audit.syslog`: every record as RFC 5424 syslog; `None`: not forwarded.
+    pub syslog: Option<SyslogTarget>,
+}
+
+/// A syslog collector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyslogTarget {
+    /// `udp://host:port`: one datagram per record (RFC 5426).
+    Udp { host: String, port: u16 },
+    /// `tls://host:port`: octet-counted frames over TLS (RFC 5425) with the sync's client
+    /// certificate, the collector's certificate checked against `sync.ca_file` and `host`.
+    Tls { host: String, port: u16 },
+}
+
+impl SyslogTarget {
+    /// `host:port`, for connecting and for messages.
+    pub fn address(&self) -> String {
+        let (SyslogTarget::Udp { host, port } | SyslogTarget::Tls { host, port }) = self;
+        if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -21,6 +21,7 @@ pub(super) struct RawConfig {
     pub matching: RawMatching,
     pub sync: RawSync,
     pub retention: RawRetention,
+    pub audit: RawAudit,
     pub daemon: RawDaemon,
 }
 
@@ -279,4 +280,11 @@ impl Default for RawRetention {
     fn default() -> Self {
         Self { dicom_max_age: String::new(), interval: "1h".into() }
     }
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawAudit {
+    /// Empty: the trail is not forwarded.
+    pub syslog: String,
 }

@@ -28,6 +28,24 @@ fn a_log_level_with_span_or_field_filters_is_refused_without_compiling_it() {
 }
 
 #[test]
+fn audit_syslog_takes_udp_or_tls_with_host_and_port_and_tls_needs_the_syncs_identity() {
+    let udp = Config::from_toml(&format!("{MINIMAL}[audit]\nsyslog = \"udp://collector.example:514\"\n")).unwrap();
+    assert_eq!(udp.audit.syslog, Some(SyslogTarget::Udp { host: "collector.example".into(), port: 514 }));
+    assert_eq!(udp.audit.syslog.unwrap().address(), "collector.example:514");
+    let sync = "[sync]\nhub_url = \"https://hub.example\"\nca_file = \"ca.pem\"\nclient_cert = \"c.pem\"\nclient_key = \"k.pem\"\n";
+    let tls = Config::from_toml(&format!("{MINIMAL}{sync}[audit]\nsyslog = \"tls://[::1]:6514\"\n")).unwrap();
+    assert_eq!(tls.audit.syslog, Some(SyslogTarget::Tls { host: "::1".into(), port: 6514 }));
+    assert_eq!(tls.audit.syslog.unwrap().address(), "[::1]:6514");
+    assert_eq!(Config::from_toml(MINIMAL).unwrap().audit.syslog, None);
+    for bad in
+        ["tls://collector:6514", "collector:514", "udp://collector", "udp://:514", "tcp://collector:514", "udp://c:0"]
+    {
+        let found = problems(&format!("{MINIMAL}[audit]\nsyslog = {bad:?}\n"));
+        assert_eq!(found.iter().map(|p| p.key.as_str()).collect::<Vec<_>>(), ["audit.syslog"], "{bad}");
+    }
+}
+
+#[test]
 fn retention_takes_days_and_refuses_a_zero_age() {
     let config =
         Config::from_toml(&format!("{MINIMAL}[retention]\ndicom_max_age = \"90d\"\ninterval = \"10m\"\n")).unwrap();

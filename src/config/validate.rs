@@ -111,6 +111,7 @@ pub(super) fn validate(raw: raw::RawConfig, mut c: Checker) -> Result<Config, Co
         dicom_max_age_text: max_age.to_owned(),
         interval: c.check("retention.interval", units::positive_duration(&raw.retention.interval)).unwrap_or_default(),
     };
+    let audit = AuditConfig { syslog: syslog_target(&mut c, raw.audit.syslog.trim(), &sync) };
     let daemon = DaemonConfig {
         shutdown_grace: c
             .check("daemon.shutdown_grace", units::duration(&raw.daemon.shutdown_grace))
@@ -128,9 +129,55 @@ pub(super) fn validate(raw: raw::RawConfig, mut c: Checker) -> Result<Config, Co
         listeners.into_iter().filter_map(|(key, addr)| addr.map(|a| (key, a))).collect();
     listener_clashes(&mut c, &listeners);
     if c.problems.is_empty() {
-        Ok(Config { site, store, mllp, dicom, http, tls, matching, sync, retention, daemon })
+        Ok(Config { site, store, mllp, dicom, http, tls, matching, sync, retention, audit, daemon })
     } else {
         Err(ConfigError::Invalid(c.problems))
+    }
+}
+
+/// `audit.syslog`: empty, `udp://host:port` or `tls://host:port` (which needs the sync's TLS
+/// files: the collector is verified with `sync.ca_file`, the edge presents `sync.client_cert`).
+fn syslog_target(c: &mut Checker, text: &str, sync: &SyncConfig) -> Option<SyslogTarget> {
+    if text.is_empty() {
+        return None;
+    }
+    let key = "audit.syslog";
+    let Some((scheme, rest)) = text.split_once("://") else {
+        c.problem(key, format!("{text:?} is not udp://host:port or tls://host:port"));
+        return None;
+    };
+    let parsed = rest.rsplit_once(':').and_then(|(host, port)| {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let port = port.parse::<u16>().ok().filter(|p| *p > 0)?;
+        (!host.is_empty() && !host.contains('/')).then(|| (host.to_owned(), port))
+    });
+    let Some((host, port)) = parsed else {
+        c.problem(key, format!("{text:?} needs a host and a port, e.g. udp://collector.example:514"));
+        return None;
+    };
+    match scheme {
+        "udp" => Some(SyslogTarget::Udp { host, port }),
+        "tls" => {
+            let files = sync.hub.as_ref().is_some_and(|h| {
+                h.url.starts_with("https://")
+                    && h.ca_file.is_some()
+                    && h.client_cert.is_some()
+                    && h.client_key.is_some()
+            });
+            if !files {
+                c.problem(
+                    key,
+                    "tls:// uses the sync's TLS identity: set sync.hub_url (https), sync.ca_file, sync.client_cert and \
+                     sync.client_key",
+                );
+                return None;
+            }
+            Some(SyslogTarget::Tls { host, port })
+        }
+        other => {
+            c.problem(key, format!("unknown scheme {other:?}; use udp:// or tls://"));
+            None
+        }
     }
 }
 

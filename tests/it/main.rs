@@ -32,6 +32,7 @@ mod support;
 mod sync;
 mod sync_pg;
 mod sync_restored;
+mod syslog;
 mod systemd;
 mod tls_api;
 mod tls_dicom;
