@@ -161,7 +161,9 @@ span_ms() {
         print t }' <<<"$1"
 }
 lines_at_least() { [ "$(wc -l <"$1")" -ge "$2" ]; }
-journal_has() { in_ct journalctl --no-pager -u "$UNIT" | grep -q -- "$1"; }
+# grep reads the whole journal (no -q): with pipefail, a grep that quits at the first match
+# makes journalctl die of SIGPIPE and the match count as a miss.
+journal_has() { in_ct journalctl --no-pager -u "$UNIT" | grep -- "$1" >/dev/null; }
 kill_main() { in_ct sh -c 'kill -"$1" "$2"' sh "$1" "$2"; }
 # The host's pid of the container's process $1.
 host_pid() {
