@@ -11,6 +11,7 @@
 #     and the daemon process has the credentials, capabilities and filters they imply;
 #   * HL7 (MSA|AA) and C-ECHO from the host (the container shares the host's network
 #     namespace; the daemon listens on free loopback ports);
+#   * `systemctl reload` (ExecReload, SIGHUP) reaches the daemon, which stays the same process;
 #   * kill -9 under load: Restart=on-failure brings it back, nothing acknowledged is lost;
 #   * kill -STOP: the watchdog kills and restarts it within WatchdogSec + RestartSec;
 #   * an upgrade to a rebuilt .deb with a higher version restarts the running service on the
@@ -278,6 +279,16 @@ peer ready "$http_port"
 peer send "$mllp_port" SYSTEMD-1
 echo SYSTEMD-1 >"$T/acked-1.txt"
 c_echo "$dicom_port" || fail "C-ECHO failed"
+
+step "systemctl reload: SIGHUP reaches the daemon (ExecReload under the unit's sandbox), which stays up"
+pid="$(prop MainPID)"
+in_ct systemctl reload "$UNIT" || fail "systemctl reload failed"
+reloaded() { journal_has "SIGHUP received: reloading the TLS files"; }
+wait_until 30 "the daemon logs the reload" reloaded
+[ "$(prop MainPID)" = "$pid" ] && [ "$(prop ActiveState)" = active ] ||
+    fail "the reload did not leave the same process running: $(state)"
+peer ready "$http_port"
+echo "reloaded in place: $(state)"
 
 step "kill -9 under load: Restart=on-failure brings it back, nothing acknowledged is lost"
 peer stream "$mllp_port" KILL9 "$T/acked-kill9.txt" "$T/stop-stream" >"$T/stream.log" 2>&1 &

@@ -135,10 +135,10 @@ def main():
         got = show.get(prop)
         if key == "SystemCallFilter":
             continue
-        if key == "ExecStart":
-            m = re.search(r"argv\[\]=(.*?) ;", show.get("ExecStart", ""))
+        if key in ("ExecStart", "ExecReload"):
+            m = re.search(r"argv\[\]=(.*?) ;", show.get(key, ""))
             ok = m is not None and m.group(1) == value
-            got = m.group(1) if m else show.get("ExecStart")
+            got = m.group(1) if m else show.get(key)
         elif key == "KillSignal":
             ok = got == str(signal.Signals[value].value)
         elif key == "SystemCallErrorNumber":

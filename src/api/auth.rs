@@ -16,6 +16,11 @@
 //!   every request that presents a token is answered 429 with `Retry-After` until the minute
 //!   has refilled (a guesser gets a few tries a minute, a legitimate client a clear answer).
 //!   A known token without the route's scope: 403 naming the scope. All with a JSON error.
+//!   Each unknown token is recorded in the audit trail (User Authentication, failed) before
+//!   its 401 leaves; past the limit nothing more is tried, so a flood writes ten records a
+//!   minute per address at most.
+//! * A client with its own `requests_per_second` is held to it across all its addresses
+//!   (429 with `Retry-After`), besides the per-address limit everyone has.
 //! * After authentication the request carries a [`Caller`] extension (the client's name and
 //!   scopes, the connection's source address, how it authenticated) for the handlers and the
 //!   audit trail.
@@ -29,7 +34,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::ApiState;
-use super::limits::RateTable;
+use super::limits::{ClientRate, RateTable};
 use crate::config::{ApiClient, HttpConfig, Scope, Scopes, token_sha256};
 
 /// What a route needs.
@@ -72,6 +77,8 @@ pub struct Caller {
 #[derive(Debug)]
 pub struct AccessControl {
     clients: Vec<ApiClient>,
+    /// Each client's own rate, by its index in `clients` (`None`: no limit of its own).
+    client_rates: Vec<Option<ClientRate>>,
     /// SHA-256 of the local operator's token; `None`: no local token (tests).
     local: Option<[u8; 32]>,
     metrics_open: bool,
@@ -88,6 +95,7 @@ impl AccessControl {
         let failures = http.auth_failures_per_minute as f64;
         AccessControl {
             clients: http.clients.clone(),
+            client_rates: http.clients.iter().map(|c| c.requests_per_second.map(ClientRate::new)).collect(),
             local,
             metrics_open: http.metrics_open,
             failures: RateTable::new(failures / 60.0, failures),
@@ -95,19 +103,20 @@ impl AccessControl {
         }
     }
 
-    /// The client whose token this is: its name, scopes and how it authenticated.
-    fn authenticate(&self, token: &str) -> Option<(String, Scopes, Via)> {
+    /// The client whose token this is: its name, scopes, how it authenticated, and its own
+    /// rate if it has one.
+    fn authenticate(&self, token: &str) -> Option<(String, Scopes, Via, Option<&ClientRate>)> {
         let hash = token_sha256(token.as_bytes());
         let mut found = None;
-        for client in &self.clients {
+        for (i, client) in self.clients.iter().enumerate() {
             if constant_time_eq(&hash, &client.token_sha256) {
-                found = Some((client.name.clone(), client.scopes, Via::Token));
+                found = Some((client.name.clone(), client.scopes, Via::Token, self.client_rates[i].as_ref()));
             }
         }
         if let Some(local) = &self.local
             && constant_time_eq(&hash, local)
         {
-            found = Some((LOCAL_CLIENT.to_owned(), Scopes::all(), Via::LocalToken));
+            found = Some((LOCAL_CLIENT.to_owned(), Scopes::all(), Via::LocalToken, None));
         }
         found
     }
@@ -149,12 +158,17 @@ pub(super) async fn guard(access: Access, state: ApiState, mut request: Request,
         state.metrics.http_refused("rate_limited");
         return too_many(wait, "too many failed authentications from this address");
     }
-    let Some((client, scopes, via)) = control.authenticate(token) else {
+    let Some((client, scopes, via, rate)) = control.authenticate(token) else {
         let _ = control.failures.take(source.ip());
         state.metrics.http_refused("bad_token");
         tracing::warn!(%source, path = request.uri().path(), "API request with an unknown token refused");
+        record_failure(&state, source, request.uri().path()).await;
         return unauthorized("the token is not one of a configured client");
     };
+    if let Some(Err(wait)) = rate.map(ClientRate::take) {
+        state.metrics.http_refused("rate_limited");
+        return too_many(wait, &format!("too many requests from client {client:?}: slow down"));
+    }
     let needed = match access {
         Access::Scope(scope) => Some(scope),
         Access::Metrics => Some(Scope::Status),
@@ -168,6 +182,18 @@ pub(super) async fn guard(access: Access, state: ApiState, mut request: Request,
     }
     request.extensions_mut().insert(Caller { client, scopes, source, via });
     next.run(request).await
+}
+
+/// A failed authentication into the audit trail (User Authentication, Login, failure) before
+/// the 401 is sent; at most `http.auth_failures_per_minute` of them per source address. A
+/// record that cannot be committed (below the disk reserve) is logged, and the answer is
+/// still 401: nothing is given away by a refusal.
+async fn record_failure(state: &ApiState, source: SocketAddr, path: &str) {
+    let who = crate::audit::Requester { client: None, source: Some(source) };
+    let record = crate::audit::kinds::api_authentication_failed(&state.edge_id, &who, path, jiff::Timestamp::now());
+    if let Err(e) = crate::audit::record(&state.log, vec![record]).await {
+        tracing::warn!(error = %e, %source, "failed API authentication not recorded in the audit trail");
+    }
 }
 
 /// The bearer token of `headers`, if there is one.

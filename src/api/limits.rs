@@ -21,6 +21,41 @@ struct Bucket {
     at: Instant,
 }
 
+impl Bucket {
+    /// Refills for the time since the last call, then takes `cost` if a whole token is there.
+    fn take(&mut self, per_second: f64, burst: f64, now: Instant, cost: f64) -> Result<(), Duration> {
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * per_second).min(burst);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= cost;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - self.tokens) / per_second))
+        }
+    }
+}
+
+/// One client's own request rate (`[[http.clients]] requests_per_second`), bursts of as many.
+#[derive(Debug)]
+pub(super) struct ClientRate {
+    per_second: f64,
+    bucket: Mutex<Bucket>,
+}
+
+impl ClientRate {
+    pub(super) fn new(per_second: u32) -> ClientRate {
+        let per_second = f64::from(per_second.max(1));
+        ClientRate { per_second, bucket: Mutex::new(Bucket { tokens: per_second, at: Instant::now() }) }
+    }
+
+    /// Takes a token; `Err` with the wait until one is there.
+    pub(super) fn take(&self) -> Result<(), Duration> {
+        let mut bucket = self.bucket.lock().unwrap_or_else(|e| e.into_inner());
+        bucket.take(self.per_second, self.per_second, Instant::now(), 1.0)
+    }
+}
+
 /// Token buckets by source address.
 #[derive(Debug)]
 pub(super) struct RateTable {
@@ -56,14 +91,7 @@ impl RateTable {
             self.make_room(&mut buckets, now);
         }
         let bucket = buckets.entry(key).or_insert(Bucket { tokens: self.burst, at: now });
-        bucket.tokens = self.refilled(bucket, now);
-        bucket.at = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= cost;
-            Ok(())
-        } else {
-            Err(Duration::from_secs_f64((1.0 - bucket.tokens) / self.per_second))
-        }
+        bucket.take(self.per_second, self.burst, now, cost)
     }
 
     /// How many addresses the table holds.

@@ -136,6 +136,12 @@ async fn failed_authentications_past_the_limit_are_answered_429_with_retry_after
     assert_eq!(call(&a.state, "GET", "/healthz", None).await.0, StatusCode::OK);
     let metrics = a.state.metrics.encode();
     assert!(metrics.contains("zenedge_http_refused_total{reason=\"bad_token\"} 3"), "{metrics}");
+    // Each failure, and only those tried, is in the audit trail: User Authentication failed.
+    let trail = crate::audit::page(&a.log.reader(), 0, 100).unwrap();
+    let failed: Vec<_> = trail.iter().filter(|r| r.record.event.code == "110114").collect();
+    assert_eq!(failed.len(), 3, "{trail:?}");
+    assert_eq!(failed[0].record.participants[0].user_id, "anonymous");
+    assert_eq!(failed[0].record.objects[0].id, "/api/v1/events");
     a.log.close().await.unwrap();
 }
 
@@ -148,5 +154,22 @@ async fn requests_past_the_per_source_rate_are_answered_429_with_retry_after() {
     let (status, headers, _) = call_full(&a.state, "GET", "/api/v1/events", Some(&format!("Bearer {READ}"))).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(headers[header::RETRY_AFTER], "1");
+    a.log.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_with_its_own_rate_is_held_to_it_and_the_others_are_not() {
+    let hash = crate::config::hex(&crate::config::token_sha256(b"slow-client-token-0123"));
+    let extra = format!(
+        "[[http.clients]]\nname = \"slow\"\ntoken_sha256 = \"{hash}\"\nscopes = [\"status\"]\nrequests_per_second = 2\n"
+    );
+    let a = api_with(&extra).await;
+    for _ in 0..2 {
+        assert_eq!(call(&a.state, "GET", "/api/v1/status", Some("slow-client-token-0123")).await.0, StatusCode::OK);
+    }
+    let (status, body) = call(&a.state, "GET", "/api/v1/status", Some("slow-client-token-0123")).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(body["error"], "too many requests from client \"slow\": slow down");
+    assert_eq!(call(&a.state, "GET", "/api/v1/status", Some(STATUS)).await.0, StatusCode::OK, "another client");
     a.log.close().await.unwrap();
 }

@@ -305,3 +305,27 @@ pub fn audit_log_used(edge_id: &str, who: &Requester, path: &str, at: Timestamp)
         objects: vec![object],
     }
 }
+
+/// User Authentication (Login) failed at the API: a request presented a token of no client.
+/// Named by the source address (the token itself is never recorded), with the path.
+pub fn api_authentication_failed(edge_id: &str, who: &Requester, path: &str, at: Timestamp) -> AuditRecord {
+    let object = AuditObject {
+        type_code: 2,
+        role: 13,
+        id_type: uri(),
+        id: path.to_owned(),
+        name: None,
+        description: Some("unknown API token".into()),
+        details: Vec::new(),
+    };
+    AuditRecord {
+        event: code(dcm::USER_AUTHENTICATION),
+        action: Action::Execute,
+        at,
+        outcome: Outcome::MinorFailure,
+        outcome_description: Some("the bearer token is not one of a configured client".into()),
+        event_types: vec![code(dcm::LOGIN)],
+        participants: vec![who.participant(), this_edge(edge_id, None)],
+        objects: vec![object],
+    }
+}

@@ -93,6 +93,9 @@ pub struct ApiClient {
     /// SHA-256 of the token the client presents as `Authorization: Bearer <token>`.
     pub token_sha256: [u8; 32],
     pub scopes: Scopes,
+    /// The client's own request rate (all its addresses together); `None`: only the
+    /// per-address limit.
+    pub requests_per_second: Option<u32>,
 }
 
 /// The hash never printed whole: it is not a secret, but a log is no place for it.
@@ -140,13 +143,22 @@ pub(super) fn clients(c: &mut Checker, raw: &[RawClient], operator_token: Option
         if out.iter().any(|o| o.token_sha256 == token_sha256) {
             c.problem(&key("token_sha256"), "is the hash of another client's token: give each client its own");
         }
-        out.push(ApiClient { name, token_sha256, scopes: scopes.into_iter().collect() });
+        let rate = match client.requests_per_second {
+            0 => None,
+            n if n <= 1_000_000 => Some(n),
+            n => {
+                c.problem(&key("requests_per_second"), format!("{n} is out of range (0 for none, up to 1000000)"));
+                None
+            }
+        };
+        out.push(ApiClient { name, token_sha256, scopes: scopes.into_iter().collect(), requests_per_second: rate });
     }
     if let Some(token) = operator_token {
         out.push(ApiClient {
             name: OPERATOR_TOKEN_CLIENT.into(),
             token_sha256: token_sha256(token.as_bytes()),
             scopes: [Scope::Operator].into_iter().collect(),
+            requests_per_second: None,
         });
     }
     out

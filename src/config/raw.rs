@@ -158,6 +158,7 @@ pub(super) struct RawClient {
     pub name: String,
     pub token_sha256: String,
     pub scopes: Vec<String>,
+    pub requests_per_second: u32,
 }
 
 impl Default for RawHttp {

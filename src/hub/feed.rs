@@ -16,15 +16,14 @@
 
 use std::time::{Duration, Instant};
 
-use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Extension, Query, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use super::EdgeIdentity;
-use super::json::envelope_json;
-use super::pg::FeedCursor;
+use super::json::{EnvelopeJson, render};
+use super::pg::{Feed, FeedCursor};
 use super::read::limit_param;
 use super::routes::{Hub, Reject};
 
@@ -46,26 +45,47 @@ pub(super) struct FeedParams {
     wait: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-pub(super) struct FeedJson {
-    items: Vec<FeedItemJson>,
-    next: String,
-}
+/// A page of the feed as its JSON shows it.
+#[derive(Debug)]
+struct FeedJson(Feed);
 
 #[derive(Debug, Serialize)]
-struct FeedItemJson {
-    edge_id: String,
+struct FeedItemJson<'a> {
+    edge_id: &'a str,
     epoch: u64,
     seq: u64,
     cursor: String,
-    event: serde_json::Value,
+    event: EnvelopeJson<'a>,
+}
+
+impl Serialize for FeedJson {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Page<'a> {
+            items: Vec<FeedItemJson<'a>>,
+            next: String,
+        }
+        let items = self
+            .0
+            .items
+            .iter()
+            .map(|i| FeedItemJson {
+                edge_id: &i.edge_id,
+                epoch: i.epoch,
+                seq: i.seq,
+                cursor: i.cursor.to_string(),
+                event: EnvelopeJson(&i.bytes),
+            })
+            .collect();
+        Page { items, next: self.0.next.to_string() }.serialize(serializer)
+    }
 }
 
 pub(super) async fn read_feed(
     State(hub): State<Hub>,
     identity: Option<Extension<EdgeIdentity>>,
     query: Result<Query<FeedParams>, QueryRejection>,
-) -> Result<Json<FeedJson>, Reject> {
+) -> Result<axum::response::Response, Reject> {
     if let Some(Extension(identity)) = identity
         && !identity.names().iter().any(|n| n.starts_with(CONSUMER_PREFIX))
     {
@@ -94,18 +114,7 @@ pub(super) async fn read_feed(
         let feed = hub.store.feed(after, limit).await.map_err(Reject::store)?;
         let left = deadline.saturating_duration_since(Instant::now());
         if !feed.items.is_empty() || left.is_zero() {
-            let items = feed
-                .items
-                .iter()
-                .map(|i| FeedItemJson {
-                    edge_id: i.edge_id.clone(),
-                    epoch: i.epoch,
-                    seq: i.seq,
-                    cursor: i.cursor.to_string(),
-                    event: envelope_json(&i.bytes),
-                })
-                .collect();
-            return Ok(Json(FeedJson { items, next: feed.next.to_string() }));
+            return render(FeedJson(feed)).await;
         }
         hub.store.wait_for_events(seen, left.min(RECHECK)).await;
     }

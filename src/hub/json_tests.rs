@@ -88,3 +88,23 @@ fn base64_matches_rfc_4648_test_vectors() {
     assert_eq!(base64(b"foobar"), "Zm9vYmFy");
     assert_eq!(base64(&[0xff, 0xfe]), "//4=");
 }
+
+#[test]
+fn an_envelope_written_straight_to_the_output_is_the_json_of_its_value() {
+    use rmpv::Value as M;
+    let id = uuid::Uuid::from_u128(7);
+    let value = M::Map(vec![
+        (M::from("seq"), M::from(9)),
+        (M::from("event_id"), M::Binary(id.as_bytes().to_vec())),
+        (M::from("data"), M::Map(vec![(M::from("list"), M::Array(vec![M::Nil, M::F32(1.5), M::from(-2)]))])),
+        (M::from(3), M::Ext(1, vec![9])),
+    ]);
+    let mut bytes = Vec::new();
+    rmpv::encode::write_value(&mut bytes, &value).unwrap();
+    let written: serde_json::Value =
+        serde_json::from_slice(&serde_json::to_vec(&EnvelopeJson(&bytes)).unwrap()).unwrap();
+    assert_eq!(written, envelope_json(&bytes));
+    assert_eq!(written["event_id"], id.hyphenated().to_string());
+    assert_eq!(written["data"]["list"], json!([null, 1.5, -2]));
+    assert_eq!(written["3"], json!({ "ext_type": 1, "base64": "CQ==" }));
+}

@@ -12,7 +12,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use serde::{Deserialize, Serialize};
 
-use super::json::envelope_json;
+use super::json::{EnvelopeJson, render};
 use super::routes::{Hub, Reject, epoch_number};
 use crate::sync::wire::Position;
 
@@ -88,7 +88,7 @@ pub(super) struct PageParams {
 }
 
 #[derive(Debug, Serialize)]
-pub(super) struct PageJson {
+struct PageJson {
     items: Vec<ItemJson>,
     /// The `after` of the next page; null once the end of the stream was reached.
     next: Option<u64>,
@@ -100,7 +100,13 @@ struct ItemJson {
     seq: u64,
     /// The epoch whose stream holds the event (the parent's, up to the fork point).
     epoch: u64,
-    event: serde_json::Value,
+    /// The stored envelope, written as JSON when the page is.
+    #[serde(serialize_with = "as_json")]
+    event: Vec<u8>,
+}
+
+fn as_json<S: serde::Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+    EnvelopeJson(bytes).serialize(serializer)
 }
 
 /// `GET /v1/edges/{edge_id}/events?after=SEQ&limit=N`: epoch 0's events with `seq > after`.
@@ -108,7 +114,7 @@ pub(super) async fn read_events(
     State(hub): State<Hub>,
     Path(edge_id): Path<String>,
     query: Result<Query<PageParams>, QueryRejection>,
-) -> Result<Json<PageJson>, Reject> {
+) -> Result<axum::response::Response, Reject> {
     page(hub, edge_id, 0, query).await
 }
 
@@ -117,7 +123,7 @@ pub(super) async fn epoch_events(
     State(hub): State<Hub>,
     Path((edge_id, epoch)): Path<(String, String)>,
     query: Result<Query<PageParams>, QueryRejection>,
-) -> Result<Json<PageJson>, Reject> {
+) -> Result<axum::response::Response, Reject> {
     page(hub, edge_id, epoch_number(&epoch)?, query).await
 }
 
@@ -126,7 +132,7 @@ async fn page(
     edge_id: String,
     epoch: u64,
     query: Result<Query<PageParams>, QueryRejection>,
-) -> Result<Json<PageJson>, Reject> {
+) -> Result<axum::response::Response, Reject> {
     let Query(params) = query.map_err(|e| Reject::bad_request("bad query", e.body_text()))?;
     let after = seq_param("after", params.after.as_deref())?.unwrap_or(0);
     let limit = limit_param(params.limit.as_deref())?;
@@ -138,9 +144,6 @@ async fn page(
     let more = rows.len() > limit;
     rows.truncate(limit);
     let next = if more { rows.last().map(|(seq, _, _)| *seq) } else { None };
-    let items = rows
-        .iter()
-        .map(|(seq, epoch, bytes)| ItemJson { seq: *seq, epoch: *epoch, event: envelope_json(bytes) })
-        .collect();
-    Ok(Json(PageJson { items, next, stored_through }))
+    let items = rows.into_iter().map(|(seq, epoch, event)| ItemJson { seq, epoch, event }).collect();
+    render(PageJson { items, next, stored_through }).await
 }

@@ -32,7 +32,12 @@ fn backing(test: &str) -> Option<Backing> {
 /// A batch of `edge`'s events `first..=last` as an HL7 message event would look, with a
 /// patient id and an accession number; its status.
 async fn post(hub: &Hub, edge: &str, first: u64, last: u64) -> u16 {
-    let envelopes: Vec<Vec<u8>> = (first..=last)
+    post_envelopes(hub, edge, first, last, &test_envelopes(edge, first, last)).await
+}
+
+/// Envelopes `first..=last` of `edge` with the columns the hub's team queries by.
+fn test_envelopes(edge: &str, first: u64, last: u64) -> Vec<Vec<u8>> {
+    (first..=last)
         .map(|seq| {
             let e = serde_json::json!({
                 "seq": seq, "event_id": uuid::Uuid::from_u128(u128::from(seq) + 1000 * edge.len() as u128),
@@ -53,7 +58,11 @@ async fn post(hub: &Hub, edge: &str, first: u64, last: u64) -> u16 {
             let id = uuid::Uuid::from_u128(u128::from(seq) + 1000 * edge.len() as u128);
             rmp_serde::to_vec_named(&WithId { event_id: id, rest: map }).unwrap()
         })
-        .collect();
+        .collect()
+}
+
+/// One batch `first..=last` of `edge` holding `envelopes`; the hub's status code.
+async fn post_envelopes(hub: &Hub, edge: &str, first: u64, last: u64, envelopes: &[Vec<u8>]) -> u16 {
     let body = zenedge::sync::wire::encode_batch(envelopes.iter().map(Vec::as_slice), 1);
     let head = format!(
         "POST /v1/edges/{edge}/events HTTP/1.1\r\nHost: hub\r\nConnection: close\r\ncontent-type: application/msgpack\r\n\
@@ -267,6 +276,31 @@ async fn a_slow_body_is_answered_408_and_slow_headers_close_the_connection(store
     let closed = tokio::time::timeout(Duration::from_secs(20), slow_head.read_to_end(&mut rest)).await;
     assert!(closed.is_ok(), "the hub closes a connection whose headers do not arrive in time");
     assert_eq!(hub.stored_through().await, 0);
+    hub.stop().await;
+}
+}
+
+on_both_stores! {
+async fn a_body_refused_near_its_end_stores_nothing_of_what_was_taken_in_before(store: Store) {
+    // A refusal found late in a large body (past the first thousands of events) stores
+    // nothing of it, and the same range then goes in whole.
+    let backing = store.backing().unwrap();
+    let hub = Hub::start_on(backing.clone(), options(), None).await;
+    let mut sent = test_envelopes(EDGE, 1, 3000);
+    sent[2899] = test_envelopes("edge-2", 2900, 2900).remove(0);
+    assert_eq!(post_envelopes(&hub, EDGE, 1, 3000, &sent).await, 422);
+    // Event 2951 twice (where 2952 belongs): refused as out of place, never a second row.
+    let mut sent = test_envelopes(EDGE, 1, 3000);
+    sent[2951] = sent[2950].clone();
+    assert_eq!(post_envelopes(&hub, EDGE, 1, 3000, &sent).await, 422);
+    assert_eq!(hub.stored_through().await, 0);
+    assert!(hub.events().await.is_empty());
+    if let Some((server, url)) = backing.postgres() {
+        assert_eq!(server.psql(url, "SELECT count(*) FROM hub_events"), "0");
+    }
+    assert_eq!(post(&hub, EDGE, 1, 3000).await, 200);
+    assert_eq!(hub.stored_through().await, 3000);
+    assert_eq!(hub.events().await.len(), 3000);
     hub.stop().await;
 }
 }
