@@ -165,6 +165,7 @@ pub async fn run(
     ctx.reloads(options.reload);
     let sync_shared = ctx.sync_state().await?;
     let syslog = ctx.syslog(sync_tls.as_ref()).await?;
+    ctx.audit_retention();
     let sync_worker = ctx.sync(sync_tls, &sync_shared)?;
     // One backup at a time, and no retention sweep while one is streamed.
     let exclusive = Arc::new(tokio::sync::Semaphore::new(1));

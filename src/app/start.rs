@@ -357,6 +357,37 @@ impl Started<'_> {
         Ok(Some(status))
     }
 
+    /// Prunes the audit trail: records older than `audit.retention` and already forwarded.
+    pub fn audit_retention(&self) {
+        let (log, reader, stop) = (self.log.handle(), self.log.reader(), self.stopping.clone());
+        let (keep, forwarded) = (self.config.audit.retention, self.config.audit.syslog.is_some());
+        let interval = (keep / 24).clamp(std::time::Duration::from_secs(1), std::time::Duration::from_secs(3600));
+        self.tracker.spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(interval) => {}
+                    _ = stop.cancelled() => return,
+                }
+                let upto = if forwarded {
+                    let reader = reader.clone();
+                    match tokio::task::spawn_blocking(move || crate::syslog::cursor(&reader)).await {
+                        Ok(Ok(cursor)) => cursor,
+                        _ => continue,
+                    }
+                } else {
+                    u64::MAX
+                };
+                let Ok(keep) = jiff::SignedDuration::try_from(keep) else { return };
+                let Ok(before) = jiff::Timestamp::now().checked_sub(keep) else { continue };
+                match crate::audit::retention::prune(&log, before, upto).await {
+                    Ok(0) => {}
+                    Ok(removed) => tracing::info!(removed, "audit records past audit.retention removed"),
+                    Err(e) => tracing::warn!(error = %e, "audit records past audit.retention not removed"),
+                }
+            }
+        });
+    }
+
     fn audit_source(&self) -> crate::audit::AuditSource {
         crate::audit::AuditSource {
             source_id: self.config.site.edge_id.clone(),

@@ -38,6 +38,7 @@
 pub mod alerts;
 pub mod kinds;
 pub mod record;
+pub mod retention;
 pub mod syslog;
 pub mod trail;
 pub mod xml;

@@ -311,11 +311,13 @@ pub struct RetentionConfig {
     pub interval: Duration,
 }
 
-/// Where the audit trail is forwarded (it is always kept in the database).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// Where the audit trail is forwarded (it is always kept in the database), and how long.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditConfig {
     /// `audit.syslog`: every record as RFC 5424 syslog; `None`: not forwarded.
     pub syslog: Option<SyslogTarget>,
+    /// `audit.retention`: records are kept at least this long (and until forwarded).
+    pub retention: Duration,
 }
 
 /// A syslog collector.

@@ -282,9 +282,16 @@ impl Default for RawRetention {
     }
 }
 
-#[derive(Debug, Default, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawAudit {
     /// Empty: the trail is not forwarded.
     pub syslog: String,
+    pub retention: String,
+}
+
+impl Default for RawAudit {
+    fn default() -> Self {
+        Self { syslog: String::new(), retention: "90d".into() }
+    }
 }

@@ -111,7 +111,10 @@ pub(super) fn validate(raw: raw::RawConfig, mut c: Checker) -> Result<Config, Co
         dicom_max_age_text: max_age.to_owned(),
         interval: c.check("retention.interval", units::positive_duration(&raw.retention.interval)).unwrap_or_default(),
     };
-    let audit = AuditConfig { syslog: syslog_target(&mut c, raw.audit.syslog.trim(), &sync) };
+    let audit = AuditConfig {
+        syslog: syslog_target(&mut c, raw.audit.syslog.trim(), &sync),
+        retention: c.check("audit.retention", units::positive_duration(&raw.audit.retention)).unwrap_or_default(),
+    };
     let daemon = DaemonConfig {
         shutdown_grace: c
             .check("daemon.shutdown_grace", units::duration(&raw.daemon.shutdown_grace))

@@ -143,3 +143,19 @@ async fn a_read_with_patient_data_is_recorded_with_the_address_the_path_and_the_
     assert_eq!(object_ids(read, 2), ["/api/v1/events?limit=5"]);
     d.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_older_than_the_retention_are_removed_but_the_newest_stays() {
+    let d = TestDaemon::start_with("[audit]\nretention = \"1s\"\n").await;
+    assert_eq!(ack_code(&d.client().await.send(&orm("AUD-OLD-1", "ACC-OLD")).await), "AA");
+    assert_eq!(audited(&audit_trail(d.http).await, "110109").len(), 1);
+    let trail = crate::support::eventually("the order's record pruned", Duration::from_secs(30), || async {
+        let trail = audit_trail(d.http).await;
+        if audited(&trail, "110109").is_empty() { Ok(trail) } else { Err(format!("{} records", trail.len())) }
+    })
+    .await;
+    assert!(!trail.is_empty(), "the newest record stays");
+    let ids: Vec<u64> = trail.iter().map(|r| r["id"].as_u64().unwrap()).collect();
+    assert!(ids[0] > 2, "ids go on after a prune: {ids:?}");
+    d.stop().await.unwrap();
+}

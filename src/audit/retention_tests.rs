@@ -1,0 +1,43 @@
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use super::*;
+use crate::audit::{kinds, page, record};
+use crate::config::{DiskReserve, Site};
+use crate::log::LogOptions;
+use crate::telemetry::Metrics;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_records_go_but_never_past_the_syslog_cursor_nor_the_newest() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = Timestamp::from_second(1_800_000_000).unwrap();
+    let now = Arc::new(AtomicI64::new(start.as_second()));
+    let clock = now.clone();
+    let options = LogOptions {
+        path: dir.path().join("zenedge.redb"),
+        site: Site { tenant_id: "t".into(), hospital_id: "h".into(), edge_id: "e".into() },
+        disk_reserve: DiskReserve::Bytes(0),
+        queue_depth: 64,
+        max_batch: 64,
+        cache_size: 4 << 20,
+        clock: Arc::new(move || Timestamp::from_second(clock.load(Ordering::SeqCst)).unwrap()),
+    };
+    let schema = crate::projections::schema().with(crate::audit::tables());
+    let log = crate::projections::open_log(&options, schema, Arc::new(Metrics::new()), None).unwrap();
+    let activity = || kinds::application_activity("e1", true, start);
+    for _ in 0..3 {
+        record(&log.handle(), vec![activity()]).await.unwrap();
+    }
+    now.fetch_add(100 * 86_400, Ordering::SeqCst);
+    record(&log.handle(), vec![activity()]).await.unwrap();
+    let before = start.checked_add(jiff::SignedDuration::from_secs(10 * 86_400)).unwrap();
+    assert_eq!(prune(&log.handle(), before, 2).await.unwrap(), 2, "up to the cursor");
+    let ids = |log: &crate::log::Log<_>| page(&log.reader(), 0, 10).unwrap().iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(ids(&log), [3, 4]);
+    let later = before.checked_add(jiff::SignedDuration::from_secs(200 * 86_400)).unwrap();
+    assert_eq!(prune(&log.handle(), later, u64::MAX).await.unwrap(), 1, "all old ones but the newest");
+    assert_eq!(ids(&log), [4]);
+    record(&log.handle(), vec![activity()]).await.unwrap();
+    assert_eq!(ids(&log), [4, 5], "ids go on");
+    log.close().await.unwrap();
+}
