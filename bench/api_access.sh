@@ -19,16 +19,7 @@ exams=$(sed -n 's/.*(\([0-9]*\) exams).*/\1/p' "$work/fill.out")
 "$bin/zenedge" serve --config "$work/zenedge.toml" &
 wait_port $((port + 1))
 sleep 1
-paths=(
-  '/api/v1/studies/{study}'
-  '/api/v1/orders?accession={accession}'
-  '/api/v1/studies?patient_id={patient}'
-  '/api/v1/cases?patient_id={patient}'
-  '/api/v1/matches?accession={accession}'
-  '/api/v1/unmatched/orders?limit=50'
-  '/api/v1/unmatched/studies?limit=50'
-  '/api/v1/events?after={exam}&limit=100'
-)
+paths=("${read_api_paths[@]}")
 args=(); for p in "${paths[@]}"; do args+=(--path "$p"); done
 echo "-- /healthz (floor, anonymous)"
 "$bin/zenedge-load" http --addr "127.0.0.1:$((port + 1))" --exams "$exams" --rate 1000 --duration 20s --path /healthz

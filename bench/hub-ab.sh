@@ -66,15 +66,4 @@ for _ in $(seq "$repeats"); do
   done
 done | tee "$results"
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
-python3 - "$results" <<'PY'
-import collections, statistics, sys
-runs = collections.defaultdict(list)
-for line in open(sys.argv[1]):
-    tag, figure, rate = line.split()
-    runs[(figure, tag)].append(float(rate))
-print(f"{'figure':22} {'A median [min-max]':>24} {'B median [min-max]':>24}  B/A")
-for f in sorted({f for f, _ in runs}):
-    a, b = runs[(f, "A")], runs[(f, "B")]
-    cell = lambda r: f"{statistics.median(r):.0f} [{min(r):.0f}-{max(r):.0f}]"
-    print(f"{f:22} {cell(a):>24} {cell(b):>24}  {statistics.median(b) / statistics.median(a):.2f}")
-PY
+ab_summary "$results"

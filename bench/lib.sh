@@ -125,3 +125,34 @@ pg_stop() {
 pg_fresh_db() {
   "$pg_bin/psql" -X -q -h 127.0.0.1 -p "$1" -U postgres -d postgres -c "DROP DATABASE IF EXISTS $2" -c "CREATE DATABASE $2"
 }
+
+# ab_summary RESULTS: the median [min-max] of each figure for build A and build B, and B/A,
+# from lines "TAG FIGURE VALUE" (TAG is A or B), as bench/ab.sh and bench/hub-ab.sh write them.
+ab_summary() {
+  python3 - "$1" <<'PY'
+import collections, statistics, sys
+runs = collections.defaultdict(list)
+for line in open(sys.argv[1]):
+    tag, figure, rate = line.split()
+    runs[(figure, tag)].append(float(rate))
+width = max([len(f) for f, _ in runs] + [6])
+print(f"{'figure':{width}} {'A median [min-max]':>24} {'B median [min-max]':>24}  B/A")
+for f in sorted({f for f, _ in runs}):
+    a, b = runs[(f, "A")], runs[(f, "B")]
+    cell = lambda r: f"{statistics.median(r):.0f} [{min(r):.0f}-{max(r):.0f}]"
+    print(f"{f:{width}} {cell(a):>24} {cell(b):>24}  {statistics.median(b) / statistics.median(a):.2f}")
+PY
+}
+
+# The read API's paths as the matching and access benchmarks request them ({study},
+# {accession}, {patient} and {exam} are filled in by zenedge-load from the corpus).
+read_api_paths=(
+  '/api/v1/studies/{study}'
+  '/api/v1/orders?accession={accession}'
+  '/api/v1/studies?patient_id={patient}'
+  '/api/v1/cases?patient_id={patient}'
+  '/api/v1/matches?accession={accession}'
+  '/api/v1/unmatched/orders?limit=50'
+  '/api/v1/unmatched/studies?limit=50'
+  '/api/v1/events?after={exam}&limit=100'
+)

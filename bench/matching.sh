@@ -46,16 +46,7 @@ echo "== read API at $rate req/s for $duration"
 "$bin/zenedge" serve --config "$work/zenedge.toml" &
 http="127.0.0.1:$((port + 1))"
 wait_port $((port + 1))
-paths=(
-  '/api/v1/studies/{study}'
-  '/api/v1/orders?accession={accession}'
-  '/api/v1/studies?patient_id={patient}'
-  '/api/v1/cases?patient_id={patient}'
-  '/api/v1/matches?accession={accession}'
-  '/api/v1/unmatched/orders?limit=50'
-  '/api/v1/unmatched/studies?limit=50'
-  '/api/v1/events?after={exam}&limit=100'
-)
+paths=("${read_api_paths[@]}")
 load() { # label path...
   local label=$1; shift
   local args=()
