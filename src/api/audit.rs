@@ -6,18 +6,11 @@ use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::{Extensions, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use super::params::{self, DEFAULT_LIMIT, MAX_LIMIT};
+use super::params;
 use super::{ApiError, ApiState};
 use crate::audit::{self, AuditRecord, Requester};
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct ListParams {
-    after: Option<String>,
-    limit: Option<String>,
-}
 
 #[derive(Serialize)]
 struct Item {
@@ -63,11 +56,9 @@ pub(super) async fn list(
     State(state): State<ApiState>,
     uri: Uri,
     extensions: Extensions,
-    query: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<params::PageParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let params = params::query(query)?;
-    let after = params::number("after", params.after.as_deref(), 0)?;
-    let limit = params::limit(params.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)?;
+    let (after, limit) = params::page(query)?;
     let path = uri.path_and_query().map_or_else(|| uri.path().to_owned(), |p| p.as_str().to_owned());
     let used = audit::kinds::audit_log_used(&state.edge_id, &requester(&extensions), &path, jiff::Timestamp::now());
     recorded(&state, vec![used]).await?;

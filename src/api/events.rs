@@ -5,19 +5,12 @@
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::events::JsonEnvelope;
 
-use super::params::{self, DEFAULT_LIMIT, MAX_LIMIT};
+use super::params;
 use super::{ApiError, ApiState};
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct ListParams {
-    after: Option<String>,
-    limit: Option<String>,
-}
 
 #[derive(Serialize)]
 struct PageJson<'a> {
@@ -29,11 +22,9 @@ struct PageJson<'a> {
 /// next page; it is null once the end of the log was reached.
 pub(super) async fn list(
     State(state): State<ApiState>,
-    query: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<params::PageParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let params = params::query(query)?;
-    let after = params::number("after", params.after.as_deref(), 0)?;
-    let limit = params::limit(params.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)?;
+    let (after, limit) = params::page(query)?;
     let reader = state.reader.clone();
     let page = tokio::task::spawn_blocking(move || crate::events::after(&reader, after, limit))
         .await

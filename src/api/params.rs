@@ -23,6 +23,21 @@ pub(super) fn query<T>(params: Result<Query<T>, QueryRejection>) -> Result<T, Ap
     params.map(|Query(p)| p).map_err(|e| ApiError::bad_request(query_problem(&e.body_text())))
 }
 
+/// `?after=N&limit=N` of a page, and nothing else.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PageParams {
+    after: Option<String>,
+    limit: Option<String>,
+}
+
+/// The `after` (default 0) and `limit` (default [`DEFAULT_LIMIT`], at most [`MAX_LIMIT`]) of a
+/// page query, or 400 naming what is wrong.
+pub(super) fn page(params: Result<Query<PageParams>, QueryRejection>) -> Result<(u64, usize), ApiError> {
+    let p = query(params)?;
+    Ok((number("after", p.after.as_deref(), 0)?, limit(p.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)?))
+}
+
 /// axum's rejection text ("Failed to deserialize query string: unknown field `foo`,
 /// expected `after` or `limit`") in the words of the rest of the API.
 fn query_problem(text: &str) -> String {
