@@ -53,13 +53,8 @@ pub(super) async fn api(operator_token: Option<&str>) -> Api {
 pub(super) async fn api_with(extra: &str) -> Api {
     let dir = tempfile::tempdir().unwrap();
     let options = LogOptions {
-        path: dir.path().join("zenedge.redb"),
         site: Site { tenant_id: "t1".into(), hospital_id: "h1".into(), edge_id: "e1".into() },
-        disk_reserve: DiskReserve::Bytes(0),
-        queue_depth: 64,
-        max_batch: 64,
-        cache_size: 1 << 20,
-        clock: Arc::new(jiff::Timestamp::now),
+        ..crate::domain::test_support::options(dir.path())
     };
     let metrics = Arc::new(Metrics::new());
     let log = crate::domain::test_support::open(&options, metrics.clone()).unwrap();
