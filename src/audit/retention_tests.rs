@@ -3,6 +3,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use super::*;
 use crate::audit::{kinds, page, record};
+use crate::config::{DiskReserve, Site};
 use crate::log::LogOptions;
 use crate::telemetry::Metrics;
 
@@ -13,8 +14,13 @@ async fn old_records_go_but_never_past_the_syslog_cursor_nor_the_newest() {
     let now = Arc::new(AtomicI64::new(start.as_second()));
     let clock = now.clone();
     let options = LogOptions {
+        path: dir.path().join("zenedge.redb"),
+        site: Site { tenant_id: "t".into(), hospital_id: "h".into(), edge_id: "e".into() },
+        disk_reserve: DiskReserve::Bytes(0),
+        queue_depth: 64,
+        max_batch: 64,
+        cache_size: 4 << 20,
         clock: Arc::new(move || Timestamp::from_second(clock.load(Ordering::SeqCst)).unwrap()),
-        ..crate::domain::test_support::options(dir.path())
     };
     let schema = crate::projections::schema().with(crate::audit::tables());
     let log = crate::projections::open_log(&options, schema, Arc::new(Metrics::new()), None).unwrap();
