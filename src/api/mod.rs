@@ -72,6 +72,8 @@ pub struct ApiState {
     pub syslog: Option<crate::syslog::SharedStatus>,
     /// The sync worker's live status (disabled when no hub is configured).
     pub sync: Arc<SyncShared>,
+    /// Each forwarding destination's live status (empty without destinations).
+    pub forward: Arc<crate::forward::ForwardShared>,
     /// Who may do what: the clients, and the per-source rate limits.
     pub access: Arc<AccessControl>,
     /// One backup at a time (each needs room for a copy of the database): one permit, also

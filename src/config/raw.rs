@@ -21,6 +21,7 @@ pub(super) struct RawConfig {
     pub matching: RawMatching,
     pub sync: RawSync,
     pub retention: RawRetention,
+    pub forward: super::forward::RawForward,
     pub audit: RawAudit,
     pub daemon: RawDaemon,
 }
