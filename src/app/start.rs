@@ -357,10 +357,12 @@ impl Started<'_> {
         Ok(Some(status))
     }
 
-    /// Prunes the audit trail: records older than `audit.retention` and already forwarded.
+    /// Prunes the audit trail: records older than `audit.retention`, already forwarded to
+    /// syslog (when it is on) and already stored by the hub (when the sync is on).
     pub fn audit_retention(&self) {
         let (log, reader, stop) = (self.log.handle(), self.log.reader(), self.stopping.clone());
-        let (keep, forwarded) = (self.config.audit.retention, self.config.audit.syslog.is_some());
+        let keep = self.config.audit.retention;
+        let (forwarded, synced) = (self.config.audit.syslog.is_some(), self.config.sync.hub.is_some());
         let interval = (keep / 24).clamp(std::time::Duration::from_secs(1), std::time::Duration::from_secs(3600));
         self.tracker.spawn(async move {
             loop {
@@ -368,15 +370,13 @@ impl Started<'_> {
                     _ = tokio::time::sleep(interval) => {}
                     _ = stop.cancelled() => return,
                 }
-                let upto = if forwarded {
-                    let reader = reader.clone();
-                    match tokio::task::spawn_blocking(move || crate::syslog::cursor(&reader)).await {
-                        Ok(Ok(cursor)) => cursor,
-                        _ => continue,
-                    }
-                } else {
-                    u64::MAX
-                };
+                let reader = reader.clone();
+                let bound = tokio::task::spawn_blocking(move || {
+                    let syslog = if forwarded { Some(crate::syslog::cursor(&reader)?) } else { None };
+                    let hub = if synced { Some(sync::audit_cursor::cursor(&reader)?) } else { None };
+                    Ok::<_, ReadError>(crate::audit::retention::bound(syslog, hub))
+                });
+                let Ok(Ok(upto)) = bound.await else { continue };
                 let Ok(keep) = jiff::SignedDuration::try_from(keep) else { return };
                 let Ok(before) = jiff::Timestamp::now().checked_sub(keep) else { continue };
                 match crate::audit::retention::prune(&log, before, upto).await {
