@@ -31,6 +31,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+mod expiry;
 mod start;
 
 use crate::api;
@@ -173,6 +174,11 @@ pub async fn run(
         tracker: &tracker,
     };
     tracker.spawn(audit::write_alerts(queued, log.handle(), stopping.clone()));
+    let certificates = expiry::Certificates {
+        server: server_tls.clone(),
+        client: sync_tls.as_ref().map(|t| (t.cert_file.clone(), t.not_after)),
+    };
+    tracker.spawn(certificates.watch(alerts.clone(), stopping.clone()));
     ctx.mllp(listeners.mllp, listeners.mllp_tls);
     ctx.dicom(listeners.dicom, listeners.dicom_tls, layout);
     ctx.reloads(options.reload);
