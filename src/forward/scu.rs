@@ -70,7 +70,15 @@ pub fn send_group(destination: &Destination, state_dir: &Path, items: &[Item]) -
         }
     }
     let address = format!("{}:{}", destination.host, destination.port);
-    let mut assoc = options.establish_with(&address).map_err(transient("association"))?;
+    let mut assoc = match options.establish_with(&address) {
+        Ok(assoc) => assoc,
+        // The archive accepted none of the group's (SOP class, transfer syntax) pairs: each
+        // instance's refusal, not a failure to retry forever.
+        Err(dicom_ul::association::Error::NoAcceptedPresentationContexts { .. }) => {
+            return Ok(items.iter().map(no_context).collect());
+        }
+        Err(e) => return Err(transient("association")(e)),
+    };
     let mut answers = Vec::with_capacity(items.len());
     for (n, item) in items.iter().enumerate() {
         let context = assoc
@@ -83,13 +91,7 @@ pub fn send_group(destination: &Destination, state_dir: &Path, items: &[Item]) -
             })
             .map(|pc| pc.id);
         let Some(context) = context else {
-            answers.push(Sent::Refused {
-                status: None,
-                reason: format!(
-                    "the archive accepts no presentation context for SOP class {} in transfer syntax {}",
-                    item.sop_class_uid, item.transfer_syntax_uid
-                ),
-            });
+            answers.push(no_context(item));
             continue;
         };
         let file = match dataset_of(&state_dir.join(&item.path)) {
@@ -104,6 +106,17 @@ pub fn send_group(destination: &Destination, state_dir: &Path, items: &[Item]) -
     }
     let _ = assoc.release();
     Ok(answers)
+}
+
+/// The refusal of an instance whose (SOP class, transfer syntax) the archive did not accept.
+fn no_context(item: &Item) -> Sent {
+    Sent::Refused {
+        status: None,
+        reason: format!(
+            "the archive accepts no presentation context for SOP class {} in transfer syntax {}",
+            item.sop_class_uid, item.transfer_syntax_uid
+        ),
+    }
 }
 
 /// One C-STORE: the command, the data set in fragments, the answer.

@@ -6,9 +6,9 @@
 
 use std::time::Duration;
 
-use crate::support::dataset::{Instance, dataset_bytes};
+use crate::support::dataset::{Instance, dataset, dataset_bytes};
 use crate::support::orthanc::Orthanc;
-use crate::support::scu::store_all;
+use crate::support::scu::{self, CT_IMAGE_STORAGE, DEFLATED, store_all};
 use crate::support::{TestDaemon, eventually};
 
 fn destination(o: &Orthanc) -> String {
@@ -94,5 +94,42 @@ async fn with_the_archive_away_intake_goes_on_and_everything_arrives_once_it_is_
     eventually("everything forwarded", Duration::from_secs(60), || async { forwarded(&d.events().await).len() == 4 })
         .await;
     assert_eq!(orthanc.instance_count().await, 4);
+    d.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_in_a_syntax_the_archive_refuses_is_recorded_refused_and_the_rest_flows() {
+    let Some(orthanc) = Orthanc::start_with(serde_json::json!({"DeflatedTransferSyntaxAccepted": false})).await else {
+        return;
+    };
+    let d = TestDaemon::start_with(&destination(&orthanc)).await;
+    let deflated = Instance::ct(81, 1, 1);
+    let (addr, sop, data) = (d.dicom, deflated.sop.clone(), dataset(&deflated, DEFLATED));
+    let answer = tokio::task::spawn_blocking(move || {
+        scu::connect_ct(addr, DEFLATED).store(CT_IMAGE_STORAGE, &sop, &data, 16_000)
+    })
+    .await
+    .unwrap();
+    assert_eq!(answer.status, 0, "the edge takes it as sent");
+    store_all(d.dicom, vec![Instance::ct(82, 1, 1)]).await;
+    eventually("both answered", Duration::from_secs(60), || async { forwarded(&d.events().await).len() == 2 }).await;
+    let events = d.events().await;
+    let answers: Vec<_> = forwarded(&events)
+        .iter()
+        .map(|f| {
+            (
+                f["data"]["sop_instance_uid"].as_str().unwrap().to_owned(),
+                f["data"]["status"].clone(),
+                f["data"]["confirmed"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(answers[0], (deflated.sop.clone(), "refused".into(), false.into()), "not transcoded: refused");
+    assert_eq!(answers[1], (Instance::ct(82, 1, 1).sop, "stored".into(), true.into()), "the next one flows");
+    let reason = forwarded(&events)[0]["data"]["answer"].as_str().unwrap().to_owned();
+    assert!(reason.contains("1.2.840.10008.1.2.1.99"), "{reason}");
+    assert_eq!(orthanc.instance_count().await, 1);
+    let ready = d.get("/readyz").await.json();
+    assert_eq!(ready["checks"]["forward"][0]["refused_total"], 1, "{ready}");
     d.stop().await.unwrap();
 }

@@ -15,6 +15,8 @@ pub struct Orthanc {
     pub aet: &'static str,
     dir: tempfile::TempDir,
     child: Option<Child>,
+    /// Configuration keys besides ours (e.g. transfer syntaxes it refuses).
+    extra: serde_json::Value,
 }
 
 /// The Orthanc binary, or `None` (with the reason printed) when it is not installed.
@@ -33,6 +35,11 @@ fn free_port() -> u16 {
 impl Orthanc {
     /// Starts Orthanc and waits until it answers over HTTP and DICOM; `None` if not installed.
     pub async fn start() -> Option<Orthanc> {
+        Orthanc::start_with(serde_json::json!({})).await
+    }
+
+    /// [`Orthanc::start`] with `extra` configuration keys.
+    pub async fn start_with(extra: serde_json::Value) -> Option<Orthanc> {
         binary()?;
         let mut o = Orthanc {
             dicom: free_port(),
@@ -40,6 +47,7 @@ impl Orthanc {
             aet: "ORTHANC",
             dir: tempfile::tempdir().unwrap(),
             child: None,
+            extra,
         };
         o.resume().await;
         Some(o)
@@ -47,7 +55,7 @@ impl Orthanc {
 
     /// Starts the stopped Orthanc again, same ports, same storage.
     pub async fn resume(&mut self) {
-        let config = serde_json::json!({
+        let mut config = serde_json::json!({
             "Name": "zenedge-test-archive",
             "StorageDirectory": self.dir.path().join("storage"),
             "IndexDirectory": self.dir.path().join("index"),
@@ -59,6 +67,9 @@ impl Orthanc {
             "DicomCheckCalledAet": false,
             "Plugins": [],
         });
+        for (key, value) in self.extra.as_object().into_iter().flatten() {
+            config[key] = value.clone();
+        }
         let path = self.dir.path().join("orthanc.json");
         std::fs::write(&path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
         let log = std::fs::File::create(self.dir.path().join("orthanc.log")).unwrap();
