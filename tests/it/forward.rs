@@ -133,3 +133,56 @@ async fn an_instance_in_a_syntax_the_archive_refuses_is_recorded_refused_and_the
     assert_eq!(ready["checks"]["forward"][0]["refused_total"], 1, "{ready}");
     d.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_deletes_a_file_only_after_the_archive_confirmed_it() {
+    let Some(mut orthanc) = Orthanc::start().await else { return };
+    let extra = format!("{}[retention]\ndicom_max_age = \"1s\"\ninterval = \"100ms\"\n", destination(&orthanc));
+    let d = TestDaemon::start_with(&extra).await;
+    let file_of = |events: &[serde_json::Value], sop: &str| {
+        events
+            .iter()
+            .find(|e| e["event_type"] == "InstanceStored" && e["data"]["sop_instance_uid"] == sop)
+            .map(|e| e["data"]["file_path"].as_str().unwrap().to_owned())
+            .unwrap()
+    };
+    let deleted = |events: &[serde_json::Value], path: &str| {
+        events.iter().any(|e| e["event_type"] == "InstanceFileDeleted" && e["data"]["file_path"] == path)
+    };
+    let first = Instance::ct(91, 1, 1);
+    store_all(d.dicom, vec![first.clone()]).await;
+    let first_path = file_of(&d.events().await, &first.sop);
+    eventually("the confirmed file deleted", Duration::from_secs(60), || async {
+        deleted(&d.events().await, &first_path)
+    })
+    .await;
+    assert!(!d.dir.path().join(&first_path).exists());
+    assert!(orthanc.instance_id(&first.sop).await.is_some(), "the archive holds what the edge deleted");
+
+    // The archive away: the next file grows older than the maximum age, unconfirmed, while
+    // sweeps run every 100 ms; it stays.
+    orthanc.stop();
+    let second = Instance::ct(92, 1, 1);
+    store_all(d.dicom, vec![second.clone()]).await;
+    let second_path = file_of(&d.events().await, &second.sop);
+    let stored_at = std::time::Instant::now();
+    eventually("older than the maximum age, with failed rounds", Duration::from_secs(60), || async {
+        let ready = d.get("/readyz").await.json();
+        stored_at.elapsed() > Duration::from_secs(2)
+            && ready["checks"]["forward"][0]["failures_total"].as_u64() >= Some(1)
+    })
+    .await;
+    assert!(d.dir.path().join(&second_path).exists(), "an unconfirmed file is never deleted");
+    assert!(!deleted(&d.events().await, &second_path));
+
+    orthanc.resume().await;
+    eventually("confirmed, then deleted", Duration::from_secs(60), || async {
+        deleted(&d.events().await, &second_path)
+    })
+    .await;
+    let id = orthanc.instance_id(&second.sop).await.expect("the archive holds it");
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), orthanc.get(&format!("/instances/{id}/file")).await).unwrap();
+    assert_eq!(dataset_bytes(file.path()).1, dataset(&second, scu::EXPLICIT_LE), "sent whole before it went");
+    d.stop().await.unwrap();
+}
