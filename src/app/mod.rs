@@ -180,6 +180,7 @@ pub async fn run(
     };
     tracker.spawn(certificates.watch(alerts.clone(), stopping.clone()));
     ctx.mllp(listeners.mllp, listeners.mllp_tls);
+    let gate = layout.gate();
     ctx.dicom(listeners.dicom, listeners.dicom_tls, layout);
     ctx.reloads(options.reload);
     let sync_shared = ctx.sync_state().await?;
@@ -189,7 +190,7 @@ pub async fn run(
     let (forward_shared, forward_threads) = ctx.forward()?;
     // One backup at a time, and no retention sweep while one is streamed.
     let exclusive = Arc::new(tokio::sync::Semaphore::new(1));
-    ctx.retention(clock, &exclusive);
+    ctx.retention(clock, &exclusive, gate);
     let https = config.http.tls.then(|| ctx.handshaker("http", false)).flatten();
     let local = crate::operator::local_token::open(&config.store.state_dir);
     let api = ctx.api(sync_shared, forward_shared, exclusive, local, syslog);

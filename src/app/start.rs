@@ -320,7 +320,7 @@ impl Started<'_> {
 
     /// The retention sweep, with `retention.dicom_max_age` set: files go once every required
     /// forwarding destination confirmed them (none configured: nothing goes).
-    pub fn retention(&self, clock: Clock, exclusive: &Arc<tokio::sync::Semaphore>) {
+    pub fn retention(&self, clock: Clock, exclusive: &Arc<tokio::sync::Semaphore>, gate: Arc<dicom::InstanceGate>) {
         let Some(max_age) = self.config.retention.dicom_max_age else { return };
         let retention = crate::retention::Retention {
             state_dir: self.config.store.state_dir.clone(),
@@ -332,6 +332,8 @@ impl Started<'_> {
             clock,
             exclusive: exclusive.clone(),
             required: self.config.forward.required(),
+            gate,
+            before_unlink: None,
         };
         self.tracker.spawn(crate::retention::run(retention, self.config.retention.interval, self.stopping.clone()));
     }

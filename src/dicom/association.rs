@@ -373,6 +373,8 @@ impl<S: Stream> Association<S> {
             return (status, Some(comment));
         }
         let (layout, meta) = (self.ctx.layout.clone(), incoming.meta.clone());
+        // Held until the event is committed: retention does not unlink this path meanwhile.
+        let _pass = layout.gate().intake(&meta.sop_instance_uid).await;
         let (data, spool) = (std::mem::take(&mut incoming.pending), incoming.spool.take());
         let finished = tokio::task::spawn_blocking(move || -> Result<Stored, StoreError> {
             let mut spool = match spool {

@@ -14,6 +14,7 @@
 
 mod association;
 pub mod dimse;
+pub mod gate;
 pub mod negotiate;
 mod refusals;
 mod server;
@@ -26,6 +27,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+pub use gate::InstanceGate;
 pub use server::{serve, serve_tls};
 pub use spool::Layout;
 pub use stability::Stability;

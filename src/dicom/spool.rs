@@ -62,6 +62,8 @@ pub struct Layout {
     /// parent fsync'ed).
     durable_dirs: Arc<Mutex<HashSet<PathBuf>>>,
     hook: Hook,
+    /// Between intake and retention's unlink (see [`super::gate`]).
+    gate: Arc<super::InstanceGate>,
 }
 
 /// A thread that keeps [`PREPARED_FILES`] empty spool files ready, started once the spool
@@ -78,7 +80,7 @@ impl Layout {
 
     /// As [`Layout::new`], with every file operation announced to `hook` (tests).
     pub fn with_hook(state_dir: PathBuf, hook: Hook) -> Layout {
-        Layout { state_dir, prepared: Arc::default(), durable_dirs: Arc::default(), hook }
+        Layout { state_dir, prepared: Arc::default(), durable_dirs: Arc::default(), hook, gate: Arc::default() }
     }
 
     /// Starts preparing spool files (after the sweep: it would remove them).
@@ -113,6 +115,11 @@ impl Layout {
             Some(prepared) => Ok(prepared),
             None => create_temp(&self.spool(), &self.hook),
         }
+    }
+
+    /// The gate intake and retention share (see [`super::gate`]).
+    pub fn gate(&self) -> Arc<super::InstanceGate> {
+        self.gate.clone()
     }
 
     pub fn instances(&self) -> PathBuf {

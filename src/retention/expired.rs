@@ -102,6 +102,15 @@ fn stored_again(latest: &InstanceRow, seq: u64, file_path: &str) -> bool {
     latest.seq != seq && latest.file_path == file_path
 }
 
+/// Whether an `InstanceFileDeleted` names `file_path` and no later `InstanceStored` took it
+/// back, as committed now.
+pub fn is_deleted(reader: &LogReader, file_path: &str) -> Result<bool, ReadError> {
+    let txn = reader.begin_read()?;
+    let table = txn.open_table(DELETED_FILES).storage()?;
+    let (t, h) = (reader.site().tenant_id.as_str(), reader.site().hospital_id.as_str());
+    Ok(table.get((t, h, file_path)).storage()?.is_some())
+}
+
 /// Every file an `InstanceFileDeleted` names (relative to the state directory).
 pub fn deleted_files(reader: &LogReader) -> Result<Vec<String>, ReadError> {
     let txn = reader.begin_read()?;

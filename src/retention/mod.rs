@@ -20,6 +20,11 @@
 //! an old file still waiting for a confirmation (the archive away, say) holds that mark back,
 //! so every sweep reads again from that file on.
 //!
+//! Between that commit and the unlink the same data set may arrive again and be stored again
+//! at the same path: the unlink then waits on the [`InstanceGate`] (shared with intake) and
+//! first reads again whether the deletion still stands; a path stored again is kept. The
+//! argument, with its crash points, is in [`crate::dicom::gate`].
+//!
 //! This module runs the sweep and unlinks files; [`expired`] reads which files may go and
 //! holds the writer request that records their deletion.
 
@@ -34,6 +39,7 @@ pub mod expired;
 
 pub use expired::{Expired, ExpiredPage, delete_files, deleted_files, expired_files};
 
+use crate::dicom::InstanceGate;
 use crate::log::{Clock, LogHandle, LogReader};
 use crate::projections::Projections;
 use crate::telemetry::Metrics;
@@ -60,7 +66,16 @@ pub struct Retention {
     /// The destinations (by name) that must all have confirmed an instance before its file
     /// may go; empty: nothing goes.
     pub required: Vec<String>,
+    /// Shared with intake: no file is unlinked while an intake of its SOP instance is between
+    /// putting the file in place and committing its event.
+    pub gate: Arc<InstanceGate>,
+    /// Test seam: awaited after a deletion is committed and before the gate is taken.
+    pub before_unlink: Option<BeforeUnlink>,
 }
+
+/// See [`Retention::before_unlink`].
+pub type BeforeUnlink =
+    Arc<dyn Fn(&Expired) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + Sync>;
 
 impl std::fmt::Debug for Retention {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -77,6 +92,9 @@ pub struct SweepCounts {
     pub deleted: u64,
     /// Recorded as deleted, but the unlink failed (retried at the next start).
     pub unlink_failed: u64,
+    /// Recorded as deleted, but stored again (the same data set re-sent) before the unlink:
+    /// kept.
+    pub stored_again: u64,
     /// A backup was running: nothing was done, the next sweep tries again.
     pub deferred: bool,
 }
@@ -106,6 +124,18 @@ impl Retention {
                         .map_err(|e| e.to_string())?;
                 for file in recorded {
                     self.metrics.retention_deleted.inc();
+                    if let Some(pause) = &self.before_unlink {
+                        pause(&file).await;
+                    }
+                    let _gate = self.gate.removal(&file.sop_instance_uid).await;
+                    if !expired::is_deleted(&self.reader, &file.file_path).map_err(|e| e.to_string())? {
+                        counts.stored_again += 1;
+                        tracing::info!(
+                            seq = file.instance_seq,
+                            "an instance file recorded as deleted was stored again before its unlink; kept"
+                        );
+                        continue;
+                    }
                     match unlink(&self.state_dir, &file.file_path) {
                         Ok(()) => counts.deleted += 1,
                         Err(e) => {

@@ -62,6 +62,8 @@ impl Edge {
             clock: self.clock.clock(),
             exclusive: self.exclusive.clone(),
             required: self.required.clone(),
+            gate: Arc::default(),
+            before_unlink: None,
         }
     }
 
@@ -400,4 +402,34 @@ async fn a_file_recorded_deleted_before_a_crash_is_removed_at_start() {
     assert!(dir.path().join(&kept).exists());
     assert_eq!(crate::retention::unlink_deleted(&log.reader(), dir.path()).unwrap(), 0, "idempotent");
     log.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_stored_again_between_its_deletion_and_the_unlink_is_kept() {
+    use crate::domain::dicom::{InstanceOutcome, record_instance};
+    let edge = start();
+    let study = Study::new("1.2.3", "ACC-1", "PAT-1");
+    let (seq, path) = edge.store(&study, 1).await;
+    edge.confirmed(&study, 1, seq).await;
+    edge.clock.advance(91 * DAY);
+    let mut retention = edge.retention();
+    let outcome = Arc::new(std::sync::Mutex::new(None));
+    let (gate, log, resent, seen) = (retention.gate.clone(), edge.log.handle(), study.instance(1), outcome.clone());
+    // Right after the deletion is committed, the modality sends the same data set again: intake
+    // finds the file still in place and records it stored again, as the association does.
+    retention.before_unlink = Some(Arc::new(move |file: &Expired| {
+        let (gate, log, resent, seen) = (gate.clone(), log.clone(), resent.clone(), seen.clone());
+        let uid = file.sop_instance_uid.clone();
+        Box::pin(async move {
+            let _pass = gate.intake(&uid).await;
+            *seen.lock().unwrap() = Some(record_instance(&log, resent).await.unwrap());
+        })
+    }));
+    let counts = retention.sweep(&mut 0).await.unwrap();
+    let outcome = outcome.lock().unwrap().take();
+    assert!(matches!(outcome, Some(InstanceOutcome::Stored { replaces: Some(r), .. }) if r == seq), "{outcome:?}");
+    assert_eq!((counts.deleted, counts.stored_again), (0, 1), "{counts:?}");
+    assert!(edge.exists(&path), "the file the new InstanceStored names is kept");
+    assert_eq!(crate::retention::unlink_deleted(&edge.log.reader(), edge.dir.path()).unwrap(), 0);
+    assert!(edge.exists(&path), "and the start-up sweep keeps it too");
 }
