@@ -110,7 +110,7 @@ pub(crate) const CHECKPOINTS: TableDefinition<&str, u64> = TableDefinition::new(
 /// The on-disk layout this binary writes. Bump it with every change to tables or key
 /// encodings and add the step to [`MIGRATIONS`]. Every change so far was a projection's, so
 /// the version is declared here, with the tables.
-pub const SCHEMA_VERSION: u64 = 4;
+pub const SCHEMA_VERSION: u64 = 5;
 
 /// Migrations in order.
 ///
@@ -122,10 +122,14 @@ pub const SCHEMA_VERSION: u64 = 4;
 /// * 3 → 4: `hl7_dedupe` keys hash the message without its final segment terminators, and
 ///   the matching projections follow accession changes, keep a study's first waiting time and
 ///   find cases by their orders' patient ids: rebuilt at start-up, as for 2 → 3.
+/// * 4 → 5: event values are written compressed ([`crate::log::value`]). Older values stay
+///   plain and are read in place, so nothing is rewritten; the new version is what makes an
+///   older binary, which cannot read a compressed value, refuse the file.
 pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration { from: 1, apply: |_| Ok(()) },
     Migration { from: 2, apply: rebuild_projections },
     Migration { from: 3, apply: rebuild_projections },
+    Migration { from: 4, apply: |_| Ok(()) },
 ];
 
 /// A migration for projection changes: every checkpoint goes, so the log rebuilds them all
