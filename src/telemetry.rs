@@ -124,6 +124,8 @@ pub struct Metrics {
     pub audit_syslog_sent: Counter,
     /// Audit records not yet forwarded to syslog.
     pub audit_syslog_backlog: Gauge,
+    /// Audit records the hub stored (pages it answered `200`).
+    pub sync_audit_records: Counter,
     seen_message_types: Mutex<HashSet<String>>,
 }
 
@@ -180,6 +182,7 @@ impl Metrics {
             audit_dropped: Counter::default(),
             audit_syslog_sent: Counter::default(),
             audit_syslog_backlog: Gauge::default(),
+            sync_audit_records: Counter::default(),
             seen_message_types: Mutex::new(HashSet::new()),
             registry: Registry::default(),
         };
@@ -270,6 +273,7 @@ impl Metrics {
             "Audit records of security alerts dropped: the queue to the log writer was full",
             m.audit_dropped.clone(),
         );
+        registry.register("sync_audit_records", "Audit records in pages the hub stored", m.sync_audit_records.clone());
         registry.register(
             "audit_syslog_sent",
             "Audit records handed to the syslog collector",

@@ -1,7 +1,8 @@
 //! `GET /api/v1/backup`: an online, consistent copy of the state directory, as a tar stream
 //! (what `zenedge backup` reads; `curl … | tar x` works too).
 //!
-//! An operator action (scope `operator`).
+//! An operator action (scope `operator`), recorded in the audit trail (DICOM Instances
+//! Accessed, naming the client) before the answer starts.
 //! First the database is copied from one read transaction into `.backup/<uuid>.redb` in the
 //! state directory ([`crate::operator::snapshot::snapshot`]); ingest goes on meanwhile. Only
 //! then does the answer start (so a failed copy is a 5xx, not a cut stream), with headers
@@ -42,6 +43,7 @@ const PAGE: usize = 4096;
 pub(super) async fn backup(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
+    extensions: axum::http::Extensions,
 ) -> Result<Response, ApiError> {
     let Ok(permit) = state.backups.clone().try_acquire_owned() else {
         return Err(ApiError {
@@ -78,6 +80,19 @@ pub(super) async fn backup(
         let _ = std::fs::remove_file(&copy);
     });
     let summary = ready.await.map_err(ApiError::internal)?.map_err(ApiError::internal)?;
+    // The copy leaves the edge only once its record is durable (503 otherwise, and the stream
+    // is dropped with its copy).
+    let details =
+        vec![("last_seq".to_owned(), summary.last_seq.to_string()), ("events".to_owned(), summary.events.to_string())];
+    let record = crate::audit::kinds::instances_accessed(
+        &state.edge_id,
+        &super::audit::requester(&extensions),
+        "/api/v1/backup",
+        "backup: a copy of the database and of every instance file",
+        details,
+        jiff::Timestamp::now(),
+    );
+    super::audit::recorded(&state, vec![record]).await?;
     tracing::info!(
         last_seq = summary.last_seq,
         events = summary.events,

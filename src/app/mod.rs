@@ -31,6 +31,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+mod expiry;
 mod start;
 
 use crate::api;
@@ -160,6 +161,11 @@ pub async fn run(
         tracker: &tracker,
     };
     tracker.spawn(audit::write_alerts(queued, log.handle(), stopping.clone()));
+    let certificates = expiry::Certificates {
+        server: server_tls.clone(),
+        client: sync_tls.as_ref().map(|t| (t.cert_file.clone(), t.not_after)),
+    };
+    tracker.spawn(certificates.watch(alerts.clone(), stopping.clone()));
     ctx.mllp(listeners.mllp, listeners.mllp_tls);
     ctx.dicom(listeners.dicom, listeners.dicom_tls, layout);
     ctx.reloads(options.reload);
@@ -169,7 +175,7 @@ pub async fn run(
     let sync_worker = ctx.sync(sync_tls, &sync_shared)?;
     // One backup at a time, and no retention sweep while one is streamed.
     let exclusive = Arc::new(tokio::sync::Semaphore::new(1));
-    ctx.retention(clock, &exclusive, &sync_shared);
+    ctx.retention(clock, &exclusive);
     let https = config.http.tls.then(|| ctx.handshaker("http", false)).flatten();
     let local = crate::operator::local_token::open(&config.store.state_dir);
     let api = ctx.api(sync_shared, exclusive, local, syslog);

@@ -20,25 +20,22 @@ use crate::sync::{self, SyncShared};
 use crate::telemetry::Metrics;
 use crate::tls::{Handshaker, ServerTls, TlsSwitch};
 
-/// Checks the sync's TLS files (with a hub over https); warns when the client certificate
-/// expires soon.
+/// Checks the sync's TLS files (with a hub over https).
 pub(super) fn check_sync_tls(config: &Config) -> Result<Option<sync::tls::ClientTls>, RunError> {
     let Some(hub) = &config.sync.hub else { return Ok(None) };
     let now = jiff::Timestamp::now();
-    let tls = sync::tls::load(hub, now)?;
-    if let Some(warning) = tls.as_ref().and_then(|t| t.expiry_warning(now)) {
-        tracing::warn!("{warning}");
-    }
-    Ok(tls)
+    // A certificate about to expire is a security alert, raised once the audit trail is open
+    // (see `super::expiry`).
+    Ok(sync::tls::load(hub, now)?)
 }
 
-/// Checks the `[tls]` files (with TLS listeners configured); warns when the certificate
-/// expires soon or the CRL is outdated.
+/// Checks the `[tls]` files (with TLS listeners configured); warns when the CRL is outdated.
 pub(super) fn check_server_tls(config: &Config) -> Result<Option<TlsSwitch>, RunError> {
     let Some(files) = &config.tls.files else { return Ok(None) };
     let now = jiff::Timestamp::now();
     let tls = ServerTls::load(files, now).map_err(RunError::Tls)?;
-    for warning in tls.warnings(now) {
+    // An expiring certificate is a security alert once the trail is open (`super::expiry`).
+    if let Some(warning) = tls.crl_warning(now) {
         tracing::warn!("{warning}");
     }
     tracing::info!(certificate = %files.cert.display(), sha256 = %tls.fingerprint, not_after = %tls.not_after, "TLS identity loaded");
@@ -255,7 +252,12 @@ impl Started<'_> {
                     _ = stopping.cancelled() => return,
                 }
                 match &switch {
-                    Some(switch) => reload_tls(switch, &alerts).await,
+                    Some(switch) => {
+                        if reload_tls(switch, &alerts).await {
+                            let watched = super::expiry::Certificates { server: Some(switch.clone()), client: None };
+                            watched.check(&alerts, jiff::Timestamp::now());
+                        }
+                    }
                     None => tracing::info!("reload requested: no [tls] identity is configured, nothing to reload"),
                 }
             }
@@ -300,8 +302,9 @@ impl Started<'_> {
         Ok(Some(sync::spawn(parts, self.stopping.child_token()).map_err(RunError::SyncThread)?))
     }
 
-    /// The retention sweep, with `retention.dicom_max_age` set.
-    pub fn retention(&self, clock: Clock, exclusive: &Arc<tokio::sync::Semaphore>, hub: &Arc<SyncShared>) {
+    /// The retention sweep, with `retention.dicom_max_age` set: files go once every required
+    /// forwarding destination confirmed them (none configured: nothing goes).
+    pub fn retention(&self, clock: Clock, exclusive: &Arc<tokio::sync::Semaphore>) {
         let Some(max_age) = self.config.retention.dicom_max_age else { return };
         let retention = crate::retention::Retention {
             state_dir: self.config.store.state_dir.clone(),
@@ -312,7 +315,8 @@ impl Started<'_> {
             metrics: self.metrics.clone(),
             clock,
             exclusive: exclusive.clone(),
-            hub: hub.clone(),
+            // No forwarding destination exists yet: nothing confirms, nothing goes.
+            required: Vec::new(),
         };
         self.tracker.spawn(crate::retention::run(retention, self.config.retention.interval, self.stopping.clone()));
     }
@@ -357,10 +361,12 @@ impl Started<'_> {
         Ok(Some(status))
     }
 
-    /// Prunes the audit trail: records older than `audit.retention` and already forwarded.
+    /// Prunes the audit trail: records older than `audit.retention`, already forwarded to
+    /// syslog (when it is on) and already stored by the hub (when the sync is on).
     pub fn audit_retention(&self) {
         let (log, reader, stop) = (self.log.handle(), self.log.reader(), self.stopping.clone());
-        let (keep, forwarded) = (self.config.audit.retention, self.config.audit.syslog.is_some());
+        let keep = self.config.audit.retention;
+        let (forwarded, synced) = (self.config.audit.syslog.is_some(), self.config.sync.hub.is_some());
         let interval = (keep / 24).clamp(std::time::Duration::from_secs(1), std::time::Duration::from_secs(3600));
         self.tracker.spawn(async move {
             loop {
@@ -368,15 +374,13 @@ impl Started<'_> {
                     _ = tokio::time::sleep(interval) => {}
                     _ = stop.cancelled() => return,
                 }
-                let upto = if forwarded {
-                    let reader = reader.clone();
-                    match tokio::task::spawn_blocking(move || crate::syslog::cursor(&reader)).await {
-                        Ok(Ok(cursor)) => cursor,
-                        _ => continue,
-                    }
-                } else {
-                    u64::MAX
-                };
+                let reader = reader.clone();
+                let bound = tokio::task::spawn_blocking(move || {
+                    let syslog = if forwarded { Some(crate::syslog::cursor(&reader)?) } else { None };
+                    let hub = if synced { Some(sync::audit_cursor::cursor(&reader)?) } else { None };
+                    Ok::<_, ReadError>(crate::audit::retention::bound(syslog, hub))
+                });
+                let Ok(Ok(upto)) = bound.await else { continue };
                 let Ok(keep) = jiff::SignedDuration::try_from(keep) else { return };
                 let Ok(before) = jiff::Timestamp::now().checked_sub(keep) else { continue };
                 match crate::audit::retention::prune(&log, before, upto).await {
@@ -421,22 +425,29 @@ impl Started<'_> {
     }
 }
 
-/// Reads the `[tls]` files again; puts them in use only if all are usable.
-async fn reload_tls(switch: &TlsSwitch, alerts: &Alerts) {
+/// Reads the `[tls]` files again; puts them in use only if all are usable. Either way the
+/// audit trail records it (Security Alert, Security Configuration). Returns whether the new
+/// files are in use.
+async fn reload_tls(switch: &TlsSwitch, alerts: &Alerts) -> bool {
     let candidate = switch.clone();
     let now = jiff::Timestamp::now();
     let result = tokio::task::spawn_blocking(move || candidate.reload(now)).await.expect("reloading does not panic");
     match result {
         Ok(tls) => {
             tracing::info!(sha256 = %tls.fingerprint, not_after = %tls.not_after, "TLS identity reloaded: new connections use it");
-            for warning in tls.warnings(now) {
+            if let Some(warning) = tls.crl_warning(now) {
                 tracing::warn!("{warning}");
             }
+            let reason =
+                format!("new [tls] files in use: certificate sha256={} until {}", tls.fingerprint, tls.not_after);
+            alerts.alert(AlertKind::ConfigurationReloaded, Facts { reason, ..Facts::default() });
+            true
         }
         Err(problems) => {
             let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
             let reason = format!("TLS files not reloaded, the identity in use stays: {}", problems.join("; "));
             alerts.alert(AlertKind::ConfigurationReloadFailed, Facts { reason, ..Facts::default() });
+            false
         }
     }
 }

@@ -11,6 +11,7 @@ use crate::security::{AlertKind, Facts, PeerIdentity};
 mod dcm {
     pub const APPLICATION_ACTIVITY: (&str, &str) = ("110100", "Application Activity");
     pub const AUDIT_LOG_USED: (&str, &str) = ("110101", "Audit Log Used");
+    pub const INSTANCES_ACCESSED: (&str, &str) = ("110103", "DICOM Instances Accessed");
     pub const INSTANCES_TRANSFERRED: (&str, &str) = ("110104", "DICOM Instances Transferred");
     pub const ORDER_RECORD: (&str, &str) = ("110109", "Order Record");
     pub const PATIENT_RECORD: (&str, &str) = ("110110", "Patient Record");
@@ -188,14 +189,17 @@ pub fn instances_transferred(instance: &InstanceStored, at: Timestamp) -> AuditR
 
 /// A security alert: a refused TLS handshake is a failed User Authentication (Login); the
 /// rest are Security Alerts (Node Authentication for a peer that is not who it says or not
-/// allowed in, Security Configuration for a reload that failed).
+/// allowed in, Security Configuration for a reload, failed or done, and a certificate about to
+/// expire).
 pub fn security_alert(edge_id: &str, kind: AlertKind, facts: &Facts, at: Timestamp) -> AuditRecord {
     let (event, event_type) = match kind {
         AlertKind::TlsHandshakeRefused => (dcm::USER_AUTHENTICATION, dcm::LOGIN),
         AlertKind::SourceAddressRefused | AlertKind::SenderNotAllowed | AlertKind::CallingAeSpoofed => {
             (dcm::SECURITY_ALERT, dcm::NODE_AUTHENTICATION)
         }
-        AlertKind::ConfigurationReloadFailed => (dcm::SECURITY_ALERT, dcm::SECURITY_CONFIGURATION),
+        AlertKind::ConfigurationReloadFailed | AlertKind::ConfigurationReloaded | AlertKind::CertificateExpiring => {
+            (dcm::SECURITY_ALERT, dcm::SECURITY_CONFIGURATION)
+        }
     };
     let mut participants = Vec::new();
     if facts.peer.is_some() || facts.identity.is_some() {
@@ -228,7 +232,7 @@ pub fn security_alert(edge_id: &str, kind: AlertKind, facts: &Facts, at: Timesta
         event: code(event),
         action: Action::Execute,
         at,
-        outcome: Outcome::MinorFailure,
+        outcome: if kind.is_success() { Outcome::Success } else { Outcome::MinorFailure },
         outcome_description: Some(facts.reason.clone()),
         event_types: vec![code(event_type)],
         participants,
@@ -280,6 +284,39 @@ pub fn api_read(edge_id: &str, who: &Requester, path: &str, patients: &[String],
         event_types: Vec::new(),
         participants: vec![who.participant(), this_edge(edge_id, None)],
         objects,
+    }
+}
+
+/// DICOM Instances Accessed (action R): a copy of the whole store (every event, patient and
+/// instance file) left through `path`, e.g. a backup. Named by the client and its address,
+/// the path, and what the copy holds (`details`: last sequence number, events); not every
+/// patient one by one (a backup holds them all).
+pub fn instances_accessed(
+    edge_id: &str,
+    who: &Requester,
+    path: &str,
+    description: &str,
+    details: Vec<(String, String)>,
+    at: Timestamp,
+) -> AuditRecord {
+    let object = AuditObject {
+        type_code: 2,
+        role: 4,
+        id_type: uri(),
+        id: path.to_owned(),
+        name: Some("zenedge store: the event log and every instance file".into()),
+        description: Some(description.to_owned()),
+        details,
+    };
+    AuditRecord {
+        event: code(dcm::INSTANCES_ACCESSED),
+        action: Action::Read,
+        at,
+        outcome: Outcome::Success,
+        outcome_description: None,
+        event_types: Vec::new(),
+        participants: vec![who.participant(), this_edge(edge_id, None)],
+        objects: vec![object],
     }
 }
 

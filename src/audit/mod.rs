@@ -46,7 +46,7 @@ pub mod xml;
 pub use alerts::{AlertTrail, alert_trail, write_alerts};
 pub use kinds::Requester;
 pub use record::{Action, AuditObject, AuditRecord, Code, Outcome, Participant, StoredRecord};
-pub use trail::{AUDIT_TRAIL, append, page, record};
+pub use trail::{AUDIT_TRAIL, append, last_id, page, page_raw, record};
 pub use xml::{AuditSource, render};
 
 /// The tables the trail keeps, for the file's schema.

@@ -1,5 +1,6 @@
 //! Pruning the trail: records older than `audit.retention` go, from the front, never one the
 //! syslog collector has not been handed (the forwarder's cursor bounds it when forwarding is
+//! on), never one the hub has not stored (the sync's audit cursor bounds it when the sync is
 //! on) and never the newest record (whose id the next record's follows, so ids never repeat).
 
 use jiff::Timestamp;
@@ -11,6 +12,12 @@ use crate::log::{AppendError, Applier, LogHandle, Txn, corrupt};
 
 /// Records removed per request at most (the writer's transaction stays short).
 const CHUNK: usize = 10_000;
+
+/// The highest id retention may remove: the lowest cursor of the places the trail goes to
+/// (`None`: that place is off), every id when it goes nowhere.
+pub fn bound(syslog: Option<u64>, hub: Option<u64>) -> u64 {
+    syslog.into_iter().chain(hub).min().unwrap_or(u64::MAX)
+}
 
 /// Removes the records recorded before `before` with an id at most `upto`; returns how many.
 pub async fn prune<A: Applier>(log: &LogHandle<A>, before: Timestamp, upto: u64) -> Result<u64, AppendError> {

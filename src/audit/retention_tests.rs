@@ -41,3 +41,12 @@ async fn old_records_go_but_never_past_the_syslog_cursor_nor_the_newest() {
     assert_eq!(ids(&log), [4, 5], "ids go on");
     log.close().await.unwrap();
 }
+
+#[test]
+fn retention_stops_at_the_lowest_cursor_of_the_places_the_trail_goes_to() {
+    assert_eq!(bound(None, None), u64::MAX, "a trail that goes nowhere is bounded by age alone");
+    assert_eq!(bound(Some(7), None), 7);
+    assert_eq!(bound(None, Some(3)), 3, "records the hub has not stored stay");
+    assert_eq!(bound(Some(7), Some(3)), 3);
+    assert_eq!(bound(Some(2), Some(9)), 2);
+}

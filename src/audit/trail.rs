@@ -80,3 +80,32 @@ pub fn page(reader: &LogReader, after: u64, limit: usize) -> Result<Vec<StoredRe
     }
     Ok(out)
 }
+
+/// Up to `limit` records with `id > after` as stored (msgpack bytes), oldest first, stopping
+/// before `max_bytes` is passed (one record at least): what the sync sends to the hub.
+pub fn page_raw(
+    reader: &LogReader,
+    after: u64,
+    limit: usize,
+    max_bytes: usize,
+) -> Result<Vec<(u64, Vec<u8>)>, ReadError> {
+    let txn = reader.begin_read()?;
+    let table = match txn.open_table(AUDIT_TRAIL) {
+        Ok(table) => table,
+        Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(ReadError::Storage(e.into())),
+    };
+    let (mut out, mut bytes) = (Vec::new(), 0);
+    if after == u64::MAX {
+        return Ok(out);
+    }
+    for row in table.range(after + 1..).storage()?.take(limit) {
+        let (key, value) = row.storage()?;
+        bytes += value.value().len();
+        if bytes > max_bytes && !out.is_empty() {
+            break;
+        }
+        out.push((key.value(), value.value().to_vec()));
+    }
+    Ok(out)
+}

@@ -81,20 +81,26 @@ impl Serialize for FeedJson {
     }
 }
 
+/// With client certificates, only a consumer's (`consumer:…`) may read `what` (`403`).
+pub(super) fn consumer_only(identity: Option<&EdgeIdentity>, what: &str) -> Result<(), Reject> {
+    if let Some(identity) = identity
+        && !identity.names().iter().any(|n| n.starts_with(CONSUMER_PREFIX))
+    {
+        let error = format!(
+            "certificate {} may not read {what}: only a certificate named {CONSUMER_PREFIX}… may",
+            identity.name()
+        );
+        return Err(Reject::new(StatusCode::FORBIDDEN, "not a consumer", error));
+    }
+    Ok(())
+}
+
 pub(super) async fn read_feed(
     State(hub): State<Hub>,
     identity: Option<Extension<EdgeIdentity>>,
     query: Result<Query<FeedParams>, QueryRejection>,
 ) -> Result<axum::response::Response, Reject> {
-    if let Some(Extension(identity)) = identity
-        && !identity.names().iter().any(|n| n.starts_with(CONSUMER_PREFIX))
-    {
-        let error = format!(
-            "certificate {} may not read the feed: only a certificate named {CONSUMER_PREFIX}… may",
-            identity.name()
-        );
-        return Err(Reject::new(StatusCode::FORBIDDEN, "feed: not a consumer", error));
-    }
+    consumer_only(identity.as_ref().map(|Extension(i)| i), "the feed")?;
     let Query(params) = query.map_err(|e| Reject::bad_request("bad query", e.body_text()))?;
     let after = FeedCursor::parse(params.after_cursor.as_deref().unwrap_or(""))
         .map_err(|e| Reject::bad_request("bad query", e))?;

@@ -63,6 +63,9 @@
 //! skipping an event whose transaction committed late; the cursor is `"<tx>.<feed_id>"`
 //! (PostgreSQL store only; see [`feed`] and [`pg::feed`]).
 //!
+//! Audit records: `POST /v1/edges/{edge_id}/audit` stores a page of an edge's audit trail once
+//! per `(edge_id, id)`; `GET /v1/audit?edge=&after=&limit=` pages through it (see [`audit`]).
+//!
 //! # Stores
 //!
 //! [`HubStore`] is redb in a state directory ([`store`], [`epochs`]) or PostgreSQL ([`pg`]);
@@ -88,6 +91,8 @@
 //! The storage contract is in [`store`]; the TLS accept loop, and why it is hand-written, in
 //! [`server`].
 
+mod audit;
+mod audit_redb;
 mod command;
 pub mod epochs;
 mod feed;
@@ -167,11 +172,13 @@ pub fn router(store: HubStore, options: HubOptions) -> Router {
     Router::new()
         .route("/v1/edges/{edge_id}", get(read::edge_position))
         .route("/v1/edges/{edge_id}/events", get(read::read_events).post(receive::receive))
+        .route("/v1/edges/{edge_id}/audit", post(audit::receive_audit))
         .route("/v1/edges/{edge_id}/epochs", post(routes::fork))
         .route("/v1/edges/{edge_id}/epochs/{epoch}", get(read::epoch_position))
         .route("/v1/edges/{edge_id}/epochs/{epoch}/events", get(read::epoch_events).post(receive::receive_in_epoch))
         .route_layer(middleware::from_fn(routes::authorize))
         .route("/v1/events", get(feed::read_feed))
+        .route(crate::sync::wire_audit::AUDIT_READ_PATH, get(audit::read_audit))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(routes::metrics))
         .fallback(routes::not_found)

@@ -46,7 +46,7 @@ fn seq_header(headers: &HeaderMap, name: &str) -> Result<u64, Reject> {
 }
 
 /// 415 unless the body is declared as gzip'ed msgpack.
-fn check_media_type(headers: &HeaderMap) -> Result<(), Reject> {
+pub(super) fn check_media_type(headers: &HeaderMap) -> Result<(), Reject> {
     let unsupported = |error: String| Reject::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "media type", error);
     let content_type = header_text(headers, header::CONTENT_TYPE.as_str()).ok().flatten().unwrap_or("");
     let essence = content_type.split(';').next().unwrap_or("").trim();
@@ -115,7 +115,11 @@ pub(super) async fn receive_in_epoch(
 }
 
 /// Reads the body: at most `limit` bytes (`413`), within `timeout` of the headers (`408`).
-async fn read_body(body: axum::body::Body, limit: usize, timeout: std::time::Duration) -> Result<bytes::Bytes, Reject> {
+pub(super) async fn read_body(
+    body: axum::body::Body,
+    limit: usize,
+    timeout: std::time::Duration,
+) -> Result<bytes::Bytes, Reject> {
     let collected = tokio::time::timeout(timeout, http_body_util::Limited::new(body, limit).collect()).await;
     match collected {
         Err(_) => Err(Reject::new(

@@ -15,6 +15,7 @@ use super::outcome::{Appended, BatchRange, ForkOutcome, HistoryItem, HubPosition
 use super::pg::{Feed, FeedCursor, PgStore};
 use super::store::RedbStore;
 use crate::sync::wire::{ForkRequest, Position, Received};
+use crate::sync::wire_audit::ReceivedRecord;
 
 /// The hub's store. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -126,6 +127,29 @@ impl HubStore {
                 blocking(move || s.history(&edge_id, epoch, after, limit)).await
             }
             HubStore::Postgres(s) => s.history(edge_id, epoch, after, limit).await,
+        }
+    }
+
+    /// Stores the audit records of `edge_id` the hub does not hold yet, durably; returns how
+    /// many were new.
+    pub async fn store_audit(&self, edge_id: &str, records: Arc<Vec<ReceivedRecord>>) -> Result<u64, HubError> {
+        match self {
+            HubStore::Redb(s) => {
+                let (s, edge_id) = (s.clone(), edge_id.to_owned());
+                blocking(move || s.store_audit(&edge_id, &records)).await
+            }
+            HubStore::Postgres(s) => s.store_audit(edge_id, &records).await,
+        }
+    }
+
+    /// Up to `limit` audit records of `edge_id` with `id > after`, ascending, as sent.
+    pub async fn audit_page(&self, edge_id: &str, after: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, HubError> {
+        match self {
+            HubStore::Redb(s) => {
+                let (s, edge_id) = (s.clone(), edge_id.to_owned());
+                blocking(move || s.audit_page(&edge_id, after, limit)).await
+            }
+            HubStore::Postgres(s) => s.audit_page(edge_id, after, limit).await,
         }
     }
 

@@ -9,6 +9,7 @@
 //! | `events` | `(stream, seq) → bytes` | each envelope exactly as the edge sent it |
 //! | `skipped` | `(stream, seq) → ()` | sequence numbers the edge parked as dead letters |
 //! | `epochs` | `(edge_id, epoch) → msgpack` | epochs above 0: parent, fork point, creation time |
+//! | `audit` | `(edge_id, id) → bytes` | each edge's audit records as it sent them ([`super::audit_redb`]) |
 //!
 //! A *stream* is one epoch of an edge's events: epoch 0 under the edge id itself (the layout
 //! of schema 1, which this binary opens unchanged), epoch `n` under `"{edge_id}#{n}"` (see
@@ -28,7 +29,8 @@
 //! `stored_through` and is answered `409`.
 //!
 //! Versions: schema 1 had no `epochs` table; opening it creates the table (2). A newer schema
-//! is refused.
+//! is refused. The `audit` table is created by its first write and is no new schema: an older
+//! hub opens the file and leaves the table alone.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -59,7 +61,7 @@ pub const FILE_NAME: &str = "hub.redb";
 /// I/O, so async callers run them on the blocking pool.
 #[derive(Debug, Clone)]
 pub struct RedbStore {
-    db: Arc<Database>,
+    pub(super) db: Arc<Database>,
 }
 
 /// redb's page cache. Its default (1 GiB) let a catch-up of 1M events grow the hub to

@@ -13,7 +13,7 @@
 //!   leaves a file redb refuses ([`store`]).
 //! * **Tables.** `events`: `u64 seq → msgpack envelope` (see [`envelope`]), stored compressed
 //!   behind a header naming the format and dictionary ([`value`]; values written before
-//!   schema 5 stay plain and are read in place), sequence numbers gapless from 1. `meta`:
+//!   schema 6 stay plain and are read in place), sequence numbers gapless from 1. `meta`:
 //!   `schema_version` and the site identity (`tenant_id`, `hospital_id`, `edge_id`) the file
 //!   belongs to, checked at every open, and rows the layers
 //!   above keep there (the sync's cursor). Every other table is declared by the layer that owns

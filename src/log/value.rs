@@ -3,7 +3,7 @@
 //!
 //! # Format
 //!
-//! * **Plain** (every value written before schema 5, and any value compression would not
+//! * **Plain** (every value written before schema 6, and any value compression would not
 //!   shrink): the msgpack envelope itself. It starts with a msgpack map marker.
 //! * **Compressed**: `0xC1` (the one byte msgpack never uses, so no plain value starts with
 //!   it), a format byte (`1` = one zstd frame), the dictionary id as an unsigned LEB128

@@ -21,6 +21,12 @@ pub enum AlertKind {
     CallingAeSpoofed,
     /// A reload (SIGHUP) found unusable files: the configuration in use stays.
     ConfigurationReloadFailed,
+    /// A reload (SIGHUP) put new files in use: recorded (the security configuration changed),
+    /// logged at INFO.
+    ConfigurationReloaded,
+    /// One of this edge's certificates (the `[tls]` identity, the sync's client certificate)
+    /// expires within 30 days: checked at start and daily.
+    CertificateExpiring,
 }
 
 impl AlertKind {
@@ -32,12 +38,19 @@ impl AlertKind {
             AlertKind::SenderNotAllowed => "sender_not_allowed",
             AlertKind::CallingAeSpoofed => "calling_ae_spoofed",
             AlertKind::ConfigurationReloadFailed => "configuration_reload_failed",
+            AlertKind::ConfigurationReloaded => "configuration_reloaded",
+            AlertKind::CertificateExpiring => "certificate_expiring",
         }
     }
 
     /// Whether an operator must act (ERROR) rather than look (WARN).
     fn operator_must_act(self) -> bool {
         self == AlertKind::ConfigurationReloadFailed
+    }
+
+    /// Whether this is a change that went well (the record's outcome is a success; INFO).
+    pub fn is_success(self) -> bool {
+        self == AlertKind::ConfigurationReloaded
     }
 }
 
@@ -128,6 +141,8 @@ impl Alerts {
         let (alert, listener, reason) = (kind.as_str(), facts.listener, facts.reason.as_str());
         if kind.operator_must_act() {
             tracing::error!(alert, listener, peer, identity, details, reason, "security alert");
+        } else if kind.is_success() {
+            tracing::info!(alert, listener, peer, identity, details, reason, "security configuration changed");
         } else {
             tracing::warn!(alert, listener, peer, identity, details, reason, "security alert");
         }

@@ -147,6 +147,32 @@ pub trait Transport: Send {
     fn position(&mut self, epoch: u64, at: Option<u64>) -> Result<Position, Failure>;
     /// Asks for a new epoch of this edge's stream.
     fn fork(&mut self, request: &ForkRequest) -> Result<Forked, Failure>;
+    /// Sends one page of audit records. A transport that cannot carry them says so.
+    fn send_audit(&mut self, _page: &AuditPage) -> AuditOutcome {
+        AuditOutcome::Unsupported("this transport carries no audit records".into())
+    }
+}
+
+/// One page of the audit trail for the hub ([`super::wire_audit`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditPage {
+    /// The ids of its first and last record.
+    pub first: u64,
+    pub last: u64,
+    pub records: usize,
+    /// The gzip'ed msgpack array ([`super::wire_audit::encode_audit_page`]).
+    pub body: Vec<u8>,
+}
+
+/// What the hub made of an audit page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditOutcome {
+    /// `200`: the hub holds every record of the page.
+    Stored(super::wire_audit::AuditStored),
+    /// `404`/`405`: a hub that does not take audit records (older than the contract).
+    Unsupported(String),
+    /// Anything else: try again later.
+    Failure(Failure),
 }
 
 /// The hub over HTTP(S) with ureq.
@@ -275,6 +301,37 @@ impl Transport for HttpTransport {
             )),
             _ => Err(not_ok(status, &body)),
         }
+    }
+
+    fn send_audit(&mut self, page: &AuditPage) -> AuditOutcome {
+        match self.post_audit(page) {
+            Ok((status, body)) => classify_audit(status, &body),
+            Err(failure) => AuditOutcome::Failure(failure),
+        }
+    }
+}
+
+impl HttpTransport {
+    fn post_audit(&mut self, page: &AuditPage) -> Result<(u16, Vec<u8>), Failure> {
+        let url = format!("{}{}", self.base, super::wire_audit::audit_path(&self.edge_id));
+        let request =
+            self.agent.post(&url).header("content-type", wire::CONTENT_TYPE).header("content-encoding", "gzip");
+        HttpTransport::answer(request.send(page.body.as_slice()))
+    }
+}
+
+/// Classifies the hub's answer to an audit page.
+pub fn classify_audit(status: u16, body: &[u8]) -> AuditOutcome {
+    match status {
+        200 => match serde_json::from_slice(body) {
+            Ok(stored) => AuditOutcome::Stored(stored),
+            Err(e) => AuditOutcome::Failure(Failure::new(
+                FailureKind::Protocol,
+                format!("answer 200 to an audit page is not {{\"stored_through\", \"stored\"}}: {e}"),
+            )),
+        },
+        404 | 405 => AuditOutcome::Unsupported(format!("hub answered {status}: {}", refusal_text(body))),
+        _ => AuditOutcome::Failure(not_ok(status, body)),
     }
 }
 

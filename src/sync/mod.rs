@@ -84,6 +84,7 @@
 //! leave them alone. Counters, the breaker's state, a divergence and the cursor the hub
 //! confirmed in this process are in memory ([`SyncShared`]) and start afresh with the process.
 
+pub mod audit_cursor;
 pub mod batch;
 mod breaker;
 pub mod client;
@@ -93,6 +94,7 @@ pub mod history;
 pub mod state;
 pub mod tls;
 pub mod wire;
+pub mod wire_audit;
 mod worker;
 
 use std::time::Duration;
@@ -101,7 +103,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use batch::RawBatch;
 pub use breaker::{BreakerState, backoff, ceiling};
-pub use client::{Batch, Failure, FailureKind, HttpTransport, Outcome, Reported, Transport};
+pub use client::{AuditOutcome, AuditPage, Batch, Failure, FailureKind, HttpTransport, Outcome, Reported, Transport};
 pub use cursor::SyncEpoch;
 pub use dead_letters::{DeadLetter, DeadLetterAction, DeadLetterCounts, DeadLetterStatus, Refusal};
 pub use history::Divergence;

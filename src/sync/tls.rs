@@ -48,8 +48,14 @@ impl std::fmt::Debug for ClientTls {
 impl ClientTls {
     /// A warning when the certificate expires within [`EXPIRY_WARNING`] of `now`.
     pub fn expiry_warning(&self, now: Timestamp) -> Option<String> {
-        expiry_warning("sync.client_cert", &self.cert_file, self.not_after, now, "sync stops")
+        client_expiry_warning(&self.cert_file, self.not_after, now)
     }
+}
+
+/// A warning when the sync's client certificate (`cert_file`, ending at `not_after`) expires
+/// within [`EXPIRY_WARNING`] of `now`.
+pub fn client_expiry_warning(cert_file: &str, not_after: Timestamp, now: Timestamp) -> Option<String> {
+    expiry_warning("sync.client_cert", cert_file, not_after, now, "sync stops")
 }
 
 /// Reads and checks the hub endpoint's TLS files at `now`; `None` for a plain-http hub.

@@ -3,6 +3,7 @@
 //! [`crate::sync`] for the guarantees; the history checks and the fork are in [`checks`], the
 //! dead letters in [`letters`].
 
+mod audit;
 mod checks;
 mod letters;
 mod waits;
@@ -145,6 +146,11 @@ pub(super) struct Worker {
     checked: bool,
     /// The hub holds another history: nothing is sent until an operator acts.
     diverged: Option<Divergence>,
+    /// The audit pages' own cursor and backoff.
+    audit: audit::AuditSync,
+    /// Since when the worker has had nothing to send (the hub's position is asked after
+    /// `position_check_interval` of it).
+    idle_since: Option<Instant>,
 }
 
 impl Worker {
@@ -177,6 +183,8 @@ impl Worker {
             epoch: SyncEpoch::default(),
             checked: false,
             diverged: None,
+            audit: audit::AuditSync::new(),
+            idle_since: None,
         }
     }
 
@@ -247,9 +255,10 @@ impl Worker {
             let go_on = match step {
                 Ok(Step::Progress) => {
                     self.succeeded();
+                    self.audit_step(false);
                     true
                 }
-                Ok(Step::Idle) => self.wait_for_work(),
+                Ok(Step::Idle) => self.audit_step(true) || self.wait_for_work(),
                 Ok(Step::Stop) => false,
                 Err(StepError::Hub(failure)) => self.failed(failure),
                 Err(StepError::Local(message)) => self.local_failure(message),

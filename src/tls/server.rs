@@ -76,18 +76,21 @@ impl ServerTls {
     /// What an admin should know at `now`: the certificate expires within 30 days, the CRL is
     /// past its next update.
     pub fn warnings(&self, now: Timestamp) -> Vec<String> {
-        let then = "TLS clients refuse to connect";
-        let mut out: Vec<String> =
-            files::expiry_warning("tls.cert", &self.cert_file, self.not_after, now, then).into_iter().collect();
-        if let Some((file, next)) = &self.crl_next_update
-            && *next < now
-        {
-            out.push(format!(
-                "tls.crl ({file}): its next update was due on {next}: get the CA's current CRL (certificates \
-                 revoked since are still accepted), then reload"
-            ));
-        }
-        out
+        self.expiry_warning(now).into_iter().chain(self.crl_warning(now)).collect()
+    }
+
+    /// A warning when the certificate expires within 30 days of `now`.
+    pub fn expiry_warning(&self, now: Timestamp) -> Option<String> {
+        files::expiry_warning("tls.cert", &self.cert_file, self.not_after, now, "TLS clients refuse to connect")
+    }
+
+    /// A warning when the CRL is past its next update at `now`.
+    pub fn crl_warning(&self, now: Timestamp) -> Option<String> {
+        let (file, next) = self.crl_next_update.as_ref().filter(|(_, next)| *next < now)?;
+        Some(format!(
+            "tls.crl ({file}): its next update was due on {next}: get the CA's current CRL (certificates \
+             revoked since are still accepted), then reload"
+        ))
     }
 }
 

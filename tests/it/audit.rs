@@ -1,15 +1,18 @@
 //! The audit trail (IHE ATNA): every message and instance received has its record committed
 //! with it, before the answer; the daemon's start and stop are recorded; reading the trail is
-//! recorded too; and `kill -9` after an answer loses no record. Each record is served with its
-//! DICOM PS3.15 A.5 message.
+//! recorded too, as is a backup (DICOM Instances Accessed) and a certificate about to expire
+//! (Security Alert); and `kill -9` after an answer loses no record. Each record is served with
+//! its DICOM PS3.15 A.5 message.
 
 use std::time::Duration;
 
+use crate::support::certs::Leaf;
 use crate::support::dataset::Instance;
 use crate::support::hl7msg::{ack_code, orm};
-use crate::support::http::{audit_trail, audited};
+use crate::support::http::{audit_trail, audited, security_alerts};
 use crate::support::process::{spawn, write_config};
 use crate::support::scu::store_all;
+use crate::support::tls::EdgeTls;
 use crate::support::{MllpClient, TestDaemon};
 
 /// The participant of `record` in `role` (a PS3.16 code).
@@ -157,5 +160,48 @@ async fn records_older_than_the_retention_are_removed_but_the_newest_stays() {
     assert!(!trail.is_empty(), "the newest record stays");
     let ids: Vec<u64> = trail.iter().map(|r| r["id"].as_u64().unwrap()).collect();
     assert!(ids[0] > 2, "ids go on after a prune: {ids:?}");
+    d.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_is_recorded_as_dicom_instances_accessed_naming_the_client_before_it_streams() {
+    let d = TestDaemon::start().await;
+    assert_eq!(ack_code(&d.client().await.send(&orm("AUD-BACKUP-1", "ACC-BACKUP")).await), "AA");
+    let work = tempfile::tempdir().unwrap();
+    let (http, to) = (d.http, work.path().join("backup"));
+    let token = crate::support::access::TOKEN;
+    tokio::task::spawn_blocking(move || zenedge::operator::backup::backup((http, token), &to)).await.unwrap().unwrap();
+    let trail = audit_trail(d.http).await;
+    let accessed = audited(&trail, "110103");
+    assert_eq!(accessed.len(), 1, "one record per backup: {trail:?}");
+    let record = &accessed[0]["record"];
+    assert_eq!(record["action"], "Read");
+    let client = &record["participants"][0];
+    assert_eq!((client["user_id"].as_str(), client["requestor"].as_bool()), (Some("test-client"), Some(true)));
+    assert_eq!(client["network_access_point"], "127.0.0.1");
+    let object = &record["objects"][0];
+    assert_eq!(object["id"], "/api/v1/backup");
+    let details = object["details"].as_array().unwrap();
+    assert!(details.iter().any(|d| d[0] == "last_seq" && d[1] == "1"), "{object}");
+    assert!(accessed[0]["xml"].as_str().unwrap().contains("110103"));
+    d.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_certificate_that_expires_within_30_days_is_a_security_alert_in_the_trail_at_start() {
+    let leaf = Leaf { stem: "short-lived".into(), expires_in_days: Some(10), ..Leaf::server() };
+    let tls = EdgeTls::with_server(leaf);
+    let d = TestDaemon::start_with(&tls.section("")).await;
+    let alerts = crate::support::eventually("the expiry alert", Duration::from_secs(30), || async {
+        let alerts = security_alerts(d.http, "certificate_expiring").await;
+        if alerts.is_empty() { Err("none yet".to_owned()) } else { Ok(alerts) }
+    })
+    .await;
+    assert_eq!(alerts.len(), 1, "one per check: {alerts:?}");
+    let record = &alerts[0]["record"];
+    assert_eq!(record["outcome"], "MinorFailure");
+    assert_eq!(record["event_types"][0]["code"], "110129", "Security Configuration: {record}");
+    let why = record["outcome_description"].as_str().unwrap();
+    assert!(why.contains("tls.cert") && why.contains("expires on"), "{why}");
     d.stop().await.unwrap();
 }

@@ -203,7 +203,10 @@ async fn two_hubs_starting_at_once_apply_the_schema_once_and_a_newer_schema_is_r
     let (a, b) = tokio::join!(PgStore::open(&config), PgStore::open(&config));
     a.unwrap();
     b.unwrap();
-    assert_eq!(server.psql(url, "SELECT string_agg(version::text, ',') FROM hub_schema_version"), "1");
+    assert_eq!(
+        server.psql(url, "SELECT string_agg(version::text, ',' ORDER BY version) FROM hub_schema_version"),
+        "1,2"
+    );
     server.psql(url, "INSERT INTO hub_schema_version (version, name) VALUES (99, 'from the future')");
     let error = PgStore::open(&settings(url)).await.unwrap_err().to_string();
     assert!(error.contains("newer zenedge hub") && error.contains("99"), "{error}");
@@ -223,7 +226,7 @@ async fn hub_migrate_prints_the_version_and_hub_check_lists_every_edge_s_positio
     assert!(String::from_utf8_lossy(&check.stdout).contains("zenedge hub migrate"), "{check:?}");
     let migrated = zenedge(&["hub", "migrate", "--postgres", &url]);
     assert!(migrated.status.success(), "{migrated:?}");
-    assert!(String::from_utf8_lossy(&migrated.stdout).contains("schema version 1 (was 0)"), "{migrated:?}");
+    assert!(String::from_utf8_lossy(&migrated.stdout).contains("schema version 2 (was 0)"), "{migrated:?}");
     let again = zenedge(&["hub", "migrate", "--postgres", &url]);
     assert!(String::from_utf8_lossy(&again.stdout).contains("up to date"), "{again:?}");
     let hub = Hub::start_on(backing.clone(), options(), None).await;
@@ -231,7 +234,7 @@ async fn hub_migrate_prints_the_version_and_hub_check_lists_every_edge_s_positio
     let check = zenedge(&["hub", "check", "--postgres", &url]);
     let text = String::from_utf8_lossy(&check.stdout);
     assert!(check.status.success(), "{check:?}");
-    assert!(text.contains("schema: version 1 (up to date)") && text.contains("edges: 1"), "{text}");
+    assert!(text.contains("schema: version 2 (up to date)") && text.contains("edges: 1"), "{text}");
     assert!(text.lines().any(|l| l.contains(EDGE) && l.contains("stored_through 4")), "{text}");
     assert!(!text.contains("postgres@"), "no user or password in the output: {text}");
     let weak = zenedge(&["hub", "check", "--postgres", &format!("{url}?sslmode=require")]);

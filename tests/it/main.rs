@@ -30,6 +30,7 @@ mod rebuild;
 mod retention;
 mod support;
 mod sync;
+mod sync_audit;
 mod sync_pg;
 mod sync_restored;
 mod syslog;

@@ -43,7 +43,7 @@ pub(crate) fn options() -> HubOptions {
 }
 
 impl Hub {
-    async fn start(store: Store) -> Hub {
+    pub(crate) async fn start(store: Store) -> Hub {
         Hub::start_on(store.backing().unwrap(), options(), None).await
     }
 
@@ -57,7 +57,7 @@ impl Hub {
     }
 
     /// The hub's router behind `layer` (faults decided per request), plain HTTP.
-    async fn start_with_layer<F, Fut>(kind: Store, layer: F) -> Hub
+    pub(crate) async fn start_with_layer<F, Fut>(kind: Store, layer: F) -> Hub
     where
         F: Fn(Request<Body>, Next) -> Fut + Clone + Send + Sync + 'static,
         Fut: std::future::Future<Output = Response> + Send + 'static,

@@ -1,9 +1,10 @@
 //! SIGHUP reloads the `[tls]` files of the real binary: new connections get the new
 //! certificate and connections already open keep theirs; a broken file changes nothing in
-//! use and is logged at ERROR as a security alert.
+//! use and is logged at ERROR as a security alert. Both are recorded in the audit trail.
 
 use crate::support::certs::{Leaf, fingerprint_of};
 use crate::support::hl7msg::{ack_code, orm};
+use crate::support::http::security_alerts;
 use crate::support::logged::{Logged, ready_address};
 use crate::support::tls::{EdgeTls, TlsMllpClient, alerts};
 
@@ -31,6 +32,16 @@ async fn sighup_puts_a_new_certificate_in_use_for_new_connections_and_a_broken_o
     assert_eq!(fresh.server_fingerprint, second, "a new connection gets the new certificate");
     let ack = open.send(&orm("BEFORE-RELOAD", "ACC-R1")).await.expect("the open connection still works");
     assert_eq!(ack_code(&ack), "AA");
+    // The new security configuration is in the audit trail, as a success.
+    let reloaded = crate::support::eventually("the reload's record", std::time::Duration::from_secs(10), || async {
+        let reloaded = security_alerts(http, "configuration_reloaded").await;
+        if reloaded.is_empty() { Err("none yet".to_owned()) } else { Ok(reloaded) }
+    })
+    .await;
+    assert_eq!(reloaded.len(), 1, "{reloaded:?}");
+    assert_eq!(reloaded[0]["record"]["outcome"], "Success");
+    let why = reloaded[0]["record"]["outcome_description"].as_str().unwrap();
+    assert!(why.contains(&second), "names the certificate now in use: {why}");
 
     std::fs::write(&tls.key, "-----BEGIN PRIVATE KEY-----\nbroken\n-----END PRIVATE KEY-----\n").unwrap();
     daemon.signal("HUP");
@@ -41,6 +52,14 @@ async fn sighup_puts_a_new_certificate_in_use_for_new_connections_and_a_broken_o
     let after = TlsMllpClient::connect(addr, &tls.ca(), &ris).await.expect("still served");
     assert_eq!(after.server_fingerprint, second, "the identity in use stays");
     assert_eq!(alerts(http, "configuration_reload_failed").await, 1);
+    let refused =
+        crate::support::eventually("the refused reload's record", std::time::Duration::from_secs(10), || async {
+            let refused = security_alerts(http, "configuration_reload_failed").await;
+            if refused.is_empty() { Err("none yet".to_owned()) } else { Ok(refused) }
+        })
+        .await;
+    assert_eq!(refused[0]["record"]["outcome"], "MinorFailure");
+    assert!(refused[0]["record"]["outcome_description"].as_str().unwrap().contains("tls.key ("));
     assert_eq!(daemon.text().matches("TLS identity reloaded").count(), 1);
     let log = daemon.stop();
     assert!(log.contains("SIGHUP received"), "{log}");

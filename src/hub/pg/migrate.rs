@@ -13,10 +13,13 @@ use super::super::HubError;
 use super::db_error;
 
 /// The migrations in order: (version, name, SQL).
-const MIGRATIONS: &[(i32, &str, &str)] = &[(1, "initial", include_str!("migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "initial", include_str!("migrations/0001_initial.sql")),
+    (2, "audit", include_str!("migrations/0002_audit.sql")),
+];
 
 /// The schema version this binary writes.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// The advisory lock key of migrations: "zenedgeM" in ASCII.
 const LOCK_KEY: i64 = 0x7a65_6e65_6467_654d;

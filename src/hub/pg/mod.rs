@@ -9,6 +9,7 @@
 //! | `hub_streams` | `(edge_id, epoch)` | `stored_through`, events stored, and for an epoch above 0 its `parent`, `fork_at`, `fork_event_id` |
 //! | `hub_events` | `(edge_id, epoch, seq)` | the envelope as sent (`bytea`), event id and type, tenant, hospital, `occurred_at`, `recorded_at`, aggregate, patient ids (GIN index), accession (index), and the feed's `(tx, feed_id)` |
 //! | `hub_skipped` | `(edge_id, epoch, seq)` | sequence numbers parked as dead letters, until redelivered |
+//! | `hub_audit` | `(edge_id, id)` | each edge's audit records as sent (`bytea`), `recorded_at` ([`audit`]) |
 //! | `hub_schema_version` | `version` | one row per applied migration |
 //!
 //! An edge's epoch-0 row appears with its first stored batch: an edge without one is
@@ -36,6 +37,7 @@
 //! and the edge backs off; pooled connections broken by a restart are replaced on their next
 //! use. Other database errors are `500`, logged.
 
+mod audit;
 mod columns;
 mod connect;
 mod copy;

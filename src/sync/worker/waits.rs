@@ -44,7 +44,9 @@ impl Worker {
         let shutdown = self.shutdown.clone();
         let shared = self.shared.clone();
         let mut committed = self.committed.clone();
-        let interval = self.config.position_check_interval;
+        let since = *self.idle_since.get_or_insert_with(Instant::now);
+        let interval = self.config.position_check_interval.saturating_sub(since.elapsed());
+        let audit_poll = self.audit.poll();
         let woken = self.block_on(async move {
             tokio::select! {
                 _ = shutdown.cancelled() => Woken::Stop,
@@ -53,11 +55,15 @@ impl Worker {
                 }
                 _ = shared.woken() => Woken::Work,
                 _ = tokio::time::sleep(interval) => Woken::CheckHub,
+                _ = tokio::time::sleep(audit_poll) => Woken::Audit,
             }
         });
+        if !matches!(woken, Woken::Audit) {
+            self.idle_since = None;
+        }
         match woken {
             Woken::Stop => false,
-            Woken::Work => true,
+            Woken::Work | Woken::Audit => true,
             Woken::CheckHub => {
                 tracing::debug!(cursor, "idle: asking the hub where it stands");
                 self.checked = false;
@@ -99,5 +105,7 @@ enum Woken {
     Work,
     /// `position_check_interval` passed with nothing to do.
     CheckHub,
+    /// Time to look at the audit trail again.
+    Audit,
     WriterGone,
 }

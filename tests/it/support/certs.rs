@@ -48,6 +48,8 @@ pub struct Leaf {
     pub issuer: Ca,
     /// Valid from 2000 to 2001 instead of from 1975 to 4096.
     pub expired: bool,
+    /// Valid from 2000 until this many days from now (a certificate about to expire).
+    pub expires_in_days: Option<i64>,
     /// An RSA key instead of ECDSA (what DCMTK's default profile needs of a server over TLS
     /// 1.2); needs the `openssl` command.
     pub rsa: bool,
@@ -63,6 +65,7 @@ impl Leaf {
             usage: Usage::Client,
             issuer: Ca::Trusted,
             expired: false,
+            expires_in_days: None,
             rsa: false,
         }
     }
@@ -76,6 +79,7 @@ impl Leaf {
             usage: Usage::Server,
             issuer: Ca::Trusted,
             expired: false,
+            expires_in_days: None,
             rsa: false,
         }
     }
@@ -130,6 +134,11 @@ impl TestPki {
         if leaf.expired {
             params.not_before = rcgen::date_time_ymd(2000, 1, 1);
             params.not_after = rcgen::date_time_ymd(2001, 1, 1);
+        }
+        if let Some(days) = leaf.expires_in_days {
+            let end = jiff::Zoned::now().date().checked_add(jiff::Span::new().days(days)).expect("a date");
+            params.not_before = rcgen::date_time_ymd(2000, 1, 1);
+            params.not_after = rcgen::date_time_ymd(i32::from(end.year()), end.month() as u8, end.day() as u8);
         }
         let serial = self.serials.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         params.serial_number = Some(rcgen::SerialNumber::from(serial));

@@ -65,6 +65,17 @@ pub fn audited<'a>(trail: &'a [serde_json::Value], code: &str) -> Vec<&'a serde_
     trail.iter().filter(|r| r["record"]["event"]["code"] == code).collect()
 }
 
+/// The Security Alerts (110113) of the trail whose object describes them as `kind`
+/// (`configuration_reloaded`, `certificate_expiring`…).
+pub async fn security_alerts(addr: SocketAddr, kind: &str) -> Vec<serde_json::Value> {
+    let trail = audit_trail(addr).await;
+    audited(&trail, "110113")
+        .into_iter()
+        .filter(|r| r["record"]["objects"][0]["description"] == kind)
+        .cloned()
+        .collect()
+}
+
 /// POST with an empty body and, when given, `Authorization: Bearer <token>`.
 pub async fn post(addr: SocketAddr, path: &str, token: Option<&str>) -> Response {
     request(addr, "POST", path, token).await

@@ -29,7 +29,7 @@ impl EdgeTls {
         EdgeTls::with_server(Leaf { stem: "server-rsa".into(), rsa: true, ..Leaf::server() })
     }
 
-    fn with_server(leaf: Leaf) -> EdgeTls {
+    pub fn with_server(leaf: Leaf) -> EdgeTls {
         let (pki, dir) = (TestPki::new(), tempfile::tempdir().unwrap());
         let (cert, key) = pki.issue(dir.path(), &leaf);
         EdgeTls { pki, dir, cert, key }
