@@ -177,7 +177,7 @@ pub async fn run(
     let sync_worker = ctx.sync(sync_tls, &sync_shared)?;
     // One backup at a time, and no retention sweep while one is streamed.
     let exclusive = Arc::new(tokio::sync::Semaphore::new(1));
-    ctx.retention(clock, &exclusive, &sync_shared);
+    ctx.retention(clock, &exclusive);
     let https = config.http.tls.then(|| ctx.handshaker("http", false)).flatten();
     let local = crate::operator::local_token::open(&config.store.state_dir);
     // Always opened: what a run with the journal left in it is copied into the trail first.

@@ -302,8 +302,9 @@ impl Started<'_> {
         Ok(Some(sync::spawn(parts, self.stopping.child_token()).map_err(RunError::SyncThread)?))
     }
 
-    /// The retention sweep, with `retention.dicom_max_age` set.
-    pub fn retention(&self, clock: Clock, exclusive: &Arc<tokio::sync::Semaphore>, hub: &Arc<SyncShared>) {
+    /// The retention sweep, with `retention.dicom_max_age` set: files go once every required
+    /// forwarding destination confirmed them (none configured: nothing goes).
+    pub fn retention(&self, clock: Clock, exclusive: &Arc<tokio::sync::Semaphore>) {
         let Some(max_age) = self.config.retention.dicom_max_age else { return };
         let retention = crate::retention::Retention {
             state_dir: self.config.store.state_dir.clone(),
@@ -314,7 +315,8 @@ impl Started<'_> {
             metrics: self.metrics.clone(),
             clock,
             exclusive: exclusive.clone(),
-            hub: hub.clone(),
+            // No forwarding destination exists yet: nothing confirms, nothing goes.
+            required: Vec::new(),
         };
         self.tracker.spawn(crate::retention::run(retention, self.config.retention.interval, self.stopping.clone()));
     }

@@ -5,8 +5,8 @@
 //! [`record_instance`] (or [`receive_instance`], with its audit record) and [`complete_study`]
 //! are the requests to the single writer. The
 //! decisions are taken there, in the writer's transaction, from the projections in
-//! [`crate::projections::dicom`]: a re-sent identical data set is a duplicate (no event);
-//! other bytes for a known SOP instance make a new version that names the one it replaces;
+//! [`crate::projections::dicom`]: a re-sent identical data set is a duplicate (no event),
+//! unless retention deleted its file (then it is stored again, as a new version); other bytes for a known SOP instance make a new version that names the one it replaces;
 //! a completion request from the stability timer appends `StudyCompleted` only if the study
 //! is pending and its last instance is still the one the timer saw, and the case and matching
 //! decisions follow ([`super::decide`]).
@@ -152,8 +152,12 @@ fn apply_instance(
         return Ok(Err(AppendError::Encode("not an InstanceStored event".into())));
     };
     let previous = dicom::instance(&mut t.tables, t.site, &instance.sop_instance_uid)?;
+    // The same data set again is a duplicate, unless retention deleted its file: then the
+    // file the spool just put in place is the instance's only copy here, and it is stored
+    // again (a new event, replacing the one whose file went).
     if let Some(previous) = &previous
         && previous.dataset_sha256 == crate::ids::hex_to_bytes(&instance.sha256)
+        && !dicom::is_deleted(&mut t.tables, t.site, &previous.file_path)?
     {
         return Ok(Ok(InstanceOutcome::Duplicate { seq: previous.seq, file_path: previous.file_path.clone() }));
     }

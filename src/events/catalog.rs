@@ -13,6 +13,7 @@ use super::decisions::{
     Hl7MessageMatched, Hl7MessageUpdated, OrderCancelled, OrderCreated, OrderUpdated, PatientCaseClassified,
     PatientCaseConsolidated, PatientCaseCreated, PatientsMerged, StudyMatched, StudyUnmatched,
 };
+use super::forward::{InstanceForwarded, InstancesCommitted};
 use super::intake::{Hl7MessageReceived, InstanceFileDeleted, InstanceStored, StudyCompleted};
 
 /// A stored payload that this binary cannot turn into an [`Event`].
@@ -97,6 +98,8 @@ catalog! {
     PatientCaseClassified(PatientCaseClassified) = "PatientCaseClassified" v 1;
     PatientsMerged(PatientsMerged) = "PatientsMerged" v 1;
     InstanceFileDeleted(InstanceFileDeleted) = "InstanceFileDeleted" v 1;
+    InstanceForwarded(InstanceForwarded) = "InstanceForwarded" v 1;
+    InstancesCommitted(InstancesCommitted) = "InstancesCommitted" v 1;
 }
 
 /// What the storage engine needs to store an event: its name, version and size.
@@ -176,3 +179,5 @@ impl JsonView for PatientCaseConsolidated {}
 impl JsonView for PatientCaseClassified {}
 impl JsonView for PatientsMerged {}
 impl JsonView for InstanceFileDeleted {}
+impl JsonView for InstanceForwarded {}
+impl JsonView for InstancesCommitted {}

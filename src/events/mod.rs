@@ -1,14 +1,16 @@
 //! The event catalog: what zenedge records, in the hub's vocabulary.
 //!
 //! [`catalog`] lists every event type with its version; [`intake`] holds the intake events
-//! (what arrived), [`decisions`] the decisions (matches and unmatches, orders, patient cases,
-//! merges). Together they are the wire contract with the hub. [`envelope`] reads them back
-//! from the log: the storage engine keeps each payload as opaque msgpack, and here it becomes
-//! an [`Event`] again (upcast from older versions).
+//! (what arrived), [`forward`] what the central archive answered and confirmed, [`decisions`]
+//! the decisions (matches and unmatches, orders, patient cases, merges). Together they are the
+//! wire contract with the hub. [`envelope`] reads them back from the log: the storage engine
+//! keeps each payload as opaque msgpack, and here it becomes an [`Event`] again (upcast from
+//! older versions).
 
 pub mod catalog;
 pub mod decisions;
 pub mod envelope;
+pub mod forward;
 pub mod intake;
 
 pub use catalog::{EVENT_TYPES, Event, EventDecodeError, JsonPayload};
@@ -18,4 +20,5 @@ pub use decisions::{
     UNMATCHED_ACCESSION_CHANGED,
 };
 pub use envelope::{DecodeError, Envelope, JsonEnvelope, NewEvent, Page, after, decoded, get};
+pub use forward::{CommittedInstance, ForwardStatus, InstanceForwarded, InstancesCommitted};
 pub use intake::{Hl7MessageReceived, InstanceFileDeleted, InstanceStored, StudyCompleted};

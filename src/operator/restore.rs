@@ -13,8 +13,8 @@
 //!    (`/var/lib`), and the state directory may be a mount point; it is on the same file
 //!    system either way, so the moves below are renames.
 //! 3. The copy is opened as the daemon would (schema and site checks), marked as restored
-//!    (`meta["sync_restored"]`: the sync checks the hub's history before it sends anything,
-//!    and retention deletes nothing until then), and every instance file is checked against
+//!    (`meta["sync_restored"]`: the sync checks the hub's history before it sends
+//!    anything), and every instance file is checked against
 //!    its event (size, SHA-256 of the data set).
 //! 4. Only if all of that passed is it moved into place: the `instances` tree (one rename
 //!    when the state directory has none, else file by file), then `zenedge.redb` last, the

@@ -101,7 +101,8 @@ pub(crate) fn flush(t: &mut Tables<'_>, site: &Site) -> Result<(), redb::Error> 
     Ok(())
 }
 
-/// `InstanceStored`: index the instance, add it to its study, mark the study pending.
+/// `InstanceStored`: index the instance, add it to its study, mark the study pending; a file
+/// retention had deleted and that is stored again is no longer deleted.
 pub(crate) fn apply_instance(
     t: &mut Tables<'_>,
     site: &Site,
@@ -121,6 +122,11 @@ pub(crate) fn apply_instance(
     };
     let bytes = rmp_serde::to_vec_named(&row).map_err(|e| corrupt("dicom_instances", e))?;
     t.dicom_instances()?.insert((tenant, hospital, i.sop_instance_uid.as_str()), bytes.as_slice())?;
+    if i.replaces_seq.is_some() {
+        // A version stored again after retention deleted its file (same bytes, same path):
+        // the file is there again.
+        t.deleted_files()?.remove((tenant, hospital, i.file_path.as_str()))?;
+    }
     let study = i.study_instance_uid.as_str();
     let series = i.series_instance_uid.as_str();
     let instance_known =
@@ -186,7 +192,7 @@ pub(crate) fn apply_file_deleted(
     Ok(())
 }
 
-/// Whether retention deleted the file at `file_path`.
+/// Whether retention deleted the file at `file_path` (and it was not stored again since).
 pub(crate) fn is_deleted(t: &mut Tables<'_>, site: &Site, file_path: &str) -> Result<bool, redb::Error> {
     let key = (site.tenant_id.as_str(), site.hospital_id.as_str(), file_path);
     Ok(t.deleted_files()?.get(key)?.is_some())

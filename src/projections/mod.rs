@@ -34,7 +34,8 @@
 //! | `matches`, `matches_by_order` | `StudyMatched`, `StudyUnmatched` | (study, order) and (order, study) → seq |
 //! | `cases`, `cases_by_patient`, `study_cases` | `PatientCase*`, `OrderCreated` (the order's patient ids) | case id → case; lookups |
 //! | `patient_aliases` | `PatientsMerged` | prior patient id → surviving id |
-//! | `deleted_files` | `InstanceFileDeleted` | instance file path → seq of its deletion |
+//! | `deleted_files` | `InstanceFileDeleted`, `InstanceStored` (a re-stored file) | instance file path → seq of its deletion |
+//! | `forwards` | `InstanceForwarded`, `InstancesCommitted` | (instance version, destination) → its answer, its confirmation |
 //!
 //! Every projection has a checkpoint (`projection_checkpoints`: table → last applied seq),
 //! written with each batch; when the log is opened, before its writer starts, any projection
@@ -43,6 +44,7 @@
 
 pub(crate) mod cases;
 pub(crate) mod dicom;
+pub mod forward;
 pub(crate) mod hl7;
 pub(crate) mod orders;
 pub mod probe;
@@ -111,6 +113,7 @@ pub struct Tables<'t> {
     patient_aliases: Option<Table<'t, Key3, &'static str>>,
     checkpoints: Option<Table<'t, &'static str, u64>>,
     deleted_files: Option<Table<'t, InstanceKey, u64>>,
+    forwards: Option<Table<'t, ForwardKey, &'static [u8]>>,
     /// Write-back `studies` rows and `studies_pending` entries (`None`: removed) changed in
     /// this transaction, by study UID (a database holds one site). Every instance updates
     /// its study's row and pending mark; keeping them here until [`dicom::flush`] turns a
@@ -156,6 +159,7 @@ impl<'t> Tables<'t> {
             patient_aliases: None,
             checkpoints: None,
             deleted_files: None,
+            forwards: None,
             study_rows: HashMap::new(),
             pending: HashMap::new(),
         }
@@ -183,6 +187,7 @@ impl<'t> Tables<'t> {
     table_accessor!(patient_aliases, PATIENT_ALIASES, Key3, &'static str);
     table_accessor!(checkpoints, CHECKPOINTS, &'static str, u64);
     table_accessor!(deleted_files, DELETED_FILES, InstanceKey, u64);
+    table_accessor!(forwards, FORWARDS, ForwardKey, &'static [u8]);
 }
 
 /// Names of every projection table, in the digest's order.
@@ -229,6 +234,8 @@ pub(crate) fn apply(t: &mut Tables<'_>, m: &Meta<'_>, event: &Event) -> Result<(
         Event::PatientCaseClassified(e) => cases::apply_classified(t, m, e),
         Event::PatientsMerged(e) => cases::apply_merged(t, m, e),
         Event::InstanceFileDeleted(e) => dicom::apply_file_deleted(t, m.site, m.seq, e),
+        Event::InstanceForwarded(e) => forward::apply_forwarded(t, m.site, m.seq, e),
+        Event::InstancesCommitted(e) => forward::apply_committed(t, m.site, m.seq, e),
         // Recorded for the hub and the history; the projections above already reflect them.
         Event::Hl7MessageMatched(_) | Event::OrderUpdated(_) | Event::OrderCancelled(_) => Ok(()),
     }

@@ -35,6 +35,12 @@ pub(crate) const STUDIES_PENDING: TableDefinition<StudyKey, i64> = TableDefiniti
 /// files retention removed (or is about to, after a crash between commit and unlink).
 pub(crate) const DELETED_FILES: TableDefinition<InstanceKey, u64> = TableDefinition::new("deleted_files");
 
+/// `InstanceForwarded`, `InstancesCommitted`: (tenant, hospital, seq of the `InstanceStored`,
+/// destination) → msgpack [`super::forward::ForwardRow`]: what each destination answered for
+/// that version of the instance, and whether it confirmed holding it.
+pub(crate) const FORWARDS: TableDefinition<ForwardKey, &[u8]> = TableDefinition::new("forwards");
+pub(crate) type ForwardKey = (&'static str, &'static str, u64, &'static str);
+
 /// Calls `$m!(TABLE)` for every projection table, in a fixed order (the digest's).
 macro_rules! projection_tables {
     ($m:ident) => {
@@ -59,6 +65,7 @@ macro_rules! projection_tables {
         $m!(STUDY_CASES);
         $m!(PATIENT_ALIASES);
         $m!(DELETED_FILES);
+        $m!(FORWARDS);
     };
 }
 pub(crate) use projection_tables;
@@ -110,7 +117,7 @@ pub(crate) const CHECKPOINTS: TableDefinition<&str, u64> = TableDefinition::new(
 /// The on-disk layout this binary writes. Bump it with every change to tables or key
 /// encodings and add the step to [`MIGRATIONS`]. Every change so far was a projection's, so
 /// the version is declared here, with the tables.
-pub const SCHEMA_VERSION: u64 = 4;
+pub const SCHEMA_VERSION: u64 = 5;
 
 /// Migrations in order.
 ///
@@ -122,10 +129,13 @@ pub const SCHEMA_VERSION: u64 = 4;
 /// * 3 → 4: `hl7_dedupe` keys hash the message without its final segment terminators, and
 ///   the matching projections follow accession changes, keep a study's first waiting time and
 ///   find cases by their orders' patient ids: rebuilt at start-up, as for 2 → 3.
+/// * 4 → 5: the `forwards` projection (what the central archive answered and confirmed),
+///   created empty and filled at start-up like the tables of 1 → 2.
 pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration { from: 1, apply: |_| Ok(()) },
     Migration { from: 2, apply: rebuild_projections },
     Migration { from: 3, apply: rebuild_projections },
+    Migration { from: 4, apply: |_| Ok(()) },
 ];
 
 /// A migration for projection changes: every checkpoint goes, so the log rebuilds them all

@@ -1,23 +1,24 @@
 //! Retention: deletes DICOM instance files older than `retention.dicom_max_age`, and only
-//! those whose `InstanceStored` the hub has stored: at or below the sync cursor **as the hub
-//! confirmed it in this process** ([`crate::sync::SyncShared::hub_confirmed`]).
-//!
-//! The stored cursor alone does not authorise a deletion: it may have been carried over by a
-//! restored backup (and the hub may hold another history now), or the hub may have been
-//! restored behind it since. Only a cursor the sync worker verified against the hub since
-//! this process started (its position and event id read at start, or a `200`) counts, so a
-//! restored log deletes nothing until the hub was found to hold the same history, and with
-//! the sync off nothing is deleted at all (the sweep does not run; the daemon says so once
-//! at start, at WARN).
+//! those every destination marked `required` (the central archive, see `[[forward.destinations]]`)
+//! has confirmed holding: by Storage Commitment, or by its store's own success where it is
+//! configured to trust that (`confirm = "store"`). The confirmations are events
+//! (`InstanceForwarded`, `InstancesCommitted`) and the `forwards` projection holds them per
+//! stored version of an instance; a file that exists nowhere else is never removed. With no
+//! required destination nothing is deleted at all (the sweep does not run; the daemon says so
+//! once at start, at WARN).
 //!
 //! Order, always: the writer commits an `InstanceFileDeleted` for the file (re-checking
-//! the cursor, the confirmed bound and that no deletion names the file yet), then the file is
-//! unlinked and its directory fsync'ed. A crash in between leaves a file whose event says
-//! deleted; it is unlinked at the next start ([`unlink_deleted`], run by the daemon whether
-//! retention is on or not).
+//! every required destination's confirmation, and that no deletion names the file yet), then
+//! the file is unlinked and its directory fsync'ed. A crash in between leaves a file whose
+//! event says deleted; it is unlinked at the next start ([`unlink_deleted`], run by the daemon
+//! whether retention is on or not). The same data set sent again after its file went is
+//! stored again (a new `InstanceStored` for the same path, which is then no longer deleted,
+//! and needs its own confirmations before it may go).
 //!
-//! The sweep keeps, in memory, the last event it examined: each run starts after it, so
-//! the log is scanned once per start, then only what arrived since.
+//! The sweep keeps, in memory, the last event that needs no second look: each run starts
+//! after it, so the log is scanned once per start, then only what arrived since, except that
+//! an old file still waiting for a confirmation (the archive away, say) holds that mark back,
+//! so every sweep reads again from that file on.
 //!
 //! This module runs the sweep and unlinks files; [`expired`] reads which files may go and
 //! holds the writer request that records their deletion.
@@ -35,7 +36,6 @@ pub use expired::{Expired, ExpiredPage, delete_files, deleted_files, expired_fil
 
 use crate::log::{Clock, LogHandle, LogReader};
 use crate::projections::Projections;
-use crate::sync::SyncShared;
 use crate::telemetry::Metrics;
 
 /// Files deleted per writer request.
@@ -57,8 +57,9 @@ pub struct Retention {
     /// Shared with the backups (one permit): a sweep runs only when no backup is being
     /// streamed, so a file the backup's snapshot still names is not unlinked under it.
     pub exclusive: Arc<tokio::sync::Semaphore>,
-    /// The sync's state: nothing above the cursor the hub confirmed in this process goes.
-    pub hub: Arc<SyncShared>,
+    /// The destinations (by name) that must all have confirmed an instance before its file
+    /// may go; empty: nothing goes.
+    pub required: Vec<String>,
 }
 
 impl std::fmt::Debug for Retention {
@@ -90,18 +91,19 @@ impl Retention {
             counts.deferred = true;
             return Ok(counts);
         };
-        let confirmed = self.hub.hub_confirmed();
+        let (mut position, mut waiting) = (*examined, false);
         loop {
-            let (reader, after) = (self.reader.clone(), *examined);
-            let page = tokio::task::spawn_blocking(move || expired_files(&reader, after, cutoff, SCAN, confirmed))
+            let (reader, after, required) = (self.reader.clone(), position, self.required.clone());
+            let page = tokio::task::spawn_blocking(move || expired_files(&reader, after, cutoff, SCAN, &required))
                 .await
                 .map_err(|e| e.to_string())?
                 .map_err(|e| e.to_string())?;
-            counts.examined += page.examined - after;
+            counts.examined += page.scanned - after;
             for chunk in page.files.chunks(BATCH) {
-                let recorded = delete_files(&self.log, chunk.to_vec(), self.max_age_text.clone(), confirmed)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let recorded =
+                    delete_files(&self.log, chunk.to_vec(), self.max_age_text.clone(), self.required.clone())
+                        .await
+                        .map_err(|e| e.to_string())?;
                 for file in recorded {
                     self.metrics.retention_deleted.inc();
                     match unlink(&self.state_dir, &file.file_path) {
@@ -113,8 +115,12 @@ impl Retention {
                     }
                 }
             }
-            *examined = page.examined;
-            if page.examined == after {
+            if !waiting {
+                *examined = page.examined;
+            }
+            waiting |= page.examined < page.scanned;
+            position = page.scanned;
+            if page.done || page.scanned == after {
                 return Ok(counts);
             }
         }
@@ -154,10 +160,10 @@ pub fn unlink_deleted(reader: &LogReader, state_dir: &Path) -> Result<u64, Strin
 /// The sweep task: sweeps at once, then every `interval`, until `stop`. (Deletions a crash
 /// interrupted are finished by [`unlink_deleted`], which the daemon runs at every start.)
 pub async fn run(retention: Retention, interval: Duration, stop: CancellationToken) {
-    if !retention.hub.enabled {
+    if retention.required.is_empty() {
         tracing::warn!(
             max_age = %retention.max_age_text,
-            "retention is configured but sync is off: no hub confirms what it holds, so no file will be deleted"
+            "retention is configured but no forwarding destination is required: no archive confirms what it holds, so no file will be deleted"
         );
         return;
     }

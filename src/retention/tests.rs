@@ -4,12 +4,16 @@ use std::time::Duration;
 use super::expired::{Expired, delete_files};
 use super::*;
 use crate::domain::test_support::{Study, TestClock, options};
-use crate::events::{Event, InstanceFileDeleted, NewEvent};
+use crate::events::{
+    CommittedInstance, Event, ForwardStatus, InstanceFileDeleted, InstanceForwarded, InstancesCommitted, NewEvent,
+};
 use crate::log::{Aggregate, Log, LogOptions};
 use crate::projections::Projections;
 use crate::telemetry::Metrics;
 
 const DAY: Duration = Duration::from_secs(24 * 3600);
+/// The required destination of most tests.
+const PACS: &str = "central-pacs";
 
 struct Edge {
     dir: tempfile::TempDir,
@@ -17,7 +21,7 @@ struct Edge {
     log: Log<Projections>,
     metrics: Arc<Metrics>,
     exclusive: Arc<tokio::sync::Semaphore>,
-    hub: Arc<crate::sync::SyncShared>,
+    required: Vec<String>,
 }
 
 fn start() -> Edge {
@@ -25,8 +29,8 @@ fn start() -> Edge {
     let clock = TestClock::at("2026-01-05T08:00:00Z".parse().unwrap());
     let metrics = Arc::new(Metrics::new());
     let log = open(dir.path(), &clock, &metrics);
-    let hub = Arc::new(crate::sync::SyncShared::new(Some("http://hub.test".into()), 0));
-    Edge { dir, clock, log, metrics, exclusive: Arc::new(tokio::sync::Semaphore::new(1)), hub }
+    let required = vec![PACS.to_owned()];
+    Edge { dir, clock, log, metrics, exclusive: Arc::new(tokio::sync::Semaphore::new(1)), required }
 }
 
 fn open(dir: &std::path::Path, clock: &TestClock, metrics: &Arc<Metrics>) -> Log<Projections> {
@@ -57,14 +61,64 @@ impl Edge {
             metrics: self.metrics.clone(),
             clock: self.clock.clock(),
             exclusive: self.exclusive.clone(),
-            hub: self.hub.clone(),
+            required: self.required.clone(),
         }
     }
 
-    /// The hub stored every event up to `seq`, and said so in this process.
-    async fn synced_through(&self, seq: u64) {
-        crate::sync::cursor::set_cursor(&self.log.handle(), seq).await.unwrap();
-        self.hub.update(|s| s.hub_confirmed = Some(seq));
+    /// `destination` answered the store of instance `n` of `study` (at `seq`); with
+    /// `confirmed`, that answer is its confirmation.
+    async fn forwarded(
+        &self,
+        destination: &str,
+        study: &Study,
+        n: u32,
+        seq: u64,
+        status: ForwardStatus,
+        confirmed: bool,
+    ) {
+        let event = NewEvent::now(
+            Aggregate { kind: "instance".into(), id: format!("{}.{n}", study.uid) },
+            Event::InstanceForwarded(Box::new(InstanceForwarded {
+                destination: destination.into(),
+                sop_instance_uid: format!("{}.{n}", study.uid),
+                study_instance_uid: study.uid.clone(),
+                instance_seq: seq,
+                status,
+                peer_status: Some(if status == ForwardStatus::Stored { 0 } else { 0xA700 }),
+                answer: None,
+                confirmed,
+            })),
+        );
+        self.log.handle().append(vec![event]).await.unwrap();
+    }
+
+    /// `PACS` confirmed holding instance `n` of `study` (at `seq`).
+    async fn confirmed(&self, study: &Study, n: u32, seq: u64) {
+        self.forwarded(PACS, study, n, seq, ForwardStatus::Stored, true).await;
+    }
+
+    /// `destination` answered a commitment request: `committed` and `failed` as (n, seq).
+    async fn committed(&self, destination: &str, study: &Study, committed: &[(u32, u64)], failed: &[(u32, u64)]) {
+        let refs = |list: &[(u32, u64)], reason: Option<u16>| -> Vec<CommittedInstance> {
+            list.iter()
+                .map(|&(n, seq)| CommittedInstance {
+                    sop_instance_uid: format!("{}.{n}", study.uid),
+                    instance_seq: seq,
+                    failure_reason: reason,
+                })
+                .collect()
+        };
+        let event = NewEvent::now(
+            Aggregate { kind: "study".into(), id: study.uid.clone() },
+            Event::InstancesCommitted(Box::new(InstancesCommitted {
+                destination: destination.into(),
+                transaction_uid: "2.25.1".into(),
+                study_instance_uid: study.uid.clone(),
+                committed: refs(committed, None),
+                failed: refs(failed, Some(0x0110)),
+            })),
+        );
+        self.log.handle().append(vec![event]).await.unwrap();
     }
 
     fn exists(&self, path: &str) -> bool {
@@ -84,16 +138,16 @@ impl Edge {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_old_synced_file_is_recorded_deleted_then_removed() {
+async fn an_old_confirmed_file_is_recorded_deleted_then_removed() {
     let edge = start();
     let study = Study::new("1.2.3", "ACC-1", "PAT-1");
     let (seq, path) = edge.store(&study, 1).await;
-    edge.synced_through(seq).await;
+    edge.confirmed(&study, 1, seq).await;
     edge.clock.advance(91 * DAY);
     let mut examined = 0;
     let counts = edge.retention().sweep(&mut examined).await.unwrap();
     assert_eq!((counts.deleted, counts.unlink_failed), (1, 0));
-    assert_eq!(examined, seq);
+    assert_eq!(examined, seq + 1, "the confirmation was read too");
     assert!(!edge.exists(&path), "the file is gone");
     let deletions = edge.deletions();
     assert_eq!(deletions.len(), 1);
@@ -116,21 +170,71 @@ async fn an_old_synced_file_is_recorded_deleted_then_removed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_old_file_the_hub_does_not_have_is_kept() {
+async fn retention_never_deletes_a_file_the_archive_has_not_confirmed() {
     let edge = start();
     let study = Study::new("1.2.3", "ACC-1", "PAT-1");
-    let (synced, synced_path) = edge.store(&study, 1).await;
-    let (_, unsynced_path) = edge.store(&study, 2).await;
-    edge.synced_through(synced).await;
-    edge.clock.advance(365 * DAY);
+    let (s1, p1) = edge.store(&study, 1).await;
+    let (s2, p2) = edge.store(&study, 2).await;
+    let (s3, p3) = edge.store(&study, 3).await;
+    let (s4, p4) = edge.store(&study, 4).await;
+    let (s5, p5) = edge.store(&study, 5).await;
+    // 1 never sent; 2 stored, waiting for its commitment; 3 refused; 4 confirmed by a
+    // destination that is not required; 5 confirmed, then named failed by a commitment.
+    edge.forwarded(PACS, &study, 2, s2, ForwardStatus::Stored, false).await;
+    edge.forwarded(PACS, &study, 3, s3, ForwardStatus::Refused, false).await;
+    edge.forwarded("research", &study, 4, s4, ForwardStatus::Stored, true).await;
+    edge.confirmed(&study, 5, s5).await;
+    edge.committed(PACS, &study, &[], &[(5, s5)]).await;
+    edge.clock.advance(3650 * DAY);
     let mut examined = 0;
     let counts = edge.retention().sweep(&mut examined).await.unwrap();
-    assert_eq!(counts.deleted, 1);
-    assert!(!edge.exists(&synced_path));
-    assert!(edge.exists(&unsynced_path), "nothing unsynced is removed");
-    assert_eq!(examined, synced, "the scan stops at the cursor");
+    assert_eq!(counts.deleted, 0);
+    assert!([&p1, &p2, &p3, &p4, &p5].iter().all(|p| edge.exists(p)), "nothing unconfirmed is removed");
+    assert!(edge.deletions().is_empty());
+    assert_eq!(examined, s1 - 1, "the first old file still waits: the next sweep looks at it again");
+
+    // The commitment arrives for 2 and 5: they go, the others stay.
+    edge.committed(PACS, &study, &[(2, s2), (5, s5)], &[]).await;
+    let counts = edge.retention().sweep(&mut examined).await.unwrap();
+    assert_eq!(counts.deleted, 2);
+    assert!(!edge.exists(&p2) && !edge.exists(&p5));
+    assert!(edge.exists(&p1) && edge.exists(&p3) && edge.exists(&p4));
+    assert_eq!(examined, s1 - 1, "1 still waits");
+
+    // The study shows, per instance, where it went and what was confirmed.
     let view = crate::projections::views::study(&edge.log.reader(), "1.2.3").unwrap().unwrap();
-    assert_eq!(view.series[0].instances.iter().map(|i| i.deleted).collect::<Vec<_>>(), [true, false]);
+    let shown: Vec<Vec<(String, Option<&str>, bool)>> = view.series[0]
+        .instances
+        .iter()
+        .map(|i| i.forwarded.iter().map(|f| (f.destination.clone(), f.status, f.confirmed)).collect())
+        .collect();
+    let pacs = |status, confirmed| vec![(PACS.to_owned(), Some(status), confirmed)];
+    assert_eq!(
+        shown,
+        [
+            vec![],
+            pacs("stored", true),
+            pacs("refused", false),
+            vec![("research".to_owned(), Some("stored"), true)],
+            pacs("stored", true)
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_required_destination_must_confirm() {
+    let mut edge = start();
+    edge.required = vec![PACS.into(), "second-site".into()];
+    let study = Study::new("1.2.3", "ACC-1", "PAT-1");
+    let (seq, path) = edge.store(&study, 1).await;
+    edge.confirmed(&study, 1, seq).await;
+    edge.clock.advance(91 * DAY);
+    let mut examined = 0;
+    assert_eq!(edge.retention().sweep(&mut examined).await.unwrap().deleted, 0);
+    assert!(edge.exists(&path), "one of two confirmed");
+    edge.committed("second-site", &study, &[(1, seq)], &[]).await;
+    assert_eq!(edge.retention().sweep(&mut examined).await.unwrap().deleted, 1);
+    assert!(!edge.exists(&path));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -138,72 +242,55 @@ async fn a_young_file_is_kept_until_it_is_old() {
     let edge = start();
     let study = Study::new("1.2.3", "ACC-1", "PAT-1");
     let (old_seq, old_path) = edge.store(&study, 1).await;
+    edge.confirmed(&study, 1, old_seq).await;
     edge.clock.advance(30 * DAY);
     let (young_seq, young_path) = edge.store(&study, 2).await;
-    edge.synced_through(young_seq).await;
+    edge.confirmed(&study, 2, young_seq).await;
     edge.clock.advance(61 * DAY);
     let mut examined = 0;
     assert_eq!(edge.retention().sweep(&mut examined).await.unwrap().deleted, 1);
     assert!(!edge.exists(&old_path));
     assert!(edge.exists(&young_path), "30 days younger: 61 days old");
-    assert_eq!(examined, old_seq, "the scan stops at the first file to keep");
+    assert_eq!(examined, old_seq + 1, "the scan stops at the first file to keep");
     edge.clock.advance(30 * DAY);
     assert_eq!(edge.retention().sweep(&mut examined).await.unwrap().deleted, 1);
     assert!(!edge.exists(&young_path));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_sync_off_nothing_is_deleted() {
-    // Without a hub the cursor never moves from 0.
-    let edge = start();
+async fn with_no_required_destination_nothing_is_deleted() {
+    let mut edge = start();
+    edge.required = Vec::new();
     let study = Study::new("1.2.3", "ACC-1", "PAT-1");
-    let (_, path) = edge.store(&study, 1).await;
-    edge.clock.advance(1000 * DAY);
-    let mut examined = 0;
-    assert_eq!(edge.retention().sweep(&mut examined).await.unwrap(), crate::retention::SweepCounts::default());
-    assert!(edge.exists(&path));
-    assert!(edge.deletions().is_empty());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stored_cursor_the_hub_has_not_confirmed_in_this_process_deletes_nothing() {
-    // A restored log carries its backup's cursor; until the hub was checked it counts for
-    // nothing, and then only as far as the hub confirmed.
-    let edge = start();
-    let study = Study::new("1.2.3", "ACC-1", "PAT-1");
-    let (first, first_path) = edge.store(&study, 1).await;
-    let (second, second_path) = edge.store(&study, 2).await;
-    crate::sync::cursor::set_cursor(&edge.log.handle(), second).await.unwrap();
+    let (seq, path) = edge.store(&study, 1).await;
+    edge.forwarded("optional", &study, 1, seq, ForwardStatus::Stored, true).await;
     edge.clock.advance(1000 * DAY);
     let mut examined = 0;
     assert_eq!(edge.retention().sweep(&mut examined).await.unwrap().deleted, 0);
-    assert!(edge.exists(&first_path) && edge.exists(&second_path) && edge.deletions().is_empty());
-    edge.hub.update(|s| s.hub_confirmed = Some(first));
-    assert_eq!(edge.retention().sweep(&mut examined).await.unwrap().deleted, 1);
-    assert!(!edge.exists(&first_path) && edge.exists(&second_path), "only what the hub confirmed");
-    let late = Expired {
-        instance_seq: second,
-        sop_instance_uid: "1.2.3.2".into(),
+    assert!(edge.exists(&path));
+    assert!(edge.deletions().is_empty());
+    let files = vec![Expired {
+        instance_seq: seq,
+        sop_instance_uid: "1.2.3.1".into(),
         study_instance_uid: "1.2.3".into(),
-        file_path: second_path.clone(),
-    };
-    let recorded = delete_files(&edge.log.handle(), vec![late], "90d".into(), first).await.unwrap();
-    assert!(recorded.is_empty(), "the writer checks the confirmed bound too");
+        file_path: path.clone(),
+    }];
+    let recorded = delete_files(&edge.log.handle(), files, "90d".into(), Vec::new()).await.unwrap();
+    assert!(recorded.is_empty(), "the writer deletes nothing without a required destination");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_sync_off_the_sweep_does_not_run_even_on_a_carried_over_cursor() {
+async fn with_no_required_destination_the_sweep_task_ends_at_once() {
     let mut edge = start();
-    edge.hub = Arc::new(crate::sync::SyncShared::new(None, 0));
+    edge.required = Vec::new();
     let study = Study::new("1.2.3", "ACC-1", "PAT-1");
-    let (seq, path) = edge.store(&study, 1).await;
-    crate::sync::cursor::set_cursor(&edge.log.handle(), seq).await.unwrap();
+    let (_, path) = edge.store(&study, 1).await;
     edge.clock.advance(1000 * DAY);
     let stop = tokio_util::sync::CancellationToken::new();
     let task = crate::retention::run(edge.retention(), Duration::from_millis(1), stop.clone());
     let returned = tokio::time::timeout(Duration::from_secs(30), task).await;
     stop.cancel();
-    assert!(returned.is_ok(), "with sync off the sweep task ends at once");
+    assert!(returned.is_ok(), "without a required destination the sweep task ends at once");
     assert!(edge.exists(&path));
     assert!(edge.deletions().is_empty());
 }
@@ -213,7 +300,7 @@ async fn no_file_is_deleted_while_a_backup_is_streamed() {
     let edge = start();
     let study = Study::new("1.2.3", "ACC-1", "PAT-1");
     let (seq, path) = edge.store(&study, 1).await;
-    edge.synced_through(seq).await;
+    edge.confirmed(&study, 1, seq).await;
     edge.clock.advance(91 * DAY);
     let backup = edge.exclusive.clone().try_acquire_owned().unwrap();
     let mut examined = 0;
@@ -227,12 +314,12 @@ async fn no_file_is_deleted_while_a_backup_is_streamed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_writer_rechecks_the_cursor_and_earlier_deletions() {
+async fn the_writer_rechecks_confirmations_and_earlier_deletions() {
     let edge = start();
     let study = Study::new("1.2.3", "ACC-1", "PAT-1");
     let (seq1, path1) = edge.store(&study, 1).await;
     let (seq2, path2) = edge.store(&study, 2).await;
-    edge.synced_through(seq1).await;
+    edge.confirmed(&study, 1, seq1).await;
     let expired = |seq, path: &str, n| Expired {
         instance_seq: seq,
         sop_instance_uid: format!("1.2.3.{n}"),
@@ -240,11 +327,49 @@ async fn the_writer_rechecks_the_cursor_and_earlier_deletions() {
         file_path: path.into(),
     };
     let files = vec![expired(seq1, &path1, 1), expired(seq2, &path2, 2)];
-    let recorded = delete_files(&edge.log.handle(), files.clone(), "90d".into(), u64::MAX).await.unwrap();
-    assert_eq!(recorded, [files[0].clone()], "seq {seq2} is past the cursor");
-    let recorded = delete_files(&edge.log.handle(), files[..1].to_vec(), "90d".into(), u64::MAX).await.unwrap();
+    let recorded = delete_files(&edge.log.handle(), files.clone(), "90d".into(), edge.required.clone()).await.unwrap();
+    assert_eq!(recorded, [files[0].clone()], "seq {seq2} is not confirmed");
+    let recorded =
+        delete_files(&edge.log.handle(), files[..1].to_vec(), "90d".into(), edge.required.clone()).await.unwrap();
     assert!(recorded.is_empty(), "already deleted");
     assert_eq!(edge.deletions().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resent_instance_whose_file_was_deleted_is_stored_again() {
+    let edge = start();
+    let study = Study::new("1.2.3", "ACC-1", "PAT-1");
+    let (seq, path) = edge.store(&study, 1).await;
+    edge.confirmed(&study, 1, seq).await;
+    edge.clock.advance(91 * DAY);
+    let mut examined = 0;
+    assert_eq!(edge.retention().sweep(&mut examined).await.unwrap().deleted, 1);
+    assert!(!edge.exists(&path));
+
+    // The modality sends the same data set again: the spool puts the file back in place.
+    std::fs::write(edge.dir.path().join(&path), b"DICM").unwrap();
+    let outcome = crate::domain::dicom::record_instance(&edge.log.handle(), study.instance(1)).await.unwrap();
+    let crate::domain::dicom::InstanceOutcome::Stored { seq: again, replaces } = outcome else {
+        panic!("stored again, not a duplicate: {outcome:?}")
+    };
+    assert_eq!(replaces, Some(seq));
+    let view = crate::projections::views::study(&edge.log.reader(), "1.2.3").unwrap().unwrap();
+    let instance = &view.series[0].instances[0];
+    assert_eq!((instance.seq, instance.deleted), (again, false), "the file is there again");
+
+    // The old version's confirmation does not cover the file now: it waits for its own.
+    edge.clock.advance(91 * DAY);
+    let mut examined = 0;
+    assert_eq!(edge.retention().sweep(&mut examined).await.unwrap().deleted, 0);
+    assert!(edge.exists(&path));
+    edge.confirmed(&study, 1, again).await;
+    assert_eq!(edge.retention().sweep(&mut examined).await.unwrap().deleted, 1);
+    assert!(!edge.exists(&path));
+    assert_eq!(edge.deletions().len(), 2);
+
+    // And again after that deletion.
+    let again = crate::domain::dicom::record_instance(&edge.log.handle(), study.instance(1)).await.unwrap();
+    assert!(matches!(again, crate::domain::dicom::InstanceOutcome::Stored { .. }), "{again:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

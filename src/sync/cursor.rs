@@ -9,9 +9,9 @@
 //! * `sync_fork_at`: the last sequence number the current epoch shares with the one before
 //!   (absent: 0).
 //! * `sync_restored`: when `zenedge restore` put this log in place. While it is there the
-//!   worker checks the hub's position and event id before it sends anything, and retention
-//!   deletes nothing; the worker removes it once the hub has been found to hold the same
-//!   history (or a fork made a new epoch).
+//!   worker checks the hub's position and event id before it sends anything; the worker
+//!   removes it once the hub has been found to hold the same history (or a fork made a new
+//!   epoch).
 //!
 //! None of it is a projection: it records what the hub answered, which the log cannot tell
 //! again, so `zenedge rebuild` and `verify` neither drop nor digest it. Every write goes

@@ -1,7 +1,6 @@
 //! What the sync worker shares with the HTTP API: its live status (for `/readyz`,
 //! `/api/v1/status` and the metrics), a way to wake it when an operator queued a redelivery
-//! or asked for a fork, and the cursor the hub confirmed in this process (what retention may
-//! rely on). The durable state (cursor, epoch, dead letters) is in redb, see
+//! or asked for a fork, and the cursor the hub confirmed in this process. The durable state (cursor, epoch, dead letters) is in redb, see
 //! [`super::cursor`] and [`super::dead_letters`].
 
 use std::sync::Mutex;
@@ -52,7 +51,7 @@ pub struct SyncStatus {
     /// When the hub answered per the contract again after it (`None` while it still fails).
     pub last_error_cleared_at: Option<Timestamp>,
     /// The cursor as the hub confirmed it in this process, on this log's history (`None`
-    /// until the first exchange that did); retention deletes nothing above it.
+    /// until the first exchange that did).
     pub hub_confirmed: Option<u64>,
     /// When the hub last answered per the contract.
     pub last_success_at: Option<Timestamp>,

@@ -26,15 +26,16 @@ async fn info_logs_carry_no_patient_data() {
     }
 }
 
-/// Retention configured without a hub: one WARN at start says nothing will be deleted (no
-/// hub confirms what it holds), and it is true: no sweep runs.
+/// Retention configured without a required forwarding destination: one WARN at start says
+/// nothing will be deleted (no archive confirms what it holds), and it is true: no sweep runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn retention_without_sync_warns_once_and_does_not_sweep() {
+async fn retention_without_a_required_destination_warns_once_and_does_not_sweep() {
     let daemon = Logged::start("[retention]\ndicom_max_age = \"1d\"\n");
     daemon.wait_for("no file will be deleted").await;
     daemon.wait_for("zenedge is ready").await;
     let text = daemon.stop();
-    let warnings: Vec<_> = text.lines().filter(|l| l.contains("WARN") && l.contains("sync is off")).collect();
+    let warnings: Vec<_> =
+        text.lines().filter(|l| l.contains("WARN") && l.contains("no forwarding destination is required")).collect();
     assert_eq!(warnings.len(), 1, "{text}");
     assert!(!text.contains("retention sweep done"), "{text}");
 }

@@ -7,17 +7,22 @@ use std::process::Command;
 use std::sync::Arc;
 
 use zenedge::config::Config;
-use zenedge::log::LogOptions;
+use zenedge::events::{CommittedInstance, Event, ForwardStatus, InstanceForwarded, InstancesCommitted, NewEvent};
+use zenedge::log::{Aggregate, LogOptions};
 use zenedge::telemetry::Metrics;
 
 use crate::support::TestDaemon;
 use crate::support::dataset::Instance;
 use crate::support::scu::store_all;
 
-/// Opens the log of a stopped daemon, records that the hub has every event, and has the
-/// writer record the deletion of the first stored instance file, as retention does just
-/// before it unlinks the file, but leaves the file in place (a crash before the unlink).
-/// Returns the file's path relative to the state directory.
+/// The required destination [`record_first_deletion`] confirms with.
+const ARCHIVE: &str = "central-pacs";
+
+/// Opens the log of a stopped daemon, records that the archive confirmed the first stored
+/// instance (its store's answer, then a Storage Commitment), and has the writer record the
+/// deletion of that instance's file, as retention does just before it unlinks the file, but
+/// leaves the file in place (a crash before the unlink). Returns the file's path relative to
+/// the state directory.
 pub async fn record_first_deletion(config: &Config) -> String {
     let log = zenedge::projections::open_log(
         &LogOptions::from_config(config),
@@ -26,12 +31,50 @@ pub async fn record_first_deletion(config: &Config) -> String {
         None,
     )
     .unwrap();
-    let head = log.reader().latest_seq().unwrap();
-    zenedge::sync::cursor::set_cursor(&log.handle(), head).await.unwrap();
-    let page = zenedge::retention::expired_files(&log.reader(), 0, jiff::Timestamp::MAX, 100_000, u64::MAX).unwrap();
+    let events = zenedge::events::after(&log.reader(), 0, 100_000).unwrap().items;
+    let (seq, stored) = events
+        .iter()
+        .find_map(|e| match &e.event {
+            Event::InstanceStored(i) => Some((e.seq, i.clone())),
+            _ => None,
+        })
+        .expect("an instance was stored");
+    let forwarded = InstanceForwarded {
+        destination: ARCHIVE.into(),
+        sop_instance_uid: stored.sop_instance_uid.clone(),
+        study_instance_uid: stored.study_instance_uid.clone(),
+        instance_seq: seq,
+        status: ForwardStatus::Stored,
+        peer_status: Some(0),
+        answer: None,
+        confirmed: false,
+    };
+    let reference = CommittedInstance {
+        sop_instance_uid: stored.sop_instance_uid.clone(),
+        instance_seq: seq,
+        failure_reason: None,
+    };
+    let committed = InstancesCommitted {
+        destination: ARCHIVE.into(),
+        transaction_uid: "2.25.42".into(),
+        study_instance_uid: stored.study_instance_uid.clone(),
+        committed: vec![reference],
+        failed: Vec::new(),
+    };
+    let aggregate = Aggregate { kind: "instance".into(), id: stored.sop_instance_uid.clone() };
+    log.handle()
+        .append(vec![
+            NewEvent::now(aggregate.clone(), Event::InstanceForwarded(Box::new(forwarded))),
+            NewEvent::now(aggregate, Event::InstancesCommitted(Box::new(committed))),
+        ])
+        .await
+        .unwrap();
+    let required = vec![ARCHIVE.to_owned()];
+    let page = zenedge::retention::expired_files(&log.reader(), 0, jiff::Timestamp::MAX, 100_000, &required).unwrap();
     let first = page.files[..1].to_vec();
+    assert_eq!(first[0].instance_seq, seq);
     let recorded =
-        zenedge::retention::delete_files(&log.handle(), first.clone(), "90d".into(), u64::MAX).await.unwrap();
+        zenedge::retention::delete_files(&log.handle(), first.clone(), "90d".into(), required).await.unwrap();
     assert_eq!(recorded, first);
     log.close().await.unwrap();
     first[0].file_path.clone()

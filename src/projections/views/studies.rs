@@ -9,7 +9,7 @@ use crate::config::Site;
 use crate::log::{LogReader, ReadError, Storage, decode_row};
 use crate::projections::dicom::{InstanceRow, StudyRow};
 use crate::projections::tables::{
-    DELETED_FILES, DICOM_INSTANCES, HL7_MESSAGES, MATCHES, STUDIES, STUDIES_BY_ACCESSION, STUDIES_BY_PATIENT,
+    DELETED_FILES, DICOM_INSTANCES, FORWARDS, HL7_MESSAGES, MATCHES, STUDIES, STUDIES_BY_ACCESSION, STUDIES_BY_PATIENT,
     STUDIES_PENDING, STUDY_CASES, STUDY_INSTANCES,
 };
 
@@ -66,6 +66,20 @@ pub struct InstanceView {
     pub size: u64,
     /// Retention deleted the file (an `InstanceFileDeleted` names it); the instance stays.
     pub deleted: bool,
+    /// Where this version was forwarded, by destination (none yet: empty).
+    pub forwarded: Vec<ForwardView>,
+}
+
+/// What one forwarding destination answered for an instance version.
+#[derive(Debug, Clone, Serialize)]
+pub struct ForwardView {
+    pub destination: String,
+    /// `stored`, `refused`, or absent when only a commitment named it.
+    pub status: Option<&'static str>,
+    /// The destination confirmed holding it (retention may count on it).
+    pub confirmed: bool,
+    /// The last commitment answer named it failed, with this Failure Reason.
+    pub commit_failed: Option<u16>,
 }
 
 /// A study's summary: what its instances say, without the instances.
@@ -154,6 +168,7 @@ pub fn study(reader: &LogReader, study_uid: &str) -> Result<Option<StudyView>, R
     let contents = txn.open_table(STUDY_INSTANCES).storage()?;
     let instances = txn.open_table(DICOM_INSTANCES).storage()?;
     let deleted = txn.open_table(DELETED_FILES).storage()?;
+    let forwards = txn.open_table(FORWARDS).storage()?;
     let mut series: Vec<SeriesView> = Vec::new();
     for entry in contents.range((t, h, study_uid, "", "")..).storage()? {
         let (key, _) = entry.storage()?;
@@ -167,6 +182,15 @@ pub fn study(reader: &LogReader, study_uid: &str) -> Result<Option<StudyView>, R
             series.push(SeriesView { series_instance_uid: series_uid.to_owned(), instances: Vec::new() });
         }
         let is_deleted = deleted.get((t, h, instance.file_path.as_str())).storage()?.is_some();
+        let forwarded = crate::projections::forward::rows_of(&forwards, reader.site(), instance.seq)?
+            .into_iter()
+            .map(|(destination, row)| ForwardView {
+                destination,
+                status: row.status.map(|s| s.as_str()),
+                confirmed: row.confirmed_seq.is_some(),
+                commit_failed: row.commit_failed,
+            })
+            .collect();
         series.last_mut().expect("pushed above").instances.push(InstanceView {
             sop_instance_uid: sop.to_owned(),
             sop_class_uid: instance.sop_class_uid,
@@ -174,6 +198,7 @@ pub fn study(reader: &LogReader, study_uid: &str) -> Result<Option<StudyView>, R
             file_path: instance.file_path,
             size: instance.size,
             deleted: is_deleted,
+            forwarded,
         });
     }
     let links = study_links(&txn, reader.site(), study_uid)?;
