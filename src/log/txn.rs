@@ -233,7 +233,7 @@ pub(crate) fn apply_events<A: Applier>(
     Ok(Ok(seqs))
 }
 
-/// Serializes the envelope of `e` at `seq`.
+/// Serializes the envelope of `e` at `seq`, in its stored (compressed) form.
 fn encode<E: Payload>(site: &Site, e: &NewEvent<E>, seq: u64, recorded_at: Timestamp) -> Result<Vec<u8>, AppendError> {
     EnvelopeRef {
         seq,
@@ -251,6 +251,7 @@ fn encode<E: Payload>(site: &Site, e: &NewEvent<E>, seq: u64, recorded_at: Times
         data: &e.event,
     }
     .encode(e.event.size_hint())
+    .map(super::value::encode)
     .map_err(|err| AppendError::Encode(err.to_string()))
 }
 

@@ -117,7 +117,7 @@ pub(crate) const CHECKPOINTS: TableDefinition<&str, u64> = TableDefinition::new(
 /// The on-disk layout this binary writes. Bump it with every change to tables or key
 /// encodings and add the step to [`MIGRATIONS`]. Every change so far was a projection's, so
 /// the version is declared here, with the tables.
-pub const SCHEMA_VERSION: u64 = 5;
+pub const SCHEMA_VERSION: u64 = 6;
 
 /// Migrations in order.
 ///
@@ -131,11 +131,15 @@ pub const SCHEMA_VERSION: u64 = 5;
 ///   find cases by their orders' patient ids: rebuilt at start-up, as for 2 → 3.
 /// * 4 → 5: the `forwards` projection (what the central archive answered and confirmed),
 ///   created empty and filled at start-up like the tables of 1 → 2.
+/// * 5 → 6: event values are written compressed ([`crate::log::value`]). Older values stay
+///   plain and are read in place, so nothing is rewritten; the new version is what makes an
+///   older binary, which cannot read a compressed value, refuse the file.
 pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration { from: 1, apply: |_| Ok(()) },
     Migration { from: 2, apply: rebuild_projections },
     Migration { from: 3, apply: rebuild_projections },
     Migration { from: 4, apply: |_| Ok(()) },
+    Migration { from: 5, apply: |_| Ok(()) },
 ];
 
 /// A migration for projection changes: every checkpoint goes, so the log rebuilds them all
