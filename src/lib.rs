@@ -18,7 +18,10 @@
 //!     `dead-letters`, `sync fork`, `rebuild`, `verify`; the snapshot behind backups.
 //!   * [`syslog`] — the audit trail forwarded to a syslog collector (RFC 5424 over UDP or
 //!     RFC 5425 over TLS) from a durable cursor.
-//!   * [`retention`] — the sweep that deletes old instance files once the hub has them.
+//!   * [`forward`] — every stored instance sent to the central archive(s) as stored, from a
+//!     durable cursor per destination; the archive's answers and confirmations as events.
+//!   * [`retention`] — the sweep that deletes old instance files once every required archive
+//!     confirmed holding them.
 //!   * [`hub`] — the reference hub (`zenedge hub`): stores each edge's events once per
 //!     `(edge_id, seq)`.
 //!   * [`systemd`] — readiness and the watchdog.
@@ -56,6 +59,7 @@ pub mod dicom;
 pub mod dicom_scan;
 pub mod domain;
 pub mod events;
+pub mod forward;
 pub mod hl7;
 pub mod hub;
 pub mod ids;

@@ -50,6 +50,12 @@ pub struct StatusLabels {
     pub status: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DestinationLabels {
+    pub destination: String,
+    pub status: String,
+}
+
 /// Every metric of the daemon, registered once.
 #[derive(Debug)]
 pub struct Metrics {
@@ -85,6 +91,10 @@ pub struct Metrics {
     pub dicom_instances: Family<StatusLabels, Counter>,
     /// Instance files retention deleted (each recorded by an `InstanceFileDeleted`).
     pub retention_deleted: Counter,
+    /// Instances a forwarding destination answered, by destination and `stored`/`refused`.
+    pub forward_instances: Family<DestinationLabels, Counter>,
+    /// Failed forwarding rounds (connection, association, protocol), by destination.
+    pub forward_failures: Family<DestinationLabels, Counter>,
     pub dicom_bytes_received: Counter,
     /// C-STORE from the end of the data set to the commit of its event.
     pub dicom_store_seconds: Histogram,
@@ -159,6 +169,8 @@ impl Metrics {
             dicom_contexts_refused: Family::default(),
             dicom_instances: Family::default(),
             retention_deleted: Counter::default(),
+            forward_instances: Family::default(),
+            forward_failures: Family::default(),
             dicom_bytes_received: Counter::default(),
             dicom_store_seconds: Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
                 0.000_25, 2.0, 14,
@@ -232,6 +244,12 @@ impl Metrics {
         );
         registry.register("dicom_instances", "C-STORE requests by outcome", m.dicom_instances.clone());
         registry.register("retention_deleted", "Instance files deleted by retention", m.retention_deleted.clone());
+        registry.register(
+            "forward_instances",
+            "Instances a forwarding destination answered, by destination and status",
+            m.forward_instances.clone(),
+        );
+        registry.register("forward_failures", "Failed forwarding rounds, by destination", m.forward_failures.clone());
         registry.register("dicom_received_bytes", "DICOM data set bytes received", m.dicom_bytes_received.clone());
         registry.register(
             "dicom_store_seconds",
@@ -306,6 +324,18 @@ impl Metrics {
     pub fn dicom_context_refused(&self, reason: &str, sop_class: &'static str) {
         let labels = ContextLabels { reason: reason.to_owned(), sop_class: sop_class.to_owned() };
         self.dicom_contexts_refused.get_or_create(&labels).inc();
+    }
+
+    /// Counts `n` instances `destination` answered with `status`.
+    pub fn forward_instance(&self, destination: &str, status: &str, n: u64) {
+        let labels = DestinationLabels { destination: destination.to_owned(), status: status.to_owned() };
+        self.forward_instances.get_or_create(&labels).inc_by(n);
+    }
+
+    /// Counts a failed forwarding round of `destination`.
+    pub fn forward_failure(&self, destination: &str) {
+        let labels = DestinationLabels { destination: destination.to_owned(), status: "failed".to_owned() };
+        self.forward_failures.get_or_create(&labels).inc();
     }
 
     pub fn dicom_instance(&self, status: &str) {

@@ -65,6 +65,9 @@ pub(super) async fn readyz(State(state): State<ApiState>) -> impl IntoResponse {
         },
         "last_seq": state.writer.last_seq.load(Ordering::Acquire),
     });
+    let mut body = body;
+    // Forwarding does not make the edge unready either: the archive away, intake goes on.
+    body["checks"]["forward"] = serde_json::to_value(state.forward.snapshot()).unwrap_or_default();
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(body))
 }

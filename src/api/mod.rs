@@ -72,11 +72,16 @@ pub struct ApiState {
     pub syslog: Option<crate::syslog::SharedStatus>,
     /// The sync worker's live status (disabled when no hub is configured).
     pub sync: Arc<SyncShared>,
+    /// Each forwarding destination's live status (empty without destinations).
+    pub forward: Arc<crate::forward::ForwardShared>,
     /// Who may do what: the clients, and the per-source rate limits.
     pub access: Arc<AccessControl>,
     /// One backup at a time (each needs room for a copy of the database): one permit, also
     /// taken by each retention sweep (no file is deleted while a backup is streamed).
     pub backups: Arc<tokio::sync::Semaphore>,
+    /// Where the records of reads become durable (`audit.journal`); `None`: through a commit
+    /// of the log each.
+    pub journal: Option<crate::audit::Journal>,
 }
 
 /// The whole HTTP API: every route of [`routes`] behind its guard, a path that matches none

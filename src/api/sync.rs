@@ -153,6 +153,7 @@ pub(super) async fn status(State(state): State<ApiState>) -> Result<Json<serde_j
             "below_reserve": space.map(|s| s.below_reserve()),
         },
         "sync": sync,
+        "forward": state.forward.snapshot(),
     }))
 }
 

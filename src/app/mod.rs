@@ -104,6 +104,8 @@ pub enum RunError {
     Tls(Vec<CertError>),
     #[error("cannot start the sync thread: {0}")]
     SyncThread(std::io::Error),
+    #[error(transparent)]
+    Journal(#[from] audit::journal::JournalError),
 }
 
 impl RunError {
@@ -125,6 +127,19 @@ pub struct RunOptions {
 }
 
 /// Runs the daemon until `shutdown` is cancelled or the log fails.
+/// Waits up to [`sync::STOP_GRACE`] for the forwarding threads (an association in flight
+/// cannot be interrupted), then leaves them behind: a round not recorded is sent again.
+async fn stop_forwarding(threads: Vec<std::thread::JoinHandle<()>>) {
+    let waiting = tokio::task::spawn_blocking(move || {
+        for thread in threads {
+            let _ = thread.join();
+        }
+    });
+    if tokio::time::timeout(sync::STOP_GRACE, waiting).await.is_err() {
+        tracing::warn!("a forwarding thread is still waiting for its archive; leaving it behind");
+    }
+}
+
 pub async fn run(
     config: Config,
     listeners: Listeners,
@@ -173,12 +188,17 @@ pub async fn run(
     let syslog = ctx.syslog(sync_tls.as_ref()).await?;
     ctx.audit_retention();
     let sync_worker = ctx.sync(sync_tls, &sync_shared)?;
+    let (forward_shared, forward_threads) = ctx.forward()?;
     // One backup at a time, and no retention sweep while one is streamed.
     let exclusive = Arc::new(tokio::sync::Semaphore::new(1));
     ctx.retention(clock, &exclusive);
     let https = config.http.tls.then(|| ctx.handshaker("http", false)).flatten();
     let local = crate::operator::local_token::open(&config.store.state_dir);
-    let api = ctx.api(sync_shared, exclusive, local, syslog);
+    // Always opened: what a run with the journal left in it is copied into the trail first.
+    let journal =
+        audit::Journal::open(&config.store.state_dir, log.handle(), log.reader(), log.disk_guard(), stopping.clone())
+            .await?;
+    let api = ctx.api(sync_shared, forward_shared, exclusive, local, syslog, journal);
     let limits = api::ConnectionLimits {
         header_timeout: config.http.header_timeout,
         max_header_bytes: config.http.max_header_bytes,
@@ -214,6 +234,7 @@ pub async fn run(
     if let Some(worker) = sync_worker {
         worker.stop(sync::STOP_GRACE).await;
     }
+    stop_forwarding(forward_threads).await;
     if let Err(e) = start::audit_activity(&config, &log, false).await {
         tracing::warn!(error = %e, "the audit record of this stop could not be written");
     }

@@ -302,6 +302,22 @@ impl Started<'_> {
         Ok(Some(sync::spawn(parts, self.stopping.child_token()).map_err(RunError::SyncThread)?))
     }
 
+    /// One forwarding worker thread per `[[forward.destinations]]`.
+    pub fn forward(&self) -> Result<(Arc<crate::forward::ForwardShared>, Vec<std::thread::JoinHandle<()>>), RunError> {
+        let destinations = &self.config.forward.destinations;
+        let shared = Arc::new(crate::forward::ForwardShared::new(destinations));
+        let parts = crate::forward::ForwardParts {
+            state_dir: self.config.store.state_dir.clone(),
+            log: self.log.handle(),
+            reader: self.log.reader(),
+            metrics: self.metrics.clone(),
+            shared: shared.clone(),
+        };
+        let threads =
+            crate::forward::spawn(destinations, parts, self.stopping.clone()).map_err(RunError::SyncThread)?;
+        Ok((shared, threads))
+    }
+
     /// The retention sweep, with `retention.dicom_max_age` set: files go once every required
     /// forwarding destination confirmed them (none configured: nothing goes).
     pub fn retention(&self, clock: Clock, exclusive: &Arc<tokio::sync::Semaphore>) {
@@ -315,8 +331,7 @@ impl Started<'_> {
             metrics: self.metrics.clone(),
             clock,
             exclusive: exclusive.clone(),
-            // No forwarding destination exists yet: nothing confirms, nothing goes.
-            required: Vec::new(),
+            required: self.config.forward.required(),
         };
         self.tracker.spawn(crate::retention::run(retention, self.config.retention.interval, self.stopping.clone()));
     }
@@ -403,9 +418,11 @@ impl Started<'_> {
     pub fn api(
         &self,
         sync: Arc<SyncShared>,
+        forward: Arc<crate::forward::ForwardShared>,
         backups: Arc<tokio::sync::Semaphore>,
         local: Option<[u8; 32]>,
         syslog: Option<crate::syslog::SharedStatus>,
+        journal: crate::audit::Journal,
     ) -> ApiState {
         ApiState {
             reader: self.log.reader(),
@@ -419,8 +436,10 @@ impl Started<'_> {
             audit_source: self.audit_source(),
             syslog,
             sync,
+            forward,
             access: Arc::new(crate::api::AccessControl::new(&self.config.http, local)),
             backups,
+            journal: self.config.audit.journal.then_some(journal),
         }
     }
 }

@@ -12,6 +12,7 @@ mod access;
 #[cfg(test)]
 mod access_tests;
 mod check;
+mod forward;
 mod raw;
 mod shape;
 #[cfg(test)]
@@ -26,6 +27,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use access::{ApiClient, OPERATOR_TOKEN_CLIENT, Scope, Scopes, hex, token_sha256};
+pub use forward::{Confirm, Destination, ForwardConfig};
 pub use units::DiskReserve;
 
 /// A duration on the command line, written as in the config file (`"30s"`, `"5m"`).
@@ -48,6 +50,8 @@ pub struct Config {
     pub matching: MatchingConfig,
     pub sync: SyncConfig,
     pub retention: RetentionConfig,
+    /// Where the images go: the central archive(s).
+    pub forward: ForwardConfig,
     pub audit: AuditConfig,
     pub daemon: DaemonConfig,
 }
@@ -318,6 +322,9 @@ pub struct AuditConfig {
     pub syslog: Option<SyslogTarget>,
     /// `audit.retention`: records are kept at least this long (and until forwarded).
     pub retention: Duration,
+    /// `audit.journal`: the records of API reads are made durable in the audit journal
+    /// ([`crate::audit::journal`]) instead of a commit of the database each.
+    pub journal: bool,
 }
 
 /// A syslog collector.

@@ -21,6 +21,7 @@ pub(super) struct RawConfig {
     pub matching: RawMatching,
     pub sync: RawSync,
     pub retention: RawRetention,
+    pub forward: super::forward::RawForward,
     pub audit: RawAudit,
     pub daemon: RawDaemon,
 }
@@ -288,10 +289,11 @@ pub(super) struct RawAudit {
     /// Empty: the trail is not forwarded.
     pub syslog: String,
     pub retention: String,
+    pub journal: bool,
 }
 
 impl Default for RawAudit {
     fn default() -> Self {
-        Self { syslog: String::new(), retention: "90d".into() }
+        Self { syslog: String::new(), retention: "90d".into(), journal: true }
     }
 }

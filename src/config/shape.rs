@@ -15,8 +15,8 @@ use super::raw::{RawConfig, RawSite};
 use super::units;
 
 /// The sections of the file, in the order problems are reported.
-const SECTIONS: [&str; 11] =
-    ["site", "store", "mllp", "dicom", "http", "tls", "matching", "sync", "retention", "audit", "daemon"];
+const SECTIONS: [&str; 12] =
+    ["site", "store", "mllp", "dicom", "http", "tls", "matching", "sync", "retention", "forward", "audit", "daemon"];
 
 /// The identity keys of `[site]`, all required.
 const SITE_KEYS: [&str; 3] = ["tenant_id", "hospital_id", "edge_id"];
@@ -37,6 +37,7 @@ pub(super) fn read(c: &mut Checker, mut table: Table) -> RawConfig {
         matching: section(c, "matching", take("matching")),
         sync: section(c, "sync", take("sync")),
         retention: section(c, "retention", take("retention")),
+        forward: section(c, "forward", take("forward")),
         audit: section(c, "audit", take("audit")),
         daemon: section(c, "daemon", take("daemon")),
     }

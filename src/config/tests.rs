@@ -97,6 +97,43 @@ fn example_config_parses_with_its_documented_defaults() {
     assert_eq!(config.retention, defaults.retention);
     assert_eq!(config.retention.dicom_max_age, None, "retention is off by default");
     assert_eq!(config.retention.interval, Duration::from_secs(3600));
+    assert!(config.forward.destinations.is_empty(), "no forwarding destination by default");
+}
+
+#[test]
+fn a_forwarding_destination_takes_its_defaults_and_our_ae_title() {
+    let text = format!(
+        "{MINIMAL}[[forward.destinations]]\nname = \"central\"\nhost = \"pacs\"\ncalled_ae = \"CENTRAL\"\n\
+         confirm = \"store\"\n"
+    );
+    let config = Config::from_toml(&text).unwrap();
+    let d = &config.forward.destinations[0];
+    assert_eq!((d.name.as_str(), d.host.as_str(), d.port), ("central", "pacs", 104));
+    assert_eq!((d.called_ae.as_str(), d.calling_ae.as_str()), ("CENTRAL", config.dicom.ae_title.as_str()));
+    assert_eq!((d.confirm, d.required, d.associations, d.batch), (crate::config::Confirm::Store, true, 2, 64));
+    assert_eq!((d.max_pdu, d.timeout), (64 * 1024, Duration::from_secs(30)));
+    assert_eq!(config.forward.required(), ["central"]);
+}
+
+#[test]
+fn a_forwarding_destination_this_version_cannot_serve_is_refused_not_ignored() {
+    let text = format!(
+        "{MINIMAL}[[forward.destinations]]\nname = \"a\"\nhost = \"pacs\"\ncalled_ae = \"CENTRAL\"\n\
+         [[forward.destinations]]\nname = \"a\"\nkind = \"stow\"\nhost = \"\"\ncalled_ae = \"C\"\nconfirm = \"store\"\n\
+         associations = 0\nmax_pdu = \"1KiB\"\n"
+    );
+    let keys: Vec<String> = problems(&text).into_iter().map(|p| p.key).collect();
+    assert_eq!(
+        keys,
+        [
+            "forward.destinations[0].confirm",
+            "forward.destinations[1].name",
+            "forward.destinations[1].kind",
+            "forward.destinations[1].host",
+            "forward.destinations[1].associations",
+            "forward.destinations[1].max_pdu",
+        ]
+    );
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::check::{Checker, ae_title, each};
 use super::*;
-use super::{access, trust};
+use super::{access, forward, trust};
 use crate::hl7::{Charset, FieldPath};
 
 /// The mirror as a [`Config`], with every problem `c` collected so far and finds here.
@@ -111,9 +111,11 @@ pub(super) fn validate(raw: raw::RawConfig, mut c: Checker) -> Result<Config, Co
         dicom_max_age_text: max_age.to_owned(),
         interval: c.check("retention.interval", units::positive_duration(&raw.retention.interval)).unwrap_or_default(),
     };
+    let forward = forward::forward_config(&mut c, &raw.forward, &dicom.ae_title);
     let audit = AuditConfig {
         syslog: syslog_target(&mut c, raw.audit.syslog.trim(), &sync),
         retention: c.check("audit.retention", units::positive_duration(&raw.audit.retention)).unwrap_or_default(),
+        journal: raw.audit.journal,
     };
     let daemon = DaemonConfig {
         shutdown_grace: c
@@ -132,7 +134,7 @@ pub(super) fn validate(raw: raw::RawConfig, mut c: Checker) -> Result<Config, Co
         listeners.into_iter().filter_map(|(key, addr)| addr.map(|a| (key, a))).collect();
     listener_clashes(&mut c, &listeners);
     if c.problems.is_empty() {
-        Ok(Config { site, store, mllp, dicom, http, tls, matching, sync, retention, audit, daemon })
+        Ok(Config { site, store, mllp, dicom, http, tls, matching, sync, retention, forward, audit, daemon })
     } else {
         Err(ConfigError::Invalid(c.problems))
     }

@@ -199,6 +199,50 @@ pub fn store_response(
     encode(elements)
 }
 
+/// C-STORE-RQ (PS3.7 9.3.1.1), medium priority, a data set follows: what the forwarding
+/// sends the archive.
+pub fn store_request(message_id: u16, sop_class_uid: &str, sop_instance_uid: &str) -> Vec<u8> {
+    encode(vec![
+        uid(tags::AFFECTED_SOP_CLASS_UID, sop_class_uid),
+        us(tags::COMMAND_FIELD, C_STORE_RQ),
+        us(tags::MESSAGE_ID, message_id),
+        us(tags::PRIORITY, 0),
+        us(tags::COMMAND_DATA_SET_TYPE, 0x0000),
+        uid(tags::AFFECTED_SOP_INSTANCE_UID, sop_instance_uid),
+    ])
+}
+
+/// What an archive answered to a C-STORE-RQ (PS3.7 9.3.1.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreAnswer {
+    pub message_id_being_responded_to: u16,
+    pub status: u16,
+    pub error_comment: Option<String>,
+}
+
+/// Reads a C-STORE-RSP command set (already bounded by [`MAX_COMMAND_BYTES`]).
+pub fn parse_store_response(bytes: &[u8]) -> Result<StoreAnswer, CommandError> {
+    let obj = InMemDicomObject::read_dataset_with_ts(bytes, &IMPLICIT_VR_LITTLE_ENDIAN.erased())
+        .map_err(|e| CommandError::Decode(e.to_string()))?;
+    let number = |tag, name| -> Result<u16, CommandError> {
+        let element = obj.element_opt(tag).map_err(|e| CommandError::Decode(e.to_string()))?;
+        element.ok_or(CommandError::Missing(name))?.to_int::<u16>().map_err(|e| CommandError::Decode(e.to_string()))
+    };
+    if number(tags::COMMAND_FIELD, "Command Field")? != C_STORE_RSP {
+        return Err(CommandError::Decode("not a C-STORE-RSP".into()));
+    }
+    let error_comment = obj
+        .element_opt(tags::ERROR_COMMENT)
+        .ok()
+        .flatten()
+        .and_then(|e| e.to_str().ok().map(|t| t.trim_end_matches(['\0', ' ']).to_owned()));
+    Ok(StoreAnswer {
+        message_id_being_responded_to: number(tags::MESSAGE_ID_BEING_RESPONDED_TO, "Message ID Being Responded To")?,
+        status: number(tags::STATUS, "Status")?,
+        error_comment,
+    })
+}
+
 fn us(tag: dicom_core::Tag, value: u16) -> DataElement<InMemDicomObject> {
     DataElement::new(tag, VR::US, PrimitiveValue::from(value))
 }

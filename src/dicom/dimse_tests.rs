@@ -146,3 +146,21 @@ fn fuzz_regression_odd_value_lengths_are_read_without_looping() {
     let result = parse(bytes);
     assert!(matches!(&result, Err(CommandError::Decode(r)) if r == "Command Field is not a US value"), "{result:?}");
 }
+
+#[test]
+fn a_store_response_reads_back_with_its_status_and_comment() {
+    let bytes = store_response(7, "1.2.840.10008.5.1.4.1.1.2", "1.2.3.4", 0xA700, Some("out of resources"));
+    let answer = parse_store_response(&bytes).unwrap();
+    assert_eq!(answer.message_id_being_responded_to, 7);
+    assert_eq!((answer.status, answer.error_comment.as_deref()), (0xA700, Some("out of resources")));
+    let request = store_request(7, "1.2.840.10008.5.1.4.1.1.2", "1.2.3.4");
+    assert!(parse_store_response(&request).is_err(), "a request is not an answer");
+    assert_eq!(
+        parse(&request).unwrap(),
+        Request::Store {
+            message_id: 7,
+            sop_class_uid: "1.2.840.10008.5.1.4.1.1.2".into(),
+            sop_instance_uid: "1.2.3.4".into()
+        }
+    );
+}

@@ -122,6 +122,35 @@ fn history(sync: &Value) -> String {
     out
 }
 
+/// One line per forwarding destination (none without destinations).
+fn forwarding(destinations: &Value) -> String {
+    let text = |v: &Value| match v {
+        Value::Null => "-".to_owned(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let mut out = String::new();
+    for d in destinations.as_array().into_iter().flatten() {
+        let required = if d["required"] == Value::Bool(true) { "required" } else { "optional" };
+        out += &format!(
+            "forward     {} ({required}): cursor {}, behind by {} events, {} in flight, breaker {}, \
+             {} stored and {} refused since start, last confirmation {}\n",
+            text(&d["name"]),
+            text(&d["cursor"]),
+            text(&d["lag_events"]),
+            text(&d["in_flight"]),
+            text(&d["breaker"]),
+            text(&d["stored_total"]),
+            text(&d["refused_total"]),
+            text(&d["last_confirmed_at"]),
+        );
+        if let Value::String(e) = &d["last_error"] {
+            out += &format!("            last error: {e}\n");
+        }
+    }
+    out
+}
+
 /// The status as a few readable lines, times relative to `now`.
 pub fn summary(s: &Value, now: jiff::Timestamp) -> String {
     let mut out = String::new();
@@ -156,6 +185,7 @@ pub fn summary(s: &Value, now: jiff::Timestamp) -> String {
     let disk = &s["disk"];
     let below = if disk["below_reserve"] == Value::Bool(true) { "  BELOW RESERVE: new data is refused" } else { "" };
     out += &format!("disk        {} free, reserve {}{below}\n", bytes(&disk["free"]), bytes(&disk["reserve"]));
+    out += &forwarding(&s["forward"]);
     let sync = &s["sync"];
     if sync["enabled"] != Value::Bool(true) {
         out += "sync        off (no sync.hub_url)\n";

@@ -36,6 +36,19 @@ fn the_summary_names_lag_breaker_and_dead_letters() {
     ] {
         assert!(text.contains(needle), "{needle:?} not in\n{text}");
     }
+    let forwarding = serde_json::json!({"edge_id": "e", "sync": {"enabled": false}, "forward": [{
+        "name": "central", "required": true, "cursor": 7, "lag_events": 3, "in_flight": 2, "breaker": "open",
+        "stored_total": 5, "refused_total": 1, "last_confirmed_at": null, "last_error": "association: refused"
+    }]});
+    let text = summary(&forwarding, jiff::Timestamp::now());
+    for needle in [
+        "forward     central (required): cursor 7, behind by 3 events",
+        "breaker open",
+        "1 refused",
+        "association: refused",
+    ] {
+        assert!(text.contains(needle), "{needle:?} not in\n{text}");
+    }
     let off = serde_json::json!({"edge_id": "e", "sync": {"enabled": false}});
     assert!(summary(&off, jiff::Timestamp::now()).contains("sync        off"));
 }

@@ -102,7 +102,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 pub use batch::RawBatch;
-pub use breaker::{BreakerState, backoff, ceiling};
+pub use breaker::{Breaker, BreakerState, backoff, ceiling};
 pub use client::{AuditOutcome, AuditPage, Batch, Failure, FailureKind, HttpTransport, Outcome, Reported, Transport};
 pub use cursor::SyncEpoch;
 pub use dead_letters::{DeadLetter, DeadLetterAction, DeadLetterCounts, DeadLetterStatus, Refusal};

@@ -13,6 +13,7 @@ mod dead_letters;
 mod dicom;
 mod divergence;
 mod durability;
+mod forward;
 mod golden;
 mod hostile;
 mod hub;

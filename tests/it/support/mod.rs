@@ -16,6 +16,7 @@ pub mod hubs;
 pub mod imports;
 pub mod logged;
 pub mod mllp;
+pub mod orthanc;
 pub mod osfault;
 pub mod postgres;
 pub mod powerloss;

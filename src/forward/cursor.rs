@@ -1,0 +1,56 @@
+//! Each destination's cursor: a row of the log's `meta` table, `forward_cursor.<name>`
+//! (decimal): every `InstanceStored` up to and including it has had the destination's answer
+//! recorded (an `InstanceForwarded`, stored or refused). Absent means 0.
+//!
+//! The answers of a round and the cursor's move are one writer request, one transaction: a
+//! crash leaves both or neither, so a round is at worst sent again (the archive keeps one copy
+//! of a SOP instance sent twice) and never skipped. Not a projection: `zenedge rebuild` and
+//! `verify` leave it alone.
+
+use crate::events::{Event, InstanceForwarded, NewEvent};
+use crate::log::{Aggregate, AppendError, LogHandle, LogReader, META, ReadError, Storage, Txn};
+use crate::projections::Projections;
+
+fn key(destination: &str) -> String {
+    format!("forward_cursor.{destination}")
+}
+
+/// The cursor of `destination` (0: nothing forwarded yet).
+pub fn cursor(reader: &LogReader, destination: &str) -> Result<u64, ReadError> {
+    let txn = reader.begin_read()?;
+    let meta = txn.open_table(META).storage()?;
+    let Some(value) = meta.get(key(destination).as_str()).storage()? else { return Ok(0) };
+    value.value().parse().map_err(|_| ReadError::Row {
+        table: "meta",
+        reason: format!("{} {:?} is not a number", key(destination), value.value()),
+    })
+}
+
+/// Appends the round's answers and moves `destination`'s cursor to `through`, in one
+/// transaction; returns once durable.
+pub async fn record_round(
+    log: &LogHandle<Projections>,
+    destination: String,
+    answers: Vec<InstanceForwarded>,
+    through: u64,
+) -> Result<(), AppendError> {
+    log.request((destination, answers, through), apply_round).await
+}
+
+type Applied = Result<Result<(), AppendError>, redb::Error>;
+
+fn apply_round(
+    t: &mut Txn<'_, '_, Projections>,
+    (destination, answers, through): (String, Vec<InstanceForwarded>, u64),
+) -> Applied {
+    for answer in answers {
+        let aggregate = Aggregate { kind: "instance".into(), id: answer.sop_instance_uid.clone() };
+        if let Err(e) = t.append(&NewEvent::now(aggregate, Event::InstanceForwarded(Box::new(answer))))? {
+            return Ok(Err(e));
+        }
+    }
+    let mut meta = t.txn().open_table(META)?;
+    meta.insert(key(&destination).as_str(), through.to_string().as_str())?;
+    t.dirty = true;
+    Ok(Ok(()))
+}

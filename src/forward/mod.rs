@@ -1,0 +1,144 @@
+//! Forwarding: every stored instance goes to each `[[forward.destinations]]` (the central
+//! archive), sent as stored, and the archive's answer becomes an event.
+//!
+//! # Guarantees
+//!
+//! * **Nothing skipped, in order per study.** Each destination has a durable cursor over the
+//!   log ([`cursor`]); a round reads up to `batch` `InstanceStored` events after it, sends
+//!   them, and records every answer (`InstanceForwarded`, stored or refused) together with the
+//!   cursor's move in one transaction. A crash or a failed round sends the round again: the
+//!   archive may see a SOP instance twice, never miss one. The round's instances are grouped
+//!   by study and the groups spread over `associations` associations in parallel (one study
+//!   per association where there are enough studies); a study's instances go in log order.
+//! * **Sent as stored.** The Part 10 file's data set in its own transfer syntax, read in
+//!   fragments that fit the archive's maximum PDU ([`scu`]); a syntax the archive refuses is
+//!   that instance's refusal, never a transcoding.
+//! * **Refusals are dead letters, the rest flows.** A failure status (`0xA7xx`, `0xA9xx`,
+//!   `0xCxxx`, any other non-success), a refused presentation context or a missing file
+//!   records `InstanceForwarded` with `status: refused` and the archive's words; the cursor
+//!   passes it. Such an instance is never confirmed, so retention keeps its file.
+//! * **The archive away stops nothing but forwarding.** A connection, association or
+//!   protocol failure fails the round: retried with exponential backoff and full jitter
+//!   ([`crate::sync::backoff`]) and a circuit breaker per destination ([`crate::sync::Breaker`]),
+//!   while intake goes on and the lag grows. Each failure is logged at WARN with its reason
+//!   (never patient data); `/readyz` shows the lag but stays 200.
+//! * **Confirmation.** With `confirm = "store"` the archive's C-STORE Success is its
+//!   confirmation (`"confirmed": true` in the event), which is what retention counts on (the
+//!   daemon warns at start that such a destination is trusted on its word).
+//!
+//! One thread per destination (`zenedge-fwd-<n>`), plus one per association during a round:
+//! dicom-ul's requestor is blocking, and the writer is reached through the runtime handle.
+
+pub mod cursor;
+pub mod scu;
+mod worker;
+
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Destination;
+use crate::log::{LogHandle, LogReader};
+use crate::projections::Projections;
+use crate::telemetry::Metrics;
+
+/// Where one destination stands, as `/readyz`, `/api/v1/status` and `zenedge status` show it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DestinationStatus {
+    pub name: String,
+    pub required: bool,
+    /// Every `InstanceStored` up to here has the destination's answer recorded.
+    pub cursor: u64,
+    /// Events after the cursor (instances and others) at the last look.
+    pub lag_events: u64,
+    /// Instances of the round being sent.
+    pub in_flight: u64,
+    /// `closed`, `half_open` or `open`.
+    pub breaker: &'static str,
+    pub consecutive_failures: u32,
+    /// Failed rounds since start.
+    pub failures_total: u64,
+    /// Instances recorded as refused since start (dead letters).
+    pub refused_total: u64,
+    /// Instances stored (and, with `confirm = "store"`, confirmed) since start.
+    pub stored_total: u64,
+    pub last_error: Option<String>,
+    /// When the destination last stored (and so confirmed) an instance.
+    pub last_confirmed_at: Option<jiff::Timestamp>,
+}
+
+/// Every destination's status, shared by the workers and the API.
+#[derive(Debug, Default)]
+pub struct ForwardShared {
+    destinations: Vec<Mutex<DestinationStatus>>,
+}
+
+impl ForwardShared {
+    pub fn new(destinations: &[Destination]) -> ForwardShared {
+        ForwardShared {
+            destinations: destinations
+                .iter()
+                .map(|d| {
+                    Mutex::new(DestinationStatus {
+                        name: d.name.clone(),
+                        required: d.required,
+                        breaker: "closed",
+                        ..DestinationStatus::default()
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    /// A copy of every destination's status.
+    pub fn snapshot(&self) -> Vec<DestinationStatus> {
+        self.destinations.iter().map(|d| d.lock().unwrap_or_else(|e| e.into_inner()).clone()).collect()
+    }
+
+    fn update(&self, index: usize, change: impl FnOnce(&mut DestinationStatus)) {
+        if let Some(d) = self.destinations.get(index) {
+            change(&mut d.lock().unwrap_or_else(|e| e.into_inner()));
+        }
+    }
+}
+
+/// What a forwarding worker needs.
+#[derive(Clone)]
+pub struct ForwardParts {
+    pub state_dir: std::path::PathBuf,
+    pub log: LogHandle<Projections>,
+    pub reader: LogReader,
+    pub metrics: Arc<Metrics>,
+    pub shared: Arc<ForwardShared>,
+}
+
+impl std::fmt::Debug for ForwardParts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ForwardParts").finish_non_exhaustive()
+    }
+}
+
+/// Starts one worker thread per destination; each ends soon after `stop` (a round in flight
+/// finishes first, bounded by the destination's `timeout` per read or write). Call from
+/// within the tokio runtime.
+pub fn spawn(
+    destinations: &[Destination],
+    parts: ForwardParts,
+    stop: CancellationToken,
+) -> std::io::Result<Vec<std::thread::JoinHandle<()>>> {
+    let runtime = tokio::runtime::Handle::current();
+    let mut threads = Vec::new();
+    for (index, destination) in destinations.iter().enumerate() {
+        if destination.confirm == crate::config::Confirm::Store {
+            tracing::warn!(
+                destination = %destination.name,
+                required = destination.required,
+                "forwarding destination trusts its C-STORE Success as confirmation (confirm = \"store\"): retention counts on it"
+            );
+        }
+        let worker = worker::Worker::new(index, destination.clone(), parts.clone(), runtime.clone(), stop.clone());
+        threads.push(std::thread::Builder::new().name(format!("zenedge-fwd-{index}")).spawn(move || worker.run())?);
+    }
+    Ok(threads)
+}

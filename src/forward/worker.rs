@@ -1,0 +1,273 @@
+//! One destination's loop: read a round after the cursor, send it over parallel
+//! associations, record the answers with the cursor, or back off.
+
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::scu::{Item, Sent, Transient, send_group};
+use super::{ForwardParts, cursor};
+use crate::config::{Confirm, Destination};
+use crate::events::{Event, ForwardStatus, InstanceForwarded};
+use crate::sync::{Breaker, backoff};
+
+/// Events read per page while looking for a round's instances.
+const PAGE: usize = 1024;
+
+pub(super) struct Worker {
+    index: usize,
+    destination: Destination,
+    parts: ForwardParts,
+    runtime: tokio::runtime::Handle,
+    stop: CancellationToken,
+    /// The writer's last committed sequence number: wakes the worker on new events.
+    committed: watch::Receiver<u64>,
+    breaker: Breaker,
+    rng: fastrand::Rng,
+}
+
+/// A round: the instances to send and the last event it covers.
+struct Round {
+    items: Vec<Item>,
+    through: u64,
+}
+
+impl Worker {
+    pub(super) fn new(
+        index: usize,
+        destination: Destination,
+        parts: ForwardParts,
+        runtime: tokio::runtime::Handle,
+        stop: CancellationToken,
+    ) -> Worker {
+        let committed = parts.log.state.committed.subscribe();
+        let breaker = Breaker::new(destination.breaker_failures, destination.breaker_open);
+        Worker { index, destination, parts, runtime, stop, committed, breaker, rng: fastrand::Rng::new() }
+    }
+
+    pub(super) fn run(mut self) {
+        let name = self.destination.name.clone();
+        tracing::info!(destination = %name, "forwarding started");
+        while !self.stop.is_cancelled() {
+            if !self.wait_for_breaker() {
+                break;
+            }
+            let after = match cursor::cursor(&self.parts.reader, &name) {
+                Ok(after) => after,
+                Err(e) => {
+                    tracing::warn!(destination = %name, error = %e, "cannot read the forwarding cursor");
+                    if !self.sleep(Duration::from_secs(1)) {
+                        break;
+                    }
+                    continue;
+                }
+            };
+            let head = *self.committed.borrow();
+            self.parts.shared.update(self.index, |s| (s.cursor, s.lag_events) = (after, head.saturating_sub(after)));
+            if head <= after {
+                if !self.wait_for_events(after) {
+                    break;
+                }
+                continue;
+            }
+            match self.round(after) {
+                Ok(()) => self.succeeded(),
+                Err(e) => {
+                    if !self.failed(e) {
+                        break;
+                    }
+                }
+            }
+        }
+        tracing::info!(destination = %name, "forwarding stopped");
+    }
+
+    /// Reads, sends and records one round after `after`.
+    fn round(&mut self, after: u64) -> Result<(), Transient> {
+        let round = self.read_round(after).map_err(|e| Transient(format!("reading the log: {e}")))?;
+        self.parts.shared.update(self.index, |s| s.in_flight = round.items.len() as u64);
+        let sent = self.send(&round.items);
+        self.parts.shared.update(self.index, |s| s.in_flight = 0);
+        let sent = sent?;
+        let confirmed_by_store = self.destination.confirm == Confirm::Store;
+        let mut answers = Vec::with_capacity(sent.len());
+        let (mut stored, mut refused) = (0, 0);
+        for (item, answer) in round.items.iter().zip(sent) {
+            let (status, peer_status, answer) = match answer {
+                Sent::Stored { status, comment } => {
+                    stored += 1;
+                    (ForwardStatus::Stored, Some(status), comment)
+                }
+                Sent::Refused { status, reason } => {
+                    refused += 1;
+                    tracing::warn!(destination = %self.destination.name, seq = item.seq, status, %reason, "the archive refused an instance; recorded as a dead letter");
+                    (ForwardStatus::Refused, status, Some(reason))
+                }
+            };
+            answers.push(InstanceForwarded {
+                destination: self.destination.name.clone(),
+                sop_instance_uid: item.sop_instance_uid.clone(),
+                study_instance_uid: item.study_instance_uid.clone(),
+                instance_seq: item.seq,
+                status,
+                peer_status,
+                answer,
+                confirmed: confirmed_by_store && status == ForwardStatus::Stored,
+            });
+        }
+        let (log, name) = (self.parts.log.clone(), self.destination.name.clone());
+        self.runtime
+            .block_on(cursor::record_round(&log, name, answers, round.through))
+            .map_err(|e| Transient(format!("recording the answers: {e}")))?;
+        let metrics = &self.parts.metrics;
+        metrics.forward_instance(&self.destination.name, "stored", stored);
+        metrics.forward_instance(&self.destination.name, "refused", refused);
+        self.parts.shared.update(self.index, |s| {
+            s.cursor = round.through;
+            s.stored_total += stored;
+            s.refused_total += refused;
+            if stored > 0 {
+                s.last_confirmed_at = Some(jiff::Timestamp::now());
+            }
+        });
+        Ok(())
+    }
+
+    /// Up to `batch` instances after `after`, and the last event the round covers.
+    fn read_round(&self, after: u64) -> Result<Round, crate::log::ReadError> {
+        let mut round = Round { items: Vec::new(), through: after };
+        loop {
+            let page = crate::events::after(&self.parts.reader, round.through, PAGE)?;
+            for envelope in page.items {
+                if let Event::InstanceStored(i) = envelope.event {
+                    if round.items.len() == self.destination.batch {
+                        return Ok(round);
+                    }
+                    round.items.push(Item {
+                        seq: envelope.seq,
+                        sop_class_uid: i.sop_class_uid,
+                        sop_instance_uid: i.sop_instance_uid,
+                        study_instance_uid: i.study_instance_uid,
+                        transfer_syntax_uid: i.transfer_syntax_uid,
+                        path: i.file_path.into(),
+                    });
+                }
+                round.through = envelope.seq;
+            }
+            if page.next.is_none() || round.items.len() == self.destination.batch {
+                return Ok(round);
+            }
+        }
+    }
+
+    /// Sends `items`: grouped by study (log order kept), the groups spread over the
+    /// destination's associations. Any association's failure fails the round.
+    fn send(&self, items: &[Item]) -> Result<Vec<Sent>, Transient> {
+        let mut groups: Vec<Vec<usize>> = Vec::new();
+        for (n, item) in items.iter().enumerate() {
+            match groups.iter_mut().find(|g| items[g[0]].study_instance_uid == item.study_instance_uid) {
+                Some(group) => group.push(n),
+                None => groups.push(vec![n]),
+            }
+        }
+        let lanes = self.destination.associations.min(groups.len()).max(1);
+        let mut per_lane: Vec<Vec<Vec<usize>>> = vec![Vec::new(); lanes];
+        for (n, group) in groups.into_iter().enumerate() {
+            per_lane[n % lanes].push(group);
+        }
+        let state_dir = &self.parts.state_dir;
+        let destination = &self.destination;
+        let mut answers: Vec<Option<Sent>> = vec![None; items.len()];
+        let results: Vec<Result<Vec<(usize, Sent)>, Transient>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = per_lane
+                .iter()
+                .map(|lane| {
+                    scope.spawn(move || {
+                        let mut out = Vec::new();
+                        for group in lane {
+                            let group_items: Vec<Item> = group.iter().map(|&n| items[n].clone()).collect();
+                            let sent = send_group(destination, state_dir, &group_items)?;
+                            out.extend(group.iter().copied().zip(sent));
+                        }
+                        Ok(out)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err(Transient("a forwarding association panicked".into()))))
+                .collect()
+        });
+        for result in results {
+            for (n, sent) in result? {
+                answers[n] = Some(sent);
+            }
+        }
+        answers.into_iter().map(|a| a.ok_or_else(|| Transient("an instance got no answer".into()))).collect()
+    }
+
+    fn succeeded(&mut self) {
+        if let Some(previous) = self.breaker.on_success() {
+            tracing::info!(destination = %self.destination.name, from = previous.as_str(), "forwarding circuit breaker closed");
+        }
+        self.parts.shared.update(self.index, |s| {
+            (s.breaker, s.consecutive_failures, s.last_error) = ("closed", 0, None);
+        });
+    }
+
+    /// A failed round: counted, logged, backed off. Returns false on shutdown.
+    fn failed(&mut self, e: Transient) -> bool {
+        let opened = self.breaker.on_failure(Instant::now());
+        let failures = self.breaker.failures();
+        tracing::warn!(destination = %self.destination.name, failures, error = %e, "forwarding round failed; sent again after a backoff");
+        if opened {
+            tracing::warn!(destination = %self.destination.name, open_for = ?self.destination.breaker_open, "forwarding circuit breaker opened");
+        }
+        self.parts.metrics.forward_failure(&self.destination.name);
+        let state = self.breaker.state().as_str();
+        self.parts.shared.update(self.index, |s| {
+            s.breaker = state;
+            s.consecutive_failures = failures;
+            s.failures_total += 1;
+            s.last_error = Some(e.0.clone());
+        });
+        let wait = backoff(&mut self.rng, self.destination.retry_base, self.destination.retry_cap, failures);
+        self.sleep(wait)
+    }
+
+    /// While the breaker is open, waits for the end of its open period, then half-opens it.
+    fn wait_for_breaker(&mut self) -> bool {
+        let Some(until) = self.breaker.open_until() else { return true };
+        if !self.sleep(until.saturating_duration_since(Instant::now())) {
+            return false;
+        }
+        if self.breaker.half_open() {
+            self.parts.shared.update(self.index, |s| s.breaker = "half_open");
+        }
+        true
+    }
+
+    fn sleep(&self, duration: Duration) -> bool {
+        let stop = self.stop.clone();
+        self.runtime.block_on(async move {
+            tokio::select! {
+                _ = stop.cancelled() => false,
+                _ = tokio::time::sleep(duration) => true,
+            }
+        })
+    }
+
+    /// Waits for an event after `after` (or a minute, to look again). False on shutdown.
+    fn wait_for_events(&mut self, after: u64) -> bool {
+        let stop = self.stop.clone();
+        let mut committed = self.committed.clone();
+        self.runtime.block_on(async move {
+            tokio::select! {
+                _ = stop.cancelled() => false,
+                _ = committed.wait_for(|&last| last > after) => true,
+                _ = tokio::time::sleep(Duration::from_secs(60)) => true,
+            }
+        })
+    }
+}
