@@ -3,7 +3,8 @@
 # with a token (authentication alone: no patient data, no audit record), and every read path in
 # turn with a token (authentication and the audit record of each read), at 8 and 64
 # connections. A log of EVENTS events (default 200,000) written by `zenedge-load fill-log`.
-# Usage: bench/api_access.sh   (EVENTS=, DURATION= change the log size and the measured time)
+# Usage: bench/api_access.sh   (EVENTS=, DURATION= change the log size and the measured time,
+# EXTRA_TOML= adds config lines)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=$(mktemp -d)
@@ -11,6 +12,9 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 port=$((20000 + RANDOM % 20000))
 . bench/lib.sh
 write_config
+# EXTRA_TOML: lines appended to the config (e.g. $'[audit]\njournal = false' for the reads'
+# records committed through the database, as before the audit journal).
+if [ -n "${EXTRA_TOML:-}" ]; then printf '%s\n' "$EXTRA_TOML" >>"$work/zenedge.toml"; fi
 cargo build --release --locked --bins >/dev/null
 bin=target/release
 events=${EVENTS:-200000}

@@ -11,6 +11,8 @@ target_options() {
   case "$1" in
     mllp_decode | dicom_scan) opts+=(-max_len=12000) ;;
     dicom_command) opts+=(-max_len=8192) ;;
+    # A stored value may declare up to 64 MiB; an unbounded allocation would pass 512 MiB.
+    value_decode) opts+=(-max_len=16384 -rss_limit_mb=512) ;;
   esac
   printf '%s\n' "${opts[@]}"
 }

@@ -39,7 +39,11 @@ pub(super) fn requester(extensions: &Extensions) -> Requester {
 
 /// Commits `records` before the answer; 503 when the trail cannot take them.
 pub(super) async fn recorded(state: &ApiState, records: Vec<AuditRecord>) -> Result<(), ApiError> {
-    audit::record(&state.log, records).await.map_err(|e| {
+    let result = match &state.journal {
+        Some(journal) => journal.record(records).await,
+        None => audit::record(&state.log, records).await,
+    };
+    result.map_err(|e| {
         tracing::warn!(error = %e, "API request refused: its audit record could not be committed");
         let why = match e {
             crate::log::AppendError::DiskReserve { .. } => "free disk space is below store.disk_reserve",
@@ -62,6 +66,9 @@ pub(super) async fn list(
     let path = uri.path_and_query().map_or_else(|| uri.path().to_owned(), |p| p.as_str().to_owned());
     let used = audit::kinds::audit_log_used(&state.edge_id, &requester(&extensions), &path, jiff::Timestamp::now());
     recorded(&state, vec![used]).await?;
+    if let Some(journal) = &state.journal {
+        journal.settled(std::time::Duration::from_secs(5)).await;
+    }
     let reader = state.reader.clone();
     let page = super::read(move || audit::page(&reader, after, limit)).await?;
     let next = (page.len() == limit).then(|| page.last().map(|r| r.id)).flatten();

@@ -79,6 +79,9 @@ pub struct ApiState {
     /// One backup at a time (each needs room for a copy of the database): one permit, also
     /// taken by each retention sweep (no file is deleted while a backup is streamed).
     pub backups: Arc<tokio::sync::Semaphore>,
+    /// Where the records of reads become durable (`audit.journal`); `None`: through a commit
+    /// of the log each.
+    pub journal: Option<crate::audit::Journal>,
 }
 
 /// The whole HTTP API: every route of [`routes`] behind its guard, a path that matches none

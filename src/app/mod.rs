@@ -104,6 +104,8 @@ pub enum RunError {
     Tls(Vec<CertError>),
     #[error("cannot start the sync thread: {0}")]
     SyncThread(std::io::Error),
+    #[error(transparent)]
+    Journal(#[from] audit::journal::JournalError),
 }
 
 impl RunError {
@@ -193,7 +195,11 @@ pub async fn run(
     ctx.retention(clock, &exclusive, gate);
     let https = config.http.tls.then(|| ctx.handshaker("http", false)).flatten();
     let local = crate::operator::local_token::open(&config.store.state_dir);
-    let api = ctx.api(sync_shared, forward_shared, exclusive, local, syslog);
+    // Always opened: what a run with the journal left in it is copied into the trail first.
+    let journal =
+        audit::Journal::open(&config.store.state_dir, log.handle(), log.reader(), log.disk_guard(), stopping.clone())
+            .await?;
+    let api = ctx.api(sync_shared, forward_shared, exclusive, local, syslog, journal);
     let limits = api::ConnectionLimits {
         header_timeout: config.http.header_timeout,
         max_header_bytes: config.http.max_header_bytes,

@@ -424,6 +424,7 @@ impl Started<'_> {
         backups: Arc<tokio::sync::Semaphore>,
         local: Option<[u8; 32]>,
         syslog: Option<crate::syslog::SharedStatus>,
+        journal: crate::audit::Journal,
     ) -> ApiState {
         ApiState {
             reader: self.log.reader(),
@@ -440,6 +441,7 @@ impl Started<'_> {
             forward,
             access: Arc::new(crate::api::AccessControl::new(&self.config.http, local)),
             backups,
+            journal: self.config.audit.journal.then_some(journal),
         }
     }
 }

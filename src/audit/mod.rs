@@ -12,8 +12,11 @@
 //!   domain's request that stores the message ([`crate::domain::hl7`]), in the same write
 //!   transaction; the record of a C-STORE by the request that records the instance. They
 //!   commit together or not at all, so an acknowledged message always has its record, and the
-//!   record costs no commit of its own. Records of reads, alerts and start/stop are requests
-//!   of their own ([`record`]) that the writer batches with ingest (group commit).
+//!   record costs no commit of its own. Records of alerts and start/stop are requests of their
+//!   own ([`record`]) that the writer batches with ingest (group commit). Records of API reads
+//!   are made durable in the audit journal ([`journal`]: an append-only file, one `fdatasync`
+//!   per group, no wait behind ingest) and copied into the trail in the background
+//!   (`audit.journal = false`: through the writer like the alerts).
 //! * **Not events.** The log is the hub's contract and the projections' source, replayed by
 //!   `rebuild` and kept forever (nothing expires, design invariant 4). Audit records change no
 //!   state, are many (every API read), and must be pruned after `audit.retention`; as events
@@ -36,6 +39,7 @@
 //!   it alone (it is not a projection).
 
 pub mod alerts;
+pub mod journal;
 pub mod kinds;
 pub mod record;
 pub mod retention;
@@ -44,6 +48,7 @@ pub mod trail;
 pub mod xml;
 
 pub use alerts::{AlertTrail, alert_trail, write_alerts};
+pub use journal::Journal;
 pub use kinds::Requester;
 pub use record::{Action, AuditObject, AuditRecord, Code, Outcome, Participant, StoredRecord};
 pub use trail::{AUDIT_TRAIL, append, last_id, page, page_raw, record};

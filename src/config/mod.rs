@@ -322,6 +322,9 @@ pub struct AuditConfig {
     pub syslog: Option<SyslogTarget>,
     /// `audit.retention`: records are kept at least this long (and until forwarded).
     pub retention: Duration,
+    /// `audit.journal`: the records of API reads are made durable in the audit journal
+    /// ([`crate::audit::journal`]) instead of a commit of the database each.
+    pub journal: bool,
 }
 
 /// A syslog collector.

@@ -289,10 +289,11 @@ pub(super) struct RawAudit {
     /// Empty: the trail is not forwarded.
     pub syslog: String,
     pub retention: String,
+    pub journal: bool,
 }
 
 impl Default for RawAudit {
     fn default() -> Self {
-        Self { syslog: String::new(), retention: "90d".into() }
+        Self { syslog: String::new(), retention: "90d".into(), journal: true }
     }
 }

@@ -115,6 +115,7 @@ pub(super) fn validate(raw: raw::RawConfig, mut c: Checker) -> Result<Config, Co
     let audit = AuditConfig {
         syslog: syslog_target(&mut c, raw.audit.syslog.trim(), &sync),
         retention: c.check("audit.retention", units::positive_duration(&raw.audit.retention)).unwrap_or_default(),
+        journal: raw.audit.journal,
     };
     let daemon = DaemonConfig {
         shutdown_grace: c

@@ -7,8 +7,9 @@
 //! sender, the ACK that will answer it); [`store`] is its request to the single writer. The
 //! duplicate decision is taken there, in the writer's transaction, from the duplicate index in
 //! [`crate::projections::hl7`], and the matching decisions follow ([`super::decide`]); the
-//! event itself carries everything the index is built from (sender, control id, content hash,
-//! the ACK sent), so a rebuild reproduces it. Its audit record (Patient or Order Record,
+//! event itself carries everything the index is built from (sender, control id, content hash),
+//! so a rebuild reproduces it, and the ACK sent, which a re-send is answered with (the index
+//! names the event and does not copy it). Its audit record (Patient or Order Record,
 //! [`crate::audit`]) is appended in the same transaction, for a re-send too (unless below the
 //! disk reserve, where a re-send is answered and nothing is written).
 
@@ -120,7 +121,8 @@ fn apply(
             let record = crate::audit::kinds::hl7_received(&site.edge_id, message, t.recorded_at);
             crate::audit::append(t, vec![record])?;
         }
-        return Ok(Ok(Hl7Outcome::Duplicate { seq: entry.seq, ack: entry.ack }));
+        let ack = stored_ack(t, entry.seq)?;
+        return Ok(Ok(Hl7Outcome::Duplicate { seq: entry.seq, ack }));
     }
     if let Err(e) = &t.reserve {
         return Ok(Err(e.clone()));
@@ -140,6 +142,18 @@ fn apply(
         t.metrics.hl7_control_id_conflicts.inc();
     }
     Ok(Ok(Hl7Outcome::Stored { seq, conflicts_with }))
+}
+
+/// The ACK the message stored at `seq` was answered with: its event carries it (the duplicate
+/// index keeps only the seq). An index row without its event, or naming another kind of event,
+/// is corruption.
+fn stored_ack(t: &mut Txn<'_, '_, Projections>, seq: u64) -> Result<Vec<u8>, redb::Error> {
+    let stored =
+        t.event(seq)?.ok_or_else(|| corrupt("hl7_dedupe", format!("names event {seq}, which the log lacks")))?;
+    match crate::events::Envelope::decode(stored).map_err(|e| corrupt("events", format!("event {seq}: {e}")))?.event {
+        Event::Hl7MessageReceived(message) => Ok(message.ack),
+        other => Err(corrupt("hl7_dedupe", format!("names event {seq}, a {}", other.event_type()))),
+    }
 }
 
 #[cfg(test)]

@@ -129,6 +129,23 @@ async fn a_copy_that_differs_only_by_its_final_segment_terminators_is_a_duplicat
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ack_is_stored_once_in_the_event_and_a_re_send_is_answered_from_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = crate::domain::test_support::open(&options(dir.path()), Arc::new(Metrics::new())).unwrap();
+    store(&log.handle(), hl7_append("ONCE-1", "a")).await.unwrap();
+    {
+        let txn = log.reader().begin_read().unwrap();
+        let index = txn.open_table(crate::projections::tables::HL7_DEDUPE).unwrap();
+        let (_, row) = index.first().unwrap().unwrap();
+        let row: rmpv::Value = rmp_serde::from_slice(row.value()).unwrap();
+        assert_eq!(row, rmpv::Value::Map(vec![("seq".into(), 1.into())]), "the index row holds no ACK");
+    }
+    let again = store(&log.handle(), hl7_append("ONCE-1", "a")).await.unwrap();
+    assert_eq!(again, Hl7Outcome::Duplicate { seq: 1, ack: b"ACK-ONCE-1-a".to_vec() });
+    log.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_schema_3_file_is_reindexed_so_a_re_send_without_the_final_cr_is_a_duplicate() {
     use redb::ReadableTable;
     use sha2::Digest;

@@ -5,10 +5,14 @@
 //! owns the payload type ([`Payload`]); `event_type` and `event_version` travel beside it, so
 //! the hub reads one document per event. The engine never decodes `data`: reading goes through
 //! [`StoredEnvelope`], which keeps it as a generic msgpack value for the layer above to decode.
+//! What is stored is this envelope behind [`super::value`]'s compression; reading a stored value
+//! here undoes it.
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+use super::value::ValueFault;
 
 /// What the engine needs from an event payload to store it: its name and version in the
 /// envelope, and a size hint for the encode buffer. It is encoded with its own `Serialize`.
@@ -105,20 +109,27 @@ pub struct StoredEnvelope {
 
 /// Why stored bytes could not be read as an envelope.
 #[derive(Debug, thiserror::Error)]
-#[error("envelope does not decode: {0}")]
-pub struct DecodeError(#[from] pub rmp_serde::decode::Error);
+pub enum DecodeError {
+    #[error("the stored value is corrupt: {0}")]
+    Value(#[from] ValueFault),
+    #[error("envelope does not decode: {0}")]
+    Msgpack(#[from] rmp_serde::decode::Error),
+}
 
 impl StoredEnvelope {
+    /// The envelope of a stored value, compressed ([`super::value`]) or plain.
     pub fn from_bytes(bytes: &[u8]) -> Result<StoredEnvelope, DecodeError> {
-        Ok(rmp_serde::from_slice(bytes)?)
+        let plain = super::value::plain(bytes)?;
+        Ok(rmp_serde::from_slice(&plain)?)
     }
 }
 
-/// The `event_id` of a stored envelope, without decoding the rest of it.
+/// The `event_id` of a stored value (compressed or plain), without decoding the rest of it.
 pub fn head_event_id(bytes: &[u8]) -> Result<Uuid, String> {
     #[derive(Deserialize)]
     struct Head {
         event_id: Uuid,
     }
-    rmp_serde::from_slice::<Head>(bytes).map(|h| h.event_id).map_err(|e| format!("envelope without an event id: {e}"))
+    let plain = super::value::plain(bytes).map_err(|e| format!("the stored value is corrupt: {e}"))?;
+    rmp_serde::from_slice::<Head>(&plain).map(|h| h.event_id).map_err(|e| format!("envelope without an event id: {e}"))
 }

@@ -11,9 +11,11 @@
 //!   made under a side name, fsync'ed and renamed into place, and the state directory
 //!   fsync'ed, so the name itself is durable and a power loss during the first start never
 //!   leaves a file redb refuses ([`store`]).
-//! * **Tables.** `events`: `u64 seq → msgpack envelope` (see [`envelope`]), sequence numbers
-//!   gapless from 1. `meta`: `schema_version` and the site identity (`tenant_id`,
-//!   `hospital_id`, `edge_id`) the file belongs to, checked at every open, and rows the layers
+//! * **Tables.** `events`: `u64 seq → msgpack envelope` (see [`envelope`]), stored compressed
+//!   behind a header naming the format and dictionary ([`value`]; values written before
+//!   schema 6 stay plain and are read in place), sequence numbers gapless from 1. `meta`:
+//!   `schema_version` and the site identity (`tenant_id`, `hospital_id`, `edge_id`) the file
+//!   belongs to, checked at every open, and rows the layers
 //!   above keep there (the sync's cursor). Every other table is declared by the layer that owns
 //!   it in the [`Schema`] the file is opened with (`crate::projections::schema`, `crate::sync::tables`):
 //!   created when the file is opened or by its first write, and copied by backups
@@ -68,6 +70,7 @@ pub(crate) mod store;
 #[cfg(test)]
 mod tests;
 mod txn;
+pub mod value;
 mod writer;
 
 use std::path::PathBuf;
@@ -76,11 +79,12 @@ use std::sync::Arc;
 pub use envelope::{Aggregate, DecodeError, NewEvent, Payload, StoredEnvelope, head_event_id};
 pub use faults::FaultInjector;
 pub use files::{create_durably, fsync_dir, is_relative_inside};
-pub use reader::{LogReader, ReadError, Storage, decode_row};
+pub use reader::{LogReader, ReadError, Storage, decode_row, plain_envelope};
 pub use reserve::{DiskGuard, Space, human};
 pub use schema::{COPY_CHUNK, Migration, Schema, TableSpec};
 pub use store::{EVENTS, META, OpenError, create_database_durably};
 pub use txn::{AppendError, Applier, ApplyFn, Clock, Meta, Txn, corrupt};
+pub use value::{CorruptValue, ValueFault};
 pub use writer::{LogHandle, WriterFailure, WriterState};
 
 use crate::config::{Config, DiskReserve, Site};

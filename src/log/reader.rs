@@ -41,6 +41,14 @@ pub fn decode_row<T: serde::de::DeserializeOwned>(table: &'static str, bytes: &[
     rmp_serde::from_slice(bytes).map_err(|e| ReadError::Row { table, reason: e.to_string() })
 }
 
+/// The envelope (msgpack, as written and synced) of the stored value of event `seq`.
+pub fn plain_envelope(seq: u64, stored: &[u8]) -> Result<Vec<u8>, ReadError> {
+    match super::value::decode(seq, stored) {
+        Ok(plain) => Ok(plain.into_owned()),
+        Err(e) => Err(ReadError::Decode { seq, source: Box::new(e.fault) }),
+    }
+}
+
 /// Read access to the event log.
 #[derive(Debug, Clone)]
 pub struct LogReader {
@@ -84,14 +92,15 @@ impl LogReader {
         Ok(table.last().storage()?.map(|(k, _)| k.value()).unwrap_or(0))
     }
 
-    /// One stored envelope as it was written (and as it travels to the hub).
+    /// One envelope as it was written (and as it travels to the hub), decompressed.
     pub fn raw_event(&self, seq: u64) -> Result<Option<Vec<u8>>, ReadError> {
         let txn = self.begin_read()?;
         let table = txn.open_table(EVENTS).storage()?;
-        Ok(table.get(seq).storage()?.map(|v| v.value().to_vec()))
+        let Some(stored) = table.get(seq).storage()? else { return Ok(None) };
+        Ok(Some(plain_envelope(seq, stored.value())?))
     }
 
-    /// Up to `limit` stored envelopes (msgpack, as synced) with `seq > after`.
+    /// Up to `limit` envelopes (msgpack, as synced, decompressed) with `seq > after`.
     pub fn raw_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, ReadError> {
         let txn = self.begin_read()?;
         let table = txn.open_table(EVENTS).storage()?;
@@ -101,7 +110,7 @@ impl LogReader {
         }
         for row in table.range(after + 1..).storage()?.take(limit) {
             let (k, v) = row.storage()?;
-            out.push((k.value(), v.value().to_vec()));
+            out.push((k.value(), plain_envelope(k.value(), v.value())?));
         }
         Ok(out)
     }

@@ -156,3 +156,36 @@ fn a_disk_reserve_refusal_reads_in_human_sizes() {
     let e = AppendError::DiskReserve { free: 72 << 30, reserve: 100 << 30 };
     assert_eq!(e.to_string(), "free disk space 72.0 GiB is below the reserve of 100.0 GiB");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_are_stored_compressed_and_read_back_as_the_envelope_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = LogOptions {
+        path: dir.path().join("zenedge.redb"),
+        site: site(),
+        disk_reserve: DiskReserve::Bytes(0),
+        queue_depth: 16,
+        max_batch: 16,
+        cache_size: 4 << 20,
+        clock: Arc::new(jiff::Timestamp::now),
+    };
+    let log =
+        Store::open(&options, schema(), None).unwrap().start(Recorder::default(), Arc::new(Metrics::new())).unwrap();
+    let text = "OBR|1|PL1|FI1|CTHEAD^CT Head^L|||20261123100000\r".repeat(20);
+    log.handle().append(vec![note(&text), note("x")]).await.unwrap();
+    let txn = log.reader().begin_read().unwrap();
+    let events = txn.open_table(EVENTS).unwrap();
+    let stored = redb::ReadableTable::get(&events, 1).unwrap().unwrap().value().to_vec();
+    assert!(value::is_compressed(&stored), "a large event is stored compressed");
+    let plain = log.reader().raw_event(1).unwrap().unwrap();
+    assert!(stored.len() * 4 < plain.len(), "{} bytes stored for {}", stored.len(), plain.len());
+    let envelope = StoredEnvelope::from_bytes(&plain).unwrap();
+    assert_eq!(envelope.data, rmpv::Value::Map(vec![("text".into(), text.as_str().into())]));
+    assert_eq!(StoredEnvelope::from_bytes(&stored).unwrap().event_id, envelope.event_id, "either form decodes");
+    assert_eq!(head_event_id(&stored).unwrap(), envelope.event_id);
+    assert_eq!(log.reader().event_id(1).unwrap(), Some(envelope.event_id));
+    let pages = log.reader().raw_after(0, 10).unwrap();
+    assert_eq!(pages[0].1, plain, "pages hold the envelopes as written");
+    drop((events, txn));
+    log.close().await.unwrap();
+}

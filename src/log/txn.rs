@@ -9,11 +9,11 @@
 //! request of the batch is answered [`AppendError::Unavailable`] instead.
 
 use jiff::Timestamp;
-use redb::{Table, WriteTransaction};
+use redb::{ReadableTable, Table, WriteTransaction};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use super::envelope::{EnvelopeRef, NewEvent, Payload};
+use super::envelope::{EnvelopeRef, NewEvent, Payload, StoredEnvelope};
 use super::reserve::human;
 use super::store::EVENTS;
 use crate::config::Site;
@@ -191,11 +191,23 @@ impl<'a, 't, A: Applier> Txn<'a, 't, A> {
         Ok(Ok(seq))
     }
 
-    fn insert(&mut self, seq: u64, bytes: &[u8], event: &NewEvent<A::Event>) -> Result<(), redb::Error> {
+    /// The envelope of event `seq` as this transaction sees it (`None` when there is none); a
+    /// value that does not decode is corruption.
+    pub fn event(&mut self, seq: u64) -> Result<Option<StoredEnvelope>, redb::Error> {
+        let events = self.events_table()?;
+        let Some(stored) = events.get(seq)? else { return Ok(None) };
+        StoredEnvelope::from_bytes(stored.value()).map(Some).map_err(|e| corrupt("events", format!("event {seq}: {e}")))
+    }
+
+    fn events_table(&mut self) -> Result<&mut Table<'t, u64, &'static [u8]>, redb::Error> {
         if self.events.is_none() {
             self.events = Some(self.txn.open_table(EVENTS)?);
         }
-        self.events.as_mut().expect("just opened").insert(seq, bytes)?;
+        Ok(self.events.as_mut().expect("just opened"))
+    }
+
+    fn insert(&mut self, seq: u64, bytes: &[u8], event: &NewEvent<A::Event>) -> Result<(), redb::Error> {
+        self.events_table()?.insert(seq, bytes)?;
         let meta = Meta { site: self.site, seq, event_id: event.event_id, recorded_at: self.recorded_at };
         self.applier.apply(&mut self.tables, &meta, &event.event)?;
         *self.next_seq += 1;
@@ -233,7 +245,7 @@ pub(crate) fn apply_events<A: Applier>(
     Ok(Ok(seqs))
 }
 
-/// Serializes the envelope of `e` at `seq`.
+/// Serializes the envelope of `e` at `seq`, in its stored (compressed) form.
 fn encode<E: Payload>(site: &Site, e: &NewEvent<E>, seq: u64, recorded_at: Timestamp) -> Result<Vec<u8>, AppendError> {
     EnvelopeRef {
         seq,
@@ -251,6 +263,7 @@ fn encode<E: Payload>(site: &Site, e: &NewEvent<E>, seq: u64, recorded_at: Times
         data: &e.event,
     }
     .encode(e.event.size_hint())
+    .map(super::value::encode)
     .map_err(|err| AppendError::Encode(err.to_string()))
 }
 

@@ -1,5 +1,5 @@
 //! HL7 projections: the duplicate index of received messages, from which a re-sent message
-//! is answered with the acknowledgement it got the first time.
+//! is answered with the acknowledgement it got the first time (kept in its event, not here).
 
 use serde::{Deserialize, Serialize};
 
@@ -8,16 +8,17 @@ use crate::config::Site;
 use crate::events::Hl7MessageReceived;
 use crate::log::corrupt;
 
-/// The value of an `hl7_dedupe` row.
+/// The value of an `hl7_dedupe` row: the event that stored the message. The ACK it was
+/// answered with is that event's (`HL7MessageReceived.ack`), read from it when a re-send comes,
+/// so it is stored once. (Rows written before schema 7 also held a copy of it; a rebuild at
+/// the upgrade rewrote them.)
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct DedupeEntry {
     pub seq: u64,
-    #[serde(with = "serde_bytes")]
-    pub ack: Vec<u8>,
 }
 
 /// `HL7MessageReceived`: (sender, control id, content hash without the final segment
-/// terminators) → (seq, ACK sent).
+/// terminators) → seq.
 pub(crate) fn apply_received(
     t: &mut Tables<'_>,
     site: &Site,
@@ -33,8 +34,7 @@ pub(crate) fn apply_received(
         m.control_id.as_str(),
         hash,
     );
-    let entry =
-        rmp_serde::to_vec_named(&DedupeEntry { seq, ack: m.ack.clone() }).map_err(|e| corrupt("hl7_dedupe", e))?;
+    let entry = rmp_serde::to_vec_named(&DedupeEntry { seq }).map_err(|e| corrupt("hl7_dedupe", e))?;
     t.hl7_dedupe()?.insert(key, entry.as_slice())?;
     Ok(())
 }

@@ -6,7 +6,7 @@ use redb::TableDefinition;
 use crate::log::{Migration, Schema, TableSpec};
 
 /// `(tenant, hospital, MSH-3, MSH-4, MSH-10, sha256 of the message without its final segment
-/// terminators) -> msgpack DedupeEntry`.
+/// terminators) -> msgpack DedupeEntry` (the seq of the message's event).
 pub(crate) const HL7_DEDUPE: TableDefinition<DedupeKey, &[u8]> = TableDefinition::new("hl7_dedupe");
 
 /// `(tenant, hospital, MSH-3, MSH-4, MSH-10, sha256)`.
@@ -117,7 +117,7 @@ pub(crate) const CHECKPOINTS: TableDefinition<&str, u64> = TableDefinition::new(
 /// The on-disk layout this binary writes. Bump it with every change to tables or key
 /// encodings and add the step to [`MIGRATIONS`]. Every change so far was a projection's, so
 /// the version is declared here, with the tables.
-pub const SCHEMA_VERSION: u64 = 5;
+pub const SCHEMA_VERSION: u64 = 7;
 
 /// Migrations in order.
 ///
@@ -131,11 +131,18 @@ pub const SCHEMA_VERSION: u64 = 5;
 ///   find cases by their orders' patient ids: rebuilt at start-up, as for 2 → 3.
 /// * 4 → 5: the `forwards` projection (what the central archive answered and confirmed),
 ///   created empty and filled at start-up like the tables of 1 → 2.
+/// * 5 → 6: event values are written compressed ([`crate::log::value`]). Older values stay
+///   plain and are read in place, so nothing is rewritten; the new version is what makes an
+///   older binary, which cannot read a compressed value, refuse the file.
+/// * 6 → 7: `hl7_dedupe` rows no longer copy the ACK (the event holds it): rebuilt at
+///   start-up, as for 2 → 3.
 pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration { from: 1, apply: |_| Ok(()) },
     Migration { from: 2, apply: rebuild_projections },
     Migration { from: 3, apply: rebuild_projections },
     Migration { from: 4, apply: |_| Ok(()) },
+    Migration { from: 5, apply: |_| Ok(()) },
+    Migration { from: 6, apply: rebuild_projections },
 ];
 
 /// A migration for projection changes: every checkpoint goes, so the log rebuilds them all

@@ -1,11 +1,12 @@
-//! The next batch for the hub, read in one read transaction: the stored envelopes after the
-//! cursor as they are (no decoding), and the dead letters in their range named, not copied.
+//! The next batch for the hub, read in one read transaction: the envelopes after the cursor as
+//! they were written (decompressed from their stored form, not decoded), and the dead letters in
+//! their range named, not copied.
 
 use super::dead_letters::DeadLetter;
-use crate::log::{EVENTS, LogReader, ReadError, Storage, decode_row, head_event_id};
+use crate::log::{EVENTS, LogReader, ReadError, Storage, decode_row, head_event_id, value};
 
-/// The events after the cursor that make the next batch: their stored bytes back to back
-/// (one allocation, no decoding), and the sequence numbers held back as dead letters.
+/// The events after the cursor that make the next batch: their envelopes back to back (one
+/// allocation, no decoding), and the sequence numbers held back as dead letters.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RawBatch {
     /// The range `first..=last`; both 0 when there is nothing after the cursor.
@@ -93,11 +94,12 @@ pub fn read(reader: &LogReader, after: u64, max_events: usize, max_bytes: usize)
             batch.extend_range(seq);
             continue;
         }
-        let bytes = v.value();
+        // The hub gets the envelope as written, whatever its stored form.
+        let bytes = value::decode(seq, v.value()).map_err(|e| ReadError::Decode { seq, source: Box::new(e.fault) })?;
         if !batch.seqs.is_empty() && batch.bytes.len() + bytes.len() > max_bytes {
             break;
         }
-        batch.push(seq, bytes);
+        batch.push(seq, &bytes);
         if batch.bytes.len() >= max_bytes {
             break;
         }

@@ -205,3 +205,35 @@ async fn a_tls_certificate_that_expires_within_30_days_is_a_security_alert_in_th
     assert!(why.contains("tls.cert") && why.contains("expires on"), "{why}");
     d.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_after_answered_reads_loses_none_of_their_audit_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("zenedge.toml");
+    write_config(&config, &dir.path().join("state"));
+    let mut daemon = tokio::task::spawn_blocking({
+        let config = config.clone();
+        move || spawn(&config)
+    })
+    .await
+    .unwrap();
+    let mut client = MllpClient::connect(daemon.mllp).await;
+    assert_eq!(ack_code(&client.send(&orm("AUD-KILL-READ", "ACC-KR")).await), "AA");
+    // Reads answered concurrently (their records share journal syncs), then a kill at once.
+    let reads: Vec<String> = (1..=40).map(|n| format!("/api/v1/events?after=0&limit={n}")).collect();
+    let answered =
+        futures_util::future::join_all(reads.iter().map(|path| crate::support::http::get(daemon.http, path))).await;
+    assert!(answered.iter().all(|r| r.status == 200), "every read answered");
+    daemon.kill();
+    let mut daemon = tokio::task::spawn_blocking(move || spawn(&config)).await.unwrap();
+    let trail = tokio::time::timeout(Duration::from_secs(30), audit_trail(daemon.http)).await.unwrap();
+    let recorded: Vec<String> = audited(&trail, "110112").iter().flat_map(|r| object_ids(r, 2)).collect();
+    for path in &reads {
+        assert_eq!(
+            recorded.iter().filter(|p| *p == path).count(),
+            1,
+            "{path} was answered; its record once: {recorded:?}"
+        );
+    }
+    daemon.kill();
+}

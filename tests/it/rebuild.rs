@@ -113,3 +113,35 @@ async fn the_rebuild_and_verify_commands_print_digests_and_refuse_a_running_daem
     );
     running.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_reports_an_event_value_that_does_not_decompress_with_its_seq() {
+    let d = TestDaemon::start().await;
+    let mut c = d.client().await;
+    for i in 0..3 {
+        c.send(&orm(&format!("CV-{i}"), &format!("ACC-{i}"))).await;
+    }
+    let dir = d.dir.clone();
+    d.stop().await.unwrap();
+    let config = crate::support::daemon::test_config(dir.path(), "");
+    let seq = {
+        let db = redb::Database::open(config.database_path()).unwrap();
+        let txn = db.begin_write().unwrap();
+        let seq = {
+            let mut events = txn.open_table(redb::TableDefinition::<u64, &[u8]>::new("events")).unwrap();
+            let seq = redb::ReadableTable::last(&events).unwrap().unwrap().0.value();
+            // The compressed form's header naming a dictionary the file does not hold.
+            events.insert(seq, [0xc1, 1, 7, 0x28, 0xb5, 0x2f, 0xfd].as_slice()).unwrap();
+            seq
+        };
+        txn.commit().unwrap();
+        seq
+    };
+    let config_file = crate::support::config::write(&dir.path().join("zenedge.toml"), dir.path(), "");
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_zenedge")).args(["verify", "--config"]).arg(&config_file).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains(&format!("event {seq} ")) && stderr.contains("dictionary 7"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
