@@ -22,7 +22,7 @@
 //! first: the file is gone before intake looks, so intake renames its own copy into place
 //! and records it. Crash points: the gate is in memory, but both sides' durable order holds on
 //! its own. A crash after retention's commit and before its unlink leaves a file whose
-//! deletion is recorded; [`crate::retention::unlink_deleted`] removes it at the next start,
+//! deletion is recorded; retention's start-up sweep (`unlink_deleted`) removes it at the next start,
 //! before any listener accepts (nothing of a re-send was acknowledged before the crash unless
 //! its `InstanceStored` committed, which takes the path off the deleted files, and then the
 //! start-up sweep keeps it). A crash after intake's rename and before its commit leaves a
