@@ -43,7 +43,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::record::AuditRecord;
-use crate::log::{AppendError, Applier, DiskGuard, LogHandle, LogReader, META, ReadError, Storage, Txn};
+use crate::log::{AppendError, Applier, DiskGuard, LogHandle, LogReader, ReadError, Txn};
 
 /// The journal's directory inside the state directory.
 pub const DIR: &str = "audit-journal";
@@ -337,10 +337,7 @@ fn remove_all(dir: &Path) -> Result<(), JournalError> {
 
 /// The copied position (0: nothing copied yet).
 pub fn copied(reader: &LogReader) -> Result<u64, ReadError> {
-    let txn = reader.begin_read()?;
-    let meta = txn.open_table(META).storage()?;
-    let Some(value) = meta.get(COPIED_KEY).storage()? else { return Ok(0) };
-    value.value().parse().map_err(|e| ReadError::Row { table: "meta", reason: format!("{COPIED_KEY}: {e}") })
+    crate::log::positions::read(reader, COPIED_KEY)
 }
 
 /// Appends `records` to the trail with the journal position they reach, in one transaction.
@@ -353,8 +350,7 @@ fn apply_copy<A: Applier>(
     (records, upto): (Vec<AuditRecord>, u64),
 ) -> Result<Result<(), AppendError>, redb::Error> {
     super::trail::append(t, records)?;
-    t.txn().open_table(META)?.insert(COPIED_KEY, upto.to_string().as_str())?;
-    t.dirty = true;
+    crate::log::positions::write(t, COPIED_KEY, upto)?;
     Ok(Ok(()))
 }
 

@@ -8,7 +8,7 @@
 //! `verify` leave it alone.
 
 use crate::events::{Event, InstanceForwarded, NewEvent};
-use crate::log::{Aggregate, AppendError, LogHandle, LogReader, META, ReadError, Storage, Txn};
+use crate::log::{Aggregate, AppendError, LogHandle, LogReader, ReadError, Txn, positions};
 use crate::projections::Projections;
 
 fn key(destination: &str) -> String {
@@ -17,13 +17,7 @@ fn key(destination: &str) -> String {
 
 /// The cursor of `destination` (0: nothing forwarded yet).
 pub fn cursor(reader: &LogReader, destination: &str) -> Result<u64, ReadError> {
-    let txn = reader.begin_read()?;
-    let meta = txn.open_table(META).storage()?;
-    let Some(value) = meta.get(key(destination).as_str()).storage()? else { return Ok(0) };
-    value.value().parse().map_err(|_| ReadError::Row {
-        table: "meta",
-        reason: format!("{} {:?} is not a number", key(destination), value.value()),
-    })
+    positions::read(reader, &key(destination))
 }
 
 /// Appends the round's answers and moves `destination`'s cursor to `through`, in one
@@ -49,8 +43,6 @@ fn apply_round(
             return Ok(Err(e));
         }
     }
-    let mut meta = t.txn().open_table(META)?;
-    meta.insert(key(&destination).as_str(), through.to_string().as_str())?;
-    t.dirty = true;
+    positions::write(t, &key(&destination), through)?;
     Ok(Ok(()))
 }

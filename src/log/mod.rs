@@ -63,6 +63,7 @@
 pub mod envelope;
 mod faults;
 mod files;
+pub mod positions;
 mod reader;
 mod reserve;
 mod schema;

@@ -61,9 +61,12 @@ thread_local! {
     static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
 }
 
-/// The stored form of the envelope `plain`: compressed when that makes it smaller.
+/// The stored form of the envelope `plain`: compressed when that makes it smaller. An
+/// envelope is msgpack, which never uses the byte [`MARK`]; bytes that begin with it anyway
+/// are always stored compressed, so that no plain value can be read as a compressed one.
 pub fn encode(plain: Vec<u8>) -> Vec<u8> {
-    if !(MIN_COMPRESSED..=MAX_PLAIN_BYTES).contains(&plain.len()) {
+    let ambiguous = plain.first() == Some(&MARK);
+    if !ambiguous && !(MIN_COMPRESSED..=MAX_PLAIN_BYTES).contains(&plain.len()) {
         return plain;
     }
     let compressed = COMPRESSOR.with(|cell| {
@@ -79,7 +82,7 @@ pub fn encode(plain: Vec<u8>) -> Vec<u8> {
         Some(out)
     });
     match compressed {
-        Some(out) if out.len() < plain.len() => out,
+        Some(out) if ambiguous || out.len() < plain.len() => out,
         // No context (out of memory) or no gain: the plain form is always readable.
         _ => plain,
     }
