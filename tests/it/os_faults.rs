@@ -144,10 +144,22 @@ fn spooled_data(state: &Path) -> Vec<PathBuf> {
 }
 
 /// An order with a text of `bytes` bytes (OBX-5): a commit that has to grow the database.
+/// An order carrying `bytes` of text that does not compress (the log stores event values
+/// compressed: a repeated letter would shrink to almost nothing).
 fn big_order(control_id: &str, bytes: usize) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let mut message = orm(control_id, &format!("ACC-{control_id}"));
     message.extend_from_slice(b"OBX|1|TX|REPORT^Report||");
-    message.extend(std::iter::repeat_n(b'x', bytes));
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    message.extend(
+        std::iter::repeat_with(|| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            ALPHABET[(state % ALPHABET.len() as u64) as usize]
+        })
+        .take(bytes),
+    );
     message.extend_from_slice(b"\r");
     message
 }
