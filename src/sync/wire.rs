@@ -316,9 +316,9 @@ pub struct Received {
     pub bytes: Vec<u8>,
 }
 
-/// Reads a batch body: gunzip every member (refusing more than `max_bytes` expanded), then
-/// split the array into envelopes, reading each one's head.
-pub fn decode_batch(body: &[u8], max_bytes: usize) -> Result<Vec<Received>, WireError> {
+/// Gunzips every member of `body`, refusing more than `max_bytes` expanded (the bound is
+/// checked while reading, so a gzip bomb stops at `max_bytes + 1`).
+pub(crate) fn gunzip_bounded(body: &[u8], max_bytes: usize) -> Result<Vec<u8>, WireError> {
     let mut plain = Vec::new();
     flate2::read::MultiGzDecoder::new(body)
         .take(max_bytes as u64 + 1)
@@ -327,6 +327,13 @@ pub fn decode_batch(body: &[u8], max_bytes: usize) -> Result<Vec<Received>, Wire
     if plain.len() > max_bytes {
         return Err(WireError::TooLarge(max_bytes));
     }
+    Ok(plain)
+}
+
+/// Reads a batch body: gunzip every member (refusing more than `max_bytes` expanded), then
+/// split the array into envelopes, reading each one's head.
+pub fn decode_batch(body: &[u8], max_bytes: usize) -> Result<Vec<Received>, WireError> {
+    let plain = gunzip_bounded(body, max_bytes)?;
     let mut cursor = std::io::Cursor::new(plain.as_slice());
     let len = rmp::decode::read_array_len(&mut cursor).map_err(|e| WireError::Array(e.to_string()))? as usize;
     let mut out = Vec::with_capacity(len.min(100_000));

@@ -22,8 +22,6 @@
 //! of one edge with `id > after`, ascending, `{"items": [{"edge_id", "id", "recorded_at",
 //! "record"}], "next": ID|null}`.
 
-use std::io::Read;
-
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -69,14 +67,7 @@ pub fn encode_audit_page<'a>(records: impl ExactSizeIterator<Item = &'a [u8]>) -
 /// Reads a page: gunzip (at most `max_bytes` expanded), then each record's head; ids must
 /// ascend strictly.
 pub fn decode_audit_page(body: &[u8], max_bytes: usize) -> Result<Vec<ReceivedRecord>, WireError> {
-    let mut plain = Vec::new();
-    flate2::read::MultiGzDecoder::new(body)
-        .take(max_bytes as u64 + 1)
-        .read_to_end(&mut plain)
-        .map_err(|e| WireError::Gzip(e.to_string()))?;
-    if plain.len() > max_bytes {
-        return Err(WireError::TooLarge(max_bytes));
-    }
+    let plain = super::wire::gunzip_bounded(body, max_bytes)?;
     let mut cursor = std::io::Cursor::new(plain.as_slice());
     let len = rmp::decode::read_array_len(&mut cursor).map_err(|e| WireError::Array(e.to_string()))? as usize;
     let mut out: Vec<ReceivedRecord> = Vec::with_capacity(len.min(100_000));
