@@ -99,6 +99,15 @@ impl Edge {
         self.forwarded(PACS, study, n, seq, ForwardStatus::Stored, true).await;
     }
 
+    /// Instance `n` of `study` stored, confirmed by `PACS`, then 91 days passed (past the
+    /// 90-day retention): the file retention may delete.
+    async fn stored_confirmed_and_old(&self, study: &Study, n: u32) -> (u64, String) {
+        let (seq, path) = self.store(study, n).await;
+        self.confirmed(study, n, seq).await;
+        self.clock.advance(91 * DAY);
+        (seq, path)
+    }
+
     /// `destination` answered a commitment request: `committed` and `failed` as (n, seq).
     async fn committed(&self, destination: &str, study: &Study, committed: &[(u32, u64)], failed: &[(u32, u64)]) {
         let refs = |list: &[(u32, u64)], reason: Option<u16>| -> Vec<CommittedInstance> {
@@ -143,9 +152,7 @@ impl Edge {
 async fn an_old_confirmed_file_is_recorded_deleted_then_removed() {
     let edge = start();
     let study = Study::new("1.2.3", "ACC-1", "PAT-1");
-    let (seq, path) = edge.store(&study, 1).await;
-    edge.confirmed(&study, 1, seq).await;
-    edge.clock.advance(91 * DAY);
+    let (seq, path) = edge.stored_confirmed_and_old(&study, 1).await;
     let mut examined = 0;
     let counts = edge.retention().sweep(&mut examined).await.unwrap();
     assert_eq!((counts.deleted, counts.unlink_failed), (1, 0));
@@ -228,9 +235,7 @@ async fn every_required_destination_must_confirm() {
     let mut edge = start();
     edge.required = vec![PACS.into(), "second-site".into()];
     let study = Study::new("1.2.3", "ACC-1", "PAT-1");
-    let (seq, path) = edge.store(&study, 1).await;
-    edge.confirmed(&study, 1, seq).await;
-    edge.clock.advance(91 * DAY);
+    let (seq, path) = edge.stored_confirmed_and_old(&study, 1).await;
     let mut examined = 0;
     assert_eq!(edge.retention().sweep(&mut examined).await.unwrap().deleted, 0);
     assert!(edge.exists(&path), "one of two confirmed");
@@ -301,9 +306,7 @@ async fn with_no_required_destination_the_sweep_task_ends_at_once() {
 async fn no_file_is_deleted_while_a_backup_is_streamed() {
     let edge = start();
     let study = Study::new("1.2.3", "ACC-1", "PAT-1");
-    let (seq, path) = edge.store(&study, 1).await;
-    edge.confirmed(&study, 1, seq).await;
-    edge.clock.advance(91 * DAY);
+    let (_, path) = edge.stored_confirmed_and_old(&study, 1).await;
     let backup = edge.exclusive.clone().try_acquire_owned().unwrap();
     let mut examined = 0;
     let counts = edge.retention().sweep(&mut examined).await.unwrap();
@@ -341,9 +344,7 @@ async fn the_writer_rechecks_confirmations_and_earlier_deletions() {
 async fn a_resent_instance_whose_file_was_deleted_is_stored_again() {
     let edge = start();
     let study = Study::new("1.2.3", "ACC-1", "PAT-1");
-    let (seq, path) = edge.store(&study, 1).await;
-    edge.confirmed(&study, 1, seq).await;
-    edge.clock.advance(91 * DAY);
+    let (seq, path) = edge.stored_confirmed_and_old(&study, 1).await;
     let mut examined = 0;
     assert_eq!(edge.retention().sweep(&mut examined).await.unwrap().deleted, 1);
     assert!(!edge.exists(&path));
@@ -409,9 +410,7 @@ async fn an_instance_stored_again_between_its_deletion_and_the_unlink_is_kept() 
     use crate::domain::dicom::{InstanceOutcome, record_instance};
     let edge = start();
     let study = Study::new("1.2.3", "ACC-1", "PAT-1");
-    let (seq, path) = edge.store(&study, 1).await;
-    edge.confirmed(&study, 1, seq).await;
-    edge.clock.advance(91 * DAY);
+    let (seq, path) = edge.stored_confirmed_and_old(&study, 1).await;
     let mut retention = edge.retention();
     let outcome = Arc::new(std::sync::Mutex::new(None));
     let (gate, log, resent, seen) = (retention.gate.clone(), edge.log.handle(), study.instance(1), outcome.clone());
