@@ -117,7 +117,7 @@ pub(crate) const CHECKPOINTS: TableDefinition<&str, u64> = TableDefinition::new(
 /// The on-disk layout this binary writes. Bump it with every change to tables or key
 /// encodings and add the step to [`MIGRATIONS`]. Every change so far was a projection's, so
 /// the version is declared here, with the tables.
-pub const SCHEMA_VERSION: u64 = 7;
+pub const SCHEMA_VERSION: u64 = 8;
 
 /// Migrations in order.
 ///
@@ -136,6 +136,9 @@ pub const SCHEMA_VERSION: u64 = 7;
 ///   older binary, which cannot read a compressed value, refuse the file.
 /// * 6 → 7: `hl7_dedupe` rows no longer copy the ACK (the event holds it): rebuilt at
 ///   start-up, as for 2 → 3.
+/// * 7 → 8: values may be compressed with a dictionary trained on the site's events, kept in
+///   the log's `value_dictionaries` table ([`crate::log::dictionary`]), created when the file is
+///   opened. Nothing is rewritten; the version makes an older binary refuse the file.
 pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration { from: 1, apply: |_| Ok(()) },
     Migration { from: 2, apply: rebuild_projections },
@@ -143,6 +146,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration { from: 4, apply: |_| Ok(()) },
     Migration { from: 5, apply: |_| Ok(()) },
     Migration { from: 6, apply: rebuild_projections },
+    Migration { from: 7, apply: |_| Ok(()) },
 ];
 
 /// A migration for projection changes: every checkpoint goes, so the log rebuilds them all
