@@ -64,6 +64,7 @@ pub(super) fn validate(raw: raw::RawConfig, mut c: Checker) -> Result<Config, Co
         stable_after: c
             .check("dicom.stable_after", units::positive_duration(&raw.dicom.stable_after))
             .unwrap_or_default(),
+        flush: c.check("dicom.flush", flush_mode(&raw.dicom.flush)).unwrap_or(FlushMode::Shared),
     };
     let operator_token = c.check("http.operator_token", operator_token(&raw.http.operator_token)).unwrap_or_default();
     let http = HttpConfig {
@@ -277,6 +278,14 @@ fn identifier(value: &str) -> Result<String, String> {
 
 fn non_empty_path(value: &str) -> Result<PathBuf, String> {
     if value.trim().is_empty() { Err("must not be empty".into()) } else { Ok(PathBuf::from(value)) }
+}
+
+fn flush_mode(value: &str) -> Result<FlushMode, String> {
+    match value {
+        "shared" => Ok(FlushMode::Shared),
+        "each" => Ok(FlushMode::Each),
+        other => Err(format!("{other:?} is not a flush mode; use \"shared\" or \"each\"")),
+    }
 }
 
 fn in_range(value: usize, min: usize, max: usize) -> Result<usize, String> {
