@@ -102,6 +102,12 @@ pub struct Metrics {
     pub dicom_bytes_received: Counter,
     /// C-STORE from the end of the data set to the commit of its event.
     pub dicom_store_seconds: Histogram,
+    /// Flushes of instance files asked of the disk: one `syncfs` per batch (shared flushes),
+    /// or one `fdatasync` and one directory `fsync` per instance (`dicom.flush = "each"`).
+    /// Each batch adds one commit of the log besides ([`Metrics::dicom_flush_batch`]).
+    pub dicom_flushes: Counter,
+    /// Instances per flush batch: made durable by one flush and recorded by one commit.
+    pub dicom_flush_batch: Histogram,
     /// Studies with instances not yet covered by a StudyCompleted.
     pub dicom_studies_pending: Gauge,
     /// `StudyCompleted` events appended.
@@ -181,6 +187,8 @@ impl Metrics {
             dicom_store_seconds: Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
                 0.000_25, 2.0, 14,
             )),
+            dicom_flushes: Counter::default(),
+            dicom_flush_batch: Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
             dicom_studies_pending: Gauge::default(),
             dicom_studies_completed: Counter::default(),
             sync_lag_events: Gauge::default(),
@@ -271,6 +279,12 @@ impl Metrics {
             "dicom_store_seconds",
             "C-STORE: end of data set to committed event",
             m.dicom_store_seconds.clone(),
+        );
+        registry.register("dicom_flushes", "Flushes of instance files asked of the disk", m.dicom_flushes.clone());
+        registry.register(
+            "dicom_flush_batch_instances",
+            "Instances made durable by one flush and recorded by one commit",
+            m.dicom_flush_batch.clone(),
         );
         registry.register("dicom_studies_pending", "Studies waiting to be completed", m.dicom_studies_pending.clone());
         registry.register(

@@ -119,6 +119,7 @@ pub(super) struct RawDicom {
     pub pdu_timeout: String,
     pub write_timeout: String,
     pub stable_after: String,
+    pub flush: String,
 }
 
 impl Default for RawDicom {
@@ -136,6 +137,7 @@ impl Default for RawDicom {
             pdu_timeout: "2m".into(),
             write_timeout: "60s".into(),
             stable_after: "60s".into(),
+            flush: "shared".into(),
         }
     }
 }

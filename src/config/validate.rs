@@ -67,6 +67,7 @@ pub(super) fn validate(raw: raw::RawConfig, mut c: Checker) -> Result<Config, Co
         stable_after: c
             .check("dicom.stable_after", units::positive_duration(&raw.dicom.stable_after))
             .unwrap_or_default(),
+        flush: c.check("dicom.flush", flush_mode(&raw.dicom.flush)).unwrap_or(FlushMode::Shared),
     };
     let operator_token = c.check("http.operator_token", operator_token(&raw.http.operator_token)).unwrap_or_default();
     let http = HttpConfig {
@@ -288,6 +289,14 @@ fn dictionary_after(value: u64) -> Result<u64, String> {
     match value {
         1..100 => Err(format!("{value} events are too few to train on: at least 100, or 0 for never")),
         n => Ok(n),
+    }
+}
+
+fn flush_mode(value: &str) -> Result<FlushMode, String> {
+    match value {
+        "shared" => Ok(FlushMode::Shared),
+        "each" => Ok(FlushMode::Each),
+        other => Err(format!("{other:?} is not a flush mode; use \"shared\" or \"each\"")),
     }
 }
 
