@@ -40,7 +40,8 @@ fn apply<A: Applier>(
     let mut doomed = Vec::new();
     for row in table.range(..last.min(upto.saturating_add(1)))?.take(CHUNK) {
         let (key, value) = row?;
-        let stored: StoredRecord = rmp_serde::from_slice(value.value()).map_err(|e| corrupt("audit_trail", e))?;
+        let row = crate::log::value::plain(value.value()).map_err(|e| corrupt("audit_trail", e))?;
+        let stored: StoredRecord = rmp_serde::from_slice(&row).map_err(|e| corrupt("audit_trail", e))?;
         if stored.recorded_at >= before {
             break;
         }

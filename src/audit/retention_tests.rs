@@ -50,3 +50,32 @@ fn retention_stops_at_the_lowest_cursor_of_the_places_the_trail_goes_to() {
     assert_eq!(bound(Some(7), Some(3)), 3);
     assert_eq!(bound(Some(2), Some(9)), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_are_stored_compressed_and_read_and_synced_as_plain_msgpack() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = LogOptions {
+        path: dir.path().join("zenedge.redb"),
+        site: Site { tenant_id: "t".into(), hospital_id: "h".into(), edge_id: "e".into() },
+        disk_reserve: DiskReserve::Bytes(0),
+        queue_depth: 64,
+        max_batch: 64,
+        cache_size: 4 << 20,
+        clock: Arc::new(Timestamp::now),
+    };
+    let schema = crate::projections::schema().with(crate::audit::tables());
+    let log = crate::projections::open_log(&options, schema, Arc::new(Metrics::new()), None).unwrap();
+    record(&log.handle(), vec![kinds::application_activity("e1", true, Timestamp::now())]).await.unwrap();
+    let stored = {
+        let txn = log.reader().begin_read().unwrap();
+        let table = txn.open_table(AUDIT_TRAIL).unwrap();
+        redb::ReadableTable::get(&table, 1).unwrap().unwrap().value().to_vec()
+    };
+    assert!(crate::log::value::is_compressed(&stored), "{} bytes stored", stored.len());
+    let raw = crate::audit::page_raw(&log.reader(), 0, 10, 1 << 20).unwrap();
+    let synced: crate::audit::StoredRecord = rmp_serde::from_slice(&raw[0].1).unwrap();
+    assert_eq!(synced.id, 1, "the hub gets the msgpack record, not the stored form");
+    assert_eq!(page(&log.reader(), 0, 10).unwrap()[0].id, 1);
+    assert_eq!(prune(&log.handle(), Timestamp::MAX, u64::MAX).await.unwrap(), 0, "the newest stays");
+    log.close().await.unwrap();
+}

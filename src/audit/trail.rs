@@ -1,9 +1,15 @@
 //! The trail in the database: the `audit_trail` table, its writes inside the log writer's
 //! transaction, and the reads that page through it.
+//!
+//! Rows are stored like event values ([`crate::log::value`]): msgpack, zstd-compressed with
+//! the log's current dictionary when that makes them smaller. Every read returns the plain
+//! msgpack (the sync sends that to the hub, unchanged by the compression); rows written plain
+//! before read as they are.
 
 use redb::{ReadableTable, TableDefinition, TableError};
 
 use super::record::{AuditRecord, StoredRecord};
+use crate::log::value;
 use crate::log::{AppendError, Applier, LogHandle, LogReader, ReadError, Storage, TableSpec, Txn, decode_row};
 
 /// `id -> msgpack StoredRecord`, ids gapless from 1 in commit order.
@@ -27,7 +33,7 @@ pub fn append<A: Applier>(t: &mut Txn<'_, '_, A>, records: Vec<AuditRecord>) -> 
     for (id, record) in (first..).zip(records) {
         let row = StoredRecord { id, recorded_at: t.recorded_at, record };
         let bytes = rmp_serde::to_vec_named(&row).map_err(|e| crate::log::corrupt("audit_trail", e))?;
-        table.insert(id, bytes.as_slice())?;
+        table.insert(id, value::encode(bytes).as_slice())?;
     }
     t.metrics.audit_records.inc_by(count);
     t.dirty = true;
@@ -49,6 +55,11 @@ fn apply<A: Applier>(
     }
     append(t, records)?;
     Ok(Ok(()))
+}
+
+/// The msgpack of a stored row; one that does not decompress is unreadable.
+pub(crate) fn plain(stored: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, ReadError> {
+    value::plain(stored).map_err(|e| ReadError::Row { table: "audit_trail", reason: e.to_string() })
 }
 
 /// The id of the newest record (0 when the trail is empty).
@@ -75,8 +86,8 @@ pub fn page(reader: &LogReader, after: u64, limit: usize) -> Result<Vec<StoredRe
         return Ok(out);
     }
     for row in table.range(after + 1..).storage()?.take(limit) {
-        let (_, value) = row.storage()?;
-        out.push(decode_row("audit_trail", value.value())?);
+        let (_, stored) = row.storage()?;
+        out.push(decode_row("audit_trail", &plain(stored.value())?)?);
     }
     Ok(out)
 }
@@ -100,12 +111,13 @@ pub fn page_raw(
         return Ok(out);
     }
     for row in table.range(after + 1..).storage()?.take(limit) {
-        let (key, value) = row.storage()?;
-        bytes += value.value().len();
+        let (key, stored) = row.storage()?;
+        let row = plain(stored.value())?;
+        bytes += row.len();
         if bytes > max_bytes && !out.is_empty() {
             break;
         }
-        out.push((key.value(), value.value().to_vec()));
+        out.push((key.value(), row.into_owned()));
     }
     Ok(out)
 }

@@ -85,7 +85,7 @@ pub use reader::{LogReader, ReadError, Storage, decode_row, plain_envelope};
 pub use reserve::{DiskGuard, Space, human};
 pub use schema::{COPY_CHUNK, Migration, Schema, TableSpec};
 pub use store::{EVENTS, META, OpenError, VALUE_DICTIONARIES, create_database_durably};
-pub use txn::{AppendError, Applier, ApplyFn, Clock, Meta, Txn, corrupt};
+pub use txn::{AppendError, Applier, ApplyFn, Clock, Meta, Txn, corrupt, encode_row, read_row};
 pub use value::{CorruptValue, ValueFault};
 pub use writer::{LogHandle, WriterFailure, WriterState};
 

@@ -36,9 +36,11 @@ impl<T, E: Into<redb::Error>> Storage<T> for Result<T, E> {
     }
 }
 
-/// A msgpack row of `table`, or the read error naming the table.
+/// A msgpack row of `table` (plain, or compressed as [`super::txn::encode_row`] stores it), or
+/// the read error naming the table.
 pub fn decode_row<T: serde::de::DeserializeOwned>(table: &'static str, bytes: &[u8]) -> Result<T, ReadError> {
-    rmp_serde::from_slice(bytes).map_err(|e| ReadError::Row { table, reason: e.to_string() })
+    let plain = super::value::plain(bytes).map_err(|e| ReadError::Row { table, reason: e.to_string() })?;
+    rmp_serde::from_slice(&plain).map_err(|e| ReadError::Row { table, reason: e.to_string() })
 }
 
 /// The envelope (msgpack, as written and synced) of the stored value of event `seq`.

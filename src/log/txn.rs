@@ -267,6 +267,20 @@ fn encode<E: Payload>(site: &Site, e: &NewEvent<E>, seq: u64, recorded_at: Times
     .map_err(|err| AppendError::Encode(err.to_string()))
 }
 
+/// A row of `table` (msgpack of `row`) in the stored form of event values: compressed with
+/// this thread's dictionary when that is smaller ([`super::value::encode`]).
+pub fn encode_row<T: serde::Serialize>(table: &str, row: &T) -> Result<Vec<u8>, redb::Error> {
+    let bytes = rmp_serde::to_vec_named(row).map_err(|e| corrupt(table, e))?;
+    Ok(super::value::encode(bytes))
+}
+
+/// A row of `table` as [`encode_row`] stored it (or as plain msgpack, as rows were before); one
+/// that does not decode is corruption.
+pub fn read_row<T: serde::de::DeserializeOwned>(table: &str, stored: &[u8]) -> Result<T, redb::Error> {
+    let plain = super::value::plain(stored).map_err(|e| corrupt(table, e))?;
+    rmp_serde::from_slice(&plain).map_err(|e| corrupt(table, e))
+}
+
 /// A value that does not decode is corruption: the batch fails (and the daemon restarts).
 pub fn corrupt(table: &str, e: impl std::fmt::Display) -> redb::Error {
     redb::StorageError::Corrupted(format!("{table}: {e}")).into()

@@ -110,3 +110,21 @@ fn fuzz_regression_an_envelope_beginning_with_the_mark_reads_back() {
     let envelope = &input[1..];
     assert_eq!(plain(&encode(envelope.to_vec())).unwrap().as_ref(), envelope);
 }
+
+#[test]
+fn a_projection_row_is_stored_like_a_value_and_a_plain_row_written_before_still_reads() {
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Row {
+        order_id: String,
+        text: String,
+    }
+    let row = Row { order_id: "O-1".into(), text: "OBR|1|PL1|FI1|CTHEAD^CT Head^L\r".repeat(10) };
+    let stored = crate::log::encode_row("orders", &row).unwrap();
+    assert!(is_compressed(&stored), "a large row is stored compressed");
+    assert_eq!(crate::log::read_row::<Row>("orders", &stored).unwrap(), row);
+    let before = rmp_serde::to_vec_named(&row).unwrap();
+    assert_eq!(crate::log::read_row::<Row>("orders", &before).unwrap(), row, "plain msgpack reads as it is");
+    assert_eq!(crate::log::decode_row::<Row>("orders", &stored).unwrap(), row, "views read either form");
+    let err = crate::log::read_row::<Row>("orders", &[MARK, 9]).unwrap_err();
+    assert!(err.to_string().contains("orders"), "{err}");
+}

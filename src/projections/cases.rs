@@ -9,7 +9,7 @@ use super::Tables;
 use super::tables::Key3;
 use crate::events::{PatientCaseClassified, PatientCaseConsolidated, PatientCaseCreated, PatientsMerged};
 use crate::log::Meta;
-use crate::log::corrupt;
+use crate::log::{encode_row, read_row};
 
 /// Merge chains longer than this are cut (a loop of merges must not hang the writer).
 const MAX_ALIAS_HOPS: usize = 16;
@@ -143,7 +143,7 @@ pub(crate) fn follow_aliases(
 
 pub(crate) fn case(t: &mut Tables<'_>, m: &Meta<'_>, case_id: &str) -> Result<Option<CaseRow>, redb::Error> {
     match t.cases()?.get((m.tenant(), m.hospital(), case_id))? {
-        Some(v) => Ok(Some(rmp_serde::from_slice(v.value()).map_err(|e| corrupt("cases", e))?)),
+        Some(v) => Ok(Some(read_row("cases", v.value())?)),
         None => Ok(None),
     }
 }
@@ -154,7 +154,7 @@ pub(crate) fn case_of_study(t: &mut Tables<'_>, m: &Meta<'_>, study: &str) -> Re
 }
 
 fn put(t: &mut Tables<'_>, m: &Meta<'_>, row: &CaseRow) -> Result<(), redb::Error> {
-    let bytes = rmp_serde::to_vec_named(row).map_err(|e| corrupt("cases", e))?;
+    let bytes = encode_row("cases", row)?;
     t.cases()?.insert((m.tenant(), m.hospital(), row.case_id.as_str()), bytes.as_slice())?;
     Ok(())
 }

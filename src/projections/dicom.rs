@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::Tables;
 use crate::config::Site;
 use crate::events::{InstanceFileDeleted, InstanceStored, StudyCompleted};
-use crate::log::corrupt;
+use crate::log::{encode_row, read_row};
 
 /// The value of a `dicom_instances` row: the latest stored version of a SOP instance.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -58,7 +58,7 @@ pub(crate) fn study(t: &mut Tables<'_>, site: &Site, study_uid: &str) -> Result<
     }
     let key = (site.tenant_id.as_str(), site.hospital_id.as_str(), study_uid);
     match t.studies()?.get(key)? {
-        Some(v) => Ok(Some(rmp_serde::from_slice(v.value()).map_err(|e| corrupt("studies", e))?)),
+        Some(v) => Ok(Some(read_row("studies", v.value())?)),
         None => Ok(None),
     }
 }
@@ -67,7 +67,7 @@ pub(crate) fn study(t: &mut Tables<'_>, site: &Site, study_uid: &str) -> Result<
 pub(crate) fn instance(t: &mut Tables<'_>, site: &Site, sop_uid: &str) -> Result<Option<InstanceRow>, redb::Error> {
     let key = (site.tenant_id.as_str(), site.hospital_id.as_str(), sop_uid);
     match t.dicom_instances()?.get(key)? {
-        Some(v) => Ok(Some(rmp_serde::from_slice(v.value()).map_err(|e| corrupt("dicom_instances", e))?)),
+        Some(v) => Ok(Some(read_row("dicom_instances", v.value())?)),
         None => Ok(None),
     }
 }
@@ -87,7 +87,7 @@ pub(crate) fn flush(t: &mut Tables<'_>, site: &Site) -> Result<(), redb::Error> 
     let rows = std::mem::take(&mut t.study_rows);
     let table = t.studies()?;
     for (study, row) in &rows {
-        let bytes = rmp_serde::to_vec_named(row).map_err(|e| corrupt("studies", e))?;
+        let bytes = encode_row("studies", row)?;
         table.insert((tenant, hospital, study.as_str()), bytes.as_slice())?;
     }
     let pending = std::mem::take(&mut t.pending);
@@ -120,7 +120,7 @@ pub(crate) fn apply_instance(
         sop_class_uid: i.sop_class_uid.clone(),
         size: i.size,
     };
-    let bytes = rmp_serde::to_vec_named(&row).map_err(|e| corrupt("dicom_instances", e))?;
+    let bytes = encode_row("dicom_instances", &row)?;
     t.dicom_instances()?.insert((tenant, hospital, i.sop_instance_uid.as_str()), bytes.as_slice())?;
     if i.replaces_seq.is_some() {
         // A version stored again after retention deleted its file (same bytes, same path):

@@ -21,7 +21,7 @@ use crate::events::{
 };
 use crate::hl7::summary::{CodedValue, Physician};
 use crate::log::Meta;
-use crate::log::corrupt;
+use crate::log::{encode_row, read_row};
 
 /// ORC-1 values that change or cancel an existing order instead of placing one.
 pub(crate) const CHANGE_CONTROLS: &[&str] = &["XO", "SC", "CA", "DC", "OC"];
@@ -318,13 +318,13 @@ pub(crate) fn apply_created(t: &mut Tables<'_>, m: &Meta<'_>, c: &OrderCreated) 
 
 pub(crate) fn order(t: &mut Tables<'_>, m: &Meta<'_>, order_id: &str) -> Result<Option<OrderRow>, redb::Error> {
     match t.orders()?.get((m.tenant(), m.hospital(), order_id))? {
-        Some(v) => Ok(Some(rmp_serde::from_slice(v.value()).map_err(|e| corrupt("orders", e))?)),
+        Some(v) => Ok(Some(read_row("orders", v.value())?)),
         None => Ok(None),
     }
 }
 
 fn put(t: &mut Tables<'_>, m: &Meta<'_>, row: &OrderRow) -> Result<(), redb::Error> {
-    let bytes = rmp_serde::to_vec_named(row).map_err(|e| corrupt("orders", e))?;
+    let bytes = encode_row("orders", row)?;
     t.orders()?.insert((m.tenant(), m.hospital(), row.order_id.as_str()), bytes.as_slice())?;
     Ok(())
 }

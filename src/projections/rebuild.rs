@@ -79,11 +79,19 @@ fn table_digest<K: redb::Key + 'static, V: redb::Value + 'static>(
         let (k, v) = row.map_err(storage)?;
         let (k, v) = (k.value(), v.value());
         let (k, v) = (K::as_bytes(&k), V::as_bytes(&v));
+        // Rows are compared as written, not as stored: a row compressed with another
+        // dictionary (or none, as a replay writes it) is the same row.
+        let v: &[u8] = v.as_ref();
+        let v = if V::type_name() == <&[u8] as redb::Value>::type_name() {
+            crate::log::value::plain(v).map_err(|e| storage(crate::log::corrupt(name, e)))?
+        } else {
+            std::borrow::Cow::Borrowed(v)
+        };
         // Lengths first, so that rows cannot run into each other.
         hash.update((k.as_ref().len() as u64).to_le_bytes());
         hash.update(k.as_ref());
-        hash.update((v.as_ref().len() as u64).to_le_bytes());
-        hash.update(v.as_ref());
+        hash.update((v.len() as u64).to_le_bytes());
+        hash.update(&v);
         rows += 1;
     }
     Ok(TableDigest { table: name, rows, sha256: crate::ids::hex(&hash.finalize()) })

@@ -41,7 +41,7 @@ use crate::events::{Hl7MessageReceived, Hl7MessageUpdated, StudyMatched};
 use crate::hl7::steps::{Step, scheduled_steps};
 use crate::hl7::summary::{CodedValue, PersonName, Physician};
 use crate::hl7::{Charset, Summary};
-use crate::log::{Meta, corrupt};
+use crate::log::{Meta, encode_row, read_row};
 
 pub const SCHEDULED: &str = "SCHEDULED";
 pub const STARTED: &str = "STARTED";
@@ -304,7 +304,7 @@ fn items_of_order(t: &mut Tables<'_>, m: &Meta<'_>, order_id: &str) -> Result<Ve
         t.worklist()?.range((m.tenant(), m.hospital(), from.as_str())..(m.tenant(), m.hospital(), to.as_str()))?
     {
         let (_, v) = row?;
-        out.push(rmp_serde::from_slice(v.value()).map_err(|e| corrupt("worklist", e))?);
+        out.push(read_row("worklist", v.value())?);
     }
     Ok(out)
 }
@@ -314,14 +314,14 @@ fn items_of_patient(t: &mut Tables<'_>, m: &Meta<'_>, patient_id: &str) -> Resul
     let mut out = Vec::new();
     for id in ids {
         if let Some(v) = t.worklist()?.get((m.tenant(), m.hospital(), id.as_str()))? {
-            out.push(rmp_serde::from_slice(v.value()).map_err(|e| corrupt("worklist", e))?);
+            out.push(read_row("worklist", v.value())?);
         }
     }
     Ok(out)
 }
 
 fn put(t: &mut Tables<'_>, m: &Meta<'_>, item: &WorklistItem) -> Result<(), redb::Error> {
-    let bytes = rmp_serde::to_vec_named(item).map_err(|e| corrupt("worklist", e))?;
+    let bytes = encode_row("worklist", item)?;
     t.worklist()?.insert((m.tenant(), m.hospital(), item.item_id.as_str()), bytes.as_slice())?;
     Ok(())
 }
