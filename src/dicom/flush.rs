@@ -25,13 +25,15 @@
 //!    .dcm`), without an fsync. The rename may reach the disk before the data does (ext4
 //!    with delayed allocation, XFS: another program's fsync can commit the journal holding
 //!    the rename), so after a power loss the name may hold a short or empty file. No event
-//!    names it and the sender had no answer. A re-send finds the name taken and keeps that
-//!    file only if it ends with exactly the data set received ([`super::spool`]); else it
-//!    renames its own copy over it.
+//!    names it and the sender had no answer. The next start removes it before the listeners
+//!    accept ([`super::orphans`]); and a re-send that finds a name taken keeps that file
+//!    only if it ends with exactly the data set received ([`super::spool`]), else it renames
+//!    its own copy over it.
 //! 3. `syncfs` returns: the file system's dirty data (every file of the batch) has been
 //!    written and waited on, and its journal (ext4) or log (XFS) committed, which holds the
 //!    renames and the directories created, with a cache flush of the device. A power loss
-//!    now leaves whole files no event names yet; a re-send finds them whole and keeps them.
+//!    now leaves whole files no event names yet, removed at the next start like those of
+//!    step 2.
 //! 4. The batch's events are committed (the log's own fsync). A power loss now leaves
 //!    everything; the senders, unanswered, send again and are answered as duplicates.
 //! 5. `Success` to each association of the batch.
@@ -53,7 +55,7 @@
 //!
 //! When the flush fails, nothing of the batch is acknowledged: every instance of it is
 //! answered `0xA700` (senders retry later), the files this process renamed into place for
-//! them are removed, and no event is written. The error belongs to the file system, not to
+//! them are removed (what cannot be, the next start removes), and no event is written. The error belongs to the file system, not to
 //! one file: which data did not reach the disk is unknown and the page cache may claim
 //! otherwise. So, as after a failed commit of the log, the flusher refuses everything from
 //! then on and raises [`Flusher::failed`]: the daemon stops, for systemd to start it again on
