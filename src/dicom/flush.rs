@@ -44,9 +44,15 @@
 //! directory), then `->sync_fs(wait)` forces the journal (ext4: a jbd2 commit, or a device
 //! cache flush when there is nothing to commit; XFS: a synchronous log force), which is
 //! where renames, created directories and inode sizes live. An fsync of each directory is
-//! therefore not needed on ext4 or XFS (file systems with an ordered metadata journal). It
-//! also flushes what other programs wrote to the same file system: a state directory on a
-//! busy shared file system is better served by `"each"`.
+//! therefore not needed on ext4 or XFS (file systems with an ordered metadata journal). On
+//! ext4 without a journal, `sync_fs` has no commit to wait for: `syncfs` writes the metadata
+//! blocks and waits for them, but the device's cache may still hold them when it returns;
+//! the commit of step 4 then ends with a cache flush of the same device (`fdatasync` of the
+//! database file, on the same file system: both live under the state directory), which
+//! covers every write completed before it. (`instances/` on a mount of its own would need a
+//! journaled file system there.) `syncfs` also flushes what other programs wrote to the same
+//! file system: a state directory on a busy shared file system is better served by
+//! `"each"`.
 //!
 //! Errors: since Linux 5.8 `syncfs` reports writeback errors of the file system (recorded
 //! per super block, reported once to each open descriptor that has not seen them); before,
