@@ -82,6 +82,10 @@ pub struct Metrics {
     pub log_appends_refused: Family<ReasonLabels, Counter>,
     pub log_last_seq: Gauge,
     pub log_size_bytes: Gauge,
+    /// The id of the compression dictionary new event values use (0: none yet).
+    pub log_value_dictionary: Gauge,
+    /// Compression dictionaries adopted since start (trained on the site's events).
+    pub log_value_dictionaries_adopted: Counter,
     /// Associations by outcome: accepted, rejected_<reason>, protocol.
     pub dicom_associations: Family<ReasonLabels, Counter>,
     pub dicom_associations_open: Gauge,
@@ -170,6 +174,8 @@ impl Metrics {
             log_appends_refused: Family::default(),
             log_last_seq: Gauge::default(),
             log_size_bytes: Gauge::default(),
+            log_value_dictionary: Gauge::default(),
+            log_value_dictionaries_adopted: Counter::default(),
             dicom_associations: Family::default(),
             dicom_associations_open: Gauge::default(),
             dicom_contexts_refused: Family::default(),
@@ -243,6 +249,16 @@ impl Metrics {
         );
         registry.register("log_last_seq", "Last committed sequence number", m.log_last_seq.clone());
         registry.register("log_size_bytes", "Size of the database file", m.log_size_bytes.clone());
+        registry.register(
+            "log_value_dictionary",
+            "Id of the compression dictionary new event values use (0: none yet)",
+            m.log_value_dictionary.clone(),
+        );
+        registry.register(
+            "log_value_dictionaries_adopted",
+            "Compression dictionaries trained on the site's events and adopted since start",
+            m.log_value_dictionaries_adopted.clone(),
+        );
         registry.register("dicom_associations", "DICOM associations by outcome", m.dicom_associations.clone());
         registry.register("dicom_associations_open", "Open DICOM associations", m.dicom_associations_open.clone());
         registry.register(

@@ -7,7 +7,9 @@ use axum::http::Method;
 use axum::routing::{MethodRouter, get, post};
 
 use super::auth::Access;
-use super::{ApiState, audit, backup, cases, events, health, matches, orders, stream, studies, sync, unmatched};
+use super::{
+    ApiState, audit, backup, cases, events, health, matches, orders, stream, studies, sync, unmatched, worklist,
+};
 use crate::config::Scope::{Audit, Operator, Read, Status};
 
 /// One route: method, path, what it needs, and its handler.
@@ -42,6 +44,7 @@ pub(super) fn routes() -> Vec<Route> {
         route(g.clone(), "/api/v1/matches", Scope(Read), get(matches::list)),
         route(g.clone(), "/api/v1/unmatched/orders", Scope(Read), get(unmatched::orders)),
         route(g.clone(), "/api/v1/unmatched/studies", Scope(Read), get(unmatched::studies)),
+        route(g.clone(), "/api/v1/worklist", Scope(Read), get(worklist::list)),
         route(g.clone(), "/api/v1/status", Scope(Status), get(sync::status)),
         route(g.clone(), "/api/v1/dead-letters", Scope(Operator), get(sync::dead_letters)),
         route(p.clone(), "/api/v1/dead-letters/{seq}/retry", Scope(Operator), post(sync::retry)),

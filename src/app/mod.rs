@@ -192,6 +192,7 @@ pub async fn run(
     let sync_shared = ctx.sync_state().await?;
     let syslog = ctx.syslog(sync_tls.as_ref()).await?;
     ctx.audit_retention();
+    ctx.value_dictionary();
     let sync_worker = ctx.sync(sync_tls, &sync_shared)?;
     let (forward_shared, forward_threads) = ctx.forward()?;
     // One backup at a time, and no retention sweep while one is streamed.

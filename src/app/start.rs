@@ -408,6 +408,17 @@ impl Started<'_> {
 
     /// Prunes the audit trail: records older than `audit.retention`, already forwarded to
     /// syslog (when it is on) and already stored by the hub (when the sync is on).
+    /// Trains (and retrains) the compression dictionary of event values in the background.
+    pub fn value_dictionary(&self) {
+        let trainer = crate::log::dictionary::Trainer {
+            reader: self.log.reader(),
+            log: self.log.handle(),
+            after: self.config.store.value_dictionary_after,
+            metrics: self.metrics.clone(),
+        };
+        self.tracker.spawn(trainer.run(self.stopping.clone()));
+    }
+
     pub fn audit_retention(&self) {
         let (log, reader, stop) = (self.log.handle(), self.log.reader(), self.stopping.clone());
         let keep = self.config.audit.retention;

@@ -77,6 +77,9 @@ pub struct StoreConfig {
     pub max_batch: usize,
     /// Memory redb may use for its page cache and write buffer (its default is 1 GiB).
     pub cache_size: usize,
+    /// Events in the log before a compression dictionary is trained on the site's own (and
+    /// how many more before the next check); 0: never ([`crate::log::dictionary`]).
+    pub value_dictionary_after: u64,
 }
 
 #[derive(Debug, Clone)]

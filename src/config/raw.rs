@@ -43,6 +43,7 @@ pub(super) struct RawStore {
     pub queue_depth: usize,
     pub max_batch: usize,
     pub cache_size: String,
+    pub value_dictionary_after: u64,
 }
 
 impl Default for RawStore {
@@ -53,6 +54,7 @@ impl Default for RawStore {
             queue_depth: 4096,
             max_batch: 1024,
             cache_size: "32MiB".into(),
+            value_dictionary_after: 2000,
         }
     }
 }

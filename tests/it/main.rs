@@ -14,6 +14,7 @@ mod dicom;
 mod divergence;
 mod durability;
 mod forward;
+mod forward_crash;
 mod golden;
 mod hostile;
 mod hub;
