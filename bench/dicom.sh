@@ -4,6 +4,9 @@
 # --ignore: receives, stores nothing), all fed by DCMTK storescu through
 # ../shared/tools/dicom_load.py from the same gen_corpus.py corpus, interleaved in one run.
 # The peers run with TCP_NODELAY=1 (DCMTK's switch); the Nagle rows show a default storescu.
+# zenedge runs twice: with shared flushes (the default) and with dicom.flush = "each" (each
+# file and directory fsync'ed on its own, as before shared flushes); beside each figure, the
+# flushes per instance from its /metrics: (syncfs or fsyncs + commits) / instances.
 # Usage: bench/dicom.sh [REPEATS=3]
 # Needs ../shared/tools (dicom_load.py, gen_corpus.py, setup_peers.sh for DCMTK/Orthanc/pydicom).
 set -euo pipefail
@@ -31,11 +34,12 @@ load() { # label dir jobs [extra dicom_load options]
     python3 -c "import json,sys; d=json.load(sys.stdin); d['label']='$label'; print(json.dumps(d))" >>"$out" || true
 }
 
-start() { # receiver: zenedge | storescp | ignore | orthanc
+start() { # receiver: zenedge | zenedge-each | storescp | ignore | orthanc
   rm -rf "$work/recv" && mkdir -p "$work/recv"
   case $1 in
-    zenedge)
+    zenedge|zenedge-each)
       rm -rf "$work/state"; write_config
+      if [ "$1" = zenedge-each ]; then sed -i 's/^\[dicom\]$/[dicom]\nflush = "each"/' "$work/zenedge.toml"; fi
       target/release/zenedge serve --config "$work/zenedge.toml" & ;;
     # Debian's DCMTK (also inside Orthanc) sets TCP_NODELAY only when asked to: ask, so the
     # peers are not measured against their delayed ACKs.
@@ -53,14 +57,26 @@ JSON
   wait_port "$port"
 }
 
+# flushes LABEL: the running zenedge's flush counters as a result line.
+flushes() {
+  curl -sf -H "$(api_auth)" "http://127.0.0.1:$((port + 1))/metrics" | python3 -c "
+import json, sys
+m = {l.split(' ')[0]: float(l.split(' ')[1]) for l in sys.stdin if l and not l.startswith('#')}
+print(json.dumps({'label': '$1', 'flushes': m.get('zenedge_dicom_flushes_total', 0),
+  'batches': m.get('zenedge_dicom_flush_batch_instances_count', 0),
+  'instances': m.get('zenedge_dicom_flush_batch_instances_sum', 0)}))" >>"$out" || true
+}
+
 stop() { kill "$rpid" 2>/dev/null || true; wait "$rpid" 2>/dev/null || true; pkill -f "storescp.*$port" 2>/dev/null || true; }
 
 for r in $(seq "$repeats"); do
   echo "repeat $r/$repeats" >&2
-  for recv in zenedge storescp orthanc ignore; do
+  for recv in zenedge zenedge-each storescp orthanc ignore; do
     for set in tiny large; do
-      for j in 1 4; do
-        start "$recv"; load "$recv-$set-$j" "$set" "$j"; stop
+      for j in 1 4 8; do
+        start "$recv"; load "$recv-$set-$j" "$set" "$j"
+        case $recv in zenedge*) flushes "$recv-$set-$j-flushes" ;; esac
+        stop
       done
     done
   done
@@ -106,14 +122,19 @@ def med(label, key):
     rows = by.get(label, [])
     return statistics.median(r[key] for r in rows) if rows else float("nan")
 print(f"runs per figure: {len(by.get('zenedge-tiny-1', []))} (median shown); instances/s (MB/s)\n")
-print("| set | assocs | zenedge | storescp | ratio | Orthanc | ratio | client ceiling |")
-print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+def per_instance(label):
+    rows = [r for r in by.get(label, []) if r["instances"]]
+    return statistics.median((r["flushes"] + r["batches"]) / r["instances"] for r in rows) if rows else float("nan")
+print("| set | assocs | zenedge | flushes/inst | storescp | ratio | Orthanc | ratio | zenedge, each | flushes/inst | client ceiling |")
+print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 for s in ["tiny", "large"]:
-    for j in [1, 4]:
+    for j in [1, 4, 8]:
         cell = lambda recv: f"{med(f'{recv}-{s}-{j}', 'instances_per_s'):,.0f} ({med(f'{recv}-{s}-{j}', 'MB_per_s'):.1f})"
         z, sc, o = (med(f"{r}-{s}-{j}", "instances_per_s") for r in ["zenedge", "storescp", "orthanc"])
-        print(f"| {s} | {j} | {cell('zenedge')} | {cell('storescp')} | {z/sc:.2f} | {cell('orthanc')} | {z/o:.2f} | {cell('ignore')} |")
+        fz, fe = per_instance(f"zenedge-{s}-{j}-flushes"), per_instance(f"zenedge-each-{s}-{j}-flushes")
+        print(f"| {s} | {j} | {cell('zenedge')} | {fz:.2f} | {cell('storescp')} | {z/sc:.2f} | {cell('orthanc')} | {z/o:.2f} | {cell('zenedge-each')} | {fe:.2f} | {cell('ignore')} |")
 bad = {l: sum(r["failure"] + r["unanswered"] for r in rows) for l, rows in by.items() if "failure" in rows[0]}
+print("flushes/inst: (syncfs, or file and directory fsyncs, + commits of the log) per instance, from /metrics")
 print()
 print("instances not stored (failure or unanswered), by run:", {l: n for l, n in bad.items() if n} or "none")
 print(f"Nagle-default storescu, tiny, 1 association: zenedge {med('zenedge-tiny-1-nagle', 'instances_per_s'):,.0f}/s, "

@@ -94,8 +94,9 @@ pub(super) fn warn_if_below_reserve(disk: &DiskGuard) {
     }
 }
 
-/// Removes what a crash left: partly received instances, database copies of an interrupted
-/// backup, and instance files whose deletion was recorded but not done.
+/// Removes what a crash left: partly received instances, instance files put in place but
+/// never recorded, database copies of an interrupted backup, and instance files whose
+/// deletion was recorded but not done. Runs before the listeners accept.
 pub(super) async fn tidy_state_dir(
     config: &Config,
     layout: &dicom::Layout,
@@ -110,6 +111,21 @@ pub(super) async fn tidy_state_dir(
     .map_err(|source| RunError::Instances { path: layout.instances(), source })?;
     if swept > 0 {
         tracing::warn!(files = swept, "removed partly received DICOM instances left by a crash");
+    }
+    let orphans = {
+        let (layout, reader) = (layout.clone(), log.reader());
+        tokio::task::spawn_blocking(move || dicom::orphans::sweep(&layout, &reader))
+            .await
+            .expect("sweeping unrecorded instance files does not panic")
+    };
+    match orphans {
+        Ok(swept) if swept.removed > 0 => tracing::warn!(
+            files = swept.removed,
+            examined = swept.examined,
+            "removed DICOM instance files no event names (put in place before a crash, never recorded)"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot sweep DICOM instance files no event names"),
     }
     match crate::operator::snapshot::sweep(&config.store.state_dir) {
         Ok(0) => {}

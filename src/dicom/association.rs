@@ -413,7 +413,7 @@ impl<S: Stream> Association<S> {
     async fn record(&mut self, stored: Stored, meta: &MetaFields) -> (u16, Option<String>) {
         let study = stored.attributes.study_instance_uid.clone();
         let audit = !self.audited.contains(&study);
-        let renamed = stored.renamed.then(|| self.ctx.layout.state_dir.join(&stored.file_path));
+        let renamed = stored.renamed;
         let outcome = self.ctx.flusher.record(self.event(stored, meta), audit, renamed).await;
         if outcome.is_ok() && audit {
             self.audited.insert(study.clone());

@@ -25,13 +25,15 @@
 //!    .dcm`), without an fsync. The rename may reach the disk before the data does (ext4
 //!    with delayed allocation, XFS: another program's fsync can commit the journal holding
 //!    the rename), so after a power loss the name may hold a short or empty file. No event
-//!    names it and the sender had no answer. A re-send finds the name taken and keeps that
-//!    file only if it ends with exactly the data set received ([`super::spool`]); else it
-//!    renames its own copy over it.
+//!    names it and the sender had no answer. The next start removes it before the listeners
+//!    accept ([`super::orphans`]); and a re-send that finds a name taken keeps that file
+//!    only if it ends with exactly the data set received ([`super::spool`]), else it renames
+//!    its own copy over it.
 //! 3. `syncfs` returns: the file system's dirty data (every file of the batch) has been
 //!    written and waited on, and its journal (ext4) or log (XFS) committed, which holds the
 //!    renames and the directories created, with a cache flush of the device. A power loss
-//!    now leaves whole files no event names yet; a re-send finds them whole and keeps them.
+//!    now leaves whole files no event names yet, removed at the next start like those of
+//!    step 2.
 //! 4. The batch's events are committed (the log's own fsync). A power loss now leaves
 //!    everything; the senders, unanswered, send again and are answered as duplicates.
 //! 5. `Success` to each association of the batch.
@@ -42,9 +44,15 @@
 //! directory), then `->sync_fs(wait)` forces the journal (ext4: a jbd2 commit, or a device
 //! cache flush when there is nothing to commit; XFS: a synchronous log force), which is
 //! where renames, created directories and inode sizes live. An fsync of each directory is
-//! therefore not needed on ext4 or XFS (file systems with an ordered metadata journal). It
-//! also flushes what other programs wrote to the same file system: a state directory on a
-//! busy shared file system is better served by `"each"`.
+//! therefore not needed on ext4 or XFS (file systems with an ordered metadata journal). On
+//! ext4 without a journal, `sync_fs` has no commit to wait for: `syncfs` writes the metadata
+//! blocks and waits for them, but the device's cache may still hold them when it returns;
+//! the commit of step 4 then ends with a cache flush of the same device (`fdatasync` of the
+//! database file, on the same file system: both live under the state directory), which
+//! covers every write completed before it. (`instances/` on a mount of its own would need a
+//! journaled file system there.) `syncfs` also flushes what other programs wrote to the same
+//! file system: a state directory on a busy shared file system is better served by
+//! `"each"`.
 //!
 //! Errors: since Linux 5.8 `syncfs` reports writeback errors of the file system (recorded
 //! per super block, reported once to each open descriptor that has not seen them); before,
@@ -52,12 +60,14 @@
 //! therefore flushes each file on its own (with a warning at start).
 //!
 //! When the flush fails, nothing of the batch is acknowledged: every instance of it is
-//! answered `0xA700` (senders retry later), the files this process renamed into place for
-//! them are removed, and no event is written. The error belongs to the file system, not to
-//! one file: which data did not reach the disk is unknown and the page cache may claim
-//! otherwise. So, as after a failed commit of the log, the flusher refuses everything from
-//! then on and raises [`Flusher::failed`]: the daemon stops, for systemd to start it again on
-//! a clean start. When the commit fails, the log's writer answers every request of it
+//! answered `0xA700` (senders retry later) and no event is written. The error belongs to the
+//! file system, not to one file: which data did not reach the disk is unknown and the page
+//! cache may claim otherwise. So, as after a failed commit of the log, the flusher refuses
+//! everything from then on and raises [`Flusher::failed`]: the daemon stops, for systemd to
+//! start it again, and the start removes the files no event names before it accepts
+//! anything ([`super::orphans`]). The flusher does not remove them itself: a file of the
+//! failed batch may be one that an earlier batch, whose flush succeeded, found in place and
+//! recorded; the start-up sweep reads the log and leaves such a file alone. When the commit fails, the log's writer answers every request of it
 //! unavailable (`0xA700` here) and stops the daemon itself.
 //!
 //! Retention: an association holds its instance's [`super::InstanceGate`] from before the
@@ -66,7 +76,6 @@
 
 use std::fs::File;
 use std::io;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
@@ -103,8 +112,8 @@ struct Entry {
     event: NewEvent,
     /// The association's first instance of this study: its audit record goes with it.
     audit: bool,
-    /// The file, when this C-STORE renamed it into place (removed if the flush fails).
-    renamed: Option<PathBuf>,
+    /// This C-STORE renamed the file into place (else it found it there).
+    renamed: bool,
     reply: oneshot::Sender<Result<InstanceOutcome, Unrecorded>>,
 }
 
@@ -118,7 +127,7 @@ pub struct Flusher {
 
 impl std::fmt::Debug for Entry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Entry").field("renamed", &self.renamed).finish_non_exhaustive()
+        f.debug_struct("Entry").field("audit", &self.audit).field("renamed", &self.renamed).finish_non_exhaustive()
     }
 }
 
@@ -147,16 +156,11 @@ impl Flusher {
 
     /// Records `event` (its file in place, `renamed` by this C-STORE or found there) once it
     /// and its batch are durable.
-    pub async fn record(
-        &self,
-        event: NewEvent,
-        audit: bool,
-        renamed: Option<PathBuf>,
-    ) -> Result<InstanceOutcome, Unrecorded> {
+    pub async fn record(&self, event: NewEvent, audit: bool, renamed: bool) -> Result<InstanceOutcome, Unrecorded> {
         let (reply, answer) = oneshot::channel();
         let entry = Entry { event, audit, renamed, reply };
-        // The task is gone only when the daemon stops: the file stays, unnamed, and a
-        // re-send checks it before keeping it.
+        // The task is gone only when the daemon stops: the file stays, unnamed, for the
+        // start-up sweep.
         self.tx.send(entry).await.map_err(|_| Unrecorded::Flush)?;
         answer.await.unwrap_or(Err(Unrecorded::Flush))
     }
@@ -168,13 +172,13 @@ impl Task {
         while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
             let entries = std::mem::take(&mut batch);
             if self.failed.is_cancelled() {
-                self.refuse(entries).await;
+                self.refuse(entries);
                 continue;
             }
             if let Err(e) = self.flush(&entries).await {
                 tracing::error!(error = %e, instances = entries.len(), "cannot flush DICOM instance files; refusing this batch and all further ones, stopping for a clean start");
                 self.failed.cancel();
-                self.refuse(entries).await;
+                self.refuse(entries);
                 continue;
             }
             self.metrics.dicom_flush_batch.observe(entries.len() as f64);
@@ -186,7 +190,7 @@ impl Task {
     /// spool has fsync'ed each file and directory already).
     async fn flush(&self, entries: &[Entry]) -> io::Result<()> {
         if !self.layout.shared_flush() {
-            let flushes: u64 = entries.iter().map(|e| if e.renamed.is_some() { 2 } else { 1 }).sum();
+            let flushes: u64 = entries.iter().map(|e| if e.renamed { 2 } else { 1 }).sum();
             self.metrics.dicom_flushes.inc_by(flushes);
             return Ok(());
         }
@@ -219,24 +223,11 @@ impl Task {
         }
     }
 
-    /// Answers `entries` with [`Unrecorded::Flush`] after removing the files they renamed
-    /// into place (no event names them, and their data may not be on the disk).
-    async fn refuse(&self, entries: Vec<Entry>) {
-        let layout = self.layout.clone();
-        let (files, replies): (Vec<_>, Vec<_>) = entries.into_iter().map(|e| (e.renamed, e.reply)).unzip();
-        let removed = tokio::task::spawn_blocking(move || {
-            for file in files.into_iter().flatten() {
-                if let Err(e) = layout.remove(&file) {
-                    tracing::warn!(error = %e, "cannot remove an instance file whose flush failed; it is removed at the next start");
-                }
-            }
-        })
-        .await;
-        if let Err(e) = removed {
-            tracing::warn!(error = %e, "removing instance files whose flush failed did not finish");
-        }
-        for reply in replies {
-            let _ = reply.send(Err(Unrecorded::Flush));
+    /// Answers `entries` with [`Unrecorded::Flush`]. Their files stay for the start-up sweep
+    /// (see the module doc).
+    fn refuse(&self, entries: Vec<Entry>) {
+        for entry in entries {
+            let _ = entry.reply.send(Err(Unrecorded::Flush));
         }
     }
 }

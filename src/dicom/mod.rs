@@ -7,7 +7,8 @@
 //! * [`association`] runs one association: commands, data sets streamed to [`spool`], the
 //!   answer after the log's commit;
 //! * [`flush`] makes the instances of all associations durable together: one `syncfs` and one
-//!   commit per batch;
+//!   commit per batch; [`orphans`] removes at start-up the files a crash left in place
+//!   unrecorded;
 //! * the identifiers of a received data set are read by [`crate::dicom_scan`], a parser of
 //!   its own (no I/O), without trusting its lengths;
 //! * [`stability`] completes studies when their instances stop coming;
@@ -19,6 +20,7 @@ pub mod dimse;
 pub mod flush;
 pub mod gate;
 pub mod negotiate;
+pub mod orphans;
 mod refusals;
 mod server;
 pub mod sop_class;

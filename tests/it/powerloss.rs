@@ -10,7 +10,7 @@
 //!   names a file that holds exactly the data set sent;
 //! * the projections equal a replay of the log; the sequence has no gap;
 //! * (double crash) the power lost again at every fsync of the recovery itself changes none
-//!   of that.
+//!   of that, and the recovered daemon kept no instance file that no event names.
 //!
 //! The enumeration runs with shared flushes (one `syncfs` per batch of instances, the
 //! default) and with each instance file and directory fsync'ed on its own. The last tests
@@ -282,6 +282,8 @@ async fn a_power_loss_during_recovery_from_a_power_loss_keeps_everything_acknowl
         let ack = d.client().await.send(&message).await;
         assert_eq!(ack_code(&ack), "AA");
         recovery.ack(Item::Hl7(id.clone()));
+        let unnamed = unnamed_instance_files(&d).await;
+        assert!(unnamed.is_empty(), "after {}: files no event names survived the start: {unnamed:?}", first.at);
         d.stop().await.unwrap();
         let mut sent = sent.clone();
         sent.hl7.insert(id, message);
@@ -298,6 +300,25 @@ async fn a_power_loss_during_recovery_from_a_power_loss_keeps_everything_acknowl
         problems.len()
     );
     assert!(problems.is_empty(), "{problems:#?}");
+}
+
+/// The instance files under `d`'s state directory that no event names.
+async fn unnamed_instance_files(d: &TestDaemon) -> Vec<std::path::PathBuf> {
+    let named: BTreeSet<_> =
+        d.events().await.iter().filter_map(|e| e["data"]["file_path"].as_str().map(|p| d.dir.path().join(p))).collect();
+    let mut unnamed = Vec::new();
+    let mut dirs = vec![d.dir.path().join("instances")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() && !path.ends_with(".spool") {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "dcm") && !named.contains(&path) {
+                unnamed.push(path);
+            }
+        }
+    }
+    unnamed
 }
 
 /// Stores `instance` in a scratch daemon and returns its file: path relative to the state

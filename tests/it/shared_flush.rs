@@ -1,6 +1,8 @@
 //! Shared flushes: instances completed at about the same time on several associations are
 //! made durable by one `syncfs` and recorded by one commit, and when that flush fails none
-//! of them is acknowledged. (That a power loss at any point keeps every acknowledged instance
+//! of them is acknowledged. What a crash leaves between rename and commit (a file cut short,
+//! a file no event names) is replaced by a re-send or removed at the next start, and a file
+//! an event names is never touched. (That a power loss at any point keeps every acknowledged instance
 //! is `powerloss.rs`; the batch's flushes, not the rate, are asserted here.)
 
 use std::io;
@@ -143,10 +145,10 @@ async fn a_failing_flush_fails_every_instance_of_its_batch_with_a700_records_non
     }
     let stopped = d.stopped().await;
     assert!(matches!(stopped, Err(RunError::InstanceFlush)), "the daemon stops for a clean start: {stopped:?}");
-    assert_eq!(instance_files(dir.path()), Vec::<std::path::PathBuf>::new(), "the unflushed files are removed");
 
     let d = TestDaemon::start_in(dir.clone(), "").await;
     assert!(d.events().await.is_empty(), "nothing of the failed batch was recorded");
+    assert_eq!(instance_files(dir.path()), Vec::<std::path::PathBuf>::new(), "the start removed the unflushed files");
     let again = store_at_once(&d, 3, 3).await;
     assert!(again.iter().all(|a| a.status == 0), "the senders' retries are stored: {again:?}");
     assert_eq!(d.events().await.len(), 3);
@@ -167,7 +169,7 @@ async fn store_one(d: &TestDaemon, i: &Instance) -> Answer {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_file_a_power_loss_cut_short_after_its_rename_is_replaced_by_the_resent_instance() {
+async fn a_file_found_in_place_that_does_not_hold_the_data_set_is_replaced_by_the_one_received() {
     let i = Instance::ct(4, 1, 1);
     let data = dataset(&i, EXPLICIT_LE);
     // Where the instance goes, and its file, from a scratch daemon.
@@ -176,12 +178,15 @@ async fn a_file_a_power_loss_cut_short_after_its_rename_is_replaced_by_the_resen
     let path = scratch.events().await[0]["data"]["file_path"].as_str().expect("file_path").to_owned();
     let whole = std::fs::read(scratch.dir.path().join(&path)).unwrap();
     scratch.stop().await.unwrap();
-    // A state directory where the rename reached the disk and only half the data did.
+    // Once the daemon is up (past its start-up sweep, which would remove it), a file under
+    // that name holding half the data: what a power loss leaves when the rename reached the
+    // disk and only half the data did.
     let dir = Arc::new(tempfile::tempdir().unwrap());
+    let d = TestDaemon::start_in(dir.clone(), "").await;
+    assert!(d.events().await.is_empty());
     let file = dir.path().join(&path);
     std::fs::create_dir_all(file.parent().unwrap()).unwrap();
     std::fs::write(&file, &whole[..whole.len() / 2]).unwrap();
-    let d = TestDaemon::start_in(dir.clone(), "").await;
     assert_eq!(store_one(&d, &i).await.status, 0);
     let events = d.events().await;
     assert_eq!(events.len(), 1);
@@ -189,5 +194,45 @@ async fn a_file_a_power_loss_cut_short_after_its_rename_is_replaced_by_the_resen
     let stored = std::fs::read(&file).unwrap();
     assert!(stored.ends_with(&data), "the file holds the whole data set ({} bytes of {})", stored.len(), whole.len());
     assert_eq!(events[0]["data"]["size"], stored.len() as u64);
+    d.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn instance_files_no_event_names_are_removed_at_start_and_every_file_an_event_names_is_kept() {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let d = TestDaemon::start_in(dir.clone(), "").await;
+    let first = Instance::ct(5, 1, 1);
+    let mut second = first.clone();
+    second.pixel_bytes += 2;
+    assert_eq!(store_one(&d, &first).await.status, 0);
+    assert_eq!(store_one(&d, &second).await.status, 0, "other bytes: a new version, both files kept");
+    let named: Vec<_> =
+        d.events().await.iter().map(|e| dir.path().join(e["data"]["file_path"].as_str().unwrap())).collect();
+    assert_eq!(named.len(), 2);
+    d.stop().await.unwrap();
+    // What a crash between rename and commit leaves: a third version of the same instance
+    // and an instance never recorded at all, both unnamed; and a file of another shape.
+    let series = named[0].parent().unwrap().to_owned();
+    let orphans = [
+        series.join(format!("{}.0123456789abcdef.dcm", first.sop)),
+        series.join("1.2.826.0.1.3680043.10.999.5.1.9.fedcba9876543210.dcm"),
+    ];
+    for orphan in &orphans {
+        std::fs::write(orphan, b"renamed into place, never recorded").unwrap();
+    }
+    std::fs::write(series.join("notes.txt"), b"not an instance file").unwrap();
+
+    let d = TestDaemon::start_in(dir.clone(), "").await;
+    assert_eq!(d.events().await.len(), 2, "the daemon is up (its start-up sweep done)");
+    for orphan in &orphans {
+        assert!(!orphan.exists(), "{} is removed", orphan.display());
+    }
+    for file in &named {
+        assert!(file.exists(), "{} (named by an event) is kept", file.display());
+    }
+    assert!(series.join("notes.txt").exists(), "a file of another shape is left alone");
+    let mut expected = named.clone();
+    expected.sort();
+    assert_eq!(instance_files(dir.path()), expected);
     d.stop().await.unwrap();
 }

@@ -43,8 +43,8 @@ pub use cases::{CaseStudy, CaseView, MatchedOrder, case, search_cases};
 pub use matches::{MatchPage, MatchQuery, MatchView, matches};
 pub use orders::{MatchedStudy, OrderView, order, search_orders};
 pub use studies::{
-    InstanceView, PendingStudy, SeriesView, StudyHit, StudySummary, StudyView, Totals, pending_studies, search_studies,
-    study, totals,
+    InstanceView, PendingStudy, SeriesView, StudyHit, StudySummary, StudyView, Totals, names_file, pending_studies,
+    search_studies, study, totals,
 };
 pub use waiting::{
     WaitingCursor, WaitingOrder, WaitingPage, WaitingQuery, WaitingStudy, unmatched_orders, unmatched_studies,

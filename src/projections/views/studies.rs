@@ -1,12 +1,14 @@
 //! Studies: a study with its series and instances, its patient case and its orders; the
-//! studies waiting for completion; searches among completed studies; what the log holds.
+//! studies waiting for completion; searches among completed studies; what the log holds;
+//! whether an event names an instance file.
 
 use redb::ReadTransaction;
 use serde::Serialize;
 
 use super::{Hits, Scope, Search, row, scan, scope};
 use crate::config::Site;
-use crate::log::{LogReader, ReadError, Storage, decode_row};
+use crate::events::Event;
+use crate::log::{EVENTS, LogReader, ReadError, Storage, decode_row};
 use crate::projections::dicom::{InstanceRow, StudyRow};
 use crate::projections::tables::{
     DELETED_FILES, DICOM_INSTANCES, FORWARDS, HL7_MESSAGES, MATCHES, STUDIES, STUDIES_BY_ACCESSION, STUDIES_BY_PATIENT,
@@ -277,4 +279,27 @@ pub(crate) fn study_summary(
     let pending = txn.open_table(STUDIES_PENDING).storage()?.get((s.0, s.1, uid)).storage()?.is_some();
     let first = r.first_instance_seq;
     Ok(Some((first, StudySummary::new(uid, r, pending))))
+}
+
+/// Whether an `InstanceStored` names `file_path` (a file of the SOP instance `sop_uid`):
+/// the latest version's, or that of any version it replaced (each new version names the one
+/// before it, so the chain from the latest reaches every `InstanceStored` of the instance).
+pub fn names_file(reader: &LogReader, sop_uid: &str, file_path: &str) -> Result<bool, ReadError> {
+    let txn = reader.begin_read()?;
+    let (t, h) = (reader.site().tenant_id.as_str(), reader.site().hospital_id.as_str());
+    let Some(latest) = txn.open_table(DICOM_INSTANCES).storage()?.get((t, h, sop_uid)).storage()? else {
+        return Ok(false);
+    };
+    let latest: InstanceRow = decode_row("dicom_instances", latest.value())?;
+    let events = txn.open_table(EVENTS).storage()?;
+    let mut next = Some(latest.seq);
+    while let Some(seq) = next {
+        let Some(bytes) = events.get(seq).storage()? else { break };
+        let Event::InstanceStored(stored) = crate::events::decoded(seq, bytes.value())?.event else { break };
+        if stored.file_path == file_path {
+            return Ok(true);
+        }
+        next = stored.replaces_seq.filter(|earlier| *earlier < seq);
+    }
+    Ok(false)
 }
