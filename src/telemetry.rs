@@ -95,6 +95,9 @@ pub struct Metrics {
     pub forward_instances: Family<DestinationLabels, Counter>,
     /// Failed forwarding rounds (connection, association, protocol), by destination.
     pub forward_failures: Family<DestinationLabels, Counter>,
+    /// Forwarding dead letters, by destination and status (`parked`, `retry`, `skipped`,
+    /// `delivered`).
+    pub forward_dead_letters: Family<DestinationLabels, Gauge>,
     pub dicom_bytes_received: Counter,
     /// C-STORE from the end of the data set to the commit of its event.
     pub dicom_store_seconds: Histogram,
@@ -171,6 +174,7 @@ impl Metrics {
             retention_deleted: Counter::default(),
             forward_instances: Family::default(),
             forward_failures: Family::default(),
+            forward_dead_letters: Family::default(),
             dicom_bytes_received: Counter::default(),
             dicom_store_seconds: Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
                 0.000_25, 2.0, 14,
@@ -250,6 +254,11 @@ impl Metrics {
             m.forward_instances.clone(),
         );
         registry.register("forward_failures", "Failed forwarding rounds, by destination", m.forward_failures.clone());
+        registry.register(
+            "forward_dead_letters",
+            "Instances a forwarding destination refused, by destination and dead-letter status",
+            m.forward_dead_letters.clone(),
+        );
         registry.register("dicom_received_bytes", "DICOM data set bytes received", m.dicom_bytes_received.clone());
         registry.register(
             "dicom_store_seconds",
@@ -330,6 +339,12 @@ impl Metrics {
     pub fn forward_instance(&self, destination: &str, status: &str, n: u64) {
         let labels = DestinationLabels { destination: destination.to_owned(), status: status.to_owned() };
         self.forward_instances.get_or_create(&labels).inc_by(n);
+    }
+
+    /// Sets `destination`'s dead letters with `status` to `n`.
+    pub fn forward_dead_letters(&self, destination: &str, status: &str, n: u64) {
+        let labels = DestinationLabels { destination: destination.to_owned(), status: status.to_owned() };
+        self.forward_dead_letters.get_or_create(&labels).set(n as i64);
     }
 
     /// Counts a failed forwarding round of `destination`.

@@ -50,7 +50,8 @@ pub(super) async fn open_log(
     faults: Option<FaultInjector>,
 ) -> Result<Log<Projections>, RunError> {
     let opened = tokio::task::spawn_blocking(move || {
-        let schema = projections::schema().with(sync::tables()).with(crate::audit::tables());
+        let schema =
+            projections::schema().with(sync::tables()).with(crate::audit::tables()).with(crate::forward::tables());
         let store = Store::open(&options, schema, faults)?;
         projections::catch_up(&store)?;
         store.start(Projections, metrics)

@@ -147,6 +147,17 @@ fn forwarding(destinations: &Value) -> String {
         if let Value::String(e) = &d["last_error"] {
             out += &format!("            last error: {e}\n");
         }
+        let letters = &d["dead_letters"];
+        let open = letters["parked"].as_u64().unwrap_or(0) + letters["retry"].as_u64().unwrap_or(0);
+        if open > 0 || letters["skipped"].as_u64().unwrap_or(0) > 0 {
+            out += &format!(
+                "            dead letters {open} ({} parked, {} to retry, {} skipped): GET \
+                 /api/v1/forward/dead-letters, then POST …/{{destination}}/{{seq}}/retry or /skip\n",
+                text(&letters["parked"]),
+                text(&letters["retry"]),
+                text(&letters["skipped"]),
+            );
+        }
     }
     out
 }

@@ -38,7 +38,8 @@ fn the_summary_names_lag_breaker_and_dead_letters() {
     }
     let forwarding = serde_json::json!({"edge_id": "e", "sync": {"enabled": false}, "forward": [{
         "name": "central", "required": true, "cursor": 7, "lag_events": 3, "in_flight": 2, "breaker": "open",
-        "stored_total": 5, "refused_total": 1, "last_confirmed_at": null, "last_error": "association: refused"
+        "stored_total": 5, "refused_total": 1, "last_confirmed_at": null, "last_error": "association: refused",
+        "dead_letters": {"parked": 1, "retry": 0, "skipped": 2, "delivered": 0}
     }]});
     let text = summary(&forwarding, jiff::Timestamp::now());
     for needle in [
@@ -46,6 +47,7 @@ fn the_summary_names_lag_breaker_and_dead_letters() {
         "breaker open",
         "1 refused",
         "association: refused",
+        "dead letters 1 (1 parked, 0 to retry, 2 skipped)",
     ] {
         assert!(text.contains(needle), "{needle:?} not in\n{text}");
     }
