@@ -56,6 +56,12 @@ pub struct DestinationLabels {
     pub status: String,
 }
 
+/// A forwarding destination alone.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ForwardLabels {
+    pub destination: String,
+}
+
 /// Every metric of the daemon, registered once.
 #[derive(Debug)]
 pub struct Metrics {
@@ -98,6 +104,12 @@ pub struct Metrics {
     /// Forwarding dead letters, by destination and status (`parked`, `retry`, `skipped`,
     /// `delivered`).
     pub forward_dead_letters: Family<DestinationLabels, Gauge>,
+    /// Instances stored after a destination's cursor, by destination.
+    pub forward_lag_instances: Family<ForwardLabels, Gauge>,
+    /// Bytes of those instances' files.
+    pub forward_lag_bytes: Family<ForwardLabels, Gauge>,
+    /// Age of the oldest event after the destination's cursor (0 when none).
+    pub forward_lag_seconds: Family<ForwardLabels, Gauge<f64, AtomicU64>>,
     pub dicom_bytes_received: Counter,
     /// C-STORE from the end of the data set to the commit of its event.
     pub dicom_store_seconds: Histogram,
@@ -175,6 +187,9 @@ impl Metrics {
             forward_instances: Family::default(),
             forward_failures: Family::default(),
             forward_dead_letters: Family::default(),
+            forward_lag_instances: Family::default(),
+            forward_lag_bytes: Family::default(),
+            forward_lag_seconds: Family::default(),
             dicom_bytes_received: Counter::default(),
             dicom_store_seconds: Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
                 0.000_25, 2.0, 14,
@@ -258,6 +273,21 @@ impl Metrics {
             "forward_dead_letters",
             "Instances a forwarding destination refused, by destination and dead-letter status",
             m.forward_dead_letters.clone(),
+        );
+        registry.register(
+            "forward_lag_instances",
+            "Instances stored after a forwarding destination's cursor",
+            m.forward_lag_instances.clone(),
+        );
+        registry.register(
+            "forward_lag_bytes",
+            "Bytes of the instances stored after a forwarding destination's cursor",
+            m.forward_lag_bytes.clone(),
+        );
+        registry.register(
+            "forward_lag_seconds",
+            "Age of the oldest event after a forwarding destination's cursor",
+            m.forward_lag_seconds.clone(),
         );
         registry.register("dicom_received_bytes", "DICOM data set bytes received", m.dicom_bytes_received.clone());
         registry.register(
@@ -345,6 +375,14 @@ impl Metrics {
     pub fn forward_dead_letters(&self, destination: &str, status: &str, n: u64) {
         let labels = DestinationLabels { destination: destination.to_owned(), status: status.to_owned() };
         self.forward_dead_letters.get_or_create(&labels).set(n as i64);
+    }
+
+    /// Sets how far `destination` is behind: instances, their bytes, seconds.
+    pub fn forward_lag(&self, destination: &str, instances: u64, bytes: u64, seconds: f64) {
+        let labels = ForwardLabels { destination: destination.to_owned() };
+        self.forward_lag_instances.get_or_create(&labels).set(instances as i64);
+        self.forward_lag_bytes.get_or_create(&labels).set(bytes as i64);
+        self.forward_lag_seconds.get_or_create(&labels).set(seconds);
     }
 
     /// Counts a failed forwarding round of `destination`.

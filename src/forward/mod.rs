@@ -35,6 +35,7 @@
 
 pub mod cursor;
 pub mod dead_letters;
+pub mod lag;
 pub mod scu;
 mod worker;
 
@@ -49,7 +50,7 @@ use crate::projections::Projections;
 use crate::telemetry::Metrics;
 
 /// Where one destination stands, as `/readyz`, `/api/v1/status` and `zenedge status` show it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct DestinationStatus {
     pub name: String,
     pub required: bool,
@@ -57,6 +58,11 @@ pub struct DestinationStatus {
     pub cursor: u64,
     /// Events after the cursor (instances and others) at the last look.
     pub lag_events: u64,
+    /// Instances stored after the cursor, their files' bytes, and the age in seconds of the
+    /// oldest event after it, at the last look.
+    pub lag_instances: u64,
+    pub lag_bytes: u64,
+    pub lag_seconds: f64,
     /// Instances of the round being sent.
     pub in_flight: u64,
     /// `closed`, `half_open` or `open`.

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use super::lag::Lag;
 use super::scu::{Item, Sent, Transient, send_group};
 use super::{ForwardParts, cursor, dead_letters};
 use crate::config::{Confirm, Destination};
@@ -25,6 +26,8 @@ pub(super) struct Worker {
     committed: watch::Receiver<u64>,
     breaker: Breaker,
     rng: fastrand::Rng,
+    /// How far behind the destination is (from the first cursor read on).
+    lag: Option<Lag>,
 }
 
 /// What to send for the `InstanceStored` at `seq`.
@@ -55,7 +58,7 @@ impl Worker {
     ) -> Worker {
         let committed = parts.log.state.committed.subscribe();
         let breaker = Breaker::new(destination.breaker_failures, destination.breaker_open);
-        Worker { index, destination, parts, runtime, stop, committed, breaker, rng: fastrand::Rng::new() }
+        Worker { index, destination, parts, runtime, stop, committed, breaker, rng: fastrand::Rng::new(), lag: None }
     }
 
     pub(super) fn run(mut self) {
@@ -84,6 +87,7 @@ impl Worker {
             }
             let head = *self.committed.borrow();
             self.parts.shared.update(self.index, |s| (s.cursor, s.lag_events) = (after, head.saturating_sub(after)));
+            self.measure_lag(after, head);
             if head <= after {
                 self.count_letters();
                 if !self.wait_for_events(after) {
@@ -228,6 +232,21 @@ impl Worker {
             }
         }
         Ok((sent, sends))
+    }
+
+    /// Measures how far behind the destination at `cursor` is, for its status and metrics.
+    fn measure_lag(&mut self, cursor: u64, head: u64) {
+        let (reader, name) = (&self.parts.reader, &self.destination.name);
+        let lag = self.lag.get_or_insert_with(|| Lag::new(cursor));
+        match lag.behind(reader, cursor, head, jiff::Timestamp::now()) {
+            Ok(b) => {
+                self.parts.metrics.forward_lag(name, b.instances, b.bytes, b.seconds);
+                self.parts.shared.update(self.index, |s| {
+                    (s.lag_instances, s.lag_bytes, s.lag_seconds) = (b.instances, b.bytes, b.seconds)
+                });
+            }
+            Err(e) => tracing::warn!(destination = %name, error = %e, "cannot measure the forwarding lag"),
+        }
     }
 
     /// Counts the destination's dead letters again, for its status and metrics.

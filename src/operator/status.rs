@@ -133,11 +133,14 @@ fn forwarding(destinations: &Value) -> String {
     for d in destinations.as_array().into_iter().flatten() {
         let required = if d["required"] == Value::Bool(true) { "required" } else { "optional" };
         out += &format!(
-            "forward     {} ({required}): cursor {}, behind by {} events, {} in flight, breaker {}, \
-             {} stored and {} refused since start, last confirmation {}\n",
+            "forward     {} ({required}): cursor {}, behind by {} events ({} instances, {} bytes, {:.1} s), \
+             {} in flight, breaker {}, {} stored and {} refused since start, last confirmation {}\n",
             text(&d["name"]),
             text(&d["cursor"]),
             text(&d["lag_events"]),
+            text(&d["lag_instances"]),
+            text(&d["lag_bytes"]),
+            d["lag_seconds"].as_f64().unwrap_or(0.0),
             text(&d["in_flight"]),
             text(&d["breaker"]),
             text(&d["stored_total"]),
