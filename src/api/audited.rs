@@ -18,8 +18,15 @@ use super::audit::{recorded, requester};
 use super::{ApiError, ApiState};
 
 /// The paths whose answers carry patient data (each with everything below it).
-pub(super) const PATIENT_DATA: &[&str] =
-    &["/api/v1/events", "/api/v1/studies", "/api/v1/orders", "/api/v1/cases", "/api/v1/matches", "/api/v1/unmatched"];
+pub(super) const PATIENT_DATA: &[&str] = &[
+    "/api/v1/events",
+    "/api/v1/studies",
+    "/api/v1/orders",
+    "/api/v1/cases",
+    "/api/v1/matches",
+    "/api/v1/unmatched",
+    "/api/v1/worklist",
+];
 
 /// The largest answer held for its audit (a page of 1,000 events is far below).
 const MAX_HELD: usize = 256 << 20;

@@ -33,6 +33,7 @@ mod sync;
 #[cfg(test)]
 mod test_api;
 mod unmatched;
+mod worklist;
 
 use std::path::PathBuf;
 use std::sync::Arc;

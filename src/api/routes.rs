@@ -9,6 +9,7 @@ use axum::routing::{MethodRouter, get, post};
 use super::auth::Access;
 use super::{
     ApiState, audit, backup, cases, events, forward, health, matches, orders, stream, studies, sync, unmatched,
+    worklist,
 };
 use crate::config::Scope::{Audit, Operator, Read, Status};
 
@@ -44,6 +45,7 @@ pub(super) fn routes() -> Vec<Route> {
         route(g.clone(), "/api/v1/matches", Scope(Read), get(matches::list)),
         route(g.clone(), "/api/v1/unmatched/orders", Scope(Read), get(unmatched::orders)),
         route(g.clone(), "/api/v1/unmatched/studies", Scope(Read), get(unmatched::studies)),
+        route(g.clone(), "/api/v1/worklist", Scope(Read), get(worklist::list)),
         route(g.clone(), "/api/v1/status", Scope(Status), get(sync::status)),
         route(g.clone(), "/api/v1/dead-letters", Scope(Operator), get(sync::dead_letters)),
         route(p.clone(), "/api/v1/dead-letters/{seq}/retry", Scope(Operator), post(sync::retry)),

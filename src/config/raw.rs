@@ -43,6 +43,7 @@ pub(super) struct RawStore {
     pub queue_depth: usize,
     pub max_batch: usize,
     pub cache_size: String,
+    pub value_dictionary_after: u64,
 }
 
 impl Default for RawStore {
@@ -53,6 +54,7 @@ impl Default for RawStore {
             queue_depth: 4096,
             max_batch: 1024,
             cache_size: "32MiB".into(),
+            value_dictionary_after: 2000,
         }
     }
 }
@@ -117,6 +119,7 @@ pub(super) struct RawDicom {
     pub pdu_timeout: String,
     pub write_timeout: String,
     pub stable_after: String,
+    pub flush: String,
 }
 
 impl Default for RawDicom {
@@ -134,6 +137,7 @@ impl Default for RawDicom {
             pdu_timeout: "2m".into(),
             write_timeout: "60s".into(),
             stable_after: "60s".into(),
+            flush: "shared".into(),
         }
     }
 }

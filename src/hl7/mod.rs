@@ -43,6 +43,7 @@ pub mod summary;
 mod extract;
 mod header;
 mod orders;
+pub mod steps;
 
 use crate::ids::MAX_PATIENT_IDENTIFIERS;
 pub use charset::{Charset, UnknownCharset};

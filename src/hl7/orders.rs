@@ -23,7 +23,7 @@ use super::summary::{CodedValue, Order, Physician};
 
 /// One order group, as index ranges into the message's segments.
 #[derive(Debug, Clone)]
-struct Group {
+pub(super) struct Group {
     /// The ORC and the segments after it, before the first OBR (empty for a bare OBR).
     head: Range<usize>,
     /// The OBR and the segments after it, up to the next ORC or OBR.
@@ -36,17 +36,17 @@ impl Group {
     }
 
     /// The group's segments: head, then body.
-    fn segments<'m, 'a>(&self, all: &'m [Segment<'a>]) -> impl Iterator<Item = &'m Segment<'a>> {
+    pub(super) fn segments<'m, 'a>(&self, all: &'m [Segment<'a>]) -> impl Iterator<Item = &'m Segment<'a>> {
         all[self.head.clone()].iter().chain(&all[self.body.clone()])
     }
 
-    fn first<'m, 'a>(&self, all: &'m [Segment<'a>], name: &str) -> Option<&'m Segment<'a>> {
+    pub(super) fn first<'m, 'a>(&self, all: &'m [Segment<'a>], name: &str) -> Option<&'m Segment<'a>> {
         self.segments(all).find(|s| s.name() == name)
     }
 }
 
 /// Splits the segments into order groups (see the module doc).
-fn groups(segments: &[Segment<'_>]) -> Vec<Group> {
+pub(super) fn groups(segments: &[Segment<'_>]) -> Vec<Group> {
     let mut done = Vec::new();
     let mut current: Option<Group> = None;
     for (i, segment) in segments.iter().enumerate() {
@@ -148,7 +148,7 @@ fn scheduled(
 }
 
 /// CE/CWE: identifier ^ text ^ coding system.
-fn coded_value(cwe: Repetition<'_>) -> Option<CodedValue> {
+pub(super) fn coded_value(cwe: Repetition<'_>) -> Option<CodedValue> {
     let value = CodedValue {
         code: cwe.component(1).text(),
         text: cwe.component(2).text(),

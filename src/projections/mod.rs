@@ -35,6 +35,7 @@
 //! | `cases`, `cases_by_patient`, `study_cases` | `PatientCase*`, `OrderCreated` (the order's patient ids) | case id → case; lookups |
 //! | `patient_aliases` | `PatientsMerged` | prior patient id → surviving id |
 //! | `deleted_files` | `InstanceFileDeleted`, `InstanceStored` (a re-stored file) | instance file path → seq of its deletion |
+//! | `worklist`, `worklist_by_date`, `worklist_by_patient`, `worklist_by_accession` | `HL7MessageReceived` (ORM/OMI orders, ADT^A08/A40), `HL7MessageUpdated`, `StudyMatched` | item id → modality worklist item; lookups |
 //! | `forwards` | `InstanceForwarded`, `InstancesCommitted` | (instance version, destination) → its answer, its confirmation |
 //!
 //! Every projection has a checkpoint (`projection_checkpoints`: table → last applied seq),
@@ -51,6 +52,7 @@ pub mod probe;
 pub mod rebuild;
 pub mod tables;
 pub mod views;
+pub mod worklist;
 
 use std::collections::HashMap;
 
@@ -114,6 +116,10 @@ pub struct Tables<'t> {
     checkpoints: Option<Table<'t, &'static str, u64>>,
     deleted_files: Option<Table<'t, InstanceKey, u64>>,
     forwards: Option<Table<'t, ForwardKey, &'static [u8]>>,
+    worklist: Option<Table<'t, Key3, &'static [u8]>>,
+    worklist_by_date: Option<Table<'t, WorklistDateKey, ()>>,
+    worklist_by_patient: Option<Table<'t, Key4, ()>>,
+    worklist_by_accession: Option<Table<'t, Key4, ()>>,
     /// Write-back `studies` rows and `studies_pending` entries (`None`: removed) changed in
     /// this transaction, by study UID (a database holds one site). Every instance updates
     /// its study's row and pending mark; keeping them here until [`dicom::flush`] turns a
@@ -160,6 +166,10 @@ impl<'t> Tables<'t> {
             checkpoints: None,
             deleted_files: None,
             forwards: None,
+            worklist: None,
+            worklist_by_date: None,
+            worklist_by_patient: None,
+            worklist_by_accession: None,
             study_rows: HashMap::new(),
             pending: HashMap::new(),
         }
@@ -188,6 +198,10 @@ impl<'t> Tables<'t> {
     table_accessor!(checkpoints, CHECKPOINTS, &'static str, u64);
     table_accessor!(deleted_files, DELETED_FILES, InstanceKey, u64);
     table_accessor!(forwards, FORWARDS, ForwardKey, &'static [u8]);
+    table_accessor!(worklist, WORKLIST, Key3, &'static [u8]);
+    table_accessor!(worklist_by_date, WORKLIST_BY_DATE, WorklistDateKey, ());
+    table_accessor!(worklist_by_patient, WORKLIST_BY_PATIENT, Key4, ());
+    table_accessor!(worklist_by_accession, WORKLIST_BY_ACCESSION, Key4, ());
 }
 
 /// Names of every projection table, in the digest's order.
@@ -218,15 +232,22 @@ pub(crate) fn apply(t: &mut Tables<'_>, m: &Meta<'_>, event: &Event) -> Result<(
     match event {
         Event::Hl7MessageReceived(e) => {
             hl7::apply_received(t, m.site, m.seq, e)?;
-            orders::apply_received(t, m, e)
+            orders::apply_received(t, m, e)?;
+            worklist::apply_received(t, m, e)
         }
-        Event::Hl7MessageUpdated(e) => orders::apply_updated(t, m, e),
+        Event::Hl7MessageUpdated(e) => {
+            orders::apply_updated(t, m, e)?;
+            worklist::apply_updated(t, m, e)
+        }
         Event::InstanceStored(e) => dicom::apply_instance(t, m.site, m.seq, m.recorded_at, e),
         Event::StudyCompleted(e) => {
             dicom::apply_completed(t, m.site, m.recorded_at, e)?;
             orders::apply_completed(t, m, e)
         }
-        Event::StudyMatched(e) => orders::apply_matched(t, m, e),
+        Event::StudyMatched(e) => {
+            orders::apply_matched(t, m, e)?;
+            worklist::apply_matched(t, m, e)
+        }
         Event::StudyUnmatched(e) => orders::apply_unmatched(t, m, e),
         Event::OrderCreated(e) => orders::apply_created(t, m, e),
         Event::PatientCaseCreated(e) => cases::apply_created(t, m, e),

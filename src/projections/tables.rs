@@ -41,6 +41,18 @@ pub(crate) const DELETED_FILES: TableDefinition<InstanceKey, u64> = TableDefinit
 pub(crate) const FORWARDS: TableDefinition<ForwardKey, &[u8]> = TableDefinition::new("forwards");
 pub(crate) type ForwardKey = (&'static str, &'static str, u64, &'static str);
 
+/// `(tenant, hospital, item id) -> msgpack` [`super::worklist::WorklistItem`]: one modality
+/// worklist item per scheduled procedure step of each live order ([`super::worklist`]).
+pub(crate) const WORKLIST: TableDefinition<Key3, &[u8]> = TableDefinition::new("worklist");
+/// `(tenant, hospital, SPS start date YYYYMMDD or "", modality or "", item id)`: the items
+/// of a date range (and modality) are one range read.
+pub(crate) const WORKLIST_BY_DATE: TableDefinition<WorklistDateKey, ()> = TableDefinition::new("worklist_by_date");
+pub(crate) type WorklistDateKey = (&'static str, &'static str, &'static str, &'static str, &'static str);
+/// `(tenant, hospital, patient id, item id)`.
+pub(crate) const WORKLIST_BY_PATIENT: TableDefinition<Key4, ()> = TableDefinition::new("worklist_by_patient");
+/// `(tenant, hospital, accession, item id)`.
+pub(crate) const WORKLIST_BY_ACCESSION: TableDefinition<Key4, ()> = TableDefinition::new("worklist_by_accession");
+
 /// Calls `$m!(TABLE)` for every projection table, in a fixed order (the digest's).
 macro_rules! projection_tables {
     ($m:ident) => {
@@ -66,6 +78,10 @@ macro_rules! projection_tables {
         $m!(PATIENT_ALIASES);
         $m!(DELETED_FILES);
         $m!(FORWARDS);
+        $m!(WORKLIST);
+        $m!(WORKLIST_BY_DATE);
+        $m!(WORKLIST_BY_PATIENT);
+        $m!(WORKLIST_BY_ACCESSION);
     };
 }
 pub(crate) use projection_tables;
@@ -117,7 +133,7 @@ pub(crate) const CHECKPOINTS: TableDefinition<&str, u64> = TableDefinition::new(
 /// The on-disk layout this binary writes. Bump it with every change to tables or key
 /// encodings and add the step to [`MIGRATIONS`]. Every change so far was a projection's, so
 /// the version is declared here, with the tables.
-pub const SCHEMA_VERSION: u64 = 7;
+pub const SCHEMA_VERSION: u64 = 9;
 
 /// Migrations in order.
 ///
@@ -136,6 +152,11 @@ pub const SCHEMA_VERSION: u64 = 7;
 ///   older binary, which cannot read a compressed value, refuse the file.
 /// * 6 → 7: `hl7_dedupe` rows no longer copy the ACK (the event holds it): rebuilt at
 ///   start-up, as for 2 → 3.
+/// * 7 → 8: values may be compressed with a dictionary trained on the site's events, kept in
+///   the log's `value_dictionaries` table ([`crate::log::dictionary`]), created when the file is
+///   opened. Nothing is rewritten; the version makes an older binary refuse the file.
+/// * 8 → 9: the modality worklist (`worklist` and its indexes), created empty and filled at
+///   start-up like the tables of 1 → 2.
 pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration { from: 1, apply: |_| Ok(()) },
     Migration { from: 2, apply: rebuild_projections },
@@ -143,6 +164,8 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration { from: 4, apply: |_| Ok(()) },
     Migration { from: 5, apply: |_| Ok(()) },
     Migration { from: 6, apply: rebuild_projections },
+    Migration { from: 7, apply: |_| Ok(()) },
+    Migration { from: 8, apply: |_| Ok(()) },
 ];
 
 /// A migration for projection changes: every checkpoint goes, so the log rebuilds them all

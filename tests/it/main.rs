@@ -31,6 +31,7 @@ mod os_faults;
 mod powerloss;
 mod rebuild;
 mod retention;
+mod shared_flush;
 mod support;
 mod sync;
 mod sync_audit;

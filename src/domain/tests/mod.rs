@@ -162,3 +162,4 @@ mod arrival_order;
 mod cases;
 mod changes;
 mod matching;
+mod worklist;

@@ -1,8 +1,8 @@
 //! The read queries over the projections, with the shapes they answer in: a study with its
 //! series and instances ([`studies`]), an order with the studies it matched ([`orders`]), a
 //! patient case with its studies and their orders ([`cases`]), the recorded pairs
-//! ([`mod@matches`]), the orders and studies still waiting for a match ([`waiting`]), and the
-//! searches. Each file holds one projection's shapes first, then its queries.
+//! ([`mod@matches`]), the orders and studies still waiting for a match ([`waiting`]), the modality
+//! worklist ([`mod@worklist`]), and the searches. Each file holds one projection's shapes first, then its queries.
 //!
 //! Each query is one redb read transaction, so a view is one committed snapshot and never
 //! blocks the writer. The tables and their row types stay where the projections define them
@@ -32,6 +32,7 @@ pub mod matches;
 pub mod orders;
 pub mod studies;
 pub mod waiting;
+pub mod worklist;
 
 use jiff::Timestamp;
 use redb::{ReadOnlyTable, ReadTransaction, TableDefinition};
@@ -48,6 +49,7 @@ pub use studies::{
 pub use waiting::{
     WaitingCursor, WaitingOrder, WaitingPage, WaitingQuery, WaitingStudy, unmatched_orders, unmatched_studies,
 };
+pub use worklist::{WorklistQuery, WorklistView, worklist, worklist_items};
 
 use super::tables::{Key3, Key4};
 use crate::config::Site;
