@@ -60,9 +60,9 @@ async fn act(
     let (edge_id, who) = (state.edge_id.clone(), super::audit::requester(extensions));
     let path = format!("/api/v1/forward/dead-letters/{destination}/{seq}/{what}");
     let name = destination.clone();
-    let audit: dead_letters::AuditOf = Box::new(move |letter| {
+    let audit: dead_letters::AuditOf = Box::new(move |letter, at| {
         let about = (name.as_str(), letter.study_instance_uid.as_str(), letter.sop_instance_uid.as_str());
-        crate::audit::kinds::forward_letter_changed(&edge_id, &who, &path, what, about, jiff::Timestamp::now())
+        crate::audit::kinds::forward_letter_changed(&edge_id, &who, &path, what, about, at)
     });
     let outcome =
         dead_letters::act(&state.log, destination.clone(), seq, action, audit).await.map_err(ApiError::internal)?;

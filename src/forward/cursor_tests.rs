@@ -1,7 +1,5 @@
 use std::sync::Arc;
 
-use jiff::Timestamp;
-
 use super::record_round;
 use crate::audit::Requester;
 use crate::domain::test_support::options;
@@ -23,9 +21,9 @@ fn answer(status: ForwardStatus) -> InstanceForwarded {
 }
 
 fn audited(what: &'static str) -> AuditOf {
-    Box::new(move |letter| {
+    Box::new(move |letter, at| {
         let about = ("central", letter.study_instance_uid.as_str(), letter.sop_instance_uid.as_str());
-        crate::audit::kinds::forward_letter_changed("e", &Requester::default(), "/p", what, about, Timestamp::now())
+        crate::audit::kinds::forward_letter_changed("e", &Requester::default(), "/p", what, about, at)
     })
 }
 

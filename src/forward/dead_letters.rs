@@ -162,8 +162,9 @@ pub async fn act(
     log.request((destination, seq, action, audit), apply_action).await
 }
 
-/// Builds the audit record of an operator's action from the letter it changed.
-pub type AuditOf = Box<dyn FnOnce(&ForwardLetter) -> AuditRecord + Send>;
+/// Builds the audit record of an operator's action from the letter it changed, at the time
+/// the transaction records.
+pub type AuditOf = Box<dyn FnOnce(&ForwardLetter, Timestamp) -> AuditRecord + Send>;
 
 fn apply_action(
     t: &mut Txn<'_, '_, Projections>,
@@ -181,7 +182,7 @@ fn apply_action(
     };
     let letter = ForwardLetter { status, updated_at: t.recorded_at, ..old };
     write_letter(t, &destination, seq, &letter)?;
-    crate::audit::append(t, vec![audit(&letter)])?;
+    crate::audit::append(t, vec![audit(&letter, t.recorded_at)])?;
     Ok(Ok(Ok(letter)))
 }
 
