@@ -56,6 +56,12 @@ pub struct DestinationLabels {
     pub status: String,
 }
 
+/// A forwarding destination alone.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ForwardLabels {
+    pub destination: String,
+}
+
 /// Every metric of the daemon, registered once.
 #[derive(Debug)]
 pub struct Metrics {
@@ -99,6 +105,15 @@ pub struct Metrics {
     pub forward_instances: Family<DestinationLabels, Counter>,
     /// Failed forwarding rounds (connection, association, protocol), by destination.
     pub forward_failures: Family<DestinationLabels, Counter>,
+    /// Forwarding dead letters, by destination and status (`parked`, `retry`, `skipped`,
+    /// `delivered`).
+    pub forward_dead_letters: Family<DestinationLabels, Gauge>,
+    /// Instances stored after a destination's cursor, by destination.
+    pub forward_lag_instances: Family<ForwardLabels, Gauge>,
+    /// Bytes of those instances' files.
+    pub forward_lag_bytes: Family<ForwardLabels, Gauge>,
+    /// Age of the oldest event after the destination's cursor (0 when none).
+    pub forward_lag_seconds: Family<ForwardLabels, Gauge<f64, AtomicU64>>,
     pub dicom_bytes_received: Counter,
     /// C-STORE from the end of the data set to the commit of its event.
     pub dicom_store_seconds: Histogram,
@@ -183,6 +198,10 @@ impl Metrics {
             retention_deleted: Counter::default(),
             forward_instances: Family::default(),
             forward_failures: Family::default(),
+            forward_dead_letters: Family::default(),
+            forward_lag_instances: Family::default(),
+            forward_lag_bytes: Family::default(),
+            forward_lag_seconds: Family::default(),
             dicom_bytes_received: Counter::default(),
             dicom_store_seconds: Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
                 0.000_25, 2.0, 14,
@@ -274,6 +293,26 @@ impl Metrics {
             m.forward_instances.clone(),
         );
         registry.register("forward_failures", "Failed forwarding rounds, by destination", m.forward_failures.clone());
+        registry.register(
+            "forward_dead_letters",
+            "Instances a forwarding destination refused, by destination and dead-letter status",
+            m.forward_dead_letters.clone(),
+        );
+        registry.register(
+            "forward_lag_instances",
+            "Instances stored after a forwarding destination's cursor",
+            m.forward_lag_instances.clone(),
+        );
+        registry.register(
+            "forward_lag_bytes",
+            "Bytes of the instances stored after a forwarding destination's cursor",
+            m.forward_lag_bytes.clone(),
+        );
+        registry.register(
+            "forward_lag_seconds",
+            "Age of the oldest event after a forwarding destination's cursor",
+            m.forward_lag_seconds.clone(),
+        );
         registry.register("dicom_received_bytes", "DICOM data set bytes received", m.dicom_bytes_received.clone());
         registry.register(
             "dicom_store_seconds",
@@ -360,6 +399,20 @@ impl Metrics {
     pub fn forward_instance(&self, destination: &str, status: &str, n: u64) {
         let labels = DestinationLabels { destination: destination.to_owned(), status: status.to_owned() };
         self.forward_instances.get_or_create(&labels).inc_by(n);
+    }
+
+    /// Sets `destination`'s dead letters with `status` to `n`.
+    pub fn forward_dead_letters(&self, destination: &str, status: &str, n: u64) {
+        let labels = DestinationLabels { destination: destination.to_owned(), status: status.to_owned() };
+        self.forward_dead_letters.get_or_create(&labels).set(n as i64);
+    }
+
+    /// Sets how far `destination` is behind: instances, their bytes, seconds.
+    pub fn forward_lag(&self, destination: &str, instances: u64, bytes: u64, seconds: f64) {
+        let labels = ForwardLabels { destination: destination.to_owned() };
+        self.forward_lag_instances.get_or_create(&labels).set(instances as i64);
+        self.forward_lag_bytes.get_or_create(&labels).set(bytes as i64);
+        self.forward_lag_seconds.get_or_create(&labels).set(seconds);
     }
 
     /// Counts a failed forwarding round of `destination`.

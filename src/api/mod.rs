@@ -20,6 +20,7 @@ mod backup;
 mod cases;
 mod error;
 mod events;
+mod forward;
 mod health;
 mod limits;
 mod matches;

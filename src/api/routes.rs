@@ -8,7 +8,8 @@ use axum::routing::{MethodRouter, get, post};
 
 use super::auth::Access;
 use super::{
-    ApiState, audit, backup, cases, events, health, matches, orders, stream, studies, sync, unmatched, worklist,
+    ApiState, audit, backup, cases, events, forward, health, matches, orders, stream, studies, sync, unmatched,
+    worklist,
 };
 use crate::config::Scope::{Audit, Operator, Read, Status};
 
@@ -49,7 +50,15 @@ pub(super) fn routes() -> Vec<Route> {
         route(g.clone(), "/api/v1/dead-letters", Scope(Operator), get(sync::dead_letters)),
         route(p.clone(), "/api/v1/dead-letters/{seq}/retry", Scope(Operator), post(sync::retry)),
         route(p.clone(), "/api/v1/dead-letters/{seq}/skip", Scope(Operator), post(sync::skip)),
-        route(p, "/api/v1/sync/fork", Scope(Operator), post(sync::fork)),
+        route(p.clone(), "/api/v1/sync/fork", Scope(Operator), post(sync::fork)),
+        route(g.clone(), "/api/v1/forward/dead-letters", Scope(Operator), get(forward::list)),
+        route(
+            p.clone(),
+            "/api/v1/forward/dead-letters/{destination}/{seq}/retry",
+            Scope(Operator),
+            post(forward::retry),
+        ),
+        route(p, "/api/v1/forward/dead-letters/{destination}/{seq}/skip", Scope(Operator), post(forward::skip)),
         route(g.clone(), "/api/v1/backup", Scope(Operator), get(backup::backup)),
         route(g, "/api/v1/audit", Scope(Audit), get(audit::list)),
     ]

@@ -186,7 +186,7 @@ pub async fn run(
     };
     tracker.spawn(certificates.watch(alerts.clone(), stopping.clone()));
     ctx.mllp(listeners.mllp, listeners.mllp_tls);
-    let gate = layout.gate();
+    let retention_layout = layout.clone();
     let flush_failed = ctx.dicom(listeners.dicom, listeners.dicom_tls, layout)?;
     ctx.reloads(options.reload);
     let sync_shared = ctx.sync_state().await?;
@@ -197,7 +197,7 @@ pub async fn run(
     let (forward_shared, forward_threads) = ctx.forward()?;
     // One backup at a time, and no retention sweep while one is streamed.
     let exclusive = Arc::new(tokio::sync::Semaphore::new(1));
-    ctx.retention(clock, &exclusive, gate);
+    ctx.retention(clock, &exclusive, retention_layout);
     let https = config.http.tls.then(|| ctx.handshaker("http", false)).flatten();
     let local = crate::operator::local_token::open(&config.store.state_dir);
     // Always opened: what a run with the journal left in it is copied into the trail first.

@@ -50,7 +50,8 @@ pub(super) async fn open_log(
     faults: Option<FaultInjector>,
 ) -> Result<Log<Projections>, RunError> {
     let opened = tokio::task::spawn_blocking(move || {
-        let schema = projections::schema().with(sync::tables()).with(crate::audit::tables());
+        let schema =
+            projections::schema().with(sync::tables()).with(crate::audit::tables()).with(crate::forward::tables());
         let store = Store::open(&options, schema, faults)?;
         projections::catch_up(&store)?;
         store.start(Projections, metrics)
@@ -133,8 +134,8 @@ pub(super) async fn tidy_state_dir(
         Err(e) => tracing::warn!(error = %e, "cannot remove the copies of an interrupted backup"),
     }
     let finished = {
-        let (reader, dir) = (log.reader(), config.store.state_dir.clone());
-        tokio::task::spawn_blocking(move || crate::retention::unlink_deleted(&reader, &dir))
+        let (reader, layout) = (log.reader(), layout.clone());
+        tokio::task::spawn_blocking(move || crate::retention::unlink_deleted(&reader, &layout))
             .await
             .expect("removing deleted instance files does not panic")
     };
@@ -348,10 +349,10 @@ impl Started<'_> {
 
     /// The retention sweep, with `retention.dicom_max_age` set: files go once every required
     /// forwarding destination confirmed them (none configured: nothing goes).
-    pub fn retention(&self, clock: Clock, exclusive: &Arc<tokio::sync::Semaphore>, gate: Arc<dicom::InstanceGate>) {
+    pub fn retention(&self, clock: Clock, exclusive: &Arc<tokio::sync::Semaphore>, layout: dicom::Layout) {
         let Some(max_age) = self.config.retention.dicom_max_age else { return };
         let retention = crate::retention::Retention {
-            state_dir: self.config.store.state_dir.clone(),
+            layout,
             max_age,
             max_age_text: self.config.retention.dicom_max_age_text.clone(),
             log: self.log.handle(),
@@ -360,7 +361,6 @@ impl Started<'_> {
             clock,
             exclusive: exclusive.clone(),
             required: self.config.forward.required(),
-            gate,
             before_unlink: None,
         };
         self.tracker.spawn(crate::retention::run(retention, self.config.retention.interval, self.stopping.clone()));

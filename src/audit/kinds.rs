@@ -320,6 +320,43 @@ pub fn instances_accessed(
     }
 }
 
+/// DICOM Instances Accessed (action U): an operator changed a forwarding dead letter through
+/// `path` (`what`: "retry" or "skip"), naming the study, the SOP instance and the destination.
+pub fn forward_letter_changed(
+    edge_id: &str,
+    who: &Requester,
+    path: &str,
+    what: &str,
+    (destination, study_instance_uid, sop_instance_uid): (&str, &str, &str),
+    at: Timestamp,
+) -> AuditRecord {
+    let details = vec![
+        ("action".to_owned(), what.to_owned()),
+        ("destination".to_owned(), destination.to_owned()),
+        ("SOPInstanceUID".to_owned(), sop_instance_uid.to_owned()),
+        ("path".to_owned(), path.to_owned()),
+    ];
+    let object = AuditObject {
+        type_code: 2,
+        role: 3,
+        id_type: code(dcm::STUDY_INSTANCE_UID),
+        id: study_instance_uid.to_owned(),
+        name: None,
+        description: Some(format!("forwarding dead letter: {what}")),
+        details,
+    };
+    AuditRecord {
+        event: code(dcm::INSTANCES_ACCESSED),
+        action: Action::Update,
+        at,
+        outcome: Outcome::Success,
+        outcome_description: None,
+        event_types: Vec::new(),
+        participants: vec![who.participant(), this_edge(edge_id, None)],
+        objects: vec![object],
+    }
+}
+
 /// Audit Log Used: somebody read the trail.
 pub fn audit_log_used(edge_id: &str, who: &Requester, path: &str, at: Timestamp) -> AuditRecord {
     let object = AuditObject {

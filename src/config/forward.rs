@@ -40,6 +40,7 @@ pub(super) struct RawDestination {
     pub retry_cap: String,
     pub breaker_failures: u32,
     pub breaker_open: String,
+    pub refused_attempts: u32,
 }
 
 impl Default for RawDestination {
@@ -61,6 +62,7 @@ impl Default for RawDestination {
             retry_cap: "5m".into(),
             breaker_failures: 5,
             breaker_open: "60s".into(),
+            refused_attempts: 3,
         }
     }
 }
@@ -96,6 +98,9 @@ pub struct Destination {
     pub retry_cap: Duration,
     pub breaker_failures: u32,
     pub breaker_open: Duration,
+    /// Sends of an instance the destination refuses (a failure status) before it becomes a
+    /// dead letter; 1: no retry.
+    pub refused_attempts: u32,
 }
 
 /// `[forward]`, validated.
@@ -165,6 +170,7 @@ pub(super) fn forward_config(c: &mut Checker, raw: &RawForward, our_ae: &str) ->
         };
         let associations = range(c, "associations", d.associations, 64);
         let batch = range(c, "batch", d.batch, 10_000);
+        let refused_attempts = range(c, "refused_attempts", d.refused_attempts as usize, 10);
         let max_pdu = c.check(&key("max_pdu"), max_pdu(&d.max_pdu));
         let mut duration = |k: &str, v: &str| c.check(&key(k), units::positive_duration(v));
         let (timeout, retry_base, retry_cap, breaker_open) = (
@@ -185,6 +191,7 @@ pub(super) fn forward_config(c: &mut Checker, raw: &RawForward, our_ae: &str) ->
             Some(retry_base),
             Some(retry_cap),
             Some(breaker_open),
+            Some(refused_attempts),
         ) = (
             name,
             confirm,
@@ -197,6 +204,7 @@ pub(super) fn forward_config(c: &mut Checker, raw: &RawForward, our_ae: &str) ->
             retry_base,
             retry_cap,
             breaker_open,
+            refused_attempts,
         )
         else {
             continue;
@@ -217,6 +225,7 @@ pub(super) fn forward_config(c: &mut Checker, raw: &RawForward, our_ae: &str) ->
             retry_cap,
             breaker_failures: d.breaker_failures.max(1),
             breaker_open,
+            refused_attempts: refused_attempts as u32,
         });
     }
     ForwardConfig { destinations }

@@ -208,6 +208,25 @@ impl Layout {
         Ok(())
     }
 
+    /// Removes the instance file at `relative` (to the state directory; absent is fine) and
+    /// fsyncs its directory, both announced to the storage hook: retention's unlink, once the
+    /// file's deletion is committed.
+    pub fn remove_instance_file(&self, relative: &str) -> io::Result<()> {
+        if !crate::log::is_relative_inside(relative) {
+            return Err(io::Error::other("the file path leaves the state directory"));
+        }
+        let path = self.state_dir.join(relative);
+        match self.remove(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        match path.parent() {
+            Some(dir) => self.fsync_dir(dir),
+            None => Ok(()),
+        }
+    }
+
     fn fsync_dir(&self, dir: &Path) -> io::Result<()> {
         if announce(&self.hook, StorageOp::DirSync { path: dir })? {
             File::open(dir)?.sync_all()?;

@@ -14,9 +14,13 @@
 //!   fragments that fit the archive's maximum PDU ([`scu`]); a syntax the archive refuses is
 //!   that instance's refusal, never a transcoding.
 //! * **Refusals are dead letters, the rest flows.** A failure status (`0xA7xx`, `0xA9xx`,
-//!   `0xCxxx`, any other non-success), a refused presentation context or a missing file
-//!   records `InstanceForwarded` with `status: refused` and the archive's words; the cursor
-//!   passes it. Such an instance is never confirmed, so retention keeps its file.
+//!   `0xCxxx`, any other non-success), a refused presentation context or a missing file is
+//!   sent again, after a backoff, up to `refused_attempts` sends in all; still refused, it
+//!   records `InstanceForwarded` with `status: refused` and the archive's words, is parked as
+//!   a dead letter of that destination ([`dead_letters`]) and the cursor passes it. An operator
+//!   retries (the worker sends it once more, outside the cursor's order) or skips it
+//!   (`/api/v1/forward/dead-letters`, audited). Such an instance is never confirmed, so
+//!   retention keeps its file, skipped or not.
 //! * **The archive away stops nothing but forwarding.** A connection, association or
 //!   protocol failure fails the round: retried with exponential backoff and full jitter
 //!   ([`crate::sync::backoff`]) and a circuit breaker per destination ([`crate::sync::Breaker`]),
@@ -30,6 +34,8 @@
 //! dicom-ul's requestor is blocking, and the writer is reached through the runtime handle.
 
 pub mod cursor;
+pub mod dead_letters;
+pub mod lag;
 pub mod scu;
 mod worker;
 
@@ -44,7 +50,7 @@ use crate::projections::Projections;
 use crate::telemetry::Metrics;
 
 /// Where one destination stands, as `/readyz`, `/api/v1/status` and `zenedge status` show it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct DestinationStatus {
     pub name: String,
     pub required: bool,
@@ -52,6 +58,11 @@ pub struct DestinationStatus {
     pub cursor: u64,
     /// Events after the cursor (instances and others) at the last look.
     pub lag_events: u64,
+    /// Instances stored after the cursor, their files' bytes, and the age in seconds of the
+    /// oldest event after it, at the last look.
+    pub lag_instances: u64,
+    pub lag_bytes: u64,
+    pub lag_seconds: f64,
     /// Instances of the round being sent.
     pub in_flight: u64,
     /// `closed`, `half_open` or `open`.
@@ -66,12 +77,21 @@ pub struct DestinationStatus {
     pub last_error: Option<String>,
     /// When the destination last stored (and so confirmed) an instance.
     pub last_confirmed_at: Option<jiff::Timestamp>,
+    /// The destination's dead letters by status, as last counted.
+    pub dead_letters: dead_letters::LetterCounts,
 }
 
 /// Every destination's status, shared by the workers and the API.
 #[derive(Debug, Default)]
 pub struct ForwardShared {
     destinations: Vec<Mutex<DestinationStatus>>,
+    /// Per destination: wakes its worker (an operator changed one of its dead letters).
+    wake: Vec<tokio::sync::Notify>,
+}
+
+/// The tables forwarding keeps besides the projections (for the file's schema).
+pub fn tables() -> Vec<crate::log::TableSpec> {
+    vec![dead_letters::table_spec()]
 }
 
 impl ForwardShared {
@@ -88,7 +108,24 @@ impl ForwardShared {
                     })
                 })
                 .collect(),
+            wake: destinations.iter().map(|_| tokio::sync::Notify::new()).collect(),
         }
+    }
+
+    /// Whether `name` is a configured destination.
+    pub fn knows(&self, name: &str) -> bool {
+        self.index_of(name).is_some()
+    }
+
+    /// Wakes `name`'s worker (to resend a letter, or count the letters again).
+    pub fn wake(&self, name: &str) {
+        if let Some(i) = self.index_of(name) {
+            self.wake[i].notify_one();
+        }
+    }
+
+    fn index_of(&self, name: &str) -> Option<usize> {
+        self.destinations.iter().position(|d| d.lock().unwrap_or_else(|e| e.into_inner()).name == name)
     }
 
     /// A copy of every destination's status.

@@ -6,7 +6,11 @@
 //! one syntax, and an instance whose context the archive refuses is a per-instance refusal,
 //! never transcoded. The data set is read from disk in fragments no larger than the archive's
 //! maximum PDU allows (PS3.8 9.3.5: the PDV item's 6 bytes of header count), so memory stays
-//! at one fragment whatever the instance's size.
+//! at one fragment whatever the instance's size. Every fragment has an even length, as PS3.8
+//! E.2 requires: a data set of odd length (a deflated one: PS3.5 A.5 says its stream is padded
+//! with one trailing NUL, which a sender may have left out) gets that NUL appended to its
+//! last fragment. Without it a DCMTK-based archive (Orthanc) aborts the association ("Odd
+//! Fragment Length") every time the instance is sent.
 //!
 //! Blocking: dicom-ul's requestor on a `std::net::TcpStream`, run on the forwarding threads.
 
@@ -139,18 +143,22 @@ fn store(
         0 => u32::MAX,
         n => n,
     };
-    // The PDV item's length field and its context id and control header: 6 bytes.
-    let fragment = (peer_max.min(1 << 20) as usize).saturating_sub(6).max(1);
+    let fragment = fragment_len(peer_max);
+    let pad = remaining % 2 == 1;
     let mut buffer = vec![0u8; fragment.min(remaining.max(1) as usize)];
     loop {
         let n = buffer.len().min(remaining as usize);
         file.read_exact(&mut buffer[..n]).map_err(|e| Transient(format!("reading the instance file: {e}")))?;
         remaining -= n as u64;
+        let mut data = buffer[..n].to_vec();
+        if remaining == 0 && pad {
+            data.push(0);
+        }
         let pdv = PDataValue {
             presentation_context_id: context,
             value_type: PDataValueType::Data,
             is_last: remaining == 0,
-            data: buffer[..n].to_vec(),
+            data,
         };
         assoc.send(&Pdu::PData { data: vec![pdv] }).map_err(transient("sending data"))?;
         if remaining == 0 {
@@ -171,6 +179,13 @@ fn store(
             reason: answer.error_comment.unwrap_or_else(|| format!("C-STORE status 0x{status:04X}")),
         },
     })
+}
+
+/// The data set bytes per P-DATA fragment for an archive whose maximum PDU is `peer_max`:
+/// the PDV item's length field, context id and control header take 6 bytes of it (PS3.8
+/// 9.3.5), and a fragment's length is even (PS3.8 E.2), so it is rounded down to even.
+pub fn fragment_len(peer_max: u32) -> usize {
+    ((peer_max.min(1 << 20) as usize).saturating_sub(6) & !1).max(2)
 }
 
 /// The next command set the archive sends (a C-STORE-RSP).
@@ -222,3 +237,7 @@ pub fn dataset_of(path: &Path) -> io::Result<(File, u64)> {
     file.seek(SeekFrom::Start(start))?;
     Ok((file, total - start))
 }
+
+#[cfg(test)]
+#[path = "scu_tests.rs"]
+mod tests;

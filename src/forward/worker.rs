@@ -6,10 +6,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use super::lag::Lag;
 use super::scu::{Item, Sent, Transient, send_group};
-use super::{ForwardParts, cursor};
+use super::{ForwardParts, cursor, dead_letters};
 use crate::config::{Confirm, Destination};
-use crate::events::{Event, ForwardStatus, InstanceForwarded};
+use crate::events::{Event, ForwardStatus, InstanceForwarded, InstanceStored};
 use crate::sync::{Breaker, backoff};
 
 /// Events read per page while looking for a round's instances.
@@ -25,6 +26,20 @@ pub(super) struct Worker {
     committed: watch::Receiver<u64>,
     breaker: Breaker,
     rng: fastrand::Rng,
+    /// How far behind the destination is (from the first cursor read on).
+    lag: Option<Lag>,
+}
+
+/// What to send for the `InstanceStored` at `seq`.
+fn item(seq: u64, i: InstanceStored) -> Item {
+    Item {
+        seq,
+        sop_class_uid: i.sop_class_uid,
+        sop_instance_uid: i.sop_instance_uid,
+        study_instance_uid: i.study_instance_uid,
+        transfer_syntax_uid: i.transfer_syntax_uid,
+        path: i.file_path.into(),
+    }
 }
 
 /// A round: the instances to send and the last event it covers.
@@ -43,12 +58,13 @@ impl Worker {
     ) -> Worker {
         let committed = parts.log.state.committed.subscribe();
         let breaker = Breaker::new(destination.breaker_failures, destination.breaker_open);
-        Worker { index, destination, parts, runtime, stop, committed, breaker, rng: fastrand::Rng::new() }
+        Worker { index, destination, parts, runtime, stop, committed, breaker, rng: fastrand::Rng::new(), lag: None }
     }
 
     pub(super) fn run(mut self) {
         let name = self.destination.name.clone();
         tracing::info!(destination = %name, "forwarding started");
+        self.count_letters();
         while !self.stop.is_cancelled() {
             if !self.wait_for_breaker() {
                 break;
@@ -63,9 +79,17 @@ impl Worker {
                     continue;
                 }
             };
+            if let Err(e) = self.resend_letters(after) {
+                if self.stop.is_cancelled() || !self.failed(e) {
+                    break;
+                }
+                continue;
+            }
             let head = *self.committed.borrow();
             self.parts.shared.update(self.index, |s| (s.cursor, s.lag_events) = (after, head.saturating_sub(after)));
+            self.measure_lag(after, head);
             if head <= after {
+                self.count_letters();
                 if !self.wait_for_events(after) {
                     break;
                 }
@@ -74,7 +98,7 @@ impl Worker {
             match self.round(after) {
                 Ok(()) => self.succeeded(),
                 Err(e) => {
-                    if !self.failed(e) {
+                    if self.stop.is_cancelled() || !self.failed(e) {
                         break;
                     }
                 }
@@ -86,14 +110,64 @@ impl Worker {
     /// Reads, sends and records one round after `after`.
     fn round(&mut self, after: u64) -> Result<(), Transient> {
         let round = self.read_round(after).map_err(|e| Transient(format!("reading the log: {e}")))?;
-        self.parts.shared.update(self.index, |s| s.in_flight = round.items.len() as u64);
-        let sent = self.send(&round.items);
+        self.deliver(&round.items, round.through)
+    }
+
+    /// Sends the dead letters an operator asked to retry (up to `batch` of them), recording
+    /// the answers with the cursor left at `cursor`.
+    fn resend_letters(&mut self, cursor: u64) -> Result<(), Transient> {
+        let reader = &self.parts.reader;
+        let read = |e: crate::log::ReadError| Transient(format!("reading the log: {e}"));
+        let seqs = dead_letters::to_retry(reader, &self.destination.name).map_err(read)?;
+        let mut items = Vec::new();
+        for seq in seqs.into_iter().take(self.destination.batch) {
+            if let Some(Event::InstanceStored(i)) = crate::events::get(reader, seq).map_err(read)?.map(|e| e.event) {
+                items.push(item(seq, *i));
+            }
+        }
+        if items.is_empty() {
+            return Ok(());
+        }
+        tracing::info!(destination = %self.destination.name, instances = items.len(), "sending dead letters again, as an operator asked");
+        let (sent, sends) = match self.send_in_flight(&items) {
+            Ok(answers) => answers,
+            // The association failed: parked again with the reason, so that an operator's
+            // retry never holds up the rest of the destination's flow.
+            Err(e) if !self.stop.is_cancelled() => {
+                let reason = format!("sent again at an operator's request, but the association failed: {e}");
+                (
+                    items.iter().map(|_| Sent::Refused { status: None, reason: reason.clone() }).collect(),
+                    vec![1; items.len()],
+                )
+            }
+            Err(e) => return Err(e),
+        };
+        self.record(&items, sent, sends, cursor)
+    }
+
+    /// Sends `items` (a refused one again after a backoff, up to `refused_attempts` sends),
+    /// then records every answer, parks what is still refused and moves the cursor to
+    /// `through`, in one commit.
+    fn deliver(&mut self, items: &[Item], through: u64) -> Result<(), Transient> {
+        let (sent, sends) = self.send_in_flight(items)?;
+        self.record(items, sent, sends, through)
+    }
+
+    /// [`Self::send_with_retries`], shown as in flight meanwhile.
+    fn send_in_flight(&mut self, items: &[Item]) -> Result<(Vec<Sent>, Vec<u32>), Transient> {
+        self.parts.shared.update(self.index, |s| s.in_flight = items.len() as u64);
+        let sent = self.send_with_retries(items);
         self.parts.shared.update(self.index, |s| s.in_flight = 0);
-        let sent = sent?;
+        sent
+    }
+
+    /// Records the answers to `items` (each sent `sends` times), parking what was refused,
+    /// with the cursor moved to `through`, in one commit.
+    fn record(&mut self, items: &[Item], sent: Vec<Sent>, sends: Vec<u32>, through: u64) -> Result<(), Transient> {
         let confirmed_by_store = self.destination.confirm == Confirm::Store;
         let mut answers = Vec::with_capacity(sent.len());
         let (mut stored, mut refused) = (0, 0);
-        for (item, answer) in round.items.iter().zip(sent) {
+        for ((item, answer), sends) in items.iter().zip(sent).zip(sends) {
             let (status, peer_status, answer) = match answer {
                 Sent::Stored { status, comment } => {
                     stored += 1;
@@ -101,37 +175,94 @@ impl Worker {
                 }
                 Sent::Refused { status, reason } => {
                     refused += 1;
-                    tracing::warn!(destination = %self.destination.name, seq = item.seq, status, %reason, "the archive refused an instance; recorded as a dead letter");
+                    tracing::warn!(destination = %self.destination.name, seq = item.seq, status, sends, %reason, "the archive refused an instance; parked as a dead letter");
                     (ForwardStatus::Refused, status, Some(reason))
                 }
             };
-            answers.push(InstanceForwarded {
-                destination: self.destination.name.clone(),
-                sop_instance_uid: item.sop_instance_uid.clone(),
-                study_instance_uid: item.study_instance_uid.clone(),
-                instance_seq: item.seq,
-                status,
-                peer_status,
-                answer,
-                confirmed: confirmed_by_store && status == ForwardStatus::Stored,
-            });
+            answers.push((
+                InstanceForwarded {
+                    destination: self.destination.name.clone(),
+                    sop_instance_uid: item.sop_instance_uid.clone(),
+                    study_instance_uid: item.study_instance_uid.clone(),
+                    instance_seq: item.seq,
+                    status,
+                    peer_status,
+                    answer,
+                    confirmed: confirmed_by_store && status == ForwardStatus::Stored,
+                },
+                sends,
+            ));
         }
         let (log, name) = (self.parts.log.clone(), self.destination.name.clone());
         self.runtime
-            .block_on(cursor::record_round(&log, name, answers, round.through))
+            .block_on(cursor::record_round(&log, name, answers, through))
             .map_err(|e| Transient(format!("recording the answers: {e}")))?;
         let metrics = &self.parts.metrics;
         metrics.forward_instance(&self.destination.name, "stored", stored);
         metrics.forward_instance(&self.destination.name, "refused", refused);
         self.parts.shared.update(self.index, |s| {
-            s.cursor = round.through;
+            s.cursor = through;
             s.stored_total += stored;
             s.refused_total += refused;
             if stored > 0 {
                 s.last_confirmed_at = Some(jiff::Timestamp::now());
             }
         });
+        self.count_letters();
         Ok(())
+    }
+
+    /// [`Self::send`], then the refused instances again after a backoff until each was sent
+    /// `refused_attempts` times or stored; the answers, and how often each was sent.
+    fn send_with_retries(&mut self, items: &[Item]) -> Result<(Vec<Sent>, Vec<u32>), Transient> {
+        let mut sent = self.send(items)?;
+        let mut sends = vec![1u32; items.len()];
+        for attempt in 1..self.destination.refused_attempts {
+            let refused: Vec<usize> = (0..items.len()).filter(|&n| matches!(sent[n], Sent::Refused { .. })).collect();
+            if refused.is_empty() {
+                break;
+            }
+            let wait = backoff(&mut self.rng, self.destination.retry_base, self.destination.retry_cap, attempt);
+            if !self.sleep(wait) {
+                return Err(Transient("stopping".into()));
+            }
+            let again: Vec<Item> = refused.iter().map(|&n| items[n].clone()).collect();
+            for (n, answer) in refused.into_iter().zip(self.send(&again)?) {
+                (sent[n], sends[n]) = (answer, sends[n] + 1);
+            }
+        }
+        Ok((sent, sends))
+    }
+
+    /// Measures how far behind the destination at `cursor` is, for its status and metrics.
+    fn measure_lag(&mut self, cursor: u64, head: u64) {
+        let (reader, name) = (&self.parts.reader, &self.destination.name);
+        let lag = self.lag.get_or_insert_with(|| Lag::new(cursor));
+        match lag.behind(reader, cursor, head, jiff::Timestamp::now()) {
+            Ok(b) => {
+                self.parts.metrics.forward_lag(name, b.instances, b.bytes, b.seconds);
+                self.parts.shared.update(self.index, |s| {
+                    (s.lag_instances, s.lag_bytes, s.lag_seconds) = (b.instances, b.bytes, b.seconds)
+                });
+            }
+            Err(e) => tracing::warn!(destination = %name, error = %e, "cannot measure the forwarding lag"),
+        }
+    }
+
+    /// Counts the destination's dead letters again, for its status and metrics.
+    fn count_letters(&self) {
+        let name = &self.destination.name;
+        match dead_letters::counts(&self.parts.reader, name) {
+            Ok(counts) => {
+                let metrics = &self.parts.metrics;
+                metrics.forward_dead_letters(name, "parked", counts.parked);
+                metrics.forward_dead_letters(name, "retry", counts.retry);
+                metrics.forward_dead_letters(name, "skipped", counts.skipped);
+                metrics.forward_dead_letters(name, "delivered", counts.delivered);
+                self.parts.shared.update(self.index, |s| s.dead_letters = counts);
+            }
+            Err(e) => tracing::warn!(destination = %name, error = %e, "cannot count the forwarding dead letters"),
+        }
     }
 
     /// Up to `batch` instances after `after`, and the last event the round covers.
@@ -144,14 +275,7 @@ impl Worker {
                     if round.items.len() == self.destination.batch {
                         return Ok(round);
                     }
-                    round.items.push(Item {
-                        seq: envelope.seq,
-                        sop_class_uid: i.sop_class_uid,
-                        sop_instance_uid: i.sop_instance_uid,
-                        study_instance_uid: i.study_instance_uid,
-                        transfer_syntax_uid: i.transfer_syntax_uid,
-                        path: i.file_path.into(),
-                    });
+                    round.items.push(item(envelope.seq, *i));
                 }
                 round.through = envelope.seq;
             }
@@ -262,10 +386,12 @@ impl Worker {
     fn wait_for_events(&mut self, after: u64) -> bool {
         let stop = self.stop.clone();
         let mut committed = self.committed.clone();
+        let (shared, index) = (self.parts.shared.clone(), self.index);
         self.runtime.block_on(async move {
             tokio::select! {
                 _ = stop.cancelled() => false,
                 _ = committed.wait_for(|&last| last > after) => true,
+                _ = shared.wake[index].notified() => true,
                 _ = tokio::time::sleep(Duration::from_secs(60)) => true,
             }
         })

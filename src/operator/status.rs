@@ -133,11 +133,14 @@ fn forwarding(destinations: &Value) -> String {
     for d in destinations.as_array().into_iter().flatten() {
         let required = if d["required"] == Value::Bool(true) { "required" } else { "optional" };
         out += &format!(
-            "forward     {} ({required}): cursor {}, behind by {} events, {} in flight, breaker {}, \
-             {} stored and {} refused since start, last confirmation {}\n",
+            "forward     {} ({required}): cursor {}, behind by {} events ({} instances, {} bytes, {:.1} s), \
+             {} in flight, breaker {}, {} stored and {} refused since start, last confirmation {}\n",
             text(&d["name"]),
             text(&d["cursor"]),
             text(&d["lag_events"]),
+            text(&d["lag_instances"]),
+            text(&d["lag_bytes"]),
+            d["lag_seconds"].as_f64().unwrap_or(0.0),
             text(&d["in_flight"]),
             text(&d["breaker"]),
             text(&d["stored_total"]),
@@ -146,6 +149,17 @@ fn forwarding(destinations: &Value) -> String {
         );
         if let Value::String(e) = &d["last_error"] {
             out += &format!("            last error: {e}\n");
+        }
+        let letters = &d["dead_letters"];
+        let open = letters["parked"].as_u64().unwrap_or(0) + letters["retry"].as_u64().unwrap_or(0);
+        if open > 0 || letters["skipped"].as_u64().unwrap_or(0) > 0 {
+            out += &format!(
+                "            dead letters {open} ({} parked, {} to retry, {} skipped): GET \
+                 /api/v1/forward/dead-letters, then POST …/{{destination}}/{{seq}}/retry or /skip\n",
+                text(&letters["parked"]),
+                text(&letters["retry"]),
+                text(&letters["skipped"]),
+            );
         }
     }
     out

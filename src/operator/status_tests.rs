@@ -37,15 +37,18 @@ fn the_summary_names_lag_breaker_and_dead_letters() {
         assert!(text.contains(needle), "{needle:?} not in\n{text}");
     }
     let forwarding = serde_json::json!({"edge_id": "e", "sync": {"enabled": false}, "forward": [{
-        "name": "central", "required": true, "cursor": 7, "lag_events": 3, "in_flight": 2, "breaker": "open",
-        "stored_total": 5, "refused_total": 1, "last_confirmed_at": null, "last_error": "association: refused"
+        "name": "central", "required": true, "cursor": 7, "lag_events": 3, "lag_instances": 2,
+        "lag_bytes": 1048576, "lag_seconds": 42.25, "in_flight": 2, "breaker": "open",
+        "stored_total": 5, "refused_total": 1, "last_confirmed_at": null, "last_error": "association: refused",
+        "dead_letters": {"parked": 1, "retry": 0, "skipped": 2, "delivered": 0}
     }]});
     let text = summary(&forwarding, jiff::Timestamp::now());
     for needle in [
-        "forward     central (required): cursor 7, behind by 3 events",
+        "forward     central (required): cursor 7, behind by 3 events (2 instances, 1048576 bytes, 42.2 s)",
         "breaker open",
         "1 refused",
         "association: refused",
+        "dead letters 1 (1 parked, 0 to retry, 2 skipped)",
     ] {
         assert!(text.contains(needle), "{needle:?} not in\n{text}");
     }

@@ -9,7 +9,9 @@
 //!
 //! Order, always: the writer commits an `InstanceFileDeleted` for the file (re-checking
 //! every required destination's confirmation, and that no deletion names the file yet), then
-//! the file is unlinked and its directory fsync'ed. A crash in between leaves a file whose
+//! the file is unlinked and its directory fsync'ed, both through the instance [`Layout`] (so a
+//! storage hook sees them: the power-loss tests cover the step between the commit and the
+//! unlink). A crash in between leaves a file whose
 //! event says deleted; it is unlinked at the next start ([`unlink_deleted`], run by the daemon
 //! whether retention is on or not). The same data set sent again after its file went is
 //! stored again (a new `InstanceStored` for the same path, which is then no longer deleted,
@@ -21,14 +23,13 @@
 //! so every sweep reads again from that file on.
 //!
 //! Between that commit and the unlink the same data set may arrive again and be stored again
-//! at the same path: the unlink then waits on the [`InstanceGate`] (shared with intake) and
+//! at the same path: the unlink then waits on the [`InstanceGate`](crate::dicom::InstanceGate) (shared with intake) and
 //! first reads again whether the deletion still stands; a path stored again is kept. The
 //! argument, with its crash points, is in [`crate::dicom::gate`].
 //!
 //! This module runs the sweep and unlinks files; [`expired`] reads which files may go and
 //! holds the writer request that records their deletion.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,7 +40,7 @@ pub mod expired;
 
 pub use expired::{Expired, ExpiredPage, delete_files, deleted_files, expired_files};
 
-use crate::dicom::InstanceGate;
+use crate::dicom::Layout;
 use crate::log::{Clock, LogHandle, LogReader};
 use crate::projections::Projections;
 use crate::telemetry::Metrics;
@@ -52,7 +53,10 @@ const SCAN: usize = 4096;
 /// What the sweep needs.
 #[derive(Clone)]
 pub struct Retention {
-    pub state_dir: PathBuf,
+    /// Where the instance files are: unlinks go through it, announced to its storage hook,
+    /// and it holds the gate shared with intake (no file is unlinked while an intake of its
+    /// SOP instance is between putting the file in place and committing its event).
+    pub layout: Layout,
     pub max_age: Duration,
     /// How the max age was written (recorded in each event).
     pub max_age_text: String,
@@ -66,9 +70,6 @@ pub struct Retention {
     /// The destinations (by name) that must all have confirmed an instance before its file
     /// may go; empty: nothing goes.
     pub required: Vec<String>,
-    /// Shared with intake: no file is unlinked while an intake of its SOP instance is between
-    /// putting the file in place and committing its event.
-    pub gate: Arc<InstanceGate>,
     /// Test seam: awaited after a deletion is committed and before the gate is taken.
     pub before_unlink: Option<BeforeUnlink>,
 }
@@ -127,7 +128,7 @@ impl Retention {
                     if let Some(pause) = &self.before_unlink {
                         pause(&file).await;
                     }
-                    let _gate = self.gate.removal(&file.sop_instance_uid).await;
+                    let _gate = self.layout.gate().removal(&file.sop_instance_uid).await;
                     if !expired::is_deleted(&self.reader, &file.file_path).map_err(|e| e.to_string())? {
                         counts.stored_again += 1;
                         tracing::info!(
@@ -136,7 +137,7 @@ impl Retention {
                         );
                         continue;
                     }
-                    match unlink(&self.state_dir, &file.file_path) {
+                    match self.layout.remove_instance_file(&file.file_path) {
                         Ok(()) => counts.deleted += 1,
                         Err(e) => {
                             counts.unlink_failed += 1;
@@ -157,30 +158,13 @@ impl Retention {
     }
 }
 
-/// Unlinks `relative` under `state_dir` (absent is fine) and fsyncs its directory.
-fn unlink(state_dir: &Path, relative: &str) -> std::io::Result<()> {
-    if !crate::log::is_relative_inside(relative) {
-        return Err(std::io::Error::other("the file path leaves the state directory"));
-    }
-    let path = state_dir.join(relative);
-    match std::fs::remove_file(&path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
-    }
-    match path.parent() {
-        Some(dir) => crate::log::fsync_dir(dir),
-        None => Ok(()),
-    }
-}
-
 /// Unlinks every file an `InstanceFileDeleted` names that is still there (a crash between
 /// the event's commit and the unlink). Idempotent; returns how many were removed.
-pub fn unlink_deleted(reader: &LogReader, state_dir: &Path) -> Result<u64, String> {
+pub fn unlink_deleted(reader: &LogReader, layout: &Layout) -> Result<u64, String> {
     let mut removed = 0;
     for file in deleted_files(reader).map_err(|e| e.to_string())? {
-        if state_dir.join(&file).exists() {
-            unlink(state_dir, &file).map_err(|e| format!("cannot remove a deleted instance file: {e}"))?;
+        if layout.state_dir.join(&file).exists() {
+            layout.remove_instance_file(&file).map_err(|e| format!("cannot remove a deleted instance file: {e}"))?;
             removed += 1;
         }
     }

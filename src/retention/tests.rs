@@ -53,7 +53,7 @@ impl Edge {
 
     fn retention(&self) -> Retention {
         Retention {
-            state_dir: self.dir.path().to_path_buf(),
+            layout: crate::dicom::Layout::new(self.dir.path().to_path_buf()),
             max_age: 90 * DAY,
             max_age_text: "90d".into(),
             log: self.log.handle(),
@@ -62,7 +62,6 @@ impl Edge {
             clock: self.clock.clock(),
             exclusive: self.exclusive.clone(),
             required: self.required.clone(),
-            gate: Arc::default(),
             before_unlink: None,
         }
     }
@@ -398,10 +397,17 @@ async fn a_file_recorded_deleted_before_a_crash_is_removed_at_start() {
     log.close().await.unwrap();
     assert!(dir.path().join(&path).exists());
     let log = open(dir.path(), &clock, &metrics);
-    assert_eq!(crate::retention::unlink_deleted(&log.reader(), dir.path()).unwrap(), 1);
+    assert_eq!(
+        crate::retention::unlink_deleted(&log.reader(), &crate::dicom::Layout::new(dir.path().to_path_buf())).unwrap(),
+        1
+    );
     assert!(!dir.path().join(&path).exists());
     assert!(dir.path().join(&kept).exists());
-    assert_eq!(crate::retention::unlink_deleted(&log.reader(), dir.path()).unwrap(), 0, "idempotent");
+    assert_eq!(
+        crate::retention::unlink_deleted(&log.reader(), &crate::dicom::Layout::new(dir.path().to_path_buf())).unwrap(),
+        0,
+        "idempotent"
+    );
     log.close().await.unwrap();
 }
 
@@ -413,7 +419,7 @@ async fn an_instance_stored_again_between_its_deletion_and_the_unlink_is_kept() 
     let (seq, path) = edge.stored_confirmed_and_old(&study, 1).await;
     let mut retention = edge.retention();
     let outcome = Arc::new(std::sync::Mutex::new(None));
-    let (gate, log, resent, seen) = (retention.gate.clone(), edge.log.handle(), study.instance(1), outcome.clone());
+    let (gate, log, resent, seen) = (retention.layout.gate(), edge.log.handle(), study.instance(1), outcome.clone());
     // Right after the deletion is committed, the modality sends the same data set again: intake
     // finds the file still in place and records it stored again, as the association does.
     retention.before_unlink = Some(Arc::new(move |file: &Expired| {
@@ -429,6 +435,10 @@ async fn an_instance_stored_again_between_its_deletion_and_the_unlink_is_kept() 
     assert!(matches!(outcome, Some(InstanceOutcome::Stored { replaces: Some(r), .. }) if r == seq), "{outcome:?}");
     assert_eq!((counts.deleted, counts.stored_again), (0, 1), "{counts:?}");
     assert!(edge.exists(&path), "the file the new InstanceStored names is kept");
-    assert_eq!(crate::retention::unlink_deleted(&edge.log.reader(), edge.dir.path()).unwrap(), 0);
+    assert_eq!(
+        crate::retention::unlink_deleted(&edge.log.reader(), &crate::dicom::Layout::new(edge.dir.path().to_path_buf()))
+            .unwrap(),
+        0
+    );
     assert!(edge.exists(&path), "and the start-up sweep keeps it too");
 }

@@ -83,17 +83,42 @@ async fn with_the_archive_away_intake_goes_on_and_everything_arrives_once_it_is_
             let ready = d.get("/readyz").await;
             let body = ready.json();
             let f = &body["checks"]["forward"][0];
-            let shown = f["failures_total"].as_u64() >= Some(1) && f["lag_events"].as_u64() >= Some(3);
+            let shown = f["failures_total"].as_u64() >= Some(1)
+                && f["lag_events"].as_u64() >= Some(3)
+                && f["lag_instances"] == 3
+                && f["lag_seconds"].as_f64() > Some(0.0);
             (ready.status == 200 && shown).then_some(body)
         })
         .await;
     assert!(ready["checks"]["forward"][0]["last_error"].is_string(), "{ready}");
+    let stored: u64 = d
+        .events()
+        .await
+        .iter()
+        .filter(|e| e["event_type"] == "InstanceStored")
+        .skip(1)
+        .map(|e| e["data"]["size"].as_u64().unwrap())
+        .sum();
+    assert_eq!(ready["checks"]["forward"][0]["lag_bytes"], stored, "the three files' bytes: {ready}");
+    let metrics = d.get("/metrics").await.body;
+    for line in [
+        "zenedge_forward_lag_instances{destination=\"central\"} 3",
+        &format!("zenedge_forward_lag_bytes{{destination=\"central\"}} {stored}"),
+    ] {
+        assert!(metrics.contains(line), "{line} not in {metrics}");
+    }
     assert_eq!(forwarded(&d.events().await).len(), 1, "nothing recorded while the archive is away");
 
     orthanc.resume().await;
     eventually("everything forwarded", Duration::from_secs(60), || async { forwarded(&d.events().await).len() == 4 })
         .await;
     assert_eq!(orthanc.instance_count().await, 4);
+    eventually("no lag left", Duration::from_secs(60), || async {
+        let status = d.get("/api/v1/status").await.json();
+        let f = &status["forward"][0];
+        f["lag_instances"] == 0 && f["lag_bytes"] == 0 && f["lag_seconds"] == 0.0
+    })
+    .await;
     d.stop().await.unwrap();
 }
 

@@ -15,6 +15,7 @@ mod divergence;
 mod durability;
 mod forward;
 mod forward_crash;
+mod forward_dead_letters;
 mod golden;
 mod hostile;
 mod hub;

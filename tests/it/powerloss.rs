@@ -120,6 +120,12 @@ const EACH: &str = "[dicom]\nflush = \"each\"\n";
 
 /// Reopens `crash` as the daemon would and lists everything wrong with it (empty: it holds).
 async fn check(crash: &CrashImage, sent: &Sent) -> Vec<String> {
+    check_counting(crash, sent).await.0
+}
+
+/// [`check`], and how many instance files were gone with their deletion recorded (retention
+/// removed them: not a loss).
+async fn check_counting(crash: &CrashImage, sent: &Sent) -> (Vec<String>, usize) {
     let dir = tempfile::tempdir().unwrap();
     crash.image.materialize(dir.path(), DB);
     let config = test_config(dir.path(), "");
@@ -143,7 +149,7 @@ async fn check(crash: &CrashImage, sent: &Sent) -> Vec<String> {
         Ok(differences) => say(format!("projections differ from a replay: {differences:?}")),
         Err(e) => {
             say(format!("the database does not open: {e}"));
-            return problems;
+            return (problems, 0);
         }
     }
 
@@ -158,7 +164,7 @@ async fn check(crash: &CrashImage, sent: &Sent) -> Vec<String> {
         Ok(log) => log,
         Err(e) => {
             say(format!("the log does not open: {e}"));
-            return problems;
+            return (problems, 0);
         }
     };
     let reader = log.reader();
@@ -177,6 +183,17 @@ async fn check(crash: &CrashImage, sent: &Sent) -> Vec<String> {
     .unwrap();
     log.close().await.expect("close the log");
 
+    // A file whose last word in the log is an `InstanceFileDeleted` may be gone (retention
+    // unlinks it after that commit); one the log still names as stored may not.
+    let mut deleted: HashMap<&str, bool> = HashMap::new();
+    for envelope in &events {
+        match &envelope.event {
+            Event::InstanceStored(s) => deleted.insert(&s.file_path, false),
+            Event::InstanceFileDeleted(d) => deleted.insert(&d.file_path, true),
+            _ => None,
+        };
+    }
+    let mut unlinked = 0;
     let mut found = BTreeSet::new();
     for (i, envelope) in events.iter().enumerate() {
         if envelope.seq != i as u64 + 1 {
@@ -195,6 +212,9 @@ async fn check(crash: &CrashImage, sent: &Sent) -> Vec<String> {
                     continue;
                 };
                 match std::fs::read(dir.path().join(&s.file_path)) {
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound && deleted[s.file_path.as_str()] => {
+                        unlinked += 1
+                    }
                     Err(e) => say(format!("seq {}: {} is missing: {e}", envelope.seq, s.file_path)),
                     Ok(file) => {
                         let whole = file.len() as u64 == s.size
@@ -219,7 +239,7 @@ async fn check(crash: &CrashImage, sent: &Sent) -> Vec<String> {
     for lost in crash.acked.difference(&found) {
         say(format!("acknowledged but lost: {lost:?}"));
     }
-    problems
+    (problems, unlinked)
 }
 
 /// Checks every crash image; returns the problems and how many acknowledged items were
@@ -414,6 +434,52 @@ async fn without_the_instance_file_fsync_the_simulation_finds_short_files() {
 async fn without_the_directory_fsync_the_simulation_finds_missing_files() {
     let problems = findings_without(Omit { dir_sync: true, ..Omit::default() }, EACH).await;
     assert!(any(&problems, "is missing"), "{problems:#?}");
+}
+
+/// Retention's step between confirmation and unlink: instances stored, forwarded to the
+/// archive (Orthanc) and confirmed there, then deleted by retention (the unlink and its
+/// directory fsync announced like every other storage operation); a power loss at every fsync
+/// of that run leaves each file either in place and whole, or gone with its deletion recorded
+/// in the log: never gone while the log still counts on it. Skipped without Orthanc.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_power_loss_between_confirmation_and_unlink_never_loses_a_file_the_log_counts_on() {
+    let Some(orthanc) = crate::support::orthanc::Orthanc::start().await else { return };
+    let extra = format!(
+        "[[forward.destinations]]\nname = \"central\"\nhost = \"127.0.0.1\"\nport = {}\ncalled_ae = \"{}\"\n\
+         confirm = \"store\"\ntimeout = \"5s\"\n[retention]\ndicom_max_age = \"1s\"\ninterval = \"100ms\"\n",
+        orthanc.dicom, orthanc.aet,
+    );
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let (d, recorder) = recorded_with(&dir, Image::default(), Omit::default(), &extra).await;
+    let items: Vec<(String, Vec<u8>)> =
+        (1..=4).map(|n| Instance::ct(51, 1, n)).map(|i| (i.sop.clone(), dataset(&i, EXPLICIT_LE))).collect();
+    let sent = Sent { instances: items.iter().cloned().collect(), ..Sent::default() };
+    let (addr, acks) = (d.dicom, recorder.clone());
+    tokio::task::spawn_blocking(move || {
+        let mut scu = scu::connect_ct(addr, EXPLICIT_LE);
+        for (sop, data) in &items {
+            assert_eq!(scu.store(CT_IMAGE_STORAGE, sop, data, 4096).status, 0, "{sop}");
+            acks.ack(Item::Instance(sop.clone()));
+        }
+        scu.release();
+    })
+    .await
+    .unwrap();
+    crate::support::eventually("every file confirmed and deleted", std::time::Duration::from_secs(60), || async {
+        d.events().await.iter().filter(|e| e["event_type"] == "InstanceFileDeleted").count() == sent.instances.len()
+    })
+    .await;
+    d.stop().await.unwrap();
+    let crashes = crash_images(&recorder, 1);
+    let (mut problems, mut unlinked) = (Vec::new(), 0);
+    for crash in &crashes {
+        let (found, gone) = check_counting(crash, &sent).await;
+        problems.extend(found);
+        unlinked += gone;
+    }
+    eprintln!("{} power losses simulated, {unlinked} files found unlinked after their deletion", crashes.len());
+    assert!(problems.is_empty(), "{problems:#?}");
+    assert!(unlinked > 0, "the simulation must reach the unlinks: they go through the storage hook");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -89,6 +89,18 @@ impl Orthanc {
         .await;
     }
 
+    /// Restarts Orthanc (same ports and storage) with `extra` configuration keys instead.
+    pub async fn restart_with(&mut self, extra: serde_json::Value) {
+        self.stop();
+        self.extra = extra;
+        self.resume().await;
+    }
+
+    /// What Orthanc logged (for failure messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("orthanc.log")).unwrap_or_default()
+    }
+
     /// Stops Orthanc (SIGKILL: an archive that vanishes).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
