@@ -96,6 +96,12 @@ pub struct Metrics {
     /// Failed forwarding rounds (connection, association, protocol), by destination.
     pub forward_failures: Family<DestinationLabels, Counter>,
     pub dicom_bytes_received: Counter,
+    /// Worklist C-FIND queries by outcome: success, cancel, failed, refused.
+    pub worklist_queries: Family<StatusLabels, Counter>,
+    /// Worklist items answered (one Pending response each).
+    pub worklist_items: Counter,
+    /// Worklist C-FIND: identifier complete to final status sent.
+    pub worklist_query_seconds: Histogram,
     /// C-STORE from the end of the data set to the commit of its event.
     pub dicom_store_seconds: Histogram,
     /// Studies with instances not yet covered by a StudyCompleted.
@@ -172,6 +178,11 @@ impl Metrics {
             forward_instances: Family::default(),
             forward_failures: Family::default(),
             dicom_bytes_received: Counter::default(),
+            worklist_queries: Family::default(),
+            worklist_items: Counter::default(),
+            worklist_query_seconds: Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+                0.000_25, 2.0, 14,
+            )),
             dicom_store_seconds: Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
                 0.000_25, 2.0, 14,
             )),
@@ -251,6 +262,13 @@ impl Metrics {
         );
         registry.register("forward_failures", "Failed forwarding rounds, by destination", m.forward_failures.clone());
         registry.register("dicom_received_bytes", "DICOM data set bytes received", m.dicom_bytes_received.clone());
+        registry.register("worklist_queries", "Worklist C-FIND queries by outcome", m.worklist_queries.clone());
+        registry.register("worklist_items", "Worklist items answered", m.worklist_items.clone());
+        registry.register(
+            "worklist_query_seconds",
+            "Worklist C-FIND: identifier received to final status sent",
+            m.worklist_query_seconds.clone(),
+        );
         registry.register(
             "dicom_store_seconds",
             "C-STORE: end of data set to committed event",
@@ -336,6 +354,10 @@ impl Metrics {
     pub fn forward_failure(&self, destination: &str) {
         let labels = DestinationLabels { destination: destination.to_owned(), status: "failed".to_owned() };
         self.forward_failures.get_or_create(&labels).inc();
+    }
+
+    pub fn worklist_query(&self, status: &str) {
+        self.worklist_queries.get_or_create(&StatusLabels { status: status.to_owned() }).inc();
     }
 
     pub fn dicom_instance(&self, status: &str) {

@@ -56,12 +56,22 @@ impl WorklistQuery {
 
 /// The items `q` accepts, at most `limit` (`truncated` when there were more), in index order.
 pub fn worklist_items(reader: &LogReader, q: &WorklistQuery, limit: usize) -> Result<Hits<WorklistItem>, ReadError> {
+    worklist_items_where(reader, q, limit, |_| true)
+}
+
+/// [`worklist_items`] that `also` accepts too (a reader's own conditions, e.g. wildcards).
+pub fn worklist_items_where(
+    reader: &LogReader,
+    q: &WorklistQuery,
+    limit: usize,
+    also: impl Fn(&WorklistItem) -> bool,
+) -> Result<Hits<WorklistItem>, ReadError> {
     let txn = reader.begin_read()?;
     let s = scope(reader.site());
     let mut items = Vec::new();
     for id in candidates(&txn, s, q)? {
         let Some(item): Option<WorklistItem> = row(&txn, WORKLIST, "worklist", s, &id)? else { continue };
-        if q.accepts(&item) {
+        if q.accepts(&item) && also(&item) {
             if items.len() == limit {
                 return Ok(Hits { items, truncated: true });
             }
