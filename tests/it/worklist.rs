@@ -1,7 +1,9 @@
 //! The modality worklist served from the log: orders that arrived over MLLP are answered to
 //! DCMTK's `findscu -W` (an independent C-FIND SCU) by the PS3.4 C.2.2.2 matching rules, with
 //! every requested key, in a character set the requester can read; a C-CANCEL ends the answer
-//! with Cancel; each query leaves a Query audit record; the worklist is off unless configured.
+//! with Cancel; each query leaves a Query audit record; the worklist is off unless configured;
+//! and the whole story: an order queried from the worklist and imaged with the item's
+//! accession number and Study Instance UID matches that order with nothing typed by hand.
 //!
 //! Without DCMTK these tests print why they are skipped and pass.
 
@@ -12,8 +14,10 @@ use dicom_dictionary_std::tags;
 use dicom_object::{DefaultDicomObject, InMemDicomObject};
 
 use crate::dcmtk::{dcmtk, run};
-use crate::support::TestDaemon;
+use crate::support::dataset::Instance;
 use crate::support::http::{audit_trail, audited};
+use crate::support::scu::store_all;
+use crate::support::{TestDaemon, eventually};
 
 const WORKLIST_ON: &str = "[dicom]\nworklist = true\n";
 
@@ -213,4 +217,48 @@ async fn without_dicom_worklist_the_context_is_refused_and_nothing_is_answered()
     let d = TestDaemon::start().await;
     let (ok, log, answers) = findscu(&tool, d.dicom.port(), &[], &["PatientID"]).await;
     assert!(!ok && answers.is_empty(), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_study_made_from_a_worklist_item_matches_its_order_and_completes_the_item() {
+    let Some(tool) = dcmtk("findscu") else { return };
+    let d = TestDaemon::start_with("[dicom]\nworklist = true\nstable_after = \"100ms\"\n").await;
+    let order = Orm {
+        control_id: "E1",
+        patient: ("P7", "Doe^Jane"),
+        accession: "E2E-1",
+        modality: "CT",
+        start: "20261215081500",
+    };
+    send_orders(&d, &[order]).await;
+    let keys = [
+        "PatientID",
+        "PatientName",
+        "AccessionNumber",
+        "StudyInstanceUID",
+        "ScheduledProcedureStepSequence[0].Modality=CT",
+    ];
+    let (_, log, answers) = findscu(&tool, d.dicom.port(), &[], &keys).await;
+    let [item] = answers.as_slice() else { panic!("one item expected: {log}") };
+    // The modality takes every identifier from the item: no accession number typed by hand.
+    let study = text(item, tags::STUDY_INSTANCE_UID);
+    let instance = Instance {
+        study: study.clone(),
+        series: format!("{study}.1"),
+        sop: format!("{study}.1.1"),
+        patient_id: text(item, tags::PATIENT_ID),
+        patient_name: text(item, tags::PATIENT_NAME),
+        accession: text(item, tags::ACCESSION_NUMBER),
+        ..Instance::ct(1, 1, 1)
+    };
+    store_all(d.dicom, vec![instance]).await;
+    let matched =
+        eventually("the study made from the item matches its order", std::time::Duration::from_secs(20), || async {
+            d.events().await.into_iter().find(|e| e["event_type"] == "StudyMatched")
+        })
+        .await;
+    assert_eq!(matched["data"]["study_instance_uid"], study.as_str());
+    assert_eq!(matched["data"]["accession_number"], "E2E-1");
+    let (_, log, after) = findscu(&tool, d.dicom.port(), &[], &keys).await;
+    assert!(after.is_empty(), "the matched order's item is COMPLETED and hidden: {log}");
 }
