@@ -171,8 +171,21 @@ impl Query {
             date_to,
             modality: single(&self.step, tags::MODALITY),
             station_ae: single(&self.step, tags::SCHEDULED_STATION_AE_TITLE),
+            name_prefix: self.name_prefix(),
             include_completed,
         }
+    }
+
+    /// What every matching name begins with (upper case): a single value's family name, or a
+    /// wildcard pattern's text before its first wildcard.
+    fn name_prefix(&self) -> Option<String> {
+        let (_, condition) = self.top.iter().find(|(k, _)| k.tag == tags::PATIENT_NAME)?;
+        let prefix = match condition {
+            Condition::Single(name) => name.split('^').next().unwrap_or(""),
+            Condition::Wildcard(pattern) => pattern.split(['*', '?']).next().unwrap_or(""),
+            _ => "",
+        };
+        (!prefix.is_empty()).then(|| prefix.to_uppercase())
     }
 
     /// Whether `item` meets every condition (SPS date and time ranges together as one

@@ -157,6 +157,12 @@ fn exact_keys_become_index_hints_and_the_calling_ae_restricts_an_open_station() 
     assert_eq!((hints.date_from.as_deref(), hints.date_to.as_deref()), (Some("20261201"), None));
     assert_eq!((hints.modality.as_deref(), hints.station_ae.as_deref()), (Some("CT"), Some("CT02")));
     assert!(!q.matches(&item()), "the item is CT01's");
+    let prefix = |name: &str| {
+        Query::new(identifier(&[(tags::PATIENT_NAME, VR::PN, name)], &[])).unwrap().hints(false).name_prefix
+    };
+    assert_eq!(prefix("mü*^j*"), Some("MÜ".into()));
+    assert_eq!(prefix("Doe^John"), Some("DOE".into()));
+    assert_eq!(prefix("*john"), None);
 }
 
 #[test]

@@ -176,7 +176,7 @@ pub async fn answer<S: Stream>(
     send_command(wire, context_id, final_status(outcome.0, outcome.1.as_deref())).await?;
     ctx.metrics.worklist_query(outcome.2);
     ctx.metrics.worklist_query_seconds.observe(started.elapsed().as_secs_f64());
-    tracing::info!(peer = %asker.peer, calling_ae = %asker.calling_ae, items = sent.len(), outcome = outcome.2, ms = started.elapsed().as_millis() as u64, "worklist query answered");
+    tracing::info!(peer = %asker.peer, calling_ae = %asker.calling_ae, items = sent.len(), outcome = outcome.2, micros = started.elapsed().as_micros() as u64, "worklist query answered");
     Ok(())
 }
 
