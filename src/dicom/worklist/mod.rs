@@ -14,8 +14,9 @@
 //! 0xC000 for an answer that cannot be encoded.
 //!
 //! Each query is an audit record (Query, with the calling AE, its address, and every patient
-//! answered) committed through the log writer before the final status is sent; when it cannot
-//! be committed the query fails with 0xA700 and nothing more is sent. Logs name the calling AE,
+//! the answer holds) committed through the log writer before the first match is sent, as the
+//! API's reads are; when it cannot be committed the query fails with 0xA700 and no match is
+//! sent. Logs name the calling AE,
 //! the counts and the time, never a key's value.
 //!
 //! Character sets: items hold text as Unicode. Each answer declares the Specific Character
@@ -145,8 +146,12 @@ pub async fn answer<S: Stream>(
             .await;
         }
     };
+    if let Err(comment) = audit(ctx, asker, &hits.items).await {
+        ctx.metrics.worklist_query("failed");
+        return send_command(wire, context_id, final_status(status::OUT_OF_RESOURCES, Some(&comment))).await;
+    }
     let pending_status = if query.unsupported { status::PENDING_WARNING } else { status::PENDING };
-    let mut sent = Vec::new();
+    let mut sent = 0;
     let mut outcome = (status::SUCCESS, None::<String>, "success");
     for item in &hits.items {
         if cancelled(wire, message_id).await? {
@@ -165,10 +170,7 @@ pub async fn answer<S: Stream>(
         send_command(wire, context_id, dimse::find_response(message_id, MWL_FIND, pending_status, None)).await?;
         send_data(wire, context_id, data, asker.max_pdu).await?;
         ctx.metrics.worklist_items.inc();
-        sent.push(item);
-    }
-    if let Err(comment) = audit(ctx, asker, &sent).await {
-        outcome = (status::OUT_OF_RESOURCES, Some(comment), "failed");
+        sent += 1;
     }
     if hits.truncated && outcome.0 == status::SUCCESS {
         tracing::warn!(peer = %asker.peer, max = ctx.config.worklist_max_results, "worklist answer cut at dicom.worklist_max_results");
@@ -176,7 +178,7 @@ pub async fn answer<S: Stream>(
     send_command(wire, context_id, final_status(outcome.0, outcome.1.as_deref())).await?;
     ctx.metrics.worklist_query(outcome.2);
     ctx.metrics.worklist_query_seconds.observe(started.elapsed().as_secs_f64());
-    tracing::info!(peer = %asker.peer, calling_ae = %asker.calling_ae, items = sent.len(), outcome = outcome.2, micros = started.elapsed().as_micros() as u64, "worklist query answered");
+    tracing::info!(peer = %asker.peer, calling_ae = %asker.calling_ae, items = sent, outcome = outcome.2, micros = started.elapsed().as_micros() as u64, "worklist query answered");
     Ok(())
 }
 
@@ -261,14 +263,12 @@ async fn cancelled<S: Stream>(wire: &mut Wire<S>, message_id: u16) -> Result<boo
     }
 }
 
-/// The Query audit record of an answer; the Error Comment when it cannot be committed.
-async fn audit(ctx: &DicomContext, asker: Asker<'_>, sent: &[&WorklistItem]) -> Result<(), String> {
-    let mut patients: Vec<String> = Vec::new();
-    for id in sent.iter().filter_map(|i| i.patient_id.clone()) {
-        if !patients.contains(&id) {
-            patients.push(id);
-        }
-    }
+/// The Query audit record of an answer (every patient it is about to send); the Error
+/// Comment when it cannot be committed.
+async fn audit(ctx: &DicomContext, asker: Asker<'_>, items: &[WorklistItem]) -> Result<(), String> {
+    let mut seen = std::collections::HashSet::new();
+    let patients: Vec<String> =
+        items.iter().filter_map(|i| i.patient_id.clone()).filter(|id| seen.insert(id.clone())).collect();
     let record = crate::audit::kinds::dicom_query(
         (&ctx.edge_id, asker.called_ae),
         asker.calling_ae,
