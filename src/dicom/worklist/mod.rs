@@ -28,8 +28,9 @@ pub mod identifier;
 pub mod keys;
 pub mod matching;
 
+use std::future::Future;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use dicom_core::{DataElement, PrimitiveValue, VR};
 use dicom_dictionary_std::tags;
@@ -238,11 +239,18 @@ fn text_needs(element: &DataElement<dicom_object::InMemDicomObject>) -> u8 {
         .unwrap_or(0)
 }
 
-/// Whether the peer has sent a C-CANCEL for `message_id` (looked for without waiting).
+/// Whether the peer has sent a C-CANCEL for `message_id`, looked for without waiting: the
+/// read is polled once (a zero timeout would wait for the timer's next millisecond tick, a
+/// millisecond per answer). Dropping the read loses nothing: bytes it took stay in the
+/// wire's buffer for the next read.
 async fn cancelled<S: Stream>(wire: &mut Wire<S>, message_id: u16) -> Result<bool, AnswerEnd> {
-    let pdu = match tokio::time::timeout(Duration::ZERO, wire.read(dimse::MAX_COMMAND_BYTES as u32)).await {
-        Err(_) => return Ok(false),
-        Ok(pdu) => pdu?,
+    let pdu = {
+        let mut read = std::pin::pin!(wire.read(dimse::MAX_COMMAND_BYTES as u32));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match read.as_mut().poll(&mut cx) {
+            std::task::Poll::Pending => return Ok(false),
+            std::task::Poll::Ready(pdu) => pdu?,
+        }
     };
     match pdu {
         Pdu::PData { data } => {
