@@ -115,6 +115,12 @@ pub struct Metrics {
     /// Age of the oldest event after the destination's cursor (0 when none).
     pub forward_lag_seconds: Family<ForwardLabels, Gauge<f64, AtomicU64>>,
     pub dicom_bytes_received: Counter,
+    /// Worklist C-FIND queries by outcome: success, cancel, failed, refused.
+    pub worklist_queries: Family<StatusLabels, Counter>,
+    /// Worklist items answered (one Pending response each).
+    pub worklist_items: Counter,
+    /// Worklist C-FIND: identifier complete to final status sent.
+    pub worklist_query_seconds: Histogram,
     /// C-STORE from the end of the data set to the commit of its event.
     pub dicom_store_seconds: Histogram,
     /// Flushes of instance files asked of the disk: one `syncfs` per batch (shared flushes),
@@ -203,6 +209,11 @@ impl Metrics {
             forward_lag_bytes: Family::default(),
             forward_lag_seconds: Family::default(),
             dicom_bytes_received: Counter::default(),
+            worklist_queries: Family::default(),
+            worklist_items: Counter::default(),
+            worklist_query_seconds: Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+                0.000_25, 2.0, 14,
+            )),
             dicom_store_seconds: Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
                 0.000_25, 2.0, 14,
             )),
@@ -314,6 +325,13 @@ impl Metrics {
             m.forward_lag_seconds.clone(),
         );
         registry.register("dicom_received_bytes", "DICOM data set bytes received", m.dicom_bytes_received.clone());
+        registry.register("worklist_queries", "Worklist C-FIND queries by outcome", m.worklist_queries.clone());
+        registry.register("worklist_items", "Worklist items answered", m.worklist_items.clone());
+        registry.register(
+            "worklist_query_seconds",
+            "Worklist C-FIND: identifier received to final status sent",
+            m.worklist_query_seconds.clone(),
+        );
         registry.register(
             "dicom_store_seconds",
             "C-STORE: end of data set to committed event",
@@ -419,6 +437,10 @@ impl Metrics {
     pub fn forward_failure(&self, destination: &str) {
         let labels = DestinationLabels { destination: destination.to_owned(), status: "failed".to_owned() };
         self.forward_failures.get_or_create(&labels).inc();
+    }
+
+    pub fn worklist_query(&self, status: &str) {
+        self.worklist_queries.get_or_create(&StatusLabels { status: status.to_owned() }).inc();
     }
 
     pub fn dicom_instance(&self, status: &str) {

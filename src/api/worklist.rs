@@ -71,6 +71,7 @@ impl ListParams {
             station_ae: text("station_ae", self.station_ae)?,
             patient_id: text("patient_id", self.patient_id)?,
             accession: text("accession", self.accession)?,
+            name_prefix: None,
             date_from,
             date_to,
             include_completed,

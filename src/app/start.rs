@@ -253,6 +253,8 @@ impl Started<'_> {
         let ctx = Arc::new(DicomContext {
             config: self.config.dicom.clone(),
             log: self.log.handle(),
+            reader: self.log.reader(),
+            edge_id: self.config.site.edge_id.clone(),
             metrics: self.metrics.clone(),
             alerts: self.alerts.clone(),
             disk: self.log.disk_guard(),

@@ -187,6 +187,55 @@ pub fn instances_transferred(instance: &InstanceStored, at: Timestamp) -> AuditR
     }
 }
 
+/// Query (PS3.15 A.5.3.12) by DICOM C-FIND: the calling AE and its address (with its
+/// certificate over TLS), this edge as the called AE, the SOP class queried (object type 2,
+/// role 3, id type 110181 SOP Class UID), and every patient in the answer.
+pub fn dicom_query(
+    called: (&str, &str),
+    calling_ae: &str,
+    peer: &str,
+    identity: Option<&PeerIdentity>,
+    sop_class_uid: &str,
+    patients: &[String],
+    at: Timestamp,
+) -> AuditRecord {
+    let (edge_id, called_ae) = called;
+    let requestor = Participant {
+        user_id: calling_ae.to_owned(),
+        alternative_user_id: Some(format!("AETITLES={calling_ae}")),
+        user_name: identity.map(certificate_name),
+        requestor: true,
+        network_access_point: Some(address_of(peer)),
+        role: Some(code(dcm::SOURCE)),
+    };
+    let answering = Participant {
+        user_id: edge_id.to_owned(),
+        alternative_user_id: Some(format!("AETITLES={called_ae}")),
+        role: Some(code(dcm::DESTINATION)),
+        ..Participant::default()
+    };
+    let mut objects = vec![AuditObject {
+        type_code: 2,
+        role: 3,
+        id_type: Code::dcm("110181", "SOP Class UID"),
+        id: sop_class_uid.to_owned(),
+        name: None,
+        description: None,
+        details: Vec::new(),
+    }];
+    objects.extend(patients.iter().map(|p| patient(p)));
+    AuditRecord {
+        event: code(dcm::QUERY),
+        action: Action::Execute,
+        at,
+        outcome: Outcome::Success,
+        outcome_description: None,
+        event_types: Vec::new(),
+        participants: vec![requestor, answering],
+        objects,
+    }
+}
+
 /// A security alert: a refused TLS handshake is a failed User Authentication (Login); the
 /// rest are Security Alerts (Node Authentication for a peer that is not who it says or not
 /// allowed in, Security Configuration for a reload, failed or done, and a certificate about to

@@ -138,6 +138,16 @@ pub struct DicomConfig {
     pub stable_after: Duration,
     /// How instance files are made durable (see [`crate::dicom::flush`]).
     pub flush: FlushMode,
+    /// Serve the modality worklist (MWL C-FIND) on the DICOM listeners.
+    pub worklist: bool,
+    /// A worklist query that leaves Scheduled Station AE Title empty gets only the calling
+    /// AE's items (modalities that never fill it in).
+    pub worklist_filter_by_calling_ae: bool,
+    /// COMPLETED items are answered too (hidden by default).
+    pub worklist_show_completed: bool,
+    /// Most items one worklist query answers; more are cut off (the answer says so in the
+    /// final status's Error Comment and the log).
+    pub worklist_max_results: usize,
 }
 
 /// How C-STORE makes instance files durable before their events are committed.

@@ -120,6 +120,10 @@ pub(super) struct RawDicom {
     pub write_timeout: String,
     pub stable_after: String,
     pub flush: String,
+    pub worklist: bool,
+    pub worklist_filter_by_calling_ae: bool,
+    pub worklist_show_completed: bool,
+    pub worklist_max_results: usize,
 }
 
 impl Default for RawDicom {
@@ -138,6 +142,10 @@ impl Default for RawDicom {
             write_timeout: "60s".into(),
             stable_after: "60s".into(),
             flush: "shared".into(),
+            worklist: false,
+            worklist_filter_by_calling_ae: false,
+            worklist_show_completed: false,
+            worklist_max_results: 10_000,
         }
     }
 }

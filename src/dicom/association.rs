@@ -42,6 +42,8 @@ use crate::log::AppendError;
 use crate::net::Stream;
 use crate::security::{AlertKind, Facts, PeerIdentity};
 
+mod find;
+
 /// Largest A-ASSOCIATE-RQ accepted: a sender proposing every storage class with a dozen
 /// transfer syntaxes each stays well below.
 const MAX_ASSOCIATE_RQ: u32 = 1 << 20;
@@ -95,7 +97,8 @@ pub async fn run<S: Stream>(stream: S, peer: SocketAddr, identity: Option<PeerId
     );
     super::refusals::report(&negotiated, peer, &ctx);
     let (ctx, audited) = (ctx.clone(), HashSet::new());
-    let mut assoc = Association { wire, peer, identity, ctx, negotiated, command: Vec::new(), incoming: None, audited };
+    let mut assoc =
+        Association { wire, peer, identity, ctx, negotiated, command: Vec::new(), incoming: None, audited, find: None };
     match assoc.serve().await {
         Ok(()) => tracing::debug!(peer = %peer, "DICOM association released"),
         Err(End::Shutdown) => tracing::info!(peer = %peer, "DICOM association aborted for shutdown"),
@@ -176,6 +179,8 @@ struct Association<S> {
     incoming: Option<Incoming>,
     /// Studies whose DICOM Instances Transferred record this association wrote.
     audited: HashSet<String>,
+    /// A C-FIND whose identifier is being received ([`find`]).
+    find: Option<super::worklist::Pending>,
 }
 
 impl<S: Stream> Association<S> {
@@ -236,7 +241,7 @@ impl<S: Stream> Association<S> {
         let context = context.clone();
         match pdv.value_type {
             PDataValueType::Command => {
-                if self.incoming.is_some() {
+                if self.incoming.is_some() || self.find.is_some() {
                     return Err(End::Protocol("a command arrived before the data set was complete".into()));
                 }
                 if self.command.len() + pdv.data.len() > MAX_COMMAND_BYTES {
@@ -249,6 +254,7 @@ impl<S: Stream> Association<S> {
                     self.on_command(&command, context.id, &context.transfer_syntax).await?;
                 }
             }
+            PDataValueType::Data if self.find.is_some() => self.find_data(pdv).await?,
             PDataValueType::Data => {
                 let Some(incoming) = self.incoming.as_mut() else {
                     return Err(End::Protocol("data set without a C-STORE request".into()));
@@ -296,6 +302,12 @@ impl<S: Stream> Association<S> {
                 });
                 Ok(())
             }
+            Ok(Request::Find { message_id, sop_class_uid }) => {
+                self.on_find(message_id, sop_class_uid, context_id, transfer_syntax);
+                Ok(())
+            }
+            // A cancel of a C-FIND already answered (PS3.7 9.3.2.3: nothing to do).
+            Ok(Request::Cancel { .. }) => Ok(()),
             Ok(Request::Other { command_field }) => {
                 let _ = self.wire.write(&abort(AbortRQServiceProviderReason::UnrecognizedPduParameter)).await;
                 Err(End::Protocol(format!("unsupported DIMSE command 0x{command_field:04X}")))

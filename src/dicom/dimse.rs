@@ -1,5 +1,5 @@
-//! DIMSE command sets (PS3.7 9.3, 9.1.1 and 9.1.5): C-ECHO and C-STORE, requests in,
-//! responses out. Command sets are always implicit VR little endian (PS3.7 6.3.1).
+//! DIMSE command sets (PS3.7 9.3, 9.1.1, 9.1.2 and 9.1.5): C-ECHO, C-STORE, C-FIND and
+//! C-CANCEL, requests in, responses out. Command sets are always implicit VR little endian (PS3.7 6.3.1).
 //!
 //! Requests are read by hand ([`parse`]) from a buffer the association handler has already
 //! bounded ([`MAX_COMMAND_BYTES`]), every declared length checked against the bytes present;
@@ -18,6 +18,11 @@ const C_STORE_RQ: u16 = 0x0001;
 const C_STORE_RSP: u16 = 0x8001;
 const C_ECHO_RQ: u16 = 0x0030;
 const C_ECHO_RSP: u16 = 0x8030;
+const C_FIND_RQ: u16 = 0x0020;
+const C_FIND_RSP: u16 = 0x8020;
+const C_CANCEL_RQ: u16 = 0x0FFF;
+/// Command Data Set Type: a data set follows (any value but [`NO_DATA_SET`]; this one we write).
+const DATA_SET: u16 = 0x0000;
 /// Command Data Set Type: no data set follows (PS3.7 E.1).
 const NO_DATA_SET: u16 = 0x0101;
 
@@ -30,6 +35,14 @@ pub mod status {
     pub const DATA_SET_DOES_NOT_MATCH_SOP_CLASS: u16 = 0xA900;
     /// Error: cannot understand.
     pub const CANNOT_UNDERSTAND: u16 = 0xC000;
+    /// C-FIND: a match follows, every key supported (PS3.4 C.4.1.1.4).
+    pub const PENDING: u16 = 0xFF00;
+    /// C-FIND: a match follows; an optional key was not supported.
+    pub const PENDING_WARNING: u16 = 0xFF01;
+    /// C-FIND: matching ended by a C-CANCEL.
+    pub const CANCEL: u16 = 0xFE00;
+    /// C-FIND: Identifier does not match SOP class.
+    pub const IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS: u16 = 0xA900;
 }
 
 /// A request we understand.
@@ -43,6 +56,15 @@ pub enum Request {
         message_id: u16,
         sop_class_uid: String,
         sop_instance_uid: String,
+    },
+    /// C-FIND-RQ: its identifier follows as a data set.
+    Find {
+        message_id: u16,
+        sop_class_uid: String,
+    },
+    /// C-CANCEL-RQ of the C-FIND with `message_id`.
+    Cancel {
+        message_id: u16,
     },
     /// Anything else: answered by aborting the association (we accept no other service).
     Other {
@@ -59,6 +81,8 @@ pub enum CommandError {
     Missing(&'static str),
     #[error("C-STORE-RQ without a data set")]
     StoreWithoutData,
+    #[error("C-FIND-RQ without an identifier")]
+    FindWithoutIdentifier,
 }
 
 /// Reads a complete command set.
@@ -88,6 +112,18 @@ pub fn parse(bytes: &[u8]) -> Result<Request, CommandError> {
                 sop_instance_uid: elements.uid(AFFECTED_SOP_INSTANCE_UID, "Affected SOP Instance UID")?,
             })
         }
+        C_FIND_RQ => {
+            if elements.us(COMMAND_DATA_SET_TYPE, "Command Data Set Type")? == NO_DATA_SET {
+                return Err(CommandError::FindWithoutIdentifier);
+            }
+            Ok(Request::Find {
+                message_id: elements.us(MESSAGE_ID, "Message ID")?,
+                sop_class_uid: elements.uid(AFFECTED_SOP_CLASS_UID, "Affected SOP Class UID")?,
+            })
+        }
+        C_CANCEL_RQ => Ok(Request::Cancel {
+            message_id: elements.us(MESSAGE_ID_BEING_RESPONDED_TO, "Message ID Being Responded To")?,
+        }),
         other => Ok(Request::Other { command_field: other }),
     }
 }
@@ -96,10 +132,17 @@ pub fn parse(bytes: &[u8]) -> Result<Request, CommandError> {
 const AFFECTED_SOP_CLASS_UID: u16 = 0x0002;
 const COMMAND_FIELD: u16 = 0x0100;
 const MESSAGE_ID: u16 = 0x0110;
+const MESSAGE_ID_BEING_RESPONDED_TO: u16 = 0x0120;
 const COMMAND_DATA_SET_TYPE: u16 = 0x0800;
 const AFFECTED_SOP_INSTANCE_UID: u16 = 0x1000;
-const KEPT: [u16; 5] =
-    [AFFECTED_SOP_CLASS_UID, COMMAND_FIELD, MESSAGE_ID, COMMAND_DATA_SET_TYPE, AFFECTED_SOP_INSTANCE_UID];
+const KEPT: [u16; 6] = [
+    AFFECTED_SOP_CLASS_UID,
+    COMMAND_FIELD,
+    MESSAGE_ID,
+    MESSAGE_ID_BEING_RESPONDED_TO,
+    COMMAND_DATA_SET_TYPE,
+    AFFECTED_SOP_INSTANCE_UID,
+];
 
 /// The values of the [`KEPT`] elements of one command set, borrowed from its bytes.
 struct CommandElements<'a> {
@@ -193,10 +236,32 @@ pub fn store_response(
         uid(tags::AFFECTED_SOP_INSTANCE_UID, sop_instance_uid),
     ];
     if let Some(comment) = comment {
-        let text: String = comment.chars().filter(|c| c.is_ascii() && *c != '\\').take(64).collect();
-        elements.push(DataElement::new(tags::ERROR_COMMENT, VR::LO, PrimitiveValue::from(text)));
+        elements.push(error_comment(comment));
     }
     encode(elements)
+}
+
+/// C-FIND-RSP (PS3.7 9.3.2.2): `status` PENDING/PENDING_WARNING with an identifier
+/// following, else final, with an Error Comment for failures (LO, at most 64 chars).
+pub fn find_response(message_id: u16, sop_class_uid: &str, status: u16, comment: Option<&str>) -> Vec<u8> {
+    let pending = matches!(status, status::PENDING | status::PENDING_WARNING);
+    let mut elements = vec![
+        uid(tags::AFFECTED_SOP_CLASS_UID, sop_class_uid),
+        us(tags::COMMAND_FIELD, C_FIND_RSP),
+        us(tags::MESSAGE_ID_BEING_RESPONDED_TO, message_id),
+        us(tags::COMMAND_DATA_SET_TYPE, if pending { DATA_SET } else { NO_DATA_SET }),
+        us(tags::STATUS, status),
+    ];
+    if let Some(comment) = comment {
+        elements.push(error_comment(comment));
+    }
+    encode(elements)
+}
+
+/// An Error Comment (LO): ASCII without backslashes, at most 64 characters.
+fn error_comment(comment: &str) -> DataElement<InMemDicomObject> {
+    let text: String = comment.chars().filter(|c| c.is_ascii() && *c != '\\').take(64).collect();
+    DataElement::new(tags::ERROR_COMMENT, VR::LO, PrimitiveValue::from(text))
 }
 
 /// C-STORE-RQ (PS3.7 9.3.1.1), medium priority, a data set follows: what the forwarding

@@ -164,3 +164,36 @@ fn a_store_response_reads_back_with_its_status_and_comment() {
         }
     );
 }
+
+#[test]
+fn find_and_cancel_requests_are_read_and_find_responses_say_whether_data_follows() {
+    let mwl = "1.2.840.10008.5.1.4.31";
+    let find = |data_set_type| {
+        request(vec![
+            uid(tags::AFFECTED_SOP_CLASS_UID, mwl),
+            us(tags::COMMAND_FIELD, C_FIND_RQ),
+            us(tags::MESSAGE_ID, 9),
+            us(tags::PRIORITY, 0),
+            us(tags::COMMAND_DATA_SET_TYPE, data_set_type),
+        ])
+    };
+    assert_eq!(parse(&find(0x0000)).unwrap(), Request::Find { message_id: 9, sop_class_uid: mwl.into() });
+    assert!(matches!(parse(&find(NO_DATA_SET)), Err(CommandError::FindWithoutIdentifier)));
+    let cancel = request(vec![
+        us(tags::COMMAND_FIELD, C_CANCEL_RQ),
+        us(tags::MESSAGE_ID_BEING_RESPONDED_TO, 9),
+        us(tags::COMMAND_DATA_SET_TYPE, NO_DATA_SET),
+    ]);
+    assert_eq!(parse(&cancel).unwrap(), Request::Cancel { message_id: 9 });
+    let read = |bytes: Vec<u8>| {
+        InMemDicomObject::read_dataset_with_ts(&bytes[..], &IMPLICIT_VR_LITTLE_ENDIAN.erased()).unwrap()
+    };
+    let number = |obj: &InMemDicomObject, tag| obj.element(tag).unwrap().to_int::<u16>().unwrap();
+    let pending = read(find_response(9, mwl, status::PENDING, None));
+    assert_eq!(number(&pending, tags::COMMAND_DATA_SET_TYPE), DATA_SET);
+    assert_eq!(number(&pending, tags::STATUS), 0xFF00);
+    let failed = read(find_response(9, mwl, status::IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, Some("bad \\ key")));
+    assert_eq!(number(&failed, tags::COMMAND_DATA_SET_TYPE), NO_DATA_SET);
+    assert_eq!(number(&failed, tags::COMMAND_FIELD), C_FIND_RSP);
+    assert_eq!(failed.element(tags::ERROR_COMMENT).unwrap().to_str().unwrap().trim_end(), "bad  key");
+}

@@ -1,4 +1,5 @@
-//! DICOM: the C-ECHO and C-STORE SCP modalities send studies to.
+//! DICOM: the C-ECHO and C-STORE SCP modalities send studies to, and the modality worklist
+//! (C-FIND) they take their orders from.
 //!
 //! * [`negotiate`] decides associations (AE titles, presentation contexts, transfer syntax);
 //! * [`sop_class`] says what a SOP class is (storage or not) by its UID;
@@ -12,6 +13,7 @@
 //! * the identifiers of a received data set are read by [`crate::dicom_scan`], a parser of
 //!   its own (no I/O), without trusting its lengths;
 //! * [`stability`] completes studies when their instances stop coming;
+//! * [`worklist`] answers the modality worklist's C-FIND from the worklist projection;
 //! * [`server`] accepts associations under a limit ([`crate::net::accept_loop`]), plain and
 //!   over TLS (the association then carries the peer's certificate identity).
 
@@ -27,6 +29,7 @@ pub mod sop_class;
 pub mod spool;
 pub mod stability;
 mod wire;
+pub mod worklist;
 
 use std::sync::Arc;
 
@@ -39,7 +42,7 @@ pub use spool::Layout;
 pub use stability::Stability;
 
 use crate::config::DicomConfig;
-use crate::log::{DiskGuard, LogHandle};
+use crate::log::{DiskGuard, LogHandle, LogReader};
 use crate::projections::Projections;
 use crate::security::Alerts;
 use crate::telemetry::Metrics;
@@ -49,6 +52,10 @@ use crate::telemetry::Metrics;
 pub struct DicomContext {
     pub config: DicomConfig,
     pub log: LogHandle<Projections>,
+    /// The worklist's reads.
+    pub reader: LogReader,
+    /// This edge, as its audit records name it.
+    pub edge_id: String,
     pub metrics: Arc<Metrics>,
     /// A spoofed calling AE title is reported here.
     pub alerts: Alerts,

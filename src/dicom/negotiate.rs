@@ -11,9 +11,10 @@
 //! called AE title not recognized, 2 application context name not supported) or source
 //! "service provider (ACSE)" reason 2 for an unknown protocol version.
 //!
-//! **What.** A presentation context is accepted for the Verification SOP class and for
+//! **What.** A presentation context is accepted for the Verification SOP class, for
 //! every Storage SOP class of the standard (PS3.4 Annex B, decided by UID in
-//! [`super::sop_class`]); SOP classes the standard dictionary does not know only with
+//! [`super::sop_class`]) and, with `worklist` on, for the Modality Worklist Information Model
+//! – FIND (in implicit or explicit VR little endian, the proposer's first); SOP classes the standard dictionary does not know only with
 //! `accept_unknown_sop_classes`. Every refused context is returned with why
 //! ([`ContextRefusal`]), for the association's log and metrics.
 //!
@@ -35,6 +36,7 @@ use dicom_ul::pdu::{
 };
 
 use super::sop_class::{self, SopClassKind};
+use super::worklist::{MWL_FIND, identifier};
 use crate::config::{CallingAe, DicomConfig};
 use crate::security::PeerIdentity;
 
@@ -192,7 +194,7 @@ pub fn negotiate(
     let (mut contexts, mut refused) = (Vec::new(), Vec::new());
     for pc in &rq.presentation_contexts {
         let abstract_syntax = trim_uid(&pc.abstract_syntax);
-        let (reason, transfer_syntax) = match decide(pc, abstract_syntax, config.accept_unknown_sop_classes) {
+        let (reason, transfer_syntax) = match decide(pc, abstract_syntax, config) {
             Ok(ts) => {
                 contexts.push(AcceptedContext {
                     id: pc.id,
@@ -248,9 +250,14 @@ fn calling_ae_refusal(
 fn decide<'a>(
     pc: &'a PresentationContextProposed,
     abstract_syntax: &str,
-    accept_unknown: bool,
+    config: &DicomConfig,
 ) -> Result<&'a str, ContextRefusal> {
-    if let Some(why) = sop_class_refusal(abstract_syntax, accept_unknown) {
+    if config.worklist && abstract_syntax == MWL_FIND {
+        // The identifier is read and answered in the proposer's first little endian syntax.
+        let mut proposed = pc.transfer_syntaxes.iter().map(|t| trim_uid(t));
+        return proposed.find(|t| identifier::TRANSFER_SYNTAXES.contains(t)).ok_or(ContextRefusal::NoTransferSyntax);
+    }
+    if let Some(why) = sop_class_refusal(abstract_syntax, config.accept_unknown_sop_classes) {
         return Err(why);
     }
     choose_transfer_syntax(pc.transfer_syntaxes.iter().map(|t| trim_uid(t))).ok_or(ContextRefusal::NoTransferSyntax)

@@ -158,3 +158,20 @@ fn an_ae_title_bound_to_a_certificate_is_refused_with_any_other_certificate() {
     assert!(negotiate(&request("US01"), LOCAL, None, &cfg).is_ok());
     assert_eq!(negotiate(&request("XA01"), LOCAL, Some(&ct01), &cfg).unwrap_err().reason, "calling_ae");
 }
+
+const MWL: &str = "1.2.840.10008.5.1.4.31";
+const IMPLICIT: &str = "1.2.840.10008.1.2";
+
+#[test]
+fn the_worklist_context_is_accepted_in_little_endian_only_when_the_worklist_is_on() {
+    let contexts: &[(&str, &[&str])] = &[(MWL, &[JPEG_BASELINE, IMPLICIT, EXPLICIT]), (VERIFICATION, &[IMPLICIT])];
+    let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let (_, off) = negotiate(&rq("CT01", "ZENEDGE", contexts), ip, None, &config()).unwrap();
+    assert_eq!(off.refused.iter().map(|r| r.abstract_syntax.as_str()).collect::<Vec<_>>(), [MWL]);
+    let on = DicomConfig { worklist: true, ..config() };
+    let (_, n) = negotiate(&rq("CT01", "ZENEDGE", contexts), ip, None, &on).unwrap();
+    assert!(n.refused.is_empty(), "{:?}", n.refused);
+    assert_eq!((n.contexts[0].abstract_syntax.as_str(), n.contexts[0].transfer_syntax.as_str()), (MWL, IMPLICIT));
+    let (_, n) = negotiate(&rq("CT01", "ZENEDGE", &[(MWL, &[JPEG_BASELINE])]), ip, None, &on).unwrap();
+    assert_eq!(n.refused[0].reason, ContextRefusal::NoTransferSyntax);
+}

@@ -35,7 +35,7 @@
 //! | `cases`, `cases_by_patient`, `study_cases` | `PatientCase*`, `OrderCreated` (the order's patient ids) | case id → case; lookups |
 //! | `patient_aliases` | `PatientsMerged` | prior patient id → surviving id |
 //! | `deleted_files` | `InstanceFileDeleted`, `InstanceStored` (a re-stored file) | instance file path → seq of its deletion |
-//! | `worklist`, `worklist_by_date`, `worklist_by_patient`, `worklist_by_accession` | `HL7MessageReceived` (ORM/OMI orders, ADT^A08/A40), `HL7MessageUpdated`, `StudyMatched` | item id → modality worklist item; lookups |
+//! | `worklist`, `worklist_by_date`, `worklist_by_patient`, `worklist_by_accession`, `worklist_by_name` | `HL7MessageReceived` (ORM/OMI orders, ADT^A08/A40), `HL7MessageUpdated`, `StudyMatched` | item id → modality worklist item; lookups |
 //! | `forwards` | `InstanceForwarded`, `InstancesCommitted` | (instance version, destination) → its answer, its confirmation |
 //!
 //! Every projection has a checkpoint (`projection_checkpoints`: table → last applied seq),
@@ -120,6 +120,7 @@ pub struct Tables<'t> {
     worklist_by_date: Option<Table<'t, WorklistDateKey, ()>>,
     worklist_by_patient: Option<Table<'t, Key4, ()>>,
     worklist_by_accession: Option<Table<'t, Key4, ()>>,
+    worklist_by_name: Option<Table<'t, Key4, ()>>,
     /// Write-back `studies` rows and `studies_pending` entries (`None`: removed) changed in
     /// this transaction, by study UID (a database holds one site). Every instance updates
     /// its study's row and pending mark; keeping them here until [`dicom::flush`] turns a
@@ -170,6 +171,7 @@ impl<'t> Tables<'t> {
             worklist_by_date: None,
             worklist_by_patient: None,
             worklist_by_accession: None,
+            worklist_by_name: None,
             study_rows: HashMap::new(),
             pending: HashMap::new(),
         }
@@ -202,6 +204,7 @@ impl<'t> Tables<'t> {
     table_accessor!(worklist_by_date, WORKLIST_BY_DATE, WorklistDateKey, ());
     table_accessor!(worklist_by_patient, WORKLIST_BY_PATIENT, Key4, ());
     table_accessor!(worklist_by_accession, WORKLIST_BY_ACCESSION, Key4, ());
+    table_accessor!(worklist_by_name, WORKLIST_BY_NAME, Key4, ());
 }
 
 /// Names of every projection table, in the digest's order.

@@ -50,6 +50,9 @@ pub(crate) const WORKLIST_BY_DATE: TableDefinition<WorklistDateKey, ()> = TableD
 pub(crate) type WorklistDateKey = (&'static str, &'static str, &'static str, &'static str, &'static str);
 /// `(tenant, hospital, patient id, item id)`.
 pub(crate) const WORKLIST_BY_PATIENT: TableDefinition<Key4, ()> = TableDefinition::new("worklist_by_patient");
+/// `(tenant, hospital, patient's name as DICOM PN in upper case, item id)`: a name or a
+/// name's beginning (`DOE*`) is a range read.
+pub(crate) const WORKLIST_BY_NAME: TableDefinition<Key4, ()> = TableDefinition::new("worklist_by_name");
 /// `(tenant, hospital, accession, item id)`.
 pub(crate) const WORKLIST_BY_ACCESSION: TableDefinition<Key4, ()> = TableDefinition::new("worklist_by_accession");
 
@@ -82,6 +85,7 @@ macro_rules! projection_tables {
         $m!(WORKLIST_BY_DATE);
         $m!(WORKLIST_BY_PATIENT);
         $m!(WORKLIST_BY_ACCESSION);
+        $m!(WORKLIST_BY_NAME);
     };
 }
 pub(crate) use projection_tables;

@@ -28,7 +28,7 @@
 //!   `verify` or the hub compute the same UID. All steps of one requested procedure share
 //!   it, so the images of every step land in one study.
 //! * **Indexes.** `worklist_by_date` (SPS start date, modality), `worklist_by_patient`,
-//!   `worklist_by_accession`: a query reads a key range of one of them, then the rows it
+//!   `worklist_by_accession`, `worklist_by_name` (the name as DICOM PN, upper case): a query reads a key range of one of them, then the rows it
 //!   names. Every change rewrites an item's index entries (remove old, insert new).
 
 use redb::ReadableTable;
@@ -208,6 +208,14 @@ fn issuer(p: &crate::hl7::Patient) -> Option<String> {
     p.identifiers.iter().find(|i| i.id == id && i.field == "PID-3").and_then(|i| i.assigning_authority.clone())
 }
 
+/// The `worklist_by_name` key of a name: family^given^middle^prefix^suffix (trailing empty
+/// parts left out), upper case.
+pub fn name_key(name: &PersonName) -> String {
+    let parts = [&name.family, &name.given, &name.middle, &name.prefix, &name.suffix];
+    let text = parts.iter().map(|p| p.as_deref().unwrap_or("")).collect::<Vec<_>>().join("^");
+    text.trim_end_matches('^').to_uppercase()
+}
+
 fn dicom_sex(sex: &str) -> Option<String> {
     let sex = sex.to_ascii_uppercase();
     matches!(sex.as_str(), "M" | "F" | "O").then_some(sex)
@@ -260,8 +268,10 @@ fn update_patient(t: &mut Tables<'_>, m: &Meta<'_>, s: &Summary) -> Result<(), r
     let Some(patient) = s.patient.as_ref() else { return Ok(()) };
     let Some(id) = patient.id.as_deref().filter(|id| !id.is_empty()) else { return Ok(()) };
     for mut item in items_of_patient(t, m, id)?.into_iter().filter(WorklistItem::is_open) {
+        index_item(t, m, &item, false)?;
         demographics(&mut item, patient);
         put(t, m, &item)?;
+        index_item(t, m, &item, true)?;
     }
     Ok(())
 }
@@ -334,6 +344,15 @@ fn index_item(t: &mut Tables<'_>, m: &Meta<'_>, item: &WorklistItem, insert: boo
     let by_date = (tenant, hospital, date, modality, id);
     let by_accession = (tenant, hospital, item.accession_number.as_str(), id);
     let by_patient = item.patient_id.as_deref().map(|p| (tenant, hospital, p, id));
+    let name = item.patient_name.as_ref().map(name_key);
+    let by_name = name.as_deref().map(|n| (tenant, hospital, n, id));
+    if let Some(key) = by_name {
+        if insert {
+            t.worklist_by_name()?.insert(key, ())?;
+        } else {
+            t.worklist_by_name()?.remove(key)?;
+        }
+    }
     if insert {
         t.worklist_by_date()?.insert(by_date, ())?;
         t.worklist_by_accession()?.insert(by_accession, ())?;

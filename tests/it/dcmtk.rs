@@ -16,7 +16,7 @@ use crate::support::process::{spawn, write_config};
 use crate::support::scu::{DX_FOR_PRESENTATION, EXPLICIT_BE, EXPLICIT_LE, IMPLICIT_LE, JPEG_BASELINE};
 
 /// The DCMTK tool, or `None` (with the reason printed) when DCMTK is not installed.
-fn dcmtk(tool: &str) -> Option<PathBuf> {
+pub(crate) fn dcmtk(tool: &str) -> Option<PathBuf> {
     let found = std::env::var_os("PATH")
         .into_iter()
         .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
@@ -28,7 +28,7 @@ fn dcmtk(tool: &str) -> Option<PathBuf> {
     found
 }
 
-async fn run(mut command: Command) -> std::process::Output {
+pub(crate) async fn run(mut command: Command) -> std::process::Output {
     tokio::task::spawn_blocking(move || command.output().expect("run DCMTK")).await.unwrap()
 }
 

@@ -43,3 +43,4 @@ mod tls_api;
 mod tls_dicom;
 mod tls_mllp;
 mod tls_reload;
+mod worklist;

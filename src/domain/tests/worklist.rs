@@ -159,6 +159,11 @@ async fn adt_a08_renames_open_items_and_adt_a40_moves_them_to_the_surviving_pati
     assert_eq!(renamed.len(), 2);
     assert!(renamed.iter().all(|i| i.patient_name.as_ref().unwrap().family.as_deref() == Some("Doe-Smith")));
     assert_eq!(renamed[0].birth_date.as_deref(), Some("19700203"));
+    let named = |prefix: &str| {
+        let q = WorklistQuery { name_prefix: Some(prefix.into()), ..WorklistQuery::default() };
+        items(&log, q).len()
+    };
+    assert_eq!((named("DOE-SMITH^J"), named("DOE^JOHN")), (2, 0), "the name index follows the rename");
     send(&log, merge("C3", "P1", "P9")).await;
     assert!(items(&log, patient("P9")).is_empty());
     let moved = items(&log, patient("P1"));

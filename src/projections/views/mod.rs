@@ -49,7 +49,7 @@ pub use studies::{
 pub use waiting::{
     WaitingCursor, WaitingOrder, WaitingPage, WaitingQuery, WaitingStudy, unmatched_orders, unmatched_studies,
 };
-pub use worklist::{WorklistQuery, WorklistView, worklist, worklist_items};
+pub use worklist::{WorklistQuery, WorklistView, worklist, worklist_items, worklist_items_where};
 
 use super::tables::{Key3, Key4};
 use crate::config::Site;

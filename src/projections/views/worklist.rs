@@ -1,9 +1,10 @@
 //! The modality worklist: its items, found through one index range.
 //!
-//! A query names what it knows for sure (exact values: an accession number, a patient id, a
-//! date range, a modality, a station AE title). The most selective index among them gives
-//! the candidates (accession, then patient id, then the date range with the modality read
-//! from the same keys); only without any of them is the whole table read. Each candidate is
+//! A query names what it knows for sure (exact values: an accession number, a patient id, the
+//! beginning of the patient's name, a date range, a modality, a station AE title). The most
+//! selective index among them gives the candidates (accession, then patient id, then name,
+//! then the date range with the modality read from the same keys); only without any of them
+//! is the whole table read. Each candidate is
 //! then checked against every condition. Readers that match more (wildcards, names, times:
 //! the C-FIND SCP) check their own conditions on what this returns.
 
@@ -14,8 +15,10 @@ use serde::Serialize;
 use super::{Hits, Scope, row, scan, scope, timestamp};
 use crate::hl7::summary::{CodedValue, PersonName, Physician};
 use crate::log::{LogReader, ReadError, Storage};
-use crate::projections::tables::{WORKLIST, WORKLIST_BY_ACCESSION, WORKLIST_BY_DATE, WORKLIST_BY_PATIENT};
-use crate::projections::worklist::WorklistItem;
+use crate::projections::tables::{
+    WORKLIST, WORKLIST_BY_ACCESSION, WORKLIST_BY_DATE, WORKLIST_BY_NAME, WORKLIST_BY_PATIENT,
+};
+use crate::projections::worklist::{WorklistItem, name_key};
 
 /// What a worklist query asks for; `None` matches anything.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -28,6 +31,8 @@ pub struct WorklistQuery {
     pub date_to: Option<String>,
     pub modality: Option<String>,
     pub station_ae: Option<String>,
+    /// The patient's name (DICOM PN, upper case) begins with this.
+    pub name_prefix: Option<String>,
     /// COMPLETED items too (hidden by default).
     pub include_completed: bool,
 }
@@ -50,18 +55,32 @@ impl WorklistQuery {
             && eq(&self.patient_id, item.patient_id.as_deref())
             && eq(&self.modality, item.modality.as_deref())
             && eq(&self.station_ae, item.station_ae.as_deref())
+            && self
+                .name_prefix
+                .as_deref()
+                .is_none_or(|p| item.patient_name.as_ref().is_some_and(|n| name_key(n).starts_with(p)))
             && in_range
     }
 }
 
 /// The items `q` accepts, at most `limit` (`truncated` when there were more), in index order.
 pub fn worklist_items(reader: &LogReader, q: &WorklistQuery, limit: usize) -> Result<Hits<WorklistItem>, ReadError> {
+    worklist_items_where(reader, q, limit, |_| true)
+}
+
+/// [`worklist_items`] that `also` accepts too (a reader's own conditions, e.g. wildcards).
+pub fn worklist_items_where(
+    reader: &LogReader,
+    q: &WorklistQuery,
+    limit: usize,
+    also: impl Fn(&WorklistItem) -> bool,
+) -> Result<Hits<WorklistItem>, ReadError> {
     let txn = reader.begin_read()?;
     let s = scope(reader.site());
     let mut items = Vec::new();
     for id in candidates(&txn, s, q)? {
         let Some(item): Option<WorklistItem> = row(&txn, WORKLIST, "worklist", s, &id)? else { continue };
-        if q.accepts(&item) {
+        if q.accepts(&item) && also(&item) {
             if items.len() == limit {
                 return Ok(Hits { items, truncated: true });
             }
@@ -78,6 +97,9 @@ fn candidates(txn: &ReadTransaction, s: Scope<'_>, q: &WorklistQuery) -> Result<
     }
     if let Some(patient) = &q.patient_id {
         return ids_under(txn, WORKLIST_BY_PATIENT, s, patient);
+    }
+    if let Some(prefix) = q.name_prefix.as_deref().filter(|p| !p.is_empty()) {
+        return by_name(txn, s, prefix);
     }
     if q.has_dates() {
         return by_date(txn, s, q);
@@ -102,6 +124,21 @@ fn ids_under(
     first: &str,
 ) -> Result<Vec<String>, ReadError> {
     Ok(scan(&txn.open_table(table).storage()?, s, Some(first))?.into_iter().map(|(_, id, ())| id).collect())
+}
+
+/// The ids of the names that begin with `prefix`.
+fn by_name(txn: &ReadTransaction, s: Scope<'_>, prefix: &str) -> Result<Vec<String>, ReadError> {
+    let table = txn.open_table(WORKLIST_BY_NAME).storage()?;
+    let mut out = Vec::new();
+    for entry in table.range((s.0, s.1, prefix, "")..).storage()? {
+        let (key, _) = entry.storage()?;
+        let (kt, kh, name, id) = key.value();
+        if (kt, kh) != s || !name.starts_with(prefix) {
+            break;
+        }
+        out.push(id.to_owned());
+    }
+    Ok(out)
 }
 
 /// The ids in the date range, the modality read from the keys.
