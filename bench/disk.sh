@@ -4,7 +4,9 @@
 # state directory's allocated blocks (`du -B1`, not the sparse file length) are divided by
 # COUNT. Usage:
 #   bench/disk.sh [COUNT=100000]...
-# Prints one line per COUNT: messages, allocated bytes, file length, bytes per message.
+# Prints one line per COUNT: messages, allocated bytes, file length, bytes per message; then
+# `zenedge disk-usage` (what each table holds). STORE_TOML= adds lines to [store] (e.g.
+# STORE_TOML='value_dictionary_after = 0' for values compressed without a dictionary).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 counts=("${@:-100000}")
@@ -28,4 +30,5 @@ for count in "${counts[@]}"; do
   allocated=$(du -sB1 "$work/state" | cut -f1)
   length=$(stat -c %s "$work/state/zenedge.redb")
   echo "$count messages: $allocated bytes allocated ($((allocated / count)) per message), file length $length"
+  target/release/zenedge disk-usage --config "$work/zenedge.toml"
 done

@@ -1,7 +1,8 @@
 # Shared by the benchmark scripts: a throw-away zenedge config, a port wait, the long runs' paths
 # and the sync PKI.
 # write_config expects $work (a temp dir) and $port; writes $work/zenedge.toml with MLLP on $mllp_port
-# and DICOM on $dicom_port (both default to ports next to $port), HTTP on $port + 1.
+# and DICOM on $dicom_port (both default to ports next to $port), HTTP on $port + 1; STORE_TOML=
+# lines go into its [store] table.
 
 write_config() {
   cat >"$work/zenedge.toml" <<TOML
@@ -12,6 +13,7 @@ edge_id = "bench"
 [store]
 state_dir = "$work/state"
 disk_reserve = "1GiB"
+${STORE_TOML:-}
 [mllp]
 listen = "127.0.0.1:${mllp_port:-$port}"
 [dicom]

@@ -1,6 +1,6 @@
-//! The command line: `serve`, `check-config`, `rebuild`, `verify`, `status`, `events`, `backup`,
-//! `restore`, `dead-letters`, `sync fork`, `hub`; the exit code every subcommand gives an
-//! unusable configuration, and loading the configuration a subcommand names.
+//! The command line: `serve`, `check-config`, `rebuild`, `verify`, `disk-usage`, `status`,
+//! `events`, `backup`, `restore`, `dead-letters`, `sync fork`, `hub`; the exit code every
+//! subcommand gives an unusable configuration, and loading the configuration a subcommand names.
 //!
 //! Exit codes: 0 done, 78 ([`EXIT_CONFIG`]) the configuration (or a file or argument it names)
 //! is unusable, 1 anything else.
@@ -59,6 +59,13 @@ pub enum Command {
     /// Replay the log in memory and compare with the projections on disk; changes nothing.
     /// Exits 1 if they differ (the daemon must be stopped).
     Verify {
+        /// The configuration file (/etc/zenedge/zenedge.toml on an installed box).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// What each table of the database holds on disk (rows, bytes, fragmentation, pages), then
+    /// the file's length and allocated bytes (the daemon must be stopped).
+    DiskUsage {
         /// The configuration file (/etc/zenedge/zenedge.toml on an installed box).
         #[arg(long, short)]
         config: PathBuf,

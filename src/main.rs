@@ -17,6 +17,7 @@ fn main() -> ExitCode {
         Command::Serve { config } => serve(&config),
         Command::Rebuild { config } => zenedge::operator::rebuild::run_rebuild(&config),
         Command::Verify { config } => zenedge::operator::rebuild::run_verify(&config),
+        Command::DiskUsage { config } => zenedge::operator::disk_usage::run_command(&config),
         Command::Status { config, json } => zenedge::operator::status::run_command(&config, json),
         Command::Events { config, after, follow } => zenedge::operator::events::run_command(&config, after, follow),
         Command::Backup { config, to } => zenedge::operator::backup::run_command(&config, &to),

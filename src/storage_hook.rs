@@ -41,6 +41,10 @@ pub enum StorageOp<'a> {
     DirSync { path: &'a Path },
     /// A file removed.
     Remove { path: &'a Path },
+    /// The whole file system holding `path` flushed (`syncfs`): every pending write of it
+    /// (file data, names created, renamed or removed, the database file's writes) made
+    /// durable.
+    FsSync { path: &'a Path },
 }
 
 /// What the daemon does with an operation the hook has seen.

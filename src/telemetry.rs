@@ -82,6 +82,10 @@ pub struct Metrics {
     pub log_appends_refused: Family<ReasonLabels, Counter>,
     pub log_last_seq: Gauge,
     pub log_size_bytes: Gauge,
+    /// The id of the compression dictionary new event values use (0: none yet).
+    pub log_value_dictionary: Gauge,
+    /// Compression dictionaries adopted since start (trained on the site's events).
+    pub log_value_dictionaries_adopted: Counter,
     /// Associations by outcome: accepted, rejected_<reason>, protocol.
     pub dicom_associations: Family<ReasonLabels, Counter>,
     pub dicom_associations_open: Gauge,
@@ -104,6 +108,12 @@ pub struct Metrics {
     pub worklist_query_seconds: Histogram,
     /// C-STORE from the end of the data set to the commit of its event.
     pub dicom_store_seconds: Histogram,
+    /// Flushes of instance files asked of the disk: one `syncfs` per batch (shared flushes),
+    /// or one `fdatasync` and one directory `fsync` per instance (`dicom.flush = "each"`).
+    /// Each batch adds one commit of the log besides ([`Metrics::dicom_flush_batch`]).
+    pub dicom_flushes: Counter,
+    /// Instances per flush batch: made durable by one flush and recorded by one commit.
+    pub dicom_flush_batch: Histogram,
     /// Studies with instances not yet covered by a StudyCompleted.
     pub dicom_studies_pending: Gauge,
     /// `StudyCompleted` events appended.
@@ -170,6 +180,8 @@ impl Metrics {
             log_appends_refused: Family::default(),
             log_last_seq: Gauge::default(),
             log_size_bytes: Gauge::default(),
+            log_value_dictionary: Gauge::default(),
+            log_value_dictionaries_adopted: Counter::default(),
             dicom_associations: Family::default(),
             dicom_associations_open: Gauge::default(),
             dicom_contexts_refused: Family::default(),
@@ -186,6 +198,8 @@ impl Metrics {
             dicom_store_seconds: Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
                 0.000_25, 2.0, 14,
             )),
+            dicom_flushes: Counter::default(),
+            dicom_flush_batch: Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
             dicom_studies_pending: Gauge::default(),
             dicom_studies_completed: Counter::default(),
             sync_lag_events: Gauge::default(),
@@ -246,6 +260,16 @@ impl Metrics {
         );
         registry.register("log_last_seq", "Last committed sequence number", m.log_last_seq.clone());
         registry.register("log_size_bytes", "Size of the database file", m.log_size_bytes.clone());
+        registry.register(
+            "log_value_dictionary",
+            "Id of the compression dictionary new event values use (0: none yet)",
+            m.log_value_dictionary.clone(),
+        );
+        registry.register(
+            "log_value_dictionaries_adopted",
+            "Compression dictionaries trained on the site's events and adopted since start",
+            m.log_value_dictionaries_adopted.clone(),
+        );
         registry.register("dicom_associations", "DICOM associations by outcome", m.dicom_associations.clone());
         registry.register("dicom_associations_open", "Open DICOM associations", m.dicom_associations_open.clone());
         registry.register(
@@ -273,6 +297,12 @@ impl Metrics {
             "dicom_store_seconds",
             "C-STORE: end of data set to committed event",
             m.dicom_store_seconds.clone(),
+        );
+        registry.register("dicom_flushes", "Flushes of instance files asked of the disk", m.dicom_flushes.clone());
+        registry.register(
+            "dicom_flush_batch_instances",
+            "Instances made durable by one flush and recorded by one commit",
+            m.dicom_flush_batch.clone(),
         );
         registry.register("dicom_studies_pending", "Studies waiting to be completed", m.dicom_studies_pending.clone());
         registry.register(

@@ -96,6 +96,9 @@ pub enum RunError {
     Instances { path: std::path::PathBuf, source: std::io::Error },
     #[error(transparent)]
     Writer(#[from] WriterFailure),
+    /// A flush of DICOM instance files failed (see [`dicom::flush`]): restart cleanly.
+    #[error("DICOM instance files could not be flushed, no further instances were accepted")]
+    InstanceFlush,
     /// A TLS file of the sync cannot be used (a configuration problem: exit 78).
     #[error(transparent)]
     SyncTls(#[from] sync::tls::CertError),
@@ -160,7 +163,8 @@ pub async fn run(
     let (trail, queued) = audit::alert_trail(&config.site.edge_id, metrics.clone());
     let alerts = Alerts::new(metrics.clone()).recording(trail);
     start::warn_if_below_reserve(&log.disk_guard());
-    let layout = dicom::Layout::with_hook(config.store.state_dir.clone(), hook);
+    let layout = dicom::Layout::with_hook(config.store.state_dir.clone(), hook)
+        .with_flush(dicom::flush::effective(config.dicom.flush));
     start::tidy_state_dir(&config, &layout, &log).await?;
     let addrs = start::Addresses::of(&config, &listeners)?;
 
@@ -183,11 +187,12 @@ pub async fn run(
     tracker.spawn(certificates.watch(alerts.clone(), stopping.clone()));
     ctx.mllp(listeners.mllp, listeners.mllp_tls);
     let gate = layout.gate();
-    ctx.dicom(listeners.dicom, listeners.dicom_tls, layout);
+    let flush_failed = ctx.dicom(listeners.dicom, listeners.dicom_tls, layout)?;
     ctx.reloads(options.reload);
     let sync_shared = ctx.sync_state().await?;
     let syslog = ctx.syslog(sync_tls.as_ref()).await?;
     ctx.audit_retention();
+    ctx.value_dictionary();
     let sync_worker = ctx.sync(sync_tls, &sync_shared)?;
     let (forward_shared, forward_threads) = ctx.forward()?;
     // One backup at a time, and no retention sweep while one is streamed.
@@ -222,6 +227,7 @@ pub async fn run(
     tokio::select! {
         _ = shutdown.cancelled() => tracing::info!("shutting down"),
         _ = failed.cancelled() => tracing::error!("event log failed; shutting down to restart on a clean reopen"),
+        _ = flush_failed.cancelled() => tracing::error!("DICOM instance files could not be flushed; shutting down to restart cleanly"),
     }
     systemd::stopping();
     stopping.cancel();
@@ -241,5 +247,8 @@ pub async fn run(
     }
     log.close().await?;
     tracing::info!("event log closed");
+    if flush_failed.is_cancelled() {
+        return Err(RunError::InstanceFlush);
+    }
     Ok(())
 }

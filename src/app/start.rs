@@ -212,7 +212,17 @@ impl Started<'_> {
     }
 
     /// The study completion timers and the DICOM accept loops, plain and TLS.
-    pub fn dicom(&self, plain: Option<TcpListener>, tls: Option<TcpListener>, layout: dicom::Layout) {
+    /// Starts the DICOM listeners and what they share; returns the flusher's failure token
+    /// (raised when instance files could not be flushed: the daemon must stop).
+    pub fn dicom(
+        &self,
+        plain: Option<TcpListener>,
+        tls: Option<TcpListener>,
+        layout: dicom::Layout,
+    ) -> Result<CancellationToken, RunError> {
+        let flusher = dicom::Flusher::start(layout.clone(), self.log.handle(), self.metrics.clone())
+            .map_err(|source| RunError::Instances { path: layout.instances(), source })?;
+        let failed = flusher.failed.clone();
         let (stability, notices) = dicom::stability::channel();
         self.tracker.spawn(dicom::stability::run(
             notices,
@@ -232,6 +242,7 @@ impl Started<'_> {
             alerts: self.alerts.clone(),
             disk: self.log.disk_guard(),
             layout,
+            flusher,
             stability,
             shutdown: self.stopping.clone(),
         });
@@ -241,6 +252,7 @@ impl Started<'_> {
         if let (Some(listener), Some(handshaker)) = (tls, self.handshaker("dicom_tls", true)) {
             self.tracker.spawn(dicom::serve_tls(listener, ctx, self.tracker.clone(), handshaker));
         }
+        Ok(failed)
     }
 
     /// Reloads the `[tls]` files each time `reload` is notified, until shutdown.
@@ -382,6 +394,17 @@ impl Started<'_> {
 
     /// Prunes the audit trail: records older than `audit.retention`, already forwarded to
     /// syslog (when it is on) and already stored by the hub (when the sync is on).
+    /// Trains (and retrains) the compression dictionary of event values in the background.
+    pub fn value_dictionary(&self) {
+        let trainer = crate::log::dictionary::Trainer {
+            reader: self.log.reader(),
+            log: self.log.handle(),
+            after: self.config.store.value_dictionary_after,
+            metrics: self.metrics.clone(),
+        };
+        self.tracker.spawn(trainer.run(self.stopping.clone()));
+    }
+
     pub fn audit_retention(&self) {
         let (log, reader, stop) = (self.log.handle(), self.log.reader(), self.stopping.clone());
         let keep = self.config.audit.retention;

@@ -77,6 +77,9 @@ pub struct StoreConfig {
     pub max_batch: usize,
     /// Memory redb may use for its page cache and write buffer (its default is 1 GiB).
     pub cache_size: usize,
+    /// Events in the log before a compression dictionary is trained on the site's own (and
+    /// how many more before the next check); 0: never ([`crate::log::dictionary`]).
+    pub value_dictionary_after: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -143,6 +146,19 @@ pub struct DicomConfig {
     /// Most items one worklist query answers; more are cut off (the answer says so in the
     /// final status's Error Comment and the log).
     pub worklist_max_results: usize,
+    /// How instance files are made durable (see [`crate::dicom::flush`]).
+    pub flush: FlushMode,
+}
+
+/// How C-STORE makes instance files durable before their events are committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlushMode {
+    /// Instances completed at about the same time, on any association, share one `syncfs`
+    /// of the state directory's file system and one commit.
+    Shared,
+    /// Each instance file and its directory are fsync'ed on their own (for a state directory
+    /// on a file system other programs write much to: `syncfs` would flush their data too).
+    Each,
 }
 
 /// One entry of the calling AE allow-list: `AE`, `AE@address[/prefix]`, or a table

@@ -43,6 +43,7 @@ pub(super) struct RawStore {
     pub queue_depth: usize,
     pub max_batch: usize,
     pub cache_size: String,
+    pub value_dictionary_after: u64,
 }
 
 impl Default for RawStore {
@@ -53,6 +54,7 @@ impl Default for RawStore {
             queue_depth: 4096,
             max_batch: 1024,
             cache_size: "32MiB".into(),
+            value_dictionary_after: 2000,
         }
     }
 }
@@ -121,6 +123,7 @@ pub(super) struct RawDicom {
     pub worklist_filter_by_calling_ae: bool,
     pub worklist_show_completed: bool,
     pub worklist_max_results: usize,
+    pub flush: String,
 }
 
 impl Default for RawDicom {
@@ -142,6 +145,7 @@ impl Default for RawDicom {
             worklist_filter_by_calling_ae: false,
             worklist_show_completed: false,
             worklist_max_results: 10_000,
+            flush: "shared".into(),
         }
     }
 }

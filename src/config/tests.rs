@@ -46,6 +46,15 @@ fn audit_syslog_takes_udp_or_tls_with_host_and_port_and_tls_needs_the_syncs_iden
 }
 
 #[test]
+fn dicom_flush_is_shared_by_default_each_on_request_and_nothing_else() {
+    assert_eq!(Config::from_toml(MINIMAL).unwrap().dicom.flush, FlushMode::Shared);
+    let each = Config::from_toml(&format!("{MINIMAL}[dicom]\nflush = \"each\"\n")).unwrap();
+    assert_eq!(each.dicom.flush, FlushMode::Each);
+    let found = problems(&format!("{MINIMAL}[dicom]\nflush = \"never\"\n"));
+    assert_eq!(found.iter().map(|p| p.key.as_str()).collect::<Vec<_>>(), ["dicom.flush"]);
+}
+
+#[test]
 fn retention_takes_days_and_refuses_a_zero_age() {
     let config =
         Config::from_toml(&format!("{MINIMAL}[retention]\ndicom_max_age = \"90d\"\ninterval = \"10m\"\n")).unwrap();

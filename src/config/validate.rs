@@ -26,6 +26,9 @@ pub(super) fn validate(raw: raw::RawConfig, mut c: Checker) -> Result<Config, Co
         queue_depth: c.check("store.queue_depth", in_range(raw.store.queue_depth, 1, 1 << 20)).unwrap_or(1),
         max_batch: c.check("store.max_batch", in_range(raw.store.max_batch, 1, 1 << 16)).unwrap_or(1),
         cache_size: c.check("store.cache_size", cache_size(&raw.store.cache_size)).unwrap_or(1),
+        value_dictionary_after: c
+            .check("store.value_dictionary_after", dictionary_after(raw.store.value_dictionary_after))
+            .unwrap_or(0),
     };
     let mllp = MllpConfig {
         listen: c.check("mllp.listen", optional_socket_addr(&raw.mllp.listen)).flatten(),
@@ -70,6 +73,7 @@ pub(super) fn validate(raw: raw::RawConfig, mut c: Checker) -> Result<Config, Co
         worklist_max_results: c
             .check("dicom.worklist_max_results", in_range(raw.dicom.worklist_max_results, 1, 1_000_000))
             .unwrap_or(1),
+        flush: c.check("dicom.flush", flush_mode(&raw.dicom.flush)).unwrap_or(FlushMode::Shared),
     };
     let operator_token = c.check("http.operator_token", operator_token(&raw.http.operator_token)).unwrap_or_default();
     let http = HttpConfig {
@@ -283,6 +287,23 @@ fn identifier(value: &str) -> Result<String, String> {
 
 fn non_empty_path(value: &str) -> Result<PathBuf, String> {
     if value.trim().is_empty() { Err("must not be empty".into()) } else { Ok(PathBuf::from(value)) }
+}
+
+/// Events before the first compression dictionary: 0 (never) or at least 100 (fewer do not
+/// train one that pays).
+fn dictionary_after(value: u64) -> Result<u64, String> {
+    match value {
+        1..100 => Err(format!("{value} events are too few to train on: at least 100, or 0 for never")),
+        n => Ok(n),
+    }
+}
+
+fn flush_mode(value: &str) -> Result<FlushMode, String> {
+    match value {
+        "shared" => Ok(FlushMode::Shared),
+        "each" => Ok(FlushMode::Each),
+        other => Err(format!("{other:?} is not a flush mode; use \"shared\" or \"each\"")),
+    }
 }
 
 fn in_range(value: usize, min: usize, max: usize) -> Result<usize, String> {

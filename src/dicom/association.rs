@@ -8,8 +8,9 @@
 //!
 //! `Success` is sent only after the file is durable and moved into place and the
 //! `InstanceStored` event is committed (invariant 1): the domain builds the event from what
-//! the spool scanned and stored ([`crate::domain::instance_event`]) and records it through the
-//! log's writer ([`crate::domain::record_instance`]), which answers after the commit.
+//! the spool scanned and stored ([`crate::domain::instance_event`]) and the flusher
+//! ([`super::flush`]) makes it durable together with the instances of other associations
+//! completed at about the same time (one `syncfs`, one commit), answering after the commit.
 //! Everything that fails before that is answered with a failure status and an Error Comment,
 //! and nothing of it is referenced by the log.
 //!
@@ -19,7 +20,8 @@
 //! writeback error to the file it happened on, and the file is discarded, never fsync'ed
 //! again), the log is untouched, and stopping would cut every other association and HL7
 //! connection. If the disk itself is failing, the next commit of the log fails and stops the
-//! daemon anyway.
+//! daemon anyway. A failed `syncfs` belongs to no one file: the flusher fails its whole batch
+//! with `0xA700` and stops the daemon (see [`super::flush`]).
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -30,6 +32,7 @@ use dicom_ul::pdu::{AbortRQServiceProviderReason, AbortRQSource, PDataValue, PDa
 
 use super::DicomContext;
 use super::dimse::{self, MAX_COMMAND_BYTES, Request, status};
+use super::flush::Unrecorded;
 use super::negotiate::{self, Negotiated};
 use super::spool::{MetaFields, Spool, StoreError, Stored};
 use super::wire::{Wire, WireError};
@@ -422,7 +425,8 @@ impl<S: Stream> Association<S> {
     async fn record(&mut self, stored: Stored, meta: &MetaFields) -> (u16, Option<String>) {
         let study = stored.attributes.study_instance_uid.clone();
         let audit = !self.audited.contains(&study);
-        let outcome = domain::receive_instance(&self.ctx.log, self.event(stored, meta), audit).await;
+        let renamed = stored.renamed.then(|| self.ctx.layout.state_dir.join(&stored.file_path));
+        let outcome = self.ctx.flusher.record(self.event(stored, meta), audit, renamed).await;
         if outcome.is_ok() && audit {
             self.audited.insert(study.clone());
         }
@@ -437,7 +441,10 @@ impl<S: Stream> Association<S> {
                 self.ctx.metrics.dicom_instance("duplicate");
                 (status::SUCCESS, None)
             }
-            Err(AppendError::DiskReserve { .. }) => {
+            Err(Unrecorded::Flush) => {
+                (status::OUT_OF_RESOURCES, Some("out of resources: cannot write the instance".into()))
+            }
+            Err(Unrecorded::Append(AppendError::DiskReserve { .. })) => {
                 (status::OUT_OF_RESOURCES, Some("out of resources: disk reserve reached".into()))
             }
             Err(e) => {

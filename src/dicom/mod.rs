@@ -7,6 +7,8 @@
 //! * [`dimse`] reads and writes command sets;
 //! * [`association`] runs one association: commands, data sets streamed to [`spool`], the
 //!   answer after the log's commit;
+//! * [`flush`] makes the instances of all associations durable together: one `syncfs` and one
+//!   commit per batch;
 //! * the identifiers of a received data set are read by [`crate::dicom_scan`], a parser of
 //!   its own (no I/O), without trusting its lengths;
 //! * [`stability`] completes studies when their instances stop coming;
@@ -16,6 +18,7 @@
 
 mod association;
 pub mod dimse;
+pub mod flush;
 pub mod gate;
 pub mod negotiate;
 mod refusals;
@@ -30,6 +33,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+pub use flush::Flusher;
 pub use gate::InstanceGate;
 pub use server::{serve, serve_tls};
 pub use spool::Layout;
@@ -56,6 +60,8 @@ pub struct DicomContext {
     /// Checked before an instance is received: below the reserve it is refused (0xA700).
     pub disk: DiskGuard,
     pub layout: Layout,
+    /// Makes finished instances durable together and records them ([`flush`]).
+    pub flusher: Flusher,
     pub stability: Stability,
     /// Cancelled at shutdown: idle associations are aborted.
     pub shutdown: CancellationToken,

@@ -13,8 +13,10 @@
 //!
 //! The file is a Part 10 file: 128-byte preamble, `DICM`, File Meta Information built from
 //! the command set and the negotiated transfer syntax, then the dataset bytes exactly as
-//! received. Finishing it: fsync the file, read its identifiers, rename it into place,
-//! fsync the directory (and any directory just created, through its parent). Only then
+//! received. Finishing it: read its identifiers, rename it into place (creating any missing
+//! directory, fsync'ed through its parent). Under shared flushes (the default) the file and
+//! its name are then made durable by its batch's `syncfs` ([`super::flush`]); flushing each
+//! on its own, the file is fsync'ed before the rename and the directory after. Only then
 //! may an `InstanceStored` name it. The recorded SHA-256 is that of the data set bytes (the
 //! file after its File Meta Information): what identifies "the same instance" for a re-send.
 //!
@@ -27,7 +29,10 @@
 //! it and fsyncs its parent, and a directory found already there (made by another
 //! association a moment ago, or before a restart, with no fsync yet) has its parent fsync'ed
 //! once per process before a file is renamed into it. The same holds for a file found
-//! already in place: its directory is fsync'ed before the log may name it.
+//! already in place: its directory is fsync'ed (or its batch flushed) before the log may name
+//! it. Under shared flushes a file found in place may also be one a power loss cut short
+//! after its rename and before its batch's flush (no event names it): it is kept only if it
+//! ends with exactly the data set received now, else the new copy is renamed over it.
 //!
 //! Every create, append, sync, rename, directory creation and removal is announced to the
 //! [`StorageHook`](crate::storage_hook) seam when one is installed (tests: the power-loss
@@ -46,6 +51,7 @@ use dicom_object::meta::FileMetaTableBuilder;
 use sha2::{Digest, Sha256};
 
 use super::negotiate::{IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME};
+use crate::config::FlushMode;
 use crate::dicom_scan::{self as scan, InstanceAttributes, ScanError, ScanLimits};
 use crate::storage_hook::{Hook, StorageOp, announce};
 
@@ -64,6 +70,9 @@ pub struct Layout {
     hook: Hook,
     /// Between intake and retention's unlink (see [`super::gate`]).
     gate: Arc<super::InstanceGate>,
+    /// Instance files are made durable by the batch's `syncfs` ([`super::flush`]), not each
+    /// on its own.
+    shared_flush: bool,
 }
 
 /// A thread that keeps [`PREPARED_FILES`] empty spool files ready, started once the spool
@@ -80,7 +89,31 @@ impl Layout {
 
     /// As [`Layout::new`], with every file operation announced to `hook` (tests).
     pub fn with_hook(state_dir: PathBuf, hook: Hook) -> Layout {
-        Layout { state_dir, prepared: Arc::default(), durable_dirs: Arc::default(), hook, gate: Arc::default() }
+        Layout {
+            state_dir,
+            prepared: Arc::default(),
+            durable_dirs: Arc::default(),
+            hook,
+            gate: Arc::default(),
+            shared_flush: true,
+        }
+    }
+
+    /// The same layout, its instance files flushed as `mode` says.
+    pub fn with_flush(mut self, mode: FlushMode) -> Layout {
+        self.shared_flush = mode == FlushMode::Shared;
+        self
+    }
+
+    /// Whether instance files wait for their batch's `syncfs` instead of being fsync'ed
+    /// each on its own.
+    pub fn shared_flush(&self) -> bool {
+        self.shared_flush
+    }
+
+    /// The storage hook (the flusher announces its `syncfs` to it).
+    pub(super) fn hook(&self) -> &Hook {
+        &self.hook
     }
 
     /// Starts preparing spool files (after the sweep: it would remove them).
@@ -182,7 +215,7 @@ impl Layout {
         Ok(())
     }
 
-    fn remove(&self, path: &Path) -> io::Result<()> {
+    pub(super) fn remove(&self, path: &Path) -> io::Result<()> {
         if announce(&self.hook, StorageOp::Remove { path })? {
             fs::remove_file(path)?;
         }
@@ -219,6 +252,8 @@ pub struct Stored {
     pub size: u64,
     /// SHA-256 of the data set bytes (the file after its File Meta Information).
     pub sha256: [u8; 32],
+    /// This C-STORE renamed the file into place (else it found the same data set there).
+    pub renamed: bool,
 }
 
 /// Why an instance could not be stored; each maps to a C-STORE failure status.
@@ -287,7 +322,7 @@ impl Spool {
     }
 
     fn finish_inner(&mut self, layout: &Layout, meta: &MetaFields) -> Result<Stored, StoreError> {
-        if announce(&self.hook, StorageOp::FileSync { path: &self.temp })? {
+        if !layout.shared_flush && announce(&self.hook, StorageOp::FileSync { path: &self.temp })? {
             self.file.sync_data()?;
         }
         self.file.seek(SeekFrom::Start(self.meta_len))?;
@@ -307,24 +342,54 @@ impl Spool {
         let target = layout.state_dir.join(&relative);
         let dir = target.parent().expect("a file under instances/ has a parent");
         layout.create_dirs_durably(dir)?;
-        let size = if target.exists() {
-            // The same data set is already there (its hash is in the name; a file is renamed
-            // into place only once durable): a re-send, which the log will answer as such, or
-            // a file a crash left between rename and commit. Keep the file that is there, and
-            // make its name durable: another association may have renamed it a moment ago and
-            // not yet fsync'ed the directory, or the fsync after its own rename failed.
-            layout.remove(&self.temp)?;
-            layout.fsync_dir(dir)?;
-            fs::metadata(&target)?.len()
-        } else {
-            if announce(&self.hook, StorageOp::Rename { from: &self.temp, to: &target })? {
-                fs::rename(&self.temp, &target)?;
+        let kept = match fs::metadata(&target) {
+            // The same data set is already there (its hash is in the name): a re-send, which
+            // the log will answer as such, or a file a crash left between rename and commit.
+            Ok(found) if self.keeps(layout, &target, &sha256)? => Some(found.len()),
+            Ok(_) | Err(_) => None,
+        };
+        let (size, renamed) = match kept {
+            Some(size) => {
+                // Keep the file that is there, and make its name durable: another association
+                // may have renamed it a moment ago and not yet fsync'ed the directory, or the
+                // fsync after its own rename failed. (Shared flushes: the batch's syncfs does.)
+                layout.remove(&self.temp)?;
+                if !layout.shared_flush {
+                    layout.fsync_dir(dir)?;
+                }
+                (size, false)
             }
-            layout.fsync_dir(dir)?;
-            self.meta_len + self.dataset_len
+            None => {
+                if announce(&self.hook, StorageOp::Rename { from: &self.temp, to: &target })? {
+                    fs::rename(&self.temp, &target)?;
+                }
+                if !layout.shared_flush {
+                    layout.fsync_dir(dir)?;
+                }
+                (self.meta_len + self.dataset_len, true)
+            }
         };
         let file_path = relative.to_string_lossy().into_owned();
-        Ok(Stored { attributes, file_path, size, sha256 })
+        Ok(Stored { attributes, file_path, size, sha256, renamed })
+    }
+
+    /// Whether the file found at `target` is kept instead of replaced by this one. Flushed
+    /// each on its own, a file is renamed into place only once durable: kept. Under shared
+    /// flushes it may be one a power loss cut short before its batch's flush (renamed, never
+    /// recorded): kept only if it ends with exactly the data set received now.
+    fn keeps(&self, layout: &Layout, target: &Path, sha256: &[u8; 32]) -> io::Result<bool> {
+        if !layout.shared_flush {
+            return Ok(true);
+        }
+        let mut found = File::open(target)?;
+        let len = found.metadata()?.len();
+        if len < self.dataset_len {
+            return Ok(false);
+        }
+        found.seek(SeekFrom::Start(len - self.dataset_len))?;
+        let mut hash = Sha256::new();
+        io::copy(&mut BufReader::with_capacity(64 * 1024, found), &mut hash)?;
+        Ok(<[u8; 32]>::from(hash.finalize()) == *sha256)
     }
 
     /// Drops a partly received instance.

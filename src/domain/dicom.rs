@@ -114,6 +114,25 @@ pub async fn receive_instance(
     log.request((event, audit), apply_received).await
 }
 
+/// [`receive_instance`] for several instances at once (of any associations), in one
+/// transaction: one commit records them all. Each has its own outcome; the outer error is
+/// the writer refusing the whole request.
+pub async fn receive_instances(
+    log: &LogHandle<Projections>,
+    instances: Vec<(NewEvent, bool)>,
+) -> Result<Vec<Result<InstanceOutcome, AppendError>>, AppendError> {
+    log.request(instances, apply_all_received).await
+}
+
+type Outcomes = Vec<Result<InstanceOutcome, AppendError>>;
+
+fn apply_all_received(
+    t: &mut Txn<'_, '_, Projections>,
+    instances: Vec<(NewEvent, bool)>,
+) -> Result<Result<Outcomes, AppendError>, redb::Error> {
+    instances.into_iter().map(|instance| apply_received(t, instance)).collect::<Result<Outcomes, _>>().map(Ok)
+}
+
 fn apply_received(
     t: &mut Txn<'_, '_, Projections>,
     (event, audit): (NewEvent, bool),

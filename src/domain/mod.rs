@@ -22,6 +22,6 @@ mod tests;
 
 pub use dicom::{
     Arrival, CompletionOutcome, InstanceOutcome, StoredFile, complete_study, instance_event, receive_instance,
-    record_instance,
+    receive_instances, record_instance,
 };
 pub use hl7::{Hl7Outcome, received_event, received_event_from};

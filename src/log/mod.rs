@@ -60,6 +60,7 @@
 //!   refuses a newer file with a clear message. Each event carries `event_version`; old
 //!   payloads are upcast on read by the layer that decodes them.
 
+pub mod dictionary;
 pub mod envelope;
 mod faults;
 mod files;
@@ -83,7 +84,7 @@ pub use files::{create_durably, fsync_dir, is_relative_inside};
 pub use reader::{LogReader, ReadError, Storage, decode_row, plain_envelope};
 pub use reserve::{DiskGuard, Space, human};
 pub use schema::{COPY_CHUNK, Migration, Schema, TableSpec};
-pub use store::{EVENTS, META, OpenError, create_database_durably};
+pub use store::{EVENTS, META, OpenError, VALUE_DICTIONARIES, create_database_durably};
 pub use txn::{AppendError, Applier, ApplyFn, Clock, Meta, Txn, corrupt};
 pub use value::{CorruptValue, ValueFault};
 pub use writer::{LogHandle, WriterFailure, WriterState};
@@ -141,6 +142,8 @@ pub struct Store {
     options: LogOptions,
     tables: Vec<TableSpec>,
     last_seq: u64,
+    /// The dictionary new values are written with ([`dictionary`]).
+    dictionary: Option<&'static value::Dictionary>,
 }
 
 impl Store {
@@ -150,7 +153,8 @@ impl Store {
         let db = store::open(&options.path, &options.site, options.cache_size, &schema, faults)?;
         let last_seq = store::last_seq(&db)
             .map_err(|e| OpenError::Database { path: options.path.clone(), source: Box::new(e) })?;
-        Ok(Store { db: Arc::new(db), options: options.clone(), tables: schema.tables, last_seq })
+        let dictionary = store::dictionaries(&db, &options.path)?;
+        Ok(Store { db: Arc::new(db), options: options.clone(), tables: schema.tables, last_seq, dictionary })
     }
 
     /// The open database (for work before the writer starts, such as a catch-up).
@@ -173,7 +177,7 @@ impl Store {
 
     /// Starts the writer thread, which applies every event it appends with `applier`.
     pub fn start<A: Applier>(self, applier: A, metrics: Arc<Metrics>) -> Result<Log<A>, OpenError> {
-        let Store { db, options, tables, last_seq } = self;
+        let Store { db, options, tables, last_seq, dictionary } = self;
         metrics.log_last_seq.set(last_seq as i64);
         let dir = options.path.parent().map(PathBuf::from).unwrap_or_else(|| ".".into());
         let guard = DiskGuard::new(dir, options.disk_reserve);
@@ -187,6 +191,7 @@ impl Store {
             state: handle.state.clone(),
             next_seq: last_seq + 1,
             clock: options.clock.clone(),
+            dictionary,
             applier,
         };
         let thread = std::thread::Builder::new()

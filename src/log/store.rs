@@ -19,6 +19,10 @@ pub const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
 /// `key -> value` facts about the file: `schema_version`, `tenant_id`, `hospital_id`, `edge_id`
 /// (and rows the layers above keep there, such as the sync cursor).
 pub const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
+/// `id -> dictionary bytes`: every dictionary a value of this file may name.
+pub const VALUE_DICTIONARIES: TableDefinition<u32, &[u8]> = TableDefinition::new("value_dictionaries");
+/// The `meta` key (in [`META`]) naming the dictionary new values are written with.
+pub const CURRENT_DICTIONARY: &str = "value_dictionary";
 /// Why the log could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
@@ -43,6 +47,12 @@ pub enum OpenError {
          sites' data (point store.state_dir elsewhere, or correct [site])"
     )]
     WrongSite { path: PathBuf, key: &'static str, found: String, expected: String },
+    #[error(
+        "{path}: compression dictionary {id} is damaged or missing, so the events written with it \
+         cannot be read. Stop here: restore the latest backup (zenedge restore --from DIR --config \
+         FILE --force) and keep this file for analysis"
+    )]
+    CorruptDictionary { path: PathBuf, id: u32 },
 }
 
 /// Opens (creating if needed) the database at `path` for `site`, migrating older layouts to
@@ -69,6 +79,7 @@ pub fn open(
             e => db_err(e.into()),
         })?;
     prepare(&db, path, site, created, schema)?;
+    dictionaries(&db, path)?;
     Ok(db)
 }
 
@@ -167,12 +178,48 @@ pub(crate) fn prepare(
         }
         changed |= !existing.contains(EVENTS.name());
         txn.open_table(EVENTS).map_err(|e| db_err(e.into()))?;
+        changed |= !existing.contains(VALUE_DICTIONARIES.name());
+        txn.open_table(VALUE_DICTIONARIES).map_err(|e| db_err(e.into()))?;
         for table in schema.tables.iter().filter(|t| t.at_open) {
             changed |= !existing.contains(table.name);
             table.create(&txn).map_err(|e| db_err(e.into()))?;
         }
     }
     if changed { txn.commit().map_err(|e| db_err(e.into())) } else { txn.abort().map_err(|e| db_err(e.into())) }
+}
+
+/// Registers the file's value dictionaries ([`load_dictionaries`]); the one new values
+/// use. A damaged dictionary refuses the file: the events that need it could not be read.
+pub(crate) fn dictionaries(db: &Database, path: &Path) -> Result<Option<&'static super::value::Dictionary>, OpenError> {
+    match load_dictionaries(db) {
+        Ok(Ok(current)) => Ok(current),
+        Ok(Err(id)) => Err(OpenError::CorruptDictionary { path: path.to_owned(), id }),
+        Err(e) => Err(OpenError::Database { path: path.to_owned(), source: Box::new(e) }),
+    }
+}
+
+/// Registers every dictionary of `db`; returns the one new values use. A row whose bytes do
+/// not hash to its id, or a current id with no row, is `Err` with the id.
+pub(crate) fn load_dictionaries(
+    db: &redb::Database,
+) -> Result<Result<Option<&'static super::value::Dictionary>, u32>, redb::Error> {
+    let txn = db.begin_read()?;
+    let table = match txn.open_table(VALUE_DICTIONARIES) {
+        Ok(table) => table,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Ok(None)),
+        Err(e) => return Err(e.into()),
+    };
+    for row in table.iter()? {
+        let (id, bytes) = row?;
+        if super::value::id_of(bytes.value()) != id.value() {
+            return Ok(Err(id.value()));
+        }
+        super::value::register(bytes.value());
+    }
+    let meta = txn.open_table(META)?;
+    let Some(current) = meta.get(CURRENT_DICTIONARY)? else { return Ok(Ok(None)) };
+    let id = current.value().parse::<u32>().unwrap_or(0);
+    Ok(super::value::lookup(id).filter(|_| table.get(id).ok().flatten().is_some()).map(Some).ok_or(id))
 }
 
 /// A file with no events table has never held data (e.g. a crash right after creation).

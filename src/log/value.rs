@@ -7,7 +7,11 @@
 //!   shrink): the msgpack envelope itself. It starts with a msgpack map marker.
 //! * **Compressed**: `0xC1` (the one byte msgpack never uses, so no plain value starts with
 //!   it), a format byte (`1` = one zstd frame), the dictionary id as an unsigned LEB128
-//!   number (`0` = no dictionary), then the zstd frame, which records its content size.
+//!   number (`0` = no dictionary; otherwise one of the file's trained dictionaries,
+//!   [`super::dictionary`]), then the zstd frame, which records its content size.
+//!
+//! Dictionaries are registered process-wide by id ([`register`], [`lookup`]) when a file that
+//! holds them is opened, so readers need nothing but the stored bytes.
 //!
 //! Readers see the plain envelope whatever the stored form ([`decode`]), so everything above
 //! the engine (projections, the API, rebuild, the sync to the hub) sees the same bytes as
@@ -18,7 +22,13 @@
 //! stored plain.
 
 use std::borrow::Cow;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+
+use std::collections::HashMap;
+use std::sync::{LazyLock, RwLock};
+
+use sha2::{Digest, Sha256};
+use zstd::dict::{DecoderDictionary, EncoderDictionary};
 
 /// The first byte of a compressed value (msgpack's "never used" marker).
 pub const MARK: u8 = 0xC1;
@@ -26,8 +36,9 @@ pub const MARK: u8 = 0xC1;
 pub const FORMAT_ZSTD: u8 = 1;
 /// The largest envelope stored compressed; a compressed value may declare no more.
 pub const MAX_PLAIN_BYTES: usize = 64 << 20;
-/// zstd's level for event values (about 2× on HL7 without a dictionary).
-const LEVEL: i32 = 3;
+/// zstd's level for event values, with or without a dictionary.
+pub const LEVEL: i32 = 3;
+
 /// Envelopes this small are stored plain (the header and frame would not pay).
 const MIN_COMPRESSED: usize = 64;
 
@@ -56,36 +67,121 @@ pub struct CorruptValue {
     pub fault: ValueFault,
 }
 
-thread_local! {
-    static COMPRESSOR: RefCell<Option<zstd::bulk::Compressor<'static>>> = const { RefCell::new(None) };
-    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+/// A dictionary ready for use: its bytes digested once for compressing and decompressing.
+pub struct Dictionary {
+    pub id: u32,
+    pub bytes: Vec<u8>,
+    pub(crate) encoder: EncoderDictionary<'static>,
+    pub(crate) decoder: DecoderDictionary<'static>,
 }
 
-/// The stored form of the envelope `plain`: compressed when that makes it smaller. An
-/// envelope is msgpack, which never uses the byte [`MARK`]; bytes that begin with it anyway
-/// are always stored compressed, so that no plain value can be read as a compressed one.
+impl std::fmt::Debug for Dictionary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dictionary").field("id", &self.id).field("bytes", &self.bytes.len()).finish()
+    }
+}
+
+/// Dictionaries of every file this process opened, by id. They are few (one per adoption)
+/// and live as long as the process: values of any open file may name them.
+static REGISTRY: LazyLock<RwLock<HashMap<u32, &'static Dictionary>>> = LazyLock::new(Default::default);
+
+/// The id of the dictionary `bytes`: the first four bytes of its SHA-256, never 0 (0 names
+/// "no dictionary").
+pub fn id_of(bytes: &[u8]) -> u32 {
+    let digest = Sha256::digest(bytes);
+    u32::from_le_bytes([digest[0], digest[1], digest[2], digest[3]]).max(1)
+}
+
+/// The registered dictionary `bytes` (registering it if new).
+pub fn register(bytes: &[u8]) -> &'static Dictionary {
+    let id = id_of(bytes);
+    if let Some(found) = lookup(id) {
+        return found;
+    }
+    let mut registry = REGISTRY.write().unwrap_or_else(|e| e.into_inner());
+    registry.entry(id).or_insert_with(|| {
+        Box::leak(Box::new(Dictionary {
+            id,
+            bytes: bytes.to_vec(),
+            encoder: EncoderDictionary::copy(bytes, LEVEL),
+            decoder: DecoderDictionary::copy(bytes),
+        }))
+    })
+}
+
+/// The dictionary `id`, when a file this process opened holds it.
+pub fn lookup(id: u32) -> Option<&'static Dictionary> {
+    REGISTRY.read().unwrap_or_else(|e| e.into_inner()).get(&id).copied()
+}
+
+thread_local! {
+    /// This thread's compressor and the dictionary it was made with (0: none).
+    static COMPRESSOR: RefCell<Option<(u32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
+    /// This thread's decompressors, one per dictionary id seen (0: none).
+    static DECOMPRESSORS: RefCell<Vec<(u32, zstd::bulk::Decompressor<'static>)>> = const { RefCell::new(Vec::new()) };
+    /// The dictionary [`encode`] uses on this thread: the writer's, set when the log starts and
+    /// when a new one is adopted ([`super::dictionary`]).
+    static CURRENT: Cell<Option<&'static Dictionary>> = const { Cell::new(None) };
+}
+
+/// Values [`encode`]d on this thread from now on use `dictionary` (`None`: plain zstd).
+pub(crate) fn use_dictionary(dictionary: Option<&'static Dictionary>) {
+    CURRENT.with(|c| c.set(dictionary));
+}
+
+/// Runs `f` with this thread's compressor for `dictionary` (made or switched as needed).
+fn with_compressor<T>(
+    dictionary: Option<&'static Dictionary>,
+    f: impl FnOnce(&mut zstd::bulk::Compressor<'static>) -> Option<T>,
+) -> Option<T> {
+    let id = dictionary.map_or(0, |d| d.id);
+    COMPRESSOR.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        if cell.as_ref().is_none_or(|(made_for, _)| *made_for != id) {
+            let mut compressor = match dictionary {
+                Some(d) => zstd::bulk::Compressor::with_prepared_dictionary(&d.encoder).ok()?,
+                None => zstd::bulk::Compressor::new(LEVEL).ok()?,
+            };
+            // The value's header names the dictionary; the frame need not repeat it.
+            compressor.set_parameter(zstd::zstd_safe::CParameter::DictIdFlag(false)).ok()?;
+            *cell = Some((id, compressor));
+        }
+        f(&mut cell.as_mut()?.1)
+    })
+}
+
+/// The stored form of the envelope `plain`: compressed when that makes it smaller, with this
+/// thread's dictionary ([`use_dictionary`]). An envelope is msgpack, which never uses the byte
+/// [`MARK`]; bytes that begin with it anyway are always stored compressed, so that no plain
+/// value can be read as a compressed one.
 pub fn encode(plain: Vec<u8>) -> Vec<u8> {
     let ambiguous = plain.first() == Some(&MARK);
     if !ambiguous && !(MIN_COMPRESSED..=MAX_PLAIN_BYTES).contains(&plain.len()) {
         return plain;
     }
-    let compressed = COMPRESSOR.with(|cell| {
-        let mut cell = cell.borrow_mut();
-        if cell.is_none() {
-            *cell = zstd::bulk::Compressor::new(LEVEL).ok();
-        }
-        let compressor = cell.as_mut()?;
-        let mut out = vec![0; 3 + zstd::zstd_safe::compress_bound(plain.len())];
-        out[..3].copy_from_slice(&[MARK, FORMAT_ZSTD, 0]);
-        let written = compressor.compress_to_buffer(&plain, &mut out[3..]).ok()?;
-        out.truncate(3 + written);
-        Some(out)
-    });
-    match compressed {
+    match compress(CURRENT.with(Cell::get), &plain) {
         Some(out) if ambiguous || out.len() < plain.len() => out,
         // No context (out of memory) or no gain: the plain form is always readable.
         _ => plain,
     }
+}
+
+/// `plain` in the compressed form, with `dictionary`.
+fn compress(dictionary: Option<&'static Dictionary>, plain: &[u8]) -> Option<Vec<u8>> {
+    let mut header = vec![MARK, FORMAT_ZSTD];
+    leb128_push(&mut header, dictionary.map_or(0, |d| d.id));
+    with_compressor(dictionary, |compressor| {
+        let mut out = vec![0; header.len() + zstd::zstd_safe::compress_bound(plain.len())];
+        out[..header.len()].copy_from_slice(&header);
+        let written = compressor.compress_to_buffer(plain, &mut out[header.len()..]).ok()?;
+        out.truncate(header.len() + written);
+        Some(out)
+    })
+}
+
+/// The bytes `plain` would be stored in with `dictionary` (the trainer's measure).
+pub fn compressed_len(dictionary: Option<&'static Dictionary>, plain: &[u8]) -> usize {
+    compress(dictionary, plain).map_or(plain.len(), |out| out.len().min(plain.len()))
 }
 
 /// The plain envelope of the stored value of event `seq`.
@@ -105,10 +201,11 @@ pub fn plain(stored: &[u8]) -> Result<Cow<'_, [u8]>, ValueFault> {
     if format != FORMAT_ZSTD {
         return Err(ValueFault::UnknownFormat(format));
     }
-    let (dictionary, frame) = leb128(rest)?;
-    if dictionary != 0 {
-        return Err(ValueFault::UnknownDictionary(dictionary));
-    }
+    let (id, frame) = leb128(rest)?;
+    let dictionary = match id {
+        0 => None,
+        id => Some(lookup(id).ok_or(ValueFault::UnknownDictionary(id))?),
+    };
     let size = match zstd::zstd_safe::get_frame_content_size(frame) {
         Ok(Some(size)) => size,
         Ok(None) => return Err(ValueFault::NoContentSize),
@@ -118,18 +215,38 @@ pub fn plain(stored: &[u8]) -> Result<Cow<'_, [u8]>, ValueFault> {
         return Err(ValueFault::TooLarge(size));
     }
     let mut out = Vec::with_capacity(size as usize);
-    DECOMPRESSOR.with(|cell| {
+    DECOMPRESSORS.with(|cell| {
         let mut cell = cell.borrow_mut();
-        if cell.is_none() {
-            *cell = Some(zstd::bulk::Decompressor::new().map_err(|e| ValueFault::Zstd(e.to_string()))?);
-        }
-        let decompressor = cell.as_mut().expect("just set");
-        decompressor.decompress_to_buffer(frame, &mut out).map_err(|e| ValueFault::Zstd(e.to_string()))
+        let at = match cell.iter().position(|(made_for, _)| *made_for == id) {
+            Some(at) => at,
+            None => {
+                let made = match dictionary {
+                    Some(d) => zstd::bulk::Decompressor::with_prepared_dictionary(&d.decoder),
+                    None => zstd::bulk::Decompressor::new(),
+                };
+                cell.push((id, made.map_err(|e| ValueFault::Zstd(e.to_string()))?));
+                cell.len() - 1
+            }
+        };
+        cell[at].1.decompress_to_buffer(frame, &mut out).map_err(|e| ValueFault::Zstd(e.to_string()))
     })?;
     if out.len() as u64 != size {
         return Err(ValueFault::Zstd(format!("{} bytes instead of the {size} declared", out.len())));
     }
     Ok(Cow::Owned(out))
+}
+
+/// Appends `value` as unsigned LEB128.
+fn leb128_push(out: &mut Vec<u8>, mut value: u32) {
+    loop {
+        let part = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            out.push(part);
+            return;
+        }
+        out.push(part | 0x80);
+    }
 }
 
 /// An unsigned LEB128 `u32` at the start of `bytes`, and the rest.

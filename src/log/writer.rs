@@ -126,6 +126,8 @@ pub(crate) struct Writer<A: Applier> {
     pub state: Arc<WriterState>,
     pub next_seq: u64,
     pub clock: Clock,
+    /// The dictionary values are compressed with when the writer starts.
+    pub dictionary: Option<&'static super::value::Dictionary>,
     /// What the layer above does with every appended event and at the end of every batch.
     pub applier: A,
 }
@@ -145,6 +147,7 @@ impl<A: Applier> Writer<A> {
     /// The thread's body: batches until stopped, all handles dropped, or a commit fails.
     pub fn run(mut self, mut rx: mpsc::Receiver<Command<A>>) -> Result<(), WriterFailure> {
         let _panic_guard = FailOnPanic(self.state.clone());
+        super::value::use_dictionary(self.dictionary);
         let mut batch = Vec::with_capacity(self.max_batch);
         let mut stop = false;
         while !stop {

@@ -7,7 +7,8 @@
 //!   token ([`local_token`]; root and the service user can read it) or, failing that, the
 //!   deprecated `http.operator_token`.
 //! * `zenedge restore` ([`restore`]), `rebuild` and `verify` ([`rebuild`]) work on the database
-//!   of a stopped daemon; [`progress`] is the bar of rebuild and verify.
+//!   of a stopped daemon, and `disk-usage` ([`disk_usage`]) shows what each of its tables
+//!   holds on disk; [`progress`] is the bar of rebuild and verify.
 //! * [`snapshot`] is the daemon's side of a backup: one consistent copy of the database, and
 //!   the instance files its events name, each checked against its event.
 //!
@@ -15,6 +16,7 @@
 
 pub mod backup;
 pub mod dead_letters;
+pub mod disk_usage;
 pub mod events;
 pub mod fork;
 pub mod local_token;

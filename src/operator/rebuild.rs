@@ -22,7 +22,7 @@ pub fn run_verify(config: &Path) -> ExitCode {
 }
 
 /// Loads the config and opens the database of a stopped daemon for `run`.
-fn with_database(path: &Path, run: fn(&redb::Database, &Config) -> ExitCode) -> ExitCode {
+pub(crate) fn with_database(path: &Path, run: fn(&redb::Database, &Config) -> ExitCode) -> ExitCode {
     let config = match crate::cli::load_config(path) {
         Ok(config) => config,
         Err(code) => return code,

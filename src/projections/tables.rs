@@ -137,7 +137,7 @@ pub(crate) const CHECKPOINTS: TableDefinition<&str, u64> = TableDefinition::new(
 /// The on-disk layout this binary writes. Bump it with every change to tables or key
 /// encodings and add the step to [`MIGRATIONS`]. Every change so far was a projection's, so
 /// the version is declared here, with the tables.
-pub const SCHEMA_VERSION: u64 = 8;
+pub const SCHEMA_VERSION: u64 = 10;
 
 /// Migrations in order.
 ///
@@ -156,8 +156,13 @@ pub const SCHEMA_VERSION: u64 = 8;
 ///   older binary, which cannot read a compressed value, refuse the file.
 /// * 6 → 7: `hl7_dedupe` rows no longer copy the ACK (the event holds it): rebuilt at
 ///   start-up, as for 2 → 3.
-/// * 7 → 8: the modality worklist (`worklist` and its indexes), created empty and filled at
+/// * 7 → 8: values may be compressed with a dictionary trained on the site's events, kept in
+///   the log's `value_dictionaries` table ([`crate::log::dictionary`]), created when the file is
+///   opened. Nothing is rewritten; the version makes an older binary refuse the file.
+/// * 8 → 9: the modality worklist (`worklist` and its indexes), created empty and filled at
 ///   start-up like the tables of 1 → 2.
+/// * 9 → 10: the worklist's index by patient's name (`worklist_by_name`), created empty and
+///   filled at start-up like the tables of 1 → 2.
 pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration { from: 1, apply: |_| Ok(()) },
     Migration { from: 2, apply: rebuild_projections },
@@ -166,6 +171,8 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration { from: 5, apply: |_| Ok(()) },
     Migration { from: 6, apply: rebuild_projections },
     Migration { from: 7, apply: |_| Ok(()) },
+    Migration { from: 8, apply: |_| Ok(()) },
+    Migration { from: 9, apply: |_| Ok(()) },
 ];
 
 /// A migration for projection changes: every checkpoint goes, so the log rebuilds them all

@@ -5,8 +5,11 @@
 //! * **Injected I/O errors** (libfiu's POSIX wrappers preloaded with `fiu-run -x`, switched
 //!   on with `fiu-ctrl` while the daemon runs): the log's `fdatasync` or `pwrite` failing
 //!   makes the commit fail: `AR`, and the process exits non-zero for systemd to restart it on
-//!   a clean reopen. An instance file's `fdatasync` or its directory's `fsync` failing fails
-//!   that C-STORE (`0xA700`) and nothing else: no event names the file, the daemon goes on.
+//!   a clean reopen. With each instance flushed on its own (`dicom.flush = "each"`), an
+//!   instance file's `fdatasync` or its directory's `fsync` failing fails that C-STORE
+//!   (`0xA700`) and nothing else: no event names the file, the daemon goes on. (libfiu does
+//!   not wrap `syncfs`: a failing flush of shared flushes is injected in-process, in
+//!   `shared_flush.rs`.) The other tests run with shared flushes, the default.
 //!   A `write(2)` failure is not injected this way (the wrapper cannot tell a spool file from
 //!   a socket or tokio's eventfd); instance writes fail for real below, with `ENOSPC` and
 //!   `EROFS`.
@@ -63,6 +66,11 @@ impl Scene {
     /// `reserve`: `store.disk_reserve`. Studies never complete during a test (no commit of
     /// the daemon's own, so an injected fault meets the request the test sends).
     fn new(reserve: &str) -> Scene {
+        Scene::flushing(reserve, "shared")
+    }
+
+    /// As [`Scene::new`], with `dicom.flush = flush`.
+    fn flushing(reserve: &str, flush: &str) -> Scene {
         let scratch = tempfile::tempdir().expect("temp dir");
         let state = scratch.path().join("state");
         let config = scratch.path().join("zenedge.toml");
@@ -72,7 +80,7 @@ impl Scene {
                 "[site]\ntenant_id = \"t\"\nhospital_id = \"h\"\nedge_id = \"e\"\n\
                  [store]\nstate_dir = {:?}\ndisk_reserve = {reserve:?}\n\
                  [mllp]\nlisten = \"127.0.0.1:0\"\n\
-                 [dicom]\nlisten = \"127.0.0.1:0\"\nstable_after = \"1h\"\n\
+                 [dicom]\nlisten = \"127.0.0.1:0\"\nstable_after = \"1h\"\nflush = {flush:?}\n\
                  [http]\nlisten = \"127.0.0.1:0\"\n{}",
                 state.display().to_string(),
                 crate::support::access::client_toml(),
@@ -212,7 +220,7 @@ async fn a_failing_instance_fsync_fails_that_c_store_with_a700_and_the_daemon_ke
     if skipped("instance fdatasync", Needs::Fiu) {
         return;
     }
-    let scene = Scene::new("0");
+    let scene = Scene::flushing("0", "each");
     let (mut daemon, scene) = blocking(move || (scene.start_under_fiu(), scene)).await;
     let mut acked = Acked::default();
     assert_eq!(acked.store(daemon.dicom, &Instance::ct(2, 1, 1)).await.status, 0);
@@ -238,7 +246,7 @@ async fn a_failing_directory_fsync_fails_that_c_store_and_a_resend_succeeds_only
     if skipped("directory fsync", Needs::Fiu) {
         return;
     }
-    let scene = Scene::new("0");
+    let scene = Scene::flushing("0", "each");
     let (mut daemon, scene) = blocking(move || (scene.start_under_fiu(), scene)).await;
     let mut acked = Acked::default();
     // The study and series directories exist: the next instance's only directory fsync is

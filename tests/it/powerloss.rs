@@ -12,8 +12,10 @@
 //! * (double crash) the power lost again at every fsync of the recovery itself changes none
 //!   of that.
 //!
-//! The last tests leave out one kind of fsync in the daemon and check that the simulation
-//! then finds acknowledged data missing: a simulation that cannot fail proves nothing.
+//! The enumeration runs with shared flushes (one `syncfs` per batch of instances, the
+//! default) and with each instance file and directory fsync'ed on its own. The last tests
+//! leave out one kind of flush in the daemon and check that the simulation then finds
+//! acknowledged data missing: a simulation that cannot fail proves nothing.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -96,10 +98,25 @@ async fn workload(d: &TestDaemon, recorder: &Arc<Recorder>, tag: &str) -> Sent {
 
 /// Starts a daemon on `dir` recording into a new [`Recorder`] based on `base`.
 async fn recorded(dir: &Arc<tempfile::TempDir>, base: Image, omit: Omit) -> (TestDaemon, Arc<Recorder>) {
+    recorded_with(dir, base, omit, SHARED).await
+}
+
+/// [`recorded`] with the config `extra`.
+async fn recorded_with(
+    dir: &Arc<tempfile::TempDir>,
+    base: Image,
+    omit: Omit,
+    extra: &str,
+) -> (TestDaemon, Arc<Recorder>) {
     let recorder = Arc::new(Recorder::new(dir.path(), base, omit));
     let faults = FaultInjector::with_hook(recorder.clone());
-    (TestDaemon::start_with_faults(dir.clone(), "", faults).await, recorder)
+    (TestDaemon::start_with_faults(dir.clone(), extra, faults).await, recorder)
 }
+
+/// Instances share one flush of the file system per batch (the default).
+const SHARED: &str = "";
+/// Each instance file and its directory fsync'ed on their own.
+const EACH: &str = "[dicom]\nflush = \"each\"\n";
 
 /// Reopens `crash` as the daemon would and lists everything wrong with it (empty: it holds).
 async fn check(crash: &CrashImage, sent: &Sent) -> Vec<String> {
@@ -217,10 +234,10 @@ async fn check_all(crashes: &[CrashImage], sent: &Sent) -> (Vec<String>, usize) 
     (problems, checked)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_power_loss_at_any_fsync_keeps_every_acknowledged_message_and_instance() {
+/// Power losses at every fsync of a run with `extra`; returns the problems.
+async fn power_losses_at_every_fsync(extra: &str) {
     let dir = Arc::new(tempfile::tempdir().unwrap());
-    let (d, recorder) = recorded(&dir, Image::default(), Omit::default()).await;
+    let (d, recorder) = recorded_with(&dir, Image::default(), Omit::default(), extra).await;
     let sent = workload(&d, &recorder, "A").await;
     d.stop().await.unwrap();
     let crashes = crash_images(&recorder, 1);
@@ -234,6 +251,16 @@ async fn a_power_loss_at_any_fsync_keeps_every_acknowledged_message_and_instance
     assert!(problems.is_empty(), "{problems:#?}");
     let last = crashes.last().unwrap();
     assert_eq!(last.acked.len(), sent.hl7.len() + sent.instances.len(), "every item was acknowledged by the end");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_power_loss_at_any_fsync_keeps_every_acknowledged_message_and_instance() {
+    power_losses_at_every_fsync(SHARED).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_power_loss_at_any_fsync_keeps_everything_acknowledged_with_each_instance_flushed_on_its_own() {
+    power_losses_at_every_fsync(EACH).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -333,10 +360,11 @@ async fn an_instance_file_found_in_place_is_made_durable_before_success() {
     assert!(problems.is_empty(), "{problems:#?}");
 }
 
-/// Runs the workload with `omit` and returns the simulation's findings.
-async fn findings_without(omit: Omit) -> Vec<String> {
+/// Runs the workload with `omit` and the config `extra`, and returns the simulation's
+/// findings.
+async fn findings_without(omit: Omit, extra: &str) -> Vec<String> {
     let dir = Arc::new(tempfile::tempdir().unwrap());
-    let (d, recorder) = recorded(&dir, Image::default(), omit).await;
+    let (d, recorder) = recorded_with(&dir, Image::default(), omit, extra).await;
     let sent = workload(&d, &recorder, "X").await;
     d.stop().await.unwrap();
     let crashes = crash_images(&recorder, 1);
@@ -351,18 +379,24 @@ fn any(problems: &[String], what: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn without_the_log_fsync_the_simulation_finds_acknowledged_data_lost() {
-    let problems = findings_without(Omit { db_sync: true, ..Omit::default() }).await;
+    let problems = findings_without(Omit { db_sync: true, ..Omit::default() }, SHARED).await;
     assert!(any(&problems, "acknowledged but lost: Hl7"), "{problems:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn without_the_instance_file_fsync_the_simulation_finds_short_files() {
-    let problems = findings_without(Omit { file_sync: true, ..Omit::default() }).await;
+    let problems = findings_without(Omit { file_sync: true, ..Omit::default() }, EACH).await;
     assert!(any(&problems, "not the"), "{problems:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn without_the_directory_fsync_the_simulation_finds_missing_files() {
-    let problems = findings_without(Omit { dir_sync: true, ..Omit::default() }).await;
+    let problems = findings_without(Omit { dir_sync: true, ..Omit::default() }, EACH).await;
     assert!(any(&problems, "is missing"), "{problems:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_the_shared_flush_of_the_file_system_the_simulation_finds_files_short_or_missing() {
+    let problems = findings_without(Omit { fs_sync: true, ..Omit::default() }, SHARED).await;
+    assert!(any(&problems, "not the") && any(&problems, "is missing"), "{problems:#?}");
 }

@@ -145,3 +145,44 @@ async fn verify_reports_an_event_value_that_does_not_decompress_with_its_seq() {
     assert!(stderr.contains(&format!("event {seq} ")) && stderr.contains("dictionary 7"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dictionary_trained_on_the_sites_messages_compresses_new_values_and_every_reader_reads_them() {
+    let d = TestDaemon::start_with("[store]\nvalue_dictionary_after = 100\n").await;
+    let mut c = d.client().await;
+    for i in 0..150 {
+        c.send(&orm(&format!("DI-{i}"), &format!("ACC-{i}"))).await;
+    }
+    let adopted = "zenedge_log_value_dictionaries_adopted_total 1";
+    eventually("a compression dictionary adopted", Duration::from_secs(60), || async {
+        d.get("/metrics").await.body.contains(adopted)
+    })
+    .await;
+    for i in 150..200 {
+        c.send(&orm(&format!("DI-{i}"), &format!("ACC-{i}"))).await;
+    }
+    let before = d.events().await;
+    let controls: std::collections::BTreeSet<String> =
+        before.iter().filter_map(|e| e["data"]["control_id"].as_str().map(str::to_owned)).collect();
+    let sent: std::collections::BTreeSet<String> = (0..200).map(|i| format!("DI-{i}")).collect();
+    assert_eq!(controls, sent, "every message reads back, before and after the dictionary");
+    let dir = d.dir.clone();
+    let d = d.restart().await;
+    assert_eq!(d.events().await, before, "the same envelopes after a restart");
+    d.stop().await.unwrap();
+
+    let config_file = crate::support::config::write(&dir.path().join("zenedge.toml"), dir.path(), "");
+    let run = |command: &str| {
+        Command::new(env!("CARGO_BIN_EXE_zenedge")).args([command, "--config"]).arg(&config_file).output().unwrap()
+    };
+    let out = run("verify");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run("disk-usage");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows = |table: &str| {
+        text.lines().find(|l| l.split_whitespace().next() == Some(table)).and_then(|l| l.split_whitespace().nth(1))
+    };
+    assert_eq!(rows("value_dictionaries"), Some("1"), "{text}");
+    assert!(rows("events").is_some_and(|n| n.parse::<u64>().unwrap() >= 200), "{text}");
+}

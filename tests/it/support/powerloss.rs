@@ -1,8 +1,8 @@
 //! A power-loss simulator for the daemon's storage.
 //!
 //! [`Recorder`] is a [`StorageHook`]: installed in a daemon, it journals every write, length
-//! change and fsync of the database file and every create, append, fsync, rename, directory
-//! creation, directory fsync and removal of the instance files, in the order they happen,
+//! change and fsync of the database file, every create, append, fsync, rename, directory
+//! creation, directory fsync and removal of the instance files, and every `syncfs`, in the order they happen,
 //! together with the acknowledgements the test's clients received. The live daemon runs on
 //! real files as usual; the journal alone then tells what the disk would hold had the power
 //! gone at any point of the run.
@@ -14,7 +14,9 @@
 //!   it and the last is torn in half ([`Variant::Torn`]), or only every other one reached
 //!   it ([`Variant::Scattered`]);
 //! * files: an append is durable once the file is fsync'ed; a name (created, renamed,
-//!   removed) is durable once its directory is fsync'ed. [`Variant::Lost`] keeps only what
+//!   removed) is durable once its directory is fsync'ed;
+//! * a flush of the file system (`syncfs`) makes every pending write durable: the database
+//!   file's, every file's data and every name. [`Variant::Lost`] keeps only what
 //!   was made durable; [`Variant::Torn`] keeps every name as the process last saw it, with
 //!   each file's unsynced tail half there (the rename-before-data hazard of some file
 //!   systems), or every other unsynced write there ([`Variant::Scattered`]: a cache
@@ -46,7 +48,10 @@ pub enum Item {
 
 #[derive(Debug, Clone)]
 enum Rec {
-    DbWrite { offset: u64, data: Vec<u8> },
+    DbWrite {
+        offset: u64,
+        data: Vec<u8>,
+    },
     DbSetLen(u64),
     DbSync,
     DbCreated,
@@ -57,12 +62,14 @@ enum Rec {
     CreateDir(PathBuf),
     DirSync(PathBuf),
     Remove(PathBuf),
+    /// `syncfs`: every pending write of the file system made durable.
+    FsSync,
     Ack(Item),
 }
 
 impl Rec {
     fn is_sync(&self) -> bool {
-        matches!(self, Rec::DbSync | Rec::FileSync(_) | Rec::DirSync(_))
+        matches!(self, Rec::DbSync | Rec::FileSync(_) | Rec::DirSync(_) | Rec::FsSync)
     }
 }
 
@@ -72,6 +79,8 @@ pub struct Omit {
     pub db_sync: bool,
     pub file_sync: bool,
     pub dir_sync: bool,
+    /// The flush of the whole file system (`syncfs`) of shared flushes.
+    pub fs_sync: bool,
 }
 
 /// The durable state a recording starts from: a database file and a tree of files, all on
@@ -157,6 +166,7 @@ impl StorageHook for Recorder {
             StorageOp::CreateDir { path } => (Rec::CreateDir(self.rel(path)), false),
             StorageOp::DirSync { path } => (Rec::DirSync(self.rel(path)), self.omit.dir_sync),
             StorageOp::Remove { path } => (Rec::Remove(self.rel(path)), false),
+            StorageOp::FsSync { .. } => (Rec::FsSync, self.omit.fs_sync),
         };
         if omitted {
             return Ok(Verdict::Skip);
@@ -323,6 +333,17 @@ impl Disk {
             }
             Rec::Remove(path) => {
                 self.unlink(path);
+            }
+            Rec::FsSync => {
+                for rec in std::mem::take(&mut self.db_pending) {
+                    apply_db(&mut self.db, &rec, false);
+                }
+                for inode in &mut self.inodes {
+                    inode.durable = inode.volatile.clone();
+                }
+                for dir in self.dirs.values_mut() {
+                    dir.durable = dir.volatile.clone();
+                }
             }
             Rec::Ack(item) => {
                 self.acked.insert(item.clone());
