@@ -143,8 +143,7 @@ pub struct DicomConfig {
     pub worklist_filter_by_calling_ae: bool,
     /// COMPLETED items are answered too (hidden by default).
     pub worklist_show_completed: bool,
-    /// Most items one worklist query answers; more are cut off (the answer says so in the
-    /// final status's Error Comment and the log).
+    /// Most items one worklist query answers; more are cut off (and the cut is logged).
     pub worklist_max_results: usize,
     /// How instance files are made durable (see [`crate::dicom::flush`]).
     pub flush: FlushMode,
