@@ -136,8 +136,6 @@ pub struct DicomConfig {
     pub write_timeout: Duration,
     /// Quiet time after the last instance of a study before `StudyCompleted`.
     pub stable_after: Duration,
-    /// How instance files are made durable (see [`crate::dicom::flush`]).
-    pub flush: FlushMode,
     /// Serve the modality worklist (MWL C-FIND) on the DICOM listeners.
     pub worklist: bool,
     /// A worklist query that leaves Scheduled Station AE Title empty gets only the calling
@@ -145,9 +143,10 @@ pub struct DicomConfig {
     pub worklist_filter_by_calling_ae: bool,
     /// COMPLETED items are answered too (hidden by default).
     pub worklist_show_completed: bool,
-    /// Most items one worklist query answers; more are cut off (the answer says so in the
-    /// final status's Error Comment and the log).
+    /// Most items one worklist query answers; more are cut off (and the cut is logged).
     pub worklist_max_results: usize,
+    /// How instance files are made durable (see [`crate::dicom::flush`]).
+    pub flush: FlushMode,
 }
 
 /// How C-STORE makes instance files durable before their events are committed.

@@ -119,11 +119,11 @@ pub(super) struct RawDicom {
     pub pdu_timeout: String,
     pub write_timeout: String,
     pub stable_after: String,
-    pub flush: String,
     pub worklist: bool,
     pub worklist_filter_by_calling_ae: bool,
     pub worklist_show_completed: bool,
     pub worklist_max_results: usize,
+    pub flush: String,
 }
 
 impl Default for RawDicom {
@@ -141,11 +141,11 @@ impl Default for RawDicom {
             pdu_timeout: "2m".into(),
             write_timeout: "60s".into(),
             stable_after: "60s".into(),
-            flush: "shared".into(),
             worklist: false,
             worklist_filter_by_calling_ae: false,
             worklist_show_completed: false,
             worklist_max_results: 10_000,
+            flush: "shared".into(),
         }
     }
 }

@@ -67,13 +67,13 @@ pub(super) fn validate(raw: raw::RawConfig, mut c: Checker) -> Result<Config, Co
         stable_after: c
             .check("dicom.stable_after", units::positive_duration(&raw.dicom.stable_after))
             .unwrap_or_default(),
-        flush: c.check("dicom.flush", flush_mode(&raw.dicom.flush)).unwrap_or(FlushMode::Shared),
         worklist: raw.dicom.worklist,
         worklist_filter_by_calling_ae: raw.dicom.worklist_filter_by_calling_ae,
         worklist_show_completed: raw.dicom.worklist_show_completed,
         worklist_max_results: c
             .check("dicom.worklist_max_results", in_range(raw.dicom.worklist_max_results, 1, 1_000_000))
             .unwrap_or(1),
+        flush: c.check("dicom.flush", flush_mode(&raw.dicom.flush)).unwrap_or(FlushMode::Shared),
     };
     let operator_token = c.check("http.operator_token", operator_token(&raw.http.operator_token)).unwrap_or_default();
     let http = HttpConfig {

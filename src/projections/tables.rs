@@ -137,7 +137,7 @@ pub(crate) const CHECKPOINTS: TableDefinition<&str, u64> = TableDefinition::new(
 /// The on-disk layout this binary writes. Bump it with every change to tables or key
 /// encodings and add the step to [`MIGRATIONS`]. Every change so far was a projection's, so
 /// the version is declared here, with the tables.
-pub const SCHEMA_VERSION: u64 = 9;
+pub const SCHEMA_VERSION: u64 = 10;
 
 /// Migrations in order.
 ///
@@ -161,6 +161,8 @@ pub const SCHEMA_VERSION: u64 = 9;
 ///   opened. Nothing is rewritten; the version makes an older binary refuse the file.
 /// * 8 → 9: the modality worklist (`worklist` and its indexes), created empty and filled at
 ///   start-up like the tables of 1 → 2.
+/// * 9 → 10: the worklist's index by patient's name (`worklist_by_name`), created empty and
+///   filled at start-up like the tables of 1 → 2.
 pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration { from: 1, apply: |_| Ok(()) },
     Migration { from: 2, apply: rebuild_projections },
@@ -170,6 +172,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration { from: 6, apply: rebuild_projections },
     Migration { from: 7, apply: |_| Ok(()) },
     Migration { from: 8, apply: |_| Ok(()) },
+    Migration { from: 9, apply: |_| Ok(()) },
 ];
 
 /// A migration for projection changes: every checkpoint goes, so the log rebuilds them all
