@@ -124,20 +124,15 @@ pub async fn answer<S: Stream>(
         (query, hits)
     })
     .await;
+    let found = match found {
+        Ok((query, Ok(hits))) => Ok((query, hits)),
+        Ok((_, Err(e))) => Err(format!("the worklist cannot be read: {e}")),
+        Err(e) => Err(format!("the worklist query task failed: {e}")),
+    };
     let (query, hits) = match found {
-        Ok((query, Ok(hits))) => (query, hits),
-        Ok((_, Err(e))) => {
-            tracing::error!(peer = %asker.peer, error = %e, "worklist cannot be read");
-            ctx.metrics.worklist_query("failed");
-            return send_command(
-                wire,
-                context_id,
-                final_status(status::OUT_OF_RESOURCES, Some("worklist unavailable")),
-            )
-            .await;
-        }
-        Err(e) => {
-            tracing::error!(peer = %asker.peer, error = %e, "worklist query task failed");
+        Ok(found) => found,
+        Err(error) => {
+            tracing::error!(peer = %asker.peer, %error, "worklist query failed");
             ctx.metrics.worklist_query("failed");
             return send_command(
                 wire,
