@@ -2,16 +2,17 @@
 //! responses the association builds from what it decodes.
 //!
 //! Input: one reassembled command set (the association bounds it to
-//! `dimse::MAX_COMMAND_BYTES`). Checked: no panic, in parsing or in building the C-ECHO or
-//! C-STORE response (every status, with and without an Error Comment) from the decoded
-//! request's fields, and each response reads back as a response to the same message id.
+//! `dimse::MAX_COMMAND_BYTES`). Checked: no panic, in parsing or in building the C-ECHO,
+//! C-STORE or C-FIND response (every status, with and without an Error Comment) from the
+//! decoded request's fields, and each response reads back as a response of its kind.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use zenedge::dicom::dimse::{self, MAX_COMMAND_BYTES, Request, status};
 
-/// C-STORE-RSP and C-ECHO-RSP command fields (PS3.7 E.1).
+/// C-STORE-RSP, C-FIND-RSP and C-ECHO-RSP command fields (PS3.7 E.1).
 const C_STORE_RSP: u16 = 0x8001;
+const C_FIND_RSP: u16 = 0x8020;
 const C_ECHO_RSP: u16 = 0x8030;
 
 fuzz_target!(|data: &[u8]| {
@@ -32,7 +33,15 @@ fuzz_target!(|data: &[u8]| {
                 assert_response(&rsp, C_STORE_RSP);
             }
         }
-        Ok(Request::Other { .. }) | Err(_) => {}
+        Ok(Request::Find { message_id, sop_class_uid }) => {
+            let statuses =
+                [status::PENDING, status::PENDING_WARNING, status::CANCEL, status::SUCCESS, status::OUT_OF_RESOURCES];
+            for (status, comment) in statuses.into_iter().zip([None, None, None, None, Some("worklist unavailable")]) {
+                let rsp = dimse::find_response(message_id, &sop_class_uid, status, comment);
+                assert_response(&rsp, C_FIND_RSP);
+            }
+        }
+        Ok(Request::Cancel { .. }) | Ok(Request::Other { .. }) | Err(_) => {}
     }
 });
 
