@@ -32,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 mod expiry;
+mod services;
 mod start;
 
 use crate::api;
@@ -170,7 +171,7 @@ pub async fn run(
 
     let stopping = CancellationToken::new();
     let tracker = TaskTracker::new();
-    let ctx = start::Started {
+    let ctx = services::Started {
         config: &config,
         log: &log,
         metrics: &metrics,
