@@ -62,112 +62,198 @@ pub struct ForwardLabels {
     pub destination: String,
 }
 
-/// Every metric of the daemon, registered once.
-#[derive(Debug)]
-pub struct Metrics {
-    registry: Registry,
+/// Declares every metric once: its field (with its doc), type, initial value, and the name and
+/// help it is registered under (with the `zenedge_` prefix).
+macro_rules! metrics {
+    ($($(#[doc = $doc:literal])* $field:ident: $ty:ty = $init:expr, $name:literal, $help:literal;)*) => {
+        /// Every metric of the daemon, registered once.
+        #[derive(Debug)]
+        pub struct Metrics {
+            registry: Registry,
+            $($(#[doc = $doc])* pub $field: $ty,)*
+            seen_message_types: Mutex<HashSet<String>>,
+        }
+
+        impl Metrics {
+            pub fn new() -> Metrics {
+                let mut registry = Registry::with_prefix("zenedge");
+                $(
+                    let $field: $ty = $init;
+                    registry.register($name, $help, $field.clone());
+                )*
+                Metrics { registry, $($field,)* seen_message_types: Mutex::new(HashSet::new()) }
+            }
+        }
+    };
+}
+
+metrics! {
     /// HL7 messages answered, by MSH-9 and the acknowledgement code sent.
-    pub hl7_messages: Family<MessageLabels, Counter>,
+    hl7_messages: Family<MessageLabels, Counter> = Default::default(),
+        "hl7_messages", "HL7 messages answered, by type and ACK code";
     /// Re-sent messages answered with their stored ACK, nothing appended.
-    pub hl7_duplicates: Counter,
+    hl7_duplicates: Counter = Default::default(),
+        "hl7_duplicates", "Re-sent HL7 messages answered with their stored ACK";
     /// Messages stored whose control id was already used by the same sender for other content.
-    pub hl7_control_id_conflicts: Counter,
+    hl7_control_id_conflicts: Counter = Default::default(),
+        "hl7_control_id_conflicts",
+        "HL7 messages stored whose control id the sender had used for other content";
     /// Messages whose summary was decoded with the fallback charset.
-    pub hl7_charset_fallbacks: Counter,
+    hl7_charset_fallbacks: Counter = Default::default(),
+        "hl7_charset_fallbacks", "HL7 messages decoded with the fallback charset";
     /// MLLP input that did not make a message: oversized, truncated, unparseable…
-    pub mllp_frames_rejected: Family<ReasonLabels, Counter>,
+    mllp_frames_rejected: Family<ReasonLabels, Counter> = Default::default(),
+        "mllp_frames_rejected", "MLLP input that did not make a message";
     /// Bytes skipped outside frames (CR/LF between frames is normal; much more is not).
-    pub mllp_bytes_skipped: Counter,
-    pub mllp_connections_open: Gauge,
-    pub mllp_connections_total: Counter,
+    mllp_bytes_skipped: Counter = Default::default(),
+        "mllp_bytes_skipped", "Bytes skipped outside MLLP frames";
+    mllp_connections_open: Gauge = Default::default(),
+        "mllp_connections_open", "Open MLLP connections";
+    mllp_connections_total: Counter = Default::default(),
+        "mllp_connections", "MLLP connections accepted";
     /// Requests per group commit.
-    pub log_commit_batch_size: Histogram,
+    log_commit_batch_size: Histogram =
+        Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0]),
+        "log_commit_batch_size", "Requests per group commit";
     /// Duration of one write transaction, apply to durable commit.
-    pub log_commit_seconds: Histogram,
+    log_commit_seconds: Histogram =
+        Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.000_1, 2.0, 14)),
+        "log_commit_seconds", "Write transaction time, apply to durable commit";
     /// Appends refused, by reason (disk_reserve, unavailable…).
-    pub log_appends_refused: Family<ReasonLabels, Counter>,
-    pub log_last_seq: Gauge,
-    pub log_size_bytes: Gauge,
+    log_appends_refused: Family<ReasonLabels, Counter> = Default::default(),
+        "log_appends_refused", "Appends refused by the log, by reason";
+    log_last_seq: Gauge = Default::default(),
+        "log_last_seq", "Last committed sequence number";
+    log_size_bytes: Gauge = Default::default(),
+        "log_size_bytes", "Size of the database file";
     /// The id of the compression dictionary new event values use (0: none yet).
-    pub log_value_dictionary: Gauge,
+    log_value_dictionary: Gauge = Default::default(),
+        "log_value_dictionary",
+        "Id of the compression dictionary new event values use (0: none yet)";
     /// Compression dictionaries adopted since start (trained on the site's events).
-    pub log_value_dictionaries_adopted: Counter,
+    log_value_dictionaries_adopted: Counter = Default::default(),
+        "log_value_dictionaries_adopted",
+        "Compression dictionaries trained on the site's events and adopted since start";
     /// Associations by outcome: accepted, rejected_<reason>, protocol.
-    pub dicom_associations: Family<ReasonLabels, Counter>,
-    pub dicom_associations_open: Gauge,
+    dicom_associations: Family<ReasonLabels, Counter> = Default::default(),
+        "dicom_associations", "DICOM associations by outcome";
+    dicom_associations_open: Gauge = Default::default(),
+        "dicom_associations_open", "Open DICOM associations";
     /// Presentation contexts refused, by reason and SOP class keyword.
-    pub dicom_contexts_refused: Family<ContextLabels, Counter>,
+    dicom_contexts_refused: Family<ContextLabels, Counter> = Default::default(),
+        "dicom_contexts_refused", "DICOM presentation contexts refused, by reason and SOP class";
     /// C-STORE outcomes: success, duplicate, out_of_resources, sop_class_mismatch, cannot_understand.
-    pub dicom_instances: Family<StatusLabels, Counter>,
+    dicom_instances: Family<StatusLabels, Counter> = Default::default(),
+        "dicom_instances", "C-STORE requests by outcome";
     /// Instance files retention deleted (each recorded by an `InstanceFileDeleted`).
-    pub retention_deleted: Counter,
+    retention_deleted: Counter = Default::default(),
+        "retention_deleted", "Instance files deleted by retention";
     /// Instances a forwarding destination answered, by destination and `stored`/`refused`.
-    pub forward_instances: Family<DestinationLabels, Counter>,
+    forward_instances: Family<DestinationLabels, Counter> = Default::default(),
+        "forward_instances",
+        "Instances a forwarding destination answered, by destination and status";
     /// Failed forwarding rounds (connection, association, protocol), by destination.
-    pub forward_failures: Family<DestinationLabels, Counter>,
+    forward_failures: Family<DestinationLabels, Counter> = Default::default(),
+        "forward_failures", "Failed forwarding rounds, by destination";
     /// Forwarding dead letters, by destination and status (`parked`, `retry`, `skipped`,
     /// `delivered`).
-    pub forward_dead_letters: Family<DestinationLabels, Gauge>,
+    forward_dead_letters: Family<DestinationLabels, Gauge> = Default::default(),
+        "forward_dead_letters",
+        "Instances a forwarding destination refused, by destination and dead-letter status";
     /// Instances stored after a destination's cursor, by destination.
-    pub forward_lag_instances: Family<ForwardLabels, Gauge>,
+    forward_lag_instances: Family<ForwardLabels, Gauge> = Default::default(),
+        "forward_lag_instances", "Instances stored after a forwarding destination's cursor";
     /// Bytes of those instances' files.
-    pub forward_lag_bytes: Family<ForwardLabels, Gauge>,
+    forward_lag_bytes: Family<ForwardLabels, Gauge> = Default::default(),
+        "forward_lag_bytes",
+        "Bytes of the instances stored after a forwarding destination's cursor";
     /// Age of the oldest event after the destination's cursor (0 when none).
-    pub forward_lag_seconds: Family<ForwardLabels, Gauge<f64, AtomicU64>>,
-    pub dicom_bytes_received: Counter,
+    forward_lag_seconds: Family<ForwardLabels, Gauge<f64, AtomicU64>> = Default::default(),
+        "forward_lag_seconds", "Age of the oldest event after a forwarding destination's cursor";
+    dicom_bytes_received: Counter = Default::default(),
+        "dicom_received_bytes", "DICOM data set bytes received";
     /// Worklist C-FIND queries by outcome: success, cancel, failed, refused.
-    pub worklist_queries: Family<StatusLabels, Counter>,
+    worklist_queries: Family<StatusLabels, Counter> = Default::default(),
+        "worklist_queries", "Worklist C-FIND queries by outcome";
     /// Worklist items answered (one Pending response each).
-    pub worklist_items: Counter,
+    worklist_items: Counter = Default::default(),
+        "worklist_items", "Worklist items answered";
     /// Worklist C-FIND: identifier complete to final status sent.
-    pub worklist_query_seconds: Histogram,
+    worklist_query_seconds: Histogram =
+        Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.000_25, 2.0, 14)),
+        "worklist_query_seconds", "Worklist C-FIND: identifier received to final status sent";
     /// C-STORE from the end of the data set to the commit of its event.
-    pub dicom_store_seconds: Histogram,
+    dicom_store_seconds: Histogram =
+        Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.000_25, 2.0, 14)),
+        "dicom_store_seconds", "C-STORE: end of data set to committed event";
     /// Flushes of instance files asked of the disk: one `syncfs` per batch (shared flushes),
     /// or one `fdatasync` and one directory `fsync` per instance (`dicom.flush = "each"`).
     /// Each batch adds one commit of the log besides ([`Metrics::dicom_flush_batch`]).
-    pub dicom_flushes: Counter,
+    dicom_flushes: Counter = Default::default(),
+        "dicom_flushes", "Flushes of instance files asked of the disk";
     /// Instances per flush batch: made durable by one flush and recorded by one commit.
-    pub dicom_flush_batch: Histogram,
+    dicom_flush_batch: Histogram =
+        Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
+        "dicom_flush_batch_instances",
+        "Instances made durable by one flush and recorded by one commit";
     /// Studies with instances not yet covered by a StudyCompleted.
-    pub dicom_studies_pending: Gauge,
+    dicom_studies_pending: Gauge = Default::default(),
+        "dicom_studies_pending", "Studies waiting to be completed";
     /// `StudyCompleted` events appended.
-    pub dicom_studies_completed: Counter,
+    dicom_studies_completed: Counter = Default::default(),
+        "dicom_studies_completed", "StudyCompleted events appended";
     /// Events in the log the hub does not have yet.
-    pub sync_lag_events: Gauge,
+    sync_lag_events: Gauge = Default::default(),
+        "sync_lag_events", "Events the hub does not have yet";
     /// Age of the oldest event the hub does not have yet (0 when none).
-    pub sync_lag_seconds: Gauge<f64, AtomicU64>,
+    sync_lag_seconds: Gauge<f64, AtomicU64> = Default::default(),
+        "sync_lag_seconds", "Age of the oldest event the hub does not have yet";
     /// Every event up to this sequence number is stored on the hub.
-    pub sync_cursor: Gauge,
+    sync_cursor: Gauge = Default::default(),
+        "sync_cursor", "Last sequence number stored on the hub";
     /// Batches the hub stored.
-    pub sync_batches: Counter,
+    sync_batches: Counter = Default::default(),
+        "sync_batches", "Batches stored by the hub";
     /// Events in those batches.
-    pub sync_events: Counter,
+    sync_events: Counter = Default::default(),
+        "sync_events", "Events in batches stored by the hub";
     /// Failed exchanges with the hub, by kind (connect, timeout, tls, http_5xx, http_4xx,
     /// protocol, hub_ahead).
-    pub sync_failures: Family<KindLabels, Counter>,
+    sync_failures: Family<KindLabels, Counter> = Default::default(),
+        "sync_failures", "Failed exchanges with the hub, by kind";
     /// 0 closed, 1 half-open, 2 open.
-    pub sync_breaker_state: Gauge,
+    sync_breaker_state: Gauge = Default::default(),
+        "sync_breaker_state", "Hub circuit breaker: 0 closed, 1 half-open, 2 open";
     /// Dead letters parked or waiting for redelivery.
-    pub sync_dead_letters: Gauge,
+    sync_dead_letters: Gauge = Default::default(),
+        "sync_dead_letters", "Dead letters parked or waiting for redelivery";
     /// One batch: request sent to answer read.
-    pub sync_batch_seconds: Histogram,
+    sync_batch_seconds: Histogram =
+        Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.001, 2.0, 16)),
+        "sync_batch_seconds", "One batch, request to answer";
     /// Security alerts by kind (see `crate::security::AlertKind`).
-    pub security_alerts: Family<KindLabels, Counter>,
+    security_alerts: Family<KindLabels, Counter> = Default::default(),
+        "security_alerts", "Security alerts, by kind";
     /// HTTP requests refused before a handler ran, by reason (`no_token`, `bad_token`,
     /// `scope`, `rate_limited`).
-    pub http_refused: Family<ReasonLabels, Counter>,
+    http_refused: Family<ReasonLabels, Counter> = Default::default(),
+        "http_refused", "HTTP requests refused by access control, by reason";
     /// Audit records committed to the trail.
-    pub audit_records: Counter,
+    audit_records: Counter = Default::default(),
+        "audit_records", "Audit records committed to the trail";
     /// Audit records of security alerts dropped because the queue to the writer was full.
-    pub audit_dropped: Counter,
+    audit_dropped: Counter = Default::default(),
+        "audit_dropped",
+        "Audit records of security alerts dropped: the queue to the log writer was full";
     /// Audit records handed to the syslog collector.
-    pub audit_syslog_sent: Counter,
+    audit_syslog_sent: Counter = Default::default(),
+        "audit_syslog_sent", "Audit records handed to the syslog collector";
     /// Audit records not yet forwarded to syslog.
-    pub audit_syslog_backlog: Gauge,
+    audit_syslog_backlog: Gauge = Default::default(),
+        "audit_syslog_backlog", "Audit records not yet forwarded to the syslog collector";
     /// Audit records the hub stored (pages it answered `200`).
-    pub sync_audit_records: Counter,
-    seen_message_types: Mutex<HashSet<String>>,
+    sync_audit_records: Counter = Default::default(),
+        "sync_audit_records", "Audit records in pages the hub stored";
 }
 
 impl Default for Metrics {
@@ -177,221 +263,6 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub fn new() -> Metrics {
-        let mut registry = Registry::with_prefix("zenedge");
-        let m = Metrics {
-            hl7_messages: Family::default(),
-            hl7_duplicates: Counter::default(),
-            hl7_control_id_conflicts: Counter::default(),
-            hl7_charset_fallbacks: Counter::default(),
-            mllp_frames_rejected: Family::default(),
-            mllp_bytes_skipped: Counter::default(),
-            mllp_connections_open: Gauge::default(),
-            mllp_connections_total: Counter::default(),
-            log_commit_batch_size: Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0]),
-            log_commit_seconds: Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
-                0.000_1, 2.0, 14,
-            )),
-            log_appends_refused: Family::default(),
-            log_last_seq: Gauge::default(),
-            log_size_bytes: Gauge::default(),
-            log_value_dictionary: Gauge::default(),
-            log_value_dictionaries_adopted: Counter::default(),
-            dicom_associations: Family::default(),
-            dicom_associations_open: Gauge::default(),
-            dicom_contexts_refused: Family::default(),
-            dicom_instances: Family::default(),
-            retention_deleted: Counter::default(),
-            forward_instances: Family::default(),
-            forward_failures: Family::default(),
-            forward_dead_letters: Family::default(),
-            forward_lag_instances: Family::default(),
-            forward_lag_bytes: Family::default(),
-            forward_lag_seconds: Family::default(),
-            dicom_bytes_received: Counter::default(),
-            worklist_queries: Family::default(),
-            worklist_items: Counter::default(),
-            worklist_query_seconds: Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
-                0.000_25, 2.0, 14,
-            )),
-            dicom_store_seconds: Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
-                0.000_25, 2.0, 14,
-            )),
-            dicom_flushes: Counter::default(),
-            dicom_flush_batch: Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
-            dicom_studies_pending: Gauge::default(),
-            dicom_studies_completed: Counter::default(),
-            sync_lag_events: Gauge::default(),
-            sync_lag_seconds: Gauge::default(),
-            sync_cursor: Gauge::default(),
-            sync_batches: Counter::default(),
-            sync_events: Counter::default(),
-            sync_failures: Family::default(),
-            sync_breaker_state: Gauge::default(),
-            sync_dead_letters: Gauge::default(),
-            sync_batch_seconds: Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
-                0.001, 2.0, 16,
-            )),
-            security_alerts: Family::default(),
-            http_refused: Family::default(),
-            audit_records: Counter::default(),
-            audit_dropped: Counter::default(),
-            audit_syslog_sent: Counter::default(),
-            audit_syslog_backlog: Gauge::default(),
-            sync_audit_records: Counter::default(),
-            seen_message_types: Mutex::new(HashSet::new()),
-            registry: Registry::default(),
-        };
-        registry.register("hl7_messages", "HL7 messages answered, by type and ACK code", m.hl7_messages.clone());
-        registry.register(
-            "hl7_duplicates",
-            "Re-sent HL7 messages answered with their stored ACK",
-            m.hl7_duplicates.clone(),
-        );
-        registry.register(
-            "hl7_control_id_conflicts",
-            "HL7 messages stored whose control id the sender had used for other content",
-            m.hl7_control_id_conflicts.clone(),
-        );
-        registry.register(
-            "hl7_charset_fallbacks",
-            "HL7 messages decoded with the fallback charset",
-            m.hl7_charset_fallbacks.clone(),
-        );
-        registry.register(
-            "mllp_frames_rejected",
-            "MLLP input that did not make a message",
-            m.mllp_frames_rejected.clone(),
-        );
-        registry.register("mllp_bytes_skipped", "Bytes skipped outside MLLP frames", m.mllp_bytes_skipped.clone());
-        registry.register("mllp_connections_open", "Open MLLP connections", m.mllp_connections_open.clone());
-        registry.register("mllp_connections", "MLLP connections accepted", m.mllp_connections_total.clone());
-        registry.register("log_commit_batch_size", "Requests per group commit", m.log_commit_batch_size.clone());
-        registry.register(
-            "log_commit_seconds",
-            "Write transaction time, apply to durable commit",
-            m.log_commit_seconds.clone(),
-        );
-        registry.register(
-            "log_appends_refused",
-            "Appends refused by the log, by reason",
-            m.log_appends_refused.clone(),
-        );
-        registry.register("log_last_seq", "Last committed sequence number", m.log_last_seq.clone());
-        registry.register("log_size_bytes", "Size of the database file", m.log_size_bytes.clone());
-        registry.register(
-            "log_value_dictionary",
-            "Id of the compression dictionary new event values use (0: none yet)",
-            m.log_value_dictionary.clone(),
-        );
-        registry.register(
-            "log_value_dictionaries_adopted",
-            "Compression dictionaries trained on the site's events and adopted since start",
-            m.log_value_dictionaries_adopted.clone(),
-        );
-        registry.register("dicom_associations", "DICOM associations by outcome", m.dicom_associations.clone());
-        registry.register("dicom_associations_open", "Open DICOM associations", m.dicom_associations_open.clone());
-        registry.register(
-            "dicom_contexts_refused",
-            "DICOM presentation contexts refused, by reason and SOP class",
-            m.dicom_contexts_refused.clone(),
-        );
-        registry.register("dicom_instances", "C-STORE requests by outcome", m.dicom_instances.clone());
-        registry.register("retention_deleted", "Instance files deleted by retention", m.retention_deleted.clone());
-        registry.register(
-            "forward_instances",
-            "Instances a forwarding destination answered, by destination and status",
-            m.forward_instances.clone(),
-        );
-        registry.register("forward_failures", "Failed forwarding rounds, by destination", m.forward_failures.clone());
-        registry.register(
-            "forward_dead_letters",
-            "Instances a forwarding destination refused, by destination and dead-letter status",
-            m.forward_dead_letters.clone(),
-        );
-        registry.register(
-            "forward_lag_instances",
-            "Instances stored after a forwarding destination's cursor",
-            m.forward_lag_instances.clone(),
-        );
-        registry.register(
-            "forward_lag_bytes",
-            "Bytes of the instances stored after a forwarding destination's cursor",
-            m.forward_lag_bytes.clone(),
-        );
-        registry.register(
-            "forward_lag_seconds",
-            "Age of the oldest event after a forwarding destination's cursor",
-            m.forward_lag_seconds.clone(),
-        );
-        registry.register("dicom_received_bytes", "DICOM data set bytes received", m.dicom_bytes_received.clone());
-        registry.register("worklist_queries", "Worklist C-FIND queries by outcome", m.worklist_queries.clone());
-        registry.register("worklist_items", "Worklist items answered", m.worklist_items.clone());
-        registry.register(
-            "worklist_query_seconds",
-            "Worklist C-FIND: identifier received to final status sent",
-            m.worklist_query_seconds.clone(),
-        );
-        registry.register(
-            "dicom_store_seconds",
-            "C-STORE: end of data set to committed event",
-            m.dicom_store_seconds.clone(),
-        );
-        registry.register("dicom_flushes", "Flushes of instance files asked of the disk", m.dicom_flushes.clone());
-        registry.register(
-            "dicom_flush_batch_instances",
-            "Instances made durable by one flush and recorded by one commit",
-            m.dicom_flush_batch.clone(),
-        );
-        registry.register("dicom_studies_pending", "Studies waiting to be completed", m.dicom_studies_pending.clone());
-        registry.register(
-            "dicom_studies_completed",
-            "StudyCompleted events appended",
-            m.dicom_studies_completed.clone(),
-        );
-        registry.register("sync_lag_events", "Events the hub does not have yet", m.sync_lag_events.clone());
-        registry.register(
-            "sync_lag_seconds",
-            "Age of the oldest event the hub does not have yet",
-            m.sync_lag_seconds.clone(),
-        );
-        registry.register("sync_cursor", "Last sequence number stored on the hub", m.sync_cursor.clone());
-        registry.register("sync_batches", "Batches stored by the hub", m.sync_batches.clone());
-        registry.register("sync_events", "Events in batches stored by the hub", m.sync_events.clone());
-        registry.register("sync_failures", "Failed exchanges with the hub, by kind", m.sync_failures.clone());
-        registry.register(
-            "sync_breaker_state",
-            "Hub circuit breaker: 0 closed, 1 half-open, 2 open",
-            m.sync_breaker_state.clone(),
-        );
-        registry.register(
-            "sync_dead_letters",
-            "Dead letters parked or waiting for redelivery",
-            m.sync_dead_letters.clone(),
-        );
-        registry.register("sync_batch_seconds", "One batch, request to answer", m.sync_batch_seconds.clone());
-        registry.register("security_alerts", "Security alerts, by kind", m.security_alerts.clone());
-        registry.register("http_refused", "HTTP requests refused by access control, by reason", m.http_refused.clone());
-        registry.register("audit_records", "Audit records committed to the trail", m.audit_records.clone());
-        registry.register(
-            "audit_dropped",
-            "Audit records of security alerts dropped: the queue to the log writer was full",
-            m.audit_dropped.clone(),
-        );
-        registry.register("sync_audit_records", "Audit records in pages the hub stored", m.sync_audit_records.clone());
-        registry.register(
-            "audit_syslog_sent",
-            "Audit records handed to the syslog collector",
-            m.audit_syslog_sent.clone(),
-        );
-        registry.register(
-            "audit_syslog_backlog",
-            "Audit records not yet forwarded to the syslog collector",
-            m.audit_syslog_backlog.clone(),
-        );
-        Metrics { registry, ..m }
-    }
-
     /// Counts an answered HL7 message.
     pub fn hl7_answered(&self, message_type: &str, ack: &str) {
         let message_type = self.bounded_message_type(message_type);
