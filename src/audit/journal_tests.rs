@@ -4,7 +4,6 @@ use jiff::Timestamp;
 
 use super::*;
 use crate::audit::{kinds, page};
-use crate::config::{DiskReserve, Site};
 use crate::log::LogOptions;
 use crate::telemetry::Metrics;
 
@@ -33,15 +32,7 @@ fn frames_are_read_back_up_to_the_first_torn_or_damaged_one() {
 }
 
 fn options(dir: &Path) -> LogOptions {
-    LogOptions {
-        path: dir.join("zenedge.redb"),
-        site: Site { tenant_id: "t".into(), hospital_id: "h".into(), edge_id: "e".into() },
-        disk_reserve: DiskReserve::Bytes(0),
-        queue_depth: 64,
-        max_batch: 64,
-        cache_size: 4 << 20,
-        clock: Arc::new(Timestamp::now),
-    }
+    LogOptions::for_tests(dir)
 }
 
 /// Polls the trail until it holds `n` records (10 s at most).

@@ -3,7 +3,6 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use super::*;
 use crate::audit::{kinds, page, record};
-use crate::config::{DiskReserve, Site};
 use crate::log::LogOptions;
 use crate::telemetry::Metrics;
 
@@ -14,13 +13,8 @@ async fn old_records_go_but_never_past_the_syslog_cursor_nor_the_newest() {
     let now = Arc::new(AtomicI64::new(start.as_second()));
     let clock = now.clone();
     let options = LogOptions {
-        path: dir.path().join("zenedge.redb"),
-        site: Site { tenant_id: "t".into(), hospital_id: "h".into(), edge_id: "e".into() },
-        disk_reserve: DiskReserve::Bytes(0),
-        queue_depth: 64,
-        max_batch: 64,
-        cache_size: 4 << 20,
         clock: Arc::new(move || Timestamp::from_second(clock.load(Ordering::SeqCst)).unwrap()),
+        ..LogOptions::for_tests(dir.path())
     };
     let schema = crate::projections::schema().with(crate::audit::tables());
     let log = crate::projections::open_log(&options, schema, Arc::new(Metrics::new()), None).unwrap();
@@ -54,15 +48,7 @@ fn retention_stops_at_the_lowest_cursor_of_the_places_the_trail_goes_to() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_are_stored_compressed_and_read_and_synced_as_plain_msgpack() {
     let dir = tempfile::tempdir().unwrap();
-    let options = LogOptions {
-        path: dir.path().join("zenedge.redb"),
-        site: Site { tenant_id: "t".into(), hospital_id: "h".into(), edge_id: "e".into() },
-        disk_reserve: DiskReserve::Bytes(0),
-        queue_depth: 64,
-        max_batch: 64,
-        cache_size: 4 << 20,
-        clock: Arc::new(Timestamp::now),
-    };
+    let options = LogOptions::for_tests(dir.path());
     let schema = crate::projections::schema().with(crate::audit::tables());
     let log = crate::projections::open_log(&options, schema, Arc::new(Metrics::new()), None).unwrap();
     record(&log.handle(), vec![kinds::application_activity("e1", true, Timestamp::now())]).await.unwrap();

@@ -1,5 +1,4 @@
 use super::*;
-use crate::config::{DiskReserve, Site};
 use crate::domain::InstanceOutcome;
 use crate::events::NewEvent;
 use crate::events::{Event, InstanceStored};
@@ -11,15 +10,7 @@ const WINDOW: Duration = Duration::from_secs(24 * 3600);
 const STUDY: &str = "1.2.826.0.1.3680043.10.999.1";
 
 fn open(dir: &std::path::Path) -> Log<Projections> {
-    let options = LogOptions {
-        path: dir.join("zenedge.redb"),
-        site: Site { tenant_id: "t".into(), hospital_id: "h".into(), edge_id: "e".into() },
-        disk_reserve: DiskReserve::Bytes(0),
-        queue_depth: 64,
-        max_batch: 64,
-        cache_size: 4 << 20,
-        clock: Arc::new(jiff::Timestamp::now),
-    };
+    let options = LogOptions::for_tests(dir);
     crate::domain::test_support::open(&options, Arc::new(Metrics::new())).unwrap()
 }
 

@@ -2,7 +2,7 @@ use std::sync::Arc;
 
 use super::super::value;
 use super::*;
-use crate::config::{DiskReserve, Site};
+use crate::config::Site;
 use crate::log::{Aggregate, LogOptions, NewEvent, Payload, Schema, Store, StoredEnvelope};
 use crate::telemetry::Metrics;
 
@@ -125,15 +125,7 @@ impl crate::log::Applier for Nothing {
 }
 
 fn options(dir: &std::path::Path) -> LogOptions {
-    LogOptions {
-        path: dir.join("zenedge.redb"),
-        site: Site { tenant_id: "t".into(), hospital_id: "h".into(), edge_id: "e".into() },
-        disk_reserve: DiskReserve::Bytes(0),
-        queue_depth: 64,
-        max_batch: 64,
-        cache_size: 4 << 20,
-        clock: Arc::new(jiff::Timestamp::now),
-    }
+    LogOptions::for_tests(dir)
 }
 
 fn orders(texts: &[Vec<u8>]) -> Vec<NewEvent<Order>> {

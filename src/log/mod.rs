@@ -119,6 +119,21 @@ impl std::fmt::Debug for LogOptions {
 }
 
 impl LogOptions {
+    /// Options for a test's log in `dir`: site t/h/e, no disk reserve, a small cache, the
+    /// real clock.
+    #[cfg(test)]
+    pub(crate) fn for_tests(dir: &std::path::Path) -> LogOptions {
+        LogOptions {
+            path: dir.join("zenedge.redb"),
+            site: Site { tenant_id: "t".into(), hospital_id: "h".into(), edge_id: "e".into() },
+            disk_reserve: DiskReserve::Bytes(0),
+            queue_depth: 64,
+            max_batch: 64,
+            cache_size: 4 << 20,
+            clock: Arc::new(jiff::Timestamp::now),
+        }
+    }
+
     pub fn from_config(config: &Config) -> LogOptions {
         LogOptions {
             path: config.database_path(),

@@ -7,7 +7,7 @@
 use std::sync::{Arc, Mutex};
 
 use super::*;
-use crate::config::{DiskReserve, Site};
+use crate::config::Site;
 use crate::telemetry::Metrics;
 
 fn site() -> Site {
@@ -68,15 +68,7 @@ fn note(text: &str) -> NewEvent<Note> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_writer_applies_every_event_with_the_layer_above_and_ends_each_batch_with_it() {
     let dir = tempfile::tempdir().unwrap();
-    let options = LogOptions {
-        path: dir.path().join("zenedge.redb"),
-        site: site(),
-        disk_reserve: DiskReserve::Bytes(0),
-        queue_depth: 16,
-        max_batch: 16,
-        cache_size: 4 << 20,
-        clock: Arc::new(jiff::Timestamp::now),
-    };
+    let options = LogOptions { queue_depth: 16, max_batch: 16, ..LogOptions::for_tests(dir.path()) };
     let recorder = Recorder::default();
     let log = Store::open(&options, schema(), None).unwrap().start(recorder.clone(), Arc::new(Metrics::new())).unwrap();
     assert_eq!(log.handle().append(vec![note("a"), note("b"), note("c")]).await.unwrap(), [1, 2, 3]);
@@ -160,15 +152,7 @@ fn a_disk_reserve_refusal_reads_in_human_sizes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_are_stored_compressed_and_read_back_as_the_envelope_written() {
     let dir = tempfile::tempdir().unwrap();
-    let options = LogOptions {
-        path: dir.path().join("zenedge.redb"),
-        site: site(),
-        disk_reserve: DiskReserve::Bytes(0),
-        queue_depth: 16,
-        max_batch: 16,
-        cache_size: 4 << 20,
-        clock: Arc::new(jiff::Timestamp::now),
-    };
+    let options = LogOptions { queue_depth: 16, max_batch: 16, ..LogOptions::for_tests(dir.path()) };
     let log =
         Store::open(&options, schema(), None).unwrap().start(Recorder::default(), Arc::new(Metrics::new())).unwrap();
     let text = "OBR|1|PL1|FI1|CTHEAD^CT Head^L|||20261123100000\r".repeat(20);
