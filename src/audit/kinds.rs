@@ -357,16 +357,7 @@ pub fn instances_accessed(
         description: Some(description.to_owned()),
         details,
     };
-    AuditRecord {
-        event: code(dcm::INSTANCES_ACCESSED),
-        action: Action::Read,
-        at,
-        outcome: Outcome::Success,
-        outcome_description: None,
-        event_types: Vec::new(),
-        participants: vec![who.participant(), this_edge(edge_id, None)],
-        objects: vec![object],
-    }
+    instances_accessed_by(edge_id, who, Action::Read, object, at)
 }
 
 /// DICOM Instances Accessed (action U): an operator changed a forwarding dead letter through
@@ -394,9 +385,20 @@ pub fn forward_letter_changed(
         description: Some(format!("forwarding dead letter: {what}")),
         details,
     };
+    instances_accessed_by(edge_id, who, Action::Update, object, at)
+}
+
+/// DICOM Instances Accessed by `who` on this edge, successfully, with `action` on `object`.
+fn instances_accessed_by(
+    edge_id: &str,
+    who: &Requester,
+    action: Action,
+    object: AuditObject,
+    at: Timestamp,
+) -> AuditRecord {
     AuditRecord {
         event: code(dcm::INSTANCES_ACCESSED),
-        action: Action::Update,
+        action,
         at,
         outcome: Outcome::Success,
         outcome_description: None,
