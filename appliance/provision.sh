@@ -2,13 +2,15 @@
 # Provisions this edge box's identity: writes the tenant, hospital and edge ids into the
 # zenedge configuration and makes the edge's private key and certificate signing request
 # (CSR) for enrolment with the hub; with --server-name, also the key and CSR of the server
-# identity its TLS listeners present ([tls]). Safe to run again: an existing key is never
+# identity its TLS listeners present ([tls]); and the master key patient data at rest is
+# sealed under (store.master_key_file), unless it exists. Safe to run again: an existing key is never
 # replaced, ids already set are never changed (the event log remembers them), a CSR is remade
 # only when missing or made for another name.
 set -euo pipefail
 
 CONFIG=/etc/zenedge/zenedge.toml
 TLS_DIR=/etc/zenedge/tls
+MASTER_KEY=""
 TENANT=""
 HOSPITAL=""
 EDGE=""
@@ -18,7 +20,7 @@ SERVER_IPS=()
 usage() {
     cat <<'EOF'
 Usage: provision.sh --tenant ID --hospital ID --edge ID [--config FILE] [--tls-dir DIR]
-                    [--server-name DNS-NAME [--server-ip ADDRESS]...]
+                    [--master-key FILE] [--server-name DNS-NAME [--server-ip ADDRESS]...]
 
 Sets the site identity of this zenedge edge box and prepares its hub enrolment:
   * writes tenant_id, hospital_id and edge_id into the [site] section of the config
@@ -34,6 +36,10 @@ Sets the site identity of this zenedge edge box and prepares its hub enrolment:
     names DNS:DNS-NAME and IP:ADDRESS for each --server-ip, for the hospital's CA to sign.
     RSA because DICOM modalities with DCMTK's default TLS profile need an RSA server key
     over TLS 1.2.
+  * makes the master key patient data is sealed under (256 random bits as 64 hex digits,
+    mode 0400, owned by the zenedge user) unless it exists: an existing master key is never
+    replaced, since without it nothing sealed can be read. Keep a copy apart from the
+    database backups.
 
 IDs are 1-64 characters of A-Z a-z 0-9 . _ -
 
@@ -43,6 +49,8 @@ Options:
   --edge ID        this edge's id (also the CN of its client certificate)
   --config FILE    the configuration to edit (default /etc/zenedge/zenedge.toml)
   --tls-dir DIR    where edge.key and edge.csr go (default /etc/zenedge/tls)
+  --master-key F   the master key file (default: store.master_key_file of the config, else
+                   /etc/zenedge/master.key)
   --server-name N  the DNS name senders use to reach this box: make server.key and server.csr
   --server-ip A    an address senders use to reach this box (repeatable; with --server-name)
   -h, --help       this text
@@ -69,6 +77,7 @@ while [ $# -gt 0 ]; do
         --edge) EDGE="${2:-}"; shift 2 ;;
         --config) CONFIG="${2:-}"; shift 2 ;;
         --tls-dir) TLS_DIR="${2:-}"; shift 2 ;;
+        --master-key) MASTER_KEY="${2:-}"; shift 2 ;;
         --server-name) SERVER_NAME="${2:-}"; shift 2 ;;
         --server-ip) SERVER_IPS+=("${2:-}"); shift 2 ;;
         -h | --help) usage; exit 0 ;;
@@ -193,6 +202,34 @@ make_server() {
     echo "$csr: certificate signing request for $san"
 }
 
+# The value of KEY in the [store] section, without quotes ("" if absent).
+store_value() {
+    awk -v key="$1" '
+        /^[[:space:]]*\[/ { in_store = ($0 ~ /^[[:space:]]*\[store\][[:space:]]*$/) }
+        in_store && $0 ~ "^[[:space:]]*" key "[[:space:]]*=" {
+            sub(/^[^=]*=[[:space:]]*"/, ""); sub(/".*$/, ""); print; exit
+        }' "$CONFIG"
+}
+
+# The master key of store.master_key_file: 64 hex digits, 0400, the daemon's user; kept if present.
+make_master_key() {
+    local key="${MASTER_KEY:-$(store_value master_key_file)}"
+    key="${key:-/etc/zenedge/master.key}"
+    if [ -e "$key" ]; then
+        grep -qxE '[0-9a-fA-F]{64}' "$key" || die "$key exists but is not a master key (64 hex digits); not touching it"
+        echo "$key: exists, kept"
+        return
+    fi
+    install -d "$(dirname "$key")"
+    (umask 0377 && od -An -vtx1 -N32 /dev/urandom | tr -d ' \n' >"$key.tmp" && echo >>"$key.tmp")
+    if getent passwd zenedge >/dev/null && [ "$(id -u)" = 0 ]; then
+        chown zenedge:zenedge "$key.tmp"
+    fi
+    chmod 0400 "$key.tmp"
+    mv -n "$key.tmp" "$key"
+    echo "$key: new master key (back it up apart from the database backups)"
+}
+
 # The daemon (group zenedge) reads the keys; nobody else does.
 set_owner() {
     getent group zenedge >/dev/null || return 0
@@ -213,6 +250,7 @@ make_key
 make_csr
 [ -z "$SERVER_NAME" ] || make_server
 set_owner
+make_master_key
 echo
 if [ -n "$SERVER_NAME" ]; then
     echo "Next: send $TLS_DIR/edge.csr to the hub operator and $TLS_DIR/server.csr to the hospital's CA;"

@@ -41,20 +41,22 @@ cp packaging/zenedge.toml "$tmp/zenedge.toml"
 if command -v openssl >/dev/null; then
     appliance/provision.sh --tenant tenant-1 --hospital hospital-1 --edge edge-1 \
         --server-name edge-1.hospital.example --server-ip 10.0.0.5 \
-        --config "$tmp/zenedge.toml" --tls-dir "$tmp/tls" >/dev/null
+        --config "$tmp/zenedge.toml" --tls-dir "$tmp/tls" --master-key "$tmp/master.key" >/dev/null
     openssl req -in "$tmp/tls/edge.csr" -noout -verify 2>/dev/null || fail "provision.sh made an invalid CSR"
     openssl req -in "$tmp/tls/server.csr" -noout -verify 2>/dev/null || fail "provision.sh made an invalid server CSR"
     openssl req -in "$tmp/tls/server.csr" -noout -text | grep -q "DNS:edge-1.hospital.example, IP Address:10.0.0.5" ||
         fail "the server CSR does not name the server"
     openssl pkey -in "$tmp/tls/server.key" -noout -text 2>/dev/null | grep -q "3072 bit" ||
         fail "provision.sh did not make an RSA 3072 server key"
+    [ "$(stat -c %a "$tmp/master.key")" = 400 ] && grep -qxE '[0-9a-f]{64}' "$tmp/master.key" ||
+        fail "provision.sh did not make a master key of 64 hex digits, mode 0400"
     # Run again: the keys are kept, and so is the CSR that names the same server.
-    before="$(sha256sum "$tmp/tls/server.key" "$tmp/tls/server.csr")"
+    before="$(sha256sum "$tmp/tls/server.key" "$tmp/tls/server.csr" "$tmp/master.key")"
     appliance/provision.sh --tenant tenant-1 --hospital hospital-1 --edge edge-1 \
         --server-name edge-1.hospital.example --server-ip 10.0.0.5 \
-        --config "$tmp/zenedge.toml" --tls-dir "$tmp/tls" >/dev/null
-    [ "$before" = "$(sha256sum "$tmp/tls/server.key" "$tmp/tls/server.csr")" ] ||
-        fail "provision.sh run again changed the server key or CSR"
+        --config "$tmp/zenedge.toml" --tls-dir "$tmp/tls" --master-key "$tmp/master.key" >/dev/null
+    [ "$before" = "$(sha256sum "$tmp/tls/server.key" "$tmp/tls/server.csr" "$tmp/master.key")" ] ||
+        fail "provision.sh run again changed the server key, its CSR or the master key"
 else
     echo "openssl is not installed: provision.sh not run; site ids set with sed"
     sed -i 's/"CHANGE ME"/"site-1"/' "$tmp/zenedge.toml"

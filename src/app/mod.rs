@@ -115,7 +115,11 @@ pub enum RunError {
 impl RunError {
     /// The configuration is unusable (as opposed to a runtime failure).
     pub fn is_config(&self) -> bool {
-        matches!(self, RunError::SyncTls(_) | RunError::Tls(_))
+        match self {
+            RunError::SyncTls(_) | RunError::Tls(_) => true,
+            RunError::Open(e) => e.is_config(),
+            _ => false,
+        }
     }
 }
 
@@ -156,7 +160,7 @@ pub async fn run(
         tracing::warn!("{warning}");
     }
     let metrics = Arc::new(Metrics::new());
-    let log_options = LogOptions::from_config(&config);
+    let log_options = LogOptions::from_config(&config).serving();
     let clock = log_options.clock.clone();
     let hook = options.faults.as_ref().and_then(FaultInjector::hook);
     let log = start::open_log(log_options, metrics.clone(), options.faults).await?;

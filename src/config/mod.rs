@@ -80,6 +80,11 @@ pub struct StoreConfig {
     /// Events in the log before a compression dictionary is trained on the site's own (and
     /// how many more before the next check); 0: never ([`crate::log::dictionary`]).
     pub value_dictionary_after: u64,
+    /// The master key every data key is wrapped under (`store.master_key_file`; empty in the
+    /// file: `<state_dir>/master.key`).
+    pub master_key_file: PathBuf,
+    /// Seal event values that carry patient data under per-patient keys.
+    pub seal: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -44,6 +44,8 @@ pub(super) struct RawStore {
     pub max_batch: usize,
     pub cache_size: String,
     pub value_dictionary_after: u64,
+    pub master_key_file: String,
+    pub seal: bool,
 }
 
 impl Default for RawStore {
@@ -55,6 +57,8 @@ impl Default for RawStore {
             max_batch: 1024,
             cache_size: "32MiB".into(),
             value_dictionary_after: 2000,
+            master_key_file: String::new(),
+            seal: true,
         }
     }
 }

@@ -81,6 +81,8 @@ fn example_config_parses_with_its_documented_defaults() {
     assert_eq!(config.store.queue_depth, defaults.store.queue_depth);
     assert_eq!(config.store.max_batch, defaults.store.max_batch);
     assert_eq!(config.store.cache_size, defaults.store.cache_size);
+    assert!(config.store.seal && defaults.store.seal, "patient data is sealed by default");
+    assert_eq!(config.store.master_key_file, defaults.store.master_key_file, "./data/master.key either way");
     assert_eq!(config.mllp.accession_from, defaults.mllp.accession_from);
     assert_eq!(config.mllp.fallback_charset, defaults.mllp.fallback_charset);
     assert_eq!(config.mllp.max_connections, defaults.mllp.max_connections);

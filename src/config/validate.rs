@@ -18,8 +18,14 @@ pub(super) fn validate(raw: raw::RawConfig, mut c: Checker) -> Result<Config, Co
         hospital_id: c.check("site.hospital_id", identifier(&raw.site.hospital_id)).unwrap_or_default(),
         edge_id: c.check("site.edge_id", identifier(&raw.site.edge_id)).unwrap_or_default(),
     };
+    let state_dir: PathBuf = c.check("store.state_dir", non_empty_path(&raw.store.state_dir)).unwrap_or_default();
     let store = StoreConfig {
-        state_dir: c.check("store.state_dir", non_empty_path(&raw.store.state_dir)).unwrap_or_default(),
+        master_key_file: match raw.store.master_key_file.as_str() {
+            "" => state_dir.join("master.key"),
+            path => PathBuf::from(path),
+        },
+        seal: raw.store.seal,
+        state_dir,
         disk_reserve: c
             .check("store.disk_reserve", units::disk_reserve(&raw.store.disk_reserve))
             .unwrap_or(DiskReserve::Bytes(0)),

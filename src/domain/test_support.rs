@@ -30,6 +30,9 @@ pub(crate) fn options(dir: &std::path::Path) -> LogOptions {
         max_batch: 1024,
         cache_size: 4 << 20,
         clock: Arc::new(Timestamp::now),
+        // Sealed as the daemon writes by default, so every domain test reads sealed values.
+        master_key: Some(crate::log::MasterKeyFile { path: dir.join("master.key"), create: true }),
+        seal: true,
     }
 }
 

@@ -8,6 +8,7 @@
 //! version below, and add an upcast arm to [`Event::decode`].
 
 use serde::Serialize;
+use crate::log::Subject;
 
 use super::decisions::{
     Hl7MessageMatched, Hl7MessageUpdated, OrderCancelled, OrderCreated, OrderUpdated, PatientCaseClassified,
@@ -115,12 +116,47 @@ impl crate::log::Payload for Event {
     fn size_hint(&self) -> usize {
         Event::size_hint(self)
     }
+
+    fn subject(&self) -> Subject<'_> {
+        Event::subject(self)
+    }
 }
 
 impl Event {
     pub const HL7_MESSAGE_RECEIVED: &'static str = "HL7MessageReceived";
     pub const INSTANCE_STORED: &'static str = "InstanceStored";
     pub const STUDY_COMPLETED: &'static str = "StudyCompleted";
+
+    /// Whose patient data the payload carries (the key the log seals it under): the patient
+    /// id it names, a key of its own when it carries patient data without one (an HL7 message
+    /// with no PID, changed order fields), nothing for events that carry no patient data
+    /// (matches, forwarding, file deletions, classifications).
+    pub fn subject(&self) -> Subject<'_> {
+        fn patient(id: Option<&String>) -> Subject<'_> {
+            match id.filter(|id| !id.is_empty()) {
+                Some(id) => Subject::Patient(id),
+                None => Subject::Message,
+            }
+        }
+        match self {
+            Event::Hl7MessageReceived(e) => patient(e.summary.patient.as_ref().and_then(|p| p.id.as_ref())),
+            Event::InstanceStored(e) => patient(e.patient_id.as_ref()),
+            Event::StudyCompleted(e) => patient(e.patient_id.as_ref()),
+            Event::OrderCreated(e) => patient(e.patient_ids.first()),
+            Event::PatientCaseCreated(e) => patient(e.patient_ids.first()),
+            Event::PatientCaseConsolidated(e) => patient(Some(&e.via_patient_id)),
+            Event::PatientsMerged(e) => patient(Some(&e.surviving_patient_id)),
+            Event::Hl7MessageUpdated(_) | Event::OrderUpdated(_) => Subject::Message,
+            Event::Hl7MessageMatched(_)
+            | Event::StudyMatched(_)
+            | Event::StudyUnmatched(_)
+            | Event::OrderCancelled(_)
+            | Event::PatientCaseClassified(_)
+            | Event::InstanceFileDeleted(_)
+            | Event::InstanceForwarded(_)
+            | Event::InstancesCommitted(_) => Subject::Clear,
+        }
+    }
 
     /// Roughly how many bytes the payload encodes to (sizes the encode buffer).
     pub fn size_hint(&self) -> usize {

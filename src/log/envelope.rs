@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::value::ValueFault;
 
 /// What the engine needs from an event payload to store it: its name and version in the
-/// envelope, and a size hint for the encode buffer. It is encoded with its own `Serialize`.
+/// envelope, a size hint for the encode buffer, and whose data it is (sealing). It is encoded with its own `Serialize`.
 pub trait Payload: Serialize + Send + Sync + 'static {
     /// The envelope's `event_type`.
     fn event_type(&self) -> &'static str;
@@ -23,6 +23,11 @@ pub trait Payload: Serialize + Send + Sync + 'static {
     fn event_version(&self) -> u32;
     /// Roughly how many bytes the payload encodes to.
     fn size_hint(&self) -> usize;
+    /// Whose patient data the payload carries: the data key it is sealed under when the log
+    /// seals ([`super::keys`]). Payloads with no patient data are stored unsealed.
+    fn subject(&self) -> super::keys::Subject<'_> {
+        super::keys::Subject::Clear
+    }
 }
 
 /// What the event is about: the aggregate it changes.

@@ -64,11 +64,15 @@ pub mod dictionary;
 pub mod envelope;
 mod faults;
 mod files;
+pub mod keys;
+pub mod master_key;
 pub mod positions;
 mod reader;
 mod reserve;
 mod schema;
 pub(crate) mod store;
+#[cfg(test)]
+mod sealing_tests;
 #[cfg(test)]
 mod tests;
 mod txn;
@@ -81,6 +85,8 @@ use std::sync::Arc;
 pub use envelope::{Aggregate, DecodeError, NewEvent, Payload, StoredEnvelope, head_event_id};
 pub use faults::FaultInjector;
 pub use files::{create_durably, fsync_dir, is_relative_inside};
+pub use keys::{DATA_KEYS, Keyring, Subject};
+pub use master_key::{MasterKey, MasterKeyError};
 pub use reader::{LogReader, ReadError, Storage, decode_row, plain_envelope};
 pub use reserve::{DiskGuard, Space, human};
 pub use schema::{COPY_CHUNK, Migration, Schema, TableSpec};
@@ -103,6 +109,20 @@ pub struct LogOptions {
     pub cache_size: usize,
     /// The time recorded on every event of a batch.
     pub clock: Clock,
+    /// The master key file the data keys are wrapped under ([`keys`]); `None`: no keys (sealed
+    /// values cannot be read, none are written).
+    pub master_key: Option<MasterKeyFile>,
+    /// Seal new values that carry patient data (needs `master_key`).
+    pub seal: bool,
+}
+
+/// Where the master key is, and whether opening may create it.
+#[derive(Debug, Clone)]
+pub struct MasterKeyFile {
+    pub path: PathBuf,
+    /// Create the file when it is absent and the database holds no data key yet (`serve`);
+    /// the tools only read it.
+    pub create: bool,
 }
 
 impl std::fmt::Debug for LogOptions {
@@ -114,6 +134,8 @@ impl std::fmt::Debug for LogOptions {
             .field("queue_depth", &self.queue_depth)
             .field("max_batch", &self.max_batch)
             .field("cache_size", &self.cache_size)
+            .field("master_key", &self.master_key)
+            .field("seal", &self.seal)
             .finish_non_exhaustive()
     }
 }
@@ -131,7 +153,22 @@ impl LogOptions {
             max_batch: 64,
             cache_size: 4 << 20,
             clock: Arc::new(jiff::Timestamp::now),
+            master_key: None,
+            seal: false,
         }
+    }
+
+    /// The daemon's options: `serve` creates the master key file on first start.
+    pub fn serving(mut self) -> LogOptions {
+        if let Some(file) = &mut self.master_key {
+            file.create = true;
+        }
+        self
+    }
+
+    /// The same options with sealing on, under the master key file `path` (created if absent).
+    pub fn sealed_with(self, path: PathBuf) -> LogOptions {
+        LogOptions { master_key: Some(MasterKeyFile { path, create: true }), seal: true, ..self }
     }
 
     pub fn from_config(config: &Config) -> LogOptions {
@@ -143,6 +180,8 @@ impl LogOptions {
             max_batch: config.store.max_batch,
             cache_size: config.store.cache_size,
             clock: Arc::new(jiff::Timestamp::now),
+            master_key: Some(MasterKeyFile { path: config.store.master_key_file.clone(), create: false }),
+            seal: config.store.seal,
         }
     }
 }
@@ -159,6 +198,8 @@ pub struct Store {
     last_seq: u64,
     /// The dictionary new values are written with ([`dictionary`]).
     dictionary: Option<&'static value::Dictionary>,
+    /// The file's data keys, when opened with a master key.
+    keyring: Option<Arc<Keyring>>,
 }
 
 impl Store {
@@ -169,7 +210,9 @@ impl Store {
         let last_seq = store::last_seq(&db)
             .map_err(|e| OpenError::Database { path: options.path.clone(), source: Box::new(e) })?;
         let dictionary = store::dictionaries(&db, &options.path)?;
-        Ok(Store { db: Arc::new(db), options: options.clone(), tables: schema.tables, last_seq, dictionary })
+        let db = Arc::new(db);
+        let keyring = open_keyring(&db, options)?;
+        Ok(Store { db, options: options.clone(), tables: schema.tables, last_seq, dictionary, keyring })
     }
 
     /// The open database (for work before the writer starts, such as a catch-up).
@@ -192,7 +235,8 @@ impl Store {
 
     /// Starts the writer thread, which applies every event it appends with `applier`.
     pub fn start<A: Applier>(self, applier: A, metrics: Arc<Metrics>) -> Result<Log<A>, OpenError> {
-        let Store { db, options, tables, last_seq, dictionary } = self;
+        let Store { db, options, tables, last_seq, dictionary, keyring } = self;
+        let keyring = keyring.filter(|_| options.seal);
         metrics.log_last_seq.set(last_seq as i64);
         let dir = options.path.parent().map(PathBuf::from).unwrap_or_else(|| ".".into());
         let guard = DiskGuard::new(dir, options.disk_reserve);
@@ -207,6 +251,7 @@ impl Store {
             next_seq: last_seq + 1,
             clock: options.clock.clone(),
             dictionary,
+            keyring,
             applier,
         };
         let thread = std::thread::Builder::new()
@@ -215,6 +260,51 @@ impl Store {
             .map_err(|e| OpenError::Database { path: options.path.clone(), source: Box::new(e.into()) })?;
         Ok(Log { handle, reader: LogReader::new(db, options.site.clone(), tables), guard, thread })
     }
+}
+
+/// The keyring of `db` under the master key of `options` (creating the key file when allowed,
+/// absent, and the database holds no data key yet); `None` without a master key.
+pub fn open_keyring(db: &Arc<redb::Database>, options: &LogOptions) -> Result<Option<Arc<Keyring>>, OpenError> {
+    match &options.master_key {
+        Some(file) => open_keys(db, &options.path, file),
+        None => Ok(None),
+    }
+}
+
+/// The keyring of `db` (the file at `path`) under the master key `file` ([`open_keyring`]).
+pub fn open_keys(
+    db: &Arc<redb::Database>,
+    path: &std::path::Path,
+    file: &MasterKeyFile,
+) -> Result<Option<Arc<Keyring>>, OpenError> {
+    let db_err = |e: redb::Error| OpenError::Database { path: path.to_owned(), source: Box::new(e) };
+    let (recorded, salt) = store::key_record(db).map_err(db_err)?;
+    let master = if std::fs::symlink_metadata(&file.path).is_ok() {
+        MasterKey::load(&file.path)?
+    } else if recorded.is_some() {
+        return Err(MasterKeyError::Missing { path: file.path.clone() }.into());
+    } else if file.create {
+        let master = MasterKey::generate();
+        master.create(&file.path)?;
+        tracing::warn!(
+            path = %file.path.display(),
+            "created a new master key for patient data at rest; in production it belongs off the data disk \
+             (see store.master_key_file), and without it nothing sealed can be read"
+        );
+        master
+    } else {
+        return Ok(None);
+    };
+    let fingerprint = master.fingerprint();
+    if let Some(expected) = recorded.as_ref().filter(|r| **r != fingerprint) {
+        let (path, found, expected) = (file.path.clone(), fingerprint, expected.clone());
+        return Err(MasterKeyError::WrongKey { path, found, expected }.into());
+    }
+    let salt = match (recorded, salt) {
+        (Some(_), Some(salt)) => salt,
+        _ => store::record_key(db, &fingerprint).map_err(db_err)?,
+    };
+    Ok(Some(keys::register(db, &master, salt)))
 }
 
 /// The open log: the writer thread, a handle to send it requests, and a reader.

@@ -23,6 +23,11 @@ pub const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 pub const VALUE_DICTIONARIES: TableDefinition<u32, &[u8]> = TableDefinition::new("value_dictionaries");
 /// The `meta` key (in [`META`]) naming the dictionary new values are written with.
 pub const CURRENT_DICTIONARY: &str = "value_dictionary";
+/// The `meta` key of the database's random salt of patient key ids (hex, [`super::keys`]).
+pub const META_KEY_SALT: &str = "data_key_salt";
+/// The `meta` key of the fingerprint of the master key the data keys are wrapped under.
+pub const META_MASTER_KEY: &str = "master_key_fingerprint";
+
 /// Why the log could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
@@ -53,6 +58,16 @@ pub enum OpenError {
          FILE --force) and keep this file for analysis"
     )]
     CorruptDictionary { path: PathBuf, id: u32 },
+    /// The master key file cannot be used (a configuration problem).
+    #[error(transparent)]
+    MasterKey(#[from] super::master_key::MasterKeyError),
+}
+
+impl OpenError {
+    /// The configuration (or a file it names) is at fault, not the database.
+    pub fn is_config(&self) -> bool {
+        matches!(self, OpenError::MasterKey(_))
+    }
 }
 
 /// Opens (creating if needed) the database at `path` for `site`, migrating older layouts to
@@ -233,4 +248,32 @@ pub(crate) fn last_seq(db: &Database) -> Result<u64, redb::Error> {
     let txn = db.begin_read()?;
     let table = txn.open_table(EVENTS)?;
     Ok(table.last()?.map(|(k, _)| k.value()).unwrap_or(0))
+}
+
+/// The master key fingerprint and the key-id salt `db` records (each `None` until the first
+/// open with a master key), without writing.
+pub(crate) fn key_record(db: &Database) -> Result<(Option<String>, Option<[u8; 16]>), redb::Error> {
+    let txn = db.begin_read()?;
+    let meta = match txn.open_table(META) {
+        Ok(meta) => meta,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok((None, None)),
+        Err(e) => return Err(e.into()),
+    };
+    let fingerprint = meta.get(META_MASTER_KEY)?.map(|v| v.value().to_owned());
+    let salt = meta.get(META_KEY_SALT)?.and_then(|v| super::keys::parse_salt(v.value()));
+    Ok((fingerprint, salt))
+}
+
+/// Records `fingerprint` and a new key-id salt, and creates `data_keys`; returns the salt.
+pub(crate) fn record_key(db: &Database, fingerprint: &str) -> Result<[u8; 16], redb::Error> {
+    let salt = super::keys::new_salt()?;
+    let txn = db.begin_write()?;
+    {
+        let mut meta = txn.open_table(META)?;
+        meta.insert(META_MASTER_KEY, fingerprint)?;
+        meta.insert(META_KEY_SALT, super::master_key::hex(&salt).as_str())?;
+        txn.open_table(super::keys::DATA_KEYS)?;
+    }
+    txn.commit()?;
+    Ok(salt)
 }

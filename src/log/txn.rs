@@ -14,6 +14,7 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::envelope::{EnvelopeRef, NewEvent, Payload, StoredEnvelope};
+use super::keys::Keyring;
 use super::reserve::human;
 use super::store::EVENTS;
 use crate::config::Site;
@@ -138,6 +139,8 @@ pub struct Txn<'a, 't, A: Applier> {
     /// The applier's tables in this transaction.
     pub tables: A::Tables<'t>,
     applier: &'a A,
+    /// Seals the values of events that carry patient data (`None`: sealing off).
+    keyring: Option<&'a Keyring>,
     txn: &'t WriteTransaction,
     events: Option<Table<'t, u64, &'static [u8]>>,
     next_seq: &'a mut u64,
@@ -154,6 +157,7 @@ impl<'a, 't, A: Applier> Txn<'a, 't, A> {
         next_seq: &'a mut u64,
         recorded_at: Timestamp,
         applier: &'a A,
+        keyring: Option<&'a Keyring>,
     ) -> Self {
         Txn {
             site,
@@ -162,6 +166,7 @@ impl<'a, 't, A: Applier> Txn<'a, 't, A> {
             recorded_at,
             tables: applier.tables(txn),
             applier,
+            keyring,
             txn,
             events: None,
             next_seq,
@@ -184,7 +189,7 @@ impl<'a, 't, A: Applier> Txn<'a, 't, A> {
     pub fn append(&mut self, event: &NewEvent<A::Event>) -> Result<Result<u64, AppendError>, redb::Error> {
         let seq = *self.next_seq;
         let bytes = match encode(self.site, event, seq, self.recorded_at) {
-            Ok(bytes) => bytes,
+            Ok(bytes) => self.seal(seq, &event.event, bytes)?,
             Err(e) => return Ok(Err(e)),
         };
         self.insert(seq, &bytes, event)?;
@@ -197,6 +202,17 @@ impl<'a, 't, A: Applier> Txn<'a, 't, A> {
         let events = self.events_table()?;
         let Some(stored) = events.get(seq)? else { return Ok(None) };
         StoredEnvelope::from_bytes(stored.value()).map(Some).map_err(|e| corrupt("events", format!("event {seq}: {e}")))
+    }
+
+    /// `stored` (the value of event `seq`) sealed under the data key of `event`'s subject, in
+    /// this transaction (the key is created here if new); as it is when sealing is off or the
+    /// event carries no patient data.
+    fn seal(&self, seq: u64, event: &A::Event, stored: Vec<u8>) -> Result<Vec<u8>, redb::Error> {
+        let Some(keyring) = self.keyring else { return Ok(stored) };
+        match keyring.data_key(self.txn, self.site, event.subject())? {
+            Some((id, key)) => super::value::seal(seq, &id, &key, &stored),
+            None => Ok(stored),
+        }
     }
 
     fn events_table(&mut self) -> Result<&mut Table<'t, u64, &'static [u8]>, redb::Error> {
@@ -239,8 +255,10 @@ pub(crate) fn apply_events<A: Applier>(
     };
     let mut seqs = Vec::with_capacity(encoded.len());
     for (bytes, event) in encoded.into_iter().zip(&events) {
-        seqs.push(t.next_seq());
-        t.insert(t.next_seq(), &bytes, event)?;
+        let seq = t.next_seq();
+        let bytes = t.seal(seq, &event.event, bytes)?;
+        seqs.push(seq);
+        t.insert(seq, &bytes, event)?;
     }
     Ok(Ok(seqs))
 }

@@ -9,6 +9,16 @@
 //!   it), a format byte (`1` = one zstd frame), the dictionary id as an unsigned LEB128
 //!   number (`0` = no dictionary; otherwise one of the file's trained dictionaries,
 //!   [`super::dictionary`]), then the zstd frame, which records its content size.
+//! * **Sealed**: `0xC1`, format byte `2`, the event's sequence number (8 bytes, little-endian),
+//!   the id of the patient's data key it is sealed under ([`super::keys`], 16 bytes), then
+//!   AES-256-GCM: a random nonce (12 bytes), the ciphertext, the tag (16 bytes). The associated
+//!   data is the header (marker, format, sequence number, key id): a value copied to another
+//!   sequence number, or given another key id, does not open, and a value read by its sequence
+//!   number ([`decode`]) must name that number. The plain text is the value as it would be
+//!   stored unsealed (plain or compressed): sealing comes after compression, and the plain text
+//!   is never itself sealed. A truncated header, a key no open database holds (destroyed, or
+//!   another master key's) and a ciphertext that does not authenticate are each a
+//!   [`ValueFault`].
 //!
 //! Dictionaries are registered process-wide by id ([`register`], [`lookup`]) when a file that
 //! holds them is opened, so readers need nothing but the stored bytes.
@@ -29,11 +39,14 @@ use std::sync::{LazyLock, RwLock};
 
 use sha2::{Digest, Sha256};
 use zstd::dict::{DecoderDictionary, EncoderDictionary};
+use super::keys::{KEY_ID_LEN, KeyId};
 
 /// The first byte of a compressed value (msgpack's "never used" marker).
 pub const MARK: u8 = 0xC1;
 /// Format byte: one zstd frame.
 pub const FORMAT_ZSTD: u8 = 1;
+/// Format byte: sealed under a data key ([`seal`]).
+pub const FORMAT_SEALED: u8 = 2;
 /// The largest envelope stored compressed; a compressed value may declare no more.
 pub const MAX_PLAIN_BYTES: usize = 64 << 20;
 /// zstd's level for event values, with or without a dictionary.
@@ -57,6 +70,14 @@ pub enum ValueFault {
     TooLarge(u64),
     #[error("it does not decompress: {0}")]
     Zstd(String),
+    #[error("it is sealed under a data key no open database holds (destroyed, or another master key's)")]
+    UnknownKey,
+    #[error("the sealed value does not authenticate (altered, or not sealed under the key it names)")]
+    Unauthentic,
+    #[error("it was sealed for event {0}, not for this one")]
+    Misplaced(u64),
+    #[error("a sealed value holds another sealed value")]
+    Nested,
 }
 
 /// A stored event value that cannot be read: corruption, reported with its sequence number.
@@ -184,9 +205,18 @@ pub fn compressed_len(dictionary: Option<&'static Dictionary>, plain: &[u8]) -> 
     compress(dictionary, plain).map_or(plain.len(), |out| out.len().min(plain.len()))
 }
 
-/// The plain envelope of the stored value of event `seq`.
+/// The plain envelope of the stored value of event `seq`; a sealed value must have been sealed
+/// for `seq`.
 pub fn decode(seq: u64, stored: &[u8]) -> Result<Cow<'_, [u8]>, CorruptValue> {
-    plain(stored).map_err(|fault| CorruptValue { seq, fault })
+    let at = |fault| CorruptValue { seq, fault };
+    if !is_sealed(stored) {
+        return plain(stored).map_err(at);
+    }
+    let (sealed_for, inner) = open(stored).map_err(at)?;
+    if sealed_for != seq {
+        return Err(at(ValueFault::Misplaced(sealed_for)));
+    }
+    Ok(Cow::Owned(plain(&inner).map_err(at)?.into_owned()))
 }
 
 /// Whether `stored` is in the compressed form (tests and statistics).
@@ -198,6 +228,10 @@ pub fn is_compressed(stored: &[u8]) -> bool {
 pub fn plain(stored: &[u8]) -> Result<Cow<'_, [u8]>, ValueFault> {
     let Some((&MARK, rest)) = stored.split_first() else { return Ok(Cow::Borrowed(stored)) };
     let (&format, rest) = rest.split_first().ok_or(ValueFault::Truncated)?;
+    if format == FORMAT_SEALED {
+        let (_, inner) = open(stored)?;
+        return Ok(Cow::Owned(plain(&inner)?.into_owned()));
+    }
     if format != FORMAT_ZSTD {
         return Err(ValueFault::UnknownFormat(format));
     }
@@ -234,6 +268,56 @@ pub fn plain(stored: &[u8]) -> Result<Cow<'_, [u8]>, ValueFault> {
         return Err(ValueFault::Zstd(format!("{} bytes instead of the {size} declared", out.len())));
     }
     Ok(Cow::Owned(out))
+}
+
+/// Bytes before the nonce: marker, format, sequence number, key id.
+pub const HEADER_LEN: usize = 2 + 8 + KEY_ID_LEN;
+
+/// `inner` (a stored value, unsealed) sealed as the value of event `seq` under the data key
+/// `key` whose id is `id`.
+pub fn seal(seq: u64, id: &KeyId, key: &[u8; 32], inner: &[u8]) -> Result<Vec<u8>, redb::Error> {
+    let mut out = Vec::with_capacity(HEADER_LEN + 12 + inner.len() + 16);
+    out.extend_from_slice(&[MARK, FORMAT_SEALED]);
+    out.extend_from_slice(&seq.to_le_bytes());
+    out.extend_from_slice(id);
+    let header = out.clone();
+    super::keys::aead_seal(key, &header, inner, &mut out)?;
+    Ok(out)
+}
+
+/// Whether `stored` is a sealed value.
+pub fn is_sealed(stored: &[u8]) -> bool {
+    stored.len() >= 2 && stored[0] == MARK && stored[1] == FORMAT_SEALED
+}
+
+/// The parts of a sealed value's header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    /// The sequence number the value was sealed for.
+    pub seq: u64,
+    /// The data key it was sealed under.
+    pub key_id: KeyId,
+}
+
+/// The header of the sealed value `stored`.
+pub fn header(stored: &[u8]) -> Result<Header, ValueFault> {
+    if stored.len() < HEADER_LEN {
+        return Err(ValueFault::Truncated);
+    }
+    let seq = u64::from_le_bytes(stored[2..10].try_into().expect("8 bytes"));
+    let key_id: KeyId = stored[10..HEADER_LEN].try_into().expect("16 bytes");
+    Ok(Header { seq, key_id })
+}
+
+/// The sequence number `stored` was sealed for, and its unsealed stored form.
+pub fn open(stored: &[u8]) -> Result<(u64, Vec<u8>), ValueFault> {
+    let head = header(stored)?;
+    let key = super::keys::find(&head.key_id).ok_or(ValueFault::UnknownKey)?;
+    let inner = super::keys::aead_open(&key, &stored[..HEADER_LEN], &stored[HEADER_LEN..]).ok_or(ValueFault::Unauthentic)?;
+    if is_sealed(&inner) {
+        return Err(ValueFault::Nested);
+    }
+    Ok((head.seq, inner))
 }
 
 /// Appends `value` as unsigned LEB128.

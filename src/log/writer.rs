@@ -128,6 +128,8 @@ pub(crate) struct Writer<A: Applier> {
     pub clock: Clock,
     /// The dictionary values are compressed with when the writer starts.
     pub dictionary: Option<&'static super::value::Dictionary>,
+    /// Seals the values of events that carry patient data; `None`: sealing off.
+    pub keyring: Option<Arc<super::keys::Keyring>>,
     /// What the layer above does with every appended event and at the end of every batch.
     pub applier: A,
 }
@@ -246,7 +248,8 @@ impl<A: Applier> Writer<A> {
         reserve: Result<(), AppendError>,
     ) -> Result<bool, redb::Error> {
         let now = (self.clock)();
-        let mut t = Txn::new(txn, &self.site, &self.metrics, reserve, &mut self.next_seq, now, &self.applier);
+        let keyring = self.keyring.as_deref();
+        let mut t = Txn::new(txn, &self.site, &self.metrics, reserve, &mut self.next_seq, now, &self.applier, keyring);
         for request in requests.iter_mut() {
             request.apply(&mut t)?;
         }

@@ -99,7 +99,7 @@ pub fn backup(addr: impl Into<super::Daemon>, to: &Path) -> Result<BackupSummary
         return Err(super::error_text(&daemon, status, &text));
     }
     let (files, bytes) = extract(body.into_reader(), to).map_err(|e| format!("the backup stream broke off: {e}"))?;
-    let mut summary = check(to)?;
+    let mut summary = check(to, daemon.master_key.as_deref())?;
     if announced.is_some_and(|seq| seq != summary.last_seq) {
         return Err(format!("the copy ends at seq {} but the daemon announced {announced:?}", summary.last_seq));
     }
@@ -163,12 +163,19 @@ pub(super) fn write_durably(from: &mut impl Read, target: &Path) -> io::Result<u
     Ok(n)
 }
 
-/// Checks the copy in `to`: its log's head, and each instance file against its event.
-fn check(to: &Path) -> Result<BackupSummary, String> {
+/// Checks the copy in `to`: its log's head, and each instance file against its event (its
+/// sealed values read with the master key `master_key`: the events of instances are sealed).
+fn check(to: &Path, master_key: Option<&Path>) -> Result<BackupSummary, String> {
     let path = to.join(format!("{DATABASE}.part"));
-    let db = redb::ReadOnlyDatabase::open(&path).map_err(|e| format!("the copied database is unreadable: {e}"))?;
-    let mut summary = check_instances(&db, to).map_err(|e| format!("the copied log is unreadable: {e}"))?;
-    let (events, last_seq) = head(&db).map_err(|e| format!("the copied log is unreadable: {e}"))?;
+    let db = std::sync::Arc::new(
+        redb::Database::open(&path).map_err(|e| format!("the copied database is unreadable: {e}"))?,
+    );
+    if let Some(file) = master_key {
+        let file = crate::log::MasterKeyFile { path: file.to_owned(), create: false };
+        crate::log::open_keys(&db, &path, &file).map_err(|e| format!("the copy cannot be checked: {e}"))?;
+    }
+    let mut summary = check_instances(&*db, to).map_err(|e| format!("the copied log is unreadable: {e}"))?;
+    let (events, last_seq) = head(&*db).map_err(|e| format!("the copied log is unreadable: {e}"))?;
     (summary.events, summary.last_seq) = (events, last_seq);
     Ok(summary)
 }

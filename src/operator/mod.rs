@@ -56,12 +56,14 @@ pub struct Daemon {
     pub token: Option<Arc<str>>,
     /// Where the local token was looked for, for the message when there is none.
     pub token_file: Option<PathBuf>,
+    /// The master key file, to read the sealed values of a copy (a backup's check).
+    pub master_key: Option<PathBuf>,
 }
 
 /// A daemon at `addr` over plain HTTP, asked without a token.
 impl From<SocketAddr> for Daemon {
     fn from(addr: SocketAddr) -> Daemon {
-        Daemon { addr, https: false, token: None, token_file: None }
+        Daemon { addr, https: false, token: None, token_file: None, master_key: None }
     }
 }
 
@@ -86,6 +88,7 @@ impl Daemon {
             https: config.http.tls,
             token: token.map(Arc::from),
             token_file: Some(token_file),
+            master_key: Some(config.store.master_key_file.clone()),
         }
     }
 

@@ -27,7 +27,7 @@ pub(crate) fn with_database(path: &Path, run: fn(&redb::Database, &Config) -> Ex
         Ok(config) => config,
         Err(code) => return code,
     };
-    match crate::projections::rebuild::open(&config.database_path(), &config.site, config.store.cache_size) {
+    match crate::projections::rebuild::open_keyed(&crate::log::LogOptions::from_config(&config)) {
         Ok(db) => run(&db, &config),
         Err(e) => {
             eprintln!("zenedge: {e}");

@@ -4,8 +4,9 @@
 //! Checks first, changes after, and nothing startable unless every check passed:
 //!
 //! 1. DIR must hold `zenedge.redb` of the config's site (tenant, hospital, edge); the state
-//!    directory must be empty or missing unless `--force`, and its database must not be open
-//!    (a running daemon holds its lock).
+//!    directory must be empty or missing (but for the master key file, when it is kept there)
+//!    unless `--force`, and its database must not be open (a running daemon holds its lock).
+//!    The config's master key file must be the one the backup's data keys were made under.
 //! 2. Everything is written into a side directory, `<state_dir>/.restore-<pid>`: the instance
 //!    files, then the database, each through a `.part` name, fsync'ed and renamed, the
 //!    directories fsync'ed. The side directory is inside the state directory rather than
@@ -84,7 +85,7 @@ pub fn restore(from: &Path, config: &Config, force: bool) -> Result<BackupSummar
     }
     check_site(&source, &config.site)?;
     let state_dir = &config.store.state_dir;
-    check_target(state_dir, &config.database_path(), force)?;
+    check_target(state_dir, &config.database_path(), &config.store.master_key_file, force)?;
     create_dir_durably(state_dir).map_err(|e| format!("cannot create {}: {e}", state_dir.display()))?;
     sweep_sides(state_dir).map_err(|e| format!("cannot remove what an interrupted restore left: {e}"))?;
     let side =
@@ -107,11 +108,13 @@ fn fill(from: &Path, source: &Path, side: &Path, config: &Config) -> Result<Back
     write_durably(&mut db_file, &copy)
         .and_then(|_| super::fsync_dir(side))
         .map_err(|e| format!("cannot write {}: {e}", copy.display()))?;
-    let db = crate::projections::rebuild::open(&copy, &config.site, config.store.cache_size)?;
+    // Opened with the master key: the backup's sealed values are read as the daemon reads them.
+    let options = crate::log::LogOptions { path: copy.clone(), ..crate::log::LogOptions::from_config(config) };
+    let db = crate::projections::rebuild::open_keyed(&options)?;
     crate::sync::cursor::mark_restored(&db, jiff::Timestamp::now())
         .map_err(|e| format!("cannot mark the copy as restored: {e}"))?;
-    let mut summary = check_instances(&db, side).map_err(|e| e.to_string())?;
-    (summary.events, summary.last_seq) = head(&db).map_err(|e| e.to_string())?;
+    let mut summary = check_instances(&*db, side).map_err(|e| e.to_string())?;
+    (summary.events, summary.last_seq) = head(&*db).map_err(|e| e.to_string())?;
     summary.files = files;
     Ok(summary)
 }
@@ -224,11 +227,14 @@ fn check_site(source: &Path, site: &Site) -> Result<(), String> {
     Ok(())
 }
 
-/// The state directory must be empty (or `--force`) and its database closed.
-fn check_target(state_dir: &Path, database: &Path, force: bool) -> Result<(), String> {
+/// The state directory must be empty (or `--force`) and its database closed. The master key
+/// file, when it is kept there, does not count: the backup needs it.
+fn check_target(state_dir: &Path, database: &Path, master_key: &Path, force: bool) -> Result<(), String> {
     // What an interrupted restore left is swept, not counted.
     let occupied = fs::read_dir(state_dir)
-        .map(|d| d.flatten().any(|e| !e.file_name().to_string_lossy().starts_with(SIDE_PREFIX)))
+        .map(|d| {
+            d.flatten().any(|e| !e.file_name().to_string_lossy().starts_with(SIDE_PREFIX) && e.path() != master_key)
+        })
         .unwrap_or(false);
     if occupied && !force {
         return Err(format!(

@@ -30,7 +30,7 @@ use redb::{Database, MultimapTableHandle, ReadableDatabase, ReadableTable, Reada
 use sha2::{Digest, Sha256};
 
 use crate::events::{Envelope, Event};
-use crate::log::{EVENTS, LogReader, META, TableSpec, VALUE_DICTIONARIES};
+use crate::log::{DATA_KEYS, EVENTS, LogReader, META, TableSpec, VALUE_DICTIONARIES};
 use crate::projections::tables::DELETED_FILES;
 
 /// Directory of the daemon's database copies while a backup streams, under the state
@@ -108,7 +108,9 @@ pub fn snapshot(reader: &LogReader, dest: &Path) -> Result<SnapshotSummary, Snap
     }
     let mut tables = 0;
     for spec in
-        [TableSpec::of(&EVENTS), TableSpec::of(&META), TableSpec::of(&VALUE_DICTIONARIES)].iter().chain(reader.tables())
+        [TableSpec::of(&EVENTS), TableSpec::of(&META), TableSpec::of(&VALUE_DICTIONARIES), TableSpec::of(&DATA_KEYS)]
+            .iter()
+            .chain(reader.tables())
     {
         tables += usize::from(spec.copy(&txn, &copy)?);
     }

@@ -284,6 +284,14 @@ pub fn open(path: &Path, site: &Site, cache_size: usize) -> Result<Database, Str
     })
 }
 
+/// [`open`] with the master key of `options` (never created here): sealed values read as the
+/// daemon reads them.
+pub fn open_keyed(options: &LogOptions) -> Result<Arc<Database>, String> {
+    let db = Arc::new(open(&options.path, &options.site, options.cache_size)?);
+    crate::log::open_keyring(&db, options).map_err(|e| e.to_string())?;
+    Ok(db)
+}
+
 /// Rebuilds the projections when any checkpoint is behind the log (an upgrade added a
 /// projection, a rebuild was interrupted), before the writer applies anything new to them.
 pub fn catch_up(store: &Store) -> Result<(), OpenError> {

@@ -137,7 +137,7 @@ pub(crate) const CHECKPOINTS: TableDefinition<&str, u64> = TableDefinition::new(
 /// The on-disk layout this binary writes. Bump it with every change to tables or key
 /// encodings and add the step to [`MIGRATIONS`]. Every change so far was a projection's, so
 /// the version is declared here, with the tables.
-pub const SCHEMA_VERSION: u64 = 10;
+pub const SCHEMA_VERSION: u64 = 11;
 
 /// Migrations in order.
 ///
@@ -163,6 +163,10 @@ pub const SCHEMA_VERSION: u64 = 10;
 ///   start-up like the tables of 1 → 2.
 /// * 9 → 10: the worklist's index by patient's name (`worklist_by_name`), created empty and
 ///   filled at start-up like the tables of 1 → 2.
+/// * 10 → 11: values that carry patient data may be sealed under per-patient data keys kept in
+///   the log's `data_keys` table ([`crate::log::keys`]), created when the file is opened with a
+///   master key. Nothing is rewritten; the version makes an older binary, which cannot read a
+///   sealed value, refuse the file.
 pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration { from: 1, apply: |_| Ok(()) },
     Migration { from: 2, apply: rebuild_projections },
@@ -173,6 +177,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration { from: 7, apply: |_| Ok(()) },
     Migration { from: 8, apply: |_| Ok(()) },
     Migration { from: 9, apply: |_| Ok(()) },
+    Migration { from: 10, apply: |_| Ok(()) },
 ];
 
 /// A migration for projection changes: every checkpoint goes, so the log rebuilds them all

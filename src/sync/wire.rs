@@ -23,7 +23,9 @@
 //!
 //! A batch carries the sequence numbers `first..=last` of the edge's log, contiguous. The body
 //! is a gzip'ed (one or more gzip members, RFC 1952 §2.2) msgpack array of the
-//! envelopes exactly as the edge stored them (named fields, see [`crate::log::envelope`]),
+//! envelopes exactly as the edge wrote them (named fields, see [`crate::log::envelope`]), in
+//! clear: values the edge seals at rest ([`crate::log::value`]) are opened before they are
+//! sent, and no key material leaves the edge (the hub is the record holder; mutual TLS),
 //! in ascending `seq`, *except* the sequence numbers listed in [`SKIPPED`]: events the
 //! edge parked as dead letters because the hub refused them. Headers:
 //!

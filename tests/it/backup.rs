@@ -78,10 +78,12 @@ async fn backup_while_ingesting_restores_to_a_copy_that_verifies_and_serves_the_
     assert!(to.join("zenedge.redb").is_file() && !to.join("zenedge.redb.part").exists());
     assert!(sent_during > 0);
     let live = d.events().await;
+    let live_dir = d.dir.clone();
     d.stop().await.unwrap();
 
     // Restore into a new state directory, then verify it with the daemon stopped.
     let restored = Arc::new(tempfile::tempdir().unwrap());
+    crate::support::daemon::copy_master_key(live_dir.path(), restored.path());
     let restored_config = config_file(work.path(), "restored.toml", restored.path(), "127.0.0.1:0".parse().unwrap());
     let mut command = zenedge();
     command.args(["restore", "--from"]).arg(&to).arg("--config").arg(&restored_config);
@@ -390,6 +392,7 @@ async fn a_restore_that_fails_its_checks_leaves_nothing_to_start_on() {
 
     // Into an empty state directory: refused, and it stays empty.
     let empty = tempfile::tempdir().unwrap();
+    crate::support::daemon::copy_master_key(live.path(), empty.path());
     let config = config_file(work.path(), "restored.toml", empty.path(), "127.0.0.1:0".parse().unwrap());
     let mut command = zenedge();
     command.args(["restore", "--from"]).arg(&to).arg("--config").arg(&config);
@@ -398,7 +401,7 @@ async fn a_restore_that_fails_its_checks_leaves_nothing_to_start_on() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains(&truncated) && stderr.contains("1000 bytes"), "{stderr}");
     assert!(stderr.contains("nothing was put in place"), "{stderr}");
-    assert_eq!(tree(empty.path()), Vec::<String>::new(), "no database, no instance files, no side directory");
+    assert_eq!(tree(empty.path()), ["master.key"], "no database, no instance files, no side directory");
     let mut command = zenedge();
     command.args(["verify", "--config"]).arg(&config);
     let out = run(command).await;
@@ -426,8 +429,10 @@ async fn a_restored_log_is_marked_as_restored() {
         .await
         .unwrap()
         .unwrap();
+    let live_dir = d.dir.clone();
     d.stop().await.unwrap();
     let restored = Arc::new(tempfile::tempdir().unwrap());
+    crate::support::daemon::copy_master_key(live_dir.path(), restored.path());
     let config = crate::support::daemon::test_config(restored.path(), "");
     zenedge::operator::restore::restore(&to, &config, false).unwrap();
     let options = zenedge::log::LogOptions::from_config(&config);

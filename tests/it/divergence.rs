@@ -106,12 +106,14 @@ fn edge_config(path: &Path, state: &Path, hub: SocketAddr, http: &str) -> PathBu
         path,
         format!(
             "[site]\ntenant_id = \"t1\"\nhospital_id = \"h1\"\nedge_id = \"{EDGE}\"\n\
-             [store]\nstate_dir = {state:?}\ndisk_reserve = \"0\"\n\
+             [store]\nstate_dir = {state:?}\ndisk_reserve = \"0\"\nmaster_key_file = {key:?}\n\
              [mllp]\nlisten = \"127.0.0.1:0\"\n[dicom]\nlisten = \"127.0.0.1:0\"\n\
              [http]\nlisten = \"{http}\"\noperator_token = \"{TOKEN}\"\n\
              [sync]\nhub_url = \"http://{hub}\"\nallow_plain_http = true\nretry_base = \"10ms\"\nretry_cap = \"100ms\"\n\
              breaker_failures = 3\nbreaker_open = \"100ms\"\ntimeout = \"2s\"\nconnect_timeout = \"2s\"\nlinger = \"5ms\"\n{client}",
             state = state.display().to_string(),
+            // One box's key, beside the configs: the restored edge needs the key of its backup.
+            key = path.parent().unwrap().join("master.key").display().to_string(),
             client = crate::support::access::client_toml(),
         ),
     )

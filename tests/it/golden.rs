@@ -88,6 +88,8 @@ async fn events_written_again_are_the_same_bytes() {
         max_batch: 16,
         cache_size: 4 << 20,
         clock: Arc::new(move || *clock.lock().unwrap()),
+        master_key: None,
+        seal: false,
     };
     let log = zenedge::projections::open_log(&options, zenedge::projections::schema(), Arc::new(Metrics::new()), None)
         .unwrap();

@@ -110,7 +110,22 @@ async fn recorded_with(
 ) -> (TestDaemon, Arc<Recorder>) {
     let recorder = Arc::new(Recorder::new(dir.path(), base, omit));
     let faults = FaultInjector::with_hook(recorder.clone());
-    (TestDaemon::start_with_faults(dir.clone(), extra, faults).await, recorder)
+    let extra = format!("{}{extra}", master_key());
+    (TestDaemon::start_with_faults(dir.clone(), &extra, faults).await, recorder)
+}
+
+/// The master key, made once outside every state directory, as `provision.sh` makes it before
+/// the first start: the simulated disk holds the state directory only (data keys, made in the
+/// commit of the first event sealed under them, are part of what it simulates).
+fn master_key() -> &'static str {
+    static KEY: std::sync::LazyLock<(tempfile::TempDir, String)> = std::sync::LazyLock::new(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("master.key");
+        zenedge::log::MasterKey::generate().create(&path).unwrap();
+        let toml = format!("[store]\nmaster_key_file = {:?}\n", path.display().to_string());
+        (dir, toml)
+    });
+    &KEY.1
 }
 
 /// Instances share one flush of the file system per batch (the default).
@@ -128,7 +143,7 @@ async fn check(crash: &CrashImage, sent: &Sent) -> Vec<String> {
 async fn check_counting(crash: &CrashImage, sent: &Sent) -> (Vec<String>, usize) {
     let dir = tempfile::tempdir().unwrap();
     crash.image.materialize(dir.path(), DB);
-    let config = test_config(dir.path(), "");
+    let config = test_config(dir.path(), master_key());
     let mut problems = Vec::new();
     let mut say = |p: String| problems.push(format!("power lost at {} ({:?}): {p}", crash.at, crash.variant));
 

@@ -122,6 +122,7 @@ async fn a_file_recorded_deleted_before_a_crash_is_removed_at_start_and_shown_de
     assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     d.stop().await.unwrap();
     let restored = tempfile::tempdir().unwrap();
+    crate::support::daemon::copy_master_key(dir.path(), restored.path());
     let restored_config = write_config("restored.toml", restored.path(), "127.0.0.1:0".parse().unwrap());
     let out =
         run(vec!["restore".into(), "--from".into(), to.into(), "--config".into(), restored_config.clone().into()])

@@ -27,6 +27,14 @@ pub struct TestDaemon {
     task: JoinHandle<Result<(), RunError>>,
 }
 
+/// Copies the master key of the state directory `from` (where the tests' daemons keep it) into
+/// the state directory `to` (created if needed), as an admin restoring a backup on another
+/// box brings the key along.
+pub fn copy_master_key(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    std::fs::copy(from.join("master.key"), to.join("master.key")).expect("the daemon made a master key");
+}
+
 /// A config for tests: temp state dir, no disk reserve, the API client `test-client`
 /// ([`super::access`]), then `extra` (TOML) merged over it key by key.
 pub fn test_config(state_dir: &Path, extra: &str) -> Config {

@@ -320,6 +320,8 @@ fn options(dir: &std::path::Path) -> LogOptions {
         max_batch: 1024,
         cache_size: 4 << 20,
         clock: Arc::new(jiff::Timestamp::now),
+        master_key: None,
+        seal: false,
     }
 }
 
