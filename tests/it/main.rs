@@ -15,6 +15,7 @@ mod divergence;
 mod durability;
 mod export;
 mod forward;
+mod forward_commitment;
 mod forward_crash;
 mod forward_dead_letters;
 mod golden;
