@@ -29,6 +29,7 @@ mod logs;
 mod malformed;
 mod matching;
 mod mllp_acks;
+mod monitoring;
 mod os_faults;
 mod powerloss;
 mod rebuild;
