@@ -129,9 +129,9 @@ impl History {
 
     /// Answers and negative answers of listener `index` in the last `minutes` minutes.
     pub(super) fn sum(&self, index: usize, now: Timestamp, minutes: usize) -> (u64, u64) {
-        self.window(now, minutes).flatten().fold((0, 0), |(a, n), b| {
-            (a + u64::from(b.answered[index]), n + u64::from(b.negative[index]))
-        })
+        self.window(now, minutes)
+            .flatten()
+            .fold((0, 0), |(a, n), b| (a + u64::from(b.answered[index]), n + u64::from(b.negative[index])))
     }
 
     pub(super) fn per_minute(&self, indexes: &[usize], now: Timestamp) -> Vec<u64> {

@@ -168,7 +168,9 @@ pub(super) async fn guard(
     let Some(token) = presented else {
         state.metrics.http_refused("no_token");
         if browser {
-            return challenge("this page needs a client token with the scope \"status\": any user name, the token as the password");
+            return challenge(
+                "this page needs a client token with the scope \"status\": any user name, the token as the password",
+            );
         }
         return unauthorized("this path needs a client token: Authorization: Bearer <token>");
     };

@@ -8,8 +8,8 @@ use axum::routing::{MethodRouter, get, post};
 
 use super::auth::Access;
 use super::{
-    ApiState, audit, backup, cases, events, forward, health, matches, orders, page, stream, studies, sync,
-    unmatched, worklist,
+    ApiState, audit, backup, cases, events, forward, health, matches, orders, page, stream, studies, sync, unmatched,
+    worklist,
 };
 use crate::config::Scope::{Audit, Operator, Read, Status};
 

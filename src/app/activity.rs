@@ -24,7 +24,9 @@ pub(super) fn load(state_dir: &Path, metrics: &Metrics) {
     match History::load(state_dir) {
         Ok(Some(saved)) => metrics.activity.restore(saved),
         Ok(None) => tracing::info!("no saved listener activity: the status page's history starts empty"),
-        Err(e) => tracing::warn!(error = %e, "saved listener activity unreadable: the status page's history starts empty"),
+        Err(e) => {
+            tracing::warn!(error = %e, "saved listener activity unreadable: the status page's history starts empty")
+        }
     }
 }
 
@@ -61,7 +63,12 @@ pub(super) fn address(listener: &TcpListener) -> String {
 }
 
 /// Runs `serve`, the accept loop of `which`, with `which` marked up at `address` meanwhile.
-pub(super) async fn accepting(metrics: Arc<Metrics>, which: Listener, address: String, serve: impl Future<Output = ()>) {
+pub(super) async fn accepting(
+    metrics: Arc<Metrics>,
+    which: Listener,
+    address: String,
+    serve: impl Future<Output = ()>,
+) {
     metrics.activity.opened(which, address);
     serve.await;
     metrics.activity.closed(which);
