@@ -2,7 +2,8 @@
 //!
 //! Each figure that `GET /api/v1/status` also gives carries `data-status` (its path in that
 //! JSON, dot-separated) and `data-value` (the JSON value itself), so a test (or a script)
-//! can check the page against the API; the text is the same figure for a person.
+//! can check the page against the API; the text is the same figure for a person (sizes,
+//! marked `data-unit="bytes"`, in binary units).
 
 use jiff::Timestamp;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
@@ -28,7 +29,7 @@ th{font-weight:600;color:#3d444d}
 td.n{text-align:right;font-variant-numeric:tabular-nums}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:2px 12px;margin:0}dt{color:#5b6470}
 dd{margin:0;overflow-wrap:anywhere;font-variant-numeric:tabular-nums}
-figure{margin:0}svg{width:100%;height:auto;display:block}
+figure{margin:10px 0 0}svg{width:100%;height:auto;display:block}
 .axis{stroke:#9aa3ad;stroke-width:1}.line{fill:none;stroke:#1f6feb;stroke-width:1.5}
 .area{fill:#1f6feb;fill-opacity:.12;stroke:none}.tick{font-size:10px;fill:#5b6470}
 ";
@@ -266,11 +267,11 @@ fn disk(data: &PageData) -> Markup {
             h2 { "Disk" }
             dl {
                 dt { "Free" } dd class=(if below { "bad" } else { "" }) {
-                    span data-status="disk.free" data-value=(data.status["disk"]["free"].to_string()) { (bytes(d.free)) }
+                    span data-status="disk.free" data-unit="bytes" data-value=(data.status["disk"]["free"].to_string()) { (bytes(d.free)) }
                     @if below { " — below the reserve: new data is refused" }
                 }
                 dt { "Reserve" } dd {
-                    span data-status="disk.reserve" data-value=(data.status["disk"]["reserve"].to_string()) { (bytes(d.reserve)) }
+                    span data-status="disk.reserve" data-unit="bytes" data-value=(data.status["disk"]["reserve"].to_string()) { (bytes(d.reserve)) }
                 }
                 dt { "Use, last 24 h" } dd {
                     @match d.consumed_per_second {
