@@ -18,7 +18,7 @@ const STATUS_ONLY: &str = "zt_status-page-client-token-000000";
 const PATIENT: &str = "Zzyzx^Quentin";
 
 fn config() -> String {
-    format!("[dicom]\nstable_after = \"1s\"\n{}", client_toml_for("status-page", STATUS_ONLY, &["status"]))
+    format!("[dicom]\nstable_after = \"1s\"\nworklist = true\n{}", client_toml_for("status-page", STATUS_ONLY, &["status"]))
 }
 
 /// One ORM whose patient is [`PATIENT`].
@@ -68,6 +68,8 @@ async fn listener_counts_come_from_traffic_and_survive_a_restart() {
     assert_eq!(cell(&before, "mllp", "last_hour"), 4, "3 AA and 1 AE");
     assert_eq!(cell(&before, "mllp", "negative_last_day"), 1);
     assert_eq!(cell(&before, "dicom", "last_day"), 2);
+    let worklist = before.find("data-listener=\"worklist\"").map(|at| &before[at..at + 400]).expect("the worklist row");
+    assert!(worklist.contains(&daemon.dicom.to_string()), "served on the DICOM listener: {worklist}");
     let daemon = daemon.restart().await;
     let after = page(&daemon).await;
     assert_eq!(cell(&after, "mllp", "last_day"), 4, "the day's counts were saved at shutdown");

@@ -22,7 +22,7 @@ h1{font-size:20px;margin:0 0 4px}h2{font-size:16px;margin:0 0 8px}
 .muted{color:#5b6470}.ok{color:#0a7a2f;font-weight:600}.bad{color:#b3261e;font-weight:600}
 .warn{color:#8a5a00;font-weight:600}
 section{background:#fff;border:1px solid #d8dce2;border-radius:6px;padding:10px 12px;margin:10px 0;min-width:0}
-.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(300px,1fr));gap:0 12px}
+.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(300px,1fr));gap:0 12px;align-items:start}
 table{width:100%;border-collapse:collapse;table-layout:fixed}
 th,td{text-align:left;padding:3px 6px;border-bottom:1px solid #eceef1;vertical-align:top;overflow-wrap:anywhere}
 th{font-weight:600;color:#3d444d}
@@ -57,6 +57,7 @@ pub(super) fn page(data: &PageData) -> Markup {
                         " · as of " (time(data.now)) " UTC, refreshed every " (REFRESH_SECONDS) " s"
                     }
                 }
+                (summary(data))
                 (listeners(&data.listeners))
                 div.grid {
                     (intake(data))
@@ -67,6 +68,56 @@ pub(super) fn page(data: &PageData) -> Markup {
                     (waiting_section(data))
                     (disk(data))
                 }
+            }
+        }
+    }
+}
+
+/// What needs an admin's eye, in words (empty: nothing).
+pub(super) fn problems(data: &PageData) -> Vec<String> {
+    let mut out = Vec::new();
+    for l in data.listeners.iter().filter(|l| !l.up) {
+        out.push(format!("the {} listener is down", l.listener.title()));
+    }
+    let sync = &data.status["sync"];
+    if sync["enabled"] == Value::Bool(true) {
+        if sync["diverged"].is_object() {
+            out.push("the hub sync stopped: the hub holds another history of this edge".into());
+        }
+        if sync["breaker"].as_str().is_some_and(|b| b != "closed") {
+            out.push(format!("the hub sync's breaker is {}", text(&sync["breaker"])));
+        }
+        if let Some(n) = sync["dead_letters"].as_u64().filter(|n| *n > 0) {
+            out.push(format!("{n} dead letter(s) of the hub sync wait for an operator"));
+        }
+    }
+    for d in data.status["forward"].as_array().into_iter().flatten() {
+        let open = d["dead_letters"]["parked"].as_u64().unwrap_or(0) + d["dead_letters"]["retry"].as_u64().unwrap_or(0);
+        if open > 0 {
+            out.push(format!("{open} dead letter(s) of forwarding to {} wait for an operator", text(&d["name"])));
+        }
+        if d["breaker"].as_str().is_some_and(|b| b != "closed") {
+            out.push(format!("forwarding to {}: breaker {}", text(&d["name"]), text(&d["breaker"])));
+        }
+    }
+    if data.status["disk"]["below_reserve"] == Value::Bool(true) {
+        out.push("free disk space is below the reserve: new data is refused".into());
+    } else if let Some(days) = data.disk.days_left().filter(|d| *d < 2.0) {
+        out.push(format!("the disk reserve is reached in {days:.1} days at the last 24 hours' rate"));
+    }
+    out
+}
+
+/// One line that says whether anything needs attention.
+fn summary(data: &PageData) -> Markup {
+    let problems = problems(data);
+    html! {
+        @if problems.is_empty() {
+            p #summary.ok { "Nothing needs attention." }
+        } @else {
+            section #summary {
+                h2.bad { "Needs attention" }
+                ul { @for p in &problems { li { (p) } } }
             }
         }
     }

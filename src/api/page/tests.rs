@@ -131,3 +131,76 @@ async fn listeners_show_their_address_state_counts_and_last_error() {
     assert_eq!(page.matches("data-plot=").count(), 2);
     a.log.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_basic_password_is_audited_and_rate_limited_like_a_wrong_bearer_token() {
+    let a = super::super::test_api::api_with("auth_failures_per_minute = 2\n").await;
+    let trail = |a: &super::super::test_api::Api| crate::audit::page(&a.log.reader(), 0, 1000).unwrap();
+    let before = trail(&a).len();
+    for _ in 0..2 {
+        let (status, _, _) = call_full(&a.state, "GET", "/status", Some(&basic("guessed-token-000000000"))).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let records = trail(&a);
+    assert_eq!(records.len(), before + 2, "each failure is in the audit trail");
+    let text = serde_json::to_string(&records.last().unwrap().record).unwrap();
+    assert!(text.contains("/status"), "{text}");
+    let (status, headers, _) = call_full(&a.state, "GET", "/status", Some(&basic(STATUS))).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "past the limit even the right password waits");
+    assert!(headers.contains_key(header::RETRY_AFTER));
+    a.log.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_loads_nothing_from_elsewhere_and_runs_no_script() {
+    let a = api(None).await;
+    let (_, headers, body) = call_full(&a.state, "GET", "/status", Some(&basic(STATUS))).await;
+    let csp = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+    assert!(csp.starts_with("default-src 'none';"), "{csp}");
+    assert_eq!(headers[header::CACHE_CONTROL], "no-store");
+    let page = String::from_utf8(body).unwrap();
+    for outside in ["<script", "src=", "href=\"http", "@import", "url("] {
+        assert!(!page.contains(outside), "{outside}");
+    }
+    a.log.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_days_until_the_reserve_follow_the_last_day_of_disk_samples() {
+    let a = api(None).await;
+    let page = html(&a.state, &basic(STATUS)).await;
+    assert!(page.contains("not enough history yet"), "{page}");
+    let now = jiff::Timestamp::now();
+    let activity = &a.state.metrics.activity;
+    let gib = 1u64 << 30;
+    activity.disk_free_at(now - jiff::SignedDuration::from_mins(100), 1000 * gib);
+    activity.disk_free_at(now, 1000 * gib - 100 * (1 << 20));
+    let page = html(&a.state, &basic(STATUS)).await;
+    assert!(page.contains("1.4 GiB a day"), "100 MiB in 100 minutes: {page}");
+    assert!(page.contains("days at this rate"), "{page}");
+    a.log.close().await.unwrap();
+}
+
+#[test]
+fn days_left_is_the_room_above_the_reserve_over_the_rate() {
+    let disk =
+        |free, reserve, rate| super::Disk { free: Some(free), reserve: Some(reserve), consumed_per_second: rate };
+    assert_eq!(disk(86_400 * 10 + 500, 500, Some(1.0)).days_left(), Some(10.0));
+    assert_eq!(disk(100, 500, Some(1.0)).days_left(), Some(0.0), "already below: none left");
+    assert_eq!(disk(100, 0, Some(-3.0)).days_left(), None, "space is freed");
+    assert_eq!(disk(100, 0, None).days_left(), None, "no history yet");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_needs_attention_is_said_at_the_top() {
+    let a = api(None).await;
+    a.state.metrics.activity.opened(Listener::Mllp, "127.0.0.1:2575");
+    let page = html(&a.state, &basic(STATUS)).await;
+    assert!(page.contains("Nothing needs attention."), "{page}");
+    crate::sync::dead_letters::park(&a.log.handle(), 1, "X".into(), "422: bad".into()).await.unwrap();
+    a.state.metrics.activity.closed(Listener::Mllp);
+    let page = html(&a.state, &basic(STATUS)).await;
+    assert!(page.contains("<li>the MLLP listener is down</li>"), "{page}");
+    assert!(page.contains("<li>1 dead letter(s) of the hub sync wait for an operator</li>"), "{page}");
+    a.log.close().await.unwrap();
+}
