@@ -18,7 +18,10 @@ const STATUS_ONLY: &str = "zt_status-page-client-token-000000";
 const PATIENT: &str = "Zzyzx^Quentin";
 
 fn config() -> String {
-    format!("[dicom]\nstable_after = \"1s\"\nworklist = true\n{}", client_toml_for("status-page", STATUS_ONLY, &["status"]))
+    format!(
+        "[dicom]\nstable_after = \"1s\"\nworklist = true\n{}",
+        client_toml_for("status-page", STATUS_ONLY, &["status"])
+    )
 }
 
 /// One ORM whose patient is [`PATIENT`].
