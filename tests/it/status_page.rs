@@ -166,3 +166,22 @@ async fn the_page_works_in_a_real_headless_chromium() {
     assert!(screenshot.metadata().is_ok_and(|m| m.len() > 1000), "a screenshot was saved");
     daemon.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_over_tls_are_counted_on_the_tls_listener_row() {
+    let tls = crate::support::tls::EdgeTls::new();
+    let extra = format!("[mllp]\ntls_listen = \"127.0.0.1:0\"\n{}\n{}", tls.section(""), config());
+    let daemon = TestDaemon::start_with(&extra).await;
+    let (address, ca, client) = (daemon.mllp_tls.unwrap(), tls.ca(), tls.client("ris.hospital.example"));
+    let mut secure = crate::support::tls::TlsMllpClient::connect(address, &ca, &client).await.unwrap();
+    assert_eq!(ack_code(&secure.send(&order("TLS-1", "ACC-TLS-1")).await.unwrap()), "AA");
+    let mut plain = daemon.client().await;
+    for i in 0..2 {
+        assert_eq!(ack_code(&plain.send(&order(&format!("PLAIN-{i}"), &format!("ACC-P-{i}"))).await), "AA");
+    }
+    let page = page(&daemon).await;
+    assert_eq!(cell(&page, "mllp_tls", "last_hour"), 1);
+    assert_eq!(cell(&page, "mllp", "last_hour"), 2);
+    assert!(page.contains(&address.to_string()), "the TLS listener's address");
+    daemon.stop().await.unwrap();
+}
