@@ -36,6 +36,7 @@ use super::flush::Unrecorded;
 use super::negotiate::{self, Negotiated};
 use super::spool::{MetaFields, Spool, StoreError, Stored};
 use super::wire::{Wire, WireError};
+use crate::activity::Listener;
 use crate::domain::{self, Arrival, InstanceOutcome, StoredFile};
 use crate::events::NewEvent;
 use crate::log::AppendError;
@@ -168,6 +169,9 @@ async fn accept<S: Stream>(
                 "DICOM association rejected"
             );
             ctx.metrics.dicom_association(&format!("rejected_{}", refusal.reason));
+            let listener = if identity.is_some() { Listener::DicomTls } else { Listener::Dicom };
+            let why = format!("association from {calling_ae:?} rejected: {}", refusal.reason);
+            ctx.metrics.activity.failed_at(listener, jiff::Timestamp::now(), &why);
             let _ = wire.write(&Pdu::AssociationRJ(refusal.rj)).await;
             None
         }
@@ -395,6 +399,10 @@ impl<S: Stream> Association<S> {
             _ => "cannot_understand",
         };
         self.ctx.metrics.dicom_instance(label);
+        let listener = if self.identity.is_some() { Listener::DicomTls } else { Listener::Dicom };
+        let failure = (status != status::SUCCESS)
+            .then(|| format!("C-STORE 0x{status:04X}: {}", comment.as_deref().unwrap_or(label)));
+        self.ctx.metrics.activity.answered(listener, failure.as_deref());
         if status == status::SUCCESS {
             self.ctx.metrics.dicom_store_seconds.observe(started.elapsed().as_secs_f64());
         } else {

@@ -35,6 +35,7 @@ mod powerloss;
 mod rebuild;
 mod retention;
 mod shared_flush;
+mod status_page;
 mod support;
 mod sync;
 mod sync_audit;
