@@ -8,10 +8,14 @@ use axum::routing::{MethodRouter, get, post};
 
 use super::auth::Access;
 use super::{
-    ApiState, audit, backup, cases, events, forward, health, matches, orders, stream, studies, sync, unmatched,
-    worklist,
+    ApiState, audit, backup, cases, events, export, forward, health, matches, orders, page, stream, studies, sync,
+    unmatched, worklist,
 };
-use crate::config::Scope::{Audit, Operator, Read, Status};
+use crate::config::Scope::{Audit, Export, Operator, Read, Status};
+
+/// The pages a person opens in a browser: they take HTTP Basic credentials besides a bearer
+/// token, and their 401 asks the browser for them ([`super::auth`]).
+pub const BROWSER_PATHS: &[&str] = &["/", "/status"];
 
 /// One route: method, path, what it needs, and its handler.
 pub(super) struct Route {
@@ -30,6 +34,8 @@ pub(super) fn routes() -> Vec<Route> {
     use Access::{Metrics, Open, Scope};
     let (g, p) = (Method::GET, Method::POST);
     vec![
+        route(g.clone(), "/", Scope(Status), get(page::root)),
+        route(g.clone(), "/status", Scope(Status), get(page::page)),
         route(g.clone(), "/healthz", Open, get(health::healthz)),
         route(g.clone(), "/readyz", Open, get(health::readyz)),
         route(g.clone(), "/metrics", Metrics, get(health::metrics)),
@@ -46,6 +52,8 @@ pub(super) fn routes() -> Vec<Route> {
         route(g.clone(), "/api/v1/unmatched/orders", Scope(Read), get(unmatched::orders)),
         route(g.clone(), "/api/v1/unmatched/studies", Scope(Read), get(unmatched::studies)),
         route(g.clone(), "/api/v1/worklist", Scope(Read), get(worklist::list)),
+        // Needs `read` too (checked by the handler).
+        route(g.clone(), "/api/v1/patients/{patient_id}/export", Scope(Export), get(export::export)),
         route(g.clone(), "/api/v1/status", Scope(Status), get(sync::status)),
         route(g.clone(), "/api/v1/dead-letters", Scope(Operator), get(sync::dead_letters)),
         route(p.clone(), "/api/v1/dead-letters/{seq}/retry", Scope(Operator), post(sync::retry)),

@@ -26,7 +26,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use access::{ApiClient, OPERATOR_TOKEN_CLIENT, Scope, Scopes, hex, token_sha256};
+pub use access::{ApiClient, OPERATOR_TOKEN_CLIENT, Scope, Scopes, token_sha256};
 pub use forward::{Confirm, Destination, ForwardConfig};
 pub use units::DiskReserve;
 
@@ -152,6 +152,10 @@ pub struct DicomConfig {
     pub worklist_max_results: usize,
     /// How instance files are made durable (see [`crate::dicom::flush`]).
     pub flush: FlushMode,
+    /// The archives whose Storage Commitment reports are taken, as (destination name, its AE
+    /// title): the forwarding destinations that confirm by commitment. Not a key of
+    /// `[dicom]`, derived from `[forward]`.
+    pub commitment_archives: Vec<(String, String)>,
 }
 
 /// How C-STORE makes instance files durable before their events are committed.

@@ -30,6 +30,7 @@
 pub mod cases;
 pub mod matches;
 pub mod orders;
+pub mod patients;
 pub mod studies;
 pub mod waiting;
 pub mod worklist;
@@ -48,6 +49,7 @@ pub use studies::{
 };
 pub use waiting::{
     WaitingCursor, WaitingOrder, WaitingPage, WaitingQuery, WaitingStudy, unmatched_orders, unmatched_studies,
+    waiting_counts,
 };
 pub use worklist::{WorklistQuery, WorklistView, worklist, worklist_items, worklist_items_where};
 
