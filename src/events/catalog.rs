@@ -7,8 +7,8 @@
 //! renaming a field or changing its meaning does: keep the old struct as `…V1`, bump the
 //! version below, and add an upcast arm to [`Event::decode`].
 
-use serde::Serialize;
 use crate::log::Subject;
+use serde::Serialize;
 
 use super::decisions::{
     Hl7MessageMatched, Hl7MessageUpdated, OrderCancelled, OrderCreated, OrderUpdated, PatientCaseClassified,

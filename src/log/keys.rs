@@ -141,8 +141,9 @@ impl Keyring {
         }
         let mut table = txn.open_table(DATA_KEYS)?;
         if let Some(wrapped) = table.get(id.as_slice())? {
-            let key = unwrap(&self.wrap, &id, wrapped.value())
-                .ok_or_else(|| redb::Error::from(redb::StorageError::Corrupted("data_keys: a data key does not unwrap".into())))?;
+            let key = unwrap(&self.wrap, &id, wrapped.value()).ok_or_else(|| {
+                redb::Error::from(redb::StorageError::Corrupted("data_keys: a data key does not unwrap".into()))
+            })?;
             remember(id, key);
             return Ok(Some((id, key)));
         }

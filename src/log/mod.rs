@@ -70,9 +70,9 @@ pub mod positions;
 mod reader;
 mod reserve;
 mod schema;
-pub(crate) mod store;
 #[cfg(test)]
 mod sealing_tests;
+pub(crate) mod store;
 #[cfg(test)]
 mod tests;
 mod txn;

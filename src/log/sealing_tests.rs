@@ -5,12 +5,11 @@
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 
-
 use crate::log::keys::{Subject, destroy};
 use crate::log::master_key::{MasterKey, MasterKeyError};
 use crate::log::value::{self, ValueFault};
 use crate::log::{
-    Aggregate, Applier, LogOptions, Meta, NewEvent, OpenError, Payload, Schema, Store, StoredEnvelope, EVENTS,
+    Aggregate, Applier, EVENTS, LogOptions, Meta, NewEvent, OpenError, Payload, Schema, Store, StoredEnvelope,
 };
 use crate::telemetry::Metrics;
 
@@ -106,7 +105,8 @@ async fn a_patients_values_are_stored_sealed_and_read_back_in_clear() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn values_without_patient_data_stay_clear_and_one_without_a_patient_gets_its_own_key() {
     let dir = tempfile::tempdir().unwrap();
-    let log = Store::open(&sealed(dir.path()), schema(), None).unwrap().start(Nothing, Arc::new(Metrics::new())).unwrap();
+    let log =
+        Store::open(&sealed(dir.path()), schema(), None).unwrap().start(Nothing, Arc::new(Metrics::new())).unwrap();
     log.handle().append(vec![chart(None, "a", false), chart(None, "b", true), chart(None, "c", true)]).await.unwrap();
     assert!(!value::is_sealed(&stored(&log, 1)));
     let (b, c) = (value::header(&stored(&log, 2)).unwrap(), value::header(&stored(&log, 3)).unwrap());
@@ -117,7 +117,8 @@ async fn values_without_patient_data_stay_clear_and_one_without_a_patient_gets_i
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_value_moved_altered_truncated_or_under_another_key_is_refused_without_a_panic() {
     let dir = tempfile::tempdir().unwrap();
-    let log = Store::open(&sealed(dir.path()), schema(), None).unwrap().start(Nothing, Arc::new(Metrics::new())).unwrap();
+    let log =
+        Store::open(&sealed(dir.path()), schema(), None).unwrap().start(Nothing, Arc::new(Metrics::new())).unwrap();
     log.handle().append(vec![chart(Some(PATIENT), NAME, true), chart(Some("other"), NAME, true)]).await.unwrap();
     let (one, two) = (stored(&log, 1), stored(&log, 2));
     assert!(value::decode(1, &one).is_ok());
@@ -140,7 +141,8 @@ async fn a_value_moved_altered_truncated_or_under_another_key_is_refused_without
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn destroying_a_patients_key_leaves_that_patients_values_unreadable_and_no_others() {
     let dir = tempfile::tempdir().unwrap();
-    let log = Store::open(&sealed(dir.path()), schema(), None).unwrap().start(Nothing, Arc::new(Metrics::new())).unwrap();
+    let log =
+        Store::open(&sealed(dir.path()), schema(), None).unwrap().start(Nothing, Arc::new(Metrics::new())).unwrap();
     log.handle().append(vec![chart(Some(PATIENT), NAME, true), chart(Some("other"), "kept", true)]).await.unwrap();
     let id = value::header(&stored(&log, 1)).unwrap().key_id;
     {
@@ -171,7 +173,10 @@ fn a_wrong_garbled_exposed_or_missing_master_key_refuses_the_open_as_a_configura
     let saved = std::fs::read(&key).unwrap();
     std::fs::remove_file(&key).unwrap();
     let err = Store::open(&options, schema(), None).unwrap_err();
-    assert!(matches!(err, OpenError::MasterKey(MasterKeyError::Missing { .. })), "never a new key over old data: {err}");
+    assert!(
+        matches!(err, OpenError::MasterKey(MasterKeyError::Missing { .. })),
+        "never a new key over old data: {err}"
+    );
 
     write_key(&key, b"not hex at all\n");
     let err = Store::open(&options, schema(), None).unwrap_err();

@@ -157,7 +157,6 @@ impl<'a, 't, A: Applier> Txn<'a, 't, A> {
         next_seq: &'a mut u64,
         recorded_at: Timestamp,
         applier: &'a A,
-        keyring: Option<&'a Keyring>,
     ) -> Self {
         Txn {
             site,
@@ -166,12 +165,18 @@ impl<'a, 't, A: Applier> Txn<'a, 't, A> {
             recorded_at,
             tables: applier.tables(txn),
             applier,
-            keyring,
+            keyring: None,
             txn,
             events: None,
             next_seq,
             dirty: false,
         }
+    }
+
+    /// The same transaction sealing the values of events that carry patient data with
+    /// `keyring` (`None`: sealing off).
+    pub(crate) fn sealing(self, keyring: Option<&'a Keyring>) -> Self {
+        Txn { keyring, ..self }
     }
 
     /// The write transaction itself, for tables the applier does not keep (the sync's state).

@@ -37,9 +37,9 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::sync::{LazyLock, RwLock};
 
+use super::keys::{KEY_ID_LEN, KeyId};
 use sha2::{Digest, Sha256};
 use zstd::dict::{DecoderDictionary, EncoderDictionary};
-use super::keys::{KEY_ID_LEN, KeyId};
 
 /// The first byte of a compressed value (msgpack's "never used" marker).
 pub const MARK: u8 = 0xC1;
@@ -313,7 +313,8 @@ pub fn header(stored: &[u8]) -> Result<Header, ValueFault> {
 pub fn open(stored: &[u8]) -> Result<(u64, Vec<u8>), ValueFault> {
     let head = header(stored)?;
     let key = super::keys::find(&head.key_id).ok_or(ValueFault::UnknownKey)?;
-    let inner = super::keys::aead_open(&key, &stored[..HEADER_LEN], &stored[HEADER_LEN..]).ok_or(ValueFault::Unauthentic)?;
+    let inner =
+        super::keys::aead_open(&key, &stored[..HEADER_LEN], &stored[HEADER_LEN..]).ok_or(ValueFault::Unauthentic)?;
     if is_sealed(&inner) {
         return Err(ValueFault::Nested);
     }

@@ -249,7 +249,8 @@ impl<A: Applier> Writer<A> {
     ) -> Result<bool, redb::Error> {
         let now = (self.clock)();
         let keyring = self.keyring.as_deref();
-        let mut t = Txn::new(txn, &self.site, &self.metrics, reserve, &mut self.next_seq, now, &self.applier, keyring);
+        let mut t =
+            Txn::new(txn, &self.site, &self.metrics, reserve, &mut self.next_seq, now, &self.applier).sealing(keyring);
         for request in requests.iter_mut() {
             request.apply(&mut t)?;
         }
