@@ -32,6 +32,7 @@ mod os_faults;
 mod powerloss;
 mod rebuild;
 mod retention;
+mod scheduled_backup;
 mod shared_flush;
 mod support;
 mod sync;
