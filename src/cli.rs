@@ -105,6 +105,20 @@ pub enum Command {
         #[arg(long)]
         to: PathBuf,
     },
+    /// Write everything this edge holds of one patient (and the ids merged into it) to a tar
+    /// file: its events as JSON, its HL7 messages as received, its DICOM files, and a manifest
+    /// with the SHA-256 of each (a data subject's access request; recorded in the audit trail).
+    Export {
+        /// The configuration file (/etc/zenedge/zenedge.toml on an installed box).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The patient id (PID-3, DICOM Patient ID).
+        #[arg(long)]
+        patient: String,
+        /// The file to write (must not exist).
+        #[arg(long)]
+        to: PathBuf,
+    },
     /// Put a backup in place (the daemon must be stopped): into an empty state directory,
     /// or over a used one with --force. Checks the site and every instance file.
     Restore {

@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         Command::Status { config, json } => zenedge::operator::status::run_command(&config, json),
         Command::Events { config, after, follow } => zenedge::operator::events::run_command(&config, after, follow),
         Command::Backup { config, to } => zenedge::operator::backup::run_command(&config, &to),
+        Command::Export { config, patient, to } => zenedge::operator::export::run_command(&config, &patient, &to),
         Command::Restore { from, config, force } => zenedge::operator::restore::run_command(&from, &config, force),
         Command::DeadLetters(command) => dead_letters(command),
         Command::Sync(SyncCommand::Fork { config }) => zenedge::operator::fork::run_command(&config),

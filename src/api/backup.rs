@@ -19,24 +19,21 @@
 //! below the reserve, the request is refused with 507 instead of starving intake; and one
 //! backup runs at a time (409 while another streams).
 
-use std::io::{self, Write};
+use std::io;
 use std::path::Path;
 
 use axum::Extension;
-use axum::body::{Body, Bytes};
+
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
+use super::tar_stream::{self, Sender};
 use super::{ApiError, ApiState, Caller};
 use crate::log::{LogReader, is_relative_inside};
 use crate::operator::snapshot::{self, SnapshotSummary};
 
-/// Bytes per chunk of the response.
-const CHUNK: usize = 256 * 1024;
-/// Chunks in flight between the tar writer and the response.
-const DEPTH: usize = 8;
 /// Events read per page while listing the instance files.
 const PAGE: usize = 4096;
 
@@ -55,7 +52,7 @@ pub(super) async fn backup(
     check_space(&state).await?;
     let copy = state_dir.join(snapshot::BACKUP_DIR).join(format!("{}.redb", uuid::Uuid::new_v4()));
     let (ready_tx, ready) = oneshot::channel::<Result<SnapshotSummary, String>>();
-    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(DEPTH);
+    let (sender, body) = tar_stream::channel();
     let reader = state.reader.clone();
     // One blocking task copies, streams and cleans up, whether or not the client stays.
     tokio::task::spawn_blocking(move || {
@@ -68,12 +65,12 @@ pub(super) async fn backup(
             }
         };
         if proceed {
-            let sender = Sender { tx: tx.clone(), buf: Vec::with_capacity(CHUNK) };
+            let failed = sender.clone();
             match write_tar(sender, &state_dir, &copy) {
                 Ok(files) => tracing::info!(files, "backup streamed"),
                 Err(e) => {
                     tracing::warn!(error = %e, "backup stream ended early");
-                    let _ = tx.blocking_send(Err(e));
+                    failed.fail(e);
                 }
             }
         }
@@ -99,7 +96,6 @@ pub(super) async fn backup(
         client = caller.client,
         "backup: database copied; streaming it"
     );
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
     Ok((
         StatusCode::OK,
         [
@@ -107,7 +103,7 @@ pub(super) async fn backup(
             (header::HeaderName::from_static("x-zenedge-last-seq"), summary.last_seq.to_string()),
             (header::HeaderName::from_static("x-zenedge-events"), summary.events.to_string()),
         ],
-        Body::from_stream(stream),
+        body,
     )
         .into_response())
 }
@@ -173,39 +169,4 @@ fn write_tar(out: Sender, state_dir: &Path, copy: &Path) -> io::Result<u64> {
     }
     tar.into_inner()?.finish()?;
     Ok(files)
-}
-
-/// A `Write` that hands the response [`CHUNK`]-sized pieces over a bounded channel (so the
-/// tar waits for a slow client instead of filling memory).
-struct Sender {
-    tx: mpsc::Sender<io::Result<Bytes>>,
-    buf: Vec<u8>,
-}
-
-impl Sender {
-    fn send(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
-        self.tx.blocking_send(Ok(chunk)).map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))
-    }
-
-    fn finish(mut self) -> io::Result<()> {
-        self.send()
-    }
-}
-
-impl Write for Sender {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= CHUNK {
-            self.send()?;
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
 }

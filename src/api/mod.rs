@@ -20,6 +20,7 @@ mod backup;
 mod cases;
 mod error;
 mod events;
+mod export;
 mod forward;
 mod health;
 mod limits;
@@ -30,6 +31,7 @@ mod routes;
 mod stream;
 mod studies;
 mod sync;
+mod tar_stream;
 #[cfg(test)]
 mod test_api;
 mod unmatched;

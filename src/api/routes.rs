@@ -8,10 +8,10 @@ use axum::routing::{MethodRouter, get, post};
 
 use super::auth::Access;
 use super::{
-    ApiState, audit, backup, cases, events, forward, health, matches, orders, stream, studies, sync, unmatched,
+    ApiState, audit, backup, cases, events, export, forward, health, matches, orders, stream, studies, sync, unmatched,
     worklist,
 };
-use crate::config::Scope::{Audit, Operator, Read, Status};
+use crate::config::Scope::{Audit, Export, Operator, Read, Status};
 
 /// One route: method, path, what it needs, and its handler.
 pub(super) struct Route {
@@ -46,6 +46,8 @@ pub(super) fn routes() -> Vec<Route> {
         route(g.clone(), "/api/v1/unmatched/orders", Scope(Read), get(unmatched::orders)),
         route(g.clone(), "/api/v1/unmatched/studies", Scope(Read), get(unmatched::studies)),
         route(g.clone(), "/api/v1/worklist", Scope(Read), get(worklist::list)),
+        // Needs `read` too (checked by the handler).
+        route(g.clone(), "/api/v1/patients/{patient_id}/export", Scope(Export), get(export::export)),
         route(g.clone(), "/api/v1/status", Scope(Status), get(sync::status)),
         route(g.clone(), "/api/v1/dead-letters", Scope(Operator), get(sync::dead_letters)),
         route(p.clone(), "/api/v1/dead-letters/{seq}/retry", Scope(Operator), post(sync::retry)),

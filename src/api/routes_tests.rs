@@ -159,7 +159,7 @@ async fn requests_past_the_per_source_rate_are_answered_429_with_retry_after() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_with_its_own_rate_is_held_to_it_and_the_others_are_not() {
-    let hash = crate::config::hex(&crate::config::token_sha256(b"slow-client-token-0123"));
+    let hash = crate::ids::hex(&crate::config::token_sha256(b"slow-client-token-0123"));
     let extra = format!(
         "[[http.clients]]\nname = \"slow\"\ntoken_sha256 = \"{hash}\"\nscopes = [\"status\"]\nrequests_per_second = 2\n"
     );

@@ -31,12 +31,12 @@ pub(super) struct Api {
 /// The `[http]` section of a test config with the three clients, `extra` added.
 pub(super) fn http_config(extra: &str) -> crate::config::HttpConfig {
     let client = |name: &str, token: &str, scopes: &str| {
-        let hash = crate::config::hex(&crate::config::token_sha256(token.as_bytes()));
+        let hash = crate::ids::hex(&crate::config::token_sha256(token.as_bytes()));
         format!("[[http.clients]]\nname = \"{name}\"\ntoken_sha256 = \"{hash}\"\nscopes = [{scopes}]\n")
     };
     let text = format!(
         "[site]\ntenant_id = \"t1\"\nhospital_id = \"h1\"\nedge_id = \"e1\"\n[http]\n{extra}{}{}{}",
-        client("everything", ALL, "\"read\", \"status\", \"operator\", \"audit\""),
+        client("everything", ALL, "\"read\", \"status\", \"operator\", \"audit\", \"export\""),
         client("status-reader", STATUS, "\"status\""),
         client("reader", READ, "\"read\""),
     );

@@ -23,14 +23,16 @@
 //!   within a `write`) was never acknowledged: it is cut off. A record can be neither lost
 //!   (it is in the journal until its copy committed) nor copied twice (the position commits
 //!   with the copy; frames at or below it are skipped).
-//! * **Bounded files.** A file is closed after [`SEGMENT_BYTES`] and a new one started; a closed
-//!   file is deleted once every frame in it was copied.
+//! * **Bounded files.** A file is written full of zeros when it is created ([`preallocated`]:
+//!   a group's sync then flushes data only), closed after [`SEGMENT_BYTES`] of frames and a new
+//!   one started; a closed file is deleted once every frame in it was copied.
 //! * **Below the disk reserve** records are refused like any new data (the read answers 503).
 //!
 //! # Files
 //!
 //! `audit-journal/<first position, 20 digits>.log` in the state directory: frames of
-//! `[length: u32 LE][CRC-32: u32 LE][msgpack {pos, record}]`, `pos` counting from 1 across files.
+//! `[length: u32 LE][CRC-32: u32 LE][msgpack {pos, record}]`, `pos` counting from 1 across files,
+//! then zeros to the end of the preallocated file.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -234,21 +236,22 @@ impl Writer {
         Ok(())
     }
 
-    /// Appends `bytes` (frames from position `first`) and syncs them, to a new file when the
-    /// current one is full.
+    /// Writes `bytes` (frames from position `first`) after the current file's frames and syncs
+    /// them, to a new file when the current one is full.
     fn write(&mut self, first: u64, bytes: &[u8]) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
         if self.file.as_ref().is_some_and(|(_, _, len)| *len >= SEGMENT_BYTES) {
             let (_, path, _) = self.file.take().expect("checked");
             self.closed.push((path, first - 1));
         }
         if self.file.is_none() {
             let path = self.dir.join(format!("{first:020}.log"));
-            let file = OpenOptions::new().create(true).append(true).open(&path)?;
+            let file = preallocated(&path)?;
             File::open(&self.dir)?.sync_all()?;
             self.file = Some((file, path, 0));
         }
         let (file, _, len) = self.file.as_mut().expect("opened");
-        file.write_all(bytes)?;
+        file.write_all_at(bytes, *len)?;
         file.sync_data()?;
         *len += bytes.len() as u64;
         Ok(())
@@ -267,6 +270,24 @@ impl Writer {
             self.closed.remove(0);
         }
     }
+}
+
+/// A new journal file of [`SEGMENT_BYTES`] zeros, written and synced: the frames then
+/// overwrite blocks that are already allocated and written, so a group's `fdatasync` flushes
+/// those data blocks only, with no change of the file's size or extents for the file system to
+/// commit in its own journal first (on a loaded disk that commit was most of a read's wait).
+/// Reading stops at the first zero header (no frame has an empty payload).
+fn preallocated(path: &Path) -> std::io::Result<File> {
+    let mut file = OpenOptions::new().create_new(true).read(true).write(true).open(path)?;
+    let zeros = vec![0u8; 1 << 20];
+    let mut left = SEGMENT_BYTES;
+    while left > 0 {
+        let n = left.min(zeros.len() as u64) as usize;
+        file.write_all(&zeros[..n])?;
+        left -= n as u64;
+    }
+    file.sync_all()?;
+    Ok(file)
 }
 
 /// CRC-32 (IEEE) of `bytes`.
@@ -290,7 +311,7 @@ fn frames(bytes: &[u8]) -> Vec<Entry> {
     while rest.len() >= 8 {
         let len = u32::from_le_bytes(rest[..4].try_into().expect("4 bytes"));
         let crc = u32::from_le_bytes(rest[4..8].try_into().expect("4 bytes"));
-        if len > MAX_FRAME || rest.len() - 8 < len as usize {
+        if len == 0 || len > MAX_FRAME || rest.len() - 8 < len as usize {
             break;
         }
         let payload = &rest[8..8 + len as usize];

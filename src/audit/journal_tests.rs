@@ -31,6 +31,23 @@ fn frames_are_read_back_up_to_the_first_torn_or_damaged_one() {
     assert!(frames(&[]).is_empty());
 }
 
+#[test]
+fn a_preallocated_file_is_read_back_up_to_its_zeros_and_a_frame_torn_into_them_is_cut_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("00000000000000000001.log");
+    let file = preallocated(&path).unwrap();
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), SEGMENT_BYTES, "written full of zeros when created");
+    let bytes = framed(&[(1, 1), (2, 2)]);
+    std::os::unix::fs::FileExt::write_all_at(&file, &bytes, 0).unwrap();
+    let read = std::fs::read(&path).unwrap();
+    assert_eq!(frames(&read).iter().map(|e| e.pos).collect::<Vec<_>>(), [1, 2]);
+    // A crash within the third frame's write: its header made it, its payload did not.
+    let third = framed(&[(3, 3)]);
+    std::os::unix::fs::FileExt::write_all_at(&file, &third[..12], bytes.len() as u64).unwrap();
+    assert_eq!(frames(&std::fs::read(&path).unwrap()).len(), 2);
+    assert!(preallocated(&path).is_err(), "never over an existing file");
+}
+
 fn options(dir: &Path) -> LogOptions {
     LogOptions::for_tests(dir)
 }

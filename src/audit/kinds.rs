@@ -13,6 +13,7 @@ mod dcm {
     pub const AUDIT_LOG_USED: (&str, &str) = ("110101", "Audit Log Used");
     pub const INSTANCES_ACCESSED: (&str, &str) = ("110103", "DICOM Instances Accessed");
     pub const INSTANCES_TRANSFERRED: (&str, &str) = ("110104", "DICOM Instances Transferred");
+    pub const EXPORT: (&str, &str) = ("110106", "Export");
     pub const ORDER_RECORD: (&str, &str) = ("110109", "Order Record");
     pub const PATIENT_RECORD: (&str, &str) = ("110110", "Patient Record");
     pub const QUERY: (&str, &str) = ("110112", "Query");
@@ -405,6 +406,34 @@ fn instances_accessed_by(
         event_types: Vec::new(),
         participants: vec![who.participant(), this_edge(edge_id, None)],
         objects: vec![object],
+    }
+}
+
+/// Export (action R): a patient's data left the edge through `path` as an archive for `who`
+/// (a data subject's request): the edge is the source, the requester the destination; every id
+/// of the patient is an object, with the archive's last sequence number.
+pub fn data_export(edge_id: &str, who: &Requester, path: &str, patient_ids: &[String], at: Timestamp) -> AuditRecord {
+    let mut objects: Vec<AuditObject> = patient_ids.iter().map(|p| patient(p)).collect();
+    objects.push(AuditObject {
+        type_code: 2,
+        role: 3,
+        id_type: uri(),
+        id: path.to_owned(),
+        name: Some("patient data export: events, HL7 messages as received, DICOM Part 10 files".into()),
+        description: None,
+        details: Vec::new(),
+    });
+    let mut destination = who.participant();
+    destination.role = Some(code(dcm::DESTINATION));
+    AuditRecord {
+        event: code(dcm::EXPORT),
+        action: Action::Read,
+        at,
+        outcome: Outcome::Success,
+        outcome_description: None,
+        event_types: Vec::new(),
+        participants: vec![destination, this_edge(edge_id, Some(code(dcm::SOURCE)))],
+        objects,
     }
 }
 

@@ -28,10 +28,12 @@ pub enum Scope {
     Operator,
     /// Reading the audit trail.
     Audit,
+    /// A patient's data export (`/api/v1/patients/{id}/export`), together with `read`.
+    Export,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 4] = [Scope::Read, Scope::Status, Scope::Operator, Scope::Audit];
+    pub const ALL: [Scope; 5] = [Scope::Read, Scope::Status, Scope::Operator, Scope::Audit, Scope::Export];
 
     /// The scope's name in the config and in answers.
     pub fn name(self) -> &'static str {
@@ -40,6 +42,7 @@ impl Scope {
             Scope::Status => "status",
             Scope::Operator => "operator",
             Scope::Audit => "audit",
+            Scope::Export => "export",
         }
     }
 
@@ -108,11 +111,6 @@ impl std::fmt::Debug for ApiClient {
 /// SHA-256 of `token`.
 pub fn token_sha256(token: &[u8]) -> [u8; 32] {
     Sha256::digest(token).into()
-}
-
-/// Lower-case hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 pub(super) fn header_bytes(text: &str) -> Result<usize, String> {

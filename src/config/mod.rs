@@ -29,7 +29,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use access::{ApiClient, OPERATOR_TOKEN_CLIENT, Scope, Scopes, hex, token_sha256};
+pub use access::{ApiClient, OPERATOR_TOKEN_CLIENT, Scope, Scopes, token_sha256};
 pub use backup::{BackupConfig, Schedule};
 pub use forward::{Confirm, Destination, ForwardConfig};
 pub use units::DiskReserve;

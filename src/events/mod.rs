@@ -12,6 +12,7 @@ pub mod decisions;
 pub mod envelope;
 pub mod forward;
 pub mod intake;
+pub mod subject;
 
 pub use catalog::{EVENT_TYPES, Event, EventDecodeError, JsonPayload};
 pub use decisions::{

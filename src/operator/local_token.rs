@@ -79,5 +79,5 @@ pub fn new_token() -> io::Result<String> {
     use ring::rand::SecureRandom;
     let mut bytes = [0u8; 32];
     ring::rand::SystemRandom::new().fill(&mut bytes).map_err(|_| io::Error::other("no randomness from the OS"))?;
-    Ok(format!("zt_{}", crate::config::hex(&bytes)))
+    Ok(format!("zt_{}", crate::ids::hex(&bytes)))
 }

@@ -18,6 +18,7 @@ pub mod backup;
 pub mod dead_letters;
 pub mod disk_usage;
 pub mod events;
+pub mod export;
 pub mod fork;
 pub mod local_token;
 pub mod progress;

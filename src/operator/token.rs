@@ -4,7 +4,8 @@
 
 use std::process::ExitCode;
 
-use crate::config::{Config, ConfigError, hex, token_sha256};
+use crate::config::{Config, ConfigError, token_sha256};
+use crate::ids::hex;
 
 /// Exit code of a bad name or scope (EX_USAGE).
 const EXIT_USAGE: u8 = 64;

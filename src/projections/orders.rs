@@ -139,16 +139,7 @@ pub(crate) fn apply_received(t: &mut Tables<'_>, m: &Meta<'_>, msg: &Hl7MessageR
 
 /// The message's patient ids: the primary one first, then every other identifier.
 pub(crate) fn patient_ids(msg: &Hl7MessageReceived) -> Vec<String> {
-    let mut ids = Vec::new();
-    if let Some(p) = &msg.summary.patient {
-        ids.extend(p.id.clone());
-        for i in &p.identifiers {
-            if !i.id.is_empty() && !ids.contains(&i.id) {
-                ids.push(i.id.clone());
-            }
-        }
-    }
-    ids
+    crate::events::subject::message_patient_ids(msg).into_iter().map(str::to_owned).collect()
 }
 
 /// `HL7MessageUpdated`: the new values, and a cancelled order stops waiting for a study.

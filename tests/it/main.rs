@@ -13,6 +13,7 @@ mod dead_letters;
 mod dicom;
 mod divergence;
 mod durability;
+mod export;
 mod forward;
 mod forward_crash;
 mod forward_dead_letters;

@@ -30,6 +30,7 @@
 pub mod cases;
 pub mod matches;
 pub mod orders;
+pub mod patients;
 pub mod studies;
 pub mod waiting;
 pub mod worklist;
