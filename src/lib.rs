@@ -40,7 +40,8 @@
 //! * [`log`] — the storage engine: the redb file, envelopes, one writer thread with group
 //!   commit told what to do by the layer above, readers, the disk reserve, fault seams.
 //! * Shared below: [`config`] (the TOML file, validated before anything starts),
-//!   [`telemetry`], [`storage_hook`] (the seam in front of every durable write, where tests
+//!   [`telemetry`], [`activity`] (each listener's answers over the last 24 hours, for the
+//!   status page, saved across restarts), [`storage_hook`] (the seam in front of every durable write, where tests
 //!   record, fail or leave out operations), [`net`] (socket settings, the accept loop, the
 //!   stream a listener serves, plain or TLS), [`tls`] (the edge's server identity shared by
 //!   every TLS listener, the handshake under a deadline, reloads, the checks of TLS files),
@@ -52,6 +53,7 @@
 //!   data set, read without trusting its lengths) and the DIMSE command reader
 //!   ([`dicom::dimse`]), sharing [`ids`] (the UID check, SHA-256 digests in hex).
 
+pub mod activity;
 pub mod api;
 pub mod app;
 pub mod audit;

@@ -79,6 +79,8 @@ macro_rules! metrics {
             registry: Registry,
             $($(#[doc = $doc])* pub $field: $ty,)*
             seen_message_types: Mutex<HashSet<String>>,
+            /// Each listener's recent answers, for the status page (not exported).
+            pub activity: crate::activity::Activity,
         }
 
         impl Metrics {
@@ -88,7 +90,12 @@ macro_rules! metrics {
                     let $field: $ty = $init;
                     registry.register($name, $help, $field.clone());
                 )*
-                Metrics { registry, $($field,)* seen_message_types: Mutex::new(HashSet::new()) }
+                Metrics {
+                    registry,
+                    $($field,)*
+                    seen_message_types: Mutex::new(HashSet::new()),
+                    activity: crate::activity::Activity::new(),
+                }
             }
         }
     };

@@ -11,6 +11,13 @@
 //!   `http.operator_token` as `operator-token` (scope `operator`), and the local operator
 //!   (every scope) whose token the daemon writes at start to a file only root and the service
 //!   user can read ([`crate::operator::local_token`]).
+//! * A browser cannot be told to send a bearer token, so the pages a person opens (the
+//!   status page, [`super::routes::BROWSER_PATHS`]) also take HTTP Basic credentials: any
+//!   user name, the client token as the password. The token is checked by the same code as a
+//!   bearer token (constant time, rate-limited, failures audited); only those pages answer a
+//!   401 with `WWW-Authenticate: Basic`, so the browser asks for it (the API's 401s say
+//!   `Bearer` and no browser prompt appears for them). Basic credentials travel in the clear
+//!   like a bearer token: over anything but loopback, turn on `http.tls`.
 //! * No token: 401 with `WWW-Authenticate: Bearer`. An unknown token: 401, and a failed
 //!   authentication of its source address; past `http.auth_failures_per_minute` of those,
 //!   every request that presents a token is answered 429 with `Retry-After` until the minute
@@ -141,7 +148,14 @@ pub(super) async fn limit_requests(State(state): State<ApiState>, request: Reque
 }
 
 /// Every route's guard: `access` decides, then the request goes on with its [`Caller`].
-pub(super) async fn guard(access: Access, state: ApiState, mut request: Request, next: Next) -> Response {
+/// With `browser`, HTTP Basic credentials are taken too and a 401 asks for them.
+pub(super) async fn guard(
+    access: Access,
+    browser: bool,
+    state: ApiState,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let source = source(&request);
     let control = &state.access;
     let open = access == Access::Open || (access == Access::Metrics && control.metrics_open);
@@ -150,10 +164,17 @@ pub(super) async fn guard(access: Access, state: ApiState, mut request: Request,
         request.extensions_mut().insert(anonymous);
         return next.run(request).await;
     }
-    let Some(token) = bearer(request.headers()) else {
+    let presented = bearer(request.headers()).or_else(|| basic(request.headers()).filter(|_| browser));
+    let Some(token) = presented else {
         state.metrics.http_refused("no_token");
+        if browser {
+            return challenge(
+                "this page needs a client token with the scope \"status\": any user name, the token as the password",
+            );
+        }
         return unauthorized("this path needs a client token: Authorization: Bearer <token>");
     };
+    let token = token.as_str();
     if let Err(wait) = control.failures.check(source.ip()) {
         state.metrics.http_refused("rate_limited");
         return too_many(wait, "too many failed authentications from this address");
@@ -163,6 +184,9 @@ pub(super) async fn guard(access: Access, state: ApiState, mut request: Request,
         state.metrics.http_refused("bad_token");
         tracing::warn!(%source, path = request.uri().path(), "API request with an unknown token refused");
         record_failure(&state, source, request.uri().path()).await;
+        if browser {
+            return challenge("the token is not one of a configured client");
+        }
         return unauthorized("the token is not one of a configured client");
     };
     if let Some(Err(wait)) = rate.map(ClientRate::take) {
@@ -197,10 +221,32 @@ async fn record_failure(state: &ApiState, source: SocketAddr, path: &str) {
 }
 
 /// The bearer token of `headers`, if there is one.
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+fn bearer(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty()).map(str::to_owned)
+}
+
+/// The password of HTTP Basic credentials in `headers` (RFC 7617: base64 of `user:password`),
+/// if there are any; the user name is not looked at.
+fn basic(headers: &HeaderMap) -> Option<String> {
+    use base64::Engine as _;
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (_, password) = text.split_once(':')?;
+    Some(password.to_owned()).filter(|p| !p.is_empty())
+}
+
+/// A 401 that makes a browser ask for a user name and password.
+fn challenge(message: &str) -> Response {
+    let body = Json(serde_json::json!({ "error": message }));
+    let realm = "Basic realm=\"zenedge\", charset=\"UTF-8\"";
+    (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, realm)], body).into_response()
 }
 
 fn unauthorized(message: &str) -> Response {

@@ -1,6 +1,7 @@
 //! The local HTTP API (axum): health, readiness, metrics and the read API (events and their
 //! live stream; studies, orders, patient cases, matches, and what waits for a match); the
-//! daemon's status and the sync's dead letters, with operator actions.
+//! daemon's status and the sync's dead letters, with operator actions; and the status page a
+//! person opens in a browser ([`page`]).
 //!
 //! Nothing but `/healthz` and `/readyz` is answered without a client token with the right
 //! scope ([`auth`]); each route says what it needs in the route table ([`routes`]).
@@ -26,6 +27,7 @@ mod health;
 mod limits;
 mod matches;
 mod orders;
+mod page;
 mod params;
 mod routes;
 mod stream;
@@ -93,9 +95,9 @@ pub struct ApiState {
 /// The whole HTTP API: every route of [`routes`] behind its guard, a path that matches none
 /// answered 404 to a known client only, and the per-source request rate before all of it.
 pub fn router(state: ApiState) -> Router {
-    let guarded = |access: Access| {
+    let guarded = |access: Access, browser: bool| {
         axum::middleware::from_fn_with_state(state.clone(), move |axum::extract::State(s), request, next| {
-            auth::guard(access, s, request, next)
+            auth::guard(access, browser, s, request, next)
         })
     };
     let audited = axum::middleware::from_fn_with_state(state.clone(), audited::audit_reads);
@@ -104,10 +106,11 @@ pub fn router(state: ApiState) -> Router {
         // The guard outside, so the audit of a read names its client; `layer`, not
         // `route_layer`: a method the path does not take is refused like any other anonymous
         // request, not answered 405.
-        let handler = route.handler.layer(audited.clone()).layer(guarded(route.access));
+        let browser = routes::BROWSER_PATHS.contains(&route.path);
+        let handler = route.handler.layer(audited.clone()).layer(guarded(route.access, browser));
         router = router.route(route.path, handler);
     }
-    let fallback = axum::routing::any(error::not_found).layer(guarded(Access::Authenticated));
+    let fallback = axum::routing::any(error::not_found).layer(guarded(Access::Authenticated, false));
     router
         .fallback_service(fallback.with_state(state.clone()))
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::limit_requests))

@@ -8,10 +8,14 @@ use axum::routing::{MethodRouter, get, post};
 
 use super::auth::Access;
 use super::{
-    ApiState, audit, backup, cases, events, export, forward, health, matches, orders, stream, studies, sync, unmatched,
-    worklist,
+    ApiState, audit, backup, cases, events, export, forward, health, matches, orders, page, stream, studies, sync,
+    unmatched, worklist,
 };
 use crate::config::Scope::{Audit, Export, Operator, Read, Status};
+
+/// The pages a person opens in a browser: they take HTTP Basic credentials besides a bearer
+/// token, and their 401 asks the browser for them ([`super::auth`]).
+pub const BROWSER_PATHS: &[&str] = &["/", "/status"];
 
 /// One route: method, path, what it needs, and its handler.
 pub(super) struct Route {
@@ -30,6 +34,8 @@ pub(super) fn routes() -> Vec<Route> {
     use Access::{Metrics, Open, Scope};
     let (g, p) = (Method::GET, Method::POST);
     vec![
+        route(g.clone(), "/", Scope(Status), get(page::root)),
+        route(g.clone(), "/status", Scope(Status), get(page::page)),
         route(g.clone(), "/healthz", Open, get(health::healthz)),
         route(g.clone(), "/readyz", Open, get(health::readyz)),
         route(g.clone(), "/metrics", Metrics, get(health::metrics)),

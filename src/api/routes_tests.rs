@@ -47,9 +47,15 @@ async fn every_route_but_healthz_and_readyz_refuses_an_anonymous_request() {
             continue;
         }
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path} answered an anonymous request");
-        assert_eq!(headers[header::WWW_AUTHENTICATE], "Bearer", "{method} {path}");
         let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        assert!(body["error"].as_str().unwrap().contains("Authorization: Bearer"), "{method} {path}: {body}");
+        if super::BROWSER_PATHS.contains(pattern) {
+            // A page a browser opens: the browser is asked for credentials.
+            assert!(headers[header::WWW_AUTHENTICATE].to_str().unwrap().starts_with("Basic realm="), "{path}");
+            assert!(body["error"].as_str().unwrap().contains("token as the password"), "{method} {path}: {body}");
+        } else {
+            assert_eq!(headers[header::WWW_AUTHENTICATE], "Bearer", "{method} {path}");
+            assert!(body["error"].as_str().unwrap().contains("Authorization: Bearer"), "{method} {path}: {body}");
+        }
         // Another method on the same path, and an unknown token, are refused the same way.
         let other = if method == Method::GET { "POST" } else { "GET" };
         assert_eq!(call(&a.state, other, &path, None).await.0, StatusCode::UNAUTHORIZED, "{other} {path}");

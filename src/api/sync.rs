@@ -133,13 +133,18 @@ pub(super) async fn sync_report(state: &ApiState) -> Result<SyncReport, ApiError
 /// what was answered since the daemon started (`ingest`), disk, sync, forwarding, scheduled
 /// backups.
 pub(super) async fn status(State(state): State<ApiState>) -> Result<Json<serde_json::Value>, ApiError> {
-    let sync = sync_report(&state).await?;
+    status_value(&state).await.map(Json)
+}
+
+/// The body of `GET /api/v1/status`; the status page shows the same figures from it.
+pub(super) async fn status_value(state: &ApiState) -> Result<serde_json::Value, ApiError> {
+    let sync = sync_report(state).await?;
     let reader = state.reader.clone();
     let stored = read(move || crate::projections::views::totals(&reader)).await?;
     let disk = state.disk.clone();
     let space = tokio::task::spawn_blocking(move || disk.space()).await.ok().and_then(Result::ok);
     let m = &state.metrics;
-    super::json(serde_json::json!({
+    Ok(serde_json::json!({
         "edge_id": state.edge_id,
         "last_seq": state.writer.last_seq.load(Ordering::Acquire),
         "stored": stored,

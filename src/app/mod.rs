@@ -31,6 +31,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+mod activity;
 mod expiry;
 mod services;
 mod start;
@@ -167,6 +168,7 @@ pub async fn run(
     let layout = dicom::Layout::with_hook(config.store.state_dir.clone(), hook)
         .with_flush(dicom::flush::effective(config.dicom.flush));
     start::tidy_state_dir(&config, &layout, &log).await?;
+    activity::load(&config.store.state_dir, &metrics);
     let addrs = start::Addresses::of(&config, &listeners)?;
 
     let stopping = CancellationToken::new();
@@ -195,6 +197,7 @@ pub async fn run(
     let syslog = ctx.syslog(sync_tls.as_ref()).await?;
     ctx.audit_retention();
     ctx.value_dictionary();
+    ctx.activity();
     let sync_worker = ctx.sync(sync_tls, &sync_shared)?;
     let (forward_shared, forward_threads) = ctx.forward()?;
     // One backup at a time, and no retention sweep while one is streamed.
@@ -239,6 +242,7 @@ pub async fn run(
         tracing::warn!(?grace, "connections still busy after the grace period; closing anyway");
     }
     watchdog.abort();
+    activity::save(config.store.state_dir.clone(), metrics.clone()).await;
     let _ = tokio::time::timeout(grace, http).await;
     if let Some(worker) = sync_worker {
         worker.stop(sync::STOP_GRACE).await;

@@ -10,6 +10,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::RunError;
+use super::activity;
+use crate::activity::Listener;
 use crate::api::ApiState;
 use crate::config::{Config, SyslogTarget};
 use crate::dicom::{self, DicomContext};
@@ -55,10 +57,14 @@ impl Started<'_> {
         let (metrics, alerts) = (self.metrics.clone(), self.alerts.clone());
         let ctx = Arc::new(MllpContext::new(config, log, metrics, alerts, self.stopping.clone()));
         if let Some(listener) = plain {
-            self.tracker.spawn(mllp::serve(listener, ctx.clone(), self.tracker.clone()));
+            let address = activity::address(&listener);
+            let serve = mllp::serve(listener, ctx.clone(), self.tracker.clone());
+            self.tracker.spawn(activity::accepting(self.metrics.clone(), Listener::Mllp, address, serve));
         }
         if let (Some(listener), Some(handshaker)) = (tls, self.handshaker("mllp_tls", true)) {
-            self.tracker.spawn(mllp::serve_tls(listener, ctx, self.tracker.clone(), handshaker));
+            let address = activity::address(&listener);
+            let serve = mllp::serve_tls(listener, ctx, self.tracker.clone(), handshaker);
+            self.tracker.spawn(activity::accepting(self.metrics.clone(), Listener::MllpTls, address, serve));
         }
     }
 
@@ -97,11 +103,22 @@ impl Started<'_> {
             stability,
             shutdown: self.stopping.clone(),
         });
+        let mut worklist = Vec::new();
         if let Some(listener) = plain {
-            self.tracker.spawn(dicom::serve(listener, ctx.clone(), self.tracker.clone()));
+            let address = activity::address(&listener);
+            worklist.push(address.clone());
+            let serve = dicom::serve(listener, ctx.clone(), self.tracker.clone());
+            self.tracker.spawn(activity::accepting(self.metrics.clone(), Listener::Dicom, address, serve));
         }
         if let (Some(listener), Some(handshaker)) = (tls, self.handshaker("dicom_tls", true)) {
-            self.tracker.spawn(dicom::serve_tls(listener, ctx, self.tracker.clone(), handshaker));
+            let address = activity::address(&listener);
+            worklist.push(address.clone());
+            let serve = dicom::serve_tls(listener, ctx, self.tracker.clone(), handshaker);
+            self.tracker.spawn(activity::accepting(self.metrics.clone(), Listener::DicomTls, address, serve));
+        }
+        // The worklist is served on the DICOM listeners, by their accept loops.
+        if self.config.dicom.worklist && !worklist.is_empty() {
+            self.metrics.activity.opened(Listener::Worklist, worklist.join(", "));
         }
         Ok(failed)
     }
@@ -314,6 +331,12 @@ impl Started<'_> {
             source_id: self.config.site.edge_id.clone(),
             site_id: self.config.site.hospital_id.clone(),
         }
+    }
+
+    /// The free disk space sampled and the listeners' activity saved every minute.
+    pub fn activity(&self) {
+        let (dir, metrics) = (self.config.store.state_dir.clone(), self.metrics.clone());
+        self.tracker.spawn(activity::sample(dir, metrics, self.log.disk_guard(), self.stopping.clone()));
     }
 
     /// What the HTTP API reads and acts through.

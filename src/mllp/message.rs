@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 
 use super::context::MllpContext;
+use crate::activity::Listener;
 use crate::domain::{self, Hl7Outcome};
 use crate::events::NewEvent;
 use crate::hl7::ack::{self, AckCode};
@@ -86,13 +87,23 @@ impl Messages<'_> {
     ) -> Option<Vec<u8>> {
         let ack = ack::build(header, code, error, &self.ctx.ack_ids.next(), jiff::Timestamp::now());
         if code != AckCode::Accept {
-            self.ctx.metrics.hl7_answered(message_type, ack_label(header, code));
+            let label = ack_label(header, code);
+            self.ctx.metrics.hl7_answered(message_type, label);
+            let why = format!("{label}: {}", error.map_or("refused", |e| e.text.as_str()));
+            self.ctx.metrics.activity.answered(self.listener(), Some(&why));
         }
         ack
     }
 
+    /// The listener the connection came in on (a TLS connection always has a client
+    /// certificate: the MLLP/TLS listener requires one).
+    fn listener(&self) -> Listener {
+        if self.identity.is_some() { Listener::MllpTls } else { Listener::Mllp }
+    }
+
     fn count(&self, message_type: &str, received: &Received, code: AckCode) {
         self.ctx.metrics.hl7_answered(message_type, ack_label(Some(&received.header), code));
+        self.ctx.metrics.activity.answered(self.listener(), None);
         if received.summary.charset_fallback {
             self.ctx.metrics.hl7_charset_fallbacks.inc();
         }

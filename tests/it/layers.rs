@@ -42,14 +42,15 @@ const LAYERS: &[(&str, &[&str])] = &[
     // The storage engine: redb file, envelopes, the writer with group commit, readers, the
     // disk reserve, the table registry, fault seams.
     ("engine", &["log"]),
-    // Shared below everything: configuration, metrics, the storage hook, socket settings,
-    // TLS errors in words, the command line's argument types. `tls` (the server identity every
-    // TLS listener shares, the handshake, the checks of TLS files the sync uses too) and
+    // Shared below everything: configuration, metrics (and the listeners' recent activity for
+    // the status page), the storage hook, socket settings, TLS errors in words, the command
+    // line's argument types. `tls` (the server identity every TLS listener shares, the
+    // handshake, the checks of TLS files the sync uses too) and
     // `security` (the peer's certificate identity, which the intake events carry, and the one
     // function every security alert goes through) sit here because listeners, the API, the
     // sync and the event catalog all use them, and they need nothing but configuration and
     // metrics.
-    ("base", &["config", "telemetry", "storage_hook", "net", "tls_words", "cli", "tls", "security"]),
+    ("base", &["config", "telemetry", "activity", "storage_hook", "net", "tls_words", "cli", "tls", "security"]),
     // Bytes in, values out, no I/O: the HL7 parser, the DICOM data-set scanner, and the small
     // helpers parsers share.
     ("parsers", &["hl7", "dicom_scan", "ids"]),

@@ -39,6 +39,7 @@ use dicom_ul::pdu::{PDataValue, PDataValueType, Pdu};
 use super::DicomContext;
 use super::dimse::{self, Request, status};
 use super::wire::{Wire, WireError};
+use crate::activity::Listener;
 use crate::net::Stream;
 use crate::projections::views::worklist_items_where;
 use crate::projections::worklist::WorklistItem;
@@ -112,6 +113,7 @@ pub async fn answer<S: Stream>(
         Ok(query) => query,
         Err(comment) => {
             ctx.metrics.worklist_query("refused");
+            ctx.metrics.activity.answered(Listener::Worklist, Some(&format!("query refused: {comment}")));
             tracing::warn!(peer = %asker.peer, calling_ae = %asker.calling_ae, reason = %comment, "worklist query refused");
             let rsp = final_status(status::IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, Some(&comment));
             return send_command(wire, context_id, rsp).await;
@@ -134,6 +136,7 @@ pub async fn answer<S: Stream>(
         Err(error) => {
             tracing::error!(peer = %asker.peer, %error, "worklist query failed");
             ctx.metrics.worklist_query("failed");
+            ctx.metrics.activity.answered(Listener::Worklist, Some(&format!("query failed: {error}")));
             return send_command(
                 wire,
                 context_id,
@@ -144,6 +147,7 @@ pub async fn answer<S: Stream>(
     };
     if let Err(comment) = audit(ctx, asker, &hits.items).await {
         ctx.metrics.worklist_query("failed");
+        ctx.metrics.activity.answered(Listener::Worklist, Some(&format!("query failed: {comment}")));
         return send_command(wire, context_id, final_status(status::OUT_OF_RESOURCES, Some(&comment))).await;
     }
     let pending_status = if query.unsupported { status::PENDING_WARNING } else { status::PENDING };
@@ -173,6 +177,8 @@ pub async fn answer<S: Stream>(
     }
     send_command(wire, context_id, final_status(outcome.0, outcome.1.as_deref())).await?;
     ctx.metrics.worklist_query(outcome.2);
+    let failed = (outcome.2 == "failed").then(|| format!("query failed: {}", outcome.1.as_deref().unwrap_or("")));
+    ctx.metrics.activity.answered(Listener::Worklist, failed.as_deref());
     ctx.metrics.worklist_query_seconds.observe(started.elapsed().as_secs_f64());
     tracing::info!(peer = %asker.peer, calling_ae = %asker.calling_ae, items = sent, outcome = outcome.2, micros = started.elapsed().as_micros() as u64, "worklist query answered");
     Ok(())

@@ -49,6 +49,7 @@ pub use studies::{
 };
 pub use waiting::{
     WaitingCursor, WaitingOrder, WaitingPage, WaitingQuery, WaitingStudy, unmatched_orders, unmatched_studies,
+    waiting_counts,
 };
 pub use worklist::{WorklistQuery, WorklistView, worklist, worklist_items, worklist_items_where};
 

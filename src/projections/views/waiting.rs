@@ -133,6 +133,16 @@ pub fn unmatched_studies(reader: &LogReader, query: &WaitingQuery) -> Result<Wai
     Ok(WaitingPage { items, next })
 }
 
+/// How many orders and how many completed studies wait for a match: the waiting indexes'
+/// row counts, which redb keeps in each table's root (a database holds one site).
+pub fn waiting_counts(reader: &LogReader) -> Result<(u64, u64), ReadError> {
+    use redb::ReadableTableMetadata;
+    let txn = reader.begin_read()?;
+    let orders = txn.open_table(UNMATCHED_ORDERS).storage()?.len().storage()?;
+    let studies = txn.open_table(UNMATCHED_STUDIES).storage()?.len().storage()?;
+    Ok((orders, studies))
+}
+
 /// An entry of a waiting index: (waiting since µs, id, accession), ordered by the first two.
 type Waiting = (i64, String, String);
 
