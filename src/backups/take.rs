@@ -195,3 +195,7 @@ fn check_room(dir: &Path, room: &Room, need: u64) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "take_tests.rs"]
+mod tests;

@@ -180,3 +180,42 @@ async fn a_failing_backup_is_on_readyz_and_in_the_metrics_and_intake_goes_on() {
     assert_eq!(ack_code(&c.send(&orm("AFTER-FAIL-1", "ACC-AF-1")).await), "AA");
     d.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_backup_is_an_error_line_naming_the_directory_and_the_reason() {
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("a-file");
+    std::fs::write(&file, b"not a directory").unwrap();
+    let daemon = crate::support::logged::Logged::start(&backup_section(&file.join("backups"), "every 1h", "1d"));
+    let log = daemon.wait_for("scheduled backup failed").await;
+    let line = log.lines().find(|l| l.contains("scheduled backup failed")).unwrap();
+    assert!(line.contains("ERROR") && line.contains("a-file") && line.contains("cannot create"), "{line}");
+    daemon.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_whose_instance_file_is_missing_fails_and_leaves_nothing_behind() {
+    let work = tempfile::tempdir().unwrap();
+    let backups = work.path().join("backups");
+    let d = TestDaemon::start().await;
+    store_all(d.dicom, vec![Instance::ct(51, 1, 1)]).await;
+    let events = d.events().await;
+    let stored = events.iter().find(|e| e["event_type"] == "InstanceStored").expect("stored");
+    let file = d.dir.path().join(stored["data"]["file_path"].as_str().unwrap());
+    let dir = d.dir.clone();
+    d.stop().await.unwrap();
+    std::fs::remove_file(&file).unwrap();
+
+    let d = TestDaemon::start_in(dir, &backup_section(&backups, "every 1h", "1d")).await;
+    let failure = eventually("the failed backup", Duration::from_secs(30), || async {
+        let status = d.get("/api/v1/status").await.json();
+        let failure = status["backup"]["last_failure"].clone();
+        if failure.is_null() { Err(status["backup"].to_string()) } else { Ok(failure) }
+    })
+    .await;
+    let reason = failure["reason"].as_str().unwrap();
+    assert!(reason.contains("1 instance files are missing or differ from their events"), "{reason}");
+    let left: Vec<_> = std::fs::read_dir(&backups).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "neither a backup nor its .part directory: {left:?}");
+    d.stop().await.unwrap();
+}
