@@ -4,7 +4,8 @@
 # turn with a token (authentication and the audit record of each read), at 8 and 64
 # connections. A log of EVENTS events (default 200,000) written by `zenedge-load fill-log`.
 # Usage: bench/api_access.sh   (EVENTS=, DURATION= change the log size and the measured time,
-# EXTRA_TOML= adds config lines)
+# EXTRA_TOML= adds config lines, ZENEDGE_BIN_DIR= uses the binaries of that directory instead of
+# building target/release)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=$(mktemp -d)
@@ -15,8 +16,12 @@ write_config
 # EXTRA_TOML: lines appended to the config (e.g. $'[audit]\njournal = false' for the reads'
 # records committed through the database, as before the audit journal).
 if [ -n "${EXTRA_TOML:-}" ]; then printf '%s\n' "$EXTRA_TOML" >>"$work/zenedge.toml"; fi
-cargo build --release --locked --bins >/dev/null
-bin=target/release
+if [ -n "${ZENEDGE_BIN_DIR:-}" ]; then
+  bin=$ZENEDGE_BIN_DIR
+else
+  cargo build --release --locked --bins >/dev/null
+  bin=target/release
+fi
 events=${EVENTS:-200000}
 "$bin/zenedge-load" fill-log --config "$work/zenedge.toml" --events "$events" | tee "$work/fill.out"
 exams=$(sed -n 's/.*(\([0-9]*\) exams).*/\1/p' "$work/fill.out")

@@ -78,6 +78,8 @@ expect_stat /etc/zenedge/zenedge.toml "640 root:zenedge"
 expect_stat /var/lib/zenedge "750 zenedge:zenedge"
 expect_stat /lib/systemd/system/zenedge.service "644 root:root"
 expect_stat /usr/share/zenedge/provision.sh "755 root:root"
+expect_stat /usr/share/zenedge/grafana/zenedge.json "644 root:root"
+expect_stat /usr/share/zenedge/prometheus/zenedge-rules.yml "644 root:root"
 for f in README.md config.example.toml packaging.md appliance.md copyright; do
     [ -f "$ROOT/usr/share/doc/zenedge/$f" ] || fail "/usr/share/doc/zenedge/$f is missing"
 done

@@ -62,6 +62,13 @@ pub struct ForwardLabels {
     pub destination: String,
 }
 
+/// A certificate the daemon presents, by the config key that names its file (`tls.cert`,
+/// `sync.client_cert`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CertificateLabels {
+    pub certificate: String,
+}
+
 /// Declares every metric once: its field (with its doc), type, initial value, and the name and
 /// help it is registered under (with the `zenedge_` prefix).
 macro_rules! metrics {
@@ -261,6 +268,18 @@ metrics! {
     /// Audit records the hub stored (pages it answered `200`).
     sync_audit_records: Counter = Default::default(),
         "sync_audit_records", "Audit records in pages the hub stored";
+    /// Free space of the state directory's file system (for unprivileged users), as of the
+    /// last scrape.
+    disk_free_bytes: Gauge = Default::default(),
+        "disk_free_bytes", "Free space of the state directory's file system";
+    /// `store.disk_reserve`: below it, new data is refused.
+    disk_reserve_bytes: Gauge = Default::default(),
+        "disk_reserve_bytes", "Free space below which new data is refused (store.disk_reserve)";
+    /// End of validity (Unix seconds) of each certificate the daemon presents: the `[tls]`
+    /// identity in use and the sync's client certificate.
+    tls_certificate_expiry: Family<CertificateLabels, Gauge> = Default::default(),
+        "tls_certificate_expiry_timestamp_seconds",
+        "End of validity of a certificate the daemon presents (Unix time), by config key";
 }
 
 impl Default for Metrics {
@@ -333,6 +352,12 @@ impl Metrics {
     /// Counts an HTTP request refused by access control; `reason` is one of a fixed set.
     pub fn http_refused(&self, reason: &'static str) {
         self.http_refused.get_or_create(&ReasonLabels { reason: reason.to_owned() }).inc();
+    }
+
+    /// Records when the certificate named by `certificate` (its config key) ends.
+    pub fn certificate_expiry(&self, certificate: &str, not_after: jiff::Timestamp) {
+        let labels = CertificateLabels { certificate: certificate.to_owned() };
+        self.tls_certificate_expiry.get_or_create(&labels).set(not_after.as_second());
     }
 
     pub fn sync_failure(&self, kind: &str) {

@@ -14,6 +14,7 @@ use zenedge::dicom::dimse::{self, MAX_COMMAND_BYTES, Request, status};
 const C_STORE_RSP: u16 = 0x8001;
 const C_FIND_RSP: u16 = 0x8020;
 const C_ECHO_RSP: u16 = 0x8030;
+const N_EVENT_REPORT_RSP: u16 = 0x8100;
 
 fuzz_target!(|data: &[u8]| {
     if data.len() > MAX_COMMAND_BYTES {
@@ -39,6 +40,12 @@ fuzz_target!(|data: &[u8]| {
             for (status, comment) in statuses.into_iter().zip([None, None, None, None, Some("worklist unavailable")]) {
                 let rsp = dimse::find_response(message_id, &sop_class_uid, status, comment);
                 assert_response(&rsp, C_FIND_RSP);
+            }
+        }
+        Ok(Request::EventReport { message_id, event_type_id, .. }) => {
+            for status in [status::SUCCESS, 0x0110, 0x0113, 0x0115] {
+                let rsp = zenedge::dicom::commitment::event_report_response(message_id, event_type_id, status);
+                assert_response(&rsp, N_EVENT_REPORT_RSP);
             }
         }
         Ok(Request::Cancel { .. }) | Ok(Request::Other { .. }) | Err(_) => {}

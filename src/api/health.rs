@@ -76,6 +76,11 @@ pub(super) async fn metrics(State(state): State<ApiState>) -> impl IntoResponse 
     if let Ok(meta) = tokio::fs::metadata(&state.database_path).await {
         state.metrics.log_size_bytes.set(meta.len() as i64);
     }
+    let disk = state.disk.clone();
+    if let Ok(Ok(space)) = tokio::task::spawn_blocking(move || disk.space()).await {
+        state.metrics.disk_free_bytes.set(i64::try_from(space.free).unwrap_or(i64::MAX));
+        state.metrics.disk_reserve_bytes.set(i64::try_from(space.reserve).unwrap_or(i64::MAX));
+    }
     // The sync gauges that depend on the log's head and the dead letters, as of now.
     if let Ok(report) = super::sync::sync_report(&state).await {
         state.sync.refresh_metrics(&state.metrics, &report);

@@ -186,6 +186,7 @@ pub async fn run(
     let certificates = expiry::Certificates {
         server: server_tls.clone(),
         client: sync_tls.as_ref().map(|t| (t.cert_file.clone(), t.not_after)),
+        metrics: metrics.clone(),
     };
     tracker.spawn(certificates.watch(alerts.clone(), stopping.clone()));
     ctx.mllp(listeners.mllp, listeners.mllp_tls);

@@ -127,6 +127,7 @@ impl Started<'_> {
     pub fn reloads(&self, reload: Option<Arc<tokio::sync::Notify>>) {
         let Some(reload) = reload else { return };
         let (switch, alerts, stopping) = (self.tls.cloned(), self.alerts.clone(), self.stopping.clone());
+        let metrics = self.metrics.clone();
         self.tracker.spawn(async move {
             loop {
                 tokio::select! {
@@ -136,7 +137,11 @@ impl Started<'_> {
                 match &switch {
                     Some(switch) => {
                         if reload_tls(switch, &alerts).await {
-                            let watched = super::expiry::Certificates { server: Some(switch.clone()), client: None };
+                            let watched = super::expiry::Certificates {
+                                server: Some(switch.clone()),
+                                client: None,
+                                metrics: metrics.clone(),
+                            };
                             watched.check(&alerts, jiff::Timestamp::now());
                         }
                     }

@@ -1,9 +1,10 @@
 //! `[[forward.destinations]]`: where the images go (the central archive), how each
 //! destination confirms what it holds, and whether retention waits for it.
 //!
-//! This version forwards over DICOM C-STORE and trusts the store's own success as the
-//! confirmation (`confirm = "store"`); `kind = "stow"` and `confirm = "commitment"` are refused
-//! by `check-config` with that reason, never accepted and silently ignored.
+//! This version forwards over DICOM C-STORE, confirmed by DICOM Storage Commitment
+//! (`confirm = "commitment"`, the default) or by the store's own success (`confirm = "store"`);
+//! `kind = "stow"` is refused by `check-config` with that reason, never accepted and silently
+//! ignored.
 
 use std::time::Duration;
 
@@ -41,6 +42,7 @@ pub(super) struct RawDestination {
     pub breaker_failures: u32,
     pub breaker_open: String,
     pub refused_attempts: u32,
+    pub commitment_timeout: String,
 }
 
 impl Default for RawDestination {
@@ -63,6 +65,7 @@ impl Default for RawDestination {
             breaker_failures: 5,
             breaker_open: "60s".into(),
             refused_attempts: 3,
+            commitment_timeout: "5m".into(),
         }
     }
 }
@@ -72,6 +75,9 @@ impl Default for RawDestination {
 pub enum Confirm {
     /// Its C-STORE Success alone (an archive without Storage Commitment).
     Store,
+    /// DICOM Storage Commitment (Push Model): an N-ACTION after each study's instances, the
+    /// archive's N-EVENT-REPORT to our SCP.
+    Commitment,
 }
 
 /// One destination, validated.
@@ -101,6 +107,9 @@ pub struct Destination {
     /// Sends of an instance the destination refuses (a failure status) before it becomes a
     /// dead letter; 1: no retry.
     pub refused_attempts: u32,
+    /// With `confirm = "commitment"`: how long a commitment request waits for the archive's
+    /// report before it is asked again.
+    pub commitment_timeout: Duration,
 }
 
 /// `[forward]`, validated.
@@ -110,6 +119,13 @@ pub struct ForwardConfig {
 }
 
 impl ForwardConfig {
+    /// The destinations that confirm by Storage Commitment, with the AE title they report from
+    /// (our SCP takes their reports).
+    pub fn commitment_archives(&self) -> Vec<(String, String)> {
+        let by_commitment = self.destinations.iter().filter(|d| d.confirm == Confirm::Commitment);
+        by_commitment.map(|d| (d.name.clone(), d.called_ae.clone())).collect()
+    }
+
     /// The names of the destinations retention waits for.
     pub fn required(&self) -> Vec<String> {
         self.destinations.iter().filter(|d| d.required).map(|d| d.name.clone()).collect()
@@ -134,16 +150,9 @@ pub(super) fn forward_config(c: &mut Checker, raw: &RawForward, our_ae: &str) ->
         }
         let confirm = match d.confirm.as_str() {
             "store" => Some(Confirm::Store),
-            "commitment" => {
-                c.problem(
-                    &key("confirm"),
-                    "Storage Commitment is not supported by this version; set confirm = \"store\" to trust the \
-                     archive's C-STORE Success",
-                );
-                None
-            }
+            "commitment" => Some(Confirm::Commitment),
             other => {
-                c.problem(&key("confirm"), format!("{other:?} is not a confirmation; use \"store\""));
+                c.problem(&key("confirm"), format!("{other:?} is not a confirmation; use \"commitment\" or \"store\""));
                 None
             }
         };
@@ -173,11 +182,12 @@ pub(super) fn forward_config(c: &mut Checker, raw: &RawForward, our_ae: &str) ->
         let refused_attempts = range(c, "refused_attempts", d.refused_attempts as usize, 10);
         let max_pdu = c.check(&key("max_pdu"), max_pdu(&d.max_pdu));
         let mut duration = |k: &str, v: &str| c.check(&key(k), units::positive_duration(v));
-        let (timeout, retry_base, retry_cap, breaker_open) = (
+        let (timeout, retry_base, retry_cap, breaker_open, commitment_timeout) = (
             duration("timeout", &d.timeout),
             duration("retry_base", &d.retry_base),
             duration("retry_cap", &d.retry_cap),
             duration("breaker_open", &d.breaker_open),
+            duration("commitment_timeout", &d.commitment_timeout),
         );
         let (
             Some(name),
@@ -192,6 +202,7 @@ pub(super) fn forward_config(c: &mut Checker, raw: &RawForward, our_ae: &str) ->
             Some(retry_cap),
             Some(breaker_open),
             Some(refused_attempts),
+            Some(commitment_timeout),
         ) = (
             name,
             confirm,
@@ -205,6 +216,7 @@ pub(super) fn forward_config(c: &mut Checker, raw: &RawForward, our_ae: &str) ->
             retry_cap,
             breaker_open,
             refused_attempts,
+            commitment_timeout,
         )
         else {
             continue;
@@ -226,6 +238,7 @@ pub(super) fn forward_config(c: &mut Checker, raw: &RawForward, our_ae: &str) ->
             breaker_failures: d.breaker_failures.max(1),
             breaker_open,
             refused_attempts: refused_attempts as u32,
+            commitment_timeout,
         });
     }
     ForwardConfig { destinations }

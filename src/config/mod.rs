@@ -147,6 +147,10 @@ pub struct DicomConfig {
     pub worklist_max_results: usize,
     /// How instance files are made durable (see [`crate::dicom::flush`]).
     pub flush: FlushMode,
+    /// The archives whose Storage Commitment reports are taken, as (destination name, its AE
+    /// title): the forwarding destinations that confirm by commitment. Not a key of
+    /// `[dicom]`, derived from `[forward]`.
+    pub commitment_archives: Vec<(String, String)>,
 }
 
 /// How C-STORE makes instance files durable before their events are committed.

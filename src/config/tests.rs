@@ -122,12 +122,23 @@ fn a_forwarding_destination_takes_its_defaults_and_our_ae_title() {
     assert_eq!((d.confirm, d.required, d.associations, d.batch), (crate::config::Confirm::Store, true, 2, 64));
     assert_eq!((d.max_pdu, d.timeout), (64 * 1024, Duration::from_secs(30)));
     assert_eq!(config.forward.required(), ["central"]);
+    assert!(config.dicom.commitment_archives.is_empty(), "no commitment: the SCP takes no reports");
+}
+
+#[test]
+fn a_destination_confirms_by_storage_commitment_by_default_and_the_scp_takes_its_reports() {
+    let text =
+        format!("{MINIMAL}[[forward.destinations]]\nname = \"central\"\nhost = \"pacs\"\ncalled_ae = \"CENTRAL\"\n");
+    let config = Config::from_toml(&text).unwrap();
+    let d = &config.forward.destinations[0];
+    assert_eq!((d.confirm, d.commitment_timeout), (crate::config::Confirm::Commitment, Duration::from_secs(300)));
+    assert_eq!(config.dicom.commitment_archives, [("central".to_owned(), "CENTRAL".to_owned())]);
 }
 
 #[test]
 fn a_forwarding_destination_this_version_cannot_serve_is_refused_not_ignored() {
     let text = format!(
-        "{MINIMAL}[[forward.destinations]]\nname = \"a\"\nhost = \"pacs\"\ncalled_ae = \"CENTRAL\"\n\
+        "{MINIMAL}[[forward.destinations]]\nname = \"a\"\nhost = \"pacs\"\ncalled_ae = \"CENTRAL\"\nconfirm = \"trust\"\n\
          [[forward.destinations]]\nname = \"a\"\nkind = \"stow\"\nhost = \"\"\ncalled_ae = \"C\"\nconfirm = \"store\"\n\
          associations = 0\nmax_pdu = \"1KiB\"\n"
     );

@@ -74,6 +74,7 @@ pub(super) fn validate(raw: raw::RawConfig, mut c: Checker) -> Result<Config, Co
             .check("dicom.worklist_max_results", in_range(raw.dicom.worklist_max_results, 1, 1_000_000))
             .unwrap_or(1),
         flush: c.check("dicom.flush", flush_mode(&raw.dicom.flush)).unwrap_or(FlushMode::Shared),
+        commitment_archives: Vec::new(),
     };
     let operator_token = c.check("http.operator_token", operator_token(&raw.http.operator_token)).unwrap_or_default();
     let http = HttpConfig {
@@ -122,6 +123,7 @@ pub(super) fn validate(raw: raw::RawConfig, mut c: Checker) -> Result<Config, Co
         interval: c.check("retention.interval", units::positive_duration(&raw.retention.interval)).unwrap_or_default(),
     };
     let forward = forward::forward_config(&mut c, &raw.forward, &dicom.ae_title);
+    let dicom = DicomConfig { commitment_archives: forward.commitment_archives(), ..dicom };
     let audit = AuditConfig {
         syslog: syslog_target(&mut c, raw.audit.syslog.trim(), &sync),
         retention: c.check("audit.retention", units::positive_duration(&raw.audit.retention)).unwrap_or_default(),

@@ -44,6 +44,7 @@ use crate::net::Stream;
 use crate::security::{AlertKind, Facts, PeerIdentity};
 
 mod find;
+mod report;
 
 /// Largest A-ASSOCIATE-RQ accepted: a sender proposing every storage class with a dozen
 /// transfer syntaxes each stays well below.
@@ -98,8 +99,18 @@ pub async fn run<S: Stream>(stream: S, peer: SocketAddr, identity: Option<PeerId
     );
     super::refusals::report(&negotiated, peer, &ctx);
     let (ctx, audited) = (ctx.clone(), HashSet::new());
-    let mut assoc =
-        Association { wire, peer, identity, ctx, negotiated, command: Vec::new(), incoming: None, audited, find: None };
+    let mut assoc = Association {
+        wire,
+        peer,
+        identity,
+        ctx,
+        negotiated,
+        command: Vec::new(),
+        incoming: None,
+        audited,
+        find: None,
+        report: None,
+    };
     match assoc.serve().await {
         Ok(()) => tracing::debug!(peer = %peer, "DICOM association released"),
         Err(End::Shutdown) => tracing::info!(peer = %peer, "DICOM association aborted for shutdown"),
@@ -185,6 +196,8 @@ struct Association<S> {
     audited: HashSet<String>,
     /// A C-FIND whose identifier is being received ([`find`]).
     find: Option<super::worklist::Pending>,
+    /// A Storage Commitment report whose data set is being received ([`report`]).
+    report: Option<report::PendingReport>,
 }
 
 impl<S: Stream> Association<S> {
@@ -245,7 +258,7 @@ impl<S: Stream> Association<S> {
         let context = context.clone();
         match pdv.value_type {
             PDataValueType::Command => {
-                if self.incoming.is_some() || self.find.is_some() {
+                if self.incoming.is_some() || self.find.is_some() || self.report.is_some() {
                     return Err(End::Protocol("a command arrived before the data set was complete".into()));
                 }
                 if self.command.len() + pdv.data.len() > MAX_COMMAND_BYTES {
@@ -259,6 +272,7 @@ impl<S: Stream> Association<S> {
                 }
             }
             PDataValueType::Data if self.find.is_some() => self.find_data(pdv).await?,
+            PDataValueType::Data if self.report.is_some() => self.report_data(pdv).await?,
             PDataValueType::Data => {
                 let Some(incoming) = self.incoming.as_mut() else {
                     return Err(End::Protocol("data set without a C-STORE request".into()));
@@ -312,6 +326,16 @@ impl<S: Stream> Association<S> {
             }
             // A cancel of a C-FIND already answered (PS3.7 9.3.2.3: nothing to do).
             Ok(Request::Cancel { .. }) => Ok(()),
+            Ok(Request::EventReport { message_id, sop_class_uid, event_type_id })
+                if sop_class_uid == super::commitment::STORAGE_COMMITMENT =>
+            {
+                self.on_event_report(message_id, event_type_id, context_id, transfer_syntax);
+                Ok(())
+            }
+            Ok(Request::EventReport { sop_class_uid, .. }) => {
+                let _ = self.wire.write(&abort(AbortRQServiceProviderReason::UnrecognizedPduParameter)).await;
+                Err(End::Protocol(format!("N-EVENT-REPORT of SOP class {sop_class_uid}, not Storage Commitment")))
+            }
             Ok(Request::Other { command_field }) => {
                 let _ = self.wire.write(&abort(AbortRQServiceProviderReason::UnrecognizedPduParameter)).await;
                 Err(End::Protocol(format!("unsupported DIMSE command 0x{command_field:04X}")))

@@ -1,5 +1,5 @@
-//! DIMSE command sets (PS3.7 9.3, 9.1.1, 9.1.2 and 9.1.5): C-ECHO, C-STORE, C-FIND and
-//! C-CANCEL, requests in, responses out. Command sets are always implicit VR little endian (PS3.7 6.3.1).
+//! DIMSE command sets (PS3.7 9.3, 9.1.1, 9.1.2 and 9.1.5; 10.3.1): C-ECHO, C-STORE, C-FIND,
+//! C-CANCEL and N-EVENT-REPORT, requests in, responses out. Command sets are always implicit VR little endian (PS3.7 6.3.1).
 //!
 //! Requests are read by hand ([`parse`]) from a buffer the association handler has already
 //! bounded ([`MAX_COMMAND_BYTES`]), every declared length checked against the bytes present;
@@ -21,6 +21,7 @@ const C_ECHO_RSP: u16 = 0x8030;
 const C_FIND_RQ: u16 = 0x0020;
 const C_FIND_RSP: u16 = 0x8020;
 const C_CANCEL_RQ: u16 = 0x0FFF;
+const N_EVENT_REPORT_RQ: u16 = 0x0100;
 /// Command Data Set Type: a data set follows (any value but [`NO_DATA_SET`]; this one we write).
 const DATA_SET: u16 = 0x0000;
 /// Command Data Set Type: no data set follows (PS3.7 E.1).
@@ -66,6 +67,13 @@ pub enum Request {
     Cancel {
         message_id: u16,
     },
+    /// N-EVENT-REPORT-RQ (a Storage Commitment report, [`super::commitment`]): its event
+    /// information follows as a data set.
+    EventReport {
+        message_id: u16,
+        sop_class_uid: String,
+        event_type_id: u16,
+    },
     /// Anything else: answered by aborting the association (we accept no other service).
     Other {
         command_field: u16,
@@ -83,6 +91,8 @@ pub enum CommandError {
     StoreWithoutData,
     #[error("C-FIND-RQ without an identifier")]
     FindWithoutIdentifier,
+    #[error("N-EVENT-REPORT-RQ without event information")]
+    ReportWithoutData,
 }
 
 /// Reads a complete command set.
@@ -124,6 +134,16 @@ pub fn parse(bytes: &[u8]) -> Result<Request, CommandError> {
         C_CANCEL_RQ => Ok(Request::Cancel {
             message_id: elements.us(MESSAGE_ID_BEING_RESPONDED_TO, "Message ID Being Responded To")?,
         }),
+        N_EVENT_REPORT_RQ => {
+            if elements.us(COMMAND_DATA_SET_TYPE, "Command Data Set Type")? == NO_DATA_SET {
+                return Err(CommandError::ReportWithoutData);
+            }
+            Ok(Request::EventReport {
+                message_id: elements.us(MESSAGE_ID, "Message ID")?,
+                sop_class_uid: elements.uid(AFFECTED_SOP_CLASS_UID, "Affected SOP Class UID")?,
+                event_type_id: elements.us(EVENT_TYPE_ID, "Event Type ID")?,
+            })
+        }
         other => Ok(Request::Other { command_field: other }),
     }
 }
@@ -135,13 +155,15 @@ const MESSAGE_ID: u16 = 0x0110;
 const MESSAGE_ID_BEING_RESPONDED_TO: u16 = 0x0120;
 const COMMAND_DATA_SET_TYPE: u16 = 0x0800;
 const AFFECTED_SOP_INSTANCE_UID: u16 = 0x1000;
-const KEPT: [u16; 6] = [
+const EVENT_TYPE_ID: u16 = 0x1002;
+const KEPT: [u16; 7] = [
     AFFECTED_SOP_CLASS_UID,
     COMMAND_FIELD,
     MESSAGE_ID,
     MESSAGE_ID_BEING_RESPONDED_TO,
     COMMAND_DATA_SET_TYPE,
     AFFECTED_SOP_INSTANCE_UID,
+    EVENT_TYPE_ID,
 ];
 
 /// The values of the [`KEPT`] elements of one command set, borrowed from its bytes.
@@ -308,15 +330,15 @@ pub fn parse_store_response(bytes: &[u8]) -> Result<StoreAnswer, CommandError> {
     })
 }
 
-fn us(tag: dicom_core::Tag, value: u16) -> DataElement<InMemDicomObject> {
+pub(super) fn us(tag: dicom_core::Tag, value: u16) -> DataElement<InMemDicomObject> {
     DataElement::new(tag, VR::US, PrimitiveValue::from(value))
 }
 
-fn uid(tag: dicom_core::Tag, value: &str) -> DataElement<InMemDicomObject> {
+pub(super) fn uid(tag: dicom_core::Tag, value: &str) -> DataElement<InMemDicomObject> {
     DataElement::new(tag, VR::UI, PrimitiveValue::from(value))
 }
 
-fn encode(elements: Vec<DataElement<InMemDicomObject>>) -> Vec<u8> {
+pub(super) fn encode(elements: Vec<DataElement<InMemDicomObject>>) -> Vec<u8> {
     let obj = InMemDicomObject::command_from_element_iter(elements);
     let mut out = Vec::with_capacity(256);
     obj.write_dataset_with_ts(&mut out, &IMPLICIT_VR_LITTLE_ENDIAN.erased())

@@ -18,6 +18,7 @@
 //!   over TLS (the association then carries the peer's certificate identity).
 
 mod association;
+pub mod commitment;
 pub mod dimse;
 pub mod flush;
 pub mod gate;

@@ -14,7 +14,10 @@
 //! **What.** A presentation context is accepted for the Verification SOP class, for
 //! every Storage SOP class of the standard (PS3.4 Annex B, decided by UID in
 //! [`super::sop_class`]) and, with `worklist` on, for the Modality Worklist Information Model
-//! – FIND (in implicit or explicit VR little endian, the proposer's first); SOP classes the standard dictionary does not know only with
+//! – FIND, and with a forwarding destination that confirms by Storage Commitment, for the
+//! Storage Commitment Push Model, whose reports the archive sends us (both in implicit or
+//! explicit VR little endian, the proposer's first; a proposed SCU/SCP role selection for
+//! Storage Commitment is accepted as proposed, PS3.4 J.3.3); SOP classes the standard dictionary does not know only with
 //! `accept_unknown_sop_classes`. Every refused context is returned with why
 //! ([`ContextRefusal`]), for the association's log and metrics.
 //!
@@ -214,7 +217,7 @@ pub fn negotiate(
         };
         results.push(PresentationContextResult { id: pc.id, reason, transfer_syntax });
     }
-    let ac = AssociationAC {
+    let mut ac = AssociationAC {
         protocol_version: 1,
         calling_ae_title: rq.calling_ae_title.clone(),
         called_ae_title: rq.called_ae_title.clone(),
@@ -226,6 +229,17 @@ pub fn negotiate(
             UserVariableItem::ImplementationVersionName(IMPLEMENTATION_VERSION_NAME.to_owned()),
         ],
     };
+    // The archive reporting a commitment proposes to act as the SCP of the Storage Commitment
+    // class on this association (it sends the N-EVENT-REPORT): agreed as proposed.
+    let commitment_accepted = contexts.iter().any(|c| c.abstract_syntax == super::commitment::STORAGE_COMMITMENT);
+    for item in &rq.user_variables {
+        if let UserVariableItem::ScuScpRoleSelectionSubItem(uid, roles) = item
+            && commitment_accepted
+            && trim_uid(uid) == super::commitment::STORAGE_COMMITMENT
+        {
+            ac.user_variables.push(UserVariableItem::ScuScpRoleSelectionSubItem(uid.clone(), *roles));
+        }
+    }
     Ok((ac, Negotiated { calling_ae: calling, called_ae: called, peer_max_pdu, contexts, refused }))
 }
 
@@ -252,7 +266,8 @@ fn decide<'a>(
     abstract_syntax: &str,
     config: &DicomConfig,
 ) -> Result<&'a str, ContextRefusal> {
-    if config.worklist && abstract_syntax == MWL_FIND {
+    let commitment = !config.commitment_archives.is_empty() && abstract_syntax == super::commitment::STORAGE_COMMITMENT;
+    if commitment || (config.worklist && abstract_syntax == MWL_FIND) {
         // The identifier is read and answered in the proposer's first little endian syntax.
         let mut proposed = pc.transfer_syntaxes.iter().map(|t| trim_uid(t));
         return proposed.find(|t| identifier::TRANSFER_SYNTAXES.contains(t)).ok_or(ContextRefusal::NoTransferSyntax);

@@ -175,3 +175,20 @@ fn the_worklist_context_is_accepted_in_little_endian_only_when_the_worklist_is_o
     let (_, n) = negotiate(&rq("CT01", "ZENEDGE", &[(MWL, &[JPEG_BASELINE])]), ip, None, &on).unwrap();
     assert_eq!(n.refused[0].reason, ContextRefusal::NoTransferSyntax);
 }
+
+#[test]
+fn with_a_commitment_destination_its_reports_are_accepted_with_the_roles_the_archive_proposes() {
+    let commitment = crate::dicom::commitment::STORAGE_COMMITMENT;
+    let mut request = rq("ARCHIVE", "ZENEDGE", &[(commitment, &[IMPLICIT_VR_LE])]);
+    let roles = dicom_ul::pdu::RequestorRoles { scu: false, scp: true };
+    request.user_variables.push(UserVariableItem::ScuScpRoleSelectionSubItem(commitment.into(), roles));
+    let with = DicomConfig { commitment_archives: vec![("central".into(), "ARCHIVE".into())], ..config() };
+    let (ac, negotiated) = negotiate(&request, LOCAL, None, &with).unwrap();
+    assert_eq!(ac.presentation_contexts[0].reason, PresentationContextResultReason::Acceptance);
+    assert_eq!(negotiated.contexts[0].abstract_syntax, commitment);
+    assert!(ac.user_variables.contains(&UserVariableItem::ScuScpRoleSelectionSubItem(commitment.into(), roles)));
+    // Without such a destination the class is refused and no role is agreed.
+    let (ac, _) = negotiate(&request, LOCAL, None, &config()).unwrap();
+    assert_eq!(ac.presentation_contexts[0].reason, PresentationContextResultReason::AbstractSyntaxNotSupported);
+    assert!(!ac.user_variables.iter().any(|v| matches!(v, UserVariableItem::ScuScpRoleSelectionSubItem(..))));
+}

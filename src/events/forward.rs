@@ -68,6 +68,12 @@ pub struct InstanceForwarded {
     /// (`confirm = "store"` and `status` stored).
     #[serde(default)]
     pub confirmed: bool,
+    /// The Storage Commitment transaction that asks the destination to confirm this instance
+    /// (`confirm = "commitment"`, the instance stored): the report that answers it is an
+    /// [`InstancesCommitted`] with this `transaction_uid`. Absent otherwise, and in events
+    /// written before commitment existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commitment_transaction_uid: Option<String>,
 }
 
 /// One instance named in a Storage Commitment answer.

@@ -17,6 +17,7 @@ fn answer(status: ForwardStatus) -> InstanceForwarded {
         peer_status: (status == ForwardStatus::Refused).then_some(0xA700),
         answer: Some("out of resources".into()),
         confirmed: status == ForwardStatus::Stored,
+        commitment_transaction_uid: None,
     }
 }
 

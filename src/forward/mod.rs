@@ -26,13 +26,19 @@
 //!   ([`crate::sync::backoff`]) and a circuit breaker per destination ([`crate::sync::Breaker`]),
 //!   while intake goes on and the lag grows. Each failure is logged at WARN with its reason
 //!   (never patient data); `/readyz` shows the lag but stays 200.
-//! * **Confirmation.** With `confirm = "store"` the archive's C-STORE Success is its
-//!   confirmation (`"confirmed": true` in the event), which is what retention counts on (the
-//!   daemon warns at start that such a destination is trusted on its word).
+//! * **Confirmation.** With `confirm = "commitment"` (the default) the archive confirms by
+//!   DICOM Storage Commitment ([`commit`]): each study's stored instances get a transaction
+//!   in their `InstanceForwarded` events, the worker sends the N-ACTION once that is durable,
+//!   and the archive's N-EVENT-REPORT to our SCP becomes an `InstancesCommitted`, which is what
+//!   retention counts on; a report that does not come within `commitment_timeout` is asked for
+//!   again. With `confirm = "store"` the archive's C-STORE Success is its confirmation
+//!   (`"confirmed": true` in the event; the daemon warns at start that such a destination is
+//!   trusted on its word).
 //!
 //! One thread per destination (`zenedge-fwd-<n>`), plus one per association during a round:
 //! dicom-ul's requestor is blocking, and the writer is reached through the runtime handle.
 
+mod commit;
 pub mod cursor;
 pub mod dead_letters;
 pub mod lag;
@@ -75,10 +81,12 @@ pub struct DestinationStatus {
     /// Instances stored (and, with `confirm = "store"`, confirmed) since start.
     pub stored_total: u64,
     pub last_error: Option<String>,
-    /// When the destination last stored (and so confirmed) an instance.
+    /// When the destination last confirmed an instance by its store (`confirm = "store"`).
     pub last_confirmed_at: Option<jiff::Timestamp>,
     /// The destination's dead letters by status, as last counted.
     pub dead_letters: dead_letters::LetterCounts,
+    /// With `confirm = "commitment"`: Storage Commitment requests awaiting the archive's report.
+    pub commitments_pending: u64,
 }
 
 /// Every destination's status, shared by the workers and the API.

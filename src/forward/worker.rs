@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use super::commit::{self, Asked};
 use super::lag::Lag;
 use super::scu::{Item, Sent, Transient, send_group};
 use super::{ForwardParts, cursor, dead_letters};
@@ -28,6 +29,8 @@ pub(super) struct Worker {
     rng: fastrand::Rng,
     /// How far behind the destination is (from the first cursor read on).
     lag: Option<Lag>,
+    /// The Storage Commitment requests asked for in this run.
+    asked: Asked,
 }
 
 /// What to send for the `InstanceStored` at `seq`.
@@ -40,6 +43,11 @@ fn item(seq: u64, i: InstanceStored) -> Item {
         transfer_syntax_uid: i.transfer_syntax_uid,
         path: i.file_path.into(),
     }
+}
+
+/// An instance named in a commitment request.
+fn commit_reference(sop_class_uid: String, sop_instance_uid: String) -> crate::dicom::commitment::Reference {
+    crate::dicom::commitment::Reference { sop_class_uid, sop_instance_uid }
 }
 
 /// A round: the instances to send and the last event it covers.
@@ -58,7 +66,8 @@ impl Worker {
     ) -> Worker {
         let committed = parts.log.state.committed.subscribe();
         let breaker = Breaker::new(destination.breaker_failures, destination.breaker_open);
-        Worker { index, destination, parts, runtime, stop, committed, breaker, rng: fastrand::Rng::new(), lag: None }
+        let (rng, lag, asked) = (fastrand::Rng::new(), None, Asked::default());
+        Worker { index, destination, parts, runtime, stop, committed, breaker, rng, lag, asked }
     }
 
     pub(super) fn run(mut self) {
@@ -90,6 +99,7 @@ impl Worker {
             self.measure_lag(after, head);
             if head <= after {
                 self.count_letters();
+                self.request_commitments();
                 if !self.wait_for_events(after) {
                     break;
                 }
@@ -150,7 +160,68 @@ impl Worker {
     /// `through`, in one commit.
     fn deliver(&mut self, items: &[Item], through: u64) -> Result<(), Transient> {
         let (sent, sends) = self.send_in_flight(items)?;
-        self.record(items, sent, sends, through)
+        self.record(items, sent, sends, through)?;
+        self.request_commitments();
+        Ok(())
+    }
+
+    /// With `confirm = "commitment"`: asks the destination to commit every pending
+    /// transaction not asked yet in this run or overdue ([`commit`]). A failure is logged; the
+    /// transactions are asked again after `commitment_timeout`.
+    fn request_commitments(&mut self) {
+        if self.destination.confirm != Confirm::Commitment {
+            return;
+        }
+        let (reader, name) = (&self.parts.reader, self.destination.name.as_str());
+        let pending = match crate::projections::forward::pending_commitments(reader, name) {
+            Ok(pending) => pending,
+            Err(e) => {
+                tracing::warn!(destination = %name, error = %e, "cannot read the pending Storage Commitment requests");
+                return;
+            }
+        };
+        self.parts.shared.update(self.index, |s| s.commitments_pending = pending.len() as u64);
+        let uids: Vec<String> = pending.iter().map(|(uid, _)| uid.clone()).collect();
+        let now = Instant::now();
+        let due = self.asked.due(&uids, now, self.destination.commitment_timeout);
+        let mut transactions = Vec::new();
+        for (uid, row) in pending.into_iter().filter(|(uid, _)| due.contains(uid)) {
+            if self.asked.was_asked(&uid) {
+                tracing::warn!(destination = %name, transaction = %uid, "no Storage Commitment report within commitment_timeout; asking again");
+            }
+            let mut references = Vec::with_capacity(row.instances.len());
+            for (sop_instance_uid, seq) in row.instances {
+                if let Ok(Some(Event::InstanceStored(i))) = crate::events::get(reader, seq).map(|e| e.map(|e| e.event))
+                {
+                    references.push(commit_reference(i.sop_class_uid, sop_instance_uid));
+                }
+            }
+            transactions.push((uid, references));
+        }
+        if transactions.is_empty() {
+            return;
+        }
+        let answers = commit::request(&self.destination, &transactions);
+        for (uid, _) in &transactions {
+            self.asked.asked(uid, now);
+        }
+        match answers {
+            Ok(answers) => {
+                for ((uid, references), answer) in transactions.iter().zip(answers) {
+                    match answer {
+                        Ok(()) => {
+                            tracing::info!(destination = %name, transaction = %uid, instances = references.len(), "Storage Commitment requested")
+                        }
+                        Err(e) => {
+                            tracing::warn!(destination = %name, transaction = %uid, error = %e, "the archive refused a Storage Commitment request; asked again after commitment_timeout")
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(destination = %name, error = %e, "Storage Commitment not requested; asked again after commitment_timeout")
+            }
+        }
     }
 
     /// [`Self::send_with_retries`], shown as in flight meanwhile.
@@ -165,6 +236,19 @@ impl Worker {
     /// with the cursor moved to `through`, in one commit.
     fn record(&mut self, items: &[Item], sent: Vec<Sent>, sends: Vec<u32>, through: u64) -> Result<(), Transient> {
         let confirmed_by_store = self.destination.confirm == Confirm::Store;
+        // With commitment: one transaction per study of the round (asked for once recorded).
+        let mut transactions: Vec<(String, String)> = Vec::new();
+        let mut transaction_of = |study: &str| -> Option<String> {
+            if self.destination.confirm != Confirm::Commitment {
+                return None;
+            }
+            if let Some((_, uid)) = transactions.iter().find(|(s, _)| s == study) {
+                return Some(uid.clone());
+            }
+            let uid = crate::dicom::commitment::new_transaction_uid();
+            transactions.push((study.to_owned(), uid.clone()));
+            Some(uid)
+        };
         let mut answers = Vec::with_capacity(sent.len());
         let (mut stored, mut refused) = (0, 0);
         for ((item, answer), sends) in items.iter().zip(sent).zip(sends) {
@@ -189,6 +273,11 @@ impl Worker {
                     peer_status,
                     answer,
                     confirmed: confirmed_by_store && status == ForwardStatus::Stored,
+                    commitment_transaction_uid: if status == ForwardStatus::Stored {
+                        transaction_of(&item.study_instance_uid)
+                    } else {
+                        None
+                    },
                 },
                 sends,
             ));
@@ -204,7 +293,7 @@ impl Worker {
             s.cursor = through;
             s.stored_total += stored;
             s.refused_total += refused;
-            if stored > 0 {
+            if stored > 0 && confirmed_by_store {
                 s.last_confirmed_at = Some(jiff::Timestamp::now());
             }
         });

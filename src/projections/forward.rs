@@ -1,16 +1,29 @@
 //! The forwarding projection: per stored instance version and destination, what the
-//! destination answered and whether it confirmed holding the instance. Derived from
-//! `InstanceForwarded` and `InstancesCommitted` only; retention reads it (a file goes only
-//! once every required destination confirmed it), and so does a study's view.
+//! destination answered and whether it confirmed holding the instance; and the Storage
+//! Commitment requests still awaiting their report. Derived from `InstanceForwarded` and
+//! `InstancesCommitted` only; retention reads it (a file goes only once every required
+//! destination confirmed it), and so do a study's view, the forwarding (which asks again for an
+//! overdue report) and the SCP that takes the reports.
 
 use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
 use super::Tables;
-use super::tables::ForwardKey;
+use super::tables::{FORWARD_COMMITMENTS, ForwardKey};
 use crate::config::Site;
 use crate::events::{ForwardStatus, InstanceForwarded, InstancesCommitted};
-use crate::log::{ReadError, Storage, corrupt, decode_row};
+use crate::log::{LogReader, Meta, ReadError, Storage, corrupt, decode_row};
+
+/// A Storage Commitment request awaiting its report (a `forward_commitments` row).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingCommitment {
+    pub destination: String,
+    pub study_instance_uid: String,
+    /// When the first of its `InstanceForwarded` was recorded (µs since the epoch).
+    pub recorded_at_us: i64,
+    /// The instances it names: SOP Instance UID and the seq of the `InstanceStored`.
+    pub instances: Vec<(String, u64)>,
+}
 
 /// The value of a `forwards` row.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,21 +56,72 @@ fn put(t: &mut Tables<'_>, key: Key<'_>, row: &ForwardRow) -> Result<(), redb::E
     Ok(())
 }
 
-/// `InstanceForwarded`: the destination's answer; with `confirmed`, its confirmation.
-pub(crate) fn apply_forwarded(
-    t: &mut Tables<'_>,
-    site: &Site,
-    seq: u64,
-    f: &InstanceForwarded,
-) -> Result<(), redb::Error> {
-    let key = (site.tenant_id.as_str(), site.hospital_id.as_str(), f.instance_seq, f.destination.as_str());
+/// `InstanceForwarded`: the destination's answer; with `confirmed`, its confirmation; with a
+/// commitment transaction, the instance joins that pending request.
+pub(crate) fn apply_forwarded(t: &mut Tables<'_>, m: &Meta<'_>, f: &InstanceForwarded) -> Result<(), redb::Error> {
+    let key = (m.tenant(), m.hospital(), f.instance_seq, f.destination.as_str());
     let mut row = get(t, key)?;
     row.status = Some(f.status);
-    row.forwarded_seq = Some(seq);
+    row.forwarded_seq = Some(m.seq);
     if f.confirmed && f.status == ForwardStatus::Stored {
-        row.confirmed_seq = Some(seq);
+        row.confirmed_seq = Some(m.seq);
     }
-    put(t, key, &row)
+    put(t, key, &row)?;
+    let Some(transaction) = f.commitment_transaction_uid.as_deref().filter(|_| f.status == ForwardStatus::Stored)
+    else {
+        return Ok(());
+    };
+    let key = (m.tenant(), m.hospital(), transaction);
+    let mut pending = match t.forward_commitments()?.get(key)? {
+        Some(bytes) => rmp_serde::from_slice(bytes.value()).map_err(|e| corrupt("forward_commitments", e))?,
+        None => PendingCommitment {
+            destination: f.destination.clone(),
+            study_instance_uid: f.study_instance_uid.clone(),
+            recorded_at_us: m.recorded_at.as_microsecond(),
+            instances: Vec::new(),
+        },
+    };
+    pending.instances.push((f.sop_instance_uid.clone(), f.instance_seq));
+    let bytes = rmp_serde::to_vec_named(&pending).map_err(|e| corrupt("forward_commitments", e))?;
+    t.forward_commitments()?.insert(key, bytes.as_slice())?;
+    Ok(())
+}
+
+/// The pending request of `transaction_uid`, if its report has not come yet.
+pub fn pending_commitment(reader: &LogReader, transaction_uid: &str) -> Result<Option<PendingCommitment>, ReadError> {
+    let txn = reader.begin_read()?;
+    let table = txn.open_table(FORWARD_COMMITMENTS).storage()?;
+    let site = reader.site();
+    let key = (site.tenant_id.as_str(), site.hospital_id.as_str(), transaction_uid);
+    match table.get(key).storage()? {
+        Some(bytes) => Ok(Some(decode_row("forward_commitments", bytes.value())?)),
+        None => Ok(None),
+    }
+}
+
+/// Every pending request of `destination`, with its transaction UID, oldest first.
+pub fn pending_commitments(
+    reader: &LogReader,
+    destination: &str,
+) -> Result<Vec<(String, PendingCommitment)>, ReadError> {
+    let txn = reader.begin_read()?;
+    let table = txn.open_table(FORWARD_COMMITMENTS).storage()?;
+    let site = reader.site();
+    let (t, h) = (site.tenant_id.as_str(), site.hospital_id.as_str());
+    let mut out = Vec::new();
+    for entry in table.range((t, h, "")..).storage()? {
+        let (key, value) = entry.storage()?;
+        let (kt, kh, transaction) = key.value();
+        if (kt, kh) != (t, h) {
+            break;
+        }
+        let row: PendingCommitment = decode_row("forward_commitments", value.value())?;
+        if row.destination == destination {
+            out.push((transaction.to_owned(), row));
+        }
+    }
+    out.sort_by_key(|(_, row)| row.recorded_at_us);
+    Ok(out)
 }
 
 /// `InstancesCommitted`: committed instances are confirmed, failed ones are not (any more).
@@ -68,6 +132,7 @@ pub(crate) fn apply_committed(
     c: &InstancesCommitted,
 ) -> Result<(), redb::Error> {
     let (tenant, hospital) = (site.tenant_id.as_str(), site.hospital_id.as_str());
+    t.forward_commitments()?.remove((tenant, hospital, c.transaction_uid.as_str()))?;
     for i in &c.committed {
         let key = (tenant, hospital, i.instance_seq, c.destination.as_str());
         let mut row = get(t, key)?;

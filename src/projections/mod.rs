@@ -116,6 +116,7 @@ pub struct Tables<'t> {
     checkpoints: Option<Table<'t, &'static str, u64>>,
     deleted_files: Option<Table<'t, InstanceKey, u64>>,
     forwards: Option<Table<'t, ForwardKey, &'static [u8]>>,
+    forward_commitments: Option<Table<'t, Key3, &'static [u8]>>,
     worklist: Option<Table<'t, Key3, &'static [u8]>>,
     worklist_by_date: Option<Table<'t, WorklistDateKey, ()>>,
     worklist_by_patient: Option<Table<'t, Key4, ()>>,
@@ -167,6 +168,7 @@ impl<'t> Tables<'t> {
             checkpoints: None,
             deleted_files: None,
             forwards: None,
+            forward_commitments: None,
             worklist: None,
             worklist_by_date: None,
             worklist_by_patient: None,
@@ -200,6 +202,7 @@ impl<'t> Tables<'t> {
     table_accessor!(checkpoints, CHECKPOINTS, &'static str, u64);
     table_accessor!(deleted_files, DELETED_FILES, InstanceKey, u64);
     table_accessor!(forwards, FORWARDS, ForwardKey, &'static [u8]);
+    table_accessor!(forward_commitments, FORWARD_COMMITMENTS, Key3, &'static [u8]);
     table_accessor!(worklist, WORKLIST, Key3, &'static [u8]);
     table_accessor!(worklist_by_date, WORKLIST_BY_DATE, WorklistDateKey, ());
     table_accessor!(worklist_by_patient, WORKLIST_BY_PATIENT, Key4, ());
@@ -258,7 +261,7 @@ pub(crate) fn apply(t: &mut Tables<'_>, m: &Meta<'_>, event: &Event) -> Result<(
         Event::PatientCaseClassified(e) => cases::apply_classified(t, m, e),
         Event::PatientsMerged(e) => cases::apply_merged(t, m, e),
         Event::InstanceFileDeleted(e) => dicom::apply_file_deleted(t, m.site, m.seq, e),
-        Event::InstanceForwarded(e) => forward::apply_forwarded(t, m.site, m.seq, e),
+        Event::InstanceForwarded(e) => forward::apply_forwarded(t, m, e),
         Event::InstancesCommitted(e) => forward::apply_committed(t, m.site, m.seq, e),
         // Recorded for the hub and the history; the projections above already reflect them.
         Event::Hl7MessageMatched(_) | Event::OrderUpdated(_) | Event::OrderCancelled(_) => Ok(()),

@@ -41,6 +41,11 @@ pub(crate) const DELETED_FILES: TableDefinition<InstanceKey, u64> = TableDefinit
 pub(crate) const FORWARDS: TableDefinition<ForwardKey, &[u8]> = TableDefinition::new("forwards");
 pub(crate) type ForwardKey = (&'static str, &'static str, u64, &'static str);
 
+/// `InstanceForwarded` with a commitment transaction, until the `InstancesCommitted` of that
+/// transaction: (tenant, hospital, transaction UID) → msgpack
+/// [`super::forward::PendingCommitment`] (the destination and the instances it names).
+pub(crate) const FORWARD_COMMITMENTS: TableDefinition<Key3, &[u8]> = TableDefinition::new("forward_commitments");
+
 /// `(tenant, hospital, item id) -> msgpack` [`super::worklist::WorklistItem`]: one modality
 /// worklist item per scheduled procedure step of each live order ([`super::worklist`]).
 pub(crate) const WORKLIST: TableDefinition<Key3, &[u8]> = TableDefinition::new("worklist");
@@ -81,6 +86,7 @@ macro_rules! projection_tables {
         $m!(PATIENT_ALIASES);
         $m!(DELETED_FILES);
         $m!(FORWARDS);
+        $m!(FORWARD_COMMITMENTS);
         $m!(WORKLIST);
         $m!(WORKLIST_BY_DATE);
         $m!(WORKLIST_BY_PATIENT);
@@ -137,7 +143,7 @@ pub(crate) const CHECKPOINTS: TableDefinition<&str, u64> = TableDefinition::new(
 /// The on-disk layout this binary writes. Bump it with every change to tables or key
 /// encodings and add the step to [`MIGRATIONS`]. Every change so far was a projection's, so
 /// the version is declared here, with the tables.
-pub const SCHEMA_VERSION: u64 = 10;
+pub const SCHEMA_VERSION: u64 = 11;
 
 /// Migrations in order.
 ///
@@ -163,6 +169,8 @@ pub const SCHEMA_VERSION: u64 = 10;
 ///   start-up like the tables of 1 → 2.
 /// * 9 → 10: the worklist's index by patient's name (`worklist_by_name`), created empty and
 ///   filled at start-up like the tables of 1 → 2.
+/// * 10 → 11: the Storage Commitment requests awaiting their report (`forward_commitments`),
+///   created empty and filled at start-up like the tables of 1 → 2.
 pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration { from: 1, apply: |_| Ok(()) },
     Migration { from: 2, apply: rebuild_projections },
@@ -173,6 +181,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration { from: 7, apply: |_| Ok(()) },
     Migration { from: 8, apply: |_| Ok(()) },
     Migration { from: 9, apply: |_| Ok(()) },
+    Migration { from: 10, apply: |_| Ok(()) },
 ];
 
 /// A migration for projection changes: every checkpoint goes, so the log rebuilds them all

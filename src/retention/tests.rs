@@ -88,6 +88,7 @@ impl Edge {
                 peer_status: Some(if status == ForwardStatus::Stored { 0 } else { 0xA700 }),
                 answer: None,
                 confirmed,
+                commitment_transaction_uid: None,
             })),
         );
         self.log.handle().append(vec![event]).await.unwrap();

@@ -48,6 +48,7 @@ pub async fn record_first_deletion(config: &Config) -> String {
         peer_status: Some(0),
         answer: None,
         confirmed: false,
+        commitment_transaction_uid: None,
     };
     let reference = CommittedInstance {
         sop_instance_uid: stored.sop_instance_uid.clone(),

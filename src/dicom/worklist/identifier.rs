@@ -39,7 +39,13 @@ fn fail<T>(text: impl Into<String>) -> Result<T, IdentifierError> {
 
 /// Reads an identifier sent in transfer syntax `ts_uid`, after [`check`].
 pub fn read(bytes: &[u8], ts_uid: &str) -> Result<InMemDicomObject, IdentifierError> {
-    check(bytes, ts_uid == TRANSFER_SYNTAXES[0])?;
+    read_at_most(bytes, ts_uid, MAX_IDENTIFIER_BYTES)
+}
+
+/// Reads a data set of at most `max` bytes sent in (implicit or explicit VR little endian)
+/// transfer syntax `ts_uid`, after the same checks as [`check`].
+pub fn read_at_most(bytes: &[u8], ts_uid: &str, max: usize) -> Result<InMemDicomObject, IdentifierError> {
+    check_within(bytes, ts_uid == TRANSFER_SYNTAXES[0], max)?;
     InMemDicomObject::read_dataset_with_ts(bytes, &syntax(ts_uid)).map_err(|e| IdentifierError(e.to_string()))
 }
 
@@ -58,8 +64,13 @@ const LONG_VRS: &[&[u8; 2]] =
 
 /// Checks that every declared length of `bytes` (little endian) fits and nesting is bounded.
 pub fn check(bytes: &[u8], explicit: bool) -> Result<(), IdentifierError> {
-    if bytes.len() > MAX_IDENTIFIER_BYTES {
-        return fail(format!("{} bytes, at most {MAX_IDENTIFIER_BYTES} accepted", bytes.len()));
+    check_within(bytes, explicit, MAX_IDENTIFIER_BYTES)
+}
+
+/// [`check`] for a data set of at most `max` bytes.
+fn check_within(bytes: &[u8], explicit: bool, max: usize) -> Result<(), IdentifierError> {
+    if bytes.len() > max {
+        return fail(format!("{} bytes, at most {max} accepted", bytes.len()));
     }
     // Open sequences and items: where each ends (`None`: undefined length, a delimiter ends it).
     let mut open: Vec<Option<usize>> = Vec::new();

@@ -213,6 +213,25 @@ impl Scu {
         self.assoc.receive()
     }
 
+    /// A Storage Commitment report (N-EVENT-REPORT-RQ, event type `event_type`) with `data`
+    /// (its event information, in the context's transfer syntax); returns the answer.
+    pub fn event_report(&mut self, event_type: u16, data: &[u8]) -> Answer {
+        const COMMITMENT: &str = "1.2.840.10008.1.20.1";
+        let (id, _) = self.context(COMMITMENT);
+        let message_id = self.bump();
+        let command = command(vec![
+            uid(tags::AFFECTED_SOP_CLASS_UID, COMMITMENT),
+            us(tags::COMMAND_FIELD, 0x0100),
+            us(tags::MESSAGE_ID, message_id),
+            us(tags::COMMAND_DATA_SET_TYPE, 0x0000),
+            uid(tags::AFFECTED_SOP_INSTANCE_UID, "1.2.840.10008.1.20.1.1"),
+            us(tags::EVENT_TYPE_ID, event_type),
+        ]);
+        self.send(id, PDataValueType::Command, &command, usize::MAX);
+        self.send(id, PDataValueType::Data, data, usize::MAX);
+        self.answer()
+    }
+
     /// The next message id (as [`store_command`] wants it).
     pub fn next_message_id(&mut self) -> u16 {
         self.bump()
