@@ -20,6 +20,8 @@
 //!     RFC 5425 over TLS) from a durable cursor.
 //!   * [`forward`] — every stored instance sent to the central archive(s) as stored, from a
 //!     durable cursor per destination; the archive's answers and confirmations as events.
+//!   * [`backups`] — scheduled online backups into a directory: taken, checked, pruned, and
+//!     their last success and failure reported.
 //!   * [`retention`] — the sweep that deletes old instance files once every required archive
 //!     confirmed holding them.
 //!   * [`hub`] — the reference hub (`zenedge hub`): stores each edge's events once per
@@ -55,6 +57,7 @@ pub mod activity;
 pub mod api;
 pub mod app;
 pub mod audit;
+pub mod backups;
 pub mod cli;
 pub mod config;
 pub mod dicom;

@@ -280,6 +280,26 @@ metrics! {
     tls_certificate_expiry: Family<CertificateLabels, Gauge> = Default::default(),
         "tls_certificate_expiry_timestamp_seconds",
         "End of validity of a certificate the daemon presents (Unix time), by config key";
+    /// 1 while scheduled backups are on (`backup.dir` set).
+    backup_enabled: Gauge = Default::default(),
+        "backup_enabled", "1 when scheduled backups are on (backup.dir set)";
+    /// Start of the newest complete scheduled backup (Unix time; 0: none).
+    backup_last_success: Gauge = Default::default(),
+        "backup_last_success_timestamp_seconds",
+        "Start time of the newest complete scheduled backup (Unix time; 0: none)";
+    /// Start of the last failed scheduled backup (Unix time; 0: none since start).
+    backup_last_failure: Gauge = Default::default(),
+        "backup_last_failure_timestamp_seconds",
+        "Start time of the last failed scheduled backup (Unix time; 0: none since start)";
+    /// Scheduled backups that failed.
+    backup_failures: Counter = Default::default(),
+        "backup_failures", "Scheduled backups that failed";
+    /// How long the last successful backup took.
+    backup_duration: Gauge<f64, AtomicU64> = Default::default(),
+        "backup_last_duration_seconds", "How long the last successful scheduled backup took";
+    /// Bytes the last successful backup wrote (database and instance files).
+    backup_size: Gauge = Default::default(),
+        "backup_last_size_bytes", "Bytes the last successful scheduled backup wrote";
 }
 
 impl Default for Metrics {

@@ -20,7 +20,8 @@ pub(super) async fn healthz() -> &'static str {
 /// Sync does not make the edge unready (intake is fine while the hub is away, and a load
 /// balancer must keep sending HL7): its state is under `checks.sync`, and `degraded` is
 /// true while a dead letter waits for an operator or the sync stopped because the hub holds
-/// another history (`checks.sync.diverged`).
+/// another history (`checks.sync.diverged`). Scheduled backups neither: their last success
+/// and failure are under `checks.backup`, and `degraded` is true while the last one failed.
 pub(super) async fn readyz(State(state): State<ApiState>) -> impl IntoResponse {
     let log_writable = !state.writer.closed.load(Ordering::Acquire) && !state.writer.failed.is_cancelled();
     let disk = state.disk.clone();
@@ -33,9 +34,10 @@ pub(super) async fn readyz(State(state): State<ApiState>) -> impl IntoResponse {
     let sync = super::sync::sync_report(&state).await.ok();
     let dead_letters = sync.as_ref().map_or(0, |s| s.dead_letters);
     let diverged = sync.as_ref().is_some_and(|s| s.diverged.is_some());
+    let backup = state.scheduled_backups.report();
     let body = serde_json::json!({
         "ready": ready,
-        "degraded": dead_letters > 0 || diverged,
+        "degraded": dead_letters > 0 || diverged || backup.failing,
         "dead_letters": dead_letters,
         "checks": {
             "log_writable": log_writable,
@@ -49,6 +51,7 @@ pub(super) async fn readyz(State(state): State<ApiState>) -> impl IntoResponse {
                 "error": writable.err().map(|e| e.to_string()),
             },
             "shutting_down": shutting_down,
+            "backup": backup,
             "audit_syslog": state.syslog.as_ref().map(|s| s.lock().expect("syslog status lock").clone()),
             "sync": sync.map(|s| serde_json::json!({
                 "enabled": s.enabled,

@@ -85,6 +85,8 @@ pub struct ApiState {
     /// One backup at a time (each needs room for a copy of the database): one permit, also
     /// taken by each retention sweep (no file is deleted while a backup is streamed).
     pub backups: Arc<tokio::sync::Semaphore>,
+    /// The scheduled backups' last success and failure, for `/readyz` and `/api/v1/status`.
+    pub scheduled_backups: Arc<crate::backups::BackupShared>,
     /// Where the records of reads become durable (`audit.journal`); `None`: through a commit
     /// of the log each.
     pub journal: Option<crate::audit::Journal>,

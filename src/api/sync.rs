@@ -130,7 +130,8 @@ pub(super) async fn sync_report(state: &ApiState) -> Result<SyncReport, ApiError
 }
 
 /// The daemon at a glance: log head, what the log holds (`stored`, over its whole life),
-/// what was answered since the daemon started (`ingest`), disk, sync.
+/// what was answered since the daemon started (`ingest`), disk, sync, forwarding, scheduled
+/// backups.
 pub(super) async fn status(State(state): State<ApiState>) -> Result<Json<serde_json::Value>, ApiError> {
     status_value(&state).await.map(Json)
 }
@@ -159,6 +160,7 @@ pub(super) async fn status_value(state: &ApiState) -> Result<serde_json::Value, 
         },
         "sync": sync,
         "forward": state.forward.snapshot(),
+        "backup": state.scheduled_backups.report(),
     }))
 }
 

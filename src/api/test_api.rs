@@ -74,6 +74,7 @@ pub(super) async fn api_with(extra: &str) -> Api {
         sync: Arc::new(SyncShared::new(Some("https://hub.test".into()), 0)),
         access: Arc::new(AccessControl::new(&http_config(extra), Some(local))),
         backups: Arc::new(tokio::sync::Semaphore::new(1)),
+        scheduled_backups: Arc::new(crate::backups::BackupShared::new(&crate::config::BackupConfig::default())),
         journal: None,
     };
     Api { _dir: dir, log, state }

@@ -207,13 +207,13 @@ pub async fn run(
     // One backup at a time, and no retention sweep while one is streamed.
     let exclusive = Arc::new(tokio::sync::Semaphore::new(1));
     ctx.retention(clock, &exclusive, retention_layout);
+    let scheduled_backups = ctx.backups(&exclusive);
     let https = config.http.tls.then(|| ctx.handshaker("http", false)).flatten();
-    let local = crate::operator::local_token::open(&config.store.state_dir);
     // Always opened: what a run with the journal left in it is copied into the trail first.
     let journal =
         audit::Journal::open(&config.store.state_dir, log.handle(), log.reader(), log.disk_guard(), stopping.clone())
             .await?;
-    let api = ctx.api(sync_shared, forward_shared, exclusive, local, syslog, journal);
+    let api = ctx.api(sync_shared, forward_shared, exclusive, scheduled_backups, syslog, journal);
     let limits = api::ConnectionLimits {
         header_timeout: config.http.header_timeout,
         max_header_bytes: config.http.max_header_bytes,

@@ -224,6 +224,26 @@ impl Started<'_> {
         self.tracker.spawn(crate::retention::run(retention, self.config.retention.interval, self.stopping.clone()));
     }
 
+    /// Scheduled backups, with `backup.dir` set; their live state either way.
+    pub fn backups(&self, exclusive: &Arc<tokio::sync::Semaphore>) -> Arc<crate::backups::BackupShared> {
+        let shared = Arc::new(crate::backups::BackupShared::new(&self.config.backup));
+        if self.config.backup.dir.is_some() {
+            let scheduler = crate::backups::Scheduler {
+                config: self.config.backup.clone(),
+                state_dir: self.config.store.state_dir.clone(),
+                edge_id: self.config.site.edge_id.clone(),
+                reader: self.log.reader(),
+                log: self.log.handle(),
+                disk: self.log.disk_guard(),
+                metrics: self.metrics.clone(),
+                shared: shared.clone(),
+                exclusive: exclusive.clone(),
+            };
+            self.tracker.spawn(scheduler.run(self.stopping.clone()));
+        }
+        shared
+    }
+
     /// The audit trail's syslog forwarder, with `audit.syslog` set; its status for `/readyz`.
     pub async fn syslog(
         &self,
@@ -325,10 +345,11 @@ impl Started<'_> {
         sync: Arc<SyncShared>,
         forward: Arc<crate::forward::ForwardShared>,
         backups: Arc<tokio::sync::Semaphore>,
-        local: Option<[u8; 32]>,
+        scheduled_backups: Arc<crate::backups::BackupShared>,
         syslog: Option<crate::syslog::SharedStatus>,
         journal: crate::audit::Journal,
     ) -> ApiState {
+        let local = crate::operator::local_token::open(&self.config.store.state_dir);
         ApiState {
             reader: self.log.reader(),
             writer: self.log.handle().state.clone(),
@@ -344,6 +365,7 @@ impl Started<'_> {
             forward,
             access: Arc::new(crate::api::AccessControl::new(&self.config.http, local)),
             backups,
+            scheduled_backups,
             journal: self.config.audit.journal.then_some(journal),
         }
     }

@@ -11,6 +11,9 @@
 mod access;
 #[cfg(test)]
 mod access_tests;
+mod backup;
+#[cfg(test)]
+mod backup_tests;
 mod check;
 mod forward;
 mod raw;
@@ -27,6 +30,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use access::{ApiClient, OPERATOR_TOKEN_CLIENT, Scope, Scopes, token_sha256};
+pub use backup::{BackupConfig, Schedule};
 pub use forward::{Confirm, Destination, ForwardConfig};
 pub use units::DiskReserve;
 
@@ -53,6 +57,8 @@ pub struct Config {
     /// Where the images go: the central archive(s).
     pub forward: ForwardConfig,
     pub audit: AuditConfig,
+    /// Scheduled backups.
+    pub backup: BackupConfig,
     pub daemon: DaemonConfig,
 }
 
@@ -442,6 +448,7 @@ impl Config {
     pub fn warnings(&self) -> Vec<String> {
         let mut warnings = trust::warnings(self);
         warnings.extend(access::warnings(&self.http));
+        warnings.extend(backup::warnings(&self.backup));
         warnings
     }
 }

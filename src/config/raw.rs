@@ -23,6 +23,7 @@ pub(super) struct RawConfig {
     pub retention: RawRetention,
     pub forward: super::forward::RawForward,
     pub audit: RawAudit,
+    pub backup: super::backup::RawBackup,
     pub daemon: RawDaemon,
 }
 

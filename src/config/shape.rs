@@ -15,8 +15,21 @@ use super::raw::{RawConfig, RawSite};
 use super::units;
 
 /// The sections of the file, in the order problems are reported.
-const SECTIONS: [&str; 12] =
-    ["site", "store", "mllp", "dicom", "http", "tls", "matching", "sync", "retention", "forward", "audit", "daemon"];
+const SECTIONS: [&str; 13] = [
+    "site",
+    "store",
+    "mllp",
+    "dicom",
+    "http",
+    "tls",
+    "matching",
+    "sync",
+    "retention",
+    "forward",
+    "audit",
+    "backup",
+    "daemon",
+];
 
 /// The identity keys of `[site]`, all required.
 const SITE_KEYS: [&str; 3] = ["tenant_id", "hospital_id", "edge_id"];
@@ -39,6 +52,7 @@ pub(super) fn read(c: &mut Checker, mut table: Table) -> RawConfig {
         retention: section(c, "retention", take("retention")),
         forward: section(c, "forward", take("forward")),
         audit: section(c, "audit", take("audit")),
+        backup: section(c, "backup", take("backup")),
         daemon: section(c, "daemon", take("daemon")),
     }
 }

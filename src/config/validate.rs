@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::check::{Checker, ae_title, each};
 use super::*;
-use super::{access, forward, trust};
+use super::{access, backup, forward, trust};
 use crate::hl7::{Charset, FieldPath};
 
 /// The mirror as a [`Config`], with every problem `c` collected so far and finds here.
@@ -135,6 +135,7 @@ pub(super) fn validate(raw: raw::RawConfig, mut c: Checker) -> Result<Config, Co
         retention: c.check("audit.retention", units::positive_duration(&raw.audit.retention)).unwrap_or_default(),
         journal: raw.audit.journal,
     };
+    let backup = backup::backup_config(&mut c, &raw.backup, &store.state_dir);
     let daemon = DaemonConfig {
         shutdown_grace: c
             .check("daemon.shutdown_grace", units::duration(&raw.daemon.shutdown_grace))
@@ -152,7 +153,7 @@ pub(super) fn validate(raw: raw::RawConfig, mut c: Checker) -> Result<Config, Co
         listeners.into_iter().filter_map(|(key, addr)| addr.map(|a| (key, a))).collect();
     listener_clashes(&mut c, &listeners);
     if c.problems.is_empty() {
-        Ok(Config { site, store, mllp, dicom, http, tls, matching, sync, retention, forward, audit, daemon })
+        Ok(Config { site, store, mllp, dicom, http, tls, matching, sync, retention, forward, audit, backup, daemon })
     } else {
         Err(ConfigError::Invalid(c.problems))
     }

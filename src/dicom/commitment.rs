@@ -14,7 +14,7 @@ use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
 use dicom_transfer_syntax_registry::entries::IMPLICIT_VR_LITTLE_ENDIAN;
 
-use super::dimse::{CommandError, encode, uid, us};
+use super::dimse::{CommandError, encode, read_response, response_number, uid, us};
 use super::worklist::identifier;
 
 /// The Storage Commitment Push Model SOP class.
@@ -89,12 +89,8 @@ pub struct ActionAnswer {
 
 /// Reads an N-ACTION-RSP command set (already bounded by the caller).
 pub fn parse_action_response(bytes: &[u8]) -> Result<ActionAnswer, CommandError> {
-    let obj = InMemDicomObject::read_dataset_with_ts(bytes, &IMPLICIT_VR_LITTLE_ENDIAN.erased())
-        .map_err(|e| CommandError::Decode(e.to_string()))?;
-    let number = |tag, name| -> Result<u16, CommandError> {
-        let element = obj.element_opt(tag).map_err(|e| CommandError::Decode(e.to_string()))?;
-        element.ok_or(CommandError::Missing(name))?.to_int::<u16>().map_err(|e| CommandError::Decode(e.to_string()))
-    };
+    let obj = read_response(bytes)?;
+    let number = |tag, name| response_number(&obj, tag, name);
     let field = number(tags::COMMAND_FIELD, "Command Field")?;
     if field != N_ACTION_RSP {
         return Err(CommandError::Decode(format!("command field 0x{field:04X} where an N-ACTION-RSP was due")));

@@ -309,12 +309,8 @@ pub struct StoreAnswer {
 
 /// Reads a C-STORE-RSP command set (already bounded by [`MAX_COMMAND_BYTES`]).
 pub fn parse_store_response(bytes: &[u8]) -> Result<StoreAnswer, CommandError> {
-    let obj = InMemDicomObject::read_dataset_with_ts(bytes, &IMPLICIT_VR_LITTLE_ENDIAN.erased())
-        .map_err(|e| CommandError::Decode(e.to_string()))?;
-    let number = |tag, name| -> Result<u16, CommandError> {
-        let element = obj.element_opt(tag).map_err(|e| CommandError::Decode(e.to_string()))?;
-        element.ok_or(CommandError::Missing(name))?.to_int::<u16>().map_err(|e| CommandError::Decode(e.to_string()))
-    };
+    let obj = read_response(bytes)?;
+    let number = |tag, name| response_number(&obj, tag, name);
     if number(tags::COMMAND_FIELD, "Command Field")? != C_STORE_RSP {
         return Err(CommandError::Decode("not a C-STORE-RSP".into()));
     }
@@ -328,6 +324,22 @@ pub fn parse_store_response(bytes: &[u8]) -> Result<StoreAnswer, CommandError> {
         status: number(tags::STATUS, "Status")?,
         error_comment,
     })
+}
+
+/// A response command set from a peer (already bounded by the caller), read with dicom-object.
+pub(super) fn read_response(bytes: &[u8]) -> Result<InMemDicomObject, CommandError> {
+    InMemDicomObject::read_dataset_with_ts(bytes, &IMPLICIT_VR_LITTLE_ENDIAN.erased())
+        .map_err(|e| CommandError::Decode(e.to_string()))
+}
+
+/// A US element of a response read by [`read_response`].
+pub(super) fn response_number(
+    obj: &InMemDicomObject,
+    tag: dicom_core::Tag,
+    name: &'static str,
+) -> Result<u16, CommandError> {
+    let element = obj.element_opt(tag).map_err(|e| CommandError::Decode(e.to_string()))?;
+    element.ok_or(CommandError::Missing(name))?.to_int::<u16>().map_err(|e| CommandError::Decode(e.to_string()))
 }
 
 pub(super) fn us(tag: dicom_core::Tag, value: u16) -> DataElement<InMemDicomObject> {

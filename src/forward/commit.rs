@@ -17,7 +17,6 @@ use dicom_ul::pdu::{PDataValue, PDataValueType, Pdu, PresentationContextResultRe
 use super::scu::Transient;
 use crate::config::Destination;
 use crate::dicom::commitment::{self, Reference, STORAGE_COMMITMENT};
-use crate::dicom::dimse::MAX_COMMAND_BYTES;
 
 /// When each pending transaction was last asked for, in this run.
 #[derive(Debug, Default)]
@@ -105,42 +104,18 @@ fn action(
     for (i, chunk) in chunks.iter().enumerate() {
         send(assoc, PDataValueType::Data, i + 1 == chunks.len(), chunk.to_vec())?;
     }
-    let mut command = Vec::new();
-    loop {
-        match assoc.receive().map_err(|e| Transient(format!("waiting for the N-ACTION-RSP: {e}")))? {
-            Pdu::PData { data } => {
-                for pdv in data {
-                    if pdv.value_type != PDataValueType::Command {
-                        return Err(Transient("the archive sent data where an N-ACTION-RSP was due".into()));
-                    }
-                    command.extend_from_slice(&pdv.data);
-                    if command.len() > MAX_COMMAND_BYTES {
-                        return Err(Transient("the archive's answer is too large".into()));
-                    }
-                    if pdv.is_last {
-                        let answer =
-                            commitment::parse_action_response(&command).map_err(|e| Transient(e.to_string()))?;
-                        if answer.message_id_being_responded_to != message_id {
-                            return Err(Transient(format!(
-                                "the archive answered message {} to message {message_id}",
-                                answer.message_id_being_responded_to
-                            )));
-                        }
-                        return Ok(match answer.status {
-                            0x0000 => Ok(()),
-                            status => Err(format!("N-ACTION status 0x{status:04X}")),
-                        });
-                    }
-                }
-            }
-            other => {
-                return Err(Transient(format!(
-                    "the archive sent {} instead of an N-ACTION-RSP",
-                    other.short_description()
-                )));
-            }
-        }
+    let command = super::scu::command_set(assoc, "an N-ACTION-RSP")?;
+    let answer = commitment::parse_action_response(&command).map_err(|e| Transient(e.to_string()))?;
+    if answer.message_id_being_responded_to != message_id {
+        return Err(Transient(format!(
+            "the archive answered message {} to message {message_id}",
+            answer.message_id_being_responded_to
+        )));
     }
+    Ok(match answer.status {
+        0x0000 => Ok(()),
+        status => Err(format!("N-ACTION status 0x{status:04X}")),
+    })
 }
 
 #[cfg(test)]

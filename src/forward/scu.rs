@@ -190,25 +190,35 @@ pub fn fragment_len(peer_max: u32) -> usize {
 
 /// The next command set the archive sends (a C-STORE-RSP).
 fn answer(assoc: &mut ClientAssociation<std::net::TcpStream>) -> Result<dimse::StoreAnswer, Transient> {
+    let command = command_set(assoc, "a C-STORE-RSP")?;
+    dimse::parse_store_response(&command).map_err(|e| Transient(e.to_string()))
+}
+
+/// The next command set the archive sends, where `what` (a response) is due: its bytes, at
+/// most [`MAX_COMMAND_BYTES`].
+pub(super) fn command_set(
+    assoc: &mut ClientAssociation<std::net::TcpStream>,
+    what: &str,
+) -> Result<Vec<u8>, Transient> {
     let mut command = Vec::new();
     loop {
-        match assoc.receive().map_err(transient("waiting for the answer"))? {
+        match assoc.receive().map_err(|e| Transient(format!("waiting for {what}: {e}")))? {
             Pdu::PData { data } => {
                 for pdv in data {
                     if pdv.value_type != PDataValueType::Command {
-                        return Err(Transient("the archive sent data where a C-STORE-RSP was due".into()));
+                        return Err(Transient(format!("the archive sent data where {what} was due")));
                     }
                     command.extend_from_slice(&pdv.data);
                     if command.len() > MAX_COMMAND_BYTES {
                         return Err(Transient("the archive's answer is too large".into()));
                     }
                     if pdv.is_last {
-                        return dimse::parse_store_response(&command).map_err(|e| Transient(e.to_string()));
+                        return Ok(command);
                     }
                 }
             }
             other => {
-                return Err(Transient(format!("the archive sent {} instead of an answer", other.short_description())));
+                return Err(Transient(format!("the archive sent {} instead of {what}", other.short_description())));
             }
         }
     }

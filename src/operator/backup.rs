@@ -153,7 +153,7 @@ fn extract(stream: impl Read, to: &Path) -> io::Result<(u64, u64)> {
 
 /// Copies `from` into `target` through a `.part` name, fsync'ed before the rename (the
 /// directory is fsync'ed by the caller).
-pub(super) fn write_durably(from: &mut impl Read, target: &Path) -> io::Result<u64> {
+pub fn write_durably(from: &mut impl Read, target: &Path) -> io::Result<u64> {
     let mut temp = target.as_os_str().to_owned();
     temp.push(".part");
     let mut file = File::create(&temp)?;
@@ -181,17 +181,14 @@ fn check(to: &Path, master_key: Option<&Path>) -> Result<BackupSummary, String> 
 }
 
 /// How many events the log holds and its last seq.
-pub(super) fn head(db: &impl ReadableDatabase) -> Result<(u64, u64), redb::Error> {
+pub fn head(db: &impl ReadableDatabase) -> Result<(u64, u64), redb::Error> {
     let txn = db.begin_read()?;
     let events = txn.open_table(EVENTS)?;
     Ok((events.len()?, events.last()?.map(|(k, _)| k.value()).unwrap_or(0)))
 }
 
 /// Each instance file named by the log in `db`, checked under `state_dir`.
-pub(super) fn check_instances(
-    db: &impl ReadableDatabase,
-    state_dir: &Path,
-) -> Result<BackupSummary, snapshot::SnapshotError> {
+pub fn check_instances(db: &impl ReadableDatabase, state_dir: &Path) -> Result<BackupSummary, snapshot::SnapshotError> {
     let mut summary = BackupSummary::default();
     let mut after = 0;
     loop {

@@ -27,7 +27,10 @@ const LAYERS: &[(&str, &[&str])] = &[
     // The composition root: opens the log, starts every task, drains on shutdown.
     ("face", &["app"]),
     // What the outside world talks to, and the tools beside the daemon.
-    ("services", &["mllp", "dicom", "api", "sync", "operator", "hub", "retention", "forward", "systemd", "syslog"]),
+    (
+        "services",
+        &["mllp", "dicom", "api", "sync", "operator", "hub", "retention", "forward", "systemd", "syslog", "backups"],
+    ),
     // The decisions: an HL7 message or a DICOM instance becomes events; matching, patient
     // cases; each with its request to the single writer.
     ("domain", &["domain"]),

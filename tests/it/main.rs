@@ -34,6 +34,7 @@ mod os_faults;
 mod powerloss;
 mod rebuild;
 mod retention;
+mod scheduled_backup;
 mod shared_flush;
 mod status_page;
 mod support;

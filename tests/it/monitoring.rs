@@ -2,8 +2,8 @@
 //! `packaging/prometheus/zenedge-rules.yml`) name only metrics the daemon exposes: a
 //! dashboard panel or an alert rule on a misspelt or renamed metric shows nothing and never
 //! fires, silently. The daemon runs with every part those files watch switched on (TLS
-//! identity, a hub, a forwarding destination; the last two unreachable, so their failures
-//! are counted), takes an HL7 message and a DICOM instance, and its `/metrics` must then hold
+//! identity, a hub, a forwarding destination, scheduled backups; the hub and the archive
+//! unreachable, so their failures are counted), takes an HL7 message and a DICOM instance, and its `/metrics` must then hold
 //! a sample of every `zenedge_…` name the two files mention (histograms by their `_bucket`,
 //! `_sum` and `_count` series).
 
@@ -82,11 +82,13 @@ async fn every_metric_the_dashboard_and_the_alert_rules_use_is_exposed() {
         (std::net::TcpListener::bind("127.0.0.1:0").unwrap(), std::net::TcpListener::bind("127.0.0.1:0").unwrap());
     let (hub, archive) = (a.local_addr().unwrap().port(), b.local_addr().unwrap().port());
     drop((a, b));
+    let backups = tempfile::tempdir().unwrap();
     let d = TestDaemon::start_with(&format!(
-        "{}\n[sync]\nhub_url = \"http://127.0.0.1:{hub}\"\nallow_plain_http = true\n\
+        "{}\n[backup]\ndir = {:?}\nschedule = \"every 1h\"\n[sync]\nhub_url = \"http://127.0.0.1:{hub}\"\nallow_plain_http = true\n\
          [[forward.destinations]]\nname = \"central\"\nhost = \"127.0.0.1\"\nport = {archive}\n\
          called_ae = \"CENTRAL\"\nconfirm = \"store\"\nretry_base = \"50ms\"\nretry_cap = \"300ms\"\ntimeout = \"2s\"\n",
-        tls.section("")
+        tls.section(""),
+        backups.path().display().to_string(),
     ))
     .await;
     let mut c = d.client().await;

@@ -1,5 +1,6 @@
 //! The status page (`/status`) of a running daemon: each listener's counts come from real
-//! traffic and survive a restart (the history is saved in the state directory), a corrupt
+//! traffic (over TLS on the TLS listeners' rows; DCMTK is the DICOM/TLS peer, skipped without
+//! it) and survive a restart (the history is saved in the state directory), a corrupt
 //! history file costs the history but not the start, and the page works in a real headless
 //! Chromium (no console errors, the figures of `/api/v1/status`, the reload, the plots, no
 //! patient data without the scope `read`, usable at 1024×768).
@@ -183,5 +184,52 @@ async fn answers_over_tls_are_counted_on_the_tls_listener_row() {
     assert_eq!(cell(&page, "mllp_tls", "last_hour"), 1);
     assert_eq!(cell(&page, "mllp", "last_hour"), 2);
     assert!(page.contains(&address.to_string()), "the TLS listener's address");
+    daemon.stop().await.unwrap();
+}
+
+/// DCMTK's storescu over TLS with `client` as `aet` to the daemon's DICOM/TLS port: whether
+/// it succeeded.
+async fn storescu_tls(
+    storescu: std::path::PathBuf,
+    tls: &crate::support::tls::EdgeTls,
+    client: &(std::path::PathBuf, std::path::PathBuf),
+    aet: &str,
+    port: u16,
+    file: std::path::PathBuf,
+) -> bool {
+    let mut command = std::process::Command::new(storescu);
+    command.arg("+tls").arg(&client.1).arg(&client.0).arg("+cf").arg(tls.ca());
+    command.args(["-aet", aet, "-aec", "ZENEDGE", "127.0.0.1", &port.to_string()]).arg(file);
+    tokio::task::spawn_blocking(move || command.output().expect("run storescu")).await.unwrap().status.success()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dicom_over_tls_is_counted_on_its_row_and_a_rejected_association_is_its_last_error() {
+    let Some(storescu) =
+        crate::support::tls::tool("storescu", "DCMTK is the DICOM-over-TLS peer; Debian package dcmtk")
+    else {
+        return;
+    };
+    if !crate::support::certs::rsa_available() {
+        return;
+    }
+    let tls = crate::support::tls::EdgeTls::rsa();
+    let allow = "calling_ae_allow = [{ ae = \"CT01\", certificate = \"ct01.radiology.example\" }, \"US01\"]\n";
+    let extra = format!("[dicom]\ntls_listen = \"127.0.0.1:0\"\n{allow}\n{}", tls.section(""));
+    let daemon = TestDaemon::start_with(&extra).await;
+    let port = daemon.dicom_tls.unwrap().port();
+    let files = tempfile::tempdir().unwrap();
+    let sent = crate::support::dataset::write_file(files.path(), &Instance::ct(61, 1, 1), scu::EXPLICIT_LE);
+    let ct01 = tls.client("ct01.radiology.example");
+    assert!(storescu_tls(storescu.clone(), &tls, &ct01, "CT01", port, sent.clone()).await, "stored over TLS");
+    let other = tls.client("us01.radiology.example");
+    assert!(!storescu_tls(storescu, &tls, &other, "CT01", port, sent).await, "CT01 with another certificate");
+    let response = get_as(daemon.http, "/status", Some(crate::support::access::TOKEN)).await;
+    let page = response.body;
+    assert_eq!(cell(&page, "dicom_tls", "last_hour"), 1);
+    assert_eq!(cell(&page, "dicom", "last_hour"), 0);
+    let start = page.find("data-listener=\"dicom_tls\"").unwrap();
+    let row = page[start..].split("</tr>").next().unwrap();
+    assert!(row.contains("association from &quot;CT01&quot; rejected"), "{row}");
     daemon.stop().await.unwrap();
 }
