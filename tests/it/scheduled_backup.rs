@@ -88,10 +88,12 @@ async fn backups_fire_on_schedule_during_intake_and_one_restores_to_a_copy_that_
     let record = accessed.iter().find(|r| r["record"]["objects"][0]["id"] == path.as_str()).expect("its record");
     assert_eq!(record["record"]["participants"][0]["user_id"], "scheduled-backup");
     let live = d.events().await;
+    let live_dir = d.dir.clone();
     d.stop().await.unwrap();
 
     // Restored into a new state directory, it verifies and serves the log up to its last seq.
     let restored = Arc::new(tempfile::tempdir().unwrap());
+    crate::support::daemon::copy_master_key(live_dir.path(), restored.path());
     let config = crate::support::config::write(&work.path().join("restored.toml"), restored.path(), "");
     let out = run(zenedge(&["restore", "--from"], &config, &[&backups.join(&name)])).await;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
