@@ -570,7 +570,8 @@ async fn dicom_uids_that_try_path_traversal_are_refused_and_nothing_is_written_o
         let allowed = file.starts_with("instances/1.2.826.0.1.3680043.10.999.70")
             || file.starts_with("instances/.spool")
             || file.to_string_lossy().starts_with("zenedge.redb")
-            || file.as_os_str() == "local-api.token";
+            || file.as_os_str() == "local-api.token"
+            || file.as_os_str() == "activity.msgpack";
         assert!(allowed, "unexpected file {} in {files:?}", file.display());
     }
     assert_eq!(stored_files(&state).len(), 2, "{files:?}");
