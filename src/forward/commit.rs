@@ -63,6 +63,7 @@ pub fn request(
         .with_presentation_context(STORAGE_COMMITMENT, vec![crate::dicom::negotiate::IMPLICIT_VR_LE])
         .establish_with(&address)
         .map_err(|e| Transient(format!("association for Storage Commitment: {e}")))?;
+    super::scu::no_delay(&mut assoc);
     let context = assoc
         .presentation_contexts()
         .iter()

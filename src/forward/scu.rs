@@ -83,6 +83,7 @@ pub fn send_group(destination: &Destination, state_dir: &Path, items: &[Item]) -
         }
         Err(e) => return Err(transient("association")(e)),
     };
+    no_delay(&mut assoc);
     let mut answers = Vec::with_capacity(items.len());
     for (n, item) in items.iter().enumerate() {
         let context = assoc
@@ -110,6 +111,15 @@ pub fn send_group(destination: &Destination, state_dir: &Path, items: &[Item]) -
     }
     let _ = assoc.release();
     Ok(answers)
+}
+
+/// Turns Nagle's algorithm off on the association's socket: a C-STORE is a small command PDU,
+/// then the data, then a wait for the answer, and with Nagle on (and the archive's delayed
+/// ACKs) each small write waits up to 40 ms for the previous one's ACK.
+pub(super) fn no_delay(assoc: &mut ClientAssociation<std::net::TcpStream>) {
+    if let Err(e) = assoc.inner_stream().set_nodelay(true) {
+        tracing::debug!(error = %e, "TCP_NODELAY not set on a forwarding association");
+    }
 }
 
 /// The refusal of an instance whose (SOP class, transfer syntax) the archive did not accept.
