@@ -64,6 +64,7 @@ pub(super) fn page(data: &PageData) -> Markup {
                     (sync(&data.status["sync"]))
                 }
                 (forwarding(&data.status["forward"]))
+                (backups(&data.status["backup"]))
                 div.grid {
                     (waiting_section(data))
                     (disk(data))
@@ -100,6 +101,7 @@ pub(super) fn problems(data: &PageData) -> Vec<String> {
             out.push(format!("forwarding to {}: breaker {}", text(&d["name"]), text(&d["breaker"])));
         }
     }
+    out.extend(backup_problem(&data.status["backup"]));
     if data.status["disk"]["below_reserve"] == Value::Bool(true) {
         out.push("free disk space is below the reserve: new data is refused".into());
     } else if let Some(days) = data.disk.days_left().filter(|d| *d < 2.0) {
@@ -260,6 +262,36 @@ fn forwarding(destinations: &Value) -> Markup {
             }
         }
     }
+}
+
+/// The scheduled backups (`/api/v1/status`'s `backup`): schedule, next run, last success and
+/// last failure.
+fn backups(backup: &Value) -> Markup {
+    let root = serde_json::json!({ "backup": backup });
+    let f = |key: &str| figure(&root, &format!("backup.{key}"));
+    html! {
+        section #backups {
+            h2 { "Backups" }
+            @if backup["enabled"] != Value::Bool(true) {
+                p.muted { "No scheduled backups: [backup] dir is not set." }
+            } @else {
+                p { "Into " (text(&backup["dir"])) ", " (text(&backup["schedule"])) ", kept " (text(&backup["keep"]))
+                    "; next " (f("next_at")) }
+                p { "Last success: " (f("last_success.at")) " " span.muted { (text(&backup["last_success"]["name"])) } }
+                @if backup["last_failure"].is_object() {
+                    p class=(if backup["failing"] == Value::Bool(true) { "bad" } else { "muted" }) {
+                        "Last failure: " (f("last_failure.at")) ": " (text(&backup["last_failure"]["reason"]))
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The scheduled backups' problem, if the last one failed.
+fn backup_problem(backup: &Value) -> Option<String> {
+    (backup["failing"] == Value::Bool(true))
+        .then(|| format!("the last scheduled backup failed: {}", text(&backup["last_failure"]["reason"])))
 }
 
 fn waiting_section(data: &PageData) -> Markup {
